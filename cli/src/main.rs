@@ -1,0 +1,142 @@
+//! `cybs3`: the erasure-coded local object store, its S3 server, and its tools.
+
+mod admin;
+mod bench;
+mod maint;
+mod paths;
+mod server;
+mod storedir;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cybs3",
+    version,
+    about = "Erasure-coded local object store with an S3 endpoint",
+    long_about = "cybs3 keeps objects erasure-coded across local drives, indexed in LMDB, \
+                  and serves them over S3.\n\nStart here: `cybs3 server start --detach`, \
+                  then `cybs3 server status` for the endpoint and credentials.",
+    after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more. \
+                  CYBS3_HOME relocates config and data."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run and manage the S3 server
+    #[command(subcommand)]
+    Server(ServerCmd),
+    /// Verify every shard and rebuild missing or damaged ones (and replaced drives)
+    Heal {
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report inconsistencies without changing anything (exit 1 when any are found)
+    Fsck {
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure performance against physical references (memcpy, raw disk writes)
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+    /// Print shell completions, e.g. `cybs3 completions bash > /etc/bash_completion.d/cybs3`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ServerCmd {
+    /// Start the server (in the foreground unless --detach)
+    Start(server::StartArgs),
+    /// Stop the server gracefully: drain requests, then exit
+    Stop {
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
+    /// Show whether the server runs, its address, drives and usage
+    Status {
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Print one JSON document (with root keys when the store's config is readable)
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log = match &cli.command {
+        Command::Server(ServerCmd::Start(_)) => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("cybs3: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `Ok(false)`: the command ran but reports failure (e.g. fsck found problems).
+fn run(cli: Cli) -> anyhow::Result<bool> {
+    match cli.command {
+        Command::Server(ServerCmd::Start(args)) => server::start(args).map(|()| true),
+        Command::Server(ServerCmd::Stop { data }) => server::stop(data).map(|()| true),
+        Command::Server(ServerCmd::Status { data, json }) => {
+            server::status(data, json).map(|()| true)
+        }
+        Command::Heal { data, json } => maint::run(data, true, json),
+        Command::Fsck { data, json } => maint::run(data, false, json),
+        Command::Bench(cmd) => bench::run(cmd).map(|()| true),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "cybs3", &mut std::io::stdout());
+            Ok(true)
+        }
+    }
+}
+
+/// An error and its causes on one line: "what failed: why".
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+/// Run one future to completion on a small runtime (for client-side calls).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}

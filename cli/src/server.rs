@@ -1,0 +1,326 @@
+//! `cybs3 server start|stop|status`.
+
+use crate::admin;
+use crate::storedir::{pid_alive, Runtime, StoreDir};
+use anyhow::{anyhow, bail, Context, Result};
+use engine::{Store, StoreConfig};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct StartArgs {
+    /// Data directory (layout, credentials, pid file, logs; default drive)
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Drive directories, one per disk, comma-separated (fixed at first start)
+    #[arg(long, value_name = "DIR,DIR,…", value_delimiter = ',')]
+    pub drives: Option<Vec<PathBuf>>,
+    /// Erasure layout data+parity, e.g. 4+2 (default from the drive count; fixed at first start)
+    #[arg(long, value_name = "K+M")]
+    pub ec: Option<String>,
+    /// Address to serve S3 on; 0.0.0.0:9000 serves the LAN
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// S3 region reported to clients
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Run in the background; returns once the server answers
+    #[arg(long)]
+    pub detach: bool,
+}
+
+pub fn store_dir(data: Option<PathBuf>) -> StoreDir {
+    StoreDir::new(data.unwrap_or_else(crate::paths::default_store))
+}
+
+pub fn start(args: StartArgs) -> Result<()> {
+    let dir = store_dir(args.data.clone());
+    dir.create()?;
+    if let Some(rt) = dir.running()? {
+        bail!(
+            "a server is already running on {} at http://{} (pid {}); stop it with `cybs3 server stop`",
+            dir.root.display(),
+            rt.address,
+            rt.pid
+        );
+    }
+    if args.detach {
+        return detach(&dir, &args);
+    }
+    let layout = dir.resolve_layout(args.drives.clone(), args.ec.as_deref())?;
+    let ec = layout.ec.parse().map_err(|e: String| anyhow!(e))?;
+    let mut cfg = StoreConfig::new(layout.drives.clone());
+    cfg.ec = Some(ec);
+    let store = Store::open(cfg).context("cannot open the store")?;
+    dir.save_layout(&layout)?;
+    let creds = dir.ensure_credentials()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let served = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}; is another server using it? choose another with --listen",
+                    args.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        admin::spawn(&dir.socket(), store.clone(), addr.to_string())?;
+        dir.save_runtime(&Runtime {
+            pid: std::process::id(),
+            address: addr.to_string(),
+        })?;
+        tracing::info!(
+            ec = %store.ec(),
+            drives = layout.drives.len(),
+            "serving S3 on http://{addr}, data in {}",
+            dir.root.display()
+        );
+        let cfg = s3d::ServerConfig {
+            listen: addr,
+            access_key: creds.access_key,
+            secret_key: creds.secret_key,
+            region: args.region.clone(),
+        };
+        s3d::serve(cfg, store.clone(), listener, shutdown_signal()).await
+    });
+    // Drop every task's store handle before closing the store.
+    rt.shutdown_timeout(Duration::from_secs(30));
+    drop(store);
+    dir.clear_runtime();
+    tracing::info!("server stopped");
+    served
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("shutting down: draining requests");
+}
+
+/// Start a copy of ourselves in the background and wait until it answers.
+fn detach(dir: &StoreDir, args: &StartArgs) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the cybs3 executable")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["server", "start", "--data"])
+        .arg(&dir.root)
+        .arg("--listen")
+        .arg(args.listen.to_string())
+        .arg("--region")
+        .arg(&args.region);
+    if let Some(drives) = &args.drives {
+        let list: Vec<String> = drives.iter().map(|d| d.display().to_string()).collect();
+        cmd.arg("--drives").arg(list.join(","));
+    }
+    if let Some(ec) = &args.ec {
+        cmd.arg("--ec").arg(ec);
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.log())
+        .with_context(|| format!("cannot open {}", dir.log().display()))?;
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid in the child before exec, so it outlives this terminal session.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the server process")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the server stopped during start-up ({status}):\n{}",
+                log_tail(dir)
+            );
+        }
+        if let Some(rt) = dir.running()? {
+            if rt.pid == child.id() && health_live(&rt.address) {
+                println!(
+                    "cybs3 server running at http://{} (pid {}), data in {}",
+                    rt.address,
+                    rt.pid,
+                    dir.root.display()
+                );
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    bail!(
+        "the server did not answer within 60 s; see {}",
+        dir.log().display()
+    )
+}
+
+fn log_tail(dir: &StoreDir) -> String {
+    let text = std::fs::read_to_string(dir.log()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+/// Does `GET /health/live` answer 200?
+fn health_live(address: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(address) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /health/live HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    let n = s.read(&mut buf).unwrap_or(0);
+    buf[..n].starts_with(b"HTTP/1.1 200") || buf[..n].starts_with(b"HTTP/1.0 200")
+}
+
+pub fn stop(data: Option<PathBuf>) -> Result<()> {
+    let dir = store_dir(data);
+    let Some(rt) = dir.running()? else {
+        println!("no server is running on {}", dir.root.display());
+        return Ok(());
+    };
+    // SAFETY: plain signal to a pid we recorded.
+    if unsafe { libc::kill(rt.pid as libc::pid_t, libc::SIGTERM) } != 0 {
+        bail!(
+            "cannot signal the server (pid {}): {}",
+            rt.pid,
+            std::io::Error::last_os_error()
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if !pid_alive(rt.pid) {
+            println!("stopped the server (pid {})", rt.pid);
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("the server (pid {}) did not stop within 90 s", rt.pid)
+}
+
+pub fn status(data: Option<PathBuf>, json: bool) -> Result<()> {
+    let dir = store_dir(data);
+    let layout = dir.layout()?;
+    let creds = dir.credentials().ok().flatten();
+    let running = dir.running()?;
+    let live = match &running {
+        Some(_) => Some(crate::block_on(admin::call(
+            &dir.socket(),
+            hyper::Method::GET,
+            "/status",
+        ))?),
+        None => None,
+    };
+    let store = live.as_ref().map(|v| v["store"].clone());
+    if json {
+        let mut out = serde_json::json!({
+            "running": running.is_some(),
+            "pid": running.as_ref().map(|r| r.pid),
+            "address": running.as_ref().map(|r| r.address.clone()),
+            "endpoint": running.as_ref().map(|r| format!("http://{}", r.address)),
+            "data": dir.root,
+            "ec": layout.as_ref().map(|l| l.ec.clone()),
+            "drives": store.as_ref().map(|s| s["drives"].clone()).unwrap_or_else(|| {
+                serde_json::json!(layout.as_ref().map(|l| l.drives.clone()).unwrap_or_default())
+            }),
+            "usage": store.as_ref().map(|s| serde_json::json!({
+                "buckets": s["buckets"], "objects": s["objects"], "bytes": s["bytes"],
+            })),
+            "writable": store.as_ref().map(|s| s["writable"].clone()),
+        });
+        if let Some(c) = &creds {
+            out["root_access_key"] = c.access_key.clone().into();
+            out["root_secret_key"] = c.secret_key.clone().into();
+        }
+        println!("{out}");
+        return Ok(());
+    }
+    match (&running, &store) {
+        (Some(rt), Some(s)) => {
+            println!(
+                "server:   running at http://{} (pid {})",
+                rt.address, rt.pid
+            );
+            println!("data:     {}", dir.root.display());
+            println!(
+                "erasure:  {} ({})",
+                s["ec"].as_str().unwrap_or("?"),
+                if s["writable"].as_bool() == Some(true) {
+                    "writable"
+                } else {
+                    "NOT writable: too few drives online"
+                }
+            );
+            println!("drives:");
+            for d in s["drives"].as_array().into_iter().flatten() {
+                let free = d["free_bytes"]
+                    .as_u64()
+                    .map(human_bytes)
+                    .unwrap_or("?".into());
+                let total = d["total_bytes"]
+                    .as_u64()
+                    .map(human_bytes)
+                    .unwrap_or("?".into());
+                println!(
+                    "  {:>2} {:<7} {}  ({free} free of {total}){}",
+                    d["index"],
+                    d["state"].as_str().unwrap_or("?"),
+                    d["path"].as_str().unwrap_or("?"),
+                    d["problem"]
+                        .as_str()
+                        .map(|p| format!("  — {p}"))
+                        .unwrap_or_default()
+                );
+            }
+            println!(
+                "usage:    {} buckets, {} objects, {}",
+                s["buckets"],
+                s["objects"],
+                human_bytes(s["bytes"].as_u64().unwrap_or(0))
+            );
+        }
+        _ => {
+            println!("server:   not running (start it with `cybs3 server start --detach`)");
+            println!("data:     {}", dir.root.display());
+            if let Some(l) = &layout {
+                println!("erasure:  {}", l.ec);
+                for (i, d) in l.drives.iter().enumerate() {
+                    println!("  {i:>2} {}", d.display());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

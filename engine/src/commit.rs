@@ -1,0 +1,280 @@
+//! Group commit: one thread owns every metadata write.
+//!
+//! Requests queue on a channel. The committer takes all that are waiting, applies
+//! them in one write transaction on the primary drive while recording each
+//! mutation, replays that log on every other in-sync drive in parallel, and
+//! commits them all (one fsync per drive per batch). Each request is answered
+//! only after its batch is durable on at least a quorum of drives. Because every
+//! in-sync drive receives the same batches in the same order, their LMDBs hold
+//! identical records and a per-drive batch counter (`#seq`) shows which drives
+//! fell behind.
+
+use crate::drive::{Db, Drive, DriveState};
+use crate::error::{Error, Result};
+use crate::ops::{self, Op, Out};
+use crate::record::{keys, DataId};
+use heed::RwTxn;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Most requests folded into one transaction.
+const MAX_BATCH: usize = 512;
+
+pub(crate) enum Request {
+    Op(Box<Op>, SyncSender<Result<Out>>),
+    /// Copy the primary's metadata onto a drive that fell behind, then put it back in sync.
+    SyncDrive(usize, SyncSender<Result<()>>),
+}
+
+/// A write transaction that remembers what it changed, so it can be replayed.
+pub(crate) struct Tx<'a, 'e> {
+    txn: &'a mut RwTxn<'e>,
+    db: Db,
+    log: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    failed: Option<heed::Error>,
+}
+
+impl<'a, 'e> Tx<'a, 'e> {
+    fn check<T: Default>(&mut self, r: heed::Result<T>) -> T {
+        r.unwrap_or_else(|e| {
+            self.failed.get_or_insert(e);
+            T::default()
+        })
+    }
+
+    pub fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        let r = self.db.get(self.txn, key).map(|v| v.map(<[u8]>::to_vec));
+        self.check(r)
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        let r = self.db.put(self.txn, &key, &value);
+        self.check(r);
+        self.log.push((key, Some(value)));
+    }
+
+    pub fn del(&mut self, key: Vec<u8>) {
+        let r = self.db.delete(self.txn, &key).map(|_| ());
+        self.check(r);
+        self.log.push((key, None));
+    }
+
+    /// Every entry under `prefix`, in key order.
+    pub fn scan(&mut self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let r = self.db.prefix_iter(self.txn, prefix).and_then(|it| {
+            it.map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect()
+        });
+        self.check(r)
+    }
+
+    pub fn has_prefix(&mut self, prefix: &[u8]) -> bool {
+        let r = self
+            .db
+            .prefix_iter(self.txn, prefix)
+            .and_then(|mut it| it.next().transpose().map(|kv| kv.is_some()));
+        self.check(r)
+    }
+}
+
+/// Commit times: wall-clock nanoseconds, strictly increasing within the process.
+pub(crate) struct Clock {
+    last: u64,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock { last: 0 }
+    }
+
+    pub fn now(&mut self) -> u64 {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        self.last = wall.max(self.last + 1);
+        self.last
+    }
+}
+
+pub(crate) struct Committer {
+    pub drives: Arc<Vec<Drive>>,
+    /// Fewest drives that must hold a commit before it is acknowledged.
+    pub quorum: usize,
+    /// Shard files of deleted data, removed after the commit that dropped them.
+    pub reclaim: crate::reclaim::Reclaimer,
+    pub clock: Clock,
+}
+
+impl Committer {
+    pub fn run(mut self, rx: Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = Vec::new();
+            let mut next = Some(first);
+            while let Some(req) = next.take() {
+                match req {
+                    Request::Op(op, reply) => batch.push((*op, reply)),
+                    Request::SyncDrive(d, reply) => {
+                        self.commit(std::mem::take(&mut batch));
+                        let _ = reply.send(self.sync_drive(d));
+                    }
+                }
+                if batch.len() < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.commit(batch);
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<(Op, SyncSender<Result<Out>>)>) {
+        if batch.is_empty() {
+            return;
+        }
+        match self.apply(&batch) {
+            Ok(results) => {
+                for ((_, reply), (result, freed)) in batch.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                    self.reclaim.drop_data(freed);
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let storage_full = matches!(e, Error::StorageFull(_));
+                for (_, reply) in batch {
+                    let err = if storage_full {
+                        Error::StorageFull(msg.clone())
+                    } else {
+                        Error::Meta(msg.clone())
+                    };
+                    let _ = reply.send(Err(err));
+                }
+            }
+        }
+    }
+
+    /// Apply a batch everywhere; per-request results, or one error for the whole batch.
+    #[allow(clippy::type_complexity)]
+    fn apply(
+        &mut self,
+        batch: &[(Op, SyncSender<Result<Out>>)],
+    ) -> Result<Vec<(Result<Out>, Vec<DataId>)>> {
+        let all = self.drives.clone();
+        let drives = in_sync(&all);
+        if drives.len() < self.quorum {
+            return Err(Error::InsufficientDrives {
+                online: drives.len(),
+                needed: self.quorum,
+            });
+        }
+        let primary = drives[0];
+        let meta = primary.meta().expect("in-sync drive has metadata");
+        let mut txn = meta.env.write_txn()?;
+        let mut tx = Tx {
+            txn: &mut txn,
+            db: meta.db,
+            log: Vec::new(),
+            failed: None,
+        };
+        let mut results = Vec::with_capacity(batch.len());
+        for (op, _) in batch {
+            let mut freed = Vec::new();
+            let r = ops::apply(&mut tx, op, &mut self.clock, &mut freed);
+            if let Some(e) = tx.failed.take() {
+                return Err(e.into());
+            }
+            results.push((r, freed));
+        }
+        let seq = tx
+            .get(keys::SEQ)
+            .and_then(|v| v.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        tx.put(keys::SEQ.to_vec(), (seq + 1).to_be_bytes().to_vec());
+        if let Some(e) = tx.failed.take() {
+            return Err(e.into());
+        }
+        let log = std::mem::take(&mut tx.log);
+        let outcomes: Vec<(usize, Result<()>)> = std::thread::scope(|s| {
+            let others: Vec<_> = drives[1..]
+                .iter()
+                .map(|d| s.spawn(|| (d.index, replay(d, &log))))
+                .collect();
+            let mut outcomes = vec![(primary.index, txn.commit().map_err(Error::from))];
+            outcomes.extend(others.into_iter().map(|h| h.join().expect("replay thread")));
+            outcomes
+        });
+        let mut ok = 0;
+        let mut first_err = None;
+        for (index, r) in outcomes {
+            match r {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    self.drives[index].set_state(
+                        DriveState::Stale,
+                        Some(format!("metadata commit failed: {e}")),
+                    );
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if ok < self.quorum {
+            return Err(first_err.unwrap_or(Error::InsufficientDrives {
+                online: ok,
+                needed: self.quorum,
+            }));
+        }
+        Ok(results)
+    }
+
+    fn sync_drive(&mut self, index: usize) -> Result<()> {
+        let target = &self.drives[index];
+        let source = in_sync(&self.drives)
+            .into_iter()
+            .find(|d| d.index != index)
+            .ok_or(Error::InsufficientDrives {
+                online: 0,
+                needed: self.quorum,
+            })?;
+        let src = source.meta().expect("in-sync drive has metadata");
+        let dst = target
+            .meta()
+            .ok_or_else(|| Error::Meta(format!("drive {index} has no metadata open")))?;
+        let rtxn = src.env.read_txn()?;
+        let mut wtxn = dst.env.write_txn()?;
+        dst.db.clear(&mut wtxn)?;
+        for kv in src.db.iter(&rtxn)? {
+            let (k, v) = kv?;
+            // SAFETY: keys come sorted from the source, as MDB_APPEND requires.
+            dst.db
+                .put_with_flags(&mut wtxn, heed::PutFlags::APPEND, k, v)?;
+        }
+        wtxn.commit()?;
+        target.set_state(DriveState::Online, None);
+        tracing::info!(drive = index, "drive metadata back in sync");
+        Ok(())
+    }
+}
+
+fn in_sync(drives: &[Drive]) -> Vec<&Drive> {
+    drives
+        .iter()
+        .filter(|d| d.state() == DriveState::Online && d.meta().is_some())
+        .collect()
+}
+
+fn replay(drive: &Drive, log: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+    let meta = drive.meta().expect("in-sync drive has metadata");
+    let mut txn = meta.env.write_txn()?;
+    for (k, v) in log {
+        match v {
+            Some(v) => meta.db.put(&mut txn, k, v)?,
+            None => {
+                meta.db.delete(&mut txn, k)?;
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}

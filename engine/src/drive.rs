@@ -1,0 +1,232 @@
+//! One drive directory: its format file, its own LMDB metadata copy, its shard files.
+//!
+//! ```text
+//! <drive>/format.json     store id, drive index, layout
+//! <drive>/lock            flock'ed while a process has the store open
+//! <drive>/meta/           LMDB: this drive's full copy of the metadata
+//! <drive>/tmp/            shard files being written
+//! <drive>/data/xx/<id>    committed shard files, xx = first byte of the id
+//! ```
+
+use crate::error::{Error, Result};
+use crate::layout::Format;
+use crate::record::{keys, DataId};
+use heed::types::Bytes;
+use heed::{Database, Env, EnvOpenOptions, WithoutTls};
+use serde::Serialize;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Virtual size reserved for each drive's metadata map (the file grows as needed).
+const MAP_SIZE: usize = 1 << 38;
+
+pub type Db = Database<'static, Bytes, Bytes>;
+
+/// An open LMDB environment and its single (unnamed) database.
+pub struct Meta {
+    pub env: Env<WithoutTls>,
+    pub db: Db,
+}
+
+impl Meta {
+    fn open(dir: &Path) -> Result<Meta> {
+        fs::create_dir_all(dir)?;
+        // SAFETY: the environment is opened once per process (drives are locked with
+        // flock against other processes), and its files are only touched through LMDB.
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .read_txn_without_tls()
+                .map_size(MAP_SIZE)
+                .max_readers(1022)
+                .open(dir)?
+        };
+        let wtxn = env.write_txn()?;
+        let db: Database<'_, Bytes, Bytes> = env
+            .create_databases_and_commit(wtxn, |opener, wtxn| {
+                opener
+                    .create_database::<Bytes, Bytes>(wtxn, None)
+                    .map(heed::CommitOrAbort::<_, ()>::Commit)
+            })?
+            .unwrap_commit();
+        // SAFETY: a Database is a dbi handle with a phantom borrow of its Env; the Env
+        // is stored right beside it in this struct and outlives every use of the handle.
+        let db: Db = unsafe { std::mem::transmute::<Database<'_, Bytes, Bytes>, Db>(db) };
+        Ok(Meta { env, db })
+    }
+
+    pub fn seq(&self) -> Result<u64> {
+        let rtxn = self.env.read_txn()?;
+        Ok(self
+            .db
+            .get(&rtxn, keys::SEQ)?
+            .and_then(|v| v.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriveState {
+    /// Formatted, metadata current: serves reads and takes every write.
+    Online,
+    /// Formatted but its metadata missed commits: takes shard writes, waits for heal.
+    Stale,
+    /// Missing, unformatted, damaged or failing: waits for heal.
+    Faulty,
+}
+
+pub struct Drive {
+    pub index: usize,
+    pub root: PathBuf,
+    pub state: RwLock<DriveState>,
+    pub meta: RwLock<Option<Arc<Meta>>>,
+    pub problem: Mutex<Option<String>>,
+    lock: Mutex<Option<File>>,
+}
+
+impl Drive {
+    pub fn new(index: usize, root: PathBuf) -> Drive {
+        Drive {
+            index,
+            root,
+            state: RwLock::new(DriveState::Faulty),
+            meta: RwLock::new(None),
+            problem: Mutex::new(None),
+            lock: Mutex::new(None),
+        }
+    }
+
+    pub fn state(&self) -> DriveState {
+        *self.state.read().unwrap()
+    }
+
+    pub fn set_state(&self, state: DriveState, problem: Option<String>) {
+        if let Some(p) = &problem {
+            tracing::warn!(drive = %self.root.display(), "drive {}: {p}", self.index);
+        }
+        *self.state.write().unwrap() = state;
+        *self.problem.lock().unwrap() = problem;
+    }
+
+    pub fn meta(&self) -> Option<Arc<Meta>> {
+        self.meta.read().unwrap().clone()
+    }
+
+    pub fn format_path(&self) -> PathBuf {
+        self.root.join("format.json")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    pub fn shard_path(&self, id: &DataId) -> PathBuf {
+        let hex = hex::encode(id);
+        self.data_dir().join(&hex[..2]).join(hex)
+    }
+
+    pub fn tmp_shard_path(&self, id: &DataId) -> PathBuf {
+        self.tmp_dir().join(hex::encode(id))
+    }
+
+    /// The format written on this drive, if it has a readable one.
+    pub fn read_format(&self) -> Result<Option<Format>> {
+        match fs::read(self.format_path()) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Layout(format!("{}: {e}", self.format_path().display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Is there anything at all in this drive directory?
+    pub fn is_empty(&self) -> bool {
+        match fs::read_dir(&self.root) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(_) => true,
+        }
+    }
+
+    /// Write a fresh format and empty metadata: for a new store or a replacement drive.
+    /// Whatever damaged metadata was there is discarded; shard files are kept for heal to judge.
+    pub fn format(&self, format: &Format) -> Result<()> {
+        fs::create_dir_all(&self.root)?;
+        *self.meta.write().unwrap() = None;
+        let _ = fs::remove_dir_all(self.root.join("meta"));
+        for sub in ["tmp", "data"] {
+            fs::create_dir_all(self.root.join(sub))?;
+        }
+        for b in 0..=255u8 {
+            fs::create_dir_all(self.data_dir().join(hex::encode([b])))?;
+        }
+        let tmp = self.root.join("format.json.tmp");
+        let mut f = File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(format).expect("format serializes"))?;
+        f.sync_all()?;
+        fs::rename(&tmp, self.format_path())?;
+        sync_dir(&self.root)?;
+        Ok(())
+    }
+
+    /// Take the drive's lock and open its metadata.
+    pub fn open(&self) -> Result<()> {
+        self.lock()?;
+        let meta = Meta::open(&self.root.join("meta"))?;
+        *self.meta.write().unwrap() = Some(Arc::new(meta));
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<()> {
+        let mut held = self.lock.lock().unwrap();
+        if held.is_some() {
+            return Ok(());
+        }
+        let path = self.root.join("lock");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        // SAFETY: flock on a file descriptor we own.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            return Err(Error::Locked(format!(
+                "{} is locked by pid {}",
+                self.root.display(),
+                holder.trim()
+            )));
+        }
+        f.set_len(0)?;
+        let _ = write!(f, "{}", std::process::id());
+        *held = Some(f);
+        Ok(())
+    }
+
+    /// Total and free bytes of the filesystem holding this drive.
+    pub fn capacity(&self) -> Option<(u64, u64)> {
+        let c = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes()).ok()?;
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: valid C string and out-pointer.
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+            return None;
+        }
+        let frsize = st.f_frsize as u64;
+        Some((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
+    }
+}
+
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}

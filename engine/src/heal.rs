@@ -1,0 +1,350 @@
+//! Healing and checking: drives back in the set, shards verified and rebuilt, orphans swept.
+//!
+//! `check` only looks; `heal` also repairs. Both walk every piece of sharded data
+//! the index references (object versions and multipart parts) and verify every
+//! shard, data and parity, block by block.
+
+use crate::codec::reconstruct;
+use crate::drive::{sync_dir, DriveState};
+use crate::error::Result;
+use crate::record::{self, keys, DataId, ObjectVersion, PartData, PartRecord};
+use crate::shard::{block_bytes, read_block, verify, Geometry, ShardHeader, HEADER_LEN};
+use crate::Store;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, SystemTime};
+
+/// What a check or heal found (and, for heal, fixed).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HealReport {
+    /// Drives that were unformatted, damaged or behind, by index.
+    pub drives_bad: Vec<usize>,
+    /// Drives formatted and brought back in sync (heal only).
+    pub drives_healed: Vec<usize>,
+    /// Pieces of sharded data checked, and shards checked across all drives.
+    pub data_checked: u64,
+    pub shards_checked: u64,
+    /// Shards found missing or failing their checksums.
+    pub shards_bad: u64,
+    /// Shards rewritten (heal only).
+    pub shards_healed: u64,
+    /// Data with fewer than K good shards: lost.
+    pub unrecoverable: Vec<String>,
+    /// Shard files nothing references.
+    pub orphans: u64,
+    pub orphans_removed: u64,
+}
+
+impl HealReport {
+    pub fn clean(&self) -> bool {
+        self.drives_bad.is_empty()
+            && self.shards_bad == 0
+            && self.unrecoverable.is_empty()
+            && self.orphans == self.orphans_removed
+    }
+}
+
+/// Orphan files younger than this may belong to a write still in flight.
+const ORPHAN_GRACE: Duration = Duration::from_secs(600);
+
+struct Item {
+    label: String,
+    id: DataId,
+    data: PartData,
+    size: u64,
+}
+
+impl Store {
+    /// Verify everything; change nothing.
+    pub fn check(&self) -> Result<HealReport> {
+        self.walk(false)
+    }
+
+    /// Verify everything and repair what can be repaired.
+    pub fn heal(&self) -> Result<HealReport> {
+        self.walk(true)
+    }
+
+    fn walk(&self, repair: bool) -> Result<HealReport> {
+        let inner = &self.inner;
+        let _one_at_a_time = inner.heal_lock.lock().unwrap();
+        let mut report = HealReport::default();
+        for d in inner.drives.iter() {
+            if d.state() != DriveState::Online {
+                report.drives_bad.push(d.index);
+            }
+        }
+        if repair {
+            for &i in &report.drives_bad {
+                match self.heal_drive(i) {
+                    Ok(()) => report.drives_healed.push(i),
+                    Err(e) => tracing::warn!(drive = i, "cannot heal drive: {e}"),
+                }
+            }
+        }
+        for item in self.sharded_items()? {
+            report.data_checked += 1;
+            self.check_item(&item, repair, &mut report);
+        }
+        let grace = if inner.live {
+            ORPHAN_GRACE
+        } else {
+            Duration::ZERO
+        };
+        let (orphans, removed) = self.sweep_orphans(repair, grace)?;
+        report.orphans = orphans;
+        report.orphans_removed = removed;
+        Ok(report)
+    }
+
+    /// Format a missing or damaged drive, or resync one that fell behind.
+    fn heal_drive(&self, index: usize) -> Result<()> {
+        let d = &self.inner.drives[index];
+        let format = self.inner.format_for(index);
+        let needs_format = d.state() == DriveState::Faulty
+            && !matches!(d.read_format(), Ok(Some(f)) if f == format && d.meta().is_some());
+        if needs_format {
+            d.format(&format)?;
+            d.open()?;
+            d.set_state(DriveState::Stale, None);
+        }
+        self.sync_drive(index)
+    }
+
+    fn sharded_items(&self) -> Result<Vec<Item>> {
+        let (rtxn, db) = self.read()?;
+        let mut out = Vec::new();
+        for kv in db.prefix_iter(&rtxn, &[keys::VERSION])? {
+            let (_, v) = kv?;
+            let v: ObjectVersion = record::decode(v)?;
+            for p in &v.parts {
+                if let PartData::Sharded { id, .. } = p.data {
+                    out.push(Item {
+                        label: format!("{} (version {}, part {})", v.key, v.version_id, p.number),
+                        id,
+                        data: p.data,
+                        size: p.size,
+                    });
+                }
+            }
+        }
+        for kv in db.prefix_iter(&rtxn, &[keys::PART])? {
+            let (_, v) = kv?;
+            let p: PartRecord = record::decode(v)?;
+            if let PartData::Sharded { id, .. } = p.entry.data {
+                out.push(Item {
+                    label: format!("upload part {}", p.entry.number),
+                    id,
+                    data: p.entry.data,
+                    size: p.entry.size,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Verify one piece of data on every drive; with `repair`, rewrite the bad shards.
+    pub(crate) fn heal_data(&self, id: DataId) -> Result<()> {
+        let _one_at_a_time = self.inner.heal_lock.lock().unwrap();
+        let item = self.sharded_items()?.into_iter().find(|i| i.id == id);
+        if let Some(item) = item {
+            let mut report = HealReport::default();
+            self.check_item(&item, true, &mut report);
+            if report.shards_healed > 0 {
+                tracing::info!("healed {} shard(s) of {}", report.shards_healed, item.label);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_item(&self, item: &Item, repair: bool, report: &mut HealReport) {
+        let PartData::Sharded {
+            k,
+            m,
+            rot,
+            block_size,
+            ..
+        } = item.data
+        else {
+            return;
+        };
+        let (k, m, rot) = (k as usize, m as usize, rot as usize);
+        let drives = &self.inner.drives;
+        let n = drives.len();
+        let geo = Geometry {
+            k,
+            block_size: block_size as usize,
+            size: item.size,
+        };
+        let files: Vec<Option<File>> = (0..n)
+            .map(|i| File::open(drives[(i + rot) % n].shard_path(&item.id)).ok())
+            .collect();
+        let bad: Vec<usize> = (0..k + m)
+            .filter(|&i| !files[i].as_ref().is_some_and(|f| verify(f, &geo, &item.id)))
+            .collect();
+        report.shards_checked += (k + m) as u64;
+        report.shards_bad += bad.len() as u64;
+        if bad.is_empty() {
+            return;
+        }
+        if !repair {
+            if !self.recoverable(&files, &geo, k, m) {
+                report.unrecoverable.push(item.label.clone());
+            }
+            return;
+        }
+        match self.rebuild(item, &files, &bad, &geo, k, m, rot) {
+            Ok(()) => report.shards_healed += bad.len() as u64,
+            Err(e) => {
+                tracing::error!("cannot heal {}: {e}", item.label);
+                report.unrecoverable.push(item.label.clone());
+            }
+        }
+    }
+
+    fn recoverable(&self, files: &[Option<File>], geo: &Geometry, k: usize, m: usize) -> bool {
+        let mut buf = Vec::new();
+        (0..geo.blocks()).all(|b| {
+            (0..k + m)
+                .filter(|&i| {
+                    files[i]
+                        .as_ref()
+                        .is_some_and(|f| read_block(f, geo, b, &mut buf))
+                })
+                .count()
+                >= k
+        })
+    }
+
+    /// Rewrite the `bad` shards from the good ones, block by block, then swap them in.
+    #[allow(clippy::too_many_arguments)]
+    fn rebuild(
+        &self,
+        item: &Item,
+        files: &[Option<File>],
+        bad: &[usize],
+        geo: &Geometry,
+        k: usize,
+        m: usize,
+        rot: usize,
+    ) -> Result<()> {
+        let drives = &self.inner.drives;
+        let n = drives.len();
+        let mut outs = Vec::new();
+        for &i in bad {
+            let d = &drives[(i + rot) % n];
+            if d.state() == DriveState::Faulty {
+                continue;
+            }
+            let tmp = d.tmp_dir().join(format!("{}.heal", hex::encode(item.id)));
+            let f = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&tmp)?;
+            outs.push((i, tmp, f));
+        }
+        let mut buf = Vec::new();
+        for b in 0..geo.blocks() {
+            let mut shards: Vec<Option<Vec<u8>>> = (0..k + m)
+                .map(|i| {
+                    // A bad shard may still have good blocks (damage elsewhere in the file):
+                    // like reads, trust every block that passes its checksum.
+                    let mut sb = Vec::new();
+                    files[i]
+                        .as_ref()
+                        .is_some_and(|f| read_block(f, geo, b, &mut sb))
+                        .then_some(sb)
+                })
+                .collect();
+            reconstruct(k, m, &mut shards)?;
+            for (i, _, f) in outs.iter_mut() {
+                block_bytes(shards[*i].as_ref().expect("reconstructed"), &mut buf);
+                f.write_all_at(&buf, geo.offset(b))?;
+            }
+        }
+        // The header is copied from a good shard, with this shard's index.
+        let template = (0..k + m)
+            .filter(|i| !bad.contains(i))
+            .find_map(|i| files[i].as_ref().and_then(|f| ShardHeader::read(f).ok()));
+        for (i, tmp, f) in outs {
+            let mut header = template.clone().unwrap_or(ShardHeader {
+                store_id: self.inner.store_id.clone(),
+                data_id: item.id,
+                index: 0,
+                k: k as u8,
+                m: m as u8,
+                block_size: geo.block_size as u32,
+                size: geo.size,
+                bucket: String::new(),
+                key: String::new(),
+                upload: None,
+            });
+            header.index = i as u8;
+            f.write_all_at(&header.encode()?, 0)?;
+            f.set_len(geo.offset(geo.blocks()).max(HEADER_LEN))?;
+            f.sync_all()?;
+            let dest = drives[(i + rot) % n].shard_path(&item.id);
+            fs::rename(&tmp, &dest)?;
+            sync_dir(dest.parent().expect("shard dir"))?;
+        }
+        // Deleted while we rebuilt: the reclaimer may have run before our rename.
+        if !self.is_referenced(&item.id)? {
+            for d in drives.iter() {
+                let _ = fs::remove_file(d.shard_path(&item.id));
+            }
+        }
+        Ok(())
+    }
+
+    fn is_referenced(&self, id: &DataId) -> Result<bool> {
+        let (rtxn, db) = self.read()?;
+        Ok(db.get(&rtxn, &keys::data_ref(id))?.is_some())
+    }
+
+    /// Count (and with `remove`, delete) shard files nothing references, and leftover tmp files.
+    /// Files younger than `grace` are left alone: they may be a write in flight.
+    pub(crate) fn sweep_orphans(&self, remove: bool, grace: Duration) -> Result<(u64, u64)> {
+        let (mut found, mut removed) = (0, 0);
+        let now = SystemTime::now();
+        let old_enough = |p: &std::path::Path| {
+            fs::metadata(p)
+                .and_then(|m| m.modified())
+                .map(|t| now.duration_since(t).unwrap_or_default() >= grace)
+                .unwrap_or(true)
+        };
+        for d in self.inner.drives.iter() {
+            if d.state() == DriveState::Faulty {
+                continue;
+            }
+            for e in fs::read_dir(d.tmp_dir()).into_iter().flatten().flatten() {
+                if old_enough(&e.path()) {
+                    found += 1;
+                    if remove && fs::remove_file(e.path()).is_ok() {
+                        removed += 1;
+                    }
+                }
+            }
+            for sub in fs::read_dir(d.data_dir()).into_iter().flatten().flatten() {
+                for e in fs::read_dir(sub.path()).into_iter().flatten().flatten() {
+                    let name = e.file_name();
+                    let id: Option<DataId> = hex::decode(name.as_encoded_bytes())
+                        .ok()
+                        .and_then(|v| v.try_into().ok());
+                    let orphan = match id {
+                        Some(id) => !self.is_referenced(&id)?,
+                        None => true,
+                    };
+                    if orphan && old_enough(&e.path()) {
+                        found += 1;
+                        if remove && fs::remove_file(e.path()).is_ok() {
+                            removed += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok((found, removed))
+    }
+}

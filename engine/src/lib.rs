@@ -1,0 +1,39 @@
+//! cybs3 engine: an erasure-coded object store on local drives, indexed in LMDB.
+//!
+//! No HTTP and no FUSE here: servers and the mount drive this API.
+//!
+//! - Every drive holds its own full copy of the metadata (LMDB), so losing any
+//!   `M` drives loses neither data nor index.
+//! - Object bytes are cut into blocks, each Reed-Solomon coded into `K + M`
+//!   checksummed shards, one per drive; small objects are stored inline.
+//! - All metadata writes go through one group-committing thread ([`commit`]).
+
+mod codec;
+mod commit;
+mod drive;
+mod error;
+mod heal;
+mod layout;
+mod list;
+mod ops;
+mod read;
+mod reclaim;
+mod record;
+mod shard;
+mod store;
+mod write;
+
+pub use codec::{reconstruct, Encoder};
+pub use drive::DriveState;
+pub use error::{Error, Result};
+pub use heal::HealReport;
+pub use layout::{Ec, BLOCK_SIZE, INLINE_MAX};
+pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
+pub use ops::{Deleted, MIN_PART_SIZE};
+pub use read::{ObjectReader, RangeRead};
+pub use record::{
+    BucketRecord, BucketStats, DataId, ObjectMeta, ObjectVersion, PartData, PartEntry, PartRecord,
+    Retention, UploadRecord, Versioning,
+};
+pub use store::{validate_bucket_name, validate_key, DriveStatus, Status, Store, StoreConfig};
+pub use write::ObjectWriter;

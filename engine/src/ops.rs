@@ -1,0 +1,533 @@
+//! Metadata operations, applied inside a group-commit transaction.
+//!
+//! Each operation validates first and mutates after, so a refused operation
+//! leaves nothing behind in the shared transaction.
+
+use crate::commit::{Clock, Tx};
+use crate::error::{Error, Result};
+use crate::record::{
+    self, keys, BucketRecord, BucketStats, DataId, ObjectMeta, ObjectVersion, PartData, PartEntry,
+    PartRecord, UploadRecord, Versioning,
+};
+
+/// Smallest allowed multipart part, except the last.
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+
+pub(crate) enum Op {
+    CreateBucket(String),
+    DeleteBucket(String),
+    SetVersioning(String, Versioning),
+    SetBucketAttr {
+        bucket: String,
+        name: String,
+        value: Option<Vec<u8>>,
+    },
+    Put {
+        bucket: String,
+        key: String,
+        meta: ObjectMeta,
+        part: PartEntry,
+        inline: Option<Vec<u8>>,
+    },
+    Delete {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    SetTags {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        tags: Vec<(String, String)>,
+    },
+    CreateUpload {
+        bucket: String,
+        key: String,
+        meta: ObjectMeta,
+    },
+    PutPart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        part: PartEntry,
+        inline: Option<Vec<u8>>,
+    },
+    Complete {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        parts: Vec<(u32, String)>,
+        etag: String,
+    },
+    Abort {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+}
+
+pub(crate) enum Out {
+    Done,
+    Version(ObjectVersion),
+    Deleted(Deleted),
+    Upload(UploadRecord),
+}
+
+/// What a delete did, as S3 reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deleted {
+    pub version_id: Option<String>,
+    pub delete_marker: bool,
+}
+
+pub(crate) fn apply(
+    tx: &mut Tx,
+    op: &Op,
+    clock: &mut Clock,
+    freed: &mut Vec<DataId>,
+) -> Result<Out> {
+    match op {
+        Op::CreateBucket(name) => {
+            let k = keys::bucket(name);
+            if tx.get(&k).is_some() {
+                return Err(Error::BucketExists(name.clone()));
+            }
+            let rec = BucketRecord {
+                name: name.clone(),
+                created_ns: clock.now(),
+                versioning: Versioning::Unversioned,
+                object_lock: false,
+            };
+            tx.put(k, record::encode(&rec)?);
+            tx.put(keys::stats(name), record::encode(&BucketStats::default())?);
+            Ok(Out::Done)
+        }
+        Op::DeleteBucket(name) => {
+            bucket(tx, name)?;
+            if tx.has_prefix(&keys::version_base(name)) {
+                return Err(Error::BucketNotEmpty(name.clone()));
+            }
+            for (k, v) in tx.scan(&keys::upload_base(name)) {
+                let up: UploadRecord = record::decode(&v)?;
+                drop_parts(tx, &up.upload_id, &[], freed)?;
+                tx.del(k);
+            }
+            for (k, _) in tx.scan(&keys::attr(name, "")) {
+                tx.del(k);
+            }
+            tx.del(keys::bucket(name));
+            tx.del(keys::stats(name));
+            Ok(Out::Done)
+        }
+        Op::SetVersioning(name, state) => {
+            let mut rec = bucket(tx, name)?;
+            rec.versioning = *state;
+            tx.put(keys::bucket(name), record::encode(&rec)?);
+            Ok(Out::Done)
+        }
+        Op::SetBucketAttr {
+            bucket: b,
+            name,
+            value,
+        } => {
+            bucket(tx, b)?;
+            match value {
+                Some(v) => tx.put(keys::attr(b, name), v.clone()),
+                None => tx.del(keys::attr(b, name)),
+            }
+            Ok(Out::Done)
+        }
+        Op::Put {
+            bucket: b,
+            key,
+            meta,
+            part,
+            inline,
+        } => {
+            let rec = bucket(tx, b)?;
+            if let Some(bytes) = inline {
+                tx.put(keys::inline(&part.data.id()), bytes.clone());
+            }
+            let v = new_version(
+                tx,
+                clock,
+                &rec,
+                key,
+                meta.clone(),
+                vec![part.clone()],
+                freed,
+            )?;
+            Ok(Out::Version(v))
+        }
+        Op::Delete {
+            bucket: b,
+            key,
+            version_id,
+        } => {
+            let rec = bucket(tx, b)?;
+            match version_id {
+                Some(vid) => {
+                    let Some(found) = find_version(tx, b, key, vid)? else {
+                        return Ok(Out::Deleted(Deleted {
+                            version_id: Some(vid.clone()),
+                            delete_marker: false,
+                        }));
+                    };
+                    remove_version(tx, b, &found, freed)?;
+                    refresh_latest(tx, b, key)?;
+                    Ok(Out::Deleted(Deleted {
+                        version_id: Some(vid.clone()),
+                        delete_marker: found.delete_marker,
+                    }))
+                }
+                None if rec.versioning == Versioning::Unversioned => {
+                    if let Some(found) = find_version(tx, b, key, "null")? {
+                        remove_version(tx, b, &found, freed)?;
+                    }
+                    refresh_latest(tx, b, key)?;
+                    Ok(Out::Deleted(Deleted {
+                        version_id: None,
+                        delete_marker: false,
+                    }))
+                }
+                None => {
+                    let marker = new_marker(tx, clock, &rec, key, freed)?;
+                    Ok(Out::Deleted(Deleted {
+                        version_id: Some(marker.version_id),
+                        delete_marker: true,
+                    }))
+                }
+            }
+        }
+        Op::SetTags {
+            bucket: b,
+            key,
+            version_id,
+            tags,
+        } => {
+            bucket(tx, b)?;
+            let mut v = match version_id {
+                Some(vid) => find_version(tx, b, key, vid)?
+                    .ok_or_else(|| Error::NoSuchVersion(vid.clone()))?,
+                None => latest(tx, b, key)?.ok_or_else(|| Error::NoSuchKey(key.clone()))?,
+            };
+            if v.delete_marker {
+                return Err(Error::DeleteMarker {
+                    key: key.clone(),
+                    version_id: v.version_id,
+                });
+            }
+            v.meta.tags = tags.clone();
+            let bytes = record::encode(&v)?;
+            if latest(tx, b, key)?.is_some_and(|l| l.sort == v.sort) {
+                tx.put(keys::latest(b, key), bytes.clone());
+            }
+            tx.put(keys::version(b, key, &v.sort), bytes);
+            Ok(Out::Done)
+        }
+        Op::CreateUpload {
+            bucket: b,
+            key,
+            meta,
+        } => {
+            bucket(tx, b)?;
+            let now = clock.now();
+            let upload_id = format!("{}{}", hex::encode(now.to_be_bytes()), random_hex(8));
+            let up = UploadRecord {
+                key: key.clone(),
+                upload_id: upload_id.clone(),
+                initiated_ns: now,
+                meta: meta.clone(),
+            };
+            tx.put(keys::upload(b, key, &upload_id), record::encode(&up)?);
+            Ok(Out::Upload(up))
+        }
+        Op::PutPart {
+            bucket: b,
+            key,
+            upload_id,
+            part,
+            inline,
+        } => {
+            bucket(tx, b)?;
+            upload(tx, b, key, upload_id)?;
+            let pk = keys::part(upload_id, part.number);
+            if let Some(old) = tx.get(&pk) {
+                let old: PartRecord = record::decode(&old)?;
+                drop_data(tx, &old.entry.data, freed);
+            }
+            if let Some(bytes) = inline {
+                tx.put(keys::inline(&part.data.id()), bytes.clone());
+            }
+            add_ref(tx, &part.data);
+            let rec = PartRecord {
+                entry: part.clone(),
+                mtime_ns: clock.now(),
+            };
+            tx.put(pk, record::encode(&rec)?);
+            Ok(Out::Done)
+        }
+        Op::Complete {
+            bucket: b,
+            key,
+            upload_id,
+            parts,
+            etag,
+        } => {
+            let rec = bucket(tx, b)?;
+            let up = upload(tx, b, key, upload_id)?;
+            if parts.is_empty() {
+                return Err(Error::InvalidPart(0));
+            }
+            let mut entries = Vec::with_capacity(parts.len());
+            for (i, (number, want_etag)) in parts.iter().enumerate() {
+                if i > 0 && *number <= parts[i - 1].0 {
+                    return Err(Error::InvalidPartOrder);
+                }
+                let stored = tx
+                    .get(&keys::part(upload_id, *number))
+                    .ok_or(Error::InvalidPart(*number))?;
+                let stored: PartRecord = record::decode(&stored)?;
+                if stored.entry.etag.trim_matches('"') != want_etag.trim_matches('"') {
+                    return Err(Error::InvalidPart(*number));
+                }
+                if i + 1 < parts.len() && stored.entry.size < MIN_PART_SIZE {
+                    return Err(Error::EntityTooSmall(*number));
+                }
+                entries.push(stored.entry);
+            }
+            let used: Vec<u32> = parts.iter().map(|p| p.0).collect();
+            drop_parts(tx, upload_id, &used, freed)?;
+            tx.del(keys::upload(b, key, upload_id));
+            let meta = ObjectMeta {
+                etag: etag.clone(),
+                ..up.meta
+            };
+            let v = new_version(tx, clock, &rec, key, meta, entries, freed)?;
+            Ok(Out::Version(v))
+        }
+        Op::Abort {
+            bucket: b,
+            key,
+            upload_id,
+        } => {
+            bucket(tx, b)?;
+            upload(tx, b, key, upload_id)?;
+            drop_parts(tx, upload_id, &[], freed)?;
+            tx.del(keys::upload(b, key, upload_id));
+            Ok(Out::Done)
+        }
+    }
+}
+
+fn bucket(tx: &mut Tx, name: &str) -> Result<BucketRecord> {
+    let bytes = tx
+        .get(&keys::bucket(name))
+        .ok_or_else(|| Error::NoSuchBucket(name.to_string()))?;
+    record::decode(&bytes)
+}
+
+fn upload(tx: &mut Tx, b: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
+    let bytes = tx
+        .get(&keys::upload(b, key, upload_id))
+        .ok_or_else(|| Error::NoSuchUpload(upload_id.to_string()))?;
+    record::decode(&bytes)
+}
+
+fn latest(tx: &mut Tx, b: &str, key: &str) -> Result<Option<ObjectVersion>> {
+    tx.get(&keys::latest(b, key))
+        .map(|v| record::decode(&v))
+        .transpose()
+}
+
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    hex::encode(v)
+}
+
+/// A new sort key: newer versions sort first.
+fn sort_key(now: u64) -> [u8; 16] {
+    let mut s = [0u8; 16];
+    s[..8].copy_from_slice(&(u64::MAX - now).to_be_bytes());
+    s[8..].copy_from_slice(&rand::random::<[u8; 8]>());
+    s
+}
+
+fn new_version(
+    tx: &mut Tx,
+    clock: &mut Clock,
+    rec: &BucketRecord,
+    key: &str,
+    meta: ObjectMeta,
+    parts: Vec<PartEntry>,
+    freed: &mut Vec<DataId>,
+) -> Result<ObjectVersion> {
+    let now = clock.now();
+    let sort = sort_key(now);
+    let version_id = version_id_for(rec, &sort);
+    if version_id == "null" {
+        if let Some(old) = find_version(tx, &rec.name, key, "null")? {
+            remove_version(tx, &rec.name, &old, freed)?;
+        }
+    }
+    let v = ObjectVersion {
+        key: key.to_string(),
+        version_id,
+        sort,
+        delete_marker: false,
+        mtime_ns: now,
+        size: parts.iter().map(|p| p.size).sum(),
+        meta,
+        parts,
+        retention: None,
+        legal_hold: false,
+        encryption: None,
+        replication: None,
+    };
+    for p in &v.parts {
+        add_ref(tx, &p.data);
+    }
+    let bytes = record::encode(&v)?;
+    tx.put(keys::version(&rec.name, key, &sort), bytes.clone());
+    tx.put(keys::latest(&rec.name, key), bytes);
+    adjust_stats(tx, &rec.name, 1, v.size as i64)?;
+    Ok(v)
+}
+
+fn new_marker(
+    tx: &mut Tx,
+    clock: &mut Clock,
+    rec: &BucketRecord,
+    key: &str,
+    freed: &mut Vec<DataId>,
+) -> Result<ObjectVersion> {
+    let now = clock.now();
+    let sort = sort_key(now);
+    let version_id = version_id_for(rec, &sort);
+    if version_id == "null" {
+        if let Some(old) = find_version(tx, &rec.name, key, "null")? {
+            remove_version(tx, &rec.name, &old, freed)?;
+        }
+    }
+    let v = ObjectVersion {
+        key: key.to_string(),
+        version_id,
+        sort,
+        delete_marker: true,
+        mtime_ns: now,
+        size: 0,
+        meta: ObjectMeta::default(),
+        parts: Vec::new(),
+        retention: None,
+        legal_hold: false,
+        encryption: None,
+        replication: None,
+    };
+    tx.put(keys::version(&rec.name, key, &sort), record::encode(&v)?);
+    tx.del(keys::latest(&rec.name, key));
+    Ok(v)
+}
+
+fn version_id_for(rec: &BucketRecord, sort: &[u8; 16]) -> String {
+    match rec.versioning {
+        Versioning::Enabled => hex::encode(sort),
+        Versioning::Unversioned | Versioning::Suspended => "null".to_string(),
+    }
+}
+
+/// The version with this id, if any. `null` is found by scanning the key's versions.
+pub(crate) fn find_version(
+    tx: &mut Tx,
+    b: &str,
+    key: &str,
+    version_id: &str,
+) -> Result<Option<ObjectVersion>> {
+    if version_id == "null" {
+        for (_, v) in tx.scan(&keys::versions_of(b, key)) {
+            let v: ObjectVersion = record::decode(&v)?;
+            if v.version_id == "null" {
+                return Ok(Some(v));
+            }
+        }
+        return Ok(None);
+    }
+    let Some(sort) = parse_version_id(version_id) else {
+        return Ok(None);
+    };
+    tx.get(&keys::version(b, key, &sort))
+        .map(|v| record::decode(&v))
+        .transpose()
+}
+
+pub(crate) fn parse_version_id(version_id: &str) -> Option<[u8; 16]> {
+    let bytes = hex::decode(version_id).ok()?;
+    bytes.try_into().ok()
+}
+
+fn remove_version(tx: &mut Tx, b: &str, v: &ObjectVersion, freed: &mut Vec<DataId>) -> Result<()> {
+    tx.del(keys::version(b, &v.key, &v.sort));
+    for p in &v.parts {
+        drop_data(tx, &p.data, freed);
+    }
+    if !v.delete_marker {
+        adjust_stats(tx, b, -1, -(v.size as i64))?;
+    }
+    Ok(())
+}
+
+/// Point `latest` at the newest remaining version, unless that is a delete marker.
+fn refresh_latest(tx: &mut Tx, b: &str, key: &str) -> Result<()> {
+    let newest = tx.scan(&keys::versions_of(b, key)).into_iter().next();
+    match newest {
+        Some((_, bytes)) => {
+            let v: ObjectVersion = record::decode(&bytes)?;
+            if v.delete_marker {
+                tx.del(keys::latest(b, key));
+            } else {
+                tx.put(keys::latest(b, key), bytes);
+            }
+        }
+        None => tx.del(keys::latest(b, key)),
+    }
+    Ok(())
+}
+
+/// Drop an upload's parts, except those `keep` (which a completed object now owns).
+fn drop_parts(tx: &mut Tx, upload_id: &str, keep: &[u32], freed: &mut Vec<DataId>) -> Result<()> {
+    for (k, v) in tx.scan(&keys::parts_of(upload_id)) {
+        let p: PartRecord = record::decode(&v)?;
+        if !keep.contains(&p.entry.number) {
+            drop_data(tx, &p.entry.data, freed);
+        }
+        tx.del(k);
+    }
+    Ok(())
+}
+
+fn add_ref(tx: &mut Tx, data: &PartData) {
+    if let PartData::Sharded { id, .. } = data {
+        tx.put(keys::data_ref(id), Vec::new());
+    }
+}
+
+fn drop_data(tx: &mut Tx, data: &PartData, freed: &mut Vec<DataId>) {
+    match data {
+        PartData::Inline { id } => tx.del(keys::inline(id)),
+        PartData::Sharded { id, .. } => {
+            tx.del(keys::data_ref(id));
+            freed.push(*id);
+        }
+    }
+}
+
+fn adjust_stats(tx: &mut Tx, b: &str, objects: i64, bytes: i64) -> Result<()> {
+    let k = keys::stats(b);
+    let mut s: BucketStats = match tx.get(&k) {
+        Some(v) => record::decode(&v)?,
+        None => BucketStats::default(),
+    };
+    s.objects = s.objects.saturating_add_signed(objects);
+    s.bytes = s.bytes.saturating_add_signed(bytes);
+    tx.put(k, record::encode(&s)?);
+    Ok(())
+}

@@ -1,0 +1,779 @@
+//! The store: drives, background threads, and the public operations.
+
+use crate::commit::{Clock, Committer, Request};
+use crate::drive::{Db, Drive, DriveState};
+use crate::error::{Error, Result};
+use crate::layout::{Ec, Format, BLOCK_SIZE, FORMAT_VERSION};
+use crate::list::{self, ListPage, ListQuery, VersionPage, VersionQuery};
+use crate::ops::{Deleted, Op, Out};
+use crate::read::ObjectReader;
+use crate::reclaim::Reclaimer;
+use crate::record::{
+    self, keys, BucketRecord, BucketStats, DataId, ObjectMeta, ObjectVersion, PartData, PartRecord,
+    UploadRecord, Versioning,
+};
+use crate::write::{ObjectWriter, Target};
+use heed::{RoTxn, WithoutTls};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// One directory per disk. Their order is part of the layout.
+    pub drives: Vec<PathBuf>,
+    /// Data+parity split; defaults from the drive count. Fixed at creation.
+    pub ec: Option<Ec>,
+    /// Block (stripe) size for a new store; defaults to [`BLOCK_SIZE`].
+    pub block_size: Option<u32>,
+    /// How often the background scanner verifies everything.
+    pub scan_interval: Duration,
+    /// Sweep orphans at start and heal in the background. Off for a look that must change nothing.
+    pub background: bool,
+}
+
+impl StoreConfig {
+    pub fn new(drives: Vec<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            drives,
+            ec: None,
+            block_size: None,
+            scan_interval: Duration::from_secs(24 * 3600),
+            background: true,
+        }
+    }
+}
+
+/// A handle to an open store; clones share it. Dropping the last one stops its threads.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub drives: Arc<Vec<Drive>>,
+    pub ec: Ec,
+    pub block_size: usize,
+    pub store_id: String,
+    commits: Mutex<Option<SyncSender<Request>>>,
+    heal_queue: Mutex<Option<Sender<DataId>>>,
+    heal_pending: Mutex<HashSet<DataId>>,
+    /// One heal at a time, whoever asks (scanner, reads, admin).
+    pub heal_lock: Mutex<()>,
+    /// Serving writes (background work on): young orphans may be writes in flight.
+    pub live: bool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Inner {
+    pub fn format_for(&self, index: usize) -> Format {
+        Format {
+            format: FORMAT_VERSION,
+            store_id: self.store_id.clone(),
+            drive_index: index,
+            drive_count: self.drives.len(),
+            ec: self.ec,
+            block_size: self.block_size as u32,
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.commits.lock().unwrap().take();
+        self.heal_queue.lock().unwrap().take();
+        let me = std::thread::current().id();
+        for t in self.threads.lock().unwrap().drain(..) {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DriveStatus {
+    pub index: usize,
+    pub path: String,
+    pub state: DriveState,
+    pub problem: Option<String>,
+    pub total_bytes: Option<u64>,
+    pub free_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub store_id: String,
+    pub ec: String,
+    pub block_size: usize,
+    pub drives: Vec<DriveStatus>,
+    pub writable: bool,
+    pub buckets: u64,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Open the store on these drives, creating it if none of them is formatted yet.
+    pub fn open(cfg: StoreConfig) -> Result<Store> {
+        let n = cfg.drives.len();
+        if n == 0 {
+            return Err(Error::Layout("at least one drive is needed".into()));
+        }
+        if n > 128 {
+            return Err(Error::Layout("at most 128 drives per store".into()));
+        }
+        let drives: Vec<Drive> = cfg
+            .drives
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Drive::new(i, p.clone()))
+            .collect();
+        let mut formats: Vec<Result<Option<Format>>> =
+            drives.iter().map(Drive::read_format).collect();
+        let reference = formats
+            .iter()
+            .filter_map(|f| f.as_ref().ok().and_then(Clone::clone))
+            .next();
+        let reference = match reference {
+            Some(f) => {
+                if f.drive_count != n {
+                    return Err(Error::Layout(format!(
+                        "the store was created with {} drives, {n} given",
+                        f.drive_count
+                    )));
+                }
+                if cfg.ec.is_some_and(|ec| ec != f.ec) {
+                    return Err(Error::Layout(format!(
+                        "the store's erasure layout is fixed at {} since its first start",
+                        f.ec
+                    )));
+                }
+                f
+            }
+            None => {
+                let created = create(&drives, &formats, &cfg)?;
+                // The drives were just formatted: open them as formatted ones.
+                formats = drives.iter().map(Drive::read_format).collect();
+                created
+            }
+        };
+        for (d, f) in drives.iter().zip(&formats) {
+            match f {
+                Ok(Some(f)) if f.store_id == reference.store_id => {
+                    if f.drive_index != d.index {
+                        return Err(Error::Layout(format!(
+                            "{} is drive {} of this store but was given as drive {}; keep the original order",
+                            d.root.display(),
+                            f.drive_index,
+                            d.index
+                        )));
+                    }
+                    match d.open() {
+                        Ok(()) => d.set_state(DriveState::Online, None),
+                        Err(e @ Error::Locked(_)) => return Err(e),
+                        Err(e) => {
+                            d.set_state(DriveState::Faulty, Some(format!("cannot open: {e}")))
+                        }
+                    }
+                }
+                Ok(Some(_)) => d.set_state(
+                    DriveState::Faulty,
+                    Some("formatted for another store".into()),
+                ),
+                Ok(None) => d.set_state(DriveState::Faulty, Some("not formatted".into())),
+                Err(e) => d.set_state(DriveState::Faulty, Some(e.to_string())),
+            }
+        }
+        let seqs: Vec<Option<u64>> = drives
+            .iter()
+            .map(|d| d.meta().and_then(|m| m.seq().ok()))
+            .collect();
+        let newest = seqs.iter().flatten().max().copied();
+        let Some(newest) = newest else {
+            return Err(Error::InsufficientDrives {
+                online: 0,
+                needed: reference.ec.k(),
+            });
+        };
+        for (d, s) in drives.iter().zip(&seqs) {
+            if d.state() == DriveState::Online && *s != Some(newest) {
+                d.set_state(
+                    DriveState::Stale,
+                    Some("metadata is behind the other drives".into()),
+                );
+            }
+        }
+        let drives = Arc::new(drives);
+        let (reclaimer, reclaim_thread) = Reclaimer::spawn(drives.clone());
+        let (commit_tx, commit_rx) = mpsc::sync_channel(4096);
+        let committer = Committer {
+            drives: drives.clone(),
+            quorum: reference.ec.k().max(1),
+            reclaim: reclaimer,
+            clock: Clock::new(),
+        };
+        let commit_thread = std::thread::Builder::new()
+            .name("cybs3-commit".into())
+            .spawn(move || committer.run(commit_rx))?;
+        let (heal_tx, heal_rx) = mpsc::channel();
+        let store = Store {
+            inner: Arc::new(Inner {
+                drives,
+                ec: reference.ec,
+                block_size: reference.block_size as usize,
+                store_id: reference.store_id.clone(),
+                commits: Mutex::new(Some(commit_tx)),
+                heal_queue: Mutex::new(Some(heal_tx)),
+                heal_pending: Mutex::new(HashSet::new()),
+                heal_lock: Mutex::new(()),
+                live: cfg.background,
+                threads: Mutex::new(vec![commit_thread, reclaim_thread]),
+            }),
+        };
+        if !cfg.background {
+            return Ok(store);
+        }
+        let (orphans, _) = store.sweep_orphans(true, Duration::ZERO)?;
+        if orphans > 0 {
+            tracing::info!("removed {orphans} orphaned shard file(s) left by an interrupted write");
+        }
+        let degraded = store
+            .inner
+            .drives
+            .iter()
+            .any(|d| d.state() != DriveState::Online);
+        let weak = Arc::downgrade(&store.inner);
+        let healer = std::thread::Builder::new()
+            .name("cybs3-heal".into())
+            .spawn(move || heal_loop(weak, heal_rx, cfg.scan_interval, degraded))?;
+        store.inner.threads.lock().unwrap().push(healer);
+        Ok(store)
+    }
+
+    pub fn ec(&self) -> Ec {
+        self.inner.ec
+    }
+
+    pub fn block_size(&self) -> usize {
+        self.inner.block_size
+    }
+
+    pub(crate) fn submit(&self, op: Op) -> Result<Out> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let sender = self
+            .inner
+            .commits
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or_else(|| Error::Meta("store is closing".into()))?;
+        sender
+            .send(Request::Op(Box::new(op), tx))
+            .map_err(|_| Error::Meta("commit thread stopped".into()))?;
+        rx.recv()
+            .map_err(|_| Error::Meta("commit thread stopped".into()))?
+    }
+
+    pub(crate) fn sync_drive(&self, index: usize) -> Result<()> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let sender = self.inner.commits.lock().unwrap().clone();
+        sender
+            .ok_or_else(|| Error::Meta("store is closing".into()))?
+            .send(Request::SyncDrive(index, tx))
+            .map_err(|_| Error::Meta("commit thread stopped".into()))?;
+        rx.recv()
+            .map_err(|_| Error::Meta("commit thread stopped".into()))?
+    }
+
+    pub(crate) fn queue_heal(&self, id: DataId) {
+        if self.inner.heal_pending.lock().unwrap().insert(id) {
+            if let Some(q) = self.inner.heal_queue.lock().unwrap().as_ref() {
+                let _ = q.send(id);
+            }
+        }
+    }
+
+    /// A read transaction on an in-sync drive's metadata.
+    pub(crate) fn read(&self) -> Result<(RoTxn<'static, WithoutTls>, Db)> {
+        let mut last = None;
+        for d in self.inner.drives.iter() {
+            if d.state() != DriveState::Online {
+                continue;
+            }
+            if let Some(meta) = d.meta() {
+                match meta.env.clone().static_read_txn() {
+                    Ok(rtxn) => return Ok((rtxn, meta.db)),
+                    Err(e) => last = Some(e),
+                }
+            }
+        }
+        match last {
+            Some(e) => Err(e.into()),
+            None => Err(Error::InsufficientDrives {
+                online: 0,
+                needed: self.inner.ec.k(),
+            }),
+        }
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        let (rtxn, db) = self.read()?;
+        db.get(&rtxn, key)?.map(record::decode).transpose()
+    }
+
+    pub fn status(&self) -> Status {
+        let drives: Vec<DriveStatus> = self
+            .inner
+            .drives
+            .iter()
+            .map(|d| {
+                let cap = d.capacity();
+                DriveStatus {
+                    index: d.index,
+                    path: d.root.display().to_string(),
+                    state: d.state(),
+                    problem: d.problem.lock().unwrap().clone(),
+                    total_bytes: cap.map(|c| c.0),
+                    free_bytes: cap.map(|c| c.1),
+                }
+            })
+            .collect();
+        let online = drives
+            .iter()
+            .filter(|d| d.state == DriveState::Online)
+            .count();
+        let (mut buckets, mut objects, mut bytes) = (0, 0, 0);
+        if let Ok(list) = self.list_buckets() {
+            buckets = list.len() as u64;
+            for b in list {
+                if let Ok(s) = self.bucket_stats(&b.name) {
+                    objects += s.objects;
+                    bytes += s.bytes;
+                }
+            }
+        }
+        Status {
+            store_id: self.inner.store_id.clone(),
+            ec: self.inner.ec.to_string(),
+            block_size: self.inner.block_size,
+            writable: online >= self.inner.ec.k(),
+            drives,
+            buckets,
+            objects,
+            bytes,
+        }
+    }
+
+    // ----- buckets -----
+
+    pub fn create_bucket(&self, name: &str) -> Result<()> {
+        validate_bucket_name(name)?;
+        self.submit(Op::CreateBucket(name.to_string())).map(drop)
+    }
+
+    pub fn delete_bucket(&self, name: &str) -> Result<()> {
+        self.submit(Op::DeleteBucket(name.to_string())).map(drop)
+    }
+
+    pub fn bucket(&self, name: &str) -> Result<BucketRecord> {
+        self.get(&keys::bucket(name))?
+            .ok_or_else(|| Error::NoSuchBucket(name.to_string()))
+    }
+
+    pub fn list_buckets(&self) -> Result<Vec<BucketRecord>> {
+        let (rtxn, db) = self.read()?;
+        let buckets = db
+            .prefix_iter(&rtxn, &[keys::BUCKET])?
+            .map(|kv| record::decode(kv?.1))
+            .collect();
+        buckets
+    }
+
+    pub fn bucket_stats(&self, name: &str) -> Result<BucketStats> {
+        Ok(self.get(&keys::stats(name))?.unwrap_or_default())
+    }
+
+    pub fn set_versioning(&self, name: &str, state: Versioning) -> Result<()> {
+        self.submit(Op::SetVersioning(name.to_string(), state))
+            .map(drop)
+    }
+
+    /// Store a named bucket setting (tagging, CORS, policy, ...); `None` removes it.
+    pub fn set_bucket_attr(&self, bucket: &str, name: &str, value: Option<Vec<u8>>) -> Result<()> {
+        self.submit(Op::SetBucketAttr {
+            bucket: bucket.to_string(),
+            name: name.to_string(),
+            value,
+        })
+        .map(drop)
+    }
+
+    pub fn bucket_attr(&self, bucket: &str, name: &str) -> Result<Option<Vec<u8>>> {
+        self.bucket(bucket)?;
+        let (rtxn, db) = self.read()?;
+        Ok(db
+            .get(&rtxn, &keys::attr(bucket, name))?
+            .map(<[u8]>::to_vec))
+    }
+
+    // ----- objects -----
+
+    /// Start writing a new version of `bucket/key`.
+    pub fn put(&self, bucket: &str, key: &str) -> Result<ObjectWriter> {
+        validate_key(key)?;
+        self.bucket(bucket)?;
+        Ok(ObjectWriter::new(self.clone(), bucket, key, Target::Object))
+    }
+
+    /// The current version (or the given one) of an object.
+    pub fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectVersion> {
+        self.bucket(bucket)?;
+        let (rtxn, db) = self.read()?;
+        match version_id {
+            None => {
+                if let Some(v) = db.get(&rtxn, &keys::latest(bucket, key))? {
+                    return record::decode(v);
+                }
+                let newest = db
+                    .prefix_iter(&rtxn, &keys::versions_of(bucket, key))?
+                    .next()
+                    .transpose()?;
+                match newest {
+                    Some((_, v)) => {
+                        let v: ObjectVersion = record::decode(v)?;
+                        Err(Error::DeleteMarker {
+                            key: key.to_string(),
+                            version_id: v.version_id,
+                        })
+                    }
+                    None => Err(Error::NoSuchKey(key.to_string())),
+                }
+            }
+            Some(vid) => {
+                let found = match crate::ops::parse_version_id(vid) {
+                    Some(sort) => db
+                        .get(&rtxn, &keys::version(bucket, key, &sort))?
+                        .map(record::decode::<ObjectVersion>)
+                        .transpose()?,
+                    None => {
+                        let mut found = None;
+                        for kv in db.prefix_iter(&rtxn, &keys::versions_of(bucket, key))? {
+                            let v: ObjectVersion = record::decode(kv?.1)?;
+                            if v.version_id == vid {
+                                found = Some(v);
+                                break;
+                            }
+                        }
+                        found
+                    }
+                };
+                match found {
+                    Some(v) if v.delete_marker => Err(Error::DeleteMarker {
+                        key: key.to_string(),
+                        version_id: v.version_id,
+                    }),
+                    Some(v) => Ok(v),
+                    None => Err(Error::NoSuchVersion(vid.to_string())),
+                }
+            }
+        }
+    }
+
+    /// Open a version for reading.
+    pub fn open_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectReader> {
+        let v = self.head(bucket, key, version_id)?;
+        let (rtxn, db) = self.read()?;
+        let mut inline = Vec::with_capacity(v.parts.len());
+        for p in &v.parts {
+            inline.push(match p.data {
+                PartData::Inline { id } => Some(
+                    db.get(&rtxn, &keys::inline(&id))?
+                        .ok_or_else(|| Error::Corrupt(format!("{key}: inline data missing")))?
+                        .to_vec(),
+                ),
+                PartData::Sharded { .. } => None,
+            });
+        }
+        drop(rtxn);
+        Ok(ObjectReader::new(self.clone(), v, inline))
+    }
+
+    pub fn delete(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<Deleted> {
+        validate_key(key)?;
+        match self.submit(Op::Delete {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: version_id.map(str::to_string),
+        })? {
+            Out::Deleted(d) => Ok(d),
+            _ => unreachable!("delete answers Deleted"),
+        }
+    }
+
+    pub fn set_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: Vec<(String, String)>,
+    ) -> Result<()> {
+        self.submit(Op::SetTags {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: version_id.map(str::to_string),
+            tags,
+        })
+        .map(drop)
+    }
+
+    pub fn list(&self, bucket: &str, q: &ListQuery) -> Result<ListPage> {
+        self.bucket(bucket)?;
+        let (rtxn, db) = self.read()?;
+        list::objects(&rtxn, db, bucket, q)
+    }
+
+    pub fn list_versions(&self, bucket: &str, q: &VersionQuery) -> Result<VersionPage> {
+        self.bucket(bucket)?;
+        let (rtxn, db) = self.read()?;
+        list::versions(&rtxn, db, bucket, q)
+    }
+
+    // ----- multipart -----
+
+    pub fn create_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> Result<UploadRecord> {
+        validate_key(key)?;
+        match self.submit(Op::CreateUpload {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            meta,
+        })? {
+            Out::Upload(u) => Ok(u),
+            _ => unreachable!("create upload answers Upload"),
+        }
+    }
+
+    pub fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
+        self.bucket(bucket)?;
+        self.get(&keys::upload(bucket, key, upload_id))?
+            .ok_or_else(|| Error::NoSuchUpload(upload_id.to_string()))
+    }
+
+    /// Start writing part `number` of an upload; `finish` stores it (replacing an earlier one).
+    pub fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+    ) -> Result<ObjectWriter> {
+        self.upload(bucket, key, upload_id)?;
+        Ok(ObjectWriter::new(
+            self.clone(),
+            bucket,
+            key,
+            Target::Part {
+                upload_id: upload_id.to_string(),
+                number,
+            },
+        ))
+    }
+
+    /// Assemble the listed parts (number, ETag) into a new version with this ETag.
+    pub fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(u32, String)>,
+        etag: String,
+    ) -> Result<ObjectVersion> {
+        match self.submit(Op::Complete {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+            parts,
+            etag,
+        })? {
+            Out::Version(v) => Ok(v),
+            _ => unreachable!("complete answers Version"),
+        }
+    }
+
+    pub fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        self.submit(Op::Abort {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+        })
+        .map(drop)
+    }
+
+    /// Uploads in progress, by key then age; `true` when more remain.
+    pub fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<&str>,
+        upload_marker: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<UploadRecord>, bool)> {
+        self.bucket(bucket)?;
+        let (rtxn, db) = self.read()?;
+        list::uploads(&rtxn, db, bucket, prefix, key_marker, upload_marker, max)
+    }
+
+    /// Parts of an upload numbered above `marker`; `true` when more remain.
+    pub fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        marker: u32,
+        max: usize,
+    ) -> Result<(Vec<PartRecord>, bool)> {
+        self.upload(bucket, key, upload_id)?;
+        let (rtxn, db) = self.read()?;
+        list::parts(&rtxn, db, upload_id, marker, max)
+    }
+}
+
+/// A brand-new store: every drive empty, layout from the config.
+fn create(
+    drives: &[Drive],
+    formats: &[Result<Option<Format>>],
+    cfg: &StoreConfig,
+) -> Result<Format> {
+    for (d, f) in drives.iter().zip(formats) {
+        if let Err(e) = f {
+            return Err(Error::Layout(format!(
+                "no drive has a readable format and {} cannot be read ({e}); refusing to create a new store over it",
+                d.root.display()
+            )));
+        }
+        if !d.is_empty() {
+            return Err(Error::Layout(format!(
+                "{} is not empty and not a cybs3 drive; give empty directories for a new store",
+                d.root.display()
+            )));
+        }
+    }
+    let n = drives.len();
+    let ec = cfg.ec.unwrap_or_else(|| Ec::default_for(n));
+    if ec.total() != n {
+        return Err(Error::Layout(format!(
+            "erasure layout {ec} needs {} drives, {n} given",
+            ec.total()
+        )));
+    }
+    if ec.m() > 0 && !reed_solomon_simd::ReedSolomonEncoder::supports(ec.k(), ec.m()) {
+        return Err(Error::Layout(format!(
+            "erasure layout {ec} is not supported"
+        )));
+    }
+    let block_size = cfg.block_size.unwrap_or(BLOCK_SIZE);
+    if !(4096..=64 << 20).contains(&block_size) {
+        return Err(Error::Layout("block size must be 4 KiB to 64 MiB".into()));
+    }
+    let store_id = crate::ops::random_hex(16);
+    let mut first = None;
+    for d in drives {
+        let f = Format {
+            format: FORMAT_VERSION,
+            store_id: store_id.clone(),
+            drive_index: d.index,
+            drive_count: n,
+            ec,
+            block_size,
+        };
+        d.format(&f)?;
+        first.get_or_insert(f);
+    }
+    tracing::info!(ec = %ec, drives = n, "created a new store");
+    Ok(first.expect("at least one drive"))
+}
+
+fn heal_loop(store: Weak<Inner>, queue: Receiver<DataId>, every: Duration, degraded: bool) {
+    let full = |store: &Weak<Inner>| {
+        if let Some(inner) = store.upgrade() {
+            let s = Store { inner };
+            match s.heal() {
+                Ok(r) if r.clean() => tracing::debug!("scan: clean"),
+                Ok(r) => tracing::info!(?r, "scan healed"),
+                Err(e) => tracing::warn!("scan failed: {e}"),
+            }
+        }
+    };
+    if degraded {
+        full(&store);
+    }
+    loop {
+        match queue.recv_timeout(every) {
+            Ok(id) => {
+                let Some(inner) = store.upgrade() else { return };
+                let s = Store { inner };
+                s.inner.heal_pending.lock().unwrap().remove(&id);
+                if let Err(e) = s.heal_data(id) {
+                    tracing::warn!("heal of {} failed: {e}", hex::encode(id));
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => full(&store),
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// S3 bucket naming rules.
+pub fn validate_bucket_name(name: &str) -> Result<()> {
+    let bad = |why| Err(Error::InvalidBucketName(name.to_string(), why));
+    if name.len() < 3 || name.len() > 63 {
+        return bad("must be 3 to 63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+    {
+        return bad("only lowercase letters, digits, hyphens and dots are allowed");
+    }
+    let first = name.as_bytes()[0];
+    let last = name.as_bytes()[name.len() - 1];
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return bad("must begin and end with a letter or digit");
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return bad("dots may not be adjacent to dots or hyphens");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return bad("must not be formatted as an IP address");
+    }
+    if name.starts_with("xn--") || name.starts_with("sthree-") || name.ends_with("-s3alias") {
+        return bad("uses a reserved prefix or suffix");
+    }
+    Ok(())
+}
+
+/// Object keys: 1 to 1024 bytes of UTF-8, no NUL, no `..` path segment.
+pub fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidKey("the key is empty"));
+    }
+    if key.len() > 1024 {
+        return Err(Error::InvalidKey("the key is longer than 1024 bytes"));
+    }
+    if key.contains('\0') {
+        return Err(Error::InvalidKey("the key contains a NUL character"));
+    }
+    if key.split('/').any(|seg| seg == "..") {
+        return Err(Error::InvalidKey("the key contains a '..' path segment"));
+    }
+    Ok(())
+}

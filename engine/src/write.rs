@@ -1,0 +1,346 @@
+//! Streaming writes: bytes in, erasure-coded shard files out, one metadata commit.
+//!
+//! Memory stays at one block plus its shards whatever the object size. Small
+//! objects never touch a shard file: they go inline into the commit. Large ones
+//! are written under `tmp/`, synced, renamed into `data/`, and only then
+//! committed, so a crash at any point leaves the old version or the new one.
+
+use crate::codec::Encoder;
+use crate::drive::{sync_dir, DriveState};
+use crate::error::{is_no_space, Error, Result};
+use crate::layout::INLINE_MAX;
+use crate::ops::{Op, Out};
+use crate::record::{DataId, ObjectMeta, ObjectVersion, PartData, PartEntry};
+use crate::shard::{block_bytes, ShardHeader, HEADER_LEN};
+use crate::Store;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+
+pub(crate) enum Target {
+    Object,
+    Part { upload_id: String, number: u32 },
+}
+
+/// Receives an object's (or part's) bytes; `finish` makes them a durable version.
+/// Dropping it unfinished discards what was written.
+pub struct ObjectWriter {
+    store: Store,
+    bucket: String,
+    key: String,
+    target: Target,
+    buf: Vec<u8>,
+    size: u64,
+    sharded: Option<Sharded>,
+}
+
+struct Sharded {
+    id: DataId,
+    rot: usize,
+    enc: Encoder,
+    /// Open tmp shard file per shard index; `None` where its drive is unusable.
+    files: Vec<Option<File>>,
+    scratch: Vec<u8>,
+}
+
+impl ObjectWriter {
+    pub(crate) fn new(store: Store, bucket: &str, key: &str, target: Target) -> ObjectWriter {
+        ObjectWriter {
+            store,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            target,
+            buf: Vec::new(),
+            size: 0,
+            sharded: None,
+        }
+    }
+
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        let block = self.store.inner.block_size;
+        while !data.is_empty() {
+            if self.sharded.is_none() && self.buf.len() + data.len() > INLINE_MAX {
+                self.start_sharding()?;
+                // What was buffered for an inline object may span blocks smaller than INLINE_MAX.
+                let pending = std::mem::take(&mut self.buf);
+                let mut blocks = pending.chunks_exact(block);
+                for full in &mut blocks {
+                    self.write_block(full)?;
+                }
+                self.buf = blocks.remainder().to_vec();
+            }
+            let room = if self.sharded.is_some() {
+                block - self.buf.len()
+            } else {
+                data.len()
+            };
+            let n = room.min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            self.size += n as u64;
+            data = &data[n..];
+            if self.sharded.is_some() && self.buf.len() == block {
+                let full = std::mem::take(&mut self.buf);
+                self.write_block(&full)?;
+                self.buf = full;
+                self.buf.clear();
+            }
+        }
+        Ok(())
+    }
+
+    fn start_sharding(&mut self) -> Result<()> {
+        let inner = &self.store.inner;
+        let n = inner.drives.len();
+        let id: DataId = rand::random();
+        let rot = id[0] as usize % n;
+        let mut files = Vec::with_capacity(n);
+        for i in 0..n {
+            let drive = &inner.drives[(i + rot) % n];
+            if drive.state() == DriveState::Faulty {
+                files.push(None);
+                continue;
+            }
+            let path = drive.tmp_shard_path(&id);
+            let opened = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .and_then(|mut f| f.seek(SeekFrom::Start(HEADER_LEN)).map(|_| f));
+            match opened {
+                Ok(f) => files.push(Some(f)),
+                Err(e) if is_no_space(&e) => {
+                    self.sharded = Some(self.sharded_with(id, rot, files));
+                    return Err(Error::from_io(e, &path.display().to_string()));
+                }
+                Err(e) => {
+                    drive.set_state(
+                        DriveState::Faulty,
+                        Some(format!("cannot create {}: {e}", path.display())),
+                    );
+                    files.push(None);
+                }
+            }
+        }
+        self.sharded = Some(self.sharded_with(id, rot, files));
+        self.check_quorum()
+    }
+
+    fn sharded_with(&self, id: DataId, rot: usize, files: Vec<Option<File>>) -> Sharded {
+        let ec = self.store.inner.ec;
+        Sharded {
+            id,
+            rot,
+            enc: Encoder::new(ec.k(), ec.m()),
+            files,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn check_quorum(&self) -> Result<()> {
+        let online = self
+            .sharded
+            .as_ref()
+            .map_or(0, |s| s.files.iter().flatten().count());
+        let needed = self.store.inner.ec.k();
+        if online < needed {
+            return Err(Error::InsufficientDrives { online, needed });
+        }
+        Ok(())
+    }
+
+    fn write_block(&mut self, block: &[u8]) -> Result<()> {
+        let inner = &self.store.inner;
+        let n = inner.drives.len();
+        let sh = self.sharded.as_mut().expect("sharding started");
+        sh.enc.encode(block)?;
+        for i in 0..n {
+            let Some(f) = sh.files[i].as_mut() else {
+                continue;
+            };
+            block_bytes(sh.enc.shard(i), &mut sh.scratch);
+            if let Err(e) = f.write_all(&sh.scratch) {
+                let drive = &inner.drives[(i + sh.rot) % n];
+                if is_no_space(&e) {
+                    return Err(Error::from_io(e, &drive.root.display().to_string()));
+                }
+                drive.set_state(DriveState::Faulty, Some(format!("shard write failed: {e}")));
+                sh.files[i] = None;
+            }
+        }
+        self.check_quorum()
+    }
+
+    /// Make the written bytes a new version of the object, durable on return.
+    pub fn finish(mut self, meta: ObjectMeta) -> Result<ObjectVersion> {
+        let number = match &self.target {
+            Target::Object => 1,
+            Target::Part { number, .. } => *number,
+        };
+        let (data, inline) = match self.sharded.is_some() {
+            false => (
+                PartData::Inline { id: rand::random() },
+                Some(std::mem::take(&mut self.buf)),
+            ),
+            true => (self.seal()?, None),
+        };
+        let part = PartEntry {
+            number,
+            size: self.size,
+            etag: meta.etag.clone(),
+            data,
+        };
+        let op = match &self.target {
+            Target::Object => Op::Put {
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+                meta,
+                part: part.clone(),
+                inline,
+            },
+            Target::Part { upload_id, .. } => Op::PutPart {
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+                upload_id: upload_id.clone(),
+                part: part.clone(),
+                inline,
+            },
+        };
+        let result = self.store.submit(op);
+        let sealed = self.sharded.take();
+        match result {
+            Ok(Out::Version(v)) => Ok(v),
+            Ok(_) => Ok(part_version(&self.key, part)),
+            Err(e) => {
+                // Refused before any drive changed: the renamed shards are ours to remove.
+                // Other failures may have reached some drives; start-up sweeps what is unreferenced.
+                if is_refusal(&e) {
+                    if let Some(sh) = sealed {
+                        for d in self.store.inner.drives.iter() {
+                            let _ = fs::remove_file(d.shard_path(&sh.id));
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Flush the last block, write headers, sync, and move the shards into `data/`.
+    fn seal(&mut self) -> Result<PartData> {
+        if !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf);
+            self.write_block(&last)?;
+        }
+        let inner = &self.store.inner;
+        let n = inner.drives.len();
+        let (k, m) = (inner.ec.k(), inner.ec.m());
+        let sh = self.sharded.as_mut().expect("sharding started");
+        let upload = match &self.target {
+            Target::Object => None,
+            Target::Part { upload_id, number } => Some((upload_id.clone(), *number)),
+        };
+        let size = self.size;
+        let (id, rot) = (sh.id, sh.rot);
+        let results: Vec<(usize, std::io::Result<()>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = sh
+                .files
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, f)| f.as_mut().map(|f| (i, f)))
+                .map(|(i, f)| {
+                    let header = ShardHeader {
+                        store_id: inner.store_id.clone(),
+                        data_id: id,
+                        index: i as u8,
+                        k: k as u8,
+                        m: m as u8,
+                        block_size: inner.block_size as u32,
+                        size,
+                        bucket: self.bucket.clone(),
+                        key: self.key.clone(),
+                        upload: upload.clone(),
+                    };
+                    let drive = &inner.drives[(i + rot) % n];
+                    let handle = s.spawn(move || -> std::io::Result<()> {
+                        let bytes = header.encode().map_err(std::io::Error::other)?;
+                        f.write_all_at(&bytes, 0)?;
+                        f.sync_all()?;
+                        let dest = drive.shard_path(&id);
+                        fs::rename(drive.tmp_shard_path(&id), &dest)?;
+                        sync_dir(dest.parent().expect("shard dir")).map_err(std::io::Error::other)
+                    });
+                    (i, handle)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(i, h)| (i, h.join().expect("shard sync thread")))
+                .collect()
+        });
+        for (i, r) in results {
+            if let Err(e) = r {
+                let drive = &inner.drives[(i + rot) % n];
+                if is_no_space(&e) {
+                    return Err(Error::from_io(e, &drive.root.display().to_string()));
+                }
+                drive.set_state(DriveState::Faulty, Some(format!("shard sync failed: {e}")));
+                sh.files[i] = None;
+            }
+        }
+        self.check_quorum()?;
+        Ok(PartData::Sharded {
+            id,
+            k: k as u8,
+            m: m as u8,
+            rot: rot as u8,
+            block_size: inner.block_size as u32,
+        })
+    }
+}
+
+/// A part is not an object version; report it in the same shape for callers.
+fn part_version(key: &str, part: PartEntry) -> ObjectVersion {
+    ObjectVersion {
+        key: key.to_string(),
+        version_id: String::new(),
+        sort: [0; 16],
+        delete_marker: false,
+        mtime_ns: 0,
+        size: part.size,
+        meta: ObjectMeta {
+            etag: part.etag.clone(),
+            ..ObjectMeta::default()
+        },
+        parts: vec![part],
+        retention: None,
+        legal_hold: false,
+        encryption: None,
+        replication: None,
+    }
+}
+
+fn is_refusal(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::NoSuchBucket(_) | Error::NoSuchUpload(_) | Error::InvalidKey(_)
+    )
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        if let Some(sh) = self.sharded.take() {
+            let n = self.store.inner.drives.len();
+            for (i, f) in sh.files.into_iter().enumerate() {
+                if f.is_some() {
+                    let drive = &self.store.inner.drives[(i + sh.rot) % n];
+                    let _ = fs::remove_file(drive.tmp_shard_path(&sh.id));
+                }
+            }
+        }
+    }
+}

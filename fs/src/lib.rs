@@ -1,0 +1,1 @@
+//! FUSE filesystem over the engine: arrives with the mount issue.

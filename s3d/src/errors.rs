@@ -1,0 +1,158 @@
+//! Engine and body-stream failures as S3 errors: the one place that decides
+//! which S3 code and HTTP status a storage-level cause becomes.
+
+use hyper::StatusCode;
+use s3s::{S3Error, S3ErrorCode};
+
+/// Our code for "a drive is full"; AWS has none, WebDAV's 507 says it best.
+pub(crate) const STORAGE_FULL: &str = "XCybs3StorageFull";
+/// AWS's code for a body that does not match `x-amz-content-sha256` (s3s has no variant).
+const SHA256_MISMATCH: &str = "XAmzContentSHA256Mismatch";
+
+pub(crate) fn from_engine(err: engine::Error) -> S3Error {
+    use engine::Error as E;
+    let msg = err.to_string();
+    let (code, status) = match err {
+        E::NoSuchBucket(_) => (S3ErrorCode::NoSuchBucket, None),
+        // Single tenant: whoever signed owns every bucket.
+        E::BucketExists(_) => (S3ErrorCode::BucketAlreadyOwnedByYou, None),
+        E::BucketNotEmpty(_) => (S3ErrorCode::BucketNotEmpty, None),
+        E::InvalidBucketName(..) => (S3ErrorCode::InvalidBucketName, None),
+        E::InvalidKey(why) if why.contains("longer than") => (S3ErrorCode::KeyTooLongError, None),
+        E::InvalidKey(_) => (S3ErrorCode::InvalidArgument, None),
+        // A plain GET/HEAD of a key whose current version is a delete marker.
+        E::NoSuchKey(_) | E::DeleteMarker { .. } => (S3ErrorCode::NoSuchKey, None),
+        E::NoSuchVersion(_) => (S3ErrorCode::NoSuchVersion, None),
+        E::NoSuchUpload(_) => (S3ErrorCode::NoSuchUpload, None),
+        E::InvalidPart(_) => (S3ErrorCode::InvalidPart, None),
+        E::InvalidPartOrder => (S3ErrorCode::InvalidPartOrder, None),
+        E::EntityTooSmall(_) => (S3ErrorCode::EntityTooSmall, None),
+        E::InvalidRange => (S3ErrorCode::InvalidRange, None),
+        E::StorageFull(_) => (
+            S3ErrorCode::Custom(STORAGE_FULL.into()),
+            Some(StatusCode::INSUFFICIENT_STORAGE),
+        ),
+        E::InsufficientDrives { .. } => (S3ErrorCode::ServiceUnavailable, None),
+        E::Corrupt(_) | E::Io(_) | E::Meta(_) | E::Locked(_) | E::Layout(_) => {
+            // The details are for the operator's log, not for clients.
+            tracing::error!("internal error: {msg}");
+            return internal("We encountered an internal error. Please try again.");
+        }
+    };
+    let mut e = S3Error::with_message(code, msg);
+    if let Some(status) = status {
+        e.set_status_code(status);
+    }
+    e
+}
+
+pub(crate) fn internal(msg: &'static str) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InternalError, msg)
+}
+
+/// An error yielded by the request body stream. s3s' own error types are private,
+/// so its verification failures are recognized by their names.
+pub(crate) fn from_body(err: &(dyn std::error::Error + 'static)) -> S3Error {
+    let text = err.to_string();
+    if text.contains("SignatureMismatch") {
+        return S3Error::with_message(
+            S3ErrorCode::SignatureDoesNotMatch,
+            "The chunk signature does not match the calculated signature.",
+        );
+    }
+    if text.contains("Sha256Mismatch") {
+        let mut e = S3Error::with_message(
+            S3ErrorCode::Custom(SHA256_MISMATCH.into()),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        );
+        e.set_status_code(StatusCode::BAD_REQUEST);
+        return e;
+    }
+    // Malformed aws-chunked framing, or the client went away mid-body.
+    S3Error::with_message(
+        S3ErrorCode::IncompleteBody,
+        format!("The request body could not be read: {text}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: &S3Error) -> u16 {
+        e.status_code().map_or(500, |s| s.as_u16())
+    }
+
+    #[test]
+    fn engine_errors_map_to_s3_codes_and_statuses() {
+        let cases: Vec<(engine::Error, &str, u16)> = vec![
+            (engine::Error::NoSuchBucket("b".into()), "NoSuchBucket", 404),
+            (engine::Error::NoSuchKey("k".into()), "NoSuchKey", 404),
+            (
+                engine::Error::DeleteMarker {
+                    key: "k".into(),
+                    version_id: "v".into(),
+                },
+                "NoSuchKey",
+                404,
+            ),
+            (
+                engine::Error::BucketExists("b".into()),
+                "BucketAlreadyOwnedByYou",
+                409,
+            ),
+            (
+                engine::Error::BucketNotEmpty("b".into()),
+                "BucketNotEmpty",
+                409,
+            ),
+            (engine::Error::InvalidRange, "InvalidRange", 416),
+            (engine::Error::StorageFull("d".into()), STORAGE_FULL, 507),
+            (
+                engine::Error::InsufficientDrives {
+                    online: 1,
+                    needed: 2,
+                },
+                "ServiceUnavailable",
+                503,
+            ),
+            (engine::Error::Corrupt("x".into()), "InternalError", 500),
+            (engine::Error::Meta("x".into()), "InternalError", 500),
+            (
+                engine::Error::Io(std::io::Error::other("x")),
+                "InternalError",
+                500,
+            ),
+        ];
+        for (err, code, st) in cases {
+            let e = from_engine(err);
+            assert_eq!(e.code().as_str(), code);
+            assert_eq!(status(&e), st, "{code}");
+        }
+    }
+
+    #[test]
+    fn invalid_names_and_keys_come_from_the_engine_validators() {
+        let e = from_engine(engine::validate_bucket_name("Bad_Name").unwrap_err());
+        assert_eq!((e.code().as_str(), status(&e)), ("InvalidBucketName", 400));
+        let long = "k".repeat(1025);
+        let e = from_engine(engine::validate_key(&long).unwrap_err());
+        assert_eq!((e.code().as_str(), status(&e)), ("KeyTooLongError", 400));
+        for key in ["a/../b", "a\0b"] {
+            let e = from_engine(engine::validate_key(key).unwrap_err());
+            assert_eq!((e.code().as_str(), status(&e)), ("InvalidArgument", 400));
+        }
+    }
+
+    #[test]
+    fn body_errors_are_recognized_by_name() {
+        let e = from_body(&std::io::Error::other(
+            "AwsChunkedStreamError: SignatureMismatch",
+        ));
+        assert_eq!(e.code().as_str(), "SignatureDoesNotMatch");
+        let e = from_body(&std::io::Error::other("UploadStreamError: Sha256Mismatch"));
+        assert_eq!((e.code().as_str(), status(&e)), (SHA256_MISMATCH, 400));
+        let e = from_body(&std::io::Error::other("connection reset"));
+        assert_eq!((e.code().as_str(), status(&e)), ("IncompleteBody", 400));
+    }
+}

@@ -1,0 +1,47 @@
+//! cybs3 S3 server: the S3 protocol (through s3s) over the engine.
+//!
+//! s3s parses requests, verifies signatures and serializes responses; this crate
+//! maps each operation onto the synchronous engine, run on blocking threads so
+//! the async executor never waits on disk or LMDB.
+//!
+//! - [`server`]: accept loop, health probes, graceful shutdown, request logs.
+//! - [`auth`]: the credentials s3s checks signatures against.
+//! - [`service`]: the `S3` trait implementation, one thin method per operation.
+//! - [`buckets`], [`objects`], [`list`]: the operations themselves.
+//! - [`body`]: streaming request bodies into the engine, with digests.
+//! - [`errors`]: engine errors to S3 error codes and statuses, in one place.
+
+mod auth;
+mod body;
+mod buckets;
+mod errors;
+mod list;
+mod objects;
+mod server;
+mod service;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+pub use server::PeerAddr;
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+}
+
+/// Serve S3 + health on `listener` until `shutdown` resolves; then stop accepting,
+/// let in-flight requests finish (graceful drain, up to ~30 s), and return.
+pub async fn serve(
+    cfg: ServerConfig,
+    store: engine::Store,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let s3 = service::build(&cfg, store.clone());
+    tracing::info!(listen = %cfg.listen, region = %cfg.region, "S3 server ready");
+    server::run(s3, store, listener, shutdown).await
+}

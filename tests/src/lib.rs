@@ -1,0 +1,204 @@
+//! Harness for end-to-end tests: runs the real `cybs3` binary and talks to it with real clients.
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test: `$CYBS3_BIN`, else the workspace's release build, else its debug build.
+pub fn bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CYBS3_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for profile in ["release", "debug"] {
+        let p = root.join("target").join(profile).join("cybs3");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("no cybs3 binary: run `cargo build --release` first or set CYBS3_BIN");
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Run `cybs3 args…` with `CYBS3_HOME=home`.
+pub fn cybs3(home: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("CYBS3_HOME", home)
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .expect("run cybs3")
+}
+
+/// A server process over its own home, data dir and drives.
+pub struct Server {
+    pub home: PathBuf,
+    pub drives: Vec<PathBuf>,
+    pub ec: Option<String>,
+    pub port: u16,
+    child: Option<Child>,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl Server {
+    /// A new server with `n` drives under `home` (not started).
+    pub fn new(home: &Path, n: usize, ec: Option<&str>) -> Server {
+        Server {
+            home: home.to_path_buf(),
+            drives: (0..n).map(|i| home.join(format!("drive{i}"))).collect(),
+            ec: ec.map(str::to_string),
+            port: free_port(),
+            child: None,
+            access_key: String::new(),
+            secret_key: String::new(),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Start in the foreground as a child (so tests can SIGKILL it) and wait until it answers.
+    pub fn start(&mut self) {
+        let drives: Vec<String> = self
+            .drives
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        let mut cmd = Command::new(bin());
+        cmd.args(["server", "start", "--listen"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--drives")
+            .arg(drives.join(","))
+            .env("CYBS3_HOME", &self.home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(ec) = &self.ec {
+            cmd.arg("--ec").arg(ec);
+        }
+        let mut child = cmd.spawn().expect("spawn server");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                panic!("server exited during start-up: {status}");
+            }
+            if http_status(self.port, "/health/ready") == Some(200) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+        let status = self.status_json();
+        self.access_key = status["root_access_key"].as_str().expect("root key").into();
+        self.secret_key = status["root_secret_key"]
+            .as_str()
+            .expect("root secret")
+            .into();
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = cybs3(&self.home, &["server", "status", "--json"]);
+        assert!(out.status.success(), "status failed: {out:?}");
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
+    /// Graceful stop through the CLI.
+    pub fn stop(&mut self) {
+        let out = cybs3(&self.home, &["server", "stop"]);
+        assert!(out.status.success(), "stop failed: {out:?}");
+        if let Some(mut c) = self.child.take() {
+            c.wait().expect("reap server");
+        }
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill server");
+            c.wait().expect("reap server");
+        }
+    }
+
+    /// An S3 client with the SDK's default settings (checksums, aws-chunked trailers).
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new(
+                &self.access_key,
+                &self.secret_key,
+                None,
+                None,
+                "cybs3-tests",
+            ))
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Status code of a plain GET on the loopback port, if it answers.
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).ok()?;
+    std::str::from_utf8(&buf[9..12]).ok()?.parse().ok()
+}
+
+/// Deterministic content for a name and length, so readers can verify without keeping copies.
+pub fn content(name: &str, len: usize) -> Vec<u8> {
+    let mut x: u64 = name.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Every regular file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(t) if t.is_file() => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,438 @@
+//! The store end to end: the real binary, the official AWS SDK, damaged drives, crashes, full disks.
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use cybs3_tests::{content, cybs3, files_under, Server};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MIB: usize = 1 << 20;
+
+async fn put(c: &Client, bucket: &str, key: &str, body: Vec<u8>) {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+}
+
+async fn get(c: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    let out = c
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+async fn list_all(c: &Client, bucket: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = c
+            .list_objects_v2()
+            .bucket(bucket)
+            .max_keys(7)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("list");
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+        token = page.next_continuation_token().map(str::to_string);
+        if !page.is_truncated().unwrap_or(false) {
+            return keys;
+        }
+    }
+}
+
+fn objects() -> Vec<(String, usize)> {
+    [
+        0,
+        1,
+        4096,
+        65_536,
+        65_537,
+        300_000,
+        MIB,
+        MIB + 3,
+        5 * MIB + 7,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, &len)| (format!("obj/{i:02}-{len}"), len))
+    .collect()
+}
+
+async fn verify(c: &Client, objects: &[(String, usize)]) {
+    for (k, len) in objects {
+        assert!(get(c, "data", k).await == content(k, *len), "{k} differs");
+    }
+    let mut want: Vec<String> = objects.iter().map(|o| o.0.clone()).collect();
+    want.sort();
+    assert_eq!(list_all(c, "data").await, want, "listing incomplete");
+}
+
+fn garble(dir: &Path) {
+    for f in files_under(dir) {
+        let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0).max(1) as usize;
+        std::fs::write(&f, content(&f.display().to_string(), len)).expect("garble");
+    }
+}
+
+fn heal_then_fsck_clean(home: &Path) {
+    let out = cybs3(home, &["heal", "--json"]);
+    assert!(out.status.success(), "heal: {out:?}");
+    let out = cybs3(home, &["fsck", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("fsck JSON");
+    assert!(out.status.success(), "fsck not clean: {report}");
+    assert_eq!(report["shards_bad"], 0, "{report}");
+    assert_eq!(report["drives_bad"], serde_json::json!([]), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_lost_or_garbled_drives_lose_nothing_and_heal_restores_redundancy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 6, Some("4+2"));
+    srv.start();
+    let c = srv.client();
+    c.create_bucket().bucket("data").send().await.unwrap();
+    let objs = objects();
+    for (k, len) in &objs {
+        put(&c, "data", k, content(k, *len)).await;
+    }
+    srv.stop();
+
+    // Two drives removed entirely, then two (others) overwritten with garbage.
+    type Damage = fn(&Path);
+    let rounds: [(usize, usize, Damage); 2] = [
+        (1, 4, |d| std::fs::remove_dir_all(d).unwrap()),
+        (0, 5, garble),
+    ];
+    for (a, b, damage) in rounds {
+        damage(&srv.drives[a]);
+        damage(&srv.drives[b]);
+        srv.start();
+        verify(&srv.client(), &objs).await;
+        heal_then_fsck_clean(&srv.home);
+        srv.stop();
+    }
+
+    // Healing restored full redundancy: two *other* drives can go now.
+    std::fs::remove_dir_all(&srv.drives[2]).unwrap();
+    garble(&srv.drives[3]);
+    srv.start();
+    verify(&srv.client(), &objs).await;
+    heal_then_fsck_clean(&srv.home);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_uploads_keeps_acknowledged_objects_and_leaves_no_orphans() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 3, None);
+    srv.start();
+    srv.client()
+        .create_bucket()
+        .bucket("crash")
+        .send()
+        .await
+        .unwrap();
+    let sizes = [1_000, 70_000, 300_000, 2 * MIB + 5];
+    let mut acked_all: Vec<(String, usize)> = Vec::new();
+    for round in 0..6u64 {
+        if round > 0 {
+            srv.start();
+        }
+        let c = srv.client();
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let tasks: Vec<_> = (0..6)
+            .map(|t| {
+                let (c, acked) = (c.clone(), acked.clone());
+                tokio::spawn(async move {
+                    for i in 0.. {
+                        let key = format!("r{round}/t{t}/{i}");
+                        let len = sizes[(i + t) % sizes.len()];
+                        let sent = c
+                            .put_object()
+                            .bucket("crash")
+                            .key(&key)
+                            .body(ByteStream::from(content(&key, len)))
+                            .send()
+                            .await;
+                        match sent {
+                            Ok(_) => acked.lock().unwrap().push((key, len)),
+                            Err(_) => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(400 + 170 * round)).await;
+        srv.kill();
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
+        }
+        acked_all.extend(acked.lock().unwrap().drain(..));
+
+        srv.start();
+        let c = srv.client();
+        for (k, len) in &acked_all {
+            assert!(
+                get(&c, "crash", k).await == content(k, *len),
+                "acknowledged {k} lost or damaged"
+            );
+        }
+        // Whatever is visible is whole: acknowledged or not, never partial.
+        for k in list_all(&c, "crash").await {
+            let body = get(&c, "crash", &k).await;
+            assert!(
+                sizes.contains(&body.len()),
+                "{k}: partial object of {} bytes",
+                body.len()
+            );
+            assert!(body == content(&k, body.len()), "{k}: damaged content");
+        }
+        srv.stop();
+    }
+    assert!(!acked_all.is_empty(), "no upload was acknowledged");
+
+    // Start-up swept every orphan: once all objects are deleted, no shard file may remain.
+    srv.start();
+    let c = srv.client();
+    for k in list_all(&c, "crash").await {
+        c.delete_object()
+            .bucket("crash")
+            .key(&k)
+            .send()
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<_> = srv
+            .drives
+            .iter()
+            .flat_map(|d| [files_under(&d.join("data")), files_under(&d.join("tmp"))])
+            .flatten()
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "orphaned files remain: {left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_keys_and_buckets_are_refused_without_harm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let c = srv.client();
+    c.create_bucket().bucket("good").send().await.unwrap();
+    put(&c, "good", "keep", content("keep", 100_000)).await;
+
+    let long = "k".repeat(1025);
+    for (key, code) in [
+        ("a/../b", "InvalidArgument"),
+        ("../x", "InvalidArgument"),
+        ("x/..", "InvalidArgument"),
+        ("nul\0key", "InvalidArgument"),
+        (long.as_str(), "KeyTooLongError"),
+    ] {
+        let err = c
+            .put_object()
+            .bucket("good")
+            .key(key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect_err(key);
+        let svc = err.into_service_error();
+        assert_eq!(svc.meta().code(), Some(code), "{key:?}: {svc:?}");
+    }
+
+    let err = c
+        .get_object()
+        .bucket("nosuchbucket")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.into_service_error().meta().code(), Some("NoSuchBucket"));
+    for name in ["Bad_Name", "ab", "-start", "a..b", "192.168.1.1"] {
+        let err = c.create_bucket().bucket(name).send().await.expect_err(name);
+        assert_eq!(
+            err.into_service_error().meta().code(),
+            Some("InvalidBucketName"),
+            "{name}"
+        );
+    }
+    let err = c
+        .get_object()
+        .bucket("good")
+        .key("missing")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.into_service_error().is_no_such_key());
+
+    assert!(get(&c, "good", "keep").await == content("keep", 100_000));
+    assert_eq!(list_all(&c, "good").await, vec!["keep".to_string()]);
+}
+
+/// Unmounts a tmpfs when the test ends, however it ends.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_is_a_clear_error_and_keeps_what_was_stored() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a small tmpfs drive needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let drive = tmp.path().join("drive0");
+    std::fs::create_dir_all(&drive).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+        .arg(&drive)
+        .status()
+        .expect("mount");
+    assert!(status.success(), "cannot mount a tmpfs");
+    let _unmount = Tmpfs(drive.clone());
+
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let c = srv.client();
+    c.create_bucket().bucket("full").send().await.unwrap();
+    let mut stored = Vec::new();
+    let mut refusal = None;
+    for i in 0..64 {
+        let key = format!("o{i}");
+        let r = c
+            .put_object()
+            .bucket("full")
+            .key(&key)
+            .body(ByteStream::from(content(&key, MIB)))
+            .send()
+            .await;
+        match r {
+            Ok(_) => stored.push(key),
+            Err(e) => {
+                refusal = Some(e.into_service_error());
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("a 24 MiB drive took 64 MiB");
+    assert_eq!(
+        refusal.meta().code(),
+        Some("XCybs3StorageFull"),
+        "{refusal:?}"
+    );
+    assert!(stored.len() >= 10, "only {} objects fit", stored.len());
+    for k in &stored {
+        assert!(
+            get(&c, "full", k).await == content(k, MIB),
+            "{k} damaged by the full disk"
+        );
+    }
+    // Freeing space makes the store writable again.
+    for k in &stored[..6] {
+        c.delete_object()
+            .bucket("full")
+            .key(k)
+            .send()
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    put(&c, "full", "after", content("after", MIB)).await;
+    assert!(get(&c, "full", "after").await == content("after", MIB));
+    srv.stop();
+}
+
+#[test]
+fn server_cli_records_layout_credentials_and_refuses_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let port = cybs3_tests::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let drives = format!("{0}/a,{0}/b,{0}/c", home.display());
+    let out = std::process::Command::new(cybs3_tests::bin())
+        .args([
+            "server", "start", "--detach", "--listen", &listen, "--drives", &drives,
+        ])
+        .env("CYBS3_HOME", home)
+        .env("CYBS3_ROOT_USER", "rootuser")
+        .env("CYBS3_ROOT_PASSWORD", "rootsecret123")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(cybs3_tests::http_status(port, "/health/live"), Some(200));
+    assert_eq!(cybs3_tests::http_status(port, "/health/ready"), Some(200));
+    // Unauthenticated S3 is refused.
+    assert_eq!(cybs3_tests::http_status(port, "/"), Some(403));
+
+    let out = cybs3(home, &["server", "status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["running"], true);
+    assert_eq!(s["ec"], "2+1");
+    assert_eq!(s["root_access_key"], "rootuser");
+    assert_eq!(s["root_secret_key"], "rootsecret123");
+    assert_eq!(s["drives"].as_array().unwrap().len(), 3);
+    let creds = home.join("store/credentials.json");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(creds).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // A second start on the same store says it is running.
+    let out = cybs3(home, &["server", "start", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
+
+    assert!(cybs3(home, &["server", "stop"]).status.success());
+    assert_eq!(cybs3_tests::http_status(port, "/health/live"), None);
+    let out = cybs3(home, &["server", "status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["running"], false);
+
+    // The layout is fixed at first start.
+    let out = cybs3(
+        home,
+        &["server", "start", "--ec", "1+2", "--listen", &listen],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fixed at 2+1"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
+    // Usage errors exit 2.
+    assert_eq!(
+        cybs3(home, &["server", "start", "--no-such-flag"])
+            .status
+            .code(),
+        Some(2)
+    );
+    // Stopping a stopped server is not an error.
+    assert!(cybs3(home, &["server", "stop"]).status.success());
+}
