@@ -28,6 +28,10 @@ pub struct StartArgs {
     /// S3 region reported to clients
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+    /// Base domain for virtual-hosted-style requests (BUCKET.NAME, any port); repeatable.
+    /// Path-style requests keep working either way.
+    #[arg(long = "domain", value_name = "NAME")]
+    pub domains: Vec<String>,
     /// Run in the background; returns once the server answers
     #[arg(long)]
     pub detach: bool,
@@ -85,6 +89,7 @@ pub fn start(args: StartArgs) -> Result<()> {
             access_key: creds.access_key,
             secret_key: creds.secret_key,
             region: args.region.clone(),
+            domains: args.domains.clone(),
         };
         s3d::serve(cfg, store.clone(), listener, shutdown_signal()).await
     });
@@ -123,6 +128,9 @@ fn detach(dir: &StoreDir, args: &StartArgs) -> Result<()> {
     }
     if let Some(ec) = &args.ec {
         cmd.arg("--ec").arg(ec);
+    }
+    for domain in &args.domains {
+        cmd.arg("--domain").arg(domain);
     }
     let log = std::fs::OpenOptions::new()
         .create(true)

@@ -68,6 +68,13 @@ pub(crate) fn from_body(err: &(dyn std::error::Error + 'static)) -> S3Error {
         e.set_status_code(StatusCode::BAD_REQUEST);
         return e;
     }
+    // The server's idle-body timeout (server.rs), whichever s3s wrapper passed it on.
+    if text.contains(crate::server::BODY_IDLE_MESSAGE) {
+        return S3Error::with_message(
+            S3ErrorCode::RequestTimeout,
+            "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.",
+        );
+    }
     // Malformed aws-chunked framing, or the client went away mid-body.
     S3Error::with_message(
         S3ErrorCode::IncompleteBody,
@@ -152,6 +159,11 @@ mod tests {
         assert_eq!(e.code().as_str(), "SignatureDoesNotMatch");
         let e = from_body(&std::io::Error::other("UploadStreamError: Sha256Mismatch"));
         assert_eq!((e.code().as_str(), status(&e)), (SHA256_MISMATCH, 400));
+        let e = from_body(&std::io::Error::other(format!(
+            "Underlying({})",
+            crate::server::BODY_IDLE_MESSAGE
+        )));
+        assert_eq!((e.code().as_str(), status(&e)), ("RequestTimeout", 400));
         let e = from_body(&std::io::Error::other("connection reset"));
         assert_eq!((e.code().as_str(), status(&e)), ("IncompleteBody", 400));
     }

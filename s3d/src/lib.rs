@@ -10,6 +10,9 @@
 //! - [`buckets`], [`objects`], [`list`]: the operations themselves.
 //! - [`body`]: streaming request bodies into the engine, with digests.
 //! - [`errors`]: engine errors to S3 error codes and statuses, in one place.
+//! - [`versioning`]: bucket versioning, version ids and delete markers, ListObjectVersions.
+//! - [`bucket_config`], [`cors`]: bucket tagging and CORS (incl. preflight answers).
+//! - [`vhost`]: which Host headers name a bucket (virtual-hosted style).
 
 mod auth;
 mod body;
@@ -19,6 +22,15 @@ mod list;
 mod objects;
 mod server;
 mod service;
+mod tagging;
+// Multipart uploads and copies.
+mod copy;
+mod multipart;
+// Versioning, bucket configuration, CORS, virtual hosts.
+mod bucket_config;
+mod cors;
+mod versioning;
+mod vhost;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,6 +43,9 @@ pub struct ServerConfig {
     pub access_key: String,
     pub secret_key: String,
     pub region: String,
+    /// Base domains for virtual-hosted-style requests (`<bucket>.<domain>`, any
+    /// port); empty means path-style only. Path-style always works as well.
+    pub domains: Vec<String>,
 }
 
 /// Serve S3 + health on `listener` until `shutdown` resolves; then stop accepting,
@@ -41,7 +56,8 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let s3 = service::build(&cfg, store.clone());
+    let domains = vhost::Domains::new(&cfg.domains)?;
+    let s3 = service::build(&cfg, store.clone(), &domains);
     tracing::info!(listen = %cfg.listen, region = %cfg.region, "S3 server ready");
-    server::run(s3, store, listener, shutdown).await
+    server::run(s3, store, std::sync::Arc::new(domains), listener, shutdown).await
 }

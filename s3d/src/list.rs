@@ -7,7 +7,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Result};
 
 /// S3's page size limit (and default).
-const MAX_KEYS: usize = 1000;
+pub(crate) const MAX_KEYS: usize = 1000;
 
 /// One page as asked for by either list call.
 struct Page {
@@ -144,7 +144,7 @@ fn common_prefixes(prefixes: Vec<String>, url: bool) -> Vec<CommonPrefix> {
 }
 
 /// `encoding-type=url` is the only encoding S3 knows; s3s leaves it to us.
-fn url_encoded(t: Option<&EncodingType>) -> S3Result<bool> {
+pub(crate) fn url_encoded(t: Option<&EncodingType>) -> S3Result<bool> {
     match t.map(EncodingType::as_str) {
         None => Ok(false),
         Some(t) if t.eq_ignore_ascii_case(EncodingType::URL) => Ok(true),
@@ -155,7 +155,7 @@ fn url_encoded(t: Option<&EncodingType>) -> S3Result<bool> {
     }
 }
 
-fn encode_if(url: bool, v: String) -> String {
+pub(crate) fn encode_if(url: bool, v: String) -> String {
     if url {
         url_encode(&v)
     } else {

@@ -2,12 +2,13 @@
 
 use crate::body::{self, Received};
 use crate::buckets::timestamp;
-use crate::errors;
 use crate::service::{blocking, Cybs3};
+use crate::versioning;
+use crate::{errors, tagging};
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use s3s::dto::*;
-use s3s::{s3_error, S3Result, TrailingHeaders};
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Response, S3Result, TrailingHeaders};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -19,6 +20,9 @@ const CONTENT_LANGUAGE: &str = "content-language";
 const EXPIRES: &str = "expires";
 /// What S3 reports for an object stored without a Content-Type.
 const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+/// Part numbers S3 accepts, for uploads and for `partNumber` reads.
+pub(crate) const MAX_PART_NUMBER: i32 = 10_000;
+const TAGGING_COUNT: &str = "x-amz-tagging-count";
 /// Chunks (of up to one block) read ahead of a slow client.
 const READ_AHEAD: usize = 2;
 
@@ -27,17 +31,7 @@ pub(crate) async fn put(
     input: PutObjectInput,
     trailers: Option<TrailingHeaders>,
 ) -> S3Result<PutObjectOutput> {
-    let expected = match input.content_length {
-        Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "negative Content-Length")),
-        Some(n) if n as u64 > body::MAX_PUT_SIZE => {
-            return Err(s3_error!(
-                EntityTooLarge,
-                "Your proposed upload exceeds the maximum allowed object size."
-            ))
-        }
-        Some(n) => Some(n as u64),
-        None => None,
-    };
+    let expected = declared_length(input.content_length)?;
     let mut claimed = Checksum {
         checksum_crc32: input.checksum_crc32.clone(),
         checksum_crc32c: input.checksum_crc32c.clone(),
@@ -47,7 +41,11 @@ pub(crate) async fn put(
         ..Default::default()
     };
     let hasher = body::hasher_for(input.checksum_algorithm.as_ref(), &claimed);
-    let mut meta = meta_from_put(&input);
+    let mut meta = object_meta(meta_fields!(input));
+    // A bad tag set is refused before the body is read.
+    if let Some(header) = &input.tagging {
+        meta.tags = tagging::parse_header(header)?;
+    }
     let store = s.store.clone();
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     // Refuses a bad key or a missing bucket before the body is read.
@@ -62,15 +60,7 @@ pub(crate) async fn put(
     if let Some(header) = &input.content_md5 {
         body::check_content_md5(header, &md5)?;
     }
-    // Trailing checksums (aws-chunked uploads) are known only now that the body is read.
-    if let Some(t) = trailers.and_then(|t| t.take()) {
-        let late = body::claimed_from(&t);
-        claimed.checksum_crc32 = claimed.checksum_crc32.or(late.checksum_crc32);
-        claimed.checksum_crc32c = claimed.checksum_crc32c.or(late.checksum_crc32c);
-        claimed.checksum_crc64nvme = claimed.checksum_crc64nvme.or(late.checksum_crc64nvme);
-        claimed.checksum_sha1 = claimed.checksum_sha1.or(late.checksum_sha1);
-        claimed.checksum_sha256 = claimed.checksum_sha256.or(late.checksum_sha256);
-    }
+    add_trailing_claims(&mut claimed, trailers);
     body::check_checksums(&claimed, &checksums)?;
 
     meta.etag = hex::encode(md5);
@@ -79,11 +69,11 @@ pub(crate) async fn put(
         .map(|(n, v)| (n.to_string(), v.clone()))
         .collect();
     let etag = meta.etag.clone();
-    let version = blocking(move || writer.finish(meta)).await?;
+    let (version, vstate) = versioning::finish(s, &input.bucket, writer, meta).await?;
     Ok(PutObjectOutput {
         e_tag: Some(ETag::Strong(etag)),
         size: Some(version.size as i64),
-        version_id: version_id(&version),
+        version_id: versioning::shown_version_id(vstate, &version.version_id),
         checksum_crc32: checksums.checksum_crc32,
         checksum_crc32c: checksums.checksum_crc32c,
         checksum_crc64nvme: checksums.checksum_crc64nvme,
@@ -93,19 +83,79 @@ pub(crate) async fn put(
     })
 }
 
-fn meta_from_put(input: &PutObjectInput) -> engine::ObjectMeta {
+/// A body's declared length, refused up front when S3 would refuse it (PUT and UploadPart
+/// share the 5 GiB limit).
+pub(crate) fn declared_length(content_length: Option<i64>) -> S3Result<Option<u64>> {
+    match content_length {
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "negative Content-Length")),
+        Some(n) if n as u64 > body::MAX_PUT_SIZE => Err(s3_error!(
+            EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed object size."
+        )),
+        Some(n) => Ok(Some(n as u64)),
+        None => Ok(None),
+    }
+}
+
+/// Trailing checksums (aws-chunked uploads) are known only once the body is read;
+/// a value in a header wins over one in a trailer.
+pub(crate) fn add_trailing_claims(claimed: &mut Checksum, trailers: Option<TrailingHeaders>) {
+    if let Some(t) = trailers.and_then(|t| t.take()) {
+        let late = body::claimed_from(&t);
+        claimed.checksum_crc32 = claimed.checksum_crc32.take().or(late.checksum_crc32);
+        claimed.checksum_crc32c = claimed.checksum_crc32c.take().or(late.checksum_crc32c);
+        claimed.checksum_crc64nvme = claimed
+            .checksum_crc64nvme
+            .take()
+            .or(late.checksum_crc64nvme);
+        claimed.checksum_sha1 = claimed.checksum_sha1.take().or(late.checksum_sha1);
+        claimed.checksum_sha256 = claimed.checksum_sha256.take().or(late.checksum_sha256);
+    }
+}
+
+/// The request fields an object keeps, borrowed from any input that carries them
+/// (PutObject, CreateMultipartUpload, CopyObject with REPLACE).
+pub(crate) struct MetaFields<'a> {
+    pub content_type: Option<&'a String>,
+    pub cache_control: Option<&'a String>,
+    pub content_disposition: Option<&'a String>,
+    pub content_encoding: Option<&'a String>,
+    pub content_language: Option<&'a String>,
+    pub expires: Option<&'a Timestamp>,
+    pub metadata: Option<&'a Metadata>,
+    pub storage_class: Option<&'a StorageClass>,
+}
+
+/// [`MetaFields`] from an input struct; the s3s inputs name these fields alike.
+macro_rules! meta_fields {
+    ($input:expr) => {
+        $crate::objects::MetaFields {
+            content_type: $input.content_type.as_ref(),
+            cache_control: $input.cache_control.as_ref(),
+            content_disposition: $input.content_disposition.as_ref(),
+            content_encoding: $input.content_encoding.as_ref(),
+            content_language: $input.content_language.as_ref(),
+            expires: $input.expires.as_ref(),
+            metadata: $input.metadata.as_ref(),
+            storage_class: $input.storage_class.as_ref(),
+        }
+    };
+}
+pub(crate) use meta_fields;
+
+pub(crate) fn object_meta(f: MetaFields<'_>) -> engine::ObjectMeta {
     let mut headers = Vec::new();
     for (name, value) in [
-        (CACHE_CONTROL, &input.cache_control),
-        (CONTENT_DISPOSITION, &input.content_disposition),
-        (CONTENT_ENCODING, &input.content_encoding),
-        (CONTENT_LANGUAGE, &input.content_language),
+        (CACHE_CONTROL, f.cache_control),
+        (CONTENT_DISPOSITION, f.content_disposition),
+        (CONTENT_ENCODING, f.content_encoding),
+        (CONTENT_LANGUAGE, f.content_language),
     ] {
         if let Some(v) = value {
             headers.push((name.to_string(), v.clone()));
         }
     }
-    if let Some(expires) = &input.expires {
+    if let Some(expires) = f.expires {
         let mut date = Vec::new();
         if expires.format(TimestampFormat::HttpDate, &mut date).is_ok() {
             headers.push((
@@ -114,26 +164,26 @@ fn meta_from_put(input: &PutObjectInput) -> engine::ObjectMeta {
             ));
         }
     }
-    let mut user: Vec<(String, String)> = input
+    let mut user: Vec<(String, String)> = f
         .metadata
-        .iter()
+        .into_iter()
         .flatten()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect();
     user.sort();
     engine::ObjectMeta {
-        content_type: input.content_type.clone(),
+        content_type: f.content_type.cloned(),
         headers,
         user,
-        storage_class: input.storage_class.as_ref().map(|c| c.as_str().to_string()),
+        storage_class: f.storage_class.map(|c| c.as_str().to_string()),
         ..Default::default()
     }
 }
 
 pub(crate) async fn get(s: &Cybs3, input: GetObjectInput) -> S3Result<GetObjectOutput> {
-    let store = s.store.clone();
     let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
-    let reader = blocking(move || store.open_object(&bucket, &key, vid.as_deref())).await?;
+    // Also answers delete markers (404/405 with their headers) and bad version ids.
+    let (reader, vstate) = versioning::open(s, bucket, key, vid).await?;
     let v = reader.version().clone();
     check_preconditions(
         &v,
@@ -142,18 +192,22 @@ pub(crate) async fn get(s: &Cybs3, input: GetObjectInput) -> S3Result<GetObjectO
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
-    let range = resolve_range(input.range.as_ref(), v.size)?;
-    let (start, end) = range.unwrap_or((0, v.size));
-    let chunks = reader.range(start, end).map_err(errors::from_engine)?;
+    let span = Span::select(&v, input.range.as_ref(), input.part_number)?;
+    let chunks = reader
+        .range(span.start, span.end)
+        .map_err(errors::from_engine)?;
     // Checksums cover the whole object; a range cannot be checked against them.
     let h = Described::new(
         &v,
-        checksums_wanted(input.checksum_mode.as_ref()) && range.is_none(),
+        vstate,
+        checksums_wanted(input.checksum_mode.as_ref()) && !span.partial,
     );
     Ok(GetObjectOutput {
         body: Some(StreamingBlob::wrap(ChunkStream::spawn(chunks))),
-        content_length: Some((end - start) as i64),
-        content_range: range.map(|(a, b)| format!("bytes {a}-{}/{}", b - 1, v.size)),
+        content_length: Some((span.end - span.start) as i64),
+        content_range: span.content_range(v.size),
+        parts_count: span.parts_count,
+        tag_count: tagging::count(&v.meta.tags),
         accept_ranges: Some("bytes".into()),
         e_tag: h.e_tag,
         last_modified: h.last_modified,
@@ -175,10 +229,12 @@ pub(crate) async fn get(s: &Cybs3, input: GetObjectInput) -> S3Result<GetObjectO
     })
 }
 
-pub(crate) async fn head(s: &Cybs3, input: HeadObjectInput) -> S3Result<HeadObjectOutput> {
-    let store = s.store.clone();
+pub(crate) async fn head(
+    s: &Cybs3,
+    input: HeadObjectInput,
+) -> S3Result<S3Response<HeadObjectOutput>> {
     let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
-    let v = blocking(move || store.head(&bucket, &key, vid.as_deref())).await?;
+    let (v, vstate) = versioning::head(s, bucket, key, vid).await?;
     check_preconditions(
         &v,
         input.if_match.as_ref(),
@@ -186,9 +242,16 @@ pub(crate) async fn head(s: &Cybs3, input: HeadObjectInput) -> S3Result<HeadObje
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
-    let h = Described::new(&v, checksums_wanted(input.checksum_mode.as_ref()));
-    Ok(HeadObjectOutput {
-        content_length: Some(v.size as i64),
+    let span = Span::select(&v, input.range.as_ref(), input.part_number)?;
+    let h = Described::new(
+        &v,
+        vstate,
+        checksums_wanted(input.checksum_mode.as_ref()) && !span.partial,
+    );
+    let mut resp = S3Response::new(HeadObjectOutput {
+        content_length: Some((span.end - span.start) as i64),
+        content_range: span.content_range(v.size),
+        parts_count: span.parts_count,
         accept_ranges: Some("bytes".into()),
         e_tag: h.e_tag,
         last_modified: h.last_modified,
@@ -207,17 +270,105 @@ pub(crate) async fn head(s: &Cybs3, input: HeadObjectInput) -> S3Result<HeadObje
         checksum_sha1: h.checksums.checksum_sha1,
         checksum_sha256: h.checksums.checksum_sha256,
         ..Default::default()
-    })
+    });
+    // S3 sends the tag count on HEAD too, though the HeadObject model has no field for it.
+    if let Some(n) = tagging::count(&v.meta.tags) {
+        resp.headers
+            .insert(TAGGING_COUNT, hyper::header::HeaderValue::from(n));
+    }
+    Ok(resp)
 }
 
 pub(crate) async fn delete(s: &Cybs3, input: DeleteObjectInput) -> S3Result<DeleteObjectOutput> {
     let store = s.store.clone();
     let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
+    versioning::check_version_id(vid.as_deref())?;
     // Deleting a key that does not exist succeeds, as in S3.
     let d = blocking(move || store.delete(&bucket, &key, vid.as_deref())).await?;
     Ok(DeleteObjectOutput {
         delete_marker: d.delete_marker.then_some(true),
         version_id: d.version_id,
+        ..Default::default()
+    })
+}
+
+/// S3's limit on keys per DeleteObjects request.
+const MAX_DELETE_KEYS: usize = 1000;
+/// Deletes in flight at once: concurrent ones share the engine's group commits.
+const DELETE_CONCURRENCY: usize = 16;
+
+/// S3 requires an integrity header on DeleteObjects: `Content-MD5`, or (newer SDKs)
+/// an `x-amz-checksum-*` value. s3s has consumed the body by now, so the value itself
+/// cannot be recomputed here; its presence is what is enforced.
+fn require_integrity_header(headers: &hyper::HeaderMap) -> S3Result<()> {
+    let present = headers.contains_key("content-md5")
+        || headers
+            .keys()
+            .any(|n| n.as_str().starts_with("x-amz-checksum-"));
+    if present {
+        return Ok(());
+    }
+    Err(s3_error!(
+        InvalidRequest,
+        "Missing required header for this request: Content-MD5"
+    ))
+}
+
+/// DeleteObjects: each key is deleted on its own; failures become `<Error>` entries
+/// and never fail the request, as in S3.
+pub(crate) async fn delete_many(
+    s: &Cybs3,
+    input: DeleteObjectsInput,
+    headers: &hyper::HeaderMap,
+) -> S3Result<DeleteObjectsOutput> {
+    require_integrity_header(headers)?;
+    let objects = input.delete.objects;
+    if objects.is_empty() || objects.len() > MAX_DELETE_KEYS {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
+    }
+    let quiet = input.delete.quiet == Some(true);
+    let store = s.store.clone();
+    let bucket = input.bucket.clone();
+    // A missing bucket fails the whole request, not each key.
+    blocking(move || store.bucket(&bucket)).await?;
+    let results: Vec<_> = futures::stream::iter(objects)
+        .map(|o| {
+            let store = s.store.clone();
+            let bucket = input.bucket.clone();
+            let (key, vid) = (o.key.clone(), o.version_id.clone());
+            async move {
+                let r = blocking(move || store.delete(&bucket, &key, vid.as_deref())).await;
+                (o, r)
+            }
+        })
+        .buffered(DELETE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for (o, r) in results {
+        match r {
+            Ok(d) if !quiet => deleted.push(DeletedObject {
+                key: Some(o.key),
+                version_id: o.version_id,
+                delete_marker: d.delete_marker.then_some(true),
+                delete_marker_version_id: d.version_id.filter(|_| d.delete_marker),
+            }),
+            Ok(_) => {}
+            Err(e) => errors.push(Error {
+                key: Some(o.key),
+                version_id: o.version_id,
+                code: Some(e.code().as_str().to_string()),
+                message: e.message().map(str::to_string),
+            }),
+        }
+    }
+    Ok(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
         ..Default::default()
     })
 }
@@ -239,7 +390,11 @@ struct Described {
 }
 
 impl Described {
-    fn new(v: &engine::ObjectVersion, with_checksums: bool) -> Described {
+    fn new(
+        v: &engine::ObjectVersion,
+        vstate: engine::Versioning,
+        with_checksums: bool,
+    ) -> Described {
         let m = &v.meta;
         let header = |name: &str| {
             m.headers
@@ -268,7 +423,7 @@ impl Described {
             content_language: header(CONTENT_LANGUAGE),
             expires: header(EXPIRES)
                 .and_then(|d| Timestamp::parse(TimestampFormat::HttpDate, &d).ok()),
-            version_id: version_id(v),
+            version_id: versioning::shown_version_id(vstate, &v.version_id),
             storage_class: m.storage_class.clone().map(StorageClass::from),
             checksums: Checksum {
                 checksum_crc32: checksum("crc32"),
@@ -286,13 +441,27 @@ fn checksums_wanted(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
 }
 
-/// Versions written while versioning is off are "null": S3 sends no version id for them.
-fn version_id(v: &engine::ObjectVersion) -> Option<String> {
-    (v.version_id != "null" && !v.version_id.is_empty()).then(|| v.version_id.clone())
+/// The `x-amz-version-id` to report for a version written or read by a copy, a
+/// completed upload or a tagging call: the "null" version counts only once the
+/// bucket has had versioning, which takes a look at the bucket.
+pub(crate) async fn shown_version(s: &Cybs3, bucket: &str, version_id: &str) -> Option<String> {
+    if version_id != versioning::NULL_VERSION {
+        return version_id_shown(engine::Versioning::Enabled, version_id);
+    }
+    let store = s.store.clone();
+    let bucket = bucket.to_string();
+    let state = blocking(move || store.bucket(&bucket))
+        .await
+        .map_or(engine::Versioning::Unversioned, |r| r.versioning);
+    version_id_shown(state, version_id)
+}
+
+fn version_id_shown(state: engine::Versioning, version_id: &str) -> Option<String> {
+    versioning::shown_version_id(state, version_id)
 }
 
 /// HTTP dates have second precision: compare and report modification times in whole seconds.
-fn last_modified(v: &engine::ObjectVersion) -> Timestamp {
+pub(crate) fn last_modified(v: &engine::ObjectVersion) -> Timestamp {
     timestamp(v.mtime_ns / 1_000_000_000 * 1_000_000_000)
 }
 
@@ -308,8 +477,86 @@ pub(crate) fn resolve_range(range: Option<&Range>, size: u64) -> S3Result<Option
     }
 }
 
+/// The bytes a GET/HEAD answers with: all of them, a `Range`, or one part (`partNumber`).
+#[derive(Debug, PartialEq)]
+struct Span {
+    start: u64,
+    end: u64,
+    /// Less than the whole object was asked for (206 with Content-Range).
+    partial: bool,
+    /// `x-amz-mp-parts-count`, for a part of a multipart object.
+    parts_count: Option<i32>,
+}
+
+impl Span {
+    fn select(
+        v: &engine::ObjectVersion,
+        range: Option<&Range>,
+        part: Option<i32>,
+    ) -> S3Result<Span> {
+        let Some(n) = part else {
+            let range = resolve_range(range, v.size)?;
+            let (start, end) = range.unwrap_or((0, v.size));
+            return Ok(Span {
+                start,
+                end,
+                partial: range.is_some(),
+                parts_count: None,
+            });
+        };
+        if range.is_some() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter"
+            ));
+        }
+        if !(1..=MAX_PART_NUMBER).contains(&n) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive"
+            ));
+        }
+        let unsatisfiable = || {
+            let mut e = S3Error::with_message(
+                S3ErrorCode::Custom("InvalidPartNumber".into()),
+                "The requested partnumber is not satisfiable",
+            );
+            e.set_status_code(hyper::StatusCode::RANGE_NOT_SATISFIABLE);
+            e
+        };
+        // Only a completed multipart upload has an ETag with a part count suffix;
+        // anything else is one part, number 1.
+        if !v.meta.etag.contains('-') {
+            return match n {
+                1 => Ok(Span {
+                    start: 0,
+                    end: v.size,
+                    partial: true,
+                    parts_count: None,
+                }),
+                _ => Err(unsatisfiable()),
+            };
+        }
+        let index = n as usize - 1;
+        let part = v.parts.get(index).ok_or_else(unsatisfiable)?;
+        let start: u64 = v.parts[..index].iter().map(|p| p.size).sum();
+        Ok(Span {
+            start,
+            end: start + part.size,
+            partial: true,
+            parts_count: Some(v.parts.len() as i32),
+        })
+    }
+
+    fn content_range(&self, size: u64) -> Option<String> {
+        // An empty span has no byte positions to name.
+        (self.partial && self.end > self.start)
+            .then(|| format!("bytes {}-{}/{size}", self.start, self.end - 1))
+    }
+}
+
 /// Conditional GET/HEAD, in the order RFC 9110 (and S3) evaluate them.
-fn check_preconditions(
+pub(crate) fn check_preconditions(
     v: &engine::ObjectVersion,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
@@ -461,6 +708,53 @@ mod tests {
             encryption: None,
             replication: None,
         }
+    }
+
+    fn with_parts(etag: &str, sizes: &[u64]) -> engine::ObjectVersion {
+        let mut v = version(etag, 1);
+        v.parts = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| engine::PartEntry {
+                number: i as u32 + 1,
+                size,
+                etag: String::new(),
+                data: engine::PartData::Inline { id: [0; 16] },
+            })
+            .collect();
+        v.size = sizes.iter().sum();
+        v
+    }
+
+    #[test]
+    fn part_numbers_select_one_part() {
+        let mp = with_parts("abc-3", &[10, 10, 4]);
+        let span = Span::select(&mp, None, Some(2)).unwrap();
+        assert_eq!((span.start, span.end, span.parts_count), (10, 20, Some(3)));
+        assert_eq!(
+            span.content_range(mp.size).as_deref(),
+            Some("bytes 10-19/24")
+        );
+        let last = Span::select(&mp, None, Some(3)).unwrap();
+        assert_eq!((last.start, last.end), (20, 24));
+        let e = Span::select(&mp, None, Some(4)).unwrap_err();
+        assert_eq!(e.code().as_str(), "InvalidPartNumber");
+        assert_eq!(e.status_code().unwrap().as_u16(), 416);
+        for bad in [0, 10_001] {
+            let e = Span::select(&mp, None, Some(bad)).unwrap_err();
+            assert_eq!(e.code().as_str(), "InvalidArgument");
+        }
+        let e = Span::select(&mp, Some(&range("bytes=0-1")), Some(1)).unwrap_err();
+        assert_eq!(e.code().as_str(), "InvalidRequest");
+
+        // A single-part object is its own part 1, with no parts count.
+        let single = with_parts("abc", &[7]);
+        let span = Span::select(&single, None, Some(1)).unwrap();
+        assert_eq!((span.start, span.end, span.parts_count), (0, 7, None));
+        assert!(Span::select(&single, None, Some(2)).is_err());
+        // Without partNumber nothing is partial unless a Range says so.
+        let whole = Span::select(&mp, None, None).unwrap();
+        assert!(!whole.partial && whole.content_range(24).is_none());
     }
 
     #[test]

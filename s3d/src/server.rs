@@ -1,21 +1,36 @@
 //! HTTP side: accept loop, unauthenticated health probes, per-request logs and
 //! graceful shutdown. Everything else goes to the s3s service.
 
-use hyper::body::Incoming;
+use crate::cors;
+use crate::vhost::Domains;
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use s3s::service::S3Service;
 use s3s::{Body, HttpError};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 /// How long in-flight requests may run after shutdown was asked for.
 const DRAIN: Duration = Duration::from_secs(30);
+/// Request line plus headers. hyper answers 431 beyond it; S3 allows ~8 KiB of
+/// user metadata, so 64 KiB leaves room for long presigned query strings.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// A client must send its whole request head within this time (slowloris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request body that sends nothing for this long is abandoned (S3's RequestTimeout).
+pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The error text body.rs / errors.rs recognize as an idle body.
+pub(crate) const BODY_IDLE_MESSAGE: &str = "RequestTimeout: the request body was idle too long";
 
 /// The client's address, put into every S3 request's extensions
 /// (`S3Request::extensions`) for handlers and access checks.
@@ -25,10 +40,11 @@ pub struct PeerAddr(pub SocketAddr);
 pub(crate) async fn run(
     s3: S3Service,
     store: engine::Store,
+    domains: Arc<Domains>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let http = ConnBuilder::new(TokioExecutor::new());
+    let http = conn_builder();
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -46,8 +62,9 @@ pub(crate) async fn run(
         };
         // Small responses (errors, HEAD, lists) should not wait for Nagle.
         let _ = tcp.set_nodelay(true);
-        let (s3, store) = (s3.clone(), store.clone());
-        let svc = service_fn(move |req| handle(s3.clone(), store.clone(), peer, req));
+        let (s3, store, domains) = (s3.clone(), store.clone(), domains.clone());
+        let svc =
+            service_fn(move |req| handle(s3.clone(), store.clone(), domains.clone(), peer, req));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), svc).into_owned());
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -66,27 +83,60 @@ pub(crate) async fn run(
     Ok(())
 }
 
+/// HTTP/1 and HTTP/2 limits against oversized and slow request heads. hyper
+/// needs a timer for the header read timeout; keep-alive stays on (the default).
+fn conn_builder() -> ConnBuilder<TokioExecutor> {
+    let mut http = ConnBuilder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    http
+}
+
 async fn handle(
     s3: S3Service,
     store: engine::Store,
+    domains: Arc<Domains>,
     peer: SocketAddr,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, HttpError> {
     let started = Instant::now();
+    // HTTP/2 carries the host as :authority; CORS lookups read it from Host, as s3s does.
+    if req.version() == hyper::Version::HTTP_2 && !req.headers().contains_key(hyper::header::HOST) {
+        if let Some(v) = req
+            .uri()
+            .authority()
+            .and_then(|a| hyper::header::HeaderValue::from_str(a.as_str()).ok())
+        {
+            req.headers_mut().insert(hyper::header::HOST, v);
+        }
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = match health(&method, &path, &store).await {
-        Some(resp) => resp,
-        None => {
-            req.extensions_mut().insert(PeerAddr(peer));
-            match s3.call(req.map(Body::from)).await {
-                Ok(resp) => resp,
-                Err(e) => {
-                    tracing::warn!(%peer, %method, path, "response could not be produced: {e:?}");
-                    return Err(e);
-                }
+    let resp = if let Some(resp) = health(&method, &path, &store).await {
+        resp
+    } else if method == Method::OPTIONS {
+        // CORS preflights carry no credentials: answer them before s3s' auth.
+        cors::preflight(&store, &domains, req.headers(), &path).await
+    } else {
+        let cors = cors::Actual::of(&domains, &method, req.headers(), &path);
+        req.extensions_mut().insert(PeerAddr(peer));
+        let req = req.map(|b| Body::http_body(IdleBody::new(b, BODY_IDLE_TIMEOUT)));
+        let mut resp = match s3.call(req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::warn!(%peer, %method, path, "response could not be produced: {e:?}");
+                return Err(e);
             }
+        };
+        if let Some(cors) = cors {
+            cors.apply(&store, &mut resp).await;
         }
+        resp
     };
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_millis() as u64;
@@ -122,4 +172,174 @@ async fn health(method: &Method, path: &str, store: &engine::Store) -> Option<Re
     let mut resp = Response::new(Body::from(text.to_string()));
     *resp.status_mut() = status;
     Some(resp)
+}
+
+/// A request body that fails once the client has sent nothing for `idle`, so a
+/// stalled upload frees its connection and temporary data instead of waiting forever.
+/// The clock runs only while the handler is waiting for data.
+struct IdleBody {
+    inner: Incoming,
+    idle: Duration,
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl IdleBody {
+    fn new(inner: Incoming, idle: Duration) -> IdleBody {
+        IdleBody {
+            inner,
+            idle,
+            waiting: None,
+        }
+    }
+}
+
+impl hyper::body::Body for IdleBody {
+    type Data = Bytes;
+    type Error = s3s::StdError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.waiting = None;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let idle = this.idle;
+                let timer = this
+                    .waiting
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(BODY_IDLE_MESSAGE.into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bucket_config::to_xml;
+    use crate::cors::ATTR_CORS;
+    use s3s::dto::{CORSConfiguration, CORSRule};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+
+    /// One HTTP/1.1 exchange on `conn`: the status line, the lowercased head, the body.
+    async fn exchange(conn: &mut BufReader<TcpStream>, request: &str) -> (u16, String, String) {
+        conn.get_mut().write_all(request.as_bytes()).await.unwrap();
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if conn.read_line(&mut line).await.unwrap() == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line.to_ascii_lowercase());
+        }
+        let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |n| n.trim().parse().unwrap());
+        let mut body = vec![0; len];
+        conn.read_exact(&mut body).await.unwrap();
+        (status, head, String::from_utf8(body).unwrap())
+    }
+
+    async fn connect(addr: std::net::SocketAddr) -> BufReader<TcpStream> {
+        BufReader::new(TcpStream::connect(addr).await.unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn preflights_limits_and_keep_alive_through_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = engine::Store::open(engine::StoreConfig::new(vec![dir.path().into()])).unwrap();
+        store.create_bucket("bkt").unwrap();
+        let cors = CORSConfiguration {
+            cors_rules: vec![CORSRule {
+                allowed_methods: vec!["GET".into()],
+                allowed_origins: vec!["https://*.example".into()],
+                ..Default::default()
+            }],
+        };
+        store
+            .set_bucket_attr("bkt", ATTR_CORS, Some(to_xml(&cors).unwrap()))
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cfg = crate::ServerConfig {
+            listen: addr,
+            access_key: "ak".into(),
+            secret_key: "sk".into(),
+            region: "us-east-1".into(),
+            domains: vec!["s3.test".into()],
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::serve(cfg, store, listener, async {
+            let _ = stopped.await;
+        }));
+
+        let mut conn = connect(addr).await;
+        let preflight =
+            "OPTIONS /bkt/k HTTP/1.1\r\nHost: localhost:1\r\nOrigin: https://a.example\r\n\
+                         Access-Control-Request-Method: GET\r\n\r\n";
+        let (status, head, _) = exchange(&mut conn, preflight).await;
+        assert_eq!(status, 200, "{head}");
+        assert!(head.contains("access-control-allow-origin: https://a.example"));
+        // Same connection: keep-alive works, and path-style still works with domains set.
+        let (status, _, body) = exchange(
+            &mut conn,
+            "GET /health/live HTTP/1.1\r\nHost: localhost:1\r\n\r\n",
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (200, "ok\n"));
+        // Virtual-hosted style, port ignored.
+        let vhost =
+            "OPTIONS /k HTTP/1.1\r\nHost: bkt.s3.test:9000\r\nOrigin: https://a.example\r\n\
+                     Access-Control-Request-Method: GET\r\n\r\n";
+        assert_eq!(exchange(&mut conn, vhost).await.0, 200);
+        let denied = "OPTIONS /bkt/k HTTP/1.1\r\nHost: x\r\nOrigin: https://a.example\r\n\
+                      Access-Control-Request-Method: PUT\r\n\r\n";
+        let (status, _, body) = exchange(&mut conn, denied).await;
+        assert_eq!(status, 403);
+        assert!(body.contains(
+            "<Code>AccessForbidden</Code><Message>CORSResponse: This CORS request is not allowed."
+        ));
+        assert!(body.contains("<Method>PUT</Method><ResourceType>OBJECT</ResourceType>"));
+        // An actual request (here refused for lack of a signature) still gets CORS headers.
+        let (status, head, _) = exchange(
+            &mut conn,
+            "GET /bkt/k HTTP/1.1\r\nHost: x\r\nOrigin: https://a.example\r\n\r\n",
+        )
+        .await;
+        assert_eq!(status, 403);
+        assert!(head.contains("access-control-allow-origin: https://a.example"));
+
+        // An oversized request head is refused, and the server keeps serving.
+        let mut big = connect(addr).await;
+        let huge = format!(
+            "GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(super::MAX_HEADER_BYTES + 1)
+        );
+        assert_eq!(exchange(&mut big, &huge).await.0, 431);
+        let mut again = connect(addr).await;
+        let live = "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(exchange(&mut again, live).await.0, 200);
+
+        stop.send(()).unwrap();
+        drop((conn, big, again));
+        server.await.unwrap().unwrap();
+    }
 }

@@ -1,7 +1,9 @@
 //! The s3s service: configuration, and the `S3` trait as a thin dispatch to the
 //! operation modules. Operations not listed answer NotImplemented (s3s' default).
 
+use crate::vhost::Domains;
 use crate::{auth::RootAuth, buckets, errors, list, objects, ServerConfig};
+use crate::{bucket_config, cors, versioning};
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
@@ -13,13 +15,17 @@ pub(crate) struct Cybs3 {
     pub region: String,
 }
 
-pub(crate) fn build(cfg: &ServerConfig, store: engine::Store) -> S3Service {
+pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains) -> S3Service {
     let mut b = S3ServiceBuilder::new(Cybs3 {
         store,
         region: cfg.region.clone(),
     });
     // With auth set and no access policy, s3s refuses anonymous requests (AccessDenied).
     b.set_auth(RootAuth::new(&cfg.access_key, &cfg.secret_key));
+    // Without domains s3s stays path-style only.
+    if !domains.is_empty() {
+        b.set_host(domains.clone());
+    }
     b.build()
 }
 
@@ -80,7 +86,8 @@ impl S3 for Cybs3 {
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> Res<HeadObjectOutput> {
-        objects::head(self, req.input).await.map(S3Response::new)
+        // Returns the response itself: HEAD carries a header the output cannot (tag count).
+        objects::head(self, req.input).await
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> Res<DeleteObjectOutput> {
@@ -105,5 +112,185 @@ impl S3 for Cybs3 {
             NotImplemented,
             "POST object uploads are not supported yet"
         ))
+    }
+
+    // Versioning, bucket configuration.
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> Res<PutBucketVersioningOutput> {
+        versioning::put_config(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> Res<GetBucketVersioningOutput> {
+        versioning::get_config(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> Res<ListObjectVersionsOutput> {
+        versioning::list(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> Res<PutBucketTaggingOutput> {
+        bucket_config::put_tagging(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> Res<GetBucketTaggingOutput> {
+        bucket_config::get_tagging(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> Res<DeleteBucketTaggingOutput> {
+        bucket_config::delete_tagging(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> Res<PutBucketCorsOutput> {
+        cors::put(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> Res<GetBucketCorsOutput> {
+        cors::get(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> Res<DeleteBucketCorsOutput> {
+        cors::delete(self, req.input).await.map(S3Response::new)
+    }
+
+    // Multipart uploads, copies, batch deletes, object tagging.
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> Res<CreateMultipartUploadOutput> {
+        crate::multipart::create(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> Res<UploadPartOutput> {
+        // As for PutObject: trailers are filled in only once the body has been read.
+        let trailers = req.trailing_headers.clone();
+        crate::multipart::upload_part(self, req.input, trailers)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> Res<UploadPartCopyOutput> {
+        crate::copy::upload_part_copy(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> Res<CompleteMultipartUploadOutput> {
+        let host = req
+            .headers
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        crate::multipart::complete(self, req.input, host)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> Res<AbortMultipartUploadOutput> {
+        crate::multipart::abort(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> Res<ListMultipartUploadsOutput> {
+        crate::multipart::list_uploads(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> Res<ListPartsOutput> {
+        crate::multipart::list_parts(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> Res<CopyObjectOutput> {
+        crate::copy::copy_object(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> Res<DeleteObjectsOutput> {
+        objects::delete_many(self, req.input, &req.headers)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> Res<PutObjectTaggingOutput> {
+        crate::tagging::put(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> Res<GetObjectTaggingOutput> {
+        crate::tagging::get(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> Res<DeleteObjectTaggingOutput> {
+        crate::tagging::delete(self, req.input)
+            .await
+            .map(S3Response::new)
     }
 }
