@@ -8,7 +8,7 @@
 use crate::codec::reconstruct;
 use crate::error::{Error, Result};
 use crate::record::{ObjectVersion, PartData};
-use crate::shard::{read_block, Geometry};
+use crate::shard::{append_block, read_block, Geometry};
 use crate::Store;
 use std::fs::File;
 use std::io::{self, Read};
@@ -117,23 +117,16 @@ impl ObjectReader {
         };
         let s = geo.shard_len(b);
         let files = self.files(part);
-        let mut out = Vec::with_capacity(hi - lo);
-        let mut buf = Vec::new();
-        let mut healthy = true;
+        // Healthy: only the data shards holding bytes lo..hi, read back to back.
         let (first, last) = (lo / s, (hi - 1) / s);
-        for (i, file) in files.iter().enumerate().take(last + 1).skip(first) {
-            let ok = file
-                .as_ref()
-                .is_some_and(|f| read_block(f, &geo, b, &mut buf));
-            if !ok {
-                healthy = false;
-                break;
-            }
-            let from = lo.max(i * s) - i * s;
-            let to = hi.min((i + 1) * s) - i * s;
-            out.extend_from_slice(&buf[from..to]);
-        }
+        let mut out = Vec::with_capacity((last + 1 - first) * s + 4);
+        let healthy = files[first..=last].iter().all(|f| {
+            f.as_ref()
+                .is_some_and(|f| append_block(f, &geo, b, &mut out))
+        });
         if healthy {
+            out.truncate(hi - first * s);
+            out.drain(..lo - first * s);
             return Ok(out);
         }
         // Degraded: gather any k verified shards, rebuild, and have the data healed.

@@ -11,7 +11,9 @@ use crate::layout::shard_len;
 use crate::record::DataId;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
+use std::mem::MaybeUninit;
 use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
 
 pub const HEADER_LEN: u64 = 4096;
 const MAGIC: &[u8; 8] = b"CYBS3SH1";
@@ -99,16 +101,60 @@ impl Geometry {
     }
 }
 
-/// Read and verify block `b`'s shard; `None` when it is missing, short or fails its checksum.
+/// Read and verify block `b`'s shard into `buf`; `false` when it is missing, short or fails its checksum.
 pub fn read_block(file: &File, geo: &Geometry, b: u64, buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    append_block(file, geo, b, buf)
+}
+
+/// Append block `b`'s shard to `out` if it reads whole and passes its checksum.
+/// Reads straight into `out`'s spare capacity: no zero-filling, no second copy.
+pub fn append_block(file: &File, geo: &Geometry, b: u64, out: &mut Vec<u8>) -> bool {
     let len = geo.shard_len(b);
-    buf.resize(len + 4, 0);
-    if file.read_exact_at(buf, geo.offset(b)).is_err() {
+    let start = out.len();
+    out.reserve(len + 4);
+    if !pread_exact(
+        file,
+        &mut out.spare_capacity_mut()[..len + 4],
+        geo.offset(b),
+    ) {
         return false;
     }
-    let crc = u32::from_le_bytes(buf[len..].try_into().unwrap());
-    buf.truncate(len);
-    crc32fast::hash(buf) == crc
+    // SAFETY: pread_exact initialized all `len + 4` bytes after `start`.
+    unsafe { out.set_len(start + len + 4) };
+    let crc = u32::from_le_bytes(out[start + len..].try_into().expect("4 bytes"));
+    out.truncate(start + len);
+    if crc32fast::hash(&out[start..]) != crc {
+        out.truncate(start);
+        return false;
+    }
+    true
+}
+
+fn pread_exact(file: &File, buf: &mut [MaybeUninit<u8>], mut offset: u64) -> bool {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: the kernel writes at most `rest.len()` bytes into memory we own.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                rest.as_mut_ptr().cast(),
+                rest.len(),
+                offset as libc::off_t,
+            )
+        };
+        match n {
+            n if n > 0 => {
+                done += n as usize;
+                offset += n as u64;
+            }
+            0 => return false,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Append one block's shard with its checksum.
