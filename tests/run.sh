@@ -10,11 +10,18 @@ declare -A packages=(
   [curl]=curl
   [mount]=mount
   [umount]=mount
+  [rclone]=rclone
+  [s3cmd]=s3cmd
+  [python3]=python3
 )
 missing=()
 for cmd in "${!packages[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
 done
+# The aws CLI comes from PyPI (Debian's awscli lags behind the S3 API); pip itself from apt.
+if ! command -v aws >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
+  missing+=(python3-pip)
+fi
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]]; then
     echo "installing: ${missing[*]}"
@@ -24,6 +31,12 @@ if ((${#missing[@]})); then
     echo "missing packages: ${missing[*]} (run as root to install them)" >&2
     exit 1
   fi
+fi
+
+if ! command -v aws >/dev/null 2>&1; then
+  echo "installing: awscli (pip)"
+  python3 -m pip install --quiet awscli || python3 -m pip install --quiet --break-system-packages awscli
+  export PATH="$HOME/.local/bin:$PATH"
 fi
 
 # Test traffic stays on loopback; a CA bundle meant for the outside only confuses clients.
@@ -38,3 +51,5 @@ cargo build --release --quiet
 export CYBS3_BIN="$PWD/target/release/cybs3"
 echo "== tests"
 cargo test --workspace --quiet -- --test-threads 2
+echo "== S3 command-line clients (aws, rclone, s3cmd)"
+tests/clients.sh

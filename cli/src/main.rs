@@ -80,9 +80,11 @@ enum ServerCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // s3s logs every client mistake (NoSuchKey, ...) as an error; our server logs
+    // the requests that fail on our side, so its own lines are off unless asked for.
     let default_log = match &cli.command {
-        Command::Server(ServerCmd::Start(_)) => "info",
-        _ => "warn",
+        Command::Server(ServerCmd::Start(_)) => "info,s3s=off",
+        _ => "warn,s3s=off",
     };
     tracing_subscriber::fmt()
         .with_env_filter(

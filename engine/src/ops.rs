@@ -58,6 +58,7 @@ pub(crate) enum Op {
         upload_id: String,
         parts: Vec<(u32, String)>,
         etag: String,
+        checksums: Vec<(String, String)>,
     },
     Abort {
         bucket: String,
@@ -273,6 +274,7 @@ pub(crate) fn apply(
             upload_id,
             parts,
             etag,
+            checksums,
         } => {
             let rec = bucket(tx, b)?;
             let up = upload(tx, b, key, upload_id)?;
@@ -301,6 +303,7 @@ pub(crate) fn apply(
             tx.del(keys::upload(b, key, upload_id));
             let meta = ObjectMeta {
                 etag: etag.clone(),
+                checksums: checksums.clone(),
                 ..up.meta
             };
             let v = new_version(tx, clock, &rec, key, meta, entries, freed)?;

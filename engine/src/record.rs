@@ -83,6 +83,8 @@ pub struct PartEntry {
     pub number: u32,
     pub size: u64,
     pub etag: String,
+    /// A multipart part's checksums by algorithm (whole objects keep theirs in `ObjectMeta`).
+    pub checksums: Vec<(String, String)>,
     pub data: PartData,
 }
 

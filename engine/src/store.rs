@@ -588,7 +588,8 @@ impl Store {
         ))
     }
 
-    /// Assemble the listed parts (number, ETag) into a new version with this ETag.
+    /// Assemble the listed parts (number, ETag) into a new version with this ETag
+    /// and these whole-object checksums.
     pub fn complete_upload(
         &self,
         bucket: &str,
@@ -596,6 +597,7 @@ impl Store {
         upload_id: &str,
         parts: Vec<(u32, String)>,
         etag: String,
+        checksums: Vec<(String, String)>,
     ) -> Result<ObjectVersion> {
         match self.submit(Op::Complete {
             bucket: bucket.to_string(),
@@ -603,6 +605,7 @@ impl Store {
             upload_id: upload_id.to_string(),
             parts,
             etag,
+            checksums,
         })? {
             Out::Version(v) => Ok(v),
             _ => unreachable!("complete answers Version"),

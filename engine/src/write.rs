@@ -192,6 +192,10 @@ impl ObjectWriter {
             number,
             size: self.size,
             etag: meta.etag.clone(),
+            checksums: match self.target {
+                Target::Object => Vec::new(),
+                Target::Part { .. } => meta.checksums.clone(),
+            },
             data,
         };
         let op = match &self.target {

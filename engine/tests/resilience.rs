@@ -41,7 +41,14 @@ fn multipart(s: &Store, key: &str, parts: &[Vec<u8>]) -> Vec<u8> {
         list.push((n, etag_of(p)));
     }
     let v = s
-        .complete_upload(BUCKET, key, &up.upload_id, list, "mp-etag".into())
+        .complete_upload(
+            BUCKET,
+            key,
+            &up.upload_id,
+            list,
+            "mp-etag".into(),
+            Vec::new(),
+        )
         .unwrap();
     let all = parts.concat();
     assert_eq!(v.size, all.len() as u64);
@@ -241,6 +248,7 @@ fn any_two_drives_lost_or_scrambled() {
         upload_id,
         vec![(*number, etag.clone())],
         "e".into(),
+        Vec::new(),
     )
     .unwrap();
     assert!(get(&s, BUCKET, key).unwrap() == *data);

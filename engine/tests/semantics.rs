@@ -322,6 +322,7 @@ fn multipart_complete_and_listings() {
             &up.upload_id,
             vec![(1, e1.clone()), (2, format!("\"{e2}\"")), (3, e3.clone())],
             "final-etag-3".into(),
+            Vec::new(),
         )
         .unwrap();
     let all = [p1.clone(), p2.clone(), p3.clone()].concat();
@@ -343,7 +344,14 @@ fn multipart_complete_and_listings() {
         Err(Error::NoSuchUpload(_))
     ));
     assert!(matches!(
-        s.complete_upload(B, "mp/obj", &up.upload_id, vec![(1, e1)], "x".into()),
+        s.complete_upload(
+            B,
+            "mp/obj",
+            &up.upload_id,
+            vec![(1, e1)],
+            "x".into(),
+            Vec::new()
+        ),
         Err(Error::NoSuchUpload(_))
     ));
     let stats = s.bucket_stats(B).unwrap();
@@ -376,7 +384,8 @@ fn multipart_refusals() {
 
     // Parts are checked in list order, so order errors show behind a big first part.
     let e3 = part(&s, "k", &id, 3, &bytes(3, MIN_PART_SIZE as usize));
-    let complete = |parts: Vec<(u32, String)>| s.complete_upload(B, "k", &id, parts, "x".into());
+    let complete =
+        |parts: Vec<(u32, String)>| s.complete_upload(B, "k", &id, parts, "x".into(), Vec::new());
     let r = complete(vec![(3, e3.clone()), (1, e1.clone())]);
     assert!(matches!(r, Err(Error::InvalidPartOrder)), "{r:?}");
     let r = complete(vec![(3, e3.clone()), (3, e3.clone())]);

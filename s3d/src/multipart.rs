@@ -10,6 +10,7 @@ use crate::list::encode_if;
 use crate::objects::{add_trailing_claims, declared_length, meta_fields, object_meta};
 use crate::service::{blocking, Cybs3};
 use crate::{list, objects, tagging};
+use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
 use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{s3_error, S3Result, TrailingHeaders};
@@ -17,6 +18,8 @@ use s3s::{s3_error, S3Result, TrailingHeaders};
 /// Where an upload's `x-amz-checksum-algorithm` is kept, among the stored headers
 /// (never returned on GET/HEAD, which only send the standard ones).
 pub(crate) const CHECKSUM_ALGORITHM_HEADER: &str = "x-amz-checksum-algorithm";
+/// Likewise the upload's checksum type (COMPOSITE or FULL_OBJECT), kept on the object.
+pub(crate) const CHECKSUM_TYPE_HEADER: &str = "x-amz-checksum-type";
 /// S3's page limit (and default) for both listings.
 const MAX_PAGE: usize = 1000;
 /// What S3 reports for uploads started without a storage class.
@@ -90,6 +93,56 @@ fn completed_parts(parts: Vec<CompletedPart>) -> S3Result<(PartList, Vec<[u8; 16
     Ok((list, md5s))
 }
 
+fn stored_checksum(checksums: &[(String, String)], name: &str) -> Option<String> {
+    checksums
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
+
+fn claimed_part_checksums(p: &CompletedPart) -> Checksum {
+    Checksum {
+        checksum_crc32: p.checksum_crc32.clone(),
+        checksum_crc32c: p.checksum_crc32c.clone(),
+        checksum_crc64nvme: p.checksum_crc64nvme.clone(),
+        checksum_sha1: p.checksum_sha1.clone(),
+        checksum_sha256: p.checksum_sha256.clone(),
+        ..Default::default()
+    }
+}
+
+/// The whole-object checksum of a multipart upload, as S3 composes it: the
+/// algorithm over the concatenated binary part checksums, then `-N`. Each part
+/// must carry that checksum, and any value the client lists must match it.
+fn composite_checksum(
+    algorithm: &ChecksumAlgorithm,
+    parts: &PartList,
+    claims: &[Checksum],
+    stored: &[engine::PartRecord],
+) -> S3Result<(String, String)> {
+    let name = algorithm.as_str().to_ascii_lowercase();
+    let mut hasher = body::hasher_for(Some(algorithm), &Checksum::default());
+    for ((number, _), claim) in parts.iter().zip(claims) {
+        let value = stored
+            .iter()
+            .find(|p| p.entry.number == *number)
+            .and_then(|p| stored_checksum(&p.entry.checksums, &name))
+            .ok_or_else(invalid_part)?;
+        let claimed = body::checksum_pairs(claim);
+        if claimed.iter().any(|(n, v)| *n == name && **v != value) {
+            return Err(invalid_part());
+        }
+        let raw = B64.decode(&value).map_err(|_| invalid_part())?;
+        hasher.update(&raw);
+    }
+    let whole = hasher.finalize();
+    let (_, value) = body::checksum_pairs(&whole)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(invalid_part)?;
+    Ok((name, format!("{value}-{}", parts.len())))
+}
+
 fn checksum_algorithm(meta: &engine::ObjectMeta) -> Option<ChecksumAlgorithm> {
     meta.headers
         .iter()
@@ -138,9 +191,18 @@ pub(crate) async fn create(
         .checksum_algorithm
         .as_ref()
         .map(|a| a.as_str().to_ascii_uppercase());
-    if let Some(a) = &algorithm {
+    let checksum_type = algorithm.as_ref().map(|_| {
+        input
+            .checksum_type
+            .as_ref()
+            .map(|t| t.as_str().to_ascii_uppercase())
+            .unwrap_or_else(|| ChecksumType::COMPOSITE.to_string())
+    });
+    if let (Some(a), Some(t)) = (&algorithm, &checksum_type) {
         meta.headers
             .push((CHECKSUM_ALGORITHM_HEADER.to_string(), a.clone()));
+        meta.headers
+            .push((CHECKSUM_TYPE_HEADER.to_string(), t.clone()));
     }
     let store = s.store.clone();
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
@@ -150,6 +212,7 @@ pub(crate) async fn create(
         key: Some(input.key),
         upload_id: Some(up.upload_id),
         checksum_algorithm: algorithm.map(ChecksumAlgorithm::from),
+        checksum_type: checksum_type.map(ChecksumType::from),
         ..Default::default()
     })
 }
@@ -192,6 +255,10 @@ pub(crate) async fn upload_part(
     let etag = hex::encode(md5);
     let meta = engine::ObjectMeta {
         etag: etag.clone(),
+        checksums: body::checksum_pairs(&checksums)
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect(),
         ..Default::default()
     };
     blocking(move || writer.finish(meta)).await?;
@@ -258,12 +325,47 @@ pub(crate) async fn complete(
     mut input: CompleteMultipartUploadInput,
     host: Option<String>,
 ) -> S3Result<CompleteMultipartUploadOutput> {
+    // An unknown (or aborted) upload is reported before anything about its parts.
+    let store = s.store.clone();
+    let (bucket, key, upload_id) = (
+        input.bucket.clone(),
+        input.key.clone(),
+        input.upload_id.clone(),
+    );
+    let upload = blocking(move || store.upload(&bucket, &key, &upload_id)).await?;
     let parts = input
         .multipart_upload
         .take()
         .and_then(|m| m.parts)
         .unwrap_or_default();
+    let claims: Vec<Checksum> = parts.iter().map(claimed_part_checksums).collect();
     let (parts, md5s) = completed_parts(parts)?;
+    // FULL_OBJECT checksums (a CRC of the whole object combined from the parts') are
+    // not computed: such objects keep their per-part checksums only.
+    let composite = stored_checksum(&upload.meta.headers, CHECKSUM_TYPE_HEADER)
+        .is_some_and(|t| t == ChecksumType::COMPOSITE);
+    let checksums = match checksum_algorithm(&upload.meta).filter(|_| composite) {
+        Some(algorithm) => {
+            let store = s.store.clone();
+            let (bucket, key, upload_id) = (
+                input.bucket.clone(),
+                input.key.clone(),
+                input.upload_id.clone(),
+            );
+            let (stored, _) = blocking(move || {
+                store.list_parts(
+                    &bucket,
+                    &key,
+                    &upload_id,
+                    0,
+                    objects::MAX_PART_NUMBER as usize,
+                )
+            })
+            .await?;
+            vec![composite_checksum(&algorithm, &parts, &claims, &stored)?]
+        }
+        None => Vec::new(),
+    };
     check_overwrite(s, &input).await?;
     let etag = multipart_etag(&md5s);
     let store = s.store.clone();
@@ -272,7 +374,9 @@ pub(crate) async fn complete(
         input.key.clone(),
         input.upload_id.clone(),
     );
-    let v = blocking(move || store.complete_upload(&bucket, &key, &upload_id, parts, etag)).await?;
+    let v =
+        blocking(move || store.complete_upload(&bucket, &key, &upload_id, parts, etag, checksums))
+            .await?;
     let version_id = objects::shown_version(s, &input.bucket, &v.version_id).await;
     Ok(CompleteMultipartUploadOutput {
         location: Some(location(host.as_deref(), &input.bucket, &input.key)),
@@ -280,6 +384,13 @@ pub(crate) async fn complete(
         key: Some(input.key),
         e_tag: Some(ETag::Strong(v.meta.etag.clone())),
         version_id,
+        checksum_crc32: stored_checksum(&v.meta.checksums, "crc32"),
+        checksum_crc32c: stored_checksum(&v.meta.checksums, "crc32c"),
+        checksum_crc64nvme: stored_checksum(&v.meta.checksums, "crc64nvme"),
+        checksum_sha1: stored_checksum(&v.meta.checksums, "sha1"),
+        checksum_sha256: stored_checksum(&v.meta.checksums, "sha256"),
+        checksum_type: (!v.meta.checksums.is_empty())
+            .then(|| ChecksumType::from_static(ChecksumType::COMPOSITE)),
         ..Default::default()
     })
 }
@@ -334,7 +445,11 @@ pub(crate) async fn list_parts(s: &Cybs3, input: ListPartsInput) -> S3Result<Lis
                     last_modified: Some(timestamp(p.mtime_ns)),
                     e_tag: Some(ETag::Strong(p.entry.etag)),
                     size: Some(p.entry.size as i64),
-                    ..Default::default()
+                    checksum_crc32: stored_checksum(&p.entry.checksums, "crc32"),
+                    checksum_crc32c: stored_checksum(&p.entry.checksums, "crc32c"),
+                    checksum_crc64nvme: stored_checksum(&p.entry.checksums, "crc64nvme"),
+                    checksum_sha1: stored_checksum(&p.entry.checksums, "sha1"),
+                    checksum_sha256: stored_checksum(&p.entry.checksums, "sha256"),
                 })
                 .collect(),
         ),

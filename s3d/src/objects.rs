@@ -225,6 +225,7 @@ pub(crate) async fn get(s: &Cybs3, input: GetObjectInput) -> S3Result<GetObjectO
         checksum_crc64nvme: h.checksums.checksum_crc64nvme,
         checksum_sha1: h.checksums.checksum_sha1,
         checksum_sha256: h.checksums.checksum_sha256,
+        checksum_type: h.checksums.checksum_type,
         ..Default::default()
     })
 }
@@ -269,6 +270,7 @@ pub(crate) async fn head(
         checksum_crc64nvme: h.checksums.checksum_crc64nvme,
         checksum_sha1: h.checksums.checksum_sha1,
         checksum_sha256: h.checksums.checksum_sha256,
+        checksum_type: h.checksums.checksum_type,
         ..Default::default()
     });
     // S3 sends the tag count on HEAD too, though the HeadObject model has no field for it.
@@ -431,7 +433,12 @@ impl Described {
                 checksum_crc64nvme: checksum("crc64nvme"),
                 checksum_sha1: checksum("sha1"),
                 checksum_sha256: checksum("sha256"),
-                ..Default::default()
+                checksum_type: (with_checksums && !m.checksums.is_empty()).then(|| {
+                    ChecksumType::from(
+                        header(crate::multipart::CHECKSUM_TYPE_HEADER)
+                            .unwrap_or_else(|| ChecksumType::FULL_OBJECT.to_string()),
+                    )
+                }),
             },
         }
     }
@@ -578,16 +585,34 @@ pub(crate) fn check_preconditions(
             }
         }
     }
-    match if_none_match {
-        Some(c) if matches(c) => return Err(s3_error!(NotModified)),
-        Some(_) => {}
-        None => {
-            if if_modified_since.is_some_and(|t| mtime <= *t) {
-                return Err(s3_error!(NotModified));
-            }
-        }
+    let unchanged = match if_none_match {
+        Some(c) => matches(c),
+        None => if_modified_since.is_some_and(|t| mtime <= *t),
+    };
+    if unchanged {
+        return Err(not_modified(v));
     }
     Ok(())
+}
+
+/// 304, carrying the validators a cache needs to refresh its copy (RFC 9110 15.4.5).
+fn not_modified(v: &engine::ObjectVersion) -> s3s::S3Error {
+    let mut err = s3_error!(NotModified);
+    let mut headers = hyper::HeaderMap::new();
+    if let Ok(etag) = hyper::header::HeaderValue::from_str(&format!("\"{}\"", v.meta.etag)) {
+        headers.insert(hyper::header::ETAG, etag);
+    }
+    let mut date = Vec::new();
+    if last_modified(v)
+        .format(TimestampFormat::HttpDate, &mut date)
+        .is_ok()
+    {
+        if let Ok(date) = hyper::header::HeaderValue::from_bytes(&date) {
+            headers.insert(hyper::header::LAST_MODIFIED, date);
+        }
+    }
+    err.set_headers(headers);
+    err
 }
 
 /// An object's bytes as a response body. Each chunk is read on a blocking thread
@@ -719,6 +744,7 @@ mod tests {
                 number: i as u32 + 1,
                 size,
                 etag: String::new(),
+                checksums: Vec::new(),
                 data: engine::PartData::Inline { id: [0; 16] },
             })
             .collect();

@@ -117,6 +117,7 @@ async fn handle(
     }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let close_after = expects_continue_without_body(&req);
     let resp = if let Some(resp) = health(&method, &path, &store).await {
         resp
     } else if method == Method::OPTIONS {
@@ -138,6 +139,13 @@ async fn handle(
         }
         resp
     };
+    let mut resp = resp;
+    if close_after {
+        resp.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_millis() as u64;
     if status >= 500 {
@@ -150,6 +158,18 @@ async fn handle(
 
 /// `GET /health/live` and `/health/ready`, answered before any S3 parsing or auth
 /// so that probes need no credentials.
+/// `Expect: 100-continue` on an empty body: hyper answers with the final status
+/// and no `100 Continue` (as RFC 9110 allows). botocore (aws CLI, boto3) then
+/// keeps that status for the next expect-request on the same connection and
+/// misreads its response, so such connections are closed after the answer.
+fn expects_continue_without_body(req: &Request<Incoming>) -> bool {
+    use hyper::body::Body as _;
+    req.headers()
+        .get(hyper::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        && req.body().size_hint().exact() == Some(0)
+}
+
 async fn health(method: &Method, path: &str, store: &engine::Store) -> Option<Response<Body>> {
     if method != Method::GET && method != Method::HEAD {
         return None;

@@ -1,0 +1,532 @@
+//! Hostile and broken requests: bad credentials and signatures, tampered streaming
+//! uploads, wrong digests, oversized headers, truncated bodies, illegal names. Each must
+//! get AWS's error (or a closed connection where stated), store nothing, and leave the
+//! server serving.
+
+mod common;
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use common::*;
+use cybs3_tests::{content, http_status, Server};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, SystemTime};
+
+fn setup() -> (tempfile::TempDir, Server, Client) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let c = srv.client();
+    (tmp, srv, c)
+}
+
+async fn bucket(c: &Client, name: &str) {
+    c.create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
+}
+
+fn client_with(s: &Server, access: &str, secret: &str) -> Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(s.endpoint())
+        .credentials_provider(Credentials::new(access, secret, None, None, "negative"))
+        .force_path_style(true)
+        .build();
+    Client::from_conf(config)
+}
+
+/// The server still answers: liveness, and a real PUT/GET round trip.
+async fn still_serving(s: &Server, c: &Client) {
+    assert_eq!(http_status(s.port, "/health/live"), Some(200), "liveness");
+    put(c, "neg", "canary", b"alive".to_vec()).await;
+    assert_eq!(get(c, "neg", "canary").await, b"alive");
+    c.delete_object()
+        .bucket("neg")
+        .key("canary")
+        .send()
+        .await
+        .unwrap();
+}
+
+fn signer(s: &Server) -> Signer {
+    Signer::new(&s.access_key, &s.secret_key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_are_refused() {
+    let (_t, s, c) = setup();
+    bucket(&c, "neg").await;
+
+    let wrong = client_with(&s, &s.access_key, "definitely-not-the-secret");
+    let (st, code) = fails(wrong.list_buckets().send().await);
+    assert_eq!((st, code.as_str()), (403, "SignatureDoesNotMatch"));
+    let (st, code) = fails(
+        wrong
+            .put_object()
+            .bucket("neg")
+            .key("k")
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await,
+    );
+    assert_eq!((st, code.as_str()), (403, "SignatureDoesNotMatch"));
+
+    let unknown = client_with(&s, "AKIANOSUCHKEY0000000", &s.secret_key);
+    let (st, code) = fails(unknown.list_objects_v2().bucket("neg").send().await);
+    assert_eq!((st, code.as_str()), (403, "InvalidAccessKeyId"));
+    let (st, code) = fails(
+        unknown
+            .put_object()
+            .bucket("neg")
+            .key("k")
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await,
+    );
+    assert_eq!((st, code.as_str()), (403, "InvalidAccessKeyId"));
+
+    // No signature at all: AccessDenied.
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/neg"),
+        ("GET", "/neg/k"),
+        ("PUT", "/neg/k"),
+        ("DELETE", "/neg"),
+    ] {
+        let url = format!("{}{path}", s.endpoint());
+        let r = curl(&["-X", method, "--data-binary", "anonymous", &url]);
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
+        assert_eq!(r.code().as_deref(), Some("AccessDenied"), "{method} {path}");
+    }
+
+    // A signature made an hour ago: RequestTimeTooSkewed.
+    let mut old = signer(&s);
+    old.time = Some(SystemTime::now() - Duration::from_secs(3600));
+    let signed = old.sign("GET", "/neg", &[], &[], &sha256_hex(b""), s.port);
+    let r = raw_exchange(s.port, &signed.head("GET", "/neg")).expect("answer");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.code().as_deref(), Some("RequestTimeTooSkewed"));
+
+    assert_eq!(
+        keys(&c, "neg").await,
+        Vec::<String>::new(),
+        "nothing stored"
+    );
+    c.head_bucket()
+        .bucket("neg")
+        .send()
+        .await
+        .expect("bucket kept");
+    still_serving(&s, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_urls_expired_or_tampered() {
+    let (_t, s, c) = setup();
+    bucket(&c, "neg").await;
+    put(&c, "neg", "secret", b"top secret".to_vec()).await;
+    put(&c, "neg", "other", b"other".to_vec()).await;
+
+    let old = PresigningConfig::builder()
+        .start_time(SystemTime::now() - Duration::from_secs(7200))
+        .expires_in(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let req = c
+        .get_object()
+        .bucket("neg")
+        .key("secret")
+        .presigned(old)
+        .await
+        .unwrap();
+    let r = curl(&[req.uri()]);
+    assert_eq!(r.status, 403, "expired: {}", r.text());
+    assert_eq!(r.code().as_deref(), Some("AccessDenied"), "{}", r.text());
+    assert!(!r.text().contains("top secret"));
+
+    let fresh = PresigningConfig::expires_in(Duration::from_secs(300)).unwrap();
+    let req = c
+        .get_object()
+        .bucket("neg")
+        .key("secret")
+        .presigned(fresh.clone())
+        .await
+        .unwrap();
+    assert_eq!(curl(&[req.uri()]).status, 200, "control: fresh URL works");
+    // Another key under the same signature.
+    let r = curl(&[&req.uri().replace("/neg/secret", "/neg/other")]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.code().as_deref(), Some("SignatureDoesNotMatch"));
+    // A flipped signature digit.
+    let uri = req.uri().to_string();
+    let at = uri.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let mut bytes = uri.into_bytes();
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    let r = curl(&[std::str::from_utf8(&bytes).unwrap()]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.code().as_deref(), Some("SignatureDoesNotMatch"));
+
+    // A presigned GET does not authorise a PUT.
+    let r = curl(&["-X", "PUT", "--data-binary", "overwrite", req.uri()]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(get(&c, "neg", "secret").await, b"top secret");
+    still_serving(&s, &c).await;
+}
+
+/// A hand-made `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` PUT; `tamper` flips a byte of that
+/// chunk's data after it was signed.
+fn streaming_put(s: &Server, key: &str, chunks: &[Vec<u8>], tamper: Option<usize>) -> Resp {
+    let total: usize = chunks.iter().map(Vec::len).sum();
+    let path = format!("/neg/{key}");
+    let decoded = total.to_string();
+    let mut signed = signer(s).sign(
+        "PUT",
+        &path,
+        &[],
+        &[
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", &decoded),
+        ],
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        s.port,
+    );
+    let mut body = Vec::new();
+    let mut prev = signed.signature.clone();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let sig = signed.chunk_signature(&prev, chunk);
+        body.extend_from_slice(format!("{:x};chunk-signature={sig}\r\n", chunk.len()).as_bytes());
+        let mut data = chunk.clone();
+        if tamper == Some(i) {
+            data[chunk.len() / 2] ^= 0x01;
+        }
+        body.extend_from_slice(&data);
+        body.extend_from_slice(b"\r\n");
+        prev = sig;
+    }
+    let sig = signed.chunk_signature(&prev, b"");
+    body.extend_from_slice(format!("0;chunk-signature={sig}\r\n\r\n").as_bytes());
+    signed
+        .headers
+        .push(("content-length".into(), body.len().to_string()));
+    let mut req = signed.head("PUT", &path);
+    req.extend_from_slice(&body);
+    raw_exchange(s.port, &req).expect("an answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_aws_chunked_signature_stores_nothing() {
+    let (_t, s, c) = setup();
+    bucket(&c, "neg").await;
+    let chunks = vec![
+        content("chunk0", 64 * 1024),
+        content("chunk1", 64 * 1024),
+        content("chunk2", 1000),
+    ];
+    let whole: Vec<u8> = chunks.concat();
+
+    // Control: the same request untampered is accepted and stored byte-exact.
+    let r = streaming_put(&s, "signed-ok", &chunks, None);
+    assert_eq!(r.status, 200, "valid signed streaming PUT: {}", r.text());
+    assert_eq!(
+        r.header("etag"),
+        Some(format!("\"{}\"", md5_hex(&whole)).as_str())
+    );
+    assert!(
+        get(&c, "neg", "signed-ok").await == whole,
+        "streamed content"
+    );
+
+    for (i, key) in [
+        (0, "tampered-first"),
+        (1, "tampered-middle"),
+        (2, "tampered-last"),
+    ] {
+        let r = streaming_put(&s, key, &chunks, Some(i));
+        assert_eq!(r.status, 403, "chunk {i} tampered: {}", r.text());
+        assert_eq!(
+            r.code().as_deref(),
+            Some("SignatureDoesNotMatch"),
+            "chunk {i}"
+        );
+        assert_eq!(head_status(&c, "neg", key).await, 404, "{key} stored");
+    }
+    // Tampering must not clobber an existing object either.
+    let r = streaming_put(&s, "signed-ok", &[b"replacement".to_vec()], Some(0));
+    assert_eq!(r.status, 403);
+    assert!(
+        get(&c, "neg", "signed-ok").await == whole,
+        "old content kept"
+    );
+    assert_eq!(keys(&c, "neg").await, ["signed-ok"]);
+    still_serving(&s, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_digests_store_nothing() {
+    let (_t, s, c) = setup();
+    bucket(&c, "neg").await;
+    let data = content("digest", 50_000);
+
+    // Wrong Content-MD5: 400 BadDigest.
+    let path = "/neg/md5";
+    let len = data.len().to_string();
+    let bad_md5 = b64(&md5(b"not the body"));
+    let signed = signer(&s).sign(
+        "PUT",
+        path,
+        &[],
+        &[("content-length", &len), ("content-md5", &bad_md5)],
+        "UNSIGNED-PAYLOAD",
+        s.port,
+    );
+    let mut req = signed.head("PUT", path);
+    req.extend_from_slice(&data);
+    let r = raw_exchange(s.port, &req).expect("answer");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.code().as_deref(), Some("BadDigest"));
+    assert_eq!(head_status(&c, "neg", "md5").await, 404, "nothing stored");
+
+    // A signed payload hash that does not match the body: 400 XAmzContentSHA256Mismatch.
+    let signed = signer(&s).sign(
+        "PUT",
+        "/neg/sha",
+        &[],
+        &[("content-length", &len)],
+        &sha256_hex(b"something else"),
+        s.port,
+    );
+    let mut req = signed.head("PUT", "/neg/sha");
+    req.extend_from_slice(&data);
+    let r = raw_exchange(s.port, &req).expect("answer");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.code().as_deref(), Some("XAmzContentSHA256Mismatch"));
+    assert_eq!(head_status(&c, "neg", "sha").await, 404, "nothing stored");
+
+    // Unsigned aws-chunked with a trailing checksum, as the SDK sends by default.
+    let trailer_put = |key: &str, claimed: &str| {
+        let path = format!("/neg/{key}");
+        let body = [
+            format!("{:x}\r\n", data.len()).into_bytes(),
+            data.clone(),
+            format!("\r\n0\r\nx-amz-checksum-crc32:{claimed}\r\n\r\n").into_bytes(),
+        ]
+        .concat();
+        let decoded = data.len().to_string();
+        let mut signed = signer(&s).sign(
+            "PUT",
+            &path,
+            &[],
+            &[
+                ("content-encoding", "aws-chunked"),
+                ("x-amz-decoded-content-length", &decoded),
+                ("x-amz-trailer", "x-amz-checksum-crc32"),
+            ],
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+            s.port,
+        );
+        signed
+            .headers
+            .push(("content-length".into(), body.len().to_string()));
+        let mut req = signed.head("PUT", &path);
+        req.extend_from_slice(&body);
+        raw_exchange(s.port, &req).expect("answer")
+    };
+    let right = b64(&crc32(&data).to_be_bytes());
+    let r = trailer_put("trailer-ok", &right);
+    assert_eq!(r.status, 200, "control, right trailer: {}", r.text());
+    assert_eq!(r.header("x-amz-checksum-crc32"), Some(right.as_str()));
+    assert!(get(&c, "neg", "trailer-ok").await == data);
+
+    let wrong = b64(&crc32(b"something else").to_be_bytes());
+    let r = trailer_put("trailer-bad", &wrong);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.code().as_deref(), Some("BadDigest"));
+    assert_eq!(
+        head_status(&c, "neg", "trailer-bad").await,
+        404,
+        "nothing stored"
+    );
+    // Not over an existing object either.
+    let r = trailer_put("trailer-ok", &wrong);
+    assert_eq!(r.status, 400);
+    assert!(
+        get(&c, "neg", "trailer-ok").await == data,
+        "old content kept"
+    );
+
+    // The SDK with a wrong checksum given up front.
+    let (st, code) = fails(
+        c.put_object()
+            .bucket("neg")
+            .key("sdk-bad")
+            .checksum_crc32(wrong.clone())
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await,
+    );
+    assert_eq!((st, code.as_str()), (400, "BadDigest"));
+    assert_eq!(
+        head_status(&c, "neg", "sdk-bad").await,
+        404,
+        "nothing stored"
+    );
+    assert_eq!(keys(&c, "neg").await, ["trailer-ok"]);
+    still_serving(&s, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_header_is_refused_and_server_keeps_serving() {
+    let (_t, s, c) = setup();
+    bucket(&c, "neg").await;
+    for size in [100 * 1024, 1024 * 1024] {
+        let big = "A".repeat(size);
+        let req = format!(
+            "GET /neg/k HTTP/1.1\r\nhost: 127.0.0.1:{}\r\nx-big: {big}\r\nconnection: close\r\n\r\n",
+            s.port
+        );
+        if let Some(r) = raw_exchange(s.port, req.as_bytes()) {
+            assert!(
+                (400..500).contains(&r.status),
+                "{size}-byte header: status {}",
+                r.status
+            );
+        }
+        // Many headers as well.
+        let mut many = format!("GET /neg/k HTTP/1.1\r\nhost: 127.0.0.1:{}\r\n", s.port);
+        for i in 0..5000 {
+            many.push_str(&format!("x-h{i}: v\r\n"));
+        }
+        many.push_str("connection: close\r\n\r\n");
+        if let Some(r) = raw_exchange(s.port, many.as_bytes()) {
+            assert!((400..500).contains(&r.status), "5000 headers: {}", r.status);
+        }
+    }
+    still_serving(&s, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_body_stores_nothing() {
+    let (_t, s, c) = setup();
+    bucket(&c, "neg").await;
+    put(&c, "neg", "existing", b"original".to_vec()).await;
+    let data = content("truncated", 100 * 1024);
+    for (key, half_close) in [("trunc-a", true), ("trunc-b", false), ("existing", true)] {
+        let path = format!("/neg/{key}");
+        let signed = signer(&s).sign(
+            "PUT",
+            &path,
+            &[],
+            &[("content-length", &MIB.to_string())],
+            "UNSIGNED-PAYLOAD",
+            s.port,
+        );
+        let mut conn = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        conn.write_all(&signed.head("PUT", &path)).unwrap();
+        conn.write_all(&data).unwrap();
+        if half_close {
+            conn.shutdown(Shutdown::Write).unwrap();
+            let mut answer = Vec::new();
+            let _ = conn.read_to_end(&mut answer);
+            if let Some(r) = parse_response(&answer) {
+                assert!(
+                    (400..500).contains(&r.status),
+                    "truncated body answered {}: {}",
+                    r.status,
+                    r.text()
+                );
+            }
+        }
+        drop(conn);
+    }
+    // Give the server a moment to notice the dropped connection.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(head_status(&c, "neg", "trunc-a").await, 404);
+    assert_eq!(head_status(&c, "neg", "trunc-b").await, 404);
+    assert_eq!(
+        get(&c, "neg", "existing").await,
+        b"original",
+        "old content kept"
+    );
+    assert_eq!(keys(&c, "neg").await, ["existing"]);
+    // The keys are not left locked: a complete PUT succeeds.
+    put(&c, "neg", "trunc-b", b"whole".to_vec()).await;
+    assert_eq!(get(&c, "neg", "trunc-b").await, b"whole");
+    let ups = c.list_multipart_uploads().bucket("neg").send().await;
+    if let Ok(ups) = ups {
+        assert!(ups.uploads().is_empty());
+    }
+    still_serving(&s, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn illegal_bucket_names_and_keys() {
+    let (_t, s, c) = setup();
+    bucket(&c, "neg").await;
+    for name in ["ab", "Bad_Name", "a..b", "-x-", "10.0.0.1", &"n".repeat(64)] {
+        let (st, code) = fails(c.create_bucket().bucket(name).send().await);
+        assert_eq!((st, code.as_str()), (400, "InvalidBucketName"), "{name}");
+    }
+
+    for key in ["a/../b", "../escape", "dir/..", "..", "nul\0byte", "\0"] {
+        let (st, _) = fails(
+            c.put_object()
+                .bucket("neg")
+                .key(key)
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await,
+        );
+        assert_eq!(st, 400, "PUT {key:?}");
+    }
+    // The same `..` key as a raw path (no client-side normalisation anywhere).
+    let signed = signer(&s).sign(
+        "PUT",
+        "/neg/a/../../etc/passwd",
+        &[],
+        &[("content-length", "1")],
+        &sha256_hex(b"x"),
+        s.port,
+    );
+    let mut req = signed.head("PUT", "/neg/a/../../etc/passwd");
+    req.push(b'x');
+    let r = raw_exchange(s.port, &req).expect("answer");
+    assert_eq!(r.status, 400, "raw `..` path: {}", r.text());
+
+    let long = "k".repeat(1025);
+    let (st, code) = fails(
+        c.put_object()
+            .bucket("neg")
+            .key(&long)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await,
+    );
+    assert_eq!((st, code.as_str()), (400, "KeyTooLongError"));
+    // Exactly 1024 bytes is allowed (UTF-8 bytes, not characters).
+    let max = "é".repeat(512);
+    assert_eq!(max.len(), 1024);
+    put(&c, "neg", &max, b"x".to_vec()).await;
+    let too_long = format!("{max}x");
+    let (st, code) = fails(
+        c.put_object()
+            .bucket("neg")
+            .key(&too_long)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await,
+    );
+    assert_eq!((st, code.as_str()), (400, "KeyTooLongError"));
+    assert_eq!(keys(&c, "neg").await, vec![max], "only the legal key");
+    // Nothing escaped the store.
+    assert!(!s.home.join("etc").exists());
+    still_serving(&s, &c).await;
+}
