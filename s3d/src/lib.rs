@@ -8,6 +8,7 @@
 //! - [`auth`]: the credentials s3s checks signatures against.
 //! - [`service`]: the `S3` trait implementation, one thin method per operation.
 //! - [`buckets`], [`objects`], [`list`]: the operations themselves.
+//! - [`post`]: browser form uploads (POST Object) and their policy documents.
 //! - [`body`]: streaming request bodies into the engine, with digests.
 //! - [`errors`]: engine errors to S3 error codes and statuses, in one place.
 //! - [`versioning`]: bucket versioning, version ids and delete markers, ListObjectVersions.
@@ -20,6 +21,7 @@ mod buckets;
 mod errors;
 mod list;
 mod objects;
+mod post;
 mod server;
 mod service;
 mod tagging;

@@ -126,7 +126,18 @@ async fn handle(
     } else {
         let cors = cors::Actual::of(&domains, &method, req.headers(), &path);
         req.extensions_mut().insert(PeerAddr(peer));
-        let req = req.map(|b| Body::http_body(IdleBody::new(b, BODY_IDLE_TIMEOUT)));
+        // POST Object: the handler needs the file part's name, which s3s drops.
+        let upload = crate::post::Upload::detect(&req);
+        if let Some(u) = &upload {
+            req.extensions_mut().insert(u.seen());
+        }
+        let req = req.map(|b| {
+            let b = IdleBody::new(b, BODY_IDLE_TIMEOUT);
+            match &upload {
+                Some(u) => Body::http_body(u.tap(b)),
+                None => Body::http_body(b),
+            }
+        });
         let mut resp = match s3.call(req).await {
             Ok(resp) => resp,
             Err(e) => {
@@ -134,6 +145,9 @@ async fn handle(
                 return Err(e);
             }
         };
+        if upload.is_some() {
+            resp = crate::post::finish(resp).await;
+        }
         if let Some(cors) = cors {
             cors.apply(&store, &mut resp).await;
         }

@@ -6,7 +6,7 @@ use crate::{auth::RootAuth, buckets, errors, list, objects, ServerConfig};
 use crate::{bucket_config, cors, versioning};
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
-use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
+use s3s::{S3Request, S3Response, S3Result, S3};
 
 /// What every operation needs: the store and the server's region.
 #[derive(Clone)]
@@ -20,6 +20,13 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
         store,
         region: cfg.region.clone(),
     });
+    // s3s reads a POST form's file whole into memory before our handler runs, so
+    // browser-form uploads are capped; larger objects go through PUT or multipart.
+    let mut config = s3s::config::S3Config::default();
+    config.post_object_max_file_size = crate::post::MAX_FILE_SIZE;
+    b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
+        std::sync::Arc::new(config),
+    )));
     // With auth set and no access policy, s3s refuses anonymous requests (AccessDenied).
     b.set_auth(RootAuth::new(&cfg.access_key, &cfg.secret_key));
     // Without domains s3s stays path-style only.
@@ -105,13 +112,10 @@ impl S3 for Cybs3 {
         list::objects_v1(self, req.input).await.map(S3Response::new)
     }
 
-    /// Browser form uploads (POST policy) stay off until they are checked end to end;
-    /// s3s would otherwise route them into `put_object` by default.
-    async fn post_object(&self, _req: S3Request<PostObjectInput>) -> Res<PostObjectOutput> {
-        Err(s3_error!(
-            NotImplemented,
-            "POST object uploads are not supported yet"
-        ))
+    /// Browser form uploads (POST policy); s3s' default would hand them to `put_object`
+    /// without our policy checks or `${filename}`.
+    async fn post_object(&self, req: S3Request<PostObjectInput>) -> Res<PostObjectOutput> {
+        crate::post::object(self, req).await
     }
 
     // Versioning, bucket configuration.

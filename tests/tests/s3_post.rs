@@ -1,0 +1,411 @@
+//! Browser-style uploads (POST Object with a SigV4-signed policy, sent by curl as
+//! multipart/form-data) and SigV2 presigned URLs. Assertions follow AWS S3's
+//! documented behaviour.
+
+mod common;
+
+use aws_sdk_s3::Client;
+use common::*;
+use cybs3_tests::Server;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn setup() -> (tempfile::TempDir, Server, Client) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let c = srv.client();
+    (tmp, srv, c)
+}
+
+async fn bucket(c: &Client, name: &str) {
+    c.create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
+}
+
+/// ISO 8601 (`2030-01-01T00:00:00Z`), as policy expirations are written.
+fn iso(t: SystemTime) -> String {
+    let d = amz_date(t);
+    format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &d[0..4],
+        &d[4..6],
+        &d[6..8],
+        &d[9..11],
+        &d[11..13],
+        &d[13..15]
+    )
+}
+
+/// A signed POST form: the fields to send (policy and signature fields included).
+struct Form {
+    fields: Vec<(String, String)>,
+}
+
+impl Form {
+    /// Signs a policy with `conditions` (JSON array items, without the signature
+    /// fields, which are added) expiring at `expires`; `fields` are the form's own.
+    fn new(
+        srv: &Server,
+        expires: SystemTime,
+        conditions: &[&str],
+        fields: &[(&str, &str)],
+    ) -> Form {
+        let signer = Signer::new(&srv.access_key, &srv.secret_key);
+        let date = amz_date(SystemTime::now());
+        let credential = format!(
+            "{}/{}/us-east-1/s3/aws4_request",
+            srv.access_key,
+            &date[..8]
+        );
+        let mut conds: Vec<String> = conditions.iter().map(|c| c.to_string()).collect();
+        conds.push(r#"{"x-amz-algorithm": "AWS4-HMAC-SHA256"}"#.into());
+        conds.push(format!(r#"{{"x-amz-credential": "{credential}"}}"#));
+        conds.push(format!(r#"{{"x-amz-date": "{date}"}}"#));
+        let policy = format!(
+            r#"{{"expiration": "{}", "conditions": [{}]}}"#,
+            iso(expires),
+            conds.join(", ")
+        );
+        let policy = b64(policy.as_bytes());
+        let signature = hex::encode(hmac_sha256(
+            &signer.signing_key(&date[..8]),
+            policy.as_bytes(),
+        ));
+        let mut all: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
+        all.push(("x-amz-credential".into(), credential));
+        all.push(("x-amz-date".into(), date));
+        all.push(("policy".into(), policy));
+        all.push(("x-amz-signature".into(), signature));
+        Form { fields: all }
+    }
+
+    fn set(&mut self, name: &str, value: &str) {
+        for f in &mut self.fields {
+            if f.0 == name {
+                f.1 = value.to_string();
+            }
+        }
+    }
+
+    /// POSTs the form to `/bucket` with `data` as the file part named `file_name`.
+    fn send(&self, srv: &Server, bucket: &str, file_name: &str, data: &[u8]) -> Resp {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        std::fs::write(&path, data).unwrap();
+        let mut args: Vec<String> = Vec::new();
+        for (k, v) in &self.fields {
+            // --form-string: values are literal (no @file or <file expansion).
+            args.push("--form-string".into());
+            args.push(format!("{k}={v}"));
+        }
+        // The file part must come last (AWS ignores fields after it).
+        args.push("-F".into());
+        args.push(format!("file=@{};filename={file_name}", path.display()));
+        args.push(format!("{}/{bucket}", srv.endpoint()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        curl(&refs)
+    }
+}
+
+fn in_an_hour() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(3600)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_object_with_a_signed_policy() {
+    let (_tmp, srv, c) = setup();
+    bucket(&c, "forms").await;
+    let conditions = [
+        r#"{"bucket": "forms"}"#,
+        r#"["starts-with", "$key", "uploads/"]"#,
+        r#"["starts-with", "$Content-Type", "text/"]"#,
+        r#"["eq", "$x-amz-meta-color", "blue"]"#,
+        r#"["content-length-range", 1, 1024]"#,
+    ];
+    let fields = [
+        ("key", "uploads/hello.txt"),
+        ("Content-Type", "text/plain"),
+        ("x-amz-meta-color", "blue"),
+    ];
+    let data = b"hello from a browser form";
+    let r = Form::new(&srv, in_an_hour(), &conditions, &fields).send(&srv, "forms", "h.txt", data);
+    // No success_action_status: 204, as in S3.
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        r.header("etag"),
+        Some(format!("\"{}\"", md5_hex(data)).as_str())
+    );
+    assert_eq!(r.header("location"), Some("/forms/uploads/hello.txt"));
+
+    assert_eq!(get(&c, "forms", "uploads/hello.txt").await, data);
+    let h = c
+        .head_object()
+        .bucket("forms")
+        .key("uploads/hello.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.content_type(), Some("text/plain"));
+    assert_eq!(
+        h.metadata()
+            .and_then(|m| m.get("color"))
+            .map(String::as_str),
+        Some("blue")
+    );
+    assert_eq!(h.e_tag(), Some(format!("\"{}\"", md5_hex(data)).as_str()));
+
+    // x-ignore-* fields need no condition; every other field does.
+    let mut f = fields.to_vec();
+    f.push(("x-ignore-note", "anything"));
+    let r = Form::new(&srv, in_an_hour(), &conditions, &f).send(&srv, "forms", "h.txt", data);
+    assert_eq!(r.status, 204, "{}", r.text());
+    f.push(("x-amz-meta-extra", "sneaky"));
+    let r = Form::new(&srv, in_an_hour(), &conditions, &f).send(&srv, "forms", "h.txt", data);
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (403, Some("AccessDenied")),
+        "{}",
+        r.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_violations_are_refused() {
+    let (_tmp, srv, c) = setup();
+    bucket(&c, "forms").await;
+    let conditions = [
+        r#"{"bucket": "forms"}"#,
+        r#"["starts-with", "$key", "uploads/"]"#,
+        r#"["content-length-range", 5, 10]"#,
+    ];
+    let data = b"0123456789";
+
+    // The key outside the allowed prefix.
+    let f = Form::new(&srv, in_an_hour(), &conditions, &[("key", "private/x")]);
+    let r = f.send(&srv, "forms", "x", data);
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (403, Some("AccessDenied")),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text().contains("Invalid according to Policy"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(head_status(&c, "forms", "private/x").await, 404);
+
+    // An expired policy, however well signed.
+    let past = SystemTime::now() - Duration::from_secs(60);
+    let f = Form::new(&srv, past, &conditions, &[("key", "uploads/late")]);
+    let r = f.send(&srv, "forms", "x", data);
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (403, Some("AccessDenied")),
+        "{}",
+        r.text()
+    );
+    assert!(r.text().contains("Policy expired"), "{}", r.text());
+
+    // Sizes outside content-length-range.
+    let f = Form::new(&srv, in_an_hour(), &conditions, &[("key", "uploads/size")]);
+    let r = f.send(&srv, "forms", "x", b"0123456789A");
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (400, Some("EntityTooLarge")),
+        "{}",
+        r.text()
+    );
+    let r = f.send(&srv, "forms", "x", b"0123");
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (400, Some("EntityTooSmall")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(head_status(&c, "forms", "uploads/size").await, 404);
+    // The bounds themselves are allowed.
+    assert_eq!(f.send(&srv, "forms", "x", b"01234").status, 204);
+
+    // A tampered signature, and a policy changed after signing.
+    let mut f = Form::new(&srv, in_an_hour(), &conditions, &[("key", "uploads/t")]);
+    let sig = f
+        .fields
+        .iter()
+        .find(|(k, _)| k == "x-amz-signature")
+        .unwrap()
+        .1
+        .clone();
+    let flipped = format!(
+        "{}{}",
+        if sig.starts_with('0') { "1" } else { "0" },
+        &sig[1..]
+    );
+    f.set("x-amz-signature", &flipped);
+    let r = f.send(&srv, "forms", "x", data);
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (403, Some("SignatureDoesNotMatch")),
+        "{}",
+        r.text()
+    );
+    let mut f = Form::new(&srv, in_an_hour(), &conditions, &[("key", "private/t")]);
+    let other = Form::new(&srv, in_an_hour(), &[r#"["starts-with", "$key", ""]"#], &[]);
+    let loose = other
+        .fields
+        .iter()
+        .find(|(k, _)| k == "policy")
+        .unwrap()
+        .1
+        .clone();
+    f.set("policy", &loose);
+    let r = f.send(&srv, "forms", "x", data);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(head_status(&c, "forms", "uploads/t").await, 404);
+    assert_eq!(head_status(&c, "forms", "private/t").await, 404);
+
+    // The bucket condition is checked against the bucket posted to.
+    bucket(&c, "elsewhere").await;
+    let f = Form::new(&srv, in_an_hour(), &conditions, &[("key", "uploads/b")]);
+    let r = f.send(&srv, "elsewhere", "x", data);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(head_status(&c, "elsewhere", "uploads/b").await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filename_substitution_and_success_actions() {
+    let (_tmp, srv, c) = setup();
+    bucket(&c, "forms").await;
+    let conditions = [
+        r#"{"bucket": "forms"}"#,
+        r#"["starts-with", "$key", "uploads/"]"#,
+        r#"["starts-with", "$success_action_status", ""]"#,
+        r#"["starts-with", "$success_action_redirect", ""]"#,
+    ];
+    let data = b"picture bytes";
+
+    // 201: the PostResponse document names the stored key.
+    let fields = [
+        ("key", "uploads/${filename}"),
+        ("success_action_status", "201"),
+    ];
+    let r =
+        Form::new(&srv, in_an_hour(), &conditions, &fields).send(&srv, "forms", "photo.jpg", data);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let body = r.text();
+    assert!(body.contains("<PostResponse>"), "{body}");
+    assert!(body.contains("<Bucket>forms</Bucket>"), "{body}");
+    assert!(body.contains("<Key>uploads/photo.jpg</Key>"), "{body}");
+    assert!(
+        body.contains("<Location>/forms/uploads/photo.jpg</Location>"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("<ETag>\"{}\"</ETag>", md5_hex(data))),
+        "{body}"
+    );
+    assert_eq!(get(&c, "forms", "uploads/photo.jpg").await, data);
+    assert_eq!(head_status(&c, "forms", "uploads/${filename}").await, 404);
+
+    // 200: empty body.
+    let fields = [
+        ("key", "uploads/two-${filename}"),
+        ("success_action_status", "200"),
+    ];
+    let r = Form::new(&srv, in_an_hour(), &conditions, &fields).send(&srv, "forms", "a.txt", data);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body.is_empty());
+    assert_eq!(get(&c, "forms", "uploads/two-a.txt").await, data);
+
+    // A redirect: 303 to the page, told the bucket, key and ETag.
+    let fields = [
+        ("key", "uploads/${filename}"),
+        ("success_action_redirect", "https://app.example/done?x=1"),
+    ];
+    let r = Form::new(&srv, in_an_hour(), &conditions, &fields).send(&srv, "forms", "r.txt", data);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let loc = r.header("location").unwrap_or_default().to_string();
+    assert!(
+        loc.starts_with("https://app.example/done?x=1&bucket=forms&key=uploads%2Fr.txt&etag="),
+        "{loc}"
+    );
+    assert_eq!(get(&c, "forms", "uploads/r.txt").await, data);
+}
+
+/// HMAC-SHA1 (RFC 2104), for SigV2.
+fn hmac_sha1(key: &[u8], msg: &[u8]) -> [u8; 20] {
+    use sha1::Digest as _;
+    let mut k = [0u8; 64];
+    k[..key.len()].copy_from_slice(key);
+    let mut inner = sha1::Sha1::new();
+    inner.update(k.iter().map(|b| b ^ 0x36).collect::<Vec<_>>());
+    inner.update(msg);
+    let mut outer = sha1::Sha1::new();
+    outer.update(k.iter().map(|b| b ^ 0x5c).collect::<Vec<_>>());
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+fn sigv2_url(srv: &Server, bucket: &str, key: &str, expires: u64) -> (String, String) {
+    let sts = format!("GET\n\n\n{expires}\n/{bucket}/{key}");
+    let sig = b64(&hmac_sha1(srv.secret_key.as_bytes(), sts.as_bytes()));
+    let base = format!(
+        "{}/{bucket}/{key}?AWSAccessKeyId={}&Expires={expires}&Signature=",
+        srv.endpoint(),
+        srv.access_key
+    );
+    (base, sig)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigv2_presigned_get() {
+    let (_tmp, srv, c) = setup();
+    bucket(&c, "sigv2").await;
+    put(&c, "sigv2", "doc.txt", b"signed the old way".to_vec()).await;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    let (base, sig) = sigv2_url(&srv, "sigv2", "doc.txt", now + 600);
+    let r = curl(&[&format!("{base}{}", uri_encode(&sig, true))]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"signed the old way");
+
+    // Expired.
+    let (base, sig) = sigv2_url(&srv, "sigv2", "doc.txt", now - 60);
+    let r = curl(&[&format!("{base}{}", uri_encode(&sig, true))]);
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (403, Some("AccessDenied")),
+        "{}",
+        r.text()
+    );
+
+    // Tampered: the signature of another key.
+    let (base, _) = sigv2_url(&srv, "sigv2", "doc.txt", now + 600);
+    let (_, other) = sigv2_url(&srv, "sigv2", "other.txt", now + 600);
+    let r = curl(&[&format!("{base}{}", uri_encode(&other, true))]);
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (403, Some("SignatureDoesNotMatch")),
+        "{}",
+        r.text()
+    );
+    // Or a later expiry than the one signed.
+    let (base, sig) = sigv2_url(&srv, "sigv2", "doc.txt", now + 600);
+    let r = curl(&[&format!(
+        "{}{}",
+        base.replace(&format!("{}", now + 600), &format!("{}", now + 6000)),
+        uri_encode(&sig, true)
+    )]);
+    assert_eq!(r.status, 403, "{}", r.text());
+}
