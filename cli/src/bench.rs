@@ -1,4 +1,6 @@
-//! `cybs3 bench engine`: engine throughput next to physical references measured in the same run.
+//! `cybs3 bench engine|s3`: throughput next to references measured in the same run.
+
+mod s3;
 
 use anyhow::{Context, Result};
 use engine::{Ec, Encoder, ListQuery, ObjectMeta, Store, StoreConfig};
@@ -7,12 +9,15 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchCmd {
     /// The storage engine in-process: erasure coding, PUT/GET, small objects, listing
     Engine(EngineArgs),
+    /// An S3 endpoint over the network with the CLI's S3 client: large and small objects,
+    /// latencies, listing; the engine's own GET measured alongside as the reference
+    S3(s3::S3Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -42,11 +47,17 @@ struct Row {
     /// Fraction of the physical reference this is compared with, if any.
     ratio: Option<f64>,
     reference: Option<&'static str>,
+    /// Per-operation latency percentiles, milliseconds, where operations were timed one by one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p99_ms: Option<f64>,
 }
 
 pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Engine(args) => engine_bench(args),
+        BenchCmd::S3(args) => s3::run(args),
     }
 }
 
@@ -59,26 +70,52 @@ fn engine_bench(args: EngineArgs) -> Result<()> {
     std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
     let result = measure(&args, &base);
     let _ = std::fs::remove_dir_all(&base);
-    let rows = result?;
-    if args.json {
+    print(
+        serde_json::json!({ "bench": "engine" }),
+        &result?,
+        args.json,
+    );
+    Ok(())
+}
+
+/// The rows as a table, or as one JSON document: `head` with `results` added.
+fn print(mut head: serde_json::Value, rows: &[Row], json: bool) {
+    if json {
+        head["results"] = serde_json::json!(rows);
+        println!("{head}");
+        return;
+    }
+    let latencies = rows.iter().any(|r| r.p50_ms.is_some());
+    if latencies {
         println!(
-            "{}",
-            serde_json::json!({ "bench": "engine", "results": rows })
+            "{:<44} {:>14}  {:<8} {:>9} {:>9}  vs reference",
+            "measure", "value", "unit", "p50 ms", "p99 ms"
         );
     } else {
         println!(
             "{:<44} {:>14}  {:<8} vs reference",
             "measure", "value", "unit"
         );
-        for r in rows {
-            let vs = match (r.ratio, r.reference) {
-                (Some(x), Some(name)) => format!("{:.0} % of {name}", x * 100.0),
-                _ => String::new(),
-            };
+    }
+    for r in rows {
+        let vs = match (r.ratio, r.reference) {
+            (Some(x), Some(name)) => format!("{:.0} % of {name}", x * 100.0),
+            _ => String::new(),
+        };
+        if latencies {
+            let ms = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_default();
+            println!(
+                "{:<44} {:>14.1}  {:<8} {:>9} {:>9}  {vs}",
+                r.name,
+                r.value,
+                r.unit,
+                ms(r.p50_ms),
+                ms(r.p99_ms)
+            );
+        } else {
             println!("{:<44} {:>14.1}  {:<8} {vs}", r.name, r.value, r.unit);
         }
     }
-    Ok(())
 }
 
 fn measure(args: &EngineArgs, base: &Path) -> Result<Vec<Row>> {
@@ -90,9 +127,15 @@ fn measure(args: &EngineArgs, base: &Path) -> Result<Vec<Row>> {
     let memcpy = memcpy_gbs();
     rows.push(row("memcpy (256 MiB)", memcpy, "GB/s", None));
 
+    settle_disk();
     let (raw_write, raw_read) = raw_disk(base, size, &pattern)?;
-    rows.push(row("raw write+fsync", raw_write, "MB/s", None));
-    rows.push(row("raw sequential read", raw_read, "MB/s", None));
+    rows.push(row(
+        "raw write+fsync, 6 files (1.5x size)",
+        raw_write,
+        "MB/s",
+        None,
+    ));
+    rows.push(row("raw read, 6 files", raw_read, "MB/s", None));
 
     let encode = encode_gbs(&pattern);
     rows.push(row(
@@ -108,6 +151,7 @@ fn measure(args: &EngineArgs, base: &Path) -> Result<Vec<Row>> {
     let store = Store::open(cfg)?;
     store.create_bucket("bench")?;
 
+    settle_disk();
     let t = Instant::now();
     let mut w = store.put("bench", "large")?;
     for _ in 0..args.size_mib {
@@ -150,7 +194,8 @@ fn measure(args: &EngineArgs, base: &Path) -> Result<Vec<Row>> {
             w.write(&small)?;
             w.finish(ObjectMeta::default())?;
             Ok(())
-        })?;
+        })?
+        .rate();
         rows.push(row(
             &format!("4 KiB PUT, concurrency {conc}"),
             rate,
@@ -164,7 +209,8 @@ fn measure(args: &EngineArgs, base: &Path) -> Result<Vec<Row>> {
             let mut sink = Vec::with_capacity(4096);
             r.read_to_end(&mut sink)?;
             Ok(())
-        })?;
+        })?
+        .rate();
         rows.push(row(
             &format!("4 KiB GET, concurrency {conc}"),
             rate,
@@ -181,7 +227,8 @@ fn measure(args: &EngineArgs, base: &Path) -> Result<Vec<Row>> {
         w.write(&small)?;
         w.finish(ObjectMeta::default())?;
         Ok(())
-    })?;
+    })?
+    .rate();
     rows.push(row(
         "4 KiB PUT, concurrency 32, one drive",
         rate,
@@ -196,7 +243,8 @@ fn measure(args: &EngineArgs, base: &Path) -> Result<Vec<Row>> {
             .put("list", &format!("k/{i:09}"))?
             .finish(ObjectMeta::default())?;
         Ok(())
-    })?;
+    })?
+    .rate();
     rows.push(row(
         "0-byte PUT to fill listing, concurrency 32",
         fill,
@@ -218,18 +266,24 @@ fn measure(args: &EngineArgs, base: &Path) -> Result<Vec<Row>> {
         }
         q.after = page.next;
     }
-    anyhow::ensure!(
-        listed == args.list_keys,
-        "listed {listed} of {} keys",
-        args.list_keys
-    );
-    rows.push(row(
-        &format!("list {} keys (pages of 1000)", args.list_keys),
-        listed as f64 / t.elapsed().as_secs_f64(),
+    rows.push(listing_row("list", listed, args.list_keys, t.elapsed())?);
+    Ok(rows)
+}
+
+/// The listing rate, once every key is known to have been listed.
+fn listing_row(
+    what: &str,
+    listed: usize,
+    expected: usize,
+    took: std::time::Duration,
+) -> Result<Row> {
+    anyhow::ensure!(listed == expected, "listed {listed} of {expected} keys");
+    Ok(row(
+        &format!("{what} {expected} keys (pages of 1000)"),
+        listed as f64 / took.as_secs_f64(),
         "keys/s",
         None,
-    ));
-    Ok(rows)
+    ))
 }
 
 fn row(name: &str, value: f64, unit: &'static str, vs: Option<(f64, &'static str)>) -> Row {
@@ -239,6 +293,41 @@ fn row(name: &str, value: f64, unit: &'static str, vs: Option<(f64, &'static str
         unit,
         ratio: vs.map(|v| v.0),
         reference: vs.map(|v| v.1),
+        p50_ms: None,
+        p99_ms: None,
+    }
+}
+
+/// A row for a rate of timed operations, with their latency percentiles.
+fn timed_row(name: &str, t: &Timing) -> Row {
+    Row {
+        p50_ms: Some(t.percentile_ms(50.0)),
+        p99_ms: Some(t.percentile_ms(99.0)),
+        ..row(name, t.rate(), "ops/s", None)
+    }
+}
+
+/// What a run of operations took: the wall time and each operation's own time.
+struct Timing {
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Timing {
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&self, p: f64) -> f64 {
+        let mut l = self.latencies.clone();
+        l.sort_unstable();
+        match l.len() {
+            0 => 0.0,
+            n => {
+                let i = ((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1;
+                l[i].as_secs_f64() * 1e3
+            }
+        }
     }
 }
 
@@ -255,30 +344,62 @@ fn memcpy_gbs() -> f64 {
 }
 
 /// Sequential write of `size` bytes with one fsync at the end, then a sequential read.
+/// Let earlier writes reach the disk first, so each measurement pays only for its own.
+fn settle_disk() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
+/// The physical reference: what the engine writes for `size` object bytes at 4+2
+/// (1.5 x `size`), as plain files on the same disk, one per drive, written and
+/// fsynced in parallel like shards; then read back the same way. MB/s of disk bytes.
 fn raw_disk(base: &Path, size: u64, block: &[u8]) -> Result<(f64, f64)> {
-    let path = base.join("raw");
+    let files: Vec<PathBuf> = (0..6).map(|i| base.join(format!("raw{i}"))).collect();
+    let per_file = size * 3 / 2 / files.len() as u64;
+    let total = per_file * files.len() as u64;
     let t = Instant::now();
-    let mut f = File::create(&path)?;
-    let mut done = 0;
-    while done < size {
-        f.write_all(block)?;
-        done += block.len() as u64;
-    }
-    f.sync_all()?;
-    let write = size as f64 / t.elapsed().as_secs_f64() / 1e6;
+    std::thread::scope(|s| {
+        let writers: Vec<_> = files
+            .iter()
+            .map(|path| {
+                s.spawn(move || -> Result<()> {
+                    let mut f = File::create(path)?;
+                    let mut done = 0;
+                    while done < per_file {
+                        f.write_all(block)?;
+                        done += block.len() as u64;
+                    }
+                    f.sync_all()?;
+                    Ok(())
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .try_for_each(|h| h.join().expect("raw writer"))
+    })?;
+    let write = total as f64 / t.elapsed().as_secs_f64() / 1e6;
     let t = Instant::now();
-    let mut f = File::open(&path)?;
-    let mut buf = vec![0u8; block.len()];
-    let mut read = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        read += n as u64;
+    std::thread::scope(|s| {
+        let readers: Vec<_> = files
+            .iter()
+            .map(|path| {
+                s.spawn(move || -> Result<()> {
+                    let mut f = File::open(path)?;
+                    let mut buf = vec![0u8; block.len()];
+                    while f.read(&mut buf)? > 0 {}
+                    Ok(())
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .try_for_each(|h| h.join().expect("raw reader"))
+    })?;
+    let read = total as f64 / t.elapsed().as_secs_f64() / 1e6;
+    for f in &files {
+        std::fs::remove_file(f)?;
     }
-    let read = read as f64 / t.elapsed().as_secs_f64() / 1e6;
-    std::fs::remove_file(&path)?;
     Ok((write, read))
 }
 
@@ -292,27 +413,34 @@ fn encode_gbs(block: &[u8]) -> f64 {
     rounds as f64 * block.len() as f64 / t.elapsed().as_secs_f64() / 1e9
 }
 
-/// Run `op(0..ops)` on `threads` threads; operations per second.
-fn parallel(threads: usize, ops: usize, op: impl Fn(usize) -> Result<()> + Sync) -> Result<f64> {
+/// Run `op(0..ops)` on `threads` threads, each taking the next index from a shared counter.
+fn parallel(threads: usize, ops: usize, op: impl Fn(usize) -> Result<()> + Sync) -> Result<Timing> {
     let next = AtomicUsize::new(0);
     let t = Instant::now();
-    std::thread::scope(|s| {
+    let per_thread = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                s.spawn(|| -> Result<()> {
+                s.spawn(|| -> Result<Vec<Duration>> {
+                    let mut lat = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= ops {
-                            return Ok(());
+                            return Ok(lat);
                         }
+                        let start = Instant::now();
                         op(i)?;
+                        lat.push(start.elapsed());
                     }
                 })
             })
             .collect();
         handles
             .into_iter()
-            .try_for_each(|h| h.join().expect("bench thread"))
+            .map(|h| h.join().expect("bench thread"))
+            .collect::<Result<Vec<_>>>()
     })?;
-    Ok(ops as f64 / t.elapsed().as_secs_f64())
+    Ok(Timing {
+        elapsed: t.elapsed(),
+        latencies: per_thread.concat(),
+    })
 }

@@ -1,0 +1,88 @@
+//! `cybs3 bench s3` end to end: a tiny run against a real server, its JSON document, and
+//! no bench bucket left behind.
+
+use cybs3_tests::{cybs3, Server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_s3_runs_reports_json_and_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let endpoint = srv.endpoint();
+    // A separate home: the bench must go by the flags alone, not a local server record.
+    let home = tmp.path().join("client");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = cybs3(
+        &home,
+        &[
+            "bench",
+            "s3",
+            "--endpoint",
+            &endpoint,
+            "--access-key",
+            &srv.access_key,
+            "--secret-key",
+            &srv.secret_key,
+            "--objects-mib",
+            "2",
+            "--large-count",
+            "1",
+            "--small-ops",
+            "200",
+            "--list-keys",
+            "500",
+            "--concurrency",
+            "1,8",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["bench"], "s3");
+    assert_eq!(doc["endpoint"], endpoint.as_str());
+    assert!(doc["bucket"].as_str().unwrap().starts_with("cybs3-bench-"));
+    let results = doc["results"].as_array().expect("results");
+    let find = |name: &str| {
+        results
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no row {name:?} in {results:?}"))
+    };
+    for r in results {
+        assert!(r["value"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["unit"].is_string(), "{r}");
+    }
+    let get = find("2 MiB GET");
+    assert_eq!(get["unit"], "MB/s");
+    assert_eq!(get["reference"], "engine GET");
+    assert!(get["ratio"].as_f64().unwrap() > 0.0);
+    assert_eq!(find("2 MiB PUT")["reference"], "engine PUT");
+    find("engine PUT 2 MiB, 1 drive (reference)");
+    find("engine GET 2 MiB, 1 drive (reference)");
+    for conc in [1, 8] {
+        for op in ["PUT", "GET", "HEAD"] {
+            let r = find(&format!("4 KiB {op}, concurrency {conc}"));
+            assert_eq!(r["unit"], "ops/s");
+            let (p50, p99) = (r["p50_ms"].as_f64().unwrap(), r["p99_ms"].as_f64().unwrap());
+            assert!(p50 > 0.0 && p99 >= p50, "{r}");
+        }
+    }
+    assert_eq!(
+        find("ListObjectsV2 500 keys (pages of 1000)")["unit"],
+        "keys/s"
+    );
+
+    let buckets = srv.client().list_buckets().send().await.unwrap();
+    let left: Vec<_> = buckets
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name())
+        .filter(|n| n.starts_with("cybs3-bench-"))
+        .collect();
+    assert!(left.is_empty(), "bench buckets left behind: {left:?}");
+    srv.stop();
+}

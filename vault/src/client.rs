@@ -1,0 +1,60 @@
+//! One S3 client for every cybs3 tool: the official AWS SDK with its default behaviour
+//! (request checksums, aws-chunked streaming uploads, response validation, retries).
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+/// The region used when a target names none (CONTRACT.md: "region `us-east-1` unless configured").
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Where and as whom to talk S3.
+#[derive(Clone, Debug)]
+pub struct S3Target {
+    /// Base URL, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Present for temporary (STS) credentials.
+    pub session_token: Option<String>,
+    /// Bucket in the path (`/bucket/key`) rather than the host name; a local server has no
+    /// DNS for `bucket.127.0.0.1`, so this is the default.
+    pub path_style: bool,
+}
+
+impl S3Target {
+    /// A path-style target in the default region with long-term credentials.
+    pub fn new(endpoint: &str, access_key: &str, secret_key: &str) -> S3Target {
+        S3Target {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            region: DEFAULT_REGION.to_string(),
+            access_key: access_key.to_string(),
+            secret_key: secret_key.to_string(),
+            session_token: None,
+            path_style: true,
+        }
+    }
+
+    /// The SDK client for this target.
+    ///
+    /// The SDK's own HTTP client is kept on purpose: its connection pool keeps any number
+    /// of idle connections per host (`usize::MAX`) and opens a new one whenever none is
+    /// idle, with `TCP_NODELAY` on, so neither pool size nor Nagle limits concurrent small
+    /// requests (measured with `cybs3 bench s3` at concurrency 128).
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let credentials = Credentials::new(
+            &self.access_key,
+            &self.secret_key,
+            self.session_token.clone(),
+            None,
+            "cybs3",
+        );
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.clone()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(credentials)
+            .force_path_style(self.path_style)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+}
