@@ -7,7 +7,9 @@
 use crate::body::{self, Received};
 use crate::buckets::{owner, timestamp};
 use crate::list::encode_if;
-use crate::objects::{add_trailing_claims, declared_length, meta_fields, object_meta};
+use crate::objects::{
+    add_trailing_claims, claimed_checksums, declared_length, meta_fields, object_meta,
+};
 use crate::service::{blocking, Cybs3};
 use crate::{list, objects, tagging};
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
@@ -98,17 +100,6 @@ fn stored_checksum(checksums: &[(String, String)], name: &str) -> Option<String>
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.clone())
-}
-
-fn claimed_part_checksums(p: &CompletedPart) -> Checksum {
-    Checksum {
-        checksum_crc32: p.checksum_crc32.clone(),
-        checksum_crc32c: p.checksum_crc32c.clone(),
-        checksum_crc64nvme: p.checksum_crc64nvme.clone(),
-        checksum_sha1: p.checksum_sha1.clone(),
-        checksum_sha256: p.checksum_sha256.clone(),
-        ..Default::default()
-    }
 }
 
 /// The whole-object checksum of a multipart upload, as S3 composes it: the
@@ -224,14 +215,7 @@ pub(crate) async fn upload_part(
 ) -> S3Result<UploadPartOutput> {
     let number = part_number(input.part_number)?;
     let expected = declared_length(input.content_length)?;
-    let mut claimed = Checksum {
-        checksum_crc32: input.checksum_crc32.clone(),
-        checksum_crc32c: input.checksum_crc32c.clone(),
-        checksum_crc64nvme: input.checksum_crc64nvme.clone(),
-        checksum_sha1: input.checksum_sha1.clone(),
-        checksum_sha256: input.checksum_sha256.clone(),
-        ..Default::default()
-    };
+    let mut claimed = claimed_checksums!(input);
     let hasher = body::hasher_for(input.checksum_algorithm.as_ref(), &claimed);
     let store = s.store.clone();
     let (bucket, key, upload_id) = (
@@ -338,7 +322,7 @@ pub(crate) async fn complete(
         .take()
         .and_then(|m| m.parts)
         .unwrap_or_default();
-    let claims: Vec<Checksum> = parts.iter().map(claimed_part_checksums).collect();
+    let claims: Vec<Checksum> = parts.iter().map(|p| claimed_checksums!(p)).collect();
     let (parts, md5s) = completed_parts(parts)?;
     // FULL_OBJECT checksums (a CRC of the whole object combined from the parts') are
     // not computed: such objects keep their per-part checksums only.

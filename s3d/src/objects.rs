@@ -32,14 +32,7 @@ pub(crate) async fn put(
     trailers: Option<TrailingHeaders>,
 ) -> S3Result<PutObjectOutput> {
     let expected = declared_length(input.content_length)?;
-    let mut claimed = Checksum {
-        checksum_crc32: input.checksum_crc32.clone(),
-        checksum_crc32c: input.checksum_crc32c.clone(),
-        checksum_crc64nvme: input.checksum_crc64nvme.clone(),
-        checksum_sha1: input.checksum_sha1.clone(),
-        checksum_sha256: input.checksum_sha256.clone(),
-        ..Default::default()
-    };
+    let mut claimed = claimed_checksums!(input);
     let hasher = body::hasher_for(input.checksum_algorithm.as_ref(), &claimed);
     let mut meta = object_meta(meta_fields!(input));
     // A bad tag set is refused before the body is read.
@@ -142,6 +135,22 @@ macro_rules! meta_fields {
     };
 }
 pub(crate) use meta_fields;
+
+/// The `x-amz-checksum-*` values an input claims (PutObject, UploadPart, CompletedPart
+/// name them alike).
+macro_rules! claimed_checksums {
+    ($input:expr) => {
+        s3s::dto::Checksum {
+            checksum_crc32: $input.checksum_crc32.clone(),
+            checksum_crc32c: $input.checksum_crc32c.clone(),
+            checksum_crc64nvme: $input.checksum_crc64nvme.clone(),
+            checksum_sha1: $input.checksum_sha1.clone(),
+            checksum_sha256: $input.checksum_sha256.clone(),
+            ..Default::default()
+        }
+    };
+}
+pub(crate) use claimed_checksums;
 
 pub(crate) fn object_meta(f: MetaFields<'_>) -> engine::ObjectMeta {
     let mut headers = Vec::new();

@@ -13,25 +13,8 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use common::*;
-use cybs3_tests::{content, Server};
+use cybs3_tests::content;
 use std::time::{Duration, SystemTime};
-
-/// A fresh single-drive server, its client, and the temp dir that holds it.
-fn setup() -> (tempfile::TempDir, Server, Client) {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut srv = Server::new(tmp.path(), 1, None);
-    srv.start();
-    let c = srv.client();
-    (tmp, srv, c)
-}
-
-async fn bucket(c: &Client, name: &str) {
-    c.create_bucket()
-        .bucket(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
-}
 
 async fn set_versioning(c: &Client, b: &str, status: BucketVersioningStatus) {
     c.put_bucket_versioning()

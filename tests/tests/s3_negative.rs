@@ -15,22 +15,6 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, SystemTime};
 
-fn setup() -> (tempfile::TempDir, Server, Client) {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut srv = Server::new(tmp.path(), 1, None);
-    srv.start();
-    let c = srv.client();
-    (tmp, srv, c)
-}
-
-async fn bucket(c: &Client, name: &str) {
-    c.create_bucket()
-        .bucket(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
-}
-
 fn client_with(s: &Server, access: &str, secret: &str) -> Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())

@@ -4,26 +4,9 @@
 
 mod common;
 
-use aws_sdk_s3::Client;
 use common::*;
 use cybs3_tests::Server;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn setup() -> (tempfile::TempDir, Server, Client) {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut srv = Server::new(tmp.path(), 1, None);
-    srv.start();
-    let c = srv.client();
-    (tmp, srv, c)
-}
-
-async fn bucket(c: &Client, name: &str) {
-    c.create_bucket()
-        .bucket(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
-}
 
 /// ISO 8601 (`2030-01-01T00:00:00Z`), as policy expirations are written.
 fn iso(t: SystemTime) -> String {

@@ -8,6 +8,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use base64::Engine;
+use cybs3_tests::Server;
 use md5::Digest as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -42,6 +43,23 @@ pub fn err_header<E>(e: &SdkError<E, HttpResponse>, name: &str) -> Option<String
     e.raw_response()
         .and_then(|r| r.headers().get(name))
         .map(str::to_string)
+}
+
+/// A fresh single-drive server, its client, and the temp dir that holds it.
+pub fn setup() -> (tempfile::TempDir, Server, Client) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let c = srv.client();
+    (tmp, srv, c)
+}
+
+pub async fn bucket(c: &Client, name: &str) {
+    c.create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
 }
 
 pub async fn put(c: &Client, bucket: &str, key: &str, body: impl Into<Vec<u8>>) -> String {
