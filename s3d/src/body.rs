@@ -173,6 +173,14 @@ pub(crate) fn checksum_pairs(c: &Checksum) -> Vec<(&'static str, &String)> {
     .collect()
 }
 
+/// The set checksums as the engine stores them: (algorithm name, base64 value).
+pub(crate) fn stored_checksums(c: &Checksum) -> Vec<(String, String)> {
+    checksum_pairs(c)
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v.clone()))
+        .collect()
+}
+
 /// Every claimed value must equal the computed one (BadDigest otherwise, as AWS).
 pub(crate) fn check_checksums(claimed: &Checksum, computed: &Checksum) -> S3Result<()> {
     let computed = checksum_pairs(computed);

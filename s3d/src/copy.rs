@@ -245,10 +245,7 @@ pub(crate) async fn copy_object(s: &Cybs3, input: CopyObjectInput) -> S3Result<C
         let md5 = pump(reader.all(), &mut writer, &mut hasher)?;
         let checksums = hasher.finalize();
         meta.etag = hex::encode(md5);
-        meta.checksums = body::checksum_pairs(&checksums)
-            .into_iter()
-            .map(|(n, v)| (n.to_string(), v.clone()))
-            .collect();
+        meta.checksums = body::stored_checksums(&checksums);
         writer.finish(meta)
     })
     .await?;

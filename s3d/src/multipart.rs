@@ -8,7 +8,7 @@ use crate::body::{self, Received};
 use crate::buckets::{owner, timestamp};
 use crate::list::encode_if;
 use crate::objects::{
-    add_trailing_claims, claimed_checksums, declared_length, meta_fields, object_meta,
+    claimed_checksums, declared_length, meta_fields, object_meta, receive_checked,
 };
 use crate::service::{blocking, Cybs3};
 use crate::{list, objects, tagging};
@@ -215,8 +215,7 @@ pub(crate) async fn upload_part(
 ) -> S3Result<UploadPartOutput> {
     let number = part_number(input.part_number)?;
     let expected = declared_length(input.content_length)?;
-    let mut claimed = claimed_checksums!(input);
-    let hasher = body::hasher_for(input.checksum_algorithm.as_ref(), &claimed);
+    let claimed = claimed_checksums!(input);
     let store = s.store.clone();
     let (bucket, key, upload_id) = (
         input.bucket.clone(),
@@ -230,19 +229,20 @@ pub(crate) async fn upload_part(
         writer,
         md5,
         checksums,
-    } = body::receive(writer, payload, expected, hasher).await?;
-    if let Some(header) = &input.content_md5 {
-        body::check_content_md5(header, &md5)?;
-    }
-    add_trailing_claims(&mut claimed, trailers);
-    body::check_checksums(&claimed, &checksums)?;
+    } = receive_checked(
+        writer,
+        payload,
+        expected,
+        input.checksum_algorithm.as_ref(),
+        claimed,
+        input.content_md5.as_ref(),
+        trailers,
+    )
+    .await?;
     let etag = hex::encode(md5);
     let meta = engine::ObjectMeta {
         etag: etag.clone(),
-        checksums: body::checksum_pairs(&checksums)
-            .into_iter()
-            .map(|(n, v)| (n.to_string(), v.clone()))
-            .collect(),
+        checksums: body::stored_checksums(&checksums),
         ..Default::default()
     };
     blocking(move || writer.finish(meta)).await?;

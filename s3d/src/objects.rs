@@ -32,8 +32,7 @@ pub(crate) async fn put(
     trailers: Option<TrailingHeaders>,
 ) -> S3Result<PutObjectOutput> {
     let expected = declared_length(input.content_length)?;
-    let mut claimed = claimed_checksums!(input);
-    let hasher = body::hasher_for(input.checksum_algorithm.as_ref(), &claimed);
+    let claimed = claimed_checksums!(input);
     let mut meta = object_meta(meta_fields!(input));
     // A bad tag set is refused before the body is read.
     if let Some(header) = &input.tagging {
@@ -48,19 +47,19 @@ pub(crate) async fn put(
         writer,
         md5,
         checksums,
-    } = body::receive(writer, payload, expected, hasher).await?;
-
-    if let Some(header) = &input.content_md5 {
-        body::check_content_md5(header, &md5)?;
-    }
-    add_trailing_claims(&mut claimed, trailers);
-    body::check_checksums(&claimed, &checksums)?;
+    } = receive_checked(
+        writer,
+        payload,
+        expected,
+        input.checksum_algorithm.as_ref(),
+        claimed,
+        input.content_md5.as_ref(),
+        trailers,
+    )
+    .await?;
 
     meta.etag = hex::encode(md5);
-    meta.checksums = body::checksum_pairs(&checksums)
-        .into_iter()
-        .map(|(n, v)| (n.to_string(), v.clone()))
-        .collect();
+    meta.checksums = body::stored_checksums(&checksums);
     let etag = meta.etag.clone();
     let (version, vstate) = versioning::finish(s, &input.bucket, writer, meta).await?;
     Ok(PutObjectOutput {
@@ -92,7 +91,28 @@ pub(crate) fn declared_length(content_length: Option<i64>) -> S3Result<Option<u6
 
 /// Trailing checksums (aws-chunked uploads) are known only once the body is read;
 /// a value in a header wins over one in a trailer.
-pub(crate) fn add_trailing_claims(claimed: &mut Checksum, trailers: Option<TrailingHeaders>) {
+/// Stream a request body into `writer`, then check it against every digest the
+/// request claims: Content-MD5, and `x-amz-checksum-*` in headers or trailers.
+pub(crate) async fn receive_checked(
+    writer: engine::ObjectWriter,
+    payload: StreamingBlob,
+    expected: Option<u64>,
+    algorithm: Option<&ChecksumAlgorithm>,
+    mut claimed: Checksum,
+    content_md5: Option<&String>,
+    trailers: Option<TrailingHeaders>,
+) -> S3Result<Received> {
+    let hasher = body::hasher_for(algorithm, &claimed);
+    let received = body::receive(writer, payload, expected, hasher).await?;
+    if let Some(header) = content_md5 {
+        body::check_content_md5(header, &received.md5)?;
+    }
+    add_trailing_claims(&mut claimed, trailers);
+    body::check_checksums(&claimed, &received.checksums)?;
+    Ok(received)
+}
+
+fn add_trailing_claims(claimed: &mut Checksum, trailers: Option<TrailingHeaders>) {
     if let Some(t) = trailers.and_then(|t| t.take()) {
         let late = body::claimed_from(&t);
         claimed.checksum_crc32 = claimed.checksum_crc32.take().or(late.checksum_crc32);
