@@ -9,6 +9,7 @@ use engine::Store;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use s3d::Keyring;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -23,7 +24,7 @@ pub struct ServerStatus {
 }
 
 /// Serve the management socket until the process ends.
-pub fn spawn(path: &Path, store: Store, address: String) -> Result<()> {
+pub fn spawn(path: &Path, store: Store, keyring: Keyring, address: String) -> Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)
         .with_context(|| format!("cannot create the management socket {}", path.display()))?;
@@ -34,10 +35,11 @@ pub fn spawn(path: &Path, store: Store, address: String) -> Result<()> {
                 continue;
             };
             let store = store.clone();
+            let keyring = keyring.clone();
             let address = address.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    handle(req, store.clone(), address.clone())
+                    handle(req, store.clone(), keyring.clone(), address.clone())
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(conn), svc)
@@ -51,8 +53,10 @@ pub fn spawn(path: &Path, store: Store, address: String) -> Result<()> {
 async fn handle(
     req: Request<hyper::body::Incoming>,
     store: Store,
+    keyring: Keyring,
     address: String,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let query = req.uri().query().unwrap_or("").to_string();
     let result = match (req.method(), req.uri().path()) {
         (&Method::GET, "/status") => serde_json::to_value(ServerStatus {
             pid: std::process::id(),
@@ -62,6 +66,18 @@ async fn handle(
         .map_err(|e| anyhow!(e)),
         (&Method::POST, "/heal") => blocking(move || store.heal()).await,
         (&Method::GET, "/fsck") => blocking(move || store.check()).await,
+        (&Method::GET, "/keys") => blocking(move || keyring.list()).await,
+        (&Method::POST, "/keys") => match query.strip_prefix("bucket=") {
+            Some(bucket) => {
+                let bucket = bucket.to_string();
+                blocking(move || keyring.create(&bucket)).await
+            }
+            None => Err(anyhow!("POST /keys needs ?bucket=NAME")),
+        },
+        (&Method::DELETE, path) if path.starts_with("/keys/") => {
+            let ak = path["/keys/".len()..].to_string();
+            blocking(move || keyring.remove(&ak)).await
+        }
         _ => {
             return Ok(reply(
                 StatusCode::NOT_FOUND,

@@ -1,5 +1,6 @@
 //! `cybs3`: the erasure-coded local object store, its S3 server, and its tools.
 
+mod access;
 mod admin;
 mod bench;
 mod maint;
@@ -49,6 +50,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage who may use the server
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// Measure performance against physical references (memcpy, raw disk writes)
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -57,6 +61,13 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCmd {
+    /// Access keys limited to one bucket
+    #[command(subcommand)]
+    Key(access::KeyCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -114,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Heal { data, json } => maint::run(data, true, json),
         Command::Fsck { data, json } => maint::run(data, false, json),
+        Command::Admin(AdminCmd::Key(cmd)) => access::run(cmd).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cybs3", &mut std::io::stdout());

@@ -1,9 +1,9 @@
 //! `cybs3 heal` and `cybs3 fsck`: through the running server, or on the stopped store directly.
 
 use crate::admin;
-use crate::server::store_dir;
-use anyhow::{bail, Context, Result};
-use engine::{HealReport, Store, StoreConfig};
+use crate::server::{open_stopped, store_dir};
+use anyhow::Result;
+use engine::HealReport;
 use std::path::PathBuf;
 
 pub fn run(data: Option<PathBuf>, repair: bool, json: bool) -> Result<bool> {
@@ -17,15 +17,7 @@ pub fn run(data: Option<PathBuf>, repair: bool, json: bool) -> Result<bool> {
         };
         crate::block_on(admin::call(&dir.socket(), method, path))?
     } else {
-        let Some(layout) = dir.layout()? else {
-            bail!(
-                "there is no store in {}; start one with `cybs3 server start` or pass --data",
-                dir.root.display()
-            );
-        };
-        let mut cfg = StoreConfig::new(layout.drives);
-        cfg.background = false;
-        let store = Store::open(cfg).context("cannot open the store")?;
+        let store = open_stopped(&dir)?;
         let r = if repair { store.heal() } else { store.check() }?;
         serde_json::to_value(r)?
     };

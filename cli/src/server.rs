@@ -41,6 +41,19 @@ pub fn store_dir(data: Option<PathBuf>) -> StoreDir {
     StoreDir::new(data.unwrap_or_else(crate::paths::default_store))
 }
 
+/// Open the store of a stopped server for maintenance (no background work).
+pub fn open_stopped(dir: &StoreDir) -> Result<Store> {
+    let Some(layout) = dir.layout()? else {
+        bail!(
+            "there is no store in {}; start one with `cybs3 server start` or pass --data",
+            dir.root.display()
+        );
+    };
+    let mut cfg = StoreConfig::new(layout.drives);
+    cfg.background = false;
+    Store::open(cfg).context("cannot open the store")
+}
+
 pub fn start(args: StartArgs) -> Result<()> {
     let dir = store_dir(args.data.clone());
     dir.create()?;
@@ -62,6 +75,7 @@ pub fn start(args: StartArgs) -> Result<()> {
     let store = Store::open(cfg).context("cannot open the store")?;
     dir.save_layout(&layout)?;
     let creds = dir.ensure_credentials()?;
+    let server_key = dir.ensure_server_key()?;
     let rt = tokio::runtime::Runtime::new()?;
     let served = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -73,7 +87,8 @@ pub fn start(args: StartArgs) -> Result<()> {
                 )
             })?;
         let addr = listener.local_addr()?;
-        admin::spawn(&dir.socket(), store.clone(), addr.to_string())?;
+        let keyring = s3d::Keyring::new(store.clone(), &server_key);
+        admin::spawn(&dir.socket(), store.clone(), keyring, addr.to_string())?;
         dir.save_runtime(&Runtime {
             pid: std::process::id(),
             address: addr.to_string(),
@@ -88,6 +103,7 @@ pub fn start(args: StartArgs) -> Result<()> {
             listen: addr,
             access_key: creds.access_key,
             secret_key: creds.secret_key,
+            server_key,
             region: args.region.clone(),
             domains: args.domains.clone(),
         };

@@ -3,6 +3,7 @@
 //! ```text
 //! <data>/store.json        drives and erasure layout, fixed at first start
 //! <data>/credentials.json  root access and secret key (0600)
+//! <data>/server.key        seals access-key secrets stored in the index (0600)
 //! <data>/server.json       pid and address of the running server
 //! <data>/admin.sock        management socket of the running server (0600)
 //! <data>/server.log        output of a detached server
@@ -66,6 +67,29 @@ impl StoreDir {
 
     fn credentials_path(&self) -> PathBuf {
         self.root.join("credentials.json")
+    }
+
+    fn server_key_path(&self) -> PathBuf {
+        self.root.join("server.key")
+    }
+
+    /// The key sealing access-key secrets in the index: as stored, else generated (0600).
+    pub fn ensure_server_key(&self) -> Result<[u8; 32]> {
+        let path = self.server_key_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let mut key = [0u8; 32];
+                hex::decode_to_slice(text.trim(), &mut key)
+                    .with_context(|| format!("{} is damaged", path.display()))?;
+                Ok(key)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key: [u8; 32] = rand::random();
+                write_file(&path, hex::encode(key).as_bytes(), 0o600)?;
+                Ok(key)
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
     }
 
     fn runtime_path(&self) -> PathBuf {

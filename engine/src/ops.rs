@@ -22,6 +22,11 @@ pub(crate) enum Op {
         name: String,
         value: Option<Vec<u8>>,
     },
+    SetServerRecord {
+        ns: String,
+        name: String,
+        value: Option<Vec<u8>>,
+    },
     Put {
         bucket: String,
         key: String,
@@ -135,6 +140,13 @@ pub(crate) fn apply(
             match value {
                 Some(v) => tx.put(keys::attr(b, name), v.clone()),
                 None => tx.del(keys::attr(b, name)),
+            }
+            Ok(Out::Done)
+        }
+        Op::SetServerRecord { ns, name, value } => {
+            match value {
+                Some(v) => tx.put(keys::server(ns, name), v.clone()),
+                None => tx.del(keys::server(ns, name)),
             }
             Ok(Out::Done)
         }

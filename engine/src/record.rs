@@ -148,6 +148,9 @@ pub(crate) mod keys {
     pub const PART: u8 = b'P';
     pub const ATTR: u8 = b'A';
     pub const STATS: u8 = b'S';
+    /// Server-wide records the engine stores without interpreting (access keys, users,
+    /// policies): `X namespace \0 name`.
+    pub const SERVER: u8 = b'X';
     pub const SEQ: &[u8] = b"#seq";
 
     fn join(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -203,6 +206,9 @@ pub(crate) mod keys {
             UPLOAD,
             &[b.as_bytes(), key.as_bytes(), upload_id.as_bytes()],
         )
+    }
+    pub fn server(ns: &str, name: &str) -> Vec<u8> {
+        join(SERVER, &[ns.as_bytes(), name.as_bytes()])
     }
     pub fn parts_of(upload_id: &str) -> Vec<u8> {
         join(PART, &[upload_id.as_bytes(), b""])

@@ -421,6 +421,45 @@ impl Store {
             .map(<[u8]>::to_vec))
     }
 
+    // ----- server records -----
+
+    /// Store a server-wide record (access key, user, policy) that the engine keeps
+    /// durable and replicated like all metadata but does not interpret; `None` removes it.
+    /// Namespaces and names are opaque strings without NUL.
+    pub fn set_server_record(&self, ns: &str, name: &str, value: Option<Vec<u8>>) -> Result<()> {
+        if ns.contains('\0') || name.contains('\0') || ns.is_empty() || name.is_empty() {
+            return Err(Error::InvalidKey(
+                "server record names are non-empty and have no NUL",
+            ));
+        }
+        self.submit(Op::SetServerRecord {
+            ns: ns.to_string(),
+            name: name.to_string(),
+            value,
+        })
+        .map(drop)
+    }
+
+    pub fn server_record(&self, ns: &str, name: &str) -> Result<Option<Vec<u8>>> {
+        let (rtxn, db) = self.read()?;
+        Ok(db.get(&rtxn, &keys::server(ns, name))?.map(<[u8]>::to_vec))
+    }
+
+    /// Every record of namespace `ns`, sorted by name.
+    pub fn server_records(&self, ns: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let (rtxn, db) = self.read()?;
+        let base = keys::server(ns, "");
+        let mut out = Vec::new();
+        for kv in db.prefix_iter(&rtxn, &base)? {
+            let (k, v) = kv?;
+            out.push((
+                String::from_utf8_lossy(&k[base.len()..]).into_owned(),
+                v.to_vec(),
+            ));
+        }
+        Ok(out)
+    }
+
     // ----- objects -----
 
     /// Start writing a new version of `bucket/key`.

@@ -653,3 +653,30 @@ fn open_reader_survives_overwrite() {
     std::io::Read::read_to_end(&mut r.all(), &mut got).unwrap();
     assert!(got == old);
 }
+
+#[test]
+fn server_records_are_durable_and_survive_a_lost_drive() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, drives) = store3(&dir);
+    s.set_server_record("keys", "AK1", Some(b"one".to_vec()))
+        .unwrap();
+    s.set_server_record("keys", "AK2", Some(b"two".to_vec()))
+        .unwrap();
+    s.set_server_record("users", "AK1", Some(b"other ns".to_vec()))
+        .unwrap();
+    s.set_server_record("keys", "AK2", None).unwrap();
+    assert!(s.set_server_record("keys", "a\0b", Some(vec![])).is_err());
+    assert!(s.set_server_record("", "x", Some(vec![])).is_err());
+    drop(s);
+
+    // Any one drive may go: every drive holds the records.
+    std::fs::remove_dir_all(&drives[0]).unwrap();
+    let s = Store::open(StoreConfig::new(drives.clone())).unwrap();
+    assert_eq!(s.server_record("keys", "AK1").unwrap().unwrap(), b"one");
+    assert_eq!(s.server_record("keys", "AK2").unwrap(), None);
+    assert_eq!(
+        s.server_records("keys").unwrap(),
+        vec![("AK1".to_string(), b"one".to_vec())]
+    );
+    assert_eq!(s.server_records("users").unwrap().len(), 1);
+}

@@ -5,7 +5,8 @@
 //! the async executor never waits on disk or LMDB.
 //!
 //! - [`server`]: accept loop, health probes, graceful shutdown, request logs.
-//! - [`auth`]: the credentials s3s checks signatures against.
+//! - [`auth`]: the credentials s3s checks signatures against, and what each may reach.
+//! - [`keys`]: per-bucket access keys, sealed in the engine's metadata.
 //! - [`service`]: the `S3` trait implementation, one thin method per operation.
 //! - [`buckets`], [`objects`], [`list`]: the operations themselves.
 //! - [`post`]: browser form uploads (POST Object) and their policy documents.
@@ -19,6 +20,7 @@ mod auth;
 mod body;
 mod buckets;
 mod errors;
+mod keys;
 mod list;
 mod objects;
 mod post;
@@ -37,6 +39,7 @@ mod vhost;
 use std::future::Future;
 use std::net::SocketAddr;
 
+pub use keys::{KeyInfo, Keyring, NewKey};
 pub use server::PeerAddr;
 
 #[derive(Clone, Debug)]
@@ -44,6 +47,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub access_key: String,
     pub secret_key: String,
+    /// Seals the secrets of access keys stored in the engine (see [`Keyring`]).
+    pub server_key: [u8; 32],
     pub region: String,
     /// Base domains for virtual-hosted-style requests (`<bucket>.<domain>`, any
     /// port); empty means path-style only. Path-style always works as well.

@@ -317,6 +317,7 @@ mod tests {
             listen: addr,
             access_key: "ak".into(),
             secret_key: "sk".into(),
+            server_key: [7; 32],
             region: "us-east-1".into(),
             domains: vec!["s3.test".into()],
         };

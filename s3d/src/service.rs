@@ -1,24 +1,32 @@
 //! The s3s service: configuration, and the `S3` trait as a thin dispatch to the
 //! operation modules. Operations not listed answer NotImplemented (s3s' default).
 
+use crate::auth::{Identities, Scope};
 use crate::vhost::Domains;
-use crate::{auth::RootAuth, buckets, errors, list, objects, ServerConfig};
 use crate::{bucket_config, cors, versioning};
+use crate::{buckets, errors, list, objects, Keyring, ServerConfig};
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Request, S3Response, S3Result, S3};
 
-/// What every operation needs: the store and the server's region.
+/// What every operation needs: the store, the server's region and who is who.
 #[derive(Clone)]
 pub(crate) struct Cybs3 {
     pub store: engine::Store,
     pub region: String,
+    pub identities: Identities,
 }
 
 pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains) -> S3Service {
+    let identities = Identities::new(
+        &cfg.access_key,
+        &cfg.secret_key,
+        Keyring::new(store.clone(), &cfg.server_key),
+    );
     let mut b = S3ServiceBuilder::new(Cybs3 {
         store,
         region: cfg.region.clone(),
+        identities: identities.clone(),
     });
     // s3s reads a POST form's file whole into memory before our handler runs, so
     // browser-form uploads are capped; larger objects go through PUT or multipart.
@@ -27,8 +35,9 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
     b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
         std::sync::Arc::new(config),
     )));
-    // With auth set and no access policy, s3s refuses anonymous requests (AccessDenied).
-    b.set_auth(RootAuth::new(&cfg.access_key, &cfg.secret_key));
+    // Anonymous requests are refused by the access check (no policy grants them yet).
+    b.set_auth(identities.clone());
+    b.set_access(identities);
     // Without domains s3s stays path-style only.
     if !domains.is_empty() {
         b.set_host(domains.clone());
@@ -67,8 +76,14 @@ impl S3 for Cybs3 {
         buckets::head(self, req.input).await.map(S3Response::new)
     }
 
-    async fn list_buckets(&self, _req: S3Request<ListBucketsInput>) -> Res<ListBucketsOutput> {
-        buckets::list(self).await.map(S3Response::new)
+    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> Res<ListBucketsOutput> {
+        let mut out = buckets::list(self).await?;
+        if let Some(Scope::Bucket(own)) = self.identities.scope(req.credentials.as_ref()) {
+            if let Some(buckets) = out.buckets.as_mut() {
+                buckets.retain(|b| b.name.as_deref() == Some(own.as_str()));
+            }
+        }
+        Ok(S3Response::new(out))
     }
 
     async fn get_bucket_location(

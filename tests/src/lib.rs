@@ -133,13 +133,18 @@ impl Server {
 
     /// An S3 client with the SDK's default settings (checksums, aws-chunked trailers).
     pub fn client(&self) -> aws_sdk_s3::Client {
+        self.client_as(&self.access_key, &self.secret_key)
+    }
+
+    /// The same client signing with other credentials.
+    pub fn client_as(&self, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(self.endpoint())
             .credentials_provider(Credentials::new(
-                &self.access_key,
-                &self.secret_key,
+                access_key,
+                secret_key,
                 None,
                 None,
                 "cybs3-tests",

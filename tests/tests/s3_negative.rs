@@ -5,7 +5,6 @@
 
 mod common;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
@@ -14,17 +13,6 @@ use cybs3_tests::{content, http_status, Server};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, SystemTime};
-
-fn client_with(s: &Server, access: &str, secret: &str) -> Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(s.endpoint())
-        .credentials_provider(Credentials::new(access, secret, None, None, "negative"))
-        .force_path_style(true)
-        .build();
-    Client::from_conf(config)
-}
 
 /// The server still answers: liveness, and a real PUT/GET round trip.
 async fn still_serving(s: &Server, c: &Client) {
@@ -48,7 +36,7 @@ async fn bad_credentials_are_refused() {
     let (_t, s, c) = setup();
     bucket(&c, "neg").await;
 
-    let wrong = client_with(&s, &s.access_key, "definitely-not-the-secret");
+    let wrong = s.client_as(&s.access_key, "definitely-not-the-secret");
     let (st, code) = fails(wrong.list_buckets().send().await);
     assert_eq!((st, code.as_str()), (403, "SignatureDoesNotMatch"));
     let (st, code) = fails(
@@ -62,7 +50,7 @@ async fn bad_credentials_are_refused() {
     );
     assert_eq!((st, code.as_str()), (403, "SignatureDoesNotMatch"));
 
-    let unknown = client_with(&s, "AKIANOSUCHKEY0000000", &s.secret_key);
+    let unknown = s.client_as("AKIANOSUCHKEY0000000", &s.secret_key);
     let (st, code) = fails(unknown.list_objects_v2().bucket("neg").send().await);
     assert_eq!((st, code.as_str()), (403, "InvalidAccessKeyId"));
     let (st, code) = fails(

@@ -2,5 +2,6 @@
 //! to build an S3 client for a target.
 
 pub mod client;
+pub mod crypto;
 
 pub use client::S3Target;

@@ -1,0 +1,921 @@
+//! Standard age v1 files (<https://age-encryption.org/v1>) with one X25519 recipient stanza,
+//! written and read chunk by chunk.
+//!
+//! The age crate's streams are sequential; vault transfers need more: any ciphertext byte
+//! range can be recomputed from persisted [`FileSecrets`] (an interrupted multipart upload
+//! resumes with parts identical to those already uploaded), and upload or download workers
+//! seal and open their own chunks in parallel. The output is a plain age file that
+//! `age -d -i identity.txt` decrypts.
+//!
+//! Payload chunk nonces are counters under one file key, so the same secrets must never
+//! seal different plaintext: a modified file gets fresh [`FileSecrets`].
+
+use std::{fmt, io};
+
+use base64::{prelude::BASE64_STANDARD_NO_PAD as B64, Engine};
+use chacha20poly1305::{
+    aead::{Aead, AeadInPlace},
+    ChaCha20Poly1305, Key, KeyInit, Nonce, Tag,
+};
+use hmac::{Hmac, Mac};
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::{hkdf, CryptoError, Identity, Recipient};
+
+/// Plaintext bytes per payload chunk, fixed by the age format.
+pub const CHUNK: u64 = 64 * 1024;
+/// Where the payload starts in every file written by [`Sealer`] (its header always has the
+/// same length), so listings can show plaintext sizes without fetching headers.
+pub const SEALED_PAYLOAD_START: u64 = 184;
+
+const TAG: u64 = 16;
+const CIPHER_CHUNK: u64 = CHUNK + TAG;
+const NONCE_LEN: usize = 16;
+const MAX_HEADER: usize = 64 * 1024;
+const VERSION_LINE: &str = "age-encryption.org/v1\n";
+const X25519_TAG: &str = "X25519";
+const X25519_LABEL: &[u8] = b"age-encryption.org/v1/X25519";
+
+/// Everything random about one age file. Persist it (0600) to re-create identical
+/// ciphertext later, never reuse it for different plaintext.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct FileSecrets {
+    file_key: [u8; 16],
+    ephemeral: [u8; 32],
+    nonce: [u8; NONCE_LEN],
+}
+
+impl FileSecrets {
+    pub fn random() -> Self {
+        let mut secrets = FileSecrets {
+            file_key: [0; 16],
+            ephemeral: [0; 32],
+            nonce: [0; NONCE_LEN],
+        };
+        OsRng.fill_bytes(&mut secrets.file_key);
+        OsRng.fill_bytes(&mut secrets.ephemeral);
+        OsRng.fill_bytes(&mut secrets.nonce);
+        secrets
+    }
+}
+
+impl fmt::Debug for FileSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FileSecrets(..)")
+    }
+}
+
+/// Exact size of an age file whose payload starts at `payload_start`.
+pub fn cipher_len_for(plain_len: u64, payload_start: u64) -> u64 {
+    Layout {
+        payload_start,
+        plain_len,
+    }
+    .cipher_len()
+}
+
+/// Inverse of [`cipher_len_for`]; lengths no age file can have are [`CryptoError::Truncated`].
+pub fn plain_len_for(cipher_len: u64, payload_start: u64) -> Result<u64, CryptoError> {
+    let payload = cipher_len
+        .checked_sub(payload_start)
+        .filter(|&payload| payload >= TAG)
+        .ok_or(CryptoError::Truncated)?;
+    let (full, rest) = (payload / CIPHER_CHUNK, payload % CIPHER_CHUNK);
+    match rest {
+        0 => Ok(full * CHUNK),
+        // Only an empty file has an empty (tag-only) final chunk.
+        r if r < TAG || (r == TAG && full > 0) => Err(CryptoError::Truncated),
+        r => Ok(full * CHUNK + r - TAG),
+    }
+}
+
+/// Where the chunks of one file are.
+#[derive(Clone, Copy)]
+struct Layout {
+    payload_start: u64,
+    plain_len: u64,
+}
+
+impl Layout {
+    fn chunks(self) -> u64 {
+        self.plain_len.div_ceil(CHUNK).max(1)
+    }
+
+    fn is_last(self, chunk: u64) -> bool {
+        chunk + 1 == self.chunks()
+    }
+
+    fn plain_span(self, chunk: u64) -> (u64, u64) {
+        (chunk * CHUNK, ((chunk + 1) * CHUNK).min(self.plain_len))
+    }
+
+    fn cipher_start(self, chunk: u64) -> u64 {
+        self.payload_start + chunk * CIPHER_CHUNK
+    }
+
+    fn cipher_len(self) -> u64 {
+        self.payload_start + self.plain_len + self.chunks() * TAG
+    }
+}
+
+/// Encrypts one file of known length to one recipient. Cheap to share between threads.
+pub struct Sealer {
+    /// Header and payload nonce: everything before the first chunk.
+    head: Vec<u8>,
+    payload: ChaCha20Poly1305,
+    layout: Layout,
+}
+
+impl Sealer {
+    pub fn new(recipient: &Recipient, secrets: &FileSecrets, plain_len: u64) -> Sealer {
+        let mut head = x25519_header(&recipient.0, secrets);
+        head.extend_from_slice(&secrets.nonce);
+        let layout = Layout {
+            payload_start: head.len() as u64,
+            plain_len,
+        };
+        Sealer {
+            payload: payload_cipher(&secrets.file_key, &secrets.nonce),
+            head,
+            layout,
+        }
+    }
+
+    /// Exact total ciphertext length.
+    pub fn cipher_len(&self) -> u64 {
+        self.layout.cipher_len()
+    }
+
+    /// Ciphertext bytes `[start, end)`. `read_plain(offset, buf)` must fill `buf` exactly with
+    /// the plaintext at `offset`; whole chunks are read even when the window cuts them.
+    pub fn read_cipher(
+        &self,
+        start: u64,
+        end: u64,
+        read_plain: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<()>,
+    ) -> io::Result<Vec<u8>> {
+        let total = self.cipher_len();
+        if start > end || end > total {
+            let msg = format!("ciphertext range {start}..{end} is outside 0..{total}");
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        }
+        let head_len = self.head.len() as u64;
+        let mut out = Vec::with_capacity((end - start) as usize);
+        if start < head_len {
+            out.extend_from_slice(&self.head[start as usize..end.min(head_len) as usize]);
+        }
+        if end > head_len && start < end {
+            let first = (start.max(head_len) - head_len) / CIPHER_CHUNK;
+            let last = (end - head_len).div_ceil(CIPHER_CHUNK);
+            for chunk in first..last {
+                self.append_chunk(chunk, start, end, &mut out, read_plain)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Seals `chunk` at the end of `out`, keeping only its part inside `[start, end)`.
+    fn append_chunk(
+        &self,
+        chunk: u64,
+        start: u64,
+        end: u64,
+        out: &mut Vec<u8>,
+        read_plain: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let (plain_start, plain_end) = self.layout.plain_span(chunk);
+        let chunk_start = self.layout.cipher_start(chunk);
+        let chunk_end = chunk_start + plain_end - plain_start + TAG;
+        let at = out.len();
+        out.resize(at + (plain_end - plain_start) as usize, 0);
+        read_plain(plain_start, &mut out[at..])?;
+        let nonce = chunk_nonce(chunk, self.layout.is_last(chunk));
+        let tag = self
+            .payload
+            .encrypt_in_place_detached(&nonce, b"", &mut out[at..])
+            .expect("a chunk is far below the ChaCha20Poly1305 message limit");
+        out.extend_from_slice(&tag);
+        out.truncate(at + (end.min(chunk_end) - chunk_start) as usize);
+        out.drain(at..at + start.saturating_sub(chunk_start) as usize);
+        Ok(())
+    }
+}
+
+/// Decrypts any chunk range of one age file once its header is known. Cheap to share
+/// between threads.
+pub struct Opener {
+    payload: ChaCha20Poly1305,
+    payload_start: u64,
+}
+
+impl Opener {
+    /// Parses the header and payload nonce from the first bytes of an object. `Ok(None)`:
+    /// `prefix` is too short, fetch more (headers are far below 1 KiB; over 64 KiB is
+    /// refused). Any stanzas are accepted; each X25519 one is tried with each identity.
+    pub fn parse(prefix: &[u8], identities: &[Identity]) -> Result<Option<Opener>, CryptoError> {
+        let Some(header) = Header::parse(prefix)? else {
+            return Ok(None);
+        };
+        let Some(nonce) = prefix.get(header.len..header.len + NONCE_LEN) else {
+            return Ok(None);
+        };
+        let file_key = header.unwrap_file_key(identities)?;
+        header_mac(&file_key[..], &prefix[..header.mac_input_len])
+            .verify_slice(&header.mac)
+            .map_err(|_| CryptoError::Corrupt)?;
+        Ok(Some(Opener {
+            payload: payload_cipher(&file_key[..], nonce),
+            payload_start: (header.len + NONCE_LEN) as u64,
+        }))
+    }
+
+    /// Length of header and payload nonce: where chunk 0 starts.
+    pub fn payload_start(&self) -> u64 {
+        self.payload_start
+    }
+
+    /// Plaintext length of the object, or [`CryptoError::Truncated`] if no complete age file
+    /// has this length.
+    pub fn plain_len(&self, cipher_len: u64) -> Result<u64, CryptoError> {
+        plain_len_for(cipher_len, self.payload_start)
+    }
+
+    /// Chunk-aligned ciphertext `(start, end, first_chunk)` holding plaintext `[start, end)`.
+    /// Its plaintext begins at `first_chunk * CHUNK`. An empty range still yields one chunk,
+    /// so even empty objects are authenticated.
+    pub fn cipher_range(
+        &self,
+        plain_start: u64,
+        plain_end: u64,
+        cipher_len: u64,
+    ) -> (u64, u64, u64) {
+        let payload = cipher_len.saturating_sub(self.payload_start);
+        let chunks = payload.div_ceil(CIPHER_CHUNK).max(1);
+        let first = (plain_start / CHUNK).min(chunks - 1);
+        let last = plain_end.div_ceil(CHUNK).clamp(first + 1, chunks);
+        let start = self.payload_start + first * CIPHER_CHUNK;
+        let end = (self.payload_start + last * CIPHER_CHUNK).min(cipher_len);
+        (start, end, first)
+    }
+
+    /// Decrypts whole consecutive chunks starting at chunk `first` of an object of
+    /// `cipher_len` bytes. Every chunk is authenticated, and the object's last chunk must
+    /// carry the final flag, so a truncated object is an error, never a short plaintext.
+    pub fn open_chunks(
+        &self,
+        first: u64,
+        cipher: &[u8],
+        cipher_len: u64,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let layout = Layout {
+            payload_start: self.payload_start,
+            plain_len: self.plain_len(cipher_len)?,
+        };
+        let mut out = Vec::with_capacity(cipher.len());
+        let mut rest = cipher;
+        let mut chunk = first;
+        while !rest.is_empty() {
+            if chunk >= layout.chunks() {
+                return Err(CryptoError::Corrupt);
+            }
+            let (plain_start, plain_end) = layout.plain_span(chunk);
+            let len = (plain_end - plain_start + TAG) as usize;
+            if rest.len() < len {
+                return Err(CryptoError::Truncated);
+            }
+            let (sealed, tail) = rest.split_at(len);
+            self.open_chunk(chunk, sealed, layout.is_last(chunk), &mut out)?;
+            rest = tail;
+            chunk += 1;
+        }
+        Ok(out)
+    }
+
+    fn open_chunk(
+        &self,
+        chunk: u64,
+        sealed: &[u8],
+        last: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        let (body, tag) = sealed.split_at(sealed.len() - TAG as usize);
+        let at = out.len();
+        let mut open = |last| {
+            out.truncate(at);
+            out.extend_from_slice(body);
+            let nonce = chunk_nonce(chunk, last);
+            let tag = Tag::from_slice(tag);
+            self.payload
+                .decrypt_in_place_detached(&nonce, b"", &mut out[at..], tag)
+                .is_ok()
+        };
+        if open(last) {
+            return Ok(());
+        }
+        // A valid non-final chunk at the end means the object was cut at a chunk boundary.
+        let truncated = last && open(false);
+        out.truncate(at);
+        Err(if truncated {
+            CryptoError::Truncated
+        } else {
+            CryptoError::Corrupt
+        })
+    }
+}
+
+fn chunk_nonce(chunk: u64, last: bool) -> Nonce {
+    let mut nonce = Nonce::default();
+    nonce[3..11].copy_from_slice(&chunk.to_be_bytes());
+    nonce[11] = u8::from(last);
+    nonce
+}
+
+fn payload_cipher(file_key: &[u8], nonce: &[u8]) -> ChaCha20Poly1305 {
+    let key = hkdf::<32>(nonce, b"payload", file_key);
+    ChaCha20Poly1305::new(Key::from_slice(&key[..]))
+}
+
+fn header_mac(file_key: &[u8], header: &[u8]) -> Hmac<Sha256> {
+    let key = hkdf::<32>(&[], b"header", file_key);
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(&key[..]).expect("HMAC takes any key length");
+    mac.update(header);
+    mac
+}
+
+/// X25519 key wrapping of age: returns the wrapping key for one ephemeral share.
+fn wrap_key(shared: &[u8; 32], ephemeral: &PublicKey, recipient: &PublicKey) -> ChaCha20Poly1305 {
+    let salt = [ephemeral.as_bytes().as_slice(), recipient.as_bytes()].concat();
+    let key = hkdf::<32>(&salt, X25519_LABEL, shared);
+    ChaCha20Poly1305::new(Key::from_slice(&key[..]))
+}
+
+/// The complete header, up to and including the MAC line.
+fn x25519_header(recipient: &PublicKey, secrets: &FileSecrets) -> Vec<u8> {
+    let ephemeral_secret = StaticSecret::from(secrets.ephemeral);
+    let ephemeral = PublicKey::from(&ephemeral_secret);
+    let shared = ephemeral_secret.diffie_hellman(recipient);
+    let body = wrap_key(shared.as_bytes(), &ephemeral, recipient)
+        .encrypt(&Nonce::default(), &secrets.file_key[..])
+        .expect("16 bytes are far below the ChaCha20Poly1305 message limit");
+    let mut header = String::from(VERSION_LINE);
+    header.push_str(&format!(
+        "-> {X25519_TAG} {}\n",
+        B64.encode(ephemeral.as_bytes())
+    ));
+    push_body(&mut header, &body);
+    header.push_str("---");
+    let mac = header_mac(&secrets.file_key, header.as_bytes())
+        .finalize()
+        .into_bytes();
+    header.push_str(&format!(" {}\n", B64.encode(mac)));
+    header.into_bytes()
+}
+
+/// A stanza body: 64-column lines, the last one shorter (so possibly empty).
+fn push_body(header: &mut String, body: &[u8]) {
+    let encoded = B64.encode(body);
+    for line in encoded.as_bytes().chunks(64) {
+        header.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        header.push('\n');
+    }
+    if encoded.len().is_multiple_of(64) {
+        header.push('\n');
+    }
+}
+
+struct Stanza<'a> {
+    args: Vec<&'a [u8]>,
+    body: Vec<u8>,
+}
+
+struct Header<'a> {
+    stanzas: Vec<Stanza<'a>>,
+    /// Bytes covered by the MAC: up to and including "---".
+    mac_input_len: usize,
+    mac: Vec<u8>,
+    /// Bytes up to and including the MAC line.
+    len: usize,
+}
+
+/// Cursor over the `\n`-terminated lines of a header prefix.
+struct Lines<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Lines<'a> {
+    /// The next line without its `\n`, or `None` if the prefix ends first.
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = &self.buf[self.pos..];
+        let len = rest.iter().position(|&b| b == b'\n')?;
+        self.pos += len + 1;
+        Some(&rest[..len])
+    }
+}
+
+impl<'a> Header<'a> {
+    /// `Ok(None)` when the header does not end within `buf`.
+    fn parse(buf: &'a [u8]) -> Result<Option<Header<'a>>, CryptoError> {
+        let n = VERSION_LINE.len().min(buf.len());
+        if buf[..n] != VERSION_LINE.as_bytes()[..n] {
+            return Err(CryptoError::Malformed("not an age v1 file"));
+        }
+        match Self::parse_complete(buf) {
+            None if buf.len() >= MAX_HEADER => Err(CryptoError::Malformed("header over 64 KiB")),
+            parsed => parsed.transpose(),
+        }
+    }
+
+    /// `None` when a line is cut off by the end of `buf`.
+    fn parse_complete(buf: &'a [u8]) -> Option<Result<Header<'a>, CryptoError>> {
+        let mut lines = Lines { buf, pos: 0 };
+        lines.next()?;
+        let mut stanzas = Vec::new();
+        loop {
+            let line = lines.next()?;
+            if let Some(mac) = line.strip_prefix(b"---") {
+                let mac_input_len = lines.pos - line.len() - 1 + 3;
+                let len = lines.pos;
+                let mac = mac.strip_prefix(b" ").and_then(|mac| decode(mac, 32));
+                let mac = mac.ok_or(CryptoError::Malformed("bad MAC line"));
+                return Some(mac.map(|mac| Header {
+                    stanzas,
+                    mac_input_len,
+                    mac,
+                    len,
+                }));
+            }
+            let Some(args) = line.strip_prefix(b"-> ") else {
+                return Some(Err(CryptoError::Malformed(
+                    "expected a stanza or the MAC line",
+                )));
+            };
+            let args: Vec<&[u8]> = args.split(|&b| b == b' ').collect();
+            if args
+                .iter()
+                .any(|arg| arg.is_empty() || !arg.iter().all(|b| (0x21..=0x7e).contains(b)))
+            {
+                return Some(Err(CryptoError::Malformed("bad stanza argument")));
+            }
+            let body = match Self::stanza_body(&mut lines)? {
+                Ok(body) => body,
+                Err(e) => return Some(Err(e)),
+            };
+            stanzas.push(Stanza { args, body });
+        }
+    }
+
+    fn stanza_body(lines: &mut Lines<'a>) -> Option<Result<Vec<u8>, CryptoError>> {
+        let mut encoded = Vec::new();
+        loop {
+            let line = lines.next()?;
+            if line.len() > 64 {
+                return Some(Err(CryptoError::Malformed(
+                    "stanza body line over 64 columns",
+                )));
+            }
+            encoded.extend_from_slice(line);
+            if line.len() < 64 {
+                return Some(
+                    B64.decode(&encoded)
+                        .map_err(|_| CryptoError::Malformed("bad stanza body")),
+                );
+            }
+        }
+    }
+
+    fn unwrap_file_key(&self, identities: &[Identity]) -> Result<Zeroizing<[u8; 16]>, CryptoError> {
+        for stanza in self
+            .stanzas
+            .iter()
+            .filter(|s| s.args[0] == X25519_TAG.as_bytes())
+        {
+            let ([_, share], 32) = (stanza.args.as_slice(), stanza.body.len()) else {
+                return Err(CryptoError::Malformed("bad X25519 stanza"));
+            };
+            let share = decode(share, 32).ok_or(CryptoError::Malformed("bad X25519 share"))?;
+            let ephemeral = PublicKey::from(<[u8; 32]>::try_from(share).expect("decoded 32 bytes"));
+            for identity in identities {
+                if let Some(key) = unwrap_x25519(&ephemeral, &stanza.body, identity)? {
+                    return Ok(key);
+                }
+            }
+        }
+        Err(CryptoError::NoMatchingIdentity)
+    }
+}
+
+fn unwrap_x25519(
+    ephemeral: &PublicKey,
+    body: &[u8],
+    identity: &Identity,
+) -> Result<Option<Zeroizing<[u8; 16]>>, CryptoError> {
+    let shared = identity.secret.diffie_hellman(ephemeral);
+    if !shared.was_contributory() {
+        return Err(CryptoError::Malformed("low-order X25519 share"));
+    }
+    let wrap = wrap_key(shared.as_bytes(), ephemeral, &identity.to_public().0);
+    // Failing to open is no error: the stanza may be for another recipient.
+    Ok(wrap
+        .decrypt(&Nonce::default(), body)
+        .ok()
+        .map(|mut opened| {
+            let mut key = Zeroizing::new([0; 16]);
+            key.copy_from_slice(&opened);
+            opened.zeroize();
+            key
+        }))
+}
+
+/// Canonical unpadded base64 of exactly `len` bytes.
+fn decode(encoded: &[u8], len: usize) -> Option<Vec<u8>> {
+    B64.decode(encoded).ok().filter(|bytes| bytes.len() == len)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+    fn data(len: u64, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn read_from(plain: &[u8]) -> impl FnMut(u64, &mut [u8]) -> io::Result<()> + '_ {
+        |offset, buf| {
+            buf.copy_from_slice(&plain[offset as usize..][..buf.len()]);
+            Ok(())
+        }
+    }
+
+    fn seal(identity: &Identity, secrets: &FileSecrets, plain: &[u8]) -> Vec<u8> {
+        let sealer = Sealer::new(&identity.to_public(), secrets, plain.len() as u64);
+        let cipher = sealer
+            .read_cipher(0, sealer.cipher_len(), &mut read_from(plain))
+            .unwrap();
+        assert_eq!(cipher.len() as u64, sealer.cipher_len());
+        cipher
+    }
+
+    fn age_identity(identity: &Identity) -> age::x25519::Identity {
+        identity.to_string().parse().unwrap()
+    }
+
+    fn age_decrypt(identity: &Identity, cipher: &[u8]) -> Result<Vec<u8>, String> {
+        let decryptor = age::Decryptor::new_buffered(cipher).map_err(|e| e.to_string())?;
+        let age_id = age_identity(identity);
+        let mut reader = decryptor
+            .decrypt(std::iter::once(&age_id as _))
+            .map_err(|e| e.to_string())?;
+        let mut plain = Vec::new();
+        reader.read_to_end(&mut plain).map_err(|e| e.to_string())?;
+        Ok(plain)
+    }
+
+    fn age_encrypt(identity: &Identity, plain: &[u8]) -> Vec<u8> {
+        let recipient: age::x25519::Recipient = identity.to_public().to_string().parse().unwrap();
+        age::encrypt(&recipient, plain).unwrap()
+    }
+
+    fn open(cipher: &[u8], identities: &[Identity]) -> Result<Opener, CryptoError> {
+        Ok(Opener::parse(cipher, identities)?.expect("the whole file holds the header"))
+    }
+
+    /// Plaintext `[start, end)` read the way a download does: chunk-aligned range, open, slice.
+    fn open_range(
+        opener: &Opener,
+        cipher: &[u8],
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let cipher_len = cipher.len() as u64;
+        let (c0, c1, first) = opener.cipher_range(start, end, cipher_len);
+        let plain = opener.open_chunks(first, &cipher[c0 as usize..c1 as usize], cipher_len)?;
+        let skip = (start - first * CHUNK) as usize;
+        Ok(plain[skip..skip + (end - start) as usize].to_vec())
+    }
+
+    fn open_all(cipher: &[u8], identities: &[Identity]) -> Result<Vec<u8>, CryptoError> {
+        let opener = open(cipher, identities)?;
+        let len = opener.plain_len(cipher.len() as u64)?;
+        open_range(&opener, cipher, 0, len)
+    }
+
+    const LENGTHS: [u64; 7] = [0, 1, 65535, 65536, 65537, 3 * 65536, 1_000_003];
+
+    #[test]
+    fn sealed_files_decrypt_with_the_age_crate() {
+        let identity = Identity::generate();
+        for (seed, len) in LENGTHS.into_iter().enumerate() {
+            let plain = data(len, seed as u64 + 1);
+            let cipher = seal(&identity, &FileSecrets::random(), &plain);
+            assert_eq!(
+                cipher.len() as u64,
+                cipher_len_for(len, SEALED_PAYLOAD_START)
+            );
+            assert_eq!(
+                age_decrypt(&identity, &cipher).unwrap(),
+                plain,
+                "length {len}"
+            );
+            assert_eq!(
+                open_all(&cipher, std::slice::from_ref(&identity)).unwrap(),
+                plain
+            );
+        }
+    }
+
+    #[test]
+    fn sealer_windows_concatenate_to_the_whole_file() {
+        let identity = Identity::generate();
+        let secrets = FileSecrets::random();
+        let plain = data(3 * CHUNK + 777, 7);
+        let whole = seal(&identity, &secrets, &plain);
+        let sealer = Sealer::new(&identity.to_public(), &secrets, plain.len() as u64);
+        let total = sealer.cipher_len();
+        let mut steps = data(64, 3).into_iter().cycle();
+        let mut start = 0;
+        let mut parts = Vec::new();
+        while start < total {
+            // Windows of 0 to ~130 KiB, cutting headers, chunks and tags anywhere.
+            let step = u64::from(steps.next().unwrap()) * 521;
+            let end = (start + step).min(total);
+            parts.extend(
+                sealer
+                    .read_cipher(start, end, &mut read_from(&plain))
+                    .unwrap(),
+            );
+            start = end;
+        }
+        assert_eq!(parts, whole);
+        for (start, end) in [
+            (0, 1),
+            (183, 185),
+            (184, 200),
+            (total - 1, total),
+            (total, total),
+        ] {
+            let window = sealer
+                .read_cipher(start, end, &mut read_from(&plain))
+                .unwrap();
+            assert_eq!(window, whole[start as usize..end as usize]);
+        }
+        assert!(sealer
+            .read_cipher(0, total + 1, &mut read_from(&plain))
+            .is_err());
+        assert!(sealer.read_cipher(5, 4, &mut read_from(&plain)).is_err());
+    }
+
+    #[test]
+    fn sealing_is_deterministic_given_the_secrets() {
+        let identity = Identity::generate();
+        let secrets = FileSecrets::random();
+        let plain = data(100_000, 9);
+        let persisted: FileSecrets =
+            serde_json::from_str(&serde_json::to_string(&secrets).unwrap()).unwrap();
+        assert_eq!(
+            seal(&identity, &secrets, &plain),
+            seal(&identity, &persisted, &plain)
+        );
+        assert_ne!(
+            seal(&identity, &secrets, &plain),
+            seal(&identity, &FileSecrets::random(), &plain)
+        );
+    }
+
+    #[test]
+    fn the_sealed_header_has_a_fixed_length() {
+        let identity = Identity::generate();
+        let opener = open(&seal(&identity, &FileSecrets::random(), b"x"), &[identity]).unwrap();
+        assert_eq!(opener.payload_start(), SEALED_PAYLOAD_START);
+    }
+
+    #[test]
+    fn age_crate_files_open_at_any_range() {
+        let identity = Identity::generate();
+        let others = [Identity::generate(), identity.clone()];
+        for (seed, len) in LENGTHS.into_iter().enumerate() {
+            let plain = data(len, seed as u64 + 11);
+            let cipher = age_encrypt(&identity, &plain);
+            let opener = open(&cipher, &others).unwrap();
+            assert_eq!(opener.plain_len(cipher.len() as u64).unwrap(), len);
+            assert_eq!(open_range(&opener, &cipher, 0, len).unwrap(), plain);
+            let mut bounds = data(16, seed as u64 + 5)
+                .into_iter()
+                .map(|b| u64::from(b) * len / 255);
+            while let (Some(a), Some(b)) = (bounds.next(), bounds.next()) {
+                let (start, end) = (a.min(b), a.max(b));
+                let range = open_range(&opener, &cipher, start, end).unwrap();
+                assert_eq!(
+                    range,
+                    plain[start as usize..end as usize],
+                    "len {len} range {start}..{end}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn short_prefixes_ask_for_more_and_garbage_is_refused() {
+        let identity = Identity::generate();
+        let cipher = age_encrypt(&identity, b"hello");
+        let ids = std::slice::from_ref(&identity);
+        let payload_start = open(&cipher, ids).unwrap().payload_start() as usize;
+        for len in [0, 5, 22, 40, payload_start - 17, payload_start - 1] {
+            assert!(
+                Opener::parse(&cipher[..len], ids).unwrap().is_none(),
+                "prefix {len}"
+            );
+        }
+        for garbage in [
+            &b"hello world"[..],
+            b"age-encryption.org/v2\n",
+            b"-----BEGIN AGE ENCRYPTED FILE-----",
+        ] {
+            assert!(matches!(
+                Opener::parse(garbage, ids),
+                Err(CryptoError::Malformed(_))
+            ));
+        }
+        let mut endless = VERSION_LINE.as_bytes().to_vec();
+        endless.resize(MAX_HEADER, b'a');
+        assert!(matches!(
+            Opener::parse(&endless, ids),
+            Err(CryptoError::Malformed(_))
+        ));
+    }
+
+    /// A header as another age implementation may write it: a grease stanza first, with a
+    /// multi-line body ending in an empty line.
+    fn with_grease_stanza(identity: &Identity, secrets: &FileSecrets, plain: &[u8]) -> Vec<u8> {
+        let sealed = seal(identity, secrets, plain);
+        let text =
+            std::str::from_utf8(&sealed[..SEALED_PAYLOAD_START as usize - NONCE_LEN]).unwrap();
+        let stanza_end = text.find("\n---").unwrap() + 1;
+        let mut header = String::from("age-encryption.org/v1\n-> grease-x ab {c\n");
+        push_body(&mut header, &data(96, 5));
+        header.push_str(&text[VERSION_LINE.len()..stanza_end]);
+        header.push_str("---");
+        let mac = header_mac(&secrets.file_key, header.as_bytes())
+            .finalize()
+            .into_bytes();
+        header.push_str(&format!(" {}\n", B64.encode(mac)));
+        [
+            header.as_bytes(),
+            &sealed[SEALED_PAYLOAD_START as usize - NONCE_LEN..],
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn foreign_stanzas_are_skipped() {
+        let identity = Identity::generate();
+        let plain = data(70_000, 21);
+        let cipher = with_grease_stanza(&identity, &FileSecrets::random(), &plain);
+        assert!(std::str::from_utf8(&cipher[..300])
+            .unwrap_or_default()
+            .contains("\n\n-> X25519"));
+        assert_eq!(
+            age_decrypt(&identity, &cipher).unwrap(),
+            plain,
+            "the crafted file is valid age"
+        );
+        assert_eq!(open_all(&cipher, &[identity]).unwrap(), plain);
+    }
+
+    #[test]
+    fn wrong_identity_is_refused() {
+        let cipher = seal(&Identity::generate(), &FileSecrets::random(), b"secret");
+        let err = open(&cipher, &[Identity::generate(), Identity::generate()])
+            .err()
+            .unwrap();
+        assert!(matches!(err, CryptoError::NoMatchingIdentity));
+        assert_eq!(err.to_string(), "no identity of this vault can decrypt it");
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let identity = Identity::generate();
+        let ids = std::slice::from_ref(&identity);
+        let plain = data(2 * CHUNK + 10, 4);
+        let cipher = seal(&identity, &FileSecrets::random(), &plain);
+        let mac_char = SEALED_PAYLOAD_START as usize - NONCE_LEN - 10;
+        let nonce_byte = SEALED_PAYLOAD_START as usize - 3;
+        let chunk1_byte = (SEALED_PAYLOAD_START + CIPHER_CHUNK + 100) as usize;
+        let last_tag_byte = cipher.len() - 1;
+        for at in [mac_char, nonce_byte, chunk1_byte, last_tag_byte] {
+            let mut tampered = cipher.clone();
+            tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+            let err = open_all(&tampered, ids).err();
+            assert!(
+                matches!(err, Some(CryptoError::Corrupt)),
+                "byte {at}: {err:?}"
+            );
+            assert!(age_decrypt(&identity, &tampered).is_err());
+        }
+        // Chunks authenticate their position: swapping two is tampering too.
+        let mut swapped = seal(&identity, &FileSecrets::random(), &data(3 * CHUNK + 1, 5));
+        let c0 = SEALED_PAYLOAD_START as usize;
+        let c1 = c0 + CIPHER_CHUNK as usize;
+        let chunk0 = swapped[c0..c1].to_vec();
+        swapped.copy_within(c1..c1 + CIPHER_CHUNK as usize, c0);
+        swapped[c1..c1 + CIPHER_CHUNK as usize].copy_from_slice(&chunk0);
+        assert!(matches!(open_all(&swapped, ids), Err(CryptoError::Corrupt)));
+    }
+
+    #[test]
+    fn truncation_is_an_error_never_a_short_plaintext() {
+        let identity = Identity::generate();
+        let ids = std::slice::from_ref(&identity);
+        for len in [3 * CHUNK, 3 * CHUNK + 5] {
+            let cipher = seal(&identity, &FileSecrets::random(), &data(len, 8));
+            let boundary = (SEALED_PAYLOAD_START + 2 * CIPHER_CHUNK) as usize;
+            for cut in [
+                boundary,
+                SEALED_PAYLOAD_START as usize + CIPHER_CHUNK as usize,
+            ] {
+                let truncated = &cipher[..cut];
+                let opener = open(truncated, ids).unwrap();
+                let cut_len = cut as u64;
+                assert!(
+                    opener.plain_len(cut_len).is_ok(),
+                    "a boundary cut has a plausible length"
+                );
+                assert!(
+                    matches!(open_all(truncated, ids), Err(CryptoError::Truncated)),
+                    "cut {cut}"
+                );
+                // Even a reader that only asks for the start learns nothing false: the
+                // early chunks are genuine, and the last one fails.
+                let (c0, c1, first) =
+                    opener.cipher_range(0, opener.plain_len(cut_len).unwrap(), cut_len);
+                let err = opener.open_chunks(first, &truncated[c0 as usize..c1 as usize], cut_len);
+                assert!(matches!(err, Err(CryptoError::Truncated)));
+            }
+            for cut in [
+                boundary + 1,
+                boundary + 15,
+                boundary + 16,
+                boundary + 17,
+                boundary + 1000,
+                cipher.len() - 1,
+            ] {
+                let err = open_all(&cipher[..cut], ids).err();
+                assert!(
+                    matches!(err, Some(CryptoError::Truncated | CryptoError::Corrupt)),
+                    "cut {cut}: {err:?}"
+                );
+            }
+            assert!(matches!(
+                open_all(&cipher[..SEALED_PAYLOAD_START as usize], ids),
+                Err(CryptoError::Truncated)
+            ));
+        }
+        // A range shorter than the object claims is refused too.
+        let cipher = seal(&identity, &FileSecrets::random(), &data(CHUNK + 5, 2));
+        let opener = open(&cipher, ids).unwrap();
+        let short = &cipher[SEALED_PAYLOAD_START as usize..cipher.len() - 1];
+        let err = opener.open_chunks(0, short, cipher.len() as u64);
+        assert!(matches!(err, Err(CryptoError::Truncated)));
+    }
+
+    #[test]
+    fn lengths_round_trip() {
+        for plain in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK, 5 * CHUNK + 3] {
+            let cipher = cipher_len_for(plain, 200);
+            assert_eq!(plain_len_for(cipher, 200).unwrap(), plain);
+        }
+        for impossible in [
+            0,
+            199,
+            200,
+            215,
+            200 + CIPHER_CHUNK + 16,
+            200 + CIPHER_CHUNK + 3,
+        ] {
+            assert!(plain_len_for(impossible, 200).is_err(), "{impossible}");
+        }
+    }
+
+    #[test]
+    fn sealer_and_opener_are_shareable_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Sealer>();
+        shareable::<Opener>();
+    }
+}
