@@ -13,6 +13,8 @@ declare -A packages=(
   [rclone]=rclone
   [s3cmd]=s3cmd
   [python3]=python3
+  [age]=age
+  [age-keygen]=age
 )
 missing=()
 for cmd in "${!packages[@]}"; do
