@@ -3,10 +3,17 @@
 mod access;
 mod admin;
 mod bench;
+mod keys;
+mod location;
 mod maint;
+mod objects;
 mod paths;
+mod progress;
+mod selftest;
 mod server;
 mod storedir;
+mod sync;
+mod vaults;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::io::IsTerminal;
@@ -17,10 +24,11 @@ use std::process::ExitCode;
 #[command(
     name = "cybs3",
     version,
-    about = "Erasure-coded local object store with an S3 endpoint",
+    about = "Erasure-coded local object store with an S3 endpoint and age-encrypted vaults",
     long_about = "cybs3 keeps objects erasure-coded across local drives, indexed in LMDB, \
-                  and serves them over S3.\n\nStart here: `cybs3 server start --detach`, \
-                  then `cybs3 server status` for the endpoint and credentials.",
+                  serves them over S3, and encrypts vaults client-side with age.\n\n\
+                  Start here: `cybs3 vaults local` (a local server, a bucket, credentials and \
+                  an encrypted vault in one command), then `cybs3 cp FILE :` and `cybs3 ls :`.",
     after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more. \
                   CYBS3_HOME relocates config and data."
 )]
@@ -50,6 +58,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Named vaults: S3 targets, encrypted with age unless plain
+    #[command(subcommand)]
+    Vaults(vaults::VaultsCmd),
+    /// A vault's age identities: export, recovery phrases, restore, import
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
+    /// List a vault directory (plaintext names)
+    Ls(objects::LsArgs),
+    /// Copy files between local paths and vaults (-r for trees)
+    Cp(objects::CpArgs),
+    /// Print a vault file to stdout
+    Cat {
+        /// VAULT:path
+        path: String,
+    },
+    /// Remove vault files (-r for trees)
+    Rm(objects::RmArgs),
+    /// Make DST match SRC (local dir ↔ vault prefix)
+    Sync(sync::SyncArgs),
+    /// Check the active vault end to end: write, list, read back, verify, delete
+    Test(selftest::TestArgs),
     /// Manage who may use the server
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -125,6 +154,14 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Heal { data, json } => maint::run(data, true, json),
         Command::Fsck { data, json } => maint::run(data, false, json),
+        Command::Vaults(cmd) => vaults::run(cmd).map(|()| true),
+        Command::Keys(cmd) => keys::run(cmd).map(|()| true),
+        Command::Ls(args) => objects::ls(args).map(|()| true),
+        Command::Cp(args) => objects::cp(args),
+        Command::Cat { path } => objects::cat(&path).map(|()| true),
+        Command::Rm(args) => objects::rm(args).map(|()| true),
+        Command::Sync(a) => sync::run(a),
+        Command::Test(args) => selftest::run(args),
         Command::Admin(AdminCmd::Key(cmd)) => access::run(cmd).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Completions { shell } => {
@@ -146,9 +183,9 @@ fn one_line(e: &anyhow::Error) -> String {
     parts.join(": ").replace('\n', " ")
 }
 
-/// Run one future to completion on a small runtime (for client-side calls).
+/// Run one future to completion (client-side calls; transfers use every core).
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime")

@@ -207,3 +207,58 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A fresh `CYBS3_HOME` set up with `cybs3 vaults local` (its own server on a free
+/// port); the server is stopped when this is dropped.
+pub struct LocalVault {
+    pub home: PathBuf,
+    pub port: u16,
+    _tmp: tempfile::TempDir,
+}
+
+impl LocalVault {
+    pub fn new() -> LocalVault {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let home = tmp.path().join("home");
+        let port = free_port();
+        let out = cybs3(&home, &["vaults", "local", "--port", &port.to_string()]);
+        assert!(out.status.success(), "vaults local: {out:?}");
+        LocalVault {
+            home,
+            port,
+            _tmp: tmp,
+        }
+    }
+
+    /// `cybs3 args…` in this home; panics unless it succeeds, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = cybs3(&self.home, args);
+        assert!(out.status.success(), "cybs3 {args:?} failed: {out:?}");
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+
+    /// `vaults show NAME --json`.
+    pub fn vault_json(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["vaults", "show", name, "--json"])).expect("JSON")
+    }
+
+    /// The store's root credentials (`server status --json`).
+    pub fn root_keys(&self) -> (String, String) {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ok(&["server", "status", "--json"])).expect("JSON");
+        (
+            v["root_access_key"].as_str().expect("root key").into(),
+            v["root_secret_key"].as_str().expect("root secret").into(),
+        )
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LocalVault {
+    fn drop(&mut self) {
+        let _ = cybs3(&self.home, &["server", "stop"]);
+    }
+}

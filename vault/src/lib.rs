@@ -1,7 +1,16 @@
-//! The vault client library shared by `cybs3` (the CLI) and the mount: for now the one way
-//! to build an S3 client for a target.
+//! The vault client library shared by `cybs3` (the CLI) and the mount.
+//!
+//! - [`config`]: named vaults and the active one; [`keystore`]: their identities on disk.
+//! - [`client`]: the one way to build an S3 client; [`transfer`]: parallel, resumable
+//!   uploads and ranged downloads.
+//! - [`crypto`]: age content, encrypted names, identities.
+//! - [`vault`]: plaintext paths of a vault mapped onto its bucket, encrypted or not.
 
 pub mod client;
+pub mod config;
 pub mod crypto;
+pub mod keystore;
+pub mod transfer;
+pub mod vault;
 
 pub use client::S3Target;

@@ -166,10 +166,47 @@ fn loadavg() -> Option<f64> {
         .ok()
 }
 
-/// The engine's own throughput for `count` objects of `mib` MiB written then read back.
+/// The engine's own throughput for `count` objects of `mib` MiB written then read back,
+/// and the physical ceiling of any GET on this machine: one raw TCP stream over loopback.
 struct Reference {
     put: f64,
     get: f64,
+    loopback: f64,
+}
+
+/// MB/s of `bytes` sent over one loopback TCP connection from a buffer to a buffer, with
+/// sender and receiver on their own threads (what an HTTP GET could reach at best).
+fn loopback_reference(bytes: u64) -> Result<f64> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let sender = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut conn, _) = listener.accept()?;
+        let block = pattern();
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            conn.write_all(&block[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    });
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    let mut buf = vec![0u8; MIB];
+    let t = Instant::now();
+    let mut got = 0u64;
+    while got < bytes {
+        match conn.read(&mut buf)? {
+            0 => break,
+            n => got += n as u64,
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    sender
+        .join()
+        .map_err(|_| anyhow::anyhow!("loopback sender panicked"))??;
+    anyhow::ensure!(got == bytes, "loopback moved {got} of {bytes} bytes");
+    Ok(bytes as f64 / secs / 1e6)
 }
 
 fn engine_reference(mib: usize, count: usize) -> Result<Reference> {
@@ -201,7 +238,8 @@ fn engine_reference(mib: usize, count: usize) -> Result<Reference> {
         }
         anyhow::ensure!(n as f64 == bytes, "the engine read {n} of {bytes} bytes");
         let get = bytes / t.elapsed().as_secs_f64() / 1e6;
-        anyhow::Ok(Reference { put, get })
+        let loopback = loopback_reference(bytes as u64)?;
+        anyhow::Ok(Reference { put, get, loopback })
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -227,6 +265,12 @@ async fn measure(
         row(
             &format!("engine GET {} MiB, 1 drive (reference)", args.objects_mib),
             engine.get,
+            "MB/s",
+            None,
+        ),
+        row(
+            "raw TCP over loopback, one stream (reference)",
+            engine.loopback,
             "MB/s",
             None,
         ),
@@ -285,6 +329,12 @@ async fn measure(
         get,
         "MB/s",
         Some((get / engine.get, "engine GET")),
+    ));
+    rows.push(row(
+        &format!("{} MiB GET vs loopback", args.objects_mib),
+        get,
+        "MB/s",
+        Some((get / engine.loopback, "raw TCP loopback")),
     ));
 
     let small = block.slice(..SMALL);

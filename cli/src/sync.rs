@@ -1,0 +1,713 @@
+//! `cybs3 sync SRC DST`: make a vault prefix match a local directory, or a local directory
+//! match a vault prefix, transferring only what differs (CONTRACT.md, "Objects and sync";
+//! `aws s3 sync` and rclone habits).
+//!
+//! Files are compared by size from the two listings first; only when sizes are equal is
+//! the object's metadata fetched (one HEAD) for its mtime or, with `--checksum`, its content
+//! hash. So a first sync of many files makes no HEAD calls at all.
+
+use crate::location::{open_vault, Location};
+use crate::progress::bytes_bar;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Arg, ArgAction, ArgMatches};
+use futures::StreamExt;
+use globset::{Glob, GlobMatcher};
+use indicatif::{HumanBytes, ProgressBar};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use vault::transfer::Progress;
+use vault::vault::{clean_path, Vault};
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Filters: each GLOB is matched against the file's path relative to \
+    the sync root (e.g. `photos/2024/a.jpg`), and `*` also matches `/`, as in `aws s3 sync`: \
+    `*.tmp` matches at any depth and `cache/**` (or `cache/*`) everything under cache/. \
+    Everything is included by default; the filters apply in command-line order and the last \
+    one that matches decides. Excluded files are neither transferred nor deleted.\n\n\
+    Symbolic links and other special files are skipped with a note (links are not followed); \
+    empty directories are not synced (S3 has no directories)."
+)]
+pub struct SyncArgs {
+    /// Source: a local directory, or VAULT:prefix (`:prefix` for the active vault)
+    src: String,
+    /// Destination: a vault prefix when SRC is local, a local directory when SRC is a vault
+    dst: String,
+    /// Delete files at DST that are absent at SRC (skipped when any transfer failed)
+    #[arg(long)]
+    delete: bool,
+    /// Report what would be transferred or deleted, and change nothing
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    filters: Filters,
+    /// Compare content hashes instead of modification times (reads every same-size file)
+    #[arg(long)]
+    checksum: bool,
+    /// Files transferred at once (large files also send their parts in parallel)
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
+    /// One JSON object per file and a final summary object, on stdout
+    #[arg(long)]
+    json: bool,
+    /// No progress bar and no per-file lines: only errors (--json records still print)
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// `--exclude`/`--include` in command-line order. clap's derive keeps each flag's values
+/// apart, and the order between the two flags decides (the last matching filter wins), so
+/// this reads their positions with `ArgMatches::indices_of`.
+#[derive(Debug, Default)]
+struct Filters(Vec<Rule>);
+
+#[derive(Debug)]
+struct Rule {
+    include: bool,
+    glob: GlobMatcher,
+}
+
+impl Filters {
+    fn allows(&self, rel: &str) -> bool {
+        self.0
+            .iter()
+            .rev()
+            .find(|r| r.glob.is_match(rel))
+            .is_none_or(|r| r.include)
+    }
+}
+
+fn parse_glob(s: &str) -> Result<GlobMatcher, String> {
+    Glob::new(s)
+        .map(|g| g.compile_matcher())
+        .map_err(|e| e.to_string())
+}
+
+impl clap::FromArgMatches for Filters {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut rules = Vec::new();
+        for (id, include) in [("exclude", false), ("include", true)] {
+            if let (Some(globs), Some(at)) = (m.get_many::<GlobMatcher>(id), m.indices_of(id)) {
+                rules.extend(at.zip(globs).map(|(i, g)| (i, include, g.clone())));
+            }
+        }
+        rules.sort_by_key(|r| r.0);
+        Ok(Filters(
+            rules
+                .into_iter()
+                .map(|(_, include, glob)| Rule { include, glob })
+                .collect(),
+        ))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for Filters {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let arg = |id: &'static str, help: &'static str| {
+            Arg::new(id)
+                .long(id)
+                .value_name("GLOB")
+                .action(ArgAction::Append)
+                .value_parser(parse_glob)
+                .help(help)
+        };
+        cmd.arg(arg(
+            "exclude",
+            "Leave out paths matching GLOB (repeatable; see below)",
+        ))
+        .arg(arg(
+            "include",
+            "Take back paths matching GLOB that an earlier --exclude left out",
+        ))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    Up,
+    Down,
+}
+
+/// What a listing says about one file.
+#[derive(Clone, Copy, Debug)]
+struct LocalFile {
+    size: u64,
+    mtime: SystemTime,
+}
+
+pub fn run(args: SyncArgs) -> Result<bool> {
+    let (dir, local, vault_name, prefix) = match (Location::parse(&args.src), Location::parse(&args.dst)) {
+        (Location::Local(l), Location::Vault(v, p)) => (Direction::Up, l, v, p),
+        (Location::Vault(v, p), Location::Local(l)) => (Direction::Down, l, v, p),
+        (Location::Local(_), Location::Local(_)) => bail!(
+            "sync needs a vault on one side: {} and {} are both local (write VAULT:prefix, or :prefix for the active vault)",
+            args.src,
+            args.dst
+        ),
+        (Location::Vault(..), Location::Vault(..)) => bail!(
+            "sync runs between a local directory and a vault: {} and {} are both vault paths",
+            args.src,
+            args.dst
+        ),
+    };
+    let prefix = clean_path(&prefix)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // The S3 client may look for the runtime while it is built.
+    let _rt = rt.enter();
+    let vault = Arc::new(open_vault(vault_name.as_deref())?);
+    rt.block_on(sync(args, dir, local, vault, prefix))
+}
+
+async fn sync(
+    args: SyncArgs,
+    dir: Direction,
+    root: PathBuf,
+    vault: Arc<Vault>,
+    prefix: String,
+) -> Result<bool> {
+    let started = Instant::now();
+    let mut report = Report::new(&args);
+    match fs::metadata(&root) {
+        Ok(md) if md.is_dir() => {}
+        Ok(_) => bail!(
+            "{} is not a directory (sync takes directories; `cybs3 cp` copies one file)",
+            root.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir == Direction::Down => {}
+        Err(e) => return Err(anyhow!(e).context(format!("cannot read {}", root.display()))),
+    }
+    let locals = walk(&root, &args.filters, dir == Direction::Up, &mut report);
+    let remotes = list_vault(&vault, &prefix, &args.filters).await?;
+    let vault_path = |rel: &str| match prefix.as_str() {
+        "" => rel.to_string(),
+        p => format!("{p}/{rel}"),
+    };
+
+    // Transfers (and skips), `jobs` files at a time, reported as they finish.
+    let (src_names, dst_names): (Vec<&String>, Vec<&String>) = match dir {
+        Direction::Up => (locals.keys().collect(), remotes.keys().collect()),
+        Direction::Down => (remotes.keys().collect(), locals.keys().collect()),
+    };
+    let (progress, bar) = (report.progress.clone(), report.bar.clone());
+    let checks = src_names.iter().map(|rel| {
+        let job = Job {
+            dir,
+            local_path: root.join(rel.as_str()),
+            vault_path: vault_path(rel),
+            local: locals.get(rel.as_str()).copied(),
+            remote_size: remotes.get(rel.as_str()).copied(),
+            checksum: args.checksum,
+            dry_run: args.dry_run,
+            progress: progress.clone(),
+            bar: bar.clone(),
+        };
+        let vault = vault.clone();
+        let rel = rel.to_string();
+        async move {
+            let outcome = match tokio::spawn(job.run(vault)).await {
+                Ok(r) => r,
+                Err(e) => Err(anyhow!("transfer task failed: {e}")),
+            };
+            (rel, outcome)
+        }
+    });
+    let mut results = futures::stream::iter(checks).buffer_unordered(args.jobs as usize);
+    while let Some((rel, outcome)) = results.next().await {
+        match outcome {
+            Ok(Outcome::Skipped(size)) => report.skipped(&rel, size),
+            Ok(Outcome::Transferred(t)) => report.transferred(dir, &rel, t),
+            Err(e) => report.error(&rel, &e),
+        }
+    }
+    drop(results);
+
+    if args.delete {
+        let extra: Vec<&String> = dst_names
+            .into_iter()
+            .filter(|rel| match dir {
+                Direction::Up => !locals.contains_key(rel.as_str()),
+                Direction::Down => !remotes.contains_key(rel.as_str()),
+            })
+            .collect();
+        if report.counts.failed > 0 {
+            report.warn(&format!(
+                "not deleting: {} transfers failed",
+                report.counts.failed
+            ));
+            report.counts.delete_skipped = true;
+        } else {
+            let deletes = extra.into_iter().map(|rel| {
+                let (vault, root, path) = (vault.clone(), root.clone(), vault_path(rel));
+                let size = match dir {
+                    Direction::Up => remotes.get(rel.as_str()).copied().unwrap_or(0),
+                    Direction::Down => locals.get(rel.as_str()).map_or(0, |l| l.size),
+                };
+                let dry_run = args.dry_run;
+                async move {
+                    let r = match (dry_run, dir) {
+                        (true, _) => Ok(()),
+                        (false, Direction::Up) => vault.delete(&path).await,
+                        (false, Direction::Down) => {
+                            let p = root.join(rel.as_str());
+                            fs::remove_file(&p)
+                                .with_context(|| format!("cannot delete {}", p.display()))
+                        }
+                    };
+                    (rel, size, r)
+                }
+            });
+            let mut done = futures::stream::iter(deletes).buffer_unordered(args.jobs as usize);
+            while let Some((rel, size, r)) = done.next().await {
+                match r {
+                    Ok(()) => report.deleted(rel, size),
+                    Err(e) => report.error(rel, &e),
+                }
+            }
+        }
+    }
+    report.summary(started.elapsed().as_secs_f64());
+    Ok(report.counts.failed == 0)
+}
+
+/// Regular files below `root` by '/'-separated relative path, filtered. Symlinks and
+/// special files are noted and left out. Unreadable directories and files are errors
+/// (they also keep `--delete` from running); so are names that are not UTF-8 on the
+/// source side, where they cannot become vault paths (on the destination side they cannot
+/// be vault files either, so they are left alone).
+fn walk(
+    root: &Path,
+    filters: &Filters,
+    source: bool,
+    report: &mut Report,
+) -> BTreeMap<String, LocalFile> {
+    let mut out = BTreeMap::new();
+    if !root.exists() {
+        return out;
+    }
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, rel_dir)) = stack.pop() {
+        let shown = |name: &str| match rel_dir.as_str() {
+            "" => name.to_string(),
+            d => format!("{d}/{name}"),
+        };
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                report.error(
+                    &shown(""),
+                    &anyhow!(e).context(format!("cannot list {}", dir.display())),
+                );
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    report.error(
+                        &shown(""),
+                        &anyhow!(e).context(format!("cannot list {}", dir.display())),
+                    );
+                    continue;
+                }
+            };
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                let lossy = shown(&name.to_string_lossy());
+                if source {
+                    report.error(
+                        &lossy,
+                        &anyhow!("the name is not UTF-8, which vault paths must be"),
+                    );
+                } else {
+                    report.note(&format!("leaving {lossy} alone: the name is not UTF-8"));
+                }
+                continue;
+            };
+            let rel = shown(name);
+            // `entry.metadata()` does not follow symlinks (lstat).
+            let md = match entry.metadata() {
+                Ok(md) => md,
+                Err(e) => {
+                    report.error(
+                        &rel,
+                        &anyhow!(e).context(format!("cannot read {}", entry.path().display())),
+                    );
+                    continue;
+                }
+            };
+            if md.is_dir() {
+                stack.push((entry.path(), rel));
+            } else if is_partial_download(name) || !filters.allows(&rel) {
+                // Our own half-written downloads are never part of the tree.
+            } else if md.is_file() {
+                let mtime = md.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                out.insert(
+                    rel,
+                    LocalFile {
+                        size: md.len(),
+                        mtime,
+                    },
+                );
+            } else {
+                let what = if md.file_type().is_symlink() {
+                    "a symbolic link (links are not followed)"
+                } else {
+                    "not a regular file"
+                };
+                report.note(&format!("skipping {rel}: {what}"));
+            }
+        }
+    }
+    out
+}
+
+/// `Vault::download` writes `.NAME.cybs3-part` beside the target, then renames it.
+fn is_partial_download(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".cybs3-part")
+}
+
+/// The vault's files below `prefix` by relative path, with their sizes, filtered.
+async fn list_vault(
+    vault: &Vault,
+    prefix: &str,
+    filters: &Filters,
+) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for e in vault.list(prefix, true).await? {
+        if e.is_dir {
+            continue;
+        }
+        let rel = if prefix.is_empty() {
+            e.path.as_str()
+        } else {
+            match e
+                .path
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('/'))
+            {
+                Some(r) => r,
+                None => bail!(
+                    "{}:{prefix} is a file; sync takes directories (`cybs3 cp` copies one file)",
+                    vault.name
+                ),
+            }
+        };
+        if filters.allows(rel) {
+            out.insert(rel.to_string(), e.size);
+        }
+    }
+    Ok(out)
+}
+
+/// One source file to bring over, unless the destination already has it.
+struct Job {
+    dir: Direction,
+    local_path: PathBuf,
+    vault_path: String,
+    local: Option<LocalFile>,
+    remote_size: Option<u64>,
+    checksum: bool,
+    dry_run: bool,
+    progress: Progress,
+    bar: ProgressBar,
+}
+
+enum Outcome {
+    /// The destination already matches (the file's size).
+    Skipped(u64),
+    Transferred(Transfer),
+}
+
+struct Transfer {
+    bytes: u64,
+    /// (resumed, total) parts of an upload.
+    parts: Option<(u32, u32)>,
+}
+
+impl Job {
+    async fn run(self, vault: Arc<Vault>) -> Result<Outcome> {
+        // Paths listed from a vault become local paths: a hostile or foreign listing
+        // must not reach outside the destination with `..` or empty segments.
+        if self.dir == Direction::Down
+            && clean_path(&self.vault_path).ok().as_deref() != Some(self.vault_path.as_str())
+        {
+            bail!(
+                "refusing to download {:?}: not a safe relative path",
+                self.vault_path
+            );
+        }
+        if self.unchanged(&vault).await? {
+            return Ok(Outcome::Skipped(self.local.map_or(0, |l| l.size)));
+        }
+        let size = match self.dir {
+            Direction::Up => self.local.map_or(0, |l| l.size),
+            Direction::Down => self.remote_size.unwrap_or(0),
+        };
+        if self.dry_run {
+            return Ok(Outcome::Transferred(Transfer {
+                bytes: size,
+                parts: None,
+            }));
+        }
+        self.bar.inc_length(size);
+        Ok(Outcome::Transferred(match self.dir {
+            Direction::Up => {
+                let up = vault
+                    .upload(&self.local_path, &self.vault_path, self.progress)
+                    .await?;
+                Transfer {
+                    bytes: up.bytes,
+                    parts: Some((up.resumed_parts, up.parts)),
+                }
+            }
+            Direction::Down => Transfer {
+                bytes: vault
+                    .download(&self.vault_path, &self.local_path, self.progress)
+                    .await?,
+                parts: None,
+            },
+        }))
+    }
+
+    /// Whether both sides hold the same file: equal sizes, then (one HEAD) equal mtimes,
+    /// or with `--checksum` equal content hashes (an object without a hash differs).
+    async fn unchanged(&self, vault: &Vault) -> Result<bool> {
+        let (Some(local), Some(remote_size)) = (self.local, self.remote_size) else {
+            return Ok(false);
+        };
+        if local.size != remote_size {
+            return Ok(false);
+        }
+        let Some(meta) = vault.stat(&self.vault_path).await? else {
+            return Ok(false);
+        };
+        if meta.size != local.size {
+            return Ok(false);
+        }
+        if !self.checksum {
+            return Ok(meta.mtime == Some(local.mtime));
+        }
+        let Some(stored) = meta.hash else {
+            return Ok(false);
+        };
+        // Hashing reads the whole file: keep it off the async workers' backs.
+        let hash = tokio::task::block_in_place(|| vault.hash_file(&self.local_path))?;
+        Ok(hash == stored)
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    uploaded: u64,
+    downloaded: u64,
+    deleted: u64,
+    skipped: u64,
+    failed: u64,
+    bytes: u64,
+    delete_skipped: bool,
+}
+
+/// Everything `sync` prints: JSON records or human lines on stdout, errors and notes on
+/// stderr, and the progress bar (on a terminal, unless `--quiet`).
+struct Report {
+    json: bool,
+    quiet: bool,
+    dry_run: bool,
+    bar: ProgressBar,
+    progress: Progress,
+    counts: Counts,
+}
+
+impl Report {
+    fn new(args: &SyncArgs) -> Report {
+        // The total grows as transfers start: which files differ is known only then.
+        let (bar, progress) = bytes_bar(0, args.quiet, "sync");
+        Report {
+            json: args.json,
+            quiet: args.quiet,
+            dry_run: args.dry_run,
+            bar,
+            progress,
+            counts: Counts::default(),
+        }
+    }
+
+    fn out(&self, line: &str) {
+        self.bar.suspend(|| println!("{line}"));
+    }
+
+    fn human(&self, verb: &str, rel: &str, detail: &str) {
+        if !self.quiet {
+            let would = if self.dry_run { "would " } else { "" };
+            self.out(&format!("{would}{verb} {rel}{detail}"));
+        }
+    }
+
+    fn skipped(&mut self, rel: &str, size: u64) {
+        self.counts.skipped += 1;
+        if self.json {
+            self.out(&json!({"action": "skip", "path": rel, "bytes": size}).to_string());
+        }
+    }
+
+    fn transferred(&mut self, dir: Direction, rel: &str, t: Transfer) {
+        let action = match dir {
+            Direction::Up => {
+                self.counts.uploaded += 1;
+                "upload"
+            }
+            Direction::Down => {
+                self.counts.downloaded += 1;
+                "download"
+            }
+        };
+        self.counts.bytes += t.bytes;
+        if self.json {
+            let mut o = json!({"action": action, "path": rel, "bytes": t.bytes});
+            if let Some((resumed, parts)) = t.parts {
+                o["resumed_parts"] = resumed.into();
+                o["parts"] = parts.into();
+            }
+            self.out(&o.to_string());
+        } else {
+            let resumed = match t.parts {
+                Some((r, n)) if r > 0 => format!(", resumed {r} of {n} parts"),
+                _ => String::new(),
+            };
+            self.human(action, rel, &format!(" ({}{resumed})", HumanBytes(t.bytes)));
+        }
+    }
+
+    fn deleted(&mut self, rel: &str, size: u64) {
+        self.counts.deleted += 1;
+        if self.json {
+            self.out(&json!({"action": "delete", "path": rel, "bytes": size}).to_string());
+        } else {
+            self.human("delete", rel, "");
+        }
+    }
+
+    fn error(&mut self, rel: &str, e: &anyhow::Error) {
+        self.counts.failed += 1;
+        let msg = format!("{e:#}").replace('\n', " ");
+        if self.json {
+            self.out(&json!({"action": "error", "path": rel, "error": msg}).to_string());
+        } else {
+            self.bar.suspend(|| eprintln!("cybs3: {rel}: {msg}"));
+        }
+    }
+
+    /// A problem that is not one file's failure; shown even with `--quiet`.
+    fn warn(&self, msg: &str) {
+        self.bar.suspend(|| eprintln!("cybs3: {msg}"));
+    }
+
+    fn note(&self, msg: &str) {
+        if !self.quiet {
+            self.warn(msg);
+        }
+    }
+
+    fn summary(&self, seconds: f64) {
+        self.bar.finish_and_clear();
+        let c = &self.counts;
+        if self.json {
+            let s = json!({"summary": {
+                "uploaded": c.uploaded,
+                "downloaded": c.downloaded,
+                "deleted": c.deleted,
+                "skipped": c.skipped,
+                "failed": c.failed,
+                "bytes": c.bytes,
+                "dry_run": self.dry_run,
+                "delete_skipped": c.delete_skipped,
+                "seconds": seconds,
+            }});
+            self.out(&s.to_string());
+        } else if !self.quiet {
+            let would = if self.dry_run {
+                "dry run: would have "
+            } else {
+                ""
+            };
+            self.out(&format!(
+                "{would}uploaded {}, downloaded {}, deleted {} ({}); {} unchanged, {} failed; {seconds:.1}s",
+                c.uploaded,
+                c.downloaded,
+                c.deleted,
+                HumanBytes(c.bytes),
+                c.skipped,
+                c.failed
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SyncArgs,
+    }
+
+    fn filters(flags: &[&str]) -> Filters {
+        let argv = ["sync", "src", "dst"].iter().chain(flags);
+        Cli::try_parse_from(argv).unwrap().args.filters
+    }
+
+    #[test]
+    fn the_last_matching_filter_decides() {
+        let f = filters(&[
+            "--exclude",
+            "*.tmp",
+            "--exclude",
+            "cache/**",
+            "--include",
+            "cache/keep.txt",
+        ]);
+        assert!(f.allows("a.txt"));
+        assert!(!f.allows("a.tmp"));
+        assert!(!f.allows("deep/er/a.tmp"), "* spans directories");
+        assert!(!f.allows("cache/x"));
+        assert!(!f.allows("cache/sub/x"));
+        assert!(f.allows("cache/keep.txt"));
+        // Order matters: an exclude after the include wins again.
+        let f = filters(&["--include", "cache/keep.txt", "--exclude", "cache/**"]);
+        assert!(!f.allows("cache/keep.txt"));
+        assert!(filters(&[]).allows("anything/at/all"));
+    }
+
+    #[test]
+    fn bad_globs_and_zero_jobs_are_usage_errors() {
+        assert!(Cli::try_parse_from(["sync", "a", "b", "--exclude", "a[b"]).is_err());
+        assert!(Cli::try_parse_from(["sync", "a", "b", "--jobs", "0"]).is_err());
+    }
+
+    #[test]
+    fn partial_downloads_are_recognised() {
+        assert!(is_partial_download(".a.txt.cybs3-part"));
+        assert!(!is_partial_download("a.txt.cybs3-part"));
+        assert!(!is_partial_download(".a.txt"));
+    }
+}

@@ -1,0 +1,381 @@
+//! `cybs3 vaults …`: named targets (endpoint, bucket, prefix, credentials, encrypted or
+//! not), the active one, and `vaults local`, which sets everything up in one command.
+
+use crate::location::{new_passphrase, passphrase};
+use crate::server::{self, store_dir, StartArgs};
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use vault::config::{normalize_prefix, validate_name, Config, VaultConfig};
+use vault::crypto::keys::wrap_for;
+use vault::crypto::{Recipient, VaultKeys};
+use vault::keystore;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum VaultsCmd {
+    /// One command to a working encrypted vault on this machine: starts the local server
+    /// (if needed), creates a bucket, its access key and an encrypted vault, and makes it
+    /// active. Running it again changes nothing.
+    Local {
+        /// Name of the vault (and of its bucket, `cybs3-NAME`)
+        #[arg(long, default_value = "local")]
+        name: String,
+        /// Port of the local server (on 127.0.0.1)
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// Protect the new identity with a passphrase (CYBS3_PASSPHRASE or a prompt)
+        #[arg(long)]
+        passphrase: bool,
+    },
+    /// Add a vault on any S3 endpoint (encrypted unless --plain)
+    Add {
+        name: String,
+        /// S3 endpoint URL, e.g. http://nas:9000 or https://s3.amazonaws.com
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        bucket: String,
+        /// Key prefix inside the bucket
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(long, default_value = vault::client::DEFAULT_REGION)]
+        region: String,
+        /// Access key (default: AWS_ACCESS_KEY_ID)
+        #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+        access_key: String,
+        /// Secret key (default: AWS_SECRET_ACCESS_KEY)
+        #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+        secret_key: String,
+        /// Store objects as they are, unencrypted (a general S3 client)
+        #[arg(long)]
+        plain: bool,
+        /// Protect a new identity with a passphrase (CYBS3_PASSPHRASE or a prompt)
+        #[arg(long, conflicts_with = "plain")]
+        passphrase: bool,
+    },
+    /// List vaults (the active one marked *)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one vault's settings, credentials included
+    Show {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a vault the active one (used by `:path` and by default)
+    Use { name: String },
+    /// Forget a vault (its objects and its identity file stay)
+    Remove { name: String },
+    /// Give another person access: wrap the vault identity to their age recipient and
+    /// store it in the bucket, where `cybs3 keys import` finds it
+    Share {
+        name: String,
+        /// Their public key, `age1…` (from `age-keygen -y` or `cybs3 keys recipient`)
+        #[arg(long)]
+        recipient: String,
+    },
+    /// Start a new identity for new writes; old objects stay readable with the old ones
+    Rotate { name: String },
+}
+
+pub fn run(cmd: VaultsCmd) -> Result<()> {
+    match cmd {
+        VaultsCmd::Local {
+            name,
+            port,
+            passphrase,
+        } => local(&name, port, passphrase),
+        VaultsCmd::Add {
+            name,
+            endpoint,
+            bucket,
+            prefix,
+            region,
+            access_key,
+            secret_key,
+            plain,
+            passphrase,
+        } => {
+            let cfg = VaultConfig {
+                endpoint: endpoint.trim_end_matches('/').to_string(),
+                bucket,
+                prefix: normalize_prefix(&prefix),
+                region,
+                access_key,
+                secret_key,
+                session_token: None,
+                encrypted: !plain,
+            };
+            let what = format!(
+                "{} vault {name:?}: s3://{}/{} at {}",
+                if plain { "plain" } else { "encrypted" },
+                cfg.bucket,
+                cfg.prefix,
+                cfg.endpoint
+            );
+            add(&name, cfg, passphrase)?;
+            println!("added {what}");
+            Ok(())
+        }
+        VaultsCmd::List { json } => list(json),
+        VaultsCmd::Show { name, json } => show(name.as_deref(), json),
+        VaultsCmd::Use { name } => {
+            let mut c = Config::load()?;
+            c.vault(Some(&name))?;
+            c.active = Some(name.clone());
+            c.save()?;
+            println!("active vault: {name}");
+            Ok(())
+        }
+        VaultsCmd::Remove { name } => {
+            let mut c = Config::load()?;
+            c.vault(Some(&name))?;
+            c.vaults.remove(&name);
+            if c.active.as_deref() == Some(name.as_str()) {
+                c.active = None;
+            }
+            c.save()?;
+            println!("removed vault {name:?} from the config; its objects are untouched");
+            if keystore::exists(&name) {
+                println!(
+                    "its identity stays at {} (delete it only if no object needs it)",
+                    keystore::key_path(&name).display()
+                );
+            }
+            Ok(())
+        }
+        VaultsCmd::Share { name, recipient } => share(&name, &recipient),
+        VaultsCmd::Rotate { name } => {
+            let mut keys = keystore::load(&name, &passphrase)?;
+            let sealed = keystore::is_sealed(&name);
+            let r = keys.rotate();
+            let p = sealed.then(passphrase).transpose()?;
+            keystore::save(&name, &keys, p.as_deref())?;
+            println!(
+                "vault {name:?} now writes to a new identity ({r}); older objects stay readable."
+            );
+            println!("Save its recovery phrase: `cybs3 keys show-recovery --vault {name}`.");
+            Ok(())
+        }
+    }
+}
+
+/// Record a vault, creating its identity when it is encrypted and has none yet.
+fn add(name: &str, cfg: VaultConfig, protect: bool) -> Result<()> {
+    validate_name(name)?;
+    let mut c = Config::load()?;
+    if c.vaults.contains_key(name) {
+        bail!("a vault named {name:?} exists; remove it first or pick another name");
+    }
+    if cfg.encrypted && !keystore::exists(name) {
+        let p = protect.then(new_passphrase).transpose()?;
+        keystore::save(name, &VaultKeys::generate(), p.as_deref())?;
+    }
+    c.vaults.insert(name.to_string(), cfg);
+    if c.active.is_none() {
+        c.active = Some(name.to_string());
+    }
+    c.save()
+}
+
+fn local(name: &str, port: u16, protect: bool) -> Result<()> {
+    validate_name(name)?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let dir = store_dir(None);
+    let mut did = Vec::new();
+    match dir.running()? {
+        Some(rt) if rt.address != format!("127.0.0.1:{port}") => bail!(
+            "the local server already runs at http://{}; pass --port {} or stop it with `cybs3 server stop`",
+            rt.address,
+            rt.address.rsplit(':').next().unwrap_or("")
+        ),
+        Some(_) => {}
+        None => {
+            server::start(StartArgs {
+                data: None,
+                drives: None,
+                ec: None,
+                listen: format!("127.0.0.1:{port}").parse()?,
+                region: vault::client::DEFAULT_REGION.into(),
+                domains: Vec::new(),
+                detach: true,
+            })?;
+            did.push(format!("started the local server at {endpoint} (data in {})", dir.root.display()));
+        }
+    }
+    let config = Config::load()?;
+    if let Some(v) = config.vaults.get(name) {
+        if v.endpoint != endpoint {
+            bail!(
+                "vault {name:?} exists with endpoint {}; pick another --name",
+                v.endpoint
+            );
+        }
+    } else {
+        let bucket = bucket_for(name);
+        let root = dir
+            .credentials()?
+            .context("the local server has no root credentials")?;
+        let client = vault::S3Target::new(&endpoint, &root.access_key, &root.secret_key).client();
+        match crate::block_on(client.create_bucket().bucket(&bucket).send()) {
+            Ok(_) => did.push(format!("created bucket {bucket}")),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("cannot create bucket {bucket}")))
+            }
+        }
+        let key = crate::access::create(None, &bucket)?;
+        did.push(format!("created access key {} for it", key.access_key));
+        let cfg = VaultConfig {
+            endpoint: endpoint.clone(),
+            bucket,
+            prefix: String::new(),
+            region: vault::client::DEFAULT_REGION.into(),
+            access_key: key.access_key,
+            secret_key: key.secret_key,
+            session_token: None,
+            encrypted: true,
+        };
+        let had_identity = keystore::exists(name);
+        add(name, cfg, protect)?;
+        did.push(if had_identity {
+            format!("created encrypted vault {name:?} with its existing identity")
+        } else {
+            format!(
+                "created encrypted vault {name:?} with a new age identity ({})",
+                keystore::key_path(name).display()
+            )
+        });
+    }
+    let mut config = Config::load()?;
+    if config.active.as_deref() != Some(name) {
+        config.active = Some(name.to_string());
+        config.save()?;
+        did.push(format!("made {name:?} the active vault"));
+    }
+    if did.is_empty() {
+        println!("vault {name:?} is ready at {endpoint}; nothing to do.");
+    } else {
+        for d in &did {
+            println!("{d}");
+        }
+        println!("Try: cybs3 cp FILE :  ·  cybs3 ls :  ·  cybs3 test");
+        println!("Keep the recovery phrase safe: `cybs3 keys show-recovery` (losing the identity loses the vault).");
+    }
+    Ok(())
+}
+
+/// A valid bucket name for a vault name.
+fn bucket_for(name: &str) -> String {
+    let clean: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("cybs3-{}", clean.trim_matches('-'))
+        .chars()
+        .take(63)
+        .collect()
+}
+
+fn list(json: bool) -> Result<()> {
+    let c = Config::load()?;
+    if json {
+        let v: Vec<_> = c
+            .vaults
+            .iter()
+            .map(|(n, v)| vault_json(n, v, c.active.as_deref() == Some(n)))
+            .collect();
+        println!("{}", serde_json::to_string(&v)?);
+        return Ok(());
+    }
+    if c.vaults.is_empty() {
+        println!("no vaults yet; `cybs3 vaults local` creates one");
+    }
+    for (n, v) in &c.vaults {
+        let mark = if c.active.as_deref() == Some(n) {
+            "*"
+        } else {
+            " "
+        };
+        let kind = if v.encrypted { "encrypted" } else { "plain" };
+        println!(
+            "{mark} {n:<16} {kind:<9} s3://{}/{} at {}",
+            v.bucket, v.prefix, v.endpoint
+        );
+    }
+    Ok(())
+}
+
+fn vault_json(name: &str, v: &VaultConfig, active: bool) -> serde_json::Value {
+    json!({
+        "name": name,
+        "endpoint": v.endpoint,
+        "bucket": v.bucket,
+        "prefix": v.prefix,
+        "region": v.region,
+        "access_key": v.access_key,
+        "secret_key": v.secret_key,
+        "encrypted": v.encrypted,
+        "active": active,
+        "identity": v.encrypted.then(|| keystore::key_path(name).display().to_string()),
+    })
+}
+
+fn show(name: Option<&str>, json: bool) -> Result<()> {
+    let c = Config::load()?;
+    let (name, v) = c.vault(name)?;
+    let j = vault_json(&name, &v, c.active.as_deref() == Some(name.as_str()));
+    if json {
+        println!("{j}");
+    } else {
+        for (k, val) in j.as_object().expect("an object") {
+            let val = match val {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            println!("{k:<11} {val}");
+        }
+    }
+    Ok(())
+}
+
+/// Where a member's wrapped copy of the vault identity lives in the bucket.
+pub fn share_key(cfg: &VaultConfig, recipient: &Recipient) -> String {
+    format!("{}.cybs3/shares/{recipient}.age", cfg.prefix)
+}
+
+fn share(name: &str, recipient: &str) -> Result<()> {
+    let (name, cfg) = Config::load()?.vault(Some(name))?;
+    if !cfg.encrypted {
+        bail!("vault {name:?} is plain: share its credentials instead");
+    }
+    let recipient: Recipient = recipient
+        .parse()
+        .context("the recipient must be an age public key (age1…)")?;
+    let keys = keystore::load(&name, &passphrase)?;
+    let wrapped = wrap_for(keys.to_identity_file().as_bytes(), &recipient);
+    let key = share_key(&cfg, &recipient);
+    crate::block_on(
+        cfg.target()
+            .client()
+            .put_object()
+            .bucket(&cfg.bucket)
+            .key(&key)
+            .body(wrapped.into())
+            .send(),
+    )
+    .with_context(|| format!("cannot store the share in s3://{}/{key}", cfg.bucket))?;
+    println!("shared vault {name:?} with {recipient}.");
+    println!(
+        "They run: cybs3 vaults add {name} --endpoint {} --bucket {}{} --access-key … --secret-key … \
+         && cybs3 keys import --vault {name} --identity THEIR-IDENTITY-FILE",
+        cfg.endpoint,
+        cfg.bucket,
+        if cfg.prefix.is_empty() { String::new() } else { format!(" --prefix {}", cfg.prefix) }
+    );
+    Ok(())
+}

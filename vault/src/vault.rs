@@ -1,0 +1,671 @@
+//! A vault: plaintext paths (`photos/a.jpg`) mapped onto objects of one bucket and prefix.
+//!
+//! Plain vaults map paths one to one (`prefix/photos/a.jpg`), so any S3 client sees the
+//! same tree. Encrypted vaults store each path segment encrypted (AES-SIV, see
+//! [`crate::crypto::names`]) and each body as a standard age file, so the server sees
+//! ciphertext only.
+//!
+//! Each uploaded object carries, as user metadata, the file's modification time (`mtime`,
+//! seconds with a fraction, as rclone writes it), its mode (`mode`, decimal `st_mode`, as
+//! s3fs writes it), and a content hash (`cybs3-hash`) that `sync --checksum` compares:
+//! SHA-256 for plain vaults, HMAC-SHA256 under a vault key for encrypted ones (a plain
+//! hash of plaintext would let the server confirm guesses of file contents).
+
+use crate::config::VaultConfig;
+use crate::crypto::agefile::{plain_len_for, SEALED_PAYLOAD_START};
+use crate::crypto::{FileSecrets, NameCipher, Opener, Sealer, VaultKeys, CHUNK};
+use crate::transfer::{
+    FileSource, ObjectInfo, Progress, Resume, SealedSource, Sink, Source, Transfers,
+};
+use anyhow::{anyhow, bail, Context, Result};
+use aws_sdk_s3::Client;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File, FileTimes};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const META_MTIME: &str = "mtime";
+const META_MODE: &str = "mode";
+const META_HASH: &str = "cybs3-hash";
+/// One age payload chunk as stored: 64 KiB of plaintext and its 16-byte tag.
+const SEALED_CHUNK: u64 = CHUNK + 16;
+/// Enough for any header our writer or the age CLI produces for a few recipients.
+const HEADER_PROBE: u64 = 4096;
+
+/// A file or directory of a vault, as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Plaintext path from the vault's root, without a trailing slash.
+    pub path: String,
+    /// Plaintext size (0 for directories).
+    pub size: u64,
+    /// When the object was stored (not the file's own mtime; see [`Meta`]).
+    pub stored: Option<SystemTime>,
+    pub is_dir: bool,
+}
+
+/// One file's attributes from its object's metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub size: u64,
+    pub mtime: Option<SystemTime>,
+    pub mode: Option<u32>,
+    pub hash: Option<String>,
+}
+
+/// What an upload did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uploaded {
+    /// Plaintext bytes of the file.
+    pub bytes: u64,
+    /// Parts already on the server from an interrupted earlier run, not sent again.
+    pub resumed_parts: u32,
+    /// Parts of the object (1 for a single PUT).
+    pub parts: u32,
+}
+
+struct Crypt {
+    keys: VaultKeys,
+    names: NameCipher,
+    mac_key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+pub struct Vault {
+    pub name: String,
+    pub cfg: VaultConfig,
+    client: Client,
+    transfers: Transfers,
+    crypt: Option<Crypt>,
+}
+
+impl Vault {
+    /// `keys` must be given exactly when the vault is encrypted.
+    pub fn open(name: &str, cfg: VaultConfig, keys: Option<VaultKeys>) -> Result<Vault> {
+        let crypt = match (cfg.encrypted, keys) {
+            (true, Some(keys)) => Some(Crypt {
+                names: keys.names_cipher(),
+                mac_key: keys.content_mac_key(),
+                keys,
+            }),
+            (false, None) => None,
+            (true, None) => bail!("vault {name:?} is encrypted and needs its identity"),
+            (false, Some(_)) => bail!("vault {name:?} is plain and takes no identity"),
+        };
+        let client = cfg.target().client();
+        let transfers = Transfers::new(
+            client.clone(),
+            crate::config::config_dir().join("transfers"),
+        );
+        Ok(Vault {
+            name: name.to_string(),
+            cfg,
+            client,
+            transfers,
+            crypt,
+        })
+    }
+
+    pub fn encrypted(&self) -> bool {
+        self.crypt.is_some()
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Parallel parts and part size of transfers (`--jobs`).
+    pub fn set_jobs(&mut self, jobs: usize) {
+        self.transfers.jobs = jobs.max(1);
+    }
+
+    /// The object key of a plaintext path ("" is the vault's root).
+    pub fn key_of(&self, path: &str) -> Result<String> {
+        let path = clean_path(path)?;
+        let rel = match (&self.crypt, path.is_empty()) {
+            (_, true) => String::new(),
+            (Some(c), false) => c.names.encrypt_path(&path)?,
+            (None, false) => path,
+        };
+        Ok(format!("{}{rel}", self.cfg.prefix))
+    }
+
+    /// The plaintext path of an object key under the vault's prefix.
+    fn path_of(&self, key: &str) -> Result<String> {
+        let rel = key
+            .strip_prefix(&self.cfg.prefix)
+            .ok_or_else(|| anyhow!("{key:?} is outside the vault"))?
+            .trim_end_matches('/');
+        match &self.crypt {
+            Some(c) => Ok(c.names.decrypt_path(rel)?),
+            None => Ok(rel.to_string()),
+        }
+    }
+
+    fn plain_size(&self, stored: u64) -> u64 {
+        match self.crypt {
+            // Our writer's header has a fixed length; sizes of objects written by other
+            // age tools are estimates until they are opened.
+            Some(_) => plain_len_for(stored, SEALED_PAYLOAD_START).unwrap_or(stored),
+            None => stored,
+        }
+    }
+
+    /// The entries of directory `dir` (all files below it when `recursive`), sorted by
+    /// path. A `dir` that names a file lists that file. Objects whose names this vault
+    /// cannot decrypt are skipped with a warning.
+    pub async fn list(&self, dir: &str, recursive: bool) -> Result<Vec<Entry>> {
+        let dir = clean_path(dir)?;
+        let base = if dir.is_empty() {
+            self.cfg.prefix.clone()
+        } else {
+            format!("{}/", self.key_of(&dir)?)
+        };
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.cfg.bucket)
+            .prefix(&base)
+            .set_delimiter((!recursive).then(|| "/".to_string()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.with_context(|| format!("cannot list {}:{dir}", self.name))?;
+            for p in page.common_prefixes() {
+                if let Some(path) = self.listed_path(p.prefix().unwrap_or_default()) {
+                    out.push(Entry {
+                        path,
+                        size: 0,
+                        stored: None,
+                        is_dir: true,
+                    });
+                }
+            }
+            for o in page.contents() {
+                let key = o.key().unwrap_or_default();
+                if key.len() <= base.len() || key.ends_with('/') {
+                    continue; // directory markers of other tools
+                }
+                if let Some(path) = self.listed_path(key) {
+                    out.push(Entry {
+                        path,
+                        size: self.plain_size(o.size().unwrap_or(0).max(0) as u64),
+                        stored: o
+                            .last_modified()
+                            .and_then(|t| SystemTime::try_from(*t).ok()),
+                        is_dir: false,
+                    });
+                }
+            }
+        }
+        if out.is_empty() && !dir.is_empty() {
+            if let Some(m) = self.stat(&dir).await? {
+                out.push(Entry {
+                    path: dir,
+                    size: m.size,
+                    stored: None,
+                    is_dir: false,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn listed_path(&self, key: &str) -> Option<String> {
+        // Vault-internal objects (shared keys) live under `.cybs3/`, which no encrypted
+        // name can start with.
+        if self.crypt.is_some() && key[self.cfg.prefix.len()..].starts_with(".cybs3/") {
+            return None;
+        }
+        match self.path_of(key) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!("skipping {key:?} in vault {}: {e}", self.name);
+                None
+            }
+        }
+    }
+
+    /// A file's attributes, or `None` when there is no such file.
+    pub async fn stat(&self, path: &str) -> Result<Option<Meta>> {
+        let key = self.key_of(path)?;
+        let Some(info) = self.transfers.head(&self.cfg.bucket, &key).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.meta_of(&info)))
+    }
+
+    fn meta_of(&self, info: &ObjectInfo) -> Meta {
+        Meta {
+            size: self.plain_size(info.size),
+            mtime: info.metadata.get(META_MTIME).and_then(|s| parse_mtime(s)),
+            mode: info.metadata.get(META_MODE).and_then(|s| s.parse().ok()),
+            hash: info.metadata.get(META_HASH).cloned(),
+        }
+    }
+
+    /// The content hash stored with uploads (and compared by `sync --checksum`).
+    pub fn hash_file(&self, local: &Path) -> Result<String> {
+        hash_with(local, self.hash_key().as_ref())
+    }
+
+    /// Upload a local file to `path`, keeping its mtime, mode and content hash. A large
+    /// upload interrupted earlier resumes where it stopped when the file is unchanged.
+    pub async fn upload(&self, local: &Path, path: &str, progress: Progress) -> Result<Uploaded> {
+        let key = self.key_of(path)?;
+        let md = fs::metadata(local).with_context(|| format!("cannot read {}", local.display()))?;
+        if !md.is_file() {
+            bail!("{} is not a regular file", local.display());
+        }
+        let hash = {
+            let (this_local, crypt_key) = (local.to_path_buf(), self.hash_key());
+            tokio::task::spawn_blocking(move || hash_with(&this_local, crypt_key.as_ref()))
+                .await??
+        };
+        let mtime = md.modified().unwrap_or(UNIX_EPOCH);
+        let meta = vec![
+            (META_MTIME.to_string(), format_mtime(mtime)),
+            (META_MODE.to_string(), md.mode().to_string()),
+            (META_HASH.to_string(), hash),
+        ];
+        let resume_id = resume_id(&[
+            &self.cfg.endpoint,
+            &self.cfg.bucket,
+            &key,
+            &std::path::absolute(local)?.to_string_lossy(),
+            &md.len().to_string(),
+            &format_mtime(mtime),
+            // Any write changes the ctime: a journal (and its file key) never serves
+            // different content, so no age chunk nonce is ever reused.
+            &format!("{}:{}:{}", md.ino(), md.ctime(), md.ctime_nsec()),
+        ]);
+        let plain =
+            FileSource::open(local).with_context(|| format!("cannot read {}", local.display()))?;
+        let (source, extra): (Arc<dyn Source>, serde_json::Value) = match &self.crypt {
+            Some(c) => {
+                // Resuming needs the very same ciphertext bytes: reuse the journaled secrets.
+                let secrets: FileSecrets = self
+                    .transfers
+                    .journaled(&resume_id)
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_else(FileSecrets::random);
+                let sealer = Sealer::new(&c.keys.recipient(), &secrets, md.len());
+                (
+                    Arc::new(SealedSource::new(plain, sealer)),
+                    serde_json::to_value(&secrets)?,
+                )
+            }
+            None => (Arc::new(plain), serde_json::Value::Null),
+        };
+        let outcome = self
+            .transfers
+            .upload(
+                &self.cfg.bucket,
+                &key,
+                source,
+                &meta,
+                None,
+                Some(Resume {
+                    id: resume_id,
+                    extra,
+                }),
+                progress,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "upload of {} to {}:{path} failed",
+                    local.display(),
+                    self.name
+                )
+            })?;
+        Ok(Uploaded {
+            bytes: md.len(),
+            resumed_parts: outcome.resumed_parts,
+            parts: outcome.parts,
+        })
+    }
+
+    fn hash_key(&self) -> Option<[u8; 32]> {
+        self.crypt.as_ref().map(|c| *c.mac_key)
+    }
+
+    /// Store `data` at `path` (small writes, e.g. `cybs3 test`).
+    pub async fn put_bytes(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        let tmp = tempfile::NamedTempFile::new()?;
+        fs::write(tmp.path(), &data)?;
+        self.upload(tmp.path(), path, Arc::new(|_| {}))
+            .await
+            .map(drop)
+    }
+
+    /// Download `path` into the local file `local` (written beside it, then renamed),
+    /// restoring its mtime and mode. Returns the plaintext size.
+    pub async fn download(&self, path: &str, local: &Path, progress: Progress) -> Result<u64> {
+        let key = self.key_of(path)?;
+        let Some(info) = self.transfers.head(&self.cfg.bucket, &key).await? else {
+            return Err(self.missing(path).await);
+        };
+        let name = local
+            .file_name()
+            .ok_or_else(|| anyhow!("{} is not a file name", local.display()))?;
+        let tmp = local.with_file_name(format!(".{}.cybs3-part", name.to_string_lossy()));
+        if let Some(dir) = local.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let file = Arc::new(file);
+        let result = match &self.crypt {
+            Some(c) => {
+                self.fetch_sealed(&key, &info, &c.keys, file.clone(), progress)
+                    .await
+            }
+            None => self
+                .transfers
+                .download(&self.cfg.bucket, &key, 0, None, file.clone(), progress)
+                .await
+                .map(|i| i.size),
+        };
+        let size = match result {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e.context(format!("cannot read {}:{path}", self.name)));
+            }
+        };
+        let meta = self.meta_of(&info);
+        if let Some(mode) = meta.mode {
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(mode & 0o7777))?;
+        }
+        if let Some(mtime) = meta.mtime {
+            file.set_times(FileTimes::new().set_modified(mtime))?;
+        }
+        file.sync_all()?;
+        fs::rename(&tmp, local).with_context(|| format!("cannot write {}", local.display()))?;
+        Ok(size)
+    }
+
+    /// Decrypt an age object into `sink` with ranged GETs, each range whole chunks,
+    /// opened on worker threads as they arrive.
+    async fn fetch_sealed(
+        &self,
+        key: &str,
+        info: &ObjectInfo,
+        keys: &VaultKeys,
+        sink: Arc<dyn Sink>,
+        progress: Progress,
+    ) -> Result<u64> {
+        let opener = Arc::new(self.open_header(key, info, keys).await?);
+        let cipher_len = info.size;
+        let plain_len = opener.plain_len(cipher_len)?;
+        let (start, end, _) = opener.cipher_range(0, plain_len, cipher_len);
+        let per_range = (self.transfers.part_size / SEALED_CHUNK).max(1) * SEALED_CHUNK;
+        let ranges: Vec<(u64, u64)> = (start..end)
+            .step_by(per_range as usize)
+            .map(|s| (s, (s + per_range).min(end)))
+            .collect();
+        let payload_start = opener.payload_start();
+        let each = {
+            let opener = opener.clone();
+            Arc::new(move |at: u64, bytes: bytes::Bytes| -> Result<()> {
+                let first = (at - payload_start) / SEALED_CHUNK;
+                let plain = opener.open_chunks(first, &bytes, cipher_len)?;
+                sink.write_at(first * CHUNK, &plain)?;
+                progress(plain.len() as u64);
+                Ok(())
+            })
+        };
+        self.transfers
+            .fetch_ranges(&self.cfg.bucket, key, info.etag.as_deref(), ranges, each)
+            .await?;
+        Ok(plain_len)
+    }
+
+    async fn open_header(&self, key: &str, info: &ObjectInfo, keys: &VaultKeys) -> Result<Opener> {
+        let probe = info.size.min(HEADER_PROBE);
+        let header = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = header.clone();
+        self.transfers
+            .fetch_ranges(
+                &self.cfg.bucket,
+                key,
+                info.etag.as_deref(),
+                vec![(0, probe)],
+                Arc::new(move |_, b: bytes::Bytes| {
+                    sink.lock().unwrap().extend_from_slice(&b);
+                    Ok(())
+                }),
+            )
+            .await?;
+        let header = header.lock().unwrap();
+        match Opener::parse(&header, keys.identities())? {
+            Some(o) => Ok(o),
+            None => bail!("the object is not an age file or is truncated"),
+        }
+    }
+
+    /// Write the plaintext of `path` to `out`, in order, streaming.
+    pub async fn cat(&self, path: &str, out: &mut (dyn Write + Send)) -> Result<u64> {
+        let key = self.key_of(path)?;
+        let resp = self
+            .client
+            .get_object()
+            .bucket(&self.cfg.bucket)
+            .key(&key)
+            .send()
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+                return Err(self.missing(path).await)
+            }
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("cannot read {}:{path}", self.name))
+                )
+            }
+        };
+        let cipher_len = resp.content_length().unwrap_or(0).max(0) as u64;
+        let mut body = resp.body;
+        let Some(c) = &self.crypt else {
+            let mut n = 0;
+            while let Some(bytes) = body.try_next().await? {
+                out.write_all(&bytes)?;
+                n += bytes.len() as u64;
+            }
+            return Ok(n);
+        };
+        // Sequential decryption: the header, then one sealed chunk at a time. `open_chunks`
+        // knows from the length which chunk is last and checks its final flag.
+        let what = || format!("cannot decrypt {}:{path}", self.name);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut opener: Option<Opener> = None;
+        let (mut pos, mut chunk, mut written) = (0u64, 0u64, 0u64);
+        loop {
+            let next = body.try_next().await.with_context(what)?;
+            let eof = next.is_none();
+            if let Some(b) = next {
+                buf.extend_from_slice(&b);
+            }
+            let o = match &opener {
+                Some(o) => o,
+                None => match Opener::parse(&buf, c.keys.identities()).with_context(what)? {
+                    Some(o) => {
+                        pos = o.payload_start();
+                        buf.drain(..pos as usize);
+                        opener.insert(o)
+                    }
+                    None if eof => bail!("{}: the object is truncated", what()),
+                    None => continue,
+                },
+            };
+            while buf.len() as u64 >= SEALED_CHUNK || (eof && !buf.is_empty()) {
+                let take = (buf.len() as u64).min(SEALED_CHUNK) as usize;
+                let plain = o
+                    .open_chunks(chunk, &buf[..take], cipher_len)
+                    .with_context(what)?;
+                out.write_all(&plain)?;
+                written += plain.len() as u64;
+                buf.drain(..take);
+                pos += take as u64;
+                chunk += 1;
+            }
+            if eof {
+                if pos != cipher_len || chunk == 0 {
+                    bail!("{}: the object is truncated", what());
+                }
+                break;
+            }
+        }
+        out.flush()?;
+        Ok(written)
+    }
+
+    /// The error for a path with no object. In an encrypted vault, a wrong identity makes
+    /// every name miss, so look at a few stored names and say so when none decrypts.
+    pub async fn missing(&self, path: &str) -> anyhow::Error {
+        let plain = anyhow!("{}:{path} does not exist", self.name);
+        let Some(c) = &self.crypt else {
+            return plain;
+        };
+        let Ok(page) = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.cfg.bucket)
+            .prefix(&self.cfg.prefix)
+            .max_keys(20)
+            .send()
+            .await
+        else {
+            return plain;
+        };
+        let names: Vec<&str> = page
+            .contents()
+            .iter()
+            .filter_map(|o| o.key()?.strip_prefix(&self.cfg.prefix))
+            .filter(|k| !k.starts_with(".cybs3/"))
+            .collect();
+        if !names.is_empty() && names.iter().all(|k| c.names.decrypt_path(k).is_err()) {
+            anyhow!(
+                "{}:{path} not found, and no identity of this vault can decrypt the names stored in it: is {} the vault's identity?",
+                self.name,
+                crate::keystore::key_path(&self.name).display()
+            )
+        } else {
+            plain
+        }
+    }
+
+    /// Delete one file (absent files are not an error, as in S3).
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        let key = self.key_of(path)?;
+        self.client
+            .delete_object()
+            .bucket(&self.cfg.bucket)
+            .key(&key)
+            .send()
+            .await
+            .with_context(|| format!("cannot delete {}:{path}", self.name))?;
+        Ok(())
+    }
+}
+
+fn hash_with(local: &Path, mac_key: Option<&[u8; 32]>) -> Result<String> {
+    let mut f = File::open(local).with_context(|| format!("cannot read {}", local.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut feed = |update: &mut dyn FnMut(&[u8])| -> Result<()> {
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            update(&buf[..n]);
+        }
+    };
+    match mac_key {
+        Some(k) => {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(k).expect("any key length");
+            feed(&mut |b| mac.update(b))?;
+            Ok(format!(
+                "hmac-sha256:{}",
+                hex::encode(mac.finalize().into_bytes())
+            ))
+        }
+        None => {
+            let mut h = Sha256::new();
+            feed(&mut |b| h.update(b))?;
+            Ok(format!("sha256:{}", hex::encode(h.finalize())))
+        }
+    }
+}
+
+/// A vault path without leading or trailing slashes; `.`/`..`/empty segments and NUL refused.
+pub fn clean_path(path: &str) -> Result<String> {
+    let p = path.trim_matches('/');
+    if p.is_empty() {
+        return Ok(String::new());
+    }
+    for seg in p.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." || seg.contains('\0') {
+            bail!("invalid vault path {path:?}: no empty, \".\" or \"..\" segments");
+        }
+    }
+    Ok(p.to_string())
+}
+
+fn format_mtime(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+fn parse_mtime(s: &str) -> Option<SystemTime> {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
+    let secs: u64 = secs.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    let nanos: u32 = format!("{digits:0<9}").parse().ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+fn resume_id(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mtimes_roundtrip_with_nanoseconds() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(parse_mtime(&format_mtime(t)), Some(t));
+        // rclone writes fewer digits.
+        assert_eq!(
+            parse_mtime("1700000000.5"),
+            Some(UNIX_EPOCH + Duration::new(1_700_000_000, 500_000_000))
+        );
+        assert_eq!(
+            parse_mtime("12"),
+            Some(UNIX_EPOCH + Duration::from_secs(12))
+        );
+        assert_eq!(parse_mtime("x"), None);
+    }
+
+    #[test]
+    fn paths_are_cleaned_or_refused() {
+        assert_eq!(clean_path("/a/b/").unwrap(), "a/b");
+        assert_eq!(clean_path("").unwrap(), "");
+        for bad in ["a//b", "a/../b", "./a", "a\0b"] {
+            assert!(clean_path(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,548 @@
+//! The transfer engine against a real cybs3 S3 server running in this process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use cybs3_vault::crypto::{FileSecrets, Identity, Opener, Sealer, CHUNK};
+use cybs3_vault::transfer::{
+    FileSource, Progress, Resume, SealedSource, Sink, Source, Transfers, UploadOutcome,
+};
+use cybs3_vault::S3Target;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+const MIB: u64 = 1024 * 1024;
+const BUCKET: &str = "bkt";
+
+/// A cybs3 server on a free port over a one-drive store, with bucket `bkt`.
+struct Server {
+    client: aws_sdk_s3::Client,
+    dir: TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            engine::Store::open(engine::StoreConfig::new(vec![dir.path().join("drive")])).unwrap();
+        store.create_bucket(BUCKET).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listen = listener.local_addr().unwrap();
+        let cfg = s3d::ServerConfig {
+            listen,
+            access_key: "transfer-test".into(),
+            secret_key: "transfer-test-secret".into(),
+            server_key: [7; 32],
+            region: "us-east-1".into(),
+            domains: vec![],
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(s3d::serve(cfg, store, listener, async {
+            let _ = stopped.await;
+        }));
+        let target = S3Target::new(
+            &format!("http://{listen}"),
+            "transfer-test",
+            "transfer-test-secret",
+        );
+        Server {
+            client: target.client(),
+            dir,
+            _stop: stop,
+        }
+    }
+
+    /// Small parts, so multipart paths run on small test files.
+    fn transfers(&self) -> Transfers {
+        let mut t = Transfers::new(self.client.clone(), self.journal_dir());
+        t.part_size = 5 * MIB;
+        t.multipart_threshold = 5 * MIB;
+        t.jobs = 4;
+        t
+    }
+
+    fn journal_dir(&self) -> PathBuf {
+        self.dir.path().join("journal")
+    }
+
+    fn file(&self, name: &str, content: &[u8]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    async fn pending_uploads(&self, key: &str) -> usize {
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        out.uploads()
+            .iter()
+            .filter(|u| u.key() == Some(key))
+            .count()
+    }
+
+    /// Downloads `[start, end)` of `key` through a file sink.
+    async fn download(&self, t: &Transfers, key: &str, start: u64, end: Option<u64>) -> Vec<u8> {
+        let path = self.dir.path().join("download");
+        let sink = File::create(&path).unwrap();
+        let download = t.download(BUCKET, key, start, end, Arc::new(sink), counter().0);
+        sendable(download).await.unwrap();
+        std::fs::read(&path).unwrap()
+    }
+}
+
+/// Callers spawn transfers on the runtime, so their futures must be `Send`.
+fn sendable<F: std::future::Future + Send>(future: F) -> F {
+    future
+}
+
+fn data(len: u64, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A progress callback and the sum of what it was told.
+fn counter() -> (Progress, Arc<AtomicU64>) {
+    let total = Arc::new(AtomicU64::new(0));
+    let sum = total.clone();
+    let progress: Progress = Arc::new(move |n| {
+        sum.fetch_add(n, Ordering::Relaxed);
+    });
+    (progress, total)
+}
+
+/// In-memory bytes that fail to read at or after `fail_from` (a disk error mid-upload).
+struct TestSource {
+    bytes: Vec<u8>,
+    fail_from: u64,
+}
+
+impl Source for TestSource {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        if offset + buf.len() as u64 > self.fail_from {
+            return Err(io::Error::other("simulated disk failure"));
+        }
+        buf.copy_from_slice(&self.bytes[offset as usize..offset as usize + buf.len()]);
+        Ok(())
+    }
+}
+
+fn source(bytes: &[u8], fail_from: u64) -> Arc<dyn Source> {
+    Arc::new(TestSource {
+        bytes: bytes.to_vec(),
+        fail_from,
+    })
+}
+
+fn resume(id: &str) -> Resume {
+    Resume {
+        id: id.into(),
+        extra: serde_json::json!({"secrets": "opaque to the engine"}),
+    }
+}
+
+async fn upload(
+    t: &Transfers,
+    key: &str,
+    source: Arc<dyn Source>,
+    resume: Option<Resume>,
+) -> anyhow::Result<UploadOutcome> {
+    t.upload(BUCKET, key, source, &[], None, resume, counter().0)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_objects_round_trip_with_metadata() {
+    let srv = Server::start().await;
+    let t = srv.transfers();
+    let content = data(1000, 1);
+    let path = srv.file("small", &content);
+    let meta = [("color".to_string(), "blue".to_string())];
+    let (progress, sent) = counter();
+    let out = t
+        .upload(
+            BUCKET,
+            "small",
+            Arc::new(FileSource::open(&path).unwrap()),
+            &meta,
+            Some("text/plain"),
+            Some(resume("small")),
+            progress,
+        )
+        .await
+        .unwrap();
+    assert_eq!((out.parts, out.resumed_parts), (1, 0));
+    assert_eq!(sent.load(Ordering::Relaxed), 1000);
+    assert!(
+        !srv.journal_dir().join("small.json").exists(),
+        "a single PUT needs no journal"
+    );
+
+    let sink = srv.dir.path().join("small.out");
+    let (progress, received) = counter();
+    let info = t
+        .download(
+            BUCKET,
+            "small",
+            0,
+            None,
+            Arc::new(File::create(&sink).unwrap()),
+            progress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&sink).unwrap(), content);
+    assert_eq!(received.load(Ordering::Relaxed), 1000);
+    assert_eq!(info.size, 1000);
+    assert_eq!(info.etag.as_deref(), Some(out.etag.as_str()));
+    assert_eq!(info.metadata.get("color").map(String::as_str), Some("blue"));
+    assert_eq!(info.content_type.as_deref(), Some("text/plain"));
+    assert!(info.last_modified.is_some());
+
+    let head = t.head(BUCKET, "small").await.unwrap().unwrap();
+    assert_eq!((head.size, head.etag), (1000, info.etag));
+    assert_eq!(head.metadata, info.metadata);
+    assert!(t.head(BUCKET, "missing").await.unwrap().is_none());
+    let err = t
+        .download(
+            BUCKET,
+            "missing",
+            0,
+            None,
+            Arc::new(File::create(&sink).unwrap()),
+            counter().0,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").starts_with(
+            "download of bkt/missing failed at bytes 0..5242880: S3 error 404 NoSuchKey"
+        ),
+        "{err:#}"
+    );
+
+    // Empty objects, and ranges ending at the object's end, have nothing to fetch.
+    upload(&t, "empty", source(&[], u64::MAX), None)
+        .await
+        .unwrap();
+    assert_eq!(srv.download(&t, "empty", 0, None).await, b"");
+    assert_eq!(srv.download(&t, "small", 1000, None).await, b"");
+    assert_eq!(srv.download(&t, "small", 10, Some(10)).await, b"");
+    for (start, end) in [(0, Some(1001)), (1001, None), (5, Some(4))] {
+        let err = t
+            .download(
+                BUCKET,
+                "small",
+                start,
+                end,
+                Arc::new(File::create(&sink).unwrap()),
+                counter().0,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("but the object has 1000 bytes"),
+            "{err:#}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_files_go_up_in_parallel_parts_and_come_back_in_ranges() {
+    let srv = Server::start().await;
+    let t = srv.transfers();
+    let content = data(40 * MIB, 2);
+    let path = srv.file("large", &content);
+    let (progress, sent) = counter();
+    let meta = [("k".to_string(), "v".to_string())];
+    let upload = t.upload(
+        BUCKET,
+        "large",
+        Arc::new(FileSource::open(&path).unwrap()),
+        &meta,
+        None,
+        None,
+        progress,
+    );
+    let out = sendable(upload).await.unwrap();
+    assert_eq!((out.parts, out.resumed_parts), (8, 0));
+    assert!(out.etag.ends_with("-8\""), "multipart ETag {}", out.etag);
+    assert_eq!(sent.load(Ordering::Relaxed), 40 * MIB);
+
+    let whole = srv.download(&t, "large", 0, None).await;
+    assert!(whole == content, "the download differs from the upload");
+    let (start, end) = (7 * MIB + 3, 23 * MIB + 5);
+    let range = srv.download(&t, "large", start, Some(end)).await;
+    assert!(
+        range == content[start as usize..end as usize],
+        "sub-range differs"
+    );
+    let tail = srv.download(&t, "large", 39 * MIB + 17, None).await;
+    assert!(tail == content[(39 * MIB + 17) as usize..], "tail differs");
+
+    let info = t.head(BUCKET, "large").await.unwrap().unwrap();
+    assert_eq!(info.size, 40 * MIB);
+    assert_eq!(info.metadata.get("k").map(String::as_str), Some("v"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_uploads_decrypt_through_fetched_ranges() {
+    let srv = Server::start().await;
+    let t = srv.transfers();
+    let plain = data(12 * MIB + 12345, 3);
+    let path = srv.file("plain", &plain);
+    let identity = Identity::generate();
+    let sealer = Sealer::new(
+        &identity.to_public(),
+        &FileSecrets::random(),
+        plain.len() as u64,
+    );
+    let sealed = SealedSource::new(FileSource::open(&path).unwrap(), sealer);
+    let cipher_len = sealed.len();
+    let out = upload(&t, "sealed", Arc::new(sealed), None).await.unwrap();
+    assert_eq!(out.parts, 3);
+
+    let info = t.head(BUCKET, "sealed").await.unwrap().unwrap();
+    assert_eq!(info.size, cipher_len);
+    let etag = info.etag.as_deref();
+    let prefix = Arc::new(Mutex::new(Bytes::new()));
+    let keep = prefix.clone();
+    t.fetch_ranges(
+        BUCKET,
+        "sealed",
+        etag,
+        vec![(0, 1024)],
+        Arc::new(move |_, bytes| {
+            *keep.lock().unwrap() = bytes;
+            Ok(())
+        }),
+    )
+    .await
+    .unwrap();
+    let opener = Opener::parse(&prefix.lock().unwrap(), &[identity])
+        .unwrap()
+        .expect("the header fits in 1 KiB");
+    let plain_len = opener.plain_len(info.size).unwrap();
+    assert_eq!(plain_len, plain.len() as u64);
+
+    // Chunk-aligned ranges of about a MiB, each opened on a worker as it arrives.
+    let mut ranges = Vec::new();
+    let mut first_chunk = HashMap::new();
+    for at in (0..plain_len).step_by(MIB as usize) {
+        let (start, end, first) = opener.cipher_range(at, (at + MIB).min(plain_len), info.size);
+        ranges.push((start, end));
+        first_chunk.insert(start, first);
+    }
+    let opener = Arc::new(opener);
+    let opened = Arc::new(Mutex::new(BTreeMap::new()));
+    let (into, size) = (opened.clone(), info.size);
+    t.fetch_ranges(
+        BUCKET,
+        "sealed",
+        etag,
+        ranges,
+        Arc::new(move |start, cipher| {
+            let first = first_chunk[&start];
+            let plain = opener.open_chunks(first, &cipher, size)?;
+            into.lock().unwrap().insert(first * CHUNK, plain);
+            Ok(())
+        }),
+    )
+    .await
+    .unwrap();
+    let decrypted: Vec<u8> = opened.lock().unwrap().values().flatten().copied().collect();
+    assert!(decrypted == plain, "decrypted content differs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upload_resumes_its_parts() {
+    let srv = Server::start().await;
+    let t = srv.transfers();
+    let content = data(30 * MIB + 7, 4);
+    let err = upload(
+        &t,
+        "resumed",
+        source(&content, 15 * MIB),
+        Some(resume("job-1")),
+    )
+    .await
+    .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.starts_with("upload of bkt/resumed failed at part ")
+            && message.ends_with(": reading the source: simulated disk failure"),
+        "{message}"
+    );
+    let journal = srv.journal_dir().join("job-1.json");
+    let mode = std::fs::metadata(&journal).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the journal may hold secrets");
+    assert_eq!(
+        t.journaled("job-1"),
+        Some(serde_json::json!({"secrets": "opaque to the engine"}))
+    );
+    assert_eq!(t.journaled("other"), None);
+    assert_eq!(srv.pending_uploads("resumed").await, 1);
+
+    let (progress, sent) = counter();
+    let out = t
+        .upload(
+            BUCKET,
+            "resumed",
+            source(&content, u64::MAX),
+            &[],
+            None,
+            Some(resume("job-1")),
+            progress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.parts, 7);
+    assert!(out.resumed_parts >= 3, "resumed {}", out.resumed_parts);
+    assert_eq!(sent.load(Ordering::Relaxed), content.len() as u64);
+    assert!(srv.download(&t, "resumed", 0, None).await == content);
+    assert!(!journal.exists(), "the journal is removed on completion");
+    assert_eq!(srv.pending_uploads("resumed").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_content_or_a_vanished_upload_starts_over() {
+    let srv = Server::start().await;
+    let t = srv.transfers();
+    let old = data(20 * MIB, 5);
+    let new = data(20 * MIB, 6);
+    upload(&t, "changed", source(&old, 10 * MIB), Some(resume("job-2")))
+        .await
+        .unwrap_err();
+    let out = upload(&t, "changed", source(&new, u64::MAX), Some(resume("job-2")))
+        .await
+        .unwrap();
+    assert_eq!((out.parts, out.resumed_parts), (4, 0));
+    assert!(srv.download(&t, "changed", 0, None).await == new);
+
+    upload(&t, "gone", source(&old, 10 * MIB), Some(resume("job-3")))
+        .await
+        .unwrap_err();
+    let uploads = srv
+        .client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let pending = &uploads.uploads()[0];
+    srv.client
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key(pending.key().unwrap())
+        .upload_id(pending.upload_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let out = upload(&t, "gone", source(&old, u64::MAX), Some(resume("job-3")))
+        .await
+        .unwrap();
+    assert_eq!((out.parts, out.resumed_parts), (4, 0));
+    assert!(srv.download(&t, "gone", 0, None).await == old);
+
+    // Different metadata makes a different object: the journaled upload is abandoned,
+    // and aborted rather than left holding its parts.
+    upload(&t, "meta", source(&old, 10 * MIB), Some(resume("job-4")))
+        .await
+        .unwrap_err();
+    let meta = [("version".to_string(), "2".to_string())];
+    let out = t
+        .upload(
+            BUCKET,
+            "meta",
+            source(&old, u64::MAX),
+            &meta,
+            None,
+            Some(resume("job-4")),
+            counter().0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.resumed_parts, 0);
+    assert_eq!(srv.pending_uploads("meta").await, 0);
+    let info = t.head(BUCKET, "meta").await.unwrap().unwrap();
+    assert_eq!(info.metadata.get("version").map(String::as_str), Some("2"));
+
+    let err = upload(&t, "bad", source(&old, u64::MAX), Some(resume("../escape")))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("invalid resume id"), "{err:#}");
+}
+
+/// Replaces the object while the download is writing its first range.
+struct ReplacingSink {
+    client: aws_sdk_s3::Client,
+    replacement: Vec<u8>,
+    replaced: AtomicBool,
+}
+
+impl Sink for ReplacingSink {
+    fn write_at(&self, _offset: u64, _data: &[u8]) -> io::Result<()> {
+        if !self.replaced.swap(true, Ordering::SeqCst) {
+            let put = self
+                .client
+                .put_object()
+                .bucket(BUCKET)
+                .key("replaced")
+                .body(ByteStream::from(self.replacement.clone()))
+                .send();
+            tokio::runtime::Handle::current()
+                .block_on(put)
+                .map_err(io::Error::other)?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_fails_when_the_object_is_replaced_midway() {
+    let srv = Server::start().await;
+    let t = srv.transfers();
+    let size = 12 * MIB;
+    upload(&t, "replaced", source(&data(size, 7), u64::MAX), None)
+        .await
+        .unwrap();
+    let sink = Arc::new(ReplacingSink {
+        client: srv.client.clone(),
+        replacement: data(size, 8),
+        replaced: AtomicBool::new(false),
+    });
+    let err = t
+        .download(BUCKET, "replaced", 0, None, sink.clone(), counter().0)
+        .await
+        .unwrap_err();
+    assert!(sink.replaced.load(Ordering::SeqCst));
+    let message = format!("{err:#}");
+    assert!(
+        message.starts_with("download of bkt/replaced failed at bytes ")
+            && message.ends_with("the object was replaced during the download (its ETag changed)"),
+        "{message}"
+    );
+}
