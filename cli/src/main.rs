@@ -39,6 +39,27 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Named vaults: S3 targets, encrypted with age unless plain
+    #[command(subcommand)]
+    Vaults(vaults::VaultsCmd),
+    /// List a vault directory (plaintext names)
+    Ls(objects::LsArgs),
+    /// Copy files between local paths and vaults (-r for trees)
+    Cp(objects::CpArgs),
+    /// Print a vault file to stdout
+    Cat {
+        /// VAULT:path
+        path: String,
+    },
+    /// Remove vault files (-r for trees)
+    Rm(objects::RmArgs),
+    /// Make DST match SRC (local dir ↔ vault prefix)
+    Sync(sync::SyncArgs),
+    /// Check the active vault end to end: write, list, read back, verify, delete
+    Test(selftest::TestArgs),
+    /// A vault's age identities: export, recovery phrases, restore, import
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
     /// Run and manage the S3 server
     #[command(subcommand)]
     Server(ServerCmd),
@@ -58,27 +79,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Named vaults: S3 targets, encrypted with age unless plain
-    #[command(subcommand)]
-    Vaults(vaults::VaultsCmd),
-    /// A vault's age identities: export, recovery phrases, restore, import
-    #[command(subcommand)]
-    Keys(keys::KeysCmd),
-    /// List a vault directory (plaintext names)
-    Ls(objects::LsArgs),
-    /// Copy files between local paths and vaults (-r for trees)
-    Cp(objects::CpArgs),
-    /// Print a vault file to stdout
-    Cat {
-        /// VAULT:path
-        path: String,
-    },
-    /// Remove vault files (-r for trees)
-    Rm(objects::RmArgs),
-    /// Make DST match SRC (local dir ↔ vault prefix)
-    Sync(sync::SyncArgs),
-    /// Check the active vault end to end: write, list, read back, verify, delete
-    Test(selftest::TestArgs),
     /// Manage who may use the server
     #[command(subcommand)]
     Admin(AdminCmd),

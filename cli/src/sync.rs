@@ -168,8 +168,6 @@ pub fn run(args: SyncArgs) -> Result<bool> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    // The S3 client may look for the runtime while it is built.
-    let _rt = rt.enter();
     let vault = Arc::new(open_vault(vault_name.as_deref())?);
     rt.block_on(sync(args, dir, local, vault, prefix))
 }
@@ -235,16 +233,8 @@ async fn sync(
             Err(e) => report.error(&rel, &e),
         }
     }
-    drop(results);
 
     if args.delete {
-        let extra: Vec<&String> = dst_names
-            .into_iter()
-            .filter(|rel| match dir {
-                Direction::Up => !locals.contains_key(rel.as_str()),
-                Direction::Down => !remotes.contains_key(rel.as_str()),
-            })
-            .collect();
         if report.counts.failed > 0 {
             report.warn(&format!(
                 "not deleting: {} transfers failed",
@@ -252,7 +242,11 @@ async fn sync(
             ));
             report.counts.delete_skipped = true;
         } else {
-            let deletes = extra.into_iter().map(|rel| {
+            let extra = dst_names.into_iter().filter(|rel| match dir {
+                Direction::Up => !locals.contains_key(rel.as_str()),
+                Direction::Down => !remotes.contains_key(rel.as_str()),
+            });
+            let deletes = extra.map(|rel| {
                 let (vault, root, path) = (vault.clone(), root.clone(), vault_path(rel));
                 let size = match dir {
                     Direction::Up => remotes.get(rel.as_str()).copied().unwrap_or(0),
@@ -306,11 +300,16 @@ fn walk(
             "" => name.to_string(),
             d => format!("{d}/{name}"),
         };
+        let this_dir = if rel_dir.is_empty() {
+            "."
+        } else {
+            rel_dir.as_str()
+        };
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) => {
                 report.error(
-                    &shown(""),
+                    this_dir,
                     &anyhow!(e).context(format!("cannot list {}", dir.display())),
                 );
                 continue;
@@ -321,7 +320,7 @@ fn walk(
                 Ok(e) => e,
                 Err(e) => {
                     report.error(
-                        &shown(""),
+                        this_dir,
                         &anyhow!(e).context(format!("cannot list {}", dir.display())),
                     );
                     continue;

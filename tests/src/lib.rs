@@ -257,6 +257,12 @@ impl LocalVault {
     }
 }
 
+impl Default for LocalVault {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for LocalVault {
     fn drop(&mut self) {
         let _ = cybs3(&self.home, &["server", "stop"]);

@@ -256,7 +256,12 @@ impl Vault {
 
     /// Upload a local file to `path`, keeping its mtime, mode and content hash. A large
     /// upload interrupted earlier resumes where it stopped when the file is unchanged.
-    pub async fn upload(&self, local: &Path, path: &str, progress: Progress) -> Result<Uploaded> {
+    pub async fn upload(
+        &self,
+        local: &Path,
+        path: &str,
+        mut progress: Progress,
+    ) -> Result<Uploaded> {
         let key = self.key_of(path)?;
         let md = fs::metadata(local).with_context(|| format!("cannot read {}", local.display()))?;
         if !md.is_file() {
@@ -295,6 +300,7 @@ impl Vault {
                     .and_then(|v| serde_json::from_value(v).ok())
                     .unwrap_or_else(FileSecrets::random);
                 let sealer = Sealer::new(&c.keys.recipient(), &secrets, md.len());
+                progress = plain_progress(progress, md.len(), sealer.cipher_len());
                 (
                     Arc::new(SealedSource::new(plain, sealer)),
                     serde_json::to_value(&secrets)?,
@@ -573,6 +579,17 @@ impl Vault {
             .with_context(|| format!("cannot delete {}:{path}", self.name))?;
         Ok(())
     }
+}
+
+/// Report ciphertext progress as plaintext bytes, so bars sized by the file end at 100 %.
+fn plain_progress(progress: Progress, plain_len: u64, cipher_len: u64) -> Progress {
+    let done = std::sync::atomic::AtomicU64::new(0);
+    Arc::new(move |n| {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = done.fetch_add(n, Relaxed);
+        let scale = |c: u64| (c as u128 * plain_len as u128 / cipher_len.max(1) as u128) as u64;
+        progress(scale(before + n) - scale(before));
+    })
 }
 
 fn hash_with(local: &Path, mac_key: Option<&[u8; 32]>) -> Result<String> {
