@@ -52,6 +52,14 @@ pub enum KeysCmd {
     },
 }
 
+/// Shown when an identity is made: the one thing that brings a lost identity back.
+pub fn print_recovery(vault: &str, keys: &VaultKeys) {
+    println!("Recovery phrase of vault {vault:?} (write it down and keep it offline; `cybs3 keys restore` uses it):");
+    for id in keys.identities() {
+        println!("  {}", id.recovery_phrase().as_str());
+    }
+}
+
 /// The vault a keys command is about: named or active, and encrypted.
 fn encrypted_vault(name: Option<&str>) -> Result<String> {
     let (name, cfg) = Config::load()?.vault(name)?;

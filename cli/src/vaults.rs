@@ -114,8 +114,11 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
                 cfg.prefix,
                 cfg.endpoint
             );
-            add(&name, cfg, passphrase)?;
+            let created = add(&name, cfg, passphrase)?;
             println!("added {what}");
+            if let Some(keys) = created {
+                crate::keys::print_recovery(&name, &keys);
+            }
             Ok(())
         }
         VaultsCmd::List { json } => list(json),
@@ -161,22 +164,27 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
     }
 }
 
-/// Record a vault, creating its identity when it is encrypted and has none yet.
-fn add(name: &str, cfg: VaultConfig, protect: bool) -> Result<()> {
+/// Record a vault, creating its identity when it is encrypted and has none yet (returned,
+/// so its recovery phrase can be shown once).
+fn add(name: &str, cfg: VaultConfig, protect: bool) -> Result<Option<VaultKeys>> {
     validate_name(name)?;
     let mut c = Config::load()?;
     if c.vaults.contains_key(name) {
         bail!("a vault named {name:?} exists; remove it first or pick another name");
     }
+    let mut created = None;
     if cfg.encrypted && !keystore::exists(name) {
         let p = protect.then(new_passphrase).transpose()?;
-        keystore::save(name, &VaultKeys::generate(), p.as_deref())?;
+        let keys = VaultKeys::generate();
+        keystore::save(name, &keys, p.as_deref())?;
+        created = Some(keys);
     }
     c.vaults.insert(name.to_string(), cfg);
     if c.active.is_none() {
         c.active = Some(name.to_string());
     }
-    c.save()
+    c.save()?;
+    Ok(created)
 }
 
 fn local(name: &str, port: u16, protect: bool) -> Result<()> {
@@ -205,6 +213,7 @@ fn local(name: &str, port: u16, protect: bool) -> Result<()> {
         }
     }
     let config = Config::load()?;
+    let mut created = None;
     if let Some(v) = config.vaults.get(name) {
         if v.endpoint != endpoint {
             bail!(
@@ -239,9 +248,8 @@ fn local(name: &str, port: u16, protect: bool) -> Result<()> {
             session_token: None,
             encrypted: true,
         };
-        let had_identity = keystore::exists(name);
-        add(name, cfg, protect)?;
-        did.push(if had_identity {
+        created = add(name, cfg, protect)?;
+        did.push(if created.is_none() {
             format!("created encrypted vault {name:?} with its existing identity")
         } else {
             format!(
@@ -262,8 +270,10 @@ fn local(name: &str, port: u16, protect: bool) -> Result<()> {
         for d in &did {
             println!("{d}");
         }
+        if let Some(keys) = &created {
+            crate::keys::print_recovery(name, keys);
+        }
         println!("Try: cybs3 cp FILE :  ·  cybs3 ls :  ·  cybs3 test");
-        println!("Keep the recovery phrase safe: `cybs3 keys show-recovery` (losing the identity loses the vault).");
     }
     Ok(())
 }
