@@ -6,6 +6,7 @@ mod bench;
 mod keys;
 mod location;
 mod maint;
+mod mount;
 mod objects;
 mod paths;
 mod progress;
@@ -55,6 +56,13 @@ enum Command {
     Rm(objects::RmArgs),
     /// Make DST match SRC (local dir ↔ vault prefix)
     Sync(sync::SyncArgs),
+    /// Mount a vault as a POSIX filesystem (FUSE)
+    Mount(mount::MountArgs),
+    /// Flush pending writes, then unmount
+    Umount {
+        /// Where the vault is mounted
+        mountpoint: PathBuf,
+    },
     /// Check the active vault end to end: write, list, read back, verify, delete
     Test(selftest::TestArgs),
     /// A vault's age identities: export, recovery phrases, restore, import
@@ -164,6 +172,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Test(args) => selftest::run(args),
         Command::Admin(AdminCmd::Key(cmd)) => access::run(cmd).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
+        Command::Mount(args) => mount::run(args).map(|()| true),
+        Command::Umount { mountpoint } => mount::umount(&mountpoint).map(|()| true),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cybs3", &mut std::io::stdout());
             Ok(true)

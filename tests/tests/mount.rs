@@ -1,0 +1,422 @@
+//! `cybs3 mount` end to end: the real binary mounts a vault (plain and encrypted) with
+//! FUSE, and what is written through the mount is checked through S3 and `cybs3 cat`, and
+//! the other way round. Needs root (or the `fuse3` package) and /dev/fuse.
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use cybs3_tests::{content, cybs3, LocalVault};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A mounted vault, unmounted when dropped (also when a test panics).
+struct Mounted {
+    home: PathBuf,
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Mounted {
+    fn new(v: &LocalVault, vault: &str, extra: &[&str]) -> Mounted {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("mnt");
+        std::fs::create_dir(&dir).unwrap();
+        let mut args = vec![
+            "mount",
+            dir.to_str().unwrap(),
+            "--vault",
+            vault,
+            "--cache-ttl",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        v.ok(&args);
+        Mounted {
+            home: v.home.clone(),
+            dir,
+            _tmp: tmp,
+        }
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let out = cybs3(&self.home, &["umount", self.dir.to_str().unwrap()]);
+        if !out.status.success() {
+            eprintln!("umount failed: {out:?}");
+            let c = std::ffi::CString::new(self.dir.to_str().unwrap()).unwrap();
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+fn errno(r: std::io::Result<impl Sized>) -> i32 {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.raw_os_error().unwrap_or_else(|| panic!("no errno: {e}")),
+    }
+}
+
+/// `cybs3 cat VAULT:path` as bytes.
+fn cat(v: &LocalVault, what: &str) -> Vec<u8> {
+    let out = cybs3(&v.home, &["cat", what]);
+    assert!(out.status.success(), "cat {what}: {out:?}");
+    out.stdout
+}
+
+fn s3(v: &LocalVault) -> aws_sdk_s3::Client {
+    let (ak, sk) = v.root_keys();
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(v.endpoint())
+        .credentials_provider(Credentials::new(ak, sk, None, None, "mount-tests"))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The body of `bucket/key`, `None` when there is no such object.
+fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    rt().block_on(async {
+        match c.get_object().bucket(bucket).key(key).send().await {
+            Ok(o) => Some(o.body.collect().await.unwrap().into_bytes().to_vec()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => None,
+            Err(e) => panic!("GET {key}: {e:?}"),
+        }
+    })
+}
+
+fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) {
+    rt().block_on(async {
+        c.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+/// Adds the plain vault `plainv` over the local vault's bucket, prefix `pm/`.
+fn plain_vault(v: &LocalVault) -> String {
+    let bucket = v.vault_json("local")["bucket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ak, sk) = v.root_keys();
+    v.ok(&[
+        "vaults",
+        "add",
+        "plainv",
+        "--plain",
+        "--endpoint",
+        &v.endpoint(),
+        "--bucket",
+        &bucket,
+        "--prefix",
+        "pm",
+        "--access-key",
+        &ak,
+        "--secret-key",
+        &sk,
+    ]);
+    bucket
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn plain_vault_through_the_mount_and_s3() {
+    let v = LocalVault::new();
+    let bucket = plain_vault(&v);
+    let c = s3(&v);
+    // Before mounting: an object with no metadata and one from `cybs3 cp` with mode 0600.
+    put(&c, &bucket, "pm/raw.txt", b"raw object");
+    let local = v.home.join("secret.txt");
+    std::fs::write(&local, b"mode 600").unwrap();
+    std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o600)).unwrap();
+    v.ok(&["cp", local.to_str().unwrap(), "plainv:docs/secret.txt"]);
+
+    let m = Mounted::new(&v, "plainv", &[]);
+    assert_eq!(names(&m.dir), ["docs", "raw.txt"]);
+    assert_eq!(std::fs::read(m.p("raw.txt")).unwrap(), b"raw object");
+    let md = std::fs::metadata(m.p("raw.txt")).unwrap();
+    assert!(md.is_file());
+    assert_eq!(md.len(), 10);
+    assert_eq!(md.permissions().mode() & 0o7777, 0o644);
+    assert!(std::fs::metadata(m.p("docs")).unwrap().is_dir());
+    assert_eq!(
+        std::fs::metadata(m.p("docs")).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
+    let md = std::fs::metadata(m.p("docs/secret.txt")).unwrap();
+    assert_eq!(md.permissions().mode() & 0o7777, 0o600);
+    assert_eq!(
+        md.modified().unwrap(),
+        std::fs::metadata(&local).unwrap().modified().unwrap()
+    );
+
+    // Written through the mount: in S3 as soon as close returns.
+    let data = content("through-mount", 300_000);
+    std::fs::create_dir_all(m.p("a/b")).unwrap();
+    std::fs::write(m.p("a/b/f.bin"), &data).unwrap();
+    assert_eq!(get(&c, &bucket, "pm/a/b/f.bin").as_deref(), Some(&data[..]));
+    assert_eq!(cat(&v, "plainv:a/b/f.bin"), data);
+    assert_eq!(std::fs::read(m.p("a/b/f.bin")).unwrap(), data);
+    assert_eq!(std::fs::metadata(m.p("a/b/f.bin")).unwrap().len(), 300_000);
+    // mkdir stored a marker, as S3 consoles do.
+    assert_eq!(get(&c, &bucket, "pm/a/").as_deref(), Some(&b""[..]));
+
+    // Written through S3: in the mount within the TTL.
+    std::fs::write(v.home.join("ext.txt"), b"from cp").unwrap();
+    v.ok(&[
+        "cp",
+        v.home.join("ext.txt").to_str().unwrap(),
+        "plainv:a/ext.txt",
+    ]);
+    wait_for("a/ext.txt in the mount", || {
+        std::fs::read(m.p("a/ext.txt")).is_ok_and(|d| d == b"from cp")
+    });
+    put(&c, &bucket, "pm/raw.txt", b"raw object, replaced");
+    wait_for("raw.txt replaced", || {
+        std::fs::read(m.p("raw.txt")).is_ok_and(|d| d == b"raw object, replaced")
+    });
+
+    // Errors.
+    assert_eq!(errno(std::fs::metadata(m.p("missing"))), libc::ENOENT);
+    assert_eq!(errno(std::fs::read(m.p("a/missing"))), libc::ENOENT);
+    assert_eq!(errno(std::fs::remove_dir(m.p("a"))), libc::ENOTEMPTY);
+    assert_eq!(errno(std::fs::create_dir(m.p("a"))), libc::EEXIST);
+    assert_eq!(errno(std::fs::remove_file(m.p("nothing"))), libc::ENOENT);
+
+    // mkdir/rmdir of an empty directory.
+    std::fs::create_dir(m.p("empty")).unwrap();
+    assert!(names(&m.dir).contains(&"empty".to_string()));
+    assert!(get(&c, &bucket, "pm/empty/").is_some());
+    std::fs::remove_dir(m.p("empty")).unwrap();
+    assert!(get(&c, &bucket, "pm/empty/").is_none());
+    assert!(!names(&m.dir).contains(&"empty".to_string()));
+
+    // unlink.
+    std::fs::remove_file(m.p("a/b/f.bin")).unwrap();
+    assert!(get(&c, &bucket, "pm/a/b/f.bin").is_none());
+    assert_eq!(errno(std::fs::metadata(m.p("a/b/f.bin"))), libc::ENOENT);
+
+    // Appending keeps what was there.
+    std::fs::write(m.p("log.txt"), b"one\n").unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(m.p("log.txt"))
+        .unwrap();
+    f.write_all(b"two\n").unwrap();
+    drop(f);
+    assert_eq!(
+        get(&c, &bucket, "pm/log.txt").as_deref(),
+        Some(&b"one\ntwo\n"[..])
+    );
+    // Truncation through the mount.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.p("log.txt"))
+        .unwrap();
+    f.set_len(2).unwrap();
+    drop(f);
+    assert_eq!(get(&c, &bucket, "pm/log.txt").as_deref(), Some(&b"on"[..]));
+}
+
+#[test]
+fn encrypted_vault_through_the_mount() {
+    let v = LocalVault::new();
+    let m = Mounted::new(&v, "local", &[]);
+    assert!(names(&m.dir).is_empty());
+
+    // Written through the mount, read back through the vault right after close.
+    let small = b"hello through FUSE".to_vec();
+    std::fs::write(m.p("hello.txt"), &small).unwrap();
+    assert_eq!(cat(&v, "local:hello.txt"), small);
+    std::fs::create_dir(m.p("docs")).unwrap();
+    let data = content("enc", 1_000_003);
+    std::fs::write(m.p("docs/big.bin"), &data).unwrap();
+    assert_eq!(cat(&v, "local:docs/big.bin"), data);
+    assert_eq!(
+        std::fs::metadata(m.p("docs/big.bin")).unwrap().len(),
+        1_000_003
+    );
+    // Random reads across age chunk boundaries (64 KiB).
+    let f = std::fs::File::open(m.p("docs/big.bin")).unwrap();
+    for (off, len) in [
+        (0usize, 10usize),
+        (65_530, 20),
+        (131_071, 70_000),
+        (999_990, 13),
+    ] {
+        let mut buf = vec![0u8; len];
+        f.read_exact_at(&mut buf, off as u64).unwrap();
+        assert_eq!(buf, data[off..off + len], "at {off}");
+    }
+    drop(f);
+
+    // Written through the vault: in the mount within the TTL.
+    std::fs::write(v.home.join("in.txt"), b"via cp").unwrap();
+    v.ok(&[
+        "cp",
+        v.home.join("in.txt").to_str().unwrap(),
+        "local:docs/in.txt",
+    ]);
+    wait_for("docs/in.txt", || {
+        std::fs::read(m.p("docs/in.txt")).is_ok_and(|d| d == b"via cp")
+    });
+
+    // Random-offset writes into an 8 MiB file, against a reference.
+    let mut reference = content("eight", 8 << 20);
+    std::fs::write(m.p("big8.bin"), &reference).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.p("big8.bin"))
+        .unwrap();
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..60 {
+        let off = (next() % (8 << 20)) as usize;
+        let len = 1 + (next() % 100_000) as usize;
+        let chunk = content(&format!("w{i}"), len);
+        f.seek(SeekFrom::Start(off as u64)).unwrap();
+        f.write_all(&chunk).unwrap();
+        if reference.len() < off + len {
+            reference.resize(off + len, 0);
+        }
+        reference[off..off + len].copy_from_slice(&chunk);
+    }
+    // Read back through the open handle before close.
+    let mut head = vec![0u8; 4096];
+    f.seek(SeekFrom::Start(1 << 20)).unwrap();
+    f.read_exact(&mut head).unwrap();
+    assert_eq!(head, reference[1 << 20..(1 << 20) + 4096]);
+    f.sync_all().unwrap();
+    drop(f);
+    assert!(cat(&v, "local:big8.bin") == reference, "vault copy differs");
+    assert!(
+        std::fs::read(m.p("big8.bin")).unwrap() == reference,
+        "mount copy differs"
+    );
+
+    // Rename over an existing file.
+    std::fs::write(m.p("a.txt"), b"A").unwrap();
+    std::fs::write(m.p("b.txt"), b"B").unwrap();
+    std::fs::rename(m.p("a.txt"), m.p("b.txt")).unwrap();
+    assert_eq!(std::fs::read(m.p("b.txt")).unwrap(), b"A");
+    assert_eq!(errno(std::fs::metadata(m.p("a.txt"))), libc::ENOENT);
+    assert_eq!(cat(&v, "local:b.txt"), b"A");
+    assert!(!cybs3(&v.home, &["cat", "local:a.txt"]).status.success());
+
+    // Rename of a file still open for writing: it goes on under the new name.
+    let mut f = std::fs::File::create(m.p("partial.tmp")).unwrap();
+    f.write_all(b"first ").unwrap();
+    std::fs::rename(m.p("partial.tmp"), m.p("done.txt")).unwrap();
+    f.write_all(b"second").unwrap();
+    drop(f);
+    assert_eq!(cat(&v, "local:done.txt"), b"first second");
+    assert!(!cybs3(&v.home, &["cat", "local:partial.tmp"])
+        .status
+        .success());
+    std::fs::remove_file(m.p("done.txt")).unwrap();
+
+    // Rename of a non-empty directory (with an empty subdirectory).
+    std::fs::create_dir_all(m.p("tree/sub/deeper")).unwrap();
+    std::fs::create_dir(m.p("tree/empty")).unwrap();
+    std::fs::write(m.p("tree/x.txt"), b"x").unwrap();
+    std::fs::write(m.p("tree/sub/y.txt"), b"y").unwrap();
+    std::fs::write(m.p("tree/sub/deeper/z.txt"), b"z").unwrap();
+    std::fs::rename(m.p("tree"), m.p("moved")).unwrap();
+    assert_eq!(errno(std::fs::metadata(m.p("tree"))), libc::ENOENT);
+    assert_eq!(names(&m.p("moved")), ["empty", "sub", "x.txt"]);
+    assert!(names(&m.p("moved/empty")).is_empty());
+    assert_eq!(std::fs::read(m.p("moved/sub/deeper/z.txt")).unwrap(), b"z");
+    assert_eq!(cat(&v, "local:moved/sub/y.txt"), b"y");
+    assert_eq!(cat(&v, "local:moved/x.txt"), b"x");
+    assert!(!cybs3(&v.home, &["cat", "local:tree/x.txt"])
+        .status
+        .success());
+
+    // unlink, rmdir, ENOTEMPTY.
+    std::fs::remove_file(m.p("b.txt")).unwrap();
+    assert!(!cybs3(&v.home, &["cat", "local:b.txt"]).status.success());
+    assert_eq!(errno(std::fs::remove_dir(m.p("moved"))), libc::ENOTEMPTY);
+    std::fs::remove_dir(m.p("moved/empty")).unwrap();
+    assert_eq!(errno(std::fs::metadata(m.p("moved/empty"))), libc::ENOENT);
+    let mut top = names(&m.dir);
+    top.sort();
+    assert_eq!(top, ["big8.bin", "docs", "hello.txt", "moved"]);
+}
+
+#[test]
+fn read_only_mounts_refuse_changes() {
+    let v = LocalVault::new();
+    std::fs::write(v.home.join("r.txt"), b"readable").unwrap();
+    v.ok(&["cp", v.home.join("r.txt").to_str().unwrap(), "local:r.txt"]);
+    let m = Mounted::new(&v, "local", &["--read-only"]);
+    assert_eq!(std::fs::read(m.p("r.txt")).unwrap(), b"readable");
+    assert_eq!(errno(std::fs::write(m.p("new.txt"), b"x")), libc::EROFS);
+    assert_eq!(
+        errno(std::fs::OpenOptions::new().write(true).open(m.p("r.txt"))),
+        libc::EROFS
+    );
+    assert_eq!(errno(std::fs::create_dir(m.p("d"))), libc::EROFS);
+    assert_eq!(errno(std::fs::remove_file(m.p("r.txt"))), libc::EROFS);
+    assert_eq!(
+        errno(std::fs::rename(m.p("r.txt"), m.p("s.txt"))),
+        libc::EROFS
+    );
+    assert_eq!(cat(&v, "local:r.txt"), b"readable");
+}
+
+#[test]
+fn umount_flushes_and_unmounts() {
+    let v = LocalVault::new();
+    let m = Mounted::new(&v, "local", &[]);
+    let dev = |p: &Path| std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(p).unwrap());
+    assert_ne!(dev(&m.dir), dev(m.dir.parent().unwrap()));
+    std::fs::write(m.p("kept.txt"), b"kept").unwrap();
+    v.ok(&["umount", m.dir.to_str().unwrap()]);
+    assert_eq!(dev(&m.dir), dev(m.dir.parent().unwrap()));
+    assert_eq!(cat(&v, "local:kept.txt"), b"kept");
+    // Mounting again shows it.
+    let again = Mounted::new(&v, "local", &[]);
+    assert_eq!(std::fs::read(again.p("kept.txt")).unwrap(), b"kept");
+    drop(again);
+    drop(m); // its umount fails harmlessly: nothing is mounted there any more
+}
