@@ -1,6 +1,7 @@
-//! `cybs3 bench engine|s3`: throughput next to references measured in the same run.
+//! `cybs3 bench engine|s3|sync`: throughput next to references measured in the same run.
 
 mod s3;
+mod sync;
 
 use anyhow::{Context, Result};
 use engine::{Ec, Encoder, ListQuery, ObjectMeta, Store, StoreConfig};
@@ -18,6 +19,9 @@ pub enum BenchCmd {
     /// An S3 endpoint over the network with the CLI's S3 client: large and small objects,
     /// latencies, listing; the engine's own GET measured alongside as the reference
     S3(s3::S3Args),
+    /// `cybs3 sync` of large and of small files, up and down, encrypted and plain, with the
+    /// transfer engine's raw S3 throughput and the local disk measured alongside
+    Sync(sync::SyncBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -58,6 +62,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Engine(args) => engine_bench(args),
         BenchCmd::S3(args) => s3::run(args),
+        BenchCmd::Sync(args) => sync::run(args),
     }
 }
 
@@ -443,4 +448,14 @@ fn parallel(threads: usize, ops: usize, op: impl Fn(usize) -> Result<()> + Sync)
         elapsed: t.elapsed(),
         latencies: per_thread.concat(),
     })
+}
+
+/// The 1-minute load average, so results can be judged against what else was running.
+pub(crate) fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

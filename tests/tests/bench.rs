@@ -86,3 +86,103 @@ async fn bench_s3_runs_reports_json_and_cleans_up() {
     assert!(left.is_empty(), "bench buckets left behind: {left:?}");
     srv.stop();
 }
+
+/// `cybs3 bench sync` end to end with tiny sizes against `cybs3 vaults local`: every row
+/// present with a positive value, and nothing left in the vault's bucket afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_sync_runs_reports_json_and_cleans_up() {
+    let lv = cybs3_tests::LocalVault::new();
+    let out = cybs3(
+        &lv.home,
+        &[
+            "bench",
+            "sync",
+            "--large-mib",
+            "16",
+            "--small-files",
+            "50",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["bench"], "sync");
+    assert_eq!(doc["vault"], "local");
+    assert_eq!(doc["endpoint"], lv.endpoint().as_str());
+    let results = doc["results"].as_array().expect("results");
+    for r in results {
+        assert!(r["value"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["unit"].is_string(), "{r}");
+    }
+    let find = |name: &str| {
+        results
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no row {name:?} in {results:?}"))
+    };
+    let (large, small) = ("16 MiB in 8 files", "50 files");
+    for (label, unit) in [(large, "MB/s"), (small, "files/s")] {
+        find(&format!("disk write+fsync, {label} (ref)"));
+        assert_eq!(find(&format!("raw S3 PUT, {label} (ref)"))["unit"], unit);
+        find(&format!("raw S3 GET, {label} (ref)"));
+        for (dir, op) in [("up", "PUT"), ("down", "GET")] {
+            let plain = find(&format!("sync {dir}, {label}, plain"));
+            assert_eq!(plain["unit"], unit);
+            assert_eq!(plain["reference"], format!("raw S3 {op}"));
+            assert!(plain["ratio"].as_f64().unwrap() > 0.0);
+            let enc = find(&format!("sync {dir}, {label}, encrypted"));
+            assert_eq!(enc["reference"], format!("plain sync {dir}"));
+            assert!(enc["ratio"].as_f64().unwrap() > 0.0);
+        }
+    }
+    for dir in ["up", "down"] {
+        let t = find(&format!("sync {dir}, {small}, encrypted: time"));
+        assert_eq!(t["unit"], "s");
+        assert_eq!(t["reference"], "10 s target");
+    }
+    let targets = &doc["targets"];
+    assert!(targets["encryption_cost_large_up"].is_f64(), "{targets}");
+    assert!(targets["small_encrypted_down_seconds"].as_f64().unwrap() > 0.0);
+
+    let (key, secret) = lv.root_keys();
+    let client = vault_client(&lv.endpoint(), &key, &secret);
+    let bucket = lv.vault_json("local")["bucket"]
+        .as_str()
+        .expect("bucket")
+        .to_string();
+    let left = client
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        left.key_count(),
+        Some(0),
+        "left behind: {:?}",
+        left.contents()
+    );
+    let uploads = client
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
+}
+
+fn vault_client(endpoint: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(key, secret, None, None, "cybs3-tests"))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}

@@ -70,7 +70,7 @@ pub fn run(args: S3Args) -> Result<()> {
         bail!("--objects-mib, --large-count, --client-threads and every --concurrency level must be at least 1");
     }
     let target = target(&args)?;
-    let load_before = loadavg();
+    let load_before = super::loadavg();
     // Measured first, while the client runtime is idle: the same object size written then
     // read back by an in-process single-drive store (the default `server start` layout).
     let engine = engine_reference(args.objects_mib, args.large_count)?;
@@ -119,7 +119,7 @@ pub fn run(args: S3Args) -> Result<()> {
         "client_threads": args.client_threads,
         "reference": "engine in-process, 1 drive (1+0), same object size",
         "load_before": load_before,
-        "load_after": loadavg(),
+        "load_after": super::loadavg(),
     });
     print(head, &rows, args.json);
     Ok(())
@@ -154,16 +154,6 @@ fn local_keys(dir: &StoreDir) -> Result<(String, String)> {
             dir.root.display()
         ),
     }
-}
-
-/// The 1-minute load average, so results can be judged against what else was running.
-fn loadavg() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// The engine's own throughput for `count` objects of `mib` MiB written then read back,

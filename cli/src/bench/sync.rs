@@ -1,0 +1,876 @@
+//! `cybs3 bench sync`: `cybs3 sync` of large and of small files, up and down, with an
+//! encrypted and a plain vault, next to references measured in the same run: the vault
+//! crate's transfer engine moving the same files over raw S3 (no encryption, no sync
+//! logic), and the local disk writing them.
+//!
+//! Each sync is the real command, this binary run as `cybs3 sync SRC DST --quiet --json`,
+//! timed from spawn to exit (what a user waits for); its summary must show every file
+//! transferred and none failed, and what comes down is compared with what went up.
+//!
+//! Everything lives under `cybs3-bench-<random>/` in the vaults, beside it under
+//! `.cybs3/` in the encrypted vault's bucket (the raw reference, the temporary plain
+//! vault), and in one temporary local directory; all removed at the end unless `--keep`,
+//! also after an error or Ctrl-C.
+
+use super::{parallel, print, row, settle_disk, Row};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::Client;
+use futures::{StreamExt, TryStreamExt};
+use rand::distr::{Alphanumeric, SampleString};
+use rand::{Rng, RngCore};
+use serde_json::{json, Value};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vault::config::{config_dir, write_private, Config, VaultConfig};
+use vault::keystore;
+use vault::transfer::{FileSource, Transfers};
+use vault::vault::Vault;
+
+const MIB: usize = 1 << 20;
+/// Files in flight at once: `cybs3 sync`'s default `--jobs`, passed explicitly so the
+/// raw reference and the syncs move files with the same concurrency.
+const JOBS: usize = 8;
+/// Small files are 1 to 8 KiB (random sizes): documents, configs, source code.
+const SMALL_SIZES: std::ops::RangeInclusive<usize> = 1024..=8192;
+const SMALL_PER_DIR: usize = 100;
+/// The roadmap's targets: encryption costs under 5 % of large-file throughput, and
+/// 10,000 small files sync in under 10 s.
+const ENCRYPTION_COST_TARGET: f64 = 0.05;
+const SMALL_SECONDS_TARGET: f64 = 10.0;
+
+#[derive(clap::Args, Debug)]
+pub struct SyncBenchArgs {
+    /// Encrypted vault to sync with; default: the active vault
+    #[arg(long, value_name = "NAME")]
+    vault: Option<String>,
+    /// Plain vault to compare with; default: a temporary one on the encrypted vault's
+    /// endpoint, bucket and credentials
+    #[arg(long, value_name = "NAME")]
+    plain_vault: Option<String>,
+    /// Total size of the large files, MiB
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    large_mib: u64,
+    /// Number of files the large total is split into
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    large_files: u64,
+    /// Number of small files (1 to 8 KiB each, 100 per directory)
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    small_files: u64,
+    /// Keep the bench files in the vaults and the local source trees (paths printed on stderr)
+    #[arg(long)]
+    keep: bool,
+    /// Print one JSON document
+    #[arg(long)]
+    json: bool,
+}
+
+/// One vault of the comparison: how to run `cybs3 sync` with it, and where its bench
+/// objects are stored.
+struct Side {
+    /// "encrypted" or "plain".
+    kind: &'static str,
+    vault: String,
+    /// `CYBS3_HOME` for the child when it is not ours (the temporary plain vault).
+    home: Option<PathBuf>,
+    /// For a passphrase-sealed identity: asked once here, handed to every child.
+    passphrase: Option<String>,
+    client: Client,
+    cfg: VaultConfig,
+    /// Key prefix of the bench directory in the bucket, ending in '/'.
+    keys: String,
+}
+
+impl Side {
+    fn remote(&self, dir: &str, what: &str) -> String {
+        format!("{}:{dir}/{what}", self.vault)
+    }
+}
+
+/// Files generated under `root`: relative paths and sizes.
+struct Tree {
+    root: PathBuf,
+    files: Vec<(String, u64)>,
+    bytes: u64,
+}
+
+pub fn run(args: SyncBenchArgs) -> Result<()> {
+    if args.large_mib * MIB as u64 / args.large_files == 0 {
+        bail!("--large-files must not exceed the bytes of --large-mib");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // The S3 clients built while opening the vaults may look for the runtime.
+    let _rt = rt.enter();
+    let dir = format!(
+        "cybs3-bench-{}",
+        Alphanumeric
+            .sample_string(&mut rand::rng(), 10)
+            .to_lowercase()
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix("cybs3-bench-sync-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let (enc, plain) = sides(&args, &dir, tmp.path())?;
+    let load_before = super::loadavg();
+    let measured = rt.block_on(async {
+        probe(&enc).await?;
+        if plain.cfg.endpoint != enc.cfg.endpoint {
+            probe(&plain).await?;
+        }
+        let measured = tokio::select! {
+            r = measure(&args, &enc, &plain, &dir, tmp.path()) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        };
+        let cleaned = if args.keep {
+            Ok(())
+        } else {
+            clean_up(&enc, &plain, &dir).await
+        };
+        let result = measured?;
+        cleaned?;
+        anyhow::Ok(result)
+    });
+    if args.keep {
+        // The temporary plain vault is in no config the user has: name its objects.
+        eprintln!(
+            "kept: {}, s3://{}/{}, s3://{}/{}, local trees in {}",
+            enc.remote(&dir, ""),
+            plain.cfg.bucket,
+            plain.keys,
+            enc.cfg.bucket,
+            scratch(&enc.cfg, &dir),
+            tmp.keep().display()
+        );
+    }
+    let (rows, targets) = measured?;
+    let head = json!({
+        "bench": "sync",
+        "endpoint": enc.cfg.endpoint,
+        "vault": enc.vault,
+        "plain_vault": args.plain_vault,
+        "dir": dir,
+        "jobs": JOBS,
+        "large_files": args.large_files,
+        "large_mib": args.large_mib,
+        "small_files": args.small_files,
+        "targets": {
+            "encryption_cost_large_up": targets.encryption_cost.map(|c| c.0),
+            "encryption_cost_large_down": targets.encryption_cost.map(|c| c.1),
+            "encryption_cost_max": ENCRYPTION_COST_TARGET,
+            "small_encrypted_up_seconds": targets.small_seconds.map(|s| s.0),
+            "small_encrypted_down_seconds": targets.small_seconds.map(|s| s.1),
+            "small_seconds_max": SMALL_SECONDS_TARGET,
+        },
+        "load_before": load_before,
+        "load_after": super::loadavg(),
+    });
+    print(head.clone(), &rows, args.json);
+    if !args.json {
+        let verdict = |a: f64, b: f64, max: f64| if a < max && b < max { "met" } else { "missed" };
+        if let Some((up, down)) = targets.encryption_cost {
+            println!(
+                "encryption cost (1 - encrypted/plain), large files: up {:.1} %, down {:.1} % (target < {:.0} %: {})",
+                up * 100.0,
+                down * 100.0,
+                ENCRYPTION_COST_TARGET * 100.0,
+                verdict(up, down, ENCRYPTION_COST_TARGET)
+            );
+        }
+        if let Some((up, down)) = targets.small_seconds {
+            println!(
+                "{} small files, encrypted: up {up:.1} s, down {down:.1} s (target for 10,000: < {SMALL_SECONDS_TARGET:.0} s each: {})",
+                args.small_files,
+                verdict(up, down, SMALL_SECONDS_TARGET)
+            );
+        }
+        println!(
+            "load average: {} before, {} after",
+            head["load_before"], head["load_after"]
+        );
+    }
+    Ok(())
+}
+
+/// The encrypted vault and the plain one (named, or a temporary one in its own
+/// `CYBS3_HOME` under `tmp`, so the user's config is never rewritten).
+fn sides(args: &SyncBenchArgs, dir: &str, tmp: &Path) -> Result<(Side, Side)> {
+    let config = Config::load()?;
+    let (name, cfg) = config.vault(args.vault.as_deref())?;
+    if !cfg.encrypted {
+        bail!("vault {name:?} is plain; bench sync needs an encrypted --vault (the plain one is --plain-vault)");
+    }
+    let passphrase = keystore::is_sealed(&name)
+        .then(crate::location::passphrase)
+        .transpose()?;
+    let keys = keystore::load(&name, &|| {
+        passphrase
+            .clone()
+            .context("the identity asks for a passphrase")
+    })?;
+    let vault = Vault::open(&name, cfg.clone(), Some(keys))?;
+    let enc = Side {
+        kind: "encrypted",
+        keys: format!("{}/", vault.key_of(dir)?),
+        client: vault.client().clone(),
+        vault: name,
+        home: None,
+        passphrase,
+        cfg,
+    };
+    let (name, cfg, home) = match &args.plain_vault {
+        Some(name) => {
+            let (name, cfg) = config.vault(Some(name))?;
+            if cfg.encrypted {
+                bail!("vault {name:?} is encrypted; --plain-vault takes a plain one");
+            }
+            (name, cfg, None)
+        }
+        None => {
+            let cfg = VaultConfig {
+                encrypted: false,
+                prefix: format!("{}plain/", scratch(&enc.cfg, dir)),
+                ..enc.cfg.clone()
+            };
+            let home = tmp.join("home");
+            let name = "bench-plain".to_string();
+            write_config(&home, &name, &cfg)?;
+            (name, cfg, Some(home))
+        }
+    };
+    let vault = Vault::open(&name, cfg.clone(), None)?;
+    let plain = Side {
+        kind: "plain",
+        keys: format!("{}/", vault.key_of(dir)?),
+        client: vault.client().clone(),
+        vault: name,
+        home,
+        passphrase: None,
+        cfg,
+    };
+    Ok((enc, plain))
+}
+
+/// A config with the one vault `name`, active, in `home`.
+fn write_config(home: &Path, name: &str, cfg: &VaultConfig) -> Result<()> {
+    // The CLI has no TOML encoder of its own; a JSON string is a valid TOML basic string.
+    let s = |v: &str| Value::from(v).to_string();
+    let mut text = format!(
+        "active = {}\n\n[vaults.{}]\nendpoint = {}\nbucket = {}\nprefix = {}\nregion = {}\naccess_key = {}\nsecret_key = {}\nencrypted = false\n",
+        s(name),
+        s(name),
+        s(&cfg.endpoint),
+        s(&cfg.bucket),
+        s(&cfg.prefix),
+        s(&cfg.region),
+        s(&cfg.access_key),
+        s(&cfg.secret_key),
+    );
+    if let Some(token) = &cfg.session_token {
+        text.push_str(&format!("session_token = {}\n", s(token)));
+    }
+    write_private(&home.join("config.toml"), text.as_bytes())
+}
+
+/// One quick request, so a server that is down fails the bench in seconds with one line
+/// instead of after the SDK's retries.
+async fn probe(side: &Side) -> Result<()> {
+    let quick = Client::from_conf(
+        side.client
+            .config()
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_secs(10))
+                    .build(),
+            )
+            .build(),
+    );
+    match quick.head_bucket().bucket(&side.cfg.bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => match e.raw_response().map(|r| r.status().as_u16()) {
+            Some(status) => bail!(
+                "vault {:?}: {} answers HTTP {status} for bucket {}",
+                side.vault,
+                side.cfg.endpoint,
+                side.cfg.bucket
+            ),
+            None => {
+                // The innermost cause says it best ("Connection refused", a timeout).
+                let mut cause: &dyn std::error::Error = &e;
+                while let Some(inner) = cause.source() {
+                    cause = inner;
+                }
+                bail!(
+                    "vault {:?}: its endpoint {} does not answer ({cause}); is the server running? (`cybs3 server start --detach`)",
+                    side.vault,
+                    side.cfg.endpoint
+                )
+            }
+        },
+    }
+}
+
+/// What the roadmap's targets are judged on: 1 - encrypted/plain for large files (up,
+/// down), and the small files' encrypted sync wall times (up, down).
+#[derive(Default)]
+struct Targets {
+    encryption_cost: Option<(f64, f64)>,
+    small_seconds: Option<(f64, f64)>,
+}
+
+async fn measure(
+    args: &SyncBenchArgs,
+    enc: &Side,
+    plain: &Side,
+    dir: &str,
+    tmp: &Path,
+) -> Result<(Vec<Row>, Targets)> {
+    let say = |what: &str| {
+        if !args.json {
+            eprintln!("bench sync: {what}");
+        }
+    };
+    let mut rows = Vec::new();
+    let block = {
+        let mut b = vec![0u8; MIB];
+        rand::rng().fill_bytes(&mut b);
+        Arc::new(b)
+    };
+    let (large_mib, large_files, small_files) =
+        (args.large_mib, args.large_files, args.small_files as usize);
+    let large_label = format!("{large_mib} MiB in {large_files} files");
+    let small_label = format!("{small_files} files");
+
+    say(&format!("writing {large_label} and {small_label} locally"));
+    let (large, took) = blocking({
+        let (root, block) = (tmp.join("src/large"), block.clone());
+        move || write_large(&root, large_mib * MIB as u64, large_files, &block)
+    })
+    .await?;
+    let disk_large = large.bytes as f64 / took.as_secs_f64() / 1e6;
+    rows.push(row(
+        &format!("disk write+fsync, {large_label} (ref)"),
+        disk_large,
+        "MB/s",
+        None,
+    ));
+    let (small, took) = blocking({
+        let (root, block) = (tmp.join("src/small"), block.clone());
+        move || write_small(&root, small_files, &block)
+    })
+    .await?;
+    let disk_small = small_files as f64 / took.as_secs_f64();
+    rows.push(row(
+        &format!("disk write+fsync, {small_label} (ref)"),
+        disk_small,
+        "files/s",
+        None,
+    ));
+
+    // The raw reference: the same files through the same transfer engine (default part
+    // size and parts in flight, as a vault uses it) and the same files in flight.
+    let transfers = Transfers::new(enc.client.clone(), tmp.join("journals"));
+    let raw = format!("{}raw/", scratch(&enc.cfg, dir));
+    let mut targets = Targets::default();
+    for (tree, what, label, disk) in [
+        (&large, "large", &large_label, disk_large),
+        (&small, "small", &small_label, disk_small),
+    ] {
+        // Large files are judged by bytes, small ones by files.
+        let unit = if what == "large" { "MB/s" } else { "files/s" };
+        let rate = |took: Duration| match what {
+            "large" => tree.bytes as f64 / took.as_secs_f64() / 1e6,
+            _ => tree.files.len() as f64 / took.as_secs_f64(),
+        };
+        let prefix = format!("{raw}{what}/");
+        say(&format!("raw S3 PUT and GET, {label}"));
+        settle(tree).await?;
+        let put = rate(raw_put(&transfers, &enc.cfg.bucket, &prefix, tree).await?);
+        settle(tree).await?;
+        let into = tmp.join(format!("down/raw-{what}"));
+        let get = rate(raw_get(&transfers, &enc.cfg.bucket, &prefix, tree, &into).await?);
+        remove_dir(into).await?;
+        rows.push(row(
+            &format!("raw S3 PUT, {label} (ref)"),
+            put,
+            unit,
+            Some((put / disk, "disk write+fsync")),
+        ));
+        rows.push(row(
+            &format!("raw S3 GET, {label} (ref)"),
+            get,
+            unit,
+            Some((get / disk, "disk write+fsync")),
+        ));
+
+        say(&format!("sync up and down, {label}, plain"));
+        let (plain_up, plain_down) = sync_round(plain, dir, what, tree, tmp).await?;
+        say(&format!("sync up and down, {label}, encrypted"));
+        let (enc_up, enc_down) = sync_round(enc, dir, what, tree, tmp).await?;
+        let (pu, pd, eu, ed) = (
+            rate(plain_up),
+            rate(plain_down),
+            rate(enc_up),
+            rate(enc_down),
+        );
+        rows.push(row(
+            &format!("sync up, {label}, plain"),
+            pu,
+            unit,
+            Some((pu / put, "raw S3 PUT")),
+        ));
+        rows.push(row(
+            &format!("sync down, {label}, plain"),
+            pd,
+            unit,
+            Some((pd / get, "raw S3 GET")),
+        ));
+        rows.push(row(
+            &format!("sync up, {label}, encrypted"),
+            eu,
+            unit,
+            Some((eu / pu, "plain sync up")),
+        ));
+        rows.push(row(
+            &format!("sync down, {label}, encrypted"),
+            ed,
+            unit,
+            Some((ed / pd, "plain sync down")),
+        ));
+        if what == "large" {
+            targets.encryption_cost = Some((1.0 - eu / pu, 1.0 - ed / pd));
+        } else {
+            let (up, down) = (enc_up.as_secs_f64(), enc_down.as_secs_f64());
+            targets.small_seconds = Some((up, down));
+            for (dir, secs) in [("up", up), ("down", down)] {
+                rows.push(row(
+                    &format!("sync {dir}, {label}, encrypted: time"),
+                    secs,
+                    "s",
+                    Some((secs / SMALL_SECONDS_TARGET, "10 s target")),
+                ));
+            }
+        }
+    }
+    Ok((rows, targets))
+}
+
+/// `cybs3 sync` of `tree` up into `dir/what` of the side's vault, then down into a new
+/// local directory, compared with the source and removed. Returns both wall times.
+async fn sync_round(
+    side: &Side,
+    dir: &str,
+    what: &str,
+    tree: &Tree,
+    tmp: &Path,
+) -> Result<(Duration, Duration)> {
+    let remote = side.remote(dir, what);
+    settle(tree).await?;
+    let up = run_sync(side, &tree.root.display().to_string(), &remote, tree, true).await?;
+    settle(tree).await?;
+    let into = tmp.join(format!("down/{what}-{}", side.kind));
+    let down = run_sync(side, &remote, &into.display().to_string(), tree, false).await?;
+    let (root, files, check) = (tree.root.clone(), tree.files.clone(), into.clone());
+    blocking(move || same_files(&root, &check, &files)).await?;
+    remove_dir(into).await?;
+    Ok((up, down))
+}
+
+/// `count` files of `total` bytes together (the last takes the remainder), written
+/// and fsynced in parallel, one thread each, as a download writes them. Returns the tree
+/// and the time the writes took.
+fn write_large(root: &Path, total: u64, count: u64, block: &[u8]) -> Result<(Tree, Duration)> {
+    std::fs::create_dir_all(root)?;
+    let each = total / count;
+    let files: Vec<(String, u64)> = (0..count)
+        .map(|i| {
+            let size = if i == count - 1 {
+                total - each * i
+            } else {
+                each
+            };
+            (format!("f{i:03}"), size)
+        })
+        .collect();
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let writers: Vec<_> = files
+            .iter()
+            .enumerate()
+            .map(|(i, (name, size))| {
+                let path = root.join(name);
+                s.spawn(move || -> Result<()> {
+                    let mut f = File::create(&path)?;
+                    let mut buf = block.to_vec();
+                    let mut left = *size;
+                    let mut n = 0u64;
+                    while left > 0 {
+                        // Every block distinct (file and block number up front), so no
+                        // layer could take a shortcut on repeated content.
+                        buf[..16].copy_from_slice(&((i as u128) << 64 | n as u128).to_le_bytes());
+                        let len = left.min(buf.len() as u64) as usize;
+                        f.write_all(&buf[..len])?;
+                        left -= len as u64;
+                        n += 1;
+                    }
+                    f.sync_all()?;
+                    Ok(())
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .try_for_each(|h| h.join().expect("large file writer"))
+    })?;
+    let took = t.elapsed();
+    Ok((tree(root, files), took))
+}
+
+/// `count` files of random sizes with random content, 100 per directory, each created,
+/// written and fsynced by one of `JOBS` threads, as a download of them does. Returns the
+/// tree and the time the files took (the directories are made first, untimed).
+fn write_small(root: &Path, count: usize, block: &[u8]) -> Result<(Tree, Duration)> {
+    let mut rng = rand::rng();
+    let files: Vec<(String, u64)> = (0..count)
+        .map(|i| {
+            let name = format!("d{:03}/f{i:05}", i / SMALL_PER_DIR);
+            (name, rng.random_range(SMALL_SIZES) as u64)
+        })
+        .collect();
+    let offsets: Vec<usize> = files
+        .iter()
+        .map(|(_, size)| rng.random_range(0..=block.len() - *size as usize))
+        .collect();
+    for d in 0..count.div_ceil(SMALL_PER_DIR) {
+        std::fs::create_dir_all(root.join(format!("d{d:03}")))?;
+    }
+    let timing = parallel(JOBS, count, |i| {
+        let (name, size) = &files[i];
+        let mut f = File::create(root.join(name))?;
+        f.write_all(&block[offsets[i]..offsets[i] + *size as usize])?;
+        f.sync_all()?;
+        Ok(())
+    })?;
+    Ok((tree(root, files), timing.elapsed))
+}
+
+fn tree(root: &Path, files: Vec<(String, u64)>) -> Tree {
+    Tree {
+        root: root.to_path_buf(),
+        bytes: files.iter().map(|f| f.1).sum(),
+        files,
+    }
+}
+
+/// Each file of `tree` uploaded to `prefix` + its path, `JOBS` at a time, each on its own
+/// task as `cybs3 sync` runs them.
+async fn raw_put(
+    transfers: &Transfers,
+    bucket: &str,
+    prefix: &str,
+    tree: &Tree,
+) -> Result<Duration> {
+    let t = Instant::now();
+    let uploads = tree.files.iter().map(|(rel, _)| {
+        let (transfers, bucket) = (transfers.clone(), bucket.to_string());
+        let (key, path) = (format!("{prefix}{rel}"), tree.root.join(rel));
+        async move {
+            tokio::spawn(async move {
+                let source = FileSource::open(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                transfers
+                    .upload(
+                        &bucket,
+                        &key,
+                        Arc::new(source),
+                        &[],
+                        None,
+                        None,
+                        Arc::new(|_| {}),
+                    )
+                    .await
+                    .map(drop)
+            })
+            .await?
+        }
+    });
+    futures::stream::iter(uploads)
+        .buffer_unordered(JOBS)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(t.elapsed())
+}
+
+/// Each file `raw_put` stored, downloaded into `into` and fsynced, `JOBS` at a time.
+async fn raw_get(
+    transfers: &Transfers,
+    bucket: &str,
+    prefix: &str,
+    tree: &Tree,
+    into: &Path,
+) -> Result<Duration> {
+    let t = Instant::now();
+    let downloads = tree.files.iter().map(|(rel, size)| {
+        let (transfers, bucket, size) = (transfers.clone(), bucket.to_string(), *size);
+        let (key, path) = (format!("{prefix}{rel}"), into.join(rel));
+        async move {
+            tokio::spawn(async move {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let file = Arc::new(File::create(&path)?);
+                let info = transfers
+                    .download(&bucket, &key, 0, None, file.clone(), Arc::new(|_| {}))
+                    .await?;
+                ensure!(info.size == size, "{key}: {} of {size} bytes", info.size);
+                tokio::task::spawn_blocking(move || file.sync_all()).await??;
+                anyhow::Ok(())
+            })
+            .await?
+        }
+    });
+    futures::stream::iter(downloads)
+        .buffer_unordered(JOBS)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(t.elapsed())
+}
+
+/// Runs `cybs3 sync SRC DST` as a user would and returns its wall time, once its summary
+/// shows every file of `tree` moved in the direction asked and nothing failed or skipped.
+async fn run_sync(side: &Side, src: &str, dst: &str, tree: &Tree, up: bool) -> Result<Duration> {
+    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+    cmd.args([
+        "sync",
+        src,
+        dst,
+        "--quiet",
+        "--json",
+        "--jobs",
+        &JOBS.to_string(),
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    // Ctrl-C or an error elsewhere drops this future: the child goes with it.
+    .kill_on_drop(true);
+    if let Some(home) = &side.home {
+        cmd.env("CYBS3_HOME", home);
+    }
+    if let Some(p) = &side.passphrase {
+        cmd.env("CYBS3_PASSPHRASE", p);
+    }
+    let t = Instant::now();
+    let out = cmd.output().await.context("cannot run cybs3 sync")?;
+    let took = t.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let records: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let why = || {
+        let first_error = records
+            .iter()
+            .find(|r| r["action"] == "error")
+            .map(|r| format!("{}: {}", r["path"], r["error"]));
+        first_error.unwrap_or_else(|| {
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("no output")
+                .to_string()
+        })
+    };
+    let what = format!("cybs3 sync {src} {dst}");
+    let Some(summary) = records.iter().rev().find_map(|r| r.get("summary")) else {
+        bail!("{what} failed ({}): {}", out.status, why());
+    };
+    let n = |k: &str| summary[k].as_u64().unwrap_or(0);
+    let moved = n(if up { "uploaded" } else { "downloaded" });
+    let files = tree.files.len() as u64;
+    if !out.status.success() || n("failed") > 0 || moved != files || n("bytes") != tree.bytes {
+        bail!(
+            "{what} moved {moved} of {files} files, {} of {} bytes, {} failed: {}",
+            n("bytes"),
+            tree.bytes,
+            n("failed"),
+            why()
+        );
+    }
+    Ok(took)
+}
+
+/// Every file of `files` under `b` has the bytes it has under `a`.
+fn same_files(a: &Path, b: &Path, files: &[(String, u64)]) -> Result<()> {
+    let (mut x, mut y) = (vec![0u8; MIB], vec![0u8; MIB]);
+    for (rel, size) in files {
+        let open = |root: &Path| {
+            let p = root.join(rel);
+            File::open(&p).with_context(|| format!("cannot read {}", p.display()))
+        };
+        let (mut fa, mut fb) = (open(a)?, open(b)?);
+        let mut left = *size as usize;
+        while left > 0 {
+            let n = left.min(MIB);
+            fa.read_exact(&mut x[..n])?;
+            fb.read_exact(&mut y[..n])
+                .with_context(|| format!("{rel} came back short"))?;
+            ensure!(x[..n] == y[..n], "{rel} came back with other content");
+            left -= n;
+        }
+        ensure!(fb.read(&mut y)? == 0, "{rel} came back longer");
+    }
+    Ok(())
+}
+
+/// Where the bench's own objects go in the encrypted vault's bucket (the raw reference,
+/// the temporary plain vault): under `.cybs3/`, which encrypted vaults leave out of their
+/// listings, so a `cybs3 ls` meanwhile shows no names it cannot decrypt.
+fn scratch(cfg: &VaultConfig, dir: &str) -> String {
+    format!("{}.cybs3/{dir}/", cfg.prefix)
+}
+
+/// Removes the bench objects from both vaults and the scratch space, unfinished multipart
+/// uploads below them, and journals an interrupted upload left in our config.
+async fn clean_up(enc: &Side, plain: &Side, dir: &str) -> Result<()> {
+    let raw = scratch(&enc.cfg, dir);
+    let mut failed = Vec::new();
+    for (client, bucket, prefix) in [
+        (&enc.client, &enc.cfg.bucket, &enc.keys),
+        (&plain.client, &plain.cfg.bucket, &plain.keys),
+        (&enc.client, &enc.cfg.bucket, &raw),
+    ] {
+        if let Err(e) = delete_prefix(client, bucket, prefix).await {
+            failed.push(format!("{bucket}/{prefix}: {e:#}"));
+        }
+    }
+    remove_journals(&enc.cfg.bucket, &[&enc.keys, &raw]);
+    if !failed.is_empty() {
+        bail!("cannot remove the bench objects: {}", failed.join("; "));
+    }
+    Ok(())
+}
+
+async fn delete_prefix(client: &Client, bucket: &str, prefix: &str) -> Result<()> {
+    // The bench starts at most `JOBS` multipart uploads at once, so one page finds them.
+    let uploads = client
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .context("ListMultipartUploads")?;
+    for u in uploads.uploads() {
+        if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
+            client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(id)
+                .send()
+                .await
+                .context("AbortMultipartUpload")?;
+        }
+    }
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .max_keys(1000)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let ids = page
+            .context("listing")?
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            continue;
+        }
+        let out = client
+            .delete_objects()
+            .bucket(bucket)
+            .delete(
+                Delete::builder()
+                    .set_objects(Some(ids))
+                    .quiet(true)
+                    .build()?,
+            )
+            .send()
+            .await
+            .context("DeleteObjects")?;
+        if let Some(e) = out.errors().first() {
+            bail!(
+                "DeleteObjects: {} {}",
+                e.key().unwrap_or("?"),
+                e.message().unwrap_or("failed")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A large upload that a Ctrl-C interrupted leaves its resume journal in the config dir;
+/// those of bench objects can never be resumed, so they go (best effort: a journal left
+/// over only costs one ListParts if the same upload is ever retried).
+fn remove_journals(bucket: &str, prefixes: &[&str]) {
+    let Ok(entries) = std::fs::read_dir(config_dir().join("transfers")) else {
+        return;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        let Some(journal) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        else {
+            continue;
+        };
+        let ours = journal["bucket"] == bucket
+            && journal["key"]
+                .as_str()
+                .is_some_and(|k| prefixes.iter().any(|p| k.starts_with(p)));
+        if ours {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Before each phase that moves `tree`: let earlier writes (ours and the server's) reach
+/// the disk, so the phase pays only for its own; and for large trees, wait until memory
+/// freed by the phase before has gone cold. Under a VM with free page reporting
+/// (virtio-balloon, as on the project's machine) memory free for ~2 s goes back to the
+/// host and costs a host fault per page when used again: one `cybs3 sync` down of 1 GiB
+/// took 1.1-1.3 s right after the previous copy was deleted and 1.8-2.7 s after a 6 s
+/// pause (client system time 1.0 s vs 2.5-3.4 s). Waiting makes every phase start as cold
+/// as a user's transfer does, instead of favouring whichever follows a deletion.
+async fn settle(tree: &Tree) -> Result<()> {
+    tokio::task::spawn_blocking(settle_disk).await?;
+    if tree.bytes >= 256 << 20 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    Ok(())
+}
+
+/// Local disk work off the async workers, so Ctrl-C is noticed meanwhile.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+async fn remove_dir(dir: PathBuf) -> Result<()> {
+    blocking(move || {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))
+    })
+    .await
+}
