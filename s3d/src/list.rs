@@ -262,10 +262,7 @@ mod tests {
             let w = store.put("bkt", key).unwrap();
             w.finish(engine::ObjectMeta::default()).unwrap();
         }
-        let s = Cybs3 {
-            store,
-            region: "us-east-1".into(),
-        };
+        let s = Cybs3::for_tests(store);
         let mut all = walk(&s, None, 2).await;
         all.sort();
         assert_eq!(all, ["a", "b/1", "b/2", "b/3", "c", "d/x", "e"]);

@@ -45,6 +45,19 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
     b.build()
 }
 
+#[cfg(test)]
+impl Cybs3 {
+    /// A service over `store` with test root keys, for unit tests of the operations.
+    pub(crate) fn for_tests(store: engine::Store) -> Cybs3 {
+        let keyring = Keyring::new(store.clone(), &[0; 32]);
+        Cybs3 {
+            store,
+            region: "us-east-1".into(),
+            identities: Identities::new("ak", "sk", keyring),
+        }
+    }
+}
+
 /// Run a synchronous engine call on a blocking thread and map its error.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> engine::Result<T> + Send + 'static,

@@ -354,10 +354,7 @@ mod tests {
             w.finish(ObjectMeta::default()).unwrap();
         }
         store.delete("bkt", "b", None).unwrap();
-        let s = Cybs3 {
-            store,
-            region: "us-east-1".into(),
-        };
+        let s = Cybs3::for_tests(store);
         let all = list(
             &s,
             ListObjectVersionsInput {
