@@ -7,9 +7,8 @@
 
 use anyhow::{bail, Context, Result};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
@@ -105,17 +104,8 @@ pub fn run(args: MountArgs) -> Result<()> {
     if let Some(s) = &args.cache_size {
         cmd.arg("--cache-size").arg(s);
     }
-    cmd.stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // Detach from our session, so the terminal's hangup does not reach the mount.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().context("cannot start the mount process")?;
+    let mut child =
+        crate::server::spawn_detached(&mut cmd, log).context("cannot start the mount process")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(status) = child.try_wait()? {

@@ -41,6 +41,25 @@ pub fn store_dir(data: Option<PathBuf>) -> StoreDir {
     StoreDir::new(data.unwrap_or_else(crate::paths::default_store))
 }
 
+/// Start `cmd` in its own session (so a terminal's hangup does not reach it) with its
+/// output going to `log`.
+pub fn spawn_detached(
+    cmd: &mut Command,
+    log: std::fs::File,
+) -> std::io::Result<std::process::Child> {
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe, called in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
 /// Open the store of a stopped server for maintenance (no background work).
 pub fn open_stopped(dir: &StoreDir) -> Result<Store> {
     let Some(layout) = dir.layout()? else {
@@ -153,17 +172,7 @@ fn detach(dir: &StoreDir, args: &StartArgs) -> Result<()> {
         .append(true)
         .open(dir.log())
         .with_context(|| format!("cannot open {}", dir.log().display()))?;
-    cmd.stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // SAFETY: setsid in the child before exec, so it outlives this terminal session.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().context("cannot start the server process")?;
+    let mut child = spawn_detached(&mut cmd, log).context("cannot start the server process")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait()? {

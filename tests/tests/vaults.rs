@@ -256,6 +256,23 @@ fn damaged_or_foreign_ciphertext_is_refused_naming_the_path() {
     assert_eq!(cybs3(&v.home, &["cat", ":f.bin"]).stdout, body);
 }
 
+/// `cybs3 keys restore --vault local` with `phrases` on stdin.
+fn restore(v: &LocalVault, phrases: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(cybs3_tests::bin())
+        .args(["keys", "restore", "--vault", "local"])
+        .env("CYBS3_HOME", &v.home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(phrases.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn recovery_phrase_restores_a_lost_identity_and_rotation_keeps_old_objects() {
     let v = LocalVault::new();
@@ -280,21 +297,7 @@ fn recovery_phrase_restores_a_lost_identity_and_rotation_keeps_old_objects() {
         "{out:?}"
     );
 
-    let mut child = Command::new(cybs3_tests::bin())
-        .args(["keys", "restore", "--vault", "local"])
-        .env("CYBS3_HOME", &v.home)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(phrases.as_bytes())
-        .unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
+    assert!(restore(&v, &phrases).status.success());
     assert_eq!(v.ok(&["cat", ":a.txt"]), "written under the first identity");
     assert_eq!(
         v.ok(&["cat", ":b.txt"]),
@@ -302,20 +305,7 @@ fn recovery_phrase_restores_a_lost_identity_and_rotation_keeps_old_objects() {
     );
 
     // A bad phrase is refused clearly.
-    let mut child = Command::new(cybs3_tests::bin())
-        .args(["keys", "restore", "--vault", "local"])
-        .env("CYBS3_HOME", &v.home)
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"abandon abandon\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = restore(&v, "abandon abandon\n");
     assert_eq!(out.status.code(), Some(1));
 }
 
