@@ -48,10 +48,31 @@ impl StoreConfig {
     }
 }
 
-/// A handle to an open store; clones share it. Dropping the last one stops its threads.
+/// A handle to an open store; clones share it. Dropping the last one stops its threads
+/// and releases the drives before it returns, so the store can be opened again at once.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
+    /// Shared by the caller's handles only; the healer's own handle has none, so that the
+    /// last caller's drop can wait for the healer even while it holds the store mid-heal.
+    _user: Option<Arc<UserHandles>>,
+}
+
+struct UserHandles {
+    inner: Weak<Inner>,
+    healer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for UserHandles {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.heal_queue.lock().unwrap().take();
+        }
+        // The healer drops the last reference (and so closes the drives) before it exits.
+        if let Some(t) = self.healer.lock().unwrap().take() {
+            let _ = t.join();
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -221,19 +242,26 @@ impl Store {
             .name("cybs3-commit".into())
             .spawn(move || committer.run(commit_rx))?;
         let (heal_tx, heal_rx) = mpsc::channel();
+        let inner = Arc::new(Inner {
+            drives,
+            ec: reference.ec,
+            block_size: reference.block_size as usize,
+            store_id: reference.store_id.clone(),
+            commits: Mutex::new(Some(commit_tx)),
+            heal_queue: Mutex::new(Some(heal_tx)),
+            heal_pending: Mutex::new(HashSet::new()),
+            heal_lock: Mutex::new(()),
+            live: cfg.background,
+            threads: Mutex::new(vec![commit_thread, reclaim_thread]),
+        });
+        let weak = Arc::downgrade(&inner);
+        let user = Arc::new(UserHandles {
+            inner: weak.clone(),
+            healer: Mutex::new(None),
+        });
         let store = Store {
-            inner: Arc::new(Inner {
-                drives,
-                ec: reference.ec,
-                block_size: reference.block_size as usize,
-                store_id: reference.store_id.clone(),
-                commits: Mutex::new(Some(commit_tx)),
-                heal_queue: Mutex::new(Some(heal_tx)),
-                heal_pending: Mutex::new(HashSet::new()),
-                heal_lock: Mutex::new(()),
-                live: cfg.background,
-                threads: Mutex::new(vec![commit_thread, reclaim_thread]),
-            }),
+            inner,
+            _user: Some(user.clone()),
         };
         if !cfg.background {
             return Ok(store);
@@ -247,11 +275,10 @@ impl Store {
             .drives
             .iter()
             .any(|d| d.state() != DriveState::Online);
-        let weak = Arc::downgrade(&store.inner);
         let healer = std::thread::Builder::new()
             .name("cybs3-heal".into())
             .spawn(move || heal_loop(weak, heal_rx, cfg.scan_interval, degraded))?;
-        store.inner.threads.lock().unwrap().push(healer);
+        *user.healer.lock().unwrap() = Some(healer);
         Ok(store)
     }
 
@@ -747,7 +774,7 @@ fn create(
 fn heal_loop(store: Weak<Inner>, queue: Receiver<DataId>, every: Duration, degraded: bool) {
     let full = |store: &Weak<Inner>| {
         if let Some(inner) = store.upgrade() {
-            let s = Store { inner };
+            let s = Store { inner, _user: None };
             match s.heal() {
                 Ok(r) if r.clean() => tracing::debug!("scan: clean"),
                 Ok(r) => tracing::info!(?r, "scan healed"),
@@ -762,7 +789,7 @@ fn heal_loop(store: Weak<Inner>, queue: Receiver<DataId>, every: Duration, degra
         match queue.recv_timeout(every) {
             Ok(id) => {
                 let Some(inner) = store.upgrade() else { return };
-                let s = Store { inner };
+                let s = Store { inner, _user: None };
                 s.inner.heal_pending.lock().unwrap().remove(&id);
                 if let Err(e) = s.heal_data(id) {
                     tracing::warn!("heal of {} failed: {e}", hex::encode(id));
