@@ -15,6 +15,10 @@ declare -A packages=(
   [python3]=python3
   [age]=age
   [age-keygen]=age
+  [slapd]=slapd
+  [slapadd]=slapd
+  [ldapwhoami]=ldap-utils
+  [openssl]=openssl
 )
 missing=()
 for cmd in "${!packages[@]}"; do

@@ -90,7 +90,7 @@ fn call(
 ) -> Result<serde_json::Value> {
     let dir = store_dir(data);
     if dir.running()?.is_some() {
-        return crate::block_on(admin::call(&dir.socket(), method, path));
+        return crate::block_on(admin::call(&dir.socket(), method, path, None));
     }
     let store = open_stopped(&dir)?;
     direct(&Keyring::new(store, &dir.ensure_server_key()?))

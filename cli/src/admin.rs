@@ -9,7 +9,7 @@ use engine::Store;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use s3d::Keyring;
+use s3d::{Iam, IamCall};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -24,7 +24,7 @@ pub struct ServerStatus {
 }
 
 /// Serve the management socket until the process ends.
-pub fn spawn(path: &Path, store: Store, keyring: Keyring, address: String) -> Result<()> {
+pub fn spawn(path: &Path, store: Store, iam: Iam, address: String) -> Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)
         .with_context(|| format!("cannot create the management socket {}", path.display()))?;
@@ -35,11 +35,11 @@ pub fn spawn(path: &Path, store: Store, keyring: Keyring, address: String) -> Re
                 continue;
             };
             let store = store.clone();
-            let keyring = keyring.clone();
+            let iam = iam.clone();
             let address = address.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    handle(req, store.clone(), keyring.clone(), address.clone())
+                    handle(req, store.clone(), iam.clone(), address.clone())
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(conn), svc)
@@ -53,11 +53,14 @@ pub fn spawn(path: &Path, store: Store, keyring: Keyring, address: String) -> Re
 async fn handle(
     req: Request<hyper::body::Incoming>,
     store: Store,
-    keyring: Keyring,
+    iam: Iam,
     address: String,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let query = req.uri().query().unwrap_or("").to_string();
-    let result = match (req.method(), req.uri().path()) {
+    let (parts, body) = req.into_parts();
+    let keyring = iam.keyring().clone();
+    let result = match (&parts.method, parts.uri.path()) {
+        (&Method::POST, "/iam") => iam_call(body, iam).await,
         (&Method::GET, "/status") => serde_json::to_value(ServerStatus {
             pid: std::process::id(),
             address,
@@ -94,6 +97,13 @@ async fn handle(
     })
 }
 
+/// One IAM management call (JSON [`IamCall`] in the body).
+async fn iam_call(body: hyper::body::Incoming, iam: Iam) -> Result<serde_json::Value> {
+    let bytes = body.collect().await?.to_bytes();
+    let call: IamCall = serde_json::from_slice(&bytes)?;
+    Ok(tokio::task::spawn_blocking(move || iam.apply(call)).await??)
+}
+
 async fn blocking<T: Serialize + Send + 'static>(
     f: impl FnOnce() -> engine::Result<T> + Send + 'static,
 ) -> Result<serde_json::Value> {
@@ -107,8 +117,13 @@ fn reply(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
     r
 }
 
-/// Call the running server's management socket.
-pub async fn call(socket: &Path, method: Method, path: &str) -> Result<serde_json::Value> {
+/// Call the running server's management socket (with a JSON body for POST /iam).
+pub async fn call(
+    socket: &Path,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
     let stream = UnixStream::connect(socket).await.with_context(|| {
         format!(
             "cannot reach the server's management socket {}",
@@ -121,7 +136,9 @@ pub async fn call(socket: &Path, method: Method, path: &str) -> Result<serde_jso
         .method(method)
         .uri(path)
         .header("host", "localhost")
-        .body(Full::new(Bytes::new()))?;
+        .body(Full::new(
+            body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string())),
+        ))?;
     let resp = sender.send_request(req).await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();

@@ -35,7 +35,11 @@ impl Location {
 /// Open a vault by name (the active one for `None`), with its identity when encrypted.
 pub fn open_vault(name: Option<&str>) -> Result<Vault> {
     let config = Config::load()?;
-    let (name, cfg) = config.vault(name)?;
+    let (name, mut cfg) = config.vault(name)?;
+    crate::login::refresh(&name, &mut cfg)?;
+    if cfg.access_key.is_empty() {
+        bail!("vault {name} has no credentials yet: log in with `cybs3 login --vault {name} --username USER`");
+    }
     let keys = if cfg.encrypted {
         Some(keystore::load(&name, &passphrase)?)
     } else {

@@ -3,8 +3,11 @@
 mod access;
 mod admin;
 mod bench;
+mod iam;
+mod identity;
 mod keys;
 mod location;
+mod login;
 mod maint;
 mod mount;
 mod objects;
@@ -87,6 +90,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Get temporary credentials for a vault with a directory (LDAP) login
+    Login(login::LoginArgs),
     /// Manage who may use the server
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -105,12 +110,33 @@ enum AdminCmd {
     /// Access keys limited to one bucket
     #[command(subcommand)]
     Key(access::KeyCmd),
+    /// Users: each has an access key and gets the policies of its own and of its groups
+    User {
+        #[command(subcommand)]
+        cmd: iam::UserCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
+    /// IAM policies (AWS JSON) and what they are attached to
+    Policy {
+        #[command(subcommand)]
+        cmd: iam::PolicyCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
+    /// Groups of users that share policies
+    Group {
+        #[command(subcommand)]
+        cmd: iam::GroupCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 enum ServerCmd {
     /// Start the server (in the foreground unless --detach)
-    Start(server::StartArgs),
+    Start(Box<server::StartArgs>),
     /// Stop the server gracefully: drain requests, then exit
     Stop {
         #[arg(long, value_name = "DIR")]
@@ -155,7 +181,7 @@ fn main() -> ExitCode {
 /// `Ok(false)`: the command ran but reports failure (e.g. fsck found problems).
 fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Server(ServerCmd::Start(args)) => server::start(args).map(|()| true),
+        Command::Server(ServerCmd::Start(args)) => server::start(*args).map(|()| true),
         Command::Server(ServerCmd::Stop { data }) => server::stop(data).map(|()| true),
         Command::Server(ServerCmd::Status { data, json }) => {
             server::status(data, json).map(|()| true)
@@ -171,6 +197,10 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Sync(a) => sync::run(a),
         Command::Test(args) => selftest::run(args),
         Command::Admin(AdminCmd::Key(cmd)) => access::run(cmd).map(|()| true),
+        Command::Admin(AdminCmd::User { cmd, data }) => iam::user(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Policy { cmd, data }) => iam::policy(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Group { cmd, data }) => iam::group(cmd, data).map(|()| true),
+        Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),
         Command::Umount { mountpoint } => mount::umount(&mountpoint).map(|()| true),

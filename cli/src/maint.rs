@@ -15,7 +15,7 @@ pub fn run(data: Option<PathBuf>, repair: bool, json: bool) -> Result<bool> {
         } else {
             hyper::Method::GET
         };
-        crate::block_on(admin::call(&dir.socket(), method, path))?
+        crate::block_on(admin::call(&dir.socket(), method, path, None))?
     } else {
         let store = open_stopped(&dir)?;
         let r = if repair { store.heal() } else { store.check() }?;

@@ -1,6 +1,7 @@
 //! `cybs3 server start|stop|status`.
 
 use crate::admin;
+use crate::identity::IdentityArgs;
 use crate::storedir::{pid_alive, Runtime, StoreDir};
 use anyhow::{anyhow, bail, Context, Result};
 use engine::{Store, StoreConfig};
@@ -35,6 +36,11 @@ pub struct StartArgs {
     /// Run in the background; returns once the server answers
     #[arg(long)]
     pub detach: bool,
+    /// Server config file (TOML, keys named like the flags) [default: DATA/server.toml if present]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 pub fn store_dir(data: Option<PathBuf>) -> StoreDir {
@@ -84,8 +90,10 @@ pub fn start(args: StartArgs) -> Result<()> {
             rt.pid
         );
     }
+    let identity = args.identity.merged(args.config.as_deref(), &dir.root)?;
+    let ldap = identity.ldap()?;
     if args.detach {
-        return detach(&dir, &args);
+        return detach(&dir, &args, &identity);
     }
     let layout = dir.resolve_layout(args.drives.clone(), args.ec.as_deref())?;
     let ec = layout.ec.parse().map_err(|e: String| anyhow!(e))?;
@@ -106,8 +114,8 @@ pub fn start(args: StartArgs) -> Result<()> {
                 )
             })?;
         let addr = listener.local_addr()?;
-        let keyring = s3d::Keyring::new(store.clone(), &server_key);
-        admin::spawn(&dir.socket(), store.clone(), keyring, addr.to_string())?;
+        let iam = s3d::Iam::new(store.clone(), &server_key);
+        admin::spawn(&dir.socket(), store.clone(), iam, addr.to_string())?;
         dir.save_runtime(&Runtime {
             pid: std::process::id(),
             address: addr.to_string(),
@@ -125,6 +133,9 @@ pub fn start(args: StartArgs) -> Result<()> {
             server_key,
             region: args.region.clone(),
             domains: args.domains.clone(),
+            trusted_proxies: identity.trusted_proxy.clone(),
+            ldap,
+            sts_min_duration: identity.sts_min_duration.unwrap_or(900),
         };
         s3d::serve(cfg, store.clone(), listener, shutdown_signal()).await
     });
@@ -148,7 +159,7 @@ async fn shutdown_signal() {
 }
 
 /// Start a copy of ourselves in the background and wait until it answers.
-fn detach(dir: &StoreDir, args: &StartArgs) -> Result<()> {
+fn detach(dir: &StoreDir, args: &StartArgs, identity: &IdentityArgs) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the cybs3 executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(["server", "start", "--data"])
@@ -166,6 +177,10 @@ fn detach(dir: &StoreDir, args: &StartArgs) -> Result<()> {
     }
     for domain in &args.domains {
         cmd.arg("--domain").arg(domain);
+    }
+    cmd.args(identity.to_args());
+    if let Some(pw) = &identity.ldap_bind_password {
+        cmd.env("CYBS3_LDAP_BIND_PASSWORD", pw);
     }
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -258,6 +273,7 @@ pub fn status(data: Option<PathBuf>, json: bool) -> Result<()> {
             &dir.socket(),
             hyper::Method::GET,
             "/status",
+            None,
         ))?),
         None => None,
     };

@@ -39,12 +39,22 @@ pub enum VaultsCmd {
         prefix: String,
         #[arg(long, default_value = vault::client::DEFAULT_REGION)]
         region: String,
-        /// Access key (default: AWS_ACCESS_KEY_ID)
-        #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
-        access_key: String,
+        /// Access key (default: AWS_ACCESS_KEY_ID; leave both out to use `cybs3 login`)
+        #[arg(
+            long,
+            env = "AWS_ACCESS_KEY_ID",
+            hide_env_values = true,
+            requires = "secret_key"
+        )]
+        access_key: Option<String>,
         /// Secret key (default: AWS_SECRET_ACCESS_KEY)
-        #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
-        secret_key: String,
+        #[arg(
+            long,
+            env = "AWS_SECRET_ACCESS_KEY",
+            hide_env_values = true,
+            requires = "access_key"
+        )]
+        secret_key: Option<String>,
         /// Store objects as they are, unencrypted (a general S3 client)
         #[arg(long)]
         plain: bool,
@@ -102,9 +112,11 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
                 bucket,
                 prefix: normalize_prefix(&prefix),
                 region,
-                access_key,
-                secret_key,
+                access_key: access_key.unwrap_or_default(),
+                secret_key: secret_key.unwrap_or_default(),
                 session_token: None,
+                session_expires_unix: None,
+                login_user: None,
                 encrypted: !plain,
             };
             let what = format!(
@@ -208,6 +220,8 @@ fn local(name: &str, port: u16, protect: bool) -> Result<()> {
                 region: vault::client::DEFAULT_REGION.into(),
                 domains: Vec::new(),
                 detach: true,
+                config: None,
+                identity: Default::default(),
             })?;
             did.push(format!("started the local server at {endpoint} (data in {})", dir.root.display()));
         }
@@ -246,6 +260,8 @@ fn local(name: &str, port: u16, protect: bool) -> Result<()> {
             access_key: key.access_key,
             secret_key: key.secret_key,
             session_token: None,
+            session_expires_unix: None,
+            login_user: None,
             encrypted: true,
         };
         created = add(name, cfg, protect)?;

@@ -6,7 +6,9 @@
 //!
 //! - [`server`]: accept loop, health probes, graceful shutdown, request logs.
 //! - [`auth`]: the credentials s3s checks signatures against, and what each may reach.
-//! - [`keys`]: per-bucket access keys, sealed in the engine's metadata.
+//! - [`keys`]: access keys (bucket keys, users' keys, sessions), sealed in the engine's metadata.
+//! - [`iam`], [`policy`], [`bucket_policy`]: users, groups, IAM policies and their evaluation.
+//! - [`sts`], [`ldap`]: temporary credentials for directory logins and local users.
 //! - [`service`]: the `S3` trait implementation, one thin method per operation.
 //! - [`buckets`], [`objects`], [`list`]: the operations themselves.
 //! - [`post`]: browser form uploads (POST Object) and their policy documents.
@@ -18,14 +20,19 @@
 
 mod auth;
 mod body;
+mod bucket_policy;
 mod buckets;
 mod errors;
+mod iam;
 mod keys;
+pub mod ldap;
 mod list;
 mod objects;
+mod policy;
 mod post;
 mod server;
 mod service;
+mod sts;
 mod tagging;
 // Multipart uploads and copies.
 mod copy;
@@ -39,6 +46,7 @@ mod vhost;
 use std::future::Future;
 use std::net::SocketAddr;
 
+pub use iam::{GroupInfo, Iam, IamCall, IamError, NewUser, PolicyInfo, Target, UserInfo};
 pub use keys::{KeyInfo, Keyring, NewKey};
 pub use server::PeerAddr;
 
@@ -53,6 +61,12 @@ pub struct ServerConfig {
     /// Base domains for virtual-hosted-style requests (`<bucket>.<domain>`, any
     /// port); empty means path-style only. Path-style always works as well.
     pub domains: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client for `aws:SourceIp`.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Directory logins through STS `AssumeRoleWithLDAPIdentity`; `None` turns them off.
+    pub ldap: Option<ldap::LdapConfig>,
+    /// The shortest session STS grants (`DurationSeconds`), 900 as on AWS.
+    pub sts_min_duration: u64,
 }
 
 /// Serve S3 + health on `listener` until `shutdown` resolves; then stop accepting,

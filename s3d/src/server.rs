@@ -320,6 +320,9 @@ mod tests {
             server_key: [7; 32],
             region: "us-east-1".into(),
             domains: vec!["s3.test".into()],
+            trusted_proxies: Vec::new(),
+            ldap: None,
+            sts_min_duration: 900,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(crate::serve(cfg, store, listener, async {

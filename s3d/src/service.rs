@@ -1,10 +1,10 @@
 //! The s3s service: configuration, and the `S3` trait as a thin dispatch to the
 //! operation modules. Operations not listed answer NotImplemented (s3s' default).
 
-use crate::auth::{Identities, Scope};
+use crate::auth::{Caller, Identities};
 use crate::vhost::Domains;
-use crate::{bucket_config, cors, versioning};
-use crate::{buckets, errors, list, objects, Keyring, ServerConfig};
+use crate::{bucket_config, bucket_policy, cors, versioning};
+use crate::{buckets, errors, list, objects, Iam, ServerConfig};
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Request, S3Response, S3Result, S3};
@@ -18,10 +18,12 @@ pub(crate) struct Cybs3 {
 }
 
 pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains) -> S3Service {
+    let iam = Iam::new(store.clone(), &cfg.server_key);
     let identities = Identities::new(
         &cfg.access_key,
         &cfg.secret_key,
-        Keyring::new(store.clone(), &cfg.server_key),
+        iam,
+        cfg.trusted_proxies.clone(),
     );
     let mut b = S3ServiceBuilder::new(Cybs3 {
         store,
@@ -35,9 +37,14 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
     b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
         std::sync::Arc::new(config),
     )));
-    // Anonymous requests are refused by the access check (no policy grants them yet).
+    // Anonymous requests get only what a bucket policy grants everyone.
     b.set_auth(identities.clone());
-    b.set_access(identities);
+    b.set_access(identities.clone());
+    b.set_route(crate::sts::Sts {
+        identities,
+        ldap: cfg.ldap.clone().map(std::sync::Arc::new),
+        min_duration: cfg.sts_min_duration,
+    });
     // Without domains s3s stays path-style only.
     if !domains.is_empty() {
         b.set_host(domains.clone());
@@ -49,11 +56,11 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
 impl Cybs3 {
     /// A service over `store` with test root keys, for unit tests of the operations.
     pub(crate) fn for_tests(store: engine::Store) -> Cybs3 {
-        let keyring = Keyring::new(store.clone(), &[0; 32]);
+        let iam = Iam::new(store.clone(), &[0; 32]);
         Cybs3 {
             store,
             region: "us-east-1".into(),
-            identities: Identities::new("ak", "sk", keyring),
+            identities: Identities::new("ak", "sk", iam, Vec::new()),
         }
     }
 }
@@ -91,7 +98,10 @@ impl S3 for Cybs3 {
 
     async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> Res<ListBucketsOutput> {
         let mut out = buckets::list(self).await?;
-        if let Some(Scope::Bucket(own)) = self.identities.scope(req.credentials.as_ref()) {
+        let caller = self
+            .identities
+            .caller(req.credentials.as_ref(), &req.headers, &req.uri)?;
+        if let Caller::Bucket(own) = caller {
             if let Some(buckets) = out.buckets.as_mut() {
                 buckets.retain(|b| b.name.as_deref() == Some(own.as_str()));
             }
@@ -178,6 +188,42 @@ impl S3 for Cybs3 {
         req: S3Request<PutBucketTaggingInput>,
     ) -> Res<PutBucketTaggingOutput> {
         bucket_config::put_tagging(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> Res<PutBucketPolicyOutput> {
+        bucket_policy::put(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> Res<GetBucketPolicyOutput> {
+        bucket_policy::get(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> Res<DeleteBucketPolicyOutput> {
+        bucket_policy::delete(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> Res<GetBucketPolicyStatusOutput> {
+        bucket_policy::status(self, req.input)
             .await
             .map(S3Response::new)
     }

@@ -1,5 +1,7 @@
 //! Harness for end-to-end tests: runs the real `cybs3` binary and talks to it with real clients.
 
+pub mod slapd;
+
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -48,6 +50,8 @@ pub struct Server {
     child: Option<Child>,
     pub access_key: String,
     pub secret_key: String,
+    /// More `server start` flags (LDAP, proxies, …).
+    pub args: Vec<String>,
 }
 
 impl Server {
@@ -61,6 +65,7 @@ impl Server {
             child: None,
             access_key: String::new(),
             secret_key: String::new(),
+            args: Vec::new(),
         }
     }
 
@@ -87,6 +92,7 @@ impl Server {
         if let Some(ec) = &self.ec {
             cmd.arg("--ec").arg(ec);
         }
+        cmd.args(&self.args);
         let mut child = cmd.spawn().expect("spawn server");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -138,6 +144,16 @@ impl Server {
 
     /// The same client signing with other credentials.
     pub fn client_as(&self, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
+        self.client_with(access_key, secret_key, None)
+    }
+
+    /// The same client with temporary credentials (and their session token).
+    pub fn client_with(
+        &self,
+        access_key: &str,
+        secret_key: &str,
+        session_token: Option<&str>,
+    ) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
@@ -145,7 +161,7 @@ impl Server {
             .credentials_provider(Credentials::new(
                 access_key,
                 secret_key,
-                None,
+                session_token.map(str::to_string),
                 None,
                 "cybs3-tests",
             ))

@@ -30,6 +30,12 @@ pub struct VaultConfig {
     /// Present for temporary (STS) credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_token: Option<String>,
+    /// When temporary credentials run out (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expires_unix: Option<u64>,
+    /// Who logged in (`cybs3 login`), to log in again when the session runs out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_user: Option<String>,
     pub encrypted: bool,
 }
 
@@ -192,6 +198,8 @@ mod tests {
                 access_key: "AK".into(),
                 secret_key: "SK".into(),
                 session_token: None,
+                session_expires_unix: None,
+                login_user: None,
                 encrypted: true,
             },
         );

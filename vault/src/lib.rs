@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod keystore;
+pub mod sts;
 pub mod transfer;
 pub mod vault;
 

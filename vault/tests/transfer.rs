@@ -43,6 +43,9 @@ impl Server {
             server_key: [7; 32],
             region: "us-east-1".into(),
             domains: vec![],
+            trusted_proxies: Vec::new(),
+            ldap: None,
+            sts_min_duration: 900,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(s3d::serve(cfg, store, listener, async {

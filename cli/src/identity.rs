@@ -1,0 +1,177 @@
+//! The server's identity settings: LDAP logins, trusted proxies and STS limits, from
+//! `server start` flags or the server config file (`<data>/server.toml`, or `--config`),
+//! whose keys are the flags' names (`ldap-url = "ldap://…"`). Flags win.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct IdentityArgs {
+    /// Directory server for logins (`cybs3 login`), e.g. ldap://dc.example.org or ldaps://…
+    #[arg(long, value_name = "URL")]
+    pub ldap_url: Option<String>,
+    /// Bind straight as this DN; {user} is the login name, e.g. 'uid={user},ou=people,dc=example,dc=org'
+    #[arg(long, value_name = "DN")]
+    pub ldap_user_dn: Option<String>,
+    /// Instead of --ldap-user-dn: search for the user as this service account…
+    #[arg(long, value_name = "DN")]
+    pub ldap_bind_dn: Option<String>,
+    /// …with this password
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "CYBS3_LDAP_BIND_PASSWORD",
+        hide_env_values = true
+    )]
+    pub ldap_bind_password: Option<String>,
+    /// …under this base DN…
+    #[arg(long, value_name = "DN")]
+    pub ldap_user_base: Option<String>,
+    /// …with this filter (default "(uid={user})")
+    #[arg(long, value_name = "FILTER")]
+    pub ldap_user_filter: Option<String>,
+    /// Where to look up the user's groups
+    #[arg(long, value_name = "DN")]
+    pub ldap_group_base: Option<String>,
+    /// Group filter; {dn} is the user's DN, {user} the login name
+    /// (default "(|(member={dn})(uniqueMember={dn})(memberUid={user}))")
+    #[arg(long, value_name = "FILTER")]
+    pub ldap_group_filter: Option<String>,
+    /// Members of GROUP (its cn or full DN) get POLICY; repeatable
+    #[arg(long = "ldap-group-policy", value_name = "GROUP=POLICY")]
+    #[serde(default)]
+    pub ldap_group_policy: Vec<String>,
+    /// Upgrade ldap:// connections with StartTLS
+    #[arg(long)]
+    #[serde(default)]
+    pub ldap_starttls: bool,
+    /// CA certificate (PEM) that signed the directory server's certificate
+    #[arg(long, value_name = "FILE")]
+    pub ldap_ca_file: Option<PathBuf>,
+    /// A reverse proxy whose X-Forwarded-For is believed for aws:SourceIp; repeatable
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    #[serde(default)]
+    pub trusted_proxy: Vec<IpAddr>,
+    /// Shortest session (DurationSeconds) STS grants [default: 900, as on AWS]
+    #[arg(long, value_name = "SECS")]
+    pub sts_min_duration: Option<u64>,
+}
+
+impl IdentityArgs {
+    /// These flags over the config file's values (`file`, else `<data>/server.toml` if present).
+    pub fn merged(&self, file: Option<&Path>, data: &Path) -> Result<IdentityArgs> {
+        let default = data.join("server.toml");
+        let path = match file {
+            Some(p) => p.to_path_buf(),
+            None if default.exists() => default,
+            None => return Ok(self.clone()),
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the server config {}", path.display()))?;
+        let f: IdentityArgs = toml::from_str(&text)
+            .with_context(|| format!("bad server config {}", path.display()))?;
+        let pick = |a: &Option<String>, b: Option<String>| a.clone().or(b);
+        Ok(IdentityArgs {
+            ldap_url: pick(&self.ldap_url, f.ldap_url),
+            ldap_user_dn: pick(&self.ldap_user_dn, f.ldap_user_dn),
+            ldap_bind_dn: pick(&self.ldap_bind_dn, f.ldap_bind_dn),
+            ldap_bind_password: pick(&self.ldap_bind_password, f.ldap_bind_password),
+            ldap_user_base: pick(&self.ldap_user_base, f.ldap_user_base),
+            ldap_user_filter: pick(&self.ldap_user_filter, f.ldap_user_filter),
+            ldap_group_base: pick(&self.ldap_group_base, f.ldap_group_base),
+            ldap_group_filter: pick(&self.ldap_group_filter, f.ldap_group_filter),
+            ldap_group_policy: or_else(&self.ldap_group_policy, f.ldap_group_policy),
+            ldap_starttls: self.ldap_starttls || f.ldap_starttls,
+            ldap_ca_file: self.ldap_ca_file.clone().or(f.ldap_ca_file),
+            trusted_proxy: or_else(&self.trusted_proxy, f.trusted_proxy),
+            sts_min_duration: self.sts_min_duration.or(f.sts_min_duration),
+        })
+    }
+
+    /// The LDAP settings, checked; `None` when no directory is configured.
+    pub fn ldap(&self) -> Result<Option<s3d::ldap::LdapConfig>> {
+        let Some(url) = &self.ldap_url else {
+            if self.ldap_user_dn.is_some() || !self.ldap_group_policy.is_empty() {
+                bail!("LDAP settings are given without --ldap-url");
+            }
+            return Ok(None);
+        };
+        let group_policies = self
+            .ldap_group_policy
+            .iter()
+            .map(|m| {
+                m.rsplit_once('=')
+                    .filter(|(g, p)| !g.is_empty() && !p.is_empty())
+                    .map(|(g, p)| (g.to_string(), p.to_string()))
+                    .ok_or_else(|| anyhow!("--ldap-group-policy {m:?}: expected GROUP=POLICY"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let cfg = s3d::ldap::LdapConfig {
+            url: url.clone(),
+            user_dn: self.ldap_user_dn.clone(),
+            bind_dn: self.ldap_bind_dn.clone(),
+            bind_password: self.ldap_bind_password.clone(),
+            user_base: self.ldap_user_base.clone(),
+            user_filter: self.ldap_user_filter.clone(),
+            group_base: self.ldap_group_base.clone(),
+            group_filter: self.ldap_group_filter.clone(),
+            group_policies,
+            start_tls: self.ldap_starttls,
+            ca_file: self.ldap_ca_file.clone(),
+            ..s3d::ldap::LdapConfig::default()
+        };
+        cfg.validate().map_err(|e| anyhow!("{e}"))?;
+        Ok(Some(cfg))
+    }
+
+    /// The same settings as `server start` flags (for the detached child).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut opt = |flag: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                out.push(format!("--{flag}={v}"));
+            }
+        };
+        opt("ldap-url", &self.ldap_url);
+        opt("ldap-user-dn", &self.ldap_user_dn);
+        opt("ldap-bind-dn", &self.ldap_bind_dn);
+        opt("ldap-user-base", &self.ldap_user_base);
+        opt("ldap-user-filter", &self.ldap_user_filter);
+        opt("ldap-group-base", &self.ldap_group_base);
+        opt("ldap-group-filter", &self.ldap_group_filter);
+        opt(
+            "ldap-ca-file",
+            &self.ldap_ca_file.as_ref().map(|p| p.display().to_string()),
+        );
+        opt(
+            "sts-min-duration",
+            &self.sts_min_duration.map(|d| d.to_string()),
+        );
+        out.extend(
+            self.ldap_group_policy
+                .iter()
+                .map(|m| format!("--ldap-group-policy={m}")),
+        );
+        out.extend(
+            self.trusted_proxy
+                .iter()
+                .map(|p| format!("--trusted-proxy={p}")),
+        );
+        if self.ldap_starttls {
+            out.push("--ldap-starttls".into());
+        }
+        // The bind password goes through the environment, not the process list.
+        out
+    }
+}
+
+fn or_else<T: Clone>(flags: &[T], file: Vec<T>) -> Vec<T> {
+    if flags.is_empty() {
+        file
+    } else {
+        flags.to_vec()
+    }
+}

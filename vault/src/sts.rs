@@ -1,0 +1,148 @@
+//! Temporary credentials from an S3 endpoint's STS: a directory login through
+//! `AssumeRoleWithLDAPIdentity` (as served by cybs3 and MinIO).
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use std::time::Duration;
+
+/// What a login yields.
+#[derive(Clone, Debug)]
+pub struct TempCredentials {
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: String,
+    pub expires_unix: u64,
+}
+
+/// Log in as `username` at `endpoint` and get credentials for `duration` seconds
+/// (the server's default when `None`).
+pub async fn ldap_login(
+    endpoint: &str,
+    username: &str,
+    password: &str,
+    duration: Option<u64>,
+) -> Result<TempCredentials> {
+    let mut form = format!(
+        "Action=AssumeRoleWithLDAPIdentity&Version=2011-06-15&LDAPUsername={}&LDAPPassword={}",
+        encode(username),
+        encode(password)
+    );
+    if let Some(d) = duration {
+        form.push_str(&format!("&DurationSeconds={d}"));
+    }
+    let (status, body) = tokio::time::timeout(Duration::from_secs(30), post(endpoint, form))
+        .await
+        .map_err(|_| anyhow!("{endpoint} did not answer the login within 30 s"))??;
+    if !status.is_success() {
+        let code = element(&body, "Code").unwrap_or_else(|| status.to_string());
+        let message = element(&body, "Message").unwrap_or_default();
+        bail!("login refused by {endpoint}: {message} ({code})");
+    }
+    let field =
+        |name: &str| element(&body, name).ok_or_else(|| anyhow!("the login answer has no {name}"));
+    Ok(TempCredentials {
+        access_key: field("AccessKeyId")?,
+        secret_key: field("SecretAccessKey")?,
+        session_token: field("SessionToken")?,
+        expires_unix: parse_iso8601(&field("Expiration")?)
+            .ok_or_else(|| anyhow!("the login answer has a bad Expiration"))?,
+    })
+}
+
+async fn post(endpoint: &str, form: String) -> Result<(hyper::StatusCode, String)> {
+    let Some(authority) = endpoint.strip_prefix("http://") else {
+        bail!(
+            "login needs an http:// endpoint (got {endpoint}); https logins are not supported yet"
+        );
+    };
+    let authority = authority.trim_end_matches('/');
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("cannot reach {endpoint}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::post("/")
+        .header("host", authority)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(form)))?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Form encoding: everything but unreserved characters as %XX.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The text of the first `<name>…</name>` (the answers are flat and unescaped but for
+/// messages, where the common entities are undone).
+fn element(xml: &str, name: &str) -> Option<String> {
+    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    Some(
+        xml[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// `2026-11-22T03:04:05Z` (fractions allowed) as Unix seconds.
+fn parse_iso8601(s: &str) -> Option<u64> {
+    let (date, time) = s.trim().trim_end_matches('Z').split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.split('.').next()?;
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse() {
+        assert_eq!(parse_iso8601("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_iso8601("2000-02-29T00:00:00Z"), Some(951_782_400));
+        assert_eq!(
+            parse_iso8601("2026-11-22T03:04:05.123Z"),
+            Some(1_795_316_645)
+        );
+        assert_eq!(parse_iso8601("yesterday"), None);
+    }
+
+    #[test]
+    fn form_values_are_encoded() {
+        assert_eq!(encode("a b&c=d+é"), "a%20b%26c%3Dd%2B%C3%A9");
+    }
+
+    #[test]
+    fn elements_are_found() {
+        let xml = "<E><Code>AccessDenied</Code><Message>a &amp; b</Message></E>";
+        assert_eq!(element(xml, "Code").as_deref(), Some("AccessDenied"));
+        assert_eq!(element(xml, "Message").as_deref(), Some("a & b"));
+        assert_eq!(element(xml, "Nope"), None);
+    }
+}
