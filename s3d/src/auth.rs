@@ -92,6 +92,22 @@ impl Identities {
         headers: &HeaderMap,
         uri: &Uri,
     ) -> S3Result<Caller> {
+        self.resolve(credentials, headers, uri).inspect_err(|e| {
+            tracing::info!(
+                target: "cybs3::auth",
+                caller = credentials.map_or("anonymous", |c| &c.access_key),
+                decision = "deny",
+                why = ?e.code(),
+            );
+        })
+    }
+
+    fn resolve(
+        &self,
+        credentials: Option<&Credentials>,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> S3Result<Caller> {
         let Some(c) = credentials else {
             return Ok(Caller::Anonymous);
         };
@@ -413,14 +429,17 @@ impl S3Auth for Identities {
         if access_key == self.root_access_key {
             return Ok(SecretKey::from(self.root_secret_key.as_str()));
         }
-        match self.iam.keyring().lookup(access_key) {
+        let found = match self.iam.keyring().lookup(access_key) {
             Ok(Some((_, Owner::Session(s)))) if s.expired() => {
                 Err(s3_error!(ExpiredToken, "The provided token has expired."))
             }
             Ok(Some((secret, _))) => Ok(SecretKey::from(secret)),
             Ok(None) => Err(unknown_key()),
             Err(e) => Err(store_failed(e)),
-        }
+        };
+        found.inspect_err(|e| {
+            tracing::info!(target: "cybs3::auth", caller = access_key, decision = "deny", why = ?e.code());
+        })
     }
 }
 

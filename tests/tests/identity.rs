@@ -279,7 +279,12 @@ fn curl_get(srv: &Server, path: &str, source: &str, creds: Option<(&str, &str)>)
 
 #[tokio::test]
 async fn bucket_policies_source_ip_and_anonymous_access() {
-    let (_tmp, srv, root) = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    // A reverse proxy on 127.0.0.3 whose X-Forwarded-For is believed.
+    srv.args = vec!["--trusted-proxy=127.0.0.3".into()];
+    srv.start();
+    let root = srv.client();
     bucket(&root, "site").await;
     put(&root, "site", "index.html", b"<h1>hi</h1>".to_vec()).await;
     let (_, ak, sk) = user(&srv, "web", &["--policy", "readonly"]);
