@@ -85,7 +85,16 @@ impl S3Route for Sts {
             .get::<PeerAddr>()
             .map_or_else(|| "?".to_string(), |p| p.0.ip().to_string());
         let action = param(&params, "Action").unwrap_or_default().to_string();
+        // A session policy narrows what the caller asked for; ignoring it would grant more.
+        let narrowed = ["Policy", "PolicyArns.member.1.arn"]
+            .iter()
+            .any(|p| param(&params, p).is_some());
         let result = match action.as_str() {
+            _ if narrowed => refuse(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValue",
+                "session policies (Policy, PolicyArns) are not supported; the session gets the user's own policies",
+            ),
             "AssumeRoleWithLDAPIdentity" => self.ldap_login(&params, &source).await,
             "AssumeRole" => self.assume_role(&req, &params, &source),
             "" => refuse(
