@@ -106,6 +106,13 @@ struct Listing {
     entries: BTreeMap<String, Ent>,
 }
 
+fn time_of(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    }
+}
+
 /// Path-based inodes: a path keeps its number for the mount's life (forgets are ignored).
 struct Inodes {
     by_ino: HashMap<u64, String>,
@@ -779,7 +786,7 @@ impl Inner {
                 .copy_object()
                 .bucket(bucket)
                 .key(&dst)
-                .copy_source(format!("{bucket}/{}", url_encode(&src)))
+                .copy_source(vault::attrs::copy_source(bucket, &src))
                 .send(),
         )
         .with_context(|| format!("cannot copy {from:?} to {to:?}"))?;
@@ -985,25 +992,40 @@ impl Inner {
                 }
             }
         }
-        if let Some(l) = &local {
-            if let Some(mode) = mode {
-                l.file
-                    .set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
-                    .map_err(|e| io_err("chmod cache file", e))?;
-                lock(&l.state).dirty = true;
-            }
-            if let Some(t) = mtime {
-                let t = match t {
-                    TimeOrNow::SpecificTime(t) => t,
-                    TimeOrNow::Now => SystemTime::now(),
-                };
-                l.file
-                    .set_times(std::fs::FileTimes::new().set_modified(t))
-                    .map_err(|e| io_err("utimens cache file", e))?;
-                lock(&l.state).dirty = true;
-            }
+        let Some(l) = &local else {
+            self.set_stored_attrs(&path, mode, mtime)?;
+            return self.path_attr(&path);
+        };
+        if let Some(mode) = mode {
+            l.file
+                .set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(|e| io_err("chmod cache file", e))?;
+            lock(&l.state).dirty = true;
+        }
+        if let Some(t) = mtime {
+            l.file
+                .set_times(std::fs::FileTimes::new().set_modified(time_of(t)))
+                .map_err(|e| io_err("utimens cache file", e))?;
+            lock(&l.state).dirty = true;
         }
         self.path_attr(&path)
+    }
+
+    /// chmod/touch of a file that is not open for writing: its stored metadata changes
+    /// (directories have none to change and keep what they show).
+    fn set_stored_attrs(&self, path: &str, mode: Option<u32>, mtime: Option<TimeOrNow>) -> R<()> {
+        if mode.is_none() && mtime.is_none() {
+            return Ok(());
+        }
+        let (dir, name) = split(path);
+        if path.is_empty() || self.entry(dir, name)?.is_some_and(|e| e.is_dir) {
+            return Ok(());
+        }
+        self.writable()?;
+        self.block_on(self.vault.set_attrs(path, mtime.map(time_of), mode))
+            .map_err(|e| eio(&format!("setattr {path:?}"), e))?;
+        lock(&self.metas).remove(path);
+        Ok(())
     }
 
     fn do_mkdir(&self, parent: INodeNo, name: &OsStr) -> R<FileAttr> {
@@ -1130,18 +1152,6 @@ impl Inner {
 }
 
 /// Percent-encodes an object key for `x-amz-copy-source` (slashes kept).
-fn url_encode(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 impl VaultFs {
     fn shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
         self.inner.tree.read().unwrap_or_else(|e| e.into_inner())
@@ -1385,6 +1395,15 @@ impl Filesystem for VaultFs {
     }
 
     /// No extended attributes (yet): ENOSYS, which the kernel remembers for the mount.
+    /// S3 has no capacity to ask for: like rclone, report a petabyte, all of it free,
+    /// so `df` and space checks of copying tools see room rather than a full disk.
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: fuser::ReplyStatfs) {
+        const BLOCK: u32 = 4096;
+        const BLOCKS: u64 = (1 << 50) / BLOCK as u64;
+        const FILES: u64 = 1 << 32;
+        reply.statfs(BLOCKS, BLOCKS, BLOCKS, FILES, FILES, BLOCK, 255, BLOCK);
+    }
+
     fn getxattr(
         &self,
         _req: &Request,
@@ -1495,12 +1514,6 @@ mod tests {
         assert_eq!(join("a", OsStr::new("x/y")), Err(Errno::EINVAL));
         assert_eq!(split("a/b/c"), ("a/b", "c"));
         assert_eq!(split("c"), ("", "c"));
-    }
-
-    #[test]
-    fn copy_sources_are_percent_encoded() {
-        assert_eq!(url_encode("p/a b+c.txt"), "p/a%20b%2Bc.txt");
-        assert_eq!(url_encode("é"), "%C3%A9");
     }
 
     #[test]

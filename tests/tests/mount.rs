@@ -420,3 +420,95 @@ fn umount_flushes_and_unmounts() {
     drop(again);
     drop(m); // its umount fails harmlessly: nothing is mounted there any more
 }
+
+/// `stat` of every file under `root`: relative path → (mode bits, mtime seconds, size).
+fn tree_stat(root: &Path) -> std::collections::BTreeMap<String, (u32, i64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    cybs3_tests::files_under(root)
+        .into_iter()
+        .map(|p| {
+            let md = std::fs::metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            (rel, (md.mode() & 0o7777, md.mtime(), md.size()))
+        })
+        .collect()
+}
+
+#[test]
+fn tar_chmod_and_touch_on_closed_files() {
+    let v = LocalVault::new();
+    let m = Mounted::new(&v, "local", &[]);
+    // A tree with several modes and old mtimes, packed and unpacked through the mount.
+    let src = v.home.join("src");
+    std::fs::create_dir_all(src.join("bin")).unwrap();
+    for (name, mode, mtime) in [
+        ("bin/run.sh", 0o755, 1_000_000_000),
+        ("notes.txt", 0o600, 1_200_000_000),
+        ("data.bin", 0o640, 1_500_000_000),
+    ] {
+        let p = src.join(name);
+        std::fs::write(&p, content(name, 70_000)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(mtime);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+    let tar = v.home.join("t.tar");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("tar")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tar {args:?}: {out:?}");
+    };
+    run(&[
+        "-C",
+        src.to_str().unwrap(),
+        "-cf",
+        tar.to_str().unwrap(),
+        ".",
+    ]);
+    std::fs::create_dir(m.p("x")).unwrap();
+    // tar restores modes and mtimes after closing each file (setattr on a closed file).
+    run(&[
+        "-C",
+        m.p("x").to_str().unwrap(),
+        "--no-same-owner",
+        "-xpf",
+        tar.to_str().unwrap(),
+    ]);
+    assert_eq!(tree_stat(&m.p("x")), tree_stat(&src));
+
+    // chmod and touch of a closed file are stored: a fresh mount sees them.
+    std::fs::set_permissions(m.p("x/notes.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    std::fs::File::open(m.p("x/data.bin"))
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    drop(m);
+    let m = Mounted::new(&v, "local", &[]);
+    let st = tree_stat(&m.p("x"));
+    assert_eq!(st["notes.txt"].0, 0o644);
+    assert_eq!(st["data.bin"].1, 1_700_000_000);
+    assert_eq!(
+        std::fs::read(m.p("x/data.bin")).unwrap(),
+        content("data.bin", 70_000)
+    );
+    // `cybs3 sync` down sees the same attributes (one metadata for every client).
+    let back = v.home.join("back");
+    v.ok(&["sync", "local:x", back.to_str().unwrap()]);
+    assert_eq!(tree_stat(&back), tree_stat(&m.p("x")));
+
+    // df sees room.
+    let out = std::process::Command::new("df")
+        .arg("-P")
+        .arg(&m.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}

@@ -6,6 +6,7 @@
 //! - [`crypto`]: age content, encrypted names, identities.
 //! - [`vault`]: plaintext paths of a vault mapped onto its bucket, encrypted or not.
 
+pub mod attrs;
 pub mod client;
 pub mod config;
 pub mod crypto;

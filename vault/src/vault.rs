@@ -28,8 +28,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const META_MTIME: &str = "mtime";
-const META_MODE: &str = "mode";
+pub(crate) const META_MTIME: &str = "mtime";
+pub(crate) const META_MODE: &str = "mode";
 const META_HASH: &str = "cybs3-hash";
 /// One age payload chunk as stored: 64 KiB of plaintext and its 16-byte tag.
 const SEALED_CHUNK: u64 = CHUNK + 16;
@@ -735,7 +735,7 @@ pub fn clean_path(path: &str) -> Result<String> {
     Ok(p.to_string())
 }
 
-fn format_mtime(t: SystemTime) -> String {
+pub(crate) fn format_mtime(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
