@@ -494,7 +494,14 @@ impl Inner {
         }
     }
 
-    fn file_attr(&self, ino: u64, size: u64, mtime: SystemTime, perm: u16) -> FileAttr {
+    fn file_attr(
+        &self,
+        ino: u64,
+        kind: FileType,
+        size: u64,
+        mtime: SystemTime,
+        perm: u16,
+    ) -> FileAttr {
         FileAttr {
             ino: INodeNo(ino),
             size,
@@ -503,7 +510,7 @@ impl Inner {
             mtime,
             ctime: mtime,
             crtime: mtime,
-            kind: FileType::RegularFile,
+            kind,
             perm,
             nlink: 1,
             uid: self.uid,
@@ -537,6 +544,7 @@ impl Inner {
             let md = l.file.metadata().map_err(|e| io_err("stat cache", e))?;
             return Ok(self.file_attr(
                 ino,
+                FileType::RegularFile,
                 md.len(),
                 md.modified().unwrap_or(UNIX_EPOCH),
                 (md.mode() & 0o7777) as u16,
@@ -549,7 +557,11 @@ impl Inner {
         };
         let mtime = m.mtime.or(ent.stored).unwrap_or(UNIX_EPOCH);
         let perm = m.mode.map(|m| (m & 0o7777) as u16).unwrap_or(0o644);
-        Ok(self.file_attr(ino, m.size, mtime, perm))
+        let kind = match m.mode {
+            Some(mode) if vault::attrs::is_symlink(mode) => FileType::Symlink,
+            _ => FileType::RegularFile,
+        };
+        Ok(self.file_attr(ino, kind, m.size, mtime, perm))
     }
 
     fn path_attr(&self, path: &str) -> R<FileAttr> {
@@ -1047,6 +1059,37 @@ impl Inner {
         Ok(self.dir_attr(self.ino_of(&path), None))
     }
 
+    fn do_symlink(&self, parent: INodeNo, name: &OsStr, target: &Path) -> R<FileAttr> {
+        self.writable()?;
+        let dir = self.path_of(parent)?;
+        let path = join(&dir, name)?;
+        if self.entry(&dir, split(&path).1)?.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        let target = target.as_os_str().as_encoded_bytes();
+        self.block_on(self.vault.put_symlink(&path, target))
+            .map_err(|e| eio(&format!("symlink {path:?}"), e))?;
+        lock(&self.metas).remove(&path);
+        self.set_entry(
+            &path,
+            Some(Ent {
+                is_dir: false,
+                stored: Some(SystemTime::now()),
+            }),
+        );
+        self.path_attr(&path)
+    }
+
+    fn do_readlink(&self, ino: INodeNo) -> R<Vec<u8>> {
+        let path = self.path_of(ino)?;
+        let attr = self.path_attr(&path)?;
+        if attr.kind != FileType::Symlink {
+            return Err(Errno::EINVAL);
+        }
+        self.block_on(self.vault.read_range(&path, 0, attr.size))
+            .map_err(|e| eio(&format!("readlink {path:?}"), e))
+    }
+
     fn do_rmdir(&self, parent: INodeNo, name: &OsStr) -> R<()> {
         self.writable()?;
         let dir = self.path_of(parent)?;
@@ -1237,6 +1280,35 @@ impl Filesystem for VaultFs {
         });
         match r {
             Ok(a) => reply.entry(&self.inner.ttl(), &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let r = guard("symlink", || {
+            let _t = self.shared();
+            self.inner.do_symlink(parent, link_name, target)
+        });
+        match r {
+            Ok(a) => reply.entry(&self.inner.ttl(), &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: fuser::ReplyData) {
+        let r = guard("readlink", || {
+            let _t = self.shared();
+            self.inner.do_readlink(ino)
+        });
+        match r {
+            Ok(target) => reply.data(&target),
             Err(e) => reply.error(e),
         }
     }

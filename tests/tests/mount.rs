@@ -421,11 +421,13 @@ fn umount_flushes_and_unmounts() {
     drop(m); // its umount fails harmlessly: nothing is mounted there any more
 }
 
-/// `stat` of every file under `root`: relative path → (mode bits, mtime seconds, size).
+/// `stat` of every regular file under `root`: relative path → (mode bits, mtime seconds,
+/// size). Symbolic links are left out (the mount's readdir calls them files until looked up).
 fn tree_stat(root: &Path) -> std::collections::BTreeMap<String, (u32, i64, u64)> {
     use std::os::unix::fs::MetadataExt;
     cybs3_tests::files_under(root)
         .into_iter()
+        .filter(|p| !std::fs::symlink_metadata(p).unwrap().is_symlink())
         .map(|p| {
             let md = std::fs::metadata(&p).unwrap();
             let rel = p.strip_prefix(root).unwrap().display().to_string();
@@ -457,6 +459,7 @@ fn tar_chmod_and_touch_on_closed_files() {
             .set_modified(t)
             .unwrap();
     }
+    std::os::unix::fs::symlink("run.sh", src.join("bin/run")).unwrap();
     let tar = v.home.join("t.tar");
     let run = |args: &[&str]| {
         let out = std::process::Command::new("tar")
@@ -482,6 +485,27 @@ fn tar_chmod_and_touch_on_closed_files() {
         tar.to_str().unwrap(),
     ]);
     assert_eq!(tree_stat(&m.p("x")), tree_stat(&src));
+    // Symbolic links survive too (their target is the object's body).
+    assert_eq!(
+        std::fs::read_link(m.p("x/bin/run")).unwrap(),
+        Path::new("run.sh")
+    );
+    assert!(std::fs::symlink_metadata(m.p("x/bin/run"))
+        .unwrap()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read(m.p("x/bin/run")).unwrap(),
+        content("bin/run.sh", 70_000)
+    );
+    std::os::unix::fs::symlink("../notes.txt", m.p("x/bin/notes")).unwrap();
+    assert_eq!(
+        errno(std::os::unix::fs::symlink("x", m.p("x/bin/notes"))),
+        libc::EEXIST
+    );
+    assert_eq!(
+        std::fs::read(m.p("x/bin/notes")).unwrap(),
+        content("notes.txt", 70_000)
+    );
 
     // chmod and touch of a closed file are stored: a fresh mount sees them.
     std::fs::set_permissions(m.p("x/notes.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -499,9 +523,21 @@ fn tar_chmod_and_touch_on_closed_files() {
         std::fs::read(m.p("x/data.bin")).unwrap(),
         content("data.bin", 70_000)
     );
+    assert_eq!(
+        std::fs::read_link(m.p("x/bin/notes")).unwrap(),
+        Path::new("../notes.txt")
+    );
+    std::fs::remove_file(m.p("x/bin/notes")).unwrap();
     // `cybs3 sync` down sees the same attributes (one metadata for every client).
     let back = v.home.join("back");
-    v.ok(&["sync", "local:x", back.to_str().unwrap()]);
+    // (sync does not recreate symbolic links yet: it is told to leave the one out)
+    v.ok(&[
+        "sync",
+        "local:x",
+        back.to_str().unwrap(),
+        "--exclude",
+        "bin/run",
+    ]);
     assert_eq!(tree_stat(&back), tree_stat(&m.p("x")));
 
     // df sees room.
