@@ -347,27 +347,12 @@ impl Transfers {
             return Ok(info);
         }
         let first_end = end.map_or(start + step, |end| end.min(start + step));
-        let fetched = self
-            .get_range(bucket, key, start, first_end, None)
-            .await
-            .with_context(|| {
-                format!("download of {bucket}/{key} failed at bytes {start}..{first_end}")
-            })?;
-        let Some((out, data)) = fetched else {
-            // 416: `start` is not inside the object. At its very end (an empty object, a
-            // download already complete) there is just nothing left to fetch.
-            let info = self
-                .head(bucket, key)
-                .await?
-                .with_context(|| format!("download of {bucket}/{key} failed: no such object"))?;
-            check_range(bucket, key, start, end.unwrap_or(start), info.size)?;
-            return Ok(info);
-        };
-        let size = object_size(&out, start, first_end, data.len() as u64)
-            .with_context(|| format!("download of {bucket}/{key} failed"))?;
-        let info = ObjectInfo::from_get(&out, size);
-        let end = end.unwrap_or(size);
-        check_range(bucket, key, start, end, size)?;
+        let (info, data) = self
+            .get_first(bucket, key, start, first_end)
+            .await?
+            .with_context(|| format!("download of {bucket}/{key} failed: no such object"))?;
+        let end = end.unwrap_or(info.size);
+        check_range(bucket, key, start, end, info.size)?;
         let first_end = first_end.min(end);
         if data.len() as u64 != first_end - start {
             bail!(
@@ -394,6 +379,30 @@ impl Transfers {
         self.fetch_ranges(bucket, key, info.etag.as_deref(), ranges, each)
             .await?;
         Ok(info)
+    }
+
+    /// One GET of `[start, end)` of `bucket/key` (less at the object's end): the object's
+    /// size and metadata with the bytes, so a small object costs one request. `None`: no
+    /// such object. Past the object's end (an empty object) there are no bytes, and one
+    /// HEAD finds the metadata.
+    pub async fn get_first(
+        &self,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<(ObjectInfo, Bytes)>> {
+        let failed = || format!("download of {bucket}/{key} failed at bytes {start}..{end}");
+        let Some((out, data)) = self
+            .get_range(bucket, key, start, end, None)
+            .await
+            .with_context(failed)?
+        else {
+            let info = self.head(bucket, key).await?;
+            return Ok(info.map(|info| (info, Bytes::new())));
+        };
+        let size = object_size(&out, start, end, data.len() as u64).with_context(failed)?;
+        Ok(Some((ObjectInfo::from_get(&out, size), data)))
     }
 
     /// Fetches each of `ranges` (`[start, end)`, non-empty) of `bucket/key`, `jobs` at a
@@ -702,8 +711,8 @@ impl Transfers {
         }
     }
 
-    /// GETs `[start, end)`, retrying a body that breaks off. `Ok(None)`: the range starts
-    /// outside the object (416).
+    /// GETs `[start, end)`, retrying a body that breaks off. `Ok(None)`: no such object
+    /// (404), or the range starts outside it (416).
     async fn get_range(
         &self,
         bucket: &str,
@@ -727,7 +736,7 @@ impl Transfers {
                 Ok(out) => out,
                 Err(e) => {
                     return match status(&e) {
-                        Some(416) => Ok(None),
+                        Some(404 | 416) => Ok(None),
                         Some(412) if if_match.is_some() => Err(anyhow!(
                             "the object was replaced during the download (its ETag changed)"
                         )),
@@ -761,7 +770,7 @@ impl Transfers {
         let (_, data) = self
             .get_range(bucket, key, start, end, etag)
             .await?
-            .context("the range starts past the end of the object")?;
+            .context("the object is gone or ends before the range")?;
         if data.len() as u64 != end - start {
             bail!("the server sent {} bytes", data.len());
         }
