@@ -19,7 +19,7 @@ use crate::transfer::{
 };
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_s3::Client;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, FileTimes};
@@ -440,9 +440,13 @@ impl Vault {
             let opener = opener.clone();
             Arc::new(move |at, bytes: Bytes| {
                 let chunk = (at - payload_start) / SEALED_CHUNK;
-                let plain = opener.open_chunks(chunk, &bytes, cipher_len)?;
-                sink.write_at(chunk * CHUNK, &plain)?;
-                progress(plain.len() as u64);
+                // Decrypting in place spares a fresh plaintext buffer per range.
+                let mut buf = bytes
+                    .try_into_mut()
+                    .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+                let len = opener.open_in_place(chunk, &mut buf, cipher_len)?;
+                sink.write_at(chunk * CHUNK, &buf[..len])?;
+                progress(len as u64);
                 Ok(())
             })
         };
