@@ -13,12 +13,10 @@
 use std::{fmt, io};
 
 use base64::{prelude::BASE64_STANDARD_NO_PAD as B64, Engine};
-use chacha20poly1305::{
-    aead::{Aead, AeadInPlace},
-    ChaCha20Poly1305, Key, KeyInit, Nonce, Tag,
-};
+use chacha20poly1305::{aead::Aead, ChaCha20Poly1305, Key, KeyInit, Nonce};
 use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
+use ring::aead::{self as ring_aead, Aad, LessSafeKey, UnboundKey, CHACHA20_POLY1305};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -126,7 +124,7 @@ impl Layout {
 pub struct Sealer {
     /// Header and payload nonce: everything before the first chunk.
     head: Vec<u8>,
-    payload: ChaCha20Poly1305,
+    payload: LessSafeKey,
     layout: Layout,
 }
 
@@ -220,9 +218,9 @@ impl Sealer {
         let nonce = chunk_nonce(chunk, self.layout.is_last(chunk));
         let sealed_tag = self
             .payload
-            .encrypt_in_place_detached(&nonce, b"", body)
-            .expect("a chunk is far below the ChaCha20Poly1305 message limit");
-        tag.copy_from_slice(&sealed_tag);
+            .seal_in_place_separate_tag(nonce, Aad::empty(), body)
+            .expect("a chunk is far below the ChaCha20-Poly1305 message limit");
+        tag.copy_from_slice(sealed_tag.as_ref());
         Ok(())
     }
 }
@@ -230,7 +228,7 @@ impl Sealer {
 /// Decrypts any chunk range of one age file once its header is known. Cheap to share
 /// between threads.
 pub struct Opener {
-    payload: ChaCha20Poly1305,
+    payload: LessSafeKey,
     payload_start: u64,
 }
 
@@ -332,7 +330,7 @@ impl Opener {
         Ok(written)
     }
 
-    /// Decrypts `body` in place (left as it was on failure, as the tag is checked first).
+    /// Decrypts `body` in place.
     fn open_chunk(
         &self,
         chunk: u64,
@@ -340,17 +338,21 @@ impl Opener {
         tag: &[u8],
         last: bool,
     ) -> Result<(), CryptoError> {
-        let tag = Tag::from_slice(tag);
-        let mut open = |last| {
+        let tag = ring_aead::Tag::try_from(tag).map_err(|_| CryptoError::Corrupt)?;
+        // A failed open leaves `body` unspecified: keep the last chunk (one per object) to
+        // tell a truncation from corruption.
+        let sealed = last.then(|| body.to_vec());
+        let open = |body: &mut [u8], last| {
             self.payload
-                .decrypt_in_place_detached(&chunk_nonce(chunk, last), b"", body, tag)
+                .open_in_place_separate_tag(chunk_nonce(chunk, last), Aad::empty(), tag, body, 0..)
                 .is_ok()
         };
-        if open(last) {
+        if open(body, last) {
             return Ok(());
         }
         // A valid non-final chunk at the end means the object was cut at a chunk boundary.
-        Err(if last && open(false) {
+        let truncated = sealed.is_some_and(|mut sealed| open(&mut sealed, false));
+        Err(if truncated {
             CryptoError::Truncated
         } else {
             CryptoError::Corrupt
@@ -358,16 +360,18 @@ impl Opener {
     }
 }
 
-fn chunk_nonce(chunk: u64, last: bool) -> Nonce {
-    let mut nonce = Nonce::default();
+fn chunk_nonce(chunk: u64, last: bool) -> ring_aead::Nonce {
+    let mut nonce = [0; 12];
     nonce[3..11].copy_from_slice(&chunk.to_be_bytes());
     nonce[11] = u8::from(last);
-    nonce
+    ring_aead::Nonce::assume_unique_for_key(nonce)
 }
 
-fn payload_cipher(file_key: &[u8], nonce: &[u8]) -> ChaCha20Poly1305 {
+/// ring's ChaCha20-Poly1305 for the payload: 2-3x the throughput of the `chacha20poly1305`
+/// crate on AVX2 machines, and payload sealing is most of an encrypted transfer's CPU.
+fn payload_cipher(file_key: &[u8], nonce: &[u8]) -> LessSafeKey {
     let key = hkdf::<32>(nonce, b"payload", file_key);
-    ChaCha20Poly1305::new(Key::from_slice(&key[..]))
+    LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &key[..]).expect("a 32-byte key"))
 }
 
 fn header_mac(file_key: &[u8], header: &[u8]) -> Hmac<Sha256> {
