@@ -15,8 +15,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -25,7 +25,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{stream, StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
@@ -96,12 +96,8 @@ impl Source for SealedSource {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let end = offset + buf.len() as u64;
-        let cipher = self
-            .sealer
-            .read_cipher(offset, end, &mut |at, plain| self.plain.read_at(at, plain))?;
-        buf.copy_from_slice(&cipher);
-        Ok(())
+        self.sealer
+            .read_cipher(offset, buf, &mut |at, plain| self.plain.read_at(at, plain))
     }
 }
 
@@ -233,6 +229,7 @@ pub struct Transfers {
     /// Sources up to this size go up in one PutObject (default 16 MiB).
     pub multipart_threshold: u64,
     journal_dir: PathBuf,
+    buffers: Arc<PartBuffers>,
 }
 
 impl Transfers {
@@ -244,6 +241,7 @@ impl Transfers {
             part_size: 16 * 1024 * 1024,
             multipart_threshold: 16 * 1024 * 1024,
             journal_dir,
+            buffers: Arc::default(),
         }
     }
 
@@ -347,27 +345,12 @@ impl Transfers {
             return Ok(info);
         }
         let first_end = end.map_or(start + step, |end| end.min(start + step));
-        let fetched = self
-            .get_range(bucket, key, start, first_end, None)
-            .await
-            .with_context(|| {
-                format!("download of {bucket}/{key} failed at bytes {start}..{first_end}")
-            })?;
-        let Some((out, data)) = fetched else {
-            // 416: `start` is not inside the object. At its very end (an empty object, a
-            // download already complete) there is just nothing left to fetch.
-            let info = self
-                .head(bucket, key)
-                .await?
-                .with_context(|| format!("download of {bucket}/{key} failed: no such object"))?;
-            check_range(bucket, key, start, end.unwrap_or(start), info.size)?;
-            return Ok(info);
-        };
-        let size = object_size(&out, start, first_end, data.len() as u64)
-            .with_context(|| format!("download of {bucket}/{key} failed"))?;
-        let info = ObjectInfo::from_get(&out, size);
-        let end = end.unwrap_or(size);
-        check_range(bucket, key, start, end, size)?;
+        let (info, data) = self
+            .get_first(bucket, key, start, first_end)
+            .await?
+            .with_context(|| format!("download of {bucket}/{key} failed: no such object"))?;
+        let end = end.unwrap_or(info.size);
+        check_range(bucket, key, start, end, info.size)?;
         let first_end = first_end.min(end);
         if data.len() as u64 != first_end - start {
             bail!(
@@ -394,6 +377,30 @@ impl Transfers {
         self.fetch_ranges(bucket, key, info.etag.as_deref(), ranges, each)
             .await?;
         Ok(info)
+    }
+
+    /// One GET of `[start, end)` of `bucket/key` (less at the object's end): the object's
+    /// size and metadata with the bytes, so a small object costs one request. `None`: no
+    /// such object. Past the object's end (an empty object) there are no bytes, and one
+    /// HEAD finds the metadata.
+    pub async fn get_first(
+        &self,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<(ObjectInfo, Bytes)>> {
+        let failed = || format!("download of {bucket}/{key} failed at bytes {start}..{end}");
+        let Some((out, data)) = self
+            .get_range(bucket, key, start, end, None)
+            .await
+            .with_context(failed)?
+        else {
+            let info = self.head(bucket, key).await?;
+            return Ok(info.map(|info| (info, Bytes::new())));
+        };
+        let size = object_size(&out, start, end, data.len() as u64).with_context(failed)?;
+        Ok(Some((ObjectInfo::from_get(&out, size), data)))
     }
 
     /// Fetches each of `ranges` (`[start, end)`, non-empty) of `bucket/key`, `jobs` at a
@@ -483,6 +490,7 @@ impl Transfers {
         let (bucket, key) = (upload.bucket.clone(), upload.key.clone());
         let (bucket, key) = (bucket.as_str(), key.as_str());
         let failed = || format!("upload of {bucket}/{key} failed");
+        let _buffers = self.buffers.in_use();
         let journal = match &resume {
             Some(resume) => Some(self.journal_path(&resume.id).with_context(failed)?),
             None => None,
@@ -623,11 +631,12 @@ impl Transfers {
             .map(|listed| listed.etag.clone());
         let send = async {
             let (source, check) = (source.clone(), listed_etag.clone());
+            let buffers = self.buffers.clone();
             let read = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0; part.len as usize];
+                let mut buf = buffers.take(part.len as usize);
                 source.read_at(part.offset, &mut buf)?;
                 let uploaded = check.is_some_and(|etag| is_md5_of(&etag, &buf));
-                Ok::<_, io::Error>((!uploaded).then(|| Bytes::from(buf)))
+                Ok::<_, io::Error>((!uploaded).then(|| buf.freeze()))
             });
             let data = read.await?.context("reading the source")?;
             let Some(data) = data else {
@@ -645,10 +654,11 @@ impl Transfers {
                 .key(key)
                 .upload_id(&upload.upload_id)
                 .part_number(part.number as i32)
-                .body(ByteStream::from(data))
+                .body(ByteStream::from(data.clone()))
                 .send()
-                .await
-                .map_err(s3_error)?;
+                .await;
+            self.buffers.give_back(data, self.jobs);
+            let out = out.map_err(s3_error)?;
             progress(part.len);
             Ok(SentPart {
                 number: part.number,
@@ -702,8 +712,8 @@ impl Transfers {
         }
     }
 
-    /// GETs `[start, end)`, retrying a body that breaks off. `Ok(None)`: the range starts
-    /// outside the object (416).
+    /// GETs `[start, end)`, retrying a body that breaks off. `Ok(None)`: no such object
+    /// (404), or the range starts outside it (416).
     async fn get_range(
         &self,
         bucket: &str,
@@ -727,7 +737,7 @@ impl Transfers {
                 Ok(out) => out,
                 Err(e) => {
                     return match status(&e) {
-                        Some(416) => Ok(None),
+                        Some(404 | 416) => Ok(None),
                         Some(412) if if_match.is_some() => Err(anyhow!(
                             "the object was replaced during the download (its ETag changed)"
                         )),
@@ -761,11 +771,57 @@ impl Transfers {
         let (_, data) = self
             .get_range(bucket, key, start, end, etag)
             .await?
-            .context("the range starts past the end of the object")?;
+            .context("the object is gone or ends before the range")?;
         if data.len() as u64 != end - start {
             bail!("the server sent {} bytes", data.len());
         }
         tokio::task::spawn_blocking(move || each(start, data)).await?
+    }
+}
+
+/// Part buffers kept for later parts: a fresh 16 MiB buffer per part costs a page fault
+/// per 4 KiB written into it, which was most of an upload's client time. At most `jobs`
+/// buffers wait, so memory does not grow with the object, and they are freed when the
+/// last multipart upload using them ends.
+#[derive(Default)]
+struct PartBuffers {
+    idle: Mutex<Vec<BytesMut>>,
+    uploads: AtomicUsize,
+}
+
+impl PartBuffers {
+    /// Keeps the buffers until the returned guard and all others are dropped.
+    fn in_use(&self) -> BuffersInUse<'_> {
+        self.uploads.fetch_add(1, Ordering::Relaxed);
+        BuffersInUse(self)
+    }
+
+    /// `len` bytes of unspecified content: the caller overwrites them all.
+    fn take(&self, len: usize) -> BytesMut {
+        let mut buf = self.idle.lock().unwrap().pop().unwrap_or_default();
+        buf.truncate(len);
+        buf.resize(len, 0);
+        buf
+    }
+
+    /// Keeps `data` for a later part, unless something (the SDK) still holds it.
+    fn give_back(&self, data: Bytes, keep: usize) {
+        if let Ok(buf) = data.try_into_mut() {
+            let mut idle = self.idle.lock().unwrap();
+            if idle.len() < keep {
+                idle.push(buf);
+            }
+        }
+    }
+}
+
+struct BuffersInUse<'a>(&'a PartBuffers);
+
+impl Drop for BuffersInUse<'_> {
+    fn drop(&mut self) {
+        if self.0.uploads.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.idle.lock().unwrap().clear();
+        }
     }
 }
 

@@ -15,16 +15,17 @@ use crate::config::VaultConfig;
 use crate::crypto::agefile::{plain_len_for, SEALED_PAYLOAD_START};
 use crate::crypto::{FileSecrets, NameCipher, Opener, Sealer, VaultKeys, CHUNK};
 use crate::transfer::{
-    FileSource, ObjectInfo, Progress, Resume, SealedSource, Sink, Source, Transfers,
+    FileSource, ObjectInfo, Progress, RangeConsumer, Resume, SealedSource, Sink, Source, Transfers,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_s3::Client;
+use bytes::{Bytes, BytesMut};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, FileTimes};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -351,108 +352,142 @@ impl Vault {
     }
 
     /// Download `path` into the local file `local` (written beside it, then renamed),
-    /// restoring its mtime and mode. Returns the plaintext size.
+    /// restoring its mtime and mode. Returns the plaintext size. The first GET brings the
+    /// metadata and, for an encrypted object, its header: a small file costs one request.
     pub async fn download(&self, path: &str, local: &Path, progress: Progress) -> Result<u64> {
         let key = self.key_of(path)?;
-        let Some(info) = self.transfers.head(&self.cfg.bucket, &key).await? else {
+        let failed = || format!("cannot read {}:{path}", self.name);
+        let first = self
+            .transfers
+            .get_first(&self.cfg.bucket, &key, 0, self.transfers.part_size.max(1))
+            .await
+            .with_context(failed)?;
+        let Some((info, first)) = first else {
             return Err(self.missing(path).await);
         };
-        let name = local
-            .file_name()
-            .ok_or_else(|| anyhow!("{} is not a file name", local.display()))?;
-        let tmp = local.with_file_name(format!(".{}.cybs3-part", name.to_string_lossy()));
-        if let Some(dir) = local.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let file = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-        let file = Arc::new(file);
-        let result = match &self.crypt {
+        let part = {
+            let local = local.to_path_buf();
+            blocking(move || PartFile::create(&local)).await?
+        };
+        let sink: Arc<dyn Sink> = part.file.clone();
+        let fetched = match &self.crypt {
             Some(c) => {
-                self.fetch_sealed(&key, &info, &c.keys, file.clone(), progress)
+                self.fetch_sealed(&key, &info, first, &c.keys, sink, progress)
                     .await
             }
-            None => self
-                .transfers
-                .download(&self.cfg.bucket, &key, 0, None, file.clone(), progress)
-                .await
-                .map(|i| i.size),
+            None => self.fetch_plain(&key, &info, first, sink, progress).await,
         };
-        let size = match result {
+        let size = match fetched {
             Ok(size) => size,
             Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e.context(format!("cannot read {}:{path}", self.name)));
+                blocking(move || {
+                    part.discard();
+                    Ok(())
+                })
+                .await?;
+                return Err(e.context(failed()));
             }
         };
         let meta = self.meta_of(&info);
-        if let Some(mode) = meta.mode {
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(mode & 0o7777))?;
-        }
-        if let Some(mtime) = meta.mtime {
-            file.set_times(FileTimes::new().set_modified(mtime))?;
-        }
-        file.sync_all()?;
-        fs::rename(&tmp, local).with_context(|| format!("cannot write {}", local.display()))?;
+        blocking(move || part.finish(&meta)).await?;
         Ok(size)
     }
 
-    /// Decrypt an age object into `sink` with ranged GETs, each range whole chunks,
-    /// opened on worker threads as they arrive.
+    /// Writes a plain object to `sink`: `first`, its first bytes, and the rest in ranged
+    /// GETs.
+    async fn fetch_plain(
+        &self,
+        key: &str,
+        info: &ObjectInfo,
+        first: Bytes,
+        sink: Arc<dyn Sink>,
+        progress: Progress,
+    ) -> Result<u64> {
+        let each: RangeConsumer = Arc::new(move |at, bytes: Bytes| {
+            sink.write_at(at, &bytes)?;
+            progress(bytes.len() as u64);
+            Ok(())
+        });
+        let rest = first.len() as u64;
+        let step = self.transfers.part_size.max(1);
+        tokio::try_join!(
+            blocking({
+                let each = each.clone();
+                move || each(0, first)
+            }),
+            self.fetch_rest(key, info, rest, step, each),
+        )?;
+        Ok(info.size)
+    }
+
+    /// Decrypts an age object into `sink`: the header and whole chunks from `first`, its
+    /// first bytes, and the remaining chunks in ranged GETs, each opened on a worker
+    /// thread as it arrives.
     async fn fetch_sealed(
         &self,
         key: &str,
         info: &ObjectInfo,
+        first: Bytes,
         keys: &VaultKeys,
         sink: Arc<dyn Sink>,
         progress: Progress,
     ) -> Result<u64> {
-        let opener = Arc::new(self.open_header(key, info, keys).await?);
+        let opener = Arc::new(parse_header(&first, keys)?);
         let cipher_len = info.size;
         let plain_len = opener.plain_len(cipher_len)?;
-        let (start, end, _) = opener.cipher_range(0, plain_len, cipher_len);
-        let per_range = (self.transfers.part_size / SEALED_CHUNK).max(1) * SEALED_CHUNK;
-        let ranges: Vec<(u64, u64)> = (start..end)
-            .step_by(per_range as usize)
-            .map(|s| (s, (s + per_range).min(end)))
-            .collect();
         let payload_start = opener.payload_start();
-        let each = {
+        let each: RangeConsumer = {
             let opener = opener.clone();
-            Arc::new(move |at: u64, bytes: bytes::Bytes| -> Result<()> {
-                let first = (at - payload_start) / SEALED_CHUNK;
-                let plain = opener.open_chunks(first, &bytes, cipher_len)?;
-                sink.write_at(first * CHUNK, &plain)?;
-                progress(plain.len() as u64);
+            Arc::new(move |at, bytes: Bytes| {
+                let chunk = (at - payload_start) / SEALED_CHUNK;
+                // Decrypting in place spares a fresh plaintext buffer per range.
+                let mut buf = bytes
+                    .try_into_mut()
+                    .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+                let len = opener.open_in_place(chunk, &mut buf, cipher_len)?;
+                sink.write_at(chunk * CHUNK, &buf[..len])?;
+                progress(len as u64);
                 Ok(())
             })
         };
-        self.transfers
-            .fetch_ranges(&self.cfg.bucket, key, info.etag.as_deref(), ranges, each)
-            .await?;
+        // A chunk cut by the end of the first response is fetched again with the rest.
+        let got = first.len() as u64;
+        let opened = if got == cipher_len {
+            cipher_len
+        } else {
+            payload_start + (got - payload_start) / SEALED_CHUNK * SEALED_CHUNK
+        };
+        let chunks = first.slice(payload_start as usize..opened as usize);
+        let step = (self.transfers.part_size / SEALED_CHUNK).max(1) * SEALED_CHUNK;
+        tokio::try_join!(
+            blocking({
+                let each = each.clone();
+                move || each(payload_start, chunks)
+            }),
+            self.fetch_rest(key, info, opened, step, each),
+        )?;
         Ok(plain_len)
     }
 
-    async fn open_header(&self, key: &str, info: &ObjectInfo, keys: &VaultKeys) -> Result<Opener> {
-        let probe = info.size.min(HEADER_PROBE);
-        let header = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = header.clone();
+    /// Bytes `[from, end of object)` of `key` in ranged GETs of `step` bytes, each handed to
+    /// `each`. They carry `If-Match` with the first response's ETag, so an object replaced
+    /// meanwhile fails the download instead of mixing versions.
+    async fn fetch_rest(
+        &self,
+        key: &str,
+        info: &ObjectInfo,
+        from: u64,
+        step: u64,
+        each: RangeConsumer,
+    ) -> Result<()> {
+        let end = info.size;
+        let ranges = (from..end)
+            .step_by(step as usize)
+            .map(|s| (s, (s + step).min(end)))
+            .collect();
         self.transfers
-            .fetch_ranges(
-                &self.cfg.bucket,
-                key,
-                info.etag.as_deref(),
-                vec![(0, probe)],
-                Arc::new(move |_, b: bytes::Bytes| {
-                    sink.lock().unwrap().extend_from_slice(&b);
-                    Ok(())
-                }),
-            )
-            .await?;
-        let header = header.lock().unwrap();
-        match Opener::parse(&header, keys.identities())? {
-            Some(o) => Ok(o),
-            None => bail!("the object is not an age file or is truncated"),
-        }
+            .fetch_ranges(&self.cfg.bucket, key, info.etag.as_deref(), ranges, each)
+            .await
     }
 
     /// Write the plaintext of `path` to `out`, in order, streaming.
@@ -585,24 +620,30 @@ impl Vault {
     /// [`Vault::read_at`] costs one ranged GET.
     pub async fn reader(&self, path: &str) -> Result<Option<RangeReader>> {
         let key = self.key_of(path)?;
-        let Some(info) = self.transfers.head(&self.cfg.bucket, &key).await? else {
+        let Some(c) = &self.crypt else {
+            let info = self.transfers.head(&self.cfg.bucket, &key).await?;
+            return Ok(info.map(|info| RangeReader {
+                key,
+                size: info.size,
+                info,
+                opener: None,
+            }));
+        };
+        // One GET brings the header and the ETag the reads will insist on.
+        let first = self
+            .transfers
+            .get_first(&self.cfg.bucket, &key, 0, HEADER_PROBE)
+            .await?;
+        let Some((info, header)) = first else {
             return Ok(None);
         };
-        let (opener, size) = match &self.crypt {
-            Some(c) => {
-                let o = self
-                    .open_header(&key, &info, &c.keys)
-                    .await
-                    .with_context(|| format!("cannot decrypt {}:{path}", self.name))?;
-                let size = o.plain_len(info.size)?;
-                (Some(Arc::new(o)), size)
-            }
-            None => (None, info.size),
-        };
+        let opener = parse_header(&header, &c.keys)
+            .with_context(|| format!("cannot decrypt {}:{path}", self.name))?;
+        let size = opener.plain_len(info.size)?;
         Ok(Some(RangeReader {
             key,
             info,
-            opener,
+            opener: Some(Arc::new(opener)),
             size,
         }))
     }
@@ -679,6 +720,67 @@ pub struct RangeReader {
     opener: Option<Arc<Opener>>,
     /// Plaintext size.
     pub size: u64,
+}
+
+/// An age header from the first bytes of an object.
+fn parse_header(prefix: &[u8], keys: &VaultKeys) -> Result<Opener> {
+    match Opener::parse(prefix, keys.identities())? {
+        Some(o) => Ok(o),
+        None => bail!("the object is not an age file or is truncated"),
+    }
+}
+
+/// A download being written beside its destination as `.NAME.cybs3-part` and renamed over
+/// it when complete, so an interrupted download never leaves a short file under its name.
+struct PartFile {
+    tmp: PathBuf,
+    local: PathBuf,
+    file: Arc<File>,
+}
+
+impl PartFile {
+    fn create(local: &Path) -> Result<PartFile> {
+        let name = local
+            .file_name()
+            .ok_or_else(|| anyhow!("{} is not a file name", local.display()))?;
+        let tmp = local.with_file_name(format!(".{}.cybs3-part", name.to_string_lossy()));
+        if let Some(dir) = local.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        Ok(PartFile {
+            tmp,
+            local: local.to_path_buf(),
+            file: Arc::new(file),
+        })
+    }
+
+    /// Restores mode and mtime, makes the content durable, and puts the file in place.
+    fn finish(self, meta: &Meta) -> Result<()> {
+        let failed = || format!("cannot write {}", self.local.display());
+        if let Some(mode) = meta.mode {
+            self.file
+                .set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+                .with_context(failed)?;
+        }
+        if let Some(mtime) = meta.mtime {
+            self.file
+                .set_times(FileTimes::new().set_modified(mtime))
+                .with_context(failed)?;
+        }
+        self.file.sync_all().with_context(failed)?;
+        fs::rename(&self.tmp, &self.local).with_context(failed)
+    }
+
+    fn discard(self) {
+        // Best effort: sync skips leftover part files, and the next download replaces it.
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// Runs file IO or crypto on a blocking thread, off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await?
 }
 
 /// Report ciphertext progress as plaintext bytes, so bars sized by the file end at 100 %.

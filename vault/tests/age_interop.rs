@@ -56,7 +56,9 @@ fn seal_in_parts(keys: &VaultKeys, plain: &[u8], parts: u64) -> Vec<u8> {
                         buf.copy_from_slice(&plain[offset as usize..][..buf.len()]);
                         Ok(())
                     };
-                    sealer.read_cipher(start, end, &mut read).unwrap()
+                    let mut part = vec![0; (end - start) as usize];
+                    sealer.read_cipher(start, &mut part, &mut read).unwrap();
+                    part
                 })
             })
             .collect();

@@ -13,12 +13,10 @@
 use std::{fmt, io};
 
 use base64::{prelude::BASE64_STANDARD_NO_PAD as B64, Engine};
-use chacha20poly1305::{
-    aead::{Aead, AeadInPlace},
-    ChaCha20Poly1305, Key, KeyInit, Nonce, Tag,
-};
+use chacha20poly1305::{aead::Aead, ChaCha20Poly1305, Key, KeyInit, Nonce};
 use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
+use ring::aead::{self as ring_aead, Aad, LessSafeKey, UnboundKey, CHACHA20_POLY1305};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -126,7 +124,7 @@ impl Layout {
 pub struct Sealer {
     /// Header and payload nonce: everything before the first chunk.
     head: Vec<u8>,
-    payload: ChaCha20Poly1305,
+    payload: LessSafeKey,
     layout: Layout,
 }
 
@@ -150,57 +148,79 @@ impl Sealer {
         self.layout.cipher_len()
     }
 
-    /// Ciphertext bytes `[start, end)`. `read_plain(offset, buf)` must fill `buf` exactly with
-    /// the plaintext at `offset`; whole chunks are read even when the window cuts them.
+    /// Fills `out` with the ciphertext at `start`. `read_plain(offset, buf)` must fill `buf`
+    /// exactly with the plaintext at `offset`; whole chunks are read even when `out` cuts
+    /// them.
     pub fn read_cipher(
         &self,
         start: u64,
-        end: u64,
+        out: &mut [u8],
         read_plain: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<()>,
-    ) -> io::Result<Vec<u8>> {
-        let total = self.cipher_len();
-        if start > end || end > total {
+    ) -> io::Result<()> {
+        let (end, total) = (start + out.len() as u64, self.cipher_len());
+        if end > total {
             let msg = format!("ciphertext range {start}..{end} is outside 0..{total}");
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         }
         let head_len = self.head.len() as u64;
-        let mut out = Vec::with_capacity((end - start) as usize);
         if start < head_len {
-            out.extend_from_slice(&self.head[start as usize..end.min(head_len) as usize]);
+            let head = &self.head[start as usize..end.min(head_len) as usize];
+            out[..head.len()].copy_from_slice(head);
         }
         if end > head_len && start < end {
             let first = (start.max(head_len) - head_len) / CIPHER_CHUNK;
             let last = (end - head_len).div_ceil(CIPHER_CHUNK);
+            let mut scratch = Vec::new();
             for chunk in first..last {
-                self.append_chunk(chunk, start, end, &mut out, read_plain)?;
+                self.seal_window(chunk, start, out, &mut scratch, read_plain)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
-    /// Seals `chunk` at the end of `out`, keeping only its part inside `[start, end)`.
-    fn append_chunk(
+    /// Seals the part of `chunk` inside `out` (ciphertext from `start`): in place when the
+    /// whole chunk fits, so a part costs no copy, else through `scratch`.
+    fn seal_window(
         &self,
         chunk: u64,
         start: u64,
-        end: u64,
-        out: &mut Vec<u8>,
+        out: &mut [u8],
+        scratch: &mut Vec<u8>,
         read_plain: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<()>,
     ) -> io::Result<()> {
         let (plain_start, plain_end) = self.layout.plain_span(chunk);
         let chunk_start = self.layout.cipher_start(chunk);
         let chunk_end = chunk_start + plain_end - plain_start + TAG;
-        let at = out.len();
-        out.resize(at + (plain_end - plain_start) as usize, 0);
-        read_plain(plain_start, &mut out[at..])?;
+        let end = start + out.len() as u64;
+        if start <= chunk_start && chunk_end <= end {
+            let at = (chunk_start - start) as usize..(chunk_end - start) as usize;
+            return self.seal_chunk(chunk, plain_start, &mut out[at], read_plain);
+        }
+        scratch.resize((chunk_end - chunk_start) as usize, 0);
+        self.seal_chunk(chunk, plain_start, scratch, read_plain)?;
+        let (from, to) = (start.max(chunk_start), end.min(chunk_end));
+        out[(from - start) as usize..(to - start) as usize]
+            .copy_from_slice(&scratch[(from - chunk_start) as usize..(to - chunk_start) as usize]);
+        Ok(())
+    }
+
+    /// Seals `chunk`, whose plaintext starts at `plain_start`, into `sealed`: exactly its
+    /// ciphertext and tag.
+    fn seal_chunk(
+        &self,
+        chunk: u64,
+        plain_start: u64,
+        sealed: &mut [u8],
+        read_plain: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let (body, tag) = sealed.split_at_mut(sealed.len() - TAG as usize);
+        read_plain(plain_start, body)?;
         let nonce = chunk_nonce(chunk, self.layout.is_last(chunk));
-        let tag = self
+        let sealed_tag = self
             .payload
-            .encrypt_in_place_detached(&nonce, b"", &mut out[at..])
-            .expect("a chunk is far below the ChaCha20Poly1305 message limit");
-        out.extend_from_slice(&tag);
-        out.truncate(at + (end.min(chunk_end) - chunk_start) as usize);
-        out.drain(at..at + start.saturating_sub(chunk_start) as usize);
+            .seal_in_place_separate_tag(nonce, Aad::empty(), body)
+            .expect("a chunk is far below the ChaCha20-Poly1305 message limit");
+        tag.copy_from_slice(sealed_tag.as_ref());
         Ok(())
     }
 }
@@ -208,7 +228,7 @@ impl Sealer {
 /// Decrypts any chunk range of one age file once its header is known. Cheap to share
 /// between threads.
 pub struct Opener {
-    payload: ChaCha20Poly1305,
+    payload: LessSafeKey,
     payload_start: u64,
 }
 
@@ -271,54 +291,67 @@ impl Opener {
         cipher: &[u8],
         cipher_len: u64,
     ) -> Result<Vec<u8>, CryptoError> {
+        let mut out = cipher.to_vec();
+        let len = self.open_in_place(first, &mut out, cipher_len)?;
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// [`Opener::open_chunks`] without a second buffer: the plaintext replaces the
+    /// ciphertext at the start of `buf`; returns its length.
+    pub fn open_in_place(
+        &self,
+        first: u64,
+        buf: &mut [u8],
+        cipher_len: u64,
+    ) -> Result<usize, CryptoError> {
         let layout = Layout {
             payload_start: self.payload_start,
             plain_len: self.plain_len(cipher_len)?,
         };
-        let mut out = Vec::with_capacity(cipher.len());
-        let mut rest = cipher;
+        let (mut read, mut written) = (0, 0);
         let mut chunk = first;
-        while !rest.is_empty() {
+        while read < buf.len() {
             if chunk >= layout.chunks() {
                 return Err(CryptoError::Corrupt);
             }
             let (plain_start, plain_end) = layout.plain_span(chunk);
-            let len = (plain_end - plain_start + TAG) as usize;
-            if rest.len() < len {
+            let len = (plain_end - plain_start) as usize;
+            if buf.len() - read < len + TAG as usize {
                 return Err(CryptoError::Truncated);
             }
-            let (sealed, tail) = rest.split_at(len);
-            self.open_chunk(chunk, sealed, layout.is_last(chunk), &mut out)?;
-            rest = tail;
+            let (body, tag) = buf[read..read + len + TAG as usize].split_at_mut(len);
+            self.open_chunk(chunk, body, tag, layout.is_last(chunk))?;
+            buf.copy_within(read..read + len, written);
+            read += len + TAG as usize;
+            written += len;
             chunk += 1;
         }
-        Ok(out)
+        Ok(written)
     }
 
+    /// Decrypts `body` in place.
     fn open_chunk(
         &self,
         chunk: u64,
-        sealed: &[u8],
+        body: &mut [u8],
+        tag: &[u8],
         last: bool,
-        out: &mut Vec<u8>,
     ) -> Result<(), CryptoError> {
-        let (body, tag) = sealed.split_at(sealed.len() - TAG as usize);
-        let at = out.len();
-        let mut open = |last| {
-            out.truncate(at);
-            out.extend_from_slice(body);
-            let nonce = chunk_nonce(chunk, last);
-            let tag = Tag::from_slice(tag);
+        let tag = ring_aead::Tag::try_from(tag).map_err(|_| CryptoError::Corrupt)?;
+        // A failed open leaves `body` unspecified: keep the last chunk (one per object) to
+        // tell a truncation from corruption.
+        let sealed = last.then(|| body.to_vec());
+        let open = |body: &mut [u8], last| {
             self.payload
-                .decrypt_in_place_detached(&nonce, b"", &mut out[at..], tag)
+                .open_in_place_separate_tag(chunk_nonce(chunk, last), Aad::empty(), tag, body, 0..)
                 .is_ok()
         };
-        if open(last) {
+        if open(body, last) {
             return Ok(());
         }
         // A valid non-final chunk at the end means the object was cut at a chunk boundary.
-        let truncated = last && open(false);
-        out.truncate(at);
+        let truncated = sealed.is_some_and(|mut sealed| open(&mut sealed, false));
         Err(if truncated {
             CryptoError::Truncated
         } else {
@@ -327,16 +360,18 @@ impl Opener {
     }
 }
 
-fn chunk_nonce(chunk: u64, last: bool) -> Nonce {
-    let mut nonce = Nonce::default();
+fn chunk_nonce(chunk: u64, last: bool) -> ring_aead::Nonce {
+    let mut nonce = [0; 12];
     nonce[3..11].copy_from_slice(&chunk.to_be_bytes());
     nonce[11] = u8::from(last);
-    nonce
+    ring_aead::Nonce::assume_unique_for_key(nonce)
 }
 
-fn payload_cipher(file_key: &[u8], nonce: &[u8]) -> ChaCha20Poly1305 {
+/// ring's ChaCha20-Poly1305 for the payload: 2-3x the throughput of the `chacha20poly1305`
+/// crate on AVX2 machines, and payload sealing is most of an encrypted transfer's CPU.
+fn payload_cipher(file_key: &[u8], nonce: &[u8]) -> LessSafeKey {
     let key = hkdf::<32>(nonce, b"payload", file_key);
-    ChaCha20Poly1305::new(Key::from_slice(&key[..]))
+    LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &key[..]).expect("a 32-byte key"))
 }
 
 fn header_mac(file_key: &[u8], header: &[u8]) -> Hmac<Sha256> {
@@ -565,11 +600,13 @@ mod tests {
 
     fn seal(identity: &Identity, secrets: &FileSecrets, plain: &[u8]) -> Vec<u8> {
         let sealer = Sealer::new(&identity.to_public(), secrets, plain.len() as u64);
-        let cipher = sealer
-            .read_cipher(0, sealer.cipher_len(), &mut read_from(plain))
-            .unwrap();
-        assert_eq!(cipher.len() as u64, sealer.cipher_len());
-        cipher
+        window(&sealer, plain, 0, sealer.cipher_len()).unwrap()
+    }
+
+    fn window(sealer: &Sealer, plain: &[u8], start: u64, end: u64) -> io::Result<Vec<u8>> {
+        let mut out = vec![0; (end - start) as usize];
+        sealer.read_cipher(start, &mut out, &mut read_from(plain))?;
+        Ok(out)
     }
 
     fn age_identity(identity: &Identity) -> age::x25519::Identity {
@@ -655,11 +692,7 @@ mod tests {
             // Windows of 0 to ~130 KiB, cutting headers, chunks and tags anywhere.
             let step = u64::from(steps.next().unwrap()) * 521;
             let end = (start + step).min(total);
-            parts.extend(
-                sealer
-                    .read_cipher(start, end, &mut read_from(&plain))
-                    .unwrap(),
-            );
+            parts.extend(window(&sealer, &plain, start, end).unwrap());
             start = end;
         }
         assert_eq!(parts, whole);
@@ -670,15 +703,11 @@ mod tests {
             (total - 1, total),
             (total, total),
         ] {
-            let window = sealer
-                .read_cipher(start, end, &mut read_from(&plain))
-                .unwrap();
-            assert_eq!(window, whole[start as usize..end as usize]);
+            let got = window(&sealer, &plain, start, end).unwrap();
+            assert_eq!(got, whole[start as usize..end as usize]);
         }
-        assert!(sealer
-            .read_cipher(0, total + 1, &mut read_from(&plain))
-            .is_err());
-        assert!(sealer.read_cipher(5, 4, &mut read_from(&plain)).is_err());
+        assert!(window(&sealer, &plain, 0, total + 1).is_err());
+        assert!(window(&sealer, &plain, total, total + 1).is_err());
     }
 
     #[test]
