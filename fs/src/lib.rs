@@ -132,6 +132,9 @@ struct Local {
 struct LocalState {
     dirty: bool,
     refs: usize,
+    /// Unlinked while open: still readable and writable through its handles (POSIX),
+    /// never uploaded again.
+    unlinked: bool,
 }
 
 enum Handle {
@@ -161,6 +164,9 @@ struct Inner {
     dirs: Mutex<HashMap<String, Listing>>,
     metas: Mutex<HashMap<String, (Instant, Option<Meta>)>>,
     locals: Mutex<HashMap<String, Arc<Local>>>,
+    /// Local copies unlinked while open, by inode: fstat (which the kernel sends by
+    /// inode alone) still answers for them until the last handle closes.
+    orphans: Mutex<HashMap<u64, Arc<Local>>>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     dir_handles: Mutex<HashMap<u64, Arc<DirSnapshot>>>,
     next_fh: AtomicU64,
@@ -228,6 +234,7 @@ impl VaultFs {
                 dirs: Mutex::new(HashMap::new()),
                 metas: Mutex::new(HashMap::new()),
                 locals: Mutex::new(HashMap::new()),
+                orphans: Mutex::new(HashMap::new()),
                 handles: Mutex::new(HashMap::new()),
                 dir_handles: Mutex::new(HashMap::new()),
                 next_fh: AtomicU64::new(1),
@@ -541,14 +548,7 @@ impl Inner {
             return Ok(self.dir_attr(ino, None));
         }
         if let Some(l) = self.local(path) {
-            let md = l.file.metadata().map_err(|e| io_err("stat cache", e))?;
-            return Ok(self.file_attr(
-                ino,
-                FileType::RegularFile,
-                md.len(),
-                md.modified().unwrap_or(UNIX_EPOCH),
-                (md.mode() & 0o7777) as u16,
-            ));
+            return self.local_attr(ino, &l);
         }
         let Some(m) = self.meta(path)? else {
             // Listed but gone since.
@@ -562,6 +562,33 @@ impl Inner {
             _ => FileType::RegularFile,
         };
         Ok(self.file_attr(ino, kind, m.size, mtime, perm))
+    }
+
+    fn local_attr(&self, ino: u64, l: &Local) -> R<FileAttr> {
+        let md = l.file.metadata().map_err(|e| io_err("stat cache", e))?;
+        Ok(self.file_attr(
+            ino,
+            FileType::RegularFile,
+            md.len(),
+            md.modified().unwrap_or(UNIX_EPOCH),
+            (md.mode() & 0o7777) as u16,
+        ))
+    }
+
+    /// getattr, also of a file unlinked while open (its local copy answers).
+    fn handle_attr(&self, ino: INodeNo, fh: Option<FileHandle>) -> R<FileAttr> {
+        if let Some(fh) = fh {
+            if let Handle::Write { local } = &*self.handle(fh)? {
+                return self.local_attr(ino.0, local);
+            }
+        }
+        match self.path_attr(&self.path_of(ino)?) {
+            Err(Errno::ENOENT) => match lock(&self.orphans).get(&ino.0).cloned() {
+                Some(l) => self.local_attr(ino.0, &l),
+                None => Err(Errno::ENOENT),
+            },
+            r => r,
+        }
     }
 
     fn path_attr(&self, path: &str) -> R<FileAttr> {
@@ -637,6 +664,7 @@ impl Inner {
             state: Mutex::new(LocalState {
                 dirty: !fetch,
                 refs: 1,
+                unlinked: false,
             }),
         });
         let mut locals = lock(&self.locals);
@@ -654,7 +682,7 @@ impl Inner {
     /// Uploads the local copy if it changed since the last upload.
     fn upload_local(&self, local: &Local) -> R<()> {
         let mut st = lock(&local.state);
-        if !st.dirty {
+        if !st.dirty || st.unlinked {
             return Ok(());
         }
         let path = lock(&local.path).clone();
@@ -684,6 +712,9 @@ impl Inner {
         if st.refs == 0 {
             if locals.get(path).is_some_and(|l| Arc::ptr_eq(l, local)) {
                 locals.remove(path);
+            }
+            if st.unlinked {
+                lock(&self.orphans).retain(|_, l| !Arc::ptr_eq(l, local));
             }
             drop(st);
             drop(locals);
@@ -1117,6 +1148,12 @@ impl Inner {
             Some(e) if e.is_dir => return Err(Errno::EISDIR),
             Some(_) => {}
         }
+        let ino = self.ino_of(&path);
+        let open = lock(&self.locals).remove(&path);
+        if let Some(l) = open {
+            lock(&l.state).unlinked = true;
+            lock(&self.orphans).insert(ino, l);
+        }
         self.block_on(self.vault.delete(&path))
             .map_err(|e| eio("unlink", e))?;
         self.set_entry(&path, None);
@@ -1225,11 +1262,10 @@ impl Filesystem for VaultFs {
         }
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let r = guard("getattr", || {
             let _t = self.shared();
-            let path = self.inner.path_of(ino)?;
-            self.inner.path_attr(&path)
+            self.inner.handle_attr(ino, fh)
         });
         match r {
             Ok(a) => reply.attr(&self.inner.ttl(), &a),

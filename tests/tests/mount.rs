@@ -548,3 +548,39 @@ fn tar_chmod_and_touch_on_closed_files() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn unlink_while_open_keeps_the_handle_and_never_resurrects() {
+    let v = LocalVault::new();
+    std::fs::write(v.home.join("old.txt"), b"stored before").unwrap();
+    v.ok(&[
+        "cp",
+        v.home.join("old.txt").to_str().unwrap(),
+        "local:old.txt",
+    ]);
+    let m = Mounted::new(&v, "local", &[]);
+    for name in ["new.txt", "old.txt"] {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(m.p(name))
+            .unwrap();
+        f.write_all(b"hello").unwrap();
+        std::fs::remove_file(m.p(name)).unwrap();
+        assert!(!m.p(name).exists(), "{name} is gone from the namespace");
+        // The open handle still works: write, fstat, read back.
+        f.write_all(b" world").unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 11);
+        let mut back = String::new();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.read_to_string(&mut back).unwrap();
+        assert_eq!(back, "hello world");
+        drop(f);
+        // Closing it does not bring the file back, in the mount or in the vault.
+        assert!(!m.p(name).exists(), "{name} stays unlinked after close");
+        let out = cybs3(&v.home, &["cat", &format!("local:{name}")]);
+        assert!(!out.status.success(), "{name} is not in the vault: {out:?}");
+    }
+}
