@@ -27,12 +27,38 @@ pub struct MountArgs {
     /// Let other users in (the kernel enforces modes and owners)
     #[arg(long)]
     pub allow_other: bool,
-    /// Bound of the local write cache, e.g. 10G (accepted; not enforced yet)
-    #[arg(long, value_name = "SIZE")]
-    pub cache_size: Option<String>,
+    /// Bound of the local copies of files open for writing, e.g. 512M or 10G; a write
+    /// past it fails with ENOSPC (the cache never takes the disk's last 5 % either)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub cache_size: Option<u64>,
     /// How long listings and attributes are trusted, in seconds
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub cache_ttl: f64,
+}
+
+/// A size in bytes, with an optional binary suffix: `4096`, `512K`, `100M`, `10G`, `1T`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let shift = match unit
+        .trim_end_matches(['i', 'B', 'b'])
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("{s:?} is not a size: use e.g. 512M or 10G")),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{s:?} is not a size: use e.g. 512M or 10G"))
 }
 
 /// A stable name for a mountpoint's files under `<config>/mounts` and the cache.
@@ -101,8 +127,8 @@ pub fn run(args: MountArgs) -> Result<()> {
     if args.allow_other {
         cmd.arg("--allow-other");
     }
-    if let Some(s) = &args.cache_size {
-        cmd.arg("--cache-size").arg(s);
+    if let Some(s) = args.cache_size {
+        cmd.arg("--cache-size").arg(s.to_string());
     }
     let mut child =
         crate::server::spawn_detached(&mut cmd, log).context("cannot start the mount process")?;
@@ -133,6 +159,7 @@ fn serve(args: &MountArgs, mountpoint: &Path, id: &str) -> Result<()> {
             .join("cache")
             .join(format!("mount-{id}")),
         fs_name: format!("cybs3:{}", vault.name),
+        cache_size: args.cache_size,
     };
     let filesystem = fs::VaultFs::new(vault, opts)?;
     let pid_path = mounts_dir().join(format!("{id}.pid"));
@@ -200,5 +227,22 @@ pub fn umount(mountpoint: &Path) -> Result<()> {
             bail!("{} is still mounted after 600 s", mountpoint.display());
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("100M"), Ok(100 << 20));
+        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_size("1t"), Ok(1 << 40));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("5X").is_err());
+        assert!(parse_size("99999999999T").is_err());
     }
 }

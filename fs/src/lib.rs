@@ -11,6 +11,8 @@
 //!   do. Renames are server-side copies then deletes, under a mount-wide lock.
 //! - Every handler runs under `catch_unwind`: a panic answers EIO and the mount lives on.
 
+mod cache;
+
 use anyhow::{anyhow, Context};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use vault::attrs::Xattrs;
 use vault::vault::{Entry, Meta, RangeReader, Vault};
 
 /// How a vault is mounted.
@@ -40,6 +43,8 @@ pub struct MountOptions {
     pub cache_dir: PathBuf,
     /// Shown as the mount's source, e.g. `cybs3:local`.
     pub fs_name: String,
+    /// The most the files open for writing may take in `cache_dir` (`--cache-size`).
+    pub cache_size: Option<u64>,
 }
 
 type R<T> = Result<T, Errno>;
@@ -54,9 +59,18 @@ fn eio(what: &str, e: anyhow::Error) -> Errno {
     Errno::EIO
 }
 
+/// A local I/O error: a full cache disk is ENOSPC, anything else EIO with a log line.
 fn io_err(what: &str, e: std::io::Error) -> Errno {
-    tracing::error!("{what}: {e}");
-    Errno::EIO
+    match e.raw_os_error() {
+        Some(n) if n == libc::ENOSPC || n == libc::EDQUOT => {
+            tracing::warn!("{what}: {e}");
+            Errno::from_i32(n)
+        }
+        _ => {
+            tracing::error!("{what}: {e}");
+            Errno::EIO
+        }
+    }
 }
 
 /// Runs one handler body; a panic in it answers EIO instead of ending the mount.
@@ -99,6 +113,36 @@ fn split(path: &str) -> (&str, &str) {
 struct Ent {
     is_dir: bool,
     stored: Option<SystemTime>,
+    /// The file's attributes when they came with the listing (else one HEAD gets them).
+    meta: Option<Meta>,
+}
+
+impl Ent {
+    fn dir() -> Ent {
+        Ent {
+            is_dir: true,
+            stored: None,
+            meta: None,
+        }
+    }
+
+    fn file(stored: SystemTime, meta: Option<Meta>) -> Ent {
+        Ent {
+            is_dir: false,
+            stored: Some(stored),
+            meta,
+        }
+    }
+
+    fn kind(&self) -> FileType {
+        match &self.meta {
+            _ if self.is_dir => FileType::Directory,
+            Some(Meta {
+                mode: Some(mode), ..
+            }) if vault::attrs::is_symlink(*mode) => FileType::Symlink,
+            _ => FileType::RegularFile,
+        }
+    }
 }
 
 struct Listing {
@@ -127,6 +171,8 @@ struct Local {
     cache_path: PathBuf,
     file: File,
     state: Mutex<LocalState>,
+    /// Extended attributes as stored, uploaded with the content.
+    xattrs: Mutex<Option<String>>,
 }
 
 struct LocalState {
@@ -141,6 +187,9 @@ enum Handle {
     Read {
         path: String,
         reader: Mutex<Option<Arc<RangeReader>>>,
+        /// A local copy taken when the file was unlinked while open here, read from
+        /// then on (POSIX: the data lives until the last close).
+        pinned: Mutex<Option<Arc<Local>>>,
     },
     Write {
         local: Arc<Local>,
@@ -171,6 +220,7 @@ struct Inner {
     dir_handles: Mutex<HashMap<u64, Arc<DirSnapshot>>>,
     next_fh: AtomicU64,
     next_cache: AtomicU64,
+    cache: cache::Budget,
 }
 
 /// The filesystem handed to fuser; [`VaultFs::flusher`] gives a handle for flushing
@@ -221,8 +271,10 @@ impl VaultFs {
         };
         inodes.by_ino.insert(1, String::new());
         inodes.by_path.insert(String::new(), 1);
+        let cache = cache::Budget::new(opts.cache_dir.clone(), opts.cache_size);
         Ok(VaultFs {
             inner: Arc::new(Inner {
+                cache,
                 vault,
                 rt,
                 opts,
@@ -416,6 +468,7 @@ impl Inner {
                 Ent {
                     is_dir: e.is_dir,
                     stored: e.stored,
+                    meta: e.meta,
                 },
             );
         }
@@ -445,10 +498,7 @@ impl Inner {
         };
         if let Some(l) = self.local(&path) {
             let md = l.file.metadata().map_err(|e| io_err("stat cache", e))?;
-            return Ok(Some(Ent {
-                is_dir: false,
-                stored: md.modified().ok(),
-            }));
+            return Ok(Some(Ent::file(md.modified().unwrap_or(UNIX_EPOCH), None)));
         }
         if !self.fresh(dir) {
             self.refresh(dir)?;
@@ -469,6 +519,19 @@ impl Inner {
                     l.entries.remove(name);
                 }
             }
+        }
+        lock(&self.metas).remove(path);
+    }
+
+    /// Forgets what is known of a file's stored attributes (they changed): the next look
+    /// at them asks the server.
+    fn forget_meta(&self, path: &str) {
+        let (dir, name) = split(path);
+        if let Some(e) = lock(&self.dirs)
+            .get_mut(dir)
+            .and_then(|l| l.entries.get_mut(name))
+        {
+            e.meta = None;
         }
         lock(&self.metas).remove(path);
     }
@@ -550,7 +613,8 @@ impl Inner {
         if let Some(l) = self.local(path) {
             return self.local_attr(ino, &l);
         }
-        let Some(m) = self.meta(path)? else {
+        let listed = ent.meta.clone();
+        let Some(m) = listed.map_or_else(|| self.meta(path), |m| Ok(Some(m)))? else {
             // Listed but gone since.
             self.set_entry(path, None);
             return Err(Errno::ENOENT);
@@ -629,17 +693,21 @@ impl Inner {
         if let Some(l) = existing {
             if truncate || create.is_some() {
                 let mut st = lock(&l.state);
-                l.file.set_len(0).map_err(|e| io_err("truncate", e))?;
+                self.cache.set_len(&l.file, 0)?;
                 st.dirty = true;
             }
             return Ok(l);
         }
         let cache_path = self.new_cache_path();
-        let (mode, fetch) = match create {
-            Some(mode) => (mode, false),
+        let (mode, fetch, xattrs) = match create {
+            Some(mode) => (mode, false, None),
             None => {
                 let m = self.meta(path)?.ok_or(Errno::ENOENT)?;
-                (m.mode.map(|m| m & 0o7777).unwrap_or(0o644), !truncate)
+                (
+                    m.mode.map(|m| m & 0o7777).unwrap_or(0o644),
+                    !truncate,
+                    m.xattrs,
+                )
             }
         };
         if fetch {
@@ -656,6 +724,11 @@ impl Inner {
             .write(true)
             .open(&cache_path)
             .map_err(|e| io_err("open cache file", e))?;
+        let len = cache::file_len(&file)?;
+        if let Err(e) = self.cache.reserve(len) {
+            let _ = std::fs::remove_file(&cache_path);
+            return Err(e);
+        }
         let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
         let local = Arc::new(Local {
             path: Mutex::new(path.to_string()),
@@ -666,11 +739,13 @@ impl Inner {
                 refs: 1,
                 unlinked: false,
             }),
+            xattrs: Mutex::new(xattrs),
         });
         let mut locals = lock(&self.locals);
         if let Some(other) = locals.get(path).cloned() {
             // Opened concurrently: use the first copy.
             drop(locals);
+            self.cache.release(len);
             let _ = std::fs::remove_file(&local.cache_path);
             lock(&other.state).refs += 1;
             return Ok(other);
@@ -687,17 +762,25 @@ impl Inner {
         }
         let path = lock(&local.path).clone();
         let path = path.as_str();
-        self.block_on(self.vault.upload(&local.cache_path, path, Arc::new(|_| {})))
-            .map_err(|e| eio(&format!("upload of {path:?}"), e))?;
+        let xattrs = lock(&local.xattrs).clone();
+        self.block_on(self.vault.upload_with_xattrs(
+            &local.cache_path,
+            path,
+            Arc::new(|_| {}),
+            xattrs.as_deref(),
+        ))
+        .map_err(|e| eio(&format!("upload of {path:?}"), e))?;
         st.dirty = false;
         drop(st);
-        self.set_entry(
-            path,
-            Some(Ent {
-                is_dir: false,
-                stored: Some(SystemTime::now()),
-            }),
-        );
+        // What was uploaded is what the listing would now say.
+        let meta = local.file.metadata().ok().map(|md| Meta {
+            size: md.len(),
+            mtime: md.modified().ok(),
+            mode: Some(md.mode()),
+            hash: None,
+            xattrs,
+        });
+        self.set_entry(path, Some(Ent::file(SystemTime::now(), meta)));
         Ok(())
     }
 
@@ -718,6 +801,8 @@ impl Inner {
             }
             drop(st);
             drop(locals);
+            self.cache
+                .release(cache::file_len(&local.file).unwrap_or(0));
             if uploaded.is_ok() {
                 let _ = std::fs::remove_file(&local.cache_path);
             } else {
@@ -886,31 +971,26 @@ impl Inner {
             (ino.0, FileType::Directory, ".".to_string()),
             (1, FileType::Directory, "..".to_string()),
         ];
-        let mut names: BTreeMap<String, bool> = lock(&self.dirs)
+        let mut names: BTreeMap<String, FileType> = lock(&self.dirs)
             .get(&dir)
             .map(|l| {
                 l.entries
                     .iter()
-                    .map(|(n, e)| (n.clone(), e.is_dir))
+                    .map(|(n, e)| (n.clone(), e.kind()))
                     .collect()
             })
             .unwrap_or_default();
         for p in lock(&self.locals).keys() {
             let (d, n) = split(p);
             if d == dir {
-                names.insert(n.to_string(), false);
+                names.insert(n.to_string(), FileType::RegularFile);
             }
         }
-        for (name, is_dir) in names {
+        for (name, kind) in names {
             let path = if dir.is_empty() {
                 name.clone()
             } else {
                 format!("{dir}/{name}")
-            };
-            let kind = if is_dir {
-                FileType::Directory
-            } else {
-                FileType::RegularFile
             };
             out.push((self.ino_of(&path), kind, name));
         }
@@ -928,6 +1008,7 @@ impl Inner {
             return Ok(self.add_handle(Handle::Read {
                 path,
                 reader: Mutex::new(None),
+                pinned: Mutex::new(None),
             }));
         }
         self.writable()?;
@@ -960,8 +1041,12 @@ impl Inner {
     fn do_read(&self, fh: FileHandle, offset: u64, size: u32) -> R<Vec<u8>> {
         match &*self.handle(fh)? {
             Handle::Write { local } => Self::read_local(&local.file, offset, size),
-            Handle::Read { path, reader } => {
-                if let Some(l) = self.local(path) {
+            Handle::Read {
+                path,
+                reader,
+                pinned,
+            } => {
+                if let Some(l) = lock(pinned).clone().or_else(|| self.local(path)) {
                     return Self::read_local(&l.file, offset, size);
                 }
                 self.read_remote(path, reader, offset, size)
@@ -973,10 +1058,7 @@ impl Inner {
         match &*self.handle(fh)? {
             Handle::Write { local } => {
                 let mut st = lock(&local.state);
-                local
-                    .file
-                    .write_all_at(data, offset)
-                    .map_err(|e| io_err("write cache file", e))?;
+                self.cache.write_at(&local.file, data, offset)?;
                 st.dirty = true;
                 Ok(data.len() as u32)
             }
@@ -997,7 +1079,10 @@ impl Inner {
         };
         match &*h {
             Handle::Write { local } => self.release_local(local),
-            Handle::Read { .. } => Ok(()),
+            Handle::Read { pinned, .. } => match lock(pinned).take() {
+                Some(l) => self.release_local(&l),
+                None => Ok(()),
+            },
         }
     }
 
@@ -1020,15 +1105,14 @@ impl Inner {
             match &local {
                 Some(l) => {
                     let mut st = lock(&l.state);
-                    l.file.set_len(size).map_err(|e| io_err("truncate", e))?;
+                    self.cache.set_len(&l.file, size)?;
                     st.dirty = true;
                 }
                 None => {
                     let l = self.acquire_local(&path, size == 0, None)?;
-                    let r = l
-                        .file
-                        .set_len(size)
-                        .map_err(|e| io_err("truncate", e))
+                    let r = self
+                        .cache
+                        .set_len(&l.file, size)
                         .map(|()| lock(&l.state).dirty = true);
                     let released = self.release_local(&l);
                     r.and(released)?;
@@ -1067,7 +1151,93 @@ impl Inner {
         self.writable()?;
         self.block_on(self.vault.set_attrs(path, mtime.map(time_of), mode))
             .map_err(|e| eio(&format!("setattr {path:?}"), e))?;
-        lock(&self.metas).remove(path);
+        self.forget_meta(path);
+        Ok(())
+    }
+
+    /// The extended attributes of a file, and the file open for writing if it is.
+    /// Directories and symbolic links have none.
+    fn xattrs_of(&self, ino: INodeNo) -> R<(String, Xattrs, Option<Arc<Local>>)> {
+        let path = self.path_of(ino)?;
+        let local = self
+            .local(&path)
+            .or_else(|| lock(&self.orphans).get(&ino.0).cloned());
+        let stored = match &local {
+            Some(l) => lock(&l.xattrs).clone(),
+            None if path.is_empty() => None,
+            None => {
+                let (dir, name) = split(&path);
+                let ent = self.entry(dir, name)?.ok_or(Errno::ENOENT)?;
+                if ent.is_dir {
+                    None
+                } else {
+                    let listed = ent.meta.clone();
+                    let m = listed.map_or_else(|| self.meta(&path), |m| Ok(Some(m)))?;
+                    m.ok_or(Errno::ENOENT)?.xattrs
+                }
+            }
+        };
+        let meta = Meta {
+            size: 0,
+            mtime: None,
+            mode: None,
+            hash: None,
+            xattrs: stored,
+        };
+        let xattrs = self
+            .vault
+            .xattrs(&meta)
+            .map_err(|e| eio(&format!("extended attributes of {path:?}"), e))?;
+        Ok((path, xattrs, local))
+    }
+
+    /// Sets (`Some`) or removes (`None`) one extended attribute. Only the `user.`
+    /// namespace is kept, on regular files, as Linux filesystems do.
+    fn do_setxattr(&self, ino: INodeNo, name: &OsStr, value: Option<&[u8]>, flags: i32) -> R<()> {
+        self.writable()?;
+        let name = name.to_str().ok_or(Errno::EINVAL)?;
+        if !name.starts_with("user.") {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let attr = self.handle_attr(ino, None)?;
+        match attr.kind {
+            FileType::RegularFile => {}
+            FileType::Symlink => return Err(Errno::EPERM),
+            _ => return Err(Errno::EOPNOTSUPP),
+        }
+        let (path, mut xattrs, local) = self.xattrs_of(ino)?;
+        match value {
+            Some(v) => {
+                let exists = xattrs.contains_key(name);
+                if flags & libc::XATTR_CREATE != 0 && exists {
+                    return Err(Errno::EEXIST);
+                }
+                if flags & libc::XATTR_REPLACE != 0 && !exists {
+                    return Err(Errno::ENODATA);
+                }
+                xattrs.insert(name.to_string(), v.to_vec());
+            }
+            None => {
+                xattrs.remove(name).ok_or(Errno::ENODATA)?;
+            }
+        }
+        let stored = self.vault.encode_xattrs(&xattrs).map_err(|e| {
+            tracing::info!("setxattr {path:?}: {e:#}");
+            Errno::ENOSPC
+        })?;
+        match local {
+            // Goes up with the content.
+            Some(l) => {
+                let mut st = lock(&l.state);
+                *lock(&l.xattrs) = stored;
+                st.dirty = true;
+            }
+            None => {
+                self.block_on(self.vault.set_xattrs(&path, &xattrs))
+                    .map_err(|e| eio(&format!("setxattr {path:?}"), e))?;
+                self.forget_meta(&path);
+            }
+        }
         Ok(())
     }
 
@@ -1080,13 +1250,7 @@ impl Inner {
         }
         self.put_marker(&path)
             .map_err(|e| eio("mkdir", anyhow!(e)))?;
-        self.set_entry(
-            &path,
-            Some(Ent {
-                is_dir: true,
-                stored: None,
-            }),
-        );
+        self.set_entry(&path, Some(Ent::dir()));
         Ok(self.dir_attr(self.ino_of(&path), None))
     }
 
@@ -1100,14 +1264,7 @@ impl Inner {
         let target = target.as_os_str().as_encoded_bytes();
         self.block_on(self.vault.put_symlink(&path, target))
             .map_err(|e| eio(&format!("symlink {path:?}"), e))?;
-        lock(&self.metas).remove(&path);
-        self.set_entry(
-            &path,
-            Some(Ent {
-                is_dir: false,
-                stored: Some(SystemTime::now()),
-            }),
-        );
+        self.set_entry(&path, Some(Ent::file(SystemTime::now(), None)));
         self.path_attr(&path)
     }
 
@@ -1149,6 +1306,7 @@ impl Inner {
             Some(_) => {}
         }
         let ino = self.ino_of(&path);
+        self.pin_readers(&path)?;
         let open = lock(&self.locals).remove(&path);
         if let Some(l) = open {
             lock(&l.state).unlinked = true;
@@ -1157,6 +1315,27 @@ impl Inner {
         self.block_on(self.vault.delete(&path))
             .map_err(|e| eio("unlink", e))?;
         self.set_entry(&path, None);
+        Ok(())
+    }
+
+    /// Before `path` is unlinked: every handle reading it gets a local copy to go on
+    /// reading from (one copy, a reference per handle).
+    fn pin_readers(&self, path: &str) -> R<()> {
+        let readers: Vec<Arc<Handle>> = lock(&self.handles)
+            .values()
+            .filter(|h| matches!(&***h, Handle::Read { path: p, pinned, .. } if p == path && lock(pinned).is_none()))
+            .cloned()
+            .collect();
+        if readers.is_empty() {
+            return Ok(());
+        }
+        let local = self.acquire_local(path, false, None)?;
+        lock(&local.state).refs += readers.len() - 1;
+        for h in readers {
+            if let Handle::Read { pinned, .. } = &*h {
+                *lock(pinned) = Some(local.clone());
+            }
+        }
         Ok(())
     }
 
@@ -1502,7 +1681,6 @@ impl Filesystem for VaultFs {
         }
     }
 
-    /// No extended attributes (yet): ENOSYS, which the kernel remembers for the mount.
     /// S3 has no capacity to ask for: like rclone, report a petabyte, all of it free,
     /// so `df` and space checks of copying tools see room rather than a full disk.
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: fuser::ReplyStatfs) {
@@ -1515,16 +1693,63 @@ impl Filesystem for VaultFs {
     fn getxattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _size: u32,
+        ino: INodeNo,
+        name: &OsStr,
+        size: u32,
         reply: fuser::ReplyXattr,
     ) {
-        reply.error(Errno::ENOSYS);
+        let r = guard("getxattr", || {
+            let _t = self.shared();
+            let (_, mut xattrs, _) = self.inner.xattrs_of(ino)?;
+            let name = name.to_str().ok_or(Errno::ENODATA)?;
+            xattrs.remove(name).ok_or(Errno::ENODATA)
+        });
+        reply_xattr(r, size, reply);
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
-        reply.error(Errno::ENOSYS);
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
+        let r = guard("listxattr", || {
+            let _t = self.shared();
+            let (_, xattrs, _) = self.inner.xattrs_of(ino)?;
+            let mut names = Vec::new();
+            for n in xattrs.keys() {
+                names.extend_from_slice(n.as_bytes());
+                names.push(0);
+            }
+            Ok(names)
+        });
+        reply_xattr(r, size, reply);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let r = guard("setxattr", || {
+            let _t = self.shared();
+            self.inner.do_setxattr(ino, name, Some(value), flags)
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = guard("removexattr", || {
+            let _t = self.shared();
+            self.inner.do_setxattr(ino, name, None, 0)
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
@@ -1608,6 +1833,16 @@ impl Filesystem for VaultFs {
             ),
             Err(e) => reply.error(e),
         }
+    }
+}
+
+/// getxattr/listxattr's answer: the size asked with 0, else the bytes if they fit.
+fn reply_xattr(r: R<Vec<u8>>, size: u32, reply: fuser::ReplyXattr) {
+    match r {
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+        Ok(v) => reply.data(&v),
+        Err(e) => reply.error(e),
     }
 }
 

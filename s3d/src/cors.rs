@@ -10,6 +10,7 @@
 use crate::bucket_config::{from_xml, get_attr, set_attr, to_xml};
 use crate::service::Cybs3;
 use crate::vhost::Domains;
+use crate::xml::escape;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, VARY};
 use hyper::{Method, Response, StatusCode};
 use s3s::dto::*;
@@ -381,19 +382,6 @@ fn refusal(
     resp
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,7 +536,6 @@ mod tests {
         );
         assert_eq!(r.status(), 403);
         assert_eq!(r.headers()[CONTENT_TYPE], "application/xml");
-        assert_eq!(escape("P<T&"), "P&lt;T&amp;");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,7 @@ mod bucket_config;
 mod cors;
 mod versioning;
 mod vhost;
+mod xml;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -2,9 +2,12 @@
 
 use crate::buckets::{owner, timestamp};
 use crate::service::{blocking, Cybs3};
+use crate::xml::escape;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as TOKEN, Engine as _};
+use hyper::header::{HeaderValue, CONTENT_LENGTH};
+use hyper::Response;
 use s3s::dto::*;
-use s3s::{s3_error, S3Result};
+use s3s::{s3_error, Body, S3Response, S3Result};
 
 /// S3's page size limit (and default).
 pub(crate) const MAX_KEYS: usize = 1000;
@@ -50,10 +53,23 @@ async fn page(
     })
 }
 
+/// MinIO's listing extension, `metadata=true` on ListObjectsV2: each object's user
+/// metadata comes with it as `<UserMetadata>` (elements `X-Amz-Meta-<name>`), so a
+/// directory listing with file attributes is one request rather than a HEAD per file.
+/// s3s writes the XML; [`add_user_metadata`] then adds these, in order.
+#[derive(Clone)]
+pub(crate) struct UserMetadata(Vec<Vec<(String, String)>>);
+
+/// Whether a ListObjectsV2 request asks for [`UserMetadata`].
+pub(crate) fn wants_metadata(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|kv| kv == "metadata=true"))
+}
+
 pub(crate) async fn objects_v2(
     s: &Cybs3,
     input: ListObjectsV2Input,
-) -> S3Result<ListObjectsV2Output> {
+    metadata: bool,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
     let url = url_encoded(input.encoding_type.as_ref())?;
     let after = match &input.continuation_token {
         Some(t) => Some(decode_token(t)?),
@@ -71,7 +87,15 @@ pub(crate) async fn objects_v2(
     .await?;
     let with_owner = input.fetch_owner == Some(true);
     let enc = |v: String| encode_if(url, v);
-    Ok(ListObjectsV2Output {
+    let user = metadata.then(|| {
+        UserMetadata(
+            p.objects
+                .iter()
+                .map(|v| v.meta.user.clone())
+                .collect::<Vec<_>>(),
+        )
+    });
+    let mut resp = S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         key_count: Some((p.objects.len() + p.prefixes.len()) as i32),
         is_truncated: Some(p.truncated),
@@ -85,7 +109,55 @@ pub(crate) async fn objects_v2(
         continuation_token: input.continuation_token,
         encoding_type: input.encoding_type,
         ..Default::default()
-    })
+    });
+    if let Some(user) = user {
+        resp.extensions.insert(user);
+    }
+    Ok(resp)
+}
+
+/// Adds the [`UserMetadata`] a listing response carries to its XML: one `<UserMetadata>`
+/// before each `</Contents>`, the n-th object's in the n-th (keys are escaped, so the
+/// closing tag is unambiguous). Names that cannot be XML element names are left out.
+pub(crate) fn add_user_metadata(resp: Response<Body>) -> Response<Body> {
+    let Some(UserMetadata(metas)) = resp.extensions().get::<UserMetadata>().cloned() else {
+        return resp;
+    };
+    let Some(xml) = resp.body().bytes() else {
+        return resp;
+    };
+    let Ok(xml) = std::str::from_utf8(&xml) else {
+        return resp;
+    };
+    const CLOSE: &str = "</Contents>";
+    let mut out = String::with_capacity(xml.len() + metas.len() * 96);
+    let mut rest = xml;
+    let mut metas = metas.iter();
+    while let Some(at) = rest.find(CLOSE) {
+        out.push_str(&rest[..at]);
+        out.push_str("<UserMetadata>");
+        for (name, value) in metas.next().into_iter().flatten() {
+            if !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            {
+                continue;
+            }
+            out.push_str(&format!(
+                "<X-Amz-Meta-{name}>{}</X-Amz-Meta-{name}>",
+                escape(value)
+            ));
+        }
+        out.push_str("</UserMetadata>");
+        out.push_str(CLOSE);
+        rest = &rest[at + CLOSE.len()..];
+    }
+    out.push_str(rest);
+    let (mut parts, _) = resp.into_parts();
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(out.len()));
+    Response::from_parts(parts, Body::from(out))
 }
 
 pub(crate) async fn objects_v1(s: &Cybs3, input: ListObjectsInput) -> S3Result<ListObjectsOutput> {
@@ -224,6 +296,33 @@ mod tests {
         assert_eq!(url_encode("\u{1}&=?#%"), "%01%26%3D%3F%23%25");
     }
 
+    #[test]
+    fn user_metadata_goes_into_each_contents_in_order() {
+        let xml = "<R><Contents><Key>a&lt;</Key></Contents><Contents><Key>b</Key></Contents></R>";
+        let mut resp = Response::new(Body::from(xml.to_string()));
+        resp.extensions_mut().insert(UserMetadata(vec![
+            vec![
+                ("mode".into(), "33188".into()),
+                ("bad name".into(), "x".into()),
+            ],
+            vec![("mtime".into(), "1<2".into())],
+        ]));
+        let resp = add_user_metadata(resp);
+        let body = String::from_utf8(resp.body().bytes().unwrap().to_vec()).unwrap();
+        assert_eq!(
+            body,
+            "<R><Contents><Key>a&lt;</Key><UserMetadata><X-Amz-Meta-mode>33188</X-Amz-Meta-mode>\
+             </UserMetadata></Contents><Contents><Key>b</Key><UserMetadata>\
+             <X-Amz-Meta-mtime>1&lt;2</X-Amz-Meta-mtime></UserMetadata></Contents></R>"
+        );
+        assert_eq!(
+            resp.headers()[CONTENT_LENGTH],
+            body.len().to_string().as_str()
+        );
+        assert!(wants_metadata(Some("list-type=2&metadata=true")));
+        assert!(!wants_metadata(Some("list-type=2&metadata=false")));
+    }
+
     /// Walk a listing page by page through continuation tokens.
     async fn walk(s: &Cybs3, delimiter: Option<&str>, max: i32) -> Vec<String> {
         let mut seen = Vec::new();
@@ -238,9 +337,11 @@ mod tests {
                     continuation_token: token.take(),
                     ..Default::default()
                 },
+                false,
             )
             .await
-            .unwrap();
+            .unwrap()
+            .output;
             let contents = out.contents.unwrap_or_default();
             let prefixes = out.common_prefixes.unwrap_or_default();
             assert!(contents.len() + prefixes.len() <= max as usize);

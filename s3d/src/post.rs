@@ -19,6 +19,7 @@ use crate::body::{self, Received};
 use crate::objects::{meta_fields, object_meta};
 use crate::service::{blocking, Cybs3};
 use crate::versioning;
+use crate::xml::escape;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
@@ -630,13 +631,6 @@ fn redirect_with_key(location: &str, key: &str) -> Option<String> {
         encode_query(key),
         &location[etag_at..]
     ))
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn percent(s: &str, keep: impl Fn(u8) -> bool) -> String {

@@ -148,6 +148,7 @@ async fn handle(
         if upload.is_some() {
             resp = crate::post::finish(resp).await;
         }
+        resp = crate::list::add_user_metadata(resp);
         if let Some(cors) = cors {
             cors.apply(&store, &mut resp).await;
         }

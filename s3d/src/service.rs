@@ -143,7 +143,8 @@ impl S3 for Cybs3 {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> Res<ListObjectsV2Output> {
-        list::objects_v2(self, req.input).await.map(S3Response::new)
+        let metadata = list::wants_metadata(req.uri.query());
+        list::objects_v2(self, req.input, metadata).await
     }
 
     async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> Res<ListObjectsOutput> {

@@ -9,6 +9,7 @@
 use crate::auth::{iso8601, query_pairs, token_sha256, Identities};
 use crate::keys::{now_unix, Owner, Session};
 use crate::ldap::{self, LdapConfig, LdapError};
+use crate::xml::escape;
 use crate::PeerAddr;
 use hyper::http::Extensions;
 use hyper::{HeaderMap, Method, StatusCode, Uri};
@@ -321,11 +322,4 @@ fn request_id() -> String {
     Alphanumeric
         .sample_string(&mut rand::rng(), 16)
         .to_uppercase()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -583,4 +583,227 @@ fn unlink_while_open_keeps_the_handle_and_never_resurrects() {
         let out = cybs3(&v.home, &["cat", &format!("local:{name}")]);
         assert!(!out.status.success(), "{name} is not in the vault: {out:?}");
     }
+    // Readers too, also those that had not read yet, and their fstat.
+    let data = content("readers", 300_000);
+    std::fs::write(m.p("r.bin"), &data).unwrap();
+    let fresh = std::fs::File::open(m.p("r.bin")).unwrap();
+    let mut started = std::fs::File::open(m.p("r.bin")).unwrap();
+    let mut head = [0u8; 10];
+    started.read_exact(&mut head).unwrap();
+    std::fs::remove_file(m.p("r.bin")).unwrap();
+    assert!(!m.p("r.bin").exists());
+    let mut rest = Vec::new();
+    started.read_to_end(&mut rest).unwrap();
+    assert_eq!([&head[..], &rest].concat(), data);
+    let mut all = vec![0u8; data.len()];
+    fresh.read_exact_at(&mut all, 0).unwrap();
+    assert_eq!(all, data);
+    assert_eq!(fresh.metadata().unwrap().len(), data.len() as u64);
+    drop((fresh, started));
+    assert!(!m.p("r.bin").exists());
+}
+
+fn cpath(p: &Path) -> std::ffi::CString {
+    std::ffi::CString::new(p.to_str().unwrap()).unwrap()
+}
+
+fn set_xattr(p: &Path, name: &str, value: &[u8], flags: i32) -> std::io::Result<()> {
+    let n = std::ffi::CString::new(name).unwrap();
+    let r = unsafe {
+        libc::setxattr(
+            cpath(p).as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn get_xattr(p: &Path, name: &str) -> std::io::Result<Vec<u8>> {
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let r = unsafe {
+        libc::getxattr(
+            cpath(p).as_ptr(),
+            n.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    buf.truncate(r as usize);
+    Ok(buf)
+}
+
+fn list_xattrs(p: &Path) -> Vec<String> {
+    let mut buf = vec![0u8; 65536];
+    let r = unsafe { libc::listxattr(cpath(p).as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert!(r >= 0, "listxattr: {}", std::io::Error::last_os_error());
+    buf.truncate(r as usize);
+    buf.split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8(n.to_vec()).unwrap())
+        .collect()
+}
+
+fn remove_xattr(p: &Path, name: &str) -> std::io::Result<()> {
+    let n = std::ffi::CString::new(name).unwrap();
+    if unsafe { libc::removexattr(cpath(p).as_ptr(), n.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// User extended attributes on files: set, read, listed, removed, kept across rewrites
+/// and remounts, refused where Linux refuses them; ciphertext only in an encrypted vault.
+#[test]
+fn extended_attributes() {
+    let v = LocalVault::new();
+    let bucket = plain_vault(&v);
+    for vault in ["plainv", "local"] {
+        let m = Mounted::new(&v, vault, &[]);
+        let f = m.p("tagged.txt");
+        std::fs::write(&f, b"content").unwrap();
+        assert!(list_xattrs(&f).is_empty());
+        assert_eq!(errno(get_xattr(&f, "user.color")), libc::ENODATA);
+        set_xattr(&f, "user.color", b"secret-blue", 0).unwrap();
+        set_xattr(&f, "user.empty", b"", 0).unwrap();
+        assert_eq!(get_xattr(&f, "user.color").unwrap(), b"secret-blue");
+        assert_eq!(get_xattr(&f, "user.empty").unwrap(), b"");
+        assert_eq!(list_xattrs(&f), ["user.color", "user.empty"]);
+        let create = set_xattr(&f, "user.color", b"x", libc::XATTR_CREATE);
+        assert_eq!(errno(create), libc::EEXIST);
+        let replace = set_xattr(&f, "user.none", b"x", libc::XATTR_REPLACE);
+        assert_eq!(errno(replace), libc::ENODATA);
+        assert_eq!(errno(set_xattr(&f, "trusted.x", b"x", 0)), libc::EOPNOTSUPP);
+        let huge = vec![b'v'; 4000];
+        assert_eq!(errno(set_xattr(&f, "user.huge", &huge, 0)), libc::ENOSPC);
+        std::fs::create_dir(m.p("d")).unwrap();
+        assert_eq!(
+            errno(set_xattr(&m.p("d"), "user.a", b"x", 0)),
+            libc::EOPNOTSUPP
+        );
+
+        // A rewrite keeps them, and so does one that sets another while open.
+        let mut w = std::fs::OpenOptions::new().append(true).open(&f).unwrap();
+        w.write_all(b" and more").unwrap();
+        set_xattr(&f, "user.while-open", b"1", 0).unwrap();
+        drop(w);
+        remove_xattr(&f, "user.empty").unwrap();
+        assert_eq!(errno(remove_xattr(&f, "user.empty")), libc::ENODATA);
+        drop(m);
+
+        let m = Mounted::new(&v, vault, &[]);
+        let f = m.p("tagged.txt");
+        assert_eq!(std::fs::read(&f).unwrap(), b"content and more");
+        assert_eq!(list_xattrs(&f), ["user.color", "user.while-open"]);
+        assert_eq!(get_xattr(&f, "user.color").unwrap(), b"secret-blue");
+    }
+    // The encrypted vault's stored attributes are ciphertext.
+    let c = s3(&v);
+    let raw = rt().block_on(async {
+        let listed = c.list_objects_v2().bucket(&bucket).send().await.unwrap();
+        let mut stored = Vec::new();
+        for o in listed.contents() {
+            let key = o.key().unwrap();
+            let head = c
+                .head_object()
+                .bucket(&bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            if let Some(x) = head.metadata().and_then(|m| m.get("xattrs")) {
+                stored.push((key.to_string(), x.clone()));
+            }
+        }
+        stored
+    });
+    assert_eq!(raw.len(), 2, "{raw:?}");
+    use base64::Engine as _;
+    for (key, x) in raw {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(x).unwrap();
+        let sealed = bytes.starts_with(b"age-encryption.org/v1\n");
+        assert_eq!(sealed, !key.starts_with("pm/"), "{key}");
+    }
+}
+
+/// `ls -l` shows what chmod and touch stored, for files written by other clients too,
+/// and what readdir says a symlink is matches lstat.
+#[test]
+fn listed_attributes_match_stat() {
+    let v = LocalVault::new();
+    let bucket = plain_vault(&v);
+    let c = s3(&v);
+    put(&c, &bucket, "pm/from-s3.txt", b"other client");
+    let m = Mounted::new(&v, "plainv", &[]);
+    std::fs::write(m.p("a.txt"), b"a").unwrap();
+    std::fs::set_permissions(m.p("a.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink("a.txt", m.p("link")).unwrap();
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(m.p("a.txt"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut kinds = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(&m.dir).unwrap() {
+        let e = e.unwrap();
+        let t = e.file_type().unwrap();
+        kinds.insert(e.file_name().into_string().unwrap(), t.is_symlink());
+    }
+    assert_eq!(kinds["link"], true);
+    assert_eq!(kinds["a.txt"], false);
+    let a = std::fs::symlink_metadata(m.p("a.txt")).unwrap();
+    assert_eq!(a.permissions().mode() & 0o7777, 0o600);
+    assert_eq!(a.modified().unwrap(), old);
+    let s3_file = std::fs::symlink_metadata(m.p("from-s3.txt")).unwrap();
+    assert_eq!(s3_file.permissions().mode() & 0o7777, 0o644);
+    assert_eq!(s3_file.len(), 12);
+    assert_eq!(std::fs::read_link(m.p("link")).unwrap(), Path::new("a.txt"));
+}
+
+/// `--cache-size` bounds the local copies of files open for writing: a write past it
+/// fails with ENOSPC, what was written before is kept, and closing frees the room.
+#[test]
+fn cache_size_bounds_open_files() {
+    let v = LocalVault::new();
+    let m = Mounted::new(&v, "local", &["--cache-size", "1M"]);
+    let mut f = std::fs::File::create(m.p("big.bin")).unwrap();
+    let chunk = content("cache", 256 * 1024);
+    for _ in 0..4 {
+        f.write_all(&chunk).unwrap();
+    }
+    let e = f.write_all(&chunk[..4096]).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    drop(f);
+    assert_eq!(cat(&v, "local:big.bin").len(), 1 << 20);
+    // Closed, its room is free again.
+    std::fs::write(m.p("small.bin"), &chunk).unwrap();
+    assert_eq!(cat(&v, "local:small.bin"), chunk);
+    // Opening a file larger than the bound for writing needs its copy: ENOSPC too.
+    std::fs::write(v.home.join("two.bin"), content("two", 2 << 20)).unwrap();
+    v.ok(&[
+        "cp",
+        v.home.join("two.bin").to_str().unwrap(),
+        "local:two.bin",
+    ]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let e = std::fs::OpenOptions::new()
+        .append(true)
+        .open(m.p("two.bin"))
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    assert_eq!(std::fs::read(m.p("two.bin")).unwrap().len(), 2 << 20);
 }

@@ -1,12 +1,24 @@
-//! Changing a stored file's attributes (mtime, mode) without moving its bytes: a
-//! server-side copy onto itself with the metadata replaced. This is what `touch`,
-//! `chmod`, `cp -p` and `tar x` do to a closed file through the mount. Symbolic links
-//! are objects holding their target, marked by their mode.
+//! Changing a stored file's attributes (mtime, mode, extended attributes) without
+//! moving its bytes: a server-side copy onto itself with the metadata replaced. This is
+//! what `touch`, `chmod`, `setfattr`, `cp -p` and `tar x` do to a closed file through the
+//! mount. Symbolic links are objects holding their target, marked by their mode.
 
-use crate::vault::{format_mtime, Vault, META_MODE, META_MTIME};
-use anyhow::{Context, Result};
+use crate::crypto::keys::{unwrap_with, wrap_for};
+use crate::vault::{format_mtime, Meta, Vault, META_MODE, META_MTIME};
+use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_s3::types::MetadataDirective;
+use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
+
+/// The metadata entry holding a file's extended attributes: base64 of their JSON
+/// (names to base64 values), age-encrypted to the vault first in an encrypted vault.
+pub(crate) const META_XATTRS: &str = "xattrs";
+/// The most the stored entry may take: S3 allows 2 KB of user metadata in all.
+pub const XATTRS_MAX: usize = 1536;
+
+/// A file's extended attributes by name.
+pub type Xattrs = BTreeMap<String, Vec<u8>>;
 
 /// Mode bits a file's attributes may set (permissions, setuid/setgid, sticky).
 const PERMISSION_BITS: u32 = 0o7777;
@@ -48,6 +60,66 @@ impl Vault {
         self.put_bytes(path, target.to_vec()).await?;
         self.replace_meta(path, |meta| {
             meta.insert(META_MODE.to_string(), (SYMLINK | 0o777).to_string());
+        })
+        .await
+    }
+
+    /// The extended attributes of a file with these attributes.
+    pub fn xattrs(&self, meta: &Meta) -> Result<Xattrs> {
+        let Some(stored) = &meta.xattrs else {
+            return Ok(Xattrs::new());
+        };
+        let bytes = B64
+            .decode(stored)
+            .context("stored extended attributes are not base64")?;
+        let json = match self.identities() {
+            Some(ids) => unwrap_with(&bytes, ids)
+                .map_err(|e| anyhow!("cannot decrypt extended attributes: {e}"))?
+                .to_vec(),
+            None => bytes,
+        };
+        let named: BTreeMap<String, String> =
+            serde_json::from_slice(&json).context("stored extended attributes are garbled")?;
+        named
+            .into_iter()
+            .map(|(n, v)| Ok((n, B64.decode(v).context("garbled extended attribute")?)))
+            .collect()
+    }
+
+    /// The stored form of `xattrs` (`None` when there are none); an error when they
+    /// would take more than [`XATTRS_MAX`].
+    pub fn encode_xattrs(&self, xattrs: &Xattrs) -> Result<Option<String>> {
+        if xattrs.is_empty() {
+            return Ok(None);
+        }
+        let named: BTreeMap<&str, String> = xattrs
+            .iter()
+            .map(|(n, v)| (n.as_str(), B64.encode(v)))
+            .collect();
+        let json = serde_json::to_vec(&named)?;
+        let stored = B64.encode(match self.recipient() {
+            Some(r) => wrap_for(&json, &r),
+            None => json,
+        });
+        if stored.len() > XATTRS_MAX {
+            bail!(
+                "extended attributes take {} bytes stored, more than {XATTRS_MAX}",
+                stored.len()
+            );
+        }
+        Ok(Some(stored))
+    }
+
+    /// Replace a stored file's extended attributes.
+    pub async fn set_xattrs(&self, path: &str, xattrs: &Xattrs) -> Result<()> {
+        let stored = self.encode_xattrs(xattrs)?;
+        self.replace_meta(path, |meta| match stored {
+            Some(s) => {
+                meta.insert(META_XATTRS.to_string(), s);
+            }
+            None => {
+                meta.remove(META_XATTRS);
+            }
         })
         .await
     }

@@ -4,6 +4,7 @@
 //! - [`client`]: the one way to build an S3 client; [`transfer`]: parallel, resumable
 //!   uploads and ranged downloads.
 //! - [`crypto`]: age content, encrypted names, identities.
+//! - [`listing`]: listing pages with each object's attributes.
 //! - [`vault`]: plaintext paths of a vault mapped onto its bucket, encrypted or not.
 
 pub mod attrs;
@@ -11,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod keystore;
+pub mod listing;
 pub mod sts;
 pub mod transfer;
 pub mod vault;

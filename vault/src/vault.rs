@@ -14,6 +14,7 @@
 use crate::config::VaultConfig;
 use crate::crypto::agefile::{plain_len_for, SEALED_PAYLOAD_START};
 use crate::crypto::{FileSecrets, NameCipher, Opener, Sealer, VaultKeys, CHUNK};
+use crate::listing;
 use crate::transfer::{
     FileSource, ObjectInfo, Progress, RangeConsumer, Resume, SealedSource, Sink, Source, Transfers,
 };
@@ -22,6 +23,7 @@ use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fs::{self, File, FileTimes};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -47,6 +49,8 @@ pub struct Entry {
     /// When the object was stored (not the file's own mtime; see [`Meta`]).
     pub stored: Option<SystemTime>,
     pub is_dir: bool,
+    /// The file's attributes, when the server listed them with it (see [`crate::listing`]).
+    pub meta: Option<Meta>,
 }
 
 /// One file's attributes from its object's metadata.
@@ -56,6 +60,8 @@ pub struct Meta {
     pub mtime: Option<SystemTime>,
     pub mode: Option<u32>,
     pub hash: Option<String>,
+    /// Extended attributes as stored (see [`Vault::xattrs`]).
+    pub xattrs: Option<String>,
 }
 
 /// What an upload did.
@@ -114,6 +120,16 @@ impl Vault {
         self.crypt.is_some()
     }
 
+    /// The identities that read an encrypted vault (`None` for a plain one).
+    pub(crate) fn identities(&self) -> Option<&[crate::crypto::Identity]> {
+        self.crypt.as_ref().map(|c| c.keys.identities())
+    }
+
+    /// The recipient of an encrypted vault's new writes (`None` for a plain one).
+    pub(crate) fn recipient(&self) -> Option<crate::crypto::Recipient> {
+        self.crypt.as_ref().map(|c| c.keys.recipient())
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -166,41 +182,53 @@ impl Vault {
             format!("{}/", self.key_of(&dir)?)
         };
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.cfg.bucket)
-            .prefix(&base)
-            .set_delimiter((!recursive).then(|| "/".to_string()))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.with_context(|| format!("cannot list {}:{dir}", self.name))?;
-            for p in page.common_prefixes() {
+        let mut token = None;
+        loop {
+            let page = listing::page(
+                &self.client,
+                &self.cfg.bucket,
+                &base,
+                (!recursive).then_some("/"),
+                token.take(),
+            )
+            .await
+            .with_context(|| format!("cannot list {}:{dir}", self.name))?;
+            let listing::Page { output, metadata } = page;
+            for p in output.common_prefixes() {
                 if let Some(path) = self.listed_path(p.prefix().unwrap_or_default()) {
                     out.push(Entry {
                         path,
                         size: 0,
                         stored: None,
                         is_dir: true,
+                        meta: None,
                     });
                 }
             }
-            for o in page.contents() {
+            for o in output.contents() {
                 let key = o.key().unwrap_or_default();
                 if key.len() <= base.len() || key.ends_with('/') {
                     continue; // directory markers of other tools
                 }
                 if let Some(path) = self.listed_path(key) {
+                    let stored = o.size().unwrap_or(0).max(0) as u64;
                     out.push(Entry {
                         path,
-                        size: self.plain_size(o.size().unwrap_or(0).max(0) as u64),
+                        size: self.plain_size(stored),
                         stored: o
                             .last_modified()
                             .and_then(|t| SystemTime::try_from(*t).ok()),
                         is_dir: false,
+                        meta: metadata
+                            .as_ref()
+                            .and_then(|m| m.get(key))
+                            .map(|m| self.meta_from(stored, m)),
                     });
                 }
+            }
+            match output.next_continuation_token() {
+                Some(t) if output.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
             }
         }
         if out.is_empty() && !dir.is_empty() {
@@ -210,6 +238,7 @@ impl Vault {
                     size: m.size,
                     stored: None,
                     is_dir: false,
+                    meta: Some(m),
                 });
             }
         }
@@ -242,11 +271,17 @@ impl Vault {
     }
 
     fn meta_of(&self, info: &ObjectInfo) -> Meta {
+        self.meta_from(info.size, &info.metadata)
+    }
+
+    /// Attributes from an object's stored size and user metadata.
+    fn meta_from(&self, stored: u64, metadata: &HashMap<String, String>) -> Meta {
         Meta {
-            size: self.plain_size(info.size),
-            mtime: info.metadata.get(META_MTIME).and_then(|s| parse_mtime(s)),
-            mode: info.metadata.get(META_MODE).and_then(|s| s.parse().ok()),
-            hash: info.metadata.get(META_HASH).cloned(),
+            size: self.plain_size(stored),
+            mtime: metadata.get(META_MTIME).and_then(|s| parse_mtime(s)),
+            mode: metadata.get(META_MODE).and_then(|s| s.parse().ok()),
+            hash: metadata.get(META_HASH).cloned(),
+            xattrs: metadata.get(crate::attrs::META_XATTRS).cloned(),
         }
     }
 
@@ -257,11 +292,17 @@ impl Vault {
 
     /// Upload a local file to `path`, keeping its mtime, mode and content hash. A large
     /// upload interrupted earlier resumes where it stopped when the file is unchanged.
-    pub async fn upload(
+    pub async fn upload(&self, local: &Path, path: &str, progress: Progress) -> Result<Uploaded> {
+        self.upload_with_xattrs(local, path, progress, None).await
+    }
+
+    /// [`Vault::upload`], with extended attributes as stored ([`Meta::xattrs`]).
+    pub async fn upload_with_xattrs(
         &self,
         local: &Path,
         path: &str,
         mut progress: Progress,
+        xattrs: Option<&str>,
     ) -> Result<Uploaded> {
         let key = self.key_of(path)?;
         let md = fs::metadata(local).with_context(|| format!("cannot read {}", local.display()))?;
@@ -274,11 +315,14 @@ impl Vault {
                 .await??
         };
         let mtime = md.modified().unwrap_or(UNIX_EPOCH);
-        let meta = vec![
+        let mut meta = vec![
             (META_MTIME.to_string(), format_mtime(mtime)),
             (META_MODE.to_string(), md.mode().to_string()),
             (META_HASH.to_string(), hash),
         ];
+        if let Some(x) = xattrs {
+            meta.push((crate::attrs::META_XATTRS.to_string(), x.to_string()));
+        }
         let resume_id = resume_id(&[
             &self.cfg.endpoint,
             &self.cfg.bucket,

@@ -547,3 +547,37 @@ async fn a_download_fails_when_the_object_is_replaced_midway() {
         "{message}"
     );
 }
+
+/// A listing asked with `metadata=true` brings every object's user metadata, across
+/// pages, so a directory's attributes cost no HEADs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_carry_user_metadata() {
+    let s = Server::start().await;
+    for i in 0..1005 {
+        s.client
+            .put_object()
+            .bucket(BUCKET)
+            .key(format!("dir/f{i:04}"))
+            .metadata("mode", format!("{}", 0o100600 + i % 8))
+            .metadata("mtime", "1700000000.5")
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let first = cybs3_vault::listing::page(&s.client, BUCKET, "dir/", Some("/"), None)
+        .await
+        .unwrap();
+    assert_eq!(first.output.contents().len(), 1000);
+    let meta = first.metadata.expect("the server answers the extension");
+    assert_eq!(meta.len(), 1000);
+    assert_eq!(meta["dir/f0003"]["mode"], format!("{}", 0o100603));
+    assert_eq!(meta["dir/f0003"]["mtime"], "1700000000.5");
+    let token = first.output.next_continuation_token().map(str::to_string);
+    let second = cybs3_vault::listing::page(&s.client, BUCKET, "dir/", Some("/"), token)
+        .await
+        .unwrap();
+    let meta = second.metadata.unwrap();
+    assert_eq!(meta.len(), 5);
+    assert_eq!(meta["dir/f1004"]["mode"], format!("{}", 0o100604));
+}

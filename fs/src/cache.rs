@@ -1,0 +1,145 @@
+//! The bound on the mount's local copies (files open for writing): `--cache-size` caps
+//! their total, and whatever the cap, they never take the cache disk's last free space.
+//! A write past either answers ENOSPC, as a full disk would; what was written before
+//! stays and is uploaded on close.
+
+use fuser::Errno;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Free space left on the cache's disk: 5 % of it, at most 1 GiB.
+fn disk_reserve(total: u64) -> u64 {
+    (total / 20).min(1 << 30)
+}
+
+pub(crate) struct Budget {
+    dir: PathBuf,
+    max: Option<u64>,
+    used: Mutex<u64>,
+}
+
+impl Budget {
+    pub(crate) fn new(dir: PathBuf, max: Option<u64>) -> Budget {
+        Budget {
+            dir,
+            max,
+            used: Mutex::new(0),
+        }
+    }
+
+    #[cfg(test)]
+    fn used(&self) -> u64 {
+        *crate::lock(&self.used)
+    }
+
+    /// Takes `n` more bytes, or ENOSPC.
+    pub(crate) fn reserve(&self, n: u64) -> Result<(), Errno> {
+        if n == 0 {
+            return Ok(());
+        }
+        let mut used = crate::lock(&self.used);
+        if self.max.is_some_and(|max| *used + n > max) {
+            tracing::info!("write refused: the mount's cache would exceed --cache-size");
+            return Err(Errno::ENOSPC);
+        }
+        if let Some((avail, total)) = self.disk_space() {
+            if avail < n + disk_reserve(total) {
+                tracing::warn!(
+                    "write refused: the cache disk ({}) is nearly full",
+                    self.dir.display()
+                );
+                return Err(Errno::ENOSPC);
+            }
+        }
+        *used += n;
+        Ok(())
+    }
+
+    pub(crate) fn release(&self, n: u64) {
+        let mut used = crate::lock(&self.used);
+        *used = used.saturating_sub(n);
+    }
+
+    /// Writes `data` at `offset` of a local copy, taking what it grows the file by.
+    pub(crate) fn write_at(&self, file: &File, data: &[u8], offset: u64) -> Result<(), Errno> {
+        let len = file_len(file)?;
+        let growth = (offset + data.len() as u64).saturating_sub(len);
+        self.reserve(growth)?;
+        file.write_all_at(data, offset).map_err(|e| {
+            let grown = file_len(file).unwrap_or(len).saturating_sub(len);
+            self.release(growth - grown.min(growth));
+            crate::io_err("write cache file", e)
+        })
+    }
+
+    /// Truncates or extends a local copy (holes take no room but are counted: the
+    /// bound is on what the file may hold once written).
+    pub(crate) fn set_len(&self, file: &File, new: u64) -> Result<(), Errno> {
+        let len = file_len(file)?;
+        if new > len {
+            self.reserve(new - len)?;
+        }
+        file.set_len(new).map_err(|e| {
+            if new > len {
+                self.release(new - len);
+            }
+            crate::io_err("truncate", e)
+        })?;
+        if new < len {
+            self.release(len - new);
+        }
+        Ok(())
+    }
+
+    fn disk_space(&self) -> Option<(u64, u64)> {
+        let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()).ok()?;
+        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(path.as_ptr(), &mut s) } != 0 {
+            return None;
+        }
+        let block = s.f_frsize as u64;
+        Some((s.f_bavail as u64 * block, s.f_blocks as u64 * block))
+    }
+}
+
+pub(crate) fn file_len(file: &File) -> Result<u64, Errno> {
+    file.metadata()
+        .map(|m| m.len())
+        .map_err(|e| crate::io_err("stat cache file", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_refuses_growth_and_frees_on_truncate() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Budget::new(dir.path().into(), Some(1000));
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        b.write_at(&f, &[1; 600], 0).unwrap();
+        b.write_at(&f, &[2; 100], 100).unwrap(); // overwrite: no growth
+        assert_eq!(b.used(), 600);
+        assert_eq!(b.write_at(&f, &[3; 500], 600), Err(Errno::ENOSPC));
+        assert_eq!(file_len(&f).unwrap(), 600);
+        b.set_len(&f, 100).unwrap();
+        assert_eq!(b.used(), 100);
+        b.write_at(&f, &[4; 900], 100).unwrap();
+        assert_eq!(b.used(), 1000);
+        assert_eq!(b.set_len(&f, 1001), Err(Errno::ENOSPC));
+    }
+
+    #[test]
+    fn the_disk_keeps_its_reserve() {
+        assert_eq!(disk_reserve(10 << 30), 512 << 20);
+        assert_eq!(disk_reserve(100 << 30), 1 << 30);
+    }
+}
