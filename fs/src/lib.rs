@@ -763,11 +763,13 @@ impl Inner {
         size: u32,
     ) -> R<Vec<u8>> {
         for attempt in 0..2 {
+            let mut made = false;
             let r = {
                 let mut slot = lock(reader);
                 match slot.clone() {
                     Some(r) if attempt == 0 => r,
                     _ => {
+                        made = true;
                         let r = self
                             .block_on(self.vault.reader(path))
                             .map_err(|e| eio(&format!("open {path:?}"), e))?
@@ -779,6 +781,12 @@ impl Inner {
                 }
             };
             match self.block_on(self.vault.read_at(&r, offset, size as u64)) {
+                // Short of what was asked, by a reader made earlier: the file may have
+                // grown since (written or truncated through another handle), and the
+                // kernel asks within the size it knows. Reopen once.
+                Ok(v) if attempt == 0 && !made && v.len() < size as usize => {
+                    tracing::debug!("short read of {path:?} at {offset}, reopening")
+                }
                 Ok(v) => return Ok(v),
                 // The object may have been replaced: reopen once.
                 Err(e) if attempt == 0 => {
