@@ -1202,6 +1202,15 @@ impl Inner {
                 self.upload_local(l)?;
             }
             self.move_file(&from, &to).map_err(|e| eio("rename", e))?;
+            // A file open for writing under the replaced name loses it, as at unlink:
+            // its handles go on, and its close must not upload it over the new file.
+            if let Some(old) = self.local(&to) {
+                if !open.as_ref().is_some_and(|l| Arc::ptr_eq(l, &old)) {
+                    lock(&self.locals).remove(&to);
+                    lock(&old.state).unlinked = true;
+                    lock(&self.orphans).insert(self.ino_of(&to), old);
+                }
+            }
             // A file still open goes on under its new name.
             if let Some(l) = open {
                 let mut locals = lock(&self.locals);
