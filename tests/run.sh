@@ -19,6 +19,7 @@ declare -A packages=(
   [slapadd]=slapd
   [ldapwhoami]=ldap-utils
   [openssl]=openssl
+  [git]=git
 )
 missing=()
 for cmd in "${!packages[@]}"; do

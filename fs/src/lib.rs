@@ -848,11 +848,13 @@ impl Inner {
         size: u32,
     ) -> R<Vec<u8>> {
         for attempt in 0..2 {
+            let mut made = false;
             let r = {
                 let mut slot = lock(reader);
                 match slot.clone() {
                     Some(r) if attempt == 0 => r,
                     _ => {
+                        made = true;
                         let r = self
                             .block_on(self.vault.reader(path))
                             .map_err(|e| eio(&format!("open {path:?}"), e))?
@@ -864,6 +866,12 @@ impl Inner {
                 }
             };
             match self.block_on(self.vault.read_at(&r, offset, size as u64)) {
+                // Short of what was asked, by a reader made earlier: the file may have
+                // grown since (written or truncated through another handle), and the
+                // kernel asks within the size it knows. Reopen once.
+                Ok(v) if attempt == 0 && !made && v.len() < size as usize => {
+                    tracing::debug!("short read of {path:?} at {offset}, reopening")
+                }
                 Ok(v) => return Ok(v),
                 // The object may have been replaced: reopen once.
                 Err(e) if attempt == 0 => {
@@ -1373,6 +1381,15 @@ impl Inner {
                 self.upload_local(l)?;
             }
             self.move_file(&from, &to).map_err(|e| eio("rename", e))?;
+            // A file open for writing under the replaced name loses it, as at unlink:
+            // its handles go on, and its close must not upload it over the new file.
+            if let Some(old) = self.local(&to) {
+                if !open.as_ref().is_some_and(|l| Arc::ptr_eq(l, &old)) {
+                    lock(&self.locals).remove(&to);
+                    lock(&old.state).unlinked = true;
+                    lock(&self.orphans).insert(self.ino_of(&to), old);
+                }
+            }
             // A file still open goes on under its new name.
             if let Some(l) = open {
                 let mut locals = lock(&self.locals);

@@ -1,5 +1,6 @@
 //! Harness for end-to-end tests: runs the real `cybs3` binary and talks to it with real clients.
 
+pub mod mount;
 pub mod slapd;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};

@@ -1,0 +1,151 @@
+//! Shared by the `cybs3 mount` end-to-end tests: a mounted vault that unmounts itself,
+//! and the S3 and `cybs3 cat` views used to check what went through the mount.
+
+use crate::{cybs3, LocalVault};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A mounted vault, unmounted when dropped (also when a test panics).
+pub struct Mounted {
+    pub home: PathBuf,
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Mounted {
+    pub fn new(v: &LocalVault, vault: &str, extra: &[&str]) -> Mounted {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("mnt");
+        std::fs::create_dir(&dir).unwrap();
+        let mut args = vec![
+            "mount",
+            dir.to_str().unwrap(),
+            "--vault",
+            vault,
+            "--cache-ttl",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        v.ok(&args);
+        Mounted {
+            home: v.home.clone(),
+            dir,
+            _tmp: tmp,
+        }
+    }
+
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let out = cybs3(&self.home, &["umount", self.dir.to_str().unwrap()]);
+        if !out.status.success() {
+            eprintln!("umount failed: {out:?}");
+            let c = std::ffi::CString::new(self.dir.to_str().unwrap()).unwrap();
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+pub fn errno(r: std::io::Result<impl Sized>) -> i32 {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.raw_os_error().unwrap_or_else(|| panic!("no errno: {e}")),
+    }
+}
+
+/// `cybs3 cat VAULT:path` as bytes.
+pub fn cat(v: &LocalVault, what: &str) -> Vec<u8> {
+    let out = cybs3(&v.home, &["cat", what]);
+    assert!(out.status.success(), "cat {what}: {out:?}");
+    out.stdout
+}
+
+pub fn s3(v: &LocalVault) -> aws_sdk_s3::Client {
+    let (ak, sk) = v.root_keys();
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(v.endpoint())
+        .credentials_provider(Credentials::new(ak, sk, None, None, "mount-tests"))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The body of `bucket/key`, `None` when there is no such object.
+pub fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    rt().block_on(async {
+        match c.get_object().bucket(bucket).key(key).send().await {
+            Ok(o) => Some(o.body.collect().await.unwrap().into_bytes().to_vec()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => None,
+            Err(e) => panic!("GET {key}: {e:?}"),
+        }
+    })
+}
+
+pub fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) {
+    rt().block_on(async {
+        c.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+/// Adds the plain vault `plainv` over the local vault's bucket, prefix `pm/`.
+pub fn plain_vault(v: &LocalVault) -> String {
+    let bucket = v.vault_json("local")["bucket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ak, sk) = v.root_keys();
+    v.ok(&[
+        "vaults",
+        "add",
+        "plainv",
+        "--plain",
+        "--endpoint",
+        &v.endpoint(),
+        "--bucket",
+        &bucket,
+        "--prefix",
+        "pm",
+        "--access-key",
+        &ak,
+        "--secret-key",
+        &sk,
+    ]);
+    bucket
+}
+
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
