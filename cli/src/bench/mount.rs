@@ -1,0 +1,649 @@
+//! `cybs3 bench mount`: a vault mounted with the real `cybs3 mount`, measured against
+//! the local disk and against the CLI's own S3 client moving the same bytes, for a plain
+//! and an encrypted vault.
+//!
+//! The bench starts everything it needs in one scratch directory (under `--dir`): a
+//! `CYBS3_HOME` with its own local server on a free port (`cybs3 vaults local`), an
+//! encrypted vault and a plain one on its bucket, the mountpoints (mounted by this binary
+//! run as `cybs3 mount DIR --vault NAME`), and the local reference directory. All of it is
+//! unmounted, stopped and removed at the end, also after an error.
+//!
+//! Per vault: a sequential write of one large file through the mount (write + close; the
+//! close uploads), then read back cold (remounted, page cache dropped); 4 KiB reads at
+//! random offsets of it; and create, `stat`, `ls -l` and unlink of many 1 KiB files in one
+//! directory. The references: the same on the local disk, and the vault's own upload and
+//! download of the same bytes (no FUSE in between).
+
+use super::{print, row, settle_disk, Row, Timing};
+use anyhow::{bail, ensure, Context, Result};
+use rand::{Rng, RngCore};
+use serde_json::json;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vault::config::Config;
+use vault::vault::Vault;
+
+const MIB: usize = 1 << 20;
+const SMALL: usize = 1024;
+const RANDOM: usize = 4096;
+/// The roadmap's targets for the mount.
+const READ_RATIO_TARGET: f64 = 0.8;
+const CREATE_RATE_TARGET: f64 = 1000.0;
+const LS_SECONDS_TARGET: f64 = 1.0;
+
+#[derive(clap::Args, Debug)]
+pub struct MountBenchArgs {
+    /// Directory for the scratch server, mountpoints and local reference files (on the
+    /// disk you want to measure); default: the system temporary directory
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Size of the large file, MiB
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    size_mib: u64,
+    /// Number of small (1 KiB) files, all in one directory
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    small_files: u64,
+    /// Number of 4 KiB reads at random offsets of the large file
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    random_reads: u64,
+    /// The mount's `--cache-ttl`, seconds; the metadata phases wait it out first
+    #[arg(long, default_value_t = 1.0)]
+    cache_ttl: f64,
+    /// Only the plain vault
+    #[arg(long, conflicts_with = "encrypted")]
+    plain: bool,
+    /// Only the encrypted vault
+    #[arg(long)]
+    encrypted: bool,
+    /// No progress lines on stderr
+    #[arg(long)]
+    quiet: bool,
+    /// Print one JSON document
+    #[arg(long)]
+    json: bool,
+}
+
+/// The scratch world: a `CYBS3_HOME` with a running server, what is mounted in it, and
+/// the directory all of it lives in. Dropping it unmounts, stops and removes everything.
+struct Scratch {
+    root: PathBuf,
+    home: PathBuf,
+    endpoint: String,
+    mounted: Vec<PathBuf>,
+}
+
+impl Scratch {
+    /// Starts a local server on a free port in a new `CYBS3_HOME` under `base` with the
+    /// encrypted vault `encrypted` (`cybs3 vaults local`) and the plain vault `plain` on the
+    /// same bucket and key, each under its own prefix.
+    fn start(base: &Path) -> Result<Scratch> {
+        std::fs::create_dir_all(base)
+            .with_context(|| format!("cannot create {}", base.display()))?;
+        let root = tempfile::Builder::new()
+            .prefix("cybs3-bench-mount-")
+            .tempdir_in(base)
+            .context("cannot create a scratch directory")?
+            .keep();
+        let home = root.join("home");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let scratch = Scratch {
+            root,
+            home,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            mounted: Vec::new(),
+        };
+        // Everything in-process (config, identities, the vault clients) and every child
+        // goes by this home. Set before any thread of ours exists.
+        std::env::set_var("CYBS3_HOME", &scratch.home);
+        scratch.cybs3(&[
+            "vaults",
+            "local",
+            "--name",
+            "encrypted",
+            "--port",
+            &port.to_string(),
+        ])?;
+        let mut config = Config::load()?;
+        let enc = config
+            .vaults
+            .get_mut("encrypted")
+            .context("vaults local made no vault")?;
+        enc.prefix = "encrypted/".into();
+        let plain = vault::config::VaultConfig {
+            encrypted: false,
+            prefix: "plain/".into(),
+            ..enc.clone()
+        };
+        config.vaults.insert("plain".into(), plain);
+        config.save()?;
+        Ok(scratch)
+    }
+
+    /// `cybs3 args…` in the scratch home; its stdout, or its stderr as the error.
+    fn cybs3(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(std::env::current_exe()?)
+            .args(args)
+            .env("CYBS3_HOME", &self.home)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run cybs3 {}", args.join(" ")))?;
+        if !out.status.success() {
+            bail!(
+                "cybs3 {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `cybs3 mount DIR --vault NAME`, a new empty DIR under the scratch root.
+    fn mount(&mut self, name: &str, ttl: f64) -> Result<PathBuf> {
+        let dir = self.root.join(format!("mnt-{name}"));
+        std::fs::create_dir_all(&dir)?;
+        let d = dir.to_str().context("non-UTF-8 scratch path")?;
+        self.cybs3(&["mount", d, "--vault", name, "--cache-ttl", &ttl.to_string()])?;
+        self.mounted.push(dir.clone());
+        Ok(dir)
+    }
+
+    /// `cybs3 umount DIR` (which waits for pending uploads).
+    fn umount(&mut self, dir: &Path) -> Result<()> {
+        self.mounted.retain(|d| d != dir);
+        self.cybs3(&["umount", dir.to_str().context("non-UTF-8 scratch path")?])
+            .map(drop)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for dir in std::mem::take(&mut self.mounted) {
+            if self.umount(&dir).is_err() {
+                if let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) {
+                    // SAFETY: a valid NUL-terminated path.
+                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                }
+            }
+        }
+        if let Err(e) = self.cybs3(&["server", "stop"]) {
+            eprintln!("bench mount: {e:#}");
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// What the targets are judged on, per vault kind.
+#[derive(Default, Clone, serde::Serialize)]
+struct Targets {
+    kind: &'static str,
+    read_ratio: f64,
+    create_rate: f64,
+    ls_seconds: f64,
+}
+
+pub fn run(args: MountBenchArgs) -> Result<()> {
+    if !(args.cache_ttl.is_finite() && args.cache_ttl >= 0.0) {
+        bail!("--cache-ttl must be a number of seconds");
+    }
+    let kinds: Vec<&'static str> = match (args.plain, args.encrypted) {
+        (true, _) => vec!["plain"],
+        (_, true) => vec!["encrypted"],
+        _ => vec!["plain", "encrypted"],
+    };
+    let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let load_before = super::loadavg();
+    let mut scratch = Scratch::start(&base)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let say = |what: &str| {
+        if !args.quiet && !args.json {
+            eprintln!("bench mount: {what}");
+        }
+    };
+    let bench = Bench::new(&args, &scratch.root)?;
+    let mut rows = Vec::new();
+    say(&format!(
+        "local disk, {} MiB and {} files",
+        args.size_mib, args.small_files
+    ));
+    let disk = bench.disk(&mut rows)?;
+    let mut targets = Vec::new();
+    for kind in kinds {
+        let vault = {
+            let _rt = rt.enter();
+            crate::location::open_vault(Some(kind))?
+        };
+        targets.push(bench.vault(&mut scratch, &rt, &vault, kind, &disk, &mut rows, &say)?);
+    }
+    let endpoint = scratch.endpoint.clone();
+    drop(scratch);
+    let head = json!({
+        "bench": "mount",
+        "endpoint": endpoint,
+        "size_mib": args.size_mib,
+        "small_files": args.small_files,
+        "random_reads": args.random_reads,
+        "cache_ttl": args.cache_ttl,
+        "cold_cache": if bench.drop_caches { "remount + drop_caches" } else { "remount only (drop_caches not writable)" },
+        "targets": {
+            "read_ratio_min": READ_RATIO_TARGET,
+            "create_files_per_s_min": CREATE_RATE_TARGET,
+            "ls_seconds_max": LS_SECONDS_TARGET,
+            "measured": targets,
+        },
+        "load_before": load_before,
+        "load_after": super::loadavg(),
+    });
+    print(head.clone(), &rows, args.json);
+    if !args.json {
+        let verdict = |ok: bool| if ok { "met" } else { "missed" };
+        for t in &targets {
+            println!(
+                "{}: mount read {:.0} % of the faster direct GET (target >= {:.0} %: {}); create {:.0} files/s (target >= {CREATE_RATE_TARGET:.0}: {}); cold ls -l of {} files {:.2} s (target < {LS_SECONDS_TARGET:.0} s: {})",
+                t.kind,
+                t.read_ratio * 100.0,
+                READ_RATIO_TARGET * 100.0,
+                verdict(t.read_ratio >= READ_RATIO_TARGET),
+                t.create_rate,
+                verdict(t.create_rate >= CREATE_RATE_TARGET),
+                args.small_files,
+                t.ls_seconds,
+                verdict(t.ls_seconds < LS_SECONDS_TARGET),
+            );
+        }
+        println!(
+            "load average: {} before, {} after",
+            head["load_before"], head["load_after"]
+        );
+    }
+    Ok(())
+}
+
+/// The local disk's large-file numbers the S3 references are compared with.
+struct Disk {
+    write: f64,
+    read: f64,
+}
+
+struct Bench<'a> {
+    args: &'a MountBenchArgs,
+    root: PathBuf,
+    size: u64,
+    block: Vec<u8>,
+    ttl: Duration,
+    /// Whether /proc/sys/vm/drop_caches could be written (root).
+    drop_caches: bool,
+}
+
+impl<'a> Bench<'a> {
+    fn new(args: &'a MountBenchArgs, root: &Path) -> Result<Bench<'a>> {
+        let mut block = vec![0u8; MIB];
+        rand::rng().fill_bytes(&mut block);
+        let drop_caches = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/sys/vm/drop_caches")
+            .is_ok();
+        Ok(Bench {
+            args,
+            root: root.to_path_buf(),
+            size: args.size_mib * MIB as u64,
+            block,
+            ttl: Duration::from_secs_f64(args.cache_ttl),
+            drop_caches,
+        })
+    }
+
+    /// Makes the next read cold: dirty pages written, clean ones dropped (when root).
+    fn cold(&self) -> Result<()> {
+        settle_disk();
+        if self.drop_caches {
+            std::fs::write("/proc/sys/vm/drop_caches", "3")
+                .context("cannot write /proc/sys/vm/drop_caches")?;
+        }
+        // Under a VM with free page reporting, memory freed just now costs a host fault per
+        // page when used again; let it go cold first (see bench sync's `settle`).
+        if self.size >= 256 << 20 {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        Ok(())
+    }
+
+    /// Waits out the attribute, entry and listing caches (ours and the kernel's).
+    fn expire(&self) {
+        std::thread::sleep(self.ttl + Duration::from_millis(300));
+    }
+
+    fn disk(&self, rows: &mut Vec<Row>) -> Result<Disk> {
+        let dir = self.root.join("local");
+        std::fs::create_dir_all(&dir)?;
+        let big = dir.join("big");
+        let label = format!("{} MiB", self.args.size_mib);
+        self.cold()?;
+        let t = Instant::now();
+        let mut f = File::create(&big)?;
+        self.write_big(&mut f)?;
+        f.sync_all()?;
+        drop(f);
+        let write = self.mbs(t.elapsed());
+        rows.push(row(
+            &format!("disk write+fsync, {label} (ref)"),
+            write,
+            "MB/s",
+            None,
+        ));
+        self.cold()?;
+        let t = Instant::now();
+        self.read_big(&mut File::open(&big)?)?;
+        let read = self.mbs(t.elapsed());
+        rows.push(row(
+            &format!("disk read, {label}, cold (ref)"),
+            read,
+            "MB/s",
+            None,
+        ));
+        self.cold()?;
+        let random = self.random_reads(&big)?;
+        rows.push(named(
+            super::timed_row("disk 4 KiB random read, cold (ref)", &random),
+            None,
+        ));
+        self.small_files(&dir.join("small"), "disk", false, rows)?;
+        // The big file stays: it is what the vault uploads as the S3 PUT reference.
+        Ok(Disk { write, read })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn vault(
+        &self,
+        scratch: &mut Scratch,
+        rt: &tokio::runtime::Runtime,
+        vault: &Vault,
+        kind: &'static str,
+        disk: &Disk,
+        rows: &mut Vec<Row>,
+        say: &dyn Fn(&str),
+    ) -> Result<Targets> {
+        let label = format!("{} MiB, {kind}", self.args.size_mib);
+        let local = self.root.join("local/big");
+
+        say(&format!("{kind}: vault upload (S3 PUT), {label}"));
+        self.cold()?;
+        let t = Instant::now();
+        rt.block_on(vault.upload(&local, "direct-big", Arc::new(|_| {})))?;
+        let put = self.mbs(t.elapsed());
+        rows.push(row(
+            &format!("vault upload (S3 PUT), {label} (ref)"),
+            put,
+            "MB/s",
+            Some((put / disk.write, "disk write+fsync")),
+        ));
+        rt.block_on(vault.delete("direct-big"))?;
+
+        say(&format!("{kind}: mount write, {label}"));
+        let mnt = scratch.mount(kind, self.args.cache_ttl)?;
+        let big = mnt.join("big");
+        self.cold()?;
+        let t = Instant::now();
+        let mut f = File::create(&big)?;
+        self.write_big(&mut f)?;
+        let written = t.elapsed();
+        drop(f);
+        let took = t.elapsed();
+        let write = self.mbs(took);
+        rows.push(row(
+            &format!("mount write+close, {label}"),
+            write,
+            "MB/s",
+            Some((write / put, "vault upload")),
+        ));
+        rows.push(row(
+            &format!("  of which close (upload), {kind}"),
+            (took - written).as_secs_f64(),
+            "s",
+            None,
+        ));
+
+        say(&format!("{kind}: vault download (S3 GET), {label}"));
+        let into = self.root.join("download");
+        self.cold()?;
+        let t = Instant::now();
+        let n = rt.block_on(vault.download("big", &into, Arc::new(|_| {})))?;
+        let get = self.mbs(t.elapsed());
+        ensure!(n == self.size, "vault download: {n} of {} bytes", self.size);
+        std::fs::remove_file(&into)?;
+        rows.push(row(
+            &format!("vault download (S3 GET), {label} (ref)"),
+            get,
+            "MB/s",
+            Some((get / disk.read, "disk read")),
+        ));
+        self.cold()?;
+        let t = Instant::now();
+        let n = rt.block_on(vault.cat("big", &mut std::io::sink()))?;
+        let cat = self.mbs(t.elapsed());
+        ensure!(n == self.size, "vault cat: {n} of {} bytes", self.size);
+        rows.push(row(
+            &format!("vault cat (one GET stream), {label} (ref)"),
+            cat,
+            "MB/s",
+            Some((cat / get, "vault download")),
+        ));
+        // The mount is judged against the faster of the two direct reads.
+        let (direct, direct_name) = if cat > get {
+            (cat, "vault cat")
+        } else {
+            (get, "vault download")
+        };
+
+        say(&format!("{kind}: mount read, cold, {label}"));
+        scratch.umount(&mnt)?;
+        let mnt = scratch.mount(kind, self.args.cache_ttl)?;
+        let big = mnt.join("big");
+        self.cold()?;
+        let t = Instant::now();
+        self.read_big(&mut File::open(&big)?)?;
+        let read = self.mbs(t.elapsed());
+        rows.push(row(
+            &format!("mount read, cold, {label}"),
+            read,
+            "MB/s",
+            Some((read / direct, direct_name)),
+        ));
+
+        say(&format!("{kind}: mount 4 KiB random reads"));
+        scratch.umount(&mnt)?;
+        let mnt = scratch.mount(kind, self.args.cache_ttl)?;
+        let big = mnt.join("big");
+        self.cold()?;
+        let random = self.random_reads(&big)?;
+        rows.push(named(
+            super::timed_row(&format!("mount 4 KiB random read, cold, {kind}"), &random),
+            None,
+        ));
+        std::fs::remove_file(&big)?;
+
+        say(&format!(
+            "{kind}: mount, {} small files",
+            self.args.small_files
+        ));
+        let small = self.small_files(&mnt.join("small"), kind, true, rows)?;
+        scratch.umount(&mnt)?;
+        Ok(Targets {
+            kind,
+            read_ratio: read / direct,
+            create_rate: small.create_rate,
+            ls_seconds: small.ls_seconds,
+        })
+    }
+
+    fn mbs(&self, took: Duration) -> f64 {
+        self.size as f64 / took.as_secs_f64() / 1e6
+    }
+
+    /// `size` bytes in 1 MiB writes, every block distinct (its number up front).
+    fn write_big(&self, f: &mut File) -> Result<()> {
+        let mut buf = self.block.clone();
+        for n in 0..self.args.size_mib {
+            buf[..8].copy_from_slice(&n.to_le_bytes());
+            f.write_all(&buf)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the file in 1 MiB reads and checks every block is the one written.
+    fn read_big(&self, f: &mut File) -> Result<()> {
+        let mut buf = vec![0u8; MIB];
+        let mut expected = self.block.clone();
+        for n in 0..self.args.size_mib {
+            f.read_exact(&mut buf)
+                .with_context(|| format!("short read at block {n}"))?;
+            expected[..8].copy_from_slice(&n.to_le_bytes());
+            ensure!(buf == expected, "block {n} read back with other content");
+        }
+        ensure!(f.read(&mut buf)? == 0, "the file came back longer");
+        Ok(())
+    }
+
+    /// `--random-reads` preads of 4 KiB at random 4 KiB-aligned offsets, one at a time.
+    fn random_reads(&self, path: &Path) -> Result<Timing> {
+        let f = File::open(path)?;
+        let blocks = self.size / RANDOM as u64;
+        let mut rng = rand::rng();
+        let mut buf = vec![0u8; RANDOM];
+        let mut latencies = Vec::with_capacity(self.args.random_reads as usize);
+        let t = Instant::now();
+        for _ in 0..self.args.random_reads {
+            let at = rng.random_range(0..blocks) * RANDOM as u64;
+            let start = Instant::now();
+            f.read_exact_at(&mut buf, at)?;
+            latencies.push(start.elapsed());
+            let (n, within) = (at / MIB as u64, (at % MIB as u64) as usize);
+            let mut want = self.block[within..within + RANDOM].to_vec();
+            // The block number's bytes, where this read covers them.
+            if within < 8 {
+                want[..8 - within].copy_from_slice(&n.to_le_bytes()[within..]);
+            }
+            ensure!(buf == want, "4 KiB at {at} read back with other content");
+        }
+        Ok(Timing {
+            elapsed: t.elapsed(),
+            latencies,
+        })
+    }
+
+    /// Create (create + write 1 KiB + close), then after the caches expired `stat` of
+    /// each, then a cold `ls -l` (readdir + lstat of every entry), then unlink of each; in
+    /// one directory, one at a time.
+    fn small_files(
+        &self,
+        dir: &Path,
+        kind: &str,
+        mount: bool,
+        rows: &mut Vec<Row>,
+    ) -> Result<Small> {
+        let count = self.args.small_files as usize;
+        let label = format!("{count} files, {kind}");
+        let reference = if mount { "" } else { " (ref)" };
+        std::fs::create_dir_all(dir)?;
+        let names: Vec<PathBuf> = (0..count).map(|i| dir.join(format!("f{i:06}"))).collect();
+        settle_disk();
+        let create = timed(&names, |p| {
+            let mut f = File::create(p)?;
+            f.write_all(&self.block[..SMALL])?;
+            Ok(())
+        })?;
+        let create_rate = create.rate();
+        rows.push(Row {
+            unit: "files/s",
+            ..named(
+                super::timed_row(&format!("create 1 KiB, {label}{reference}"), &create),
+                mount.then_some((create_rate / CREATE_RATE_TARGET, "1,000/s target")),
+            )
+        });
+
+        self.expire();
+        let stat = timed(&names, |p| {
+            let md = std::fs::metadata(p)?;
+            ensure!(
+                md.len() == SMALL as u64,
+                "{} is {} bytes",
+                p.display(),
+                md.len()
+            );
+            Ok(())
+        })?;
+        rows.push(named(
+            super::timed_row(&format!("stat after TTL, {label}{reference}"), &stat),
+            None,
+        ));
+
+        self.expire();
+        let t = Instant::now();
+        let mut listed = 0usize;
+        for e in std::fs::read_dir(dir)? {
+            let md = std::fs::symlink_metadata(e?.path())?;
+            ensure!(
+                md.len() == SMALL as u64,
+                "a listed file is {} bytes",
+                md.len()
+            );
+            listed += 1;
+        }
+        let ls_seconds = t.elapsed().as_secs_f64();
+        ensure!(listed == count, "ls -l found {listed} of {count} files");
+        rows.push(row(
+            &format!("ls -l cold, {label}{reference}"),
+            ls_seconds,
+            "s",
+            mount.then_some((ls_seconds / LS_SECONDS_TARGET, "1 s target")),
+        ));
+
+        let unlink = timed(&names, |p| Ok(std::fs::remove_file(p)?))?;
+        rows.push(named(
+            super::timed_row(&format!("unlink, {label}{reference}"), &unlink),
+            None,
+        ));
+        std::fs::remove_dir(dir)?;
+        Ok(Small {
+            create_rate,
+            ls_seconds,
+        })
+    }
+}
+
+struct Small {
+    create_rate: f64,
+    ls_seconds: f64,
+}
+
+/// A row with a reference ratio set.
+fn named(r: Row, vs: Option<(f64, &'static str)>) -> Row {
+    Row {
+        ratio: vs.map(|v| v.0),
+        reference: vs.map(|v| v.1),
+        ..r
+    }
+}
+
+/// `op` on each path in turn, each timed.
+fn timed(paths: &[PathBuf], op: impl Fn(&Path) -> Result<()>) -> Result<Timing> {
+    let mut latencies = Vec::with_capacity(paths.len());
+    let t = Instant::now();
+    for p in paths {
+        let start = Instant::now();
+        op(p).with_context(|| format!("{}", p.display()))?;
+        latencies.push(start.elapsed());
+    }
+    Ok(Timing {
+        elapsed: t.elapsed(),
+        latencies,
+    })
+}
