@@ -2,7 +2,7 @@
 //! FUSE, and what is written through the mount is checked through S3 and `cybs3 cat`, and
 //! the other way round. Needs root (or the `fuse3` package) and /dev/fuse.
 
-use cybs3_tests::mount::{cat, errno, get, names, plain_vault, put, s3, wait_for, Mounted};
+use cybs3_tests::mount::{cat, errno, get, names, plain_vault, put, rt, s3, wait_for, Mounted};
 use cybs3_tests::{content, cybs3, LocalVault};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
