@@ -186,7 +186,7 @@ struct LocalState {
 enum Handle {
     Read {
         path: String,
-        reader: Mutex<Option<Arc<RangeReader>>>,
+        remote: Mutex<Remote>,
         /// A local copy taken when the file was unlinked while open here, read from
         /// then on (POSIX: the data lives until the last close).
         pinned: Mutex<Option<Arc<Local>>>,
@@ -196,11 +196,43 @@ enum Handle {
     },
 }
 
+/// What a sequential reader fetches at a time.
+const WINDOW: u64 = 8 << 20;
+/// How far out of order a sequential reader's requests may arrive.
+const READ_REORDER: u64 = 1 << 20;
+
+/// A read handle's object: its reader, and what was read ahead.
+#[derive(Default)]
+struct Remote {
+    reader: Option<Arc<RangeReader>>,
+    /// Where the last read ended: a read starting there is sequential.
+    next: u64,
+    /// The window being read (`offset / WINDOW`) and its bytes.
+    window: Option<(u64, Arc<Vec<u8>>)>,
+    /// The next window, being fetched.
+    ahead: Option<(u64, tokio::task::JoinHandle<anyhow::Result<Vec<u8>>>)>,
+}
+
+impl Remote {
+    fn drop_windows(&mut self) {
+        self.window = None;
+        if let Some((_, task)) = self.ahead.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.drop_windows();
+    }
+}
+
 /// A directory's entries as of `opendir`: inode, type, name.
 type DirSnapshot = Vec<(u64, FileType, String)>;
 
 struct Inner {
-    vault: Vault,
+    vault: Arc<Vault>,
     rt: tokio::runtime::Runtime,
     opts: MountOptions,
     uid: u32,
@@ -275,7 +307,7 @@ impl VaultFs {
         Ok(VaultFs {
             inner: Arc::new(Inner {
                 cache,
-                vault,
+                vault: Arc::new(vault),
                 rt,
                 opts,
                 uid: unsafe { libc::geteuid() },
@@ -320,7 +352,9 @@ impl VaultFs {
             c.mount_options.push(MountOption::DefaultPermissions);
             c.acl = SessionACL::All;
         }
-        c.n_threads = Some(4);
+        // Uploads on close block their thread: enough of them for many writers at once.
+        c.n_threads = Some(16);
+        c.clone_fd = true;
         c
     }
 }
@@ -840,17 +874,111 @@ impl Inner {
         Ok(buf)
     }
 
-    fn read_remote(
+    /// A read through a handle: sequential reads (each starting where the last ended)
+    /// are served from [`WINDOW`]-sized ranged GETs, the next one fetched while this one
+    /// is read; other reads fetch just what they ask for.
+    fn read_sequential(
         &self,
         path: &str,
-        reader: &Mutex<Option<Arc<RangeReader>>>,
+        remote: &mut Remote,
         offset: u64,
         size: u32,
     ) -> R<Vec<u8>> {
+        // Requests reach us through several threads, not quite in order: near where the
+        // last one ended counts as sequential.
+        let sequential = offset > 0 && offset.abs_diff(remote.next) <= READ_REORDER;
+        let in_window = remote.window.as_ref().is_some_and(|(w, _)| {
+            let at = offset / WINDOW;
+            at == *w || at == *w + 1
+        });
+        if !sequential && !in_window {
+            remote.drop_windows();
+            let v = self.read_remote(path, remote, offset, size)?;
+            remote.next = offset + v.len() as u64;
+            return Ok(v);
+        }
+        let end = offset + size as u64;
+        let mut out = Vec::with_capacity(size as usize);
+        let mut pos = offset;
+        while pos < end {
+            let w = pos / WINDOW;
+            let data = match self.window(path, remote, w) {
+                Ok(d) => d,
+                Err(e) => {
+                    // Replaced or grown since: the plain path reopens.
+                    tracing::debug!("read-ahead of {path:?} failed, reading directly: {e:#}");
+                    remote.drop_windows();
+                    let v = self.read_remote(path, remote, pos, (end - pos) as u32)?;
+                    out.extend_from_slice(&v);
+                    break;
+                }
+            };
+            let from = (pos - w * WINDOW) as usize;
+            let take = ((end - pos) as usize).min(data.len().saturating_sub(from));
+            out.extend_from_slice(&data[from..from + take]);
+            pos += take as u64;
+            if data.len() < WINDOW as usize {
+                break; // the end of the file as the reader knows it
+            }
+        }
+        if out.len() < size as usize {
+            // It may have grown since: the plain path checks.
+            let at = offset + out.len() as u64;
+            let rest = self.read_remote(path, remote, at, size - out.len() as u32)?;
+            if !rest.is_empty() {
+                remote.drop_windows();
+                out.extend_from_slice(&rest);
+            }
+        }
+        remote.next = offset + out.len() as u64;
+        Ok(out)
+    }
+
+    /// Window `w` of the object (fetched now, or taken from the read-ahead in flight),
+    /// with the next one set fetching.
+    fn window(&self, path: &str, remote: &mut Remote, w: u64) -> anyhow::Result<Arc<Vec<u8>>> {
+        if let Some((cw, d)) = &remote.window {
+            if *cw == w {
+                return Ok(d.clone());
+            }
+        }
+        let r = match &remote.reader {
+            Some(r) => r.clone(),
+            None => {
+                let r = self
+                    .block_on(self.vault.reader(path))?
+                    .ok_or_else(|| anyhow!("{path:?} is gone"))?;
+                let r = Arc::new(r);
+                remote.reader = Some(r.clone());
+                r
+            }
+        };
+        let data = match remote.ahead.take() {
+            Some((aw, task)) if aw == w => self.block_on(task)??,
+            other => {
+                if let Some((_, task)) = other {
+                    task.abort();
+                }
+                self.block_on(self.vault.read_at(&r, w * WINDOW, WINDOW))?
+            }
+        };
+        let data = Arc::new(data);
+        remote.window = Some((w, data.clone()));
+        if (w + 1) * WINDOW < r.size {
+            let (vault, r) = (self.vault.clone(), r.clone());
+            let task = self
+                .rt
+                .spawn(async move { vault.read_at(&r, (w + 1) * WINDOW, WINDOW).await });
+            remote.ahead = Some((w + 1, task));
+        }
+        Ok(data)
+    }
+
+    fn read_remote(&self, path: &str, remote: &mut Remote, offset: u64, size: u32) -> R<Vec<u8>> {
         for attempt in 0..2 {
             let mut made = false;
             let r = {
-                let mut slot = lock(reader);
+                let slot = &mut remote.reader;
                 match slot.clone() {
                     Some(r) if attempt == 0 => r,
                     _ => {
@@ -1015,7 +1143,7 @@ impl Inner {
         if flags.acc_mode() == OpenAccMode::O_RDONLY {
             return Ok(self.add_handle(Handle::Read {
                 path,
-                reader: Mutex::new(None),
+                remote: Mutex::default(),
                 pinned: Mutex::new(None),
             }));
         }
@@ -1051,13 +1179,13 @@ impl Inner {
             Handle::Write { local } => Self::read_local(&local.file, offset, size),
             Handle::Read {
                 path,
-                reader,
+                remote,
                 pinned,
             } => {
                 if let Some(l) = lock(pinned).clone().or_else(|| self.local(path)) {
                     return Self::read_local(&l.file, offset, size);
                 }
-                self.read_remote(path, reader, offset, size)
+                self.read_sequential(path, &mut lock(remote), offset, size)
             }
         }
     }

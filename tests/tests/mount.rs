@@ -619,8 +619,8 @@ fn listed_attributes_match_stat() {
         let t = e.file_type().unwrap();
         kinds.insert(e.file_name().into_string().unwrap(), t.is_symlink());
     }
-    assert_eq!(kinds["link"], true);
-    assert_eq!(kinds["a.txt"], false);
+    assert!(kinds["link"]);
+    assert!(!kinds["a.txt"]);
     let a = std::fs::symlink_metadata(m.p("a.txt")).unwrap();
     assert_eq!(a.permissions().mode() & 0o7777, 0o600);
     assert_eq!(a.modified().unwrap(), old);

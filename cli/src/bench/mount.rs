@@ -48,6 +48,10 @@ pub struct MountBenchArgs {
     /// Number of small (1 KiB) files, all in one directory
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     small_files: u64,
+    /// Processes' worth of threads creating the small files at once, as mdtest runs
+    /// ranks (the mount serves that many requests in parallel)
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
+    writers: u64,
     /// Number of 4 KiB reads at random offsets of the large file
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     random_reads: u64,
@@ -539,9 +543,9 @@ impl<'a> Bench<'a> {
         })
     }
 
-    /// Create (create + write 1 KiB + close), then after the caches expired `stat` of
-    /// each, then a cold `ls -l` (readdir + lstat of every entry), then unlink of each; in
-    /// one directory, one at a time.
+    /// Create (create + write 1 KiB + close) by `--writers` threads, then after the caches
+    /// expired `stat` of each, then a cold `ls -l` (readdir + lstat of every entry), then
+    /// unlink of each, one at a time; all in one directory.
     fn small_files(
         &self,
         dir: &Path,
@@ -551,12 +555,13 @@ impl<'a> Bench<'a> {
     ) -> Result<Small> {
         let count = self.args.small_files as usize;
         let label = format!("{count} files, {kind}");
+        let writers = self.args.writers as usize;
         let reference = if mount { "" } else { " (ref)" };
         std::fs::create_dir_all(dir)?;
         let names: Vec<PathBuf> = (0..count).map(|i| dir.join(format!("f{i:06}"))).collect();
         settle_disk();
-        let create = timed(&names, |p| {
-            let mut f = File::create(p)?;
+        let create = super::parallel(writers, count, |i| {
+            let mut f = File::create(&names[i]).with_context(|| names[i].display().to_string())?;
             f.write_all(&self.block[..SMALL])?;
             Ok(())
         })?;
@@ -564,7 +569,10 @@ impl<'a> Bench<'a> {
         rows.push(Row {
             unit: "files/s",
             ..named(
-                super::timed_row(&format!("create 1 KiB, {label}{reference}"), &create),
+                super::timed_row(
+                    &format!("create 1 KiB, {writers} writers, {label}{reference}"),
+                    &create,
+                ),
                 mount.then_some((create_rate / CREATE_RATE_TARGET, "1,000/s target")),
             )
         });
