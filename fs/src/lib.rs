@@ -207,18 +207,29 @@ struct Remote {
     reader: Option<Arc<RangeReader>>,
     /// Where the last read ended: a read starting there is sequential.
     next: u64,
-    /// The window being read (`offset / WINDOW`) and its bytes.
-    window: Option<(u64, Arc<Vec<u8>>)>,
+    /// The window being read (`offset / WINDOW`), its bytes, and when they were asked for
+    /// (they serve for the mount's TTL, as attributes do).
+    window: Option<(u64, Arc<Vec<u8>>, Instant)>,
     /// The next window, being fetched.
-    ahead: Option<(u64, tokio::task::JoinHandle<anyhow::Result<Vec<u8>>>)>,
+    ahead: Option<(
+        u64,
+        tokio::task::JoinHandle<anyhow::Result<Vec<u8>>>,
+        Instant,
+    )>,
 }
 
 impl Remote {
     fn drop_windows(&mut self) {
         self.window = None;
-        if let Some((_, task)) = self.ahead.take() {
+        if let Some((_, task, _)) = self.ahead.take() {
             task.abort();
         }
+    }
+
+    /// Forgets the object as it was: it was just replaced through this mount.
+    fn reset(&mut self) {
+        self.drop_windows();
+        self.reader = None;
     }
 }
 
@@ -806,6 +817,7 @@ impl Inner {
         .map_err(|e| eio(&format!("upload of {path:?}"), e))?;
         st.dirty = false;
         drop(st);
+        self.reset_readers(path);
         // What was uploaded is what the listing would now say.
         let meta = local.file.metadata().ok().map(|md| Meta {
             size: md.len(),
@@ -849,6 +861,21 @@ impl Inner {
         uploaded
     }
 
+    /// Read handles of `path` read it anew: it was just replaced through this mount.
+    fn reset_readers(&self, path: &str) {
+        let handles: Vec<Arc<Handle>> = lock(&self.handles).values().cloned().collect();
+        for h in handles {
+            if let Handle::Read {
+                path: p, remote, ..
+            } = &*h
+            {
+                if p == path {
+                    lock(remote).reset();
+                }
+            }
+        }
+    }
+
     fn add_handle(&self, h: Handle) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.handles).insert(fh, Arc::new(h));
@@ -887,7 +914,7 @@ impl Inner {
         // Requests reach us through several threads, not quite in order: near where the
         // last one ended counts as sequential.
         let sequential = offset > 0 && offset.abs_diff(remote.next) <= READ_REORDER;
-        let in_window = remote.window.as_ref().is_some_and(|(w, _)| {
+        let in_window = remote.window.as_ref().is_some_and(|(w, _, _)| {
             let at = offset / WINDOW;
             at == *w || at == *w + 1
         });
@@ -937,8 +964,9 @@ impl Inner {
     /// Window `w` of the object (fetched now, or taken from the read-ahead in flight),
     /// with the next one set fetching.
     fn window(&self, path: &str, remote: &mut Remote, w: u64) -> anyhow::Result<Arc<Vec<u8>>> {
-        if let Some((cw, d)) = &remote.window {
-            if *cw == w {
+        let ttl = self.ttl();
+        if let Some((cw, d, at)) = &remote.window {
+            if *cw == w && at.elapsed() < ttl {
                 return Ok(d.clone());
             }
         }
@@ -953,23 +981,27 @@ impl Inner {
                 r
             }
         };
-        let data = match remote.ahead.take() {
-            Some((aw, task)) if aw == w => self.block_on(task)??,
+        let (data, at) = match remote.ahead.take() {
+            Some((aw, task, at)) if aw == w && at.elapsed() < ttl => (self.block_on(task)??, at),
             other => {
-                if let Some((_, task)) = other {
+                if let Some((_, task, _)) = other {
                     task.abort();
                 }
-                self.block_on(self.vault.read_at(&r, w * WINDOW, WINDOW))?
+                let at = Instant::now();
+                (
+                    self.block_on(self.vault.read_at(&r, w * WINDOW, WINDOW))?,
+                    at,
+                )
             }
         };
         let data = Arc::new(data);
-        remote.window = Some((w, data.clone()));
+        remote.window = Some((w, data.clone(), at));
         if (w + 1) * WINDOW < r.size {
             let (vault, r) = (self.vault.clone(), r.clone());
             let task = self
                 .rt
                 .spawn(async move { vault.read_at(&r, (w + 1) * WINDOW, WINDOW).await });
-            remote.ahead = Some((w + 1, task));
+            remote.ahead = Some((w + 1, task, Instant::now()));
         }
         Ok(data)
     }
@@ -1232,20 +1264,33 @@ impl Inner {
         fh: Option<FileHandle>,
     ) -> R<FileAttr> {
         let path = self.path_of(ino)?;
-        let local = match fh.map(|fh| self.handle(fh)).transpose()?.as_deref() {
-            Some(Handle::Write { local }) => Some(local.clone()),
-            _ => lock(&self.locals).get(&path).cloned(),
-        };
+        if let Some(Handle::Write { local }) = fh.map(|fh| self.handle(fh)).transpose()?.as_deref()
+        {
+            return self.change_attrs(&path, Some(local), mode, size, mtime);
+        }
+        let held = self.hold_local(&path);
+        let r = self.change_attrs(&path, held.as_ref(), mode, size, mtime);
+        self.release_held(held, r)
+    }
+
+    fn change_attrs(
+        &self,
+        path: &str,
+        local: Option<&Arc<Local>>,
+        mode: Option<u32>,
+        size: Option<u64>,
+        mtime: Option<TimeOrNow>,
+    ) -> R<FileAttr> {
         if let Some(size) = size {
             self.writable()?;
-            match &local {
+            match local {
                 Some(l) => {
                     let mut st = lock(&l.state);
                     self.cache.set_len(&l.file, size)?;
                     st.dirty = true;
                 }
                 None => {
-                    let l = self.acquire_local(&path, size == 0, None)?;
+                    let l = self.acquire_local(path, size == 0, None)?;
                     let r = self
                         .cache
                         .set_len(&l.file, size)
@@ -1255,9 +1300,9 @@ impl Inner {
                 }
             }
         }
-        let Some(l) = &local else {
-            self.set_stored_attrs(&path, mode, mtime)?;
-            return self.path_attr(&path);
+        let Some(l) = local else {
+            self.set_stored_attrs(path, mode, mtime)?;
+            return self.path_attr(path);
         };
         if let Some(mode) = mode {
             l.file
@@ -1271,7 +1316,7 @@ impl Inner {
                 .map_err(|e| io_err("utimens cache file", e))?;
             lock(&l.state).dirty = true;
         }
-        self.path_attr(&path)
+        self.path_attr(path)
     }
 
     /// chmod/touch of a file that is not open for writing: its stored metadata changes
@@ -1291,24 +1336,20 @@ impl Inner {
         Ok(())
     }
 
-    /// The extended attributes of a file, and the file open for writing if it is.
-    /// Directories and symbolic links have none.
-    fn xattrs_of(&self, ino: INodeNo) -> R<(String, Xattrs, Option<Arc<Local>>)> {
-        let path = self.path_of(ino)?;
-        let local = self
-            .local(&path)
-            .or_else(|| lock(&self.orphans).get(&ino.0).cloned());
-        let stored = match &local {
+    /// The extended attributes of the file at `path` (`local`: its copy, if open for
+    /// writing). Directories and symbolic links have none.
+    fn xattrs_of(&self, path: &str, local: Option<&Arc<Local>>) -> R<Xattrs> {
+        let stored = match local {
             Some(l) => lock(&l.xattrs).clone(),
             None if path.is_empty() => None,
             None => {
-                let (dir, name) = split(&path);
+                let (dir, name) = split(path);
                 let ent = self.entry(dir, name)?.ok_or(Errno::ENOENT)?;
                 if ent.is_dir {
                     None
                 } else {
                     let listed = ent.meta.clone();
-                    let m = listed.map_or_else(|| self.meta(&path), |m| Ok(Some(m)))?;
+                    let m = listed.map_or_else(|| self.meta(path), |m| Ok(Some(m)))?;
                     m.ok_or(Errno::ENOENT)?.xattrs
                 }
             }
@@ -1320,11 +1361,40 @@ impl Inner {
             hash: None,
             xattrs: stored,
         };
-        let xattrs = self
-            .vault
+        self.vault
             .xattrs(&meta)
-            .map_err(|e| eio(&format!("extended attributes of {path:?}"), e))?;
-        Ok((path, xattrs, local))
+            .map_err(|e| eio(&format!("extended attributes of {path:?}"), e))
+    }
+
+    /// The extended attributes of inode `ino` (also of a file unlinked while open).
+    fn xattrs_of_ino(&self, ino: INodeNo) -> R<Xattrs> {
+        let path = self.path_of(ino)?;
+        let local = self
+            .local(&path)
+            .or_else(|| lock(&self.orphans).get(&ino.0).cloned());
+        self.xattrs_of(&path, local.as_ref())
+    }
+
+    /// The local copy of `path` if it is open for writing, with one more reference, so
+    /// that a change made through the path is not lost to a concurrent last close; give
+    /// it back with [`Inner::release_held`].
+    fn hold_local(&self, path: &str) -> Option<Arc<Local>> {
+        let locals = lock(&self.locals);
+        let l = locals.get(path).cloned()?;
+        lock(&l.state).refs += 1;
+        Some(l)
+    }
+
+    /// Gives back what [`Inner::hold_local`] took (uploading what changed) after `r`.
+    fn release_held<T>(&self, held: Option<Arc<Local>>, r: R<T>) -> R<T> {
+        match held {
+            Some(l) => {
+                let released = self.release_local(&l);
+                let v = r?;
+                released.map(|()| v)
+            }
+            None => r,
+        }
     }
 
     /// Sets (`Some`) or removes (`None`) one extended attribute. Only the `user.`
@@ -1341,7 +1411,21 @@ impl Inner {
             FileType::Symlink => return Err(Errno::EPERM),
             _ => return Err(Errno::EOPNOTSUPP),
         }
-        let (path, mut xattrs, local) = self.xattrs_of(ino)?;
+        let path = self.path_of(ino)?;
+        let held = self.hold_local(&path);
+        let r = self.change_xattr(&path, held.as_ref(), name, value, flags);
+        self.release_held(held, r)
+    }
+
+    fn change_xattr(
+        &self,
+        path: &str,
+        local: Option<&Arc<Local>>,
+        name: &str,
+        value: Option<&[u8]>,
+        flags: i32,
+    ) -> R<()> {
+        let mut xattrs = self.xattrs_of(path, local)?;
         match value {
             Some(v) => {
                 let exists = xattrs.contains_key(name);
@@ -1369,9 +1453,9 @@ impl Inner {
                 st.dirty = true;
             }
             None => {
-                self.block_on(self.vault.set_xattrs(&path, &xattrs))
+                self.block_on(self.vault.set_xattrs(path, &xattrs))
                     .map_err(|e| eio(&format!("setxattr {path:?}"), e))?;
-                self.forget_meta(&path);
+                self.forget_meta(path);
             }
         }
         Ok(())
@@ -1845,7 +1929,7 @@ impl Filesystem for VaultFs {
     ) {
         let r = guard("getxattr", || {
             let _t = self.shared();
-            let (_, mut xattrs, _) = self.inner.xattrs_of(ino)?;
+            let mut xattrs = self.inner.xattrs_of_ino(ino)?;
             let name = name.to_str().ok_or(Errno::ENODATA)?;
             xattrs.remove(name).ok_or(Errno::ENODATA)
         });
@@ -1855,7 +1939,7 @@ impl Filesystem for VaultFs {
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
         let r = guard("listxattr", || {
             let _t = self.shared();
-            let (_, xattrs, _) = self.inner.xattrs_of(ino)?;
+            let xattrs = self.inner.xattrs_of_ino(ino)?;
             let mut names = Vec::new();
             for n in xattrs.keys() {
                 names.extend_from_slice(n.as_bytes());
