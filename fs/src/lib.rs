@@ -201,6 +201,9 @@ const WINDOW: u64 = 8 << 20;
 /// How far out of order a sequential reader's requests may arrive.
 const READ_REORDER: u64 = 1 << 20;
 
+/// A window being fetched.
+type Fetch = tokio::task::JoinHandle<anyhow::Result<Vec<u8>>>;
+
 /// A read handle's object: its reader, and what was read ahead.
 #[derive(Default)]
 struct Remote {
@@ -211,11 +214,7 @@ struct Remote {
     /// (they serve for the mount's TTL, as attributes do).
     window: Option<(u64, Arc<Vec<u8>>, Instant)>,
     /// The next window, being fetched.
-    ahead: Option<(
-        u64,
-        tokio::task::JoinHandle<anyhow::Result<Vec<u8>>>,
-        Instant,
-    )>,
+    ahead: Option<(u64, Fetch, Instant)>,
 }
 
 impl Remote {
