@@ -16,5 +16,6 @@ pub mod listing;
 pub mod sts;
 pub mod transfer;
 pub mod vault;
+mod xml;
 
 pub use client::S3Target;

@@ -5,6 +5,7 @@
 //! elements are read from the raw response. Servers without the extension ignore the
 //! parameter, and their pages come back without metadata.
 
+use crate::xml::{element, unescape};
 use anyhow::Result;
 use aws_sdk_s3::config::interceptors::AfterDeserializationInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -110,20 +111,10 @@ fn parse(xml: &str) -> Option<KeyMetadata> {
     answered.then_some(out)
 }
 
-fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
-    let len = xml[start..].find(&format!("</{name}>"))?;
-    Some(&xml[start..start + len])
-}
-
 fn strip_meta_prefix(name: &str) -> Option<String> {
     const PREFIX: &str = "x-amz-meta-";
     let lower = name.to_ascii_lowercase();
     lower.strip_prefix(PREFIX).map(str::to_string)
-}
-
-fn unescape(s: &str) -> Option<String> {
-    quick_xml::escape::unescape(s).ok().map(|c| c.into_owned())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Temporary credentials from an S3 endpoint's STS: a directory login through
 //! `AssumeRoleWithLDAPIdentity` (as served by cybs3 and MinIO).
 
+use crate::xml::text;
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -36,12 +37,12 @@ pub async fn ldap_login(
         .await
         .map_err(|_| anyhow!("{endpoint} did not answer the login within 30 s"))??;
     if !status.is_success() {
-        let code = element(&body, "Code").unwrap_or_else(|| status.to_string());
-        let message = element(&body, "Message").unwrap_or_default();
+        let code = text(&body, "Code").unwrap_or_else(|| status.to_string());
+        let message = text(&body, "Message").unwrap_or_default();
         bail!("login refused by {endpoint}: {message} ({code})");
     }
     let field =
-        |name: &str| element(&body, name).ok_or_else(|| anyhow!("the login answer has no {name}"));
+        |name: &str| text(&body, name).ok_or_else(|| anyhow!("the login answer has no {name}"));
     Ok(TempCredentials {
         access_key: field("AccessKeyId")?,
         secret_key: field("SecretAccessKey")?,
@@ -85,37 +86,11 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// The text of the first `<name>…</name>` (the answers are flat and unescaped but for
-/// messages, where the common entities are undone).
-fn element(xml: &str, name: &str) -> Option<String> {
-    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
-    let end = start + xml[start..].find(&format!("</{name}>"))?;
-    Some(
-        xml[start..end]
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&amp;", "&"),
-    )
-}
-
 /// `2026-11-22T03:04:05Z` (fractions allowed) as Unix seconds.
 fn parse_iso8601(s: &str) -> Option<u64> {
-    let (date, time) = s.trim().trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let time = time.split('.').next()?;
-    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
-    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
-    // Howard Hinnant's days-from-civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+    let t = DateTime::from_str(s.trim(), DateTimeFormat::DateTime).ok()?;
+    u64::try_from(t.secs()).ok()
 }
 
 #[cfg(test)]
@@ -136,13 +111,5 @@ mod tests {
     #[test]
     fn form_values_are_encoded() {
         assert_eq!(encode("a b&c=d+é"), "a%20b%26c%3Dd%2B%C3%A9");
-    }
-
-    #[test]
-    fn elements_are_found() {
-        let xml = "<E><Code>AccessDenied</Code><Message>a &amp; b</Message></E>";
-        assert_eq!(element(xml, "Code").as_deref(), Some("AccessDenied"));
-        assert_eq!(element(xml, "Message").as_deref(), Some("a & b"));
-        assert_eq!(element(xml, "Nope"), None);
     }
 }
