@@ -4,6 +4,8 @@
 //!   mount's TTL); a file's `mode`/`mtime` metadata costs one HEAD when it is looked up,
 //!   also cached for the TTL. `readdir` never HEADs.
 //! - Reads are ranged GETs ([`Vault::read_at`]); encrypted vaults fetch whole age chunks.
+//!   A sequential reader is served from one GET stream instead ([`prefetch`]), and
+//!   replies are slices of what arrived, not copies.
 //! - Writes go to a local cache file and are uploaded whole ([`Vault::upload`], so a fresh
 //!   file key for encrypted vaults) on `fsync` and on every `close` (FUSE `flush`) after a
 //!   write: a `close` that succeeded means the content is in S3.
@@ -12,14 +14,17 @@
 //! - Every handler runs under `catch_unwind`: a panic answers EIO and the mount lives on.
 
 mod cache;
+mod prefetch;
 
 use anyhow::{anyhow, Context};
+use bytes::{Bytes, BytesMut};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, MountOption, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
     ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request,
     SessionACL, TimeOrNow, WriteFlags,
 };
+use prefetch::Prefetch;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
@@ -51,6 +56,15 @@ type R<T> = Result<T, Errno>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One buffer of `parts`, copied only when there is more than one.
+fn concat(mut parts: Vec<Bytes>) -> Bytes {
+    match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.swap_remove(0),
+        _ => parts.concat().into(),
+    }
 }
 
 /// EIO, with the cause in the log.
@@ -196,45 +210,21 @@ enum Handle {
     },
 }
 
-/// What a sequential reader fetches at a time.
-const WINDOW: u64 = 8 << 20;
-/// How far out of order a sequential reader's requests may arrive.
-const READ_REORDER: u64 = 1 << 20;
-
-/// A window being fetched.
-type Fetch = tokio::task::JoinHandle<anyhow::Result<Vec<u8>>>;
-
 /// A read handle's object: its reader, and what was read ahead.
 #[derive(Default)]
 struct Remote {
     reader: Option<Arc<RangeReader>>,
-    /// Where the last read ended: a read starting there is sequential.
+    /// Where the last read ended: a read starting near there is sequential.
     next: u64,
-    /// The window being read (`offset / WINDOW`), its bytes, and when they were asked for
-    /// (they serve for the mount's TTL, as attributes do).
-    window: Option<(u64, Arc<Vec<u8>>, Instant)>,
-    /// The next window, being fetched.
-    ahead: Option<(u64, Fetch, Instant)>,
+    /// The stream of a sequential reader.
+    stream: Option<Prefetch>,
 }
 
 impl Remote {
-    fn drop_windows(&mut self) {
-        self.window = None;
-        if let Some((_, task, _)) = self.ahead.take() {
-            task.abort();
-        }
-    }
-
     /// Forgets the object as it was: it was just replaced through this mount.
     fn reset(&mut self) {
-        self.drop_windows();
+        self.stream = None;
         self.reader = None;
-    }
-}
-
-impl Drop for Remote {
-    fn drop(&mut self) {
-        self.drop_windows();
     }
 }
 
@@ -885,7 +875,7 @@ impl Inner {
         lock(&self.handles).get(&fh.0).cloned().ok_or(Errno::EBADF)
     }
 
-    fn read_local(file: &File, offset: u64, size: u32) -> R<Vec<u8>> {
+    fn read_local(file: &File, offset: u64, size: u32) -> R<Bytes> {
         let mut buf = vec![0u8; size as usize];
         let mut got = 0;
         while got < buf.len() {
@@ -897,115 +887,72 @@ impl Inner {
             }
         }
         buf.truncate(got);
-        Ok(buf)
+        Ok(buf.into())
     }
 
-    /// A read through a handle: sequential reads (each starting where the last ended)
-    /// are served from [`WINDOW`]-sized ranged GETs, the next one fetched while this one
-    /// is read; other reads fetch just what they ask for.
-    fn read_sequential(
-        &self,
-        path: &str,
-        remote: &mut Remote,
-        offset: u64,
-        size: u32,
-    ) -> R<Vec<u8>> {
-        // Requests reach us through several threads, not quite in order: near where the
-        // last one ended counts as sequential.
-        let sequential = offset > 0 && offset.abs_diff(remote.next) <= READ_REORDER;
-        let in_window = remote.window.as_ref().is_some_and(|(w, _, _)| {
-            let at = offset / WINDOW;
-            at == *w || at == *w + 1
-        });
-        if !sequential && !in_window {
-            remote.drop_windows();
-            let v = self.read_remote(path, remote, offset, size)?;
-            remote.next = offset + v.len() as u64;
-            return Ok(v);
-        }
-        let end = offset + size as u64;
-        let mut out = Vec::with_capacity(size as usize);
-        let mut pos = offset;
-        while pos < end {
-            let w = pos / WINDOW;
-            let data = match self.window(path, remote, w) {
-                Ok(d) => d,
-                Err(e) => {
-                    // Replaced or grown since: the plain path reopens.
-                    tracing::debug!("read-ahead of {path:?} failed, reading directly: {e:#}");
-                    remote.drop_windows();
-                    let v = self.read_remote(path, remote, pos, (end - pos) as u32)?;
-                    out.extend_from_slice(&v);
-                    break;
+    /// A read through a handle: a sequential reader (each read starting near where the
+    /// last ended) is served from a stream ([`Prefetch`]); other reads fetch just what
+    /// they ask for.
+    fn read_sequential(&self, path: &str, remote: &mut Remote, offset: u64, size: u32) -> R<Bytes> {
+        if !remote.stream.as_ref().is_some_and(|s| s.serves(offset)) {
+            remote.stream = None;
+            let sequential = offset > 0 && offset.abs_diff(remote.next) <= prefetch::REORDER;
+            if !sequential {
+                let v = self.read_remote(path, remote, offset, size)?;
+                remote.next = offset + v.len() as u64;
+                return Ok(v);
+            }
+            match self.reader_of(path, remote) {
+                Ok(r) => {
+                    let vault = self.vault.clone();
+                    remote.stream = Some(Prefetch::start(&self.rt, vault, r, offset));
                 }
-            };
-            let from = (pos - w * WINDOW) as usize;
-            let take = ((end - pos) as usize).min(data.len().saturating_sub(from));
-            out.extend_from_slice(&data[from..from + take]);
-            pos += take as u64;
-            if data.len() < WINDOW as usize {
-                break; // the end of the file as the reader knows it
+                Err(e) => tracing::debug!("cannot stream {path:?}, reading directly: {e:#}"),
             }
         }
-        if out.len() < size as usize {
+        let streamed = match remote
+            .stream
+            .as_mut()
+            .map(|s| s.read(&self.rt, offset, size))
+        {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
+                // Replaced since, say: the plain path reopens.
+                tracing::debug!("read-ahead of {path:?} failed, reading directly: {e:#}");
+                remote.stream = None;
+                Bytes::new()
+            }
+            None => Bytes::new(),
+        };
+        let got = streamed.len() as u64;
+        let mut parts = vec![streamed];
+        if got < size as u64 {
             // It may have grown since: the plain path checks.
-            let at = offset + out.len() as u64;
-            let rest = self.read_remote(path, remote, at, size - out.len() as u32)?;
+            let rest = self.read_remote(path, remote, offset + got, size - got as u32)?;
             if !rest.is_empty() {
-                remote.drop_windows();
-                out.extend_from_slice(&rest);
+                remote.stream = None;
+                parts.push(rest);
             }
         }
+        let out = concat(parts);
         remote.next = offset + out.len() as u64;
         Ok(out)
     }
 
-    /// Window `w` of the object (fetched now, or taken from the read-ahead in flight),
-    /// with the next one set fetching.
-    fn window(&self, path: &str, remote: &mut Remote, w: u64) -> anyhow::Result<Arc<Vec<u8>>> {
-        let ttl = self.ttl();
-        if let Some((cw, d, at)) = &remote.window {
-            if *cw == w && at.elapsed() < ttl {
-                return Ok(d.clone());
-            }
+    /// The handle's reader, opened on first use.
+    fn reader_of(&self, path: &str, remote: &mut Remote) -> anyhow::Result<Arc<RangeReader>> {
+        if let Some(r) = &remote.reader {
+            return Ok(r.clone());
         }
-        let r = match &remote.reader {
-            Some(r) => r.clone(),
-            None => {
-                let r = self
-                    .block_on(self.vault.reader(path))?
-                    .ok_or_else(|| anyhow!("{path:?} is gone"))?;
-                let r = Arc::new(r);
-                remote.reader = Some(r.clone());
-                r
-            }
-        };
-        let (data, at) = match remote.ahead.take() {
-            Some((aw, task, at)) if aw == w && at.elapsed() < ttl => (self.block_on(task)??, at),
-            other => {
-                if let Some((_, task, _)) = other {
-                    task.abort();
-                }
-                let at = Instant::now();
-                (
-                    self.block_on(self.vault.read_at(&r, w * WINDOW, WINDOW))?,
-                    at,
-                )
-            }
-        };
-        let data = Arc::new(data);
-        remote.window = Some((w, data.clone(), at));
-        if (w + 1) * WINDOW < r.size {
-            let (vault, r) = (self.vault.clone(), r.clone());
-            let task = self
-                .rt
-                .spawn(async move { vault.read_at(&r, (w + 1) * WINDOW, WINDOW).await });
-            remote.ahead = Some((w + 1, task, Instant::now()));
-        }
-        Ok(data)
+        let r = self
+            .block_on(self.vault.reader(path))?
+            .ok_or_else(|| anyhow!("{path:?} is gone"))?;
+        let r = Arc::new(r);
+        remote.reader = Some(r.clone());
+        Ok(r)
     }
 
-    fn read_remote(&self, path: &str, remote: &mut Remote, offset: u64, size: u32) -> R<Vec<u8>> {
+    fn read_remote(&self, path: &str, remote: &mut Remote, offset: u64, size: u32) -> R<Bytes> {
         for attempt in 0..2 {
             let mut made = false;
             let r = {
@@ -1024,14 +971,15 @@ impl Inner {
                     }
                 }
             };
-            match self.block_on(self.vault.read_at(&r, offset, size as u64)) {
+            let mut buf = BytesMut::new();
+            match self.block_on(self.vault.read_at(&r, offset, size as u64, &mut buf)) {
                 // Short of what was asked, by a reader made earlier: the file may have
                 // grown since (written or truncated through another handle), and the
                 // kernel asks within the size it knows. Reopen once.
-                Ok(v) if attempt == 0 && !made && v.len() < size as usize => {
+                Ok(()) if attempt == 0 && !made && buf.len() < size as usize => {
                     tracing::debug!("short read of {path:?} at {offset}, reopening")
                 }
-                Ok(v) => return Ok(v),
+                Ok(()) => return Ok(buf.freeze()),
                 // The object may have been replaced: reopen once.
                 Err(e) if attempt == 0 => {
                     tracing::debug!("read of {path:?} failed, reopening: {e:#}")
@@ -1205,7 +1153,7 @@ impl Inner {
         Ok((attr, fh))
     }
 
-    fn do_read(&self, fh: FileHandle, offset: u64, size: u32) -> R<Vec<u8>> {
+    fn do_read(&self, fh: FileHandle, offset: u64, size: u32) -> R<Bytes> {
         match &*self.handle(fh)? {
             Handle::Write { local } => Self::read_local(&local.file, offset, size),
             Handle::Read {

@@ -115,9 +115,10 @@ impl Sink for File {
 /// Called with byte increments as they complete (from any thread).
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
-/// Consumes one fetched range: its start offset in the object and its bytes. Runs on a
-/// blocking thread, so it may decrypt or write files.
-pub type RangeConsumer = Arc<dyn Fn(u64, Bytes) -> Result<()> + Send + Sync>;
+/// Consumes one fetched range: its start offset in the object and its bytes, which it
+/// may change in place (decrypt). Runs on a blocking thread, so it may decrypt or write
+/// files.
+pub type RangeConsumer = Arc<dyn Fn(u64, &mut [u8]) -> Result<()> + Send + Sync>;
 
 /// Identifies one upload across runs, so an interrupted one resumes.
 #[derive(Clone)]
@@ -358,8 +359,8 @@ impl Transfers {
                 data.len()
             );
         }
-        let each: RangeConsumer = Arc::new(move |offset, data: Bytes| {
-            sink.write_at(offset - start, &data)
+        let each: RangeConsumer = Arc::new(move |offset, data: &mut [u8]| {
+            sink.write_at(offset - start, data)
                 .context("writing the download")?;
             progress(data.len() as u64);
             Ok(())
@@ -367,7 +368,7 @@ impl Transfers {
         // The first range is written before the others are requested, so whatever the sink
         // does with it happens before any later range is read.
         let first = each.clone();
-        tokio::task::spawn_blocking(move || first(start, data))
+        tokio::task::spawn_blocking(move || first(start, &mut BytesMut::from(data)))
             .await?
             .with_context(|| format!("download of {bucket}/{key} failed"))?;
         let ranges = (first_end..end)
@@ -391,8 +392,9 @@ impl Transfers {
         end: u64,
     ) -> Result<Option<(ObjectInfo, Bytes)>> {
         let failed = || format!("download of {bucket}/{key} failed at bytes {start}..{end}");
-        let Some((out, data)) = self
-            .get_range(bucket, key, start, end, None)
+        let mut data = BytesMut::new();
+        let Some(out) = self
+            .get_range_into(bucket, key, start, end, None, &mut data)
             .await
             .with_context(failed)?
         else {
@@ -400,7 +402,7 @@ impl Transfers {
             return Ok(info.map(|info| (info, Bytes::new())));
         };
         let size = object_size(&out, start, end, data.len() as u64).with_context(failed)?;
-        Ok(Some((ObjectInfo::from_get(&out, size), data)))
+        Ok(Some((ObjectInfo::from_get(&out, size), data.freeze())))
     }
 
     /// Fetches each of `ranges` (`[start, end)`, non-empty) of `bucket/key`, `jobs` at a
@@ -415,6 +417,7 @@ impl Transfers {
         ranges: Vec<(u64, u64)>,
         each: RangeConsumer,
     ) -> Result<()> {
+        let _buffers = self.buffers.in_use();
         stream::iter(ranges)
             .map(|(start, end)| {
                 let each = each.clone();
@@ -712,41 +715,34 @@ impl Transfers {
         }
     }
 
-    /// GETs `[start, end)`, retrying a body that breaks off. `Ok(None)`: no such object
-    /// (404), or the range starts outside it (416).
-    async fn get_range(
+    /// GETs `[start, end)` into `buf` (emptied first), retrying a body that breaks off.
+    /// The body streams into `buf`, so a reused buffer costs no allocation. `Ok(None)`: no
+    /// such object (404), or the range starts outside it (416).
+    pub async fn get_range_into(
         &self,
         bucket: &str,
         key: &str,
         start: u64,
         end: u64,
         if_match: Option<&str>,
-    ) -> Result<Option<(GetObjectOutput, Bytes)>> {
+        buf: &mut BytesMut,
+    ) -> Result<Option<GetObjectOutput>> {
         let mut attempt = 1;
         loop {
-            let sent = self
-                .client
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .range(format!("bytes={start}-{}", end - 1))
-                .set_if_match(if_match.map(str::to_string))
-                .send()
-                .await;
-            let mut out = match sent {
-                Ok(out) => out,
-                Err(e) => {
-                    return match status(&e) {
-                        Some(404 | 416) => Ok(None),
-                        Some(412) if if_match.is_some() => Err(anyhow!(
-                            "the object was replaced during the download (its ETag changed)"
-                        )),
-                        _ => Err(s3_error(e)),
-                    }
-                }
+            let Some(mut out) = self.get_range(bucket, key, start, end, if_match).await? else {
+                return Ok(None);
             };
-            match std::mem::take(&mut out.body).collect().await {
-                Ok(body) => return Ok(Some((out, body.into_bytes()))),
+            buf.clear();
+            buf.reserve((end - start) as usize);
+            let mut body = std::mem::take(&mut out.body);
+            let read = async {
+                while let Some(piece) = body.try_next().await? {
+                    buf.extend_from_slice(&piece);
+                }
+                Ok::<_, aws_sdk_s3::primitives::ByteStreamError>(())
+            };
+            match read.await {
+                Ok(()) => return Ok(Some(out)),
                 Err(_) if attempt < BODY_ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
                     attempt += 1;
@@ -756,6 +752,38 @@ impl Transfers {
         }
     }
 
+    /// The response to a GET of `[start, end)`, its body still to be read. `Ok(None)`: no
+    /// such object (404), or the range starts outside it (416).
+    pub async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        end: u64,
+        if_match: Option<&str>,
+    ) -> Result<Option<GetObjectOutput>> {
+        let sent = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .range(format!("bytes={start}-{}", end - 1))
+            .set_if_match(if_match.map(str::to_string))
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(Some(out)),
+            Err(e) => match status(&e) {
+                Some(404 | 416) => Ok(None),
+                Some(412) if if_match.is_some() => Err(anyhow!(
+                    "the object was replaced during the download (its ETag changed)"
+                )),
+                _ => Err(s3_error(e)),
+            },
+        }
+    }
+
+    /// Fetches `[start, end)` into a buffer of the pool and hands it to `each`.
     async fn fetch_range(
         &self,
         bucket: &str,
@@ -768,21 +796,23 @@ impl Transfers {
         if end <= start {
             bail!("empty range");
         }
-        let (_, data) = self
-            .get_range(bucket, key, start, end, etag)
+        let mut buf = self.buffers.take_empty();
+        self.get_range_into(bucket, key, start, end, etag, &mut buf)
             .await?
             .context("the object is gone or ends before the range")?;
-        if data.len() as u64 != end - start {
-            bail!("the server sent {} bytes", data.len());
+        if buf.len() as u64 != end - start {
+            bail!("the server sent {} bytes", buf.len());
         }
-        tokio::task::spawn_blocking(move || each(start, data)).await?
+        let (done, buf) = tokio::task::spawn_blocking(move || (each(start, &mut buf), buf)).await?;
+        self.buffers.give_back(buf.freeze(), self.jobs);
+        done
     }
 }
 
-/// Part buffers kept for later parts: a fresh 16 MiB buffer per part costs a page fault
-/// per 4 KiB written into it, which was most of an upload's client time. At most `jobs`
-/// buffers wait, so memory does not grow with the object, and they are freed when the
-/// last multipart upload using them ends.
+/// Buffers kept for later parts and ranges: a fresh 16 MiB buffer per part costs a page
+/// fault per 4 KiB written into it, which was most of an upload's client time. At most
+/// `jobs` buffers wait, so memory does not grow with the object, and they are freed when
+/// the last multipart upload or ranged download using them ends.
 #[derive(Default)]
 struct PartBuffers {
     idle: Mutex<Vec<BytesMut>>,
@@ -794,6 +824,13 @@ impl PartBuffers {
     fn in_use(&self) -> BuffersInUse<'_> {
         self.uploads.fetch_add(1, Ordering::Relaxed);
         BuffersInUse(self)
+    }
+
+    /// An empty buffer, with the room of an earlier part or range if one is idle.
+    fn take_empty(&self) -> BytesMut {
+        let mut buf = self.idle.lock().unwrap().pop().unwrap_or_default();
+        buf.clear();
+        buf
     }
 
     /// `len` bytes of unspecified content: the caller overwrites them all.

@@ -38,6 +38,9 @@ const META_HASH: &str = "cybs3-hash";
 const SEALED_CHUNK: u64 = CHUNK + 16;
 /// Enough for any header our writer or the age CLI produces for a few recipients.
 const HEADER_PROBE: u64 = 4096;
+/// What [`Vault::stream_at`] hands on at a time, and how many such batches may wait.
+pub const STREAM_BATCH: usize = 1 << 20;
+pub const STREAM_DEPTH: usize = 8;
 
 /// A file or directory of a vault, as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -447,8 +450,8 @@ impl Vault {
         sink: Arc<dyn Sink>,
         progress: Progress,
     ) -> Result<u64> {
-        let each: RangeConsumer = Arc::new(move |at, bytes: Bytes| {
-            sink.write_at(at, &bytes)?;
+        let each: RangeConsumer = Arc::new(move |at, bytes: &mut [u8]| {
+            sink.write_at(at, bytes)?;
             progress(bytes.len() as u64);
             Ok(())
         });
@@ -457,7 +460,7 @@ impl Vault {
         tokio::try_join!(
             blocking({
                 let each = each.clone();
-                move || each(0, first)
+                move || each(0, &mut BytesMut::from(first))
             }),
             self.fetch_rest(key, info, rest, step, each),
         )?;
@@ -482,13 +485,10 @@ impl Vault {
         let payload_start = opener.payload_start();
         let each: RangeConsumer = {
             let opener = opener.clone();
-            Arc::new(move |at, bytes: Bytes| {
+            Arc::new(move |at, buf: &mut [u8]| {
                 let chunk = (at - payload_start) / SEALED_CHUNK;
                 // Decrypting in place spares a fresh plaintext buffer per range.
-                let mut buf = bytes
-                    .try_into_mut()
-                    .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-                let len = opener.open_in_place(chunk, &mut buf, cipher_len)?;
+                let len = opener.open_in_place(chunk, buf, cipher_len)?;
                 sink.write_at(chunk * CHUNK, &buf[..len])?;
                 progress(len as u64);
                 Ok(())
@@ -506,7 +506,7 @@ impl Vault {
         tokio::try_join!(
             blocking({
                 let each = each.clone();
-                move || each(payload_start, chunks)
+                move || each(payload_start, &mut BytesMut::from(chunks))
             }),
             self.fetch_rest(key, info, opened, step, each),
         )?;
@@ -534,81 +534,113 @@ impl Vault {
             .await
     }
 
-    /// Write the plaintext of `path` to `out`, in order, streaming.
+    /// Write the plaintext of `path` to `out`, in order, streaming (see
+    /// [`Vault::stream_at`]).
     pub async fn cat(&self, path: &str, out: &mut (dyn Write + Send)) -> Result<u64> {
-        let key = self.key_of(path)?;
-        let resp = self
-            .client
-            .get_object()
-            .bucket(&self.cfg.bucket)
-            .key(&key)
-            .send()
-            .await;
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-                return Err(self.missing(path).await)
-            }
-            Err(e) => {
-                return Err(
-                    anyhow::Error::new(e).context(format!("cannot read {}:{path}", self.name))
-                )
-            }
+        let failed = || format!("cannot read {}:{path}", self.name);
+        let Some(r) = self.reader(path).await.with_context(failed)? else {
+            return Err(self.missing(path).await);
         };
-        let cipher_len = resp.content_length().unwrap_or(0).max(0) as u64;
-        let mut body = resp.body;
-        let Some(c) = &self.crypt else {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(STREAM_DEPTH);
+        let produce = async move { self.stream_at(&r, 0, &tx).await };
+        // Owns the receiver, so a failed write ends the stream instead of blocking it.
+        let consume = async move {
             let mut n = 0;
-            while let Some(bytes) = body.try_next().await? {
-                out.write_all(&bytes)?;
-                n += bytes.len() as u64;
+            while let Some(batch) = rx.recv().await {
+                out.write_all(&batch)?;
+                n += batch.len() as u64;
             }
-            return Ok(n);
+            out.flush()?;
+            Ok::<_, std::io::Error>(n)
         };
-        // Sequential decryption: the header, then one sealed chunk at a time. `open_chunks`
-        // knows from the length which chunk is last and checks its final flag.
-        let what = || format!("cannot decrypt {}:{path}", self.name);
-        let mut buf: Vec<u8> = Vec::new();
-        let mut opener: Option<Opener> = None;
-        let (mut pos, mut chunk, mut written) = (0u64, 0u64, 0u64);
+        let (produced, consumed) = tokio::join!(produce, consume);
+        let n = consumed?;
+        produced.with_context(failed)?;
+        Ok(n)
+    }
+
+    /// The plaintext of the file `r` was made for, from `offset` to its end, sent to `tx`
+    /// in batches of about [`STREAM_BATCH`] bytes as they arrive: one GET, with `If-Match`.
+    /// Encrypted batches are authenticated and decrypted on a worker thread while the next
+    /// one arrives; a truncated object is an error, never a short plaintext. Ends early,
+    /// without error, when the receiver is dropped.
+    pub async fn stream_at(
+        &self,
+        r: &RangeReader,
+        offset: u64,
+        tx: &tokio::sync::mpsc::Sender<Bytes>,
+    ) -> Result<()> {
+        // Past the end there is nothing to send, but an encrypted file's last chunk is still
+        // authenticated: an empty file is not taken on trust either.
+        if offset >= r.size && r.opener.is_none() {
+            return Ok(());
+        }
+        let cipher_len = r.info.size;
+        let (start, end, first) = match &r.opener {
+            None => (offset, r.size, 0),
+            Some(o) => o.cipher_range(offset, r.size, cipher_len),
+        };
+        let etag = r.info.etag.as_deref();
+        let out = self
+            .transfers
+            .get_range(&self.cfg.bucket, &r.key, start, end, etag)
+            .await?
+            .context("the object is gone or ends before the range")?;
+        let mut body = out.body;
+        // Encrypted batches hold whole chunks.
+        let batch_len = match &r.opener {
+            None => STREAM_BATCH,
+            Some(_) => (STREAM_BATCH as u64 / SEALED_CHUNK * SEALED_CHUNK) as usize,
+        };
+        let mut batch = BytesMut::with_capacity(batch_len);
+        let (mut received, mut chunk) = (0u64, first);
+        let mut skip = (offset - first * CHUNK) as usize;
+        // The batch being decrypted, sent once the next one has arrived.
+        let mut opening: Option<tokio::task::JoinHandle<Result<Bytes>>> = None;
         loop {
-            let next = body.try_next().await.with_context(what)?;
-            let eof = next.is_none();
-            if let Some(b) = next {
-                buf.extend_from_slice(&b);
+            let piece = body.try_next().await.context("reading the response body")?;
+            let eof = piece.is_none();
+            if let Some(piece) = piece {
+                received += piece.len() as u64;
+                batch.extend_from_slice(&piece);
             }
-            let o = match &opener {
-                Some(o) => o,
-                None => match Opener::parse(&buf, c.keys.identities()).with_context(what)? {
-                    Some(o) => {
-                        pos = o.payload_start();
-                        buf.drain(..pos as usize);
-                        opener.insert(o)
+            while batch.len() >= batch_len || (eof && !batch.is_empty()) {
+                let full = batch.split_to(batch.len().min(batch_len));
+                batch.reserve(batch_len);
+                let Some(opener) = r.opener.clone() else {
+                    if tx.send(full.freeze()).await.is_err() {
+                        return Ok(());
                     }
-                    None if eof => bail!("{}: the object is truncated", what()),
-                    None => continue,
-                },
-            };
-            while buf.len() as u64 >= SEALED_CHUNK || (eof && !buf.is_empty()) {
-                let take = (buf.len() as u64).min(SEALED_CHUNK) as usize;
-                let plain = o
-                    .open_chunks(chunk, &buf[..take], cipher_len)
-                    .with_context(what)?;
-                out.write_all(&plain)?;
-                written += plain.len() as u64;
-                buf.drain(..take);
-                pos += take as u64;
-                chunk += 1;
+                    continue;
+                };
+                if let Some(done) = opening.take() {
+                    if tx.send(done.await??).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                let (at, from) = (chunk, skip);
+                chunk += full.len() as u64 / SEALED_CHUNK;
+                skip = 0;
+                opening = Some(tokio::task::spawn_blocking(move || {
+                    let mut buf = full;
+                    let len = opener.open_in_place(at, &mut buf, cipher_len)?;
+                    buf.truncate(len);
+                    Ok(buf.freeze().slice(from.min(len)..))
+                }));
             }
             if eof {
-                if pos != cipher_len || chunk == 0 {
-                    bail!("{}: the object is truncated", what());
-                }
                 break;
             }
         }
-        out.flush()?;
-        Ok(written)
+        if let Some(done) = opening {
+            if tx.send(done.await??).await.is_err() {
+                return Ok(());
+            }
+        }
+        if received != end - start {
+            bail!("the object is truncated");
+        }
+        Ok(())
     }
 
     /// The error for a path with no object. In an encrypted vault, a wrong identity makes
@@ -693,67 +725,66 @@ impl Vault {
     }
 
     /// Up to `len` plaintext bytes at `offset` of the file `r` was made for (fewer at its
-    /// end). Encrypted vaults fetch whole chunks and authenticate them. An object replaced
-    /// since [`Vault::reader`] is an error (`If-Match`).
-    pub async fn read_at(&self, r: &RangeReader, offset: u64, len: u64) -> Result<Vec<u8>> {
+    /// end), into `buf`: emptied first, its room reused, so a reader that keeps its buffer
+    /// allocates nothing. Encrypted vaults fetch whole chunks, authenticate and decrypt
+    /// them in place. An object replaced since [`Vault::reader`] is an error (`If-Match`).
+    pub async fn read_at(
+        &self,
+        r: &RangeReader,
+        offset: u64,
+        len: u64,
+        buf: &mut BytesMut,
+    ) -> Result<()> {
+        buf.clear();
         let end = offset.saturating_add(len).min(r.size);
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        let got = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = got.clone();
-        let etag = r.info.etag.as_deref();
-        match &r.opener {
-            None => {
-                self.transfers
-                    .fetch_ranges(
-                        &self.cfg.bucket,
-                        &r.key,
-                        etag,
-                        vec![(offset, end)],
-                        Arc::new(move |_, b: bytes::Bytes| {
-                            sink.lock().unwrap().extend_from_slice(&b);
-                            Ok(())
-                        }),
-                    )
-                    .await?;
-                let v = std::mem::take(&mut *got.lock().unwrap());
-                Ok(v)
-            }
-            Some(opener) => {
-                let cipher_len = r.info.size;
-                let (cs, ce, first) = opener.cipher_range(offset, end, cipher_len);
-                let o = opener.clone();
-                self.transfers
-                    .fetch_ranges(
-                        &self.cfg.bucket,
-                        &r.key,
-                        etag,
-                        vec![(cs, ce)],
-                        Arc::new(move |_, b: bytes::Bytes| {
-                            let plain = o.open_chunks(first, &b, cipher_len)?;
-                            *sink.lock().unwrap() = plain;
-                            Ok(())
-                        }),
-                    )
-                    .await?;
-                let plain = std::mem::take(&mut *got.lock().unwrap());
-                let skip = (offset - first * CHUNK) as usize;
-                let take = (end - offset) as usize;
-                Ok(plain
-                    .get(skip..(skip + take).min(plain.len()))
-                    .unwrap_or_default()
-                    .to_vec())
-            }
+        let cipher_len = r.info.size;
+        let (start, stop, first) = match &r.opener {
+            None => (offset, end, 0),
+            Some(o) => o.cipher_range(offset, end, cipher_len),
+        };
+        self.transfers
+            .get_range_into(
+                &self.cfg.bucket,
+                &r.key,
+                start,
+                stop,
+                r.info.etag.as_deref(),
+                buf,
+            )
+            .await?
+            .context("the object is gone or ends before the range")?;
+        if buf.len() as u64 != stop - start {
+            bail!("the server sent {} of {} bytes", buf.len(), stop - start);
         }
+        let Some(opener) = r.opener.clone() else {
+            return Ok(());
+        };
+        let mut cipher = std::mem::take(buf);
+        let (opened, cipher) = tokio::task::spawn_blocking(move || {
+            let opened = opener.open_in_place(first, &mut cipher, cipher_len);
+            (opened, cipher)
+        })
+        .await?;
+        *buf = cipher;
+        let plain = opened?;
+        let skip = (offset - first * CHUNK) as usize;
+        buf.truncate(plain.min(skip + (end - offset) as usize));
+        // O(1): the front moves; the room comes back when `buf` is cleared and reserved.
+        drop(buf.split_to(skip.min(buf.len())));
+        Ok(())
     }
 
     /// Up to `len` plaintext bytes of `path` at `offset` (one-off: see [`Vault::reader`]).
     pub async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        match self.reader(path).await? {
-            Some(r) => self.read_at(&r, offset, len).await,
-            None => Err(self.missing(path).await),
-        }
+        let Some(r) = self.reader(path).await? else {
+            return Err(self.missing(path).await);
+        };
+        let mut buf = BytesMut::new();
+        self.read_at(&r, offset, len, &mut buf).await?;
+        Ok(buf.to_vec())
     }
 }
 

@@ -337,7 +337,7 @@ async fn sealed_uploads_decrypt_through_fetched_ranges() {
         etag,
         vec![(0, 1024)],
         Arc::new(move |_, bytes| {
-            *keep.lock().unwrap() = bytes;
+            *keep.lock().unwrap() = Bytes::copy_from_slice(bytes);
             Ok(())
         }),
     )
@@ -367,7 +367,7 @@ async fn sealed_uploads_decrypt_through_fetched_ranges() {
         ranges,
         Arc::new(move |start, cipher| {
             let first = first_chunk[&start];
-            let plain = opener.open_chunks(first, &cipher, size)?;
+            let plain = opener.open_chunks(first, cipher, size)?;
             into.lock().unwrap().insert(first * CHUNK, plain);
             Ok(())
         }),
