@@ -199,7 +199,8 @@ struct LocalState {
 
 enum Handle {
     Read {
-        path: String,
+        /// The file's path (renames move it).
+        path: Mutex<String>,
         remote: Mutex<Remote>,
         /// A local copy taken when the file was unlinked while open here, read from
         /// then on (POSIX: the data lives until the last close).
@@ -858,7 +859,7 @@ impl Inner {
                 path: p, remote, ..
             } = &*h
             {
-                if p == path {
+                if *lock(p) == path {
                     lock(remote).reset();
                 }
             }
@@ -1121,7 +1122,7 @@ impl Inner {
         }
         if flags.acc_mode() == OpenAccMode::O_RDONLY {
             return Ok(self.add_handle(Handle::Read {
-                path,
+                path: Mutex::new(path),
                 remote: Mutex::default(),
                 pinned: Mutex::new(None),
             }));
@@ -1161,10 +1162,11 @@ impl Inner {
                 remote,
                 pinned,
             } => {
-                if let Some(l) = lock(pinned).clone().or_else(|| self.local(path)) {
+                let path = lock(path).clone();
+                if let Some(l) = lock(pinned).clone().or_else(|| self.local(&path)) {
                     return Self::read_local(&l.file, offset, size);
                 }
-                self.read_sequential(path, &mut lock(remote), offset, size)
+                self.read_sequential(&path, &mut lock(remote), offset, size)
             }
         }
     }
@@ -1485,12 +1487,12 @@ impl Inner {
         Ok(())
     }
 
-    /// Before `path` is unlinked: every handle reading it gets a local copy to go on
-    /// reading from (one copy, a reference per handle).
+    /// Before `path` is unlinked or renamed over: every handle reading it gets a local
+    /// copy to go on reading from (one copy, a reference per handle).
     fn pin_readers(&self, path: &str) -> R<()> {
         let readers: Vec<Arc<Handle>> = lock(&self.handles)
             .values()
-            .filter(|h| matches!(&***h, Handle::Read { path: p, pinned, .. } if p == path && lock(pinned).is_none()))
+            .filter(|h| matches!(&***h, Handle::Read { path: p, pinned, .. } if *lock(p) == path && lock(pinned).is_none()))
             .cloned()
             .collect();
         if readers.is_empty() {
@@ -1504,6 +1506,21 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Read handles of `from` (a file, or a directory's files) follow it to `to`.
+    fn move_readers(&self, from: &str, to: &str) {
+        let below = format!("{from}/");
+        let handles: Vec<Arc<Handle>> = lock(&self.handles).values().cloned().collect();
+        for h in handles {
+            if let Handle::Read { path, remote, .. } = &*h {
+                let mut p = lock(path);
+                if *p == from || p.starts_with(&below) {
+                    *p = format!("{to}{}", &p[from.len()..]);
+                    lock(remote).reset();
+                }
+            }
+        }
     }
 
     fn do_rename(
@@ -1539,7 +1556,12 @@ impl Inner {
             if let Some(l) = &open {
                 self.upload_local(l)?;
             }
+            // Whoever reads the replaced file goes on reading it, as at unlink.
+            if dst.is_some() {
+                self.pin_readers(&to)?;
+            }
             self.move_file(&from, &to).map_err(|e| eio("rename", e))?;
+            self.move_readers(&from, &to);
             // A file open for writing under the replaced name loses it, as at unlink:
             // its handles go on, and its close must not upload it over the new file.
             if let Some(old) = self.local(&to) {
@@ -1577,6 +1599,7 @@ impl Inner {
             return Err(Errno::EBUSY);
         }
         self.move_dir(&from, &to).map_err(|e| eio("rename", e))?;
+        self.move_readers(&from, &to);
         self.set_entry(&from, None);
         self.set_entry(&to, Some(src));
         self.drop_listings(&from);

@@ -725,3 +725,50 @@ fn sequential_reads_stream_through_seeks_and_shared_files() {
         }
     }
 }
+
+/// An open file follows renames (of itself and of its directory), and a file renamed
+/// over keeps its content for whoever has it open (POSIX: the old inode lives on).
+#[test]
+fn readers_follow_renames_and_keep_a_file_renamed_over() {
+    const LEN: usize = 20_000_000;
+    let v = LocalVault::new();
+    plain_vault(&v);
+    for vault in ["plainv", "local"] {
+        let m = Mounted::new(&v, vault, &[]);
+        let (a, b, c) = (
+            content("old a", LEN),
+            content("new a", 2_000_000),
+            content("c", LEN),
+        );
+        std::fs::create_dir(m.p("d1")).unwrap();
+        std::fs::write(m.p("a"), &a).unwrap();
+        std::fs::write(m.p("b"), &b).unwrap();
+        std::fs::write(m.p("d1/c"), &c).unwrap();
+        // Opened after the writers closed, so reads go to S3.
+        let ra = std::fs::File::open(m.p("a")).unwrap();
+        let rc = std::fs::File::open(m.p("d1/c")).unwrap();
+        let read = |f: &std::fs::File, at: usize, len: usize| {
+            let mut buf = vec![0u8; len];
+            f.read_exact_at(&mut buf, at as u64).unwrap();
+            buf
+        };
+        // One request each (under the kernel's 128 KiB), so no stream is reading ahead.
+        assert!(read(&ra, 0, 100_000) == a[..100_000], "{vault}: start of a");
+        assert!(read(&rc, 0, 100_000) == c[..100_000], "{vault}: start of c");
+
+        std::fs::rename(m.p("b"), m.p("a")).unwrap();
+        std::fs::rename(m.p("d1"), m.p("d2")).unwrap();
+        assert_eq!(std::fs::read(m.p("a")).unwrap(), b, "{vault}: a is b now");
+
+        // Far from what was read (and read ahead): new requests.
+        let at = LEN - 1_000_000;
+        assert!(
+            read(&ra, at, 900_000) == a[at..at + 900_000],
+            "{vault}: the replaced a reads on"
+        );
+        assert!(
+            read(&rc, at, 900_000) == c[at..at + 900_000],
+            "{vault}: c reads on after its directory moved"
+        );
+    }
+}
