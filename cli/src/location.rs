@@ -37,6 +37,7 @@ pub fn open_vault(name: Option<&str>) -> Result<Vault> {
     let config = Config::load()?;
     let (name, mut cfg) = config.vault(name)?;
     crate::login::refresh(&name, &mut cfg)?;
+    crate::login::renew_in_process(&mut cfg);
     if cfg.access_key.is_empty() {
         bail!("vault {name} has no credentials yet: log in with `cybs3 login --vault {name} --username USER`");
     }

@@ -63,7 +63,7 @@ pub fn refresh(name: &str, cfg: &mut VaultConfig) -> Result<()> {
             "the session of vault {name} has expired (or is about to) and logging in again needs {user}'s password"
         ))
     })?;
-    login(cfg, &user, &password, None)?;
+    login(cfg, &user, &password, cfg.login_duration)?;
     let mut config = Config::load()?;
     config.vaults.insert(name.to_string(), cfg.clone());
     config.save()
@@ -81,7 +81,16 @@ fn login(cfg: &mut VaultConfig, user: &str, password: &str, duration: Option<u64
     cfg.session_token = Some(creds.session_token);
     cfg.session_expires_unix = Some(creds.expires_unix);
     cfg.login_user = Some(user.to_string());
+    cfg.login_duration = duration;
     Ok(())
+}
+
+/// Lets the vault's clients log in again by themselves when its session runs out, if the
+/// process has the password (`CYBS3_PASSWORD`): a mount or a long sync outlives a session.
+pub fn renew_in_process(cfg: &mut VaultConfig) {
+    if cfg.login_user.is_some() {
+        cfg.login_password = std::env::var("CYBS3_PASSWORD").ok();
+    }
 }
 
 /// The directory password: `CYBS3_PASSWORD`, else asked on the terminal.
@@ -97,7 +106,7 @@ fn password(user: &str) -> Result<String> {
     ))?)
 }
 
-fn now() -> u64 {
+pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -102,6 +102,7 @@ pub fn run(args: MountArgs) -> Result<()> {
     }
     let id = mount_id(&mountpoint);
     vault::config::private_dir(&mounts_dir())?;
+    warn_if_the_session_ends(args.vault.as_deref());
     if args.foreground {
         return serve(&args, &mountpoint, &id);
     }
@@ -146,6 +147,23 @@ pub fn run(args: MountArgs) -> Result<()> {
             bail!("the mount did not become ready within 60 s");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A mount outlives a directory login's session: without the password it cannot log in
+/// again, and fails once the session ends.
+fn warn_if_the_session_ends(vault: Option<&str>) {
+    let Ok((name, cfg)) = vault::config::Config::load().and_then(|c| c.vault(vault)) else {
+        return;
+    };
+    if cfg.login_user.is_some() && std::env::var_os("CYBS3_PASSWORD").is_none() {
+        let left = cfg
+            .session_expires_unix
+            .map(|t| t.saturating_sub(crate::login::now()) / 60)
+            .unwrap_or_default();
+        eprintln!(
+            "warning: vault {name} uses a directory login whose session ends in {left} minutes; set CYBS3_PASSWORD when mounting so the mount logs in again by itself"
+        );
     }
 }
 

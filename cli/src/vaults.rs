@@ -114,10 +114,8 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
                 region,
                 access_key: access_key.unwrap_or_default(),
                 secret_key: secret_key.unwrap_or_default(),
-                session_token: None,
-                session_expires_unix: None,
-                login_user: None,
                 encrypted: !plain,
+                ..VaultConfig::default()
             };
             let what = format!(
                 "{} vault {name:?}: s3://{}/{} at {}",
@@ -259,10 +257,8 @@ fn local(name: &str, port: u16, protect: bool) -> Result<()> {
             region: vault::client::DEFAULT_REGION.into(),
             access_key: key.access_key,
             secret_key: key.secret_key,
-            session_token: None,
-            session_expires_unix: None,
-            login_user: None,
             encrypted: true,
+            ..VaultConfig::default()
         };
         created = add(name, cfg, protect)?;
         did.push(if created.is_none() {

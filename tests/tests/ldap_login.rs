@@ -250,3 +250,62 @@ async fn cybs3_login_stores_and_renews_credentials() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(out.stdout, b"written with a directory login");
 }
+
+/// A mount outlives its session: given the password, it logs in again by itself (as long
+/// as the first login asked), so writes and reads go on after the session ran out.
+#[tokio::test]
+async fn a_mount_logs_in_again_when_its_session_runs_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = directory();
+    let srv = server(tmp.path(), &dir);
+    bucket(&srv.client(), "shared").await;
+    let add = [
+        "vaults",
+        "add",
+        "team",
+        "--endpoint",
+        &srv.endpoint(),
+        "--bucket",
+        "shared",
+        "--plain",
+    ];
+    assert!(cybs3(&srv.home, &add).status.success());
+    let pw = Some("bob pw+&=");
+    let login = [
+        "login",
+        "--vault",
+        "team",
+        "--username",
+        "bob",
+        "--duration",
+        "3",
+    ];
+    let out = cybs3_with_password(&srv, pw, &login);
+    assert!(out.status.success(), "{out:?}");
+
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let m = mnt.to_str().unwrap();
+    let out = cybs3_with_password(&srv, pw, &["mount", m, "--vault", "team"]);
+    assert!(out.status.success(), "{out:?}");
+    struct Unmount<'a>(&'a Server, &'a str);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            cybs3(&self.0.home, &["umount", self.1]);
+        }
+    }
+    let _unmount = Unmount(&srv, m);
+
+    std::fs::write(mnt.join("one.txt"), b"first session").unwrap();
+    // Sessions last 3 s: this is well past the first, and the next ones.
+    std::thread::sleep(Duration::from_secs(5));
+    std::fs::write(mnt.join("two.txt"), b"a later session").unwrap();
+    assert_eq!(
+        std::fs::read(mnt.join("one.txt")).unwrap(),
+        b"first session"
+    );
+    assert_eq!(
+        get(&srv.client(), "shared", "two.txt").await,
+        b"a later session"
+    );
+}

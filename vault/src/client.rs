@@ -16,6 +16,8 @@ pub struct S3Target {
     pub secret_key: String,
     /// Present for temporary (STS) credentials.
     pub session_token: Option<String>,
+    /// Logs in again when temporary credentials run out (instead of the keys above).
+    pub relogin: Option<crate::sts::Relogin>,
     /// Bucket in the path (`/bucket/key`) rather than the host name; a local server has no
     /// DNS for `bucket.127.0.0.1`, so this is the default.
     pub path_style: bool,
@@ -30,6 +32,7 @@ impl S3Target {
             access_key: access_key.to_string(),
             secret_key: secret_key.to_string(),
             session_token: None,
+            relogin: None,
             path_style: true,
         }
     }
@@ -55,8 +58,12 @@ impl S3Target {
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(credentials)
+            .endpoint_url(&self.endpoint);
+        let config = match &self.relogin {
+            Some(relogin) => config.credentials_provider(relogin.clone()),
+            None => config.credentials_provider(credentials),
+        };
+        let config = config
             .force_path_style(self.path_style)
             .retry_config(RetryConfig::standard().with_max_attempts(5))
             .build();

@@ -16,7 +16,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// One vault: where its objects live and whether the client encrypts them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VaultConfig {
     pub endpoint: String,
     pub bucket: String,
@@ -36,6 +36,13 @@ pub struct VaultConfig {
     /// Who logged in (`cybs3 login`), to log in again when the session runs out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_user: Option<String>,
+    /// The session length that login asked for (seconds), asked for again at renewal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_duration: Option<u64>,
+    /// The login's password, when the process was given it: its clients then log in
+    /// again by themselves when the session runs out. Never stored.
+    #[serde(skip)]
+    pub login_password: Option<String>,
     pub encrypted: bool,
 }
 
@@ -48,6 +55,24 @@ impl VaultConfig {
         let mut t = crate::S3Target::new(&self.endpoint, &self.access_key, &self.secret_key);
         t.region = self.region.clone();
         t.session_token = self.session_token.clone();
+        if let (Some(user), Some(password)) = (&self.login_user, &self.login_password) {
+            let held = match (&self.session_token, self.session_expires_unix) {
+                (Some(token), Some(expires_unix)) => Some(crate::sts::TempCredentials {
+                    access_key: self.access_key.clone(),
+                    secret_key: self.secret_key.clone(),
+                    session_token: token.clone(),
+                    expires_unix,
+                }),
+                _ => None,
+            };
+            t.relogin = Some(crate::sts::Relogin::new(
+                &self.endpoint,
+                user,
+                password,
+                self.login_duration,
+                held,
+            ));
+        }
         t
     }
 }
@@ -197,10 +222,8 @@ mod tests {
                 region: "us-east-1".into(),
                 access_key: "AK".into(),
                 secret_key: "SK".into(),
-                session_token: None,
-                session_expires_unix: None,
-                login_user: None,
                 encrypted: true,
+                ..VaultConfig::default()
             },
         );
         let text = toml::to_string_pretty(&c).unwrap();

@@ -3,10 +3,14 @@
 
 use crate::xml::text;
 use anyhow::{anyhow, bail, Context, Result};
+use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials};
+use aws_credential_types::Credentials;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use zeroize::Zeroizing;
 
 /// What a login yields.
 #[derive(Clone, Debug)]
@@ -15,6 +19,86 @@ pub struct TempCredentials {
     pub secret_key: String,
     pub session_token: String,
     pub expires_unix: u64,
+}
+
+impl TempCredentials {
+    /// As the SDK takes them, expiry included, so its cache asks for new ones in time.
+    pub fn credentials(&self) -> Credentials {
+        Credentials::new(
+            &self.access_key,
+            &self.secret_key,
+            Some(self.session_token.clone()),
+            Some(UNIX_EPOCH + Duration::from_secs(self.expires_unix)),
+            "cybs3-login",
+        )
+    }
+}
+
+/// Credentials from a directory login that log in again, as the same user and for as
+/// long, when the session runs out: for processes that outlive a session (a mount, a long
+/// sync). The SDK asks for them again shortly before they expire.
+#[derive(Clone)]
+pub struct Relogin(Arc<ReloginState>);
+
+struct ReloginState {
+    endpoint: String,
+    username: String,
+    password: Zeroizing<String>,
+    duration: Option<u64>,
+    /// The session held when this was made, used first.
+    held: Mutex<Option<TempCredentials>>,
+}
+
+impl Relogin {
+    pub fn new(
+        endpoint: &str,
+        username: &str,
+        password: &str,
+        duration: Option<u64>,
+        held: Option<TempCredentials>,
+    ) -> Relogin {
+        Relogin(Arc::new(ReloginState {
+            endpoint: endpoint.to_string(),
+            username: username.to_string(),
+            password: Zeroizing::new(password.to_string()),
+            duration,
+            held: Mutex::new(held),
+        }))
+    }
+
+    async fn credentials(&self) -> Result<Credentials, CredentialsError> {
+        let s = &self.0;
+        let held = s.held.lock().unwrap().take();
+        let now = SystemTime::now();
+        if let Some(c) = held.filter(|c| UNIX_EPOCH + Duration::from_secs(c.expires_unix) > now) {
+            return Ok(c.credentials());
+        }
+        let fresh = ldap_login(&s.endpoint, &s.username, &s.password, s.duration)
+            .await
+            .map_err(|e| {
+                tracing::error!("logging in again as {} failed: {e:#}", s.username);
+                CredentialsError::provider_error(Box::<dyn std::error::Error + Send + Sync>::from(
+                    e,
+                ))
+            })?;
+        tracing::info!("logged in again as {} for a new session", s.username);
+        Ok(fresh.credentials())
+    }
+}
+
+impl std::fmt::Debug for Relogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Relogin({} at {})", self.0.username, self.0.endpoint)
+    }
+}
+
+impl ProvideCredentials for Relogin {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(self.credentials())
+    }
 }
 
 /// Log in as `username` at `endpoint` and get credentials for `duration` seconds
