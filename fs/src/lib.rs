@@ -991,33 +991,12 @@ impl Inner {
         Err(Errno::EIO)
     }
 
-    fn put_marker(&self, path: &str) -> anyhow::Result<()> {
-        let key = format!("{}/", self.vault.key_of(path)?);
-        self.block_on(
-            self.vault
-                .client()
-                .put_object()
-                .bucket(&self.vault.cfg.bucket)
-                .key(&key)
-                .body(Vec::new().into())
-                .send(),
-        )
-        .with_context(|| format!("cannot create directory {path:?}"))?;
-        Ok(())
+    fn put_marker(&self, path: &str, xattrs: &Xattrs) -> anyhow::Result<()> {
+        self.block_on(self.vault.put_marker(path, xattrs))
     }
 
     fn delete_marker(&self, path: &str) -> anyhow::Result<()> {
-        let key = format!("{}/", self.vault.key_of(path)?);
-        self.block_on(
-            self.vault
-                .client()
-                .delete_object()
-                .bucket(&self.vault.cfg.bucket)
-                .key(&key)
-                .send(),
-        )
-        .with_context(|| format!("cannot remove directory {path:?}"))?;
-        Ok(())
+        self.block_on(self.vault.delete_marker(path))
     }
 
     /// Server-side copy of one file (metadata kept), then the source deleted.
@@ -1042,7 +1021,8 @@ impl Inner {
     fn move_dir(&self, from: &str, to: &str) -> anyhow::Result<()> {
         let mut stack = vec![(from.to_string(), to.to_string())];
         while let Some((s, d)) = stack.pop() {
-            self.put_marker(&d)?;
+            let xattrs = self.block_on(self.vault.dir_xattrs(&s))?;
+            self.put_marker(&d, &xattrs)?;
             for e in self.block_on(self.vault.list(&s, false))? {
                 if e.path == s {
                     continue;
@@ -1285,8 +1265,8 @@ impl Inner {
         Ok(())
     }
 
-    /// The extended attributes of the file at `path` (`local`: its copy, if open for
-    /// writing). Directories and symbolic links have none.
+    /// The extended attributes of the file or directory at `path` (`local`: its copy, if
+    /// open for writing). The root and symbolic links have none.
     fn xattrs_of(&self, path: &str, local: Option<&Arc<Local>>) -> R<Xattrs> {
         let stored = match local {
             Some(l) => lock(&l.xattrs).clone(),
@@ -1295,7 +1275,9 @@ impl Inner {
                 let (dir, name) = split(path);
                 let ent = self.entry(dir, name)?.ok_or(Errno::ENOENT)?;
                 if ent.is_dir {
-                    None
+                    return self
+                        .block_on(self.vault.dir_xattrs(path))
+                        .map_err(|e| eio(&format!("extended attributes of {path:?}"), e));
                 } else {
                     let listed = ent.meta.clone();
                     let m = listed.map_or_else(|| self.meta(path), |m| Ok(Some(m)))?;
@@ -1347,7 +1329,8 @@ impl Inner {
     }
 
     /// Sets (`Some`) or removes (`None`) one extended attribute. Only the `user.`
-    /// namespace is kept, on regular files, as Linux filesystems do.
+    /// namespace is kept, on regular files and directories (not the root: it has no
+    /// marker object), as Linux filesystems do.
     fn do_setxattr(&self, ino: INodeNo, name: &OsStr, value: Option<&[u8]>, flags: i32) -> R<()> {
         self.writable()?;
         let name = name.to_str().ok_or(Errno::EINVAL)?;
@@ -1355,20 +1338,23 @@ impl Inner {
             return Err(Errno::EOPNOTSUPP);
         }
         let attr = self.handle_attr(ino, None)?;
+        let path = self.path_of(ino)?;
         match attr.kind {
             FileType::RegularFile => {}
+            FileType::Directory if !path.is_empty() => {}
             FileType::Symlink => return Err(Errno::EPERM),
             _ => return Err(Errno::EOPNOTSUPP),
         }
-        let path = self.path_of(ino)?;
         let held = self.hold_local(&path);
-        let r = self.change_xattr(&path, held.as_ref(), name, value, flags);
+        let is_dir = attr.kind == FileType::Directory;
+        let r = self.change_xattr(&path, is_dir, held.as_ref(), name, value, flags);
         self.release_held(held, r)
     }
 
     fn change_xattr(
         &self,
         path: &str,
+        is_dir: bool,
         local: Option<&Arc<Local>>,
         name: &str,
         value: Option<&[u8]>,
@@ -1401,6 +1387,9 @@ impl Inner {
                 *lock(&l.xattrs) = stored;
                 st.dirty = true;
             }
+            None if is_dir => self
+                .put_marker(path, &xattrs)
+                .map_err(|e| eio(&format!("setxattr {path:?}"), e))?,
             None => {
                 self.block_on(self.vault.set_xattrs(path, &xattrs))
                     .map_err(|e| eio(&format!("setxattr {path:?}"), e))?;
@@ -1417,8 +1406,8 @@ impl Inner {
         if self.entry(&dir, split(&path).1)?.is_some() {
             return Err(Errno::EEXIST);
         }
-        self.put_marker(&path)
-            .map_err(|e| eio("mkdir", anyhow!(e)))?;
+        self.put_marker(&path, &Xattrs::new())
+            .map_err(|e| eio("mkdir", e))?;
         self.set_entry(&path, Some(Ent::dir()));
         Ok(self.dir_attr(self.ino_of(&path), None))
     }

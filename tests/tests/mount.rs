@@ -543,9 +543,16 @@ fn extended_attributes() {
         assert_eq!(errno(set_xattr(&f, "trusted.x", b"x", 0)), libc::EOPNOTSUPP);
         let huge = vec![b'v'; 4000];
         assert_eq!(errno(set_xattr(&f, "user.huge", &huge, 0)), libc::ENOSPC);
-        std::fs::create_dir(m.p("d")).unwrap();
+        // Directories keep theirs (on their marker), through a rename; the root has none.
+        let d = m.p("d");
+        std::fs::create_dir(&d).unwrap();
+        set_xattr(&d, "user.a", b"dir value", 0).unwrap();
+        assert_eq!(get_xattr(&d, "user.a").unwrap(), b"dir value");
+        std::fs::write(m.p("d/inside"), b"x").unwrap();
+        std::fs::rename(&d, m.p("d2")).unwrap();
+        assert_eq!(list_xattrs(&m.p("d2")), ["user.a"]);
         assert_eq!(
-            errno(set_xattr(&m.p("d"), "user.a", b"x", 0)),
+            errno(set_xattr(&m.dir, "user.a", b"x", 0)),
             libc::EOPNOTSUPP
         );
 
@@ -563,6 +570,7 @@ fn extended_attributes() {
         assert_eq!(std::fs::read(&f).unwrap(), b"content and more");
         assert_eq!(list_xattrs(&f), ["user.color", "user.while-open"]);
         assert_eq!(get_xattr(&f, "user.color").unwrap(), b"secret-blue");
+        assert_eq!(get_xattr(&m.p("d2"), "user.a").unwrap(), b"dir value");
     }
     // The encrypted vault's stored attributes are ciphertext.
     let c = s3(&v);
@@ -584,7 +592,8 @@ fn extended_attributes() {
         }
         stored
     });
-    assert_eq!(raw.len(), 2, "{raw:?}");
+    // A file and a directory marker in each vault.
+    assert_eq!(raw.len(), 4, "{raw:?}");
     use base64::Engine as _;
     for (key, x) in raw {
         let bytes = base64::engine::general_purpose::STANDARD.decode(x).unwrap();

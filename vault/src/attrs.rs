@@ -2,6 +2,7 @@
 //! moving its bytes: a server-side copy onto itself with the metadata replaced. This is
 //! what `touch`, `chmod`, `setfattr`, `cp -p` and `tar x` do to a closed file through the
 //! mount. Symbolic links are objects holding their target, marked by their mode.
+//! Directories keep their extended attributes on their marker object (`dir/`).
 
 use crate::crypto::keys::{unwrap_with, wrap_for};
 use crate::vault::{format_mtime, Meta, Vault, META_MODE, META_MTIME};
@@ -66,7 +67,11 @@ impl Vault {
 
     /// The extended attributes of a file with these attributes.
     pub fn xattrs(&self, meta: &Meta) -> Result<Xattrs> {
-        let Some(stored) = &meta.xattrs else {
+        self.decode_xattrs(meta.xattrs.as_deref())
+    }
+
+    fn decode_xattrs(&self, stored: Option<&str>) -> Result<Xattrs> {
+        let Some(stored) = stored else {
             return Ok(Xattrs::new());
         };
         let bytes = B64
@@ -122,6 +127,63 @@ impl Vault {
             }
         })
         .await
+    }
+
+    /// The marker object of directory `path` (`dir/`, as S3 consoles store one).
+    fn marker_key(&self, path: &str) -> Result<String> {
+        Ok(format!("{}/", self.key_of(path)?))
+    }
+
+    /// Store the marker of directory `path`, with its extended attributes. A marker is
+    /// empty, so storing it anew changes nothing else.
+    pub async fn put_marker(&self, path: &str, xattrs: &Xattrs) -> Result<()> {
+        let meta = self
+            .encode_xattrs(xattrs)?
+            .map(|s| std::collections::HashMap::from([(META_XATTRS.to_string(), s)]));
+        self.client()
+            .put_object()
+            .bucket(&self.cfg.bucket)
+            .key(self.marker_key(path)?)
+            .set_metadata(meta)
+            .body(Vec::new().into())
+            .send()
+            .await
+            .with_context(|| format!("cannot store directory {}:{path}", self.name))?;
+        Ok(())
+    }
+
+    pub async fn delete_marker(&self, path: &str) -> Result<()> {
+        self.client()
+            .delete_object()
+            .bucket(&self.cfg.bucket)
+            .key(self.marker_key(path)?)
+            .send()
+            .await
+            .with_context(|| format!("cannot remove directory {}:{path}", self.name))?;
+        Ok(())
+    }
+
+    /// The extended attributes of directory `path`: none without a marker.
+    pub async fn dir_xattrs(&self, path: &str) -> Result<Xattrs> {
+        let head = self
+            .client()
+            .head_object()
+            .bucket(&self.cfg.bucket)
+            .key(self.marker_key(path)?)
+            .send()
+            .await;
+        let head = match head {
+            Ok(h) => h,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+                return Ok(Xattrs::new())
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot read directory {}:{path}", self.name)))
+            }
+        };
+        let stored = head.metadata().and_then(|m| m.get(META_XATTRS));
+        self.decode_xattrs(stored.map(String::as_str))
     }
 
     async fn replace_meta(
