@@ -5,6 +5,11 @@
 //! Files are compared by size from the two listings first; only when sizes are equal is
 //! the object's metadata fetched (one HEAD) for its mtime or, with `--checksum`, its content
 //! hash. So a first sync of many files makes no HEAD calls at all.
+//!
+//! Symbolic links are synced as links, never followed: stored as the mount stores them (an
+//! object holding the target, marked by its mode), and made again as links. Downloads
+//! never write through a link: links are made after every file, and a file whose
+//! destination lies under a link is refused.
 
 use crate::location::{open_vault, Location};
 use crate::progress::bytes_bar;
@@ -29,8 +34,9 @@ use vault::vault::{clean_path, Vault};
     `*.tmp` matches at any depth and `cache/**` (or `cache/*`) everything under cache/. \
     Everything is included by default; the filters apply in command-line order and the last \
     one that matches decides. Excluded files are neither transferred nor deleted.\n\n\
-    Symbolic links and other special files are skipped with a note (links are not followed); \
-    empty directories are not synced (S3 has no directories)."
+    Symbolic links are synced as links (never followed), as `cybs3 mount` stores them; other \
+    special files are skipped with a note. Empty directories are not synced (S3 has no \
+    directories)."
 )]
 pub struct SyncArgs {
     /// Source: a local directory, or VAULT:prefix (`:prefix` for the active vault)
@@ -141,11 +147,20 @@ enum Direction {
     Down,
 }
 
-/// What a listing says about one file.
-#[derive(Clone, Copy, Debug)]
+/// What a listing says about one local file.
+#[derive(Clone, Debug)]
 struct LocalFile {
     size: u64,
     mtime: SystemTime,
+    /// A symbolic link's target.
+    link: Option<PathBuf>,
+}
+
+/// What a listing says about one vault file.
+#[derive(Clone, Copy, Debug)]
+struct RemoteFile {
+    size: u64,
+    link: bool,
 }
 
 pub fn run(args: SyncArgs) -> Result<bool> {
@@ -203,34 +218,40 @@ async fn sync(
         Direction::Down => (remotes.keys().collect(), locals.keys().collect()),
     };
     let (progress, bar) = (report.progress.clone(), report.bar.clone());
-    let checks = src_names.iter().map(|rel| {
-        let job = Job {
-            dir,
-            local_path: root.join(rel.as_str()),
-            vault_path: vault_path(rel),
-            local: locals.get(rel.as_str()).copied(),
-            remote_size: remotes.get(rel.as_str()).copied(),
-            checksum: args.checksum,
-            dry_run: args.dry_run,
-            progress: progress.clone(),
-            bar: bar.clone(),
-        };
-        let vault = vault.clone();
-        let rel = rel.to_string();
-        async move {
-            let outcome = match tokio::spawn(job.run(vault)).await {
-                Ok(r) => r,
-                Err(e) => Err(anyhow!("transfer task failed: {e}")),
-            };
-            (rel, outcome)
-        }
-    });
-    let mut results = futures::stream::iter(checks).buffer_unordered(args.jobs as usize);
-    while let Some((rel, outcome)) = results.next().await {
-        match outcome {
-            Ok(Outcome::Skipped(size)) => report.skipped(&rel, size),
-            Ok(Outcome::Transferred(t)) => report.transferred(dir, &rel, t),
-            Err(e) => report.error(&rel, &e),
+    let job = |rel: &String| Job {
+        dir,
+        root: root.clone(),
+        local_path: root.join(rel.as_str()),
+        vault_path: vault_path(rel),
+        local: locals.get(rel.as_str()).cloned(),
+        remote: remotes.get(rel.as_str()).copied(),
+        checksum: args.checksum,
+        dry_run: args.dry_run,
+        progress: progress.clone(),
+        bar: bar.clone(),
+    };
+    // Links after files, so no download goes through a link this sync made.
+    let (links, files): (Vec<Job>, Vec<Job>) =
+        src_names.iter().map(|rel| job(rel)).partition(Job::is_link);
+    for phase in [files, links] {
+        let checks = phase.into_iter().map(|job| {
+            let vault = vault.clone();
+            async move {
+                let rel = job.rel().to_string();
+                let outcome = match tokio::spawn(job.run(vault)).await {
+                    Ok(r) => r,
+                    Err(e) => Err(anyhow!("transfer task failed: {e}")),
+                };
+                (rel, outcome)
+            }
+        });
+        let mut results = futures::stream::iter(checks).buffer_unordered(args.jobs as usize);
+        while let Some((rel, outcome)) = results.next().await {
+            match outcome {
+                Ok(Outcome::Skipped(size)) => report.skipped(&rel, size),
+                Ok(Outcome::Transferred(t)) => report.transferred(dir, &rel, t),
+                Err(e) => report.error(&rel, &e),
+            }
         }
     }
 
@@ -249,7 +270,7 @@ async fn sync(
             let deletes = extra.map(|rel| {
                 let (vault, root, path) = (vault.clone(), root.clone(), vault_path(rel));
                 let size = match dir {
-                    Direction::Up => remotes.get(rel.as_str()).copied().unwrap_or(0),
+                    Direction::Up => remotes.get(rel.as_str()).map_or(0, |r| r.size),
                     Direction::Down => locals.get(rel.as_str()).map_or(0, |l| l.size),
                 };
                 let dry_run = args.dry_run;
@@ -279,8 +300,8 @@ async fn sync(
     Ok(report.counts.failed == 0)
 }
 
-/// Regular files below `root` by '/'-separated relative path, filtered. Symlinks and
-/// special files are noted and left out. Unreadable directories and files are errors
+/// Regular files and symbolic links below `root` by '/'-separated relative path,
+/// filtered. Special files are noted and left out. Unreadable directories and files are errors
 /// (they also keep `--delete` from running); so are names that are not UTF-8 on the
 /// source side, where they cannot become vault paths (on the destination side they cannot
 /// be vault files either, so they are left alone).
@@ -355,26 +376,68 @@ fn walk(
                 stack.push((entry.path(), rel));
             } else if is_partial_download(name) || !filters.allows(&rel) {
                 // Our own half-written downloads are never part of the tree.
-            } else if md.is_file() {
-                let mtime = md.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                out.insert(
-                    rel,
-                    LocalFile {
-                        size: md.len(),
-                        mtime,
+            } else if md.is_file() || md.file_type().is_symlink() {
+                let link = match md.file_type().is_symlink() {
+                    true => match fs::read_link(entry.path()) {
+                        Ok(target) => Some(target),
+                        Err(e) => {
+                            let e = anyhow!(e)
+                                .context(format!("cannot read {}", entry.path().display()));
+                            report.error(&rel, &e);
+                            continue;
+                        }
                     },
-                );
-            } else {
-                let what = if md.file_type().is_symlink() {
-                    "a symbolic link (links are not followed)"
-                } else {
-                    "not a regular file"
+                    false => None,
                 };
-                report.note(&format!("skipping {rel}: {what}"));
+                let size = link
+                    .as_ref()
+                    .map_or(md.len(), |t| t.as_os_str().len() as u64);
+                let mtime = md.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                out.insert(rel, LocalFile { size, mtime, link });
+            } else {
+                report.note(&format!("skipping {rel}: not a regular file"));
             }
         }
     }
     out
+}
+
+/// Refuses a destination that lies under a symbolic link: whatever made the link (this
+/// sync, or anyone before), writing through it could reach outside the destination tree.
+fn outside_links(root: &Path, path: &Path) -> Result<()> {
+    let mut at = root.to_path_buf();
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let mut dirs = rel.components().collect::<Vec<_>>();
+    dirs.pop();
+    for c in dirs {
+        at.push(c);
+        if fs::symlink_metadata(&at).is_ok_and(|md| md.file_type().is_symlink()) {
+            bail!(
+                "refusing to write {}: {} is a symbolic link",
+                path.display(),
+                at.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Makes `path` a symbolic link to `target`, replacing a file or link there at once (a
+/// link made beside it, then renamed over it).
+fn make_link(path: &Path, target: &[u8]) -> Result<()> {
+    let failed = || format!("cannot make the link {}", path.display());
+    let name = path.file_name().with_context(failed)?;
+    let tmp = path.with_file_name(format!(".{}.cybs3-part", name.to_string_lossy()));
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(failed)?;
+    }
+    let _ = fs::remove_file(&tmp);
+    let target = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(target);
+    std::os::unix::fs::symlink(target, &tmp).with_context(failed)?;
+    fs::rename(&tmp, path).or_else(|e| {
+        let _ = fs::remove_file(&tmp);
+        Err(e).with_context(failed)
+    })
 }
 
 /// `Vault::download` writes `.NAME.cybs3-part` beside the target, then renames it.
@@ -387,7 +450,7 @@ async fn list_vault(
     vault: &Vault,
     prefix: &str,
     filters: &Filters,
-) -> Result<BTreeMap<String, u64>> {
+) -> Result<BTreeMap<String, RemoteFile>> {
     let mut out = BTreeMap::new();
     for e in vault.list(prefix, true).await? {
         if e.is_dir {
@@ -409,7 +472,10 @@ async fn list_vault(
             }
         };
         if filters.allows(rel) {
-            out.insert(rel.to_string(), e.size);
+            // Without listed attributes (other servers), a link shows as a file.
+            let mode = e.meta.as_ref().and_then(|m| m.mode);
+            let link = mode.is_some_and(vault::attrs::is_symlink);
+            out.insert(rel.to_string(), RemoteFile { size: e.size, link });
         }
     }
     Ok(out)
@@ -418,10 +484,11 @@ async fn list_vault(
 /// One source file to bring over, unless the destination already has it.
 struct Job {
     dir: Direction,
+    root: PathBuf,
     local_path: PathBuf,
     vault_path: String,
     local: Option<LocalFile>,
-    remote_size: Option<u64>,
+    remote: Option<RemoteFile>,
     checksum: bool,
     dry_run: bool,
     progress: Progress,
@@ -441,6 +508,23 @@ struct Transfer {
 }
 
 impl Job {
+    /// Whether the source is a symbolic link.
+    fn is_link(&self) -> bool {
+        match self.dir {
+            Direction::Up => self.local.as_ref().is_some_and(|l| l.link.is_some()),
+            Direction::Down => self.remote.is_some_and(|r| r.link),
+        }
+    }
+
+    /// The path relative to the sync root.
+    fn rel(&self) -> &str {
+        let rel = self
+            .local_path
+            .strip_prefix(&self.root)
+            .unwrap_or(&self.local_path);
+        rel.to_str().unwrap_or_default()
+    }
+
     async fn run(self, vault: Arc<Vault>) -> Result<Outcome> {
         // Paths listed from a vault become local paths: a hostile or foreign listing
         // must not reach outside the destination with `..` or empty segments.
@@ -452,12 +536,15 @@ impl Job {
                 self.vault_path
             );
         }
+        if self.dir == Direction::Down {
+            outside_links(&self.root, &self.local_path)?;
+        }
         if self.unchanged(&vault).await? {
             return Ok(Outcome::Skipped(self.local.map_or(0, |l| l.size)));
         }
         let size = match self.dir {
-            Direction::Up => self.local.map_or(0, |l| l.size),
-            Direction::Down => self.remote_size.unwrap_or(0),
+            Direction::Up => self.local.as_ref().map_or(0, |l| l.size),
+            Direction::Down => self.remote.map_or(0, |r| r.size),
         };
         if self.dry_run {
             return Ok(Outcome::Transferred(Transfer {
@@ -466,6 +553,26 @@ impl Job {
             }));
         }
         self.bar.inc_length(size);
+        if self.is_link() {
+            match self.dir {
+                Direction::Up => {
+                    let target = self.local.as_ref().and_then(|l| l.link.as_ref());
+                    let target = target
+                        .map(|t| t.as_os_str().as_encoded_bytes())
+                        .unwrap_or_default();
+                    vault.put_symlink(&self.vault_path, target).await?;
+                }
+                Direction::Down => {
+                    let target = vault.read_range(&self.vault_path, 0, size).await?;
+                    make_link(&self.local_path, &target)?;
+                }
+            }
+            (self.progress)(size);
+            return Ok(Outcome::Transferred(Transfer {
+                bytes: size,
+                parts: None,
+            }));
+        }
         Ok(Outcome::Transferred(match self.dir {
             Direction::Up => {
                 let up = vault
@@ -486,13 +593,18 @@ impl Job {
     }
 
     /// Whether both sides hold the same file: equal sizes, then (one HEAD) equal mtimes,
-    /// or with `--checksum` equal content hashes (an object without a hash differs).
+    /// or with `--checksum` equal content hashes (an object without a hash differs). Links
+    /// are the same when both are links to the same target.
     async fn unchanged(&self, vault: &Vault) -> Result<bool> {
-        let (Some(local), Some(remote_size)) = (self.local, self.remote_size) else {
+        let (Some(local), Some(remote)) = (&self.local, self.remote) else {
             return Ok(false);
         };
-        if local.size != remote_size {
+        if local.size != remote.size || local.link.is_some() != remote.link {
             return Ok(false);
+        }
+        if let Some(target) = &local.link {
+            let stored = vault.read_range(&self.vault_path, 0, remote.size).await?;
+            return Ok(stored == target.as_os_str().as_encoded_bytes());
         }
         let Some(meta) = vault.stat(&self.vault_path).await? else {
             return Ok(false);

@@ -633,3 +633,70 @@ fn a_killed_large_upload_resumes() {
     env.sync(&["local:big", dst.to_str().unwrap()]).assert_ok();
     assert_same_tree(&src, &dst);
 }
+
+/// Symbolic links go up and come down as links (relative, absolute, dangling, to a
+/// directory), unchanged ones are skipped, and a download never writes through a link:
+/// neither one the vault holds nor one already in the destination.
+#[test]
+fn symbolic_links_sync_as_links_and_never_lead_outside() {
+    use std::os::unix::fs::symlink;
+    let env = Env::new();
+    env.plain_vault("plain");
+    let src = env.dir("src");
+    put(&src, "real/file.txt", b"data", when(1));
+    let links = [
+        ("rel", "real/file.txt"),
+        ("abs", "/etc/hostname"),
+        ("dangling", "nowhere/at/all"),
+        ("dirlink", "real"),
+    ];
+    for (name, target) in links {
+        symlink(target, src.join(name)).unwrap();
+    }
+    let outside = env.dir("outside");
+    for vault in ["local", "plainv"] {
+        let at = format!("{vault}:links");
+        let up = env.sync(&[src.to_str().unwrap(), &at]);
+        up.assert_ok();
+        assert_eq!(
+            up.paths("upload"),
+            set(&["real/file.txt", "rel", "abs", "dangling", "dirlink"])
+        );
+        let again = env.sync(&[src.to_str().unwrap(), &at]);
+        assert_eq!(again.assert_ok().count("uploaded"), 0);
+
+        let dst = env.path(&format!("dst-{vault}"));
+        env.sync(&[&at, dst.to_str().unwrap()]).assert_ok();
+        for (name, target) in links {
+            assert_eq!(fs::read_link(dst.join(name)).unwrap(), Path::new(target));
+        }
+        let diff = Command::new("diff")
+            .args(["-r", "--no-dereference"])
+            .arg(&src)
+            .arg(&dst)
+            .output()
+            .unwrap();
+        assert!(diff.status.success(), "{}", show(&diff));
+        let again = env.sync(&[&at, dst.to_str().unwrap()]);
+        assert_eq!(again.assert_ok().count("downloaded"), 0);
+
+        // The vault holds a link to a directory outside and a file "under" it.
+        let hostile = env.dir(&format!("hostile-{vault}"));
+        symlink(&outside, hostile.join("evil")).unwrap();
+        let at = format!("{vault}:hostile");
+        env.sync(&[hostile.to_str().unwrap(), &at]).assert_ok();
+        let x = env.path("x");
+        fs::write(&x, b"payload").unwrap();
+        env.lv
+            .ok(&["cp", x.to_str().unwrap(), &format!("{at}/evil/x")]);
+        let dst = env.path(&format!("dst-hostile-{vault}"));
+        let down = env.sync(&[&at, dst.to_str().unwrap()]);
+        assert!(!down.out.status.success(), "{}", show(&down.out));
+        // A link already in the destination is not followed either.
+        let dst = env.dir(&format!("dst-linked-{vault}"));
+        symlink(&outside, dst.join("evil")).unwrap();
+        let down = env.sync(&[&at, dst.to_str().unwrap()]);
+        assert!(!down.out.status.success(), "{}", show(&down.out));
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "wrote outside");
+    }
+}
