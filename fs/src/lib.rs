@@ -21,8 +21,8 @@ use bytes::{Bytes, BytesMut};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, MountOption, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request,
-    SessionACL, TimeOrNow, WriteFlags,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
 };
 use prefetch::Prefetch;
 use std::collections::{BTreeMap, HashMap};
@@ -1608,7 +1608,13 @@ impl VaultFs {
 impl Filesystem for VaultFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // O_TRUNC reaches open(), so a truncating open does not download the file first.
-        let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
+        // READDIRPLUS gives `ls -l` the attributes with the names (from the listing), not a
+        // LOOKUP per entry; the kernel asks for it when lookups follow readdir.
+        let _ = config.add_capabilities(
+            InitFlags::FUSE_ATOMIC_O_TRUNC
+                | InitFlags::FUSE_DO_READDIRPLUS
+                | InitFlags::FUSE_READDIRPLUS_AUTO,
+        );
         Ok(())
     }
 
@@ -1979,6 +1985,43 @@ impl Filesystem for VaultFs {
         };
         for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let entries = lock(&self.inner.dir_handles).get(&fh.0).cloned();
+        let Some(entries) = entries else {
+            return reply.error(Errno::EBADF);
+        };
+        let ttl = self.inner.ttl();
+        for (i, (child, _, name)) in entries.iter().enumerate().skip(offset as usize) {
+            let attr = guard("readdirplus", || {
+                let _t = self.shared();
+                match name.as_str() {
+                    "." | ".." => self.inner.handle_attr(INodeNo(*child), None),
+                    _ => self.inner.do_lookup(ino, OsStr::new(name)),
+                }
+            });
+            // Gone since opendir: left out, as a listing made now would.
+            let Ok(attr) = attr else { continue };
+            if reply.add(
+                INodeNo(*child),
+                (i + 1) as u64,
+                name,
+                &ttl,
+                &attr,
+                Generation(0),
+            ) {
                 break;
             }
         }
