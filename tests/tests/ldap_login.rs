@@ -172,6 +172,23 @@ async fn directory_users_get_their_groups_access() {
     assert_eq!(get(&alice, "shared", "doc").await, b"hello");
 }
 
+/// The plain vault `team` on a new bucket `shared`, for directory logins (no keys yet).
+async fn team_vault(srv: &Server) {
+    bucket(&srv.client(), "shared").await;
+    let add = [
+        "vaults",
+        "add",
+        "team",
+        "--endpoint",
+        &srv.endpoint(),
+        "--bucket",
+        "shared",
+        "--plain",
+    ];
+    let out = cybs3(&srv.home, &add);
+    assert!(out.status.success(), "{out:?}");
+}
+
 fn cybs3_with_password(srv: &Server, password: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(bin());
     cmd.args(args)
@@ -188,21 +205,7 @@ async fn cybs3_login_stores_and_renews_credentials() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = directory();
     let srv = server(tmp.path(), &dir);
-    bucket(&srv.client(), "shared").await;
-    let out = cybs3(
-        &srv.home,
-        &[
-            "vaults",
-            "add",
-            "team",
-            "--endpoint",
-            &srv.endpoint(),
-            "--bucket",
-            "shared",
-            "--plain",
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
+    team_vault(&srv).await;
 
     let out = cybs3_with_password(
         &srv,
@@ -258,18 +261,7 @@ async fn a_mount_logs_in_again_when_its_session_runs_out() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = directory();
     let srv = server(tmp.path(), &dir);
-    bucket(&srv.client(), "shared").await;
-    let add = [
-        "vaults",
-        "add",
-        "team",
-        "--endpoint",
-        &srv.endpoint(),
-        "--bucket",
-        "shared",
-        "--plain",
-    ];
-    assert!(cybs3(&srv.home, &add).status.success());
+    team_vault(&srv).await;
     let pw = Some("bob pw+&=");
     let login = [
         "login",
