@@ -693,7 +693,7 @@ fn sequential_reads_stream_through_seeks_and_shared_files() {
         let m = Mounted::new(&v, vault, &[]);
         let path = m.p("s/stream.bin");
         let mut f = std::fs::File::open(&path).unwrap();
-        let mut check = |f: &mut std::fs::File, at: usize, len: usize, step: usize| {
+        let check = |f: &mut std::fs::File, at: usize, len: usize, step: usize| {
             f.seek(SeekFrom::Start(at as u64)).unwrap();
             let mut pos = at;
             while pos < at + len {
