@@ -255,7 +255,14 @@ impl Vault {
         if self.crypt.is_some() && key[self.cfg.prefix.len()..].starts_with(".cybs3/") {
             return None;
         }
-        match self.path_of(key) {
+        // A name that is not a clean path (`..`, empty or `.` segments, NUL; S3 itself
+        // allows them) could lead a copy out of its destination: such objects are not
+        // files of the vault.
+        let listed = self.path_of(key).and_then(|p| match clean_path(&p) {
+            Ok(clean) if clean == p => Ok(p),
+            _ => Err(anyhow!("{p:?} is not a safe relative path")),
+        });
+        match listed {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!("skipping {key:?} in vault {}: {e}", self.name);
@@ -937,6 +944,22 @@ fn resume_id(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_names_that_could_leave_a_directory_are_skipped() {
+        let cfg = VaultConfig {
+            endpoint: "http://127.0.0.1:9".into(),
+            bucket: "b".into(),
+            prefix: "p/".into(),
+            ..VaultConfig::default()
+        };
+        let v = Vault::open("v", cfg, None).unwrap();
+        assert_eq!(v.listed_path("p/a/b").as_deref(), Some("a/b"));
+        assert_eq!(v.listed_path("p/a/").as_deref(), Some("a"));
+        for bad in ["p/../x", "p/a/../../x", "p/a//b", "p/./a", "p//a", "p/a\0b"] {
+            assert_eq!(v.listed_path(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn mtimes_roundtrip_with_nanoseconds() {
