@@ -459,6 +459,12 @@ fn parallel(threads: usize, ops: usize, op: impl Fn(usize) -> Result<()> + Sync)
 }
 
 /// The 1-minute load average, so results can be judged against what else was running.
+/// The middle value (the upper one of an even count); `v` must not be empty.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 pub(crate) fn loadavg() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?

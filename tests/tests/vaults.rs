@@ -188,7 +188,8 @@ fn encrypted_vault_shows_only_ciphertext_to_s3_and_age_decrypts_it() {
 fn damaged_or_foreign_ciphertext_is_refused_naming_the_path() {
     let v = LocalVault::new();
     let tmp = tempfile::tempdir().unwrap();
-    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    // Past the first request's MiB, so the damage is met in the streamed part.
+    let body: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
     let file = tmp.path().join("f.bin");
     write(&file, &body);
     v.ok(&["cp", file.to_str().unwrap(), ":f.bin"]);

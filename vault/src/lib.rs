@@ -11,6 +11,7 @@ pub mod attrs;
 pub mod client;
 pub mod config;
 pub mod crypto;
+pub mod download_file;
 pub mod keystore;
 pub mod listing;
 pub mod sts;

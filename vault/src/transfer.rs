@@ -36,6 +36,8 @@ use crate::crypto::Sealer;
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// S3's largest part number.
 const MAX_PARTS: u64 = 10_000;
+/// What a download hands on at a time: ranges stream through buffers this size.
+pub const PIECE: usize = 1 << 20;
 /// Attempts at a ranged GET whose body breaks off.
 const BODY_ATTEMPTS: u32 = 3;
 
@@ -115,9 +117,9 @@ impl Sink for File {
 /// Called with byte increments as they complete (from any thread).
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
-/// Consumes one fetched range: its start offset in the object and its bytes, which it
-/// may change in place (decrypt). Runs on a blocking thread, so it may decrypt or write
-/// files.
+/// Consumes one piece of a fetched range: its start offset in the object and its bytes,
+/// which it may change in place. Runs on a blocking thread, so it may decrypt or write
+/// files; the pieces of one range come in order, one at a time.
 pub type RangeConsumer = Arc<dyn Fn(u64, &mut [u8]) -> Result<()> + Send + Sync>;
 
 /// Identifies one upload across runs, so an interrupted one resumes.
@@ -345,7 +347,8 @@ impl Transfers {
             check_range(bucket, key, start, end, info.size)?;
             return Ok(info);
         }
-        let first_end = end.map_or(start + step, |end| end.min(start + step));
+        // A small first request: it is held whole, and the rest streams.
+        let first_end = end.map_or(start + PIECE as u64, |end| end.min(start + PIECE as u64));
         let (info, data) = self
             .get_first(bucket, key, start, first_end)
             .await?
@@ -375,7 +378,7 @@ impl Transfers {
             .step_by(step as usize)
             .map(|at| (at, (at + step).min(end)))
             .collect();
-        self.fetch_ranges(bucket, key, info.etag.as_deref(), ranges, each)
+        self.fetch_ranges(bucket, key, info.etag.as_deref(), ranges, PIECE, each)
             .await?;
         Ok(info)
     }
@@ -406,15 +409,17 @@ impl Transfers {
     }
 
     /// Fetches each of `ranges` (`[start, end)`, non-empty) of `bucket/key`, `jobs` at a
-    /// time, and hands it to `each` on a blocking thread; a range is held in memory whole,
-    /// so keep them about `part_size`. With `etag`, every request carries `If-Match`: an
-    /// object replaced meanwhile is an error. Stops at the first error.
+    /// time, and hands it to `each` in pieces of `piece` bytes (less at a range's end) as
+    /// it arrives, so memory does not grow with the range. With `etag`, every request
+    /// carries `If-Match`: an object replaced meanwhile is an error. Stops at the first
+    /// error.
     pub async fn fetch_ranges(
         &self,
         bucket: &str,
         key: &str,
         etag: Option<&str>,
         ranges: Vec<(u64, u64)>,
+        piece: usize,
         each: RangeConsumer,
     ) -> Result<()> {
         let _buffers = self.buffers.in_use();
@@ -422,7 +427,7 @@ impl Transfers {
             .map(|(start, end)| {
                 let each = each.clone();
                 async move {
-                    self.fetch_range(bucket, key, etag, start, end, each)
+                    self.fetch_range(bucket, key, etag, (start, end), piece, each)
                         .await
                         .with_context(|| {
                             format!("download of {bucket}/{key} failed at bytes {start}..{end}")
@@ -785,29 +790,83 @@ impl Transfers {
         }
     }
 
-    /// Fetches `[start, end)` into a buffer of the pool and hands it to `each`.
+    /// Streams `[start, end)` to `each` in pieces of `piece` bytes, each consumed on a
+    /// blocking thread while the next one arrives, in two buffers of the pool. A body that
+    /// breaks off is asked for again from where it broke.
     async fn fetch_range(
         &self,
         bucket: &str,
         key: &str,
         etag: Option<&str>,
-        start: u64,
-        end: u64,
+        (start, end): (u64, u64),
+        piece: usize,
         each: RangeConsumer,
     ) -> Result<()> {
-        if end <= start {
+        if end <= start || piece == 0 {
             bail!("empty range");
         }
-        let mut buf = self.buffers.take_empty();
-        self.get_range_into(bucket, key, start, end, etag, &mut buf)
-            .await?
-            .context("the object is gone or ends before the range")?;
-        if buf.len() as u64 != end - start {
-            bail!("the server sent {} bytes", buf.len());
+        let mut filling = self.buffers.take_empty();
+        let mut spare = Some(self.buffers.take_empty());
+        // The piece being consumed, which gives its buffer back.
+        let mut consuming: Option<tokio::task::JoinHandle<(Result<()>, BytesMut)>> = None;
+        let (mut received, mut handed) = (start, start);
+        let mut attempt = 1;
+        while received < end {
+            let out = self
+                .get_range(bucket, key, received, end, etag)
+                .await?
+                .context("the object is gone or ends before the range")?;
+            let mut body = out.body;
+            loop {
+                let mut bytes = match body.try_next().await {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) if received < end => {
+                        bail!("the server sent {} bytes", received - start)
+                    }
+                    Ok(None) => break,
+                    Err(_) if attempt < BODY_ATTEMPTS => {
+                        tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                        attempt += 1;
+                        break;
+                    }
+                    Err(e) => return Err(anyhow!(e).context("reading the response body")),
+                };
+                if bytes.len() as u64 > end - received {
+                    bail!("the server sent more than the range");
+                }
+                received += bytes.len() as u64;
+                while !bytes.is_empty() {
+                    let n = (piece - filling.len()).min(bytes.len());
+                    filling.extend_from_slice(&bytes.split_to(n));
+                    if filling.len() < piece && received < end {
+                        continue;
+                    }
+                    let next = match (spare.take(), consuming.take()) {
+                        (Some(buf), _) => buf,
+                        (None, Some(done)) => {
+                            let (done, buf) = done.await?;
+                            done?;
+                            buf
+                        }
+                        (None, None) => unreachable!("a buffer is spare or being consumed"),
+                    };
+                    let mut full = std::mem::replace(&mut filling, next);
+                    filling.clear();
+                    let (at, each) = (handed, each.clone());
+                    handed += full.len() as u64;
+                    consuming = Some(tokio::task::spawn_blocking(move || {
+                        (each(at, &mut full), full)
+                    }));
+                }
+            }
         }
-        let (done, buf) = tokio::task::spawn_blocking(move || (each(start, &mut buf), buf)).await?;
-        self.buffers.give_back(buf.freeze(), self.jobs);
-        done
+        if let Some(done) = consuming {
+            let (done, buf) = done.await?;
+            self.buffers.give_back(buf.freeze(), 2 * self.jobs);
+            done?;
+        }
+        self.buffers.give_back(filling.freeze(), 2 * self.jobs);
+        Ok(())
     }
 }
 

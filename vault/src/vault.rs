@@ -14,9 +14,11 @@
 use crate::config::VaultConfig;
 use crate::crypto::agefile::{plain_len_for, SEALED_PAYLOAD_START};
 use crate::crypto::{FileSecrets, NameCipher, Opener, Sealer, VaultKeys, CHUNK};
+use crate::download_file::{DownloadFile, STAGE};
 use crate::listing;
 use crate::transfer::{
     FileSource, ObjectInfo, Progress, RangeConsumer, Resume, SealedSource, Sink, Source, Transfers,
+    PIECE,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_s3::Client;
@@ -36,6 +38,9 @@ pub(crate) const META_MODE: &str = "mode";
 const META_HASH: &str = "cybs3-hash";
 /// One age payload chunk as stored: 64 KiB of plaintext and its 16-byte tag.
 const SEALED_CHUNK: u64 = CHUNK + 16;
+/// Chunks of an encrypted download decrypted and written at a time: what fills the disk
+/// write's staging buffer.
+const PIECE_CHUNKS: u64 = STAGE as u64 / CHUNK;
 /// Enough for any header our writer or the age CLI produces for a few recipients.
 const HEADER_PROBE: u64 = 4096;
 /// What [`Vault::stream_at`] hands on at a time, and how many such batches may wait.
@@ -407,41 +412,48 @@ impl Vault {
 
     /// Download `path` into the local file `local` (written beside it, then renamed),
     /// restoring its mtime and mode. Returns the plaintext size. The first GET brings the
-    /// metadata and, for an encrypted object, its header: a small file costs one request.
+    /// metadata and, for an encrypted object, its header: a file up to [`PIECE`] costs one
+    /// request. The rest streams in ranged GETs of `part_size`, in pieces, so memory does
+    /// not grow with the file.
     pub async fn download(&self, path: &str, local: &Path, progress: Progress) -> Result<u64> {
         let key = self.key_of(path)?;
         let failed = || format!("cannot read {}:{path}", self.name);
         let first = self
             .transfers
-            .get_first(&self.cfg.bucket, &key, 0, self.transfers.part_size.max(1))
+            .get_first(&self.cfg.bucket, &key, 0, PIECE as u64)
             .await
             .with_context(failed)?;
         let Some((info, first)) = first else {
             return Err(self.missing(path).await);
         };
+        let opener = match &self.crypt {
+            Some(c) => Some(parse_header(&first, &c.keys).with_context(failed)?),
+            None => None,
+        };
+        let size = match &opener {
+            Some(o) => o.plain_len(info.size).with_context(failed)?,
+            None => info.size,
+        };
         let part = {
             let local = local.to_path_buf();
-            blocking(move || PartFile::create(&local)).await?
+            blocking(move || PartFile::create(&local, size)).await?
         };
-        let sink: Arc<dyn Sink> = part.file.clone();
-        let fetched = match &self.crypt {
-            Some(c) => {
-                self.fetch_sealed(&key, &info, first, &c.keys, sink, progress)
+        let file = part.file.clone();
+        let fetched = match opener {
+            Some(o) => {
+                self.fetch_sealed(&key, &info, first, o, file, progress)
                     .await
             }
-            None => self.fetch_plain(&key, &info, first, sink, progress).await,
+            None => self.fetch_plain(&key, &info, first, file, progress).await,
         };
-        let size = match fetched {
-            Ok(size) => size,
-            Err(e) => {
-                blocking(move || {
-                    part.discard();
-                    Ok(())
-                })
-                .await?;
-                return Err(e.context(failed()));
-            }
-        };
+        if let Err(e) = fetched {
+            blocking(move || {
+                part.discard();
+                Ok(())
+            })
+            .await?;
+            return Err(e.context(failed()));
+        }
         let meta = self.meta_of(&info);
         blocking(move || part.finish(&meta)).await?;
         Ok(size)
@@ -454,11 +466,11 @@ impl Vault {
         key: &str,
         info: &ObjectInfo,
         first: Bytes,
-        sink: Arc<dyn Sink>,
+        file: Arc<DownloadFile>,
         progress: Progress,
-    ) -> Result<u64> {
+    ) -> Result<()> {
         let each: RangeConsumer = Arc::new(move |at, bytes: &mut [u8]| {
-            sink.write_at(at, bytes)?;
+            file.write_at(at, bytes)?;
             progress(bytes.len() as u64);
             Ok(())
         });
@@ -469,35 +481,41 @@ impl Vault {
                 let each = each.clone();
                 move || each(0, &mut BytesMut::from(first))
             }),
-            self.fetch_rest(key, info, rest, step, each),
+            self.fetch_rest(key, info, rest, (step, PIECE as u64), each),
         )?;
-        Ok(info.size)
+        Ok(())
     }
 
-    /// Decrypts an age object into `sink`: the header and whole chunks from `first`, its
-    /// first bytes, and the remaining chunks in ranged GETs, each opened on a worker
-    /// thread as it arrives.
+    /// Decrypts an age object, whose header `opener` parsed, into `sink`: whole chunks
+    /// from `first`, its first bytes, and the remaining chunks in ranged GETs, each opened
+    /// on a worker thread as it arrives.
     async fn fetch_sealed(
         &self,
         key: &str,
         info: &ObjectInfo,
         first: Bytes,
-        keys: &VaultKeys,
-        sink: Arc<dyn Sink>,
+        opener: Opener,
+        file: Arc<DownloadFile>,
         progress: Progress,
-    ) -> Result<u64> {
-        let opener = Arc::new(parse_header(&first, keys)?);
+    ) -> Result<()> {
+        let opener = Arc::new(opener);
         let cipher_len = info.size;
-        let plain_len = opener.plain_len(cipher_len)?;
         let payload_start = opener.payload_start();
         let each: RangeConsumer = {
             let opener = opener.clone();
             Arc::new(move |at, buf: &mut [u8]| {
-                let chunk = (at - payload_start) / SEALED_CHUNK;
-                // Decrypting in place spares a fresh plaintext buffer per range.
-                let len = opener.open_in_place(chunk, buf, cipher_len)?;
-                sink.write_at(chunk * CHUNK, &buf[..len])?;
-                progress(len as u64);
+                let first = (at - payload_start) / SEALED_CHUNK;
+                // Decrypted piece by piece into the buffer the disk write reads.
+                let pieces = buf.chunks((PIECE_CHUNKS * SEALED_CHUNK) as usize);
+                for (i, piece) in pieces.enumerate() {
+                    let chunk = first + i as u64 * PIECE_CHUNKS;
+                    let mut len = 0;
+                    file.write_with(chunk * CHUNK, |out| {
+                        len = opener.open_into(chunk, piece, out, cipher_len)?;
+                        anyhow::Ok(len)
+                    })?;
+                    progress(len as u64);
+                }
                 Ok(())
             })
         };
@@ -515,9 +533,9 @@ impl Vault {
                 let each = each.clone();
                 move || each(payload_start, &mut BytesMut::from(chunks))
             }),
-            self.fetch_rest(key, info, opened, step, each),
+            self.fetch_rest(key, info, opened, (step, PIECE_CHUNKS * SEALED_CHUNK), each),
         )?;
-        Ok(plain_len)
+        Ok(())
     }
 
     /// Bytes `[from, end of object)` of `key` in ranged GETs of `step` bytes, each handed to
@@ -528,7 +546,7 @@ impl Vault {
         key: &str,
         info: &ObjectInfo,
         from: u64,
-        step: u64,
+        (step, piece): (u64, u64),
         each: RangeConsumer,
     ) -> Result<()> {
         let end = info.size;
@@ -537,7 +555,14 @@ impl Vault {
             .map(|s| (s, (s + step).min(end)))
             .collect();
         self.transfers
-            .fetch_ranges(&self.cfg.bucket, key, info.etag.as_deref(), ranges, each)
+            .fetch_ranges(
+                &self.cfg.bucket,
+                key,
+                info.etag.as_deref(),
+                ranges,
+                piece as usize,
+                each,
+            )
             .await
     }
 
@@ -817,11 +842,12 @@ fn parse_header(prefix: &[u8], keys: &VaultKeys) -> Result<Opener> {
 struct PartFile {
     tmp: PathBuf,
     local: PathBuf,
-    file: Arc<File>,
+    file: Arc<DownloadFile>,
 }
 
 impl PartFile {
-    fn create(local: &Path) -> Result<PartFile> {
+    /// For a download of `size` bytes.
+    fn create(local: &Path, size: u64) -> Result<PartFile> {
         let name = local
             .file_name()
             .ok_or_else(|| anyhow!("{} is not a file name", local.display()))?;
@@ -829,7 +855,8 @@ impl PartFile {
         if let Some(dir) = local.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let file = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let file = DownloadFile::create(&tmp, size)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
         Ok(PartFile {
             tmp,
             local: local.to_path_buf(),
@@ -840,17 +867,16 @@ impl PartFile {
     /// Restores mode and mtime, makes the content durable, and puts the file in place.
     fn finish(self, meta: &Meta) -> Result<()> {
         let failed = || format!("cannot write {}", self.local.display());
+        let file = self.file.file();
         if let Some(mode) = meta.mode {
-            self.file
-                .set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+            file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
                 .with_context(failed)?;
         }
         if let Some(mtime) = meta.mtime {
-            self.file
-                .set_times(FileTimes::new().set_modified(mtime))
+            file.set_times(FileTimes::new().set_modified(mtime))
                 .with_context(failed)?;
         }
-        self.file.sync_all().with_context(failed)?;
+        file.sync_all().with_context(failed)?;
         fs::rename(&self.tmp, &self.local).with_context(failed)
     }
 

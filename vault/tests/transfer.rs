@@ -1,8 +1,9 @@
 //! The transfer engine against a real cybs3 S3 server running in this process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use cybs3_vault::crypto::{FileSecrets, Identity, Opener, Sealer, CHUNK};
+use cybs3_vault::download_file::DownloadFile;
 use cybs3_vault::transfer::{
     FileSource, Progress, Resume, SealedSource, Sink, Source, Transfers, UploadOutcome,
 };
@@ -24,6 +26,7 @@ const BUCKET: &str = "bkt";
 /// A cybs3 server on a free port over a one-drive store, with bucket `bkt`.
 struct Server {
     client: aws_sdk_s3::Client,
+    listen: SocketAddr,
     dir: TempDir,
     _stop: oneshot::Sender<()>,
 }
@@ -58,6 +61,7 @@ impl Server {
         );
         Server {
             client: target.client(),
+            listen,
             dir,
             _stop: stop,
         }
@@ -336,6 +340,7 @@ async fn sealed_uploads_decrypt_through_fetched_ranges() {
         "sealed",
         etag,
         vec![(0, 1024)],
+        1024,
         Arc::new(move |_, bytes| {
             *keep.lock().unwrap() = Bytes::copy_from_slice(bytes);
             Ok(())
@@ -349,14 +354,16 @@ async fn sealed_uploads_decrypt_through_fetched_ranges() {
     let plain_len = opener.plain_len(info.size).unwrap();
     assert_eq!(plain_len, plain.len() as u64);
 
-    // Chunk-aligned ranges of about a MiB, each opened on a worker as it arrives.
-    let mut ranges = Vec::new();
-    let mut first_chunk = HashMap::new();
-    for at in (0..plain_len).step_by(MIB as usize) {
-        let (start, end, first) = opener.cipher_range(at, (at + MIB).min(plain_len), info.size);
-        ranges.push((start, end));
-        first_chunk.insert(start, first);
-    }
+    // Chunk-aligned ranges of about a MiB, streamed in pieces of three chunks, each
+    // opened on a worker as it arrives.
+    let ranges = (0..plain_len)
+        .step_by(MIB as usize)
+        .map(|at| {
+            let (start, end, _) = opener.cipher_range(at, (at + MIB).min(plain_len), info.size);
+            (start, end)
+        })
+        .collect();
+    let sealed_chunk = CHUNK + 16;
     let opener = Arc::new(opener);
     let opened = Arc::new(Mutex::new(BTreeMap::new()));
     let (into, size) = (opened.clone(), info.size);
@@ -365,8 +372,9 @@ async fn sealed_uploads_decrypt_through_fetched_ranges() {
         "sealed",
         etag,
         ranges,
+        3 * sealed_chunk as usize,
         Arc::new(move |start, cipher| {
-            let first = first_chunk[&start];
+            let first = (start - opener.payload_start()) / sealed_chunk;
             let plain = opener.open_chunks(first, cipher, size)?;
             into.lock().unwrap().insert(first * CHUNK, plain);
             Ok(())
@@ -545,6 +553,87 @@ async fn a_download_fails_when_the_object_is_replaced_midway() {
         message.starts_with("download of bkt/replaced failed at bytes ")
             && message.ends_with("the object was replaced during the download (its ETag changed)"),
         "{message}"
+    );
+}
+
+/// A TCP proxy to `upstream` that breaks its first connection off once it has passed
+/// `cut` bytes towards the client. Returns its address and the bytes it passed to clients.
+async fn breaking_proxy(upstream: SocketAddr, cut: u64) -> (SocketAddr, Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let passed = Arc::new(AtomicU64::new(0));
+    let total = passed.clone();
+    tokio::spawn(async move {
+        for first in std::iter::once(true).chain(std::iter::repeat(false)) {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+            let passed = passed.clone();
+            tokio::spawn(async move {
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let requests = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+                });
+                let limit = if first { cut } else { u64::MAX };
+                let (mut sent, mut buf) = (0u64, vec![0u8; 64 << 10]);
+                while sent < limit {
+                    let n = match from_server.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n.min((limit - sent) as usize),
+                    };
+                    if to_client.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    sent += n as u64;
+                    passed.fetch_add(n as u64, Ordering::SeqCst);
+                }
+                // Dropping both halves closes the connection, mid-response for the first.
+                requests.abort();
+            });
+        }
+    });
+    (addr, total)
+}
+
+/// A response body that breaks off is asked for again from where it broke, not from the
+/// start of its range: what comes down is the object once, plus response headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_body_resumes_where_it_broke() {
+    let srv = Server::start().await;
+    let t = srv.transfers();
+    let size = 12 * MIB;
+    let content = data(size, 9);
+    upload(&t, "broken", source(&content, u64::MAX), None)
+        .await
+        .unwrap();
+    // The first connection carries the first MiB (the first request), then half a MiB
+    // into the range it is reused for.
+    let (proxy, passed) = breaking_proxy(srv.listen, 3 * MIB / 2).await;
+    let via_proxy = S3Target::new(
+        &format!("http://{proxy}"),
+        "transfer-test",
+        "transfer-test-secret",
+    );
+    let mut t = Transfers::new(via_proxy.client(), srv.journal_dir());
+    t.part_size = 5 * MIB;
+    t.jobs = 4;
+    let path = srv.dir.path().join("broken-download");
+    let sink = Arc::new(DownloadFile::create(&path, size).unwrap());
+    t.download(BUCKET, "broken", 0, None, sink, counter().0)
+        .await
+        .unwrap();
+    assert!(std::fs::read(&path).unwrap() == content, "content differs");
+    let passed = passed.load(Ordering::SeqCst);
+    assert!(
+        passed > 3 * MIB / 2,
+        "the proxy broke nothing off: {passed} bytes"
+    );
+    assert!(
+        passed < size + 64 * 1024,
+        "{passed} bytes came down for a {size}-byte object"
     );
 }
 

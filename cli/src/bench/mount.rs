@@ -14,7 +14,7 @@
 //! directory. The references: the same on the local disk, and the vault's own upload and
 //! download of the same bytes (no FUSE in between).
 
-use super::{print, row, settle_disk, Row, Timing};
+use super::{median, print, row, settle_disk, Row, Timing};
 use anyhow::{bail, ensure, Context, Result};
 use rand::{Rng, RngCore};
 use serde_json::json;
@@ -642,11 +642,6 @@ struct Small {
 }
 
 /// A row with a reference ratio set.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn named(r: Row, vs: Option<(f64, &'static str)>) -> Row {
     Row {
         ratio: vs.map(|v| v.0),

@@ -29,6 +29,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vault::config::{config_dir, write_private, Config, VaultConfig};
+use vault::download_file::DownloadFile;
 use vault::keystore;
 use vault::transfer::{FileSource, Transfers};
 use vault::vault::Vault;
@@ -63,6 +64,10 @@ pub struct SyncBenchArgs {
     /// Number of small files (1 to 8 KiB each, 100 per directory)
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     small_files: u64,
+    /// Syncs of each kind (up or down, plain or encrypted), alternated; medians are
+    /// reported, so load that drifts during the run weighs on both vaults
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    rounds: u64,
     /// Keep the bench files in the vaults and the local source trees (paths printed on stderr)
     #[arg(long)]
     keep: bool,
@@ -162,6 +167,7 @@ pub fn run(args: SyncBenchArgs) -> Result<()> {
         "large_files": args.large_files,
         "large_mib": args.large_mib,
         "small_files": args.small_files,
+        "rounds": args.rounds,
         "targets": {
             "encryption_cost_large_up": targets.encryption_cost.map(|c| c.0),
             "encryption_cost_large_down": targets.encryption_cost.map(|c| c.1),
@@ -397,9 +403,8 @@ async fn measure(
         settle(tree).await?;
         let put = rate(raw_put(&transfers, &enc.cfg.bucket, &prefix, tree).await?);
         settle(tree).await?;
-        let into = tmp.join(format!("down/raw-{what}"));
-        let get = rate(raw_get(&transfers, &enc.cfg.bucket, &prefix, tree, &into).await?);
-        remove_dir(into).await?;
+        let raw_into = tmp.join(format!("down/raw-{what}"));
+        let get = rate(raw_get(&transfers, &enc.cfg.bucket, &prefix, tree, &raw_into).await?);
         rows.push(row(
             &format!("raw S3 PUT, {label} (ref)"),
             put,
@@ -413,10 +418,13 @@ async fn measure(
             Some((get / disk, "disk write+fsync")),
         ));
 
-        say(&format!("sync up and down, {label}, plain"));
-        let (plain_up, plain_down) = sync_round(plain, dir, what, tree, tmp).await?;
-        say(&format!("sync up and down, {label}, encrypted"));
-        let (enc_up, enc_down) = sync_round(enc, dir, what, tree, tmp).await?;
+        say(&format!(
+            "sync up and down, {label}, plain and encrypted alternately, {} rounds",
+            args.rounds
+        ));
+        let [(plain_up, plain_down), (enc_up, enc_down)] =
+            alternate(args.rounds, [plain, enc], dir, what, tree, tmp).await?;
+        remove_dir(raw_into).await?;
         let (pu, pd, eu, ed) = (
             rate(plain_up),
             rate(plain_down),
@@ -465,25 +473,49 @@ async fn measure(
     Ok((rows, targets))
 }
 
-/// `cybs3 sync` of `tree` up into `dir/what` of the side's vault, then down into a new
-/// local directory, compared with the source and removed. Returns both wall times.
-async fn sync_round(
-    side: &Side,
+/// `cybs3 sync` of `tree` up into `dir/what-N` of each side's vault, `rounds` times
+/// alternating between the sides, then as many syncs down into new local directories,
+/// each compared with the source and removed. Returns each side's median wall times (up,
+/// down).
+async fn alternate(
+    rounds: u64,
+    sides: [&Side; 2],
     dir: &str,
     what: &str,
     tree: &Tree,
     tmp: &Path,
-) -> Result<(Duration, Duration)> {
-    let remote = side.remote(dir, what);
-    settle(tree).await?;
-    let up = run_sync(side, &tree.root.display().to_string(), &remote, tree, true).await?;
-    settle(tree).await?;
-    let into = tmp.join(format!("down/{what}-{}", side.kind));
-    let down = run_sync(side, &remote, &into.display().to_string(), tree, false).await?;
-    let (root, files, check) = (tree.root.clone(), tree.files.clone(), into.clone());
-    blocking(move || same_files(&root, &check, &files)).await?;
+) -> Result<[(Duration, Duration); 2]> {
+    let src = tree.root.display().to_string();
+    let mut ups = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for (side, times) in sides.iter().zip(&mut ups) {
+            let remote = side.remote(dir, &format!("{what}-{round}"));
+            settle(tree).await?;
+            times.push(run_sync(side, &src, &remote, tree, true).await?);
+        }
+    }
+    let mut downs = [Vec::new(), Vec::new()];
+    // Removed only after the last round (as is the raw reference's): ext4 skips inodes
+    // freed in the last minute when it creates files, so a tree of small files removed
+    // just before a download would slow that download down several times over.
+    let into = tmp.join(format!("down/{what}"));
+    for round in 0..rounds {
+        for (side, times) in sides.iter().zip(&mut downs) {
+            let remote = side.remote(dir, &format!("{what}-{round}"));
+            let into = into.join(format!("{}-{round}", side.kind));
+            settle(tree).await?;
+            times.push(run_sync(side, &remote, &into.display().to_string(), tree, false).await?);
+            let (root, files) = (tree.root.clone(), tree.files.clone());
+            blocking(move || same_files(&root, &into, &files)).await?;
+        }
+    }
     remove_dir(into).await?;
-    Ok((up, down))
+    let median = |times: &[Duration]| {
+        Duration::from_secs_f64(super::median(
+            times.iter().map(Duration::as_secs_f64).collect(),
+        ))
+    };
+    Ok([0, 1].map(|i| (median(&ups[i]), median(&downs[i]))))
 }
 
 /// `count` files of `total` bytes together (the last takes the remainder), written
@@ -628,12 +660,13 @@ async fn raw_get(
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                let file = Arc::new(File::create(&path)?);
+                // Written the way `cybs3 sync` writes downloads.
+                let file = Arc::new(DownloadFile::create(&path, size)?);
                 let info = transfers
                     .download(&bucket, &key, 0, None, file.clone(), Arc::new(|_| {}))
                     .await?;
                 ensure!(info.size == size, "{key}: {} of {size} bytes", info.size);
-                tokio::task::spawn_blocking(move || file.sync_all()).await??;
+                tokio::task::spawn_blocking(move || file.file().sync_all()).await??;
                 anyhow::Ok(())
             })
             .await?
