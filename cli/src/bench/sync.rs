@@ -29,7 +29,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vault::config::{config_dir, write_private, Config, VaultConfig};
-use vault::download_file::DownloadFile;
+use vault::crypto::{FileSecrets, Identity, Opener, Sealer, CHUNK};
+use vault::download_file::{DownloadFile, STAGE};
 use vault::keystore;
 use vault::transfer::{FileSource, Transfers};
 use vault::vault::Vault;
@@ -175,6 +176,8 @@ pub fn run(args: SyncBenchArgs) -> Result<()> {
             "small_encrypted_up_seconds": targets.small_seconds.map(|s| s.0),
             "small_encrypted_down_seconds": targets.small_seconds.map(|s| s.1),
             "small_seconds_max": SMALL_SECONDS_TARGET,
+            "added_cpu_large_down_s_per_gb": targets.added_cpu,
+            "cipher_cpu_s_per_gb": targets.cipher_cpu,
         },
         "load_before": load_before,
         "load_after": super::loadavg(),
@@ -189,6 +192,12 @@ pub fn run(args: SyncBenchArgs) -> Result<()> {
                 down * 100.0,
                 ENCRYPTION_COST_TARGET * 100.0,
                 verdict(up, down, ENCRYPTION_COST_TARGET)
+            );
+        }
+        if let Some(added) = targets.added_cpu {
+            println!(
+                "encrypted large downloads used {added:.2} s more client CPU per GB than plain ones; the cipher alone needs {:.2} s per GB",
+                targets.cipher_cpu
             );
         }
         if let Some((up, down)) = targets.small_seconds {
@@ -332,6 +341,10 @@ async fn probe(side: &Side) -> Result<()> {
 struct Targets {
     encryption_cost: Option<(f64, f64)>,
     small_seconds: Option<(f64, f64)>,
+    /// Client CPU seconds per GB that encryption adds to a large download, and what the
+    /// cipher alone needs on one core.
+    added_cpu: Option<f64>,
+    cipher_cpu: f64,
 }
 
 async fn measure(
@@ -383,11 +396,22 @@ async fn measure(
         None,
     ));
 
+    let decrypt = blocking(move || decrypt_gbs(&block)).await?;
+    rows.push(row(
+        "age decrypt as a download does, one core (ref)",
+        decrypt,
+        "GB/s",
+        None,
+    ));
+
     // The raw reference: the same files through the same transfer engine (default part
     // size and parts in flight, as a vault uses it) and the same files in flight.
     let transfers = Transfers::new(enc.client.clone(), tmp.join("journals"));
     let raw = format!("{}raw/", scratch(&enc.cfg, dir));
-    let mut targets = Targets::default();
+    let mut targets = Targets {
+        cipher_cpu: 1.0 / decrypt,
+        ..Targets::default()
+    };
     for (tree, what, label, disk) in [
         (&large, "large", &large_label, disk_large),
         (&small, "small", &small_label, disk_small),
@@ -426,10 +450,10 @@ async fn measure(
             alternate(args.rounds, [plain, enc], dir, what, tree, tmp).await?;
         remove_dir(raw_into).await?;
         let (pu, pd, eu, ed) = (
-            rate(plain_up),
-            rate(plain_down),
-            rate(enc_up),
-            rate(enc_down),
+            rate(plain_up.wall),
+            rate(plain_down.wall),
+            rate(enc_up.wall),
+            rate(enc_down.wall),
         );
         rows.push(row(
             &format!("sync up, {label}, plain"),
@@ -457,8 +481,28 @@ async fn measure(
         ));
         if what == "large" {
             targets.encryption_cost = Some((1.0 - eu / pu, 1.0 - ed / pd));
+            // The client's CPU per GB: what encryption adds is what the CPU must have free.
+            let per_gb = |t: Took| t.cpu.as_secs_f64() / (tree.bytes as f64 / 1e9);
+            for (dir, plain, enc) in [("up", plain_up, enc_up), ("down", plain_down, enc_down)] {
+                let (p, e) = (per_gb(plain), per_gb(enc));
+                rows.push(row(
+                    &format!("sync {dir}, {label}, plain: client CPU"),
+                    p,
+                    "s/GB",
+                    None,
+                ));
+                rows.push(row(
+                    &format!("sync {dir}, {label}, encrypted: client CPU"),
+                    e,
+                    "s/GB",
+                    Some((e / p, "plain client CPU")),
+                ));
+                if dir == "down" {
+                    targets.added_cpu = Some(e - p);
+                }
+            }
         } else {
-            let (up, down) = (enc_up.as_secs_f64(), enc_down.as_secs_f64());
+            let (up, down) = (enc_up.wall.as_secs_f64(), enc_down.wall.as_secs_f64());
             targets.small_seconds = Some((up, down));
             for (dir, secs) in [("up", up), ("down", down)] {
                 rows.push(row(
@@ -476,7 +520,7 @@ async fn measure(
 /// `cybs3 sync` of `tree` up into `dir/what-N` of each side's vault, `rounds` times
 /// alternating between the sides, then as many syncs down into new local directories,
 /// each compared with the source and removed. Returns each side's median wall times (up,
-/// down).
+/// down), wall and CPU each the median of its own.
 async fn alternate(
     rounds: u64,
     sides: [&Side; 2],
@@ -484,7 +528,7 @@ async fn alternate(
     what: &str,
     tree: &Tree,
     tmp: &Path,
-) -> Result<[(Duration, Duration); 2]> {
+) -> Result<[(Took, Took); 2]> {
     let src = tree.root.display().to_string();
     let mut ups = [Vec::new(), Vec::new()];
     for round in 0..rounds {
@@ -510,12 +554,47 @@ async fn alternate(
         }
     }
     remove_dir(into).await?;
-    let median = |times: &[Duration]| {
-        Duration::from_secs_f64(super::median(
-            times.iter().map(Duration::as_secs_f64).collect(),
-        ))
+    let median = |took: &[Took]| {
+        let of = |f: fn(&Took) -> Duration| {
+            let secs = took.iter().map(|t| f(t).as_secs_f64()).collect();
+            Duration::from_secs_f64(super::median(secs))
+        };
+        Took {
+            wall: of(|t| t.wall),
+            cpu: of(|t| t.cpu),
+        }
     };
     Ok([0, 1].map(|i| (median(&ups[i]), median(&downs[i]))))
+}
+
+/// Plaintext GB/s of age decryption done as a download does it (a piece at a time into a
+/// staging buffer), on one core: the CPU an encrypted download needs beyond a plain one.
+fn decrypt_gbs(block: &[u8]) -> Result<f64> {
+    const PASSES: usize = 4;
+    let identity = Identity::generate();
+    let plain_len = 64 * MIB as u64;
+    let sealer = Sealer::new(&identity.to_public(), &FileSecrets::random(), plain_len);
+    let mut cipher = vec![0u8; sealer.cipher_len() as usize];
+    sealer.read_cipher(0, &mut cipher, &mut |at, plain| {
+        // Chunks are read whole, and the block holds a whole number of them.
+        let from = at as usize % block.len();
+        plain.copy_from_slice(&block[from..from + plain.len()]);
+        Ok(())
+    })?;
+    let opener = Opener::parse(&cipher, &[identity])?.context("no age header")?;
+    let cipher_len = cipher.len() as u64;
+    let payload = &cipher[opener.payload_start() as usize..];
+    let per_piece = (STAGE as u64 / CHUNK) as usize;
+    let piece = per_piece * (CHUNK as usize + 16);
+    let mut stage = vec![0u8; STAGE];
+    let t = Instant::now();
+    for _ in 0..PASSES {
+        for (i, cipher) in payload.chunks(piece).enumerate() {
+            let first = (i * per_piece) as u64;
+            std::hint::black_box(opener.open_into(first, cipher, &mut stage, cipher_len)?);
+        }
+    }
+    Ok((PASSES as u64 * plain_len) as f64 / t.elapsed().as_secs_f64() / 1e9)
 }
 
 /// `count` files of `total` bytes together (the last takes the remainder), written
@@ -679,9 +758,31 @@ async fn raw_get(
     Ok(t.elapsed())
 }
 
-/// Runs `cybs3 sync SRC DST` as a user would and returns its wall time, once its summary
+/// What one sync cost: the wall time a user waits, and the CPU time of the `cybs3 sync`
+/// process (user and system), the client's share of the machine.
+#[derive(Clone, Copy)]
+struct Took {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// CPU time of this process's waited-for children so far.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct we pass and keeps no pointer.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// Runs `cybs3 sync SRC DST` as a user would and returns what it took, once its summary
 /// shows every file of `tree` moved in the direction asked and nothing failed or skipped.
-async fn run_sync(side: &Side, src: &str, dst: &str, tree: &Tree, up: bool) -> Result<Duration> {
+/// The bench runs no other child meanwhile, so the children's CPU time grows by this
+/// sync's alone.
+async fn run_sync(side: &Side, src: &str, dst: &str, tree: &Tree, up: bool) -> Result<Took> {
     let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
     cmd.args([
         "sync",
@@ -703,9 +804,12 @@ async fn run_sync(side: &Side, src: &str, dst: &str, tree: &Tree, up: bool) -> R
     if let Some(p) = &side.passphrase {
         cmd.env("CYBS3_PASSPHRASE", p);
     }
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), children_cpu());
     let out = cmd.output().await.context("cannot run cybs3 sync")?;
-    let took = t.elapsed();
+    let took = Took {
+        wall: t.elapsed(),
+        cpu: children_cpu().saturating_sub(cpu),
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let records: Vec<Value> = stdout
         .lines()
