@@ -38,6 +38,10 @@ const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 const MAX_PARTS: u64 = 10_000;
 /// What a download hands on at a time: ranges stream through buffers this size.
 pub const PIECE: usize = 1 << 20;
+/// Ranged GETs in flight at once, however many files are downloading: enough to keep a
+/// LAN and a disk busy. With more, 2 cores spend more on switching between streams than
+/// they gain (1 GiB in 8 files: 0.88 s with 8 streams, 0.94 s with 32).
+const RANGES_IN_FLIGHT: usize = 8;
 /// Attempts at a ranged GET whose body breaks off.
 const BODY_ATTEMPTS: u32 = 3;
 
@@ -224,7 +228,8 @@ struct SentPart {
 #[derive(Clone)]
 pub struct Transfers {
     client: aws_sdk_s3::Client,
-    /// Parts or ranges in flight at once (default 4).
+    /// Parts in flight at once per upload (default 4). Downloads share
+    /// [`RANGES_IN_FLIGHT`] ranged GETs between them.
     pub jobs: usize,
     /// Bytes per part and per ranged GET (default 16 MiB). Uploads use at least S3's
     /// minimum of 5 MiB, and larger parts when 10,000 would not hold the object.
@@ -233,6 +238,8 @@ pub struct Transfers {
     pub multipart_threshold: u64,
     journal_dir: PathBuf,
     buffers: Arc<PartBuffers>,
+    /// Ranged GETs in flight across all downloads through this `Transfers` and its clones.
+    range_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Transfers {
@@ -245,6 +252,7 @@ impl Transfers {
             multipart_threshold: 16 * 1024 * 1024,
             journal_dir,
             buffers: Arc::default(),
+            range_slots: Arc::new(tokio::sync::Semaphore::new(RANGES_IN_FLIGHT)),
         }
     }
 
@@ -408,8 +416,9 @@ impl Transfers {
         Ok(Some((ObjectInfo::from_get(&out, size), data.freeze())))
     }
 
-    /// Fetches each of `ranges` (`[start, end)`, non-empty) of `bucket/key`, `jobs` at a
-    /// time, and hands it to `each` in pieces of `piece` bytes (less at a range's end) as
+    /// Fetches each of `ranges` (`[start, end)`, non-empty) of `bucket/key` as one of the
+    /// [`RANGES_IN_FLIGHT`] slots of all downloads frees up (first asked, first served, so
+    /// concurrent downloads progress together), and hands it to `each` in pieces of `piece` bytes (less at a range's end) as
     /// it arrives, so memory does not grow with the range. With `etag`, every request
     /// carries `If-Match`: an object replaced meanwhile is an error. Stops at the first
     /// error.
@@ -423,10 +432,13 @@ impl Transfers {
         each: RangeConsumer,
     ) -> Result<()> {
         let _buffers = self.buffers.in_use();
+        // The slots bound what runs; this only lets every range wait for one.
+        let in_flight = ranges.len().max(1);
         stream::iter(ranges)
             .map(|(start, end)| {
                 let each = each.clone();
                 async move {
+                    let _slot = self.range_slots.acquire().await?;
                     self.fetch_range(bucket, key, etag, (start, end), piece, each)
                         .await
                         .with_context(|| {
@@ -434,7 +446,7 @@ impl Transfers {
                         })
                 }
             })
-            .buffer_unordered(self.jobs.max(1))
+            .buffer_unordered(in_flight)
             .try_collect()
             .await
     }
@@ -862,10 +874,11 @@ impl Transfers {
         }
         if let Some(done) = consuming {
             let (done, buf) = done.await?;
-            self.buffers.give_back(buf.freeze(), 2 * self.jobs);
+            self.buffers.give_back(buf.freeze(), 2 * RANGES_IN_FLIGHT);
             done?;
         }
-        self.buffers.give_back(filling.freeze(), 2 * self.jobs);
+        self.buffers
+            .give_back(filling.freeze(), 2 * RANGES_IN_FLIGHT);
         Ok(())
     }
 }

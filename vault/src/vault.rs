@@ -142,11 +142,6 @@ impl Vault {
         &self.client
     }
 
-    /// Parallel parts and part size of transfers (`--jobs`).
-    pub fn set_jobs(&mut self, jobs: usize) {
-        self.transfers.jobs = jobs.max(1);
-    }
-
     /// The object key of a plaintext path ("" is the vault's root).
     pub fn key_of(&self, path: &str) -> Result<String> {
         let path = clean_path(path)?;
