@@ -178,6 +178,7 @@ pub fn run(args: SyncBenchArgs) -> Result<()> {
             "small_seconds_max": SMALL_SECONDS_TARGET,
             "added_cpu_large_down_s_per_gb": targets.added_cpu,
             "cipher_cpu_s_per_gb": targets.cipher_cpu,
+            "least_encryption_cost_large_down": targets.least_cost,
         },
         "load_before": load_before,
         "load_after": super::loadavg(),
@@ -198,6 +199,12 @@ pub fn run(args: SyncBenchArgs) -> Result<()> {
             println!(
                 "encrypted large downloads used {added:.2} s more client CPU per GB than plain ones; the cipher alone needs {:.2} s per GB",
                 targets.cipher_cpu
+            );
+        }
+        if let Some(least) = targets.least_cost {
+            println!(
+                "with every core busy all along, the cipher's CPU on top of what a plain download kept busy makes the least possible download cost here {:.1} %",
+                least * 100.0
             );
         }
         if let Some((up, down)) = targets.small_seconds {
@@ -345,6 +352,22 @@ struct Targets {
     /// cipher alone needs on one core.
     added_cpu: Option<f64>,
     cipher_cpu: f64,
+    /// The least encryption cost these cores allow a large download (see [`least_cost`]).
+    least_cost: Option<f64>,
+}
+
+/// The least encryption cost the cores of this machine allow a transfer that took `plain`
+/// without encryption and needs `cipher` more CPU seconds with it: even if every core
+/// stayed busy all along, the CPU work of both together takes its share of the cores'
+/// time. `None` when the system does not say how busy its cores were.
+fn least_cost(plain: Took, cipher: f64) -> Option<f64> {
+    let cores = std::thread::available_parallelism().ok()?.get() as f64;
+    if plain.busy.is_zero() {
+        return None;
+    }
+    let wall = plain.wall.as_secs_f64();
+    let least_wall = wall.max((plain.busy.as_secs_f64() + cipher) / cores);
+    Some(1.0 - wall / least_wall)
 }
 
 async fn measure(
@@ -498,7 +521,18 @@ async fn measure(
                     Some((e / p, "plain client CPU")),
                 ));
                 if dir == "down" {
+                    let busy = |t: Took| t.busy.as_secs_f64() / (tree.bytes as f64 / 1e9);
+                    for (kind, t) in [("plain", plain), ("encrypted", enc)] {
+                        rows.push(row(
+                            &format!("sync down, {label}, {kind}: all cores busy"),
+                            busy(t),
+                            "s/GB",
+                            None,
+                        ));
+                    }
                     targets.added_cpu = Some(e - p);
+                    targets.least_cost =
+                        least_cost(plain, targets.cipher_cpu * tree.bytes as f64 / 1e9);
                 }
             }
         } else {
@@ -562,6 +596,7 @@ async fn alternate(
         Took {
             wall: of(|t| t.wall),
             cpu: of(|t| t.cpu),
+            busy: of(|t| t.busy),
         }
     };
     Ok([0, 1].map(|i| (median(&ups[i]), median(&downs[i]))))
@@ -764,6 +799,32 @@ async fn raw_get(
 struct Took {
     wall: Duration,
     cpu: Duration,
+    /// CPU time all cores spent busy meanwhile (server and kernel included; `ZERO` where
+    /// the system does not say).
+    busy: Duration,
+}
+
+/// CPU time all cores have spent busy since boot, from `/proc/stat` (zero elsewhere).
+fn machine_busy() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait. The kernel
+    // reports in USER_HZ, 100 per second on Linux.
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Duration::from_millis(busy * 10)
 }
 
 /// CPU time of this process's waited-for children so far.
@@ -804,11 +865,12 @@ async fn run_sync(side: &Side, src: &str, dst: &str, tree: &Tree, up: bool) -> R
     if let Some(p) = &side.passphrase {
         cmd.env("CYBS3_PASSPHRASE", p);
     }
-    let (t, cpu) = (Instant::now(), children_cpu());
+    let (t, cpu, busy) = (Instant::now(), children_cpu(), machine_busy());
     let out = cmd.output().await.context("cannot run cybs3 sync")?;
     let took = Took {
         wall: t.elapsed(),
         cpu: children_cpu().saturating_sub(cpu),
+        busy: machine_busy().saturating_sub(busy),
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let records: Vec<Value> = stdout
