@@ -178,7 +178,8 @@ pub fn run(args: SyncBenchArgs) -> Result<()> {
             "small_seconds_max": SMALL_SECONDS_TARGET,
             "added_cpu_large_down_s_per_gb": targets.added_cpu,
             "cipher_cpu_s_per_gb": targets.cipher_cpu,
-            "least_encryption_cost_large_down": targets.least_cost,
+            "least_encryption_cost_large_up": targets.least_cost.map(|c| c.0),
+            "least_encryption_cost_large_down": targets.least_cost.map(|c| c.1),
         },
         "load_before": load_before,
         "load_after": super::loadavg(),
@@ -201,10 +202,11 @@ pub fn run(args: SyncBenchArgs) -> Result<()> {
                 targets.cipher_cpu
             );
         }
-        if let Some(least) = targets.least_cost {
+        if let Some((up, down)) = targets.least_cost {
             println!(
-                "with every core busy all along, the cipher's CPU on top of what a plain download kept busy makes the least possible download cost here {:.1} %",
-                least * 100.0
+                "the cipher's CPU on top of what plain syncs kept busy, with every core busy all along, makes the least possible cost here: up {:.1} %, down {:.1} %",
+                up * 100.0,
+                down * 100.0
             );
         }
         if let Some((up, down)) = targets.small_seconds {
@@ -352,8 +354,9 @@ struct Targets {
     /// cipher alone needs on one core.
     added_cpu: Option<f64>,
     cipher_cpu: f64,
-    /// The least encryption cost these cores allow a large download (see [`least_cost`]).
-    least_cost: Option<f64>,
+    /// The least encryption cost these cores allow large files (up, down; see
+    /// [`least_cost`]).
+    least_cost: Option<(f64, f64)>,
 }
 
 /// The least encryption cost the cores of this machine allow a transfer that took `plain`
@@ -504,36 +507,33 @@ async fn measure(
         ));
         if what == "large" {
             targets.encryption_cost = Some((1.0 - eu / pu, 1.0 - ed / pd));
-            // The client's CPU per GB: what encryption adds is what the CPU must have free.
-            let per_gb = |t: Took| t.cpu.as_secs_f64() / (tree.bytes as f64 / 1e9);
+            // CPU per GB, the client's and all cores': what encryption adds must find the
+            // cores free.
+            let per_gb = |d: Duration| d.as_secs_f64() / (tree.bytes as f64 / 1e9);
+            let cipher = targets.cipher_cpu * tree.bytes as f64 / 1e9;
+            let mut least = Vec::new();
             for (dir, plain, enc) in [("up", plain_up, enc_up), ("down", plain_down, enc_down)] {
-                let (p, e) = (per_gb(plain), per_gb(enc));
-                rows.push(row(
-                    &format!("sync {dir}, {label}, plain: client CPU"),
-                    p,
-                    "s/GB",
-                    None,
-                ));
-                rows.push(row(
-                    &format!("sync {dir}, {label}, encrypted: client CPU"),
-                    e,
-                    "s/GB",
-                    Some((e / p, "plain client CPU")),
-                ));
-                if dir == "down" {
-                    let busy = |t: Took| t.busy.as_secs_f64() / (tree.bytes as f64 / 1e9);
-                    for (kind, t) in [("plain", plain), ("encrypted", enc)] {
-                        rows.push(row(
-                            &format!("sync down, {label}, {kind}: all cores busy"),
-                            busy(t),
-                            "s/GB",
-                            None,
-                        ));
-                    }
-                    targets.added_cpu = Some(e - p);
-                    targets.least_cost =
-                        least_cost(plain, targets.cipher_cpu * tree.bytes as f64 / 1e9);
+                for (kind, t) in [("plain", plain), ("encrypted", enc)] {
+                    rows.push(row(
+                        &format!("sync {dir}, {label}, {kind}: client CPU"),
+                        per_gb(t.cpu),
+                        "s/GB",
+                        None,
+                    ));
+                    rows.push(row(
+                        &format!("sync {dir}, {label}, {kind}: all cores busy"),
+                        per_gb(t.busy),
+                        "s/GB",
+                        None,
+                    ));
                 }
+                if dir == "down" {
+                    targets.added_cpu = Some(per_gb(enc.cpu) - per_gb(plain.cpu));
+                }
+                least.push(least_cost(plain, cipher));
+            }
+            if let [Some(up), Some(down)] = least[..] {
+                targets.least_cost = Some((up, down));
             }
         } else {
             let (up, down) = (enc_up.wall.as_secs_f64(), enc_down.wall.as_secs_f64());
