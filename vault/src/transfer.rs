@@ -112,12 +112,6 @@ pub trait Sink: Send + Sync + 'static {
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
 }
 
-impl Sink for File {
-    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        FileExt::write_all_at(self, data, offset)
-    }
-}
-
 /// Called with byte increments as they complete (from any thread).
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 

@@ -493,27 +493,23 @@ impl Vault {
         file: Arc<DownloadFile>,
         progress: Progress,
     ) -> Result<()> {
-        let opener = Arc::new(opener);
         let cipher_len = info.size;
         let payload_start = opener.payload_start();
-        let each: RangeConsumer = {
-            let opener = opener.clone();
-            Arc::new(move |at, buf: &mut [u8]| {
-                let first = (at - payload_start) / SEALED_CHUNK;
-                // Decrypted piece by piece into the buffer the disk write reads.
-                let pieces = buf.chunks((PIECE_CHUNKS * SEALED_CHUNK) as usize);
-                for (i, piece) in pieces.enumerate() {
-                    let chunk = first + i as u64 * PIECE_CHUNKS;
-                    let mut len = 0;
-                    file.write_with(chunk * CHUNK, |out| {
-                        len = opener.open_into(chunk, piece, out, cipher_len)?;
-                        anyhow::Ok(len)
-                    })?;
-                    progress(len as u64);
-                }
-                Ok(())
-            })
-        };
+        let each: RangeConsumer = Arc::new(move |at, buf: &mut [u8]| {
+            let first = (at - payload_start) / SEALED_CHUNK;
+            // Decrypted piece by piece into the buffer the disk write reads.
+            let pieces = buf.chunks((PIECE_CHUNKS * SEALED_CHUNK) as usize);
+            for (i, piece) in pieces.enumerate() {
+                let chunk = first + i as u64 * PIECE_CHUNKS;
+                let mut len = 0;
+                file.write_with(chunk * CHUNK, |out| {
+                    len = opener.open_into(chunk, piece, out, cipher_len)?;
+                    anyhow::Ok(len)
+                })?;
+                progress(len as u64);
+            }
+            Ok(())
+        });
         // A chunk cut by the end of the first response is fetched again with the rest.
         let got = first.len() as u64;
         let opened = if got == cipher_len {

@@ -1,7 +1,6 @@
 //! The transfer engine against a real cybs3 S3 server running in this process.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -103,7 +102,8 @@ impl Server {
     /// Downloads `[start, end)` of `key` through a file sink.
     async fn download(&self, t: &Transfers, key: &str, start: u64, end: Option<u64>) -> Vec<u8> {
         let path = self.dir.path().join("download");
-        let sink = File::create(&path).unwrap();
+        // Size unknown here: no preallocation, and the page cache only.
+        let sink = DownloadFile::create(&path, 0).unwrap();
         let download = t.download(BUCKET, key, start, end, Arc::new(sink), counter().0);
         sendable(download).await.unwrap();
         std::fs::read(&path).unwrap()
@@ -216,7 +216,7 @@ async fn small_objects_round_trip_with_metadata() {
             "small",
             0,
             None,
-            Arc::new(File::create(&sink).unwrap()),
+            Arc::new(DownloadFile::create(&sink, 0).unwrap()),
             progress,
         )
         .await
@@ -239,7 +239,7 @@ async fn small_objects_round_trip_with_metadata() {
             "missing",
             0,
             None,
-            Arc::new(File::create(&sink).unwrap()),
+            Arc::new(DownloadFile::create(&sink, 0).unwrap()),
             counter().0,
         )
         .await
@@ -263,7 +263,7 @@ async fn small_objects_round_trip_with_metadata() {
                 "small",
                 start,
                 end,
-                Arc::new(File::create(&sink).unwrap()),
+                Arc::new(DownloadFile::create(&sink, 0).unwrap()),
                 counter().0,
             )
             .await
