@@ -218,6 +218,21 @@ struct SentPart {
     resumed: bool,
 }
 
+/// Whether request bodies need SigV4's payload hash. Its SHA-256 is the costliest step
+/// of an upload on both ends (more than encrypting), and two things already do its job:
+/// - TLS (`https://`) protects the body in transit, which is why AWS's own tools send
+///   `UNSIGNED-PAYLOAD` over it;
+/// - age ciphertext authenticates itself: every 64 KiB chunk has a Poly1305 tag under a
+///   per-file key, so a body changed in transit fails to decrypt. The payload hash would
+///   add no more: an attacker who could forge a whole new age file for the vault's
+///   recipient could equally hand it out in place of a download, which SigV4 never covers.
+///
+/// Unsigned bodies still carry their CRC32 (the SDK's default request checksum), which the
+/// server checks before it stores anything.
+pub fn payload_needs_signing(encrypted: bool, endpoint: &str) -> bool {
+    !encrypted && !endpoint.starts_with("https://")
+}
+
 /// Uploads and downloads through one S3 client. Clones share the client.
 #[derive(Clone)]
 pub struct Transfers {
@@ -230,6 +245,9 @@ pub struct Transfers {
     pub part_size: u64,
     /// Sources up to this size go up in one PutObject (default 16 MiB).
     pub multipart_threshold: u64,
+    /// Whether SigV4 covers each body's SHA-256 (default). Without it a body still carries
+    /// its CRC32, which the server checks: see [`payload_needs_signing`].
+    pub sign_payload: bool,
     journal_dir: PathBuf,
     buffers: Arc<PartBuffers>,
     /// Ranged GETs in flight across all downloads through this `Transfers` and its clones.
@@ -244,6 +262,7 @@ impl Transfers {
             jobs: 4,
             part_size: 16 * 1024 * 1024,
             multipart_threshold: 16 * 1024 * 1024,
+            sign_payload: true,
             journal_dir,
             buffers: Arc::default(),
             range_slots: Arc::new(tokio::sync::Semaphore::new(RANGES_IN_FLIGHT)),
@@ -296,17 +315,19 @@ impl Transfers {
         });
         let put = async {
             let data = read.await?.context("reading the source")?;
-            let out = self
+            let put = self
                 .client
                 .put_object()
                 .bucket(bucket)
                 .key(key)
                 .set_metadata(metadata_map(meta))
                 .set_content_type(content_type.map(str::to_string))
-                .body(ByteStream::from(data))
-                .send()
-                .await
-                .map_err(s3_error)?;
+                .body(ByteStream::from(data));
+            let out = match self.sign_payload {
+                true => put.send().await,
+                false => put.customize().disable_payload_signing().send().await,
+            }
+            .map_err(s3_error)?;
             progress(len);
             Ok::<_, anyhow::Error>(UploadOutcome {
                 etag: required_etag(out.e_tag())?,
@@ -661,16 +682,18 @@ impl Transfers {
                     resumed: true,
                 });
             };
-            let out = self
+            let send = self
                 .client
                 .upload_part()
                 .bucket(bucket)
                 .key(key)
                 .upload_id(&upload.upload_id)
                 .part_number(part.number as i32)
-                .body(ByteStream::from(data.clone()))
-                .send()
-                .await;
+                .body(ByteStream::from(data.clone()));
+            let out = match self.sign_payload {
+                true => send.send().await,
+                false => send.customize().disable_payload_signing().send().await,
+            };
             self.buffers.give_back(data, self.jobs);
             let out = out.map_err(s3_error)?;
             progress(part.len);

@@ -17,8 +17,8 @@ use crate::crypto::{FileSecrets, NameCipher, Opener, Sealer, VaultKeys, CHUNK};
 use crate::download_file::{DownloadFile, STAGE};
 use crate::listing;
 use crate::transfer::{
-    FileSource, ObjectInfo, Progress, RangeConsumer, Resume, SealedSource, Sink, Source, Transfers,
-    PIECE,
+    payload_needs_signing, FileSource, ObjectInfo, Progress, RangeConsumer, Resume, SealedSource,
+    Sink, Source, Transfers, PIECE,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_s3::Client;
@@ -111,10 +111,11 @@ impl Vault {
             (false, Some(_)) => bail!("vault {name:?} is plain and takes no identity"),
         };
         let client = cfg.target().client();
-        let transfers = Transfers::new(
+        let mut transfers = Transfers::new(
             client.clone(),
             crate::config::config_dir().join("transfers"),
         );
+        transfers.sign_payload = payload_needs_signing(cfg.encrypted, &cfg.endpoint);
         Ok(Vault {
             name: name.to_string(),
             cfg,

@@ -637,6 +637,118 @@ async fn a_broken_body_resumes_where_it_broke() {
     );
 }
 
+/// A TCP proxy to `upstream` that keeps a copy of every request byte, and flips the byte
+/// at `flip_at` of its first connection's requests when given.
+async fn tapping_proxy(
+    upstream: SocketAddr,
+    flip_at: Option<u64>,
+) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tapped = Arc::new(Mutex::new(Vec::new()));
+    let requests = tapped.clone();
+    tokio::spawn(async move {
+        for first in std::iter::once(true).chain(std::iter::repeat(false)) {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+            let (tapped, flip_at) = (tapped.clone(), flip_at.filter(|_| first));
+            tokio::spawn(async move {
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                });
+                let (mut seen, mut buf) = (0u64, vec![0u8; 64 << 10]);
+                loop {
+                    let n = match from_client.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    tapped.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if let Some(at) = flip_at.filter(|&at| (seen..seen + n as u64).contains(&at)) {
+                        buf[(at - seen) as usize] ^= 0x01;
+                    }
+                    seen += n as u64;
+                    if to_server.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, requests)
+}
+
+/// Bodies go up with SigV4's payload hash or, where the vault turns it off, as
+/// `UNSIGNED-PAYLOAD`; either way with a CRC32 that the server checks, so a byte changed
+/// in transit is refused and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_bodies_keep_a_checksum_the_server_checks() {
+    let srv = Server::start().await;
+    let content = data(12 * MIB, 11);
+    for sign in [true, false] {
+        let (proxy, tapped) = tapping_proxy(srv.listen, None).await;
+        let mut t = Transfers::new(
+            S3Target::new(
+                &format!("http://{proxy}"),
+                "transfer-test",
+                "transfer-test-secret",
+            )
+            .client(),
+            srv.journal_dir(),
+        );
+        (t.part_size, t.multipart_threshold, t.sign_payload) = (5 * MIB, 5 * MIB, sign);
+        let key = format!("tapped-{sign}");
+        upload(&t, &key, source(&content, u64::MAX), None)
+            .await
+            .unwrap();
+        assert!(srv.download(&srv.transfers(), &key, 0, None).await == content);
+        let requests = String::from_utf8_lossy(&tapped.lock().unwrap()).to_lowercase();
+        let parts = requests.matches("put /bkt/").count();
+        assert_eq!(parts, 3, "12 MiB in 5 MiB parts");
+        let unsigned = requests
+            .matches("x-amz-content-sha256: unsigned-payload")
+            .count();
+        assert_eq!(unsigned, if sign { 0 } else { parts }, "signed: {sign}");
+        assert_eq!(requests.matches("x-amz-checksum-crc32:").count(), parts);
+
+        let (proxy, _) = tapping_proxy(srv.listen, Some(100_000)).await;
+        let mut t = Transfers::new(
+            S3Target::new(
+                &format!("http://{proxy}"),
+                "transfer-test",
+                "transfer-test-secret",
+            )
+            .client(),
+            srv.journal_dir(),
+        );
+        t.sign_payload = sign;
+        let key = format!("flipped-{sign}");
+        let err = upload(&t, &key, source(&content[..MIB as usize], u64::MAX), None)
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains(if sign {
+                "XAmzContentSHA256Mismatch"
+            } else {
+                "BadDigest"
+            }),
+            "signed: {sign}: {err:#}"
+        );
+        let head = srv
+            .client
+            .head_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await;
+        assert!(head.is_err(), "a damaged body was stored (signed: {sign})");
+    }
+}
+
 /// A listing asked with `metadata=true` brings every object's user metadata, across
 /// pages, so a directory's attributes cost no HEADs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
