@@ -8,11 +8,10 @@ use crate::codec::reconstruct;
 use crate::drive::{sync_dir, DriveState};
 use crate::error::Result;
 use crate::record::{self, keys, DataId, ObjectVersion, PartData, PartRecord};
-use crate::shard::{block_bytes, read_block, verify, Geometry, ShardHeader, HEADER_LEN};
+use crate::shard::{read_block, verify, Geometry, ShardHeader, ShardWriter};
 use crate::Store;
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::fs::{self, File};
 use std::time::{Duration, SystemTime};
 
 /// What a check or heal found (and, for heal, fixed).
@@ -238,14 +237,10 @@ impl Store {
                 continue;
             }
             let tmp = d.tmp_dir().join(format!("{}.heal", hex::encode(item.id)));
-            let f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .open(&tmp)?;
-            outs.push((i, tmp, f));
+            // Left by a heal that was cut off.
+            let _ = fs::remove_file(&tmp);
+            outs.push((i, tmp.clone(), ShardWriter::create(&tmp, geo.shard_len(0))?));
         }
-        let mut buf = Vec::new();
         for b in 0..geo.blocks() {
             let mut shards: Vec<Option<Vec<u8>>> = (0..k + m)
                 .map(|i| {
@@ -259,16 +254,15 @@ impl Store {
                 })
                 .collect();
             reconstruct(k, m, &mut shards)?;
-            for (i, _, f) in outs.iter_mut() {
-                block_bytes(shards[*i].as_ref().expect("reconstructed"), &mut buf);
-                f.write_all_at(&buf, geo.offset(b))?;
+            for (i, _, w) in outs.iter_mut() {
+                w.append_block(shards[*i].as_ref().expect("reconstructed"))?;
             }
         }
         // The header is copied from a good shard, with this shard's index.
         let template = (0..k + m)
             .filter(|i| !bad.contains(i))
             .find_map(|i| files[i].as_ref().and_then(|f| ShardHeader::read(f).ok()));
-        for (i, tmp, f) in outs {
+        for (i, tmp, mut w) in outs {
             let mut header = template.clone().unwrap_or(ShardHeader {
                 store_id: self.inner.store_id.clone(),
                 data_id: item.id,
@@ -282,9 +276,7 @@ impl Store {
                 upload: None,
             });
             header.index = i as u8;
-            f.write_all_at(&header.encode()?, 0)?;
-            f.set_len(geo.offset(geo.blocks()).max(HEADER_LEN))?;
-            f.sync_all()?;
+            w.finish(&header)?;
             let dest = drives[(i + rot) % n].shard_path(&item.id);
             fs::rename(&tmp, &dest)?;
             sync_dir(dest.parent().expect("shard dir"))?;

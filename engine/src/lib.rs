@@ -10,6 +10,7 @@
 
 mod codec;
 mod commit;
+mod direct;
 mod drive;
 mod error;
 mod heal;

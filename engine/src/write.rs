@@ -8,14 +8,12 @@
 use crate::codec::Encoder;
 use crate::drive::{sync_dir, DriveState};
 use crate::error::{is_no_space, Error, Result};
-use crate::layout::INLINE_MAX;
+use crate::layout::{shard_len, INLINE_MAX};
 use crate::ops::{Op, Out};
 use crate::record::{DataId, ObjectMeta, ObjectVersion, PartData, PartEntry};
-use crate::shard::{block_bytes, ShardHeader, HEADER_LEN};
+use crate::shard::{ShardHeader, ShardWriter};
 use crate::Store;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::fs;
 
 pub(crate) enum Target {
     Object,
@@ -39,8 +37,7 @@ struct Sharded {
     rot: usize,
     enc: Encoder,
     /// Open tmp shard file per shard index; `None` where its drive is unusable.
-    files: Vec<Option<File>>,
-    scratch: Vec<u8>,
+    files: Vec<Option<ShardWriter>>,
 }
 
 impl ObjectWriter {
@@ -99,6 +96,7 @@ impl ObjectWriter {
         let id: DataId = rand::random();
         let rot = id[0] as usize % n;
         let mut files = Vec::with_capacity(n);
+        let shard_len = shard_len(inner.block_size, inner.ec.k());
         for i in 0..n {
             let drive = &inner.drives[(i + rot) % n];
             if drive.state() == DriveState::Faulty {
@@ -106,12 +104,7 @@ impl ObjectWriter {
                 continue;
             }
             let path = drive.tmp_shard_path(&id);
-            let opened = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .and_then(|mut f| f.seek(SeekFrom::Start(HEADER_LEN)).map(|_| f));
-            match opened {
+            match ShardWriter::create(&path, shard_len) {
                 Ok(f) => files.push(Some(f)),
                 Err(e) if is_no_space(&e) => {
                     self.sharded = Some(self.sharded_with(id, rot, files));
@@ -130,14 +123,13 @@ impl ObjectWriter {
         self.check_quorum()
     }
 
-    fn sharded_with(&self, id: DataId, rot: usize, files: Vec<Option<File>>) -> Sharded {
+    fn sharded_with(&self, id: DataId, rot: usize, files: Vec<Option<ShardWriter>>) -> Sharded {
         let ec = self.store.inner.ec;
         Sharded {
             id,
             rot,
             enc: Encoder::new(ec.k(), ec.m()),
             files,
-            scratch: Vec::new(),
         }
     }
 
@@ -162,8 +154,7 @@ impl ObjectWriter {
             let Some(f) = sh.files[i].as_mut() else {
                 continue;
             };
-            block_bytes(sh.enc.shard(i), &mut sh.scratch);
-            if let Err(e) = f.write_all(&sh.scratch) {
+            if let Err(e) = f.append_block(sh.enc.shard(i)) {
                 let drive = &inner.drives[(i + sh.rot) % n];
                 if is_no_space(&e) {
                     return Err(Error::from_io(e, &drive.root.display().to_string()));
@@ -271,9 +262,7 @@ impl ObjectWriter {
                     };
                     let drive = &inner.drives[(i + rot) % n];
                     let handle = s.spawn(move || -> std::io::Result<()> {
-                        let bytes = header.encode().map_err(std::io::Error::other)?;
-                        f.write_all_at(&bytes, 0)?;
-                        f.sync_all()?;
+                        f.finish(&header)?;
                         let dest = drive.shard_path(&id);
                         fs::rename(drive.tmp_shard_path(&id), &dest)?;
                         sync_dir(dest.parent().expect("shard dir")).map_err(std::io::Error::other)
