@@ -8,7 +8,7 @@ use crate::codec::reconstruct;
 use crate::drive::{sync_dir, DriveState};
 use crate::error::Result;
 use crate::record::{self, keys, DataId, ObjectVersion, PartData, PartRecord};
-use crate::shard::{read_block, verify, Geometry, ShardHeader, ShardWriter};
+use crate::shard::{self, read_block, verify, Geometry, ShardHeader, ShardWriter};
 use crate::Store;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
@@ -177,7 +177,7 @@ impl Store {
             size: item.size,
         };
         let files: Vec<Option<File>> = (0..n)
-            .map(|i| File::open(drives[(i + rot) % n].shard_path(&item.id)).ok())
+            .map(|i| shard::open(&drives[(i + rot) % n].shard_path(&item.id)).ok())
             .collect();
         let bad: Vec<usize> = (0..k + m)
             .filter(|&i| !files[i].as_ref().is_some_and(|f| verify(f, &geo, &item.id)))

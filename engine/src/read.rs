@@ -8,11 +8,10 @@
 use crate::codec::reconstruct;
 use crate::error::{Error, Result};
 use crate::record::{ObjectVersion, PartData};
-use crate::shard::{append_block, read_block, Geometry};
+use crate::shard::{self, append_block, read_block, Geometry};
 use crate::Store;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::io::AsRawFd;
 
 /// An open version: its record, and its bytes on demand.
 pub struct ObjectReader {
@@ -87,20 +86,13 @@ impl ObjectReader {
         files.get_or_insert_with(|| {
             let n = drives.len();
             (0..n)
-                .map(|i| File::open(drives[(i + rot as usize) % n].shard_path(&id)).ok())
+                .map(|i| shard::open(&drives[(i + rot as usize) % n].shard_path(&id)).ok())
                 .collect()
         })
     }
 
-    /// Bytes `lo..hi` of one part, which lie within block `b`; the next `ahead` blocks
-    /// will be read next.
-    fn read_block_range(
-        &mut self,
-        part: usize,
-        b: u64,
-        (lo, hi): (usize, usize),
-        ahead: u64,
-    ) -> Result<Vec<u8>> {
+    /// Bytes `lo..hi` of one part, which lie within block `b`.
+    fn read_block_range(&mut self, part: usize, b: u64, lo: usize, hi: usize) -> Result<Vec<u8>> {
         let entry = self.version.parts[part].clone();
         let (id, k, m, block_size) = match entry.data {
             PartData::Inline { .. } => {
@@ -133,12 +125,6 @@ impl ObjectReader {
                 .is_some_and(|f| append_block(f, &geo, b, &mut out))
         });
         if healthy {
-            if ahead > 0 {
-                let (from, to) = (geo.offset(b + 1), geo.offset(b + 1 + ahead));
-                for f in files[..k].iter().flatten() {
-                    advise_will_need(f, from, to - from);
-                }
-            }
             out.truncate(hi - first * s);
             out.drain(..lo - first * s);
             return Ok(out);
@@ -164,26 +150,6 @@ impl ObjectReader {
             .map_err(|e| Error::Corrupt(format!("{} block {b}: {e}", self.version.key)))?;
         let data: Vec<u8> = shards[..k].iter().flatten().flatten().copied().collect();
         Ok(data[lo..hi].to_vec())
-    }
-}
-
-/// Blocks of a range that the drives are asked to read ahead of the one being read.
-///
-/// Shard files are written around the page cache, so a first read comes from the drive;
-/// a range read one block at a time would keep one request in flight per drive. With the
-/// next blocks requested (`POSIX_FADV_WILLNEED`, which starts the reads and returns), the
-/// drive works on them while this block is checked and sent.
-const READ_AHEAD_BLOCKS: u64 = 4;
-
-fn advise_will_need(file: &File, offset: u64, len: u64) {
-    // SAFETY: fadvise on a descriptor we own; it only starts page-cache reads.
-    unsafe {
-        libc::posix_fadvise(
-            file.as_raw_fd(),
-            offset as libc::off_t,
-            len as libc::off_t,
-            libc::POSIX_FADV_WILLNEED,
-        );
     }
 }
 
@@ -238,9 +204,7 @@ impl RangeRead {
         let block_end = (block_start + bs).min(p.size);
         let lo = (off - block_start) as usize;
         let hi = (block_end.min(self.end - part_start) - block_start) as usize;
-        let last = (p.size.min(self.end - part_start) - 1) / bs;
-        let ahead = (last - b).min(READ_AHEAD_BLOCKS);
-        let bytes = self.obj.read_block_range(part, b, (lo, hi), ahead)?;
+        let bytes = self.obj.read_block_range(part, b, lo, hi)?;
         self.pos += bytes.len() as u64;
         Ok(Some(bytes))
     }

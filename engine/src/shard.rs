@@ -6,16 +6,15 @@
 //!        block 1: ...                      (every full block's shard has the same length)
 //! ```
 
-use crate::direct::{self, align_down, align_up, retrying, Aligned, ALIGN};
+use crate::direct::{self, align_down, align_up, read_at_most, retrying, Aligned, ALIGN};
 use crate::error::{Error, Result};
 use crate::layout::shard_len;
 use crate::record::DataId;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 pub const HEADER_LEN: u64 = 4096;
@@ -59,9 +58,12 @@ impl ShardHeader {
     }
 
     pub fn read(file: &File) -> Result<ShardHeader> {
-        let mut buf = vec![0u8; HEADER_LEN as usize];
-        file.read_exact_at(&mut buf, 0)?;
+        let mut page = Aligned::new(HEADER_LEN as usize);
+        let buf = page.as_mut_slice();
         let bad = || Error::Corrupt("shard header is damaged".into());
+        if retrying(file, || read_at_most(file, buf, 0))? < buf.len() {
+            return Err(bad());
+        }
         if &buf[..8] != MAGIC {
             return Err(bad());
         }
@@ -104,60 +106,44 @@ impl Geometry {
     }
 }
 
+/// Opens a shard file for reading, around the page cache where the filesystem allows.
+pub fn open(path: &Path) -> io::Result<File> {
+    direct::open(OpenOptions::new().read(true), path)
+}
+
 /// Read and verify block `b`'s shard into `buf`; `false` when it is missing, short or fails its checksum.
 pub fn read_block(file: &File, geo: &Geometry, b: u64, buf: &mut Vec<u8>) -> bool {
     buf.clear();
     append_block(file, geo, b, buf)
 }
 
-/// Append block `b`'s shard to `out` if it reads whole and passes its checksum.
-/// Reads straight into `out`'s spare capacity: no zero-filling, no second copy.
-pub fn append_block(file: &File, geo: &Geometry, b: u64, out: &mut Vec<u8>) -> bool {
-    let len = geo.shard_len(b);
-    let start = out.len();
-    out.reserve(len + 4);
-    if !pread_exact(
-        file,
-        &mut out.spare_capacity_mut()[..len + 4],
-        geo.offset(b),
-    ) {
-        return false;
-    }
-    // SAFETY: pread_exact initialized all `len + 4` bytes after `start`.
-    unsafe { out.set_len(start + len + 4) };
-    let crc = u32::from_le_bytes(out[start + len..].try_into().expect("4 bytes"));
-    out.truncate(start + len);
-    if crc32fast::hash(&out[start..]) != crc {
-        out.truncate(start);
-        return false;
-    }
-    true
+thread_local! {
+    /// Every block a thread reads passes through this one buffer, grown to the largest.
+    static STAGE: RefCell<Aligned> = RefCell::new(Aligned::new(ALIGN));
 }
 
-fn pread_exact(file: &File, buf: &mut [MaybeUninit<u8>], mut offset: u64) -> bool {
-    let mut done = 0;
-    while done < buf.len() {
-        let rest = &mut buf[done..];
-        // SAFETY: the kernel writes at most `rest.len()` bytes into memory we own.
-        let n = unsafe {
-            libc::pread(
-                file.as_raw_fd(),
-                rest.as_mut_ptr().cast(),
-                rest.len(),
-                offset as libc::off_t,
-            )
-        };
-        match n {
-            n if n > 0 => {
-                done += n as usize;
-                offset += n as u64;
-            }
-            0 => return false,
-            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
-            _ => return false,
+/// Append block `b`'s shard to `out` if it reads whole and passes its checksum. The
+/// pages around it are read into the thread's aligned stage, and only the shard is copied.
+pub fn append_block(file: &File, geo: &Geometry, b: u64, out: &mut Vec<u8>) -> bool {
+    let (len, at) = (geo.shard_len(b), geo.offset(b));
+    let start = align_down(at);
+    let skip = (at - start) as usize;
+    let want = skip + len + 4;
+    STAGE.with_borrow_mut(|stage| {
+        if stage.len() < want {
+            *stage = Aligned::new(want);
         }
-    }
-    true
+        let buf = &mut stage.as_mut_slice()[..align_up(want as u64) as usize];
+        if !retrying(file, || read_at_most(file, buf, start)).is_ok_and(|n| n >= want) {
+            return false;
+        }
+        let (shard, crc) = buf[skip..want].split_at(len);
+        if crc32fast::hash(shard) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+            return false;
+        }
+        out.extend_from_slice(shard);
+        true
+    })
 }
 
 /// Writes a new shard file front to back: each block's shard with its checksum as it
@@ -241,6 +227,13 @@ pub fn verify(file: &File, geo: &Geometry, want: &DataId) -> bool {
 mod tests {
     use super::*;
 
+    fn is_direct(file: &File) -> bool {
+        // SAFETY: fcntl on a descriptor the caller owns, flag arguments only.
+        let flags =
+            unsafe { libc::fcntl(std::os::unix::io::AsRawFd::as_raw_fd(file), libc::F_GETFL) };
+        flags & libc::O_DIRECT != 0
+    }
+
     fn header(size: u64) -> ShardHeader {
         ShardHeader {
             store_id: "s".into(),
@@ -257,7 +250,7 @@ mod tests {
     }
 
     /// Shards of every length, written around the page cache, land where `Geometry` says,
-    /// whole pages or not, and read back verified.
+    /// whole pages or not, and read back verified the same way.
     #[test]
     fn shards_written_around_the_page_cache_read_back_verified() {
         let dir = tempfile::tempdir().unwrap();
@@ -270,9 +263,7 @@ mod tests {
         let block = |b: u64| vec![b as u8; geo.shard_len(b)];
         let path = dir.path().join("shard");
         let mut w = ShardWriter::create(&path, geo.shard_len(0)).unwrap();
-        // SAFETY: fcntl on a descriptor the writer owns, flag arguments only.
-        let flags = unsafe { libc::fcntl(w.file.as_raw_fd(), libc::F_GETFL) };
-        assert_ne!(flags & libc::O_DIRECT, 0, "ext4 takes direct writes");
+        assert!(is_direct(&w.file), "ext4 takes direct writes");
         for b in 0..geo.blocks() {
             w.append_block(&block(b)).unwrap();
         }
@@ -282,7 +273,8 @@ mod tests {
         let last = geo.blocks() - 1;
         assert_eq!(len, geo.offset(last) + geo.shard_len(last) as u64 + 4);
 
-        let file = File::open(&path).unwrap();
+        let file = open(&path).unwrap();
+        assert!(is_direct(&file), "and direct reads");
         assert_eq!(ShardHeader::read(&file).unwrap(), header(size));
         let mut out = Vec::new();
         for b in 0..geo.blocks() {
@@ -295,7 +287,7 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[geo.offset(7) as usize + 5] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        let file = File::open(&path).unwrap();
+        let file = open(&path).unwrap();
         assert!(!read_block(&file, &geo, 7, &mut out));
         assert!(read_block(&file, &geo, 8, &mut out));
         assert!(!verify(&file, &geo, &[3; 16]));
