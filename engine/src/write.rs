@@ -150,11 +150,29 @@ impl ObjectWriter {
         let n = inner.drives.len();
         let sh = self.sharded.as_mut().expect("sharding started");
         sh.enc.encode(block)?;
-        for i in 0..n {
-            let Some(f) = sh.files[i].as_mut() else {
-                continue;
-            };
-            if let Err(e) = f.append_block(sh.enc.shard(i)) {
+        // Direct writes wait for their drive: the drives are written at once, not in turn.
+        let enc = &sh.enc;
+        let results: Vec<(usize, std::io::Result<()>)> = std::thread::scope(|s| {
+            let mut writes: Vec<_> = sh
+                .files
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, f)| f.as_mut().map(|f| (i, f)))
+                .collect();
+            let last = writes.pop();
+            let others: Vec<_> = writes
+                .into_iter()
+                .map(|(i, f)| (i, s.spawn(move || f.append_block(enc.shard(i)))))
+                .collect();
+            let mine = last.map(|(i, f)| (i, f.append_block(enc.shard(i))));
+            others
+                .into_iter()
+                .map(|(i, h)| (i, h.join().expect("shard write thread")))
+                .chain(mine)
+                .collect()
+        });
+        for (i, r) in results {
+            if let Err(e) = r {
                 let drive = &inner.drives[(i + sh.rot) % n];
                 if is_no_space(&e) {
                     return Err(Error::from_io(e, &drive.root.display().to_string()));
