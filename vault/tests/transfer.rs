@@ -75,6 +75,16 @@ impl Server {
         t
     }
 
+    /// Default transfers through `proxy`, which forwards to this server.
+    fn transfers_via(&self, proxy: SocketAddr) -> Transfers {
+        let target = S3Target::new(
+            &format!("http://{proxy}"),
+            "transfer-test",
+            "transfer-test-secret",
+        );
+        Transfers::new(target.client(), self.journal_dir())
+    }
+
     fn journal_dir(&self) -> PathBuf {
         self.dir.path().join("journal")
     }
@@ -612,12 +622,7 @@ async fn a_broken_body_resumes_where_it_broke() {
     // The first connection carries the first MiB (the first request), then half a MiB
     // into the range it is reused for.
     let (proxy, passed) = breaking_proxy(srv.listen, 3 * MIB / 2).await;
-    let via_proxy = S3Target::new(
-        &format!("http://{proxy}"),
-        "transfer-test",
-        "transfer-test-secret",
-    );
-    let mut t = Transfers::new(via_proxy.client(), srv.journal_dir());
+    let mut t = srv.transfers_via(proxy);
     t.part_size = 5 * MIB;
     t.jobs = 4;
     let path = srv.dir.path().join("broken-download");
@@ -691,15 +696,7 @@ async fn unsigned_bodies_keep_a_checksum_the_server_checks() {
     let content = data(12 * MIB, 11);
     for sign in [true, false] {
         let (proxy, tapped) = tapping_proxy(srv.listen, None).await;
-        let mut t = Transfers::new(
-            S3Target::new(
-                &format!("http://{proxy}"),
-                "transfer-test",
-                "transfer-test-secret",
-            )
-            .client(),
-            srv.journal_dir(),
-        );
+        let mut t = srv.transfers_via(proxy);
         (t.part_size, t.multipart_threshold, t.sign_payload) = (5 * MIB, 5 * MIB, sign);
         let key = format!("tapped-{sign}");
         upload(&t, &key, source(&content, u64::MAX), None)
@@ -716,15 +713,7 @@ async fn unsigned_bodies_keep_a_checksum_the_server_checks() {
         assert_eq!(requests.matches("x-amz-checksum-crc32:").count(), parts);
 
         let (proxy, _) = tapping_proxy(srv.listen, Some(100_000)).await;
-        let mut t = Transfers::new(
-            S3Target::new(
-                &format!("http://{proxy}"),
-                "transfer-test",
-                "transfer-test-secret",
-            )
-            .client(),
-            srv.journal_dir(),
-        );
+        let mut t = srv.transfers_via(proxy);
         t.sign_payload = sign;
         let key = format!("flipped-{sign}");
         let err = upload(&t, &key, source(&content[..MIB as usize], u64::MAX), None)
