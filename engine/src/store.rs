@@ -87,6 +87,7 @@ pub(crate) struct Inner {
     pub heal_lock: Mutex<()>,
     /// Serving writes (background work on): young orphans may be writes in flight.
     pub live: bool,
+    pub edges: crate::read::EdgeCache,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -252,6 +253,7 @@ impl Store {
             heal_pending: Mutex::new(HashSet::new()),
             heal_lock: Mutex::new(()),
             live: cfg.background,
+            edges: Default::default(),
             threads: Mutex::new(vec![commit_thread, reclaim_thread]),
         });
         let weak = Arc::downgrade(&inner);

@@ -439,3 +439,28 @@ fn unrecoverable_damage_is_an_error() {
     assert_eq!(r.unrecoverable.len(), 1, "{r:?}");
     assert!(!r.clean());
 }
+
+/// Adjacent ranges that split a block share one read of it: the second range's part of
+/// the edge block comes from the first range's read, not from the drive, while a read of
+/// the whole block still goes to the drive and still finds damage there.
+#[test]
+fn the_block_at_the_edge_of_two_ranges_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let drives = drive_paths(dir.path(), 1);
+    let s = open(dir.path(), 1, Some("1+0"), BLOCK);
+    s.create_bucket(BUCKET).unwrap();
+    // Above the inline limit (64 KiB), so it has shard files.
+    let data = bytes(13, 10 * BLOCK as usize);
+    let v = put(&s, BUCKET, "edges", &data);
+    let edge = 12_000;
+    assert!(get_range(&s, BUCKET, "edges", 0, edge).unwrap() == data[..edge as usize]);
+    // Damage block 1 on its only drive: no parity can mask it.
+    let block1 = HEADER_LEN + BLOCK as usize + 4;
+    flip(&shard_file(&drives, &v.parts[0].data, 0), block1 + 5000);
+    let end = data.len() as u64;
+    assert!(get_range(&s, BUCKET, "edges", edge, end).unwrap() == data[edge as usize..]);
+    match get(&s, BUCKET, "edges") {
+        Err(Error::Corrupt(_)) => {}
+        other => panic!("expected Corrupt, got {:?}", other.map(|d| d.len())),
+    }
+}
