@@ -269,7 +269,11 @@ fn restore(v: &LocalVault, phrases: &str) -> Output {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(phrases.as_bytes()).unwrap();
+    // A refusal may come before the child reads its input; the exit status tells.
+    match stdin.write_all(phrases.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        written => written.unwrap(),
+    }
     drop(stdin);
     child.wait_with_output().unwrap()
 }
