@@ -488,9 +488,15 @@ fn parallel(threads: usize, ops: usize, op: impl Fn(usize) -> Result<()> + Sync)
 
 /// The 1-minute load average, so results can be judged against what else was running.
 /// The middle value (the upper one of an even count); `v` must not be empty.
+/// The middle value of `v`, or the mean of the middle two when there is an even number.
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    let half = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[half - 1] + v[half]) / 2.0
+    } else {
+        v[half]
+    }
 }
 
 pub(crate) fn loadavg() -> Option<f64> {

@@ -127,7 +127,7 @@ impl ObjectReader {
         let healthy = (first..=last).all(|i| {
             let start = out.len();
             let key = (id, b, i);
-            if let Some(shard) = inner.edges.get(key).filter(|_| edge) {
+            if let Some(shard) = edge.then(|| inner.edges.get(key)).flatten() {
                 out.extend_from_slice(&shard);
                 return true;
             }

@@ -65,9 +65,11 @@ pub struct SyncBenchArgs {
     /// Number of small files (1 to 8 KiB each, 100 per directory)
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     small_files: u64,
-    /// Syncs of each kind (up or down, plain or encrypted), alternated; medians are
-    /// reported, so load that drifts during the run weighs on both vaults
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    /// Syncs of each kind (up or down, plain or encrypted), alternated, each vault first
+    /// in every other round (an even number lets each go first as often); medians are
+    /// reported, and the encryption cost is the median of each round's pair, so load that
+    /// drifts during the run weighs on both vaults
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=20))]
     rounds: u64,
     /// Keep the bench files in the vaults and the local source trees (paths printed on stderr)
     #[arg(long)]
@@ -172,6 +174,7 @@ pub fn run(args: SyncBenchArgs) -> Result<()> {
         "targets": {
             "encryption_cost_large_up": targets.encryption_cost.map(|c| c.0),
             "encryption_cost_large_down": targets.encryption_cost.map(|c| c.1),
+            "encryption_cost_large_rounds": targets.encryption_cost_rounds.as_ref().map(|[up, down]| json!({"up": up, "down": down})),
             "encryption_cost_max": ENCRYPTION_COST_TARGET,
             "small_encrypted_up_seconds": targets.small_seconds.map(|s| s.0),
             "small_encrypted_down_seconds": targets.small_seconds.map(|s| s.1),
@@ -194,6 +197,17 @@ pub fn run(args: SyncBenchArgs) -> Result<()> {
                 down * 100.0,
                 ENCRYPTION_COST_TARGET * 100.0,
                 verdict(up, down, ENCRYPTION_COST_TARGET)
+            );
+        }
+        if let Some([up, down]) = &targets.encryption_cost_rounds {
+            let each = |costs: &[f64]| {
+                let each: Vec<_> = costs.iter().map(|c| format!("{:.1}", c * 100.0)).collect();
+                each.join(", ")
+            };
+            println!(
+                "  each round's pair (median above): up {} %; down {} %",
+                each(up),
+                each(down)
             );
         }
         if let Some(added) = targets.added_cpu {
@@ -345,10 +359,13 @@ async fn probe(side: &Side) -> Result<()> {
 }
 
 /// What the roadmap's targets are judged on: 1 - encrypted/plain for large files (up,
-/// down), and the small files' encrypted sync wall times (up, down).
+/// down; the median of the rounds' pairs), and the small files' encrypted sync wall times
+/// (up, down).
 #[derive(Default)]
 struct Targets {
     encryption_cost: Option<(f64, f64)>,
+    /// Each round's cost (up, down), of which `encryption_cost` is the median.
+    encryption_cost_rounds: Option<[Vec<f64>; 2]>,
     small_seconds: Option<(f64, f64)>,
     /// Client CPU seconds per GB that encryption adds to a large download, and what the
     /// cipher alone needs on one core.
@@ -472,8 +489,10 @@ async fn measure(
             "sync up and down, {label}, plain and encrypted alternately, {} rounds",
             args.rounds
         ));
-        let [(plain_up, plain_down), (enc_up, enc_down)] =
-            alternate(args.rounds, [plain, enc], dir, what, tree, tmp).await?;
+        let Alternated {
+            medians: [(plain_up, plain_down), (enc_up, enc_down)],
+            costs,
+        } = alternate(args.rounds, [plain, enc], dir, what, tree, tmp).await?;
         remove_dir(raw_into).await?;
         let (pu, pd, eu, ed) = (
             rate(plain_up.wall),
@@ -506,7 +525,9 @@ async fn measure(
             Some((ed / pd, "plain sync down")),
         ));
         if what == "large" {
-            targets.encryption_cost = Some((1.0 - eu / pu, 1.0 - ed / pd));
+            let [up, down] = costs.clone().map(super::median);
+            targets.encryption_cost = Some((up, down));
+            targets.encryption_cost_rounds = Some(costs);
             // CPU per GB, the client's and all cores': what encryption adds must find the
             // cores free.
             let per_gb = |d: Duration| d.as_secs_f64() / (tree.bytes as f64 / 1e9);
@@ -553,8 +574,12 @@ async fn measure(
 
 /// `cybs3 sync` of `tree` up into `dir/what-N` of each side's vault, `rounds` times
 /// alternating between the sides, then as many syncs down into new local directories,
-/// each compared with the source and removed. Returns each side's median wall times (up,
-/// down), wall and CPU each the median of its own.
+/// each compared with the source and removed.
+///
+/// The side that goes first changes every round (A B, B A, A B, ...), so neither side
+/// always gets the later, drifted seconds: on the project's VM the second download of a
+/// pair was about 5 % slower on average, whichever vault it was (one 5-round run, pairs'
+/// costs 14.2, -11.1, 7.2, 2.4 and -4.7 % with plain first in the 1st, 3rd and 5th).
 async fn alternate(
     rounds: u64,
     sides: [&Side; 2],
@@ -562,11 +587,12 @@ async fn alternate(
     what: &str,
     tree: &Tree,
     tmp: &Path,
-) -> Result<[(Took, Took); 2]> {
+) -> Result<Alternated> {
     let src = tree.root.display().to_string();
     let mut ups = [Vec::new(), Vec::new()];
     for round in 0..rounds {
-        for (side, times) in sides.iter().zip(&mut ups) {
+        for i in order(round) {
+            let (side, times) = (sides[i], &mut ups[i]);
             let remote = side.remote(dir, &format!("{what}-{round}"));
             settle(tree).await?;
             times.push(run_sync(side, &src, &remote, tree, true).await?);
@@ -578,7 +604,8 @@ async fn alternate(
     // just before a download would slow that download down several times over.
     let into = tmp.join(format!("down/{what}"));
     for round in 0..rounds {
-        for (side, times) in sides.iter().zip(&mut downs) {
+        for i in order(round) {
+            let (side, times) = (sides[i], &mut downs[i]);
             let remote = side.remote(dir, &format!("{what}-{round}"));
             let into = into.join(format!("{}-{round}", side.kind));
             settle(tree).await?;
@@ -599,7 +626,36 @@ async fn alternate(
             busy: of(|t| t.busy),
         }
     };
-    Ok([0, 1].map(|i| (median(&ups[i]), median(&downs[i]))))
+    // 1 - encrypted/plain throughput = 1 - plain/encrypted time, of one round's pair.
+    let costs = |[plain, enc]: &[Vec<Took>; 2]| {
+        let pairs = plain.iter().zip(enc);
+        pairs
+            .map(|(p, e)| 1.0 - p.wall.as_secs_f64() / e.wall.as_secs_f64())
+            .collect()
+    };
+    Ok(Alternated {
+        medians: [0, 1].map(|i| (median(&ups[i]), median(&downs[i]))),
+        costs: [costs(&ups), costs(&downs)],
+    })
+}
+
+/// What [`alternate`] measured of its two sides.
+struct Alternated {
+    /// Each side's median times (up, down), wall and CPU each the median of its own.
+    medians: [(Took, Took); 2],
+    /// 1 - second side's throughput / first side's, of each round's pair (up, down). The
+    /// two syncs of a pair run seconds apart, so a round whose pair straddles a change in
+    /// the disk's speed stands out instead of shifting a side's median.
+    costs: [Vec<f64>; 2],
+}
+
+/// The sides' order in round `round`: see [`alternate`].
+fn order(round: u64) -> [usize; 2] {
+    if round.is_multiple_of(2) {
+        [0, 1]
+    } else {
+        [1, 0]
+    }
 }
 
 /// Plaintext GB/s of age decryption done as a download does it (a piece at a time into a
