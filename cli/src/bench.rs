@@ -486,9 +486,8 @@ fn parallel(threads: usize, ops: usize, op: impl Fn(usize) -> Result<()> + Sync)
     })
 }
 
-/// The 1-minute load average, so results can be judged against what else was running.
-/// The middle value (the upper one of an even count); `v` must not be empty.
-/// The middle value of `v`, or the mean of the middle two when there is an even number.
+/// The middle value of `v`, or the mean of the middle two of an even count; `v` must not
+/// be empty.
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let half = v.len() / 2;
@@ -499,6 +498,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// The 1-minute load average, so results can be judged against what else was running.
 pub(crate) fn loadavg() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
