@@ -5,7 +5,7 @@ mod s3;
 mod sync;
 
 use anyhow::{Context, Result};
-use engine::{Ec, Encoder, ListQuery, ObjectMeta, Store, StoreConfig};
+use engine::{Aligned, Ec, Encoder, ListQuery, ObjectMeta, Store, StoreConfig};
 use serde::Serialize;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -384,11 +384,12 @@ fn raw_disk(base: &Path, size: u64, block: &[u8]) -> Result<(f64, f64)> {
                         OpenOptions::new().write(true).create(true).truncate(true),
                         path,
                     )?;
-                    let mut page = PageAligned::new(block.len());
-                    page.bytes().copy_from_slice(block);
+                    let mut page = Aligned::new(block.len());
+                    let page = &mut page.as_mut_slice()[..block.len()];
+                    page.copy_from_slice(block);
                     let mut done = 0;
                     while done < per_file {
-                        f.write_all(page.bytes())?;
+                        f.write_all(page)?;
                         done += block.len() as u64;
                     }
                     f.sync_all()?;
@@ -408,8 +409,8 @@ fn raw_disk(base: &Path, size: u64, block: &[u8]) -> Result<(f64, f64)> {
             .map(|path| {
                 s.spawn(move || -> Result<()> {
                     let mut f = direct(OpenOptions::new().read(true), path)?;
-                    let mut page = PageAligned::new(block.len());
-                    while f.read(page.bytes())? > 0 {}
+                    let mut page = Aligned::new(block.len());
+                    while f.read(&mut page.as_mut_slice()[..block.len()])? > 0 {}
                     Ok(())
                 })
             })
@@ -423,25 +424,6 @@ fn raw_disk(base: &Path, size: u64, block: &[u8]) -> Result<(f64, f64)> {
         std::fs::remove_file(f)?;
     }
     Ok((write, read))
-}
-
-/// `len` bytes at a page-aligned address, as direct I/O wants them.
-struct PageAligned {
-    raw: Vec<u8>,
-    at: usize,
-    len: usize,
-}
-
-impl PageAligned {
-    fn new(len: usize) -> PageAligned {
-        let raw = vec![0u8; len + 4096];
-        let at = raw.as_ptr().align_offset(4096);
-        PageAligned { raw, at, len }
-    }
-
-    fn bytes(&mut self) -> &mut [u8] {
-        &mut self.raw[self.at..self.at + self.len]
-    }
 }
 
 fn encode_gbs(block: &[u8]) -> f64 {

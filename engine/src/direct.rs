@@ -43,7 +43,7 @@ impl Aligned {
         Aligned(vec![Page([0; ALIGN]); len.div_ceil(ALIGN).max(1)])
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len() * ALIGN
     }
 

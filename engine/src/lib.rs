@@ -25,6 +25,7 @@ mod store;
 mod write;
 
 pub use codec::{reconstruct, Encoder};
+pub use direct::Aligned;
 pub use drive::DriveState;
 pub use error::{Error, Result};
 pub use heal::HealReport;
