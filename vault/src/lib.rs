@@ -6,12 +6,14 @@
 //! - [`crypto`]: age content, encrypted names, identities.
 //! - [`listing`]: listing pages with each object's attributes.
 //! - [`vault`]: plaintext paths of a vault mapped onto its bucket, encrypted or not.
+//! - [`error`]: the one error type, by kind.
 
 pub mod attrs;
 pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod download_file;
+pub mod error;
 pub mod keystore;
 pub mod listing;
 pub mod sts;
@@ -20,3 +22,4 @@ pub mod vault;
 mod xml;
 
 pub use client::S3Target;
+pub use error::{Error, Result};
