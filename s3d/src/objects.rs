@@ -2,7 +2,7 @@
 
 use crate::body::{self, Received};
 use crate::buckets::timestamp;
-use crate::service::{blocking, Cybs3};
+use crate::ctx::{self, blocking, Cybs3};
 use crate::versioning;
 use crate::{errors, tagging};
 use bytes::Bytes;
@@ -22,6 +22,9 @@ const EXPIRES: &str = "expires";
 const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 /// Part numbers S3 accepts, for uploads and for `partNumber` reads.
 pub(crate) const MAX_PART_NUMBER: i32 = 10_000;
+/// The checksum type (COMPOSITE or FULL_OBJECT) an object was completed with,
+/// among its stored headers (multipart uploads set it).
+pub(crate) const CHECKSUM_TYPE_HEADER: &str = "x-amz-checksum-type";
 const TAGGING_COUNT: &str = "x-amz-tagging-count";
 /// Chunks (of up to one block) read ahead of a slow client.
 const READ_AHEAD: usize = 2;
@@ -61,7 +64,7 @@ pub(crate) async fn put(
     meta.etag = hex::encode(md5);
     meta.checksums = body::stored_checksums(&checksums);
     let etag = meta.etag.clone();
-    let (version, vstate) = versioning::finish(s, &input.bucket, writer, meta).await?;
+    let (version, vstate) = commit(s, &input.bucket, writer, meta).await?;
     Ok(PutObjectOutput {
         e_tag: Some(ETag::Strong(etag)),
         size: Some(version.size as i64),
@@ -73,6 +76,30 @@ pub(crate) async fn put(
         checksum_sha256: checksums.checksum_sha256,
         ..Default::default()
     })
+}
+
+/// Commit a PUT and learn the bucket's versioning state, which decides whether the
+/// new version's id is shown.
+pub(crate) async fn commit(
+    s: &Cybs3,
+    bucket: &str,
+    writer: engine::ObjectWriter,
+    meta: engine::ObjectMeta,
+) -> S3Result<(engine::ObjectVersion, engine::Versioning)> {
+    let store = s.store.clone();
+    let bucket = bucket.to_string();
+    blocking(move || {
+        let v = writer.finish(meta)?;
+        let state = match v.version_id.as_str() {
+            versioning::NULL_VERSION => store
+                .bucket(&bucket)
+                .map_or(engine::Versioning::Unversioned, |r| r.versioning),
+            // Only an Enabled bucket mints ids.
+            _ => engine::Versioning::Enabled,
+        };
+        Ok((v, state))
+    })
+    .await
 }
 
 /// A body's declared length, refused up front when S3 would refuse it (PUT and UploadPart
@@ -464,7 +491,7 @@ impl Described {
                 checksum_sha256: checksum("sha256"),
                 checksum_type: (with_checksums && !m.checksums.is_empty()).then(|| {
                     ChecksumType::from(
-                        header(crate::multipart::CHECKSUM_TYPE_HEADER)
+                        header(CHECKSUM_TYPE_HEADER)
                             .unwrap_or_else(|| ChecksumType::FULL_OBJECT.to_string()),
                     )
                 }),
@@ -654,7 +681,7 @@ impl ChunkStream {
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
         tokio::spawn(async move {
             loop {
-                let (r, next) = match tokio::task::spawn_blocking(move || {
+                let (r, next) = match ctx::spawn(move || {
                     let next = reader.next_chunk();
                     (reader, next)
                 })
