@@ -16,7 +16,7 @@
 //! 3. The operations:
 //!    - [`server`]: accept loop, health probes, graceful shutdown, request logs.
 //!    - [`service`]: the `S3` trait implementation, one thin method per operation.
-//!    - [`buckets`], [`objects`], [`list`]: the operations themselves.
+//!    - [`buckets`], [`objects`], [`delete`], [`list`]: the operations themselves.
 //!    - [`post`]: browser form uploads (POST Object) and their policy documents.
 //!    - [`body`]: streaming request bodies into the engine, with digests.
 //!    - [`versioning`]: bucket versioning, version ids and delete markers, ListObjectVersions.
@@ -38,6 +38,7 @@ mod bucket_config;
 mod buckets;
 mod copy;
 mod cors;
+mod delete;
 mod list;
 mod multipart;
 mod objects;

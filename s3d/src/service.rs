@@ -8,7 +8,7 @@ use crate::identity::iam::Iam;
 use crate::identity::{bucket_policy, sts};
 use crate::vhost::Domains;
 use crate::{
-    bucket_config, buckets, copy, cors, list, multipart, objects, post, tagging, versioning,
+    bucket_config, buckets, copy, cors, delete, list, multipart, objects, post, tagging, versioning,
 };
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -101,7 +101,7 @@ impl S3 for Cybs3 {
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> Res<DeleteObjectOutput> {
-        objects::delete(self, req.input).await.map(S3Response::new)
+        delete::one(self, req.input).await.map(S3Response::new)
     }
 
     async fn list_objects_v2(
@@ -304,7 +304,7 @@ impl S3 for Cybs3 {
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> Res<DeleteObjectsOutput> {
-        objects::delete_many(self, req.input, &req.headers)
+        delete::many(self, req.input, &req.headers)
             .await
             .map(S3Response::new)
     }

@@ -1,4 +1,5 @@
-//! Tests of parsing, validation and evaluation of policy documents.
+//! Tests of parsing, validation and evaluation of policy documents (one long file:
+//! cases only, grouped by rule; the code under test is split by role beside it).
 
 use super::actions::UNKNOWN_ACTION;
 use super::conditions::arn_match;
