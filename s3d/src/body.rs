@@ -6,7 +6,7 @@
 //! whatever the object size. Nothing here commits: the caller calls `finish`
 //! only after every check passed; dropping the writer discards the bytes.
 
-use crate::errors;
+use crate::{ctx, errors};
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -36,7 +36,7 @@ pub(crate) async fn receive(
     mut hasher: ChecksumHasher,
 ) -> S3Result<Received> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
-    let sink = tokio::task::spawn_blocking(move || -> engine::Result<_> {
+    let sink = ctx::spawn(move || -> engine::Result<_> {
         let mut md5 = Md5::new();
         while let Some(chunk) = rx.blocking_recv() {
             md5.update(&chunk);
@@ -52,7 +52,7 @@ pub(crate) async fn receive(
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                failed = Some(errors::from_body(&*e));
+                failed = Some(errors::from_body(&*e, ctx::body_went_idle()));
                 break;
             }
         };
@@ -67,15 +67,7 @@ pub(crate) async fn receive(
         }
     }
     drop(tx);
-    let written = match sink.await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!("body writer task failed: {e}");
-            return Err(errors::internal(
-                "We encountered an internal error. Please try again.",
-            ));
-        }
-    };
+    let written = sink.await?;
     if let Some(e) = failed {
         return Err(e);
     }

@@ -2,7 +2,7 @@
 //! codec the settings share. Each setting is stored as the S3 XML document it was
 //! set with (re-serialized from the parsed DTO), so reading it back is lossless.
 
-use crate::service::{blocking, Cybs3};
+use crate::ctx::Cybs3;
 use hyper::StatusCode;
 use s3s::dto::*;
 use s3s::xml;
@@ -37,32 +37,14 @@ pub(crate) fn from_xml<T: for<'x> xml::Deserialize<'x>>(bytes: &[u8]) -> S3Resul
     })
 }
 
-pub(crate) async fn get_attr(
-    s: &Cybs3,
-    bucket: &str,
-    name: &'static str,
-) -> S3Result<Option<Vec<u8>>> {
-    let (store, bucket) = (s.store.clone(), bucket.to_string());
-    blocking(move || store.bucket_attr(&bucket, name)).await
-}
-
-pub(crate) async fn set_attr(
-    s: &Cybs3,
-    bucket: &str,
-    name: &'static str,
-    value: Option<Vec<u8>>,
-) -> S3Result<()> {
-    let (store, bucket) = (s.store.clone(), bucket.to_string());
-    blocking(move || store.set_bucket_attr(&bucket, name, value)).await
-}
-
 pub(crate) async fn put_tagging(
     s: &Cybs3,
     input: PutBucketTaggingInput,
 ) -> S3Result<PutBucketTaggingOutput> {
     check_tags(&input.tagging.tag_set)?;
     let bytes = to_xml(&input.tagging)?;
-    set_attr(s, &input.bucket, ATTR_TAGGING, Some(bytes)).await?;
+    s.set_bucket_attr(&input.bucket, ATTR_TAGGING, Some(bytes))
+        .await?;
     Ok(PutBucketTaggingOutput {})
 }
 
@@ -70,7 +52,7 @@ pub(crate) async fn get_tagging(
     s: &Cybs3,
     input: GetBucketTaggingInput,
 ) -> S3Result<GetBucketTaggingOutput> {
-    let Some(bytes) = get_attr(s, &input.bucket, ATTR_TAGGING).await? else {
+    let Some(bytes) = s.bucket_attr(&input.bucket, ATTR_TAGGING).await? else {
         return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist"));
     };
     let tagging: Tagging = from_xml(&bytes)?;
@@ -83,7 +65,7 @@ pub(crate) async fn delete_tagging(
     s: &Cybs3,
     input: DeleteBucketTaggingInput,
 ) -> S3Result<DeleteBucketTaggingOutput> {
-    set_attr(s, &input.bucket, ATTR_TAGGING, None).await?;
+    s.set_bucket_attr(&input.bucket, ATTR_TAGGING, None).await?;
     Ok(DeleteBucketTaggingOutput {})
 }
 

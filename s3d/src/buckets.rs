@@ -1,6 +1,6 @@
 //! Bucket operations.
 
-use crate::service::{blocking, Cybs3};
+use crate::ctx::{blocking, Cybs3};
 use s3s::dto::*;
 use s3s::{s3_error, S3Result};
 use std::time::{Duration, SystemTime};

@@ -6,8 +6,8 @@
 //! computed on the way, as S3 gives a copied (single-part) object.
 
 use crate::body;
+use crate::ctx::{blocking, Cybs3};
 use crate::objects::{self, check_preconditions, last_modified, meta_fields, object_meta};
-use crate::service::{blocking, Cybs3};
 use crate::{errors, multipart, tagging, versioning};
 use md5::{Digest, Md5};
 use s3s::checksum::ChecksumHasher;

@@ -7,8 +7,8 @@
 //! origin allowed only by a bare `*` is answered `*` (without credentials); an
 //! actual request is never refused for CORS, it just gets no CORS headers.
 
-use crate::bucket_config::{from_xml, get_attr, set_attr, to_xml};
-use crate::service::Cybs3;
+use crate::bucket_config::{from_xml, to_xml};
+use crate::ctx::{self, Cybs3};
 use crate::vhost::Domains;
 use crate::xml::escape;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, VARY};
@@ -31,12 +31,13 @@ const MALFORMED: &str =
 pub(crate) async fn put(s: &Cybs3, input: PutBucketCorsInput) -> S3Result<PutBucketCorsOutput> {
     check_rules(&input.cors_configuration.cors_rules)?;
     let bytes = to_xml(&input.cors_configuration)?;
-    set_attr(s, &input.bucket, ATTR_CORS, Some(bytes)).await?;
+    s.set_bucket_attr(&input.bucket, ATTR_CORS, Some(bytes))
+        .await?;
     Ok(PutBucketCorsOutput {})
 }
 
 pub(crate) async fn get(s: &Cybs3, input: GetBucketCorsInput) -> S3Result<GetBucketCorsOutput> {
-    let Some(bytes) = get_attr(s, &input.bucket, ATTR_CORS).await? else {
+    let Some(bytes) = s.bucket_attr(&input.bucket, ATTR_CORS).await? else {
         return Err(s3_error!(
             NoSuchCORSConfiguration,
             "The CORS configuration does not exist"
@@ -52,7 +53,7 @@ pub(crate) async fn delete(
     s: &Cybs3,
     input: DeleteBucketCorsInput,
 ) -> S3Result<DeleteBucketCorsOutput> {
-    set_attr(s, &input.bucket, ATTR_CORS, None).await?;
+    s.set_bucket_attr(&input.bucket, ATTR_CORS, None).await?;
     Ok(DeleteBucketCorsOutput {})
 }
 
@@ -210,7 +211,7 @@ async fn rules_of(store: &engine::Store, bucket: Option<String>) -> Rules {
         return Rules::NoBucket;
     };
     let store = store.clone();
-    let found = tokio::task::spawn_blocking(move || store.bucket_attr(&bucket, ATTR_CORS)).await;
+    let found = ctx::spawn(move || store.bucket_attr(&bucket, ATTR_CORS)).await;
     match found {
         Ok(Ok(Some(bytes))) => match from_xml::<CORSConfiguration>(&bytes) {
             Ok(cfg) => Rules::Some(cfg.cors_rules),

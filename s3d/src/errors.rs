@@ -50,36 +50,62 @@ pub(crate) fn internal(msg: &'static str) -> S3Error {
     S3Error::with_message(S3ErrorCode::InternalError, msg)
 }
 
-/// An error yielded by the request body stream. s3s' own error types are private,
-/// so its verification failures are recognized by their names.
-pub(crate) fn from_body(err: &(dyn std::error::Error + 'static)) -> S3Error {
-    let text = err.to_string();
-    if text.contains("SignatureMismatch") {
-        return S3Error::with_message(
-            S3ErrorCode::SignatureDoesNotMatch,
-            "The chunk signature does not match the calculated signature.",
-        );
+/// What the server's idle-body timeout (server.rs) yields on the request body.
+/// s3s' body wrappers pass the error on by its text only, so the request context
+/// also records that it fired (`ctx::body_went_idle`).
+#[derive(Debug, thiserror::Error)]
+#[error("RequestTimeout: the request body was idle too long")]
+pub(crate) struct BodyIdle;
+
+/// The failures of s3s' own body verification. Its error types are private to s3s
+/// (they cannot be named, so cannot be downcast to); their variant names are the
+/// only part of them that s3s makes visible, so this is the one place that reads them.
+enum Verification {
+    ChunkSignature,
+    PayloadSha256,
+}
+
+impl Verification {
+    fn of(err: &(dyn std::error::Error + 'static)) -> Option<Verification> {
+        let text = err.to_string();
+        if text.contains("SignatureMismatch") {
+            Some(Verification::ChunkSignature)
+        } else if text.contains("Sha256Mismatch") {
+            Some(Verification::PayloadSha256)
+        } else {
+            None
+        }
     }
-    if text.contains("Sha256Mismatch") {
-        let mut e = S3Error::with_message(
-            S3ErrorCode::Custom(SHA256_MISMATCH.into()),
-            "The provided 'x-amz-content-sha256' header does not match what was computed.",
-        );
-        e.set_status_code(StatusCode::BAD_REQUEST);
-        return e;
-    }
-    // The server's idle-body timeout (server.rs), whichever s3s wrapper passed it on.
-    if text.contains(crate::server::BODY_IDLE_MESSAGE) {
+}
+
+/// An error yielded by the request body stream; `idle` says whether this request's
+/// body timed out (see [`BodyIdle`]).
+pub(crate) fn from_body(err: &(dyn std::error::Error + 'static), idle: bool) -> S3Error {
+    if idle || err.is::<BodyIdle>() {
         return S3Error::with_message(
             S3ErrorCode::RequestTimeout,
             "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.",
         );
     }
-    // Malformed aws-chunked framing, or the client went away mid-body.
-    S3Error::with_message(
-        S3ErrorCode::IncompleteBody,
-        format!("The request body could not be read: {text}"),
-    )
+    match Verification::of(err) {
+        Some(Verification::ChunkSignature) => S3Error::with_message(
+            S3ErrorCode::SignatureDoesNotMatch,
+            "The chunk signature does not match the calculated signature.",
+        ),
+        Some(Verification::PayloadSha256) => {
+            let mut e = S3Error::with_message(
+                S3ErrorCode::Custom(SHA256_MISMATCH.into()),
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            );
+            e.set_status_code(StatusCode::BAD_REQUEST);
+            e
+        }
+        // Malformed aws-chunked framing, or the client went away mid-body.
+        None => S3Error::with_message(
+            S3ErrorCode::IncompleteBody,
+            format!("The request body could not be read: {err}"),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -153,18 +179,31 @@ mod tests {
 
     #[test]
     fn body_errors_are_recognized_by_name() {
-        let e = from_body(&std::io::Error::other(
-            "AwsChunkedStreamError: SignatureMismatch",
-        ));
+        let e = from_body(
+            &std::io::Error::other("AwsChunkedStreamError: SignatureMismatch"),
+            false,
+        );
         assert_eq!(e.code().as_str(), "SignatureDoesNotMatch");
-        let e = from_body(&std::io::Error::other("UploadStreamError: Sha256Mismatch"));
+        let e = from_body(
+            &std::io::Error::other("UploadStreamError: Sha256Mismatch"),
+            false,
+        );
         assert_eq!((e.code().as_str(), status(&e)), (SHA256_MISMATCH, 400));
-        let e = from_body(&std::io::Error::other(format!(
-            "Underlying({})",
-            crate::server::BODY_IDLE_MESSAGE
-        )));
-        assert_eq!((e.code().as_str(), status(&e)), ("RequestTimeout", 400));
-        let e = from_body(&std::io::Error::other("connection reset"));
+        let e = from_body(&std::io::Error::other("connection reset"), false);
         assert_eq!((e.code().as_str(), status(&e)), ("IncompleteBody", 400));
+    }
+
+    #[test]
+    fn an_idle_body_is_recognized_by_type_not_text() {
+        // Unwrapped, the error itself says so.
+        let e = from_body(&BodyIdle, false);
+        assert_eq!((e.code().as_str(), status(&e)), ("RequestTimeout", 400));
+        // Wrapped by s3s, whose wrappers keep only the text: the request context says so.
+        let wrapped = std::io::Error::other(format!("UploadStreamError: Underlying: {BodyIdle}"));
+        let e = from_body(&wrapped, true);
+        assert_eq!((e.code().as_str(), status(&e)), ("RequestTimeout", 400));
+        // The same text without the context's word is not taken for a timeout.
+        let e = from_body(&wrapped, false);
+        assert_eq!(e.code().as_str(), "IncompleteBody");
     }
 }

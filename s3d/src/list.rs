@@ -1,11 +1,12 @@
 //! ListObjectsV2 and ListObjects (v1): one engine range scan per page.
 
 use crate::buckets::{owner, timestamp};
-use crate::service::{blocking, Cybs3};
+use crate::ctx::{blocking, Cybs3};
 use crate::xml::escape;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as TOKEN, Engine as _};
 use hyper::header::{HeaderValue, CONTENT_LENGTH};
 use hyper::Response;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use s3s::dto::*;
 use s3s::{s3_error, Body, S3Response, S3Result};
 
@@ -235,18 +236,17 @@ pub(crate) fn encode_if(url: bool, v: String) -> String {
     }
 }
 
-/// Percent-encode everything but unreserved characters and `/`, as S3 does for
+/// Everything but unreserved characters and `/` is percent-encoded, as S3 does for
 /// `encoding-type=url` (clients decode with `unquote_plus`, so `+` must be escaped).
+const URL_ENCODED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
 fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, URL_ENCODED).to_string()
 }
 
 /// Continuation tokens are opaque to clients: the key to continue after, in base64url.

@@ -6,11 +6,12 @@
 
 use crate::body::{self, Received};
 use crate::buckets::{owner, timestamp};
+use crate::ctx::{blocking, Cybs3};
 use crate::list::encode_if;
 use crate::objects::{
     claimed_checksums, declared_length, meta_fields, object_meta, receive_checked,
+    CHECKSUM_TYPE_HEADER,
 };
-use crate::service::{blocking, Cybs3};
 use crate::{list, objects, tagging};
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
 use md5::{Digest, Md5};
@@ -20,8 +21,6 @@ use s3s::{s3_error, S3Result, TrailingHeaders};
 /// Where an upload's `x-amz-checksum-algorithm` is kept, among the stored headers
 /// (never returned on GET/HEAD, which only send the standard ones).
 pub(crate) const CHECKSUM_ALGORITHM_HEADER: &str = "x-amz-checksum-algorithm";
-/// Likewise the upload's checksum type (COMPOSITE or FULL_OBJECT), kept on the object.
-pub(crate) const CHECKSUM_TYPE_HEADER: &str = "x-amz-checksum-type";
 /// S3's page limit (and default) for both listings.
 const MAX_PAGE: usize = 1000;
 /// What S3 reports for uploads started without a storage class.

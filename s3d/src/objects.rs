@@ -1,12 +1,12 @@
-//! Object operations: PUT, GET (whole or a range), HEAD, DELETE.
+//! Object operations: PUT, GET (whole or a range), HEAD (DELETE is in `delete`).
 
 use crate::body::{self, Received};
 use crate::buckets::timestamp;
-use crate::service::{blocking, Cybs3};
+use crate::ctx::{self, blocking, Cybs3};
 use crate::versioning;
 use crate::{errors, tagging};
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Response, S3Result, TrailingHeaders};
 use std::pin::Pin;
@@ -22,6 +22,9 @@ const EXPIRES: &str = "expires";
 const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 /// Part numbers S3 accepts, for uploads and for `partNumber` reads.
 pub(crate) const MAX_PART_NUMBER: i32 = 10_000;
+/// The checksum type (COMPOSITE or FULL_OBJECT) an object was completed with,
+/// among its stored headers (multipart uploads set it).
+pub(crate) const CHECKSUM_TYPE_HEADER: &str = "x-amz-checksum-type";
 const TAGGING_COUNT: &str = "x-amz-tagging-count";
 /// Chunks (of up to one block) read ahead of a slow client.
 const READ_AHEAD: usize = 2;
@@ -61,7 +64,7 @@ pub(crate) async fn put(
     meta.etag = hex::encode(md5);
     meta.checksums = body::stored_checksums(&checksums);
     let etag = meta.etag.clone();
-    let (version, vstate) = versioning::finish(s, &input.bucket, writer, meta).await?;
+    let (version, vstate) = commit(s, &input.bucket, writer, meta).await?;
     Ok(PutObjectOutput {
         e_tag: Some(ETag::Strong(etag)),
         size: Some(version.size as i64),
@@ -73,6 +76,30 @@ pub(crate) async fn put(
         checksum_sha256: checksums.checksum_sha256,
         ..Default::default()
     })
+}
+
+/// Commit a PUT and learn the bucket's versioning state, which decides whether the
+/// new version's id is shown.
+pub(crate) async fn commit(
+    s: &Cybs3,
+    bucket: &str,
+    writer: engine::ObjectWriter,
+    meta: engine::ObjectMeta,
+) -> S3Result<(engine::ObjectVersion, engine::Versioning)> {
+    let store = s.store.clone();
+    let bucket = bucket.to_string();
+    blocking(move || {
+        let v = writer.finish(meta)?;
+        let state = match v.version_id.as_str() {
+            versioning::NULL_VERSION => store
+                .bucket(&bucket)
+                .map_or(engine::Versioning::Unversioned, |r| r.versioning),
+            // Only an Enabled bucket mints ids.
+            _ => engine::Versioning::Enabled,
+        };
+        Ok((v, state))
+    })
+    .await
 }
 
 /// A body's declared length, refused up front when S3 would refuse it (PUT and UploadPart
@@ -310,100 +337,6 @@ pub(crate) async fn head(
     Ok(resp)
 }
 
-pub(crate) async fn delete(s: &Cybs3, input: DeleteObjectInput) -> S3Result<DeleteObjectOutput> {
-    let store = s.store.clone();
-    let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
-    versioning::check_version_id(vid.as_deref())?;
-    // Deleting a key that does not exist succeeds, as in S3.
-    let d = blocking(move || store.delete(&bucket, &key, vid.as_deref())).await?;
-    Ok(DeleteObjectOutput {
-        delete_marker: d.delete_marker.then_some(true),
-        version_id: d.version_id,
-        ..Default::default()
-    })
-}
-
-/// S3's limit on keys per DeleteObjects request.
-const MAX_DELETE_KEYS: usize = 1000;
-/// Deletes in flight at once: concurrent ones share the engine's group commits.
-const DELETE_CONCURRENCY: usize = 16;
-
-/// S3 requires an integrity header on DeleteObjects: `Content-MD5`, or (newer SDKs)
-/// an `x-amz-checksum-*` value. s3s has consumed the body by now, so the value itself
-/// cannot be recomputed here; its presence is what is enforced.
-fn require_integrity_header(headers: &hyper::HeaderMap) -> S3Result<()> {
-    let present = headers.contains_key("content-md5")
-        || headers
-            .keys()
-            .any(|n| n.as_str().starts_with("x-amz-checksum-"));
-    if present {
-        return Ok(());
-    }
-    Err(s3_error!(
-        InvalidRequest,
-        "Missing required header for this request: Content-MD5"
-    ))
-}
-
-/// DeleteObjects: each key is deleted on its own; failures become `<Error>` entries
-/// and never fail the request, as in S3.
-pub(crate) async fn delete_many(
-    s: &Cybs3,
-    input: DeleteObjectsInput,
-    headers: &hyper::HeaderMap,
-) -> S3Result<DeleteObjectsOutput> {
-    require_integrity_header(headers)?;
-    let objects = input.delete.objects;
-    if objects.is_empty() || objects.len() > MAX_DELETE_KEYS {
-        return Err(s3_error!(
-            MalformedXML,
-            "The XML you provided was not well-formed or did not validate against our published schema"
-        ));
-    }
-    let quiet = input.delete.quiet == Some(true);
-    let store = s.store.clone();
-    let bucket = input.bucket.clone();
-    // A missing bucket fails the whole request, not each key.
-    blocking(move || store.bucket(&bucket)).await?;
-    let results: Vec<_> = futures::stream::iter(objects)
-        .map(|o| {
-            let store = s.store.clone();
-            let bucket = input.bucket.clone();
-            let (key, vid) = (o.key.clone(), o.version_id.clone());
-            async move {
-                let r = blocking(move || store.delete(&bucket, &key, vid.as_deref())).await;
-                (o, r)
-            }
-        })
-        .buffered(DELETE_CONCURRENCY)
-        .collect()
-        .await;
-    let mut deleted = Vec::new();
-    let mut errors = Vec::new();
-    for (o, r) in results {
-        match r {
-            Ok(d) if !quiet => deleted.push(DeletedObject {
-                key: Some(o.key),
-                version_id: o.version_id,
-                delete_marker: d.delete_marker.then_some(true),
-                delete_marker_version_id: d.version_id.filter(|_| d.delete_marker),
-            }),
-            Ok(_) => {}
-            Err(e) => errors.push(Error {
-                key: Some(o.key),
-                version_id: o.version_id,
-                code: Some(e.code().as_str().to_string()),
-                message: e.message().map(str::to_string),
-            }),
-        }
-    }
-    Ok(DeleteObjectsOutput {
-        deleted: Some(deleted),
-        errors: (!errors.is_empty()).then_some(errors),
-        ..Default::default()
-    })
-}
-
 /// The response fields GET and HEAD share, from a stored version.
 struct Described {
     e_tag: Option<ETag>,
@@ -464,7 +397,7 @@ impl Described {
                 checksum_sha256: checksum("sha256"),
                 checksum_type: (with_checksums && !m.checksums.is_empty()).then(|| {
                     ChecksumType::from(
-                        header(crate::multipart::CHECKSUM_TYPE_HEADER)
+                        header(CHECKSUM_TYPE_HEADER)
                             .unwrap_or_else(|| ChecksumType::FULL_OBJECT.to_string()),
                     )
                 }),
@@ -654,7 +587,7 @@ impl ChunkStream {
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
         tokio::spawn(async move {
             loop {
-                let (r, next) = match tokio::task::spawn_blocking(move || {
+                let (r, next) = match ctx::spawn(move || {
                     let next = reader.next_chunk();
                     (reader, next)
                 })

@@ -1,8 +1,11 @@
 //! HTTP side: accept loop, unauthenticated health probes, per-request logs and
 //! graceful shutdown. Everything else goes to the s3s service.
 
-use crate::cors;
+use crate::config::ServerConfig;
+use crate::ctx::{self, PeerAddr};
+use crate::identity::auth;
 use crate::vhost::Domains;
+use crate::{cors, errors, list, post, service};
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
@@ -28,16 +31,23 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// A client must send its whole request head within this time (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// A request body that sends nothing for this long is abandoned (S3's RequestTimeout).
-pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// The error text body.rs / errors.rs recognize as an idle body.
-pub(crate) const BODY_IDLE_MESSAGE: &str = "RequestTimeout: the request body was idle too long";
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The client's address, put into every S3 request's extensions
-/// (`S3Request::extensions`) for handlers and access checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
+/// Serve S3 + health on `listener` until `shutdown` resolves; then stop accepting,
+/// let in-flight requests finish (graceful drain, up to ~30 s), and return.
+pub async fn serve(
+    cfg: ServerConfig,
+    store: engine::Store,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let domains = Domains::new(&cfg.domains)?;
+    let s3 = service::build(&cfg, store.clone(), &domains);
+    tracing::info!(listen = %cfg.listen, region = %cfg.region, "S3 server ready");
+    run(s3, store, Arc::new(domains), listener, shutdown).await
+}
 
-pub(crate) async fn run(
+async fn run(
     s3: S3Service,
     store: engine::Store,
     domains: Arc<Domains>,
@@ -127,7 +137,7 @@ async fn handle(
         let cors = cors::Actual::of(&domains, &method, req.headers(), &path);
         req.extensions_mut().insert(PeerAddr(peer));
         // POST Object: the handler needs the file part's name, which s3s drops.
-        let upload = crate::post::Upload::detect(&req);
+        let upload = post::Upload::detect(&req);
         if let Some(u) = &upload {
             req.extensions_mut().insert(u.seen());
         }
@@ -138,7 +148,8 @@ async fn handle(
                 None => Body::http_body(b),
             }
         });
-        let mut resp = match s3.call(req).await {
+        let call = auth::request_scope(ctx::request_scope(s3.call(req)));
+        let mut resp = match call.await {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::warn!(%peer, %method, path, "response could not be produced: {e:?}");
@@ -146,9 +157,9 @@ async fn handle(
             }
         };
         if upload.is_some() {
-            resp = crate::post::finish(resp).await;
+            resp = post::finish(resp).await;
         }
-        resp = crate::list::add_user_metadata(resp);
+        resp = list::add_user_metadata(resp);
         if let Some(cors) = cors {
             cors.apply(&store, &mut resp).await;
         }
@@ -194,7 +205,7 @@ async fn health(method: &Method, path: &str, store: &engine::Store) -> Option<Re
         "/health/ready" => {
             let store = store.clone();
             // status() reads drive states and metadata: keep it off the executor.
-            tokio::task::spawn_blocking(move || store.status().writable)
+            ctx::spawn(move || store.status().writable)
                 .await
                 .unwrap_or(false)
         }
@@ -248,7 +259,10 @@ impl hyper::body::Body for IdleBody {
                     .waiting
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(BODY_IDLE_MESSAGE.into()))),
+                    Poll::Ready(()) => {
+                        ctx::mark_body_idle();
+                        Poll::Ready(Some(Err(Box::new(errors::BodyIdle))))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             }
@@ -314,7 +328,7 @@ mod tests {
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let cfg = crate::ServerConfig {
+        let cfg = crate::config::ServerConfig {
             listen: addr,
             access_key: "ak".into(),
             secret_key: "sk".into(),
@@ -326,7 +340,7 @@ mod tests {
             sts_min_duration: 900,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::serve(cfg, store, listener, async {
+        let server = tokio::spawn(super::serve(cfg, store, listener, async {
             let _ = stopped.await;
         }));
 

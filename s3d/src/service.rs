@@ -1,21 +1,18 @@
 //! The s3s service: configuration, and the `S3` trait as a thin dispatch to the
 //! operation modules. Operations not listed answer NotImplemented (s3s' default).
 
-use crate::auth::{Caller, Identities};
+use crate::config::ServerConfig;
+use crate::ctx::Cybs3;
+use crate::identity::auth::{Caller, Identities};
+use crate::identity::iam::Iam;
+use crate::identity::{bucket_policy, sts};
 use crate::vhost::Domains;
-use crate::{bucket_config, bucket_policy, cors, versioning};
-use crate::{buckets, errors, list, objects, Iam, ServerConfig};
+use crate::{
+    bucket_config, buckets, copy, cors, delete, list, multipart, objects, post, tagging, versioning,
+};
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Request, S3Response, S3Result, S3};
-
-/// What every operation needs: the store, the server's region and who is who.
-#[derive(Clone)]
-pub(crate) struct Cybs3 {
-    pub store: engine::Store,
-    pub region: String,
-    pub identities: Identities,
-}
 
 pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains) -> S3Service {
     let iam = Iam::new(store.clone(), &cfg.server_key);
@@ -28,19 +25,18 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
     let mut b = S3ServiceBuilder::new(Cybs3 {
         store,
         region: cfg.region.clone(),
-        identities: identities.clone(),
     });
     // s3s reads a POST form's file whole into memory before our handler runs, so
     // browser-form uploads are capped; larger objects go through PUT or multipart.
     let mut config = s3s::config::S3Config::default();
-    config.post_object_max_file_size = crate::post::MAX_FILE_SIZE;
+    config.post_object_max_file_size = post::MAX_FILE_SIZE;
     b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
         std::sync::Arc::new(config),
     )));
     // Anonymous requests get only what a bucket policy grants everyone.
     b.set_auth(identities.clone());
     b.set_access(identities.clone());
-    b.set_route(crate::sts::Sts {
+    b.set_route(sts::Sts {
         identities,
         ldap: cfg.ldap.clone().map(std::sync::Arc::new),
         min_duration: cfg.sts_min_duration,
@@ -50,34 +46,6 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
         b.set_host(domains.clone());
     }
     b.build()
-}
-
-#[cfg(test)]
-impl Cybs3 {
-    /// A service over `store` with test root keys, for unit tests of the operations.
-    pub(crate) fn for_tests(store: engine::Store) -> Cybs3 {
-        let iam = Iam::new(store.clone(), &[0; 32]);
-        Cybs3 {
-            store,
-            region: "us-east-1".into(),
-            identities: Identities::new("ak", "sk", iam, Vec::new()),
-        }
-    }
-}
-
-/// Run a synchronous engine call on a blocking thread and map its error.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> engine::Result<T> + Send + 'static,
-) -> S3Result<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(errors::from_engine),
-        Err(e) => {
-            tracing::error!("engine task failed: {e}");
-            Err(errors::internal(
-                "We encountered an internal error. Please try again.",
-            ))
-        }
-    }
 }
 
 type Res<T> = S3Result<S3Response<T>>;
@@ -98,10 +66,7 @@ impl S3 for Cybs3 {
 
     async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> Res<ListBucketsOutput> {
         let mut out = buckets::list(self).await?;
-        let caller = self
-            .identities
-            .caller(req.credentials.as_ref(), &req.headers, &req.uri)?;
-        if let Caller::Bucket(own) = caller {
+        if let Caller::Bucket(own) = Caller::of(&req.extensions)? {
             if let Some(buckets) = out.buckets.as_mut() {
                 buckets.retain(|b| b.name.as_deref() == Some(own.as_str()));
             }
@@ -136,7 +101,7 @@ impl S3 for Cybs3 {
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> Res<DeleteObjectOutput> {
-        objects::delete(self, req.input).await.map(S3Response::new)
+        delete::one(self, req.input).await.map(S3Response::new)
     }
 
     async fn list_objects_v2(
@@ -154,7 +119,7 @@ impl S3 for Cybs3 {
     /// Browser form uploads (POST policy); s3s' default would hand them to `put_object`
     /// without our policy checks or `${filename}`.
     async fn post_object(&self, req: S3Request<PostObjectInput>) -> Res<PostObjectOutput> {
-        crate::post::object(self, req).await
+        post::object(self, req).await
     }
 
     // Versioning, bucket configuration.
@@ -274,7 +239,7 @@ impl S3 for Cybs3 {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> Res<CreateMultipartUploadOutput> {
-        crate::multipart::create(self, req.input)
+        multipart::create(self, req.input)
             .await
             .map(S3Response::new)
     }
@@ -282,7 +247,7 @@ impl S3 for Cybs3 {
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> Res<UploadPartOutput> {
         // As for PutObject: trailers are filled in only once the body has been read.
         let trailers = req.trailing_headers.clone();
-        crate::multipart::upload_part(self, req.input, trailers)
+        multipart::upload_part(self, req.input, trailers)
             .await
             .map(S3Response::new)
     }
@@ -291,7 +256,7 @@ impl S3 for Cybs3 {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> Res<UploadPartCopyOutput> {
-        crate::copy::upload_part_copy(self, req.input)
+        copy::upload_part_copy(self, req.input)
             .await
             .map(S3Response::new)
     }
@@ -305,7 +270,7 @@ impl S3 for Cybs3 {
             .get(hyper::header::HOST)
             .and_then(|h| h.to_str().ok())
             .map(str::to_string);
-        crate::multipart::complete(self, req.input, host)
+        multipart::complete(self, req.input, host)
             .await
             .map(S3Response::new)
     }
@@ -314,34 +279,32 @@ impl S3 for Cybs3 {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> Res<AbortMultipartUploadOutput> {
-        crate::multipart::abort(self, req.input)
-            .await
-            .map(S3Response::new)
+        multipart::abort(self, req.input).await.map(S3Response::new)
     }
 
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> Res<ListMultipartUploadsOutput> {
-        crate::multipart::list_uploads(self, req.input)
+        multipart::list_uploads(self, req.input)
             .await
             .map(S3Response::new)
     }
 
     async fn list_parts(&self, req: S3Request<ListPartsInput>) -> Res<ListPartsOutput> {
-        crate::multipart::list_parts(self, req.input)
+        multipart::list_parts(self, req.input)
             .await
             .map(S3Response::new)
     }
 
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> Res<CopyObjectOutput> {
-        crate::copy::copy_object(self, req.input)
+        copy::copy_object(self, req.input)
             .await
             .map(S3Response::new)
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> Res<DeleteObjectsOutput> {
-        objects::delete_many(self, req.input, &req.headers)
+        delete::many(self, req.input, &req.headers)
             .await
             .map(S3Response::new)
     }
@@ -350,26 +313,20 @@ impl S3 for Cybs3 {
         &self,
         req: S3Request<PutObjectTaggingInput>,
     ) -> Res<PutObjectTaggingOutput> {
-        crate::tagging::put(self, req.input)
-            .await
-            .map(S3Response::new)
+        tagging::put(self, req.input).await.map(S3Response::new)
     }
 
     async fn get_object_tagging(
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> Res<GetObjectTaggingOutput> {
-        crate::tagging::get(self, req.input)
-            .await
-            .map(S3Response::new)
+        tagging::get(self, req.input).await.map(S3Response::new)
     }
 
     async fn delete_object_tagging(
         &self,
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> Res<DeleteObjectTaggingOutput> {
-        crate::tagging::delete(self, req.input)
-            .await
-            .map(S3Response::new)
+        tagging::delete(self, req.input).await.map(S3Response::new)
     }
 }

@@ -3,7 +3,7 @@
 //! Tags live in the version's metadata (`ObjectMeta.tags`); the engine replaces
 //! them in place, so tagging never rewrites object data.
 
-use crate::service::{blocking, Cybs3};
+use crate::ctx::{blocking, Cybs3};
 use crate::{objects, versioning};
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Result};

@@ -2,10 +2,10 @@
 //! delete markers as S3 reports them, and ListObjectVersions.
 
 use crate::buckets::{owner, timestamp};
+use crate::ctx::{self, blocking, Cybs3};
 use crate::errors;
 use crate::list::{encode_if, url_encoded, MAX_KEYS};
-use crate::service::{blocking, Cybs3};
-use engine::{ObjectMeta, ObjectReader, ObjectVersion, ObjectWriter, Versioning};
+use engine::{ObjectReader, ObjectVersion, Versioning};
 use hyper::header::{HeaderMap, HeaderValue, ALLOW, CONTENT_TYPE};
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
@@ -124,23 +124,17 @@ async fn lookup<T: Send + 'static>(
     check_version_id(version_id.as_deref())?;
     let explicit = version_id.is_some();
     let store = s.store.clone();
-    let r = tokio::task::spawn_blocking(move || {
+    let found = ctx::spawn(move || {
         let state = store.bucket(&bucket)?.versioning;
         f(&store, &bucket, &key, version_id.as_deref()).map(|t| (t, state))
     })
-    .await;
-    match r {
-        Ok(Ok(found)) => Ok(found),
-        Ok(Err(engine::Error::DeleteMarker { version_id, .. })) => {
+    .await?;
+    match found {
+        Ok(found) => Ok(found),
+        Err(engine::Error::DeleteMarker { version_id, .. }) => {
             Err(delete_marker(&version_id, explicit))
         }
-        Ok(Err(e)) => Err(errors::from_engine(e)),
-        Err(e) => {
-            tracing::error!("engine task failed: {e}");
-            Err(errors::internal(
-                "We encountered an internal error. Please try again.",
-            ))
-        }
+        Err(e) => Err(errors::from_engine(e)),
     }
 }
 
@@ -166,30 +160,6 @@ fn delete_marker(version_id: &str, explicit: bool) -> S3Error {
     };
     e.set_headers(headers);
     e
-}
-
-/// Commit a PUT and learn the bucket's versioning state, which decides whether the
-/// new version's id is shown.
-pub(crate) async fn finish(
-    s: &Cybs3,
-    bucket: &str,
-    writer: ObjectWriter,
-    meta: ObjectMeta,
-) -> S3Result<(ObjectVersion, Versioning)> {
-    let store = s.store.clone();
-    let bucket = bucket.to_string();
-    blocking(move || {
-        let v = writer.finish(meta)?;
-        let state = match v.version_id.as_str() {
-            NULL_VERSION => store
-                .bucket(&bucket)
-                .map_or(Versioning::Unversioned, |r| r.versioning),
-            // Only an Enabled bucket mints ids.
-            _ => Versioning::Enabled,
-        };
-        Ok((v, state))
-    })
-    .await
 }
 
 pub(crate) async fn list(
@@ -351,7 +321,7 @@ mod tests {
         store.set_versioning("bkt", Versioning::Enabled).unwrap();
         for key in ["a", "a", "b"] {
             let w = store.put("bkt", key).unwrap();
-            w.finish(ObjectMeta::default()).unwrap();
+            w.finish(engine::ObjectMeta::default()).unwrap();
         }
         store.delete("bkt", "b", None).unwrap();
         let s = Cybs3::for_tests(store);

@@ -1,18 +1,9 @@
 //! The XML our own responses need beyond what s3s writes.
 
-/// Escapes text for an XML element or attribute value.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// Escapes text for an XML element or attribute value (quick-xml's escaping of
+/// the five markup characters).
+pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    quick_xml::escape::escape(s)
 }
 
 #[cfg(test)]

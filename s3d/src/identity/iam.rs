@@ -5,8 +5,8 @@
 //! document, stored as given. The canned policies (`readonly`, `readwrite`,
 //! `writeonly`, `admin`) are built in and cannot be replaced.
 
-use crate::keys::{Keyring, Owner};
-use crate::policy::{self, Policy};
+use crate::identity::keys::{Keyring, Owner};
+use crate::identity::policy::{self, Policy};
 use engine::Store;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -219,7 +219,7 @@ impl Iam {
             }
         }
         let rec = UserRecord {
-            created_unix: crate::keys::now_unix(),
+            created_unix: crate::identity::keys::now_unix(),
             policies: dedup(policies),
             groups: dedup(groups),
         };
@@ -455,7 +455,10 @@ impl Iam {
 
     /// A bucket's policy, if it has one (and the bucket exists).
     pub(crate) fn bucket_policy(&self, bucket: &str) -> Result<Option<Arc<Policy>>> {
-        let text = match self.store.bucket_attr(bucket, crate::bucket_policy::ATTR) {
+        let text = match self
+            .store
+            .bucket_attr(bucket, crate::identity::bucket_policy::ATTR)
+        {
             Ok(Some(t)) => t,
             Ok(None) | Err(engine::Error::NoSuchBucket(_)) => return Ok(None),
             Err(e) => return Err(e.into()),

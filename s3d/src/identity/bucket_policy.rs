@@ -2,9 +2,8 @@
 //! documents stored as a bucket attribute and evaluated with the caller's own
 //! policies on every request (see `auth`).
 
-use crate::bucket_config::{get_attr, set_attr};
-use crate::policy::Policy;
-use crate::service::Cybs3;
+use crate::ctx::Cybs3;
+use crate::identity::policy::Policy;
 use s3s::dto::*;
 use s3s::{s3_error, S3Result};
 
@@ -24,7 +23,8 @@ pub(crate) async fn put(s: &Cybs3, input: PutBucketPolicyInput) -> S3Result<PutB
     let policy = Policy::parse(&input.policy)
         .and_then(|p| p.check_bucket_policy(&input.bucket).map(|()| p))
         .map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
-    set_attr(s, &input.bucket, ATTR, Some(policy.to_json().into_bytes())).await?;
+    s.set_bucket_attr(&input.bucket, ATTR, Some(policy.to_json().into_bytes()))
+        .await?;
     Ok(PutBucketPolicyOutput {})
 }
 
@@ -38,7 +38,7 @@ pub(crate) async fn delete(
     input: DeleteBucketPolicyInput,
 ) -> S3Result<DeleteBucketPolicyOutput> {
     // Deleting a policy that is not there succeeds, as on AWS.
-    set_attr(s, &input.bucket, ATTR, None).await?;
+    s.set_bucket_attr(&input.bucket, ATTR, None).await?;
     Ok(DeleteBucketPolicyOutput {})
 }
 
@@ -56,7 +56,7 @@ pub(crate) async fn status(
 }
 
 async fn stored(s: &Cybs3, bucket: &str) -> S3Result<String> {
-    match get_attr(s, bucket, ATTR).await? {
+    match s.bucket_attr(bucket, ATTR).await? {
         Some(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
         None => Err(s3_error!(
             NoSuchBucketPolicy,

@@ -6,11 +6,11 @@
 //! token only as a hash) in the key records; every request made with them must carry
 //! the token and is refused once they expire.
 
-use crate::auth::{iso8601, query_pairs, token_sha256, Identities};
-use crate::keys::{now_unix, Owner, Session};
-use crate::ldap::{self, LdapConfig, LdapError};
+use crate::ctx::PeerAddr;
+use crate::identity::auth::{iso8601, query_pairs, token_sha256, Identities};
+use crate::identity::keys::{now_unix, Owner, Session};
+use crate::identity::ldap::{self, LdapConfig, LdapError};
 use crate::xml::escape;
-use crate::PeerAddr;
 use hyper::http::Extensions;
 use hyper::{HeaderMap, Method, StatusCode, Uri};
 use rand::distr::{Alphanumeric, SampleString};
@@ -97,7 +97,7 @@ impl S3Route for Sts {
                 "session policies (Policy, PolicyArns) are not supported; the session gets the user's own policies",
             ),
             "AssumeRoleWithLDAPIdentity" => self.ldap_login(&params, &source).await,
-            "AssumeRole" => self.assume_role(&req, &params, &source),
+            "AssumeRole" => self.assume_role(&req, &params, &source).await,
             "" => refuse(
                 StatusCode::BAD_REQUEST,
                 "MissingAction",
@@ -184,7 +184,7 @@ impl Sts {
         })
     }
 
-    fn assume_role(
+    async fn assume_role(
         &self,
         req: &S3Request<Body>,
         params: &[(String, String)],
@@ -198,7 +198,8 @@ impl Sts {
             );
         };
         let duration = self.duration(params)?;
-        let user = match self.identities.iam.keyring().lookup(&c.access_key) {
+        // The key s3s verified the signature with, looked up once for both.
+        let user = match self.identities.lookup_key(&c.access_key).await {
             Ok(Some((_, Owner::User(u)))) => u,
             _ => {
                 return refuse(

@@ -7,19 +7,42 @@
 //! under the `cybs3::auth` target with who, what, where from and the answer: denials
 //! at info (in the server log by default), allows at debug.
 
-use crate::iam::Iam;
-use crate::keys::{now_unix, Owner, Session};
-use crate::policy::{self, Context, Decision, Policy, Principal, Request};
-use crate::PeerAddr;
+use crate::ctx::{self, PeerAddr};
+use crate::errors;
+use crate::identity::iam::Iam;
+use crate::identity::keys::{now_unix, Owner, Session};
+use crate::identity::policy::{self, Context, Decision, Policy, Principal, Request};
+use hyper::http::Extensions;
 use hyper::{HeaderMap, Uri};
 use s3s::access::{S3Access, S3AccessContext};
-use s3s::auth::{Credentials, S3Auth, SecretKey};
+use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
 use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3Request, S3Result};
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime};
+
+/// An access key's record as the keyring holds it: the secret and who owns it.
+type KeyRecord = Option<(String, Owner)>;
+
+tokio::task_local! {
+    /// Per request (set by the server around each S3 call): the one lookup of the
+    /// signing access key. s3s asks for the secret (`S3Auth::get_secret_key`) with
+    /// no request at hand, and the access check that follows needs the key's owner;
+    /// both read it from here, so LMDB is asked once.
+    static KEY: RefCell<Option<(String, KeyRecord)>>;
+}
+
+/// Serve one request with its own access-key lookup.
+pub(crate) async fn request_scope<F: Future>(f: F) -> F::Output {
+    KEY.scope(RefCell::new(None), f).await
+}
 
 #[derive(Clone)]
 pub(crate) struct Identities {
@@ -30,7 +53,9 @@ pub(crate) struct Identities {
     trusted_proxies: Arc<Vec<IpAddr>>,
 }
 
-/// An authenticated (or anonymous) caller.
+/// An authenticated (or anonymous) caller. The access check resolves it once per
+/// request and leaves it in the request's extensions for the handlers.
+#[derive(Clone)]
 pub(crate) enum Caller {
     Root,
     Bucket(String),
@@ -44,6 +69,14 @@ pub(crate) enum Caller {
 }
 
 impl Caller {
+    /// The caller the access check resolved for this request.
+    pub(crate) fn of(extensions: &Extensions) -> S3Result<&Caller> {
+        extensions.get::<Caller>().ok_or_else(|| {
+            tracing::error!("request reached its handler without a resolved caller");
+            errors::internal("We encountered an internal error. Please try again.")
+        })
+    }
+
     fn name(&self) -> &str {
         match self {
             Caller::Root => "root",
@@ -63,12 +96,20 @@ impl Caller {
 }
 
 /// What a request asks for, in IAM terms.
-struct Ask<'a> {
-    op: &'a str,
-    bucket: Option<&'a str>,
-    key: Option<&'a str>,
+struct Ask {
+    op: String,
+    bucket: Option<String>,
+    key: Option<String>,
     query: Vec<(String, String)>,
     source: IpAddr,
+}
+
+/// Who signed, as far as the signature and the token tell; the rest of the caller
+/// (its policies) is read on a blocking thread.
+enum Signer {
+    Anonymous,
+    Root,
+    Key(Owner),
 }
 
 impl Identities {
@@ -86,54 +127,60 @@ impl Identities {
         }
     }
 
-    /// Who signed a request whose signature s3s has verified.
-    pub(crate) fn caller(
-        &self,
-        credentials: Option<&Credentials>,
-        headers: &HeaderMap,
-        uri: &Uri,
-    ) -> S3Result<Caller> {
-        self.resolve(credentials, headers, uri).inspect_err(|e| {
-            tracing::info!(
-                target: "cybs3::auth",
-                caller = credentials.map_or("anonymous", |c| &c.access_key),
-                decision = "deny",
-                why = ?e.code(),
-            );
-        })
+    /// The signing key's record, looked up once per request on a blocking thread.
+    pub(crate) async fn lookup_key(&self, access_key: &str) -> S3Result<KeyRecord> {
+        let cached = KEY.try_with(|k| match &*k.borrow() {
+            Some((key, record)) if key == access_key => Some(record.clone()),
+            _ => None,
+        });
+        if let Ok(Some(record)) = cached {
+            return Ok(record);
+        }
+        let (iam, key) = (self.iam.clone(), access_key.to_string());
+        let record = ctx::spawn(move || iam.keyring().lookup(&key))
+            .await?
+            .map_err(store_failed)?;
+        let _ = KEY.try_with(|k| *k.borrow_mut() = Some((access_key.to_string(), record.clone())));
+        Ok(record)
     }
 
-    fn resolve(
+    /// Who signed a request whose signature s3s has verified.
+    async fn signer(
         &self,
-        credentials: Option<&Credentials>,
+        access_key: Option<&str>,
         headers: &HeaderMap,
         uri: &Uri,
-    ) -> S3Result<Caller> {
-        let Some(c) = credentials else {
-            return Ok(Caller::Anonymous);
+    ) -> S3Result<Signer> {
+        let Some(access_key) = access_key else {
+            return Ok(Signer::Anonymous);
         };
-        if c.access_key == self.root_access_key {
-            return Ok(Caller::Root);
+        if access_key == self.root_access_key {
+            return Ok(Signer::Root);
         }
-        let owner = match self.iam.keyring().lookup(&c.access_key) {
-            Ok(Some((_, owner))) => owner,
-            Ok(None) => return Err(unknown_key()),
-            Err(e) => return Err(store_failed(e)),
+        let Some((_, owner)) = self.lookup_key(access_key).await? else {
+            return Err(unknown_key());
         };
-        match owner {
-            Owner::Bucket(b) => Ok(Caller::Bucket(b)),
-            Owner::User(name) => self.user(name, false),
-            Owner::Session(s) => {
-                check_token(&s, headers, uri)?;
-                match s.local_user() {
-                    Some(u) => self.user(u.to_string(), true),
-                    None => Ok(Caller::User {
-                        name: s.principal.trim_start_matches("ldap:").to_string(),
-                        policies: self.iam.policies(&s.policies).map_err(store_failed)?,
-                        session: true,
-                    }),
-                }
-            }
+        if let Owner::Session(s) = &owner {
+            check_token(s, headers, uri)?;
+        }
+        Ok(Signer::Key(owner))
+    }
+
+    /// The caller behind a signer, with its policies (reads the IAM store).
+    fn caller(&self, signer: Signer) -> S3Result<Caller> {
+        match signer {
+            Signer::Anonymous => Ok(Caller::Anonymous),
+            Signer::Root => Ok(Caller::Root),
+            Signer::Key(Owner::Bucket(b)) => Ok(Caller::Bucket(b)),
+            Signer::Key(Owner::User(name)) => self.user(name, false),
+            Signer::Key(Owner::Session(s)) => match s.local_user() {
+                Some(u) => self.user(u.to_string(), true),
+                None => Ok(Caller::User {
+                    name: s.principal.trim_start_matches("ldap:").to_string(),
+                    policies: self.iam.policies(&s.policies).map_err(store_failed)?,
+                    session: true,
+                }),
+            },
         }
     }
 
@@ -178,12 +225,12 @@ impl Identities {
         // Allows are the normal case and a line per request costs a quarter of the small
         // HEAD rate, so they are debug (`RUST_LOG=cybs3::auth=debug`); denials are info.
         // (Fields are evaluated only when the level is on.)
-        let action = || policy::action_for(ask.op, has(&ask.query, "versionId"));
+        let action = || policy::action_for(&ask.op, has(&ask.query, "versionId"));
         if allowed {
-            tracing::debug!(target: "cybs3::auth", caller = caller.name(), action = action(), resource = %resource(ask.bucket, ask.key), source = %ask.source, decision = "allow");
+            tracing::debug!(target: "cybs3::auth", caller = caller.name(), action = action(), resource = %resource(ask.bucket.as_deref(), ask.key.as_deref()), source = %ask.source, decision = "allow");
             Ok(())
         } else {
-            tracing::info!(target: "cybs3::auth", caller = caller.name(), action = action(), resource = %resource(ask.bucket, ask.key), source = %ask.source, decision = "deny");
+            tracing::info!(target: "cybs3::auth", caller = caller.name(), action = action(), resource = %resource(ask.bucket.as_deref(), ask.key.as_deref()), source = %ask.source, decision = "deny");
             Err(denied())
         }
     }
@@ -191,15 +238,15 @@ impl Identities {
     /// IAM evaluation: explicit deny anywhere wins, then any allow; root is allowed
     /// unless the bucket policy denies it (but may always manage that policy).
     fn evaluate(&self, caller: &Caller, ask: &Ask) -> S3Result<bool> {
-        let bucket_policy = match ask.bucket {
+        let bucket_policy = match &ask.bucket {
             Some(b) => self.iam.bucket_policy(b).map_err(store_failed)?,
             None => None,
         };
         if matches!(caller, Caller::Root) && bucket_policy.is_none() {
             return Ok(true);
         }
-        let action = policy::action_for(ask.op, has(&ask.query, "versionId"));
-        let resource = resource(ask.bucket, ask.key);
+        let action = policy::action_for(&ask.op, has(&ask.query, "versionId"));
+        let resource = resource(ask.bucket.as_deref(), ask.key.as_deref());
         let context = self.context(caller, ask);
         let request = Request {
             action,
@@ -251,27 +298,42 @@ impl Identities {
         c
     }
 
-    fn check_path(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let caller = self.caller(cx.credentials(), cx.headers(), cx.uri())?;
+    /// Resolve the caller (once per request), decide, and leave the caller in the
+    /// request's extensions for the handlers. The IAM reads run on a blocking thread.
+    async fn check_path(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let who = cx.credentials().map(|c| c.access_key.clone());
+        let signer = self
+            .signer(who.as_deref(), cx.headers(), cx.uri())
+            .await
+            .inspect_err(|e| log_refused(who.as_deref(), e))?;
         let peer = cx.extensions_mut().get::<PeerAddr>().copied();
         let source = self.source(peer.as_ref(), cx.headers());
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
-            S3Path::Bucket { bucket } => (Some(&**bucket), None),
-            S3Path::Object { bucket, key } => (Some(&**bucket), Some(&**key)),
+            S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
+            S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
         };
         let ask = Ask {
-            op: cx.s3_op().name(),
+            op: cx.s3_op().name().to_string(),
             bucket,
             key,
             query: query_pairs(cx.uri()),
             source,
         };
-        self.authorize(&caller, &ask)
+        let this = self.clone();
+        let caller = ctx::spawn(move || {
+            let caller = this
+                .caller(signer)
+                .inspect_err(|e| log_refused(who.as_deref(), e))?;
+            this.authorize(&caller, &ask).map(|()| caller)
+        })
+        .await??;
+        cx.extensions_mut().insert(caller);
+        Ok(())
     }
 
     /// Copying also reads the source: the caller needs GetObject on it.
-    fn check_copy_source<T>(&self, req: &S3Request<T>, source: &CopySource) -> S3Result<()> {
+    async fn check_copy_source<T>(&self, req: &S3Request<T>, source: &CopySource) -> S3Result<()> {
         let CopySource::Bucket {
             bucket,
             key,
@@ -280,25 +342,36 @@ impl Identities {
         else {
             return Err(denied());
         };
-        let caller = self.caller(req.credentials.as_ref(), &req.headers, &req.uri)?;
+        let caller = Caller::of(&req.extensions)?.clone();
         let mut query = Vec::new();
         if let Some(v) = version_id {
             query.push(("versionId".to_string(), v.to_string()));
         }
         let ask = Ask {
-            op: "GetObject",
-            bucket: Some(bucket),
-            key: Some(key),
+            op: "GetObject".to_string(),
+            bucket: Some(bucket.to_string()),
+            key: Some(key.to_string()),
             query,
             source: self.source(req.extensions.get::<PeerAddr>(), &req.headers),
         };
-        self.authorize(&caller, &ask)
+        let this = self.clone();
+        ctx::spawn(move || this.authorize(&caller, &ask)).await?
     }
+}
+
+/// A refused caller, logged as every decision is.
+fn log_refused(access_key: Option<&str>, e: &S3Error) {
+    tracing::info!(
+        target: "cybs3::auth",
+        caller = access_key.unwrap_or("anonymous"),
+        decision = "deny",
+        why = ?e.code(),
+    );
 }
 
 /// A bucket key reaches its own bucket's objects and settings, and lists only it.
 fn bucket_key_may(own: &str, ask: &Ask) -> bool {
-    match (ask.bucket, ask.key) {
+    match (ask.bucket.as_deref(), ask.key.as_deref()) {
         (None, _) => ask.op == "ListBuckets",
         (Some(b), None) => b == own && ask.op != "CreateBucket" && ask.op != "DeleteBucket",
         (Some(b), Some(_)) => b == own,
@@ -349,62 +422,28 @@ fn has(query: &[(String, String)], name: &str) -> bool {
     query.iter().any(|(k, _)| k == name)
 }
 
-/// The decoded query parameters of a request URI.
+/// The decoded query parameters of a request URI (`+` is a space, as in forms).
 pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
-    uri.query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 2;
-            }
-            (b'+', _, _) => out.push(b' '),
-            (c, _, _) => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `2026-11-22T03:04:05Z` for a Unix time.
+/// `2026-11-22T03:04:05Z` for a Unix time (times past the year 9999 show as its end).
 pub(crate) fn iso8601(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    const FORMAT: &[FormatItem<'_>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    let when = i64::try_from(unix)
+        .ok()
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .unwrap_or_else(|| {
+            Date::MAX
+                .with_hms(23, 59, 59)
+                .expect("valid time")
+                .assume_utc()
+        });
+    when.format(FORMAT)
+        .expect("a UTC time within years 0-9999 formats")
 }
 
 fn denied() -> S3Error {
@@ -421,7 +460,7 @@ fn unknown_key() -> S3Error {
 
 fn store_failed(e: impl std::fmt::Display) -> S3Error {
     tracing::error!("identity lookup failed: {e}");
-    crate::errors::internal("We encountered an internal error. Please try again.")
+    errors::internal("We encountered an internal error. Please try again.")
 }
 
 #[async_trait::async_trait]
@@ -430,13 +469,13 @@ impl S3Auth for Identities {
         if access_key == self.root_access_key {
             return Ok(SecretKey::from(self.root_secret_key.as_str()));
         }
-        let found = match self.iam.keyring().lookup(access_key) {
+        let found = match self.lookup_key(access_key).await {
             Ok(Some((_, Owner::Session(s)))) if s.expired() => {
                 Err(s3_error!(ExpiredToken, "The provided token has expired."))
             }
             Ok(Some((secret, _))) => Ok(SecretKey::from(secret)),
             Ok(None) => Err(unknown_key()),
-            Err(e) => Err(store_failed(e)),
+            Err(e) => Err(e),
         };
         found.inspect_err(|e| {
             tracing::info!(target: "cybs3::auth", caller = access_key, decision = "deny", why = ?e.code());
@@ -447,15 +486,15 @@ impl S3Auth for Identities {
 #[async_trait::async_trait]
 impl S3Access for Identities {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        self.check_path(cx)
+        self.check_path(cx).await
     }
 
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
-        self.check_copy_source(req, &req.input.copy_source)
+        self.check_copy_source(req, &req.input.copy_source).await
     }
 
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
-        self.check_copy_source(req, &req.input.copy_source)
+        self.check_copy_source(req, &req.input.copy_source).await
     }
 }
 
@@ -468,6 +507,28 @@ mod tests {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(iso8601(1_795_316_645), "2026-11-22T03:04:05Z");
+    }
+
+    #[tokio::test]
+    async fn the_signing_key_is_read_once_per_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = engine::Store::open(engine::StoreConfig::new(vec![dir.path().into()])).unwrap();
+        let iam = Iam::new(store, &[1; 32]);
+        let ids = Identities::new("root", "root-secret", iam.clone(), Vec::new());
+        let (key, secret) = iam.keyring().insert(Owner::Bucket("b".into())).unwrap();
+        let expected = Some((secret, Owner::Bucket("b".into())));
+        request_scope(async {
+            assert_eq!(ids.lookup_key(&key).await.unwrap(), expected);
+            // Gone from the store, yet this request still sees the record it read:
+            // the second use (the access check after the signature) does not read again.
+            assert!(iam.keyring().remove(&key).unwrap());
+            assert_eq!(ids.lookup_key(&key).await.unwrap(), expected);
+            // A different key in the same request is a lookup of its own.
+            assert_eq!(ids.lookup_key("other").await.unwrap(), None);
+        })
+        .await;
+        // The next request reads the store afresh.
+        request_scope(async { assert_eq!(ids.lookup_key(&key).await.unwrap(), None) }).await;
     }
 
     #[test]

@@ -1,0 +1,23 @@
+//! The server's configuration, as the CLI fills it in.
+
+use crate::identity::ldap::LdapConfig;
+use std::net::{IpAddr, SocketAddr};
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Seals the secrets of access keys stored in the engine (see [`crate::Keyring`]).
+    pub server_key: [u8; 32],
+    pub region: String,
+    /// Base domains for virtual-hosted-style requests (`<bucket>.<domain>`, any
+    /// port); empty means path-style only. Path-style always works as well.
+    pub domains: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client for `aws:SourceIp`.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Directory logins through STS `AssumeRoleWithLDAPIdentity`; `None` turns them off.
+    pub ldap: Option<LdapConfig>,
+    /// The shortest session STS grants (`DurationSeconds`), 900 as on AWS.
+    pub sts_min_duration: u64,
+}

@@ -1,0 +1,99 @@
+//! What every handler shares: the service context ([`Cybs3`]), the client's
+//! address ([`PeerAddr`]), and the one way s3d runs synchronous engine and LMDB
+//! work off the async executor ([`spawn`], [`blocking`]).
+
+use crate::errors;
+use s3s::S3Result;
+use std::cell::Cell;
+use std::future::Future;
+use std::net::SocketAddr;
+
+/// What every operation needs: the store and the server's region. Who the caller
+/// is travels with each request (see `identity::auth::Caller`), not here.
+#[derive(Clone)]
+pub(crate) struct Cybs3 {
+    pub store: engine::Store,
+    pub region: String,
+}
+
+impl Cybs3 {
+    /// A bucket setting stored as an engine bucket attribute.
+    pub(crate) async fn bucket_attr(
+        &self,
+        bucket: &str,
+        name: &'static str,
+    ) -> S3Result<Option<Vec<u8>>> {
+        let (store, bucket) = (self.store.clone(), bucket.to_string());
+        blocking(move || store.bucket_attr(&bucket, name)).await
+    }
+
+    /// Set (`Some`) or remove (`None`) a bucket setting.
+    pub(crate) async fn set_bucket_attr(
+        &self,
+        bucket: &str,
+        name: &'static str,
+        value: Option<Vec<u8>>,
+    ) -> S3Result<()> {
+        let (store, bucket) = (self.store.clone(), bucket.to_string());
+        blocking(move || store.set_bucket_attr(&bucket, name, value)).await
+    }
+}
+
+#[cfg(test)]
+impl Cybs3 {
+    /// A service context over `store`, for unit tests of the operations.
+    pub(crate) fn for_tests(store: engine::Store) -> Cybs3 {
+        Cybs3 {
+            store,
+            region: "us-east-1".into(),
+        }
+    }
+}
+
+/// The client's address, put into every S3 request's extensions
+/// (`S3Request::extensions`) for handlers and access checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Start `f` on a blocking thread now; the returned future yields its result. A
+/// task that panicked or was cancelled is an internal error (logged).
+pub(crate) fn spawn<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> impl Future<Output = S3Result<T>> {
+    let task = tokio::task::spawn_blocking(f);
+    async move {
+        task.await.map_err(|e| {
+            tracing::error!("blocking task failed: {e}");
+            errors::internal("We encountered an internal error. Please try again.")
+        })
+    }
+}
+
+/// Run a synchronous engine call on a blocking thread and map its error.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> engine::Result<T> + Send + 'static,
+) -> S3Result<T> {
+    spawn(f).await?.map_err(errors::from_engine)
+}
+
+tokio::task_local! {
+    /// Per request (set by the server around each S3 call): whether its body went
+    /// idle. The timeout's typed error (`errors::BodyIdle`) reaches the handler
+    /// only as text through s3s' body wrappers; this flag is how it is known.
+    static BODY_IDLE: Cell<bool>;
+}
+
+/// Serve one request inside its own request context.
+pub(crate) async fn request_scope<F: Future>(f: F) -> F::Output {
+    BODY_IDLE.scope(Cell::new(false), f).await
+}
+
+/// Record that this request's body went idle.
+pub(crate) fn mark_body_idle() {
+    let _ = BODY_IDLE.try_with(|idle| idle.set(true));
+}
+
+/// Whether this request's body went idle (false outside a request context).
+pub(crate) fn body_went_idle() -> bool {
+    BODY_IDLE.try_with(Cell::get).unwrap_or(false)
+}

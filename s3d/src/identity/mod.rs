@@ -1,0 +1,16 @@
+//! Who is calling and what they may do. This layer sits under the operations and
+//! imports nothing from them (only the base: `ctx`, `errors`, `xml`).
+//!
+//! - [`auth`]: the credentials s3s checks signatures against, the caller resolved
+//!   once per request, and what each caller may reach.
+//! - [`keys`]: access keys (bucket keys, users' keys, sessions), sealed in the engine's metadata.
+//! - [`iam`], [`policy`], [`bucket_policy`]: users, groups, IAM policies and their evaluation.
+//! - [`sts`], [`ldap`]: temporary credentials for directory logins and local users.
+
+pub(crate) mod auth;
+pub(crate) mod bucket_policy;
+pub(crate) mod iam;
+pub(crate) mod keys;
+pub mod ldap;
+pub(crate) mod policy;
+pub(crate) mod sts;

@@ -1,0 +1,286 @@
+//! The policy document's structure: statements and their elements, parsed and validated.
+
+use super::conditions::{parse_conditions, Condition};
+use super::patterns::{wildcard_match, Template};
+use super::request::{Context, Decision, Principal, Request};
+use serde_json::{Map, Value};
+
+#[derive(Clone, Debug)]
+pub(super) struct Statement {
+    pub(super) effect: Decision,
+    pub(super) action: Element,
+    pub(super) resource: Element,
+    pub(super) principal: Option<PrincipalElement>,
+    pub(super) conditions: Vec<Condition>,
+}
+
+pub(super) const STATEMENT_FIELDS: &[&str] = &[
+    "Sid",
+    "Effect",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Principal",
+    "NotPrincipal",
+    "Condition",
+];
+
+impl Statement {
+    pub(super) fn parse(v: &Value, substitute: bool) -> Result<Statement, String> {
+        let obj = v.as_object().ok_or("must be a JSON object")?;
+        check_fields(obj, STATEMENT_FIELDS)?;
+        if obj.get("Sid").is_some_and(|sid| !sid.is_string()) {
+            return Err("Sid must be a string".into());
+        }
+        let effect = parse_effect(obj.get("Effect"))?;
+        let (negated, actions) =
+            one_of(obj, "Action", "NotAction")?.ok_or("missing Action (or NotAction)")?;
+        let action = Element::parse(negated, actions, "Action", |s| {
+            validate_action(s)?;
+            Ok(Template::compile(&s.to_lowercase(), false))
+        })?;
+        let (negated, resources) =
+            one_of(obj, "Resource", "NotResource")?.ok_or("missing Resource (or NotResource)")?;
+        let resource = Element::parse(negated, resources, "Resource", |s| {
+            validate_resource(s)?;
+            Ok(Template::compile(s, substitute))
+        })?;
+        let principal = match one_of(obj, "Principal", "NotPrincipal")? {
+            Some((negated, v)) => Some(PrincipalElement::parse(negated, v)?),
+            None => None,
+        };
+        let conditions = match obj.get("Condition") {
+            Some(v) => parse_conditions(v, substitute)?,
+            None => Vec::new(),
+        };
+        Ok(Statement {
+            effect,
+            action,
+            resource,
+            principal,
+            conditions,
+        })
+    }
+
+    pub(super) fn applies(&self, req: &Request) -> bool {
+        let resources: &[&str] = if req.resource == "*" {
+            // A request without a specific resource is covered only by
+            // policy resources that span every bucket.
+            &["*", "arn:aws:s3:::*"]
+        } else {
+            &[req.resource]
+        };
+        self.principal
+            .as_ref()
+            .is_none_or(|p| p.matches(req.principal))
+            && self
+                .action
+                .matches(&[&req.action.to_lowercase()], req.context)
+            && self.resource.matches(resources, req.context)
+            && self.conditions.iter().all(|c| c.holds(req.context))
+    }
+}
+
+pub(super) fn statement_label(index: usize, v: &Value) -> String {
+    match v.get("Sid").and_then(Value::as_str) {
+        Some(sid) => format!("Statement {} (Sid {sid:?})", index + 1),
+        None => format!("Statement {}", index + 1),
+    }
+}
+
+pub(super) fn check_fields(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(format!("unknown field {k:?}")),
+        None => Ok(()),
+    }
+}
+
+/// Returns whether policy variables are substituted: only version 2012-10-17
+/// has them; older documents treat `${...}` as literal text.
+pub(super) fn parse_version(v: Option<&Value>) -> Result<bool, String> {
+    match v {
+        None => Ok(false),
+        Some(Value::String(s)) if s == "2012-10-17" => Ok(true),
+        Some(Value::String(s)) if s == "2008-10-17" => Ok(false),
+        Some(other) => Err(format!(
+            "unsupported Version {other} (expected \"2012-10-17\" or \"2008-10-17\")"
+        )),
+    }
+}
+
+pub(super) fn statement_values(v: Option<&Value>) -> Result<&[Value], String> {
+    match v {
+        None => Err("missing Statement".into()),
+        Some(Value::Array(items)) if items.is_empty() => Err("Statement must not be empty".into()),
+        Some(Value::Array(items)) => Ok(items),
+        Some(obj @ Value::Object(_)) => Ok(std::slice::from_ref(obj)),
+        Some(_) => Err("Statement must be an object or an array of objects".into()),
+    }
+}
+
+pub(super) fn parse_effect(v: Option<&Value>) -> Result<Decision, String> {
+    match v {
+        None => Err("missing Effect".into()),
+        Some(Value::String(s)) if s == "Allow" => Ok(Decision::Allow),
+        Some(Value::String(s)) if s == "Deny" => Ok(Decision::Deny),
+        Some(Value::String(s)) => Err(format!(
+            "unknown Effect {s:?} (expected \"Allow\" or \"Deny\")"
+        )),
+        Some(_) => Err("Effect must be a string".into()),
+    }
+}
+
+/// The element `name` or its negation `not_name`, at most one of which may be present.
+pub(super) fn one_of<'v>(
+    obj: &'v Map<String, Value>,
+    name: &str,
+    not_name: &str,
+) -> Result<Option<(bool, &'v Value)>, String> {
+    match (obj.get(name), obj.get(not_name)) {
+        (Some(_), Some(_)) => Err(format!("both {name} and {not_name} given; use only one")),
+        (Some(v), None) => Ok(Some((false, v))),
+        (None, Some(v)) => Ok(Some((true, v))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A string or a non-empty array of strings.
+pub(super) fn string_list(v: &Value, name: &str) -> Result<Vec<String>, String> {
+    let items = match v {
+        Value::String(s) => return Ok(vec![s.clone()]),
+        Value::Array(items) if !items.is_empty() => items,
+        Value::Array(_) => return Err(format!("{name} must not be empty")),
+        _ => return Err(format!("{name} must be a string or an array of strings")),
+    };
+    items
+        .iter()
+        .map(|item| {
+            item.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{name} must be a string or an array of strings"))
+        })
+        .collect()
+}
+
+pub(super) fn validate_action(s: &str) -> Result<(), String> {
+    let well_formed = s == "*"
+        || s.split_once(':')
+            .is_some_and(|(service, action)| !service.is_empty() && !action.is_empty());
+    if well_formed {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid action {s:?} (expected \"service:Action\")"
+        ))
+    }
+}
+
+pub(super) fn validate_resource(s: &str) -> Result<(), String> {
+    if s == "*" || s.starts_with("arn:") {
+        Ok(())
+    } else {
+        Err(format!("invalid resource {s:?} (expected \"*\" or an ARN)"))
+    }
+}
+
+/// `Action`/`Resource` and their `Not...` forms: a list of wildcard patterns.
+#[derive(Clone, Debug)]
+pub(super) struct Element {
+    negated: bool,
+    patterns: Vec<Template>,
+}
+
+impl Element {
+    pub(super) fn parse(
+        negated: bool,
+        v: &Value,
+        name: &str,
+        compile: impl Fn(&str) -> Result<Template, String>,
+    ) -> Result<Element, String> {
+        let patterns = string_list(v, name)?
+            .iter()
+            .map(|s| compile(s))
+            .collect::<Result<_, _>>()?;
+        Ok(Element { negated, patterns })
+    }
+
+    /// Whether any pattern matches any of `inputs`, inverted for `Not...`.
+    /// A pattern whose policy variable is missing makes the whole element
+    /// fail to match, so neither form applies (AWS semantics).
+    pub(super) fn matches(&self, inputs: &[&str], ctx: &Context) -> bool {
+        let mut hit = false;
+        for pattern in &self.patterns {
+            let Some(toks) = pattern.resolve(ctx) else {
+                return false;
+            };
+            hit |= inputs.iter().any(|input| wildcard_match(&toks, input));
+        }
+        hit != self.negated
+    }
+}
+
+/// `Principal`/`NotPrincipal`.
+#[derive(Clone, Debug)]
+pub(super) struct PrincipalElement {
+    pub(super) negated: bool,
+    pub(super) everyone: bool,
+    pub(super) users: Vec<String>,
+}
+
+impl PrincipalElement {
+    pub(super) fn parse(negated: bool, v: &Value) -> Result<PrincipalElement, String> {
+        let mut element = PrincipalElement {
+            negated,
+            everyone: false,
+            users: Vec::new(),
+        };
+        match v {
+            Value::String(s) if s == "*" => element.everyone = true,
+            Value::Object(map) if !map.is_empty() => {
+                for (kind, ids) in map {
+                    if kind != "AWS" {
+                        return Err(format!(
+                            "unsupported Principal type {kind:?} (only \"AWS\" is supported)"
+                        ));
+                    }
+                    for id in string_list(ids, "Principal AWS")? {
+                        element.add(&id);
+                    }
+                }
+            }
+            _ => return Err("Principal must be \"*\" or an object like {\"AWS\": [...]}".into()),
+        }
+        Ok(element)
+    }
+
+    /// Records one `AWS` principal: `*`, a user ARN or a plain user name.
+    /// Other ARNs (roles, account roots) name nobody this server knows.
+    pub(super) fn add(&mut self, id: &str) {
+        if id == "*" {
+            self.everyone = true;
+        } else if !id.starts_with("arn:") {
+            self.users.push(id.to_owned());
+        } else if let Some(name) = iam_user_name(id) {
+            self.users.push(name.to_owned());
+        }
+    }
+
+    pub(super) fn matches(&self, who: Principal) -> bool {
+        let hit = self.everyone
+            || matches!(who, Principal::User(name) if self.users.iter().any(|u| u == name));
+        hit != self.negated
+    }
+}
+
+/// The user name in `arn:aws:iam::<account>:user/[path/]NAME`.
+pub(super) fn iam_user_name(arn: &str) -> Option<&str> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, "iam", _, _, resource] => {
+            let path = resource.strip_prefix("user/")?;
+            path.rsplit('/').next().filter(|name| !name.is_empty())
+        }
+        _ => None,
+    }
+}
