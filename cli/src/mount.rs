@@ -188,12 +188,15 @@ fn serve(args: &MountArgs, mountpoint: &Path, id: &str) -> Result<()> {
 }
 
 fn process_alive(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that `pid` exists and may be signalled; no memory is
+    // passed and nothing is delivered.
     unsafe { libc::kill(pid, 0) == 0 }
 }
 
 /// umount(2), for mounts without a live mount process.
 fn plain_umount(mountpoint: &Path) -> Result<()> {
     let c = std::ffi::CString::new(mountpoint.as_os_str().as_encoded_bytes())?;
+    // SAFETY: `c` is a NUL-terminated path that outlives the call; umount2 keeps no pointer.
     if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
         let e = std::io::Error::last_os_error();
         bail!("cannot unmount {}: {e}", mountpoint.display());
@@ -208,10 +211,12 @@ pub fn umount(mountpoint: &Path) -> Result<()> {
     let pid: Option<libc::pid_t> = std::fs::read_to_string(&pid_path)
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .filter(|&p| p > 0 && unsafe { libc::kill(p, 0) } == 0);
+        .filter(|&p| p > 0 && process_alive(p));
     let Some(pid) = pid else {
         return plain_umount(&mountpoint);
     };
+    // SAFETY: a plain signal to the mount process recorded in the pid file, just seen
+    // alive; no memory is passed.
     if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
         bail!(
             "cannot signal the mount process {pid}: {}",
@@ -221,11 +226,11 @@ pub fn umount(mountpoint: &Path) -> Result<()> {
     // Uploads of pending writes come first: allow them time.
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        let alive = process_alive(pid);
         if !alive || !is_mounted(&mountpoint) {
             // Let the process finish its exit (it removes its pid file).
             let until = Instant::now() + Duration::from_secs(10);
-            while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < until {
+            while process_alive(pid) && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if is_mounted(&mountpoint) && !process_alive(pid) {

@@ -244,7 +244,7 @@ pub fn stop(data: Option<PathBuf>) -> Result<()> {
         println!("no server is running on {}", dir.root.display());
         return Ok(());
     };
-    // SAFETY: plain signal to a pid we recorded.
+    // SAFETY: a plain signal to the server pid recorded in server.json; no memory is passed.
     if unsafe { libc::kill(rt.pid as libc::pid_t, libc::SIGTERM) } != 0 {
         bail!(
             "cannot signal the server (pid {}): {}",

@@ -12,15 +12,12 @@
 //! Offsets, lengths and buffers are kept page-aligned. Where a filesystem refuses direct
 //! I/O (the flag, or `EINVAL` on a read or write), the same calls go through the page cache.
 
+use aligned::ALIGN;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
-
-/// Alignment of direct I/O offsets, lengths and buffers: the page size, which covers
-/// every logical block size in use (512 B and 4 KiB).
-pub const ALIGN: usize = 4096;
 
 pub fn align_down(x: u64) -> u64 {
     x & !(ALIGN as u64 - 1)
@@ -28,35 +25,6 @@ pub fn align_down(x: u64) -> u64 {
 
 pub fn align_up(x: u64) -> u64 {
     align_down(x + ALIGN as u64 - 1)
-}
-
-/// A zeroed heap buffer of whole pages, aligned to a page.
-pub struct Aligned(Vec<Page>);
-
-#[derive(Clone)]
-#[repr(C, align(4096))]
-struct Page([u8; ALIGN]);
-
-impl Aligned {
-    /// At least `len` bytes.
-    pub fn new(len: usize) -> Aligned {
-        Aligned(vec![Page([0; ALIGN]); len.div_ceil(ALIGN).max(1)])
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len() * ALIGN
-    }
-
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `Page` is plain bytes without padding (size and alignment ALIGN), so the
-        // pages are `len()` contiguous initialized bytes.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), self.len()) }
-    }
-
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as in `as_slice`, borrowed mutably here.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), self.len()) }
-    }
 }
 
 /// Opens `path` with `options`, then turns on `O_DIRECT` where the filesystem takes it.
@@ -118,9 +86,5 @@ mod tests {
     fn alignment_rounds_to_pages() {
         assert_eq!((align_down(4097), align_up(4097)), (4096, 8192));
         assert_eq!((align_down(8192), align_up(8192)), (8192, 8192));
-        let buf = Aligned::new(5000);
-        assert_eq!(buf.len(), 8192);
-        assert_eq!(buf.as_slice().as_ptr() as usize % ALIGN, 0);
-        assert!(buf.as_slice().iter().all(|&b| b == 0));
     }
 }

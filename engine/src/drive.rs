@@ -197,7 +197,7 @@ impl Drive {
             .read(true)
             .write(true)
             .open(&path)?;
-        // SAFETY: flock on a file descriptor we own.
+        // SAFETY: flock on the descriptor of `f`, open for the whole call; no memory passed.
         let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
             let holder = fs::read_to_string(&path).unwrap_or_default();
@@ -216,8 +216,10 @@ impl Drive {
     /// Total and free bytes of the filesystem holding this drive.
     pub fn capacity(&self) -> Option<(u64, u64)> {
         let c = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes()).ok()?;
+        // SAFETY: `statvfs` is a C struct of integers, for which all-zero bytes are a value.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: valid C string and out-pointer.
+        // SAFETY: `c` is a NUL-terminated path and `st` a writable statvfs, both outliving
+        // the call, which keeps no pointer to either.
         if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
             return None;
         }

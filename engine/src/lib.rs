@@ -24,8 +24,9 @@ mod shard;
 mod store;
 mod write;
 
-pub use codec::{reconstruct, Encoder};
-pub use direct::Aligned;
+/// The block coder alone, for `cybs3 bench engine`'s encode rate; not part of the store's API.
+#[cfg(feature = "bench-internals")]
+pub use codec::Encoder;
 pub use drive::DriveState;
 pub use error::{Error, Result};
 pub use heal::HealReport;

@@ -6,10 +6,11 @@
 //!        block 1: ...                      (every full block's shard has the same length)
 //! ```
 
-use crate::direct::{self, align_down, align_up, read_at_most, retrying, Aligned, ALIGN};
+use crate::direct::{self, align_down, align_up, read_at_most, retrying};
 use crate::error::{Error, Result};
 use crate::layout::shard_len;
 use crate::record::DataId;
+use aligned::{Aligned, ALIGN};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -59,7 +60,7 @@ impl ShardHeader {
 
     pub fn read(file: &File) -> Result<ShardHeader> {
         let mut page = Aligned::new(HEADER_LEN as usize);
-        let buf = page.as_mut_slice();
+        let buf = &mut page[..];
         let bad = || Error::Corrupt("shard header is damaged".into());
         if retrying(file, || read_at_most(file, buf, 0))? < buf.len() {
             return Err(bad());
@@ -133,7 +134,7 @@ pub fn append_block(file: &File, geo: &Geometry, b: u64, out: &mut Vec<u8>) -> b
         if stage.len() < want {
             *stage = Aligned::new(want);
         }
-        let buf = &mut stage.as_mut_slice()[..align_up(want as u64) as usize];
+        let buf = &mut stage[..align_up(want as u64) as usize];
         if !retrying(file, || read_at_most(file, buf, start)).is_ok_and(|n| n >= want) {
             return false;
         }
@@ -173,18 +174,17 @@ impl ShardWriter {
         let end = self.filled + shard.len() + 4;
         if end > self.stage.len() {
             let mut bigger = Aligned::new(end);
-            bigger.as_mut_slice()[..self.filled]
-                .copy_from_slice(&self.stage.as_slice()[..self.filled]);
+            bigger[..self.filled].copy_from_slice(&self.stage[..self.filled]);
             self.stage = bigger;
         }
-        let buf = self.stage.as_mut_slice();
+        let buf = &mut self.stage[..];
         buf[self.filled..end - 4].copy_from_slice(shard);
         buf[end - 4..end].copy_from_slice(&crc32fast::hash(shard).to_le_bytes());
         self.filled = end;
         let whole = align_down(end as u64) as usize;
         if whole > 0 {
             self.write(whole, self.at)?;
-            self.stage.as_mut_slice().copy_within(whole..end, 0);
+            self.stage.copy_within(whole..end, 0);
             self.at += whole as u64;
             self.filled -= whole;
         }
@@ -196,19 +196,19 @@ impl ShardWriter {
         let len = self.at + self.filled as u64;
         if self.filled > 0 {
             let span = align_up(self.filled as u64) as usize;
-            self.stage.as_mut_slice()[self.filled..span].fill(0);
+            self.stage[self.filled..span].fill(0);
             self.write(span, self.at)?;
         }
         self.file.set_len(len)?;
         let head = header.encode().map_err(io::Error::other)?;
-        self.stage.as_mut_slice()[..head.len()].copy_from_slice(&head);
+        self.stage[..head.len()].copy_from_slice(&head);
         self.write(head.len(), 0)?;
         self.file.sync_all()
     }
 
     /// Writes the first `n` bytes of the stage at `offset`.
     fn write(&self, n: usize, offset: u64) -> io::Result<()> {
-        let bytes = &self.stage.as_slice()[..n];
+        let bytes = &self.stage[..n];
         retrying(&self.file, || self.file.write_all_at(bytes, offset))
     }
 }

@@ -226,24 +226,21 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A fresh `CYBS3_HOME` set up with `cybs3 vaults local` (its own server on a free
-/// port); the server is stopped when this is dropped.
+/// port); the server is stopped when this is dropped (the fixture shared with the bench).
 pub struct LocalVault {
     pub home: PathBuf,
     pub port: u16,
-    _tmp: tempfile::TempDir,
+    pub(crate) local: fixtures::LocalVault,
 }
 
 impl LocalVault {
     pub fn new() -> LocalVault {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let home = tmp.path().join("home");
-        let port = free_port();
-        let out = cybs3(&home, &["vaults", "local", "--port", &port.to_string()]);
-        assert!(out.status.success(), "vaults local: {out:?}");
+        let local = fixtures::LocalVault::start(&bin(), &std::env::temp_dir(), ".tmp", &[])
+            .unwrap_or_else(|e| panic!("vaults local: {e}"));
         LocalVault {
-            home,
-            port,
-            _tmp: tmp,
+            home: local.home.clone(),
+            port: local.port,
+            local,
         }
     }
 
@@ -270,18 +267,12 @@ impl LocalVault {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.local.endpoint()
     }
 }
 
 impl Default for LocalVault {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-impl Drop for LocalVault {
-    fn drop(&mut self) {
-        let _ = cybs3(&self.home, &["server", "stop"]);
     }
 }

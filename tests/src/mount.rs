@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Mounted {
     pub home: PathBuf,
     pub dir: PathBuf,
+    /// Declared before the directory it is mounted on, so it is unmounted first.
+    _mount: fixtures::Mounted,
     _tmp: tempfile::TempDir,
 }
 
@@ -18,36 +20,20 @@ impl Mounted {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().join("mnt");
         std::fs::create_dir(&dir).unwrap();
-        let mut args = vec![
-            "mount",
-            dir.to_str().unwrap(),
-            "--vault",
-            vault,
-            "--cache-ttl",
-            "1",
-        ];
+        let mut args = vec!["--cache-ttl", "1"];
         args.extend_from_slice(extra);
-        v.ok(&args);
+        let mount = fixtures::Mounted::new(&v.local, &dir, vault, &args)
+            .unwrap_or_else(|e| panic!("mount {vault}: {e}"));
         Mounted {
             home: v.home.clone(),
             dir,
+            _mount: mount,
             _tmp: tmp,
         }
     }
 
     pub fn p(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let out = cybs3(&self.home, &["umount", self.dir.to_str().unwrap()]);
-        if !out.status.success() {
-            eprintln!("umount failed: {out:?}");
-            let c = std::ffi::CString::new(self.dir.to_str().unwrap()).unwrap();
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
     }
 }
 

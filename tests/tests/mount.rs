@@ -465,6 +465,9 @@ fn cpath(p: &Path) -> std::ffi::CString {
 
 fn set_xattr(p: &Path, name: &str, value: &[u8], flags: i32) -> std::io::Result<()> {
     let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: both names are NUL-terminated C strings (the path's a temporary that lives to
+    // the end of the statement), and `value` is `value.len()` readable bytes; setxattr
+    // keeps no pointer.
     let r = unsafe {
         libc::setxattr(
             cpath(p).as_ptr(),
@@ -484,6 +487,8 @@ fn set_xattr(p: &Path, name: &str, value: &[u8], flags: i32) -> std::io::Result<
 fn get_xattr(p: &Path, name: &str) -> std::io::Result<Vec<u8>> {
     let n = std::ffi::CString::new(name).unwrap();
     let mut buf = vec![0u8; 65536];
+    // SAFETY: NUL-terminated names as in `set_xattr`, and `buf` is `buf.len()` writable
+    // bytes, of which getxattr writes at most that many.
     let r = unsafe {
         libc::getxattr(
             cpath(p).as_ptr(),
@@ -501,6 +506,8 @@ fn get_xattr(p: &Path, name: &str) -> std::io::Result<Vec<u8>> {
 
 fn list_xattrs(p: &Path) -> Vec<String> {
     let mut buf = vec![0u8; 65536];
+    // SAFETY: a NUL-terminated path that lives to the end of the statement, and `buf` is
+    // `buf.len()` writable bytes, of which listxattr writes at most that many.
     let r = unsafe { libc::listxattr(cpath(p).as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     assert!(r >= 0, "listxattr: {}", std::io::Error::last_os_error());
     buf.truncate(r as usize);
@@ -512,6 +519,7 @@ fn list_xattrs(p: &Path) -> Vec<String> {
 
 fn remove_xattr(p: &Path, name: &str) -> std::io::Result<()> {
     let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: both names are NUL-terminated C strings that live to the end of the statement.
     if unsafe { libc::removexattr(cpath(p).as_ptr(), n.as_ptr()) } == 0 {
         Ok(())
     } else {

@@ -144,6 +144,8 @@ fn seed() -> u64 {
 /// Closes `f` and fails on the error that `drop` would swallow: a `close` through the
 /// mount uploads, and its failure is the one that matters.
 fn close(f: File) -> std::io::Result<()> {
+    // SAFETY: `into_raw_fd` hands over the descriptor, so it is closed here once and by
+    // nothing else.
     if unsafe { libc::close(f.into_raw_fd()) } == 0 {
         Ok(())
     } else {
@@ -363,6 +365,7 @@ impl Fsx<'_> {
         let size = self.new_size();
         self.note(format!("truncate by path to {size}"));
         let c = std::ffi::CString::new(self.path().to_str().unwrap()).unwrap();
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
         if unsafe { libc::truncate(c.as_ptr(), size as libc::off_t) } != 0 {
             let e = std::io::Error::last_os_error();
             self.fail(&format!("truncate: {e}"));

@@ -14,6 +14,7 @@
 //! start instead of its end.
 
 use crate::transfer::Sink;
+use aligned::{Aligned, ALIGN};
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -22,9 +23,6 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Offsets, lengths and memory of direct writes are multiples of this: the logical block
-/// size of any disk and the page size.
-const ALIGN: usize = 4096;
 /// Files smaller than this are written through the page cache only: a direct write is
 /// synchronous, and for a few blocks that costs more than it saves.
 const DIRECT_MIN: u64 = 1 << 20;
@@ -75,7 +73,7 @@ impl DownloadFile {
         fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
     ) -> Result<(), E> {
         STAGED.with_borrow_mut(|stage| {
-            let stage = stage.get_or_insert_with(Stage::new).bytes();
+            let stage = &mut stage.get_or_insert_with(|| Aligned::new(STAGE))[..];
             let len = fill(stage)?;
             Ok(self.put(offset, &stage[..len])?)
         })
@@ -145,27 +143,10 @@ fn preallocate(file: &File, size: u64) -> io::Result<()> {
     }
 }
 
-/// A [`STAGE`]-byte buffer aligned to [`ALIGN`], one per thread: blocking threads are
-/// reused, so it is allocated (and its pages faulted in) once, not per write.
-struct Stage(Vec<Block>);
-
-#[repr(C, align(4096))]
-struct Block([u8; ALIGN]);
-
-impl Stage {
-    fn new() -> Stage {
-        Stage((0..STAGE / ALIGN).map(|_| Block([0; ALIGN])).collect())
-    }
-
-    fn bytes(&mut self) -> &mut [u8] {
-        // SAFETY: `Block` is plain bytes without padding (size ALIGN, align ALIGN), so the
-        // vector's blocks are STAGE contiguous initialized bytes, borrowed mutably here.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), STAGE) }
-    }
-}
-
 thread_local! {
-    static STAGED: RefCell<Option<Stage>> = const { RefCell::new(None) };
+    /// A [`STAGE`]-byte buffer aligned to [`ALIGN`], one per thread: blocking threads are
+    /// reused, so it is allocated (and its pages faulted in) once, not per write.
+    static STAGED: RefCell<Option<Aligned>> = const { RefCell::new(None) };
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 //! Everything it creates lives in one fresh bucket `cybs3-bench-<random>`, emptied and
 //! removed at the end whether the measurements succeeded, failed or were interrupted.
 
-use super::{listing_row, print, row, timed_row, Row, Timing};
-use crate::storedir::StoreDir;
+use crate::machine::loadavg;
+use crate::report::{listing_row, print, row, timed_row, Row};
+use crate::timing::Timing;
+use crate::Cli;
 use anyhow::{bail, Context, Result};
 use aws_sdk_s3::primitives::{ByteStream, SdkBody};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
@@ -61,7 +63,7 @@ pub struct S3Args {
     json: bool,
 }
 
-pub fn run(args: S3Args) -> Result<()> {
+pub fn run(args: S3Args, cli: &dyn Cli) -> Result<()> {
     if args.objects_mib == 0
         || args.large_count == 0
         || args.client_threads == 0
@@ -69,8 +71,8 @@ pub fn run(args: S3Args) -> Result<()> {
     {
         bail!("--objects-mib, --large-count, --client-threads and every --concurrency level must be at least 1");
     }
-    let target = target(&args)?;
-    let load_before = super::loadavg();
+    let target = target(&args, cli)?;
+    let load_before = loadavg();
     // Measured first, while the client runtime is idle: the same object size written then
     // read back by an in-process single-drive store (the default `server start` layout).
     let engine = engine_reference(args.objects_mib, args.large_count)?;
@@ -119,41 +121,36 @@ pub fn run(args: S3Args) -> Result<()> {
         "client_threads": args.client_threads,
         "reference": "engine in-process, 1 drive (1+0), same object size",
         "load_before": load_before,
-        "load_after": super::loadavg(),
+        "load_after": loadavg(),
     });
     print(head, &rows, args.json);
     Ok(())
 }
 
 /// Endpoint and keys: flags, then the environment, then the local server's record.
-fn target(args: &S3Args) -> Result<vault::S3Target> {
-    let dir = crate::server::store_dir(args.data.clone());
+fn target(args: &S3Args, cli: &dyn Cli) -> Result<vault::S3Target> {
+    let dir = cli.store_dir(args.data.clone());
     let endpoint = match &args.endpoint {
         Some(e) => e.clone(),
-        None => match dir.running()? {
-            Some(rt) => format!("http://{}", rt.address),
+        None => match cli.running_address(&dir)? {
+            Some(address) => format!("http://{address}"),
             None => bail!(
                 "no server is running on {}; start one with `cybs3 server start --detach` or pass --endpoint",
-                dir.root.display()
+                dir.display()
             ),
         },
     };
     let (access, secret) = match (&args.access_key, &args.secret_key) {
         (Some(a), Some(s)) => (a.clone(), s.clone()),
-        (None, None) => local_keys(&dir)?,
+        (None, None) => cli.root_keys(&dir).with_context(|| {
+            format!(
+                "no credentials: pass --access-key and --secret-key, or run as the user who can read {}",
+                dir.display()
+            )
+        })?,
         _ => bail!("pass both --access-key and --secret-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or neither"),
     };
     Ok(vault::S3Target::new(&endpoint, &access, &secret))
-}
-
-fn local_keys(dir: &StoreDir) -> Result<(String, String)> {
-    match dir.credentials() {
-        Ok(Some(c)) => Ok((c.access_key, c.secret_key)),
-        _ => bail!(
-            "no credentials: pass --access-key and --secret-key, or run as the user who can read {}",
-            dir.root.display()
-        ),
-    }
 }
 
 /// The engine's own throughput for `count` objects of `mib` MiB written then read back,

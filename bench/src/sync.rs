@@ -12,27 +12,34 @@
 //! vault), and in one temporary local directory; all removed at the end unless `--keep`,
 //! also after an error or Ctrl-C.
 
-use super::{parallel, print, row, settle_disk, Row};
-use anyhow::{anyhow, bail, ensure, Context, Result};
+mod child;
+mod cleanup;
+mod files;
+mod raw;
+
+use crate::machine::{loadavg, settle_disk};
+use crate::report::{print, row, Row};
+use crate::timing::{median, parallel};
+use crate::Cli;
+use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
-use futures::{StreamExt, TryStreamExt};
+use child::{run_sync, Took};
+use cleanup::{clean_up, scratch};
+use files::{same_files, write_large, write_small, Tree};
 use rand::distr::{Alphanumeric, SampleString};
-use rand::{Rng, RngCore};
+use rand::RngCore;
+use raw::{raw_get, raw_put};
 use serde_json::{json, Value};
-use std::fs::File;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vault::config::{config_dir, write_private, Config, VaultConfig};
+use vault::config::{write_private, Config, VaultConfig};
 use vault::crypto::{FileSecrets, Identity, Opener, Sealer, CHUNK};
-use vault::download_file::{DownloadFile, STAGE};
+use vault::download_file::STAGE;
 use vault::keystore;
-use vault::transfer::{FileSource, Transfers};
+use vault::transfer::Transfers;
 use vault::vault::Vault;
 
 const MIB: usize = 1 << 20;
@@ -101,14 +108,7 @@ impl Side {
     }
 }
 
-/// Files generated under `root`: relative paths and sizes.
-struct Tree {
-    root: PathBuf,
-    files: Vec<(String, u64)>,
-    bytes: u64,
-}
-
-pub fn run(args: SyncBenchArgs) -> Result<()> {
+pub fn run(args: SyncBenchArgs, cli: &dyn Cli) -> Result<()> {
     if args.large_mib * MIB as u64 / args.large_files == 0 {
         bail!("--large-files must not exceed the bytes of --large-mib");
     }
@@ -127,8 +127,8 @@ pub fn run(args: SyncBenchArgs) -> Result<()> {
         .prefix("cybs3-bench-sync-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let (enc, plain) = sides(&args, &dir, tmp.path())?;
-    let load_before = super::loadavg();
+    let (enc, plain) = sides(&args, cli, &dir, tmp.path())?;
+    let load_before = loadavg();
     let measured = rt.block_on(async {
         probe(&enc).await?;
         if plain.cfg.endpoint != enc.cfg.endpoint {
@@ -185,7 +185,7 @@ pub fn run(args: SyncBenchArgs) -> Result<()> {
             "least_encryption_cost_large_down": targets.least_cost.map(|c| c.1),
         },
         "load_before": load_before,
-        "load_after": super::loadavg(),
+        "load_after": loadavg(),
     });
     print(head.clone(), &rows, args.json);
     if !args.json {
@@ -240,14 +240,14 @@ pub fn run(args: SyncBenchArgs) -> Result<()> {
 
 /// The encrypted vault and the plain one (named, or a temporary one in its own
 /// `CYBS3_HOME` under `tmp`, so the user's config is never rewritten).
-fn sides(args: &SyncBenchArgs, dir: &str, tmp: &Path) -> Result<(Side, Side)> {
+fn sides(args: &SyncBenchArgs, cli: &dyn Cli, dir: &str, tmp: &Path) -> Result<(Side, Side)> {
     let config = Config::load()?;
     let (name, cfg) = config.vault(args.vault.as_deref())?;
     if !cfg.encrypted {
         bail!("vault {name:?} is plain; bench sync needs an encrypted --vault (the plain one is --plain-vault)");
     }
     let passphrase = keystore::is_sealed(&name)
-        .then(crate::location::passphrase)
+        .then(|| cli.passphrase())
         .transpose()?;
     let keys = keystore::load(&name, &|| {
         passphrase
@@ -525,7 +525,7 @@ async fn measure(
             Some((ed / pd, "plain sync down")),
         ));
         if what == "large" {
-            let [up, down] = costs.clone().map(super::median);
+            let [up, down] = costs.clone().map(median);
             targets.encryption_cost = Some((up, down));
             targets.encryption_cost_rounds = Some(costs);
             // CPU per GB, the client's and all cores': what encryption adds must find the
@@ -618,7 +618,7 @@ async fn alternate(
     let median = |took: &[Took]| {
         let of = |f: fn(&Took) -> Duration| {
             let secs = took.iter().map(|t| f(t).as_secs_f64()).collect();
-            Duration::from_secs_f64(super::median(secs))
+            Duration::from_secs_f64(median(secs))
         };
         Took {
             wall: of(|t| t.wall),
@@ -688,420 +688,6 @@ fn decrypt_gbs(block: &[u8]) -> Result<f64> {
     Ok((PASSES as u64 * plain_len) as f64 / t.elapsed().as_secs_f64() / 1e9)
 }
 
-/// `count` files of `total` bytes together (the last takes the remainder), written
-/// and fsynced in parallel, one thread each, as a download writes them. Returns the tree
-/// and the time the writes took.
-fn write_large(root: &Path, total: u64, count: u64, block: &[u8]) -> Result<(Tree, Duration)> {
-    std::fs::create_dir_all(root)?;
-    let each = total / count;
-    let files: Vec<(String, u64)> = (0..count)
-        .map(|i| {
-            let size = if i == count - 1 {
-                total - each * i
-            } else {
-                each
-            };
-            (format!("f{i:03}"), size)
-        })
-        .collect();
-    let t = Instant::now();
-    std::thread::scope(|s| {
-        let writers: Vec<_> = files
-            .iter()
-            .enumerate()
-            .map(|(i, (name, size))| {
-                let path = root.join(name);
-                s.spawn(move || -> Result<()> {
-                    let mut f = File::create(&path)?;
-                    let mut buf = block.to_vec();
-                    let mut left = *size;
-                    let mut n = 0u64;
-                    while left > 0 {
-                        // Every block distinct (file and block number up front), so no
-                        // layer could take a shortcut on repeated content.
-                        buf[..16].copy_from_slice(&((i as u128) << 64 | n as u128).to_le_bytes());
-                        let len = left.min(buf.len() as u64) as usize;
-                        f.write_all(&buf[..len])?;
-                        left -= len as u64;
-                        n += 1;
-                    }
-                    f.sync_all()?;
-                    Ok(())
-                })
-            })
-            .collect();
-        writers
-            .into_iter()
-            .try_for_each(|h| h.join().expect("large file writer"))
-    })?;
-    let took = t.elapsed();
-    Ok((tree(root, files), took))
-}
-
-/// `count` files of random sizes with random content, 100 per directory, each created,
-/// written and fsynced by one of `JOBS` threads, as a download of them does. Returns the
-/// tree and the time the files took (the directories are made first, untimed).
-fn write_small(root: &Path, count: usize, block: &[u8]) -> Result<(Tree, Duration)> {
-    let mut rng = rand::rng();
-    let files: Vec<(String, u64)> = (0..count)
-        .map(|i| {
-            let name = format!("d{:03}/f{i:05}", i / SMALL_PER_DIR);
-            (name, rng.random_range(SMALL_SIZES) as u64)
-        })
-        .collect();
-    let offsets: Vec<usize> = files
-        .iter()
-        .map(|(_, size)| rng.random_range(0..=block.len() - *size as usize))
-        .collect();
-    for d in 0..count.div_ceil(SMALL_PER_DIR) {
-        std::fs::create_dir_all(root.join(format!("d{d:03}")))?;
-    }
-    let timing = parallel(JOBS, count, |i| {
-        let (name, size) = &files[i];
-        let mut f = File::create(root.join(name))?;
-        f.write_all(&block[offsets[i]..offsets[i] + *size as usize])?;
-        f.sync_all()?;
-        Ok(())
-    })?;
-    Ok((tree(root, files), timing.elapsed))
-}
-
-fn tree(root: &Path, files: Vec<(String, u64)>) -> Tree {
-    Tree {
-        root: root.to_path_buf(),
-        bytes: files.iter().map(|f| f.1).sum(),
-        files,
-    }
-}
-
-/// Each file of `tree` uploaded to `prefix` + its path, `JOBS` at a time, each on its own
-/// task as `cybs3 sync` runs them.
-async fn raw_put(
-    transfers: &Transfers,
-    bucket: &str,
-    prefix: &str,
-    tree: &Tree,
-) -> Result<Duration> {
-    let t = Instant::now();
-    let uploads = tree.files.iter().map(|(rel, _)| {
-        let (transfers, bucket) = (transfers.clone(), bucket.to_string());
-        let (key, path) = (format!("{prefix}{rel}"), tree.root.join(rel));
-        async move {
-            tokio::spawn(async move {
-                let source = FileSource::open(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                transfers
-                    .upload(
-                        &bucket,
-                        &key,
-                        Arc::new(source),
-                        &[],
-                        None,
-                        None,
-                        Arc::new(|_| {}),
-                    )
-                    .await
-                    .map(drop)
-            })
-            .await?
-        }
-    });
-    futures::stream::iter(uploads)
-        .buffer_unordered(JOBS)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(t.elapsed())
-}
-
-/// Each file `raw_put` stored, downloaded into `into` and fsynced, `JOBS` at a time.
-async fn raw_get(
-    transfers: &Transfers,
-    bucket: &str,
-    prefix: &str,
-    tree: &Tree,
-    into: &Path,
-) -> Result<Duration> {
-    let t = Instant::now();
-    let downloads = tree.files.iter().map(|(rel, size)| {
-        let (transfers, bucket, size) = (transfers.clone(), bucket.to_string(), *size);
-        let (key, path) = (format!("{prefix}{rel}"), into.join(rel));
-        async move {
-            tokio::spawn(async move {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                // Written the way `cybs3 sync` writes downloads.
-                let file = Arc::new(DownloadFile::create(&path, size)?);
-                let info = transfers
-                    .download(&bucket, &key, 0, None, file.clone(), Arc::new(|_| {}))
-                    .await?;
-                ensure!(info.size == size, "{key}: {} of {size} bytes", info.size);
-                tokio::task::spawn_blocking(move || file.file().sync_all()).await??;
-                anyhow::Ok(())
-            })
-            .await?
-        }
-    });
-    futures::stream::iter(downloads)
-        .buffer_unordered(JOBS)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(t.elapsed())
-}
-
-/// What one sync cost: the wall time a user waits, and the CPU time of the `cybs3 sync`
-/// process (user and system), the client's share of the machine.
-#[derive(Clone, Copy)]
-struct Took {
-    wall: Duration,
-    cpu: Duration,
-    /// CPU time all cores spent busy meanwhile (server and kernel included; `ZERO` where
-    /// the system does not say).
-    busy: Duration,
-}
-
-/// CPU time all cores have spent busy since boot, from `/proc/stat` (zero elsewhere).
-fn machine_busy() -> Duration {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal: all but idle and iowait. The kernel
-    // reports in USER_HZ, 100 per second on Linux.
-    let busy: u64 = ticks
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, t)| t)
-        .sum();
-    Duration::from_millis(busy * 10)
-}
-
-/// CPU time of this process's waited-for children so far.
-fn children_cpu() -> Duration {
-    // SAFETY: getrusage fills the zeroed struct we pass and keeps no pointer.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage
-    };
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    time(usage.ru_utime) + time(usage.ru_stime)
-}
-
-/// Runs `cybs3 sync SRC DST` as a user would and returns what it took, once its summary
-/// shows every file of `tree` moved in the direction asked and nothing failed or skipped.
-/// The bench runs no other child meanwhile, so the children's CPU time grows by this
-/// sync's alone.
-async fn run_sync(side: &Side, src: &str, dst: &str, tree: &Tree, up: bool) -> Result<Took> {
-    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
-    cmd.args([
-        "sync",
-        src,
-        dst,
-        "--quiet",
-        "--json",
-        "--jobs",
-        &JOBS.to_string(),
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    // Ctrl-C or an error elsewhere drops this future: the child goes with it.
-    .kill_on_drop(true);
-    if let Some(home) = &side.home {
-        cmd.env("CYBS3_HOME", home);
-    }
-    if let Some(p) = &side.passphrase {
-        cmd.env("CYBS3_PASSPHRASE", p);
-    }
-    let (t, cpu, busy) = (Instant::now(), children_cpu(), machine_busy());
-    let out = cmd.output().await.context("cannot run cybs3 sync")?;
-    let took = Took {
-        wall: t.elapsed(),
-        cpu: children_cpu().saturating_sub(cpu),
-        busy: machine_busy().saturating_sub(busy),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let records: Vec<Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let why = || {
-        let first_error = records
-            .iter()
-            .find(|r| r["action"] == "error")
-            .map(|r| format!("{}: {}", r["path"], r["error"]));
-        first_error.unwrap_or_else(|| {
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("no output")
-                .to_string()
-        })
-    };
-    let what = format!("cybs3 sync {src} {dst}");
-    let Some(summary) = records.iter().rev().find_map(|r| r.get("summary")) else {
-        bail!("{what} failed ({}): {}", out.status, why());
-    };
-    let n = |k: &str| summary[k].as_u64().unwrap_or(0);
-    let moved = n(if up { "uploaded" } else { "downloaded" });
-    let files = tree.files.len() as u64;
-    if !out.status.success() || n("failed") > 0 || moved != files || n("bytes") != tree.bytes {
-        bail!(
-            "{what} moved {moved} of {files} files, {} of {} bytes, {} failed: {}",
-            n("bytes"),
-            tree.bytes,
-            n("failed"),
-            why()
-        );
-    }
-    Ok(took)
-}
-
-/// Every file of `files` under `b` has the bytes it has under `a`.
-fn same_files(a: &Path, b: &Path, files: &[(String, u64)]) -> Result<()> {
-    let (mut x, mut y) = (vec![0u8; MIB], vec![0u8; MIB]);
-    for (rel, size) in files {
-        let open = |root: &Path| {
-            let p = root.join(rel);
-            File::open(&p).with_context(|| format!("cannot read {}", p.display()))
-        };
-        let (mut fa, mut fb) = (open(a)?, open(b)?);
-        let mut left = *size as usize;
-        while left > 0 {
-            let n = left.min(MIB);
-            fa.read_exact(&mut x[..n])?;
-            fb.read_exact(&mut y[..n])
-                .with_context(|| format!("{rel} came back short"))?;
-            ensure!(x[..n] == y[..n], "{rel} came back with other content");
-            left -= n;
-        }
-        ensure!(fb.read(&mut y)? == 0, "{rel} came back longer");
-    }
-    Ok(())
-}
-
-/// Where the bench's own objects go in the encrypted vault's bucket (the raw reference,
-/// the temporary plain vault): under `.cybs3/`, which encrypted vaults leave out of their
-/// listings, so a `cybs3 ls` meanwhile shows no names it cannot decrypt.
-fn scratch(cfg: &VaultConfig, dir: &str) -> String {
-    format!("{}.cybs3/{dir}/", cfg.prefix)
-}
-
-/// Removes the bench objects from both vaults and the scratch space, unfinished multipart
-/// uploads below them, and journals an interrupted upload left in our config.
-async fn clean_up(enc: &Side, plain: &Side, dir: &str) -> Result<()> {
-    let raw = scratch(&enc.cfg, dir);
-    let mut failed = Vec::new();
-    for (client, bucket, prefix) in [
-        (&enc.client, &enc.cfg.bucket, &enc.keys),
-        (&plain.client, &plain.cfg.bucket, &plain.keys),
-        (&enc.client, &enc.cfg.bucket, &raw),
-    ] {
-        if let Err(e) = delete_prefix(client, bucket, prefix).await {
-            failed.push(format!("{bucket}/{prefix}: {e:#}"));
-        }
-    }
-    remove_journals(&enc.cfg.bucket, &[&enc.keys, &raw]);
-    if !failed.is_empty() {
-        bail!("cannot remove the bench objects: {}", failed.join("; "));
-    }
-    Ok(())
-}
-
-async fn delete_prefix(client: &Client, bucket: &str, prefix: &str) -> Result<()> {
-    // The bench starts at most `JOBS` multipart uploads at once, so one page finds them.
-    let uploads = client
-        .list_multipart_uploads()
-        .bucket(bucket)
-        .prefix(prefix)
-        .send()
-        .await
-        .context("ListMultipartUploads")?;
-    for u in uploads.uploads() {
-        if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
-            client
-                .abort_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(id)
-                .send()
-                .await
-                .context("AbortMultipartUpload")?;
-        }
-    }
-    let mut pages = client
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .max_keys(1000)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let ids = page
-            .context("listing")?
-            .contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .map(|k| ObjectIdentifier::builder().key(k).build())
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        if ids.is_empty() {
-            continue;
-        }
-        let out = client
-            .delete_objects()
-            .bucket(bucket)
-            .delete(
-                Delete::builder()
-                    .set_objects(Some(ids))
-                    .quiet(true)
-                    .build()?,
-            )
-            .send()
-            .await
-            .context("DeleteObjects")?;
-        if let Some(e) = out.errors().first() {
-            bail!(
-                "DeleteObjects: {} {}",
-                e.key().unwrap_or("?"),
-                e.message().unwrap_or("failed")
-            );
-        }
-    }
-    Ok(())
-}
-
-/// A large upload that a Ctrl-C interrupted leaves its resume journal in the config dir;
-/// those of bench objects can never be resumed, so they go (best effort: a journal left
-/// over only costs one ListParts if the same upload is ever retried).
-fn remove_journals(bucket: &str, prefixes: &[&str]) {
-    let Ok(entries) = std::fs::read_dir(config_dir().join("transfers")) else {
-        return;
-    };
-    for path in entries.flatten().map(|e| e.path()) {
-        let Some(journal) = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        else {
-            continue;
-        };
-        let ours = journal["bucket"] == bucket
-            && journal["key"]
-                .as_str()
-                .is_some_and(|k| prefixes.iter().any(|p| k.starts_with(p)));
-        if ours {
-            let _ = std::fs::remove_file(&path);
-        }
-    }
-}
-
 /// Before each phase that moves `tree`: let earlier writes (ours and the server's) reach
 /// the disk, so the phase pays only for its own; and for large trees, wait until memory
 /// freed by the phase before has gone cold. Under a VM with free page reporting
@@ -1111,14 +697,19 @@ fn remove_journals(bucket: &str, prefixes: &[&str]) {
 /// pause (client system time 1.0 s vs 2.5-3.4 s). Waiting makes every phase start as cold
 /// as a user's transfer does, instead of favouring whichever follows a deletion.
 async fn settle(tree: &Tree) -> Result<()> {
-    tokio::task::spawn_blocking(settle_disk).await?;
+    blocking(|| {
+        settle_disk();
+        Ok(())
+    })
+    .await?;
     if tree.bytes >= 256 << 20 {
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     Ok(())
 }
 
-/// Local disk work off the async workers, so Ctrl-C is noticed meanwhile.
+/// Local disk work off the async workers, so Ctrl-C is noticed meanwhile: the bench's one
+/// way onto a blocking thread.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await?
 }

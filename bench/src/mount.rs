@@ -14,15 +14,18 @@
 //! directory. The references: the same on the local disk, and the vault's own upload and
 //! download of the same bytes (no FUSE in between).
 
-use super::{median, print, row, settle_disk, Row, Timing};
+use crate::machine::{loadavg, settle_disk};
+use crate::report::{named, print, row, timed_row, Row};
+use crate::timing::{median, parallel, Timing};
+use crate::Cli;
 use anyhow::{bail, ensure, Context, Result};
+use fixtures::{LocalVault, Mounted};
 use rand::{Rng, RngCore};
 use serde_json::json;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vault::config::Config;
@@ -74,115 +77,30 @@ pub struct MountBenchArgs {
     json: bool,
 }
 
-/// The scratch world: a `CYBS3_HOME` with a running server, what is mounted in it, and
-/// the directory all of it lives in. Dropping it unmounts, stops and removes everything.
-struct Scratch {
-    root: PathBuf,
-    home: PathBuf,
-    endpoint: String,
-    mounted: Vec<PathBuf>,
-}
-
-impl Scratch {
-    /// Starts a local server on a free port in a new `CYBS3_HOME` under `base` with the
-    /// encrypted vault `encrypted` (`cybs3 vaults local`) and the plain vault `plain` on the
-    /// same bucket and key, each under its own prefix.
-    fn start(base: &Path) -> Result<Scratch> {
-        std::fs::create_dir_all(base)
-            .with_context(|| format!("cannot create {}", base.display()))?;
-        let root = tempfile::Builder::new()
-            .prefix("cybs3-bench-mount-")
-            .tempdir_in(base)
-            .context("cannot create a scratch directory")?
-            .keep();
-        let home = root.join("home");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let scratch = Scratch {
-            root,
-            home,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            mounted: Vec::new(),
-        };
-        // Everything in-process (config, identities, the vault clients) and every child
-        // goes by this home. Set before any thread of ours exists.
-        std::env::set_var("CYBS3_HOME", &scratch.home);
-        scratch.cybs3(&[
-            "vaults",
-            "local",
-            "--name",
-            "encrypted",
-            "--port",
-            &port.to_string(),
-        ])?;
-        let mut config = Config::load()?;
-        let enc = config
-            .vaults
-            .get_mut("encrypted")
-            .context("vaults local made no vault")?;
-        enc.prefix = "encrypted/".into();
-        let plain = vault::config::VaultConfig {
-            encrypted: false,
-            prefix: "plain/".into(),
-            ..enc.clone()
-        };
-        config.vaults.insert("plain".into(), plain);
-        config.save()?;
-        Ok(scratch)
-    }
-
-    /// `cybs3 args…` in the scratch home; its stdout, or its stderr as the error.
-    fn cybs3(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(std::env::current_exe()?)
-            .args(args)
-            .env("CYBS3_HOME", &self.home)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("cannot run cybs3 {}", args.join(" ")))?;
-        if !out.status.success() {
-            bail!(
-                "cybs3 {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// `cybs3 mount DIR --vault NAME`, a new empty DIR under the scratch root.
-    fn mount(&mut self, name: &str, ttl: f64) -> Result<PathBuf> {
-        let dir = self.root.join(format!("mnt-{name}"));
-        std::fs::create_dir_all(&dir)?;
-        let d = dir.to_str().context("non-UTF-8 scratch path")?;
-        self.cybs3(&["mount", d, "--vault", name, "--cache-ttl", &ttl.to_string()])?;
-        self.mounted.push(dir.clone());
-        Ok(dir)
-    }
-
-    /// `cybs3 umount DIR` (which waits for pending uploads).
-    fn umount(&mut self, dir: &Path) -> Result<()> {
-        self.mounted.retain(|d| d != dir);
-        self.cybs3(&["umount", dir.to_str().context("non-UTF-8 scratch path")?])
-            .map(drop)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        for dir in std::mem::take(&mut self.mounted) {
-            if self.umount(&dir).is_err() {
-                if let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) {
-                    // SAFETY: a valid NUL-terminated path.
-                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-                }
-            }
-        }
-        if let Err(e) = self.cybs3(&["server", "stop"]) {
-            eprintln!("bench mount: {e:#}");
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
+/// The scratch world, in a new directory under `base`: a local server on a free port in
+/// its own `CYBS3_HOME` (the fixture the end-to-end tests use) with the encrypted vault
+/// `encrypted` (`cybs3 vaults local`), and the plain vault `plain` on the same bucket and
+/// key, each under its own prefix. Dropping it stops the server and removes the directory.
+fn scratch(base: &Path) -> Result<LocalVault> {
+    let exe = std::env::current_exe()?;
+    let local = LocalVault::start(&exe, base, "cybs3-bench-mount-", &["--name", "encrypted"])?;
+    // Everything in-process (config, identities, the vault clients) goes by this home, as
+    // every child does. Set before any thread of ours exists.
+    std::env::set_var("CYBS3_HOME", &local.home);
+    let mut config = Config::load()?;
+    let enc = config
+        .vaults
+        .get_mut("encrypted")
+        .context("vaults local made no vault")?;
+    enc.prefix = "encrypted/".into();
+    let plain = vault::config::VaultConfig {
+        encrypted: false,
+        prefix: "plain/".into(),
+        ..enc.clone()
+    };
+    config.vaults.insert("plain".into(), plain);
+    config.save()?;
+    Ok(local)
 }
 
 /// What the targets are judged on, per vault kind.
@@ -194,7 +112,7 @@ struct Targets {
     ls_seconds: f64,
 }
 
-pub fn run(args: MountBenchArgs) -> Result<()> {
+pub fn run(args: MountBenchArgs, cli: &dyn Cli) -> Result<()> {
     if !(args.cache_ttl.is_finite() && args.cache_ttl >= 0.0) {
         bail!("--cache-ttl must be a number of seconds");
     }
@@ -204,8 +122,8 @@ pub fn run(args: MountBenchArgs) -> Result<()> {
         _ => vec!["plain", "encrypted"],
     };
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let load_before = super::loadavg();
-    let mut scratch = Scratch::start(&base)?;
+    let load_before = loadavg();
+    let scratch = scratch(&base)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -214,7 +132,7 @@ pub fn run(args: MountBenchArgs) -> Result<()> {
             eprintln!("bench mount: {what}");
         }
     };
-    let bench = Bench::new(&args, &scratch.root)?;
+    let bench = Bench::new(&args, scratch.root())?;
     let mut rows = Vec::new();
     say(&format!(
         "local disk, {} MiB and {} files",
@@ -225,11 +143,11 @@ pub fn run(args: MountBenchArgs) -> Result<()> {
     for kind in kinds {
         let vault = {
             let _rt = rt.enter();
-            crate::location::open_vault(Some(kind))?
+            cli.open_vault(Some(kind))?
         };
-        targets.push(bench.vault(&mut scratch, &rt, &vault, kind, &disk, &mut rows, &say)?);
+        targets.push(bench.vault(&scratch, &rt, &vault, kind, &disk, &mut rows, &say)?);
     }
-    let endpoint = scratch.endpoint.clone();
+    let endpoint = scratch.endpoint();
     drop(scratch);
     let head = json!({
         "bench": "mount",
@@ -246,7 +164,7 @@ pub fn run(args: MountBenchArgs) -> Result<()> {
             "measured": targets,
         },
         "load_before": load_before,
-        "load_after": super::loadavg(),
+        "load_after": loadavg(),
     });
     print(head.clone(), &rows, args.json);
     if !args.json {
@@ -358,7 +276,7 @@ impl<'a> Bench<'a> {
         self.cold()?;
         let random = self.random_reads(&big)?;
         rows.push(named(
-            super::timed_row("disk 4 KiB random read, cold (ref)", &random),
+            timed_row("disk 4 KiB random read, cold (ref)", &random),
             None,
         ));
         self.small_files(&dir.join("small"), "disk", false, rows)?;
@@ -369,7 +287,7 @@ impl<'a> Bench<'a> {
     #[allow(clippy::too_many_arguments)]
     fn vault(
         &self,
-        scratch: &mut Scratch,
+        scratch: &LocalVault,
         rt: &tokio::runtime::Runtime,
         vault: &Vault,
         kind: &'static str,
@@ -394,8 +312,8 @@ impl<'a> Bench<'a> {
         rt.block_on(vault.delete("direct-big"))?;
 
         say(&format!("{kind}: mount write, {label}"));
-        let mnt = scratch.mount(kind, self.args.cache_ttl)?;
-        let big = mnt.join("big");
+        let mnt = self.mount(scratch, kind)?;
+        let big = mnt.dir.join("big");
         self.cold()?;
         let t = Instant::now();
         let mut f = File::create(&big)?;
@@ -436,9 +354,9 @@ impl<'a> Bench<'a> {
         say(&format!(
             "{kind}: vault cat and mount read, cold, {label}, {READ_ROUNDS} rounds"
         ));
-        scratch.umount(&mnt)?;
-        let mnt = scratch.mount(kind, self.args.cache_ttl)?;
-        let big = mnt.join("big");
+        mnt.unmount()?;
+        let mnt = self.mount(scratch, kind)?;
+        let big = mnt.dir.join("big");
         let (mut cats, mut reads) = (Vec::new(), Vec::new());
         for _ in 0..READ_ROUNDS {
             self.cold()?;
@@ -472,13 +390,13 @@ impl<'a> Bench<'a> {
         ));
 
         say(&format!("{kind}: mount 4 KiB random reads"));
-        scratch.umount(&mnt)?;
-        let mnt = scratch.mount(kind, self.args.cache_ttl)?;
-        let big = mnt.join("big");
+        mnt.unmount()?;
+        let mnt = self.mount(scratch, kind)?;
+        let big = mnt.dir.join("big");
         self.cold()?;
         let random = self.random_reads(&big)?;
         rows.push(named(
-            super::timed_row(&format!("mount 4 KiB random read, cold, {kind}"), &random),
+            timed_row(&format!("mount 4 KiB random read, cold, {kind}"), &random),
             None,
         ));
         std::fs::remove_file(&big)?;
@@ -487,14 +405,23 @@ impl<'a> Bench<'a> {
             "{kind}: mount, {} small files",
             self.args.small_files
         ));
-        let small = self.small_files(&mnt.join("small"), kind, true, rows)?;
-        scratch.umount(&mnt)?;
+        let small = self.small_files(&mnt.dir.join("small"), kind, true, rows)?;
+        mnt.unmount()?;
         Ok(Targets {
             kind,
             read_ratio: read / direct,
             create_rate: small.create_rate,
             ls_seconds: small.ls_seconds,
         })
+    }
+
+    /// `cybs3 mount DIR --vault KIND` with the bench's cache TTL, on `DIR` = `mnt-KIND`
+    /// under the scratch root (made on first use).
+    fn mount(&self, scratch: &LocalVault, kind: &str) -> Result<Mounted> {
+        let dir = self.root.join(format!("mnt-{kind}"));
+        std::fs::create_dir_all(&dir)?;
+        let ttl = self.args.cache_ttl.to_string();
+        Ok(Mounted::new(scratch, &dir, kind, &["--cache-ttl", &ttl])?)
     }
 
     fn mbs(&self, took: Duration) -> f64 {
@@ -569,7 +496,7 @@ impl<'a> Bench<'a> {
         std::fs::create_dir_all(dir)?;
         let names: Vec<PathBuf> = (0..count).map(|i| dir.join(format!("f{i:06}"))).collect();
         settle_disk();
-        let create = super::parallel(writers, count, |i| {
+        let create = parallel(writers, count, |i| {
             let mut f = File::create(&names[i]).with_context(|| names[i].display().to_string())?;
             f.write_all(&self.block[..SMALL])?;
             Ok(())
@@ -578,7 +505,7 @@ impl<'a> Bench<'a> {
         rows.push(Row {
             unit: "files/s",
             ..named(
-                super::timed_row(
+                timed_row(
                     &format!("create 1 KiB, {writers} writers, {label}{reference}"),
                     &create,
                 ),
@@ -598,7 +525,7 @@ impl<'a> Bench<'a> {
             Ok(())
         })?;
         rows.push(named(
-            super::timed_row(&format!("stat after TTL, {label}{reference}"), &stat),
+            timed_row(&format!("stat after TTL, {label}{reference}"), &stat),
             None,
         ));
 
@@ -625,7 +552,7 @@ impl<'a> Bench<'a> {
 
         let unlink = timed(&names, |p| Ok(std::fs::remove_file(p)?))?;
         rows.push(named(
-            super::timed_row(&format!("unlink, {label}{reference}"), &unlink),
+            timed_row(&format!("unlink, {label}{reference}"), &unlink),
             None,
         ));
         std::fs::remove_dir(dir)?;
@@ -639,15 +566,6 @@ impl<'a> Bench<'a> {
 struct Small {
     create_rate: f64,
     ls_seconds: f64,
-}
-
-/// A row with a reference ratio set.
-fn named(r: Row, vs: Option<(f64, &'static str)>) -> Row {
-    Row {
-        ratio: vs.map(|v| v.0),
-        reference: vs.map(|v| v.1),
-        ..r
-    }
 }
 
 /// `op` on each path in turn, each timed.

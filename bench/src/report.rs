@@ -1,0 +1,114 @@
+//! The rows every bench prints: a table for a person, or one JSON document.
+
+use crate::timing::Timing;
+use anyhow::Result;
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) value: f64,
+    pub(crate) unit: &'static str,
+    /// Fraction of the physical reference this is compared with, if any.
+    pub(crate) ratio: Option<f64>,
+    pub(crate) reference: Option<&'static str>,
+    /// Per-operation latency percentiles, milliseconds, where operations were timed one by one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) p99_ms: Option<f64>,
+}
+
+/// The rows as a table, or as one JSON document: `head` with `results` added.
+pub(crate) fn print(mut head: serde_json::Value, rows: &[Row], json: bool) {
+    if json {
+        head["results"] = serde_json::json!(rows);
+        println!("{head}");
+        return;
+    }
+    let latencies = rows.iter().any(|r| r.p50_ms.is_some());
+    // Names wider than the usual column widen it for the whole table.
+    let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(44);
+    if latencies {
+        println!(
+            "{:<w$} {:>14}  {:<8} {:>9} {:>9}  vs reference",
+            "measure", "value", "unit", "p50 ms", "p99 ms"
+        );
+    } else {
+        println!(
+            "{:<w$} {:>14}  {:<8} vs reference",
+            "measure", "value", "unit"
+        );
+    }
+    for r in rows {
+        let vs = match (r.ratio, r.reference) {
+            (Some(x), Some(name)) => format!("{:.0} % of {name}", x * 100.0),
+            _ => String::new(),
+        };
+        if latencies {
+            let ms = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_default();
+            println!(
+                "{:<w$} {:>14.1}  {:<8} {:>9} {:>9}  {vs}",
+                r.name,
+                r.value,
+                r.unit,
+                ms(r.p50_ms),
+                ms(r.p99_ms)
+            );
+        } else {
+            println!("{:<w$} {:>14.1}  {:<8} {vs}", r.name, r.value, r.unit);
+        }
+    }
+}
+
+/// The listing rate, once every key is known to have been listed.
+pub(crate) fn listing_row(
+    what: &str,
+    listed: usize,
+    expected: usize,
+    took: std::time::Duration,
+) -> Result<Row> {
+    anyhow::ensure!(listed == expected, "listed {listed} of {expected} keys");
+    Ok(row(
+        &format!("{what} {expected} keys (pages of 1000)"),
+        listed as f64 / took.as_secs_f64(),
+        "keys/s",
+        None,
+    ))
+}
+
+/// A row, compared with the reference `vs` (ratio, reference name) if there is one.
+pub(crate) fn row(
+    name: &str,
+    value: f64,
+    unit: &'static str,
+    vs: Option<(f64, &'static str)>,
+) -> Row {
+    Row {
+        name: name.to_string(),
+        value,
+        unit,
+        ratio: vs.map(|v| v.0),
+        reference: vs.map(|v| v.1),
+        p50_ms: None,
+        p99_ms: None,
+    }
+}
+
+/// A row for a rate of timed operations, with their latency percentiles.
+pub(crate) fn timed_row(name: &str, t: &Timing) -> Row {
+    Row {
+        p50_ms: Some(t.percentile_ms(50.0)),
+        p99_ms: Some(t.percentile_ms(99.0)),
+        ..row(name, t.rate(), "ops/s", None)
+    }
+}
+
+/// A row with a reference ratio set.
+pub(crate) fn named(r: Row, vs: Option<(f64, &'static str)>) -> Row {
+    Row {
+        ratio: vs.map(|v| v.0),
+        reference: vs.map(|v| v.1),
+        ..r
+    }
+}
