@@ -1,17 +1,18 @@
 //! Sequential read-ahead for a read handle: one GET stream from where the reader is, its
-//! plaintext arriving in batches ahead of the reads ([`Vault::stream_at`]), so a large
+//! plaintext arriving in batches ahead of the reads ([`Store::stream_at`]), so a large
 //! file streams as fast as one download and memory stays at a few batches per reader.
 //!
 //! A stream is a snapshot: it reads the object as it was when the stream began (the GET
 //! carries `If-Match`), as a process holding an open file keeps reading what it opened.
 
+use crate::store::{Error, Store};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use vault::vault::{RangeReader, Vault, STREAM_DEPTH};
+use vault::vault::STREAM_DEPTH;
 
 /// How far behind the furthest read a request may start and still be served: the kernel's
 /// requests reach us through several threads, not quite in order.
@@ -27,14 +28,19 @@ pub(crate) struct Prefetch {
     end: u64,
     rx: mpsc::Receiver<Bytes>,
     /// Until the stream has ended and its outcome been taken.
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    task: Option<JoinHandle<Result<(), Error>>>,
 }
 
 impl Prefetch {
     /// Starts streaming the file `r` was made for from `offset`.
-    pub(crate) fn start(rt: &Runtime, vault: Arc<Vault>, r: Arc<RangeReader>, offset: u64) -> Self {
+    pub(crate) fn start<S: Store>(
+        rt: &Runtime,
+        store: Arc<S>,
+        r: Arc<S::Reader>,
+        offset: u64,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(STREAM_DEPTH);
-        let task = rt.spawn(async move { vault.stream_at(&r, offset, &tx).await });
+        let task = rt.spawn(async move { store.stream_at(&r, offset, &tx).await });
         Prefetch {
             kept: VecDeque::new(),
             start: offset,
@@ -51,7 +57,7 @@ impl Prefetch {
 
     /// Up to `size` bytes at `offset`, which [`Prefetch::serves`]; fewer at the end of the
     /// stream. Waits for them to arrive; a slice of one batch unless the read crosses two.
-    pub(crate) fn read(&mut self, rt: &Runtime, offset: u64, size: u32) -> anyhow::Result<Bytes> {
+    pub(crate) fn read(&mut self, rt: &Runtime, offset: u64, size: u32) -> Result<Bytes, Error> {
         let end = offset + size as u64;
         while self.end < end {
             match self.rx.blocking_recv() {
@@ -61,7 +67,8 @@ impl Prefetch {
                 }
                 None => {
                     if let Some(task) = self.task.take() {
-                        rt.block_on(task)??;
+                        rt.block_on(task)
+                            .map_err(|e| Error::Transport(format!("read-ahead: {e}")))??;
                     }
                     break;
                 }

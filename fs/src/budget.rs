@@ -1,5 +1,6 @@
-//! The bound on the mount's local copies (files open for writing): `--cache-size` caps
-//! their total, and whatever the cap, they never take the cache disk's last free space.
+//! The budget of the write-back cache, the bound on the mount's local copies (files open
+//! for writing): `--cache-size` caps their total, and whatever the cap, they never take
+//! the cache disk's last free space.
 //! A write past either answers ENOSPC, as a full disk would; what was written before
 //! stays and is uploaded on close.
 
@@ -70,7 +71,7 @@ impl Budget {
         file.write_all_at(data, offset).map_err(|e| {
             let grown = file_len(file).unwrap_or(len).saturating_sub(len);
             self.release(growth - grown.min(growth));
-            crate::io_err("write cache file", e)
+            crate::errno::io_errno("write cache file", &e)
         })
     }
 
@@ -85,7 +86,7 @@ impl Budget {
             if new > len {
                 self.release(new - len);
             }
-            crate::io_err("truncate", e)
+            crate::errno::io_errno("truncate", &e)
         })?;
         if new < len {
             self.release(len - new);
@@ -95,7 +96,10 @@ impl Budget {
 
     fn disk_space(&self) -> Option<(u64, u64)> {
         let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()).ok()?;
+        // SAFETY: `statvfs` is plain old data, for which all-zero bytes are a valid value.
         let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is a NUL-terminated string and `s` a valid, writable `statvfs`,
+        // both alive for the call.
         if unsafe { libc::statvfs(path.as_ptr(), &mut s) } != 0 {
             return None;
         }
@@ -107,7 +111,7 @@ impl Budget {
 pub(crate) fn file_len(file: &File) -> Result<u64, Errno> {
     file.metadata()
         .map(|m| m.len())
-        .map_err(|e| crate::io_err("stat cache file", e))
+        .map_err(|e| crate::errno::io_errno("stat cache file", &e))
 }
 
 #[cfg(test)]

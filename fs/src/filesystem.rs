@@ -1,0 +1,540 @@
+//! The filesystem core: every operation of the mount as a plain method over a [`Store`]
+//! that answers a value or an errno. It knows no kernel: the FUSE adapter calls it, and
+//! so do the unit tests, over an in-memory store. Its state: the inode table, the
+//! directory cache, the local copies of files open for writing, and the open handles.
+
+use crate::budget::Budget;
+use crate::dircache::{DirCache, Ent};
+use crate::errno::{errno, io_errno};
+use crate::inodes::{Inodes, ROOT};
+use crate::names::{child, join, split, within};
+use crate::read::Remote;
+use crate::store::Store;
+use crate::writeback::Local;
+use crate::{lock, MountOptions, R};
+use fuser::{Errno, FileAttr, FileHandle, FileType, INodeNo, OpenAccMode, OpenFlags, TimeOrNow};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use vault::attrs::Xattrs;
+
+/// An open file.
+pub(crate) enum Handle<S: Store> {
+    Read {
+        /// The file's path (renames move it).
+        path: Mutex<String>,
+        remote: Mutex<Remote<S>>,
+        /// A local copy taken when the file was unlinked while open here, read from
+        /// then on (POSIX: the data lives until the last close).
+        pinned: Mutex<Option<Arc<Local>>>,
+    },
+    Write {
+        local: Arc<Local>,
+    },
+}
+
+/// A directory's entries as of `opendir`: inode, type, name.
+pub(crate) type DirSnapshot = Vec<(u64, FileType, String)>;
+
+pub(crate) struct Core<S: Store> {
+    pub store: Arc<S>,
+    pub rt: tokio::runtime::Runtime,
+    pub opts: MountOptions,
+    pub uid: u32,
+    pub gid: u32,
+    started: SystemTime,
+    /// Held shared by every operation and exclusively by renames (by the adapter), so a
+    /// directory is never seen half-moved through the mount.
+    pub tree: RwLock<()>,
+    pub inodes: Mutex<Inodes>,
+    pub cache: DirCache,
+    /// Local copies of the files open for writing, by path.
+    pub locals: Mutex<HashMap<String, Arc<Local>>>,
+    /// Local copies unlinked while open, by inode: fstat (which the kernel sends by
+    /// inode alone) still answers for them until the last handle closes.
+    pub orphans: Mutex<HashMap<u64, Arc<Local>>>,
+    handles: Mutex<HashMap<u64, Arc<Handle<S>>>>,
+    dir_handles: Mutex<HashMap<u64, Arc<DirSnapshot>>>,
+    next_fh: AtomicU64,
+    pub next_cache: AtomicU64,
+    pub budget: Budget,
+}
+
+fn time_of(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    }
+}
+
+impl<S: Store> Core<S> {
+    /// The core over `store`; its cache directory must exist.
+    pub(crate) fn new(store: S, opts: MountOptions) -> std::io::Result<Core<S>> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()?;
+        Ok(Core {
+            budget: Budget::new(opts.cache_dir.clone(), opts.cache_size),
+            cache: DirCache::new(opts.cache_ttl),
+            store: Arc::new(store),
+            rt,
+            opts,
+            // SAFETY: geteuid and getegid cannot fail and touch no memory.
+            uid: unsafe { libc::geteuid() },
+            // SAFETY: as above.
+            gid: unsafe { libc::getegid() },
+            started: SystemTime::now(),
+            tree: RwLock::new(()),
+            inodes: Mutex::new(Inodes::new()),
+            locals: Mutex::default(),
+            orphans: Mutex::default(),
+            handles: Mutex::default(),
+            dir_handles: Mutex::default(),
+            next_fh: AtomicU64::new(1),
+            next_cache: AtomicU64::new(1),
+        })
+    }
+
+    pub(crate) fn ttl(&self) -> Duration {
+        self.opts.cache_ttl
+    }
+
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    pub(crate) fn writable(&self) -> R<()> {
+        if self.opts.read_only {
+            Err(Errno::EROFS)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn path_of(&self, ino: INodeNo) -> R<String> {
+        lock(&self.inodes)
+            .path(ino.0)
+            .map(str::to_string)
+            .ok_or(Errno::ENOENT)
+    }
+
+    pub(crate) fn ino_of(&self, path: &str) -> u64 {
+        lock(&self.inodes).ino(path)
+    }
+
+    fn new_fh(&self) -> u64 {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn add_handle(&self, h: Handle<S>) -> u64 {
+        let fh = self.new_fh();
+        lock(&self.handles).insert(fh, Arc::new(h));
+        fh
+    }
+
+    pub(crate) fn handle(&self, fh: FileHandle) -> R<Arc<Handle<S>>> {
+        lock(&self.handles).get(&fh.0).cloned().ok_or(Errno::EBADF)
+    }
+
+    pub(crate) fn all_handles(&self) -> Vec<Arc<Handle<S>>> {
+        lock(&self.handles).values().cloned().collect()
+    }
+
+    // ---- attributes ----
+
+    fn dir_attr(&self, ino: u64, stored: Option<SystemTime>) -> FileAttr {
+        let t = stored.unwrap_or(self.started);
+        FileAttr {
+            ino: INodeNo(ino),
+            size: 0,
+            blocks: 0,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            kind: FileType::Directory,
+            perm: 0o755,
+            nlink: 2,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn file_attr(
+        &self,
+        ino: u64,
+        kind: FileType,
+        size: u64,
+        mtime: SystemTime,
+        perm: u16,
+    ) -> FileAttr {
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: mtime,
+            mtime,
+            ctime: mtime,
+            crtime: mtime,
+            kind,
+            perm,
+            nlink: 1,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn attr(&self, path: &str, ent: &Ent) -> R<FileAttr> {
+        let ino = self.ino_of(path);
+        if ent.is_dir {
+            return Ok(self.dir_attr(ino, None));
+        }
+        if let Some(l) = self.local(path) {
+            return self.local_attr(ino, &l);
+        }
+        let Some(m) = self.listed_meta(path, ent)? else {
+            // Listed but gone since.
+            self.cache.set(path, None);
+            return Err(Errno::ENOENT);
+        };
+        let mtime = m.mtime.or(ent.stored).unwrap_or(UNIX_EPOCH);
+        let perm = m.mode.map(|m| (m & 0o7777) as u16).unwrap_or(0o644);
+        let kind = match m.mode {
+            Some(mode) if vault::attrs::is_symlink(mode) => FileType::Symlink,
+            _ => FileType::RegularFile,
+        };
+        Ok(self.file_attr(ino, kind, m.size, mtime, perm))
+    }
+
+    fn local_attr(&self, ino: u64, l: &Local) -> R<FileAttr> {
+        let md = l.metadata()?;
+        Ok(self.file_attr(
+            ino,
+            FileType::RegularFile,
+            md.len(),
+            md.modified().unwrap_or(UNIX_EPOCH),
+            (md.mode() & 0o7777) as u16,
+        ))
+    }
+
+    /// getattr, also of a file unlinked while open (its local copy answers).
+    pub(crate) fn handle_attr(&self, ino: INodeNo, fh: Option<FileHandle>) -> R<FileAttr> {
+        if let Some(fh) = fh {
+            if let Handle::Write { local } = &*self.handle(fh)? {
+                return self.local_attr(ino.0, local);
+            }
+        }
+        match self.path_attr(&self.path_of(ino)?) {
+            Err(Errno::ENOENT) => match lock(&self.orphans).get(&ino.0).cloned() {
+                Some(l) => self.local_attr(ino.0, &l),
+                None => Err(Errno::ENOENT),
+            },
+            r => r,
+        }
+    }
+
+    fn path_attr(&self, path: &str) -> R<FileAttr> {
+        if path.is_empty() {
+            return Ok(self.dir_attr(ROOT, None));
+        }
+        let (dir, name) = split(path);
+        let ent = self.entry(dir, name)?.ok_or(Errno::ENOENT)?;
+        self.attr(path, &ent)
+    }
+
+    pub(crate) fn is_empty_dir(&self, path: &str) -> R<bool> {
+        if lock(&self.locals)
+            .keys()
+            .any(|p| p != path && within(p, path))
+        {
+            return Ok(false);
+        }
+        let listed = self
+            .block_on(self.store.list(path))
+            .map_err(|e| errno(&format!("listing {path:?}"), e))?;
+        Ok(listed.iter().all(|e| e.path == path))
+    }
+
+    // ---- operations ----
+
+    pub(crate) fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> R<FileAttr> {
+        let dir = self.path_of(parent)?;
+        let path = join(&dir, name)?;
+        let ent = self.entry(&dir, split(&path).1)?.ok_or(Errno::ENOENT)?;
+        self.attr(&path, &ent)
+    }
+
+    /// access(2): the inode exists, and writing is asked only of a writable mount.
+    pub(crate) fn do_access(&self, ino: INodeNo, write: bool) -> R<()> {
+        self.path_of(ino)?;
+        if write {
+            self.writable()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn do_opendir(&self, ino: INodeNo) -> R<u64> {
+        let dir = self.path_of(ino)?;
+        self.refresh(&dir)?;
+        let mut out = vec![
+            (ino.0, FileType::Directory, ".".to_string()),
+            (ROOT, FileType::Directory, "..".to_string()),
+        ];
+        let mut names = self.cache.kinds(&dir);
+        for p in lock(&self.locals).keys() {
+            let (d, n) = split(p);
+            if d == dir {
+                names.insert(n.to_string(), FileType::RegularFile);
+            }
+        }
+        for (name, kind) in names {
+            out.push((self.ino_of(&child(&dir, &name)), kind, name));
+        }
+        let fh = self.new_fh();
+        lock(&self.dir_handles).insert(fh, Arc::new(out));
+        Ok(fh)
+    }
+
+    /// The entries of an open directory.
+    pub(crate) fn dir_entries(&self, fh: FileHandle) -> R<Arc<DirSnapshot>> {
+        lock(&self.dir_handles)
+            .get(&fh.0)
+            .cloned()
+            .ok_or(Errno::EBADF)
+    }
+
+    pub(crate) fn do_releasedir(&self, fh: FileHandle) {
+        lock(&self.dir_handles).remove(&fh.0);
+    }
+
+    pub(crate) fn do_open(&self, ino: INodeNo, flags: OpenFlags) -> R<u64> {
+        let path = self.path_of(ino)?;
+        if path.is_empty() {
+            return Err(Errno::EISDIR);
+        }
+        if flags.acc_mode() == OpenAccMode::O_RDONLY {
+            return Ok(self.add_handle(Handle::Read {
+                path: Mutex::new(path),
+                remote: Mutex::default(),
+                pinned: Mutex::new(None),
+            }));
+        }
+        self.writable()?;
+        let truncate = flags.0 & libc::O_TRUNC != 0;
+        let local = self.acquire_local(&path, truncate, None)?;
+        Ok(self.add_handle(Handle::Write { local }))
+    }
+
+    pub(crate) fn do_create(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+    ) -> R<(FileAttr, u64)> {
+        self.writable()?;
+        let dir = self.path_of(parent)?;
+        let path = join(&dir, name)?;
+        if self.entry(&dir, split(&path).1)?.is_some_and(|e| e.is_dir) {
+            return Err(Errno::EISDIR);
+        }
+        let local = self.acquire_local(&path, true, Some(mode & !umask & 0o7777))?;
+        let fh = self.add_handle(Handle::Write { local });
+        let attr = self.path_attr(&path)?;
+        Ok((attr, fh))
+    }
+
+    pub(crate) fn do_write(&self, fh: FileHandle, offset: u64, data: &[u8]) -> R<u32> {
+        match &*self.handle(fh)? {
+            Handle::Write { local } => {
+                local.change(|f| self.budget.write_at(f, data, offset))?;
+                Ok(data.len() as u32)
+            }
+            Handle::Read { .. } => Err(Errno::EBADF),
+        }
+    }
+
+    /// flush (every close) and fsync: a file written through `fh` goes up now.
+    pub(crate) fn do_flush(&self, fh: FileHandle) -> R<()> {
+        match &*self.handle(fh)? {
+            Handle::Write { local } => self.upload_local(local),
+            Handle::Read { .. } => Ok(()),
+        }
+    }
+
+    pub(crate) fn do_release(&self, fh: FileHandle) -> R<()> {
+        let Some(h) = lock(&self.handles).remove(&fh.0) else {
+            return Ok(());
+        };
+        match &*h {
+            Handle::Write { local } => self.release_local(local),
+            Handle::Read { pinned, .. } => match lock(pinned).take() {
+                Some(l) => self.release_local(&l),
+                None => Ok(()),
+            },
+        }
+    }
+
+    pub(crate) fn do_setattr(
+        &self,
+        ino: INodeNo,
+        mode: Option<u32>,
+        size: Option<u64>,
+        mtime: Option<TimeOrNow>,
+        fh: Option<FileHandle>,
+    ) -> R<FileAttr> {
+        let path = self.path_of(ino)?;
+        if let Some(Handle::Write { local }) = fh.map(|fh| self.handle(fh)).transpose()?.as_deref()
+        {
+            return self.change_attrs(&path, Some(local), mode, size, mtime);
+        }
+        let held = self.hold_local(&path);
+        let r = self.change_attrs(&path, held.as_ref(), mode, size, mtime);
+        self.release_held(held, r)
+    }
+
+    fn change_attrs(
+        &self,
+        path: &str,
+        local: Option<&Arc<Local>>,
+        mode: Option<u32>,
+        size: Option<u64>,
+        mtime: Option<TimeOrNow>,
+    ) -> R<FileAttr> {
+        if let Some(size) = size {
+            self.writable()?;
+            match local {
+                Some(l) => l.change(|f| self.budget.set_len(f, size))?,
+                None => {
+                    let l = self.acquire_local(path, size == 0, None)?;
+                    let r = l.change(|f| self.budget.set_len(f, size));
+                    let released = self.release_local(&l);
+                    r.and(released)?;
+                }
+            }
+        }
+        let Some(l) = local else {
+            self.set_stored_attrs(path, mode, mtime)?;
+            return self.path_attr(path);
+        };
+        if let Some(mode) = mode {
+            l.change(|f| {
+                f.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+                    .map_err(|e| io_errno("chmod cache file", &e))
+            })?;
+        }
+        if let Some(t) = mtime {
+            l.change(|f| {
+                f.set_times(std::fs::FileTimes::new().set_modified(time_of(t)))
+                    .map_err(|e| io_errno("utimens cache file", &e))
+            })?;
+        }
+        self.path_attr(path)
+    }
+
+    /// chmod/touch of a file that is not open for writing: its stored metadata changes
+    /// (directories have none to change and keep what they show).
+    fn set_stored_attrs(&self, path: &str, mode: Option<u32>, mtime: Option<TimeOrNow>) -> R<()> {
+        if mode.is_none() && mtime.is_none() {
+            return Ok(());
+        }
+        let (dir, name) = split(path);
+        if path.is_empty() || self.entry(dir, name)?.is_some_and(|e| e.is_dir) {
+            return Ok(());
+        }
+        self.writable()?;
+        self.block_on(self.store.set_attrs(path, mtime.map(time_of), mode))
+            .map_err(|e| errno(&format!("setattr {path:?}"), e))?;
+        self.cache.forget_meta(path);
+        Ok(())
+    }
+
+    pub(crate) fn do_mkdir(&self, parent: INodeNo, name: &OsStr) -> R<FileAttr> {
+        self.writable()?;
+        let dir = self.path_of(parent)?;
+        let path = join(&dir, name)?;
+        if self.entry(&dir, split(&path).1)?.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        self.block_on(self.store.put_marker(&path, &Xattrs::new()))
+            .map_err(|e| errno("mkdir", e))?;
+        self.cache.set(&path, Some(Ent::dir()));
+        Ok(self.dir_attr(self.ino_of(&path), None))
+    }
+
+    pub(crate) fn do_symlink(&self, parent: INodeNo, name: &OsStr, target: &Path) -> R<FileAttr> {
+        self.writable()?;
+        let dir = self.path_of(parent)?;
+        let path = join(&dir, name)?;
+        if self.entry(&dir, split(&path).1)?.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        let target = target.as_os_str().as_encoded_bytes();
+        self.block_on(self.store.put_symlink(&path, target))
+            .map_err(|e| errno(&format!("symlink {path:?}"), e))?;
+        self.cache
+            .set(&path, Some(Ent::file(SystemTime::now(), None)));
+        self.path_attr(&path)
+    }
+
+    pub(crate) fn do_readlink(&self, ino: INodeNo) -> R<Vec<u8>> {
+        let path = self.path_of(ino)?;
+        let attr = self.path_attr(&path)?;
+        if attr.kind != FileType::Symlink {
+            return Err(Errno::EINVAL);
+        }
+        self.block_on(self.store.read_range(&path, 0, attr.size))
+            .map_err(|e| errno(&format!("readlink {path:?}"), e))
+    }
+
+    pub(crate) fn do_rmdir(&self, parent: INodeNo, name: &OsStr) -> R<()> {
+        self.writable()?;
+        let dir = self.path_of(parent)?;
+        let path = join(&dir, name)?;
+        match self.entry(&dir, split(&path).1)? {
+            None => return Err(Errno::ENOENT),
+            Some(e) if !e.is_dir => return Err(Errno::ENOTDIR),
+            Some(_) => {}
+        }
+        if !self.is_empty_dir(&path)? {
+            return Err(Errno::ENOTEMPTY);
+        }
+        self.block_on(self.store.delete_marker(&path))
+            .map_err(|e| errno("rmdir", e))?;
+        self.cache.set(&path, None);
+        self.cache.forget_tree(&path);
+        Ok(())
+    }
+
+    pub(crate) fn do_unlink(&self, parent: INodeNo, name: &OsStr) -> R<()> {
+        self.writable()?;
+        let dir = self.path_of(parent)?;
+        let path = join(&dir, name)?;
+        match self.entry(&dir, split(&path).1)? {
+            None => return Err(Errno::ENOENT),
+            Some(e) if e.is_dir => return Err(Errno::EISDIR),
+            Some(_) => {}
+        }
+        let ino = self.ino_of(&path);
+        self.pin_readers(&path)?;
+        let open = lock(&self.locals).remove(&path);
+        if let Some(l) = open {
+            self.orphan(ino, l);
+        }
+        self.block_on(self.store.delete(&path))
+            .map_err(|e| errno("unlink", e))?;
+        self.cache.set(&path, None);
+        Ok(())
+    }
+}

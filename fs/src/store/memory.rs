@@ -1,0 +1,418 @@
+//! An in-memory [`Store`] for the unit tests: objects in a map, directory markers beside
+//! them, a version per object so that readers see replacements as a real store's
+//! `If-Match` does, a count of calls by method (what the caches save), and an error to
+//! answer on demand (the errno table, seen through the core).
+
+use super::{Error, Result, Store, UploadAttrs};
+use crate::names::child;
+use bytes::{Bytes, BytesMut};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
+use tokio::sync::mpsc;
+use vault::attrs::{Xattrs, XATTRS_MAX};
+use vault::vault::{Entry, Meta};
+
+/// A regular file's kind bits (`S_IFREG`) and a symbolic link's.
+pub(crate) const REGULAR: u32 = 0o100000;
+const SYMLINK: u32 = 0o120000;
+/// What [`Store::stream_at`] sends at a time: small, so tests cross batches.
+const BATCH: usize = 4096;
+
+/// One stored object.
+#[derive(Clone, Debug)]
+pub(crate) struct Obj {
+    pub data: Bytes,
+    pub mode: u32,
+    pub mtime: SystemTime,
+    pub xattrs: Option<String>,
+    /// As uploaded; `None` for objects stored otherwise.
+    pub owner: Option<(u32, u32)>,
+    stored: SystemTime,
+    version: u64,
+}
+
+impl Obj {
+    fn meta(&self) -> Meta {
+        Meta {
+            size: self.data.len() as u64,
+            mtime: Some(self.mtime),
+            mode: Some(self.mode),
+            hash: None,
+            xattrs: self.xattrs.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    files: BTreeMap<String, Obj>,
+    markers: BTreeMap<String, Xattrs>,
+    version: u64,
+}
+
+impl State {
+    fn put(&mut self, path: &str, mut obj: Obj) {
+        self.version += 1;
+        obj.version = self.version;
+        obj.stored = SystemTime::now();
+        self.files.insert(path.to_string(), obj);
+    }
+
+    fn file(&self, path: &str) -> Result<&Obj> {
+        self.files
+            .get(path)
+            .ok_or_else(|| Error::NotFound(format!("{path:?} does not exist")))
+    }
+}
+
+/// An object opened for reads: its bytes and version as they were.
+pub(crate) struct MemReader {
+    path: String,
+    version: u64,
+    data: Bytes,
+}
+
+#[derive(Default)]
+pub(crate) struct Memory {
+    state: Mutex<State>,
+    calls: Mutex<BTreeMap<&'static str, usize>>,
+    fail: Mutex<Option<fn() -> Error>>,
+    /// Whether listings carry each file's attributes (else each costs a stat).
+    pub lists_meta: bool,
+}
+
+impl Memory {
+    pub(crate) fn new() -> Memory {
+        Memory {
+            lists_meta: true,
+            ..Memory::default()
+        }
+    }
+
+    /// Counts a call of `name` and answers the set error, if any.
+    fn enter(&self, name: &'static str) -> Result<MutexGuard<'_, State>> {
+        *crate::lock(&self.calls).entry(name).or_default() += 1;
+        if let Some(fail) = *crate::lock(&self.fail) {
+            return Err(fail());
+        }
+        Ok(crate::lock(&self.state))
+    }
+
+    /// How often `name` was called.
+    pub(crate) fn calls(&self, name: &str) -> usize {
+        crate::lock(&self.calls).get(name).copied().unwrap_or(0)
+    }
+
+    /// Makes every call fail with `fail()` from now on (`None`: succeed again).
+    pub(crate) fn fail_with(&self, fail: Option<fn() -> Error>) {
+        *crate::lock(&self.fail) = fail;
+    }
+
+    /// Stores `data` at `path` as another client would (mode 0644).
+    pub(crate) fn put_file(&self, path: &str, data: &[u8]) {
+        let obj = Obj {
+            data: Bytes::copy_from_slice(data),
+            mode: REGULAR | 0o644,
+            mtime: SystemTime::now(),
+            xattrs: None,
+            owner: None,
+            stored: SystemTime::now(),
+            version: 0,
+        };
+        crate::lock(&self.state).put(path, obj);
+    }
+
+    pub(crate) fn file(&self, path: &str) -> Option<Obj> {
+        crate::lock(&self.state).files.get(path).cloned()
+    }
+
+    pub(crate) fn marker(&self, path: &str) -> Option<Xattrs> {
+        crate::lock(&self.state).markers.get(path).cloned()
+    }
+
+    /// Every directory marker's path.
+    pub(crate) fn markers(&self) -> Vec<String> {
+        crate::lock(&self.state).markers.keys().cloned().collect()
+    }
+
+    /// Every file's path.
+    pub(crate) fn paths(&self) -> Vec<String> {
+        crate::lock(&self.state).files.keys().cloned().collect()
+    }
+
+    fn check(&self, r: &MemReader) -> Result<()> {
+        match crate::lock(&self.state).files.get(&r.path) {
+            Some(o) if o.version == r.version => Ok(()),
+            _ => Err(Error::PreconditionFailed(format!("{:?} changed", r.path))),
+        }
+    }
+}
+
+fn slice(data: &Bytes, offset: u64, len: u64) -> Bytes {
+    let start = (offset as usize).min(data.len());
+    let end = (offset.saturating_add(len) as usize).min(data.len());
+    data.slice(start..end)
+}
+
+/// The first name of `rest`, when there is a directory level below it.
+fn subdir(rest: &str) -> Option<&str> {
+    rest.split_once('/').map(|(d, _)| d)
+}
+
+impl Store for Memory {
+    type Reader = MemReader;
+
+    async fn list(&self, dir: &str) -> Result<Vec<Entry>> {
+        let st = self.enter("list")?;
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let mut out: BTreeMap<String, Entry> = BTreeMap::new();
+        let mut add_dir = |path: String| {
+            out.entry(path.clone()).or_insert(Entry {
+                path,
+                size: 0,
+                stored: None,
+                is_dir: true,
+                meta: None,
+            });
+        };
+        // A directory's own marker is not listed, as in S3 under `dir/`.
+        for m in st.markers.keys() {
+            if let Some(rest) = m.strip_prefix(&prefix).filter(|r| !r.is_empty()) {
+                add_dir(child(dir, subdir(rest).unwrap_or(rest)));
+            }
+        }
+        for p in st.files.keys() {
+            if let Some(d) = p.strip_prefix(&prefix).and_then(subdir) {
+                add_dir(child(dir, d));
+            }
+        }
+        for (p, o) in &st.files {
+            if p.strip_prefix(&prefix).is_some_and(|r| !r.contains('/')) {
+                out.insert(
+                    p.clone(),
+                    Entry {
+                        path: p.clone(),
+                        size: o.data.len() as u64,
+                        stored: Some(o.stored),
+                        is_dir: false,
+                        meta: self.lists_meta.then(|| o.meta()),
+                    },
+                );
+            }
+        }
+        // As the vault does: a `dir` that names a file lists that file.
+        if out.is_empty() && !dir.is_empty() {
+            if let Some(o) = st.files.get(dir) {
+                out.insert(
+                    dir.to_string(),
+                    Entry {
+                        path: dir.to_string(),
+                        size: o.data.len() as u64,
+                        stored: None,
+                        is_dir: false,
+                        meta: Some(o.meta()),
+                    },
+                );
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<Meta>> {
+        let st = self.enter("stat")?;
+        Ok(st.files.get(path).map(Obj::meta))
+    }
+
+    async fn download(&self, path: &str, local: &Path) -> Result<()> {
+        let obj = self.enter("download")?.file(path)?.clone();
+        std::fs::write(local, &obj.data)?;
+        std::fs::set_permissions(local, std::fs::Permissions::from_mode(obj.mode & 0o7777))?;
+        let f = std::fs::File::open(local)?;
+        f.set_times(std::fs::FileTimes::new().set_modified(obj.mtime))?;
+        Ok(())
+    }
+
+    async fn upload(&self, local: &Path, path: &str, attrs: &UploadAttrs) -> Result<()> {
+        let mut st = self.enter("upload")?;
+        let data = std::fs::read(local)?;
+        let obj = Obj {
+            data: data.into(),
+            mode: attrs.mode,
+            mtime: attrs.mtime,
+            xattrs: attrs.xattrs.clone(),
+            owner: Some(attrs.owner),
+            stored: SystemTime::now(),
+            version: 0,
+        };
+        st.put(path, obj);
+        Ok(())
+    }
+
+    async fn reader(&self, path: &str) -> Result<Option<MemReader>> {
+        let st = self.enter("reader")?;
+        Ok(st.files.get(path).map(|o| MemReader {
+            path: path.to_string(),
+            version: o.version,
+            data: o.data.clone(),
+        }))
+    }
+
+    async fn read_at(
+        &self,
+        r: &MemReader,
+        offset: u64,
+        len: u64,
+        buf: &mut BytesMut,
+    ) -> Result<()> {
+        drop(self.enter("read_at")?);
+        self.check(r)?;
+        buf.clear();
+        buf.extend_from_slice(&slice(&r.data, offset, len));
+        Ok(())
+    }
+
+    fn stream_at(
+        &self,
+        r: &MemReader,
+        offset: u64,
+        tx: &mpsc::Sender<Bytes>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            drop(self.enter("stream_at")?);
+            self.check(r)?;
+            let rest = slice(&r.data, offset, u64::MAX);
+            for at in (0..rest.len()).step_by(BATCH) {
+                let batch = rest.slice(at..(at + BATCH).min(rest.len()));
+                if tx.send(batch).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let st = self.enter("read_range")?;
+        Ok(slice(&st.file(path)?.data, offset, len).to_vec())
+    }
+
+    async fn delete(&self, path: &str) -> Result<()> {
+        self.enter("delete")?.files.remove(path);
+        Ok(())
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let mut st = self.enter("copy")?;
+        let obj = st.file(from)?.clone();
+        st.put(to, obj);
+        Ok(())
+    }
+
+    async fn set_attrs(
+        &self,
+        path: &str,
+        mtime: Option<SystemTime>,
+        mode: Option<u32>,
+    ) -> Result<()> {
+        let mut st = self.enter("set_attrs")?;
+        let mut obj = st.file(path)?.clone();
+        if let Some(t) = mtime {
+            obj.mtime = t;
+        }
+        if let Some(m) = mode {
+            obj.mode = (obj.mode & !0o7777) | (m & 0o7777);
+        }
+        // A copy onto itself: a new object, as readers opened before see.
+        st.put(path, obj);
+        Ok(())
+    }
+
+    async fn set_xattrs(&self, path: &str, xattrs: &Xattrs) -> Result<()> {
+        let stored = self.encode_xattrs(xattrs)?;
+        let mut st = self.enter("set_xattrs")?;
+        let mut obj = st.file(path)?.clone();
+        obj.xattrs = stored;
+        st.put(path, obj);
+        Ok(())
+    }
+
+    async fn put_symlink(&self, path: &str, target: &[u8]) -> Result<()> {
+        let obj = Obj {
+            data: Bytes::copy_from_slice(target),
+            mode: SYMLINK | 0o777,
+            mtime: SystemTime::now(),
+            xattrs: None,
+            owner: None,
+            stored: SystemTime::now(),
+            version: 0,
+        };
+        self.enter("put_symlink")?.put(path, obj);
+        Ok(())
+    }
+
+    async fn put_marker(&self, path: &str, xattrs: &Xattrs) -> Result<()> {
+        let mut st = self.enter("put_marker")?;
+        st.markers.insert(path.to_string(), xattrs.clone());
+        Ok(())
+    }
+
+    async fn delete_marker(&self, path: &str) -> Result<()> {
+        self.enter("delete_marker")?.markers.remove(path);
+        Ok(())
+    }
+
+    async fn dir_xattrs(&self, path: &str) -> Result<Xattrs> {
+        let st = self.enter("dir_xattrs")?;
+        Ok(st.markers.get(path).cloned().unwrap_or_default())
+    }
+
+    /// Stored as `name=hex` pairs joined by `;`.
+    fn decode_xattrs(&self, stored: Option<&str>) -> Result<Xattrs> {
+        let bad = || Error::Crypto(format!("bad stored extended attributes {stored:?}"));
+        let mut out = Xattrs::new();
+        for pair in stored
+            .unwrap_or_default()
+            .split(';')
+            .filter(|p| !p.is_empty())
+        {
+            let (name, hex) = pair.split_once('=').ok_or_else(bad)?;
+            let value = (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    u8::from_str_radix(hex.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())
+                })
+                .collect::<Result<Vec<u8>>>()?;
+            out.insert(name.to_string(), value);
+        }
+        Ok(out)
+    }
+
+    fn encode_xattrs(&self, xattrs: &Xattrs) -> Result<Option<String>> {
+        if xattrs.is_empty() {
+            return Ok(None);
+        }
+        let pairs: Vec<String> = xattrs
+            .iter()
+            .map(|(n, v)| {
+                let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{n}={hex}")
+            })
+            .collect();
+        let s = pairs.join(";");
+        if s.len() > XATTRS_MAX {
+            return Err(Error::Transport(format!(
+                "extended attributes take {} bytes, more than {XATTRS_MAX}",
+                s.len()
+            )));
+        }
+        Ok(Some(s))
+    }
+}

@@ -1,0 +1,98 @@
+//! What the mount needs of a vault, as one small trait: list a directory with its
+//! attributes, stat a file, read ranges (one-off, random through a reader, or one
+//! streamed GET), download to and upload from a local copy with explicit attributes,
+//! delete, copy server-side, and directory markers with their extended attributes.
+//!
+//! [`::vault::Vault`] implements it ([`vault`]); an in-memory store does for the unit
+//! tests ([`memory`]), so the filesystem core runs without S3 and without a kernel mount.
+
+#[cfg(test)]
+pub(crate) mod memory;
+mod vault;
+
+use ::vault::attrs::Xattrs;
+use ::vault::vault::{Entry, Meta};
+use bytes::{Bytes, BytesMut};
+use std::future::Future;
+use std::path::Path;
+use std::time::SystemTime;
+use tokio::sync::mpsc;
+
+pub(crate) use ::vault::Error;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
+
+/// A file's attributes as it is uploaded: stated here, never read from the local copy's
+/// own inode by the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UploadAttrs {
+    /// The file's mode: kind and permission bits, as `st_mode`.
+    pub mode: u32,
+    pub mtime: SystemTime,
+    /// Extended attributes as stored ([`Meta::xattrs`]).
+    pub xattrs: Option<String>,
+    /// Owner (uid, gid) of the file as the mount shows it.
+    pub owner: (u32, u32),
+}
+
+/// A vault as the filesystem core sees it. Paths are plaintext, from the vault's root,
+/// without a leading or trailing slash; a directory is a common prefix, optionally with
+/// a marker object.
+pub(crate) trait Store: Send + Sync + 'static {
+    /// An object opened for random reads: later reads see the object as it was opened
+    /// or fail, never a mix.
+    type Reader: Send + Sync + 'static;
+
+    /// The names directly under `dir`, with attributes when the server lists them.
+    async fn list(&self, dir: &str) -> Result<Vec<Entry>>;
+    /// A file's attributes, or `None` when there is no such file.
+    async fn stat(&self, path: &str) -> Result<Option<Meta>>;
+    /// The file's content into the local file `local`, its mode and mtime restored.
+    async fn download(&self, path: &str, local: &Path) -> Result<()>;
+    /// The local file's content to `path`, with `attrs` as its attributes.
+    async fn upload(&self, local: &Path, path: &str, attrs: &UploadAttrs) -> Result<()>;
+    /// `path` opened for reads (`None`: no such file).
+    async fn reader(&self, path: &str) -> Result<Option<Self::Reader>>;
+    /// Up to `len` bytes at `offset` of the reader's object into `buf` (emptied first).
+    async fn read_at(
+        &self,
+        r: &Self::Reader,
+        offset: u64,
+        len: u64,
+        buf: &mut BytesMut,
+    ) -> Result<()>;
+    /// The reader's object from `offset` to its end, sent to `tx` in batches; ends early,
+    /// without error, when the receiver is dropped. Spawned, hence `Send`.
+    fn stream_at(
+        &self,
+        r: &Self::Reader,
+        offset: u64,
+        tx: &mpsc::Sender<Bytes>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Up to `len` bytes of `path` at `offset`, one-off.
+    async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// Deletes one file (absent files are not an error, as in S3).
+    async fn delete(&self, path: &str) -> Result<()>;
+    /// Server-side copy of one file, its attributes kept.
+    async fn copy(&self, from: &str, to: &str) -> Result<()>;
+    /// Sets a stored file's mtime and/or permission bits.
+    async fn set_attrs(
+        &self,
+        path: &str,
+        mtime: Option<SystemTime>,
+        mode: Option<u32>,
+    ) -> Result<()>;
+    /// Replaces a stored file's extended attributes.
+    async fn set_xattrs(&self, path: &str, xattrs: &Xattrs) -> Result<()>;
+    /// Stores a symbolic link to `target`.
+    async fn put_symlink(&self, path: &str, target: &[u8]) -> Result<()>;
+    /// Stores the directory marker of `path` with its extended attributes.
+    async fn put_marker(&self, path: &str, xattrs: &Xattrs) -> Result<()>;
+    /// Deletes the directory marker of `path`.
+    async fn delete_marker(&self, path: &str) -> Result<()>;
+    /// The extended attributes on the directory marker of `path`.
+    async fn dir_xattrs(&self, path: &str) -> Result<Xattrs>;
+    /// Extended attributes from their stored form ([`Meta::xattrs`]).
+    fn decode_xattrs(&self, stored: Option<&str>) -> Result<Xattrs>;
+    /// Extended attributes in their stored form; an error when they do not fit.
+    fn encode_xattrs(&self, xattrs: &Xattrs) -> Result<Option<String>>;
+}

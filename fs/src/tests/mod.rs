@@ -1,0 +1,186 @@
+//! Unit tests of the filesystem core over the in-memory store, without a kernel mount:
+//! each test drives the core's operations as the adapter would for one syscall.
+
+mod attrs;
+mod files;
+mod model;
+mod open;
+mod tree;
+
+use crate::filesystem::Core;
+use crate::inodes::ROOT;
+use crate::store::memory::Memory;
+use crate::{MountOptions, R};
+use fuser::{Errno, FileAttr, FileHandle, INodeNo, OpenFlags, RenameFlags};
+use std::ffi::OsStr;
+use std::time::Duration;
+
+/// A core over a memory store, with its cache directory.
+pub(crate) struct Fx {
+    pub core: Core<Memory>,
+    pub dir: tempfile::TempDir,
+}
+
+/// How a fixture's mount is set up.
+pub(crate) struct Setup {
+    pub store: Memory,
+    pub ttl: Duration,
+    pub read_only: bool,
+    pub cache_size: Option<u64>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            store: Memory::new(),
+            ttl: Duration::from_secs(60),
+            read_only: false,
+            cache_size: None,
+        }
+    }
+}
+
+impl Setup {
+    pub(crate) fn build(self) -> Fx {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = MountOptions {
+            read_only: self.read_only,
+            allow_other: false,
+            cache_ttl: self.ttl,
+            cache_dir: dir.path().to_path_buf(),
+            fs_name: "cybs3:test".into(),
+            cache_size: self.cache_size,
+        };
+        Fx {
+            core: Core::new(self.store, opts).unwrap(),
+            dir,
+        }
+    }
+}
+
+pub(crate) fn fx() -> Fx {
+    Setup::default().build()
+}
+
+fn name(path: &str) -> &OsStr {
+    OsStr::new(crate::names::split(path).1)
+}
+
+impl Fx {
+    pub(crate) fn store(&self) -> &Memory {
+        &self.core.store
+    }
+
+    /// The inode of `path`, looked up name by name as the kernel does.
+    pub(crate) fn ino(&self, path: &str) -> R<INodeNo> {
+        let mut ino = INodeNo(ROOT);
+        for n in path.split('/').filter(|n| !n.is_empty()) {
+            ino = self.core.do_lookup(ino, OsStr::new(n))?.ino;
+        }
+        Ok(ino)
+    }
+
+    pub(crate) fn parent(&self, path: &str) -> R<INodeNo> {
+        self.ino(crate::names::split(path).0)
+    }
+
+    pub(crate) fn lookup(&self, path: &str) -> R<FileAttr> {
+        self.core.do_lookup(self.parent(path)?, name(path))
+    }
+
+    /// creat(2) with mode 0666 under umask 022.
+    pub(crate) fn create(&self, path: &str) -> R<FileHandle> {
+        let (_, fh) = self
+            .core
+            .do_create(self.parent(path)?, name(path), 0o666, 0o022)?;
+        Ok(FileHandle(fh))
+    }
+
+    pub(crate) fn open(&self, path: &str, flags: i32) -> R<FileHandle> {
+        Ok(FileHandle(
+            self.core.do_open(self.ino(path)?, OpenFlags(flags))?,
+        ))
+    }
+
+    pub(crate) fn write(&self, fh: FileHandle, offset: u64, data: &[u8]) -> R<u32> {
+        self.core.do_write(fh, offset, data)
+    }
+
+    pub(crate) fn read(&self, fh: FileHandle, offset: u64, size: u32) -> R<Vec<u8>> {
+        self.core.do_read(fh, offset, size).map(|b| b.to_vec())
+    }
+
+    /// close(2): FLUSH then RELEASE; the caller sees the flush's answer, as from the
+    /// kernel, and the release's when the flush worked.
+    pub(crate) fn close(&self, fh: FileHandle) -> R<()> {
+        let flushed = self.core.do_flush(fh);
+        let released = self.core.do_release(fh);
+        flushed.and(released)
+    }
+
+    /// Writes a whole file through the mount.
+    pub(crate) fn put(&self, path: &str, data: &[u8]) -> R<()> {
+        let fh = self.create(path)?;
+        self.write(fh, 0, data)?;
+        self.close(fh)
+    }
+
+    /// Reads a whole file (up to 1 MiB) through the mount.
+    pub(crate) fn get(&self, path: &str) -> R<Vec<u8>> {
+        let fh = self.open(path, libc::O_RDONLY)?;
+        let data = self.read(fh, 0, 1 << 20);
+        self.close(fh)?;
+        data
+    }
+
+    pub(crate) fn mkdir(&self, path: &str) -> R<FileAttr> {
+        self.core.do_mkdir(self.parent(path)?, name(path))
+    }
+
+    pub(crate) fn rmdir(&self, path: &str) -> R<()> {
+        self.core.do_rmdir(self.parent(path)?, name(path))
+    }
+
+    pub(crate) fn unlink(&self, path: &str) -> R<()> {
+        self.core.do_unlink(self.parent(path)?, name(path))
+    }
+
+    pub(crate) fn rename_with(&self, from: &str, to: &str, flags: RenameFlags) -> R<()> {
+        let (p, np) = (self.parent(from)?, self.parent(to)?);
+        self.core.do_rename(p, name(from), np, name(to), flags)
+    }
+
+    pub(crate) fn rename(&self, from: &str, to: &str) -> R<()> {
+        self.rename_with(from, to, RenameFlags::empty())
+    }
+
+    /// truncate(2) by path.
+    pub(crate) fn truncate(&self, path: &str, size: u64) -> R<FileAttr> {
+        self.core
+            .do_setattr(self.ino(path)?, None, Some(size), None, None)
+    }
+
+    /// The names `readdir` shows in `dir` (without `.` and `..`).
+    pub(crate) fn names(&self, dir: &str) -> R<Vec<String>> {
+        let fh = FileHandle(self.core.do_opendir(self.ino(dir)?)?);
+        let names = self
+            .core
+            .dir_entries(fh)?
+            .iter()
+            .skip(2)
+            .map(|e| e.2.clone())
+            .collect();
+        self.core.do_releasedir(fh);
+        Ok(names)
+    }
+
+    /// Files left in the cache directory.
+    pub(crate) fn cached_files(&self) -> usize {
+        std::fs::read_dir(self.dir.path()).unwrap().count()
+    }
+}
+
+/// The errno of a result, for asserting on failures of any value type.
+pub(crate) fn err<T: std::fmt::Debug>(r: R<T>) -> Errno {
+    r.expect_err("an error was expected")
+}

@@ -1,0 +1,251 @@
+//! Write-back: a file open for writing is a local copy in the cache directory, shared by
+//! every handle on its path, marked dirty by each change, and uploaded whole on `fsync`
+//! and on every `close` after a change (so a `close` that succeeded means the content is
+//! in the store). The last close removes the copy, unless its upload failed: then it
+//! stays for the user to recover.
+
+use crate::budget;
+use crate::dircache::Ent;
+use crate::errno::{errno, io_errno};
+use crate::filesystem::Core;
+use crate::store::{Store, UploadAttrs};
+use crate::{lock, R};
+use fuser::Errno;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use vault::vault::Meta;
+
+/// A file open for writing: its local copy, shared by every handle on the path. The
+/// copy's own inode holds the file's mode and mtime until the upload states them
+/// ([`Core::upload_attrs`]).
+pub(crate) struct Local {
+    /// The store path it is uploaded to (renames move it).
+    pub path: Mutex<String>,
+    pub cache_path: PathBuf,
+    pub file: File,
+    pub state: Mutex<LocalState>,
+    /// Extended attributes as stored, uploaded with the content.
+    pub xattrs: Mutex<Option<String>>,
+}
+
+pub(crate) struct LocalState {
+    /// Changed since the last upload.
+    pub dirty: bool,
+    /// Handles (and holds) on this copy.
+    pub refs: usize,
+    /// Unlinked while open: still readable and writable through its handles (POSIX),
+    /// never uploaded again.
+    pub unlinked: bool,
+}
+
+impl Local {
+    pub(crate) fn metadata(&self) -> R<std::fs::Metadata> {
+        self.file
+            .metadata()
+            .map_err(|e| io_errno("stat cache file", &e))
+    }
+
+    /// Runs `change` on the copy under the state lock and marks it dirty if it worked.
+    pub(crate) fn change<T>(&self, change: impl FnOnce(&File) -> R<T>) -> R<T> {
+        let mut st = lock(&self.state);
+        let v = change(&self.file)?;
+        st.dirty = true;
+        Ok(v)
+    }
+}
+
+impl<S: Store> Core<S> {
+    /// The local copy of `path`, if it is open for writing.
+    pub(crate) fn local(&self, path: &str) -> Option<Arc<Local>> {
+        lock(&self.locals).get(path).cloned()
+    }
+
+    fn new_cache_path(&self) -> PathBuf {
+        let n = self.next_cache.fetch_add(1, Ordering::Relaxed);
+        self.opts
+            .cache_dir
+            .join(format!("{}-{n}", std::process::id()))
+    }
+
+    /// The local copy of `path` for writing, downloaded unless `truncate`; one more
+    /// reference to it. `create`: a new file of mode `mode`.
+    pub(crate) fn acquire_local(
+        &self,
+        path: &str,
+        truncate: bool,
+        create: Option<u32>,
+    ) -> R<Arc<Local>> {
+        if let Some(l) = self.hold_local(path) {
+            if truncate || create.is_some() {
+                l.change(|f| self.budget.set_len(f, 0))?;
+            }
+            return Ok(l);
+        }
+        let cache_path = self.new_cache_path();
+        let (mode, fetch, xattrs) = match create {
+            Some(mode) => (mode, false, None),
+            None => {
+                let m = self.meta(path)?.ok_or(Errno::ENOENT)?;
+                let mode = m.mode.map(|m| m & 0o7777).unwrap_or(0o644);
+                (mode, !truncate, m.xattrs)
+            }
+        };
+        if fetch {
+            self.block_on(self.store.download(path, &cache_path))
+                .map_err(|e| errno(&format!("download of {path:?}"), e))?;
+        } else {
+            File::create(&cache_path).map_err(|e| io_errno("create cache file", &e))?;
+        }
+        // Our copy must stay writable to us whatever the file's mode.
+        let _ =
+            std::fs::set_permissions(&cache_path, std::fs::Permissions::from_mode(mode | 0o600));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&cache_path)
+            .map_err(|e| io_errno("open cache file", &e))?;
+        let len = budget::file_len(&file)?;
+        if let Err(e) = self.budget.reserve(len) {
+            let _ = std::fs::remove_file(&cache_path);
+            return Err(e);
+        }
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+        let local = Arc::new(Local {
+            path: Mutex::new(path.to_string()),
+            cache_path,
+            file,
+            state: Mutex::new(LocalState {
+                dirty: !fetch,
+                refs: 1,
+                unlinked: false,
+            }),
+            xattrs: Mutex::new(xattrs),
+        });
+        let mut locals = lock(&self.locals);
+        if let Some(other) = locals.get(path).cloned() {
+            // Opened concurrently: use the first copy.
+            drop(locals);
+            self.budget.release(len);
+            let _ = std::fs::remove_file(&local.cache_path);
+            lock(&other.state).refs += 1;
+            return Ok(other);
+        }
+        locals.insert(path.to_string(), local.clone());
+        Ok(local)
+    }
+
+    /// What an upload of `local` says of the file besides its bytes.
+    pub(crate) fn upload_attrs(&self, local: &Local) -> R<UploadAttrs> {
+        let md = local.metadata()?;
+        Ok(UploadAttrs {
+            mode: md.mode(),
+            mtime: md.modified().unwrap_or(UNIX_EPOCH),
+            xattrs: lock(&local.xattrs).clone(),
+            owner: (self.uid, self.gid),
+        })
+    }
+
+    /// Uploads the local copy if it changed since the last upload.
+    pub(crate) fn upload_local(&self, local: &Local) -> R<()> {
+        // The state lock is held through the upload, so that no write lands between
+        // what is uploaded and `dirty = false`: a write racing the upload would
+        // otherwise be marked clean without being in the store, and lost at the last
+        // close. It also makes concurrent flushes of one file upload once, in turn.
+        let mut st = lock(&local.state);
+        if !st.dirty || st.unlinked {
+            return Ok(());
+        }
+        let path = lock(&local.path).clone();
+        let path = path.as_str();
+        let attrs = self.upload_attrs(local)?;
+        self.block_on(self.store.upload(&local.cache_path, path, &attrs))
+            .map_err(|e| errno(&format!("upload of {path:?}"), e))?;
+        st.dirty = false;
+        drop(st);
+        self.reset_readers(path);
+        // What was uploaded is what the listing would now say.
+        let meta = local.metadata().ok().map(|md| Meta {
+            size: md.len(),
+            mtime: Some(attrs.mtime),
+            mode: Some(attrs.mode),
+            hash: None,
+            xattrs: attrs.xattrs,
+        });
+        self.cache
+            .set(path, Some(Ent::file(SystemTime::now(), meta)));
+        Ok(())
+    }
+
+    /// Drops one reference to the local copy; the last one uploads it and removes it.
+    pub(crate) fn release_local(&self, local: &Arc<Local>) -> R<()> {
+        let uploaded = self.upload_local(local);
+        let mut locals = lock(&self.locals);
+        let path = lock(&local.path).clone();
+        let path = path.as_str();
+        let mut st = lock(&local.state);
+        st.refs = st.refs.saturating_sub(1);
+        if st.refs == 0 {
+            if locals.get(path).is_some_and(|l| Arc::ptr_eq(l, local)) {
+                locals.remove(path);
+            }
+            if st.unlinked {
+                lock(&self.orphans).retain(|_, l| !Arc::ptr_eq(l, local));
+            }
+            drop(st);
+            drop(locals);
+            self.budget
+                .release(budget::file_len(&local.file).unwrap_or(0));
+            if uploaded.is_ok() {
+                let _ = std::fs::remove_file(&local.cache_path);
+            } else {
+                tracing::error!(
+                    "{path:?} was not uploaded; its content is kept in {}",
+                    local.cache_path.display()
+                );
+            }
+        }
+        uploaded
+    }
+
+    /// The local copy of `path` if it is open for writing, with one more reference, so
+    /// that a change made through the path is not lost to a concurrent last close; give
+    /// it back with [`Core::release_held`].
+    pub(crate) fn hold_local(&self, path: &str) -> Option<Arc<Local>> {
+        let locals = lock(&self.locals);
+        let l = locals.get(path).cloned()?;
+        lock(&l.state).refs += 1;
+        Some(l)
+    }
+
+    /// Gives back what [`Core::hold_local`] took (uploading what changed) after `r`.
+    pub(crate) fn release_held<T>(&self, held: Option<Arc<Local>>, r: R<T>) -> R<T> {
+        match held {
+            Some(l) => {
+                let released = self.release_local(&l);
+                let v = r?;
+                released.map(|()| v)
+            }
+            None => r,
+        }
+    }
+
+    /// Marks `local` unlinked (its path now names something else, or nothing): its
+    /// handles go on, fstat by inode `ino` still answers, and it is never uploaded.
+    pub(crate) fn orphan(&self, ino: u64, local: Arc<Local>) {
+        lock(&local.state).unlinked = true;
+        lock(&self.orphans).insert(ino, local);
+    }
+
+    /// Uploads every file with pending writes; the number that failed.
+    pub(crate) fn flush_all(&self) -> usize {
+        let locals: Vec<Arc<Local>> = lock(&self.locals).values().cloned().collect();
+        locals
+            .iter()
+            .filter(|l| self.upload_local(l).is_err())
+            .count()
+    }
+}
