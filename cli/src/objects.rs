@@ -122,7 +122,7 @@ pub fn rm(args: RmArgs) -> Result<()> {
         }
         let below = vault.list(&path, true).await?;
         if below.is_empty() {
-            return Err(vault.missing(&path).await);
+            return Err(vault.missing(&path).await.into());
         }
         if !args.recursive {
             bail!(
@@ -198,7 +198,7 @@ async fn remote_jobs(
     }
     let below: Vec<Entry> = vault.list(from, true).await?;
     if below.is_empty() {
-        return Err(vault.missing(from).await);
+        return Err(vault.missing(from).await.into());
     }
     if !recursive {
         bail!("{}:{from} is a directory; use -r to copy it", vault.name);

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vault::attrs::Xattrs;
-use vault::vault::{Entry, Meta, RangeReader, Vault};
+use vault::vault::{Entry, Meta, RangeReader, UploadAttrs, Vault};
 
 /// How a vault is mounted.
 #[derive(Clone, Debug)]
@@ -68,7 +68,8 @@ fn concat(mut parts: Vec<Bytes>) -> Bytes {
 }
 
 /// EIO, with the cause in the log.
-fn eio(what: &str, e: anyhow::Error) -> Errno {
+fn eio(what: &str, e: impl Into<anyhow::Error>) -> Errno {
+    let e = e.into();
     tracing::error!("{what}: {e:#}");
     Errno::EIO
 }
@@ -798,12 +799,22 @@ impl Inner {
         let path = lock(&local.path).clone();
         let path = path.as_str();
         let xattrs = lock(&local.xattrs).clone();
-        self.block_on(self.vault.upload_with_xattrs(
-            &local.cache_path,
-            path,
-            Arc::new(|_| {}),
-            xattrs.as_deref(),
-        ))
+        // An open file's mode and mtime live on its local copy (setattr changes them
+        // there); its owner is the mount's.
+        let md = local
+            .file
+            .metadata()
+            .map_err(|e| io_err(&format!("upload of {path:?}"), e))?;
+        let attrs = UploadAttrs {
+            uid: Some(self.uid),
+            gid: Some(self.gid),
+            xattrs: xattrs.clone(),
+            ..UploadAttrs::of_file(&md)
+        };
+        self.block_on(
+            self.vault
+                .upload(&local.cache_path, path, &attrs, Arc::new(|_| {})),
+        )
         .map_err(|e| eio(&format!("upload of {path:?}"), e))?;
         st.dirty = false;
         drop(st);
