@@ -110,7 +110,8 @@ pub fn cat(path: &str) -> Result<()> {
     let (name, path) = vault_path(path)?;
     let vault = open_vault(name.as_deref())?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
-    crate::block_on(vault.cat(&path, &mut out)).map(drop)
+    crate::block_on(vault.cat(&path, &mut out))?;
+    Ok(())
 }
 
 pub fn rm(args: RmArgs) -> Result<()> {
@@ -118,7 +119,7 @@ pub fn rm(args: RmArgs) -> Result<()> {
     let vault = open_vault(name.as_deref())?;
     crate::block_on(async {
         if vault.stat(&path).await?.is_some() {
-            return vault.delete(&path).await;
+            return Ok(vault.delete(&path).await?);
         }
         let below = vault.list(&path, true).await?;
         if below.is_empty() {

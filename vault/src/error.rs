@@ -195,7 +195,7 @@ mod tests {
         let full = io::Error::new(io::ErrorKind::StorageFull, "disk full");
         let e = Error::Local(full).context("cannot write f");
         assert!(
-            matches!(&e, Error::Local(io) if io.kind() == io::ErrorKind::StorageFull),
+            matches!(&e, Error::Local(inner) if inner.kind() == io::ErrorKind::StorageFull),
             "{e:?}"
         );
         assert_eq!(e.to_string(), "cannot write f: disk full");
@@ -223,17 +223,38 @@ mod tests {
         assert!(matches!(answered(404, "NoSuchKey"), Error::NotFound(_)));
         assert!(matches!(answered(404, "NoSuchBucket"), Error::NotFound(_)));
         assert!(matches!(answered(404, ""), Error::NotFound(_)));
-        assert!(matches!(answered(403, "AccessDenied"), Error::AccessDenied(_)));
+        assert!(matches!(
+            answered(403, "AccessDenied"),
+            Error::AccessDenied(_)
+        ));
         for code in ["ExpiredToken", "InvalidToken", "TokenRefreshRequired"] {
-            assert!(matches!(answered(403, code), Error::SessionExpired(_)), "{code}");
+            assert!(
+                matches!(answered(403, code), Error::SessionExpired(_)),
+                "{code}"
+            );
         }
-        assert!(matches!(answered(400, "ExpiredToken"), Error::SessionExpired(_)));
-        assert!(matches!(answered(412, "PreconditionFailed"), Error::PreconditionFailed(_)));
-        assert!(matches!(answered(409, "BucketNotEmpty"), Error::Conflict(_)));
-        assert!(matches!(answered(500, "InternalError"), Error::Transport(_)));
+        assert!(matches!(
+            answered(400, "ExpiredToken"),
+            Error::SessionExpired(_)
+        ));
+        assert!(matches!(
+            answered(412, "PreconditionFailed"),
+            Error::PreconditionFailed(_)
+        ));
+        assert!(matches!(
+            answered(409, "BucketNotEmpty"),
+            Error::Conflict(_)
+        ));
+        assert!(matches!(
+            answered(500, "InternalError"),
+            Error::Transport(_)
+        ));
         assert!(matches!(answered(503, "SlowDown"), Error::Transport(_)));
         let e = answered(403, "AccessDenied");
-        assert_eq!(e.to_string(), "S3 error 403 AccessDenied: the server says why");
+        assert_eq!(
+            e.to_string(),
+            "S3 error 403 AccessDenied: the server says why"
+        );
     }
 
     #[test]
@@ -244,7 +265,10 @@ mod tests {
         let err: SdkError<GetObjectError, HttpResponse> =
             SdkError::dispatch_failure(ConnectorError::io(cause.into()));
         let e = Error::from(err);
-        assert!(matches!(&e, Error::Transport(m) if m.contains("connection refused")), "{e:?}");
+        assert!(
+            matches!(&e, Error::Transport(m) if m.contains("connection refused")),
+            "{e:?}"
+        );
     }
 
     #[test]

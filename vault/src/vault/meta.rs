@@ -174,7 +174,13 @@ mod tests {
         assert_eq!(meta[META_MTIME], "1700000000.000000005");
         assert_eq!(meta[META_HASH], "sha256:00");
         assert_eq!(meta[crate::attrs::META_XATTRS], "stored");
-        let none = UploadAttrs { xattrs: None, ..attrs };
-        assert!(!none.metadata(String::new()).iter().any(|(k, _)| k == "xattrs"));
+        let none = UploadAttrs {
+            xattrs: None,
+            ..attrs
+        };
+        assert!(!none
+            .metadata(String::new())
+            .iter()
+            .any(|(k, _)| k == "xattrs"));
     }
 }

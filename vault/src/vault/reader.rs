@@ -6,7 +6,6 @@ use crate::crypto::{Opener, VaultKeys, CHUNK};
 use crate::error::{Error, Result, ResultExt};
 use crate::transfer::{gone, ObjectInfo};
 use bytes::{Bytes, BytesMut};
-use futures::TryStreamExt;
 use std::io::Write;
 use std::sync::Arc;
 
