@@ -1003,11 +1003,11 @@ impl Inner {
     }
 
     fn put_marker(&self, path: &str, xattrs: &Xattrs) -> anyhow::Result<()> {
-        self.block_on(self.vault.put_marker(path, xattrs))
+        Ok(self.block_on(self.vault.put_marker(path, xattrs))?)
     }
 
     fn delete_marker(&self, path: &str) -> anyhow::Result<()> {
-        self.block_on(self.vault.delete_marker(path))
+        Ok(self.block_on(self.vault.delete_marker(path))?)
     }
 
     /// Server-side copy of one file (metadata kept), then the source deleted.

@@ -27,7 +27,7 @@ pub(crate) struct Prefetch {
     end: u64,
     rx: mpsc::Receiver<Bytes>,
     /// Until the stream has ended and its outcome been taken.
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    task: Option<JoinHandle<vault::Result<()>>>,
 }
 
 impl Prefetch {
