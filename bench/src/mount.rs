@@ -301,7 +301,8 @@ impl<'a> Bench<'a> {
         say(&format!("{kind}: vault upload (S3 PUT), {label}"));
         self.cold()?;
         let t = Instant::now();
-        rt.block_on(vault.upload(&local, "direct-big", Arc::new(|_| {})))?;
+        let attrs = vault::vault::UploadAttrs::of_file(&std::fs::metadata(&local)?);
+        rt.block_on(vault.upload(&local, "direct-big", &attrs, Arc::new(|_| {})))?;
         let put = self.mbs(t.elapsed());
         rows.push(row(
             &format!("vault upload (S3 PUT), {label} (ref)"),

@@ -315,7 +315,7 @@ fn write_config(home: &Path, name: &str, cfg: &VaultConfig) -> Result<()> {
     if let Some(token) = &cfg.session_token {
         text.push_str(&format!("session_token = {}\n", s(token)));
     }
-    write_private(&home.join("config.toml"), text.as_bytes())
+    Ok(write_private(&home.join("config.toml"), text.as_bytes())?)
 }
 
 /// One quick request, so a server that is down fails the bench in seconds with one line

@@ -46,7 +46,7 @@ pub fn open_vault(name: Option<&str>) -> Result<Vault> {
     } else {
         None
     };
-    Vault::open(&name, cfg, keys)
+    Ok(Vault::open(&name, cfg, keys)?)
 }
 
 /// The passphrase of a sealed identity: `CYBS3_PASSPHRASE`, else asked on the terminal.

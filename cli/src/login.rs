@@ -66,7 +66,7 @@ pub fn refresh(name: &str, cfg: &mut VaultConfig) -> Result<()> {
     login(cfg, &user, &password, cfg.login_duration)?;
     let mut config = Config::load()?;
     config.vaults.insert(name.to_string(), cfg.clone());
-    config.save()
+    Ok(config.save()?)
 }
 
 fn login(cfg: &mut VaultConfig, user: &str, password: &str, duration: Option<u64>) -> Result<()> {

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use vault::vault::{Entry, Vault};
+use vault::vault::{Entry, UploadAttrs, Vault};
 
 /// Files in flight for `cp -r` and `rm -r`.
 const JOBS: usize = 8;
@@ -110,7 +110,8 @@ pub fn cat(path: &str) -> Result<()> {
     let (name, path) = vault_path(path)?;
     let vault = open_vault(name.as_deref())?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
-    crate::block_on(vault.cat(&path, &mut out)).map(drop)
+    crate::block_on(vault.cat(&path, &mut out))?;
+    Ok(())
 }
 
 pub fn rm(args: RmArgs) -> Result<()> {
@@ -118,11 +119,11 @@ pub fn rm(args: RmArgs) -> Result<()> {
     let vault = open_vault(name.as_deref())?;
     crate::block_on(async {
         if vault.stat(&path).await?.is_some() {
-            return vault.delete(&path).await;
+            return Ok(vault.delete(&path).await?);
         }
         let below = vault.list(&path, true).await?;
         if below.is_empty() {
-            return Err(vault.missing(&path).await);
+            return Err(vault.missing(&path).await.into());
         }
         if !args.recursive {
             bail!(
@@ -137,8 +138,8 @@ pub fn rm(args: RmArgs) -> Result<()> {
             })
             .buffer_unordered(JOBS)
             .try_collect::<Vec<()>>()
-            .await
-            .map(drop)
+            .await?;
+        Ok(())
     })
 }
 
@@ -198,7 +199,7 @@ async fn remote_jobs(
     }
     let below: Vec<Entry> = vault.list(from, true).await?;
     if below.is_empty() {
-        return Err(vault.missing(from).await);
+        return Err(vault.missing(from).await.into());
     }
     if !recursive {
         bail!("{}:{from} is a directory; use -r to copy it", vault.name);
@@ -232,7 +233,16 @@ async fn run_jobs(vault: &Vault, jobs: Vec<Job>, json: bool, quiet: bool) -> boo
                         quiet || json || total > 1,
                         &format!("{} → {}:{path}", local.display(), vault.name),
                     );
-                    let r = vault.upload(local, path, progress).await.map(|u| u.bytes);
+                    // The local file's own mode, mtime and owner go with it.
+                    let r = match std::fs::metadata(local) {
+                        Ok(md) => vault
+                            .upload(local, path, &UploadAttrs::of_file(&md), progress)
+                            .await
+                            .map(|u| u.bytes)
+                            .map_err(anyhow::Error::from),
+                        Err(e) => Err(anyhow::Error::from(e)
+                            .context(format!("cannot read {}", local.display()))),
+                    };
                     bar.finish_and_clear();
                     ("upload", format!("{}:{path}", vault.name), r)
                 }
@@ -243,7 +253,10 @@ async fn run_jobs(vault: &Vault, jobs: Vec<Job>, json: bool, quiet: bool) -> boo
                         quiet || json || total > 1,
                         &format!("{}:{path} → {}", vault.name, local.display()),
                     );
-                    let r = vault.download(path, local, progress).await;
+                    let r = vault
+                        .download(path, local, progress)
+                        .await
+                        .map_err(Into::into);
                     bar.finish_and_clear();
                     ("download", local.display().to_string(), r)
                 }

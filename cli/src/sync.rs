@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use vault::transfer::Progress;
-use vault::vault::{clean_path, Vault};
+use vault::vault::{clean_path, UploadAttrs, Vault};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -277,7 +277,7 @@ async fn sync(
                 async move {
                     let r = match (dry_run, dir) {
                         (true, _) => Ok(()),
-                        (false, Direction::Up) => vault.delete(&path).await,
+                        (false, Direction::Up) => vault.delete(&path).await.map_err(Into::into),
                         (false, Direction::Down) => {
                             let p = root.join(rel.as_str());
                             fs::remove_file(&p)
@@ -567,8 +567,12 @@ impl Job {
         }
         Ok(Outcome::Transferred(match self.dir {
             Direction::Up => {
+                // The local file's own mode, mtime and owner go with it.
+                let md = fs::metadata(&self.local_path)
+                    .with_context(|| format!("cannot read {}", self.local_path.display()))?;
+                let attrs = UploadAttrs::of_file(&md);
                 let up = vault
-                    .upload(&self.local_path, &self.vault_path, self.progress)
+                    .upload(&self.local_path, &self.vault_path, &attrs, self.progress)
                     .await?;
                 Transfer {
                     bytes: up.bytes,

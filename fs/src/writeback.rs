@@ -145,7 +145,8 @@ impl<S: Store> Core<S> {
             mode: md.mode(),
             mtime: md.modified().unwrap_or(UNIX_EPOCH),
             xattrs: lock(&local.xattrs).clone(),
-            owner: (self.uid, self.gid),
+            uid: Some(self.uid),
+            gid: Some(self.gid),
         })
     }
 

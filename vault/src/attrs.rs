@@ -5,10 +5,11 @@
 //! Directories keep their extended attributes on their marker object (`dir/`).
 
 use crate::crypto::keys::{unwrap_with, wrap_for};
+use crate::error::{Error, Result, ResultExt};
 use crate::vault::{format_mtime, Meta, Vault, META_MODE, META_MTIME};
-use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_s3::types::MetadataDirective;
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
+use percent_encoding::{utf8_percent_encode, AsciiSet};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
@@ -76,18 +77,23 @@ impl Vault {
         };
         let bytes = B64
             .decode(stored)
-            .context("stored extended attributes are not base64")?;
+            .map_err(|e| garbled("stored extended attributes are not base64", e))?;
         let json = match self.identities() {
             Some(ids) => unwrap_with(&bytes, ids)
-                .map_err(|e| anyhow!("cannot decrypt extended attributes: {e}"))?
+                .map_err(|e| garbled("cannot decrypt extended attributes", e))?
                 .to_vec(),
             None => bytes,
         };
-        let named: BTreeMap<String, String> =
-            serde_json::from_slice(&json).context("stored extended attributes are garbled")?;
+        let named: BTreeMap<String, String> = serde_json::from_slice(&json)
+            .map_err(|e| garbled("stored extended attributes are garbled", e))?;
         named
             .into_iter()
-            .map(|(n, v)| Ok((n, B64.decode(v).context("garbled extended attribute")?)))
+            .map(|(n, v)| {
+                let v = B64
+                    .decode(v)
+                    .map_err(|e| garbled("garbled extended attribute", e))?;
+                Ok((n, v))
+            })
             .collect()
     }
 
@@ -101,16 +107,16 @@ impl Vault {
             .iter()
             .map(|(n, v)| (n.as_str(), B64.encode(v)))
             .collect();
-        let json = serde_json::to_vec(&named)?;
+        let json = serde_json::to_vec(&named).expect("a map of strings encodes");
         let stored = B64.encode(match self.recipient() {
             Some(r) => wrap_for(&json, &r),
             None => json,
         });
         if stored.len() > XATTRS_MAX {
-            bail!(
+            return Err(Error::invalid(format!(
                 "extended attributes take {} bytes stored, more than {XATTRS_MAX}",
                 stored.len()
-            );
+            )));
         }
         Ok(Some(stored))
     }
@@ -172,15 +178,10 @@ impl Vault {
             .key(self.marker_key(path)?)
             .send()
             .await;
-        let head = match head {
+        let head = match head.map_err(Error::from) {
             Ok(h) => h,
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-                return Ok(Xattrs::new())
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e)
-                    .context(format!("cannot read directory {}:{path}", self.name)))
-            }
+            Err(Error::NotFound(_)) => return Ok(Xattrs::new()),
+            Err(e) => return Err(e.context(format!("cannot read directory {}:{path}", self.name))),
         };
         let stored = head.metadata().and_then(|m| m.get(META_XATTRS));
         self.decode_xattrs(stored.map(String::as_str))
@@ -224,17 +225,18 @@ pub fn is_symlink(mode: u32) -> bool {
     mode & FILE_KIND == SYMLINK
 }
 
+/// Stored extended attributes that do not decode: changed behind the vault's back.
+fn garbled(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Crypto(format!("{what}: {e}"))
+}
+
+/// What `x-amz-copy-source` leaves as it is in a key: RFC 3986's unreserved characters
+/// and the `/` between segments.
+const KEY_SAFE: &AsciiSet = &crate::UNRESERVED.remove(b'/');
+
 /// `x-amz-copy-source` for an object: the bucket and the key, percent-encoded.
 pub fn copy_source(bucket: &str, key: &str) -> String {
-    let mut out = format!("{bucket}/");
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    format!("{bucket}/{}", utf8_percent_encode(key, KEY_SAFE))
 }
 
 #[cfg(test)]

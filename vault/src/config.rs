@@ -7,7 +7,7 @@
 //! ```
 //! The config dir is `$CYBS3_HOME`, else `$XDG_CONFIG_HOME/cybs3`, else `~/.config/cybs3`.
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{Error, Result, ResultExt};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
@@ -103,11 +103,11 @@ impl Config {
     pub fn load() -> Result<Config> {
         let path = Config::path();
         match fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).with_context(|| {
-                format!(
-                    "{} is not a valid cybs3 config; fix or remove it",
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                Error::invalid(format!(
+                    "{} is not a valid cybs3 config; fix or remove it: {e}",
                     path.display()
-                )
+                ))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -115,7 +115,8 @@ impl Config {
     }
 
     pub fn save(&self) -> Result<()> {
-        let text = toml::to_string_pretty(self).context("cannot encode the config")?;
+        let text = toml::to_string_pretty(self)
+            .map_err(|e| Error::invalid(format!("cannot encode the config: {e}")))?;
         write_private(&Config::path(), text.as_bytes())
     }
 
@@ -124,12 +125,14 @@ impl Config {
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => n.to_string(),
             None => self.active.clone().ok_or_else(|| {
-                anyhow!("no active vault; create one with `cybs3 vaults local` or pick one with `cybs3 vaults use NAME`")
+                Error::NotFound("no active vault; create one with `cybs3 vaults local` or pick one with `cybs3 vaults use NAME`".into())
             })?,
         };
         match self.vaults.get(&name) {
             Some(v) => Ok((name, v.clone())),
-            None => bail!("there is no vault {name:?}; `cybs3 vaults list` shows the vaults"),
+            None => Err(Error::NotFound(format!(
+                "there is no vault {name:?}; `cybs3 vaults list` shows the vaults"
+            ))),
         }
     }
 }
@@ -145,7 +148,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        bail!("invalid vault name {name:?}: use letters, digits, '-', '_' and '.' (up to 64)")
+        Err(Error::invalid(format!(
+            "invalid vault name {name:?}: use letters, digits, '-', '_' and '.' (up to 64)"
+        )))
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::config::{config_dir, write_private};
 use crate::crypto::keys::seal_with_passphrase;
 use crate::crypto::{CryptoError, VaultKeys};
-use anyhow::{bail, Context, Result};
+use crate::error::{Error, Result, ResultExt};
 use std::path::PathBuf;
 
 pub fn key_path(vault: &str) -> PathBuf {
@@ -27,24 +27,32 @@ pub fn save(vault: &str, keys: &VaultKeys, passphrase: Option<&str>) -> Result<(
 }
 
 /// Load the identities of `vault`; `passphrase` is asked only when the file is sealed.
-pub fn load(vault: &str, passphrase: &dyn Fn() -> Result<String>) -> Result<VaultKeys> {
+/// Its errors (no terminal to ask on, say) are the caller's own type, and so are the
+/// results.
+pub fn load<E: From<Error>>(
+    vault: &str,
+    passphrase: &dyn Fn() -> Result<String, E>,
+) -> Result<VaultKeys, E> {
     let path = key_path(vault);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "vault {vault:?} has no identity at {}; restore it with `cybs3 keys restore --vault {vault}`",
-            path.display()
-        ),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound(format!(
+                "vault {vault:?} has no identity at {}; restore it with `cybs3 keys restore --vault {vault}`",
+                path.display()
+            ))
+            .into())
+        }
+        Err(e) => return Err(Error::from(e).context(format!("cannot read {}", path.display())).into()),
     };
-    match VaultKeys::open_identity_bytes(&bytes, None) {
+    let opened = match VaultKeys::open_identity_bytes(&bytes, None) {
         Err(CryptoError::PassphraseRequired) => {
             let p = passphrase()?;
             VaultKeys::open_identity_bytes(&bytes, Some(&p))
-                .with_context(|| format!("cannot open the identity of vault {vault:?}"))
         }
-        other => other.with_context(|| format!("cannot open the identity of vault {vault:?}")),
-    }
+        other => other,
+    };
+    Ok(opened.with_context(|| format!("cannot open the identity of vault {vault:?}"))?)
 }
 
 /// Is the identity file passphrase-sealed?

@@ -6,9 +6,10 @@
 //! - [`crypto`]: age content, encrypted names, identities.
 //! - [`listing`]: listing pages with each object's attributes.
 //! - [`vault`]: plaintext paths of a vault mapped onto its bucket, encrypted or not.
-//! - [`error`]: the one error type, by kind.
+//! - [`error`]: the one error type, by kind; `blocking`: the one way off the async workers.
 
 pub mod attrs;
+mod blocking;
 pub mod client;
 pub mod config;
 pub mod crypto;
@@ -23,3 +24,10 @@ mod xml;
 
 pub use client::S3Target;
 pub use error::{Error, Result};
+
+/// What percent-encoding leaves as it is: RFC 3986's unreserved characters.
+pub(crate) const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');

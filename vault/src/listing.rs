@@ -5,8 +5,8 @@
 //! elements are read from the raw response. Servers without the extension ignore the
 //! parameter, and their pages come back without metadata.
 
+use crate::error::Result;
 use crate::xml::{element, unescape};
-use anyhow::Result;
 use aws_sdk_s3::config::interceptors::AfterDeserializationInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;

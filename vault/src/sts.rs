@@ -1,8 +1,8 @@
 //! Temporary credentials from an S3 endpoint's STS: a directory login through
 //! `AssumeRoleWithLDAPIdentity` (as served by cybs3 and MinIO).
 
+use crate::error::{Error, Result};
 use crate::xml::text;
-use anyhow::{anyhow, bail, Context, Result};
 use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials};
 use aws_credential_types::Credentials;
 use bytes::Bytes;
@@ -119,39 +119,46 @@ pub async fn ldap_login(
     }
     let (status, body) = tokio::time::timeout(Duration::from_secs(30), post(endpoint, form))
         .await
-        .map_err(|_| anyhow!("{endpoint} did not answer the login within 30 s"))??;
+        .map_err(|_| {
+            Error::Transport(format!("{endpoint} did not answer the login within 30 s"))
+        })??;
     if !status.is_success() {
         let code = text(&body, "Code").unwrap_or_else(|| status.to_string());
         let message = text(&body, "Message").unwrap_or_default();
-        bail!("login refused by {endpoint}: {message} ({code})");
+        let refused = format!("login refused by {endpoint}: {message} ({code})");
+        return Err(match status.as_u16() {
+            401 | 403 => Error::AccessDenied(refused),
+            _ => Error::Transport(refused),
+        });
     }
-    let field =
-        |name: &str| text(&body, name).ok_or_else(|| anyhow!("the login answer has no {name}"));
+    let malformed = |what: String| Error::Transport(format!("the login answer has {what}"));
+    let field = |name: &str| text(&body, name).ok_or_else(|| malformed(format!("no {name}")));
     Ok(TempCredentials {
         access_key: field("AccessKeyId")?,
         secret_key: field("SecretAccessKey")?,
         session_token: field("SessionToken")?,
         expires_unix: parse_iso8601(&field("Expiration")?)
-            .ok_or_else(|| anyhow!("the login answer has a bad Expiration"))?,
+            .ok_or_else(|| malformed("a bad Expiration".into()))?,
     })
 }
 
 async fn post(endpoint: &str, form: String) -> Result<(hyper::StatusCode, String)> {
     let Some(authority) = endpoint.strip_prefix("http://") else {
-        bail!(
+        return Err(Error::invalid(format!(
             "login needs an http:// endpoint (got {endpoint}); https logins are not supported yet"
-        );
+        )));
     };
     let authority = authority.trim_end_matches('/');
     let stream = tokio::net::TcpStream::connect(authority)
         .await
-        .with_context(|| format!("cannot reach {endpoint}"))?;
+        .map_err(|e| Error::Transport(format!("cannot reach {endpoint}: {e}")))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let req = hyper::Request::post("/")
         .header("host", authority)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(form)))?;
+        .body(Full::new(Bytes::from(form)))
+        .map_err(|e| Error::invalid(format!("cannot log in at {endpoint}: {e}")))?;
     let resp = sender.send_request(req).await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
@@ -160,21 +167,14 @@ async fn post(endpoint: &str, form: String) -> Result<(hyper::StatusCode, String
 
 /// Form encoding: everything but unreserved characters as %XX.
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, crate::UNRESERVED).to_string()
 }
 
-/// `2026-11-22T03:04:05Z` (fractions allowed) as Unix seconds.
+/// `2026-11-22T03:04:05Z` (RFC 3339, fractions allowed) as Unix seconds.
 fn parse_iso8601(s: &str) -> Option<u64> {
-    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
-    let t = DateTime::from_str(s.trim(), DateTimeFormat::DateTime).ok()?;
-    u64::try_from(t.secs()).ok()
+    use time::format_description::well_known::Rfc3339;
+    let t = time::OffsetDateTime::parse(s.trim(), &Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp()).ok()
 }
 
 #[cfg(test)]

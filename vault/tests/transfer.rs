@@ -186,7 +186,7 @@ async fn upload(
     key: &str,
     source: Arc<dyn Source>,
     resume: Option<Resume>,
-) -> anyhow::Result<UploadOutcome> {
+) -> cybs3_vault::Result<UploadOutcome> {
     t.upload(BUCKET, key, source, &[], None, resume, counter().0)
         .await
 }

@@ -36,8 +36,8 @@ pub(super) async fn raw_put(
                         None,
                         Arc::new(|_| {}),
                     )
-                    .await
-                    .map(drop)
+                    .await?;
+                anyhow::Ok(())
             })
             .await?
         }

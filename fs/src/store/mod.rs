@@ -21,18 +21,9 @@ use tokio::sync::mpsc;
 pub(crate) use ::vault::Error;
 pub(crate) type Result<T> = std::result::Result<T, Error>;
 
-/// A file's attributes as it is uploaded: stated here, never read from the local copy's
-/// own inode by the store.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct UploadAttrs {
-    /// The file's mode: kind and permission bits, as `st_mode`.
-    pub mode: u32,
-    pub mtime: SystemTime,
-    /// Extended attributes as stored ([`Meta::xattrs`]).
-    pub xattrs: Option<String>,
-    /// Owner (uid, gid) of the file as the mount shows it.
-    pub owner: (u32, u32),
-}
+/// A file's attributes as it is uploaded, stated by the caller, never read from the local
+/// copy's own inode by the store: the vault's own type.
+pub(crate) use ::vault::vault::UploadAttrs;
 
 /// A vault as the filesystem core sees it. Paths are plaintext, from the vault's root,
 /// without a leading or trailing slash; a directory is a common prefix, optionally with

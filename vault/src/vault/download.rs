@@ -1,0 +1,222 @@
+//! Downloads into local files: a first GET for the metadata (and an encrypted object's
+//! header), then ranged GETs written beside the destination and renamed over it.
+
+use super::reader::parse_header;
+use super::{Meta, Vault, SEALED_CHUNK};
+use crate::blocking::blocking;
+use crate::crypto::{Opener, CHUNK};
+use crate::download_file::{DownloadFile, STAGE};
+use crate::error::{Error, Result, ResultExt};
+use crate::transfer::{ObjectInfo, Progress, RangeConsumer, Sink, PIECE};
+use bytes::{Bytes, BytesMut};
+use std::fs::{self, FileTimes};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Chunks of an encrypted download decrypted and written at a time: what fills the disk
+/// write's staging buffer.
+const PIECE_CHUNKS: u64 = STAGE as u64 / CHUNK;
+
+impl Vault {
+    /// Download `path` into the local file `local` (written beside it, then renamed),
+    /// restoring its mtime and mode. Returns the plaintext size. The first GET brings the
+    /// metadata and, for an encrypted object, its header: a file up to [`PIECE`] costs one
+    /// request. The rest streams in ranged GETs of `part_size`, in pieces, so memory does
+    /// not grow with the file.
+    pub async fn download(&self, path: &str, local: &Path, progress: Progress) -> Result<u64> {
+        let key = self.key_of(path)?;
+        let failed = || format!("cannot read {}:{path}", self.name);
+        let first = self
+            .transfers
+            .get_first(&self.cfg.bucket, &key, 0, PIECE as u64)
+            .await
+            .with_context(failed)?;
+        let Some((info, first)) = first else {
+            return Err(self.missing(path).await);
+        };
+        let opener = match &self.crypt {
+            Some(c) => Some(parse_header(&first, &c.keys).with_context(failed)?),
+            None => None,
+        };
+        let size = match &opener {
+            Some(o) => o.plain_len(info.size).with_context(failed)?,
+            None => info.size,
+        };
+        let part = {
+            let local = local.to_path_buf();
+            blocking(move || PartFile::create(&local, size)).await?
+        };
+        let file = part.file.clone();
+        let fetched = match opener {
+            Some(o) => {
+                self.fetch_sealed(&key, &info, first, o, file, progress)
+                    .await
+            }
+            None => self.fetch_plain(&key, &info, first, file, progress).await,
+        };
+        if let Err(e) = fetched {
+            blocking(move || {
+                part.discard();
+                Ok(())
+            })
+            .await?;
+            return Err(e.context(failed()));
+        }
+        let meta = self.meta_of(&info);
+        blocking(move || part.finish(&meta)).await?;
+        Ok(size)
+    }
+
+    /// Writes a plain object to `sink`: `first`, its first bytes, and the rest in ranged
+    /// GETs.
+    async fn fetch_plain(
+        &self,
+        key: &str,
+        info: &ObjectInfo,
+        first: Bytes,
+        file: Arc<DownloadFile>,
+        progress: Progress,
+    ) -> Result<()> {
+        let each: RangeConsumer = Arc::new(move |at, bytes: &mut [u8]| {
+            file.write_at(at, bytes)?;
+            progress(bytes.len() as u64);
+            Ok(())
+        });
+        let rest = first.len() as u64;
+        let step = self.transfers.part_size.max(1);
+        tokio::try_join!(
+            blocking({
+                let each = each.clone();
+                move || each(0, &mut BytesMut::from(first))
+            }),
+            self.fetch_rest(key, info, rest, (step, PIECE as u64), each),
+        )?;
+        Ok(())
+    }
+
+    /// Decrypts an age object, whose header `opener` parsed, into `sink`: whole chunks
+    /// from `first`, its first bytes, and the remaining chunks in ranged GETs, each opened
+    /// on a worker thread as it arrives.
+    async fn fetch_sealed(
+        &self,
+        key: &str,
+        info: &ObjectInfo,
+        first: Bytes,
+        opener: Opener,
+        file: Arc<DownloadFile>,
+        progress: Progress,
+    ) -> Result<()> {
+        let cipher_len = info.size;
+        let payload_start = opener.payload_start();
+        let each: RangeConsumer = Arc::new(move |at, buf: &mut [u8]| {
+            let first = (at - payload_start) / SEALED_CHUNK;
+            // Decrypted piece by piece into the buffer the disk write reads.
+            let pieces = buf.chunks((PIECE_CHUNKS * SEALED_CHUNK) as usize);
+            for (i, piece) in pieces.enumerate() {
+                let chunk = first + i as u64 * PIECE_CHUNKS;
+                let mut len = 0;
+                file.write_with(chunk * CHUNK, |out| {
+                    len = opener.open_into(chunk, piece, out, cipher_len)?;
+                    Ok::<_, Error>(len)
+                })?;
+                progress(len as u64);
+            }
+            Ok(())
+        });
+        // A chunk cut by the end of the first response is fetched again with the rest.
+        let got = first.len() as u64;
+        let opened = if got == cipher_len {
+            cipher_len
+        } else {
+            payload_start + (got - payload_start) / SEALED_CHUNK * SEALED_CHUNK
+        };
+        let chunks = first.slice(payload_start as usize..opened as usize);
+        let step = (self.transfers.part_size / SEALED_CHUNK).max(1) * SEALED_CHUNK;
+        tokio::try_join!(
+            blocking({
+                let each = each.clone();
+                move || each(payload_start, &mut BytesMut::from(chunks))
+            }),
+            self.fetch_rest(key, info, opened, (step, PIECE_CHUNKS * SEALED_CHUNK), each),
+        )?;
+        Ok(())
+    }
+
+    /// Bytes `[from, end of object)` of `key` in ranged GETs of `step` bytes, each handed to
+    /// `each`. They carry `If-Match` with the first response's ETag, so an object replaced
+    /// meanwhile fails the download instead of mixing versions.
+    async fn fetch_rest(
+        &self,
+        key: &str,
+        info: &ObjectInfo,
+        from: u64,
+        (step, piece): (u64, u64),
+        each: RangeConsumer,
+    ) -> Result<()> {
+        let end = info.size;
+        let ranges = (from..end)
+            .step_by(step as usize)
+            .map(|s| (s, (s + step).min(end)))
+            .collect();
+        self.transfers
+            .fetch_ranges(
+                &self.cfg.bucket,
+                key,
+                info.etag.as_deref(),
+                ranges,
+                piece as usize,
+                each,
+            )
+            .await
+    }
+}
+
+/// A download being written beside its destination as `.NAME.cybs3-part` and renamed over
+/// it when complete, so an interrupted download never leaves a short file under its name.
+struct PartFile {
+    tmp: PathBuf,
+    local: PathBuf,
+    file: Arc<DownloadFile>,
+}
+
+impl PartFile {
+    /// For a download of `size` bytes.
+    fn create(local: &Path, size: u64) -> Result<PartFile> {
+        let name = local
+            .file_name()
+            .ok_or_else(|| Error::invalid(format!("{} is not a file name", local.display())))?;
+        let tmp = local.with_file_name(format!(".{}.cybs3-part", name.to_string_lossy()));
+        if let Some(dir) = local.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = DownloadFile::create(&tmp, size)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        Ok(PartFile {
+            tmp,
+            local: local.to_path_buf(),
+            file: Arc::new(file),
+        })
+    }
+
+    /// Restores mode and mtime, makes the content durable, and puts the file in place.
+    fn finish(self, meta: &Meta) -> Result<()> {
+        let failed = || format!("cannot write {}", self.local.display());
+        let file = self.file.file();
+        if let Some(mode) = meta.mode {
+            file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+                .with_context(failed)?;
+        }
+        if let Some(mtime) = meta.mtime {
+            file.set_times(FileTimes::new().set_modified(mtime))
+                .with_context(failed)?;
+        }
+        file.sync_all().with_context(failed)?;
+        fs::rename(&self.tmp, &self.local).with_context(failed)
+    }
+
+    fn discard(self) {
+        // Best effort: sync skips leftover part files, and the next download replaces it.
+        let _ = fs::remove_file(&self.tmp);
+    }
+}

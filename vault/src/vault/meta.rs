@@ -1,0 +1,186 @@
+//! A file's attributes as its object's user metadata stores them: mtime, mode, content
+//! hash and extended attributes.
+
+use super::Vault;
+use crate::error::{Result, ResultExt};
+use crate::transfer::ObjectInfo;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub(crate) const META_MTIME: &str = "mtime";
+pub(crate) const META_MODE: &str = "mode";
+pub(super) const META_HASH: &str = "cybs3-hash";
+
+/// One file's attributes from its object's metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub size: u64,
+    pub mtime: Option<SystemTime>,
+    pub mode: Option<u32>,
+    pub hash: Option<String>,
+    /// Extended attributes as stored (see [`Vault::xattrs`]).
+    pub xattrs: Option<String>,
+}
+
+/// The attributes an upload stores with a file, stated by the caller rather than read
+/// from the local file's inode: `cybs3 sync` and `cp` take them from the file they
+/// upload ([`UploadAttrs::of_file`]), the mount from what it holds for the open file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadAttrs {
+    /// `st_mode`, file kind included, stored as the decimal `mode`.
+    pub mode: u32,
+    /// Stored as `mtime` (seconds with nanoseconds).
+    pub mtime: SystemTime,
+    /// The owner. Not stored yet: objects carry no owner entry today, and the mount
+    /// shows every file as the mounting user's. Stated here so that storing it changes
+    /// the vault only, not its callers.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Extended attributes in their stored form ([`Vault::encode_xattrs`]); `None`: none.
+    pub xattrs: Option<String>,
+}
+
+impl UploadAttrs {
+    /// A local file's own mode, mtime and owner, without extended attributes.
+    pub fn of_file(md: &std::fs::Metadata) -> UploadAttrs {
+        UploadAttrs {
+            mode: md.mode(),
+            mtime: md.modified().unwrap_or(UNIX_EPOCH),
+            uid: Some(md.uid()),
+            gid: Some(md.gid()),
+            xattrs: None,
+        }
+    }
+
+    /// The user metadata an upload with these attributes stores, `hash` its content hash.
+    pub(super) fn metadata(&self, hash: String) -> Vec<(String, String)> {
+        let mut meta = vec![
+            (META_MTIME.to_string(), format_mtime(self.mtime)),
+            (META_MODE.to_string(), self.mode.to_string()),
+            (META_HASH.to_string(), hash),
+        ];
+        if let Some(x) = &self.xattrs {
+            meta.push((crate::attrs::META_XATTRS.to_string(), x.clone()));
+        }
+        meta
+    }
+}
+
+impl Vault {
+    pub(super) fn meta_of(&self, info: &ObjectInfo) -> Meta {
+        self.meta_from(info.size, &info.metadata)
+    }
+
+    /// Attributes from an object's stored size and user metadata.
+    pub(super) fn meta_from(&self, stored: u64, metadata: &HashMap<String, String>) -> Meta {
+        Meta {
+            size: self.plain_size(stored),
+            mtime: metadata.get(META_MTIME).and_then(|s| parse_mtime(s)),
+            mode: metadata.get(META_MODE).and_then(|s| s.parse().ok()),
+            hash: metadata.get(META_HASH).cloned(),
+            xattrs: metadata.get(crate::attrs::META_XATTRS).cloned(),
+        }
+    }
+
+    /// The content hash stored with uploads (and compared by `sync --checksum`).
+    pub fn hash_file(&self, local: &Path) -> Result<String> {
+        hash_with(local, self.hash_key().as_ref())
+    }
+}
+
+pub(super) fn hash_with(local: &Path, mac_key: Option<&[u8; 32]>) -> Result<String> {
+    let mut f = File::open(local).with_context(|| format!("cannot read {}", local.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut feed = |update: &mut dyn FnMut(&[u8])| -> Result<()> {
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            update(&buf[..n]);
+        }
+    };
+    match mac_key {
+        Some(k) => {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(k).expect("any key length");
+            feed(&mut |b| mac.update(b))?;
+            Ok(format!(
+                "hmac-sha256:{}",
+                hex::encode(mac.finalize().into_bytes())
+            ))
+        }
+        None => {
+            let mut h = Sha256::new();
+            feed(&mut |b| h.update(b))?;
+            Ok(format!("sha256:{}", hex::encode(h.finalize())))
+        }
+    }
+}
+
+pub(crate) fn format_mtime(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+fn parse_mtime(s: &str) -> Option<SystemTime> {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
+    let secs: u64 = secs.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    let nanos: u32 = format!("{digits:0<9}").parse().ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mtimes_roundtrip_with_nanoseconds() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(parse_mtime(&format_mtime(t)), Some(t));
+        // rclone writes fewer digits.
+        assert_eq!(
+            parse_mtime("1700000000.5"),
+            Some(UNIX_EPOCH + Duration::new(1_700_000_000, 500_000_000))
+        );
+        assert_eq!(
+            parse_mtime("12"),
+            Some(UNIX_EPOCH + Duration::from_secs(12))
+        );
+        assert_eq!(parse_mtime("x"), None);
+    }
+
+    #[test]
+    fn uploads_store_the_attributes_they_are_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let own = UploadAttrs::of_file(&std::fs::metadata(&file).unwrap());
+        assert_eq!(own.mode & 0o170000, 0o100000, "a regular file's mode");
+        let attrs = UploadAttrs {
+            mode: 0o100640,
+            mtime: UNIX_EPOCH + Duration::new(1_700_000_000, 5),
+            xattrs: Some("stored".into()),
+            ..own
+        };
+        let meta: HashMap<_, _> = attrs.metadata("sha256:00".into()).into_iter().collect();
+        assert_eq!(meta[META_MODE], "33184");
+        assert_eq!(meta[META_MTIME], "1700000000.000000005");
+        assert_eq!(meta[META_HASH], "sha256:00");
+        assert_eq!(meta[crate::attrs::META_XATTRS], "stored");
+        let none = UploadAttrs {
+            xattrs: None,
+            ..attrs
+        };
+        assert!(!none
+            .metadata(String::new())
+            .iter()
+            .any(|(k, _)| k == "xattrs"));
+    }
+}

@@ -1,0 +1,158 @@
+//! Uploads of local files with their attributes, resumable when large.
+
+use super::meta::{format_mtime, hash_with};
+use super::{UploadAttrs, Vault};
+use crate::blocking::blocking;
+use crate::crypto::{FileSecrets, Sealer};
+use crate::error::{Error, Result, ResultExt};
+use crate::transfer::{FileSource, Progress, Resume, SealedSource, Source};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+/// What an upload did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uploaded {
+    /// Plaintext bytes of the file.
+    pub bytes: u64,
+    /// Parts already on the server from an interrupted earlier run, not sent again.
+    pub resumed_parts: u32,
+    /// Parts of the object (1 for a single PUT).
+    pub parts: u32,
+}
+
+impl Vault {
+    /// Upload the content of a local file to `path` with the attributes `attrs` and its
+    /// content hash. A large upload interrupted earlier resumes where it stopped when the
+    /// file and the attributes are unchanged.
+    pub async fn upload(
+        &self,
+        local: &Path,
+        path: &str,
+        attrs: &UploadAttrs,
+        mut progress: Progress,
+    ) -> Result<Uploaded> {
+        let key = self.key_of(path)?;
+        let md = fs::metadata(local).with_context(|| format!("cannot read {}", local.display()))?;
+        if !md.is_file() {
+            return Err(Error::invalid(format!(
+                "{} is not a regular file",
+                local.display()
+            )));
+        }
+        let hash = {
+            let (this_local, crypt_key) = (local.to_path_buf(), self.hash_key());
+            blocking(move || hash_with(&this_local, crypt_key.as_ref())).await?
+        };
+        let meta = attrs.metadata(hash);
+        // The content's identity: these change whenever the file's bytes may have.
+        let mtime = md.modified().unwrap_or(UNIX_EPOCH);
+        let resume_id = resume_id(&[
+            &self.cfg.endpoint,
+            &self.cfg.bucket,
+            &key,
+            &std::path::absolute(local)?.to_string_lossy(),
+            &md.len().to_string(),
+            &format_mtime(mtime),
+            // Any write changes the ctime: a journal (and its file key) never serves
+            // different content, so no age chunk nonce is ever reused.
+            &format!("{}:{}:{}", md.ino(), md.ctime(), md.ctime_nsec()),
+        ]);
+        let plain =
+            FileSource::open(local).with_context(|| format!("cannot read {}", local.display()))?;
+        let (source, extra): (Arc<dyn Source>, serde_json::Value) = match &self.crypt {
+            Some(c) => {
+                // Resuming needs the very same ciphertext bytes: reuse the journaled secrets.
+                let secrets: FileSecrets = self
+                    .transfers
+                    .journaled(&resume_id)
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_else(FileSecrets::random);
+                let sealer = Sealer::new(&c.keys.recipient(), &secrets, md.len());
+                progress = plain_progress(progress, md.len(), sealer.cipher_len());
+                (
+                    Arc::new(SealedSource::new(plain, sealer)),
+                    serde_json::to_value(&secrets).map_err(Error::crypto)?,
+                )
+            }
+            None => (Arc::new(plain), serde_json::Value::Null),
+        };
+        let outcome = self
+            .transfers
+            .upload(
+                &self.cfg.bucket,
+                &key,
+                source,
+                &meta,
+                None,
+                Some(Resume {
+                    id: resume_id,
+                    extra,
+                }),
+                progress,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "upload of {} to {}:{path} failed",
+                    local.display(),
+                    self.name
+                )
+            })?;
+        Ok(Uploaded {
+            bytes: md.len(),
+            resumed_parts: outcome.resumed_parts,
+            parts: outcome.parts,
+        })
+    }
+
+    /// Store `data` at `path` (small writes, e.g. `cybs3 test`).
+    pub async fn put_bytes(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        let tmp = tempfile::NamedTempFile::new()?;
+        fs::write(tmp.path(), &data)?;
+        let attrs = UploadAttrs::of_file(&fs::metadata(tmp.path())?);
+        self.upload(tmp.path(), path, &attrs, Arc::new(|_| {}))
+            .await
+            .map(drop)
+    }
+
+    /// Server-side copy of the file at `from` to `to`, content and attributes kept. An
+    /// encrypted vault's names are deterministic and its content is keyed per file, not
+    /// per name, so the copied object decrypts at its new path as it is.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let (src, dst) = (self.key_of(from)?, self.key_of(to)?);
+        let bucket = &self.cfg.bucket;
+        self.client()
+            .copy_object()
+            .bucket(bucket)
+            .key(&dst)
+            .copy_source(crate::attrs::copy_source(bucket, &src))
+            .send()
+            .await
+            .with_context(|| format!("cannot copy {}:{from} to {to}", self.name))?;
+        Ok(())
+    }
+}
+
+/// Report ciphertext progress as plaintext bytes, so bars sized by the file end at 100 %.
+fn plain_progress(progress: Progress, plain_len: u64, cipher_len: u64) -> Progress {
+    let done = std::sync::atomic::AtomicU64::new(0);
+    Arc::new(move |n| {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = done.fetch_add(n, Relaxed);
+        let scale = |c: u64| (c as u128 * plain_len as u128 / cipher_len.max(1) as u128) as u64;
+        progress(scale(before + n) - scale(before));
+    })
+}
+
+fn resume_id(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
