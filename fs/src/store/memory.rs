@@ -7,7 +7,6 @@ use super::{Error, Result, Store, UploadAttrs};
 use crate::names::child;
 use bytes::{Bytes, BytesMut};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -279,24 +278,17 @@ impl Store for Memory {
         Ok(())
     }
 
-    fn stream_at(
-        &self,
-        r: &MemReader,
-        offset: u64,
-        tx: &mpsc::Sender<Bytes>,
-    ) -> impl Future<Output = Result<()>> + Send {
-        async move {
-            drop(self.enter("stream_at")?);
-            self.check(r)?;
-            let rest = slice(&r.data, offset, u64::MAX);
-            for at in (0..rest.len()).step_by(BATCH) {
-                let batch = rest.slice(at..(at + BATCH).min(rest.len()));
-                if tx.send(batch).await.is_err() {
-                    return Ok(());
-                }
+    async fn stream_at(&self, r: &MemReader, offset: u64, tx: &mpsc::Sender<Bytes>) -> Result<()> {
+        drop(self.enter("stream_at")?);
+        self.check(r)?;
+        let rest = slice(&r.data, offset, u64::MAX);
+        for at in (0..rest.len()).step_by(BATCH) {
+            let batch = rest.slice(at..(at + BATCH).min(rest.len()));
+            if tx.send(batch).await.is_err() {
+                return Ok(());
             }
-            Ok(())
         }
+        Ok(())
     }
 
     async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {

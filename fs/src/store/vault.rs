@@ -9,7 +9,6 @@ use super::{Error, Result, Store, UploadAttrs};
 use ::vault::attrs::Xattrs;
 use ::vault::vault::{Entry, Meta, RangeReader, Vault};
 use bytes::{Bytes, BytesMut};
-use std::future::Future;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
@@ -84,13 +83,13 @@ impl Store for Vault {
             .map_err(adapt)
     }
 
-    fn stream_at(
+    async fn stream_at(
         &self,
         r: &RangeReader,
         offset: u64,
         tx: &mpsc::Sender<Bytes>,
-    ) -> impl Future<Output = Result<()>> + Send {
-        async move { Vault::stream_at(self, r, offset, tx).await.map_err(adapt) }
+    ) -> Result<()> {
+        Vault::stream_at(self, r, offset, tx).await.map_err(adapt)
     }
 
     async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
