@@ -1,4 +1,7 @@
 //! The store: drives, background threads, and the public operations.
+//!
+//! (Over 800 lines: it is the engine's whole public API, one thin method per operation;
+//! the work lives in the modules it calls.)
 
 use crate::commit::{Clock, Committer, Request};
 use crate::drive::{Db, Drive, DriveState};

@@ -6,6 +6,9 @@
 //! `fuse3` package), /dev/fuse, git and GNU tar/diff.
 //!
 //! The randomized tests print their seed when they fail; `CYBS3_TEST_SEED=N` replays one.
+//!
+//! (Over 800 lines: one test per workload; another file would be another test binary
+//! to link.)
 
 use cybs3_tests::mount::{errno, get, names, plain_vault, s3, Mounted};
 use cybs3_tests::{content, cybs3, LocalVault};
