@@ -7,6 +7,10 @@
 //! <drive>/tmp/            shard files being written
 //! <drive>/data/xx/<id>    committed shard files, xx = first byte of the id
 //! ```
+//!
+//! Everything under a drive is private to the server's user: directories 0700, files
+//! 0600. A shard of a plain object is its plaintext, so any other local user able to read
+//! it would bypass every access check. Stores made before this rule are tightened on open.
 
 use crate::error::{Error, Result};
 use crate::layout::Format;
@@ -16,12 +20,33 @@ use heed::{Database, Env, EnvOpenOptions, WithoutTls};
 use serde::Serialize;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Virtual size reserved for each drive's metadata map (the file grows as needed).
 const MAP_SIZE: usize = 1 << 38;
+
+/// Mode of every directory under a drive.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file under a drive.
+pub const FILE_MODE: u32 = 0o600;
+
+/// `mkdir -p` with [`DIR_MODE`] for what it creates.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+}
+
+/// Options that create a file with [`FILE_MODE`].
+pub fn private_file() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.mode(FILE_MODE);
+    options
+}
 
 pub type Db = Database<'static, Bytes, Bytes>;
 
@@ -33,7 +58,7 @@ pub struct Meta {
 
 impl Meta {
     fn open(dir: &Path) -> Result<Meta> {
-        fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
         // SAFETY: the environment is opened once per process (drives are locked with
         // flock against other processes), and its files are only touched through LMDB.
         let env = unsafe {
@@ -159,17 +184,22 @@ impl Drive {
     /// Write a fresh format and empty metadata: for a new store or a replacement drive.
     /// Whatever damaged metadata was there is discarded; shard files are kept for heal to judge.
     pub fn format(&self, format: &Format) -> Result<()> {
-        fs::create_dir_all(&self.root)?;
+        create_private_dir(&self.root)?;
         *self.meta.write().unwrap() = None;
         let _ = fs::remove_dir_all(self.root.join("meta"));
         for sub in ["tmp", "data"] {
-            fs::create_dir_all(self.root.join(sub))?;
+            create_private_dir(&self.root.join(sub))?;
         }
         for b in 0..=255u8 {
-            fs::create_dir_all(self.data_dir().join(hex::encode([b])))?;
+            create_private_dir(&self.data_dir().join(hex::encode([b])))?;
         }
+        self.tighten()?;
         let tmp = self.root.join("format.json.tmp");
-        let mut f = File::create(&tmp)?;
+        let mut f = private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(&serde_json::to_vec_pretty(format).expect("format serializes"))?;
         f.sync_all()?;
         fs::rename(&tmp, self.format_path())?;
@@ -180,6 +210,7 @@ impl Drive {
     /// Take the drive's lock and open its metadata.
     pub fn open(&self) -> Result<()> {
         self.lock()?;
+        self.tighten()?;
         let meta = Meta::open(&self.root.join("meta"))?;
         *self.meta.write().unwrap() = Some(Arc::new(meta));
         Ok(())
@@ -191,7 +222,7 @@ impl Drive {
             return Ok(());
         }
         let path = self.root.join("lock");
-        let mut f = OpenOptions::new()
+        let mut f = private_file()
             .create(true)
             .truncate(false)
             .read(true)
@@ -213,6 +244,20 @@ impl Drive {
         Ok(())
     }
 
+    /// Makes the drive private to this user if it is not yet: a drive whose root is not
+    /// [`DIR_MODE`] was made before the rule (or by hand), so everything under it is
+    /// walked once and set to [`DIR_MODE`] and [`FILE_MODE`]. A private root alone already
+    /// shuts other users out; the walk is for the day someone loosens the root again.
+    fn tighten(&self) -> Result<()> {
+        let mode = fs::metadata(&self.root)?.permissions().mode() & 0o7777;
+        if mode == DIR_MODE {
+            return Ok(());
+        }
+        tighten_tree(&self.root)?;
+        tracing::info!(drive = %self.root.display(), "drive {}: modes tightened to 0700/0600", self.index);
+        Ok(())
+    }
+
     /// Total and free bytes of the filesystem holding this drive.
     pub fn capacity(&self) -> Option<(u64, u64)> {
         let c = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes()).ok()?;
@@ -226,6 +271,21 @@ impl Drive {
         let frsize = st.f_frsize as u64;
         Some((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
     }
+}
+
+/// Sets [`FILE_MODE`] on every file under `dir` and [`DIR_MODE`] on every directory,
+/// `dir` last, so the tree is never wider open than it was.
+fn tighten_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            tighten_tree(&entry.path())?;
+        } else if kind.is_file() {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(FILE_MODE))?;
+        }
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
 }
 
 pub fn sync_dir(dir: &Path) -> Result<()> {

@@ -161,7 +161,10 @@ pub struct ShardWriter {
 impl ShardWriter {
     /// A new file at `path` (which must not exist) for shards of up to `shard_len` bytes.
     pub fn create(path: &Path, shard_len: usize) -> io::Result<ShardWriter> {
-        let file = direct::open(OpenOptions::new().write(true).create_new(true), path)?;
+        let file = direct::open(
+            crate::drive::private_file().write(true).create_new(true),
+            path,
+        )?;
         Ok(ShardWriter {
             file,
             stage: Aligned::new(shard_len + 4 + ALIGN),

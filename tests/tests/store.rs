@@ -436,3 +436,70 @@ fn server_cli_records_layout_credentials_and_refuses_changes() {
     // Stopping a stopped server is not an error.
     assert!(cybs3(home, &["server", "stop"]).status.success());
 }
+
+/// `stat -c %a` of every directory and file under `dir`, `dir` included.
+fn modes_under(dir: &Path) -> Vec<(String, String)> {
+    let out = std::process::Command::new("find")
+        .arg(dir)
+        .args(["-exec", "stat", "-c", "%a %n", "{}", "+"])
+        .output()
+        .expect("find | stat");
+    assert!(out.status.success(), "stat: {out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (mode, name) = l.split_once(' ').unwrap();
+            (mode.to_string(), name.to_string())
+        })
+        .collect()
+}
+
+fn assert_private(drives: &[std::path::PathBuf]) {
+    for d in drives {
+        let modes = modes_under(d);
+        assert!(
+            modes.len() > 260,
+            "{}: only {} entries",
+            d.display(),
+            modes.len()
+        );
+        for (mode, name) in modes {
+            let want = if Path::new(&name).is_dir() {
+                "700"
+            } else {
+                "600"
+            };
+            assert_eq!(mode, want, "{name} is {mode}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drives_are_private_to_the_server_user_and_old_stores_are_tightened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 6, Some("4+2"));
+    srv.start();
+    let c = srv.client();
+    c.create_bucket().bucket("data").send().await.unwrap();
+    put(&c, "data", "small", content("small", 1000)).await;
+    put(&c, "data", "large", content("large", 3 * MIB)).await;
+    srv.stop();
+    assert_private(&srv.drives);
+
+    // A store made before the rule: everything readable by every local user.
+    for d in &srv.drives {
+        let ok = std::process::Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(d)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+    assert!(modes_under(&srv.drives[0]).iter().any(|(m, _)| m == "644"));
+    srv.start();
+    assert_private(&srv.drives);
+    assert!(get(&srv.client(), "data", "large").await == content("large", 3 * MIB));
+    srv.stop();
+}
