@@ -664,7 +664,12 @@ fn decrypt_gbs(block: &[u8]) -> Result<f64> {
     const PASSES: usize = 4;
     let identity = Identity::generate();
     let plain_len = 64 * MIB as u64;
-    let sealer = Sealer::new(&identity.to_public(), &FileSecrets::random(), plain_len);
+    let sealer = Sealer::new(
+        &identity.to_public(),
+        &FileSecrets::random(),
+        plain_len,
+        None,
+    );
     let mut cipher = vec![0u8; sealer.cipher_len() as usize];
     sealer.read_cipher(0, &mut cipher, &mut |at, plain| {
         // Chunks are read whole, and the block holds a whole number of them.

@@ -87,6 +87,15 @@ pub enum VaultsCmd {
     },
     /// Start a new identity for new writes; old objects stay readable with the old ones
     Rotate { name: String },
+    /// Bind every file of an encrypted vault to its path, then refuse unbound files.
+    /// Files are bound when written since cybs3 0.1 (a swapped or rolled-back file is then
+    /// an error on read); run this once for a vault written before, or holding files put
+    /// there by the plain `age` tool. Files bound to another path are listed, not touched.
+    Rebind {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: VaultsCmd) -> Result<()> {
@@ -115,6 +124,7 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
                 access_key: access_key.unwrap_or_default(),
                 secret_key: secret_key.unwrap_or_default(),
                 encrypted: !plain,
+                bound: !plain,
                 ..VaultConfig::default()
             };
             let what = format!(
@@ -159,6 +169,7 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
             Ok(())
         }
         VaultsCmd::Share { name, recipient } => share(&name, &recipient),
+        VaultsCmd::Rebind { name, json } => rebind(&name, json),
         VaultsCmd::Rotate { name } => {
             let mut keys = keystore::load(&name, &passphrase)?;
             let sealed = keystore::is_sealed(&name);
@@ -172,6 +183,34 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `vaults rebind`: binds every file, then marks the vault as bound (unbound files are
+/// refused from then on). Exits 1 when files bound elsewhere were found.
+fn rebind(name: &str, json: bool) -> Result<()> {
+    let v = crate::location::open_vault(Some(name))?;
+    let report = crate::block_on(v.rebind())?;
+    let mut c = Config::load()?;
+    if let Some(cfg) = c.vaults.get_mut(name) {
+        cfg.bound = true;
+        c.save()?;
+    }
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "vault {name:?}: {} file(s) bound now, {} already bound; unbound files are refused from now on",
+            report.rebound, report.bound
+        );
+    }
+    if !report.foreign.is_empty() {
+        bail!(
+            "{} file(s) are bound to other paths (swapped or copied in without the vault key), left as they are: {}",
+            report.foreign.len(),
+            report.foreign.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Record a vault, creating its identity when it is encrypted and has none yet (returned,
@@ -258,6 +297,7 @@ fn local(name: &str, port: u16, protect: bool) -> Result<()> {
             access_key: key.access_key,
             secret_key: key.secret_key,
             encrypted: true,
+            bound: true,
             ..VaultConfig::default()
         };
         created = add(name, cfg, protect)?;

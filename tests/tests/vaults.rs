@@ -464,3 +464,136 @@ fn sharing_passphrases_and_plain_vaults() {
     assert_eq!(out.stdout, b"for the team", "{out:?}");
     assert!(v.ok(&["vaults", "list"]).contains("plain"));
 }
+
+/// The one key that appeared in the bucket when `path` was first written.
+fn cp_new(v: &LocalVault, local: &Path, path: &str) -> String {
+    let before = raw_keys(v);
+    v.ok(&["cp", local.to_str().unwrap(), &format!(":{path}")]);
+    let mut new: Vec<String> = raw_keys(v)
+        .into_iter()
+        .filter(|k| !before.contains(k))
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    new.remove(0)
+}
+
+/// `args` fails with exit 1 and one line on stderr naming `path` and saying `what`.
+fn refused_with(v: &LocalVault, args: &[&str], path: &str, what: &str) {
+    let out = cybs3(&v.home, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+    assert!(err.contains(path) && err.contains(what), "{args:?}: {err}");
+}
+
+#[test]
+fn swapped_rolled_back_and_unbound_files_are_refused_everywhere() {
+    use cybs3_tests::mount::{errno, Mounted};
+    let v = LocalVault::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = v.vault_json("local")["bucket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = cybs3_tests::mount::s3(&v);
+    let raw = |key: &str| cybs3_tests::mount::get(&c, &bucket, key).unwrap();
+    let put_raw = |key: &str, body: &[u8]| cybs3_tests::mount::put(&c, &bucket, key, body);
+    let local = |name: &str, body: &str| {
+        let p = tmp.path().join(name);
+        write(&p, body.as_bytes());
+        p
+    };
+    let key_a = cp_new(&v, &local("a", "alpha, the file a.txt"), "a.txt");
+    let key_b = cp_new(&v, &local("b", "bravo v1"), "docs/b.txt");
+    let b_v1 = raw(&key_b);
+    assert_eq!(cybs3(&v.home, &["cat", ":docs/b.txt"]).stdout, b"bravo v1");
+
+    // 1. Swap: a.txt's ciphertext copied over docs/b.txt, by someone with write access.
+    put_raw(&key_b, &raw(&key_a));
+    let swapped = "bound to another path";
+    refused_with(&v, &["cat", ":docs/b.txt"], "docs/b.txt", swapped);
+    let down = tmp.path().join("down");
+    refused_with(
+        &v,
+        &["sync", ":", down.to_str().unwrap()],
+        "docs/b.txt",
+        swapped,
+    );
+    {
+        let m = Mounted::new(&v, "local", &[]);
+        assert_eq!(
+            std::fs::read(m.p("a.txt")).unwrap(),
+            b"alpha, the file a.txt"
+        );
+        assert_eq!(errno(std::fs::read(m.p("docs/b.txt"))), libc::EIO);
+    }
+
+    // 2. Rollback: docs/b.txt written again, then its first version put back.
+    put_raw(&key_b, &b_v1);
+    assert_eq!(cybs3(&v.home, &["cat", ":docs/b.txt"]).stdout, b"bravo v1");
+    v.ok(&[
+        "cp",
+        local("b2", "bravo v2").to_str().unwrap(),
+        ":docs/b.txt",
+    ]);
+    assert_eq!(cybs3(&v.home, &["cat", ":docs/b.txt"]).stdout, b"bravo v2");
+    put_raw(&key_b, &b_v1);
+    refused_with(&v, &["cat", ":docs/b.txt"], "docs/b.txt", "rollback");
+    refused_with(
+        &v,
+        &["sync", ":", down.to_str().unwrap()],
+        "docs/b.txt",
+        "rollback",
+    );
+    {
+        let m = Mounted::new(&v, "local", &[]);
+        assert_eq!(errno(std::fs::read(m.p("docs/b.txt"))), libc::EIO);
+        // A rename through the mount rebinds the file: it reads at its new path.
+        std::fs::rename(m.p("a.txt"), m.p("docs/a2.txt")).unwrap();
+        assert_eq!(
+            std::fs::read(m.p("docs/a2.txt")).unwrap(),
+            b"alpha, the file a.txt"
+        );
+    }
+    assert_eq!(
+        cybs3(&v.home, &["cat", ":docs/a2.txt"]).stdout,
+        b"alpha, the file a.txt"
+    );
+
+    // 3. A file without a binding (here written by the plain age tool) is refused in a
+    // vault made bound; `vaults rebind` binds it and lists the swapped one.
+    let recipient = v.ok(&["keys", "recipient"]);
+    let plain = local("c", "charlie, from the age CLI");
+    let sealed = tmp.path().join("c.age");
+    let out = Command::new("age")
+        .args(["-r", recipient.trim(), "-o"])
+        .args([&sealed, &plain])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key_c = cp_new(&v, &local("c0", "c"), "c.txt");
+    put_raw(&key_c, &std::fs::read(&sealed).unwrap());
+    refused_with(&v, &["cat", ":c.txt"], "c.txt", "no path binding");
+    put_raw(&key_b, &raw(&key_c));
+    let out = cybs3(&v.home, &["vaults", "rebind", "local", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(report["rebound"], 2, "{report}");
+    assert_eq!(report["bound"], 1, "{report}");
+    // The unbound copy at docs/b.txt was adopted too: rebind trusts the bucket, as its
+    // help says. What it cannot adopt is a file bound elsewhere:
+    put_raw(&key_b, &raw(&key_c));
+    let out = cybs3(&v.home, &["vaults", "rebind", "local", "--json"]);
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(
+        report["foreign"],
+        serde_json::json!(["docs/b.txt"]),
+        "{report}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        cybs3(&v.home, &["cat", ":c.txt"]).stdout,
+        b"charlie, from the age CLI"
+    );
+}

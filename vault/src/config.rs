@@ -44,6 +44,12 @@ pub struct VaultConfig {
     #[serde(skip)]
     pub login_password: Option<String>,
     pub encrypted: bool,
+    /// Every file of this encrypted vault is bound to its path (vaults made since files
+    /// are bound, or after `cybs3 vaults rebind`): a file without a binding is refused,
+    /// since it could have been put in place of another. Older vaults read such files
+    /// with a warning.
+    #[serde(default)]
+    pub bound: bool,
 }
 
 fn default_region() -> String {

@@ -5,7 +5,8 @@
 //!   uploads and ranged downloads.
 //! - [`crypto`]: age content, encrypted names, identities.
 //! - [`listing`]: listing pages with each object's attributes.
-//! - [`vault`]: plaintext paths of a vault mapped onto its bucket, encrypted or not.
+//! - [`vault`]: plaintext paths of a vault mapped onto its bucket, encrypted or not;
+//!   `seen`: the newest version of each encrypted file seen here, to notice rollbacks.
 //! - [`error`]: the one error type, by kind; `blocking`: the one way off the async workers.
 
 pub mod attrs;
@@ -17,6 +18,7 @@ pub mod download_file;
 pub mod error;
 pub mod keystore;
 pub mod listing;
+mod seen;
 pub mod sts;
 pub mod transfer;
 pub mod vault;

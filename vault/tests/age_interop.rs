@@ -9,7 +9,7 @@ use std::{
     thread,
 };
 
-use cybs3_vault::crypto::{FileSecrets, Identity, Opener, Sealer, VaultKeys, CHUNK};
+use cybs3_vault::crypto::{Binding, FileSecrets, Identity, Opener, Sealer, VaultKeys, CHUNK};
 
 /// Runs an age binary, failing (not skipping) when it is missing.
 fn run(program: &str, args: &[&str]) -> Output {
@@ -37,12 +37,18 @@ fn write_private(file: &Path, bytes: &[u8]) {
     fs::set_permissions(file, fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-/// Seals `plain` the way parallel upload workers do: each thread its own ciphertext part.
+/// Seals `plain` the way parallel upload workers do: each thread its own ciphertext part,
+/// bound to a path as vaults bind every file (the age CLI skips that stanza).
 fn seal_in_parts(keys: &VaultKeys, plain: &[u8], parts: u64) -> Vec<u8> {
+    let bound = Binding {
+        path: "photos/a.jpg".into(),
+        sealed_at: 1,
+    };
     let sealer = Sealer::new(
         &keys.recipient(),
         &FileSecrets::random(),
         plain.len() as u64,
+        Some((&keys.bind_key(), &bound)),
     );
     let total = sealer.cipher_len();
     let part_len = total.div_ceil(parts).max(1);

@@ -334,6 +334,7 @@ async fn sealed_uploads_decrypt_through_fetched_ranges() {
         &identity.to_public(),
         &FileSecrets::random(),
         plain.len() as u64,
+        None,
     );
     let sealed = SealedSource::new(FileSource::open(&path).unwrap(), sealer);
     let cipher_len = sealed.len();

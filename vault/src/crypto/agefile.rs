@@ -23,13 +23,19 @@ use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use super::binding::{self, BindKey, Binding};
 use super::{hkdf, CryptoError, Identity, Recipient};
 
 /// Plaintext bytes per payload chunk, fixed by the age format.
 pub const CHUNK: u64 = 64 * 1024;
-/// Where the payload starts in every file written by [`Sealer`] (its header always has the
-/// same length), so listings can show plaintext sizes without fetching headers.
-pub const SEALED_PAYLOAD_START: u64 = 184;
+/// Where the payload starts in every file written by [`Sealer`] with a path binding (its
+/// header always has the same length), so listings can show plaintext sizes without
+/// fetching headers.
+pub const SEALED_PAYLOAD_START: u64 = 184 + BOUND_STANZA_LEN;
+/// What the `cybs3-path` stanza adds to a header: its line and its body's line.
+const BOUND_STANZA_LEN: u64 = ("-> ".len() + binding::STANZA_TAG.len() + 1) as u64
+    + (binding::BODY_LEN as u64).div_ceil(3) * 4
+    + 1;
 
 const TAG: u64 = 16;
 const CIPHER_CHUNK: u64 = CHUNK + TAG;
@@ -130,8 +136,21 @@ pub struct Sealer {
 }
 
 impl Sealer {
-    pub fn new(recipient: &Recipient, secrets: &FileSecrets, plain_len: u64) -> Sealer {
-        let mut head = x25519_header(&recipient.0, secrets);
+    /// A sealer for `plain_len` bytes to `recipient`, bound to `bind`'s path and time when
+    /// it is given (vaults always bind; see [`binding`]).
+    pub fn new(
+        recipient: &Recipient,
+        secrets: &FileSecrets,
+        plain_len: u64,
+        bind: Option<(&BindKey, &Binding)>,
+    ) -> Sealer {
+        let stanza = bind.map(|(key, b)| binding::seal(key, &secrets.file_key, b));
+        let mut head = x25519_header(
+            &recipient.0,
+            &secrets.ephemeral,
+            &secrets.file_key,
+            stanza.as_deref(),
+        );
         head.extend_from_slice(&secrets.nonce);
         let layout = Layout {
             payload_start: head.len() as u64,
@@ -231,6 +250,11 @@ impl Sealer {
 pub struct Opener {
     payload: LessSafeKey,
     payload_start: u64,
+    /// Kept to check the path binding and to bind the same payload to another path.
+    file_key: Zeroizing<[u8; 16]>,
+    nonce: [u8; NONCE_LEN],
+    /// The body of the `cybs3-path` stanza, if the header has one.
+    bound: Option<Vec<u8>>,
 }
 
 impl Opener {
@@ -251,7 +275,33 @@ impl Opener {
         Ok(Some(Opener {
             payload: payload_cipher(&file_key[..], nonce),
             payload_start: (header.len + NONCE_LEN) as u64,
+            nonce: nonce.try_into().expect("NONCE_LEN bytes"),
+            bound: header.binding()?,
+            file_key,
         }))
+    }
+
+    /// The sealing time the header binds to `path`; `Ok(None)` for a file with no
+    /// binding (written before vaults bound files, or by another age tool), and
+    /// [`CryptoError::WrongPath`] for a file bound to another path or vault.
+    pub fn bound_time(&self, key: &BindKey, path: &str) -> Result<Option<u64>, CryptoError> {
+        self.bound
+            .as_deref()
+            .map(|body| binding::open(key, &self.file_key[..], path, body))
+            .transpose()
+    }
+
+    /// A new header (and payload nonce) for this file's payload, bound to `bind`, for
+    /// `recipient`: with it, the unchanged payload after [`Opener::payload_start`] is a
+    /// complete age file again. Nothing is re-encrypted: the same payload key seals the
+    /// same plaintext, so no nonce is reused for different data.
+    pub fn rebound_head(&self, recipient: &Recipient, key: &BindKey, bind: &Binding) -> Vec<u8> {
+        let mut ephemeral = Zeroizing::new([0; 32]);
+        OsRng.fill_bytes(&mut ephemeral[..]);
+        let stanza = binding::seal(key, &self.file_key[..], bind);
+        let mut head = x25519_header(&recipient.0, &ephemeral, &self.file_key, Some(&stanza));
+        head.extend_from_slice(&self.nonce);
+        head
     }
 
     /// Length of header and payload nonce: where chunk 0 starts.
@@ -435,13 +485,19 @@ fn wrap_key(shared: &[u8; 32], ephemeral: &PublicKey, recipient: &PublicKey) -> 
     ChaCha20Poly1305::new(Key::from_slice(&key[..]))
 }
 
-/// The complete header, up to and including the MAC line.
-fn x25519_header(recipient: &PublicKey, secrets: &FileSecrets) -> Vec<u8> {
-    let ephemeral_secret = StaticSecret::from(secrets.ephemeral);
+/// The complete header, up to and including the MAC line: `file_key` wrapped for
+/// `recipient` with the `ephemeral` secret, then the path binding's stanza if given.
+fn x25519_header(
+    recipient: &PublicKey,
+    ephemeral: &[u8; 32],
+    file_key: &[u8; 16],
+    bound: Option<&[u8]>,
+) -> Vec<u8> {
+    let ephemeral_secret = StaticSecret::from(*ephemeral);
     let ephemeral = PublicKey::from(&ephemeral_secret);
     let shared = ephemeral_secret.diffie_hellman(recipient);
     let body = wrap_key(shared.as_bytes(), &ephemeral, recipient)
-        .encrypt(&Nonce::default(), &secrets.file_key[..])
+        .encrypt(&Nonce::default(), &file_key[..])
         .expect("16 bytes are far below the ChaCha20Poly1305 message limit");
     let mut header = String::from(VERSION_LINE);
     header.push_str(&format!(
@@ -449,8 +505,12 @@ fn x25519_header(recipient: &PublicKey, secrets: &FileSecrets) -> Vec<u8> {
         B64.encode(ephemeral.as_bytes())
     ));
     push_body(&mut header, &body);
+    if let Some(bound) = bound {
+        header.push_str(&format!("-> {}\n", binding::STANZA_TAG));
+        push_body(&mut header, bound);
+    }
     header.push_str("---");
-    let mac = header_mac(&secrets.file_key, header.as_bytes())
+    let mac = header_mac(file_key, header.as_bytes())
         .finalize()
         .into_bytes();
     header.push_str(&format!(" {}\n", B64.encode(mac)));
@@ -570,6 +630,21 @@ impl<'a> Header<'a> {
         }
     }
 
+    /// The body of the one `cybs3-path` stanza, if there is one.
+    fn binding(&self) -> Result<Option<Vec<u8>>, CryptoError> {
+        let mut bound = self
+            .stanzas
+            .iter()
+            .filter(|s| s.args[0] == binding::STANZA_TAG.as_bytes());
+        match (bound.next(), bound.next()) {
+            (None, _) => Ok(None),
+            (Some(s), None) if s.args.len() == 1 && s.body.len() == binding::BODY_LEN => {
+                Ok(Some(s.body.clone()))
+            }
+            _ => Err(CryptoError::Malformed("bad cybs3-path stanza")),
+        }
+    }
+
     fn unwrap_file_key(&self, identities: &[Identity]) -> Result<Zeroizing<[u8; 16]>, CryptoError> {
         for stanza in self
             .stanzas
@@ -644,8 +719,25 @@ mod tests {
         }
     }
 
+    fn bind_key() -> BindKey {
+        BindKey(Zeroizing::new([42; 32]))
+    }
+
+    fn bound_to(path: &str) -> Binding {
+        Binding {
+            path: path.into(),
+            sealed_at: 1_790_000_000_000_000_000,
+        }
+    }
+
+    /// A sealer as vaults make them: bound to a path.
+    fn sealer(identity: &Identity, secrets: &FileSecrets, len: u64) -> Sealer {
+        let b = bound_to("dir/file");
+        Sealer::new(&identity.to_public(), secrets, len, Some((&bind_key(), &b)))
+    }
+
     fn seal(identity: &Identity, secrets: &FileSecrets, plain: &[u8]) -> Vec<u8> {
-        let sealer = Sealer::new(&identity.to_public(), secrets, plain.len() as u64);
+        let sealer = sealer(identity, secrets, plain.len() as u64);
         window(&sealer, plain, 0, sealer.cipher_len()).unwrap()
     }
 
@@ -729,7 +821,7 @@ mod tests {
         let secrets = FileSecrets::random();
         let plain = data(3 * CHUNK + 777, 7);
         let whole = seal(&identity, &secrets, &plain);
-        let sealer = Sealer::new(&identity.to_public(), &secrets, plain.len() as u64);
+        let sealer = sealer(&identity, &secrets, plain.len() as u64);
         let total = sealer.cipher_len();
         let mut steps = data(64, 3).into_iter().cycle();
         let mut start = 0;
@@ -778,6 +870,71 @@ mod tests {
         let identity = Identity::generate();
         let opener = open(&seal(&identity, &FileSecrets::random(), b"x"), &[identity]).unwrap();
         assert_eq!(opener.payload_start(), SEALED_PAYLOAD_START);
+    }
+
+    #[test]
+    fn files_are_bound_to_their_path_and_rebinding_moves_them() {
+        let identity = Identity::generate();
+        let ids = std::slice::from_ref(&identity);
+        let plain = data(CHUNK + 5, 31);
+        let cipher = seal(&identity, &FileSecrets::random(), &plain);
+        let opener = open(&cipher, ids).unwrap();
+        let key = bind_key();
+        let sealed_at = bound_to("").sealed_at;
+        assert_eq!(
+            opener.bound_time(&key, "dir/file").unwrap(),
+            Some(sealed_at)
+        );
+        for (key, path) in [
+            (bind_key(), "dir/other"),
+            (BindKey(Zeroizing::new([1; 32])), "dir/file"),
+        ] {
+            assert!(matches!(
+                opener.bound_time(&key, path),
+                Err(CryptoError::WrongPath)
+            ));
+        }
+        // Files of other age tools carry no binding.
+        let foreign = open(&age_encrypt(&identity, b"x"), ids).unwrap();
+        assert_eq!(foreign.bound_time(&key, "dir/file").unwrap(), None);
+
+        let moved = Binding {
+            path: "elsewhere".into(),
+            sealed_at: sealed_at + 1,
+        };
+        let head = opener.rebound_head(&identity.to_public(), &key, &moved);
+        assert_eq!(head.len() as u64, SEALED_PAYLOAD_START);
+        let rebound = [&head[..], &cipher[SEALED_PAYLOAD_START as usize..]].concat();
+        let opener = open(&rebound, ids).unwrap();
+        assert_eq!(
+            opener.bound_time(&key, "elsewhere").unwrap(),
+            Some(sealed_at + 1)
+        );
+        assert!(matches!(
+            opener.bound_time(&key, "dir/file"),
+            Err(CryptoError::WrongPath)
+        ));
+        assert_eq!(open_all(&rebound, ids).unwrap(), plain);
+        assert_eq!(age_decrypt(&identity, &rebound).unwrap(), plain);
+    }
+
+    #[test]
+    fn a_binding_moved_between_files_breaks_the_header_mac() {
+        let identity = Identity::generate();
+        let ids = std::slice::from_ref(&identity);
+        let a = seal(&identity, &FileSecrets::random(), b"a");
+        let b = seal(&identity, &FileSecrets::random(), b"b");
+        // The binding stanza's body line sits right before the MAC line.
+        let body = |f: &[u8]| {
+            let text =
+                std::str::from_utf8(&f[..SEALED_PAYLOAD_START as usize - NONCE_LEN]).unwrap();
+            let end = text.find("\n---").unwrap();
+            (end - 32, end)
+        };
+        let (from, to) = body(&a);
+        let mut mixed = b.clone();
+        mixed[from..to].copy_from_slice(&a[from..to]);
+        assert!(matches!(open(&mixed, ids), Err(CryptoError::Corrupt)));
     }
 
     #[test]

@@ -235,6 +235,11 @@ impl VaultKeys {
         self.derive(b"cybs3 content-mac v1")
     }
 
+    /// Key of the path bindings in each file's header (see [`super::binding`]).
+    pub fn bind_key(&self) -> super::BindKey {
+        super::BindKey(self.derive(b"cybs3 path-binding v1"))
+    }
+
     fn derive<const N: usize>(&self, info: &[u8]) -> Zeroizing<[u8; N]> {
         hkdf(&[], info, self.identities[0].secret.as_bytes())
     }

@@ -4,16 +4,20 @@
 //! - [`agefile`]: standard age v1 files (X25519 recipient) written and read chunk by chunk, so
 //!   parts can be sealed and opened in parallel and an interrupted upload can be resumed
 //!   byte-for-byte from persisted [`FileSecrets`].
+//! - [`binding`]: each age file bound to its plaintext path and sealing time, so swapped
+//!   and rolled-back objects are noticed.
 //! - [`names`]: deterministic per-segment name encryption (AES-SIV), so lookups and prefix
 //!   listings still work on the server.
 //! - [`keys`]: vault identities, identity files, passphrase protection, recovery phrases
 //!   and sharing.
 
 pub mod agefile;
+pub mod binding;
 pub mod keys;
 pub mod names;
 
 pub use agefile::{FileSecrets, Opener, Sealer, CHUNK};
+pub use binding::{BindKey, Binding};
 pub use keys::{Identity, Recipient, VaultKeys};
 pub use names::NameCipher;
 
@@ -26,6 +30,8 @@ pub enum CryptoError {
     Corrupt,
     #[error("the object is truncated")]
     Truncated,
+    #[error("the object is bound to another path: it was swapped or copied here by someone without the vault's key")]
+    WrongPath,
     #[error("malformed age header: {0}")]
     Malformed(&'static str),
     #[error("invalid name segment {0:?}: it must be non-empty, not \".\" or \"..\", and contain no \"/\" or NUL")]

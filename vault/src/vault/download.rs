@@ -25,6 +25,7 @@ impl Vault {
     /// request. The rest streams in ranged GETs of `part_size`, in pieces, so memory does
     /// not grow with the file.
     pub async fn download(&self, path: &str, local: &Path, progress: Progress) -> Result<u64> {
+        let path = &super::clean_path(path)?;
         let key = self.key_of(path)?;
         let failed = || format!("cannot read {}:{path}", self.name);
         let first = self
@@ -36,7 +37,11 @@ impl Vault {
             return Err(self.missing(path).await);
         };
         let opener = match &self.crypt {
-            Some(c) => Some(parse_header(&first, &c.keys).with_context(failed)?),
+            Some(c) => Some(
+                parse_header(&first, &c.keys)
+                    .and_then(|o| self.check_bound(path, &o).map(|()| o))
+                    .with_context(failed)?,
+            ),
             None => None,
         };
         let size = match &opener {

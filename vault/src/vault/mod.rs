@@ -15,14 +15,18 @@
 //!   `meta`: attributes as stored.
 //! - `upload`: local files up, with [`UploadAttrs`]; `download`: objects down into files.
 //! - `reader`: random and streaming reads of a file's plaintext.
+//! - `binding`: each encrypted file bound to its path, checked on reads, made on writes,
+//!   copies and renames.
 
 use crate::config::VaultConfig;
 use crate::crypto::agefile::{plain_len_for, SEALED_PAYLOAD_START};
-use crate::crypto::{NameCipher, VaultKeys, CHUNK};
+use crate::crypto::{BindKey, NameCipher, VaultKeys, CHUNK};
 use crate::error::{Error, Result, ResultExt};
+use crate::seen::Seen;
 use crate::transfer::{payload_needs_signing, Transfers};
 use aws_sdk_s3::Client;
 
+mod binding;
 mod download;
 mod list;
 mod meta;
@@ -30,6 +34,7 @@ mod names;
 mod reader;
 mod upload;
 
+pub use binding::RebindReport;
 pub use list::Entry;
 pub(crate) use meta::{format_mtime, META_MODE, META_MTIME};
 pub use meta::{Meta, UploadAttrs};
@@ -44,6 +49,8 @@ struct Crypt {
     keys: VaultKeys,
     names: NameCipher,
     mac_key: zeroize::Zeroizing<[u8; 32]>,
+    bind_key: BindKey,
+    seen: Seen,
 }
 
 pub struct Vault {
@@ -61,6 +68,11 @@ impl Vault {
             (true, Some(keys)) => Some(Crypt {
                 names: keys.names_cipher(),
                 mac_key: keys.content_mac_key(),
+                bind_key: keys.bind_key(),
+                seen: Seen::open(
+                    &crate::config::config_dir().join("seen"),
+                    &[&cfg.endpoint, &cfg.bucket, &cfg.prefix],
+                )?,
                 keys,
             }),
             (false, None) => None,

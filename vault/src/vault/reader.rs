@@ -1,5 +1,6 @@
 //! Random and streaming reads of a file's plaintext: what `cat` and the mount read with.
 
+use super::names::clean_path;
 use super::{Vault, SEALED_CHUNK};
 use crate::blocking::blocking;
 use crate::crypto::{Opener, VaultKeys, CHUNK};
@@ -10,7 +11,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 /// Enough for any header our writer or the age CLI produces for a few recipients.
-const HEADER_PROBE: u64 = 4096;
+pub(super) const HEADER_PROBE: u64 = 4096;
 
 /// What [`Vault::stream_at`] hands on at a time, and how many such batches may wait.
 pub const STREAM_BATCH: usize = 1 << 20;
@@ -130,6 +131,7 @@ impl Vault {
     /// object's size and ETag, and for encrypted vaults the parsed age header, so each
     /// [`Vault::read_at`] costs one ranged GET.
     pub async fn reader(&self, path: &str) -> Result<Option<RangeReader>> {
+        let path = &clean_path(path)?;
         let key = self.key_of(path)?;
         let Some(c) = &self.crypt else {
             let info = self.transfers.head(&self.cfg.bucket, &key).await?;
@@ -149,6 +151,7 @@ impl Vault {
             return Ok(None);
         };
         let opener = parse_header(&header, &c.keys)
+            .and_then(|o| self.check_bound(path, &o).map(|()| o))
             .with_context(|| format!("cannot decrypt {}:{path}", self.name))?;
         let size = opener.plain_len(info.size)?;
         Ok(Some(RangeReader {

@@ -3,7 +3,7 @@
 use super::meta::{format_mtime, hash_with};
 use super::{UploadAttrs, Vault};
 use crate::blocking::blocking;
-use crate::crypto::{FileSecrets, Sealer};
+use crate::crypto::{Binding, FileSecrets, Sealer};
 use crate::error::{Error, Result, ResultExt};
 use crate::transfer::{FileSource, Progress, Resume, SealedSource, Source};
 use sha2::{Digest, Sha256};
@@ -35,6 +35,7 @@ impl Vault {
         attrs: &UploadAttrs,
         mut progress: Progress,
     ) -> Result<Uploaded> {
+        let path = &super::clean_path(path)?;
         let key = self.key_of(path)?;
         let md = fs::metadata(local).with_context(|| format!("cannot read {}", local.display()))?;
         if !md.is_file() {
@@ -63,20 +64,36 @@ impl Vault {
         ]);
         let plain =
             FileSource::open(local).with_context(|| format!("cannot read {}", local.display()))?;
+        let mut bound = None;
         let (source, extra): (Arc<dyn Source>, serde_json::Value) = match &self.crypt {
             Some(c) => {
-                // Resuming needs the very same ciphertext bytes: reuse the journaled secrets.
-                let secrets: FileSecrets = self
-                    .transfers
-                    .journaled(&resume_id)
-                    .and_then(|v| serde_json::from_value(v).ok())
-                    .unwrap_or_else(FileSecrets::random);
-                let sealer = Sealer::new(&c.keys.recipient(), &secrets, md.len());
+                // Resuming needs the very same ciphertext bytes: reuse the journaled secrets
+                // and binding, unless a newer version was seen meanwhile.
+                let newest = c.seen.newest(path)?;
+                let sealing = match self.transfers.journaled(&resume_id) {
+                    Some(v) => serde_json::from_value::<Sealing>(v)
+                        .ok()
+                        .filter(|s| s.binding.path == *path)
+                        .filter(|s| newest.is_none_or(|n| s.binding.sealed_at > n)),
+                    None => None,
+                };
+                let sealing = match sealing {
+                    Some(s) => s,
+                    None => Sealing {
+                        secrets: FileSecrets::random(),
+                        binding: self.next_binding(path)?,
+                    },
+                };
+                let sealer = Sealer::new(
+                    &c.keys.recipient(),
+                    &sealing.secrets,
+                    md.len(),
+                    Some((&c.bind_key, &sealing.binding)),
+                );
                 progress = plain_progress(progress, md.len(), sealer.cipher_len());
-                (
-                    Arc::new(SealedSource::new(plain, sealer)),
-                    serde_json::to_value(&secrets).map_err(Error::crypto)?,
-                )
+                let extra = serde_json::to_value(&sealing).map_err(Error::crypto)?;
+                bound = Some(sealing.binding);
+                (Arc::new(SealedSource::new(plain, sealer)), extra)
             }
             None => (Arc::new(plain), serde_json::Value::Null),
         };
@@ -102,6 +119,9 @@ impl Vault {
                     self.name
                 )
             })?;
+        if let Some(binding) = &bound {
+            self.wrote(binding)?;
+        }
         Ok(Uploaded {
             bytes: md.len(),
             resumed_parts: outcome.resumed_parts,
@@ -119,10 +139,16 @@ impl Vault {
             .map(drop)
     }
 
-    /// Server-side copy of the file at `from` to `to`, content and attributes kept. An
-    /// encrypted vault's names are deterministic and its content is keyed per file, not
-    /// per name, so the copied object decrypts at its new path as it is.
+    /// Copy of the file at `from` to `to`, content and attributes kept: server-side in a
+    /// plain vault; in an encrypted one the payload moves under a new header bound to `to`
+    /// (see `binding`).
     pub async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        if self.crypt.is_some() {
+            return self
+                .copy_rebound(from, to, false)
+                .await
+                .with_context(|| format!("cannot copy {}:{from} to {to}", self.name));
+        }
         let (src, dst) = (self.key_of(from)?, self.key_of(to)?);
         let bucket = &self.cfg.bucket;
         self.client()
@@ -146,6 +172,13 @@ fn plain_progress(progress: Progress, plain_len: u64, cipher_len: u64) -> Progre
         let scale = |c: u64| (c as u128 * plain_len as u128 / cipher_len.max(1) as u128) as u64;
         progress(scale(before + n) - scale(before));
     })
+}
+
+/// What an encrypted upload journals to resume with identical bytes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sealing {
+    secrets: FileSecrets,
+    binding: Binding,
 }
 
 fn resume_id(parts: &[&str]) -> String {
