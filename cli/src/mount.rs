@@ -34,6 +34,11 @@ pub struct MountArgs {
     /// How long listings and attributes are trusted, in seconds
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub cache_ttl: f64,
+    /// Where copies of files open for writing are kept (created 0700): a disk of your
+    /// choice. Copies are unlinked while open, so a crash leaves none behind; uploads
+    /// that failed are kept in its `unsaved/` [default: <config>/cache/mount-ID]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// A size in bytes, with an optional binary suffix: `4096`, `512K`, `100M`, `10G`, `1T`.
@@ -131,6 +136,9 @@ pub fn run(args: MountArgs) -> Result<()> {
     if let Some(s) = args.cache_size {
         cmd.arg("--cache-size").arg(s.to_string());
     }
+    if let Some(d) = &args.cache_dir {
+        cmd.arg("--cache-dir").arg(std::path::absolute(d)?);
+    }
     let mut child =
         crate::server::spawn_detached(&mut cmd, log).context("cannot start the mount process")?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -173,9 +181,12 @@ fn serve(args: &MountArgs, mountpoint: &Path, id: &str) -> Result<()> {
         read_only: args.read_only,
         allow_other: args.allow_other,
         cache_ttl: Duration::from_secs_f64(args.cache_ttl),
-        cache_dir: vault::config::config_dir()
-            .join("cache")
-            .join(format!("mount-{id}")),
+        cache_dir: match &args.cache_dir {
+            Some(d) => std::path::absolute(d)?,
+            None => vault::config::config_dir()
+                .join("cache")
+                .join(format!("mount-{id}")),
+        },
         fs_name: format!("cybs3:{}", vault.name),
         cache_size: args.cache_size,
     };

@@ -34,8 +34,18 @@ impl VaultFs {
     pub fn new(vault: Vault, opts: MountOptions) -> anyhow::Result<VaultFs> {
         exit_signals();
         vault::config::private_dir(&opts.cache_dir)?;
-        // Leftovers of an earlier mount (uploads that failed) stay for the user to
-        // recover; new cache files get fresh names.
+        let unsaved = crate::writeback::clean_leftovers(&opts.cache_dir)?;
+        if !unsaved.is_empty() {
+            let dir = opts.cache_dir.join(crate::writeback::UNSAVED);
+            let msg = format!(
+                "{} file(s) whose upload failed in an earlier mount are kept in {}: copy what \
+                 you need back into the mount, then delete them",
+                unsaved.len(),
+                dir.display()
+            );
+            eprintln!("warning: {msg}");
+            tracing::warn!("{msg}");
+        }
         Ok(VaultFs {
             core: Arc::new(Core::new(vault, opts)?),
         })

@@ -1,8 +1,15 @@
 //! Write-back: a file open for writing is a local copy in the cache directory, shared by
 //! every handle on its path, marked dirty by each change, and uploaded whole on `fsync`
 //! and on every `close` after a change (so a `close` that succeeded means the content is
-//! in the store). The last close removes the copy, unless its upload failed: then it
-//! stays for the user to recover.
+//! in the store). The last close drops the copy, unless its upload failed: then it is
+//! kept in `unsaved/` for the user to recover, and the log says where.
+//!
+//! Each copy is unlinked as soon as it is open (it is made 0600 under a `open-PID-N`
+//! name, downloaded into when it has content, then removed from the directory): the
+//! kernel frees it when the mount's last descriptor goes, so even a `kill -9` leaves no
+//! copy, and no plaintext of an encrypted vault, behind. Uploads read it through
+//! `/proc/self/fd/N`. What a crash can leave is a copy between its creation and its
+//! unlink (a download in progress): [`clean_leftovers`] removes those at the next mount.
 
 use crate::budget;
 use crate::dircache::Ent;
@@ -12,8 +19,9 @@ use crate::store::{Store, UploadAttrs};
 use crate::{lock, R};
 use fuser::Errno;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,7 +33,7 @@ use vault::vault::Meta;
 pub(crate) struct Local {
     /// The store path it is uploaded to (renames move it).
     pub path: Mutex<String>,
-    pub cache_path: PathBuf,
+    /// The copy: unlinked, reachable through this descriptor only.
     pub file: File,
     pub state: Mutex<LocalState>,
     /// Extended attributes as stored, uploaded with the content.
@@ -43,6 +51,11 @@ pub(crate) struct LocalState {
 }
 
 impl Local {
+    /// A path that opens the copy again, for the upload to read.
+    fn fd_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+
     pub(crate) fn metadata(&self) -> R<std::fs::Metadata> {
         self.file
             .metadata()
@@ -64,11 +77,12 @@ impl<S: Store> Core<S> {
         lock(&self.locals).get(path).cloned()
     }
 
+    /// A fresh name for a copy until it is unlinked: see [`clean_leftovers`].
     fn new_cache_path(&self) -> PathBuf {
         let n = self.next_cache.fetch_add(1, Ordering::Relaxed);
         self.opts
             .cache_dir
-            .join(format!("{}-{n}", std::process::id()))
+            .join(format!("{OPEN_PREFIX}{}-{n}", std::process::id()))
     }
 
     /// The local copy of `path` for writing, downloaded unless `truncate`; one more
@@ -95,28 +109,30 @@ impl<S: Store> Core<S> {
             }
         };
         if fetch {
-            self.block_on(self.store.download(path, &cache_path))
-                .map_err(|e| errno(&format!("download of {path:?}"), e))?;
-        } else {
-            File::create(&cache_path).map_err(|e| io_errno("create cache file", &e))?;
+            let fetched = self.block_on(self.store.download(path, &cache_path));
+            // Downloads are written 0600 from the start (and renamed into place).
+            if let Err(e) = fetched {
+                let _ = std::fs::remove_file(&cache_path);
+                return Err(errno(&format!("download of {path:?}"), e));
+            }
         }
-        // Our copy must stay writable to us whatever the file's mode.
-        let _ =
-            std::fs::set_permissions(&cache_path, std::fs::Permissions::from_mode(mode | 0o600));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
+            .create(!fetch)
+            .truncate(false)
+            .mode(0o600)
             .open(&cache_path)
-            .map_err(|e| io_errno("open cache file", &e))?;
+            .map_err(|e| io_errno("open cache file", &e));
+        let _ = std::fs::remove_file(&cache_path);
+        let file = file?;
         let len = budget::file_len(&file)?;
-        if let Err(e) = self.budget.reserve(len) {
-            let _ = std::fs::remove_file(&cache_path);
-            return Err(e);
-        }
+        self.budget.reserve(len)?;
+        // The unlinked copy's inode keeps the file's mode until the upload states it; no
+        // name leads to it, so the mode opens it to no one.
         let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
         let local = Arc::new(Local {
             path: Mutex::new(path.to_string()),
-            cache_path,
             file,
             state: Mutex::new(LocalState {
                 dirty: !fetch,
@@ -130,7 +146,6 @@ impl<S: Store> Core<S> {
             // Opened concurrently: use the first copy.
             drop(locals);
             self.budget.release(len);
-            let _ = std::fs::remove_file(&local.cache_path);
             lock(&other.state).refs += 1;
             return Ok(other);
         }
@@ -163,7 +178,7 @@ impl<S: Store> Core<S> {
         let path = lock(&local.path).clone();
         let path = path.as_str();
         let attrs = self.upload_attrs(local)?;
-        self.block_on(self.store.upload(&local.cache_path, path, &attrs))
+        self.block_on(self.store.upload(&local.fd_path(), path, &attrs))
             .map_err(|e| errno(&format!("upload of {path:?}"), e))?;
         st.dirty = false;
         drop(st);
@@ -200,16 +215,36 @@ impl<S: Store> Core<S> {
             drop(locals);
             self.budget
                 .release(budget::file_len(&local.file).unwrap_or(0));
-            if uploaded.is_ok() {
-                let _ = std::fs::remove_file(&local.cache_path);
-            } else {
-                tracing::error!(
-                    "{path:?} was not uploaded; its content is kept in {}",
-                    local.cache_path.display()
-                );
+            if uploaded.is_err() {
+                self.keep_unsaved(path, local);
             }
         }
         uploaded
+    }
+
+    /// Copies what could not be uploaded into `unsaved/` (0600), and says where.
+    fn keep_unsaved(&self, path: &str, local: &Local) {
+        let dir = self.opts.cache_dir.join(UNSAVED);
+        let n = self.next_cache.fetch_add(1, Ordering::Relaxed);
+        let kept = dir.join(format!("{}-{n}", std::process::id()));
+        let copied = vault::config::private_dir(&dir)
+            .map_err(std::io::Error::other)
+            .and_then(|()| {
+                let mut to = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&kept)?;
+                std::io::copy(&mut File::open(local.fd_path())?, &mut to)?;
+                to.sync_all()
+            });
+        match copied {
+            Ok(()) => tracing::error!(
+                "{path:?} was not uploaded; its content is kept in {}",
+                kept.display()
+            ),
+            Err(e) => tracing::error!("{path:?} was not uploaded, and keeping a copy failed: {e}"),
+        }
     }
 
     /// The local copy of `path` if it is open for writing, with one more reference, so
@@ -248,5 +283,54 @@ impl<S: Store> Core<S> {
             .iter()
             .filter(|l| self.upload_local(l).is_err())
             .count()
+    }
+}
+
+/// Names of copies until they are unlinked: `open-PID-N`, and `.open-PID-N.cybs3-part`
+/// while a download into one is in progress.
+const OPEN_PREFIX: &str = "open-";
+/// Where copies whose upload failed are kept.
+pub(crate) const UNSAVED: &str = "unsaved";
+
+/// Cleans what mounts that ended without their clean-up (a crash, `kill -9`) left in
+/// `dir`: copies not yet unlinked (being created or downloaded: no write of the user's
+/// is in them) are removed. Copies that cybs3 versions before unlinked copies left
+/// behind (`PID-N`: open files, or uploads that failed) may hold closed data, so they
+/// are moved to `unsaved/`. Files of live processes are left alone. Returns what is kept
+/// in `unsaved/`, to be told to the user.
+pub(crate) fn clean_leftovers(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let alive = |pid: &str| {
+        pid.parse::<libc::pid_t>().is_ok_and(|pid| {
+            // SAFETY: signal 0 only checks that `pid` exists; nothing is delivered.
+            let sent = unsafe { libc::kill(pid, 0) } == 0;
+            sent || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        })
+    };
+    let unsaved = dir.join(UNSAVED);
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let open = name
+            .trim_start_matches('.')
+            .strip_prefix(OPEN_PREFIX)
+            .and_then(|rest| rest.split_once('-'));
+        if let Some((pid, _)) = open {
+            if !alive(pid) {
+                std::fs::remove_file(entry.path())?;
+            }
+        } else if let Some((pid, _)) = name.split_once('-').filter(|(pid, _)| !alive(pid)) {
+            vault::config::private_dir(&unsaved).map_err(std::io::Error::other)?;
+            let to = unsaved.join(format!("earlier-{pid}-{}", &name[pid.len() + 1..]));
+            std::fs::rename(entry.path(), &to)?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    match std::fs::read_dir(&unsaved) {
+        Ok(entries) => entries.map(|e| e.map(|e| e.path())).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }

@@ -789,3 +789,92 @@ fn readers_follow_renames_and_keep_a_file_renamed_over() {
         );
     }
 }
+
+/// Whether any regular file under `dir` holds `needle`.
+fn any_file_holds(dir: &Path, needle: &[u8]) -> bool {
+    cybs3_tests::files_under(dir)
+        .iter()
+        .any(|f| std::fs::read(f).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)))
+}
+
+/// A pid no process has: a child that has been reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    child.id()
+}
+
+#[test]
+fn a_killed_mount_leaves_no_copy_behind_and_the_next_one_cleans_up() {
+    const SECRET: &[u8] = b"plaintext-marker-4b1d of an encrypted vault";
+    let v = LocalVault::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let m = Mounted::new(&v, "local", &["--cache-dir", cache_arg]);
+    let md = std::fs::metadata(&cache).unwrap();
+    assert_eq!(md.permissions().mode() & 0o777, 0o700);
+
+    // A file open for writing, with plaintext in it: its copy has no name on disk.
+    let mut f = std::fs::File::create(m.p("secret.txt")).unwrap();
+    f.write_all(SECRET).unwrap();
+    assert_eq!(
+        cybs3_tests::files_under(&cache),
+        Vec::<std::path::PathBuf>::new()
+    );
+
+    // kill -9 of the mount process: nothing of the open file stays anywhere.
+    let pids: Vec<_> = std::fs::read_dir(v.home.join("mounts"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let pid: libc::pid_t = pids[0].trim().parse().unwrap();
+    // SAFETY: kill with a pid and a signal number; no memory is passed.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    wait_for("the mount process to die", || {
+        // SAFETY: as above, signal 0 only checks that the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0;
+        gone
+    });
+    drop(f);
+    drop(m);
+    assert!(
+        !any_file_holds(&cache, SECRET),
+        "plaintext left in the cache"
+    );
+    assert!(
+        !any_file_holds(&v.home, SECRET),
+        "plaintext left in the config dir"
+    );
+
+    // What older mounts could leave: a copy being downloaded when they died (removed),
+    // and a copy named as cybs3 named them before copies were unlinked, which may hold
+    // a closed file whose upload failed (kept in unsaved/, and the mount says so).
+    let dead = dead_pid();
+    std::fs::write(cache.join(format!("open-{dead}-3")), b"half a download").unwrap();
+    std::fs::write(cache.join(format!(".open-{dead}-4.cybs3-part")), b"half").unwrap();
+    std::fs::write(cache.join(format!("{dead}-7")), b"a failed upload").unwrap();
+    let m = Mounted::new(&v, "local", &["--cache-dir", cache_arg]);
+    let left = cybs3_tests::files_under(&cache);
+    assert_eq!(
+        left,
+        [cache.join("unsaved").join(format!("earlier-{dead}-7"))]
+    );
+    assert_eq!(std::fs::read(&left[0]).unwrap(), b"a failed upload");
+    let mode = std::fs::metadata(&left[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let logs: String = std::fs::read_dir(v.home.join("mounts"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(logs.contains("1 file(s) whose upload failed"), "{logs}");
+    // The mount works as before.
+    std::fs::write(m.p("after.txt"), b"after").unwrap();
+    assert_eq!(cat(&v, ":after.txt"), b"after");
+    assert_eq!(cybs3_tests::files_under(&cache).len(), 1);
+}

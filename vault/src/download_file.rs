@@ -40,9 +40,16 @@ pub struct DownloadFile {
 }
 
 impl DownloadFile {
-    /// Creates (or truncates) `path` for a download of `size` bytes.
+    /// Creates (or truncates) `path` for a download of `size` bytes, 0600 until the
+    /// download sets the file's own mode: a decrypted file is nobody else's to read
+    /// while it is written.
     pub fn create(path: &Path, size: u64) -> io::Result<DownloadFile> {
-        let file = File::create(path)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
         preallocate(&file, size)?;
         let direct = (size >= DIRECT_MIN)
             .then(|| {

@@ -163,13 +163,10 @@ fn a_failed_upload_fails_the_close_and_keeps_the_local_copy() {
     }));
     assert_eq!(err(f.close(fh)), Errno::ENOSPC);
     f.store().fail_with(None);
-    assert_eq!(f.cached_files(), 1, "kept for the user to recover");
-    let kept = std::fs::read_dir(f.dir.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
-    assert_eq!(std::fs::read(kept.path()).unwrap(), b"precious");
+    assert_eq!(f.cached_files(), 0);
+    let kept = super::files_in(&f.dir.path().join(crate::writeback::UNSAVED));
+    assert_eq!(kept.len(), 1, "kept for the user to recover");
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), b"precious");
 }
 
 #[test]

@@ -174,10 +174,29 @@ impl Fx {
         Ok(names)
     }
 
-    /// Files left in the cache directory.
+    /// Local copies held (open for writing). None of them has a name in the cache
+    /// directory, which holds only what failed to upload.
     pub(crate) fn cached_files(&self) -> usize {
-        std::fs::read_dir(self.dir.path()).unwrap().count()
+        assert_eq!(
+            crate::tests::files_in(self.dir.path()),
+            crate::tests::files_in(&self.dir.path().join(crate::writeback::UNSAVED)),
+            "only unsaved copies have names"
+        );
+        crate::lock(&self.core.locals).len()
     }
+}
+
+/// The regular files under `dir`, recursively (none if it does not exist).
+pub(crate) fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files_in(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
 }
 
 /// The errno of a result, for asserting on failures of any value type.
