@@ -836,8 +836,7 @@ fn a_killed_mount_leaves_no_copy_behind_and_the_next_one_cleans_up() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     wait_for("the mount process to die", || {
         // SAFETY: as above, signal 0 only checks that the process exists.
-        let gone = unsafe { libc::kill(pid, 0) } != 0;
-        gone
+        (unsafe { libc::kill(pid, 0) }) != 0
     });
     drop(f);
     drop(m);
