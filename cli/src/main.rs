@@ -23,6 +23,10 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tracing_subscriber::filter::FilterExt as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer as _;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,7 +37,8 @@ use std::process::ExitCode;
                   serves them over S3, and encrypts vaults client-side with age.\n\n\
                   Start here: `cybs3 vaults local` (a local server, a bucket, credentials and \
                   an encrypted vault in one command), then `cybs3 cp FILE :` and `cybs3 ls :`.",
-    after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more. \
+    after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more. Signatures and \
+                  secrets never reach them (s3s's own debug and trace lines are dropped). \
                   CYBS3_HOME relocates config and data."
 )]
 struct Cli {
@@ -160,13 +165,17 @@ fn main() -> ExitCode {
         Command::Server(ServerCmd::Start(_)) => "info,s3s=off",
         _ => "warn,s3s=off",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
+    let asked = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
+    // Whatever RUST_LOG asks, lines that would carry signatures or secrets stay out.
+    let filter = asked.and(tracing_subscriber::filter::filter_fn(s3d::loggable));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_filter(filter),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,

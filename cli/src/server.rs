@@ -12,6 +12,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Seconds a client connection may send nothing before it is closed: long enough for
+/// clients' pools (which reuse a connection within seconds), short enough that silent
+/// connections cannot pile up.
+pub const DEFAULT_IDLE_TIMEOUT: u64 = 30;
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct StartArgs {
     /// Data directory (layout, credentials, pid file, logs; default drive)
@@ -33,6 +38,14 @@ pub struct StartArgs {
     /// Path-style requests keep working either way.
     #[arg(long = "domain", value_name = "NAME")]
     pub domains: Vec<String>,
+    /// Close a client connection that sends nothing for this many seconds, before its
+    /// first request or between keep-alive requests (a request being served is never idle)
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_IDLE_TIMEOUT, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+    /// The most open client connections; at the cap the longest-idle one is closed for
+    /// a new one [default: half the open file limit, less a reserve for the store]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
     /// Run in the background; returns once the server answers
     #[arg(long)]
     pub detach: bool,
@@ -105,14 +118,12 @@ pub fn start(args: StartArgs) -> Result<()> {
     let server_key = dir.ensure_server_key()?;
     let rt = tokio::runtime::Runtime::new()?;
     let served = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}; is another server using it? choose another with --listen",
-                    args.listen
-                )
-            })?;
+        let listener = listen(args.listen).with_context(|| {
+            format!(
+                "cannot listen on {}; is another server using it? choose another with --listen",
+                args.listen
+            )
+        })?;
         let addr = listener.local_addr()?;
         let iam = s3d::Iam::new(store.clone(), &server_key);
         admin::spawn(&dir.socket(), store.clone(), iam, addr.to_string())?;
@@ -136,6 +147,8 @@ pub fn start(args: StartArgs) -> Result<()> {
             trusted_proxies: identity.trusted_proxy.clone(),
             ldap,
             sts_min_duration: identity.sts_min_duration.unwrap_or(900),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            max_connections: args.max_connections.map(|n| n as usize),
         };
         s3d::serve(cfg, store.clone(), listener, shutdown_signal()).await
     });
@@ -145,6 +158,21 @@ pub fn start(args: StartArgs) -> Result<()> {
     dir.clear_runtime();
     tracing::info!("server stopped");
     served
+}
+
+/// The S3 socket, with a long accept queue: in a burst of connections (a client pool
+/// opening, a flood of idle ones being shed) a full queue drops SYNs, and each dropped
+/// one costs its client a one-second retransmission.
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    const BACKLOG: u32 = 4096;
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As TcpListener::bind does: a restarted server can bind over TIME_WAIT sockets.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 async fn shutdown_signal() {
@@ -167,7 +195,12 @@ fn detach(dir: &StoreDir, args: &StartArgs, identity: &IdentityArgs) -> Result<(
         .arg("--listen")
         .arg(args.listen.to_string())
         .arg("--region")
-        .arg(&args.region);
+        .arg(&args.region)
+        .arg("--idle-timeout")
+        .arg(args.idle_timeout.to_string());
+    if let Some(n) = args.max_connections {
+        cmd.arg("--max-connections").arg(n.to_string());
+    }
     if let Some(drives) = &args.drives {
         let list: Vec<String> = drives.iter().map(|d| d.display().to_string()).collect();
         cmd.arg("--drives").arg(list.join(","));

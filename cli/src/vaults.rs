@@ -256,6 +256,8 @@ fn local(name: &str, port: u16, protect: bool) -> Result<()> {
                 listen: format!("127.0.0.1:{port}").parse()?,
                 region: vault::client::DEFAULT_REGION.into(),
                 domains: Vec::new(),
+                idle_timeout: server::DEFAULT_IDLE_TIMEOUT,
+                max_connections: None,
                 detach: true,
                 config: None,
                 identity: Default::default(),

@@ -2,6 +2,7 @@
 
 use crate::identity::ldap::LdapConfig;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -20,4 +21,10 @@ pub struct ServerConfig {
     pub ldap: Option<LdapConfig>,
     /// The shortest session STS grants (`DurationSeconds`), 900 as on AWS.
     pub sts_min_duration: u64,
+    /// A connection that sends nothing for this long, before its first request or
+    /// between keep-alive requests, is closed.
+    pub idle_timeout: Duration,
+    /// The most open client connections; `None` derives it from the descriptor limit
+    /// (which also caps an explicit value).
+    pub max_connections: Option<usize>,
 }

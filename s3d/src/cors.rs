@@ -10,8 +10,8 @@
 use crate::bucket_config::{from_xml, to_xml};
 use crate::ctx::{self, Cybs3};
 use crate::vhost::Domains;
-use crate::xml::escape;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, VARY};
+use crate::xml::error_document as refusal;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, VARY};
 use hyper::{Method, Response, StatusCode};
 use s3s::dto::*;
 use s3s::{s3_error, Body, S3Result};
@@ -355,37 +355,10 @@ fn add(h: &mut HeaderMap, allowed: &Allowed) {
     }
 }
 
-/// S3's CORS refusal document: the usual error plus the method and resource type.
-fn refusal(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    detail: Option<(&str, &str)>,
-) -> Response<Body> {
-    let mut xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{}</Message>",
-        escape(message)
-    );
-    if let Some((method, kind)) = detail {
-        xml.push_str(&format!(
-            "<Method>{}</Method><ResourceType>{kind}</ResourceType>",
-            escape(method)
-        ));
-    }
-    xml.push_str("</Error>");
-    let len = xml.len();
-    let mut resp = Response::new(Body::from(xml));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
-    resp.headers_mut()
-        .insert(CONTENT_LENGTH, HeaderValue::from(len));
-    resp
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::CONTENT_TYPE;
 
     fn rule(methods: &[&str], origins: &[&str], headers: &[&str]) -> CORSRule {
         CORSRule {

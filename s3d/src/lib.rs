@@ -9,12 +9,17 @@
 //! 1. The base: [`errors`] (engine and body-stream failures as S3 errors, in one
 //!    place), [`ctx`] (the service context, the client's address, the one blocking
 //!    helper), [`xml`] (escaping for hand-written XML answers), [`vhost`] (which Host
-//!    headers name a bucket, virtual-hosted style), [`config`] (the server's settings).
+//!    headers name a bucket, virtual-hosted style), [`config`] (the server's settings),
+//!    [`conns`] (open connections: idle timeout, cap, shedding), [`fdlimit`] (the
+//!    descriptor budget), [`logs`] (what may reach the log), [`messages`] (a Message
+//!    for every error document).
 //! 2. [`identity`]: who is calling and what they may do: access keys, users, groups,
 //!    IAM and bucket policies, STS sessions and directory logins. It imports nothing
 //!    from the operations.
 //! 3. The operations:
 //!    - [`server`]: accept loop, health probes, graceful shutdown, request logs.
+//!    - [`precheck`]: what is settled before s3s parses a request (unusable Range
+//!      headers, presigned expiry bounds).
 //!    - [`service`]: the `S3` trait implementation, one thin method per operation.
 //!    - [`buckets`], [`objects`], [`delete`], [`list`]: the operations themselves.
 //!    - [`post`]: browser form uploads (POST Object) and their policy documents.
@@ -26,8 +31,12 @@
 
 // The base.
 mod config;
+mod conns;
 mod ctx;
 mod errors;
+mod fdlimit;
+mod logs;
+mod messages;
 mod vhost;
 mod xml;
 // Who is calling and what they may do.
@@ -43,6 +52,7 @@ mod list;
 mod multipart;
 mod objects;
 mod post;
+mod precheck;
 mod server;
 mod service;
 mod tagging;
@@ -53,4 +63,5 @@ pub use ctx::PeerAddr;
 pub use identity::iam::{GroupInfo, Iam, IamCall, IamError, NewUser, PolicyInfo, Target, UserInfo};
 pub use identity::keys::{KeyInfo, Keyring, NewKey};
 pub use identity::ldap;
+pub use logs::loggable;
 pub use server::serve;

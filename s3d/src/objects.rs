@@ -439,10 +439,18 @@ pub(crate) fn resolve_range(range: Option<&Range>, size: u64) -> S3Result<Option
     let Some(range) = range else { return Ok(None) };
     match range.check(size) {
         Ok(r) if !r.is_empty() => Ok(Some((r.start, r.end))),
-        _ => Err(s3_error!(
-            InvalidRange,
-            "The requested range is not satisfiable"
-        )),
+        _ => {
+            let mut e = s3_error!(InvalidRange, "The requested range is not satisfiable");
+            // RFC 9110 §14.4: a 416 names the current length, so the client can retry.
+            let mut h = hyper::HeaderMap::new();
+            h.insert(
+                hyper::header::CONTENT_RANGE,
+                hyper::header::HeaderValue::from_str(&format!("bytes */{size}"))
+                    .expect("digits are a valid header value"),
+            );
+            e.set_headers(h);
+            Err(e)
+        }
     }
 }
 
@@ -674,6 +682,8 @@ mod tests {
             let e = resolve_range(Some(&range(h)), size).unwrap_err();
             assert_eq!(e.code().as_str(), "InvalidRange", "{h}");
             assert_eq!(e.status_code().unwrap().as_u16(), 416);
+            let range = e.headers().unwrap().get("content-range").unwrap();
+            assert_eq!(range, &format!("bytes */{size}"), "{h}");
         }
     }
 

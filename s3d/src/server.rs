@@ -2,10 +2,11 @@
 //! graceful shutdown. Everything else goes to the s3s service.
 
 use crate::config::ServerConfig;
+use crate::conns::{Closed, Conns, Tracked, Watched};
 use crate::ctx::{self, PeerAddr};
 use crate::identity::auth;
 use crate::vhost::Domains;
-use crate::{cors, errors, list, post, service};
+use crate::{cors, errors, fdlimit, list, messages, post, precheck, service, xml};
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
@@ -43,14 +44,28 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let domains = Domains::new(&cfg.domains)?;
     let s3 = service::build(&cfg, store.clone(), &domains);
-    tracing::info!(listen = %cfg.listen, region = %cfg.region, "S3 server ready");
-    run(s3, store, Arc::new(domains), listener, shutdown).await
+    let fd_limit = fdlimit::raise()?;
+    let ceiling = fdlimit::max_connections(fd_limit);
+    let cap = cfg.max_connections.map_or(ceiling, |n| n.min(ceiling));
+    if cfg.max_connections.is_some_and(|n| n > ceiling) {
+        tracing::warn!("--max-connections lowered to {ceiling}: the open file limit is {fd_limit}");
+    }
+    let conns = Conns::new(cap, cfg.idle_timeout);
+    tracing::info!(
+        listen = %cfg.listen,
+        region = %cfg.region,
+        max_connections = cap,
+        idle_timeout_s = cfg.idle_timeout.as_secs_f64(),
+        "S3 server ready"
+    );
+    run(s3, store, Arc::new(domains), conns, listener, shutdown).await
 }
 
 async fn run(
     s3: S3Service,
     store: engine::Store,
     domains: Arc<Domains>,
+    conns: Arc<Conns>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -62,23 +77,40 @@ async fn run(
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
-                    // Typically EMFILE/ENFILE: back off instead of spinning on it.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // Typically EMFILE/ENFILE (descriptors used elsewhere than by
+                    // connections): free one if a connection is idle, and back off
+                    // instead of spinning on the error.
+                    let shed = conns.shed_one();
+                    tracing::warn!("accept failed: {e}{}", if shed { "; closed the longest-idle connection" } else { "" });
+                    tokio::time::sleep(Duration::from_millis(if shed { 10 } else { 100 })).await;
                     continue;
                 }
             },
             () = shutdown.as_mut() => break,
         };
+        let Some(slot) = conns.admit() else {
+            tracing::warn!(%peer, "connection refused: every connection is serving a request");
+            continue;
+        };
         // Small responses (errors, HEAD, lists) should not wait for Nagle.
         let _ = tcp.set_nodelay(true);
-        let (s3, store, domains) = (s3.clone(), store.clone(), domains.clone());
-        let svc =
-            service_fn(move |req| handle(s3.clone(), store.clone(), domains.clone(), peer, req));
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), svc).into_owned());
+        let (s3, store, domains, busy) = (s3.clone(), store.clone(), domains.clone(), slot.clone());
+        let svc = service_fn(move |req| {
+            let busy = busy.busy();
+            let call = handle(s3.clone(), store.clone(), domains.clone(), peer, req);
+            async move { Ok::<_, HttpError>(call.await?.map(|b| Tracked::new(b, busy))) }
+        });
+        let io = TokioIo::new(Watched::new(tcp, slot.clone()));
+        let conn = graceful.watch(http.serve_connection(io, svc).into_owned());
+        let conns = conns.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, "connection ended: {e}");
+            match conns.run(&slot, conn).await {
+                Closed::Ended(Err(e)) => tracing::debug!(%peer, "connection ended: {e}"),
+                Closed::Ended(Ok(())) => {}
+                Closed::Idle => tracing::debug!(%peer, "closed an idle connection"),
+                Closed::Shed => {
+                    tracing::debug!(%peer, "closed the longest-idle connection for a new one");
+                }
             }
         });
     }
@@ -133,7 +165,11 @@ async fn handle(
     } else if method == Method::OPTIONS {
         // CORS preflights carry no credentials: answer them before s3s' auth.
         cors::preflight(&store, &domains, req.headers(), &path).await
+    } else if let Err(r) = precheck::presigned_expiry(req.uri().query()) {
+        xml::error_document(r.status, r.code, r.message, None)
     } else {
+        let query = req.uri().query().map(str::to_owned);
+        precheck::ignore_invalid_range(&method, query.as_deref(), req.headers_mut());
         let cors = cors::Actual::of(&domains, &method, req.headers(), &path);
         req.extensions_mut().insert(PeerAddr(peer));
         // POST Object: the handler needs the file part's name, which s3s drops.
@@ -160,6 +196,7 @@ async fn handle(
             resp = post::finish(resp).await;
         }
         resp = list::add_user_metadata(resp);
+        messages::fill(&mut resp);
         if let Some(cors) = cors {
             cors.apply(&store, &mut resp).await;
         }
@@ -329,6 +366,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cfg = crate::config::ServerConfig {
+            idle_timeout: std::time::Duration::from_secs(30),
+            max_connections: None,
             listen: addr,
             access_key: "ak".into(),
             secret_key: "sk".into(),

@@ -53,6 +53,10 @@ pub struct Server {
     pub secret_key: String,
     /// More `server start` flags (LDAP, proxies, …).
     pub args: Vec<String>,
+    /// More environment for the server process (RUST_LOG, …).
+    pub env: Vec<(String, String)>,
+    /// A file for the server's stderr (its log) instead of the test's stderr.
+    pub log: Option<PathBuf>,
 }
 
 impl Server {
@@ -67,6 +71,8 @@ impl Server {
             access_key: String::new(),
             secret_key: String::new(),
             args: Vec::new(),
+            env: Vec::new(),
+            log: None,
         }
     }
 
@@ -94,6 +100,10 @@ impl Server {
             cmd.arg("--ec").arg(ec);
         }
         cmd.args(&self.args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(log) = &self.log {
+            cmd.stderr(std::fs::File::create(log).expect("create the server log"));
+        }
         let mut child = cmd.spawn().expect("spawn server");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

@@ -48,6 +48,8 @@ impl Server {
             trusted_proxies: Vec::new(),
             ldap: None,
             sts_min_duration: 900,
+            idle_timeout: std::time::Duration::from_secs(30),
+            max_connections: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(s3d::serve(cfg, store, listener, async {
