@@ -139,6 +139,129 @@ async fn two_lost_or_garbled_drives_lose_nothing_and_heal_restores_redundancy() 
     heal_then_fsck_clean(&srv.home);
 }
 
+/// Put `body` under `key`: in 5 MiB parts through a multipart upload past `PART`, else whole.
+async fn put_any(c: &Client, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), String> {
+    const PART: usize = 5 * MIB;
+    if body.len() <= PART {
+        return c
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string());
+    }
+    let id = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .upload_id()
+        .unwrap_or_default()
+        .to_string();
+    let mut done = Vec::new();
+    for (i, chunk) in body.chunks(PART).enumerate() {
+        let n = i as i32 + 1;
+        let part = c
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        done.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(part.e_tag().map(str::to_string))
+                .build(),
+        );
+    }
+    c.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// `rounds` times: `writers` tasks put objects of `sizes` (in turn) into `bucket` until
+/// the server is SIGKILLed after `pause(round)`; then it restarts and every object put so
+/// far and acknowledged must read back whole, and every listed one, acknowledged or not,
+/// must be whole too (never partial). Returns the acknowledged objects.
+async fn sigkill_rounds(
+    srv: &mut Server,
+    bucket: &str,
+    rounds: u64,
+    writers: usize,
+    sizes: &'static [usize],
+    pause: impl Fn(u64) -> Duration,
+) -> Vec<(String, usize)> {
+    let mut acked_all: Vec<(String, usize)> = Vec::new();
+    for round in 0..rounds {
+        let c = srv.client();
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let tasks: Vec<_> = (0..writers)
+            .map(|t| {
+                let (c, acked, bucket) = (c.clone(), acked.clone(), bucket.to_string());
+                tokio::spawn(async move {
+                    for i in 0.. {
+                        let key = format!("r{round}/t{t}/{i}");
+                        let len = sizes[(i + t) % sizes.len()];
+                        match put_any(&c, &bucket, &key, content(&key, len)).await {
+                            Ok(()) => acked.lock().unwrap().push((key, len)),
+                            Err(_) => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(pause(round)).await;
+        srv.kill();
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
+        }
+        acked_all.extend(acked.lock().unwrap().drain(..));
+
+        srv.start();
+        let c = srv.client();
+        let listed = list_all(&c, bucket).await;
+        for (k, _) in &acked_all {
+            assert!(listed.contains(k), "round {round}: acknowledged {k} lost");
+        }
+        for k in listed {
+            let body = get(&c, bucket, &k).await;
+            assert!(
+                sizes.contains(&body.len()),
+                "round {round}: {k}: partial object of {} bytes",
+                body.len()
+            );
+            assert!(
+                body == content(&k, body.len()),
+                "round {round}: {k} damaged"
+            );
+            if let Some((_, len)) = acked_all.iter().find(|(a, _)| *a == k) {
+                assert_eq!(body.len(), *len, "round {round}: acknowledged {k} changed");
+            }
+        }
+    }
+    assert!(!acked_all.is_empty(), "no upload was acknowledged");
+    acked_all
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_uploads_keeps_acknowledged_objects_and_leaves_no_orphans() {
     let tmp = tempfile::tempdir().unwrap();
@@ -150,67 +273,13 @@ async fn sigkill_during_uploads_keeps_acknowledged_objects_and_leaves_no_orphans
         .send()
         .await
         .unwrap();
-    let sizes = [1_000, 70_000, 300_000, 2 * MIB + 5];
-    let mut acked_all: Vec<(String, usize)> = Vec::new();
-    for round in 0..6u64 {
-        if round > 0 {
-            srv.start();
-        }
-        let c = srv.client();
-        let acked = Arc::new(Mutex::new(Vec::new()));
-        let tasks: Vec<_> = (0..6)
-            .map(|t| {
-                let (c, acked) = (c.clone(), acked.clone());
-                tokio::spawn(async move {
-                    for i in 0.. {
-                        let key = format!("r{round}/t{t}/{i}");
-                        let len = sizes[(i + t) % sizes.len()];
-                        let sent = c
-                            .put_object()
-                            .bucket("crash")
-                            .key(&key)
-                            .body(ByteStream::from(content(&key, len)))
-                            .send()
-                            .await;
-                        match sent {
-                            Ok(_) => acked.lock().unwrap().push((key, len)),
-                            Err(_) => return,
-                        }
-                    }
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(400 + 170 * round)).await;
-        srv.kill();
-        for t in tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
-        }
-        acked_all.extend(acked.lock().unwrap().drain(..));
-
-        srv.start();
-        let c = srv.client();
-        for (k, len) in &acked_all {
-            assert!(
-                get(&c, "crash", k).await == content(k, *len),
-                "acknowledged {k} lost or damaged"
-            );
-        }
-        // Whatever is visible is whole: acknowledged or not, never partial.
-        for k in list_all(&c, "crash").await {
-            let body = get(&c, "crash", &k).await;
-            assert!(
-                sizes.contains(&body.len()),
-                "{k}: partial object of {} bytes",
-                body.len()
-            );
-            assert!(body == content(&k, body.len()), "{k}: damaged content");
-        }
-        srv.stop();
-    }
-    assert!(!acked_all.is_empty(), "no upload was acknowledged");
+    const SIZES: &[usize] = &[1_000, 70_000, 300_000, 2 * MIB + 5];
+    sigkill_rounds(&mut srv, "crash", 6, 6, SIZES, |round| {
+        Duration::from_millis(400 + 170 * round)
+    })
+    .await;
 
     // Start-up swept every orphan: once all objects are deleted, no shard file may remain.
-    srv.start();
     let c = srv.client();
     for k in list_all(&c, "crash").await {
         c.delete_object()
@@ -234,6 +303,41 @@ async fn sigkill_during_uploads_keeps_acknowledged_objects_and_leaves_no_orphans
         assert!(Instant::now() < deadline, "orphaned files remain: {left:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The chaos test: 20 SIGKILLs on a 4+2 store during concurrent PUTs from a few bytes to
+/// multipart uploads, every acknowledged object checked after each restart, fsck clean
+/// at the end. Kept short for CI: the pauses are brief and sizes mostly small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_twenty_sigkills_on_a_4_plus_2_store_lose_no_acknowledged_object() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 6, Some("4+2"));
+    srv.start();
+    srv.client()
+        .create_bucket()
+        .bucket("chaos")
+        .send()
+        .await
+        .unwrap();
+    // Writer 1 starts every round with a two-part multipart upload; every fifth round
+    // runs long enough for it to complete, the others kill it midway.
+    const SIZES: &[usize] = &[3, 6 * MIB + 11, 900, 65_537, 300_000, 3, 1_500_000];
+    let acked = sigkill_rounds(&mut srv, "chaos", 20, 3, SIZES, |round| match round % 5 {
+        4 => Duration::from_millis(1000),
+        r => Duration::from_millis(120 + 50 * r),
+    })
+    .await;
+    assert!(
+        acked.iter().any(|(_, len)| *len > 5 * MIB),
+        "no multipart upload was acknowledged"
+    );
+    let out = cybs3(&srv.home, &["fsck", "--json"]);
+    assert!(
+        out.status.success(),
+        "fsck after 20 SIGKILLs: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    srv.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
