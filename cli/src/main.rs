@@ -80,6 +80,11 @@ enum Command {
     #[command(subcommand)]
     Server(ServerCmd),
     /// Verify every shard and rebuild missing or damaged ones (and replaced drives)
+    #[command(after_help = "Exit status: 0 full redundancy restored; \
+                            3 degraded: every object is readable, but some drives or shards \
+                            could not be written (read-only, full or failing drives); \
+                            4 data lost: some objects have fewer than K good shards; \
+                            1 the heal could not run; 2 usage error.")]
     Heal {
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
@@ -178,8 +183,7 @@ fn main() -> ExitCode {
         )
         .init();
     match run(cli) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("cybs3: {}", one_line(&e));
             ExitCode::FAILURE
@@ -187,16 +191,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// `Ok(false)`: the command ran but reports failure (e.g. fsck found problems).
-fn run(cli: Cli) -> anyhow::Result<bool> {
-    match cli.command {
+/// A command's `Ok(false)` means it ran but reports failure (e.g. fsck found problems): exit 1.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ok = match cli.command {
         Command::Server(ServerCmd::Start(args)) => server::start(*args).map(|()| true),
         Command::Server(ServerCmd::Stop { data }) => server::stop(data).map(|()| true),
         Command::Server(ServerCmd::Status { data, json }) => {
             server::status(data, json).map(|()| true)
         }
-        Command::Heal { data, json } => maint::run(data, true, json),
-        Command::Fsck { data, json } => maint::run(data, false, json),
+        Command::Heal { data, json } => return maint::heal(data, json),
+        Command::Fsck { data, json } => maint::fsck(data, json),
         Command::Vaults(cmd) => vaults::run(cmd).map(|()| true),
         Command::Keys(cmd) => keys::run(cmd).map(|()| true),
         Command::Ls(args) => objects::ls(args).map(|()| true),
@@ -217,7 +221,12 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             clap_complete::generate(shell, &mut Cli::command(), "cybs3", &mut std::io::stdout());
             Ok(true)
         }
-    }
+    }?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// An error and its causes on one line: "what failed: why".

@@ -5,8 +5,30 @@ use crate::server::{open_stopped, store_dir};
 use anyhow::Result;
 use engine::HealReport;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-pub fn run(data: Option<PathBuf>, repair: bool, json: bool) -> Result<bool> {
+/// `cybs3 heal` exits 0 at full redundancy, [`DEGRADED`] when every object is still
+/// readable but some redundancy could not be restored, [`LOST`] when data is lost.
+pub const DEGRADED: u8 = 3;
+pub const LOST: u8 = 4;
+
+pub fn heal(data: Option<PathBuf>, json: bool) -> Result<ExitCode> {
+    let r = run(data, true, json)?;
+    Ok(ExitCode::from(if !r.unrecoverable.is_empty() {
+        LOST
+    } else if !r.fully_redundant() {
+        DEGRADED
+    } else {
+        0
+    }))
+}
+
+/// `true` when the store is clean.
+pub fn fsck(data: Option<PathBuf>, json: bool) -> Result<bool> {
+    Ok(run(data, false, json)?.clean())
+}
+
+fn run(data: Option<PathBuf>, repair: bool, json: bool) -> Result<HealReport> {
     let dir = store_dir(data);
     let report: serde_json::Value = if dir.running()?.is_some() {
         let path = if repair { "/heal" } else { "/fsck" };
@@ -22,25 +44,26 @@ pub fn run(data: Option<PathBuf>, repair: bool, json: bool) -> Result<bool> {
         serde_json::to_value(r)?
     };
     let r: HealReport = serde_json::from_value(report.clone())?;
-    let ok = if repair {
-        r.unrecoverable.is_empty() && r.drives_healed.len() == r.drives_bad.len()
-    } else {
-        r.clean()
-    };
     if json {
         println!("{report}");
     } else {
-        print_report(&r, repair, ok);
+        print_report(&r, repair);
     }
-    Ok(ok)
+    Ok(r)
 }
 
-fn print_report(r: &HealReport, repair: bool, ok: bool) {
+fn print_report(r: &HealReport, repair: bool) {
     if !r.drives_bad.is_empty() {
         println!("drives needing repair: {:?}", r.drives_bad);
     }
     if repair && !r.drives_healed.is_empty() {
         println!("drives repaired:       {:?}", r.drives_healed);
+    }
+    if !r.drives_unwritable.is_empty() {
+        println!(
+            "drives not writable:   {:?} (read-only, full or failing)",
+            r.drives_unwritable
+        );
     }
     println!(
         "checked {} objects/parts, {} shards: {} bad{}",
@@ -64,13 +87,29 @@ fn print_report(r: &HealReport, repair: bool, ok: bool) {
             }
         );
     }
+    if !r.degraded.is_empty() {
+        println!(
+            "{} objects/parts readable but short of shards{}",
+            r.degraded.len(),
+            if repair {
+                " that could not be rewritten"
+            } else {
+                ""
+            }
+        );
+    }
     for u in &r.unrecoverable {
         println!("LOST: {u}");
     }
-    match (ok, repair) {
-        (true, true) => println!("healed: full redundancy"),
-        (true, false) => println!("clean"),
-        (false, true) => println!("some data could not be healed; see above"),
-        (false, false) => println!("problems found; run `cybs3 heal` to repair"),
-    }
+    let verdict = match repair {
+        true if !r.unrecoverable.is_empty() => "data lost: see LOST above",
+        true if !r.fully_redundant() => {
+            "degraded: every object is readable, but redundancy could not be fully restored; \
+             make the drives above writable and run `cybs3 heal` again"
+        }
+        true => "healed: full redundancy",
+        false if r.clean() => "clean",
+        false => "problems found; run `cybs3 heal` to repair",
+    };
+    println!("{verdict}");
 }

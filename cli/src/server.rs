@@ -326,6 +326,7 @@ pub fn status(data: Option<PathBuf>, json: bool) -> Result<()> {
                 "buckets": s["buckets"], "objects": s["objects"], "bytes": s["bytes"],
             })),
             "writable": store.as_ref().map(|s| s["writable"].clone()),
+            "degraded": store.as_ref().map(|s| s["degraded"].clone()),
         });
         if let Some(c) = &creds {
             out["root_access_key"] = c.access_key.clone().into();
@@ -344,10 +345,12 @@ pub fn status(data: Option<PathBuf>, json: bool) -> Result<()> {
             println!(
                 "erasure:  {} ({})",
                 s["ec"].as_str().unwrap_or("?"),
-                if s["writable"].as_bool() == Some(true) {
-                    "writable"
-                } else {
-                    "NOT writable: too few drives online"
+                match (s["writable"].as_bool(), s["degraded"].as_bool()) {
+                    (Some(true), Some(true)) => {
+                        "writable, DEGRADED: a drive is out, new objects have less redundancy"
+                    }
+                    (Some(true), _) => "writable",
+                    _ => "NOT writable: too few drives online",
                 }
             );
             println!("drives:");

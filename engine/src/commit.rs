@@ -9,7 +9,7 @@
 //! identical records and a per-drive batch counter (`#seq`) shows which drives
 //! fell behind.
 
-use crate::drive::{Db, Drive, DriveState};
+use crate::drive::{Db, Drive, DriveState, Meta};
 use crate::error::{Error, Result};
 use crate::ops::{self, Op, Out};
 use crate::record::{keys, DataId};
@@ -168,8 +168,7 @@ impl Committer {
                 needed: self.quorum,
             });
         }
-        let primary = drives[0];
-        let meta = primary.meta().expect("in-sync drive has metadata");
+        let (primary, meta) = &drives[0];
         let mut txn = meta.env.write_txn()?;
         let mut tx = Tx {
             txn: &mut txn,
@@ -199,7 +198,7 @@ impl Committer {
         let outcomes: Vec<(usize, Result<()>)> = std::thread::scope(|s| {
             let others: Vec<_> = drives[1..]
                 .iter()
-                .map(|d| s.spawn(|| (d.index, replay(d, &log))))
+                .map(|(d, meta)| s.spawn(|| (d.index, replay(meta, &log))))
                 .collect();
             let mut outcomes = vec![(primary.index, txn.commit().map_err(Error::from))];
             outcomes.extend(others.into_iter().map(|h| h.join().expect("replay thread")));
@@ -230,14 +229,13 @@ impl Committer {
 
     fn sync_drive(&mut self, index: usize) -> Result<()> {
         let target = &self.drives[index];
-        let source = in_sync(&self.drives)
+        let (_, src) = in_sync(&self.drives)
             .into_iter()
-            .find(|d| d.index != index)
+            .find(|(d, _)| d.index != index)
             .ok_or(Error::InsufficientDrives {
                 online: 0,
                 needed: self.quorum,
             })?;
-        let src = source.meta().expect("in-sync drive has metadata");
         let dst = target
             .meta()
             .ok_or_else(|| Error::Meta(format!("drive {index} has no metadata open")))?;
@@ -257,15 +255,17 @@ impl Committer {
     }
 }
 
-fn in_sync(drives: &[Drive]) -> Vec<&Drive> {
+/// Online drives with their metadata, held for the batch: a drive taken out meanwhile
+/// (emptied, reformatted) keeps its old environment until the batch is done with it.
+fn in_sync(drives: &[Drive]) -> Vec<(&Drive, Arc<Meta>)> {
     drives
         .iter()
-        .filter(|d| d.state() == DriveState::Online && d.meta().is_some())
+        .filter(|d| d.state() == DriveState::Online)
+        .filter_map(|d| d.meta().map(|m| (d, m)))
         .collect()
 }
 
-fn replay(drive: &Drive, log: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
-    let meta = drive.meta().expect("in-sync drive has metadata");
+fn replay(meta: &Meta, log: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
     let mut txn = meta.env.write_txn()?;
     for (k, v) in log {
         match v {

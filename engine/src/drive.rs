@@ -20,10 +20,11 @@ use heed::{Database, Env, EnvOpenOptions, WithoutTls};
 use serde::Serialize;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 /// Virtual size reserved for each drive's metadata map (the file grows as needed).
 const MAP_SIZE: usize = 1 << 38;
@@ -54,6 +55,9 @@ pub type Db = Database<'static, Bytes, Bytes>;
 pub struct Meta {
     pub env: Env<WithoutTls>,
     pub db: Db,
+    /// Inode of `data.mdb` when opened: a different one (or none) means the files were
+    /// removed under the open environment, which then writes into deleted files.
+    ino: u64,
 }
 
 impl Meta {
@@ -79,7 +83,8 @@ impl Meta {
         // SAFETY: a Database is a dbi handle with a phantom borrow of its Env; the Env
         // is stored right beside it in this struct and outlives every use of the handle.
         let db: Db = unsafe { std::mem::transmute::<Database<'_, Bytes, Bytes>, Db>(db) };
-        Ok(Meta { env, db })
+        let ino = fs::metadata(dir.join("data.mdb"))?.ino();
+        Ok(Meta { env, db, ino })
     }
 
     pub fn seq(&self) -> Result<u64> {
@@ -98,8 +103,11 @@ impl Meta {
 pub enum DriveState {
     /// Formatted, metadata current: serves reads and takes every write.
     Online,
-    /// Formatted but its metadata missed commits: takes shard writes, waits for heal.
+    /// Formatted but its metadata missed commits: takes shard writes, waits for a resync.
     Stale,
+    /// Out of space: out of the write set (no shards, no commits) so that writes go on
+    /// degraded; still read. Comes back, resynced, once it has room again.
+    Full,
     /// Missing, unformatted, damaged or failing: waits for heal.
     Faulty,
 }
@@ -127,6 +135,11 @@ impl Drive {
 
     pub fn state(&self) -> DriveState {
         *self.state.read().unwrap()
+    }
+
+    /// Whether new shards go to this drive: formatted and neither full nor failing.
+    pub fn takes_shards(&self) -> bool {
+        matches!(self.state(), DriveState::Online | DriveState::Stale)
     }
 
     pub fn set_state(&self, state: DriveState, problem: Option<String>) {
@@ -185,7 +198,10 @@ impl Drive {
     /// Whatever damaged metadata was there is discarded; shard files are kept for heal to judge.
     pub fn format(&self, format: &Format) -> Result<()> {
         create_private_dir(&self.root)?;
-        *self.meta.write().unwrap() = None;
+        self.close_meta()?;
+        // The lock file may have gone with the rest (a drive emptied under the store):
+        // `open` takes a lock on the new one.
+        *self.lock.lock().unwrap() = None;
         let _ = fs::remove_dir_all(self.root.join("meta"));
         for sub in ["tmp", "data"] {
             create_private_dir(&self.root.join(sub))?;
@@ -214,6 +230,55 @@ impl Drive {
         let meta = Meta::open(&self.root.join("meta"))?;
         *self.meta.write().unwrap() = Some(Arc::new(meta));
         Ok(())
+    }
+
+    /// Drops the open metadata and waits for LMDB to close it: an environment cannot be
+    /// opened again at the same path while a transaction still holds the old one.
+    fn close_meta(&self) -> Result<()> {
+        let Some(old) = self.meta.write().unwrap().take() else {
+            return Ok(());
+        };
+        let closed = old.env.clone().prepare_for_closing();
+        drop(old);
+        if closed.wait_timeout(Duration::from_secs(30)) {
+            Ok(())
+        } else {
+            Err(Error::Meta(format!(
+                "drive {}: old metadata still in use after 30 s",
+                self.index
+            )))
+        }
+    }
+
+    /// Was this drive emptied (or its metadata replaced) under the running store? Its
+    /// open metadata then lives on in deleted files, where commits still succeed.
+    pub fn emptied(&self) -> bool {
+        let Some(meta) = self.meta() else {
+            return false;
+        };
+        let same = fs::metadata(self.root.join("meta/data.mdb")).is_ok_and(|m| m.ino() == meta.ino);
+        !same || !self.format_path().is_file()
+    }
+
+    /// Writes, syncs and removes a small file: can this drive take writes at all?
+    pub fn probe(&self) -> std::io::Result<()> {
+        let path = self.root.join("probe.tmp");
+        let result = private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .and_then(|mut f| {
+                f.write_all(&[0; 4096])?;
+                f.sync_all()
+            });
+        let _ = fs::remove_file(&path);
+        result
+    }
+
+    /// Free bytes on the filesystem holding this drive (0 when unknown).
+    pub fn free(&self) -> u64 {
+        self.capacity().map_or(0, |c| c.1)
     }
 
     fn lock(&self) -> Result<()> {

@@ -6,7 +6,7 @@
 
 use crate::codec::reconstruct;
 use crate::drive::{sync_dir, DriveState};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::record::{self, keys, DataId, ObjectVersion, PartData, PartRecord};
 use crate::shard::{self, read_block, verify, Geometry, ShardHeader, ShardWriter};
 use crate::Store;
@@ -21,6 +21,10 @@ pub struct HealReport {
     pub drives_bad: Vec<usize>,
     /// Drives formatted and brought back in sync (heal only).
     pub drives_healed: Vec<usize>,
+    /// Drives that could not be written: not brought back, or refusing rebuilt shards
+    /// (read-only, full or failing; heal only).
+    #[serde(default)]
+    pub drives_unwritable: Vec<usize>,
     /// Pieces of sharded data checked, and shards checked across all drives.
     pub data_checked: u64,
     pub shards_checked: u64,
@@ -28,6 +32,10 @@ pub struct HealReport {
     pub shards_bad: u64,
     /// Shards rewritten (heal only).
     pub shards_healed: u64,
+    /// Data readable (K good shards or more in every block) but not at full redundancy:
+    /// for a check, all such data; for a heal, what it could not rewrite.
+    #[serde(default)]
+    pub degraded: Vec<String>,
     /// Data with fewer than K good shards: lost.
     pub unrecoverable: Vec<String>,
     /// Shard files nothing references.
@@ -36,6 +44,14 @@ pub struct HealReport {
 }
 
 impl HealReport {
+    /// After a heal: every drive back and every shard rewritten (nothing degraded, nothing lost).
+    pub fn fully_redundant(&self) -> bool {
+        self.unrecoverable.is_empty()
+            && self.degraded.is_empty()
+            && self.drives_unwritable.is_empty()
+            && self.drives_healed.len() == self.drives_bad.len()
+    }
+
     pub fn clean(&self) -> bool {
         self.drives_bad.is_empty()
             && self.shards_bad == 0
@@ -78,7 +94,10 @@ impl Store {
             for &i in &report.drives_bad {
                 match self.heal_drive(i) {
                     Ok(()) => report.drives_healed.push(i),
-                    Err(e) => tracing::warn!(drive = i, "cannot heal drive: {e}"),
+                    Err(e) => {
+                        tracing::warn!(drive = i, "cannot heal drive: {e}");
+                        report.drives_unwritable.push(i);
+                    }
                 }
             }
         }
@@ -86,6 +105,9 @@ impl Store {
             report.data_checked += 1;
             self.check_item(&item, repair, &mut report);
         }
+        // Back in the set but refusing its shards (full again): not healed.
+        let unwritable = &report.drives_unwritable;
+        report.drives_healed.retain(|d| !unwritable.contains(d));
         let grace = if inner.live {
             ORPHAN_GRACE
         } else {
@@ -97,17 +119,21 @@ impl Store {
         Ok(report)
     }
 
-    /// Format a missing or damaged drive, or resync one that fell behind.
-    fn heal_drive(&self, index: usize) -> Result<()> {
+    /// Format a missing, damaged or emptied drive, or resync one that fell behind or
+    /// filled up; a drive that cannot take a write stays out.
+    pub(crate) fn heal_drive(&self, index: usize) -> Result<()> {
         let d = &self.inner.drives[index];
         let format = self.inner.format_for(index);
         let needs_format = d.state() == DriveState::Faulty
-            && !matches!(d.read_format(), Ok(Some(f)) if f == format && d.meta().is_some());
+            && (d.emptied()
+                || !matches!(d.read_format(), Ok(Some(f)) if f == format && d.meta().is_some()));
         if needs_format {
             d.format(&format)?;
             d.open()?;
             d.set_state(DriveState::Stale, None);
         }
+        d.probe()
+            .map_err(|e| Error::from_io(e, &d.root.display().to_string()))?;
         self.sync_drive(index)
     }
 
@@ -188,13 +214,24 @@ impl Store {
             return;
         }
         if !repair {
-            if !self.recoverable(&files, &geo, k, m) {
-                report.unrecoverable.push(item.label.clone());
+            match self.recoverable(&files, &geo, k, m) {
+                true => report.degraded.push(item.label.clone()),
+                false => report.unrecoverable.push(item.label.clone()),
             }
             return;
         }
         match self.rebuild(item, &files, &bad, &geo, k, m, rot) {
-            Ok(()) => report.shards_healed += bad.len() as u64,
+            Ok(unwritable) => {
+                report.shards_healed += (bad.len() - unwritable.len()) as u64;
+                if !unwritable.is_empty() {
+                    report.degraded.push(item.label.clone());
+                }
+                for d in unwritable {
+                    if !report.drives_unwritable.contains(&d) {
+                        report.drives_unwritable.push(d);
+                    }
+                }
+            }
             Err(e) => {
                 tracing::error!("cannot heal {}: {e}", item.label);
                 report.unrecoverable.push(item.label.clone());
@@ -217,6 +254,8 @@ impl Store {
     }
 
     /// Rewrite the `bad` shards from the good ones, block by block, then swap them in.
+    /// A shard whose drive cannot be written is left out: the answer lists those drives,
+    /// one per shard not rewritten. An error means the data could not be rebuilt at all.
     #[allow(clippy::too_many_arguments)]
     fn rebuild(
         &self,
@@ -227,20 +266,43 @@ impl Store {
         k: usize,
         m: usize,
         rot: usize,
-    ) -> Result<()> {
+    ) -> Result<Vec<usize>> {
         let drives = &self.inner.drives;
         let n = drives.len();
+        let drive_of = |i: usize| &drives[(i + rot) % n];
+        let mut unwritable = Vec::new();
         let mut outs = Vec::new();
         for &i in bad {
-            let d = &drives[(i + rot) % n];
-            if d.state() == DriveState::Faulty {
+            let d = drive_of(i);
+            if !d.takes_shards() {
+                unwritable.push(d.index);
                 continue;
             }
             let tmp = d.tmp_dir().join(format!("{}.heal", hex::encode(item.id)));
             // Left by a heal that was cut off.
             let _ = fs::remove_file(&tmp);
-            outs.push((i, tmp.clone(), ShardWriter::create(&tmp, geo.shard_len(0))?));
+            match ShardWriter::create(&tmp, geo.shard_len(0)) {
+                Ok(w) => outs.push((i, tmp, w)),
+                Err(e) => {
+                    tracing::warn!(drive = d.index, "cannot rebuild {}: {e}", item.label);
+                    // Out of the write set like a writer's drive (the watch brings it back);
+                    // a drive the store cannot let go stays, and the data stays degraded.
+                    let _ = self.lose_drive(d.index, &item.id, e, "shard rebuild");
+                    unwritable.push(d.index);
+                }
+            }
         }
+        let mut give_up = |outs: &mut Vec<(usize, std::path::PathBuf, ShardWriter)>,
+                           at: usize,
+                           e: std::io::Error| {
+            let (i, tmp, w) = outs.remove(at);
+            drop(w);
+            let _ = fs::remove_file(&tmp);
+            let d = drive_of(i).index;
+            tracing::warn!(drive = d, "cannot rebuild {}: {e}", item.label);
+            let _ = self.lose_drive(d, &item.id, e, "shard rebuild");
+            unwritable.push(d);
+        };
         for b in 0..geo.blocks() {
             let mut shards: Vec<Option<Vec<u8>>> = (0..k + m)
                 .map(|i| {
@@ -254,15 +316,20 @@ impl Store {
                 })
                 .collect();
             reconstruct(k, m, &mut shards)?;
-            for (i, _, w) in outs.iter_mut() {
-                w.append_block(shards[*i].as_ref().expect("reconstructed"))?;
+            let mut at = 0;
+            while at < outs.len() {
+                let (i, _, w) = &mut outs[at];
+                match w.append_block(shards[*i].as_ref().expect("reconstructed")) {
+                    Ok(()) => at += 1,
+                    Err(e) => give_up(&mut outs, at, e),
+                }
             }
         }
         // The header is copied from a good shard, with this shard's index.
         let template = (0..k + m)
             .filter(|i| !bad.contains(i))
             .find_map(|i| files[i].as_ref().and_then(|f| ShardHeader::read(f).ok()));
-        for (i, tmp, mut w) in outs {
+        while let Some((i, tmp, mut w)) = outs.pop() {
             let mut header = template.clone().unwrap_or(ShardHeader {
                 store_id: self.inner.store_id.clone(),
                 data_id: item.id,
@@ -276,10 +343,16 @@ impl Store {
                 upload: None,
             });
             header.index = i as u8;
-            w.finish(&header)?;
-            let dest = drives[(i + rot) % n].shard_path(&item.id);
-            fs::rename(&tmp, &dest)?;
-            sync_dir(dest.parent().expect("shard dir"))?;
+            let dest = drive_of(i).shard_path(&item.id);
+            let swapped = w.finish(&header).and_then(|()| {
+                fs::rename(&tmp, &dest)?;
+                sync_dir(dest.parent().expect("shard dir")).map_err(std::io::Error::other)
+            });
+            if let Err(e) = swapped {
+                outs.push((i, tmp, w));
+                let last = outs.len() - 1;
+                give_up(&mut outs, last, e);
+            }
         }
         // Deleted while we rebuilt: the reclaimer may have run before our rename.
         if !self.is_referenced(&item.id)? {
@@ -287,7 +360,7 @@ impl Store {
                 let _ = fs::remove_file(d.shard_path(&item.id));
             }
         }
-        Ok(())
+        Ok(unwritable)
     }
 
     fn is_referenced(&self, id: &DataId) -> Result<bool> {

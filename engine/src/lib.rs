@@ -20,6 +20,7 @@ mod ops;
 mod read;
 mod reclaim;
 mod record;
+mod rejoin;
 mod shard;
 mod store;
 mod write;

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -88,6 +88,9 @@ pub(crate) struct Inner {
     heal_pending: Mutex<HashSet<DataId>>,
     /// One heal at a time, whoever asks (scanner, reads, admin).
     pub heal_lock: Mutex<()>,
+    /// Drives leave the write set one at a time, so that two filling at once cannot
+    /// both leave when only one may (`Inner::leave_full`).
+    pub membership: Mutex<()>,
     /// Serving writes (background work on): young orphans may be writes in flight.
     pub live: bool,
     pub edges: crate::read::EdgeCache,
@@ -136,7 +139,11 @@ pub struct Status {
     pub ec: String,
     pub block_size: usize,
     pub drives: Vec<DriveStatus>,
+    /// Enough drives online for writes to commit.
     pub writable: bool,
+    /// Some drive is out of the write set: new objects are stored with less redundancy
+    /// (missing shards), to be rebuilt when the drive comes back.
+    pub degraded: bool,
     pub buckets: u64,
     pub objects: u64,
     pub bytes: u64,
@@ -255,6 +262,7 @@ impl Store {
             heal_queue: Mutex::new(Some(heal_tx)),
             heal_pending: Mutex::new(HashSet::new()),
             heal_lock: Mutex::new(()),
+            membership: Mutex::new(()),
             live: cfg.background,
             edges: Default::default(),
             threads: Mutex::new(vec![commit_thread, reclaim_thread]),
@@ -394,6 +402,7 @@ impl Store {
             ec: self.inner.ec.to_string(),
             block_size: self.inner.block_size,
             writable: online >= self.inner.ec.k(),
+            degraded: online < drives.len(),
             drives,
             buckets,
             objects,
@@ -776,32 +785,47 @@ fn create(
     Ok(first.expect("at least one drive"))
 }
 
+/// The healer's thread: data queued by degraded reads, drives coming back
+/// ([`crate::rejoin::Watch`]), and a full scan every `every` (at once when the store
+/// opened degraded, and after a drive came back, to rebuild what it missed).
 fn heal_loop(store: Weak<Inner>, queue: Receiver<DataId>, every: Duration, degraded: bool) {
-    let full = |store: &Weak<Inner>| {
-        if let Some(inner) = store.upgrade() {
-            let s = Store { inner, _user: None };
-            match s.heal() {
-                Ok(r) if r.clean() => tracing::debug!("scan: clean"),
-                Ok(r) => tracing::info!(?r, "scan healed"),
-                Err(e) => tracing::warn!("scan failed: {e}"),
-            }
-        }
+    let n = match store.upgrade() {
+        Some(inner) => inner.drives.len(),
+        None => return,
     };
-    if degraded {
-        full(&store);
-    }
+    let mut watch = crate::rejoin::Watch::new(n);
+    let now = Instant::now();
+    let mut next_scan = if degraded { now } else { now + every };
+    let mut next_tick = now + crate::rejoin::TICK;
     loop {
-        match queue.recv_timeout(every) {
+        let wake = next_tick.min(next_scan);
+        let got = queue.recv_timeout(wake.saturating_duration_since(Instant::now()));
+        let Some(inner) = store.upgrade() else { return };
+        let s = Store { inner, _user: None };
+        match got {
             Ok(id) => {
-                let Some(inner) = store.upgrade() else { return };
-                let s = Store { inner, _user: None };
                 s.inner.heal_pending.lock().unwrap().remove(&id);
                 if let Err(e) = s.heal_data(id) {
                     tracing::warn!("heal of {} failed: {e}", hex::encode(id));
                 }
             }
-            Err(RecvTimeoutError::Timeout) => full(&store),
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            next_tick = now + crate::rejoin::TICK;
+            if watch.tick(&s) {
+                next_scan = now;
+            }
+        }
+        if Instant::now() >= next_scan {
+            match s.heal() {
+                Ok(r) if r.clean() => tracing::debug!("scan: clean"),
+                Ok(r) => tracing::info!(?r, "scan healed"),
+                Err(e) => tracing::warn!("scan failed: {e}"),
+            }
+            next_scan = Instant::now() + every;
         }
     }
 }

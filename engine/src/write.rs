@@ -99,23 +99,19 @@ impl ObjectWriter {
         let shard_len = shard_len(inner.block_size, inner.ec.k());
         for i in 0..n {
             let drive = &inner.drives[(i + rot) % n];
-            if drive.state() == DriveState::Faulty {
+            if !drive.takes_shards() {
                 files.push(None);
                 continue;
             }
             let path = drive.tmp_shard_path(&id);
             match ShardWriter::create(&path, shard_len) {
                 Ok(f) => files.push(Some(f)),
-                Err(e) if is_no_space(&e) => {
-                    self.sharded = Some(self.sharded_with(id, rot, files));
-                    return Err(Error::from_io(e, &path.display().to_string()));
-                }
                 Err(e) => {
-                    drive.set_state(
-                        DriveState::Faulty,
-                        Some(format!("cannot create {}: {e}", path.display())),
-                    );
                     files.push(None);
+                    if let Err(e) = self.store.lose_drive(drive.index, &id, e, "shard create") {
+                        self.sharded = Some(self.sharded_with(id, rot, files));
+                        return Err(e);
+                    }
                 }
             }
         }
@@ -173,12 +169,9 @@ impl ObjectWriter {
         });
         for (i, r) in results {
             if let Err(e) = r {
-                let drive = &inner.drives[(i + sh.rot) % n];
-                if is_no_space(&e) {
-                    return Err(Error::from_io(e, &drive.root.display().to_string()));
-                }
-                drive.set_state(DriveState::Faulty, Some(format!("shard write failed: {e}")));
                 sh.files[i] = None;
+                let drive = (i + sh.rot) % n;
+                self.store.lose_drive(drive, &sh.id, e, "shard write")?;
             }
         }
         self.check_quorum()
@@ -295,12 +288,8 @@ impl ObjectWriter {
         });
         for (i, r) in results {
             if let Err(e) = r {
-                let drive = &inner.drives[(i + rot) % n];
-                if is_no_space(&e) {
-                    return Err(Error::from_io(e, &drive.root.display().to_string()));
-                }
-                drive.set_state(DriveState::Faulty, Some(format!("shard sync failed: {e}")));
                 sh.files[i] = None;
+                self.store.lose_drive((i + rot) % n, &id, e, "shard sync")?;
             }
         }
         self.check_quorum()?;
@@ -311,6 +300,34 @@ impl ObjectWriter {
             rot: rot as u8,
             block_size: inner.block_size as u32,
         })
+    }
+}
+
+impl Store {
+    /// A shard of data `id` could not be written on drive `index`: its files go, and the
+    /// drive leaves the write set, so this write and the next go on without it, degraded,
+    /// as long as K shards remain (`check_quorum`). A full drive that the store cannot
+    /// let go (its last K online) fails the write instead: the store is full.
+    pub(crate) fn lose_drive(
+        &self,
+        index: usize,
+        id: &DataId,
+        e: std::io::Error,
+        what: &str,
+    ) -> Result<()> {
+        let drive = &self.inner.drives[index];
+        // Whatever the shard held is space the drive needs back.
+        let _ = fs::remove_file(drive.tmp_shard_path(id));
+        let _ = fs::remove_file(drive.shard_path(id));
+        if !is_no_space(&e) {
+            drive.set_state(DriveState::Faulty, Some(format!("{what} failed: {e}")));
+            return Ok(());
+        }
+        let problem = format!("out of space ({what}: {e})");
+        if self.inner.leave_full(index, problem) {
+            return Ok(());
+        }
+        Err(Error::from_io(e, &drive.root.display().to_string()))
     }
 }
 

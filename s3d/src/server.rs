@@ -237,22 +237,38 @@ async fn health(method: &Method, path: &str, store: &engine::Store) -> Option<Re
     if method != Method::GET && method != Method::HEAD {
         return None;
     }
-    let ready = match path {
-        "/health/live" => true,
+    let (status, text) = match path {
+        "/health/live" => (StatusCode::OK, "ok\n".to_string()),
         "/health/ready" => {
             let store = store.clone();
             // status() reads drive states and metadata: keep it off the executor.
-            ctx::spawn(move || store.status().writable)
-                .await
-                .unwrap_or(false)
+            let status = ctx::spawn(move || store.status()).await.ok();
+            match status {
+                Some(s) if s.writable && s.degraded => {
+                    let out: Vec<String> = s
+                        .drives
+                        .iter()
+                        .filter(|d| d.state != engine::DriveState::Online)
+                        .map(|d| format!("drive {} {:?}", d.index, d.state).to_lowercase())
+                        .collect();
+                    // Still ready: taking it out of a balancer would refuse writes that
+                    // the store takes. The body says what is missing.
+                    let text = format!(
+                        "degraded: {}; writes go on with less redundancy\n",
+                        out.join(", ")
+                    );
+                    (StatusCode::OK, text)
+                }
+                Some(s) if s.writable => (StatusCode::OK, "ok\n".to_string()),
+                _ => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store is not writable\n".to_string(),
+                ),
+            }
         }
         _ => return None,
     };
-    let (status, text) = match ready {
-        true => (StatusCode::OK, "ok\n"),
-        false => (StatusCode::SERVICE_UNAVAILABLE, "store is not writable\n"),
-    };
-    let mut resp = Response::new(Body::from(text.to_string()));
+    let mut resp = Response::new(Body::from(text));
     *resp.status_mut() = status;
     Some(resp)
 }

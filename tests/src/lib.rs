@@ -190,6 +190,11 @@ impl Drop for Server {
 
 /// Status code of a plain GET on the loopback port, if it answers.
 pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    http_get(port, path).map(|(code, _)| code)
+}
+
+/// Status code and body of a plain GET on the loopback port, if it answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -198,9 +203,13 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
-    let mut buf = [0u8; 12];
-    s.read_exact(&mut buf).ok()?;
-    std::str::from_utf8(&buf[9..12]).ok()?.parse().ok()
+    let mut reply = Vec::new();
+    // Connection: close, so the body ends where the stream does.
+    let _ = s.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    let code = reply.get(9..12)?.parse().ok()?;
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((code, body.to_string()))
 }
 
 /// Deterministic content for a name and length, so readers can verify without keeping copies.

@@ -139,6 +139,129 @@ async fn two_lost_or_garbled_drives_lose_nothing_and_heal_restores_redundancy() 
     heal_then_fsck_clean(&srv.home);
 }
 
+/// Put `body` under `key`: in 5 MiB parts through a multipart upload past `PART`, else whole.
+async fn put_any(c: &Client, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), String> {
+    const PART: usize = 5 * MIB;
+    if body.len() <= PART {
+        return c
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string());
+    }
+    let id = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .upload_id()
+        .unwrap_or_default()
+        .to_string();
+    let mut done = Vec::new();
+    for (i, chunk) in body.chunks(PART).enumerate() {
+        let n = i as i32 + 1;
+        let part = c
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        done.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(part.e_tag().map(str::to_string))
+                .build(),
+        );
+    }
+    c.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// `rounds` times: `writers` tasks put objects of `sizes` (in turn) into `bucket` until
+/// the server is SIGKILLed after `pause(round)`; then it restarts and every object put so
+/// far and acknowledged must read back whole, and every listed one, acknowledged or not,
+/// must be whole too (never partial). Returns the acknowledged objects.
+async fn sigkill_rounds(
+    srv: &mut Server,
+    bucket: &str,
+    rounds: u64,
+    writers: usize,
+    sizes: &'static [usize],
+    pause: impl Fn(u64) -> Duration,
+) -> Vec<(String, usize)> {
+    let mut acked_all: Vec<(String, usize)> = Vec::new();
+    for round in 0..rounds {
+        let c = srv.client();
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let tasks: Vec<_> = (0..writers)
+            .map(|t| {
+                let (c, acked, bucket) = (c.clone(), acked.clone(), bucket.to_string());
+                tokio::spawn(async move {
+                    for i in 0.. {
+                        let key = format!("r{round}/t{t}/{i}");
+                        let len = sizes[(i + t) % sizes.len()];
+                        match put_any(&c, &bucket, &key, content(&key, len)).await {
+                            Ok(()) => acked.lock().unwrap().push((key, len)),
+                            Err(_) => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(pause(round)).await;
+        srv.kill();
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
+        }
+        acked_all.extend(acked.lock().unwrap().drain(..));
+
+        srv.start();
+        let c = srv.client();
+        let listed = list_all(&c, bucket).await;
+        for (k, _) in &acked_all {
+            assert!(listed.contains(k), "round {round}: acknowledged {k} lost");
+        }
+        for k in listed {
+            let body = get(&c, bucket, &k).await;
+            assert!(
+                sizes.contains(&body.len()),
+                "round {round}: {k}: partial object of {} bytes",
+                body.len()
+            );
+            assert!(
+                body == content(&k, body.len()),
+                "round {round}: {k} damaged"
+            );
+            if let Some((_, len)) = acked_all.iter().find(|(a, _)| *a == k) {
+                assert_eq!(body.len(), *len, "round {round}: acknowledged {k} changed");
+            }
+        }
+    }
+    assert!(!acked_all.is_empty(), "no upload was acknowledged");
+    acked_all
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_uploads_keeps_acknowledged_objects_and_leaves_no_orphans() {
     let tmp = tempfile::tempdir().unwrap();
@@ -150,67 +273,13 @@ async fn sigkill_during_uploads_keeps_acknowledged_objects_and_leaves_no_orphans
         .send()
         .await
         .unwrap();
-    let sizes = [1_000, 70_000, 300_000, 2 * MIB + 5];
-    let mut acked_all: Vec<(String, usize)> = Vec::new();
-    for round in 0..6u64 {
-        if round > 0 {
-            srv.start();
-        }
-        let c = srv.client();
-        let acked = Arc::new(Mutex::new(Vec::new()));
-        let tasks: Vec<_> = (0..6)
-            .map(|t| {
-                let (c, acked) = (c.clone(), acked.clone());
-                tokio::spawn(async move {
-                    for i in 0.. {
-                        let key = format!("r{round}/t{t}/{i}");
-                        let len = sizes[(i + t) % sizes.len()];
-                        let sent = c
-                            .put_object()
-                            .bucket("crash")
-                            .key(&key)
-                            .body(ByteStream::from(content(&key, len)))
-                            .send()
-                            .await;
-                        match sent {
-                            Ok(_) => acked.lock().unwrap().push((key, len)),
-                            Err(_) => return,
-                        }
-                    }
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(400 + 170 * round)).await;
-        srv.kill();
-        for t in tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
-        }
-        acked_all.extend(acked.lock().unwrap().drain(..));
-
-        srv.start();
-        let c = srv.client();
-        for (k, len) in &acked_all {
-            assert!(
-                get(&c, "crash", k).await == content(k, *len),
-                "acknowledged {k} lost or damaged"
-            );
-        }
-        // Whatever is visible is whole: acknowledged or not, never partial.
-        for k in list_all(&c, "crash").await {
-            let body = get(&c, "crash", &k).await;
-            assert!(
-                sizes.contains(&body.len()),
-                "{k}: partial object of {} bytes",
-                body.len()
-            );
-            assert!(body == content(&k, body.len()), "{k}: damaged content");
-        }
-        srv.stop();
-    }
-    assert!(!acked_all.is_empty(), "no upload was acknowledged");
+    const SIZES: &[usize] = &[1_000, 70_000, 300_000, 2 * MIB + 5];
+    sigkill_rounds(&mut srv, "crash", 6, 6, SIZES, |round| {
+        Duration::from_millis(400 + 170 * round)
+    })
+    .await;
 
     // Start-up swept every orphan: once all objects are deleted, no shard file may remain.
-    srv.start();
     let c = srv.client();
     for k in list_all(&c, "crash").await {
         c.delete_object()
@@ -234,6 +303,41 @@ async fn sigkill_during_uploads_keeps_acknowledged_objects_and_leaves_no_orphans
         assert!(Instant::now() < deadline, "orphaned files remain: {left:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The chaos test: 20 SIGKILLs on a 4+2 store during concurrent PUTs from a few bytes to
+/// multipart uploads, every acknowledged object checked after each restart, fsck clean
+/// at the end. Kept short for CI: the pauses are brief and sizes mostly small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_twenty_sigkills_on_a_4_plus_2_store_lose_no_acknowledged_object() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 6, Some("4+2"));
+    srv.start();
+    srv.client()
+        .create_bucket()
+        .bucket("chaos")
+        .send()
+        .await
+        .unwrap();
+    // Writer 1 starts every round with a two-part multipart upload; every fifth round
+    // runs long enough for it to complete, the others kill it midway.
+    const SIZES: &[usize] = &[3, 6 * MIB + 11, 900, 65_537, 300_000, 3, 1_500_000];
+    let acked = sigkill_rounds(&mut srv, "chaos", 20, 3, SIZES, |round| match round % 5 {
+        4 => Duration::from_millis(1000),
+        r => Duration::from_millis(120 + 50 * r),
+    })
+    .await;
+    assert!(
+        acked.iter().any(|(_, len)| *len > 5 * MIB),
+        "no multipart upload was acknowledged"
+    );
+    let out = cybs3(&srv.home, &["fsck", "--json"]);
+    assert!(
+        out.status.success(),
+        "fsck after 20 SIGKILLs: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    srv.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,21 +409,12 @@ impl Drop for Tmpfs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_is_a_clear_error_and_keeps_what_was_stored() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         eprintln!("skipped: mounting a small tmpfs drive needs root");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let drive = tmp.path().join("drive0");
-    std::fs::create_dir_all(&drive).unwrap();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
-        .arg(&drive)
-        .status()
-        .expect("mount");
-    assert!(status.success(), "cannot mount a tmpfs");
-    let _unmount = Tmpfs(drive.clone());
+    let _unmount = mount_tmpfs(&tmp.path().join("drive0"), "24m");
 
     let mut srv = Server::new(tmp.path(), 1, None);
     srv.start();
@@ -370,6 +465,230 @@ async fn full_disk_is_a_clear_error_and_keeps_what_was_stored() {
     put(&c, "full", "after", content("after", MIB)).await;
     assert!(get(&c, "full", "after").await == content("after", MIB));
     srv.stop();
+}
+
+/// Mounts a tmpfs of `size` on `dir` (created), unmounted when the guard drops.
+fn mount_tmpfs(dir: &Path, size: &str) -> Tmpfs {
+    std::fs::create_dir_all(dir).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .expect("mount");
+    assert!(status.success(), "cannot mount a tmpfs");
+    Tmpfs(dir.to_path_buf())
+}
+
+fn remount(dir: &Path, options: &str) {
+    let status = std::process::Command::new("mount")
+        .args(["-o", &format!("remount,{options}")])
+        .arg(dir)
+        .status()
+        .expect("mount -o remount");
+    assert!(status.success(), "cannot remount {}", dir.display());
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Waits up to `secs` for `done`, polling; panics with `what` and the last status.
+async fn wait_for(srv: &Server, secs: u64, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let status = srv.status_json();
+        if done(&status) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {secs} s: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `fsck --json` through the running server is clean within `secs` (the healer works
+/// in the background).
+async fn fsck_clean_within(srv: &Server, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let out = cybs3(&srv.home, &["fsck", "--json"]);
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fsck not clean within {secs} s: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn drive_states(status: &serde_json::Value) -> Vec<String> {
+    status["drives"]
+        .as_array()
+        .expect("drives")
+        .iter()
+        .map(|d| d["state"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_or_emptied_drive_degrades_writes_and_rejoins_by_itself() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small tmpfs drive needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Mounted before the server exists, so it is unmounted after the server is gone.
+    let _small = mount_tmpfs(&tmp.path().join("drive5"), "12m");
+    let mut srv = Server::new(tmp.path(), 6, Some("4+2"));
+    srv.start();
+    let c = srv.client();
+    c.create_bucket().bucket("full").send().await.unwrap();
+
+    // 2 MiB objects put 512 KiB shards on each drive: drive 5 fills within 24 of them.
+    // Every PUT succeeds, before and after.
+    let mut stored: Vec<(String, usize)> = Vec::new();
+    for i in 0..40 {
+        let key = format!("before-full/{i}");
+        put(&c, "full", &key, content(&key, 2 * MIB)).await;
+        stored.push((key, 2 * MIB));
+        if drive_states(&srv.status_json())[5] == "full" {
+            break;
+        }
+    }
+    let status = srv.status_json();
+    assert_eq!(drive_states(&status)[5], "full", "{status}");
+    for (i, len) in [1_000, 300_000, 2 * MIB + 3, 6 * MIB]
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("while-full/{i}");
+        put(&c, "full", &key, content(&key, len)).await;
+        stored.push((key, len));
+    }
+    for (k, len) in &stored {
+        assert!(get(&c, "full", k).await == content(k, *len), "{k} differs");
+    }
+    let status = srv.status_json();
+    assert_eq!(status["writable"], true, "{status}");
+    assert_eq!(status["degraded"], true, "{status}");
+    let (code, body) = cybs3_tests::http_get(srv.port, "/health/ready").expect("ready");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("degraded: drive 5 full"), "{body}");
+
+    // Room again: drive 5 comes back by itself, metadata and missed shards included.
+    remount(&srv.drives[5], "size=256m");
+    wait_for(&srv, 30, "drive 5 back online", |s| {
+        drive_states(s).iter().all(|d| d == "online") && s["degraded"] == false
+    })
+    .await;
+    fsck_clean_within(&srv, 30).await;
+    assert_eq!(
+        cybs3_tests::http_get(srv.port, "/health/ready").map(|r| r.1),
+        Some("ok\n".to_string())
+    );
+
+    // A drive emptied under the running server is rebuilt by itself too. The server may
+    // start rebuilding it before `rm` is done, so what `rm` then fails to remove is fine.
+    let _ = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("rm -rf {}/*", srv.drives[2].display()))
+        .status();
+    assert!(!srv.drives[2].join("format.json").exists() || srv.status_json()["degraded"] == true);
+    let key = "after-emptied".to_string();
+    put(&c, "full", &key, content(&key, 3 * MIB)).await;
+    stored.push((key, 3 * MIB));
+    wait_for(&srv, 30, "drive 2 back online", |s| {
+        drive_states(s).iter().all(|d| d == "online")
+    })
+    .await;
+    fsck_clean_within(&srv, 30).await;
+    assert!(srv.drives[2].join("format.json").is_file());
+    for (k, len) in &stored {
+        assert!(get(&c, "full", k).await == content(k, *len), "{k} differs");
+    }
+    srv.stop();
+}
+
+/// `cybs3 heal --json` and its exit status, parsed.
+fn heal_json(home: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = cybs3(home, &["heal", "--json"]);
+    let report =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("heal JSON ({e}): {out:?}"));
+    (out.status.code(), report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heal_tells_a_read_only_drive_and_degraded_objects_from_lost_data() {
+    if !is_root() {
+        eprintln!("skipped: a read-only tmpfs drive needs root (root ignores chmod)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let _ro = mount_tmpfs(&tmp.path().join("drive1"), "64m");
+    let mut srv = Server::new(tmp.path(), 6, Some("4+2"));
+    srv.start();
+    let c = srv.client();
+    c.create_bucket().bucket("readonly").send().await.unwrap();
+    put(&c, "readonly", "before", content("before", 300_000)).await;
+    // Linux refuses a read-only remount while the server has files open for writing.
+    srv.stop();
+    remount(&srv.drives[1], "ro");
+    srv.start();
+    let c = srv.client();
+    let keys: Vec<String> = (0..10).map(|i| format!("while-ro/{i}")).collect();
+    for k in &keys {
+        put(&c, "readonly", k, content(k, 300_000)).await;
+    }
+    for k in keys.iter().chain([&"before".to_string()]) {
+        assert!(
+            get(&c, "readonly", k).await == content(k, 300_000),
+            "{k} differs"
+        );
+    }
+
+    // Readable from 5 of 6 shards, drive 1 unwritable: degraded, not lost.
+    let (code, r) = heal_json(&srv.home);
+    assert_eq!(code, Some(3), "{r}");
+    assert_eq!(r["unrecoverable"], serde_json::json!([]), "{r}");
+    assert_eq!(r["drives_unwritable"], serde_json::json!([1]), "{r}");
+    assert_eq!(r["drives_healed"], serde_json::json!([]), "{r}");
+    let degraded: Vec<&str> = r["degraded"]
+        .as_array()
+        .expect("degraded")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(degraded.len(), 10, "{r}");
+    for k in &keys {
+        assert!(
+            degraded.iter().any(|d| d.starts_with(k.as_str())),
+            "{k}: {r}"
+        );
+    }
+    let out = cybs3(&srv.home, &["heal"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("drives not writable:   [1]"), "{text}");
+    assert!(
+        text.contains("degraded: every object is readable"),
+        "{text}"
+    );
+
+    // Two more shards gone from every object: fewer than 4 of 6 is data lost.
+    for d in [0, 2] {
+        for f in files_under(&srv.drives[d].join("data")) {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    let (code, r) = heal_json(&srv.home);
+    assert_eq!(code, Some(4), "{r}");
+    assert_eq!(r["unrecoverable"].as_array().map(Vec::len), Some(10), "{r}");
+    srv.kill();
 }
 
 #[test]

@@ -1,0 +1,125 @@
+//! Drives leaving the write set and coming back by themselves while the store runs.
+//!
+//! A drive leaves when it fills up (writers then skip it, so objects go on degraded
+//! instead of failing), when a shard write or a metadata commit on it fails, or when its
+//! directory is emptied under the running server. The healer's thread watches every drive
+//! that is out: a full one is tried again once it has room, the others after a delay that
+//! grows with each failed try. A drive comes back when it takes a write probe and its
+//! metadata is copied current (formatted first if it was emptied); the healer then
+//! rebuilds the shards it missed.
+
+use crate::drive::DriveState;
+use crate::error::Result;
+use crate::store::Inner;
+use crate::Store;
+use std::time::{Duration, Instant};
+
+/// How often the drives are looked at.
+pub(crate) const TICK: Duration = Duration::from_secs(1);
+const FIRST_DELAY: Duration = Duration::from_secs(1);
+const MAX_DELAY: Duration = Duration::from_secs(60);
+/// A full drive is tried again once this much more space is free than at its last try:
+/// less would fill again with the next few shards, and a resync needs room for a fresh
+/// copy of the metadata.
+const ROOM: u64 = 16 << 20;
+
+impl Inner {
+    /// Takes a drive that ran out of space out of the write set; `false` when the other
+    /// drives online are too few for a commit quorum without it. A store keeps its last
+    /// drives, full or not: otherwise even deletes, which free space, could not commit.
+    pub(crate) fn leave_full(&self, index: usize, problem: String) -> bool {
+        let _one_at_a_time = self.membership.lock().unwrap();
+        let d = &self.drives[index];
+        match d.state() {
+            DriveState::Full | DriveState::Faulty => true,
+            DriveState::Stale | DriveState::Online => {
+                let others = self
+                    .drives
+                    .iter()
+                    .filter(|o| o.index != index && o.state() == DriveState::Online)
+                    .count();
+                if others < self.ec.k().max(1) {
+                    return false;
+                }
+                d.set_state(DriveState::Full, Some(problem));
+                true
+            }
+        }
+    }
+}
+
+/// What the watch knows of a drive that is out.
+struct Out {
+    next: Instant,
+    delay: Duration,
+    /// Free bytes at the last try (or when first seen full).
+    free: u64,
+}
+
+/// The healer's view of drives that are out, one slot per drive.
+pub(crate) struct Watch {
+    out: Vec<Option<Out>>,
+}
+
+impl Watch {
+    pub fn new(drives: usize) -> Watch {
+        Watch {
+            out: (0..drives).map(|_| None).collect(),
+        }
+    }
+
+    /// Looks at every drive once and brings back those that are due; `true` when one came
+    /// back, so the shards it missed need rebuilding.
+    pub fn tick(&mut self, store: &Store) -> bool {
+        let mut back = false;
+        for (d, slot) in store.inner.drives.iter().zip(&mut self.out) {
+            if d.state() == DriveState::Online {
+                if !d.emptied() {
+                    *slot = None;
+                    continue;
+                }
+                d.set_state(
+                    DriveState::Faulty,
+                    Some("emptied while the store was running".into()),
+                );
+            }
+            let now = Instant::now();
+            let out = slot.get_or_insert_with(|| Out {
+                next: now,
+                delay: FIRST_DELAY,
+                free: d.free(),
+            });
+            let due = match d.state() {
+                DriveState::Full => d.free() >= out.free.saturating_add(ROOM),
+                // A missing directory is a disk not mounted: never recreate it on the
+                // filesystem beneath (`cybs3 heal` does, when asked).
+                _ => now >= out.next && d.root.is_dir(),
+            };
+            if !due {
+                continue;
+            }
+            match store.rejoin(d.index) {
+                Ok(()) => {
+                    tracing::info!(drive = d.index, "drive {} is back in the set", d.index);
+                    *slot = None;
+                    back = true;
+                }
+                Err(e) => {
+                    tracing::debug!(drive = d.index, "drive {} is still out: {e}", d.index);
+                    out.delay = (out.delay * 2).min(MAX_DELAY);
+                    out.next = now + out.delay;
+                    out.free = d.free();
+                }
+            }
+        }
+        back
+    }
+}
+
+impl Store {
+    /// Brings one drive back into the set now (see [`Watch`]), one heal at a time.
+    fn rejoin(&self, index: usize) -> Result<()> {
+        let _one_at_a_time = self.inner.heal_lock.lock().unwrap();
+        self.heal_drive(index)
+    }
+}
