@@ -1,7 +1,7 @@
 //! Object operations: PUT, GET (whole or a range), HEAD (DELETE is in `delete`).
 //!
-//! (Over 800 lines: GET and HEAD share their conditional, range and header logic with PUT's
-//! answer; issue 16's S3 semantics will split it by operation.)
+//! (Over 800 lines with its tests: PUT's checksums and metadata, and the range and
+//! precondition rules GET and HEAD share; issue 16's S3 semantics will split it by role.)
 
 use crate::body::{self, Received};
 use crate::buckets::timestamp;
