@@ -71,17 +71,25 @@ impl Vault {
         }
     }
 
-    /// The binding of a new write of `path` (cleaned): sealed now, and always after every
-    /// version of it seen here, so that a writer whose clock went back still moves on.
-    pub(super) fn next_binding(&self, path: &str) -> Result<Binding> {
+    /// The header at the start of `path`'s object (`prefix`), parsed and checked with
+    /// [`Vault::check_bound`]: what every read of an encrypted file starts with.
+    pub(super) fn open_checked(&self, path: &str, prefix: &[u8]) -> Result<Opener> {
+        let opener = parse_header(prefix, &self.crypt().keys)?;
+        self.check_bound(path, &opener)?;
+        Ok(opener)
+    }
+
+    /// The binding of a new write of `path` (cleaned), whose newest version seen here was
+    /// sealed at `seen`: sealed now, and always after it, so that a writer whose clock
+    /// went back still moves on.
+    pub(super) fn next_binding(&self, path: &str, seen: Option<u64>) -> Binding {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let seen = self.crypt().seen.newest(path)?;
-        Ok(Binding {
+        Binding {
             path: path.to_string(),
             sealed_at: now.max(seen.map_or(0, |s| s + 1)),
-        })
+        }
     }
 
     /// Records a write with `binding` that succeeded.
@@ -125,7 +133,7 @@ impl Vault {
                 self.name
             )));
         }
-        let binding = self.next_binding(&to)?;
+        let binding = self.next_binding(&to, c.seen.newest(&to)?);
         let head = opener.rebound_head(&c.keys.recipient(), &c.bind_key, &binding);
         let source = Rebound {
             head,

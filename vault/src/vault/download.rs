@@ -1,7 +1,6 @@
 //! Downloads into local files: a first GET for the metadata (and an encrypted object's
 //! header), then ranged GETs written beside the destination and renamed over it.
 
-use super::reader::parse_header;
 use super::{Meta, Vault, SEALED_CHUNK};
 use crate::blocking::blocking;
 use crate::crypto::{Opener, CHUNK};
@@ -37,11 +36,7 @@ impl Vault {
             return Err(self.missing(path).await);
         };
         let opener = match &self.crypt {
-            Some(c) => Some(
-                parse_header(&first, &c.keys)
-                    .and_then(|o| self.check_bound(path, &o).map(|()| o))
-                    .with_context(failed)?,
-            ),
+            Some(_) => Some(self.open_checked(path, &first).with_context(failed)?),
             None => None,
         };
         let size = match &opener {

@@ -133,7 +133,7 @@ impl Vault {
     pub async fn reader(&self, path: &str) -> Result<Option<RangeReader>> {
         let path = &clean_path(path)?;
         let key = self.key_of(path)?;
-        let Some(c) = &self.crypt else {
+        if self.crypt.is_none() {
             let info = self.transfers.head(&self.cfg.bucket, &key).await?;
             return Ok(info.map(|info| RangeReader {
                 key,
@@ -141,7 +141,7 @@ impl Vault {
                 info,
                 opener: None,
             }));
-        };
+        }
         // One GET brings the header and the ETag the reads will insist on.
         let first = self
             .transfers
@@ -150,8 +150,8 @@ impl Vault {
         let Some((info, header)) = first else {
             return Ok(None);
         };
-        let opener = parse_header(&header, &c.keys)
-            .and_then(|o| self.check_bound(path, &o).map(|()| o))
+        let opener = self
+            .open_checked(path, &header)
             .with_context(|| format!("cannot decrypt {}:{path}", self.name))?;
         let size = opener.plain_len(info.size)?;
         Ok(Some(RangeReader {

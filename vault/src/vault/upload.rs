@@ -81,7 +81,7 @@ impl Vault {
                     Some(s) => s,
                     None => Sealing {
                         secrets: FileSecrets::random(),
-                        binding: self.next_binding(path)?,
+                        binding: self.next_binding(path, newest),
                     },
                 };
                 let sealer = Sealer::new(
