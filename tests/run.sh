@@ -59,18 +59,22 @@ fi
 # Test traffic stays on loopback; a CA bundle meant for the outside only confuses clients.
 unset AWS_CA_BUNDLE
 
-echo "== format"
+# Each phase's start, in seconds since this script began, to see where CI time goes.
+phase() { echo "== $* (at ${SECONDS} s)"; }
+
+phase "format"
 cargo fmt --all --check
-echo "== lints"
+phase "lints"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== dependencies (deny.toml: licenses, duplicate versions, crates.io only)"
+phase "dependencies (deny.toml: licenses, duplicate versions, crates.io only)"
 # About 2 s. Advisories (`cargo deny check advisories`) need the RustSec advisory database,
 # which is fetched from GitHub, and this network reaches only the package registries.
 cargo deny --log-level error check licenses bans sources
-echo "== release build (the binary the end-to-end tests drive)"
+phase "release build (the binary the end-to-end tests drive)"
 cargo build --release --quiet
 export CYBS3_BIN="$PWD/target/release/cybs3"
-echo "== tests"
-cargo test --workspace --quiet -- --test-threads 2
-echo "== S3 command-line clients (aws, rclone, s3cmd)"
+phase "tests (release profile: they reuse the build above instead of compiling everything again)"
+cargo test --workspace --release --quiet -- --test-threads 2
+phase "S3 command-line clients (aws, rclone, s3cmd)"
 tests/clients.sh
+phase "all passed"
