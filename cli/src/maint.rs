@@ -76,6 +76,17 @@ fn print_report(r: &HealReport, repair: bool) {
             String::new()
         }
     );
+    if r.inline_whole > 0 {
+        println!(
+            "small objects stored whole on every drive (from an older cybs3): {}{}",
+            r.inline_whole,
+            if repair {
+                " (sharded now; a warning above names any that failed)"
+            } else {
+                " (`cybs3 heal` shards them)"
+            }
+        );
+    }
     if r.orphans > 0 {
         println!(
             "orphaned files: {}{}",

@@ -6,11 +6,13 @@
 //! commits them all (one fsync per drive per batch). Each request is answered
 //! only after its batch is durable on at least a quorum of drives. Because every
 //! in-sync drive receives the same batches in the same order, their LMDBs hold
-//! identical records and a per-drive batch counter (`#seq`) shows which drives
-//! fell behind.
+//! identical records (apart from each drive's own shard of inline data) and a
+//! per-drive batch counter (`#seq`) shows which drives fell behind.
 
 use crate::drive::{Db, Drive, DriveState, Meta};
 use crate::error::{Error, Result};
+use crate::inline::{self, Shards};
+use crate::layout::Ec;
 use crate::ops::{self, Op, Out};
 use crate::record::{keys, DataId};
 use heed::RwTxn;
@@ -27,11 +29,21 @@ pub(crate) enum Request {
     SyncDrive(usize, SyncSender<Result<()>>),
 }
 
+/// One change of a batch, replayed on the other drives.
+enum Change {
+    Put(Vec<u8>, Vec<u8>),
+    /// A value of its own for each drive (inline shards): drive `i` gets `values[i]`.
+    PutEach(Vec<u8>, Shards),
+    Del(Vec<u8>),
+}
+
 /// A write transaction that remembers what it changed, so it can be replayed.
 pub(crate) struct Tx<'a, 'e> {
     txn: &'a mut RwTxn<'e>,
     db: Db,
-    log: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The drive this transaction writes.
+    index: usize,
+    log: Vec<Change>,
     failed: Option<heed::Error>,
 }
 
@@ -51,13 +63,20 @@ impl<'a, 'e> Tx<'a, 'e> {
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         let r = self.db.put(self.txn, &key, &value);
         self.check(r);
-        self.log.push((key, Some(value)));
+        self.log.push(Change::Put(key, value));
+    }
+
+    /// Drive `i` stores `values[i]` under `key`.
+    pub fn put_each(&mut self, key: Vec<u8>, values: Shards) {
+        let r = self.db.put(self.txn, &key, &values[self.index]);
+        self.check(r);
+        self.log.push(Change::PutEach(key, values));
     }
 
     pub fn del(&mut self, key: Vec<u8>) {
         let r = self.db.delete(self.txn, &key).map(|_| ());
         self.check(r);
-        self.log.push((key, None));
+        self.log.push(Change::Del(key));
     }
 
     /// Every entry under `prefix`, in key order.
@@ -100,6 +119,7 @@ impl Clock {
 
 pub(crate) struct Committer {
     pub drives: Arc<Vec<Drive>>,
+    pub ec: Ec,
     /// Fewest drives that must hold a commit before it is acknowledged.
     pub quorum: usize,
     /// Shard files of deleted data, removed after the commit that dropped them.
@@ -173,6 +193,7 @@ impl Committer {
         let mut tx = Tx {
             txn: &mut txn,
             db: meta.db,
+            index: primary.index,
             log: Vec::new(),
             failed: None,
         };
@@ -198,7 +219,7 @@ impl Committer {
         let outcomes: Vec<(usize, Result<()>)> = std::thread::scope(|s| {
             let others: Vec<_> = drives[1..]
                 .iter()
-                .map(|(d, meta)| s.spawn(|| (d.index, replay(meta, &log))))
+                .map(|(d, meta)| s.spawn(|| (d.index, replay(meta, d.index, &log))))
                 .collect();
             let mut outcomes = vec![(primary.index, txn.commit().map_err(Error::from))];
             outcomes.extend(others.into_iter().map(|h| h.join().expect("replay thread")));
@@ -239,14 +260,54 @@ impl Committer {
         let dst = target
             .meta()
             .ok_or_else(|| Error::Meta(format!("drive {index} has no metadata open")))?;
+        // Every in-sync drive, for the target's own inline shards: the source has its own.
+        let peers: Vec<Option<(heed::RoTxn<'static, heed::WithoutTls>, Db)>> = self
+            .drives
+            .iter()
+            .map(|d| {
+                let meta = d.meta().filter(|_| d.state() == DriveState::Online)?;
+                let rtxn = meta.env.clone().static_read_txn().ok()?;
+                Some((rtxn, meta.db))
+            })
+            .collect();
         let rtxn = src.env.read_txn()?;
         let mut wtxn = dst.env.write_txn()?;
         dst.db.clear(&mut wtxn)?;
+        let mut lost = 0u64;
         for kv in src.db.iter(&rtxn)? {
             let (k, v) = kv?;
+            let own;
+            let v = match k.first() == Some(&keys::INLINE_SHARD) {
+                false => v,
+                true => {
+                    let shard = |i: usize| {
+                        let (rtxn, db) = peers[i].as_ref()?;
+                        Some(db.get(rtxn, k).ok()??.to_vec())
+                    };
+                    match inline::rebuild(self.ec, index, |i| {
+                        shard(i).and_then(|v| inline::unframe(v, i))
+                    }) {
+                        Ok(value) => {
+                            own = value;
+                            &own[..]
+                        }
+                        // Fewer than K shards anywhere: nothing to give this drive.
+                        Err(_) => {
+                            lost += 1;
+                            continue;
+                        }
+                    }
+                }
+            };
             // SAFETY: keys come sorted from the source, as MDB_APPEND requires.
             dst.db
                 .put_with_flags(&mut wtxn, heed::PutFlags::APPEND, k, v)?;
+        }
+        if lost > 0 {
+            tracing::warn!(
+                drive = index,
+                "{lost} inline object(s) with fewer than K shards left"
+            );
         }
         wtxn.commit()?;
         target.set_state(DriveState::Online, None);
@@ -265,12 +326,13 @@ fn in_sync(drives: &[Drive]) -> Vec<(&Drive, Arc<Meta>)> {
         .collect()
 }
 
-fn replay(meta: &Meta, log: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+fn replay(meta: &Meta, index: usize, log: &[Change]) -> Result<()> {
     let mut txn = meta.env.write_txn()?;
-    for (k, v) in log {
-        match v {
-            Some(v) => meta.db.put(&mut txn, k, v)?,
-            None => {
+    for change in log {
+        match change {
+            Change::Put(k, v) => meta.db.put(&mut txn, k, v)?,
+            Change::PutEach(k, values) => meta.db.put(&mut txn, k, &values[index])?,
+            Change::Del(k) => {
                 meta.db.delete(&mut txn, k)?;
             }
         }

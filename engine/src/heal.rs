@@ -1,12 +1,13 @@
 //! Healing and checking: drives back in the set, shards verified and rebuilt, orphans swept.
 //!
-//! `check` only looks; `heal` also repairs. Both walk every piece of sharded data
-//! the index references (object versions and multipart parts) and verify every
-//! shard, data and parity, block by block.
+//! `check` only looks; `heal` also repairs. Both walk every piece of data the index
+//! references (object versions and multipart parts) and verify every shard, data and
+//! parity: block by block in shard files, whole in the records of inline data.
 
 use crate::codec::reconstruct;
 use crate::drive::{sync_dir, DriveState};
 use crate::error::{Error, Result};
+use crate::ops::{Op, Owner};
 use crate::record::{self, keys, DataId, ObjectVersion, PartData, PartRecord};
 use crate::shard::{self, read_block, verify, Geometry, ShardHeader, ShardWriter};
 use crate::Store;
@@ -25,7 +26,7 @@ pub struct HealReport {
     /// (read-only, full or failing; heal only).
     #[serde(default)]
     pub drives_unwritable: Vec<usize>,
-    /// Pieces of sharded data checked, and shards checked across all drives.
+    /// Pieces of data checked (shard files and inline), and shards checked across all drives.
     pub data_checked: u64,
     pub shards_checked: u64,
     /// Shards found missing or failing their checksums.
@@ -41,6 +42,10 @@ pub struct HealReport {
     /// Shard files nothing references.
     pub orphans: u64,
     pub orphans_removed: u64,
+    /// Small objects found stored whole on every drive (written before inline data was
+    /// erasure-coded); heal shards them.
+    #[serde(default)]
+    pub inline_whole: u64,
 }
 
 impl HealReport {
@@ -68,6 +73,7 @@ struct Item {
     id: DataId,
     data: PartData,
     size: u64,
+    owner: Owner,
 }
 
 impl Store {
@@ -101,7 +107,7 @@ impl Store {
                 }
             }
         }
-        for item in self.sharded_items()? {
+        for item in self.items()? {
             report.data_checked += 1;
             self.check_item(&item, repair, &mut report);
         }
@@ -137,34 +143,44 @@ impl Store {
         self.sync_drive(index)
     }
 
-    fn sharded_items(&self) -> Result<Vec<Item>> {
+    /// Every piece of data the index references.
+    fn items(&self) -> Result<Vec<Item>> {
         let (rtxn, db) = self.read()?;
         let mut out = Vec::new();
         for kv in db.prefix_iter(&rtxn, &[keys::VERSION])? {
-            let (_, v) = kv?;
+            let (k, v) = kv?;
             let v: ObjectVersion = record::decode(v)?;
+            // `V bucket \0 key \0 sort`: bucket names have no NUL.
+            let bucket = k[1..].split(|&b| b == 0).next().unwrap_or_default();
             for p in &v.parts {
-                if let PartData::Sharded { id, .. } = p.data {
-                    out.push(Item {
-                        label: format!("{} (version {}, part {})", v.key, v.version_id, p.number),
-                        id,
-                        data: p.data,
-                        size: p.size,
-                    });
-                }
+                out.push(Item {
+                    label: format!("{} (version {}, part {})", v.key, v.version_id, p.number),
+                    id: p.data.id(),
+                    data: p.data,
+                    size: p.size,
+                    owner: Owner::Version {
+                        bucket: String::from_utf8_lossy(bucket).into_owned(),
+                        key: v.key.clone(),
+                        sort: v.sort,
+                    },
+                });
             }
         }
         for kv in db.prefix_iter(&rtxn, &[keys::PART])? {
-            let (_, v) = kv?;
+            let (k, v) = kv?;
             let p: PartRecord = record::decode(v)?;
-            if let PartData::Sharded { id, .. } = p.entry.data {
-                out.push(Item {
-                    label: format!("upload part {}", p.entry.number),
-                    id,
-                    data: p.entry.data,
-                    size: p.entry.size,
-                });
-            }
+            // `P upload_id \0 number`.
+            let upload_id = k[1..].split(|&b| b == 0).next().unwrap_or_default();
+            out.push(Item {
+                label: format!("upload part {}", p.entry.number),
+                id: p.entry.data.id(),
+                data: p.entry.data,
+                size: p.entry.size,
+                owner: Owner::Part {
+                    upload_id: String::from_utf8_lossy(upload_id).into_owned(),
+                    number: p.entry.number,
+                },
+            });
         }
         Ok(out)
     }
@@ -172,7 +188,7 @@ impl Store {
     /// Verify one piece of data on every drive; with `repair`, rewrite the bad shards.
     pub(crate) fn heal_data(&self, id: DataId) -> Result<()> {
         let _one_at_a_time = self.inner.heal_lock.lock().unwrap();
-        let item = self.sharded_items()?.into_iter().find(|i| i.id == id);
+        let item = self.items()?.into_iter().find(|i| i.id == id);
         if let Some(item) = item {
             let mut report = HealReport::default();
             self.check_item(&item, true, &mut report);
@@ -192,7 +208,7 @@ impl Store {
             ..
         } = item.data
         else {
-            return;
+            return self.check_inline(item, repair, report);
         };
         let (k, m, rot) = (k as usize, m as usize, rot as usize);
         let drives = &self.inner.drives;
@@ -236,6 +252,66 @@ impl Store {
                 tracing::error!("cannot heal {}: {e}", item.label);
                 report.unrecoverable.push(item.label.clone());
             }
+        }
+    }
+
+    /// Inline data: every drive's shard in its record. A repair gives every in-sync
+    /// drive its shard again through a commit; a drive out of the set gets its shards
+    /// when it is resynced.
+    fn check_inline(&self, item: &Item, repair: bool, report: &mut HealReport) {
+        let put = |shards| {
+            self.submit(Op::PutInline {
+                owner: item.owner.clone(),
+                id: item.id,
+                shards,
+            })
+        };
+        match self.whole_inline(&item.id) {
+            Ok(Some(whole)) => {
+                report.inline_whole += 1;
+                if repair {
+                    let sharded = crate::inline::encode(self.inner.ec, &whole).and_then(put);
+                    if let Err(e) = sharded {
+                        tracing::warn!("cannot shard {}: {e}", item.label);
+                    }
+                }
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!("cannot check {}: {e}", item.label);
+                return;
+            }
+        }
+        let found = self.inline_found(&item.id);
+        report.shards_checked += self.inner.ec.total() as u64;
+        report.shards_bad += found.bad.len() as u64;
+        if found.bad.is_empty() {
+            return;
+        }
+        let Some(values) = found.values else {
+            report.unrecoverable.push(item.label.clone());
+            return;
+        };
+        if !repair {
+            report.degraded.push(item.label.clone());
+            return;
+        }
+        let drives = &self.inner.drives;
+        let (in_set, out): (Vec<usize>, Vec<usize>) = found
+            .bad
+            .iter()
+            .partition(|&&i| drives[i].state() == DriveState::Online);
+        match put(values) {
+            Ok(_) => report.shards_healed += in_set.len() as u64,
+            Err(e) => {
+                tracing::warn!("cannot heal {}: {e}", item.label);
+                report.degraded.push(item.label.clone());
+                return;
+            }
+        }
+        if !out.is_empty() {
+            report.degraded.push(item.label.clone());
         }
     }
 

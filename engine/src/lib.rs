@@ -5,7 +5,8 @@
 //! - Every drive holds its own full copy of the metadata (LMDB), so losing any
 //!   `M` drives loses neither data nor index.
 //! - Object bytes are cut into blocks, each Reed-Solomon coded into `K + M`
-//!   checksummed shards, one per drive; small objects are stored inline.
+//!   checksummed shards, one per drive; small objects are coded the same way into
+//!   the metadata records, one shard per drive (`inline.rs`).
 //! - All metadata writes go through one group-committing thread ([`commit`]).
 
 mod codec;
@@ -14,6 +15,7 @@ mod direct;
 mod drive;
 mod error;
 mod heal;
+mod inline;
 mod layout;
 mod list;
 mod ops;

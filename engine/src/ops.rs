@@ -5,6 +5,7 @@
 
 use crate::commit::{Clock, Tx};
 use crate::error::{Error, Result};
+use crate::inline::Shards;
 use crate::record::{
     self, keys, BucketRecord, BucketStats, DataId, ObjectMeta, ObjectVersion, PartData, PartEntry,
     PartRecord, UploadRecord, Versioning,
@@ -32,7 +33,7 @@ pub(crate) enum Op {
         key: String,
         meta: ObjectMeta,
         part: PartEntry,
-        inline: Option<Vec<u8>>,
+        inline: Option<Shards>,
     },
     Delete {
         bucket: String,
@@ -55,7 +56,7 @@ pub(crate) enum Op {
         key: String,
         upload_id: String,
         part: PartEntry,
-        inline: Option<Vec<u8>>,
+        inline: Option<Shards>,
     },
     Complete {
         bucket: String,
@@ -69,6 +70,27 @@ pub(crate) enum Op {
         bucket: String,
         key: String,
         upload_id: String,
+    },
+    /// Heal: give every drive its shard of inline data (and drop the whole copies of a
+    /// store from before inline erasure coding), if `owner` still holds that data.
+    PutInline {
+        owner: Owner,
+        id: DataId,
+        shards: Shards,
+    },
+}
+
+/// The record that holds a piece of data, checked again when heal writes it back.
+#[derive(Clone, Debug)]
+pub(crate) enum Owner {
+    Version {
+        bucket: String,
+        key: String,
+        sort: [u8; 16],
+    },
+    Part {
+        upload_id: String,
+        number: u32,
     },
 }
 
@@ -158,8 +180,8 @@ pub(crate) fn apply(
             inline,
         } => {
             let rec = bucket(tx, b)?;
-            if let Some(bytes) = inline {
-                tx.put(keys::inline(&part.data.id()), bytes.clone());
+            if let Some(shards) = inline {
+                tx.put_each(keys::inline_shard(&part.data.id()), shards.clone());
             }
             let v = new_version(
                 tx,
@@ -269,8 +291,8 @@ pub(crate) fn apply(
                 let old: PartRecord = record::decode(&old)?;
                 drop_data(tx, &old.entry.data, freed);
             }
-            if let Some(bytes) = inline {
-                tx.put(keys::inline(&part.data.id()), bytes.clone());
+            if let Some(shards) = inline {
+                tx.put_each(keys::inline_shard(&part.data.id()), shards.clone());
             }
             add_ref(tx, &part.data);
             let rec = PartRecord {
@@ -330,6 +352,26 @@ pub(crate) fn apply(
             upload(tx, b, key, upload_id)?;
             drop_parts(tx, upload_id, &[], freed)?;
             tx.del(keys::upload(b, key, upload_id));
+            Ok(Out::Done)
+        }
+        Op::PutInline { owner, id, shards } => {
+            let holds = |data: &PartData| data.id() == *id;
+            let held = match owner {
+                Owner::Version { bucket, key, sort } => tx
+                    .get(&keys::version(bucket, key, sort))
+                    .map(|v| record::decode::<ObjectVersion>(&v))
+                    .transpose()?
+                    .is_some_and(|v| v.parts.iter().any(|p| holds(&p.data))),
+                Owner::Part { upload_id, number } => tx
+                    .get(&keys::part(upload_id, *number))
+                    .map(|v| record::decode::<PartRecord>(&v))
+                    .transpose()?
+                    .is_some_and(|p| holds(&p.entry.data)),
+            };
+            if held {
+                tx.put_each(keys::inline_shard(id), shards.clone());
+                tx.del(keys::inline(id));
+            }
             Ok(Out::Done)
         }
     }
@@ -527,7 +569,10 @@ fn add_ref(tx: &mut Tx, data: &PartData) {
 
 fn drop_data(tx: &mut Tx, data: &PartData, freed: &mut Vec<DataId>) {
     match data {
-        PartData::Inline { id } => tx.del(keys::inline(id)),
+        PartData::Inline { id } => {
+            tx.del(keys::inline_shard(id));
+            tx.del(keys::inline(id));
+        }
         PartData::Sharded { id, .. } => {
             tx.del(keys::data_ref(id));
             freed.push(*id);

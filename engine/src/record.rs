@@ -58,7 +58,10 @@ pub struct ObjectMeta {
 /// Where a part's bytes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PartData {
-    /// In the metadata records of every drive, under `T_INLINE + id`.
+    /// In the metadata records: drive `i` keeps shard `i` of the bytes under
+    /// `keys::inline_shard(id)` ([`crate::inline`]). Stores from before inline erasure
+    /// coding keep the whole bytes on every drive under `keys::inline(id)` until heal
+    /// shards them.
     Inline { id: DataId },
     /// Erasure-coded shard files `data/xx/<id>`; shard `i` is on drive `(i + rot) % n`.
     Sharded {
@@ -142,7 +145,11 @@ pub(crate) mod keys {
     pub const BUCKET: u8 = b'B';
     pub const LATEST: u8 = b'L';
     pub const VERSION: u8 = b'V';
+    /// An inline object's whole bytes, the same on every drive (stores from before
+    /// inline erasure coding; heal replaces them with shards).
     pub const INLINE: u8 = b'I';
+    /// This drive's shard of an inline object: different on every drive.
+    pub const INLINE_SHARD: u8 = b'J';
     pub const REF: u8 = b'R';
     pub const UPLOAD: u8 = b'U';
     pub const PART: u8 = b'P';
@@ -194,6 +201,9 @@ pub(crate) mod keys {
     }
     pub fn inline(id: &super::DataId) -> Vec<u8> {
         join(INLINE, &[id])
+    }
+    pub fn inline_shard(id: &super::DataId) -> Vec<u8> {
+        join(INLINE_SHARD, &[id])
     }
     pub fn data_ref(id: &super::DataId) -> Vec<u8> {
         join(REF, &[id])

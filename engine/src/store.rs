@@ -245,6 +245,7 @@ impl Store {
         let (commit_tx, commit_rx) = mpsc::sync_channel(4096);
         let committer = Committer {
             drives: drives.clone(),
+            ec: reference.ec,
             quorum: reference.ec.k().max(1),
             reclaim: reclaimer,
             clock: Clock::new(),
@@ -283,11 +284,14 @@ impl Store {
         if orphans > 0 {
             tracing::info!("removed {orphans} orphaned shard file(s) left by an interrupted write");
         }
+        // A scan at once rebuilds what a missing drive lacks, and shards the inline data
+        // of a store from before inline erasure coding.
         let degraded = store
             .inner
             .drives
             .iter()
-            .any(|d| d.state() != DriveState::Online);
+            .any(|d| d.state() != DriveState::Online)
+            || store.has_whole_inline().unwrap_or(false);
         let healer = std::thread::Builder::new()
             .name("cybs3-heal".into())
             .spawn(move || heal_loop(weak, heal_rx, cfg.scan_interval, degraded))?;
@@ -340,6 +344,11 @@ impl Store {
 
     /// A read transaction on an in-sync drive's metadata.
     pub(crate) fn read(&self) -> Result<(RoTxn<'static, WithoutTls>, Db)> {
+        self.read_at().map(|(_, rtxn, db)| (rtxn, db))
+    }
+
+    /// A read transaction on an in-sync drive's metadata, and that drive's index.
+    pub(crate) fn read_at(&self) -> Result<(usize, RoTxn<'static, WithoutTls>, Db)> {
         let mut last = None;
         for d in self.inner.drives.iter() {
             if d.state() != DriveState::Online {
@@ -347,7 +356,7 @@ impl Store {
             }
             if let Some(meta) = d.meta() {
                 match meta.env.clone().static_read_txn() {
-                    Ok(rtxn) => return Ok((rtxn, meta.db)),
+                    Ok(rtxn) => return Ok((d.index, rtxn, meta.db)),
                     Err(e) => last = Some(e),
                 }
             }
@@ -512,56 +521,8 @@ impl Store {
 
     /// The current version (or the given one) of an object.
     pub fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectVersion> {
-        self.bucket(bucket)?;
         let (rtxn, db) = self.read()?;
-        match version_id {
-            None => {
-                if let Some(v) = db.get(&rtxn, &keys::latest(bucket, key))? {
-                    return record::decode(v);
-                }
-                let newest = db
-                    .prefix_iter(&rtxn, &keys::versions_of(bucket, key))?
-                    .next()
-                    .transpose()?;
-                match newest {
-                    Some((_, v)) => {
-                        let v: ObjectVersion = record::decode(v)?;
-                        Err(Error::DeleteMarker {
-                            key: key.to_string(),
-                            version_id: v.version_id,
-                        })
-                    }
-                    None => Err(Error::NoSuchKey(key.to_string())),
-                }
-            }
-            Some(vid) => {
-                let found = match crate::ops::parse_version_id(vid) {
-                    Some(sort) => db
-                        .get(&rtxn, &keys::version(bucket, key, &sort))?
-                        .map(record::decode::<ObjectVersion>)
-                        .transpose()?,
-                    None => {
-                        let mut found = None;
-                        for kv in db.prefix_iter(&rtxn, &keys::versions_of(bucket, key))? {
-                            let v: ObjectVersion = record::decode(kv?.1)?;
-                            if v.version_id == vid {
-                                found = Some(v);
-                                break;
-                            }
-                        }
-                        found
-                    }
-                };
-                match found {
-                    Some(v) if v.delete_marker => Err(Error::DeleteMarker {
-                        key: key.to_string(),
-                        version_id: v.version_id,
-                    }),
-                    Some(v) => Ok(v),
-                    None => Err(Error::NoSuchVersion(vid.to_string())),
-                }
-            }
-        }
+        head_in(&rtxn, db, bucket, key, version_id)
     }
 
     /// Open a version for reading.
@@ -571,21 +532,30 @@ impl Store {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<ObjectReader> {
-        let v = self.head(bucket, key, version_id)?;
-        let (rtxn, db) = self.read()?;
-        let mut inline = Vec::with_capacity(v.parts.len());
-        for p in &v.parts {
-            inline.push(match p.data {
-                PartData::Inline { id } => Some(
-                    db.get(&rtxn, &keys::inline(&id))?
-                        .ok_or_else(|| Error::Corrupt(format!("{key}: inline data missing")))?
-                        .to_vec(),
-                ),
-                PartData::Sharded { .. } => None,
-            });
+        // An overwrite racing this read can drop an inline part's shards between reading
+        // the version on one drive and its shards on the others: then read the version
+        // again, and fail only if it is still the same one.
+        let mut failed_on = None;
+        loop {
+            let (at, rtxn, db) = self.read_at()?;
+            let v = head_in(&rtxn, db, bucket, key, version_id)?;
+            let inline: Result<Vec<Option<Vec<u8>>>> = v
+                .parts
+                .iter()
+                .map(|p| match p.data {
+                    PartData::Inline { id } => {
+                        self.inline_bytes(&id, p.size, (at, &rtxn, db)).map(Some)
+                    }
+                    PartData::Sharded { .. } => Ok(None),
+                })
+                .collect();
+            drop(rtxn);
+            match inline {
+                Ok(inline) => return Ok(ObjectReader::new(self.clone(), v, inline)),
+                Err(e) if failed_on == Some(v.sort) => return Err(e),
+                Err(_) => failed_on = Some(v.sort),
+            }
         }
-        drop(rtxn);
-        Ok(ObjectReader::new(self.clone(), v, inline))
     }
 
     pub fn delete(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<Deleted> {
@@ -731,6 +701,67 @@ impl Store {
 }
 
 /// A brand-new store: every drive empty, layout from the config.
+/// The current version (or the given one) of an object, as `rtxn` sees it.
+fn head_in(
+    rtxn: &RoTxn<WithoutTls>,
+    db: Db,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<ObjectVersion> {
+    if db.get(rtxn, &keys::bucket(bucket))?.is_none() {
+        return Err(Error::NoSuchBucket(bucket.to_string()));
+    }
+    match version_id {
+        None => {
+            if let Some(v) = db.get(rtxn, &keys::latest(bucket, key))? {
+                return record::decode(v);
+            }
+            let newest = db
+                .prefix_iter(rtxn, &keys::versions_of(bucket, key))?
+                .next()
+                .transpose()?;
+            match newest {
+                Some((_, v)) => {
+                    let v: ObjectVersion = record::decode(v)?;
+                    Err(Error::DeleteMarker {
+                        key: key.to_string(),
+                        version_id: v.version_id,
+                    })
+                }
+                None => Err(Error::NoSuchKey(key.to_string())),
+            }
+        }
+        Some(vid) => {
+            let found = match crate::ops::parse_version_id(vid) {
+                Some(sort) => db
+                    .get(rtxn, &keys::version(bucket, key, &sort))?
+                    .map(record::decode::<ObjectVersion>)
+                    .transpose()?,
+                None => {
+                    let mut found = None;
+                    for kv in db.prefix_iter(rtxn, &keys::versions_of(bucket, key))? {
+                        let v: ObjectVersion = record::decode(kv?.1)?;
+                        if v.version_id == vid {
+                            found = Some(v);
+                            break;
+                        }
+                    }
+                    found
+                }
+            };
+            match found {
+                Some(v) if v.delete_marker => Err(Error::DeleteMarker {
+                    key: key.to_string(),
+                    version_id: v.version_id,
+                }),
+                Some(v) => Ok(v),
+                None => Err(Error::NoSuchVersion(vid.to_string())),
+            }
+        }
+    }
+}
+
 fn create(
     drives: &[Drive],
     formats: &[Result<Option<Format>>],

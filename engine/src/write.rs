@@ -186,7 +186,7 @@ impl ObjectWriter {
         let (data, inline) = match self.sharded.is_some() {
             false => (
                 PartData::Inline { id: rand::random() },
-                Some(std::mem::take(&mut self.buf)),
+                Some(crate::inline::encode(self.store.inner.ec, &self.buf)?),
             ),
             true => (self.seal()?, None),
         };

@@ -822,3 +822,71 @@ async fn drives_are_private_to_the_server_user_and_old_stores_are_tightened() {
     assert!(get(&srv.client(), "data", "large").await == content("large", 3 * MIB));
     srv.stop();
 }
+
+/// Bytes allocated on disk for every file under the drives.
+fn disk_bytes(drives: &[std::path::PathBuf]) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    drives
+        .iter()
+        .flat_map(|d| files_under(d))
+        .map(|f| std::fs::metadata(f).map(|m| m.blocks() * 512).unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_objects_take_k_plus_m_over_k_of_their_size_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 6, Some("4+2"));
+    srv.start();
+    let c = srv.client();
+    c.create_bucket().bucket("data").send().await.unwrap();
+    srv.stop();
+    let empty = disk_bytes(&srv.drives);
+    srv.start();
+    let c = srv.client();
+    let count = 300;
+    let size = |i: usize| 1024 + (i * 7919) % (63 * 1024 + 1);
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let key = format!("small/{i:04}");
+                put(&c, "data", &key, content(&key, size(i))).await;
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for i in (0..count).step_by(37) {
+        let key = format!("small/{i:04}");
+        assert!(
+            get(&c, "data", &key).await == content(&key, size(i)),
+            "{key}"
+        );
+    }
+    srv.stop();
+
+    let raw: u64 = (0..count).map(|i| size(i) as u64).sum();
+    let used = disk_bytes(&srv.drives) - empty;
+    // (K+M)/K of the bytes, plus per object and drive its records (versions, listing)
+    // and the rounding of its shard to LMDB pages: at most 8 KiB.
+    let bound = raw * 3 / 2 + count as u64 * 6 * 8192;
+    println!(
+        "{used} bytes on disk for {raw} bytes of objects: {:.2}x",
+        used as f64 / raw as f64
+    );
+    assert!(
+        used <= bound,
+        "{used} bytes on disk for {raw} bytes of objects: {:.2}x, bound {:.2}x",
+        used as f64 / raw as f64,
+        bound as f64 / raw as f64
+    );
+
+    // fsck verifies each of them, shard by shard.
+    let out = cybs3(&srv.home, &["fsck", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("fsck JSON");
+    assert!(out.status.success(), "fsck: {report}");
+    assert_eq!(report["data_checked"], count, "{report}");
+    assert_eq!(report["shards_checked"], count * 6, "{report}");
+}
