@@ -88,9 +88,16 @@ impl Watch {
                 next: now,
                 delay: FIRST_DELAY,
                 free: d.free(),
+                failed: false,
             });
             let due = match d.state() {
-                DriveState::Full => d.free() >= out.free.saturating_add(ROOM),
+                // Space freed, or a try that failed for another reason (a remount in
+                // progress, a transient error) is due again.
+                DriveState::Full => {
+                    let free = d.free();
+                    free >= out.free.saturating_add(ROOM)
+                        || (out.failed && now >= out.next && free >= ROOM)
+                }
                 // A missing directory is a disk not mounted: never recreate it on the
                 // filesystem beneath (`cybs3 heal` does, when asked).
                 _ => now >= out.next && d.root.is_dir(),
@@ -105,10 +112,11 @@ impl Watch {
                     back = true;
                 }
                 Err(e) => {
-                    tracing::debug!(drive = d.index, "drive {} is still out: {e}", d.index);
+                    tracing::info!(drive = d.index, "drive {} is still out: {e}", d.index);
                     out.delay = (out.delay * 2).min(MAX_DELAY);
                     out.next = now + out.delay;
                     out.free = d.free();
+                    out.failed = true;
                 }
             }
         }

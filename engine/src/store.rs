@@ -225,19 +225,26 @@ impl Store {
             .iter()
             .map(|d| d.meta().and_then(|m| m.seq().ok()))
             .collect();
-        let newest = seqs.iter().flatten().max().copied();
-        let Some(newest) = newest else {
+        let mut held: Vec<u64> = seqs.iter().flatten().copied().collect();
+        if held.is_empty() {
             return Err(Error::InsufficientDrives {
                 online: 0,
                 needed: reference.ec.k(),
             });
-        };
+        }
+        // The newest batch at least K drives hold. A commit is acknowledged once K drives
+        // have it, so a batch on fewer was cut off by a crash (unless more than M drives
+        // failed since): its inline data, which only travels with the commit, has fewer
+        // than K shards. Drives that hold such a batch are resynced back to this one.
+        held.sort_unstable_by(|a, b| b.cmp(a));
+        let newest = held[reference.ec.k().clamp(1, held.len()) - 1];
         for (d, s) in drives.iter().zip(&seqs) {
             if d.state() == DriveState::Online && *s != Some(newest) {
-                d.set_state(
-                    DriveState::Stale,
-                    Some("metadata is behind the other drives".into()),
-                );
+                let why = match s.is_some_and(|s| s > newest) {
+                    true => "metadata holds a commit cut off by a crash; resyncing",
+                    false => "metadata is behind the other drives",
+                };
+                d.set_state(DriveState::Stale, Some(why.into()));
             }
         }
         let drives = Arc::new(drives);
