@@ -113,7 +113,7 @@ impl SealState {
     /// Forgets every block from `from` on.
     fn forget_from(&mut self, from: u64) {
         self.written.truncate(from.div_ceil(64) as usize);
-        if let Some(last) = self.written.last_mut().filter(|_| from % 64 != 0) {
+        if let Some(last) = self.written.last_mut().filter(|_| !from.is_multiple_of(64)) {
             *last &= (1 << (from % 64)) - 1;
         }
     }
@@ -382,7 +382,7 @@ impl Seal {
         let mut st = self.write();
         let keep = len.div_ceil(BLOCK);
         let last = len / BLOCK;
-        if len < st.len && len % BLOCK != 0 && st.is_written(last) {
+        if len < st.len && !len.is_multiple_of(BLOCK) && st.is_written(last) {
             // What was past the new end must read as zeros if the copy grows again.
             let mut slot = Self::read_slots(file, last..last + 1)?;
             let mut plain = self.open(last, &mut slot)?.to_vec();
