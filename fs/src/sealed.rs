@@ -36,6 +36,9 @@ use vault::transfer::{Sink, Source};
 /// (128 KiB, aligned, for sequential writers) and the download's pieces cover whole
 /// blocks, so they are sealed without reading anything back, and the slots add 0.04 %
 /// to the disk; the price is a small write inside a file, which re-seals its 64 KiB.
+/// 4 KiB blocks were no faster: a 256 MiB `dd ... conv=fsync` into an encrypted vault's
+/// mount, upload included, took 2.2–3.4 s with them and 2.4–3.0 s with these (2 shared
+/// cores; unsealed copies: 1.9–2.6 s).
 const BLOCK: u64 = 64 << 10;
 const TAG: u64 = 16;
 /// One block's slot on disk: nonce, ciphertext, tag.
