@@ -4,9 +4,8 @@
 //! A write past either answers ENOSPC, as a full disk would; what was written before
 //! stays and is uploaded on close.
 
+use crate::sealed::CacheFile;
 use fuser::Errno;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -63,12 +62,13 @@ impl Budget {
         *used = used.saturating_sub(n);
     }
 
-    /// Writes `data` at `offset` of a local copy, taking what it grows the file by.
-    pub(crate) fn write_at(&self, file: &File, data: &[u8], offset: u64) -> Result<(), Errno> {
+    /// Writes `data` at `offset` of a local copy, taking what it grows the file by (in
+    /// plaintext bytes: a sealed copy's slots take 0.04 % more).
+    pub(crate) fn write_at(&self, file: &CacheFile, data: &[u8], offset: u64) -> Result<(), Errno> {
         let len = file_len(file)?;
         let growth = (offset + data.len() as u64).saturating_sub(len);
         self.reserve(growth)?;
-        file.write_all_at(data, offset).map_err(|e| {
+        file.write_at(offset, data).map_err(|e| {
             let grown = file_len(file).unwrap_or(len).saturating_sub(len);
             self.release(growth - grown.min(growth));
             crate::errno::io_errno("write cache file", &e)
@@ -77,7 +77,7 @@ impl Budget {
 
     /// Truncates or extends a local copy (holes take no room but are counted: the
     /// bound is on what the file may hold once written).
-    pub(crate) fn set_len(&self, file: &File, new: u64) -> Result<(), Errno> {
+    pub(crate) fn set_len(&self, file: &CacheFile, new: u64) -> Result<(), Errno> {
         let len = file_len(file)?;
         if new > len {
             self.reserve(new - len)?;
@@ -108,9 +108,8 @@ impl Budget {
     }
 }
 
-pub(crate) fn file_len(file: &File) -> Result<u64, Errno> {
-    file.metadata()
-        .map(|m| m.len())
+fn file_len(file: &CacheFile) -> Result<u64, Errno> {
+    file.len()
         .map_err(|e| crate::errno::io_errno("stat cache file", &e))
 }
 
@@ -122,13 +121,14 @@ mod tests {
     fn the_cap_refuses_growth_and_frees_on_truncate() {
         let dir = tempfile::tempdir().unwrap();
         let b = Budget::new(dir.path().into(), Some(1000));
-        let f = File::options()
+        let f = std::fs::File::options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(dir.path().join("f"))
             .unwrap();
+        let f = CacheFile::plain(f);
         b.write_at(&f, &[1; 600], 0).unwrap();
         b.write_at(&f, &[2; 100], 100).unwrap(); // overwrite: no growth
         assert_eq!(b.used(), 600);

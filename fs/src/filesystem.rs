@@ -9,6 +9,7 @@ use crate::errno::{errno, io_errno};
 use crate::inodes::{Inodes, ROOT};
 use crate::names::{child, join, split, within};
 use crate::read::Remote;
+use crate::sealed::CacheKey;
 use crate::store::Store;
 use crate::writeback::Local;
 use crate::{lock, MountOptions, R};
@@ -62,6 +63,9 @@ pub(crate) struct Core<S: Store> {
     next_fh: AtomicU64,
     pub next_cache: AtomicU64,
     pub budget: Budget,
+    /// The key that seals the local copies of an encrypted store's files: random, this
+    /// mount's only ([`crate::sealed`]). `None`: the copies are plain.
+    pub seal: Option<Arc<CacheKey>>,
 }
 
 fn time_of(t: TimeOrNow) -> SystemTime {
@@ -78,7 +82,12 @@ impl<S: Store> Core<S> {
             .worker_threads(4)
             .enable_all()
             .build()?;
+        let seal = match store.encrypted() {
+            true => Some(Arc::new(CacheKey::random()?)),
+            false => None,
+        };
         Ok(Core {
+            seal,
             budget: Budget::new(opts.cache_dir.clone(), opts.cache_size),
             cache: DirCache::new(opts.cache_ttl),
             store: Arc::new(store),
@@ -222,7 +231,7 @@ impl<S: Store> Core<S> {
         Ok(self.file_attr(
             ino,
             FileType::RegularFile,
-            md.len(),
+            l.len()?,
             md.modified().unwrap_or(UNIX_EPOCH),
             (md.mode() & 0o7777) as u16,
         ))
@@ -430,13 +439,15 @@ impl<S: Store> Core<S> {
         };
         if let Some(mode) = mode {
             l.change(|f| {
-                f.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+                f.file()
+                    .set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
                     .map_err(|e| io_errno("chmod cache file", &e))
             })?;
         }
         if let Some(t) = mtime {
             l.change(|f| {
-                f.set_times(std::fs::FileTimes::new().set_modified(time_of(t)))
+                f.file()
+                    .set_times(std::fs::FileTimes::new().set_modified(time_of(t)))
                     .map_err(|e| io_errno("utimens cache file", &e))
             })?;
         }

@@ -6,7 +6,8 @@
 //! - Reads are ranged GETs ([`store::Store::read_at`]); encrypted vaults fetch whole age
 //!   chunks. A sequential reader is served from one GET stream instead ([`prefetch`]),
 //!   and replies are slices of what arrived, not copies.
-//! - Writes go to a local cache file and are uploaded whole (so a fresh file key for
+//! - Writes go to a local cache file (sealed under a per-mount key for encrypted vaults:
+//!   [`sealed`]) and are uploaded whole (so a fresh file key for
 //!   encrypted vaults) on `fsync` and on every `close` (FUSE `flush`) after a write: a
 //!   `close` that succeeded means the content is in S3 ([`writeback`]).
 //! - Directories are common prefixes; `mkdir` stores a marker object `dir/` as S3 consoles
@@ -28,6 +29,7 @@ mod names;
 mod prefetch;
 mod read;
 mod rename;
+mod sealed;
 mod session;
 mod store;
 #[cfg(test)]

@@ -7,12 +7,11 @@ use crate::errno::{errno, io_errno};
 use crate::filesystem::{Core, Handle};
 use crate::names::{moved, within};
 use crate::prefetch::{self, Prefetch};
+use crate::sealed::CacheFile;
 use crate::store::{Error, Store};
 use crate::{concat, lock, R};
 use bytes::{Bytes, BytesMut};
 use fuser::{Errno, FileHandle};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 /// A read handle's object: its reader, and what was read ahead.
@@ -43,17 +42,11 @@ impl<S: Store> Remote<S> {
 }
 
 /// Up to `size` bytes at `offset` of a local copy.
-pub(crate) fn read_local(file: &File, offset: u64, size: u32) -> R<Bytes> {
+pub(crate) fn read_local(file: &CacheFile, offset: u64, size: u32) -> R<Bytes> {
     let mut buf = vec![0u8; size as usize];
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read_at(&mut buf[got..], offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_errno("read cache file", &e)),
-        }
-    }
+    let got = file
+        .read_at(offset, &mut buf)
+        .map_err(|e| io_errno("read cache file", &e))?;
     buf.truncate(got);
     Ok(buf.into())
 }

@@ -5,22 +5,28 @@
 //! kept in `unsaved/` for the user to recover, and the log says where.
 //!
 //! Each copy is unlinked as soon as it is open (it is made 0600 under a `open-PID-N`
-//! name, downloaded into when it has content, then removed from the directory): the
-//! kernel frees it when the mount's last descriptor goes, so even a `kill -9` leaves no
-//! copy, and no plaintext of an encrypted vault, behind. Uploads read it through
-//! `/proc/self/fd/N`. What a crash can leave is a copy between its creation and its
-//! unlink (a download in progress): [`clean_leftovers`] removes those at the next mount.
+//! name and removed from the directory at once, before anything is downloaded into
+//! it): the kernel frees it when the mount's last descriptor goes, so even a `kill -9`
+//! leaves no copy behind. What a crash can leave is an empty copy between its creation
+//! and its unlink (or, from versions that unlinked after the download, a download in
+//! progress): [`clean_leftovers`] removes those at the next mount.
+//!
+//! Every access to a copy goes through [`CacheFile`]: reads, writes, the download into
+//! it and the upload from it. For an encrypted vault the copy is sealed under the
+//! mount's own random key ([`crate::sealed`]), so its disk blocks never hold plaintext,
+//! not even after a crash; and a copy kept in `unsaved/` is written as an age file to the
+//! vault's recipient ([`Store::kept_form`]).
 
-use crate::budget;
 use crate::dircache::Ent;
 use crate::errno::{errno, io_errno};
 use crate::filesystem::Core;
+use crate::sealed::CacheFile;
 use crate::store::{Store, UploadAttrs};
 use crate::{lock, R};
 use fuser::Errno;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -34,7 +40,7 @@ pub(crate) struct Local {
     /// The store path it is uploaded to (renames move it).
     pub path: Mutex<String>,
     /// The copy: unlinked, reachable through this descriptor only.
-    pub file: File,
+    pub file: Arc<CacheFile>,
     pub state: Mutex<LocalState>,
     /// Extended attributes as stored, uploaded with the content.
     pub xattrs: Mutex<Option<String>>,
@@ -51,19 +57,22 @@ pub(crate) struct LocalState {
 }
 
 impl Local {
-    /// A path that opens the copy again, for the upload to read.
-    fn fd_path(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
-    }
-
+    /// The copy's inode: its mode and mtime are the file's (its length is not: see
+    /// [`Local::len`]).
     pub(crate) fn metadata(&self) -> R<std::fs::Metadata> {
         self.file
+            .file()
             .metadata()
             .map_err(|e| io_errno("stat cache file", &e))
     }
 
+    /// The file's length.
+    pub(crate) fn len(&self) -> R<u64> {
+        self.file.len().map_err(|e| io_errno("stat cache file", &e))
+    }
+
     /// Runs `change` on the copy under the state lock and marks it dirty if it worked.
-    pub(crate) fn change<T>(&self, change: impl FnOnce(&File) -> R<T>) -> R<T> {
+    pub(crate) fn change<T>(&self, change: impl FnOnce(&CacheFile) -> R<T>) -> R<T> {
         let mut st = lock(&self.state);
         let v = change(&self.file)?;
         st.dirty = true;
@@ -108,29 +117,34 @@ impl<S: Store> Core<S> {
                 (mode, !truncate, m.xattrs)
             }
         };
-        if fetch {
-            let fetched = self.block_on(self.store.download(path, &cache_path));
-            // Downloads are written 0600 from the start (and renamed into place).
-            if let Err(e) = fetched {
-                let _ = std::fs::remove_file(&cache_path);
-                return Err(errno(&format!("download of {path:?}"), e));
-            }
-        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(!fetch)
-            .truncate(false)
+            .create_new(true)
             .mode(0o600)
             .open(&cache_path)
             .map_err(|e| io_errno("open cache file", &e));
         let _ = std::fs::remove_file(&cache_path);
-        let file = file?;
-        let len = budget::file_len(&file)?;
+        let file = Arc::new(match &self.seal {
+            Some(key) => CacheFile::sealed(file?, key.clone()),
+            None => CacheFile::plain(file?),
+        });
+        if fetch {
+            let meta = self
+                .block_on(self.store.download(path, &file))
+                .map_err(|e| errno(&format!("download of {path:?}"), e))?;
+            if let Some(mtime) = meta.mtime {
+                let times = std::fs::FileTimes::new().set_modified(mtime);
+                let _ = file.file().set_times(times);
+            }
+        }
+        let len = file.len().map_err(|e| io_errno("stat cache file", &e))?;
         self.budget.reserve(len)?;
         // The unlinked copy's inode keeps the file's mode until the upload states it; no
         // name leads to it, so the mode opens it to no one.
-        let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+        let _ = file
+            .file()
+            .set_permissions(std::fs::Permissions::from_mode(mode));
         let local = Arc::new(Local {
             path: Mutex::new(path.to_string()),
             file,
@@ -178,14 +192,14 @@ impl<S: Store> Core<S> {
         let path = lock(&local.path).clone();
         let path = path.as_str();
         let attrs = self.upload_attrs(local)?;
-        self.block_on(self.store.upload(&local.fd_path(), path, &attrs))
+        self.block_on(self.store.upload(&local.file, path, &attrs))
             .map_err(|e| errno(&format!("upload of {path:?}"), e))?;
         st.dirty = false;
         drop(st);
         self.reset_readers(path);
         // What was uploaded is what the listing would now say.
-        let meta = local.metadata().ok().map(|md| Meta {
-            size: md.len(),
+        let meta = local.len().ok().map(|size| Meta {
+            size,
             mtime: Some(attrs.mtime),
             mode: Some(attrs.mode),
             hash: None,
@@ -213,8 +227,7 @@ impl<S: Store> Core<S> {
             }
             drop(st);
             drop(locals);
-            self.budget
-                .release(budget::file_len(&local.file).unwrap_or(0));
+            self.budget.release(local.len().unwrap_or(0));
             if uploaded.is_err() {
                 self.keep_unsaved(path, local);
             }
@@ -222,23 +235,42 @@ impl<S: Store> Core<S> {
         uploaded
     }
 
-    /// Copies what could not be uploaded into `unsaved/` (0600), and says where.
+    /// Copies what could not be uploaded into `unsaved/` (0600), and says where: for an
+    /// encrypted vault as an age file to its recipient (the copy's own key dies with the
+    /// mount), else the bytes themselves.
     fn keep_unsaved(&self, path: &str, local: &Local) {
         let dir = self.opts.cache_dir.join(UNSAVED);
         let n = self.next_cache.fetch_add(1, Ordering::Relaxed);
-        let kept = dir.join(format!("{}-{n}", std::process::id()));
+        let suffix = if self.seal.is_some() { ".age" } else { "" };
+        let kept = dir.join(format!("{}-{n}{suffix}", std::process::id()));
         let copied = vault::config::private_dir(&dir)
             .map_err(std::io::Error::other)
             .and_then(|()| {
+                let from = self
+                    .store
+                    .kept_form(&local.file)
+                    .map_err(std::io::Error::other)?;
                 let mut to = OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
                     .open(&kept)?;
-                std::io::copy(&mut File::open(local.fd_path())?, &mut to)?;
+                let mut buf = vec![0u8; 1 << 20];
+                let (len, mut at) = (from.len(), 0);
+                while at < len {
+                    let piece = &mut buf[..(len - at).min(1 << 20) as usize];
+                    from.read_at(at, piece)?;
+                    to.write_all(piece)?;
+                    at += piece.len() as u64;
+                }
                 to.sync_all()
             });
         match copied {
+            Ok(()) if self.seal.is_some() => tracing::error!(
+                "{path:?} was not uploaded; its content is kept, encrypted to the vault's \
+                 recipient, in {0} (read it with: age -d -i <(cybs3 keys export) {0})",
+                kept.display()
+            ),
             Ok(()) => tracing::error!(
                 "{path:?} was not uploaded; its content is kept in {}",
                 kept.display()

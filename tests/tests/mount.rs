@@ -877,3 +877,66 @@ fn a_killed_mount_leaves_no_copy_behind_and_the_next_one_cleans_up() {
     assert_eq!(cat(&v, ":after.txt"), b"after");
     assert_eq!(cybs3_tests::files_under(&cache).len(), 1);
 }
+
+/// The bytes of every deleted file under `cache` that a process holds open, read through
+/// `/proc/PID/fd/N` as anyone allowed to look there could: the mount's local copies.
+fn open_copies(cache: &Path) -> Vec<Vec<u8>> {
+    let mut copies = Vec::new();
+    for proc in std::fs::read_dir("/proc").unwrap().flatten() {
+        for fd in std::fs::read_dir(proc.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            if target.starts_with(cache.to_str().unwrap()) && target.ends_with(" (deleted)") {
+                copies.push(std::fs::read(fd.path()).unwrap());
+            }
+        }
+    }
+    copies
+}
+
+#[test]
+fn an_encrypted_vaults_open_copy_holds_no_plaintext() {
+    let marker = b"plaintext-marker-7e3a of a file open for writing";
+    let v = LocalVault::new();
+    plain_vault(&v);
+    for (vault, sealed) in [("local", true), ("plainv", false)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = tmp.path().join("cache");
+        let m = Mounted::new(&v, vault, &["--cache-dir", cache.to_str().unwrap()]);
+        // Across many blocks, then rewritten in part in the middle, and kept open.
+        let mut data = marker.repeat(20_000);
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(m.p("open.txt"))
+            .unwrap();
+        f.write_all(&data).unwrap();
+        let at = 300_001;
+        f.write_all_at(&marker[..20], at as u64).unwrap();
+        data[at..at + 20].copy_from_slice(&marker[..20]);
+        let mut back = Vec::new();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut back).unwrap();
+        assert!(back == data, "{vault}: read back while open");
+
+        let copies = open_copies(&cache);
+        assert_eq!(copies.len(), 1, "{vault}: one copy, open in the mount");
+        let plain = copies[0].windows(marker.len()).any(|w| w == marker);
+        assert_eq!(plain, !sealed, "{vault}: plaintext in the copy: {plain}");
+        assert!(copies[0].len() >= data.len());
+
+        drop(f);
+        let name = format!("{vault}:open.txt");
+        assert!(cat(&v, &name) == data, "{vault}: uploaded at close");
+        assert!(std::fs::read(m.p("open.txt")).unwrap() == data);
+        assert!(open_copies(&cache).is_empty(), "{vault}: the copy is gone");
+    }
+}

@@ -74,7 +74,7 @@ impl DownloadFile {
     /// Writes at `offset` the bytes `fill` puts at the start of the buffer it is lent
     /// ([`STAGE`] bytes) and counts: a producer (a decryption) writes straight into the
     /// buffer the disk reads, while it is in the CPU cache.
-    pub fn write_with<E: From<io::Error>>(
+    pub fn write_staged<E: From<io::Error>>(
         &self,
         offset: u64,
         fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
@@ -121,13 +121,21 @@ impl Sink for DownloadFile {
         self.file.write_all_at(&data[..head], offset)?;
         let mut at = offset + head as u64;
         for piece in data[head..].chunks(STAGE) {
-            self.write_with(at, |stage| {
+            self.write_staged(at, |stage| {
                 stage[..piece.len()].copy_from_slice(piece);
                 Ok::<_, io::Error>(piece.len())
             })?;
             at += piece.len() as u64;
         }
         Ok(())
+    }
+
+    fn write_with(
+        &self,
+        offset: u64,
+        fill: &mut dyn FnMut(&mut [u8]) -> crate::Result<usize>,
+    ) -> crate::Result<()> {
+        self.write_staged(offset, fill)
     }
 }
 

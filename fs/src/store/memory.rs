@@ -5,14 +5,14 @@
 
 use super::{Error, Result, Store, UploadAttrs};
 use crate::names::child;
+use crate::sealed::CacheFile;
 use bytes::{Bytes, BytesMut};
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 use tokio::sync::mpsc;
 use vault::attrs::{Xattrs, XATTRS_MAX};
+use vault::transfer::Source;
 use vault::vault::{Entry, Meta};
 
 /// A regular file's kind bits (`S_IFREG`) and a symbolic link's.
@@ -82,6 +82,8 @@ pub(crate) struct Memory {
     fail: Mutex<Option<fn() -> Error>>,
     /// Whether listings carry each file's attributes (else each costs a stat).
     pub lists_meta: bool,
+    /// Whether it answers as an encrypted store, so the core seals its copies.
+    pub encrypted: bool,
 }
 
 impl Memory {
@@ -230,18 +232,21 @@ impl Store for Memory {
         Ok(st.files.get(path).map(Obj::meta))
     }
 
-    async fn download(&self, path: &str, local: &Path) -> Result<()> {
-        let obj = self.enter("download")?.file(path)?.clone();
-        std::fs::write(local, &obj.data)?;
-        std::fs::set_permissions(local, std::fs::Permissions::from_mode(obj.mode & 0o7777))?;
-        let f = std::fs::File::open(local)?;
-        f.set_times(std::fs::FileTimes::new().set_modified(obj.mtime))?;
-        Ok(())
+    fn encrypted(&self) -> bool {
+        self.encrypted
     }
 
-    async fn upload(&self, local: &Path, path: &str, attrs: &UploadAttrs) -> Result<()> {
+    async fn download(&self, path: &str, into: &Arc<CacheFile>) -> Result<Meta> {
+        let obj = self.enter("download")?.file(path)?.clone();
+        into.write_at(0, &obj.data)?;
+        Ok(obj.meta())
+    }
+
+    async fn upload(&self, from: &Arc<CacheFile>, path: &str, attrs: &UploadAttrs) -> Result<()> {
         let mut st = self.enter("upload")?;
-        let data = std::fs::read(local)?;
+        let source = from.snapshot()?;
+        let mut data = vec![0; source.len() as usize];
+        source.read_at(0, &mut data)?;
         let obj = Obj {
             data: data.into(),
             mode: attrs.mode,
@@ -253,6 +258,11 @@ impl Store for Memory {
         };
         st.put(path, obj);
         Ok(())
+    }
+
+    /// There is no recipient here: what is kept is the bytes, encrypted or not.
+    fn kept_form(&self, copy: &Arc<CacheFile>) -> Result<Box<dyn Source>> {
+        Ok(Box::new(copy.snapshot()?))
     }
 
     async fn reader(&self, path: &str) -> Result<Option<MemReader>> {

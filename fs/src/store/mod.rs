@@ -1,6 +1,7 @@
 //! What the mount needs of a vault, as one small trait: list a directory with its
 //! attributes, stat a file, read ranges (one-off, random through a reader, or one
-//! streamed GET), download to and upload from a local copy with explicit attributes,
+//! streamed GET), download into and upload from a local copy ([`CacheFile`]) with
+//! explicit attributes,
 //! delete, copy server-side, and directory markers with their extended attributes.
 //!
 //! [`::vault::Vault`] implements it ([`vault`]); an in-memory store does for the unit
@@ -10,11 +11,13 @@
 pub(crate) mod memory;
 mod vault;
 
+use crate::sealed::CacheFile;
 use ::vault::attrs::Xattrs;
+use ::vault::transfer::Source;
 use ::vault::vault::{Entry, Meta};
 use bytes::{Bytes, BytesMut};
 use std::future::Future;
-use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::mpsc;
 
@@ -37,10 +40,18 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn list(&self, dir: &str) -> Result<Vec<Entry>>;
     /// A file's attributes, or `None` when there is no such file.
     async fn stat(&self, path: &str) -> Result<Option<Meta>>;
-    /// The file's content into the local file `local`, its mode and mtime restored.
-    async fn download(&self, path: &str, local: &Path) -> Result<()>;
-    /// The local file's content to `path`, with `attrs` as its attributes.
-    async fn upload(&self, local: &Path, path: &str, attrs: &UploadAttrs) -> Result<()>;
+    /// Whether the store encrypts: then the mount's local copies are sealed too.
+    fn encrypted(&self) -> bool;
+    /// The file's content into the empty local copy `into`; the file's attributes, for
+    /// the caller to give the copy.
+    async fn download(&self, path: &str, into: &Arc<CacheFile>) -> Result<Meta>;
+    /// The local copy's content to `path`, with `attrs` as its attributes. The caller
+    /// keeps writes away from the copy meanwhile.
+    async fn upload(&self, from: &Arc<CacheFile>, path: &str, attrs: &UploadAttrs) -> Result<()>;
+    /// What `unsaved/` keeps of a copy that could not be uploaded: age ciphertext to the
+    /// store's recipient when it encrypts (so no plaintext reaches the disk), else the
+    /// bytes themselves.
+    fn kept_form(&self, copy: &Arc<CacheFile>) -> Result<Box<dyn Source>>;
     /// `path` opened for reads (`None`: no such file).
     async fn reader(&self, path: &str) -> Result<Option<Self::Reader>>;
     /// Up to `len` bytes at `offset` of the reader's object into `buf` (emptied first).

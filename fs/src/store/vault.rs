@@ -1,10 +1,11 @@
 //! [`Store`] for [`Vault`]: each method is the vault's own call.
 
 use super::{Result, Store, UploadAttrs};
+use crate::sealed::CacheFile;
 use ::vault::attrs::Xattrs;
+use ::vault::transfer::Source;
 use ::vault::vault::{Entry, Meta, RangeReader, Vault};
 use bytes::{Bytes, BytesMut};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::mpsc;
@@ -20,16 +21,28 @@ impl Store for Vault {
         Vault::stat(self, path).await
     }
 
-    async fn download(&self, path: &str, local: &Path) -> Result<()> {
-        Vault::download(self, path, local, Arc::new(|_| {}))
+    fn encrypted(&self) -> bool {
+        Vault::encrypted(self)
+    }
+
+    async fn download(&self, path: &str, into: &Arc<CacheFile>) -> Result<Meta> {
+        Vault::download_to(self, path, into.clone(), Arc::new(|_| {})).await
+    }
+
+    async fn upload(&self, from: &Arc<CacheFile>, path: &str, attrs: &UploadAttrs) -> Result<()> {
+        let id = from.content_id()?;
+        let source = Arc::new(from.snapshot()?);
+        Vault::upload_from(self, source, Some(&id), path, attrs, Arc::new(|_| {}))
             .await
             .map(drop)
     }
 
-    async fn upload(&self, local: &Path, path: &str, attrs: &UploadAttrs) -> Result<()> {
-        Vault::upload(self, local, path, attrs, Arc::new(|_| {}))
-            .await
-            .map(drop)
+    fn kept_form(&self, copy: &Arc<CacheFile>) -> Result<Box<dyn Source>> {
+        let plain = Arc::new(copy.snapshot()?);
+        Ok(match self.sealed_for_keeping(plain.clone()) {
+            Some(sealed) => Box::new(sealed),
+            None => Box::new(plain),
+        })
     }
 
     async fn reader(&self, path: &str) -> Result<Option<RangeReader>> {

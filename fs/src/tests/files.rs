@@ -231,3 +231,34 @@ fn symlinks_store_their_target() {
     let file = f.core.do_create(root, "r".as_ref(), 0o644, 0).unwrap().0;
     assert_eq!(err(f.core.do_readlink(file.ino)), Errno::EINVAL);
 }
+
+#[test]
+fn an_encrypted_stores_copies_are_sealed_on_disk_and_read_back() {
+    let mut store = crate::store::memory::Memory::new();
+    store.encrypted = true;
+    let f = Setup {
+        store,
+        ..Setup::default()
+    }
+    .build();
+    let secret = b"sealed-marker-91c0 ".repeat(10_000);
+    f.put("s", &secret).unwrap();
+    // Downloaded into a sealed copy, changed in part, read back while open.
+    let fh = f.open("s", libc::O_RDWR).unwrap();
+    f.write(fh, 70_000, b"sealed-marker-91c0 in part").unwrap();
+    let mut want = secret.clone();
+    want[70_000..70_026].copy_from_slice(b"sealed-marker-91c0 in part");
+    assert!(f.read(fh, 0, 1 << 20).unwrap() == want);
+    let copy = f.core.local("s").unwrap();
+    let mut disk = Vec::new();
+    std::io::Read::read_to_end(&mut copy.file.file(), &mut disk).unwrap();
+    assert!(disk.len() > want.len());
+    assert!(!disk.windows(18).any(|w| w == b"sealed-marker-91c0"));
+    // Truncated: the size is the plaintext's, not the slots'.
+    let ino = f.ino("s").unwrap();
+    let attr = f.core.do_setattr(ino, None, Some(100_000), None, Some(fh));
+    assert_eq!(attr.unwrap().size, 100_000);
+    f.close(fh).unwrap();
+    assert!(f.store().file("s").unwrap().data[..] == want[..100_000]);
+    assert!(f.get("s").unwrap() == want[..100_000]);
+}

@@ -19,11 +19,69 @@ const PIECE_CHUNKS: u64 = STAGE as u64 / CHUNK;
 
 impl Vault {
     /// Download `path` into the local file `local` (written beside it, then renamed),
-    /// restoring its mtime and mode. Returns the plaintext size. The first GET brings the
-    /// metadata and, for an encrypted object, its header: a file up to [`PIECE`] costs one
-    /// request. The rest streams in ranged GETs of `part_size`, in pieces, so memory does
-    /// not grow with the file.
+    /// restoring its mtime and mode. Returns the plaintext size.
     pub async fn download(&self, path: &str, local: &Path, progress: Progress) -> Result<u64> {
+        let mut part = None;
+        let fetched = self
+            .fetch(path, progress, |size| {
+                let (local, slot) = (local.to_path_buf(), &mut part);
+                async move {
+                    let p = blocking(move || PartFile::create(&local, size)).await?;
+                    let sink: Arc<dyn Sink> = p.file.clone();
+                    *slot = Some(p);
+                    Ok(sink)
+                }
+            })
+            .await;
+        let Some(part) = part else {
+            return fetched.map(|(size, _)| size);
+        };
+        match fetched {
+            Ok((size, meta)) => {
+                blocking(move || part.finish(&meta)).await?;
+                Ok(size)
+            }
+            Err(e) => {
+                blocking(move || {
+                    part.discard();
+                    Ok(())
+                })
+                .await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Download the plaintext of `path` into `sink`, at its offsets from 0, as
+    /// [`Vault::download`] does into a file. Returns the file's attributes (its size the
+    /// plaintext's), for the caller to restore.
+    pub async fn download_to(
+        &self,
+        path: &str,
+        sink: Arc<dyn Sink>,
+        progress: Progress,
+    ) -> Result<Meta> {
+        let (size, mut meta) = self
+            .fetch(path, progress, |_| std::future::ready(Ok(sink)))
+            .await?;
+        meta.size = size;
+        Ok(meta)
+    }
+
+    /// The download itself: the first GET brings the metadata and, for an encrypted
+    /// object, its header, so a file up to [`PIECE`] costs one request; `sink_for` then
+    /// makes the sink for the plaintext's size. The rest streams in ranged GETs of
+    /// `part_size`, in pieces, so memory does not grow with the file. Returns the
+    /// plaintext size and the attributes.
+    async fn fetch<F>(
+        &self,
+        path: &str,
+        progress: Progress,
+        sink_for: impl FnOnce(u64) -> F,
+    ) -> Result<(u64, Meta)>
+    where
+        F: std::future::Future<Output = Result<Arc<dyn Sink>>>,
+    {
         let path = &super::clean_path(path)?;
         let key = self.key_of(path)?;
         let failed = || format!("cannot read {}:{path}", self.name);
@@ -43,29 +101,16 @@ impl Vault {
             Some(o) => o.plain_len(info.size).with_context(failed)?,
             None => info.size,
         };
-        let part = {
-            let local = local.to_path_buf();
-            blocking(move || PartFile::create(&local, size)).await?
-        };
-        let file = part.file.clone();
-        let fetched = match opener {
+        let sink = sink_for(size).await?;
+        match opener {
             Some(o) => {
-                self.fetch_sealed(&key, &info, first, o, file, progress)
+                self.fetch_sealed(&key, &info, first, o, sink, progress)
                     .await
             }
-            None => self.fetch_plain(&key, &info, first, file, progress).await,
-        };
-        if let Err(e) = fetched {
-            blocking(move || {
-                part.discard();
-                Ok(())
-            })
-            .await?;
-            return Err(e.context(failed()));
+            None => self.fetch_plain(&key, &info, first, sink, progress).await,
         }
-        let meta = self.meta_of(&info);
-        blocking(move || part.finish(&meta)).await?;
-        Ok(size)
+        .with_context(failed)?;
+        Ok((size, self.meta_of(&info)))
     }
 
     /// Writes a plain object to `sink`: `first`, its first bytes, and the rest in ranged
@@ -75,11 +120,11 @@ impl Vault {
         key: &str,
         info: &ObjectInfo,
         first: Bytes,
-        file: Arc<DownloadFile>,
+        sink: Arc<dyn Sink>,
         progress: Progress,
     ) -> Result<()> {
         let each: RangeConsumer = Arc::new(move |at, bytes: &mut [u8]| {
-            file.write_at(at, bytes)?;
+            sink.write_at(at, bytes)?;
             progress(bytes.len() as u64);
             Ok(())
         });
@@ -104,7 +149,7 @@ impl Vault {
         info: &ObjectInfo,
         first: Bytes,
         opener: Opener,
-        file: Arc<DownloadFile>,
+        sink: Arc<dyn Sink>,
         progress: Progress,
     ) -> Result<()> {
         let cipher_len = info.size;
@@ -116,9 +161,9 @@ impl Vault {
             for (i, piece) in pieces.enumerate() {
                 let chunk = first + i as u64 * PIECE_CHUNKS;
                 let mut len = 0;
-                file.write_with(chunk * CHUNK, |out| {
+                sink.write_with(chunk * CHUNK, &mut |out| {
                     len = opener.open_into(chunk, piece, out, cipher_len)?;
-                    Ok::<_, Error>(len)
+                    Ok(len)
                 })?;
                 progress(len as u64);
             }

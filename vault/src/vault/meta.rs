@@ -3,12 +3,10 @@
 
 use super::Vault;
 use crate::error::{Result, ResultExt};
-use crate::transfer::ObjectInfo;
+use crate::transfer::{FileSource, ObjectInfo, Source};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -90,21 +88,24 @@ impl Vault {
 
     /// The content hash stored with uploads (and compared by `sync --checksum`).
     pub fn hash_file(&self, local: &Path) -> Result<String> {
-        hash_with(local, self.hash_key().as_ref())
+        let file =
+            FileSource::open(local).with_context(|| format!("cannot read {}", local.display()))?;
+        hash_with(&file, self.hash_key().as_ref())
     }
 }
 
-pub(super) fn hash_with(local: &Path, mac_key: Option<&[u8; 32]>) -> Result<String> {
-    let mut f = File::open(local).with_context(|| format!("cannot read {}", local.display()))?;
+pub(super) fn hash_with(source: &dyn Source, mac_key: Option<&[u8; 32]>) -> Result<String> {
     let mut buf = vec![0u8; 1 << 20];
     let mut feed = |update: &mut dyn FnMut(&[u8])| -> Result<()> {
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            update(&buf[..n]);
+        let len = source.len();
+        let mut at = 0;
+        while at < len {
+            let piece = &mut buf[..(len - at).min(1 << 20) as usize];
+            source.read_at(at, piece)?;
+            update(piece);
+            at += piece.len() as u64;
         }
+        Ok(())
     };
     match mac_key {
         Some(k) => {

@@ -33,10 +33,8 @@ impl Vault {
         local: &Path,
         path: &str,
         attrs: &UploadAttrs,
-        mut progress: Progress,
+        progress: Progress,
     ) -> Result<Uploaded> {
-        let path = &super::clean_path(path)?;
-        let key = self.key_of(path)?;
         let md = fs::metadata(local).with_context(|| format!("cannot read {}", local.display()))?;
         if !md.is_file() {
             return Err(Error::invalid(format!(
@@ -44,33 +42,75 @@ impl Vault {
                 local.display()
             )));
         }
-        let hash = {
-            let (this_local, crypt_key) = (local.to_path_buf(), self.hash_key());
-            blocking(move || hash_with(&this_local, crypt_key.as_ref())).await?
-        };
-        let meta = attrs.metadata(hash);
-        // The content's identity: these change whenever the file's bytes may have.
-        let mtime = md.modified().unwrap_or(UNIX_EPOCH);
-        let resume_id = resume_id(&[
-            &self.cfg.endpoint,
-            &self.cfg.bucket,
-            &key,
-            &std::path::absolute(local)?.to_string_lossy(),
-            &md.len().to_string(),
-            &format_mtime(mtime),
-            // Any write changes the ctime: a journal (and its file key) never serves
-            // different content, so no age chunk nonce is ever reused.
-            &format!("{}:{}:{}", md.ino(), md.ctime(), md.ctime_nsec()),
-        ]);
         let plain =
             FileSource::open(local).with_context(|| format!("cannot read {}", local.display()))?;
+        // The content's identity: these change whenever the file's bytes may have.
+        let content_id = [
+            std::path::absolute(local)?.to_string_lossy().into_owned(),
+            md.len().to_string(),
+            format_mtime(md.modified().unwrap_or(UNIX_EPOCH)),
+            // Any write changes the ctime: a journal (and its file key) never serves
+            // different content, so no age chunk nonce is ever reused.
+            format!("{}:{}:{}", md.ino(), md.ctime(), md.ctime_nsec()),
+        ]
+        .join("\0");
+        let what = format!("upload of {}", local.display());
+        self.send(
+            Arc::new(plain),
+            Some(&content_id),
+            &what,
+            path,
+            attrs,
+            progress,
+        )
+        .await
+    }
+
+    /// Upload the bytes of `plain` to `path`, as [`Vault::upload`] does a local file's.
+    /// `content_id` names this very content: it must change whenever the bytes may have
+    /// (it keys the journal that resumes an interrupted large upload, and reuses its file
+    /// key); `None` when the caller cannot tell, and nothing resumes.
+    pub async fn upload_from(
+        &self,
+        plain: Arc<dyn Source>,
+        content_id: Option<&str>,
+        path: &str,
+        attrs: &UploadAttrs,
+        progress: Progress,
+    ) -> Result<Uploaded> {
+        self.send(plain, content_id, "upload", path, attrs, progress)
+            .await
+    }
+
+    async fn send(
+        &self,
+        plain: Arc<dyn Source>,
+        content_id: Option<&str>,
+        what: &str,
+        path: &str,
+        attrs: &UploadAttrs,
+        mut progress: Progress,
+    ) -> Result<Uploaded> {
+        let path = &super::clean_path(path)?;
+        let key = self.key_of(path)?;
+        let len = plain.len();
+        let hash = {
+            let (plain, crypt_key) = (plain.clone(), self.hash_key());
+            blocking(move || hash_with(&plain, crypt_key.as_ref())).await?
+        };
+        let meta = attrs.metadata(hash);
+        let resume_id =
+            content_id.map(|id| resume_id(&[&self.cfg.endpoint, &self.cfg.bucket, &key, id]));
         let mut bound = None;
         let (source, extra): (Arc<dyn Source>, serde_json::Value) = match &self.crypt {
             Some(c) => {
                 // Resuming needs the very same ciphertext bytes: reuse the journaled secrets
                 // and binding, unless a newer version was seen meanwhile.
                 let newest = c.seen.newest(path)?;
-                let sealing = match self.transfers.journaled(&resume_id) {
+                let journaled = resume_id
+                    .as_deref()
+                    .and_then(|id| self.transfers.journaled(id));
+                let sealing = match journaled {
                     Some(v) => serde_json::from_value::<Sealing>(v)
                         .ok()
                         .filter(|s| s.binding.path == *path)
@@ -87,15 +127,15 @@ impl Vault {
                 let sealer = Sealer::new(
                     &c.keys.recipient(),
                     &sealing.secrets,
-                    md.len(),
+                    len,
                     Some((&c.bind_key, &sealing.binding)),
                 );
-                progress = plain_progress(progress, md.len(), sealer.cipher_len());
+                progress = plain_progress(progress, len, sealer.cipher_len());
                 let extra = serde_json::to_value(&sealing).map_err(Error::crypto)?;
                 bound = Some(sealing.binding);
                 (Arc::new(SealedSource::new(plain, sealer)), extra)
             }
-            None => (Arc::new(plain), serde_json::Value::Null),
+            None => (plain, serde_json::Value::Null),
         };
         let outcome = self
             .transfers
@@ -105,28 +145,29 @@ impl Vault {
                 source,
                 &meta,
                 None,
-                Some(Resume {
-                    id: resume_id,
-                    extra,
-                }),
+                resume_id.map(|id| Resume { id, extra }),
                 progress,
             )
             .await
-            .with_context(|| {
-                format!(
-                    "upload of {} to {}:{path} failed",
-                    local.display(),
-                    self.name
-                )
-            })?;
+            .with_context(|| format!("{what} to {}:{path} failed", self.name))?;
         if let Some(binding) = &bound {
             self.wrote(binding)?;
         }
         Ok(Uploaded {
-            bytes: md.len(),
+            bytes: len,
             resumed_parts: outcome.resumed_parts,
             parts: outcome.parts,
         })
+    }
+
+    /// The age ciphertext of `plain` to the vault's recipient, bound to no path, for a copy
+    /// kept outside the vault (the mount's `unsaved/`): `age -d -i <(cybs3 keys export)`
+    /// reads it. `None` for a plain vault.
+    pub fn sealed_for_keeping(&self, plain: Arc<dyn Source>) -> Option<SealedSource> {
+        let c = self.crypt.as_ref()?;
+        let secrets = FileSecrets::random();
+        let sealer = Sealer::new(&c.keys.recipient(), &secrets, plain.len(), None);
+        Some(SealedSource::new(plain, sealer))
     }
 
     /// Store `data` at `path` (small writes, e.g. `cybs3 test`).
