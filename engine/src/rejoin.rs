@@ -54,6 +54,8 @@ struct Out {
     delay: Duration,
     /// Free bytes at the last try (or when first seen full).
     free: u64,
+    /// A rejoin was tried and failed: retried on the back-off as long as there is room.
+    failed: bool,
 }
 
 /// The healer's view of drives that are out, one slot per drive.
