@@ -260,12 +260,14 @@ impl Committer {
         let dst = target
             .meta()
             .ok_or_else(|| Error::Meta(format!("drive {index} has no metadata open")))?;
-        // Every in-sync drive, for the target's own inline shards: the source has its own.
+        // Inline shards are the one thing a drive does not copy: it keeps its own where
+        // it still has them intact, and gets the others rebuilt from every drive that can
+        // be read, in sync or not (a shard never changes, and its crc tells a good one).
         let peers: Vec<Option<(heed::RoTxn<'static, heed::WithoutTls>, Db)>> = self
             .drives
             .iter()
             .map(|d| {
-                let meta = d.meta().filter(|_| d.state() == DriveState::Online)?;
+                let meta = d.meta().filter(|_| d.state() != DriveState::Faulty)?;
                 let rtxn = meta.env.clone().static_read_txn().ok()?;
                 Some((rtxn, meta.db))
             })
@@ -282,10 +284,16 @@ impl Committer {
                 true => {
                     let shard = |i: usize| {
                         let (rtxn, db) = peers[i].as_ref()?;
-                        Some(db.get(rtxn, k).ok()??.to_vec())
+                        inline::unframe(db.get(rtxn, k).ok()??.to_vec(), i)
                     };
-                    match inline::rebuild(self.ec, index, |i| {
-                        shard(i).and_then(|v| inline::unframe(v, i))
+                    let kept = peers[index].as_ref().and_then(|(rtxn, db)| {
+                        let v = db.get(rtxn, k).ok()??;
+                        inline::unframe(v.to_vec(), index).map(|_| v.to_vec())
+                    });
+                    match kept.map(Ok).unwrap_or_else(|| {
+                        inline::rebuild(self.ec, index, |i| {
+                            (i != index).then(|| shard(i)).flatten()
+                        })
                     }) {
                         Ok(value) => {
                             own = value;

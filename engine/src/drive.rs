@@ -118,6 +118,8 @@ pub struct Drive {
     pub state: RwLock<DriveState>,
     pub meta: RwLock<Option<Arc<Meta>>>,
     pub problem: Mutex<Option<String>>,
+    /// Free bytes when the drive last left the write set full, to tell when room is made.
+    pub free_when_full: std::sync::atomic::AtomicU64,
     lock: Mutex<Option<File>>,
 }
 
@@ -129,6 +131,7 @@ impl Drive {
             state: RwLock::new(DriveState::Faulty),
             meta: RwLock::new(None),
             problem: Mutex::new(None),
+            free_when_full: Default::default(),
             lock: Mutex::new(None),
         }
     }

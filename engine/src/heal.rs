@@ -302,16 +302,21 @@ impl Store {
             .bad
             .iter()
             .partition(|&&i| drives[i].state() == DriveState::Online);
+        if !out.is_empty() {
+            report.degraded.push(item.label.clone());
+        }
+        // Only drives in the set take a commit; the others get theirs when resynced.
+        if in_set.is_empty() {
+            return;
+        }
         match put(values) {
             Ok(_) => report.shards_healed += in_set.len() as u64,
             Err(e) => {
                 tracing::warn!("cannot heal {}: {e}", item.label);
-                report.degraded.push(item.label.clone());
-                return;
+                if out.is_empty() {
+                    report.degraded.push(item.label.clone());
+                }
             }
-        }
-        if !out.is_empty() {
-            report.degraded.push(item.label.clone());
         }
     }
 

@@ -41,6 +41,8 @@ impl Inner {
                 if others < self.ec.k().max(1) {
                     return false;
                 }
+                d.free_when_full
+                    .store(d.free(), std::sync::atomic::Ordering::Relaxed);
                 d.set_state(DriveState::Full, Some(problem));
                 true
             }
@@ -89,7 +91,12 @@ impl Watch {
             let out = slot.get_or_insert_with(|| Out {
                 next: now,
                 delay: FIRST_DELAY,
-                free: d.free(),
+                // A busy healer may first look long after the drive filled (and after
+                // room was made): measure from when it filled.
+                free: match d.state() {
+                    DriveState::Full => d.free_when_full.load(std::sync::atomic::Ordering::Relaxed),
+                    _ => d.free(),
+                },
                 failed: false,
             });
             let due = match d.state() {
