@@ -18,8 +18,10 @@
 //!    from the operations.
 //! 3. The operations:
 //!    - [`server`]: accept loop, health probes, graceful shutdown, request logs.
-//!    - [`precheck`]: what is settled before s3s parses a request (unusable Range
-//!      headers, presigned expiry bounds).
+//!    - [`precheck`]: what is settled before s3s parses a request (presigned expiry
+//!      bounds).
+//!    - [`routes`]: requests taken before s3s resolves an operation: STS forms, and
+//!      GET/HEAD with an unusable Range ([`ignored_range`]).
 //!    - [`service`]: the `S3` trait implementation, one thin method per operation.
 //!    - [`buckets`], [`objects`], [`delete`], [`list`]: the operations themselves.
 //!    - [`post`]: browser form uploads (POST Object) and their policy documents.
@@ -48,11 +50,13 @@ mod buckets;
 mod copy;
 mod cors;
 mod delete;
+mod ignored_range;
 mod list;
 mod multipart;
 mod objects;
 mod post;
 mod precheck;
+mod routes;
 mod server;
 mod service;
 mod tagging;

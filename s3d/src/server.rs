@@ -168,8 +168,6 @@ async fn handle(
     } else if let Err(r) = precheck::presigned_expiry(req.uri().query()) {
         xml::error_document(r.status, r.code, r.message, None)
     } else {
-        let query = req.uri().query().map(str::to_owned);
-        precheck::ignore_invalid_range(&method, query.as_deref(), req.headers_mut());
         let cors = cors::Actual::of(&domains, &method, req.headers(), &path);
         req.extensions_mut().insert(PeerAddr(peer));
         // POST Object: the handler needs the file part's name, which s3s drops.

@@ -6,6 +6,8 @@ use crate::ctx::Cybs3;
 use crate::identity::auth::{Caller, Identities};
 use crate::identity::iam::Iam;
 use crate::identity::{bucket_policy, sts};
+use crate::ignored_range::IgnoredRange;
+use crate::routes::Routes;
 use crate::vhost::Domains;
 use crate::{
     bucket_config, buckets, copy, cors, delete, list, multipart, objects, post, tagging, versioning,
@@ -22,6 +24,26 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
         iam,
         cfg.trusted_proxies.clone(),
     );
+    // The same service without routes serves GET/HEAD again once an unusable Range is gone.
+    let plain = builder(cfg, store.clone(), domains, &identities).build();
+    let mut b = builder(cfg, store, domains, &identities);
+    b.set_route(Routes {
+        sts: sts::Sts {
+            identities,
+            ldap: cfg.ldap.clone().map(std::sync::Arc::new),
+            min_duration: cfg.sts_min_duration,
+        },
+        range: IgnoredRange { plain },
+    });
+    b.build()
+}
+
+fn builder(
+    cfg: &ServerConfig,
+    store: engine::Store,
+    domains: &Domains,
+    identities: &Identities,
+) -> S3ServiceBuilder {
     let mut b = S3ServiceBuilder::new(Cybs3 {
         store,
         region: cfg.region.clone(),
@@ -36,16 +58,11 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
     // Anonymous requests get only what a bucket policy grants everyone.
     b.set_auth(identities.clone());
     b.set_access(identities.clone());
-    b.set_route(sts::Sts {
-        identities,
-        ldap: cfg.ldap.clone().map(std::sync::Arc::new),
-        min_duration: cfg.sts_min_duration,
-    });
     // Without domains s3s stays path-style only.
     if !domains.is_empty() {
         b.set_host(domains.clone());
     }
-    b.build()
+    b
 }
 
 type Res<T> = S3Result<S3Response<T>>;

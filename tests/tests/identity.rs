@@ -120,6 +120,15 @@ async fn users_groups_and_policies() {
     )
     .await;
     assert_eq!(get(&writer, "team", "public/a").await, b"public/a");
+    // An unusable Range is ignored after the signature check, never in place of the
+    // access check: the deny still holds, and the allowed read gets the whole object.
+    let ignored_range = writer.get_object().bucket("team").range("bytes=5-1");
+    denied(ignored_range.clone().key("secret/b").send().await).await;
+    let whole = ignored_range.key("public/a").send().await.unwrap();
+    assert_eq!(
+        whole.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"public/a"
+    );
     // …and it cannot be removed while attached.
     let out = cybs3(&srv.home, &["admin", "policy", "remove", "no-secrets"]);
     assert!(!out.status.success());

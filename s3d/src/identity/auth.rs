@@ -53,6 +53,12 @@ pub(crate) struct Identities {
     trusted_proxies: Arc<Vec<IpAddr>>,
 }
 
+/// An access key whose signature s3s has already verified, on a request served again
+/// without its signature ([`crate::ignored_range`]). Only the server puts it in a
+/// request's extensions; nothing a client sends becomes one.
+#[derive(Clone)]
+pub(crate) struct Verified(pub String);
+
 /// An authenticated (or anonymous) caller. The access check resolves it once per
 /// request and leaves it in the request's extensions for the handlers.
 #[derive(Clone)]
@@ -301,7 +307,10 @@ impl Identities {
     /// Resolve the caller (once per request), decide, and leave the caller in the
     /// request's extensions for the handlers. The IAM reads run on a blocking thread.
     async fn check_path(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let who = cx.credentials().map(|c| c.access_key.clone());
+        let who = match cx.credentials() {
+            Some(c) => Some(c.access_key.clone()),
+            None => cx.extensions_mut().get::<Verified>().map(|v| v.0.clone()),
+        };
         let signer = self
             .signer(who.as_deref(), cx.headers(), cx.uri())
             .await
