@@ -56,6 +56,18 @@ fn shard_in(value: &[u8], index: usize) -> Option<&[u8]> {
     (crc32fast::hash(shard) == crc).then_some(shard)
 }
 
+/// `bytes` cut to the record's `size` (the last data shard is padded).
+fn exact(id: &DataId, mut bytes: Vec<u8>, size: u64) -> Result<Vec<u8>> {
+    if (bytes.len() as u64) < size {
+        return Err(Error::Corrupt(format!(
+            "inline data {} is shorter than its record",
+            hex::encode(id)
+        )));
+    }
+    bytes.truncate(size as usize);
+    Ok(bytes)
+}
+
 /// [`shard_in`] for a value of one's own.
 pub(crate) fn unframe(mut value: Vec<u8>, index: usize) -> Option<Vec<u8>> {
     shard_in(&value, index)?;
@@ -128,6 +140,9 @@ impl Store {
         size: u64,
         (at, rtxn, db): (usize, &RoTxn<WithoutTls>, Db),
     ) -> Result<Vec<u8>> {
+        if let Some(kept) = self.inner.inline_cache.get(id) {
+            return Ok(kept.to_vec());
+        }
         let key = keys::inline_shard(id);
         let k = self.inner.ec.k();
         // Healthy: the data shards laid end to end, straight out of each drive's map.
@@ -153,13 +168,8 @@ impl Store {
             }
             bytes = self.inline_degraded(id, &key, (at, rtxn, db))?;
         }
-        if (bytes.len() as u64) < size {
-            return Err(Error::Corrupt(format!(
-                "inline data {} is shorter than its record",
-                hex::encode(id)
-            )));
-        }
-        bytes.truncate(size as usize);
+        let bytes = exact(id, bytes, size)?;
+        self.inner.inline_cache.put(*id, &bytes);
         Ok(bytes)
     }
 

@@ -16,6 +16,7 @@ mod drive;
 mod error;
 mod heal;
 mod inline;
+mod inline_cache;
 mod layout;
 mod list;
 mod ops;

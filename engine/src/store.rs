@@ -94,6 +94,7 @@ pub(crate) struct Inner {
     /// Serving writes (background work on): young orphans may be writes in flight.
     pub live: bool,
     pub edges: crate::read::EdgeCache,
+    pub inline_cache: crate::inline_cache::InlineCache,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -273,6 +274,7 @@ impl Store {
             membership: Mutex::new(()),
             live: cfg.background,
             edges: Default::default(),
+            inline_cache: Default::default(),
             threads: Mutex::new(vec![commit_thread, reclaim_thread]),
         });
         let weak = Arc::downgrade(&inner);

@@ -202,3 +202,21 @@ fn a_store_with_whole_copies_is_sharded_when_it_opens() {
         assert!(stored_under(d, b'J') <= raw / 4 + objects.len() * 8);
     }
 }
+
+/// Reads keep decoded small objects in memory by data id: an overwrite or a delete is
+/// seen at once, since it leaves the old id behind.
+#[test]
+fn a_kept_read_never_outlives_an_overwrite_or_a_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 6, Some("4+2"), 1 << 20);
+    s.create_bucket(BUCKET).unwrap();
+    for round in 0..3u64 {
+        let data = bytes(round, 4096);
+        put_chunked(&s, BUCKET, "hot", &data, 4096).unwrap();
+        for _ in 0..2 {
+            assert!(get(&s, BUCKET, "hot").unwrap() == data, "round {round}");
+        }
+    }
+    s.delete(BUCKET, "hot", None).unwrap();
+    assert!(get(&s, BUCKET, "hot").is_err(), "read after delete");
+}
