@@ -111,7 +111,7 @@ fn measure(args: &EngineArgs, base: &Path) -> Result<Vec<Row>> {
         "MB/s",
         Some((get / raw_read, "raw read")),
     ));
-    store.delete("bench", "large", None)?;
+    store.delete("bench", "large", None, false)?;
 
     let small = vec![7u8; 4096];
     for conc in [1usize, 32] {

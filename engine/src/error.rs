@@ -31,6 +31,14 @@ pub enum Error {
     InvalidPartOrder,
     #[error("part {0} is smaller than the 5 MiB minimum for all but the last part")]
     EntityTooSmall(u32),
+    /// Object lock refuses to remove or weaken the version (`lock.rs`).
+    #[error("{0}")]
+    ObjectLocked(String),
+    #[error("bucket {0:?} has no object lock configuration")]
+    NoObjectLock(String),
+    /// The bucket's state does not allow the change (object lock and versioning).
+    #[error("{0}")]
+    InvalidBucketState(&'static str),
     #[error("the requested range is not satisfiable")]
     InvalidRange,
     #[error("only {online} drives are usable, {needed} are needed; replace the failed drives and run `cybs3 heal`")]

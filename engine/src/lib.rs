@@ -19,6 +19,7 @@ mod inline;
 mod inline_cache;
 mod layout;
 mod list;
+mod lock;
 mod ops;
 mod read;
 mod reclaim;
@@ -39,8 +40,9 @@ pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
 pub use ops::{Deleted, MIN_PART_SIZE};
 pub use read::{ObjectReader, RangeRead};
 pub use record::{
-    BucketRecord, BucketStats, DataId, ObjectMeta, ObjectVersion, PartData, PartEntry, PartRecord,
-    Retention, UploadRecord, Versioning,
+    BucketRecord, BucketStats, DataId, DefaultRetention, LockMode, LockPeriod, LockRequest,
+    ObjectMeta, ObjectVersion, PartData, PartEntry, PartRecord, Retention, UploadRecord,
+    Versioning,
 };
 pub use store::{validate_bucket_name, validate_key, DriveStatus, Status, Store, StoreConfig};
 pub use write::ObjectWriter;

@@ -314,7 +314,7 @@ pub(crate) fn uploads(
         if out.len() == max {
             return Ok((out, true));
         }
-        out.push(record::decode(v)?);
+        out.push(UploadRecord::decode(v)?);
     }
     Ok((out, false))
 }

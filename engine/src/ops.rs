@@ -6,18 +6,31 @@
 use crate::commit::{Clock, Tx};
 use crate::error::{Error, Result};
 use crate::inline::Shards;
+use crate::lock;
 use crate::record::{
-    self, keys, BucketRecord, BucketStats, DataId, ObjectMeta, ObjectVersion, PartData, PartEntry,
-    PartRecord, UploadRecord, Versioning,
+    self, keys, BucketRecord, BucketStats, DataId, DefaultRetention, LockRequest, ObjectMeta,
+    ObjectVersion, PartData, PartEntry, PartRecord, Retention, UploadRecord, Versioning,
 };
+
+/// The bucket attribute that holds its default retention (`DefaultRetention`).
+pub(crate) const LOCK_DEFAULT_ATTR: &str = "object-lock-default";
 
 /// Smallest allowed multipart part, except the last.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
 
 pub(crate) enum Op {
-    CreateBucket(String),
+    CreateBucket {
+        name: String,
+        /// Object lock from the start (and so versioning, for good).
+        object_lock: bool,
+    },
     DeleteBucket(String),
     SetVersioning(String, Versioning),
+    /// Turn object lock on (for good) with this default retention, or none.
+    SetObjectLock {
+        bucket: String,
+        default: Option<DefaultRetention>,
+    },
     SetBucketAttr {
         bucket: String,
         name: String,
@@ -34,11 +47,27 @@ pub(crate) enum Op {
         meta: ObjectMeta,
         part: PartEntry,
         inline: Option<Shards>,
+        lock: LockRequest,
     },
     Delete {
         bucket: String,
         key: String,
         version_id: Option<String>,
+        /// The caller may bypass GOVERNANCE retention.
+        bypass: bool,
+    },
+    SetRetention {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        retention: Option<Retention>,
+        bypass: bool,
+    },
+    SetLegalHold {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        on: bool,
     },
     SetTags {
         bucket: String,
@@ -50,6 +79,7 @@ pub(crate) enum Op {
         bucket: String,
         key: String,
         meta: ObjectMeta,
+        lock: LockRequest,
     },
     PutPart {
         bucket: String,
@@ -115,7 +145,7 @@ pub(crate) fn apply(
     freed: &mut Vec<DataId>,
 ) -> Result<Out> {
     match op {
-        Op::CreateBucket(name) => {
+        Op::CreateBucket { name, object_lock } => {
             let k = keys::bucket(name);
             if tx.get(&k).is_some() {
                 return Err(Error::BucketExists(name.clone()));
@@ -123,8 +153,11 @@ pub(crate) fn apply(
             let rec = BucketRecord {
                 name: name.clone(),
                 created_ns: clock.now(),
-                versioning: Versioning::Unversioned,
-                object_lock: false,
+                versioning: match object_lock {
+                    true => Versioning::Enabled,
+                    false => Versioning::Unversioned,
+                },
+                object_lock: *object_lock,
             };
             tx.put(k, record::encode(&rec)?);
             tx.put(keys::stats(name), record::encode(&BucketStats::default())?);
@@ -136,7 +169,7 @@ pub(crate) fn apply(
                 return Err(Error::BucketNotEmpty(name.clone()));
             }
             for (k, v) in tx.scan(&keys::upload_base(name)) {
-                let up: UploadRecord = record::decode(&v)?;
+                let up = UploadRecord::decode(&v)?;
                 drop_parts(tx, &up.upload_id, &[], freed)?;
                 tx.del(k);
             }
@@ -149,8 +182,28 @@ pub(crate) fn apply(
         }
         Op::SetVersioning(name, state) => {
             let mut rec = bucket(tx, name)?;
+            if rec.object_lock && *state != Versioning::Enabled {
+                return Err(Error::InvalidBucketState(
+                    "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
+                ));
+            }
             rec.versioning = *state;
             tx.put(keys::bucket(name), record::encode(&rec)?);
+            Ok(Out::Done)
+        }
+        Op::SetObjectLock { bucket: b, default } => {
+            let mut rec = bucket(tx, b)?;
+            if rec.versioning != Versioning::Enabled {
+                return Err(Error::InvalidBucketState(
+                    "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration",
+                ));
+            }
+            rec.object_lock = true;
+            tx.put(keys::bucket(b), record::encode(&rec)?);
+            match default {
+                Some(d) => tx.put(keys::attr(b, LOCK_DEFAULT_ATTR), record::encode(d)?),
+                None => tx.del(keys::attr(b, LOCK_DEFAULT_ATTR)),
+            }
             Ok(Out::Done)
         }
         Op::SetBucketAttr {
@@ -178,8 +231,10 @@ pub(crate) fn apply(
             meta,
             part,
             inline,
+            lock,
         } => {
             let rec = bucket(tx, b)?;
+            let lock = lock_for(tx, &rec, lock, clock.now())?;
             if let Some(shards) = inline {
                 tx.put_each(keys::inline_shard(&part.data.id()), shards.clone());
             }
@@ -188,7 +243,7 @@ pub(crate) fn apply(
                 clock,
                 &rec,
                 key,
-                meta.clone(),
+                (meta.clone(), lock),
                 vec![part.clone()],
                 freed,
             )?;
@@ -198,6 +253,7 @@ pub(crate) fn apply(
             bucket: b,
             key,
             version_id,
+            bypass,
         } => {
             let rec = bucket(tx, b)?;
             match version_id {
@@ -208,6 +264,7 @@ pub(crate) fn apply(
                             delete_marker: false,
                         }));
                     };
+                    lock::check_removable(&found, clock.now(), *bypass)?;
                     remove_version(tx, b, &found, freed)?;
                     refresh_latest(tx, b, key)?;
                     Ok(Out::Deleted(Deleted {
@@ -217,6 +274,7 @@ pub(crate) fn apply(
                 }
                 None if rec.versioning == Versioning::Unversioned => {
                     if let Some(found) = find_version(tx, b, key, "null")? {
+                        lock::check_removable(&found, clock.now(), *bypass)?;
                         remove_version(tx, b, &found, freed)?;
                     }
                     refresh_latest(tx, b, key)?;
@@ -241,31 +299,48 @@ pub(crate) fn apply(
             tags,
         } => {
             bucket(tx, b)?;
-            let mut v = match version_id {
-                Some(vid) => find_version(tx, b, key, vid)?
-                    .ok_or_else(|| Error::NoSuchVersion(vid.clone()))?,
-                None => latest(tx, b, key)?.ok_or_else(|| Error::NoSuchKey(key.clone()))?,
-            };
-            if v.delete_marker {
-                return Err(Error::DeleteMarker {
-                    key: key.clone(),
-                    version_id: v.version_id,
-                });
-            }
-            v.meta.tags = tags.clone();
-            let bytes = record::encode(&v)?;
-            if latest(tx, b, key)?.is_some_and(|l| l.sort == v.sort) {
-                tx.put(keys::latest(b, key), bytes.clone());
-            }
-            tx.put(keys::version(b, key, &v.sort), bytes);
-            Ok(Out::Done)
+            update_version(tx, b, key, version_id.as_deref(), |v| {
+                v.meta.tags = tags.clone();
+                Ok(())
+            })
+        }
+        Op::SetRetention {
+            bucket: b,
+            key,
+            version_id,
+            retention,
+            bypass,
+        } => {
+            locked_bucket(tx, b)?;
+            let now = clock.now();
+            update_version(tx, b, key, version_id.as_deref(), |v| {
+                lock::check_retention_change(v, retention.as_ref(), now, *bypass)?;
+                v.retention = *retention;
+                Ok(())
+            })
+        }
+        Op::SetLegalHold {
+            bucket: b,
+            key,
+            version_id,
+            on,
+        } => {
+            locked_bucket(tx, b)?;
+            update_version(tx, b, key, version_id.as_deref(), |v| {
+                v.legal_hold = *on;
+                Ok(())
+            })
         }
         Op::CreateUpload {
             bucket: b,
             key,
             meta,
+            lock,
         } => {
-            bucket(tx, b)?;
+            let rec = bucket(tx, b)?;
+            if !lock.is_empty() && !rec.object_lock {
+                return Err(Error::NoObjectLock(b.clone()));
+            }
             let now = clock.now();
             let upload_id = format!("{}{}", hex::encode(now.to_be_bytes()), random_hex(8));
             let up = UploadRecord {
@@ -273,6 +348,7 @@ pub(crate) fn apply(
                 upload_id: upload_id.clone(),
                 initiated_ns: now,
                 meta: meta.clone(),
+                lock: *lock,
             };
             tx.put(keys::upload(b, key, &upload_id), record::encode(&up)?);
             Ok(Out::Upload(up))
@@ -332,6 +408,7 @@ pub(crate) fn apply(
                 }
                 entries.push(stored.entry);
             }
+            let lock = lock_for(tx, &rec, &up.lock, clock.now())?;
             let used: Vec<u32> = parts.iter().map(|p| p.0).collect();
             drop_parts(tx, upload_id, &used, freed)?;
             tx.del(keys::upload(b, key, upload_id));
@@ -340,7 +417,7 @@ pub(crate) fn apply(
                 checksums: checksums.clone(),
                 ..up.meta
             };
-            let v = new_version(tx, clock, &rec, key, meta, entries, freed)?;
+            let v = new_version(tx, clock, &rec, key, (meta, lock), entries, freed)?;
             Ok(Out::Version(v))
         }
         Op::Abort {
@@ -388,7 +465,65 @@ fn upload(tx: &mut Tx, b: &str, key: &str, upload_id: &str) -> Result<UploadReco
     let bytes = tx
         .get(&keys::upload(b, key, upload_id))
         .ok_or_else(|| Error::NoSuchUpload(upload_id.to_string()))?;
-    record::decode(&bytes)
+    UploadRecord::decode(&bytes)
+}
+
+/// A bucket that has object lock.
+fn locked_bucket(tx: &mut Tx, name: &str) -> Result<BucketRecord> {
+    let rec = bucket(tx, name)?;
+    match rec.object_lock {
+        true => Ok(rec),
+        false => Err(Error::NoObjectLock(name.to_string())),
+    }
+}
+
+/// What a new version of `rec` gets from object lock: what the write asked for, the
+/// bucket's default retention when it asked none. Asking in a bucket without object
+/// lock is refused.
+fn lock_for(tx: &mut Tx, rec: &BucketRecord, asked: &LockRequest, now: u64) -> Result<LockRequest> {
+    if !rec.object_lock {
+        return match asked.is_empty() {
+            true => Ok(LockRequest::default()),
+            false => Err(Error::NoObjectLock(rec.name.clone())),
+        };
+    }
+    let default = tx
+        .get(&keys::attr(&rec.name, LOCK_DEFAULT_ATTR))
+        .map(|v| record::decode::<DefaultRetention>(&v))
+        .transpose()?;
+    Ok(LockRequest {
+        retention: lock::retention_for(asked, default, now),
+        legal_hold: asked.legal_hold,
+    })
+}
+
+/// Change one version in place (the given one, else the current): `change` may refuse.
+fn update_version(
+    tx: &mut Tx,
+    b: &str,
+    key: &str,
+    version_id: Option<&str>,
+    change: impl FnOnce(&mut ObjectVersion) -> Result<()>,
+) -> Result<Out> {
+    let mut v = match version_id {
+        Some(vid) => {
+            find_version(tx, b, key, vid)?.ok_or_else(|| Error::NoSuchVersion(vid.to_string()))?
+        }
+        None => latest(tx, b, key)?.ok_or_else(|| Error::NoSuchKey(key.to_string()))?,
+    };
+    if v.delete_marker {
+        return Err(Error::DeleteMarker {
+            key: key.to_string(),
+            version_id: v.version_id,
+        });
+    }
+    change(&mut v)?;
+    let bytes = record::encode(&v)?;
+    if latest(tx, b, key)?.is_some_and(|l| l.sort == v.sort) {
+        tx.put(keys::latest(b, key), bytes.clone());
+    }
+    tx.put(keys::version(b, key, &v.sort), bytes);
+    Ok(Out::Done)
 }
 
 fn latest(tx: &mut Tx, b: &str, key: &str) -> Result<Option<ObjectVersion>> {
@@ -415,7 +550,7 @@ fn new_version(
     clock: &mut Clock,
     rec: &BucketRecord,
     key: &str,
-    meta: ObjectMeta,
+    (meta, lock): (ObjectMeta, LockRequest),
     parts: Vec<PartEntry>,
     freed: &mut Vec<DataId>,
 ) -> Result<ObjectVersion> {
@@ -424,6 +559,7 @@ fn new_version(
     let version_id = version_id_for(rec, &sort);
     if version_id == "null" {
         if let Some(old) = find_version(tx, &rec.name, key, "null")? {
+            lock::check_removable(&old, now, false)?;
             remove_version(tx, &rec.name, &old, freed)?;
         }
     }
@@ -436,8 +572,8 @@ fn new_version(
         size: parts.iter().map(|p| p.size).sum(),
         meta,
         parts,
-        retention: None,
-        legal_hold: false,
+        retention: lock.retention,
+        legal_hold: lock.legal_hold,
         encryption: None,
         replication: None,
     };
@@ -463,6 +599,7 @@ fn new_marker(
     let version_id = version_id_for(rec, &sort);
     if version_id == "null" {
         if let Some(old) = find_version(tx, &rec.name, key, "null")? {
+            lock::check_removable(&old, now, false)?;
             remove_version(tx, &rec.name, &old, freed)?;
         }
     }

@@ -91,11 +91,47 @@ pub struct PartEntry {
     pub data: PartData,
 }
 
-/// Object lock retention: mode (GOVERNANCE/COMPLIANCE) and retain-until time.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// How strictly a retention holds (`lock.rs` has the rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockMode {
+    /// Removable or shortenable only with the bypass (and its permission).
+    Governance,
+    /// Removable by nobody until it ends; it can only be extended.
+    Compliance,
+}
+
+/// Object lock retention: mode and retain-until time (Unix ns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retention {
-    pub mode: String,
+    pub mode: LockMode,
     pub until_ns: u64,
+}
+
+/// How long a bucket's default retention lasts from each version's creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockPeriod {
+    Days(u32),
+    Years(u32),
+}
+
+/// A bucket's default retention for new versions that ask for none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    pub mode: LockMode,
+    pub period: LockPeriod,
+}
+
+/// What a write asks of object lock: a retention, a legal hold. Empty when it asks nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRequest {
+    pub retention: Option<Retention>,
+    pub legal_hold: bool,
+}
+
+impl LockRequest {
+    pub fn is_empty(&self) -> bool {
+        self.retention.is_none() && !self.legal_hold
+    }
 }
 
 /// One version of an object (or a delete marker).
@@ -123,6 +159,34 @@ pub struct UploadRecord {
     pub upload_id: String,
     pub initiated_ns: u64,
     pub meta: ObjectMeta,
+    /// Given at creation, applied to the version the upload completes.
+    pub lock: LockRequest,
+}
+
+/// An upload record as written before object lock (no `lock`), still read.
+#[derive(Deserialize)]
+struct UploadRecordV1 {
+    key: String,
+    upload_id: String,
+    initiated_ns: u64,
+    meta: ObjectMeta,
+}
+
+impl UploadRecord {
+    /// Decode a record of either layout: the newer is tried first, and an older record
+    /// is too short to decode as it.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<UploadRecord> {
+        decode(bytes).or_else(|e| match decode::<UploadRecordV1>(bytes) {
+            Ok(v1) => Ok(UploadRecord {
+                key: v1.key,
+                upload_id: v1.upload_id,
+                initiated_ns: v1.initiated_ns,
+                meta: v1.meta,
+                lock: LockRequest::default(),
+            }),
+            Err(_) => Err(e),
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,8 +12,8 @@ use crate::ops::{Deleted, Op, Out};
 use crate::read::ObjectReader;
 use crate::reclaim::Reclaimer;
 use crate::record::{
-    self, keys, BucketRecord, BucketStats, DataId, ObjectMeta, ObjectVersion, PartData, PartRecord,
-    UploadRecord, Versioning,
+    self, keys, BucketRecord, BucketStats, DataId, DefaultRetention, LockRequest, ObjectMeta,
+    ObjectVersion, PartData, PartRecord, Retention, UploadRecord, Versioning,
 };
 use crate::write::{ObjectWriter, Target};
 use heed::{RoTxn, WithoutTls};
@@ -431,8 +431,21 @@ impl Store {
     // ----- buckets -----
 
     pub fn create_bucket(&self, name: &str) -> Result<()> {
+        self.create(name, false)
+    }
+
+    /// A bucket with object lock from the start: versioned for good.
+    pub fn create_locked_bucket(&self, name: &str) -> Result<()> {
+        self.create(name, true)
+    }
+
+    fn create(&self, name: &str, object_lock: bool) -> Result<()> {
         validate_bucket_name(name)?;
-        self.submit(Op::CreateBucket(name.to_string())).map(drop)
+        self.submit(Op::CreateBucket {
+            name: name.to_string(),
+            object_lock,
+        })
+        .map(drop)
     }
 
     pub fn delete_bucket(&self, name: &str) -> Result<()> {
@@ -460,6 +473,27 @@ impl Store {
     pub fn set_versioning(&self, name: &str, state: Versioning) -> Result<()> {
         self.submit(Op::SetVersioning(name.to_string(), state))
             .map(drop)
+    }
+
+    /// Turn object lock on for a versioned bucket (it stays on), with a default
+    /// retention for new versions or none; also how the default is changed.
+    pub fn set_object_lock(&self, bucket: &str, default: Option<DefaultRetention>) -> Result<()> {
+        self.submit(Op::SetObjectLock {
+            bucket: bucket.to_string(),
+            default,
+        })
+        .map(drop)
+    }
+
+    /// A bucket's object lock: `None` when it has none, else its default retention if any.
+    pub fn object_lock(&self, bucket: &str) -> Result<Option<Option<DefaultRetention>>> {
+        let rec = self.bucket(bucket)?;
+        if !rec.object_lock {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.get(&keys::attr(bucket, crate::ops::LOCK_DEFAULT_ATTR))?,
+        ))
     }
 
     /// Store a named bucket setting (tagging, CORS, policy, ...); `None` removes it.
@@ -567,12 +601,21 @@ impl Store {
         }
     }
 
-    pub fn delete(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<Deleted> {
+    /// Delete a version, or add a delete marker (`version_id` none, in a versioned
+    /// bucket). `bypass`: the caller may bypass GOVERNANCE retention.
+    pub fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        bypass: bool,
+    ) -> Result<Deleted> {
         validate_key(key)?;
         match self.submit(Op::Delete {
             bucket: bucket.to_string(),
             key: key.to_string(),
             version_id: version_id.map(str::to_string),
+            bypass,
         })? {
             Out::Deleted(d) => Ok(d),
             _ => unreachable!("delete answers Deleted"),
@@ -595,6 +638,42 @@ impl Store {
         .map(drop)
     }
 
+    /// Set or remove a version's retention (the current version without `version_id`).
+    pub fn set_retention(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        retention: Option<Retention>,
+        bypass: bool,
+    ) -> Result<()> {
+        self.submit(Op::SetRetention {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: version_id.map(str::to_string),
+            retention,
+            bypass,
+        })
+        .map(drop)
+    }
+
+    /// Place or lift a version's legal hold (the current version without `version_id`).
+    pub fn set_legal_hold(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> Result<()> {
+        self.submit(Op::SetLegalHold {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: version_id.map(str::to_string),
+            on,
+        })
+        .map(drop)
+    }
+
     pub fn list(&self, bucket: &str, q: &ListQuery) -> Result<ListPage> {
         self.bucket(bucket)?;
         let (rtxn, db) = self.read()?;
@@ -609,12 +688,20 @@ impl Store {
 
     // ----- multipart -----
 
-    pub fn create_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> Result<UploadRecord> {
+    /// Start a multipart upload; `lock` applies to the version it completes.
+    pub fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        lock: LockRequest,
+    ) -> Result<UploadRecord> {
         validate_key(key)?;
         match self.submit(Op::CreateUpload {
             bucket: bucket.to_string(),
             key: key.to_string(),
             meta,
+            lock,
         })? {
             Out::Upload(u) => Ok(u),
             _ => unreachable!("create upload answers Upload"),
@@ -623,7 +710,10 @@ impl Store {
 
     pub fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
         self.bucket(bucket)?;
-        self.get(&keys::upload(bucket, key, upload_id))?
+        let (rtxn, db) = self.read()?;
+        db.get(&rtxn, &keys::upload(bucket, key, upload_id))?
+            .map(UploadRecord::decode)
+            .transpose()?
             .ok_or_else(|| Error::NoSuchUpload(upload_id.to_string()))
     }
 

@@ -10,7 +10,7 @@ use crate::drive::{sync_dir, DriveState};
 use crate::error::{is_no_space, Error, Result};
 use crate::layout::{shard_len, INLINE_MAX};
 use crate::ops::{Op, Out};
-use crate::record::{DataId, ObjectMeta, ObjectVersion, PartData, PartEntry};
+use crate::record::{DataId, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry};
 use crate::shard::{ShardHeader, ShardWriter};
 use crate::Store;
 use std::fs;
@@ -30,6 +30,8 @@ pub struct ObjectWriter {
     buf: Vec<u8>,
     size: u64,
     sharded: Option<Sharded>,
+    /// Object lock asked for the version (objects only; an upload's is given at creation).
+    lock: LockRequest,
 }
 
 struct Sharded {
@@ -50,7 +52,14 @@ impl ObjectWriter {
             buf: Vec::new(),
             size: 0,
             sharded: None,
+            lock: LockRequest::default(),
         }
+    }
+
+    /// Ask object lock to protect the version this writes (a retention, a legal hold).
+    /// The bucket must have object lock; `finish` is refused otherwise.
+    pub fn set_lock(&mut self, lock: LockRequest) {
+        self.lock = lock;
     }
 
     /// Bytes received so far.
@@ -207,6 +216,7 @@ impl ObjectWriter {
                 meta,
                 part: part.clone(),
                 inline,
+                lock: self.lock,
             },
             Target::Part { upload_id, .. } => Op::PutPart {
                 bucket: self.bucket.clone(),
@@ -355,7 +365,11 @@ fn part_version(key: &str, part: PartEntry) -> ObjectVersion {
 fn is_refusal(e: &Error) -> bool {
     matches!(
         e,
-        Error::NoSuchBucket(_) | Error::NoSuchUpload(_) | Error::InvalidKey(_)
+        Error::NoSuchBucket(_)
+            | Error::NoSuchUpload(_)
+            | Error::InvalidKey(_)
+            | Error::NoObjectLock(_)
+            | Error::ObjectLocked(_)
     )
 }
 

@@ -217,6 +217,6 @@ fn a_kept_read_never_outlives_an_overwrite_or_a_delete() {
             assert!(get(&s, BUCKET, "hot").unwrap() == data, "round {round}");
         }
     }
-    s.delete(BUCKET, "hot", None).unwrap();
+    s.delete(BUCKET, "hot", None, false).unwrap();
     assert!(get(&s, BUCKET, "hot").is_err(), "read after delete");
 }

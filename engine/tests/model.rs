@@ -166,7 +166,7 @@ fn run(ops: Vec<Op>) {
             }
             Op::Delete { key } => {
                 let key = KEYS[key];
-                let d = s.delete(BUCKET, key, None).unwrap();
+                let d = s.delete(BUCKET, key, None, false).unwrap();
                 assert_eq!(
                     d,
                     Deleted {

@@ -25,7 +25,9 @@ struct Fixture {
 }
 
 fn multipart(s: &Store, key: &str, parts: &[Vec<u8>]) -> Vec<u8> {
-    let up = s.create_upload(BUCKET, key, ObjectMeta::default()).unwrap();
+    let up = s
+        .create_upload(BUCKET, key, ObjectMeta::default(), Default::default())
+        .unwrap();
     let mut list = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         let n = i as u32 + 1;
@@ -109,7 +111,12 @@ fn populate(s: &Store) -> Fixture {
     objects.sort();
 
     let up = s
-        .create_upload(BUCKET, "mp/pending", ObjectMeta::default())
+        .create_upload(
+            BUCKET,
+            "mp/pending",
+            ObjectMeta::default(),
+            Default::default(),
+        )
         .unwrap();
     let part = bytes(5, 90_000);
     let mut w = s.put_part(BUCKET, "mp/pending", &up.upload_id, 1).unwrap();

@@ -68,7 +68,7 @@ fn enabled_versioning_keeps_versions_and_markers() {
     assert_eq!((stats.objects, stats.bytes), (3, 100 + 70_000 + 5));
 
     // A delete without a version id adds a marker on top.
-    let d = s.delete(B, "k", None).unwrap();
+    let d = s.delete(B, "k", None, false).unwrap();
     assert!(d.delete_marker);
     let marker = d.version_id.clone().expect("marker has a version id");
     match s.head(B, "k", None) {
@@ -99,7 +99,7 @@ fn enabled_versioning_keeps_versions_and_markers() {
     assert_eq!(stats.objects, 3, "markers are not objects");
 
     // Removing the marker brings v2 back.
-    let d = s.delete(B, "k", Some(&marker)).unwrap();
+    let d = s.delete(B, "k", Some(&marker), false).unwrap();
     assert_eq!(
         d,
         Deleted {
@@ -111,7 +111,7 @@ fn enabled_versioning_keeps_versions_and_markers() {
     assert!(get(&s, B, "k").unwrap() == d2);
 
     // Deleting the current version by id makes the previous one current.
-    let d = s.delete(B, "k", Some(&v2.version_id)).unwrap();
+    let d = s.delete(B, "k", Some(&v2.version_id), false).unwrap();
     assert!(!d.delete_marker);
     assert_eq!(s.head(B, "k", None).unwrap().version_id, v1.version_id);
     assert!(get(&s, B, "k").unwrap() == d1);
@@ -125,7 +125,7 @@ fn enabled_versioning_keeps_versions_and_markers() {
     assert_eq!(objs, [("k".to_string(), 100), ("l".to_string(), 5)]);
 
     // Deleting the last version leaves nothing.
-    s.delete(B, "k", Some(&v1.version_id)).unwrap();
+    s.delete(B, "k", Some(&v1.version_id), false).unwrap();
     assert!(matches!(s.head(B, "k", None), Err(Error::NoSuchKey(_))));
     assert_eq!(summary(&versions(&s, 10)).len(), 1);
 }
@@ -166,7 +166,7 @@ fn suspended_versioning_writes_null_versions() {
     );
 
     // A delete in a suspended bucket leaves a null marker in place of the null version.
-    let d = s.delete(B, "k", None).unwrap();
+    let d = s.delete(B, "k", None, false).unwrap();
     assert_eq!(
         d,
         Deleted {
@@ -214,7 +214,7 @@ fn unversioned_overwrite_and_delete_free_space() {
     assert_eq!(summary(&versions(&s, 10)).len(), 1, "one null version");
 
     let v3 = put(&s, B, "k", &bytes(3, 100_000));
-    s.delete(B, "k", None).unwrap();
+    s.delete(B, "k", None, false).unwrap();
     assert!(matches!(s.head(B, "k", None), Err(Error::NoSuchKey(_))));
     let stats = s.bucket_stats(B).unwrap();
     assert_eq!((stats.objects, stats.bytes), (0, 0));
@@ -248,11 +248,15 @@ fn multipart_complete_and_listings() {
         user: vec![("a".into(), "b".into())],
         ..ObjectMeta::default()
     };
-    let up = s.create_upload(B, "mp/obj", meta.clone()).unwrap();
-    let other = s
-        .create_upload(B, "mp/other", ObjectMeta::default())
+    let up = s
+        .create_upload(B, "mp/obj", meta.clone(), Default::default())
         .unwrap();
-    let third = s.create_upload(B, "zz", ObjectMeta::default()).unwrap();
+    let other = s
+        .create_upload(B, "mp/other", ObjectMeta::default(), Default::default())
+        .unwrap();
+    let third = s
+        .create_upload(B, "zz", ObjectMeta::default(), Default::default())
+        .unwrap();
     assert_ne!(up.upload_id, other.upload_id);
 
     let (ups, more) = s.list_uploads(B, "", None, None, 100).unwrap();
@@ -376,7 +380,9 @@ fn multipart_complete_and_listings() {
 fn multipart_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let (s, drives) = store3(&dir);
-    let up = s.create_upload(B, "k", ObjectMeta::default()).unwrap();
+    let up = s
+        .create_upload(B, "k", ObjectMeta::default(), Default::default())
+        .unwrap();
     let id = up.upload_id.clone();
     let small1 = bytes(1, 70_000);
     let e1 = part(&s, "k", &id, 1, &small1);
@@ -417,7 +423,9 @@ fn multipart_refusals() {
     );
 
     // Abort drops the parts and their data.
-    let up = s.create_upload(B, "k2", ObjectMeta::default()).unwrap();
+    let up = s
+        .create_upload(B, "k2", ObjectMeta::default(), Default::default())
+        .unwrap();
     part(&s, "k2", &up.upload_id, 1, &bytes(5, 100_000));
     part(&s, "k2", &up.upload_id, 2, b"inline part");
     assert_eq!(count_shards(&drives), 3);
@@ -436,7 +444,7 @@ fn multipart_refusals() {
         Err(Error::NoSuchUpload(_))
     ));
     assert!(matches!(
-        s.create_upload("nobucket", "k", ObjectMeta::default()),
+        s.create_upload("nobucket", "k", ObjectMeta::default(), Default::default()),
         Err(Error::NoSuchBucket(_))
     ));
     assert!(s.list_uploads(B, "", None, None, 10).unwrap().0.is_empty());
@@ -481,7 +489,7 @@ fn bucket_rules() {
 
     put(&s, B, "x", b"1");
     assert!(matches!(s.delete_bucket(B), Err(Error::BucketNotEmpty(_))));
-    s.delete(B, "x", None).unwrap();
+    s.delete(B, "x", None, false).unwrap();
     s.delete_bucket(B).unwrap();
     assert!(matches!(s.bucket(B), Err(Error::NoSuchBucket(_))));
     assert!(matches!(
@@ -494,23 +502,24 @@ fn bucket_rules() {
     // A versioned bucket holding only a delete marker is not empty.
     s.set_versioning("abc", Versioning::Enabled).unwrap();
     let v = put(&s, "abc", "x", b"1");
-    let d = s.delete("abc", "x", None).unwrap();
+    let d = s.delete("abc", "x", None, false).unwrap();
     assert!(matches!(
         s.delete_bucket("abc"),
         Err(Error::BucketNotEmpty(_))
     ));
-    s.delete("abc", "x", Some(&v.version_id)).unwrap();
+    s.delete("abc", "x", Some(&v.version_id), false).unwrap();
     assert!(matches!(
         s.delete_bucket("abc"),
         Err(Error::BucketNotEmpty(_))
     ));
-    s.delete("abc", "x", d.version_id.as_deref()).unwrap();
+    s.delete("abc", "x", d.version_id.as_deref(), false)
+        .unwrap();
     s.delete_bucket("abc").unwrap();
 
     // Deleting a bucket drops its pending uploads' data.
     let drives = drive_paths(dir.path(), 3);
     let up = s
-        .create_upload("1.2.3", "k", ObjectMeta::default())
+        .create_upload("1.2.3", "k", ObjectMeta::default(), Default::default())
         .unwrap();
     let mut w = s.put_part("1.2.3", "k", &up.upload_id, 1).unwrap();
     w.write(&bytes(1, 100_000)).unwrap();
@@ -532,12 +541,12 @@ fn invalid_keys_are_refused() {
             "put {bad:?}"
         );
         assert!(
-            matches!(s.delete(B, bad, None), Err(Error::InvalidKey(_))),
+            matches!(s.delete(B, bad, None, false), Err(Error::InvalidKey(_))),
             "delete {bad:?}"
         );
         assert!(
             matches!(
-                s.create_upload(B, bad, ObjectMeta::default()),
+                s.create_upload(B, bad, ObjectMeta::default(), Default::default()),
                 Err(Error::InvalidKey(_))
             ),
             "create_upload {bad:?}"

@@ -23,7 +23,10 @@ pub(crate) async fn create(s: &Cybs3, input: CreateBucketInput) -> S3Result<Crea
     let store = s.store.clone();
     let name = input.bucket;
     let location = format!("/{name}");
-    blocking(move || store.create_bucket(&name)).await?;
+    match input.object_lock_enabled_for_bucket == Some(true) {
+        true => blocking(move || store.create_locked_bucket(&name)).await?,
+        false => blocking(move || store.create_bucket(&name)).await?,
+    }
     Ok(CreateBucketOutput {
         location: Some(location),
     })

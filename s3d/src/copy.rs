@@ -7,6 +7,7 @@
 
 use crate::body;
 use crate::ctx::{blocking, Cybs3};
+use crate::object_lock::lock_requested;
 use crate::objects::{self, check_preconditions, last_modified, meta_fields, object_meta};
 use crate::{errors, multipart, tagging, versioning};
 use md5::{Digest, Md5};
@@ -179,10 +180,12 @@ pub(crate) async fn copy_object(s: &Cybs3, input: CopyObjectInput) -> S3Result<C
         (None, true) => Some(Vec::new()),
         (_, false) => None,
     };
+    let lock = lock_requested!(input)?;
     let store = s.store.clone();
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     // The destination bucket and key are checked before any byte is read.
     let mut writer = blocking(move || store.put(&bucket, &key)).await?;
+    writer.set_lock(lock);
     let reader = open_source(s, &src).await?;
     let v = reader.version().clone();
     check_source(

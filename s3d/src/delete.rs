@@ -9,9 +9,11 @@ use s3s::{s3_error, S3Result};
 pub(crate) async fn one(s: &Cybs3, input: DeleteObjectInput) -> S3Result<DeleteObjectOutput> {
     let store = s.store.clone();
     let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
+    // Only set when the caller holds s3:BypassGovernanceRetention (the access check).
+    let bypass = input.bypass_governance_retention == Some(true);
     versioning::check_version_id(vid.as_deref())?;
     // Deleting a key that does not exist succeeds, as in S3.
-    let d = blocking(move || store.delete(&bucket, &key, vid.as_deref())).await?;
+    let d = blocking(move || store.delete(&bucket, &key, vid.as_deref(), bypass)).await?;
     Ok(DeleteObjectOutput {
         delete_marker: d.delete_marker.then_some(true),
         version_id: d.version_id,
@@ -57,6 +59,7 @@ pub(crate) async fn many(
         ));
     }
     let quiet = input.delete.quiet == Some(true);
+    let bypass = input.bypass_governance_retention == Some(true);
     let store = s.store.clone();
     let bucket = input.bucket.clone();
     // A missing bucket fails the whole request, not each key.
@@ -67,7 +70,7 @@ pub(crate) async fn many(
             let bucket = input.bucket.clone();
             let (key, vid) = (o.key.clone(), o.version_id.clone());
             async move {
-                let r = blocking(move || store.delete(&bucket, &key, vid.as_deref())).await;
+                let r = blocking(move || store.delete(&bucket, &key, vid.as_deref(), bypass)).await;
                 (o, r)
             }
         })

@@ -28,6 +28,14 @@ pub(crate) fn from_engine(err: engine::Error) -> S3Error {
         E::InvalidPartOrder => (S3ErrorCode::InvalidPartOrder, None),
         E::EntityTooSmall(_) => (S3ErrorCode::EntityTooSmall, None),
         E::InvalidRange => (S3ErrorCode::InvalidRange, None),
+        E::ObjectLocked(_) => (S3ErrorCode::AccessDenied, None),
+        E::NoObjectLock(_) => {
+            return S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "Bucket is missing Object Lock Configuration",
+            )
+        }
+        E::InvalidBucketState(_) => (S3ErrorCode::InvalidBucketState, None),
         E::StorageFull(_) => (
             S3ErrorCode::Custom(STORAGE_FULL.into()),
             Some(StatusCode::INSUFFICIENT_STORAGE),

@@ -28,6 +28,8 @@
 //!    - [`body`]: streaming request bodies into the engine, with digests.
 //!    - [`versioning`]: bucket versioning, version ids and delete markers, ListObjectVersions.
 //!    - [`multipart`], [`copy`]: multipart uploads and server-side copies.
+//!    - [`object_lock`]: object lock's configuration, retention and legal holds over S3
+//!      (the rules are the engine's).
 //!    - [`tagging`]: object tags; [`bucket_config`], [`cors`]: bucket tagging and CORS
 //!      (incl. preflight answers).
 
@@ -53,6 +55,7 @@ mod delete;
 mod ignored_range;
 mod list;
 mod multipart;
+mod object_lock;
 mod objects;
 mod post;
 mod precheck;

@@ -8,6 +8,7 @@ use crate::body::{self, Received};
 use crate::buckets::{owner, timestamp};
 use crate::ctx::{blocking, Cybs3};
 use crate::list::encode_if;
+use crate::object_lock::lock_requested;
 use crate::objects::{
     claimed_checksums, declared_length, meta_fields, object_meta, receive_checked,
     CHECKSUM_TYPE_HEADER,
@@ -194,9 +195,10 @@ pub(crate) async fn create(
         meta.headers
             .push((CHECKSUM_TYPE_HEADER.to_string(), t.clone()));
     }
+    let lock = lock_requested!(input)?;
     let store = s.store.clone();
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    let up = blocking(move || store.create_upload(&bucket, &key, meta)).await?;
+    let up = blocking(move || store.create_upload(&bucket, &key, meta, lock)).await?;
     Ok(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
@@ -446,7 +448,7 @@ pub(crate) async fn list_parts(s: &Cybs3, input: ListPartsInput) -> S3Result<Lis
 
 /// One entry of an uploads listing.
 enum Listed {
-    Upload(engine::UploadRecord),
+    Upload(Box<engine::UploadRecord>),
     Prefix(String),
 }
 
@@ -513,7 +515,7 @@ async fn collect_uploads(
             if out.len() == max {
                 return Ok((out, true));
             }
-            out.push(Listed::Upload(up.clone()));
+            out.push(Listed::Upload(Box::new(up.clone())));
         }
         if !jumped {
             if !more {

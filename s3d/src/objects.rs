@@ -6,6 +6,7 @@
 use crate::body::{self, Received};
 use crate::buckets::timestamp;
 use crate::ctx::{self, blocking, Cybs3};
+use crate::object_lock::{self, lock_requested};
 use crate::versioning;
 use crate::{errors, tagging};
 use bytes::Bytes;
@@ -44,10 +45,12 @@ pub(crate) async fn put(
     if let Some(header) = &input.tagging {
         meta.tags = tagging::parse_header(header)?;
     }
+    let lock = lock_requested!(input)?;
     let store = s.store.clone();
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     // Refuses a bad key or a missing bucket before the body is read.
-    let writer = blocking(move || store.put(&bucket, &key)).await?;
+    let mut writer = blocking(move || store.put(&bucket, &key)).await?;
+    writer.set_lock(lock);
     let payload = input.body.unwrap_or_else(|| s3s::Body::empty().into());
     let Received {
         writer,
@@ -285,6 +288,9 @@ pub(crate) async fn get(s: &Cybs3, input: GetObjectInput) -> S3Result<GetObjectO
         checksum_sha1: h.checksums.checksum_sha1,
         checksum_sha256: h.checksums.checksum_sha256,
         checksum_type: h.checksums.checksum_type,
+        object_lock_mode: h.lock.mode,
+        object_lock_retain_until_date: h.lock.until,
+        object_lock_legal_hold_status: h.lock.legal_hold,
         ..Default::default()
     })
 }
@@ -330,6 +336,9 @@ pub(crate) async fn head(
         checksum_sha1: h.checksums.checksum_sha1,
         checksum_sha256: h.checksums.checksum_sha256,
         checksum_type: h.checksums.checksum_type,
+        object_lock_mode: h.lock.mode,
+        object_lock_retain_until_date: h.lock.until,
+        object_lock_legal_hold_status: h.lock.legal_hold,
         ..Default::default()
     });
     // S3 sends the tag count on HEAD too, though the HeadObject model has no field for it.
@@ -354,6 +363,7 @@ struct Described {
     version_id: Option<String>,
     storage_class: Option<StorageClass>,
     checksums: Checksum,
+    lock: object_lock::Shown,
 }
 
 impl Described {
@@ -392,6 +402,7 @@ impl Described {
                 .and_then(|d| Timestamp::parse(TimestampFormat::HttpDate, &d).ok()),
             version_id: versioning::shown_version_id(vstate, &v.version_id),
             storage_class: m.storage_class.clone().map(StorageClass::from),
+            lock: object_lock::shown(v),
             checksums: Checksum {
                 checksum_crc32: checksum("crc32"),
                 checksum_crc32c: checksum("crc32c"),

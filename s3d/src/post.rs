@@ -18,6 +18,7 @@
 
 use crate::body::{self, Received};
 use crate::ctx::{blocking, Cybs3};
+use crate::object_lock::lock_requested;
 use crate::objects::{self, meta_fields, object_meta};
 use crate::versioning;
 use crate::xml::escape;
@@ -297,9 +298,11 @@ pub(crate) async fn object(
     if let Some(header) = &input.tagging {
         meta.tags = crate::tagging::parse_header(header)?;
     }
+    let lock = lock_requested!(input)?;
     let store = s.store.clone();
     let (bucket, k) = (input.bucket.clone(), key.clone());
-    let writer = blocking(move || store.put(&bucket, &k)).await?;
+    let mut writer = blocking(move || store.put(&bucket, &k)).await?;
+    writer.set_lock(lock);
     let payload = input
         .body
         .take()

@@ -10,7 +10,8 @@ use crate::ignored_range::IgnoredRange;
 use crate::routes::Routes;
 use crate::vhost::Domains;
 use crate::{
-    bucket_config, buckets, copy, cors, delete, list, multipart, objects, post, tagging, versioning,
+    bucket_config, buckets, copy, cors, delete, list, multipart, object_lock, objects, post,
+    tagging, versioning,
 };
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -322,6 +323,62 @@ impl S3 for Cybs3 {
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> Res<DeleteObjectsOutput> {
         delete::many(self, req.input, &req.headers)
+            .await
+            .map(S3Response::new)
+    }
+
+    // Object lock.
+
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> Res<PutObjectLockConfigurationOutput> {
+        object_lock::put_config(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> Res<GetObjectLockConfigurationOutput> {
+        object_lock::get_config(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> Res<PutObjectRetentionOutput> {
+        object_lock::put_retention(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> Res<GetObjectRetentionOutput> {
+        object_lock::get_retention(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> Res<PutObjectLegalHoldOutput> {
+        object_lock::put_legal_hold(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> Res<GetObjectLegalHoldOutput> {
+        object_lock::get_legal_hold(self, req.input)
             .await
             .map(S3Response::new)
     }

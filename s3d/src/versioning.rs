@@ -323,7 +323,7 @@ mod tests {
             let w = store.put("bkt", key).unwrap();
             w.finish(engine::ObjectMeta::default()).unwrap();
         }
-        store.delete("bkt", "b", None).unwrap();
+        store.delete("bkt", "b", None, false).unwrap();
         let s = Cybs3::for_tests(store);
         let all = list(
             &s,

@@ -16,7 +16,10 @@ use hyper::http::Extensions;
 use hyper::{HeaderMap, Uri};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
+use s3s::dto::{
+    CopyObjectInput, CopySource, DeleteObjectInput, DeleteObjectsInput, PutObjectRetentionInput,
+    UploadPartCopyInput,
+};
 use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3Request, S3Result};
 use sha2::{Digest, Sha256};
@@ -341,6 +344,29 @@ impl Identities {
         Ok(())
     }
 
+    /// Whether the caller may bypass GOVERNANCE retention (`s3:BypassGovernanceRetention`).
+    /// A request that asks without the permission is served as if it had not asked, so
+    /// object lock in the engine refuses what the bypass would have allowed.
+    async fn may_bypass<T>(
+        &self,
+        req: &S3Request<T>,
+        bucket: String,
+        key: Option<String>,
+    ) -> S3Result<bool> {
+        let caller = Caller::of(&req.extensions)?.clone();
+        let ask = Ask {
+            op: "BypassGovernanceRetention".to_string(),
+            bucket: Some(bucket),
+            key,
+            query: Vec::new(),
+            source: self.source(req.extensions.get::<PeerAddr>(), &req.headers),
+        };
+        let this = self.clone();
+        Ok(ctx::spawn(move || this.authorize(&caller, &ask))
+            .await?
+            .is_ok())
+    }
+
     /// Copying also reads the source: the caller needs GetObject on it.
     async fn check_copy_source<T>(&self, req: &S3Request<T>, source: &CopySource) -> S3Result<()> {
         let CopySource::Bucket {
@@ -504,6 +530,36 @@ impl S3Access for Identities {
 
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
         self.check_copy_source(req, &req.input.copy_source).await
+    }
+
+    async fn delete_object(&self, req: &mut S3Request<DeleteObjectInput>) -> S3Result<()> {
+        let (b, k) = (req.input.bucket.clone(), Some(req.input.key.clone()));
+        let asked = req.input.bypass_governance_retention == Some(true);
+        if asked && !self.may_bypass(req, b, k).await? {
+            req.input.bypass_governance_retention = None;
+        }
+        Ok(())
+    }
+
+    async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
+        let b = req.input.bucket.clone();
+        let asked = req.input.bypass_governance_retention == Some(true);
+        if asked && !self.may_bypass(req, b, None).await? {
+            req.input.bypass_governance_retention = None;
+        }
+        Ok(())
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: &mut S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<()> {
+        let (b, k) = (req.input.bucket.clone(), Some(req.input.key.clone()));
+        let asked = req.input.bypass_governance_retention == Some(true);
+        if asked && !self.may_bypass(req, b, k).await? {
+            req.input.bypass_governance_retention = None;
+        }
+        Ok(())
     }
 }
 

@@ -44,6 +44,8 @@ pub(super) fn object_action(op: &str, v: bool) -> Option<&'static str> {
         "ListParts" => Some("s3:ListMultipartUploadParts"),
         "RestoreObject" => Some("s3:RestoreObject"),
         "GetObjectRetention" => Some("s3:GetObjectRetention"),
+        // Not an S3 operation: asked of the policy when a request sets the bypass header.
+        "BypassGovernanceRetention" => Some("s3:BypassGovernanceRetention"),
         "PutObjectRetention" => Some("s3:PutObjectRetention"),
         "GetObjectLegalHold" => Some("s3:GetObjectLegalHold"),
         "PutObjectLegalHold" => Some("s3:PutObjectLegalHold"),
