@@ -442,3 +442,138 @@ async fn governance_legal_hold_default_and_multipart() {
         .await;
     assert_eq!(fails(e), (404, "NoSuchObjectLockConfiguration".into()));
 }
+
+/// The versions of `key` in `bucket`, newest first: (version id, is a delete marker).
+async fn versions_of(c: &Client, bucket: &str, key: &str) -> Vec<(String, bool)> {
+    let out = c
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    let mut all: Vec<(String, bool, DateTime)> = out
+        .versions()
+        .iter()
+        .filter(|v| v.key() == Some(key))
+        .map(|v| {
+            (
+                v.version_id().unwrap().to_string(),
+                false,
+                *v.last_modified().unwrap(),
+            )
+        })
+        .chain(
+            out.delete_markers()
+                .iter()
+                .filter(|m| m.key() == Some(key))
+                .map(|m| {
+                    (
+                        m.version_id().unwrap().to_string(),
+                        true,
+                        *m.last_modified().unwrap(),
+                    )
+                }),
+        )
+        .collect();
+    all.sort_by(|a, b| {
+        b.2.secs()
+            .cmp(&a.2.secs())
+            .then(b.2.subsec_nanos().cmp(&a.2.subsec_nanos()))
+    });
+    all.into_iter().map(|(v, m, _)| (v, m)).collect()
+}
+
+/// `cybs3 rm`, `sync --delete` and the mount delete without a version id: in a bucket
+/// with object lock they add delete markers, and every locked version stays, readable
+/// by its id and refused to a versioned delete.
+#[test]
+fn the_cli_and_the_mount_leave_locked_versions_in_place() {
+    use cybs3_tests::mount::{rt, s3, Mounted};
+    use cybs3_tests::LocalVault;
+    let v = LocalVault::new();
+    let c = s3(&v);
+    let rt = rt();
+    rt.block_on(async {
+        locked_bucket(&c, "wormv").await;
+        c.put_object_lock_configuration()
+            .bucket("wormv")
+            .object_lock_configuration(config(ObjectLockRetentionMode::Compliance, Some(1), None))
+            .send()
+            .await
+            .unwrap();
+    });
+    let (ak, sk) = v.root_keys();
+    let endpoint = v.endpoint();
+    v.ok(&[
+        "vaults",
+        "add",
+        "lockv",
+        "--plain",
+        "--endpoint",
+        &endpoint,
+        "--bucket",
+        "wormv",
+        "--access-key",
+        &ak,
+        "--secret-key",
+        &sk,
+    ]);
+    let local = v.home.join("doc.txt");
+    std::fs::write(&local, b"signed contract").unwrap();
+    v.ok(&["cp", local.to_str().unwrap(), "lockv:doc.txt"]);
+    v.ok(&["cp", local.to_str().unwrap(), "lockv:synced/b.txt"]);
+    v.ok(&["rm", "lockv:doc.txt"]);
+    let empty = v.home.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    v.ok(&["sync", empty.to_str().unwrap(), "lockv:synced", "--delete"]);
+    {
+        let m = Mounted::new(&v, "lockv", &[]);
+        std::fs::write(m.p("mounted.txt"), b"written through the mount").unwrap();
+        std::fs::remove_file(m.p("mounted.txt")).expect("unlink adds a delete marker");
+    }
+    rt.block_on(async {
+        for (key, body) in [
+            ("doc.txt", &b"signed contract"[..]),
+            ("synced/b.txt", b"signed contract"),
+            ("mounted.txt", b"written through the mount"),
+        ] {
+            let versions = versions_of(&c, "wormv", key).await;
+            assert_eq!(versions.len(), 2, "{key}: {versions:?}");
+            assert!(versions[0].1, "{key}: the newest is a delete marker");
+            let kept = &versions[1].0;
+            let got = c
+                .get_object()
+                .bucket("wormv")
+                .key(key)
+                .version_id(kept)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes();
+            assert_eq!(got.as_ref(), body, "{key}");
+            let head = c
+                .head_object()
+                .bucket("wormv")
+                .key(key)
+                .version_id(kept)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                head.object_lock_mode,
+                Some(ObjectLockMode::Compliance),
+                "{key}"
+            );
+            assert_eq!(
+                delete_version(&c, "wormv", key, kept, true).await,
+                (403, "AccessDenied".into()),
+                "{key}"
+            );
+        }
+    });
+}
