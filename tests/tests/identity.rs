@@ -470,3 +470,55 @@ async fn assume_role_sessions_need_their_token_and_expire() {
     let (st, code) = fails(session.get_object().bucket("data").key("k").send().await);
     assert_eq!((st, code.as_str()), (403, "InvalidAccessKeyId"));
 }
+
+/// `x-amz-bypass-governance-retention` counts only for a caller granted
+/// `s3:BypassGovernanceRetention`; without it the delete is refused like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_governance_bypass_needs_its_permission() {
+    use aws_sdk_s3::types::ObjectLockMode;
+    let (tmp, srv, root) = setup();
+    root.create_bucket()
+        .bucket("worm")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    let deleter = |name: &str, extra: &[&str]| {
+        let mut actions = vec!["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"];
+        actions.extend_from_slice(extra);
+        let doc = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": actions, "Resource": "arn:aws:s3:::worm/*"}]});
+        let file = policy_file(tmp.path(), name, doc);
+        admin(&srv, &["admin", "policy", "add", name, &file]);
+        user(&srv, name, &["--policy", name]).0
+    };
+    let plain = deleter("plain", &[]);
+    let trusted = deleter("trusted", &["s3:BypassGovernanceRetention"]);
+    for (who, c, allowed) in [("plain", &plain, false), ("trusted", &trusted, true)] {
+        let until = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        let v = root
+            .put_object()
+            .bucket("worm")
+            .key(who)
+            .body(ByteStream::from_static(b"governed"))
+            .object_lock_mode(ObjectLockMode::Governance)
+            .object_lock_retain_until_date(until.into())
+            .send()
+            .await
+            .unwrap()
+            .version_id
+            .unwrap();
+        let r = c
+            .delete_object()
+            .bucket("worm")
+            .key(who)
+            .version_id(&v)
+            .bypass_governance_retention(true)
+            .send()
+            .await;
+        match allowed {
+            true => assert!(r.is_ok(), "{who}: {r:?}"),
+            false => denied(r).await,
+        }
+    }
+}
