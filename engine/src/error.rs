@@ -31,6 +31,9 @@ pub enum Error {
     InvalidPartOrder,
     #[error("part {0} is smaller than the 5 MiB minimum for all but the last part")]
     EntityTooSmall(u32),
+    /// A conditional write's condition does not hold for the current version.
+    #[error("At least one of the pre-conditions you specified did not hold")]
+    PreconditionFailed,
     /// Object lock refuses to remove or weaken the version (`lock.rs`).
     #[error("{0}")]
     ObjectLocked(String),

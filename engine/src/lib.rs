@@ -37,7 +37,7 @@ pub use error::{Error, Result};
 pub use heal::HealReport;
 pub use layout::{Ec, BLOCK_SIZE, INLINE_MAX};
 pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
-pub use ops::{Deleted, MIN_PART_SIZE};
+pub use ops::{Deleted, ETagMatch, WriteCondition, MIN_PART_SIZE};
 pub use read::{ObjectReader, RangeRead};
 pub use record::{
     BucketRecord, BucketStats, DataId, DefaultRetention, LockMode, LockPeriod, LockRequest,

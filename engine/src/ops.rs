@@ -15,6 +15,26 @@ use crate::record::{
 /// The bucket attribute that holds its default retention (`DefaultRetention`).
 pub(crate) const LOCK_DEFAULT_ATTR: &str = "object-lock-default";
 
+/// What a conditional write asks of the key's current version (a delete marker is no
+/// version). Checked inside the commit, so that of two racing writes with
+/// `If-None-Match: *` exactly one wins.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteCondition {
+    /// `If-Match`: there is a current version, and it matches.
+    pub if_match: Option<ETagMatch>,
+    /// `If-None-Match`: there is no current version that matches.
+    pub if_none_match: Option<ETagMatch>,
+}
+
+/// An ETag condition's value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ETagMatch {
+    /// `*`: any version.
+    Any,
+    /// The version with this ETag (quotes ignored).
+    Is(String),
+}
+
 /// Smallest allowed multipart part, except the last.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
 
@@ -48,6 +68,7 @@ pub(crate) enum Op {
         part: PartEntry,
         inline: Option<Shards>,
         lock: LockRequest,
+        condition: WriteCondition,
     },
     Delete {
         bucket: String,
@@ -95,6 +116,7 @@ pub(crate) enum Op {
         parts: Vec<(u32, String)>,
         etag: String,
         checksums: Vec<(String, String)>,
+        condition: WriteCondition,
     },
     Abort {
         bucket: String,
@@ -232,8 +254,10 @@ pub(crate) fn apply(
             part,
             inline,
             lock,
+            condition,
         } => {
             let rec = bucket(tx, b)?;
+            check_condition(tx, b, key, condition)?;
             let lock = lock_for(tx, &rec, lock, clock.now())?;
             if let Some(shards) = inline {
                 tx.put_each(keys::inline_shard(&part.data.id()), shards.clone());
@@ -385,9 +409,11 @@ pub(crate) fn apply(
             parts,
             etag,
             checksums,
+            condition,
         } => {
             let rec = bucket(tx, b)?;
             let up = upload(tx, b, key, upload_id)?;
+            check_condition(tx, b, key, condition)?;
             if parts.is_empty() {
                 return Err(Error::InvalidPart(0));
             }
@@ -466,6 +492,28 @@ fn upload(tx: &mut Tx, b: &str, key: &str, upload_id: &str) -> Result<UploadReco
         .get(&keys::upload(b, key, upload_id))
         .ok_or_else(|| Error::NoSuchUpload(upload_id.to_string()))?;
     UploadRecord::decode(&bytes)
+}
+
+fn check_condition(tx: &mut Tx, b: &str, key: &str, c: &WriteCondition) -> Result<()> {
+    if c.if_match.is_none() && c.if_none_match.is_none() {
+        return Ok(());
+    }
+    let current = latest(tx, b, key)?;
+    let matches = |m: &ETagMatch, v: &ObjectVersion| match m {
+        ETagMatch::Any => true,
+        ETagMatch::Is(e) => e.trim_matches('"') == v.meta.etag.trim_matches('"'),
+    };
+    if let Some(m) = &c.if_none_match {
+        if current.as_ref().is_some_and(|v| matches(m, v)) {
+            return Err(Error::PreconditionFailed);
+        }
+    }
+    match (&c.if_match, &current) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(Error::NoSuchKey(key.to_string())),
+        (Some(m), Some(v)) if !matches(m, v) => Err(Error::PreconditionFailed),
+        (Some(_), Some(_)) => Ok(()),
+    }
 }
 
 /// A bucket that has object lock.

@@ -8,7 +8,7 @@ use crate::drive::{Db, Drive, DriveState};
 use crate::error::{Error, Result};
 use crate::layout::{Ec, Format, BLOCK_SIZE, FORMAT_VERSION};
 use crate::list::{self, ListPage, ListQuery, VersionPage, VersionQuery};
-use crate::ops::{Deleted, Op, Out};
+use crate::ops::{Deleted, Op, Out, WriteCondition};
 use crate::read::ObjectReader;
 use crate::reclaim::Reclaimer;
 use crate::record::{
@@ -738,15 +738,15 @@ impl Store {
     }
 
     /// Assemble the listed parts (number, ETag) into a new version with this ETag
-    /// and these whole-object checksums.
+    /// and these whole-object checksums, if the key's current version meets `condition`.
     pub fn complete_upload(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
         parts: Vec<(u32, String)>,
-        etag: String,
-        checksums: Vec<(String, String)>,
+        (etag, checksums): (String, Vec<(String, String)>),
+        condition: WriteCondition,
     ) -> Result<ObjectVersion> {
         match self.submit(Op::Complete {
             bucket: bucket.to_string(),
@@ -755,6 +755,7 @@ impl Store {
             parts,
             etag,
             checksums,
+            condition,
         })? {
             Out::Version(v) => Ok(v),
             _ => unreachable!("complete answers Version"),

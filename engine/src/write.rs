@@ -9,7 +9,7 @@ use crate::codec::Encoder;
 use crate::drive::{sync_dir, DriveState};
 use crate::error::{is_no_space, Error, Result};
 use crate::layout::{shard_len, INLINE_MAX};
-use crate::ops::{Op, Out};
+use crate::ops::{Op, Out, WriteCondition};
 use crate::record::{DataId, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry};
 use crate::shard::{ShardHeader, ShardWriter};
 use crate::Store;
@@ -32,6 +32,8 @@ pub struct ObjectWriter {
     sharded: Option<Sharded>,
     /// Object lock asked for the version (objects only; an upload's is given at creation).
     lock: LockRequest,
+    /// What the key's current version must be for the write to happen (objects only).
+    condition: WriteCondition,
 }
 
 struct Sharded {
@@ -53,7 +55,14 @@ impl ObjectWriter {
             size: 0,
             sharded: None,
             lock: LockRequest::default(),
+            condition: WriteCondition::default(),
         }
+    }
+
+    /// Make the write conditional on the key's current version (`If-Match`,
+    /// `If-None-Match`), checked when it commits; `finish` is refused otherwise.
+    pub fn set_condition(&mut self, condition: WriteCondition) {
+        self.condition = condition;
     }
 
     /// Ask object lock to protect the version this writes (a retention, a legal hold).
@@ -217,6 +226,7 @@ impl ObjectWriter {
                 part: part.clone(),
                 inline,
                 lock: self.lock,
+                condition: std::mem::take(&mut self.condition),
             },
             Target::Part { upload_id, .. } => Op::PutPart {
                 bucket: self.bucket.clone(),
@@ -370,6 +380,8 @@ fn is_refusal(e: &Error) -> bool {
             | Error::InvalidKey(_)
             | Error::NoObjectLock(_)
             | Error::ObjectLocked(_)
+            | Error::PreconditionFailed
+            | Error::NoSuchKey(_)
     )
 }
 

@@ -48,8 +48,8 @@ fn multipart(s: &Store, key: &str, parts: &[Vec<u8>]) -> Vec<u8> {
             key,
             &up.upload_id,
             list,
-            "mp-etag".into(),
-            Vec::new(),
+            ("mp-etag".into(), Vec::new()),
+            Default::default(),
         )
         .unwrap();
     let all = parts.concat();
@@ -254,8 +254,8 @@ fn any_two_drives_lost_or_scrambled() {
         key,
         upload_id,
         vec![(*number, etag.clone())],
-        "e".into(),
-        Vec::new(),
+        ("e".into(), Vec::new()),
+        Default::default(),
     )
     .unwrap();
     assert!(get(&s, BUCKET, key).unwrap() == *data);

@@ -325,8 +325,8 @@ fn multipart_complete_and_listings() {
             "mp/obj",
             &up.upload_id,
             vec![(1, e1.clone()), (2, format!("\"{e2}\"")), (3, e3.clone())],
-            "final-etag-3".into(),
-            Vec::new(),
+            ("final-etag-3".into(), Vec::new()),
+            Default::default(),
         )
         .unwrap();
     let all = [p1.clone(), p2.clone(), p3.clone()].concat();
@@ -353,8 +353,8 @@ fn multipart_complete_and_listings() {
             "mp/obj",
             &up.upload_id,
             vec![(1, e1)],
-            "x".into(),
-            Vec::new()
+            ("x".into(), Vec::new()),
+            Default::default()
         ),
         Err(Error::NoSuchUpload(_))
     ));
@@ -390,8 +390,16 @@ fn multipart_refusals() {
 
     // Parts are checked in list order, so order errors show behind a big first part.
     let e3 = part(&s, "k", &id, 3, &bytes(3, MIN_PART_SIZE as usize));
-    let complete =
-        |parts: Vec<(u32, String)>| s.complete_upload(B, "k", &id, parts, "x".into(), Vec::new());
+    let complete = |parts: Vec<(u32, String)>| {
+        s.complete_upload(
+            B,
+            "k",
+            &id,
+            parts,
+            ("x".into(), Vec::new()),
+            Default::default(),
+        )
+    };
     let r = complete(vec![(3, e3.clone()), (1, e1.clone())]);
     assert!(matches!(r, Err(Error::InvalidPartOrder)), "{r:?}");
     let r = complete(vec![(3, e3.clone()), (3, e3.clone())]);

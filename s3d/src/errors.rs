@@ -29,6 +29,7 @@ pub(crate) fn from_engine(err: engine::Error) -> S3Error {
         E::EntityTooSmall(_) => (S3ErrorCode::EntityTooSmall, None),
         E::InvalidRange => (S3ErrorCode::InvalidRange, None),
         E::ObjectLocked(_) => (S3ErrorCode::AccessDenied, None),
+        E::PreconditionFailed => (S3ErrorCode::PreconditionFailed, None),
         E::NoObjectLock(_) => {
             return S3Error::with_message(
                 S3ErrorCode::InvalidRequest,

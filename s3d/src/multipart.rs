@@ -268,43 +268,6 @@ fn location(host: Option<&str>, bucket: &str, key: &str) -> String {
     }
 }
 
-/// Conditional completion (`If-Match` / `If-None-Match` against the current object).
-async fn check_overwrite(s: &Cybs3, input: &CompleteMultipartUploadInput) -> S3Result<()> {
-    if input.if_match.is_none() && input.if_none_match.is_none() {
-        return Ok(());
-    }
-    let store = s.store.clone();
-    let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    let current = blocking(move || Ok(store.head(&bucket, &key, None).ok())).await?;
-    let matches = |c: &ETagCondition, v: &engine::ObjectVersion| match c {
-        ETagCondition::Any => true,
-        ETagCondition::ETag(e) => e.value() == v.meta.etag,
-    };
-    if let Some(c) = &input.if_none_match {
-        if current.as_ref().is_some_and(|v| matches(c, v)) {
-            return Err(s3_error!(
-                PreconditionFailed,
-                "At least one of the pre-conditions you specified did not hold"
-            ));
-        }
-    }
-    if let Some(c) = &input.if_match {
-        match &current {
-            None => {
-                return Err(s3_error!(NoSuchKey, "The specified key does not exist."));
-            }
-            Some(v) if !matches(c, v) => {
-                return Err(s3_error!(
-                    PreconditionFailed,
-                    "At least one of the pre-conditions you specified did not hold"
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
 pub(crate) async fn complete(
     s: &Cybs3,
     mut input: CompleteMultipartUploadInput,
@@ -351,7 +314,7 @@ pub(crate) async fn complete(
         }
         None => Vec::new(),
     };
-    check_overwrite(s, &input).await?;
+    let condition = objects::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref());
     let etag = multipart_etag(&md5s);
     let store = s.store.clone();
     let (bucket, key, upload_id) = (
@@ -359,9 +322,17 @@ pub(crate) async fn complete(
         input.key.clone(),
         input.upload_id.clone(),
     );
-    let v =
-        blocking(move || store.complete_upload(&bucket, &key, &upload_id, parts, etag, checksums))
-            .await?;
+    let v = blocking(move || {
+        store.complete_upload(
+            &bucket,
+            &key,
+            &upload_id,
+            parts,
+            (etag, checksums),
+            condition,
+        )
+    })
+    .await?;
     let version_id = objects::shown_version(s, &input.bucket, &v.version_id).await;
     Ok(CompleteMultipartUploadOutput {
         location: Some(location(host.as_deref(), &input.bucket, &input.key)),

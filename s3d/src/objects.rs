@@ -51,6 +51,10 @@ pub(crate) async fn put(
     // Refuses a bad key or a missing bucket before the body is read.
     let mut writer = blocking(move || store.put(&bucket, &key)).await?;
     writer.set_lock(lock);
+    writer.set_condition(write_condition(
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+    ));
     let payload = input.body.unwrap_or_else(|| s3s::Body::empty().into());
     let Received {
         writer,
@@ -543,6 +547,23 @@ impl Span {
         // An empty span has no byte positions to name.
         (self.partial && self.end > self.start)
             .then(|| format!("bytes {}-{}/{size}", self.start, self.end - 1))
+    }
+}
+
+/// A conditional write (PutObject, CompleteMultipartUpload): the engine checks it
+/// against the current version when the write commits, so two racing creates with
+/// `If-None-Match: *` cannot both succeed.
+pub(crate) fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> engine::WriteCondition {
+    let each = |c: &ETagCondition| match c {
+        ETagCondition::Any => engine::ETagMatch::Any,
+        ETagCondition::ETag(e) => engine::ETagMatch::Is(e.value().to_string()),
+    };
+    engine::WriteCondition {
+        if_match: if_match.map(each),
+        if_none_match: if_none_match.map(each),
     }
 }
 
