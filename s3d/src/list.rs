@@ -249,12 +249,13 @@ fn url_encode(s: &str) -> String {
     utf8_percent_encode(s, URL_ENCODED).to_string()
 }
 
-/// Continuation tokens are opaque to clients: the key to continue after, in base64url.
-fn encode_token(after: &str) -> String {
+/// Continuation tokens are opaque to clients: the key (or bucket name, for ListBuckets)
+/// to continue after, in base64url.
+pub(crate) fn encode_token(after: &str) -> String {
     TOKEN.encode(after)
 }
 
-fn decode_token(token: &str) -> S3Result<String> {
+pub(crate) fn decode_token(token: &str) -> S3Result<String> {
     TOKEN
         .decode(token)
         .ok()

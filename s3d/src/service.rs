@@ -82,13 +82,13 @@ impl S3 for Cybs3 {
     }
 
     async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> Res<ListBucketsOutput> {
-        let mut out = buckets::list(self).await?;
-        if let Caller::Bucket(own) = Caller::of(&req.extensions)? {
-            if let Some(buckets) = out.buckets.as_mut() {
-                buckets.retain(|b| b.name.as_deref() == Some(own.as_str()));
-            }
-        }
-        Ok(S3Response::new(out))
+        let only = match Caller::of(&req.extensions)? {
+            Caller::Bucket(own) => Some(own.as_str()),
+            _ => None,
+        };
+        buckets::list(self, req.input, only)
+            .await
+            .map(S3Response::new)
     }
 
     async fn get_bucket_location(

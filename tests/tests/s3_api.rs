@@ -148,6 +148,82 @@ async fn bucket_create_head_list_location_delete() {
     assert_eq!((st, code.as_str()), (404, "NoSuchBucket"));
 }
 
+/// ListBuckets pages: max-buckets, an opaque continuation token, prefix (echoed back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_buckets_pages_by_max_buckets_token_and_prefix() {
+    let (_t, _s, c) = setup();
+    for b in ["a-1", "a-2", "a-3", "b-1", "b-2"] {
+        bucket(&c, b).await;
+    }
+    let names = |out: &aws_sdk_s3::operation::list_buckets::ListBucketsOutput| -> Vec<String> {
+        out.buckets()
+            .iter()
+            .filter_map(|b| b.name().map(str::to_string))
+            .collect()
+    };
+
+    let all = c.list_buckets().send().await.expect("list");
+    assert_eq!(names(&all), ["a-1", "a-2", "a-3", "b-1", "b-2"]);
+    assert_eq!(all.continuation_token(), None, "everything fits: no token");
+    assert_eq!(all.prefix(), None, "no prefix sent, none echoed");
+
+    let mut seen = Vec::new();
+    let mut token = None;
+    let mut pages = 0;
+    loop {
+        let out = c
+            .list_buckets()
+            .max_buckets(2)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .expect("list page");
+        let page = names(&out);
+        assert!(page.len() <= 2, "{page:?}");
+        seen.extend(page);
+        pages += 1;
+        match out.continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a-1", "a-2", "a-3", "b-1", "b-2"]);
+    assert_eq!(pages, 3);
+
+    let out = c
+        .list_buckets()
+        .prefix("b-")
+        .max_buckets(1)
+        .send()
+        .await
+        .expect("list prefix");
+    assert_eq!(names(&out), ["b-1"]);
+    assert_eq!(out.prefix(), Some("b-"));
+    let next = out.continuation_token().expect("one more b- bucket");
+    let out = c
+        .list_buckets()
+        .prefix("b-")
+        .max_buckets(1)
+        .continuation_token(next)
+        .send()
+        .await
+        .expect("list prefix page 2");
+    assert_eq!(names(&out), ["b-2"]);
+    assert_eq!(out.continuation_token(), None);
+
+    let out = c.list_buckets().prefix("zz").send().await.expect("none");
+    assert!(out.buckets().is_empty());
+
+    for bad in [0, 10_001] {
+        let (st, code) = fails(c.list_buckets().max_buckets(bad).send().await);
+        assert_eq!(
+            (st, code.as_str()),
+            (400, "InvalidArgument"),
+            "max-buckets={bad}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_bucket_names_are_refused() {
     let (_t, _s, c) = setup();
