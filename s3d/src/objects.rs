@@ -501,7 +501,8 @@ impl Span {
                 S3ErrorCode::Custom("InvalidPartNumber".into()),
                 "The requested partnumber is not satisfiable",
             );
-            e.set_status_code(hyper::StatusCode::RANGE_NOT_SATISFIABLE);
+            // AWS answers 400 here, not the 416 of an unsatisfiable Range.
+            e.set_status_code(hyper::StatusCode::BAD_REQUEST);
             e
         };
         // Only a completed multipart upload has an ETag with a part count suffix;
@@ -740,7 +741,7 @@ mod tests {
         assert_eq!((last.start, last.end), (20, 24));
         let e = Span::select(&mp, None, Some(4)).unwrap_err();
         assert_eq!(e.code().as_str(), "InvalidPartNumber");
-        assert_eq!(e.status_code().unwrap().as_u16(), 416);
+        assert_eq!(e.status_code().unwrap().as_u16(), 400);
         for bad in [0, 10_001] {
             let e = Span::select(&mp, None, Some(bad)).unwrap_err();
             assert_eq!(e.code().as_str(), "InvalidArgument");

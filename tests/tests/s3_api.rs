@@ -1572,6 +1572,104 @@ async fn multipart_upload_complete_list_parts_and_uploads() {
     assert_eq!((st, code.as_str()), (404, "NoSuchUpload"));
 }
 
+/// partNumber beyond an object's parts: 400 InvalidPartNumber on GET and HEAD (not a 416).
+/// An object not uploaded in parts is its own part 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn part_number_out_of_range_is_invalid_part_number() {
+    let (_t, _s, c) = setup();
+    bucket(&c, "pnum").await;
+    let id = create_mpu(&c, "pnum", "mp").await;
+    let (p1, p2) = (content("pn1", 5 * MIB), content("pn2", 10));
+    let e1 = upload_part(&c, "pnum", "mp", &id, 1, p1).await;
+    let e2 = upload_part(&c, "pnum", "mp", &id, 2, p2.clone()).await;
+    c.complete_multipart_upload()
+        .bucket("pnum")
+        .key("mp")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
+        .send()
+        .await
+        .expect("complete");
+    let last = c
+        .get_object()
+        .bucket("pnum")
+        .key("mp")
+        .part_number(2)
+        .send()
+        .await
+        .expect("last part");
+    assert_eq!(last.parts_count(), Some(2));
+    assert_eq!(last.body.collect().await.unwrap().into_bytes().as_ref(), p2);
+    let (st, code) = fails(
+        c.get_object()
+            .bucket("pnum")
+            .key("mp")
+            .part_number(3)
+            .send()
+            .await,
+    );
+    assert_eq!(
+        (st, code.as_str()),
+        (400, "InvalidPartNumber"),
+        "GET part 3 of 2"
+    );
+    let (st, _) = fails(
+        c.head_object()
+            .bucket("pnum")
+            .key("mp")
+            .part_number(3)
+            .send()
+            .await,
+    );
+    assert_eq!(st, 400, "HEAD part 3 of 2");
+
+    put(&c, "pnum", "single", b"whole object".to_vec()).await;
+    let one = c
+        .get_object()
+        .bucket("pnum")
+        .key("single")
+        .part_number(1)
+        .send()
+        .await
+        .expect("part 1 of a single-part object");
+    assert_eq!(one.content_length(), Some(12));
+    assert_eq!(
+        one.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"whole object"
+    );
+    let h = c
+        .head_object()
+        .bucket("pnum")
+        .key("single")
+        .part_number(1)
+        .send()
+        .await
+        .expect("HEAD part 1");
+    assert_eq!(h.content_length(), Some(12));
+    let (st, code) = fails(
+        c.get_object()
+            .bucket("pnum")
+            .key("single")
+            .part_number(2)
+            .send()
+            .await,
+    );
+    assert_eq!(
+        (st, code.as_str()),
+        (400, "InvalidPartNumber"),
+        "GET part 2 of 1"
+    );
+    let (st, _) = fails(
+        c.head_object()
+            .bucket("pnum")
+            .key("single")
+            .part_number(2)
+            .send()
+            .await,
+    );
+    assert_eq!(st, 400, "HEAD part 2 of 1");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipart_abort() {
     let (_t, _s, c) = setup();
