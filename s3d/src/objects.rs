@@ -67,11 +67,11 @@ pub(crate) async fn put(
     meta.etag = hex::encode(md5);
     meta.checksums = body::stored_checksums(&checksums);
     let etag = meta.etag.clone();
-    let (version, vstate) = commit(s, &input.bucket, writer, meta).await?;
+    let (version, _) = commit(s, &input.bucket, writer, meta).await?;
     Ok(PutObjectOutput {
         e_tag: Some(ETag::Strong(etag)),
         size: Some(version.size as i64),
-        version_id: versioning::shown_version_id(vstate, &version.version_id),
+        version_id: written_version_id(&version.version_id),
         checksum_crc32: checksums.checksum_crc32,
         checksum_crc32c: checksums.checksum_crc32c,
         checksum_crc64nvme: checksums.checksum_crc64nvme,
@@ -413,9 +413,9 @@ fn checksums_wanted(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
 }
 
-/// The `x-amz-version-id` to report for a version written or read by a copy, a
-/// completed upload or a tagging call: the "null" version counts only once the
-/// bucket has had versioning, which takes a look at the bucket.
+/// The version id to report for a copy's source or a tagging call's object: the
+/// "null" version counts only once the bucket has had versioning, which takes a look
+/// at the bucket.
 pub(crate) async fn shown_version(s: &Cybs3, bucket: &str, version_id: &str) -> Option<String> {
     if version_id != versioning::NULL_VERSION {
         return version_id_shown(engine::Versioning::Enabled, version_id);
@@ -430,6 +430,14 @@ pub(crate) async fn shown_version(s: &Cybs3, bucket: &str, version_id: &str) -> 
 
 fn version_id_shown(state: engine::Versioning, version_id: &str) -> Option<String> {
     versioning::shown_version_id(state, version_id)
+}
+
+/// The `x-amz-version-id` a write (PUT, copy, completed upload) answers with. Only a
+/// versioning-enabled bucket mints ids; the "null" version written while versioning is
+/// off or suspended is not named (AWS sends no header then).
+pub(crate) fn written_version_id(version_id: &str) -> Option<String> {
+    (version_id != versioning::NULL_VERSION && !version_id.is_empty())
+        .then(|| version_id.to_string())
 }
 
 /// HTTP dates have second precision: compare and report modification times in whole seconds.

@@ -2234,6 +2234,72 @@ async fn suspended_versioning_uses_the_null_version() {
     );
 }
 
+/// PutObject, CopyObject and CompleteMultipartUpload name the version they wrote only in
+/// a versioning-enabled bucket: unversioned and suspended buckets send no x-amz-version-id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_send_a_version_id_only_when_versioning_is_enabled() {
+    let (_t, _s, c) = setup();
+    for (b, state) in [
+        ("plain", None),
+        ("vers-on", Some(BucketVersioningStatus::Enabled)),
+        ("paused", Some(BucketVersioningStatus::Suspended)),
+    ] {
+        bucket(&c, b).await;
+        if let Some(state) = state {
+            set_versioning(&c, b, state).await;
+        }
+        let versioned = b == "vers-on";
+        let put = c
+            .put_object()
+            .bucket(b)
+            .key("k")
+            .body(ByteStream::from_static(b"data"))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(
+            put.version_id().is_some(),
+            versioned,
+            "{b}: PUT {:?}",
+            put.version_id()
+        );
+        let copy = c
+            .copy_object()
+            .bucket(b)
+            .key("copy")
+            .copy_source(format!("{b}/k"))
+            .send()
+            .await
+            .expect("copy");
+        assert_eq!(
+            copy.version_id().is_some(),
+            versioned,
+            "{b}: copy {:?}",
+            copy.version_id()
+        );
+        let id = create_mpu(&c, b, "mp").await;
+        let e1 = upload_part(&c, b, "mp", &id, 1, b"part".to_vec()).await;
+        let done = c
+            .complete_multipart_upload()
+            .bucket(b)
+            .key("mp")
+            .upload_id(&id)
+            .multipart_upload(completed(&[(1, &e1)]))
+            .send()
+            .await
+            .expect("complete");
+        assert_eq!(
+            done.version_id().is_some(),
+            versioned,
+            "{b}: complete {:?}",
+            done.version_id()
+        );
+        if versioned {
+            assert_ne!(put.version_id(), Some("null"));
+        }
+    }
+}
+
 // ---------------------------------------------------------------- presigned URLs
 
 fn curl_presigned(req: &aws_sdk_s3::presigning::PresignedRequest, body: Option<&Path>) -> Resp {
