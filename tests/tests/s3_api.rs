@@ -1407,6 +1407,150 @@ async fn list_objects_v1_marker() {
     assert_eq!(cps, ["dir with space/"]);
 }
 
+/// ListObjects v1 echoes Marker (empty when none was given); `delimiter=` (empty) is no
+/// delimiter; encoding-type=url covers Prefix, Delimiter, Marker/StartAfter, KeyMarker,
+/// NextKeyMarker, keys and common prefixes in v1, v2 and ListObjectVersions; keys with
+/// control characters list (raw where XML allows them, escaped where it cannot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_markers_empty_delimiter_url_encoding_and_control_characters() {
+    let (_t, _s, c) = setup();
+    bucket(&c, "lst").await;
+    let keys = ["a b/1", "a b/2", "ctl\u{1}key", "tab\tkey", "z+"];
+    for k in keys {
+        put(&c, "lst", k, b"x".to_vec()).await;
+    }
+    let dec = |v: Option<&str>| v.map(url_decode);
+
+    // v1: Marker echoed, empty without one.
+    let out = c
+        .list_objects()
+        .bucket("lst")
+        .prefix("tab")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.marker(),
+        Some(""),
+        "an empty <Marker> when none was given"
+    );
+    let got: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(got, ["tab\tkey"], "a tab lists as itself");
+    let out = c
+        .list_objects()
+        .bucket("lst")
+        .prefix("tab")
+        .marker("a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.marker(), Some("a"));
+
+    // An empty delimiter is no delimiter (v1, v2, versions).
+    let v1 = c
+        .list_objects()
+        .bucket("lst")
+        .delimiter("")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    let got: Vec<String> = v1.contents().iter().filter_map(|o| dec(o.key())).collect();
+    assert_eq!(got, keys);
+    assert!(v1.common_prefixes().is_empty());
+    assert_eq!(v1.delimiter(), None);
+    let v2 = c
+        .list_objects_v2()
+        .bucket("lst")
+        .delimiter("")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    let got: Vec<String> = v2.contents().iter().filter_map(|o| dec(o.key())).collect();
+    assert_eq!(got, keys);
+    assert!(v2.common_prefixes().is_empty());
+    assert_eq!(v2.delimiter(), None);
+    let vs = c
+        .list_object_versions()
+        .bucket("lst")
+        .delimiter("")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vs.versions().len(), keys.len());
+    assert!(vs.common_prefixes().is_empty());
+
+    // encoding-type=url on every name the answer carries.
+    let v1 = c
+        .list_objects()
+        .bucket("lst")
+        .prefix("a b")
+        .delimiter("/")
+        .marker("a b")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v1.prefix(), Some("a%20b"));
+    assert_eq!(v1.delimiter(), Some("/"));
+    assert_eq!(v1.marker(), Some("a%20b"));
+    let cps: Vec<Option<&str>> = v1.common_prefixes().iter().map(|p| p.prefix()).collect();
+    assert_eq!(cps, [Some("a%20b/")]);
+    let v1 = c
+        .list_objects()
+        .bucket("lst")
+        .marker("b")
+        .max_keys(1)
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    let got: Vec<&str> = v1.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(got, ["ctl%01key"], "a control character, percent-encoded");
+    assert_eq!(v1.next_marker(), Some("ctl%01key"));
+
+    let v2 = c
+        .list_objects_v2()
+        .bucket("lst")
+        .start_after("ctl\u{1}key")
+        .max_keys(1)
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v2.start_after(), Some("ctl%01key"));
+    let got: Vec<&str> = v2.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(got, ["tab%09key"]);
+
+    let vs = c
+        .list_object_versions()
+        .bucket("lst")
+        .key_marker("a b/2")
+        .max_keys(1)
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vs.key_marker(), Some("a%20b/2"));
+    let got: Vec<Option<&str>> = vs.versions().iter().map(|v| v.key()).collect();
+    assert_eq!(got, [Some("ctl%01key")]);
+    assert_eq!(vs.next_key_marker(), Some("ctl%01key"));
+    assert_eq!(vs.is_truncated(), Some(true));
+    let vs = c
+        .list_object_versions()
+        .bucket("lst")
+        .prefix("z+")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vs.prefix(), Some("z%2B"));
+    let got: Vec<Option<&str>> = vs.versions().iter().map(|v| v.key()).collect();
+    assert_eq!(got, [Some("z%2B")]);
+}
+
 // ---------------------------------------------------------------- multipart
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
