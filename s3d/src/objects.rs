@@ -202,16 +202,33 @@ macro_rules! claimed_checksums {
 }
 pub(crate) use claimed_checksums;
 
+/// The Content-Encoding to keep: `aws-chunked` describes how the request body was sent,
+/// not the object, so S3 drops it (`gzip, aws-chunked` is stored as `gzip`, and
+/// `aws-chunked` alone stores none).
+fn stored_content_encoding(declared: &str) -> Option<String> {
+    let chunked = |e: &str| e.trim().eq_ignore_ascii_case("aws-chunked");
+    if !declared.split(',').any(chunked) {
+        return Some(declared.to_string());
+    }
+    let kept: Vec<&str> = declared
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !chunked(e))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
 pub(crate) fn object_meta(f: MetaFields<'_>) -> engine::ObjectMeta {
     let mut headers = Vec::new();
+    let content_encoding = f.content_encoding.and_then(|e| stored_content_encoding(e));
     for (name, value) in [
-        (CACHE_CONTROL, f.cache_control),
-        (CONTENT_DISPOSITION, f.content_disposition),
-        (CONTENT_ENCODING, f.content_encoding),
-        (CONTENT_LANGUAGE, f.content_language),
+        (CACHE_CONTROL, f.cache_control.cloned()),
+        (CONTENT_DISPOSITION, f.content_disposition.cloned()),
+        (CONTENT_ENCODING, content_encoding),
+        (CONTENT_LANGUAGE, f.content_language.cloned()),
     ] {
         if let Some(v) = value {
-            headers.push((name.to_string(), v.clone()));
+            headers.push((name.to_string(), v));
         }
     }
     if let Some(expires) = f.expires {
@@ -734,6 +751,23 @@ mod tests {
             .collect();
         v.size = sizes.iter().sum();
         v
+    }
+
+    #[test]
+    fn aws_chunked_is_not_a_stored_content_encoding() {
+        assert_eq!(
+            stored_content_encoding("gzip, aws-chunked").as_deref(),
+            Some("gzip")
+        );
+        assert_eq!(
+            stored_content_encoding("aws-chunked,br,gzip").as_deref(),
+            Some("br, gzip")
+        );
+        assert_eq!(stored_content_encoding("aws-chunked"), None);
+        assert_eq!(
+            stored_content_encoding("gzip,br").as_deref(),
+            Some("gzip,br")
+        );
     }
 
     #[test]

@@ -520,6 +520,65 @@ async fn metadata_and_standard_headers_round_trip() {
     assert_eq!(g.cache_control(), Some("no-cache"));
 }
 
+/// `aws-chunked` names how a body was sent, not the object: S3 drops it from the stored
+/// Content-Encoding (`gzip, aws-chunked` is kept as `gzip`; `aws-chunked` alone keeps none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_chunked_is_dropped_from_the_stored_content_encoding() {
+    let (_t, _s, c) = setup();
+    bucket(&c, "enc").await;
+    for (key, sent, kept) in [
+        ("gz", "gzip, aws-chunked", Some("gzip")),
+        ("plain", "aws-chunked", None),
+        ("br", "br", Some("br")),
+    ] {
+        c.put_object()
+            .bucket("enc")
+            .key(key)
+            .content_encoding(sent)
+            .body(ByteStream::from_static(b"body"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+        let h = c.head_object().bucket("enc").key(key).send().await.unwrap();
+        assert_eq!(h.content_encoding(), kept, "HEAD {key}");
+        let g = c.get_object().bucket("enc").key(key).send().await.unwrap();
+        assert_eq!(g.content_encoding(), kept, "GET {key}");
+        assert_eq!(
+            g.body.collect().await.unwrap().into_bytes().as_ref(),
+            b"body"
+        );
+    }
+    // The same for multipart uploads, which take their headers at creation.
+    let id = c
+        .create_multipart_upload()
+        .bucket("enc")
+        .key("mp")
+        .content_encoding("gzip,aws-chunked")
+        .send()
+        .await
+        .expect("create")
+        .upload_id()
+        .unwrap()
+        .to_string();
+    let e1 = upload_part(&c, "enc", "mp", &id, 1, b"part".to_vec()).await;
+    c.complete_multipart_upload()
+        .bucket("enc")
+        .key("mp")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &e1)]))
+        .send()
+        .await
+        .expect("complete");
+    let h = c
+        .head_object()
+        .bucket("enc")
+        .key("mp")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.content_encoding(), Some("gzip"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_objects_verbose_and_quiet() {
     let (_t, _s, c) = setup();
