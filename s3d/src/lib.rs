@@ -12,7 +12,7 @@
 //!    headers name a bucket, virtual-hosted style), [`config`] (the server's settings),
 //!    [`conns`] (open connections: idle timeout, cap, shedding), [`fdlimit`] (the
 //!    descriptor budget), [`logs`] (what may reach the log), [`messages`] (a Message
-//!    for every error document).
+//!    for every error document, a request id for every response).
 //! 2. [`identity`]: who is calling and what they may do: access keys, users, groups,
 //!    IAM and bucket policies, STS sessions and directory logins. It imports nothing
 //!    from the operations.
