@@ -6,10 +6,12 @@
 use crate::body::{self, Received};
 use crate::buckets::timestamp;
 use crate::ctx::{self, blocking, Cybs3};
+use crate::identity::auth;
 use crate::versioning;
 use crate::{errors, tagging};
 use bytes::Bytes;
 use futures::Stream;
+use hyper::http::Extensions;
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Response, S3Result, TrailingHeaders};
 use std::pin::Pin;
@@ -256,10 +258,19 @@ pub(crate) fn object_meta(f: MetaFields<'_>) -> engine::ObjectMeta {
     }
 }
 
-pub(crate) async fn get(s: &Cybs3, input: GetObjectInput) -> S3Result<GetObjectOutput> {
+/// GetObject. `extensions` are the request's: a missing key is told only to a caller
+/// who may list the bucket ([`auth::missing_key`]).
+pub(crate) async fn get(
+    s: &Cybs3,
+    input: GetObjectInput,
+    extensions: &Extensions,
+) -> S3Result<GetObjectOutput> {
     let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
     // Also answers delete markers (404/405 with their headers) and bad version ids.
-    let (reader, vstate) = versioning::open(s, bucket, key, vid).await?;
+    let (reader, vstate) = match versioning::open(s, bucket, key, vid).await {
+        Ok(opened) => opened,
+        Err(e) => return Err(auth::missing_key(extensions, e).await),
+    };
     let v = reader.version().clone();
     check_preconditions(
         &v,
@@ -306,12 +317,17 @@ pub(crate) async fn get(s: &Cybs3, input: GetObjectInput) -> S3Result<GetObjectO
     })
 }
 
+/// HeadObject; a missing key as for [`get`].
 pub(crate) async fn head(
     s: &Cybs3,
     input: HeadObjectInput,
+    extensions: &Extensions,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
-    let (v, vstate) = versioning::head(s, bucket, key, vid).await?;
+    let (v, vstate) = match versioning::head(s, bucket, key, vid).await {
+        Ok(found) => found,
+        Err(e) => return Err(auth::missing_key(extensions, e).await),
+    };
     check_preconditions(
         &v,
         input.if_match.as_ref(),

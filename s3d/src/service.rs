@@ -109,12 +109,14 @@ impl S3 for Cybs3 {
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> Res<GetObjectOutput> {
-        objects::get(self, req.input).await.map(S3Response::new)
+        objects::get(self, req.input, &req.extensions)
+            .await
+            .map(S3Response::new)
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> Res<HeadObjectOutput> {
         // Returns the response itself: HEAD carries a header the output cannot (tag count).
-        objects::head(self, req.input).await
+        objects::head(self, req.input, &req.extensions).await
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> Res<DeleteObjectOutput> {
