@@ -194,6 +194,7 @@ async fn handle(
             resp = post::finish(resp).await;
         }
         resp = list::add_user_metadata(resp);
+        resp = xml::reference_controls(resp);
         messages::fill(&mut resp);
         if let Some(cors) = cors {
             cors.apply(&store, &mut resp).await;
