@@ -1,6 +1,7 @@
 //! Bucket operations.
 
 use crate::ctx::{blocking, Cybs3};
+use crate::list::{decode_token, encode_token};
 use s3s::dto::*;
 use s3s::{s3_error, S3Result};
 use std::time::{Duration, SystemTime};
@@ -47,21 +48,70 @@ pub(crate) async fn head(s: &Cybs3, input: HeadBucketInput) -> S3Result<HeadBuck
     })
 }
 
-pub(crate) async fn list(s: &Cybs3) -> S3Result<ListBucketsOutput> {
+/// ListBuckets' page size limit, and its default once any paging parameter is given.
+const MAX_BUCKETS: usize = 10_000;
+
+/// ListBuckets, by name, in pages: `max-buckets`, `continuation-token` (opaque: the last
+/// name returned), `prefix`, and `bucket-region` (every bucket lives in this server's).
+/// `only` is the one bucket a per-bucket key may see.
+pub(crate) async fn list(
+    s: &Cybs3,
+    input: ListBucketsInput,
+    only: Option<&str>,
+) -> S3Result<ListBucketsOutput> {
+    let paged = input.max_buckets.is_some()
+        || input.continuation_token.is_some()
+        || input.prefix.is_some()
+        || input.bucket_region.is_some();
+    let max = match input.max_buckets {
+        None if paged => MAX_BUCKETS,
+        None => usize::MAX,
+        Some(n) if (1..=MAX_BUCKETS as i32).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-buckets must be an integer between 1 and {MAX_BUCKETS}"
+            ))
+        }
+    };
+    let after = input
+        .continuation_token
+        .as_deref()
+        .map(decode_token)
+        .transpose()?;
     let store = s.store.clone();
     let records = blocking(move || store.list_buckets()).await?;
-    let buckets = records
-        .into_iter()
+    let prefix = input.prefix.as_deref().unwrap_or_default();
+    let other_region = input.bucket_region.as_ref().is_some_and(|r| *r != s.region);
+    let mut matching = records.into_iter().filter(|b| {
+        !other_region
+            && b.name.starts_with(prefix)
+            && only.is_none_or(|own| b.name == own)
+            && after.as_ref().is_none_or(|a| b.name > *a)
+    });
+    let buckets: Vec<Bucket> = matching
+        .by_ref()
+        .take(max)
         .map(|b| Bucket {
             name: Some(b.name),
             creation_date: Some(timestamp(b.created_ns)),
             bucket_region: Some(s.region.clone()),
         })
         .collect();
+    let more = matching.next().is_some();
+    let continuation_token = more
+        .then(|| {
+            buckets
+                .last()
+                .and_then(|b| b.name.as_deref())
+                .map(encode_token)
+        })
+        .flatten();
     Ok(ListBucketsOutput {
         buckets: Some(buckets),
         owner: Some(owner()),
-        ..Default::default()
+        continuation_token,
+        prefix: input.prefix,
     })
 }
 

@@ -271,7 +271,7 @@ pub(crate) async fn copy_object(s: &Cybs3, input: CopyObjectInput) -> S3Result<C
             checksum_sha256: checksum("sha256"),
             ..Default::default()
         }),
-        version_id: objects::shown_version(s, &input.bucket, &version.version_id).await,
+        version_id: objects::written_version_id(&version.version_id),
         copy_source_version_id: objects::shown_version(s, &src.bucket, &v.version_id).await,
         ..Default::default()
     })

@@ -8,11 +8,12 @@
 //!
 //! 1. The base: [`errors`] (engine and body-stream failures as S3 errors, in one
 //!    place), [`ctx`] (the service context, the client's address, the one blocking
-//!    helper), [`xml`] (escaping for hand-written XML answers), [`vhost`] (which Host
-//!    headers name a bucket, virtual-hosted style), [`config`] (the server's settings),
+//!    helper), [`xml`] (escaping for hand-written XML answers, references for control
+//!    characters), [`vhost`] (which Host headers name a bucket, virtual-hosted style),
+//!    [`config`] (the server's settings),
 //!    [`conns`] (open connections: idle timeout, cap, shedding), [`fdlimit`] (the
 //!    descriptor budget), [`logs`] (what may reach the log), [`messages`] (a Message
-//!    for every error document).
+//!    for every error document, a request id for every response).
 //! 2. [`identity`]: who is calling and what they may do: access keys, users, groups,
 //!    IAM and bucket policies, STS sessions and directory logins. It imports nothing
 //!    from the operations.

@@ -104,7 +104,7 @@ pub(crate) async fn objects_v2(
         contents: Some(entries(p.objects, url, with_owner)),
         common_prefixes: Some(common_prefixes(p.prefixes, url)),
         prefix: Some(enc(input.prefix.unwrap_or_default())),
-        delimiter: input.delimiter.map(enc),
+        delimiter: echoed_delimiter(input.delimiter, url),
         start_after: input.start_after.map(enc),
         max_keys: Some(input.max_keys.unwrap_or(MAX_KEYS as i32)),
         continuation_token: input.continuation_token,
@@ -182,12 +182,20 @@ pub(crate) async fn objects_v1(s: &Cybs3, input: ListObjectsInput) -> S3Result<L
         contents: Some(entries(p.objects, url, true)),
         common_prefixes: Some(common_prefixes(p.prefixes, url)),
         prefix: Some(enc(input.prefix.unwrap_or_default())),
-        delimiter: input.delimiter.map(enc),
-        marker: input.marker.map(enc),
+        delimiter: echoed_delimiter(input.delimiter, url),
+        // Echoed even when none was given (an empty <Marker>), as AWS does.
+        marker: Some(enc(input.marker.unwrap_or_default())),
         max_keys: Some(input.max_keys.unwrap_or(MAX_KEYS as i32)),
         encoding_type: input.encoding_type,
         ..Default::default()
     })
+}
+
+/// An empty `delimiter=` means no delimiter: it is neither applied nor echoed.
+fn echoed_delimiter(delimiter: Option<String>, url: bool) -> Option<String> {
+    delimiter
+        .filter(|d| !d.is_empty())
+        .map(|d| encode_if(url, d))
 }
 
 fn entries(objects: Vec<engine::ObjectVersion>, url: bool, with_owner: bool) -> Vec<Object> {
@@ -249,12 +257,13 @@ fn url_encode(s: &str) -> String {
     utf8_percent_encode(s, URL_ENCODED).to_string()
 }
 
-/// Continuation tokens are opaque to clients: the key to continue after, in base64url.
-fn encode_token(after: &str) -> String {
+/// Continuation tokens are opaque to clients: the key (or bucket name, for ListBuckets)
+/// to continue after, in base64url.
+pub(crate) fn encode_token(after: &str) -> String {
     TOKEN.encode(after)
 }
 
-fn decode_token(token: &str) -> S3Result<String> {
+pub(crate) fn decode_token(token: &str) -> S3Result<String> {
     TOKEN
         .decode(token)
         .ok()

@@ -1,10 +1,15 @@
-//! A Message for every S3 error document. s3s answers some errors with a bare code
-//! (InvalidBucketName, InvalidURI, SignatureDoesNotMatch, MissingContentLength…), and
-//! clients print the Message; each gets AWS's text for its code.
+//! A Message for every S3 error document, and a request id for every response. s3s
+//! answers some errors with a bare code (InvalidBucketName, InvalidURI,
+//! SignatureDoesNotMatch, MissingContentLength…), and clients print the Message; each
+//! gets AWS's text for its code. s3s sets no request id at all; AWS sends one on every
+//! response and repeats it in error documents, and clients report it with failures.
 
 use hyper::header::{HeaderValue, CONTENT_LENGTH};
 use hyper::Response;
+use rand::distr::{Alphanumeric, SampleString};
 use s3s::Body;
+
+const REQUEST_ID: &str = "x-amz-request-id";
 
 /// AWS's message for `code` (from its error-code reference), for codes that can reach
 /// a client without one.
@@ -85,6 +90,58 @@ pub(crate) fn fill(resp: &mut Response<Body>) {
     *resp.body_mut() = Body::from(filled);
 }
 
+/// A new request id: 16 upper-case letters and digits, the shape of AWS's.
+pub(crate) fn new_request_id() -> String {
+    Alphanumeric
+        .sample_string(&mut rand::rng(), 16)
+        .to_uppercase()
+}
+
+/// Give a response an `x-amz-request-id` header and an error document a `<RequestId>`
+/// equal to it; returns the id. A response that already names its request (STS answers
+/// carry their own `<RequestId>`) keeps that id in both places.
+pub(crate) fn identify(resp: &mut Response<Body>) -> String {
+    // Only documents built whole in memory are read; streamed bodies are objects.
+    let body = resp.body().bytes();
+    let xml = body.as_deref().and_then(|b| std::str::from_utf8(b).ok());
+    let in_body = xml.and_then(|x| {
+        let start = x.find("<RequestId>")? + "<RequestId>".len();
+        let len = x[start..].find("</RequestId>")?;
+        Some(x[start..start + len].to_string())
+    });
+    let header = resp
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let id = header
+        .clone()
+        .or_else(|| in_body.clone())
+        .unwrap_or_else(new_request_id);
+    if header.is_none() {
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert(REQUEST_ID, v);
+        }
+    }
+    if resp.status().as_u16() < 400 || in_body.is_some() {
+        return id;
+    }
+    let Some(at) = xml.and_then(|x| x.rfind("</Error>")) else {
+        return id;
+    };
+    let xml = xml.unwrap_or_default();
+    let filled = format!(
+        "{}<RequestId>{}</RequestId>{}",
+        &xml[..at],
+        crate::xml::escape(&id),
+        &xml[at..]
+    );
+    resp.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(filled.len()));
+    *resp.body_mut() = Body::from(filled);
+    id
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +156,49 @@ mod tests {
             assert_eq!(len.to_str().unwrap(), body.len().to_string());
         }
         String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    fn identified(status: u16, body: &str, header: Option<&str>) -> (String, String, String) {
+        let mut resp = Response::new(Body::from(body.to_string()));
+        *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+        if let Some(h) = header {
+            resp.headers_mut()
+                .insert(REQUEST_ID, HeaderValue::from_str(h).unwrap());
+        }
+        let id = identify(&mut resp);
+        let header = resp.headers()[REQUEST_ID].to_str().unwrap().to_string();
+        let body = String::from_utf8(resp.body().bytes().unwrap().to_vec()).unwrap();
+        if let Some(len) = resp.headers().get(CONTENT_LENGTH) {
+            assert_eq!(len.to_str().unwrap(), body.len().to_string());
+        }
+        (id, header, body)
+    }
+
+    #[test]
+    fn every_response_gets_a_request_id_and_error_documents_repeat_it() {
+        let (id, header, body) = identified(404, "<Error><Code>NoSuchKey</Code></Error>", None);
+        assert_eq!(id, header);
+        assert_eq!(id.len(), 16);
+        assert_eq!(
+            body,
+            format!("<Error><Code>NoSuchKey</Code><RequestId>{id}</RequestId></Error>")
+        );
+        let (id, _, body) = identified(403, "<Error><Code>X</Code></Error>", Some("ABC"));
+        assert_eq!(id, "ABC");
+        assert!(body.ends_with("<RequestId>ABC</RequestId></Error>"));
+        // STS documents name their request already: the header follows them.
+        let sts =
+            "<ErrorResponse><Error><Code>X</Code></Error><RequestId>Q1</RequestId></ErrorResponse>";
+        let (id, header, body) = identified(400, sts, None);
+        assert_eq!(
+            (id.as_str(), header.as_str(), body.as_str()),
+            ("Q1", "Q1", sts)
+        );
+        let (_, header, body) = identified(200, "<ListAllMyBucketsResult/>", None);
+        assert_eq!(
+            (header.len(), body.as_str()),
+            (16, "<ListAllMyBucketsResult/>")
+        );
     }
 
     #[test]

@@ -333,7 +333,7 @@ pub(crate) async fn complete(
         )
     })
     .await?;
-    let version_id = objects::shown_version(s, &input.bucket, &v.version_id).await;
+    let version_id = objects::written_version_id(&v.version_id);
     Ok(CompleteMultipartUploadOutput {
         location: Some(location(host.as_deref(), &input.bucket, &input.key)),
         bucket: Some(input.bucket),

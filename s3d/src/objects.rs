@@ -6,11 +6,13 @@
 use crate::body::{self, Received};
 use crate::buckets::timestamp;
 use crate::ctx::{self, blocking, Cybs3};
+use crate::identity::auth;
 use crate::object_lock::{self, lock_requested};
 use crate::versioning;
 use crate::{errors, tagging};
 use bytes::Bytes;
 use futures::Stream;
+use hyper::http::Extensions;
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Response, S3Result, TrailingHeaders};
 use std::pin::Pin;
@@ -74,11 +76,11 @@ pub(crate) async fn put(
     meta.etag = hex::encode(md5);
     meta.checksums = body::stored_checksums(&checksums);
     let etag = meta.etag.clone();
-    let (version, vstate) = commit(s, &input.bucket, writer, meta).await?;
+    let (version, _) = commit(s, &input.bucket, writer, meta).await?;
     Ok(PutObjectOutput {
         e_tag: Some(ETag::Strong(etag)),
         size: Some(version.size as i64),
-        version_id: versioning::shown_version_id(vstate, &version.version_id),
+        version_id: written_version_id(&version.version_id),
         checksum_crc32: checksums.checksum_crc32,
         checksum_crc32c: checksums.checksum_crc32c,
         checksum_crc64nvme: checksums.checksum_crc64nvme,
@@ -209,16 +211,33 @@ macro_rules! claimed_checksums {
 }
 pub(crate) use claimed_checksums;
 
+/// The Content-Encoding to keep: `aws-chunked` describes how the request body was sent,
+/// not the object, so S3 drops it (`gzip, aws-chunked` is stored as `gzip`, and
+/// `aws-chunked` alone stores none).
+fn stored_content_encoding(declared: &str) -> Option<String> {
+    let chunked = |e: &str| e.trim().eq_ignore_ascii_case("aws-chunked");
+    if !declared.split(',').any(chunked) {
+        return Some(declared.to_string());
+    }
+    let kept: Vec<&str> = declared
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !chunked(e))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
 pub(crate) fn object_meta(f: MetaFields<'_>) -> engine::ObjectMeta {
     let mut headers = Vec::new();
+    let content_encoding = f.content_encoding.and_then(|e| stored_content_encoding(e));
     for (name, value) in [
-        (CACHE_CONTROL, f.cache_control),
-        (CONTENT_DISPOSITION, f.content_disposition),
-        (CONTENT_ENCODING, f.content_encoding),
-        (CONTENT_LANGUAGE, f.content_language),
+        (CACHE_CONTROL, f.cache_control.cloned()),
+        (CONTENT_DISPOSITION, f.content_disposition.cloned()),
+        (CONTENT_ENCODING, content_encoding),
+        (CONTENT_LANGUAGE, f.content_language.cloned()),
     ] {
         if let Some(v) = value {
-            headers.push((name.to_string(), v.clone()));
+            headers.push((name.to_string(), v));
         }
     }
     if let Some(expires) = f.expires {
@@ -246,10 +265,19 @@ pub(crate) fn object_meta(f: MetaFields<'_>) -> engine::ObjectMeta {
     }
 }
 
-pub(crate) async fn get(s: &Cybs3, input: GetObjectInput) -> S3Result<GetObjectOutput> {
+/// GetObject. `extensions` are the request's: a missing key is told only to a caller
+/// who may list the bucket ([`auth::missing_key`]).
+pub(crate) async fn get(
+    s: &Cybs3,
+    input: GetObjectInput,
+    extensions: &Extensions,
+) -> S3Result<GetObjectOutput> {
     let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
     // Also answers delete markers (404/405 with their headers) and bad version ids.
-    let (reader, vstate) = versioning::open(s, bucket, key, vid).await?;
+    let (reader, vstate) = match versioning::open(s, bucket, key, vid).await {
+        Ok(opened) => opened,
+        Err(e) => return Err(auth::missing_key(extensions, e).await),
+    };
     let v = reader.version().clone();
     check_preconditions(
         &v,
@@ -299,12 +327,17 @@ pub(crate) async fn get(s: &Cybs3, input: GetObjectInput) -> S3Result<GetObjectO
     })
 }
 
+/// HeadObject; a missing key as for [`get`].
 pub(crate) async fn head(
     s: &Cybs3,
     input: HeadObjectInput,
+    extensions: &Extensions,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
-    let (v, vstate) = versioning::head(s, bucket, key, vid).await?;
+    let (v, vstate) = match versioning::head(s, bucket, key, vid).await {
+        Ok(found) => found,
+        Err(e) => return Err(auth::missing_key(extensions, e).await),
+    };
     check_preconditions(
         &v,
         input.if_match.as_ref(),
@@ -428,9 +461,9 @@ fn checksums_wanted(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
 }
 
-/// The `x-amz-version-id` to report for a version written or read by a copy, a
-/// completed upload or a tagging call: the "null" version counts only once the
-/// bucket has had versioning, which takes a look at the bucket.
+/// The version id to report for a copy's source or a tagging call's object: the
+/// "null" version counts only once the bucket has had versioning, which takes a look
+/// at the bucket.
 pub(crate) async fn shown_version(s: &Cybs3, bucket: &str, version_id: &str) -> Option<String> {
     if version_id != versioning::NULL_VERSION {
         return version_id_shown(engine::Versioning::Enabled, version_id);
@@ -445,6 +478,14 @@ pub(crate) async fn shown_version(s: &Cybs3, bucket: &str, version_id: &str) -> 
 
 fn version_id_shown(state: engine::Versioning, version_id: &str) -> Option<String> {
     versioning::shown_version_id(state, version_id)
+}
+
+/// The `x-amz-version-id` a write (PUT, copy, completed upload) answers with. Only a
+/// versioning-enabled bucket mints ids; the "null" version written while versioning is
+/// off or suspended is not named (AWS sends no header then).
+pub(crate) fn written_version_id(version_id: &str) -> Option<String> {
+    (version_id != versioning::NULL_VERSION && !version_id.is_empty())
+        .then(|| version_id.to_string())
 }
 
 /// HTTP dates have second precision: compare and report modification times in whole seconds.
@@ -516,7 +557,8 @@ impl Span {
                 S3ErrorCode::Custom("InvalidPartNumber".into()),
                 "The requested partnumber is not satisfiable",
             );
-            e.set_status_code(hyper::StatusCode::RANGE_NOT_SATISFIABLE);
+            // AWS answers 400 here, not the 416 of an unsatisfiable Range.
+            e.set_status_code(hyper::StatusCode::BAD_REQUEST);
             e
         };
         // Only a completed multipart upload has an ETag with a part count suffix;
@@ -760,6 +802,23 @@ mod tests {
     }
 
     #[test]
+    fn aws_chunked_is_not_a_stored_content_encoding() {
+        assert_eq!(
+            stored_content_encoding("gzip, aws-chunked").as_deref(),
+            Some("gzip")
+        );
+        assert_eq!(
+            stored_content_encoding("aws-chunked,br,gzip").as_deref(),
+            Some("br, gzip")
+        );
+        assert_eq!(stored_content_encoding("aws-chunked"), None);
+        assert_eq!(
+            stored_content_encoding("gzip,br").as_deref(),
+            Some("gzip,br")
+        );
+    }
+
+    #[test]
     fn part_numbers_select_one_part() {
         let mp = with_parts("abc-3", &[10, 10, 4]);
         let span = Span::select(&mp, None, Some(2)).unwrap();
@@ -772,7 +831,7 @@ mod tests {
         assert_eq!((last.start, last.end), (20, 24));
         let e = Span::select(&mp, None, Some(4)).unwrap_err();
         assert_eq!(e.code().as_str(), "InvalidPartNumber");
-        assert_eq!(e.status_code().unwrap().as_u16(), 416);
+        assert_eq!(e.status_code().unwrap().as_u16(), 400);
         for bad in [0, 10_001] {
             let e = Span::select(&mp, None, Some(bad)).unwrap_err();
             assert_eq!(e.code().as_str(), "InvalidArgument");

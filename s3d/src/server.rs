@@ -194,6 +194,7 @@ async fn handle(
             resp = post::finish(resp).await;
         }
         resp = list::add_user_metadata(resp);
+        resp = xml::reference_controls(resp);
         messages::fill(&mut resp);
         if let Some(cors) = cors {
             cors.apply(&store, &mut resp).await;
@@ -207,12 +208,13 @@ async fn handle(
             hyper::header::HeaderValue::from_static("close"),
         );
     }
+    let request_id = messages::identify(&mut resp);
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_millis() as u64;
     if status >= 500 {
-        tracing::warn!(%peer, %method, path, status, ms, "request failed");
+        tracing::warn!(%peer, %method, path, status, ms, request_id, "request failed");
     } else {
-        tracing::debug!(%peer, %method, path, status, ms, "request");
+        tracing::debug!(%peer, %method, path, status, ms, request_id, "request");
     }
     Ok(resp)
 }

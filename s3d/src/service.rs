@@ -83,13 +83,13 @@ impl S3 for Cybs3 {
     }
 
     async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> Res<ListBucketsOutput> {
-        let mut out = buckets::list(self).await?;
-        if let Caller::Bucket(own) = Caller::of(&req.extensions)? {
-            if let Some(buckets) = out.buckets.as_mut() {
-                buckets.retain(|b| b.name.as_deref() == Some(own.as_str()));
-            }
-        }
-        Ok(S3Response::new(out))
+        let only = match Caller::of(&req.extensions)? {
+            Caller::Bucket(own) => Some(own.as_str()),
+            _ => None,
+        };
+        buckets::list(self, req.input, only)
+            .await
+            .map(S3Response::new)
     }
 
     async fn get_bucket_location(
@@ -110,12 +110,14 @@ impl S3 for Cybs3 {
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> Res<GetObjectOutput> {
-        objects::get(self, req.input).await.map(S3Response::new)
+        objects::get(self, req.input, &req.extensions)
+            .await
+            .map(S3Response::new)
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> Res<HeadObjectOutput> {
         // Returns the response itself: HEAD carries a header the output cannot (tag count).
-        objects::head(self, req.input).await
+        objects::head(self, req.input, &req.extensions).await
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> Res<DeleteObjectOutput> {

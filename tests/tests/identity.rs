@@ -256,6 +256,56 @@ async fn users_groups_and_policies() {
 
 /// The status of a GET (curl) from `source`, anonymous or signed with `creds` (curl's
 /// SigV4; the shared `curl` helper's empty `Expect:` header would upset its signing).
+/// A GET or HEAD of a missing key answers 404 NoSuchKey to a caller who may list the
+/// bucket (s3:ListBucket) and 403 AccessDenied to one who may only read objects, as AWS
+/// does, so keys cannot be probed for.
+#[tokio::test]
+async fn missing_keys_are_told_only_to_callers_who_may_list() {
+    let (tmp, srv, root) = setup();
+    bucket(&root, "probe").await;
+    put(&root, "probe", "here", b"x".to_vec()).await;
+    let get_only = policy_file(
+        tmp.path(),
+        "get-only",
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::probe/*"}]}),
+    );
+    admin(&srv, &["admin", "policy", "add", "get-only", &get_only]);
+    let (getter, _, _) = user(&srv, "getter", &["--policy", "get-only"]);
+    let (reader, _, _) = user(&srv, "reader", &["--policy", "readonly"]);
+
+    assert_eq!(get(&getter, "probe", "here").await, b"x");
+    assert_eq!(head_status(&getter, "probe", "here").await, 200);
+    let (st, code) = fails(
+        getter
+            .get_object()
+            .bucket("probe")
+            .key("missing")
+            .send()
+            .await,
+    );
+    assert_eq!(
+        (st, code.as_str()),
+        (403, "AccessDenied"),
+        "GET without s3:ListBucket"
+    );
+    assert_eq!(
+        head_status(&getter, "probe", "missing").await,
+        403,
+        "HEAD without s3:ListBucket"
+    );
+
+    for (who, c) in [("reader", &reader), ("root", &root)] {
+        let (st, code) = fails(c.get_object().bucket("probe").key("missing").send().await);
+        assert_eq!((st, code.as_str()), (404, "NoSuchKey"), "GET as {who}");
+        assert_eq!(
+            head_status(c, "probe", "missing").await,
+            404,
+            "HEAD as {who}"
+        );
+    }
+}
+
 fn curl_get(srv: &Server, path: &str, source: &str, creds: Option<(&str, &str)>) -> u16 {
     let mut cmd = std::process::Command::new("curl");
     cmd.args([

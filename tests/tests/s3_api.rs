@@ -148,6 +148,82 @@ async fn bucket_create_head_list_location_delete() {
     assert_eq!((st, code.as_str()), (404, "NoSuchBucket"));
 }
 
+/// ListBuckets pages: max-buckets, an opaque continuation token, prefix (echoed back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_buckets_pages_by_max_buckets_token_and_prefix() {
+    let (_t, _s, c) = setup();
+    for b in ["a-1", "a-2", "a-3", "b-1", "b-2"] {
+        bucket(&c, b).await;
+    }
+    let names = |out: &aws_sdk_s3::operation::list_buckets::ListBucketsOutput| -> Vec<String> {
+        out.buckets()
+            .iter()
+            .filter_map(|b| b.name().map(str::to_string))
+            .collect()
+    };
+
+    let all = c.list_buckets().send().await.expect("list");
+    assert_eq!(names(&all), ["a-1", "a-2", "a-3", "b-1", "b-2"]);
+    assert_eq!(all.continuation_token(), None, "everything fits: no token");
+    assert_eq!(all.prefix(), None, "no prefix sent, none echoed");
+
+    let mut seen = Vec::new();
+    let mut token = None;
+    let mut pages = 0;
+    loop {
+        let out = c
+            .list_buckets()
+            .max_buckets(2)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .expect("list page");
+        let page = names(&out);
+        assert!(page.len() <= 2, "{page:?}");
+        seen.extend(page);
+        pages += 1;
+        match out.continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a-1", "a-2", "a-3", "b-1", "b-2"]);
+    assert_eq!(pages, 3);
+
+    let out = c
+        .list_buckets()
+        .prefix("b-")
+        .max_buckets(1)
+        .send()
+        .await
+        .expect("list prefix");
+    assert_eq!(names(&out), ["b-1"]);
+    assert_eq!(out.prefix(), Some("b-"));
+    let next = out.continuation_token().expect("one more b- bucket");
+    let out = c
+        .list_buckets()
+        .prefix("b-")
+        .max_buckets(1)
+        .continuation_token(next)
+        .send()
+        .await
+        .expect("list prefix page 2");
+    assert_eq!(names(&out), ["b-2"]);
+    assert_eq!(out.continuation_token(), None);
+
+    let out = c.list_buckets().prefix("zz").send().await.expect("none");
+    assert!(out.buckets().is_empty());
+
+    for bad in [0, 10_001] {
+        let (st, code) = fails(c.list_buckets().max_buckets(bad).send().await);
+        assert_eq!(
+            (st, code.as_str()),
+            (400, "InvalidArgument"),
+            "max-buckets={bad}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_bucket_names_are_refused() {
     let (_t, _s, c) = setup();
@@ -442,6 +518,65 @@ async fn metadata_and_standard_headers_round_trip() {
     assert_eq!(g.content_type(), Some("application/json"));
     assert_eq!(g.content_disposition(), Some("inline"));
     assert_eq!(g.cache_control(), Some("no-cache"));
+}
+
+/// `aws-chunked` names how a body was sent, not the object: S3 drops it from the stored
+/// Content-Encoding (`gzip, aws-chunked` is kept as `gzip`; `aws-chunked` alone keeps none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_chunked_is_dropped_from_the_stored_content_encoding() {
+    let (_t, _s, c) = setup();
+    bucket(&c, "enc").await;
+    for (key, sent, kept) in [
+        ("gz", "gzip, aws-chunked", Some("gzip")),
+        ("plain", "aws-chunked", None),
+        ("br", "br", Some("br")),
+    ] {
+        c.put_object()
+            .bucket("enc")
+            .key(key)
+            .content_encoding(sent)
+            .body(ByteStream::from_static(b"body"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+        let h = c.head_object().bucket("enc").key(key).send().await.unwrap();
+        assert_eq!(h.content_encoding(), kept, "HEAD {key}");
+        let g = c.get_object().bucket("enc").key(key).send().await.unwrap();
+        assert_eq!(g.content_encoding(), kept, "GET {key}");
+        assert_eq!(
+            g.body.collect().await.unwrap().into_bytes().as_ref(),
+            b"body"
+        );
+    }
+    // The same for multipart uploads, which take their headers at creation.
+    let id = c
+        .create_multipart_upload()
+        .bucket("enc")
+        .key("mp")
+        .content_encoding("gzip,aws-chunked")
+        .send()
+        .await
+        .expect("create")
+        .upload_id()
+        .unwrap()
+        .to_string();
+    let e1 = upload_part(&c, "enc", "mp", &id, 1, b"part".to_vec()).await;
+    c.complete_multipart_upload()
+        .bucket("enc")
+        .key("mp")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &e1)]))
+        .send()
+        .await
+        .expect("complete");
+    let h = c
+        .head_object()
+        .bucket("enc")
+        .key("mp")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.content_encoding(), Some("gzip"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1331,6 +1466,150 @@ async fn list_objects_v1_marker() {
     assert_eq!(cps, ["dir with space/"]);
 }
 
+/// ListObjects v1 echoes Marker (empty when none was given); `delimiter=` (empty) is no
+/// delimiter; encoding-type=url covers Prefix, Delimiter, Marker/StartAfter, KeyMarker,
+/// NextKeyMarker, keys and common prefixes in v1, v2 and ListObjectVersions; keys with
+/// control characters list (raw where XML allows them, escaped where it cannot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_markers_empty_delimiter_url_encoding_and_control_characters() {
+    let (_t, _s, c) = setup();
+    bucket(&c, "lst").await;
+    let keys = ["a b/1", "a b/2", "ctl\u{1}key", "tab\tkey", "z+"];
+    for k in keys {
+        put(&c, "lst", k, b"x".to_vec()).await;
+    }
+    let dec = |v: Option<&str>| v.map(url_decode);
+
+    // v1: Marker echoed, empty without one.
+    let out = c
+        .list_objects()
+        .bucket("lst")
+        .prefix("tab")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.marker(),
+        Some(""),
+        "an empty <Marker> when none was given"
+    );
+    let got: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(got, ["tab\tkey"], "a tab lists as itself");
+    let out = c
+        .list_objects()
+        .bucket("lst")
+        .prefix("tab")
+        .marker("a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.marker(), Some("a"));
+
+    // An empty delimiter is no delimiter (v1, v2, versions).
+    let v1 = c
+        .list_objects()
+        .bucket("lst")
+        .delimiter("")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    let got: Vec<String> = v1.contents().iter().filter_map(|o| dec(o.key())).collect();
+    assert_eq!(got, keys);
+    assert!(v1.common_prefixes().is_empty());
+    assert_eq!(v1.delimiter(), None);
+    let v2 = c
+        .list_objects_v2()
+        .bucket("lst")
+        .delimiter("")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    let got: Vec<String> = v2.contents().iter().filter_map(|o| dec(o.key())).collect();
+    assert_eq!(got, keys);
+    assert!(v2.common_prefixes().is_empty());
+    assert_eq!(v2.delimiter(), None);
+    let vs = c
+        .list_object_versions()
+        .bucket("lst")
+        .delimiter("")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vs.versions().len(), keys.len());
+    assert!(vs.common_prefixes().is_empty());
+
+    // encoding-type=url on every name the answer carries.
+    let v1 = c
+        .list_objects()
+        .bucket("lst")
+        .prefix("a b")
+        .delimiter("/")
+        .marker("a b")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v1.prefix(), Some("a%20b"));
+    assert_eq!(v1.delimiter(), Some("/"));
+    assert_eq!(v1.marker(), Some("a%20b"));
+    let cps: Vec<Option<&str>> = v1.common_prefixes().iter().map(|p| p.prefix()).collect();
+    assert_eq!(cps, [Some("a%20b/")]);
+    let v1 = c
+        .list_objects()
+        .bucket("lst")
+        .marker("b")
+        .max_keys(1)
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    let got: Vec<&str> = v1.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(got, ["ctl%01key"], "a control character, percent-encoded");
+    assert_eq!(v1.next_marker(), Some("ctl%01key"));
+
+    let v2 = c
+        .list_objects_v2()
+        .bucket("lst")
+        .start_after("ctl\u{1}key")
+        .max_keys(1)
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v2.start_after(), Some("ctl%01key"));
+    let got: Vec<&str> = v2.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(got, ["tab%09key"]);
+
+    let vs = c
+        .list_object_versions()
+        .bucket("lst")
+        .key_marker("a b/2")
+        .max_keys(1)
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vs.key_marker(), Some("a%20b/2"));
+    let got: Vec<Option<&str>> = vs.versions().iter().map(|v| v.key()).collect();
+    assert_eq!(got, [Some("ctl%01key")]);
+    assert_eq!(vs.next_key_marker(), Some("ctl%01key"));
+    assert_eq!(vs.is_truncated(), Some(true));
+    let vs = c
+        .list_object_versions()
+        .bucket("lst")
+        .prefix("z+")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vs.prefix(), Some("z%2B"));
+    let got: Vec<Option<&str>> = vs.versions().iter().map(|v| v.key()).collect();
+    assert_eq!(got, [Some("z%2B")]);
+}
+
 // ---------------------------------------------------------------- multipart
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1494,6 +1773,104 @@ async fn multipart_upload_complete_list_parts_and_uploads() {
             .await,
     );
     assert_eq!((st, code.as_str()), (404, "NoSuchUpload"));
+}
+
+/// partNumber beyond an object's parts: 400 InvalidPartNumber on GET and HEAD (not a 416).
+/// An object not uploaded in parts is its own part 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn part_number_out_of_range_is_invalid_part_number() {
+    let (_t, _s, c) = setup();
+    bucket(&c, "pnum").await;
+    let id = create_mpu(&c, "pnum", "mp").await;
+    let (p1, p2) = (content("pn1", 5 * MIB), content("pn2", 10));
+    let e1 = upload_part(&c, "pnum", "mp", &id, 1, p1).await;
+    let e2 = upload_part(&c, "pnum", "mp", &id, 2, p2.clone()).await;
+    c.complete_multipart_upload()
+        .bucket("pnum")
+        .key("mp")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
+        .send()
+        .await
+        .expect("complete");
+    let last = c
+        .get_object()
+        .bucket("pnum")
+        .key("mp")
+        .part_number(2)
+        .send()
+        .await
+        .expect("last part");
+    assert_eq!(last.parts_count(), Some(2));
+    assert_eq!(last.body.collect().await.unwrap().into_bytes().as_ref(), p2);
+    let (st, code) = fails(
+        c.get_object()
+            .bucket("pnum")
+            .key("mp")
+            .part_number(3)
+            .send()
+            .await,
+    );
+    assert_eq!(
+        (st, code.as_str()),
+        (400, "InvalidPartNumber"),
+        "GET part 3 of 2"
+    );
+    let (st, _) = fails(
+        c.head_object()
+            .bucket("pnum")
+            .key("mp")
+            .part_number(3)
+            .send()
+            .await,
+    );
+    assert_eq!(st, 400, "HEAD part 3 of 2");
+
+    put(&c, "pnum", "single", b"whole object".to_vec()).await;
+    let one = c
+        .get_object()
+        .bucket("pnum")
+        .key("single")
+        .part_number(1)
+        .send()
+        .await
+        .expect("part 1 of a single-part object");
+    assert_eq!(one.content_length(), Some(12));
+    assert_eq!(
+        one.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"whole object"
+    );
+    let h = c
+        .head_object()
+        .bucket("pnum")
+        .key("single")
+        .part_number(1)
+        .send()
+        .await
+        .expect("HEAD part 1");
+    assert_eq!(h.content_length(), Some(12));
+    let (st, code) = fails(
+        c.get_object()
+            .bucket("pnum")
+            .key("single")
+            .part_number(2)
+            .send()
+            .await,
+    );
+    assert_eq!(
+        (st, code.as_str()),
+        (400, "InvalidPartNumber"),
+        "GET part 2 of 1"
+    );
+    let (st, _) = fails(
+        c.head_object()
+            .bucket("pnum")
+            .key("single")
+            .part_number(2)
+            .send()
+            .await,
+    );
+    assert_eq!(st, 400, "HEAD part 2 of 1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2058,6 +2435,72 @@ async fn suspended_versioning_uses_the_null_version() {
         g.body.collect().await.unwrap().into_bytes().as_ref(),
         b"one"
     );
+}
+
+/// PutObject, CopyObject and CompleteMultipartUpload name the version they wrote only in
+/// a versioning-enabled bucket: unversioned and suspended buckets send no x-amz-version-id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_send_a_version_id_only_when_versioning_is_enabled() {
+    let (_t, _s, c) = setup();
+    for (b, state) in [
+        ("plain", None),
+        ("vers-on", Some(BucketVersioningStatus::Enabled)),
+        ("paused", Some(BucketVersioningStatus::Suspended)),
+    ] {
+        bucket(&c, b).await;
+        if let Some(state) = state {
+            set_versioning(&c, b, state).await;
+        }
+        let versioned = b == "vers-on";
+        let put = c
+            .put_object()
+            .bucket(b)
+            .key("k")
+            .body(ByteStream::from_static(b"data"))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(
+            put.version_id().is_some(),
+            versioned,
+            "{b}: PUT {:?}",
+            put.version_id()
+        );
+        let copy = c
+            .copy_object()
+            .bucket(b)
+            .key("copy")
+            .copy_source(format!("{b}/k"))
+            .send()
+            .await
+            .expect("copy");
+        assert_eq!(
+            copy.version_id().is_some(),
+            versioned,
+            "{b}: copy {:?}",
+            copy.version_id()
+        );
+        let id = create_mpu(&c, b, "mp").await;
+        let e1 = upload_part(&c, b, "mp", &id, 1, b"part".to_vec()).await;
+        let done = c
+            .complete_multipart_upload()
+            .bucket(b)
+            .key("mp")
+            .upload_id(&id)
+            .multipart_upload(completed(&[(1, &e1)]))
+            .send()
+            .await
+            .expect("complete");
+        assert_eq!(
+            done.version_id().is_some(),
+            versioned,
+            "{b}: complete {:?}",
+            done.version_id()
+        );
+        if versioned {
+            assert_ne!(put.version_id(), Some("null"));
+        }
+    }
 }
 
 // ---------------------------------------------------------------- presigned URLs

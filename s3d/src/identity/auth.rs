@@ -21,7 +21,7 @@ use s3s::dto::{
     UploadPartCopyInput,
 };
 use s3s::path::S3Path;
-use s3s::{s3_error, S3Error, S3Request, S3Result};
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Result};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::future::Future;
@@ -105,6 +105,7 @@ impl Caller {
 }
 
 /// What a request asks for, in IAM terms.
+#[derive(Clone)]
 struct Ask {
     op: String,
     bucket: Option<String>,
@@ -227,10 +228,7 @@ impl Identities {
     }
 
     fn authorize(&self, caller: &Caller, ask: &Ask) -> S3Result<()> {
-        let allowed = match caller {
-            Caller::Bucket(own) => bucket_key_may(own, ask),
-            _ => self.evaluate(caller, ask)?,
-        };
+        let allowed = self.may(caller, ask)?;
         // Allows are the normal case and a line per request costs a quarter of the small
         // HEAD rate, so they are debug (`RUST_LOG=cybs3::auth=debug`); denials are info.
         // (Fields are evaluated only when the level is on.)
@@ -241,6 +239,14 @@ impl Identities {
         } else {
             tracing::info!(target: "cybs3::auth", caller = caller.name(), action = action(), resource = %resource(ask.bucket.as_deref(), ask.key.as_deref()), source = %ask.source, decision = "deny");
             Err(denied())
+        }
+    }
+
+    /// Whether `caller` may do what `ask` asks, unlogged.
+    fn may(&self, caller: &Caller, ask: &Ask) -> S3Result<bool> {
+        match caller {
+            Caller::Bucket(own) => Ok(bucket_key_may(own, ask)),
+            _ => self.evaluate(caller, ask),
         }
     }
 
@@ -332,6 +338,14 @@ impl Identities {
             query: query_pairs(cx.uri()),
             source,
         };
+        // A GET or HEAD may find its key missing; the listing question is kept for then.
+        let reads = matches!(ask.op.as_str(), "GetObject" | "HeadObject");
+        let list = reads.then(|| Ask {
+            op: "ListObjects".to_string(),
+            key: None,
+            query: Vec::new(),
+            ..ask.clone()
+        });
         let this = self.clone();
         let caller = ctx::spawn(move || {
             let caller = this
@@ -340,6 +354,13 @@ impl Identities {
             this.authorize(&caller, &ask).map(|()| caller)
         })
         .await??;
+        if let Some(ask) = list {
+            cx.extensions_mut().insert(ListCheck {
+                identities: self.clone(),
+                caller: caller.clone(),
+                ask,
+            });
+        }
         cx.extensions_mut().insert(caller);
         Ok(())
     }
@@ -391,6 +412,47 @@ impl Identities {
         };
         let this = self.clone();
         ctx::spawn(move || this.authorize(&caller, &ask)).await?
+    }
+}
+
+/// For a GET or HEAD of an object: whether its caller may list the bucket (s3:ListBucket),
+/// asked only once the key turns out to be missing. AWS tells a missing key (404
+/// NoSuchKey) only to callers who could learn it from a listing; others get 403
+/// AccessDenied, so keys cannot be probed for.
+#[derive(Clone)]
+pub(crate) struct ListCheck {
+    identities: Identities,
+    caller: Caller,
+    ask: Ask,
+}
+
+/// The error a GET or HEAD answers with: NoSuchKey becomes AccessDenied for a caller
+/// who may not list the bucket. Other errors, and requests without a [`ListCheck`],
+/// keep theirs.
+pub(crate) async fn missing_key(extensions: &Extensions, e: S3Error) -> S3Error {
+    if *e.code() != S3ErrorCode::NoSuchKey {
+        return e;
+    }
+    let Some(ListCheck {
+        identities,
+        caller,
+        ask,
+    }) = extensions.get::<ListCheck>().cloned()
+    else {
+        return e;
+    };
+    let may_list = ctx::spawn(move || {
+        let may = identities.may(&caller, &ask);
+        if let Ok(may) = may {
+            tracing::debug!(target: "cybs3::auth", caller = caller.name(), action = "s3:ListBucket", resource = %resource(ask.bucket.as_deref(), None), source = %ask.source, decision = if may { "allow" } else { "deny" }, "for a missing key");
+        }
+        may
+    })
+    .await;
+    match may_list {
+        Ok(Ok(true)) => e,
+        Ok(Ok(false)) => denied(),
+        Ok(Err(failed)) | Err(failed) => failed,
     }
 }
 

@@ -289,7 +289,7 @@ fn success_response(action: &str, g: &Granted) -> S3Response<Body> {
         g.secret_key,
         g.token,
         iso8601(g.expires_unix),
-        request_id()
+        crate::messages::new_request_id()
     );
     xml_response(StatusCode::OK, xml)
 }
@@ -305,7 +305,7 @@ fn error_response(Refusal(status, code, message): Refusal) -> S3Response<Body> {
             "Sender"
         },
         escape(&message),
-        request_id()
+        crate::messages::new_request_id()
     );
     xml_response(status, xml)
 }
@@ -317,10 +317,4 @@ fn xml_response(status: StatusCode, xml: String) -> S3Response<Body> {
         hyper::header::HeaderValue::from_static("text/xml"),
     );
     r
-}
-
-fn request_id() -> String {
-    Alphanumeric
-        .sample_string(&mut rand::rng(), 16)
-        .to_uppercase()
 }
