@@ -2814,3 +2814,76 @@ async fn virtual_hosted_style_requests() {
     // Path style keeps working alongside.
     assert!(get(&c, "vhost", "dir/obj.txt").await == data);
 }
+
+/// Conditional writes: `If-None-Match: *` creates only, `If-Match` replaces only the
+/// version it names, on PutObject and CompleteMultipartUpload; checked when the write
+/// commits, so of racing creates exactly one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_writes_put_and_complete() {
+    let (_t, _s, c) = setup();
+    bucket(&c, "cond").await;
+    let put = |k: &'static str, body: &'static [u8]| {
+        c.put_object()
+            .bucket("cond")
+            .key(k)
+            .body(ByteStream::from_static(body))
+    };
+    let first = put("k", b"one").if_none_match("*").send().await.unwrap();
+    let e = put("k", b"two").if_none_match("*").send().await;
+    assert_eq!(fails(e), (412, "PreconditionFailed".into()));
+    let e = put("k", b"two")
+        .if_match("\"ffffffffffffffffffffffffffffffff\"")
+        .send()
+        .await;
+    assert_eq!(fails(e), (412, "PreconditionFailed".into()));
+    let e = put("absent", b"x")
+        .if_match(first.e_tag().unwrap())
+        .send()
+        .await;
+    assert_eq!(fails(e), (404, "NoSuchKey".into()));
+    put("k", b"two")
+        .if_match(first.e_tag().unwrap())
+        .send()
+        .await
+        .expect("If-Match with the current ETag");
+    assert_eq!(get(&c, "cond", "k").await, b"two");
+
+    // Racing creates: exactly one wins.
+    let racers: Vec<_> = (0..16)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.put_object()
+                    .bucket("cond")
+                    .key("race")
+                    .body(ByteStream::from(format!("racer {i}").into_bytes()))
+                    .if_none_match("*")
+                    .send()
+                    .await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for r in racers {
+        results.push(r.await.unwrap());
+    }
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    for r in results.into_iter().filter(|r| r.is_err()) {
+        assert_eq!(fails(r), (412, "PreconditionFailed".into()));
+    }
+
+    // CompleteMultipartUpload over an existing key with If-None-Match: *.
+    let id = create_mpu(&c, "cond", "k").await;
+    let etag = upload_part(&c, "cond", "k", &id, 1, b"part".to_vec()).await;
+    let complete = || {
+        c.complete_multipart_upload()
+            .bucket("cond")
+            .key("k")
+            .upload_id(&id)
+            .multipart_upload(completed(&[(1, &etag)]))
+    };
+    let e = complete().if_none_match("*").send().await;
+    assert_eq!(fails(e), (412, "PreconditionFailed".into()));
+    complete().send().await.expect("unconditional completion");
+}
