@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use vault::vault::{Entry, UploadAttrs, Vault};
+use vault::vault::{Entry, Lock, UploadAttrs, Vault};
 
 /// Files in flight for `cp -r` and `rm -r`.
 const JOBS: usize = 8;
@@ -19,6 +19,10 @@ pub struct LsArgs {
     /// Every file below, not just the directory's entries
     #[arg(short, long)]
     pub recursive: bool,
+    /// The versions of one file, newest first, with their object lock
+    /// (read one with `cybs3 cp VAULT:path@VERSION DEST`)
+    #[arg(long, conflicts_with = "recursive")]
+    pub versions: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -61,6 +65,9 @@ fn vault_path(s: &str) -> Result<(Option<String>, String)> {
 pub fn ls(args: LsArgs) -> Result<()> {
     let (name, path) = vault_path(&args.path)?;
     let vault = open_vault(name.as_deref())?;
+    if args.versions {
+        return ls_versions(&vault, &path, args.json);
+    }
     let entries = crate::block_on(vault.list(&path, args.recursive))?;
     if args.json {
         let v: Vec<_> = entries
@@ -88,6 +95,63 @@ pub fn ls(args: LsArgs) -> Result<()> {
                 e.path
             );
         }
+    }
+    Ok(())
+}
+
+fn ls_versions(vault: &Vault, path: &str, json: bool) -> Result<()> {
+    let versions = crate::block_on(vault.versions(path))?;
+    if versions.is_empty() {
+        return Err(crate::block_on(vault.missing(path)).into());
+    }
+    let lock_text = |l: &Lock| {
+        let mut parts = Vec::new();
+        if let Some((mode, until)) = &l.retention {
+            parts.push(format!(
+                "{mode} until {}",
+                until.map(humantime).unwrap_or_default()
+            ));
+        }
+        if l.legal_hold {
+            parts.push("legal hold".to_string());
+        }
+        parts.join(", ")
+    };
+    if json {
+        let v: Vec<_> = versions
+            .iter()
+            .map(|v| {
+                json!({
+                    "version": v.id,
+                    "size": v.size,
+                    "stored": v.stored.map(humantime),
+                    "latest": v.latest,
+                    "deleted": v.deleted,
+                    "retention": v.lock.retention.as_ref().map(|(mode, until)| json!({
+                        "mode": mode,
+                        "until": until.map(humantime),
+                    })),
+                    "legal_hold": v.lock.legal_hold,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string(&v)?);
+        return Ok(());
+    }
+    for v in &versions {
+        let what = match (v.deleted, v.latest) {
+            (true, _) => "deleted",
+            (false, true) => "latest",
+            (false, false) => "",
+        };
+        println!(
+            "{:<32}  {:>12}  {:<19}  {:<7}  {}",
+            v.id,
+            v.size,
+            v.stored.map(humantime).unwrap_or_default(),
+            what,
+            lock_text(&v.lock)
+        );
     }
     Ok(())
 }
@@ -146,7 +210,8 @@ pub fn rm(args: RmArgs) -> Result<()> {
 /// One file to copy: source and destination.
 enum Job {
     Up(PathBuf, String),
-    Down(String, PathBuf),
+    /// A vault path (and a version of it, `VAULT:path@VERSION`) to a local file.
+    Down(String, Option<String>, PathBuf),
 }
 
 pub fn cp(args: CpArgs) -> Result<bool> {
@@ -188,14 +253,28 @@ async fn remote_jobs(
     into: bool,
     recursive: bool,
 ) -> Result<Vec<Job>> {
-    if vault.stat(from).await?.is_some() {
-        let base = from.rsplit('/').next().unwrap_or(from).to_string();
+    let one = |path: &str, version: Option<&str>| {
+        let base = path.rsplit('/').next().unwrap_or(path).to_string();
         let to = if into || to.is_dir() {
             to.join(base)
         } else {
             to.to_path_buf()
         };
-        return Ok(vec![Job::Down(from.to_string(), to)]);
+        vec![Job::Down(path.to_string(), version.map(str::to_string), to)]
+    };
+    if vault.stat(from).await?.is_some() {
+        return Ok(one(from, None));
+    }
+    // `path@VERSION`, unless a file is named so (checked above).
+    if let Some((path, version)) = from.rsplit_once('@').filter(|(_, v)| !v.contains('/')) {
+        if vault
+            .versions(path)
+            .await?
+            .iter()
+            .any(|v| v.id == version && !v.deleted)
+        {
+            return Ok(one(path, Some(version)));
+        }
     }
     let below: Vec<Entry> = vault.list(from, true).await?;
     if below.is_empty() {
@@ -215,7 +294,7 @@ async fn remote_jobs(
                 .trim_start_matches('/')
                 .to_string();
             let local = to.join(&rel);
-            Job::Down(e.path, local)
+            Job::Down(e.path, None, local)
         })
         .collect())
 }
@@ -246,7 +325,7 @@ async fn run_jobs(vault: &Vault, jobs: Vec<Job>, json: bool, quiet: bool) -> boo
                     bar.finish_and_clear();
                     ("upload", format!("{}:{path}", vault.name), r)
                 }
-                Job::Down(path, local) => {
+                Job::Down(path, version, local) => {
                     let size = vault.stat(path).await.ok().flatten().map_or(0, |m| m.size);
                     let (bar, progress) = bytes_bar(
                         size,
@@ -254,7 +333,7 @@ async fn run_jobs(vault: &Vault, jobs: Vec<Job>, json: bool, quiet: bool) -> boo
                         &format!("{}:{path} → {}", vault.name, local.display()),
                     );
                     let r = vault
-                        .download(path, local, progress)
+                        .download_version(path, version.as_deref(), local, progress)
                         .await
                         .map_err(Into::into);
                     bar.finish_and_clear();

@@ -532,6 +532,24 @@ fn the_cli_and_the_mount_leave_locked_versions_in_place() {
         std::fs::write(m.p("mounted.txt"), b"written through the mount").unwrap();
         std::fs::remove_file(m.p("mounted.txt")).expect("unlink adds a delete marker");
     }
+    // The CLI shows the versions with their lock, and reads the locked one by its id.
+    let listed: serde_json::Value =
+        serde_json::from_str(&v.ok(&["ls", "--versions", "lockv:doc.txt", "--json"])).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["deleted"], true);
+    assert_eq!(listed[1]["retention"]["mode"], "COMPLIANCE", "{listed:?}");
+    let kept = listed[1]["version"].as_str().unwrap();
+    let out = v.home.join("restored.txt");
+    v.ok(&[
+        "cp",
+        &format!("lockv:doc.txt@{kept}"),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"signed contract");
+    let text = v.ok(&["ls", "--versions", "lockv:doc.txt"]);
+    assert!(text.contains("COMPLIANCE until"), "{text}");
+
     rt.block_on(async {
         for (key, body) in [
             ("doc.txt", &b"signed contract"[..]),
@@ -576,4 +594,52 @@ fn the_cli_and_the_mount_leave_locked_versions_in_place() {
             );
         }
     });
+}
+
+/// An encrypted vault over a versioned bucket: an older version is read by its id (still
+/// checked against its path, and not taken for a rollback).
+#[test]
+fn an_encrypted_vaults_older_version_is_read_by_its_id() {
+    use cybs3_tests::mount::{rt, s3};
+    use cybs3_tests::LocalVault;
+    let v = LocalVault::new();
+    let bucket = v.vault_json("local")["bucket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = s3(&v);
+    rt().block_on(async {
+        c.put_bucket_versioning()
+            .bucket(&bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let local = v.home.join("notes.txt");
+    for text in ["first draft", "second draft"] {
+        std::fs::write(&local, text).unwrap();
+        v.ok(&["cp", local.to_str().unwrap(), "local:notes.txt"]);
+    }
+    let listed: serde_json::Value =
+        serde_json::from_str(&v.ok(&["ls", "--versions", "local:notes.txt", "--json"])).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["latest"], true);
+    assert_eq!(listed[0]["size"], 12);
+    assert_eq!(listed[1]["size"], 11);
+    let first = listed[1]["version"].as_str().unwrap();
+    let out = v.home.join("first.txt");
+    v.ok(&[
+        "cp",
+        &format!("local:notes.txt@{first}"),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"first draft");
+    // The current version still reads as the newest.
+    assert_eq!(v.ok(&["cat", "local:notes.txt"]), "second draft");
 }

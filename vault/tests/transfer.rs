@@ -13,7 +13,7 @@ use bytes::Bytes;
 use cybs3_vault::crypto::{FileSecrets, Identity, Opener, Sealer, CHUNK};
 use cybs3_vault::download_file::DownloadFile;
 use cybs3_vault::transfer::{
-    FileSource, Progress, Resume, SealedSource, Sink, Source, Transfers, UploadOutcome,
+    FileSource, Pin, Progress, Resume, SealedSource, Sink, Source, Transfers, UploadOutcome,
 };
 use cybs3_vault::S3Target;
 use tempfile::TempDir;
@@ -345,13 +345,16 @@ async fn sealed_uploads_decrypt_through_fetched_ranges() {
 
     let info = t.head(BUCKET, "sealed").await.unwrap().unwrap();
     assert_eq!(info.size, cipher_len);
-    let etag = info.etag.as_deref();
+    let pin = Pin {
+        etag: info.etag.as_deref(),
+        version: None,
+    };
     let prefix = Arc::new(Mutex::new(Bytes::new()));
     let keep = prefix.clone();
     t.fetch_ranges(
         BUCKET,
         "sealed",
-        etag,
+        pin,
         vec![(0, 1024)],
         1024,
         Arc::new(move |_, bytes| {
@@ -383,7 +386,7 @@ async fn sealed_uploads_decrypt_through_fetched_ranges() {
     t.fetch_ranges(
         BUCKET,
         "sealed",
-        etag,
+        pin,
         ranges,
         3 * sealed_chunk as usize,
         Arc::new(move |start, cipher| {

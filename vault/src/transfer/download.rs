@@ -1,7 +1,7 @@
 //! Ranged downloads: a first GET that brings the metadata, then ranges in parallel,
 //! each streamed in pieces to a consumer and retried when its body breaks off.
 
-use super::{ObjectInfo, Progress, RangeConsumer, Sink, Transfers, PIECE, RANGES_IN_FLIGHT};
+use super::{ObjectInfo, Pin, Progress, RangeConsumer, Sink, Transfers, PIECE, RANGES_IN_FLIGHT};
 use crate::blocking::blocking;
 use crate::error::{status, Error, Result, ResultExt};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
@@ -41,7 +41,7 @@ impl Transfers {
         // A small first request: it is held whole, and the rest streams.
         let first_end = end.map_or(start + PIECE as u64, |end| end.min(start + PIECE as u64));
         let (info, data) = self
-            .get_first(bucket, key, start, first_end)
+            .get_first(bucket, key, start, first_end, None)
             .await?
             .ok_or_else(|| no_such_object(bucket, key))?;
         let end = end.unwrap_or(info.size);
@@ -69,30 +69,39 @@ impl Transfers {
             .step_by(step as usize)
             .map(|at| (at, (at + step).min(end)))
             .collect();
-        self.fetch_ranges(bucket, key, info.etag.as_deref(), ranges, PIECE, each)
+        let pin = Pin {
+            etag: info.etag.as_deref(),
+            version: None,
+        };
+        self.fetch_ranges(bucket, key, pin, ranges, PIECE, each)
             .await?;
         Ok(info)
     }
 
-    /// One GET of `[start, end)` of `bucket/key` (less at the object's end): the object's
-    /// size and metadata with the bytes, so a small object costs one request. `None`: no
-    /// such object. Past the object's end (an empty object) there are no bytes, and one
-    /// HEAD finds the metadata.
+    /// One GET of `[start, end)` of `bucket/key` (less at the object's end), of `version`
+    /// or the current one: the object's size and metadata with the bytes, so a small
+    /// object costs one request. `None`: no such object. Past the object's end (an empty
+    /// object) there are no bytes, and one HEAD finds the metadata.
     pub async fn get_first(
         &self,
         bucket: &str,
         key: &str,
         start: u64,
         end: u64,
+        version: Option<&str>,
     ) -> Result<Option<(ObjectInfo, Bytes)>> {
         let failed = || format!("download of {bucket}/{key} failed at bytes {start}..{end}");
         let mut data = BytesMut::new();
+        let pin = Pin {
+            etag: None,
+            version,
+        };
         let Some(out) = self
-            .get_range_into(bucket, key, start, end, None, &mut data)
+            .get_range_into(bucket, key, start, end, pin, &mut data)
             .await
             .with_context(failed)?
         else {
-            let info = self.head(bucket, key).await?;
+            let info = self.head_version(bucket, key, version).await?;
             return Ok(info.map(|info| (info, Bytes::new())));
         };
         let size = object_size(&out, start, end, data.len() as u64).with_context(failed)?;
@@ -102,14 +111,14 @@ impl Transfers {
     /// Fetches each of `ranges` (`[start, end)`, non-empty) of `bucket/key` as one of the
     /// [`RANGES_IN_FLIGHT`] slots of all downloads frees up (first asked, first served, so
     /// concurrent downloads progress together), and hands it to `each` in pieces of `piece` bytes (less at a range's end) as
-    /// it arrives, so memory does not grow with the range. With `etag`, every request
-    /// carries `If-Match`: an object replaced meanwhile is an error. Stops at the first
+    /// it arrives, so memory does not grow with the range. Every request is pinned to
+    /// `pin`: with its ETag, an object replaced meanwhile is an error. Stops at the first
     /// error.
     pub async fn fetch_ranges(
         &self,
         bucket: &str,
         key: &str,
-        etag: Option<&str>,
+        pin: Pin<'_>,
         ranges: Vec<(u64, u64)>,
         piece: usize,
         each: RangeConsumer,
@@ -122,7 +131,7 @@ impl Transfers {
                 let each = each.clone();
                 async move {
                     let _slot = self.range_slots.acquire().await.map_err(Error::transport)?;
-                    self.fetch_range(bucket, key, etag, (start, end), piece, each)
+                    self.fetch_range(bucket, key, pin, (start, end), piece, each)
                         .await
                         .with_context(|| {
                             format!("download of {bucket}/{key} failed at bytes {start}..{end}")
@@ -143,12 +152,12 @@ impl Transfers {
         key: &str,
         start: u64,
         end: u64,
-        if_match: Option<&str>,
+        pin: Pin<'_>,
         buf: &mut BytesMut,
     ) -> Result<Option<GetObjectOutput>> {
         let mut attempt = 1;
         loop {
-            let Some(mut out) = self.get_range(bucket, key, start, end, if_match).await? else {
+            let Some(mut out) = self.get_range(bucket, key, start, end, pin).await? else {
                 return Ok(None);
             };
             // What the server says it sends (less than asked at the object's end).
@@ -181,7 +190,7 @@ impl Transfers {
         key: &str,
         start: u64,
         end: u64,
-        if_match: Option<&str>,
+        pin: Pin<'_>,
     ) -> Result<Option<GetObjectOutput>> {
         let sent = self
             .client
@@ -189,7 +198,8 @@ impl Transfers {
             .bucket(bucket)
             .key(key)
             .range(format!("bytes={start}-{}", end - 1))
-            .set_if_match(if_match.map(str::to_string))
+            .set_version_id(pin.version.map(str::to_string))
+            .set_if_match(pin.etag.map(str::to_string))
             .send()
             .await;
         let e = match sent {
@@ -199,7 +209,7 @@ impl Transfers {
         };
         match e {
             Error::NotFound(_) => Ok(None),
-            Error::PreconditionFailed(_) if if_match.is_some() => Err(Error::PreconditionFailed(
+            Error::PreconditionFailed(_) if pin.etag.is_some() => Err(Error::PreconditionFailed(
                 "the object was replaced during the download (its ETag changed)".into(),
             )),
             e => Err(e),
@@ -213,7 +223,7 @@ impl Transfers {
         &self,
         bucket: &str,
         key: &str,
-        etag: Option<&str>,
+        pin: Pin<'_>,
         (start, end): (u64, u64),
         piece: usize,
         each: RangeConsumer,
@@ -229,7 +239,7 @@ impl Transfers {
         let mut attempt = 1;
         while received < end {
             let out = self
-                .get_range(bucket, key, received, end, etag)
+                .get_range(bucket, key, received, end, pin)
                 .await?
                 .ok_or_else(gone)?;
             let mut body = out.body;

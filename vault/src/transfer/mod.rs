@@ -41,6 +41,15 @@ pub const PIECE: usize = 1 << 20;
 /// they gain (1 GiB in 8 files: 0.88 s with 8 streams, 0.94 s with 32).
 const RANGES_IN_FLIGHT: usize = 8;
 
+/// What every ranged GET of one download is pinned to, so that its ranges cannot come
+/// from two versions: the first response's ETag (sent as `If-Match`), and the version id
+/// when the caller names one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pin<'a> {
+    pub etag: Option<&'a str>,
+    pub version: Option<&'a str>,
+}
+
 #[derive(Clone, Debug)]
 pub struct ObjectInfo {
     pub size: u64,
@@ -133,11 +142,22 @@ impl Transfers {
 
     /// The object's size and metadata; `None` if it does not exist.
     pub async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectInfo>> {
+        self.head_version(bucket, key, None).await
+    }
+
+    /// [`Transfers::head`] of one version (the current one without `version`).
+    pub async fn head_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<ObjectInfo>> {
         let sent = self
             .client
             .head_object()
             .bucket(bucket)
             .key(key)
+            .set_version_id(version.map(str::to_string))
             .send()
             .await;
         let out = match sent.map_err(Error::from) {

@@ -71,6 +71,20 @@ impl Vault {
         }
     }
 
+    /// The header of a version of `path` asked for by its id, parsed and checked to be
+    /// bound to `path`. Unlike [`Vault::open_checked`] it may be older than the newest
+    /// seen here (that is why it was asked for), so it is neither compared with nor
+    /// recorded as the newest.
+    pub(super) fn open_version(&self, path: &str, prefix: &[u8]) -> Result<Opener> {
+        let opener = parse_header(prefix, &self.crypt().keys)?;
+        match self.bound(path, &opener)? {
+            Bound::Unbound if self.cfg.bound => Err(Error::Crypto(format!(
+                "this version of {path} has no path binding, so it may have been put in place of another file"
+            ))),
+            Bound::At(_) | Bound::Unbound => Ok(opener),
+        }
+    }
+
     /// The header at the start of `path`'s object (`prefix`), parsed and checked with
     /// [`Vault::check_bound`]: what every read of an encrypted file starts with.
     pub(super) fn open_checked(&self, path: &str, prefix: &[u8]) -> Result<Opener> {
@@ -106,7 +120,7 @@ impl Vault {
         let bucket = &self.cfg.bucket;
         let Some((info, prefix)) = self
             .transfers
-            .get_first(bucket, &src, 0, HEADER_PROBE)
+            .get_first(bucket, &src, 0, HEADER_PROBE, None)
             .await?
         else {
             return Err(self.missing(&from).await);
@@ -175,7 +189,7 @@ impl Vault {
             let failed = || format!("cannot rebind {}:{path}", self.name);
             let Some((_, prefix)) = self
                 .transfers
-                .get_first(&self.cfg.bucket, &key, 0, HEADER_PROBE)
+                .get_first(&self.cfg.bucket, &key, 0, HEADER_PROBE, None)
                 .await
                 .with_context(failed)?
             else {

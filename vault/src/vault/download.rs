@@ -6,7 +6,7 @@ use crate::blocking::blocking;
 use crate::crypto::{Opener, CHUNK};
 use crate::download_file::{DownloadFile, STAGE};
 use crate::error::{Error, Result, ResultExt};
-use crate::transfer::{ObjectInfo, Progress, RangeConsumer, Sink, PIECE};
+use crate::transfer::{ObjectInfo, Pin, Progress, RangeConsumer, Sink, PIECE};
 use bytes::{Bytes, BytesMut};
 use std::fs::{self, FileTimes};
 use std::os::unix::fs::PermissionsExt;
@@ -21,9 +21,22 @@ impl Vault {
     /// Download `path` into the local file `local` (written beside it, then renamed),
     /// restoring its mtime and mode. Returns the plaintext size.
     pub async fn download(&self, path: &str, local: &Path, progress: Progress) -> Result<u64> {
+        self.download_version(path, None, local, progress).await
+    }
+
+    /// [`Vault::download`] of one version of `path` (`VAULT:path@VERSION`), the current
+    /// one without `version`. An older version of an encrypted file is still checked
+    /// against its path, and is not taken for a rollback: it was asked for by its id.
+    pub async fn download_version(
+        &self,
+        path: &str,
+        version: Option<&str>,
+        local: &Path,
+        progress: Progress,
+    ) -> Result<u64> {
         let mut part = None;
         let fetched = self
-            .fetch(path, progress, |size| {
+            .fetch((path, version), progress, |size| {
                 let (local, slot) = (local.to_path_buf(), &mut part);
                 async move {
                     let p = blocking(move || PartFile::create(&local, size)).await?;
@@ -62,7 +75,7 @@ impl Vault {
         progress: Progress,
     ) -> Result<Meta> {
         let (size, mut meta) = self
-            .fetch(path, progress, |_| std::future::ready(Ok(sink)))
+            .fetch((path, None), progress, |_| std::future::ready(Ok(sink)))
             .await?;
         meta.size = size;
         Ok(meta)
@@ -75,7 +88,7 @@ impl Vault {
     /// plaintext size and the attributes.
     async fn fetch<F>(
         &self,
-        path: &str,
+        (path, version): (&str, Option<&str>),
         progress: Progress,
         sink_for: impl FnOnce(u64) -> F,
     ) -> Result<(u64, Meta)>
@@ -87,27 +100,26 @@ impl Vault {
         let failed = || format!("cannot read {}:{path}", self.name);
         let first = self
             .transfers
-            .get_first(&self.cfg.bucket, &key, 0, PIECE as u64)
+            .get_first(&self.cfg.bucket, &key, 0, PIECE as u64, version)
             .await
             .with_context(failed)?;
         let Some((info, first)) = first else {
             return Err(self.missing(path).await);
         };
-        let opener = match &self.crypt {
-            Some(_) => Some(self.open_checked(path, &first).with_context(failed)?),
-            None => None,
+        let opener = match (&self.crypt, version) {
+            (Some(_), None) => Some(self.open_checked(path, &first).with_context(failed)?),
+            (Some(_), Some(_)) => Some(self.open_version(path, &first).with_context(failed)?),
+            (None, _) => None,
         };
         let size = match &opener {
             Some(o) => o.plain_len(info.size).with_context(failed)?,
             None => info.size,
         };
         let sink = sink_for(size).await?;
+        let at = (key.as_str(), version);
         match opener {
-            Some(o) => {
-                self.fetch_sealed(&key, &info, first, o, sink, progress)
-                    .await
-            }
-            None => self.fetch_plain(&key, &info, first, sink, progress).await,
+            Some(o) => self.fetch_sealed(at, &info, first, o, sink, progress).await,
+            None => self.fetch_plain(at, &info, first, sink, progress).await,
         }
         .with_context(failed)?;
         Ok((size, self.meta_of(&info)))
@@ -117,7 +129,7 @@ impl Vault {
     /// GETs.
     async fn fetch_plain(
         &self,
-        key: &str,
+        at: (&str, Option<&str>),
         info: &ObjectInfo,
         first: Bytes,
         sink: Arc<dyn Sink>,
@@ -135,7 +147,7 @@ impl Vault {
                 let each = each.clone();
                 move || each(0, &mut BytesMut::from(first))
             }),
-            self.fetch_rest(key, info, rest, (step, PIECE as u64), each),
+            self.fetch_rest(at, info, rest, (step, PIECE as u64), each),
         )?;
         Ok(())
     }
@@ -145,7 +157,7 @@ impl Vault {
     /// on a worker thread as it arrives.
     async fn fetch_sealed(
         &self,
-        key: &str,
+        at: (&str, Option<&str>),
         info: &ObjectInfo,
         first: Bytes,
         opener: Opener,
@@ -183,7 +195,7 @@ impl Vault {
                 let each = each.clone();
                 move || each(payload_start, &mut BytesMut::from(chunks))
             }),
-            self.fetch_rest(key, info, opened, (step, PIECE_CHUNKS * SEALED_CHUNK), each),
+            self.fetch_rest(at, info, opened, (step, PIECE_CHUNKS * SEALED_CHUNK), each),
         )?;
         Ok(())
     }
@@ -193,7 +205,7 @@ impl Vault {
     /// meanwhile fails the download instead of mixing versions.
     async fn fetch_rest(
         &self,
-        key: &str,
+        (key, version): (&str, Option<&str>),
         info: &ObjectInfo,
         from: u64,
         (step, piece): (u64, u64),
@@ -208,7 +220,10 @@ impl Vault {
             .fetch_ranges(
                 &self.cfg.bucket,
                 key,
-                info.etag.as_deref(),
+                Pin {
+                    etag: info.etag.as_deref(),
+                    version,
+                },
                 ranges,
                 piece as usize,
                 each,

@@ -33,6 +33,7 @@ mod meta;
 mod names;
 mod reader;
 mod upload;
+mod versions;
 
 pub use binding::RebindReport;
 pub use list::Entry;
@@ -41,6 +42,7 @@ pub use meta::{Meta, UploadAttrs};
 pub use names::clean_path;
 pub use reader::{RangeReader, STREAM_BATCH, STREAM_DEPTH};
 pub use upload::Uploaded;
+pub use versions::{FileVersion, Lock};
 
 /// One age payload chunk as stored: 64 KiB of plaintext and its 16-byte tag.
 const SEALED_CHUNK: u64 = CHUNK + 16;

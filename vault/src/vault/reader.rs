@@ -5,7 +5,7 @@ use super::{Vault, SEALED_CHUNK};
 use crate::blocking::blocking;
 use crate::crypto::{Opener, VaultKeys, CHUNK};
 use crate::error::{Error, Result, ResultExt};
-use crate::transfer::{gone, ObjectInfo};
+use crate::transfer::{gone, ObjectInfo, Pin};
 use bytes::{Bytes, BytesMut};
 use std::io::Write;
 use std::sync::Arc;
@@ -64,10 +64,13 @@ impl Vault {
             None => (offset, r.size, 0),
             Some(o) => o.cipher_range(offset, r.size, cipher_len),
         };
-        let etag = r.info.etag.as_deref();
+        let pin = Pin {
+            etag: r.info.etag.as_deref(),
+            version: None,
+        };
         let out = self
             .transfers
-            .get_range(&self.cfg.bucket, &r.key, start, end, etag)
+            .get_range(&self.cfg.bucket, &r.key, start, end, pin)
             .await?
             .ok_or_else(gone)?;
         let mut body = out.body;
@@ -145,7 +148,7 @@ impl Vault {
         // One GET brings the header and the ETag the reads will insist on.
         let first = self
             .transfers
-            .get_first(&self.cfg.bucket, &key, 0, HEADER_PROBE)
+            .get_first(&self.cfg.bucket, &key, 0, HEADER_PROBE, None)
             .await?;
         let Some((info, header)) = first else {
             return Ok(None);
@@ -189,7 +192,10 @@ impl Vault {
                 &r.key,
                 start,
                 stop,
-                r.info.etag.as_deref(),
+                Pin {
+                    etag: r.info.etag.as_deref(),
+                    version: None,
+                },
                 buf,
             )
             .await?
