@@ -160,11 +160,7 @@ async fn bucket_configuration_and_its_errors() {
     // Lock requests where there is no object lock.
     bucket(&c, "nolock").await;
     put_plain(&c, "nolock", "k").await;
-    let e = c
-        .put_object()
-        .bucket("nolock")
-        .key("k2")
-        .body(ByteStream::from_static(b"x"))
+    let e = put_x(&c, "nolock", "k2")
         .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
         .send()
         .await;
@@ -177,25 +173,29 @@ async fn bucket_configuration_and_its_errors() {
         .await;
     assert_eq!(fails(e), (400, "InvalidRequest".into()));
     // A mode without a date, a date in the past.
-    let e = c
-        .put_object()
-        .bucket("worm")
-        .key("k")
-        .body(ByteStream::from_static(b"x"))
+    let e = put_x(&c, "worm", "k")
         .object_lock_mode(ObjectLockMode::Governance)
         .send()
         .await;
     assert_eq!(fails(e), (400, "InvalidArgument".into()));
-    let e = c
-        .put_object()
-        .bucket("worm")
-        .key("k")
-        .body(ByteStream::from_static(b"x"))
+    let e = put_x(&c, "worm", "k")
         .object_lock_mode(ObjectLockMode::Governance)
         .object_lock_retain_until_date(DateTime::from_secs(1_000_000))
         .send()
         .await;
     assert_eq!(fails(e), (400, "InvalidArgument".into()));
+}
+
+/// A PUT of one byte, for the lock headers to be added to.
+fn put_x(
+    c: &Client,
+    b: &str,
+    k: &str,
+) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+    c.put_object()
+        .bucket(b)
+        .key(k)
+        .body(ByteStream::from_static(b"x"))
 }
 
 async fn put_plain(c: &Client, b: &str, k: &str) -> Option<String> {
