@@ -29,6 +29,7 @@
 //!    - [`body`]: streaming request bodies into the engine, with digests.
 //!    - [`versioning`]: bucket versioning, version ids and delete markers, ListObjectVersions.
 //!    - [`multipart`], [`copy`]: multipart uploads and server-side copies.
+//!    - [`attributes`]: GetObjectAttributes, with a multipart object's parts.
 //!    - [`object_lock`]: object lock's configuration, retention and legal holds over S3
 //!      (the rules are the engine's).
 //!    - [`tagging`]: object tags; [`bucket_config`], [`cors`]: bucket tagging and CORS
@@ -47,6 +48,7 @@ mod xml;
 // Who is calling and what they may do.
 mod identity;
 // The operations.
+mod attributes;
 mod body;
 mod bucket_config;
 mod buckets;

@@ -387,24 +387,24 @@ pub(crate) async fn head(
 }
 
 /// The response fields GET and HEAD share, from a stored version.
-struct Described {
-    e_tag: Option<ETag>,
-    last_modified: Option<Timestamp>,
-    content_type: Option<String>,
-    metadata: Option<Metadata>,
-    cache_control: Option<String>,
-    content_disposition: Option<String>,
-    content_encoding: Option<String>,
-    content_language: Option<String>,
-    expires: Option<Timestamp>,
-    version_id: Option<String>,
-    storage_class: Option<StorageClass>,
-    checksums: Checksum,
-    lock: object_lock::Shown,
+pub(crate) struct Described {
+    pub e_tag: Option<ETag>,
+    pub last_modified: Option<Timestamp>,
+    pub content_type: Option<String>,
+    pub metadata: Option<Metadata>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+    pub expires: Option<Timestamp>,
+    pub version_id: Option<String>,
+    pub storage_class: Option<StorageClass>,
+    pub checksums: Checksum,
+    pub lock: object_lock::Shown,
 }
 
 impl Described {
-    fn new(
+    pub(crate) fn new(
         v: &engine::ObjectVersion,
         vstate: engine::Versioning,
         with_checksums: bool,

@@ -10,8 +10,8 @@ use crate::ignored_range::IgnoredRange;
 use crate::routes::Routes;
 use crate::vhost::Domains;
 use crate::{
-    bucket_config, buckets, copy, cors, delete, list, multipart, object_lock, objects, post,
-    tagging, versioning,
+    attributes, bucket_config, buckets, copy, cors, delete, list, multipart, object_lock, objects,
+    post, tagging, versioning,
 };
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -118,6 +118,13 @@ impl S3 for Cybs3 {
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> Res<HeadObjectOutput> {
         // Returns the response itself: HEAD carries a header the output cannot (tag count).
         objects::head(self, req.input, &req.extensions).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> Res<GetObjectAttributesOutput> {
+        attributes::get(self, req.input).await.map(S3Response::new)
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> Res<DeleteObjectOutput> {

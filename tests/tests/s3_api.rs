@@ -2887,3 +2887,106 @@ async fn conditional_writes_put_and_complete() {
     assert_eq!(fails(e), (412, "PreconditionFailed".into()));
     complete().send().await.expect("unconditional completion");
 }
+
+/// GetObjectAttributes: the attributes asked for, and a multipart object's parts in pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_attributes_and_parts_in_pages() {
+    use aws_sdk_s3::types::ObjectAttributes as A;
+    let (_t, _s, c) = setup();
+    bucket(&c, "attrs").await;
+    c.put_object()
+        .bucket("attrs")
+        .key("one")
+        .body(ByteStream::from_static(b"hello"))
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .send()
+        .await
+        .unwrap();
+    let all = [
+        A::Etag,
+        A::Checksum,
+        A::ObjectParts,
+        A::StorageClass,
+        A::ObjectSize,
+    ];
+    let one = c
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("one")
+        .set_object_attributes(Some(all.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.object_size, Some(5));
+    assert_eq!(
+        one.storage_class.map(|s| s.as_str().to_string()).as_deref(),
+        Some("STANDARD")
+    );
+    assert!(one.e_tag.is_some());
+    assert!(one.checksum.and_then(|c| c.checksum_crc32).is_some());
+    assert!(one.object_parts.is_none(), "a single PUT has no parts");
+    // Only what was asked for.
+    let size_only = c
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("one")
+        .object_attributes(A::ObjectSize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(size_only.object_size, Some(5));
+    assert!(size_only.e_tag.is_none() && size_only.storage_class.is_none());
+
+    let id = create_mpu(&c, "attrs", "multi").await;
+    let sizes = [MIB * 5, MIB * 5, 1024];
+    let mut etags = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        etags.push(upload_part(&c, "attrs", "multi", &id, i as i32 + 1, vec![b'p'; *size]).await);
+    }
+    let parts: Vec<(i32, &str)> = etags
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as i32 + 1, e.as_str()))
+        .collect();
+    c.complete_multipart_upload()
+        .bucket("attrs")
+        .key("multi")
+        .upload_id(&id)
+        .multipart_upload(completed(&parts))
+        .send()
+        .await
+        .unwrap();
+    let page = |marker: Option<i32>| {
+        c.get_object_attributes()
+            .bucket("attrs")
+            .key("multi")
+            .object_attributes(A::ObjectParts)
+            .object_attributes(A::ObjectSize)
+            .max_parts(2)
+            .set_part_number_marker(marker.map(|m| m.to_string()))
+            .send()
+    };
+    let first = page(None).await.unwrap();
+    assert_eq!(first.object_size, Some((MIB * 10 + 1024) as i64));
+    let p = first.object_parts.unwrap();
+    assert_eq!(p.total_parts_count, Some(3));
+    assert_eq!(p.is_truncated, Some(true));
+    let numbers: Vec<i32> = p.parts().iter().filter_map(|x| x.part_number).collect();
+    assert_eq!(numbers, [1, 2]);
+    assert_eq!(p.parts()[0].size, Some((MIB * 5) as i64));
+    let next = p.next_part_number_marker.and_then(|m| m.parse().ok());
+    let rest = page(next).await.unwrap().object_parts.unwrap();
+    assert_eq!(rest.is_truncated, Some(false));
+    let numbers: Vec<i32> = rest.parts().iter().filter_map(|x| x.part_number).collect();
+    assert_eq!(numbers, [3]);
+    assert_eq!(rest.parts()[0].size, Some(1024));
+
+    let e = c
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("missing")
+        .object_attributes(A::ObjectSize)
+        .send()
+        .await;
+    assert_eq!(fails(e), (404, "NoSuchKey".into()));
+}
