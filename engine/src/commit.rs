@@ -81,8 +81,14 @@ impl<'a, 'e> Tx<'a, 'e> {
 
     /// Every entry under `prefix`, in key order.
     pub fn scan(&mut self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.scan_first(prefix, usize::MAX)
+    }
+
+    /// The first `n` entries under `prefix`, in key order.
+    pub fn scan_first(&mut self, prefix: &[u8], n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         let r = self.db.prefix_iter(self.txn, prefix).and_then(|it| {
-            it.map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            it.take(n)
+                .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
                 .collect()
         });
         self.check(r)

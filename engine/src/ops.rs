@@ -35,6 +35,11 @@ pub enum ETagMatch {
     Is(String),
 }
 
+/// How long a completed upload answers a retried completion with its version.
+const COMPLETION_KEPT_NS: u64 = 3600 * 1_000_000_000;
+/// Completion records looked at for expiry per completion (bounded work per commit).
+const COMPLETIONS_SWEPT: usize = 16;
+
 /// Smallest allowed multipart part, except the last.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
 
@@ -412,7 +417,10 @@ pub(crate) fn apply(
             condition,
         } => {
             let rec = bucket(tx, b)?;
-            let up = upload(tx, b, key, upload_id)?;
+            let up = match upload(tx, b, key, upload_id) {
+                Err(Error::NoSuchUpload(_)) => return completed_before(tx, b, key, upload_id),
+                found => found?,
+            };
             check_condition(tx, b, key, condition)?;
             if parts.is_empty() {
                 return Err(Error::InvalidPart(0));
@@ -444,6 +452,14 @@ pub(crate) fn apply(
                 ..up.meta
             };
             let v = new_version(tx, clock, &rec, key, (meta, lock), entries, freed)?;
+            forget_old_completions(tx, v.mtime_ns);
+            let done = record::Completed {
+                bucket: b.clone(),
+                key: key.clone(),
+                sort: v.sort,
+                at_ns: v.mtime_ns,
+            };
+            tx.put(keys::completed(upload_id), record::encode(&done)?);
             Ok(Out::Version(v))
         }
         Op::Abort {
@@ -492,6 +508,35 @@ fn upload(tx: &mut Tx, b: &str, key: &str, upload_id: &str) -> Result<UploadReco
         .get(&keys::upload(b, key, upload_id))
         .ok_or_else(|| Error::NoSuchUpload(upload_id.to_string()))?;
     UploadRecord::decode(&bytes)
+}
+
+/// A completion of an upload that is gone: the version it became, when it completed a
+/// moment ago as this key and that version is still there (S3 answers a retry alike).
+fn completed_before(tx: &mut Tx, b: &str, key: &str, upload_id: &str) -> Result<Out> {
+    let gone = || Error::NoSuchUpload(upload_id.to_string());
+    let Some(bytes) = tx.get(&keys::completed(upload_id)) else {
+        return Err(gone());
+    };
+    let done: record::Completed = record::decode(&bytes)?;
+    if done.bucket != b || done.key != key {
+        return Err(gone());
+    }
+    match tx.get(&keys::version(b, key, &done.sort)) {
+        Some(v) => Ok(Out::Version(record::decode(&v)?)),
+        None => Err(gone()),
+    }
+}
+
+/// Drop completion records past their time, a few per completion. Upload ids start with
+/// their creation time, so the oldest uploads come first.
+fn forget_old_completions(tx: &mut Tx, now: u64) {
+    for (k, v) in tx.scan_first(&[keys::COMPLETED], COMPLETIONS_SWEPT) {
+        let expired = record::decode::<record::Completed>(&v)
+            .map_or(true, |d| d.at_ns.saturating_add(COMPLETION_KEPT_NS) < now);
+        if expired {
+            tx.del(k);
+        }
+    }
 }
 
 fn check_condition(tx: &mut Tx, b: &str, key: &str, c: &WriteCondition) -> Result<()> {

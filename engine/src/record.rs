@@ -195,6 +195,15 @@ pub struct PartRecord {
     pub mtime_ns: u64,
 }
 
+/// The version a multipart upload became, and when (see `keys::COMPLETED`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Completed {
+    pub bucket: String,
+    pub key: String,
+    pub sort: [u8; 16],
+    pub at_ns: u64,
+}
+
 /// Per-bucket usage, over all stored versions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketStats {
@@ -222,6 +231,9 @@ pub(crate) mod keys {
     /// Server-wide records the engine stores without interpreting (access keys, users,
     /// policies): `X namespace \0 name`.
     pub const SERVER: u8 = b'X';
+    /// A multipart upload completed a moment ago: `C upload_id` → [`super::Completed`],
+    /// so that a retried CompleteMultipartUpload gets the first one's answer.
+    pub const COMPLETED: u8 = b'C';
     pub const SEQ: &[u8] = b"#seq";
 
     fn join(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -283,6 +295,9 @@ pub(crate) mod keys {
     }
     pub fn server(ns: &str, name: &str) -> Vec<u8> {
         join(SERVER, &[ns.as_bytes(), name.as_bytes()])
+    }
+    pub fn completed(upload_id: &str) -> Vec<u8> {
+        join(COMPLETED, &[upload_id.as_bytes()])
     }
     pub fn parts_of(upload_id: &str) -> Vec<u8> {
         join(PART, &[upload_id.as_bytes(), b""])

@@ -268,11 +268,13 @@ fn location(host: Option<&str>, bucket: &str, key: &str) -> String {
     }
 }
 
-pub(crate) async fn complete(
+/// The version an upload becomes: its parts checked and assembled, or, when the upload
+/// is gone, the version a completion that already succeeded made (S3 answers a retried
+/// completion alike, for a while); NoSuchUpload otherwise.
+async fn assemble(
     s: &Cybs3,
-    mut input: CompleteMultipartUploadInput,
-    host: Option<String>,
-) -> S3Result<CompleteMultipartUploadOutput> {
+    input: &mut CompleteMultipartUploadInput,
+) -> S3Result<engine::ObjectVersion> {
     // An unknown (or aborted) upload is reported before anything about its parts.
     let store = s.store.clone();
     let (bucket, key, upload_id) = (
@@ -280,7 +282,29 @@ pub(crate) async fn complete(
         input.key.clone(),
         input.upload_id.clone(),
     );
-    let upload = blocking(move || store.upload(&bucket, &key, &upload_id)).await?;
+    let upload = match blocking(move || store.upload(&bucket, &key, &upload_id)).await {
+        Ok(up) => up,
+        Err(e) if *e.code() == s3s::S3ErrorCode::NoSuchUpload => {
+            let store = s.store.clone();
+            let (b, k, id) = (
+                input.bucket.clone(),
+                input.key.clone(),
+                input.upload_id.clone(),
+            );
+            return blocking(move || {
+                store.complete_upload(
+                    &b,
+                    &k,
+                    &id,
+                    Vec::new(),
+                    Default::default(),
+                    Default::default(),
+                )
+            })
+            .await;
+        }
+        Err(e) => return Err(e),
+    };
     let parts = input
         .multipart_upload
         .take()
@@ -322,7 +346,7 @@ pub(crate) async fn complete(
         input.key.clone(),
         input.upload_id.clone(),
     );
-    let v = blocking(move || {
+    blocking(move || {
         store.complete_upload(
             &bucket,
             &key,
@@ -332,7 +356,15 @@ pub(crate) async fn complete(
             condition,
         )
     })
-    .await?;
+    .await
+}
+
+pub(crate) async fn complete(
+    s: &Cybs3,
+    mut input: CompleteMultipartUploadInput,
+    host: Option<String>,
+) -> S3Result<CompleteMultipartUploadOutput> {
+    let v = assemble(s, &mut input).await?;
     let version_id = objects::written_version_id(&v.version_id);
     Ok(CompleteMultipartUploadOutput {
         location: Some(location(host.as_deref(), &input.bucket, &input.key)),

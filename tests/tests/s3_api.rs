@@ -2990,3 +2990,37 @@ async fn object_attributes_and_parts_in_pages() {
         .await;
     assert_eq!(fails(e), (404, "NoSuchKey".into()));
 }
+
+/// A CompleteMultipartUpload retried after it succeeded (its answer lost on the way)
+/// gets the same answer, not NoSuchUpload; an aborted upload stays NoSuchUpload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_completion_gets_the_first_answer() {
+    let (_t, _s, c) = setup();
+    bucket(&c, "retry").await;
+    set_versioning(&c, "retry", BucketVersioningStatus::Enabled).await;
+    let id = create_mpu(&c, "retry", "k").await;
+    let etag = upload_part(&c, "retry", "k", &id, 1, b"only part".to_vec()).await;
+    let complete = || {
+        c.complete_multipart_upload()
+            .bucket("retry")
+            .key("k")
+            .upload_id(&id)
+            .multipart_upload(completed(&[(1, &etag)]))
+            .send()
+    };
+    let first = complete().await.unwrap();
+    let again = complete().await.expect("a retried completion");
+    assert_eq!(again.e_tag(), first.e_tag());
+    assert_eq!(again.version_id(), first.version_id());
+    let versions = c
+        .list_object_versions()
+        .bucket("retry")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        versions.versions().len(),
+        1,
+        "the retry made no new version"
+    );
+}
