@@ -7,10 +7,15 @@
 //! - Object bytes are cut into blocks, each Reed-Solomon coded into `K + M`
 //!   checksummed shards, one per drive; small objects are coded the same way into
 //!   the metadata records, one shard per drive (`inline.rs`).
-//! - All metadata writes go through one group-committing thread ([`commit`]).
+//! - All metadata writes go through one group-committing thread ([`commit`]), as
+//!   operations (`ops.rs`) that check, inside the commit, what must hold before they
+//!   change anything: object lock (`lock.rs`), conditional writes (`condition.rs`), a
+//!   retried multipart completion (`completed.rs`).
 
 mod codec;
 mod commit;
+mod completed;
+mod condition;
 mod direct;
 mod drive;
 mod error;
@@ -32,12 +37,13 @@ mod write;
 /// The block coder alone, for `cybs3 bench engine`'s encode rate; not part of the store's API.
 #[cfg(feature = "bench-internals")]
 pub use codec::Encoder;
+pub use condition::{ETagMatch, WriteCondition};
 pub use drive::DriveState;
 pub use error::{Error, Result};
 pub use heal::HealReport;
 pub use layout::{Ec, BLOCK_SIZE, INLINE_MAX};
 pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
-pub use ops::{Deleted, ETagMatch, WriteCondition, MIN_PART_SIZE};
+pub use ops::{Deleted, MIN_PART_SIZE};
 pub use read::{ObjectReader, RangeRead};
 pub use record::{
     BucketRecord, BucketStats, DataId, DefaultRetention, LockMode, LockPeriod, LockRequest,

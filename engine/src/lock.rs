@@ -13,10 +13,16 @@
 //! - Buckets with object lock are versioned for good: a delete without a version id adds
 //!   a delete marker and the locked versions stay readable by their ids.
 
+use crate::commit::Tx;
 use crate::error::{Error, Result};
+use crate::ops::bucket;
 use crate::record::{
-    DefaultRetention, LockMode, LockPeriod, LockRequest, ObjectVersion, Retention,
+    self, keys, BucketRecord, DefaultRetention, LockMode, LockPeriod, LockRequest, ObjectVersion,
+    Retention,
 };
+
+/// The bucket attribute that holds its default retention (`DefaultRetention`).
+pub(crate) const LOCK_DEFAULT_ATTR: &str = "object-lock-default";
 
 const DAY_NS: u64 = 86_400 * 1_000_000_000;
 
@@ -85,6 +91,40 @@ pub(crate) fn retention_for(
                 until_ns: now_ns.saturating_add(days.saturating_mul(DAY_NS)),
             }
         })
+    })
+}
+
+/// A bucket that has object lock.
+pub(crate) fn locked_bucket(tx: &mut Tx, name: &str) -> Result<BucketRecord> {
+    let rec = bucket(tx, name)?;
+    match rec.object_lock {
+        true => Ok(rec),
+        false => Err(Error::NoObjectLock(name.to_string())),
+    }
+}
+
+/// What a new version of `rec` gets from object lock: what the write asked for, the
+/// bucket's default retention when it asked none. Asking in a bucket without object
+/// lock is refused.
+pub(crate) fn lock_for(
+    tx: &mut Tx,
+    rec: &BucketRecord,
+    asked: &LockRequest,
+    now: u64,
+) -> Result<LockRequest> {
+    if !rec.object_lock {
+        return match asked.is_empty() {
+            true => Ok(LockRequest::default()),
+            false => Err(Error::NoObjectLock(rec.name.clone())),
+        };
+    }
+    let default = tx
+        .get(&keys::attr(&rec.name, LOCK_DEFAULT_ATTR))
+        .map(|v| record::decode::<DefaultRetention>(&v))
+        .transpose()?;
+    Ok(LockRequest {
+        retention: retention_for(asked, default, now),
+        legal_hold: asked.legal_hold,
     })
 }
 

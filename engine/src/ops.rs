@@ -4,41 +4,15 @@
 //! leaves nothing behind in the shared transaction.
 
 use crate::commit::{Clock, Tx};
+use crate::completed;
+use crate::condition::{self, WriteCondition};
 use crate::error::{Error, Result};
 use crate::inline::Shards;
-use crate::lock;
+use crate::lock::{self, LOCK_DEFAULT_ATTR};
 use crate::record::{
     self, keys, BucketRecord, BucketStats, DataId, DefaultRetention, LockRequest, ObjectMeta,
     ObjectVersion, PartData, PartEntry, PartRecord, Retention, UploadRecord, Versioning,
 };
-
-/// The bucket attribute that holds its default retention (`DefaultRetention`).
-pub(crate) const LOCK_DEFAULT_ATTR: &str = "object-lock-default";
-
-/// What a conditional write asks of the key's current version (a delete marker is no
-/// version). Checked inside the commit, so that of two racing writes with
-/// `If-None-Match: *` exactly one wins.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WriteCondition {
-    /// `If-Match`: there is a current version, and it matches.
-    pub if_match: Option<ETagMatch>,
-    /// `If-None-Match`: there is no current version that matches.
-    pub if_none_match: Option<ETagMatch>,
-}
-
-/// An ETag condition's value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ETagMatch {
-    /// `*`: any version.
-    Any,
-    /// The version with this ETag (quotes ignored).
-    Is(String),
-}
-
-/// How long a completed upload answers a retried completion with its version.
-const COMPLETION_KEPT_NS: u64 = 3600 * 1_000_000_000;
-/// Completion records looked at for expiry per completion (bounded work per commit).
-const COMPLETIONS_SWEPT: usize = 16;
 
 /// Smallest allowed multipart part, except the last.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -262,8 +236,8 @@ pub(crate) fn apply(
             condition,
         } => {
             let rec = bucket(tx, b)?;
-            check_condition(tx, b, key, condition)?;
-            let lock = lock_for(tx, &rec, lock, clock.now())?;
+            condition::check(tx, b, key, condition)?;
+            let lock = lock::lock_for(tx, &rec, lock, clock.now())?;
             if let Some(shards) = inline {
                 tx.put_each(keys::inline_shard(&part.data.id()), shards.clone());
             }
@@ -340,7 +314,7 @@ pub(crate) fn apply(
             retention,
             bypass,
         } => {
-            locked_bucket(tx, b)?;
+            lock::locked_bucket(tx, b)?;
             let now = clock.now();
             update_version(tx, b, key, version_id.as_deref(), |v| {
                 lock::check_retention_change(v, retention.as_ref(), now, *bypass)?;
@@ -354,7 +328,7 @@ pub(crate) fn apply(
             version_id,
             on,
         } => {
-            locked_bucket(tx, b)?;
+            lock::locked_bucket(tx, b)?;
             update_version(tx, b, key, version_id.as_deref(), |v| {
                 v.legal_hold = *on;
                 Ok(())
@@ -418,10 +392,12 @@ pub(crate) fn apply(
         } => {
             let rec = bucket(tx, b)?;
             let up = match upload(tx, b, key, upload_id) {
-                Err(Error::NoSuchUpload(_)) => return completed_before(tx, b, key, upload_id),
+                Err(Error::NoSuchUpload(_)) => {
+                    return completed::answer_again(tx, b, key, upload_id)
+                }
                 found => found?,
             };
-            check_condition(tx, b, key, condition)?;
+            condition::check(tx, b, key, condition)?;
             if parts.is_empty() {
                 return Err(Error::InvalidPart(0));
             }
@@ -442,7 +418,7 @@ pub(crate) fn apply(
                 }
                 entries.push(stored.entry);
             }
-            let lock = lock_for(tx, &rec, &up.lock, clock.now())?;
+            let lock = lock::lock_for(tx, &rec, &up.lock, clock.now())?;
             let used: Vec<u32> = parts.iter().map(|p| p.0).collect();
             drop_parts(tx, upload_id, &used, freed)?;
             tx.del(keys::upload(b, key, upload_id));
@@ -452,14 +428,7 @@ pub(crate) fn apply(
                 ..up.meta
             };
             let v = new_version(tx, clock, &rec, key, (meta, lock), entries, freed)?;
-            forget_old_completions(tx, v.mtime_ns);
-            let done = record::Completed {
-                bucket: b.clone(),
-                key: key.clone(),
-                sort: v.sort,
-                at_ns: v.mtime_ns,
-            };
-            tx.put(keys::completed(upload_id), record::encode(&done)?);
+            completed::remember(tx, b, upload_id, &v)?;
             Ok(Out::Version(v))
         }
         Op::Abort {
@@ -496,7 +465,7 @@ pub(crate) fn apply(
     }
 }
 
-fn bucket(tx: &mut Tx, name: &str) -> Result<BucketRecord> {
+pub(crate) fn bucket(tx: &mut Tx, name: &str) -> Result<BucketRecord> {
     let bytes = tx
         .get(&keys::bucket(name))
         .ok_or_else(|| Error::NoSuchBucket(name.to_string()))?;
@@ -508,86 +477,6 @@ fn upload(tx: &mut Tx, b: &str, key: &str, upload_id: &str) -> Result<UploadReco
         .get(&keys::upload(b, key, upload_id))
         .ok_or_else(|| Error::NoSuchUpload(upload_id.to_string()))?;
     UploadRecord::decode(&bytes)
-}
-
-/// A completion of an upload that is gone: the version it became, when it completed a
-/// moment ago as this key and that version is still there (S3 answers a retry alike).
-fn completed_before(tx: &mut Tx, b: &str, key: &str, upload_id: &str) -> Result<Out> {
-    let gone = || Error::NoSuchUpload(upload_id.to_string());
-    let Some(bytes) = tx.get(&keys::completed(upload_id)) else {
-        return Err(gone());
-    };
-    let done: record::Completed = record::decode(&bytes)?;
-    if done.bucket != b || done.key != key {
-        return Err(gone());
-    }
-    match tx.get(&keys::version(b, key, &done.sort)) {
-        Some(v) => Ok(Out::Version(record::decode(&v)?)),
-        None => Err(gone()),
-    }
-}
-
-/// Drop completion records past their time, a few per completion. Upload ids start with
-/// their creation time, so the oldest uploads come first.
-fn forget_old_completions(tx: &mut Tx, now: u64) {
-    for (k, v) in tx.scan_first(&[keys::COMPLETED], COMPLETIONS_SWEPT) {
-        let expired = record::decode::<record::Completed>(&v)
-            .map_or(true, |d| d.at_ns.saturating_add(COMPLETION_KEPT_NS) < now);
-        if expired {
-            tx.del(k);
-        }
-    }
-}
-
-fn check_condition(tx: &mut Tx, b: &str, key: &str, c: &WriteCondition) -> Result<()> {
-    if c.if_match.is_none() && c.if_none_match.is_none() {
-        return Ok(());
-    }
-    let current = latest(tx, b, key)?;
-    let matches = |m: &ETagMatch, v: &ObjectVersion| match m {
-        ETagMatch::Any => true,
-        ETagMatch::Is(e) => e.trim_matches('"') == v.meta.etag.trim_matches('"'),
-    };
-    if let Some(m) = &c.if_none_match {
-        if current.as_ref().is_some_and(|v| matches(m, v)) {
-            return Err(Error::PreconditionFailed);
-        }
-    }
-    match (&c.if_match, &current) {
-        (None, _) => Ok(()),
-        (Some(_), None) => Err(Error::NoSuchKey(key.to_string())),
-        (Some(m), Some(v)) if !matches(m, v) => Err(Error::PreconditionFailed),
-        (Some(_), Some(_)) => Ok(()),
-    }
-}
-
-/// A bucket that has object lock.
-fn locked_bucket(tx: &mut Tx, name: &str) -> Result<BucketRecord> {
-    let rec = bucket(tx, name)?;
-    match rec.object_lock {
-        true => Ok(rec),
-        false => Err(Error::NoObjectLock(name.to_string())),
-    }
-}
-
-/// What a new version of `rec` gets from object lock: what the write asked for, the
-/// bucket's default retention when it asked none. Asking in a bucket without object
-/// lock is refused.
-fn lock_for(tx: &mut Tx, rec: &BucketRecord, asked: &LockRequest, now: u64) -> Result<LockRequest> {
-    if !rec.object_lock {
-        return match asked.is_empty() {
-            true => Ok(LockRequest::default()),
-            false => Err(Error::NoObjectLock(rec.name.clone())),
-        };
-    }
-    let default = tx
-        .get(&keys::attr(&rec.name, LOCK_DEFAULT_ATTR))
-        .map(|v| record::decode::<DefaultRetention>(&v))
-        .transpose()?;
-    Ok(LockRequest {
-        retention: lock::retention_for(asked, default, now),
-        legal_hold: asked.legal_hold,
-    })
 }
 
 /// Change one version in place (the given one, else the current): `change` may refuse.
@@ -619,7 +508,7 @@ fn update_version(
     Ok(Out::Done)
 }
 
-fn latest(tx: &mut Tx, b: &str, key: &str) -> Result<Option<ObjectVersion>> {
+pub(crate) fn latest(tx: &mut Tx, b: &str, key: &str) -> Result<Option<ObjectVersion>> {
     tx.get(&keys::latest(b, key))
         .map(|v| record::decode(&v))
         .transpose()

@@ -4,11 +4,12 @@
 //! the work lives in the modules it calls.)
 
 use crate::commit::{Clock, Committer, Request};
+use crate::condition::WriteCondition;
 use crate::drive::{Db, Drive, DriveState};
 use crate::error::{Error, Result};
 use crate::layout::{Ec, Format, BLOCK_SIZE, FORMAT_VERSION};
 use crate::list::{self, ListPage, ListQuery, VersionPage, VersionQuery};
-use crate::ops::{Deleted, Op, Out, WriteCondition};
+use crate::ops::{Deleted, Op, Out};
 use crate::read::ObjectReader;
 use crate::reclaim::Reclaimer;
 use crate::record::{
@@ -491,9 +492,10 @@ impl Store {
         if !rec.object_lock {
             return Ok(None);
         }
-        Ok(Some(
-            self.get(&keys::attr(bucket, crate::ops::LOCK_DEFAULT_ATTR))?,
-        ))
+        Ok(Some(self.get(&keys::attr(
+            bucket,
+            crate::lock::LOCK_DEFAULT_ATTR,
+        ))?))
     }
 
     /// Store a named bucket setting (tagging, CORS, policy, ...); `None` removes it.

@@ -6,10 +6,11 @@
 //! committed, so a crash at any point leaves the old version or the new one.
 
 use crate::codec::Encoder;
+use crate::condition::WriteCondition;
 use crate::drive::{sync_dir, DriveState};
 use crate::error::{is_no_space, Error, Result};
 use crate::layout::{shard_len, INLINE_MAX};
-use crate::ops::{Op, Out, WriteCondition};
+use crate::ops::{Op, Out};
 use crate::record::{DataId, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry};
 use crate::shard::{ShardHeader, ShardWriter};
 use crate::Store;
