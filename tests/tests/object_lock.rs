@@ -101,16 +101,7 @@ async fn bucket_configuration_and_its_errors() {
         fails(put("plain", cfg.clone()).await),
         (409, "InvalidBucketState".into())
     );
-    c.put_bucket_versioning()
-        .bucket("plain")
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    set_versioning(&c, "plain", BucketVersioningStatus::Enabled).await;
     put("plain", cfg.clone())
         .await
         .expect("lock on a versioned bucket");
@@ -608,18 +599,7 @@ fn an_encrypted_vaults_older_version_is_read_by_its_id() {
         .unwrap()
         .to_string();
     let c = s3(&v);
-    rt().block_on(async {
-        c.put_bucket_versioning()
-            .bucket(&bucket)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
+    rt().block_on(set_versioning(&c, &bucket, BucketVersioningStatus::Enabled));
     let local = v.home.join("notes.txt");
     for text in ["first draft", "second draft"] {
         std::fs::write(&local, text).unwrap();

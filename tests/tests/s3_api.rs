@@ -11,21 +11,12 @@ use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     BucketVersioningStatus, ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload,
     CompletedPart, CorsConfiguration, CorsRule, Delete, EncodingType, MetadataDirective,
-    ObjectIdentifier, Tag, Tagging, VersioningConfiguration,
+    ObjectIdentifier, Tag, Tagging,
 };
 use aws_sdk_s3::Client;
 use common::*;
 use cybs3_tests::content;
 use std::time::{Duration, SystemTime};
-
-async fn set_versioning(c: &Client, b: &str, status: BucketVersioningStatus) {
-    c.put_bucket_versioning()
-        .bucket(b)
-        .versioning_configuration(VersioningConfiguration::builder().status(status).build())
-        .send()
-        .await
-        .expect("put bucket versioning");
-}
 
 fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build().unwrap()

@@ -6,6 +6,7 @@
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use aws_sdk_s3::Client;
 use base64::Engine;
 use cybs3_tests::Server;
@@ -52,6 +53,15 @@ pub fn setup() -> (tempfile::TempDir, Server, Client) {
     srv.start();
     let c = srv.client();
     (tmp, srv, c)
+}
+
+pub async fn set_versioning(c: &Client, b: &str, status: BucketVersioningStatus) {
+    c.put_bucket_versioning()
+        .bucket(b)
+        .versioning_configuration(VersioningConfiguration::builder().status(status).build())
+        .send()
+        .await
+        .expect("put bucket versioning");
 }
 
 pub async fn bucket(c: &Client, name: &str) {
