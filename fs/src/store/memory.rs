@@ -1,7 +1,8 @@
 //! An in-memory [`Store`] for the unit tests: objects in a map, directory markers beside
 //! them, a version per object so that readers see replacements as a real store's
-//! `If-Match` does, a count of calls by method (what the caches save), and an error to
-//! answer on demand (the errno table, seen through the core).
+//! `If-Match` does, a count of calls by method (what the caches save), an error to
+//! answer on demand (the errno table, seen through the core), and a pause between a
+//! call's answer and its return (races with what the mount does meanwhile).
 
 use super::{Error, Result, Store, UploadAttrs};
 use crate::names::child;
@@ -68,6 +69,9 @@ impl State {
     }
 }
 
+/// What [`Memory::pause_after`] runs.
+type Pause = Box<dyn FnOnce() + Send>;
+
 /// An object opened for reads: its bytes and version as they were.
 pub(crate) struct MemReader {
     path: String,
@@ -80,6 +84,8 @@ pub(crate) struct Memory {
     state: Mutex<State>,
     calls: Mutex<BTreeMap<&'static str, usize>>,
     fail: Mutex<Option<fn() -> Error>>,
+    /// Run once by the next call of that name, after its answer is taken.
+    pauses: Mutex<Vec<(&'static str, Pause)>>,
     /// Whether listings carry each file's attributes (else each costs a stat).
     pub lists_meta: bool,
     /// Whether it answers as an encrypted store, so the core seals its copies.
@@ -101,6 +107,24 @@ impl Memory {
             return Err(fail());
         }
         Ok(crate::lock(&self.state))
+    }
+
+    /// Makes the next call of `name` run `pause` after it has taken its answer and
+    /// before it returns it: as a slow network would hold an answer that is already
+    /// out of date.
+    pub(crate) fn pause_after(&self, name: &'static str, pause: impl FnOnce() + Send + 'static) {
+        crate::lock(&self.pauses).push((name, Box::new(pause)));
+    }
+
+    /// Runs the pause set for `name`, if any.
+    fn paused(&self, name: &'static str) {
+        let mut pauses = crate::lock(&self.pauses);
+        let Some(i) = pauses.iter().position(|(n, _)| *n == name) else {
+            return;
+        };
+        let (_, pause) = pauses.remove(i);
+        drop(pauses);
+        pause();
     }
 
     /// How often `name` was called.
@@ -224,12 +248,15 @@ impl Store for Memory {
                 );
             }
         }
+        drop(st);
+        self.paused("list");
         Ok(out.into_values().collect())
     }
 
     async fn stat(&self, path: &str) -> Result<Option<Meta>> {
-        let st = self.enter("stat")?;
-        Ok(st.files.get(path).map(Obj::meta))
+        let meta = self.enter("stat")?.files.get(path).map(Obj::meta);
+        self.paused("stat");
+        Ok(meta)
     }
 
     fn encrypted(&self) -> bool {

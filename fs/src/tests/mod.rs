@@ -5,6 +5,7 @@ mod attrs;
 mod files;
 mod model;
 mod open;
+mod races;
 mod tree;
 
 use crate::filesystem::Core;
