@@ -1,7 +1,8 @@
 //! The FUSE adapter: each fuser call runs the core's operation under the tree lock and
 //! `catch_unwind`, and answers with its value or errno. Nothing else happens here.
 
-use crate::filesystem::Core;
+use crate::caller::Caller;
+use crate::filesystem::{Core, SetAttrs};
 use crate::R;
 use fuser::{
     Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
@@ -20,6 +21,11 @@ use vault::vault::Vault;
 /// from outside (signal handler) while it is mounted.
 pub struct VaultFs {
     pub(crate) core: Arc<Core<Vault>>,
+}
+
+/// Who sent `req`.
+fn caller(req: &Request) -> Caller {
+    Caller::new(req.uid(), req.gid(), req.pid())
 }
 
 /// Runs one handler body; a panic in it answers EIO instead of ending the mount.
@@ -88,13 +94,13 @@ impl Filesystem for VaultFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         fh: Option<FileHandle>,
@@ -106,7 +112,15 @@ impl Filesystem for VaultFs {
     ) {
         let r = guard("setattr", || {
             let _t = self.shared();
-            self.core.do_setattr(ino, mode, size, mtime, fh)
+            let set = SetAttrs {
+                mode,
+                uid,
+                gid,
+                size,
+                atime,
+                mtime,
+            };
+            self.core.do_setattr(&caller(req), ino, set, fh)
         });
         match r {
             Ok(a) => reply.attr(&self.core.ttl(), &a),
@@ -470,7 +484,7 @@ impl Filesystem for VaultFs {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -480,7 +494,7 @@ impl Filesystem for VaultFs {
     ) {
         let r = guard("create", || {
             let _t = self.shared();
-            self.core.do_create(parent, name, mode, umask)
+            self.core.do_create(&caller(req), parent, name, mode, umask)
         });
         match r {
             Ok((a, fh)) => reply.created(

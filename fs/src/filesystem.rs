@@ -4,6 +4,7 @@
 //! directory cache, the local copies of files open for writing, and the open handles.
 
 use crate::budget::Budget;
+use crate::caller::{check, Asked, Caller, Owned};
 use crate::dircache::{DirCache, Ent};
 use crate::errno::{errno, io_errno};
 use crate::inodes::{Inodes, ROOT};
@@ -11,7 +12,7 @@ use crate::names::{child, join, split, within};
 use crate::read::Remote;
 use crate::sealed::CacheKey;
 use crate::store::Store;
-use crate::writeback::Local;
+use crate::writeback::{Local, New};
 use crate::{lock, MountOptions, R};
 use fuser::{Errno, FileAttr, FileHandle, FileType, INodeNo, OpenAccMode, OpenFlags, TimeOrNow};
 use std::collections::HashMap;
@@ -21,7 +22,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use vault::attrs::Xattrs;
+use vault::attrs::{AttrChange, Xattrs};
 
 /// An open file.
 pub(crate) enum Handle<S: Store> {
@@ -66,6 +67,42 @@ pub(crate) struct Core<S: Store> {
     /// The key that seals the local copies of an encrypted store's files: random, this
     /// mount's only ([`crate::sealed`]). `None`: the copies are plain.
     pub seal: Option<Arc<CacheKey>>,
+}
+
+/// What setattr asks to change; `None`: left as it is.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SetAttrs {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeOrNow>,
+    pub mtime: Option<TimeOrNow>,
+}
+
+impl SetAttrs {
+    /// The change as the permission rules see it.
+    fn asked(&self) -> Asked {
+        let times = [self.atime, self.mtime];
+        Asked {
+            uid: self.uid,
+            gid: self.gid,
+            mode: self.mode,
+            times_given: times
+                .iter()
+                .any(|t| matches!(t, Some(TimeOrNow::SpecificTime(_)))),
+            times_now: times.iter().any(|t| matches!(t, Some(TimeOrNow::Now))),
+        }
+    }
+}
+
+/// A file's owner and times as the mount shows them.
+pub(crate) struct Stamp {
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: SystemTime,
+    pub atime: SystemTime,
+    pub ctime: SystemTime,
 }
 
 fn time_of(t: TimeOrNow) -> SystemTime {
@@ -177,27 +214,29 @@ impl<S: Store> Core<S> {
         }
     }
 
-    fn file_attr(
-        &self,
-        ino: u64,
-        kind: FileType,
-        size: u64,
-        mtime: SystemTime,
-        perm: u16,
-    ) -> FileAttr {
+    /// The owner a file shows: as stored on a mount shared with other users (the
+    /// mount's user for files stored without one), else the mount's user.
+    pub(crate) fn shown_owner(&self, uid: Option<u32>, gid: Option<u32>) -> (u32, u32) {
+        match self.opts.allow_other {
+            true => (uid.unwrap_or(self.uid), gid.unwrap_or(self.gid)),
+            false => (self.uid, self.gid),
+        }
+    }
+
+    fn file_attr(&self, ino: u64, kind: FileType, size: u64, perm: u16, st: Stamp) -> FileAttr {
         FileAttr {
             ino: INodeNo(ino),
             size,
             blocks: size.div_ceil(512),
-            atime: mtime,
-            mtime,
-            ctime: mtime,
-            crtime: mtime,
+            atime: st.atime,
+            mtime: st.mtime,
+            ctime: st.ctime,
+            crtime: st.mtime,
             kind,
             perm,
             nlink: 1,
-            uid: self.uid,
-            gid: self.gid,
+            uid: st.uid,
+            gid: st.gid,
             rdev: 0,
             blksize: 4096,
             flags: 0,
@@ -223,17 +262,38 @@ impl<S: Store> Core<S> {
             Some(mode) if vault::attrs::is_symlink(mode) => FileType::Symlink,
             _ => FileType::RegularFile,
         };
-        Ok(self.file_attr(ino, kind, m.size, mtime, perm))
+        let (uid, gid) = self.shown_owner(m.uid, m.gid);
+        let st = Stamp {
+            uid,
+            gid,
+            mtime,
+            atime: m.atime.unwrap_or(mtime),
+            ctime: m.ctime.unwrap_or(mtime),
+        };
+        Ok(self.file_attr(ino, kind, m.size, perm, st))
     }
 
     fn local_attr(&self, ino: u64, l: &Local) -> R<FileAttr> {
         let md = l.metadata()?;
+        let (uid, gid) = *lock(&l.owner);
+        let (uid, gid) = self.shown_owner(Some(uid), Some(gid));
+        let mtime = md.modified().unwrap_or(UNIX_EPOCH);
+        let at = |secs: i64, nanos: i64| {
+            UNIX_EPOCH + Duration::new(secs.max(0) as u64, nanos.clamp(0, 999_999_999) as u32)
+        };
+        let st = Stamp {
+            uid,
+            gid,
+            mtime,
+            atime: md.accessed().unwrap_or(mtime),
+            ctime: at(md.ctime(), md.ctime_nsec()),
+        };
         Ok(self.file_attr(
             ino,
             FileType::RegularFile,
             l.len()?,
-            md.modified().unwrap_or(UNIX_EPOCH),
             (md.mode() & 0o7777) as u16,
+            st,
         ))
     }
 
@@ -347,6 +407,7 @@ impl<S: Store> Core<S> {
 
     pub(crate) fn do_create(
         &self,
+        caller: &Caller,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -358,7 +419,12 @@ impl<S: Store> Core<S> {
         if self.entry(&dir, split(&path).1)?.is_some_and(|e| e.is_dir) {
             return Err(Errno::EISDIR);
         }
-        let local = self.acquire_local(&path, true, Some(mode & !umask & 0o7777))?;
+        let new = New {
+            mode: mode & !umask & 0o7777,
+            uid: caller.uid,
+            gid: caller.gid,
+        };
+        let local = self.acquire_local(&path, true, Some(new))?;
         let fh = self.add_handle(Handle::Write { local });
         let attr = self.path_attr(&path)?;
         Ok((attr, fh))
@@ -395,33 +461,39 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// setattr by `caller`: on a mount shared with other users, under Linux's rules for
+    /// who may change what ([`crate::caller`]).
     pub(crate) fn do_setattr(
         &self,
+        caller: &Caller,
         ino: INodeNo,
-        mode: Option<u32>,
-        size: Option<u64>,
-        mtime: Option<TimeOrNow>,
+        mut set: SetAttrs,
         fh: Option<FileHandle>,
     ) -> R<FileAttr> {
         let path = self.path_of(ino)?;
+        if self.opts.allow_other {
+            let now = self.handle_attr(ino, fh)?;
+            let owned = Owned {
+                uid: now.uid,
+                gid: now.gid,
+                mode: u32::from(now.perm),
+                is_dir: now.kind == FileType::Directory,
+            };
+            if let Some(mode) = check(caller, owned, &set.asked())? {
+                set.mode = Some(mode);
+            }
+        }
         if let Some(Handle::Write { local }) = fh.map(|fh| self.handle(fh)).transpose()?.as_deref()
         {
-            return self.change_attrs(&path, Some(local), mode, size, mtime);
+            return self.change_attrs(&path, Some(local), set);
         }
         let held = self.hold_local(&path);
-        let r = self.change_attrs(&path, held.as_ref(), mode, size, mtime);
+        let r = self.change_attrs(&path, held.as_ref(), set);
         self.release_held(held, r)
     }
 
-    fn change_attrs(
-        &self,
-        path: &str,
-        local: Option<&Arc<Local>>,
-        mode: Option<u32>,
-        size: Option<u64>,
-        mtime: Option<TimeOrNow>,
-    ) -> R<FileAttr> {
-        if let Some(size) = size {
+    fn change_attrs(&self, path: &str, local: Option<&Arc<Local>>, set: SetAttrs) -> R<FileAttr> {
+        if let Some(size) = set.size {
             self.writable()?;
             match local {
                 Some(l) => l.change(|f| self.budget.set_len(f, size))?,
@@ -434,30 +506,51 @@ impl<S: Store> Core<S> {
             }
         }
         let Some(l) = local else {
-            self.set_stored_attrs(path, mode, mtime)?;
+            let change = AttrChange {
+                mtime: set.mtime.map(time_of),
+                atime: set.atime.map(time_of),
+                mode: set.mode,
+                uid: set.uid,
+                gid: set.gid,
+            };
+            self.set_stored_attrs(path, &change)?;
             return self.path_attr(path);
         };
-        if let Some(mode) = mode {
+        if set.uid.is_some() || set.gid.is_some() {
+            l.change(|_| {
+                let mut owner = lock(&l.owner);
+                *owner = (set.uid.unwrap_or(owner.0), set.gid.unwrap_or(owner.1));
+                Ok(())
+            })?;
+        }
+        if let Some(mode) = set.mode {
             l.change(|f| {
                 f.file()
                     .set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
                     .map_err(|e| io_errno("chmod cache file", &e))
             })?;
         }
-        if let Some(t) = mtime {
+        if set.mtime.is_some() || set.atime.is_some() {
+            let mut times = std::fs::FileTimes::new();
+            if let Some(t) = set.mtime {
+                times = times.set_modified(time_of(t));
+            }
+            if let Some(t) = set.atime {
+                times = times.set_accessed(time_of(t));
+            }
             l.change(|f| {
                 f.file()
-                    .set_times(std::fs::FileTimes::new().set_modified(time_of(t)))
+                    .set_times(times)
                     .map_err(|e| io_errno("utimens cache file", &e))
             })?;
         }
         self.path_attr(path)
     }
 
-    /// chmod/touch of a file that is not open for writing: its stored metadata changes
-    /// (directories have none to change and keep what they show).
-    fn set_stored_attrs(&self, path: &str, mode: Option<u32>, mtime: Option<TimeOrNow>) -> R<()> {
-        if mode.is_none() && mtime.is_none() {
+    /// chmod/chown/touch of a file that is not open for writing: its stored metadata
+    /// changes (directories have none to change and keep what they show).
+    fn set_stored_attrs(&self, path: &str, change: &AttrChange) -> R<()> {
+        if *change == AttrChange::default() {
             return Ok(());
         }
         let (dir, name) = split(path);
@@ -465,7 +558,7 @@ impl<S: Store> Core<S> {
             return Ok(());
         }
         self.writable()?;
-        self.block_on(self.store.set_attrs(path, mtime.map(time_of), mode))
+        self.block_on(self.store.set_attrs(path, change))
             .map_err(|e| errno(&format!("setattr {path:?}"), e))?;
         self.cache.forget_meta(path);
         Ok(())

@@ -21,6 +21,7 @@
 
 mod adapter;
 mod budget;
+mod caller;
 mod dircache;
 mod errno;
 mod filesystem;

@@ -44,6 +44,15 @@ pub(crate) struct Local {
     pub state: Mutex<LocalState>,
     /// Extended attributes as stored, uploaded with the content.
     pub xattrs: Mutex<Option<String>>,
+    /// The file's uid and gid, uploaded with the content.
+    pub owner: Mutex<(u32, u32)>,
+}
+
+/// A file being created: its mode (after the umask) and owner.
+pub(crate) struct New {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 pub(crate) struct LocalState {
@@ -95,12 +104,12 @@ impl<S: Store> Core<S> {
     }
 
     /// The local copy of `path` for writing, downloaded unless `truncate`; one more
-    /// reference to it. `create`: a new file of mode `mode`.
+    /// reference to it. `create`: a new file.
     pub(crate) fn acquire_local(
         &self,
         path: &str,
         truncate: bool,
-        create: Option<u32>,
+        create: Option<New>,
     ) -> R<Arc<Local>> {
         if let Some(l) = self.hold_local(path) {
             if truncate || create.is_some() {
@@ -109,12 +118,13 @@ impl<S: Store> Core<S> {
             return Ok(l);
         }
         let cache_path = self.new_cache_path();
-        let (mode, fetch, xattrs) = match create {
-            Some(mode) => (mode, false, None),
+        let (mode, fetch, xattrs, owner) = match create {
+            Some(new) => (new.mode, false, None, (new.uid, new.gid)),
             None => {
                 let m = self.meta(path)?.ok_or(Errno::ENOENT)?;
                 let mode = m.mode.map(|m| m & 0o7777).unwrap_or(0o644);
-                (mode, !truncate, m.xattrs)
+                let owner = (m.uid.unwrap_or(self.uid), m.gid.unwrap_or(self.gid));
+                (mode, !truncate, m.xattrs, owner)
             }
         };
         let file = OpenOptions::new()
@@ -154,6 +164,7 @@ impl<S: Store> Core<S> {
                 unlinked: false,
             }),
             xattrs: Mutex::new(xattrs),
+            owner: Mutex::new(owner),
         });
         let mut locals = lock(&self.locals);
         if let Some(other) = locals.get(path).cloned() {
@@ -170,12 +181,13 @@ impl<S: Store> Core<S> {
     /// What an upload of `local` says of the file besides its bytes.
     pub(crate) fn upload_attrs(&self, local: &Local) -> R<UploadAttrs> {
         let md = local.metadata()?;
+        let (uid, gid) = *lock(&local.owner);
         Ok(UploadAttrs {
             mode: md.mode(),
             mtime: md.modified().unwrap_or(UNIX_EPOCH),
             xattrs: lock(&local.xattrs).clone(),
-            uid: Some(self.uid),
-            gid: Some(self.gid),
+            uid: Some(uid),
+            gid: Some(gid),
         })
     }
 
@@ -199,11 +211,13 @@ impl<S: Store> Core<S> {
         self.reset_readers(path);
         // What was uploaded is what the listing would now say.
         let meta = local.len().ok().map(|size| Meta {
-            size,
             mtime: Some(attrs.mtime),
             mode: Some(attrs.mode),
-            hash: None,
+            uid: attrs.uid,
+            gid: attrs.gid,
+            ctime: Some(SystemTime::now()),
             xattrs: attrs.xattrs,
+            ..Meta::sized(size)
         });
         self.cache
             .set(path, Some(Ent::file(SystemTime::now(), meta)));

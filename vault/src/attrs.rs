@@ -1,12 +1,14 @@
-//! Changing a stored file's attributes (mtime, mode, extended attributes) without
-//! moving its bytes: a server-side copy onto itself with the metadata replaced. This is
-//! what `touch`, `chmod`, `setfattr`, `cp -p` and `tar x` do to a closed file through the
-//! mount. Symbolic links are objects holding their target, marked by their mode.
+//! Changing a stored file's attributes (times, mode, owner, extended attributes)
+//! without moving its bytes: a server-side copy onto itself with the metadata replaced.
+//! This is what `touch`, `chmod`, `chown`, `setfattr`, `cp -p` and `tar x` do to a
+//! closed file through the mount. The copy is the change's ctime (Last-Modified). Symbolic links are objects holding their target, marked by their mode.
 //! Directories keep their extended attributes on their marker object (`dir/`).
 
 use crate::crypto::keys::{unwrap_with, wrap_for};
 use crate::error::{Error, Result, ResultExt};
-use crate::vault::{format_mtime, Meta, Vault, META_MODE, META_MTIME};
+use crate::vault::{
+    format_mtime, Meta, Vault, META_ATIME, META_GID, META_MODE, META_MTIME, META_UID,
+};
 use aws_sdk_s3::types::MetadataDirective;
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
 use percent_encoding::{utf8_percent_encode, AsciiSet};
@@ -29,20 +31,36 @@ const FILE_KIND: u32 = 0o170000;
 const REGULAR_FILE: u32 = 0o100000;
 const SYMLINK: u32 = 0o120000;
 
+/// What [`Vault::set_attrs`] changes of a file; `None`: left as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttrChange {
+    pub mtime: Option<SystemTime>,
+    pub atime: Option<SystemTime>,
+    /// Permission bits (the file's kind is kept).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
 impl Vault {
-    /// Set a file's modification time and/or permission bits. The copy is conditional on
+    /// Change a file's times, permission bits and/or owner. The copy is conditional on
     /// the object being the one read, so a concurrent rewrite is never reverted.
-    pub async fn set_attrs(
-        &self,
-        path: &str,
-        mtime: Option<SystemTime>,
-        mode: Option<u32>,
-    ) -> Result<()> {
+    pub async fn set_attrs(&self, path: &str, change: &AttrChange) -> Result<()> {
         self.replace_meta(path, |meta| {
-            if let Some(t) = mtime {
-                meta.insert(META_MTIME.to_string(), format_mtime(t));
+            let mut put = |k: &str, v: String| meta.insert(k.to_string(), v);
+            if let Some(t) = change.mtime {
+                put(META_MTIME, format_mtime(t));
             }
-            if let Some(m) = mode {
+            if let Some(t) = change.atime {
+                put(META_ATIME, format_mtime(t));
+            }
+            if let Some(uid) = change.uid {
+                put(META_UID, uid.to_string());
+            }
+            if let Some(gid) = change.gid {
+                put(META_GID, gid.to_string());
+            }
+            if let Some(m) = change.mode {
                 let kind = meta
                     .get(META_MODE)
                     .and_then(|s| s.parse::<u32>().ok())

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 use tokio::sync::mpsc;
-use vault::attrs::{Xattrs, XATTRS_MAX};
+use vault::attrs::{AttrChange, Xattrs, XATTRS_MAX};
 use vault::transfer::Source;
 use vault::vault::{Entry, Meta};
 
@@ -29,20 +29,41 @@ pub(crate) struct Obj {
     pub mode: u32,
     pub mtime: SystemTime,
     pub xattrs: Option<String>,
-    /// As uploaded; `None` for objects stored otherwise.
-    pub owner: Option<(u32, u32)>,
+    /// As uploaded or changed; `None` for objects stored otherwise.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub atime: Option<SystemTime>,
+    /// When it was stored: its ctime.
     stored: SystemTime,
     version: u64,
 }
 
 impl Obj {
+    /// An object stored by another client: no owner, no access time.
+    fn new(data: Bytes, mode: u32, mtime: SystemTime) -> Obj {
+        Obj {
+            data,
+            mode,
+            mtime,
+            xattrs: None,
+            uid: None,
+            gid: None,
+            atime: None,
+            stored: SystemTime::now(),
+            version: 0,
+        }
+    }
+
     fn meta(&self) -> Meta {
         Meta {
-            size: self.data.len() as u64,
             mtime: Some(self.mtime),
             mode: Some(self.mode),
-            hash: None,
+            uid: self.uid,
+            gid: self.gid,
+            ctime: Some(self.stored),
+            atime: self.atime,
             xattrs: self.xattrs.clone(),
+            ..Meta::sized(self.data.len() as u64)
         }
     }
 }
@@ -139,15 +160,11 @@ impl Memory {
 
     /// Stores `data` at `path` as another client would (mode 0644).
     pub(crate) fn put_file(&self, path: &str, data: &[u8]) {
-        let obj = Obj {
-            data: Bytes::copy_from_slice(data),
-            mode: REGULAR | 0o644,
-            mtime: SystemTime::now(),
-            xattrs: None,
-            owner: None,
-            stored: SystemTime::now(),
-            version: 0,
-        };
+        let obj = Obj::new(
+            Bytes::copy_from_slice(data),
+            REGULAR | 0o644,
+            SystemTime::now(),
+        );
         crate::lock(&self.state).put(path, obj);
     }
 
@@ -275,13 +292,10 @@ impl Store for Memory {
         let mut data = vec![0; source.len() as usize];
         source.read_at(0, &mut data)?;
         let obj = Obj {
-            data: data.into(),
-            mode: attrs.mode,
-            mtime: attrs.mtime,
             xattrs: attrs.xattrs.clone(),
-            owner: attrs.uid.zip(attrs.gid),
-            stored: SystemTime::now(),
-            version: 0,
+            uid: attrs.uid,
+            gid: attrs.gid,
+            ..Obj::new(data.into(), attrs.mode, attrs.mtime)
         };
         st.put(path, obj);
         Ok(())
@@ -345,18 +359,14 @@ impl Store for Memory {
         Ok(())
     }
 
-    async fn set_attrs(
-        &self,
-        path: &str,
-        mtime: Option<SystemTime>,
-        mode: Option<u32>,
-    ) -> Result<()> {
+    async fn set_attrs(&self, path: &str, change: &AttrChange) -> Result<()> {
         let mut st = self.enter("set_attrs")?;
         let mut obj = st.file(path)?.clone();
-        if let Some(t) = mtime {
-            obj.mtime = t;
-        }
-        if let Some(m) = mode {
+        obj.mtime = change.mtime.unwrap_or(obj.mtime);
+        obj.atime = change.atime.or(obj.atime);
+        obj.uid = change.uid.or(obj.uid);
+        obj.gid = change.gid.or(obj.gid);
+        if let Some(m) = change.mode {
             obj.mode = (obj.mode & !0o7777) | (m & 0o7777);
         }
         // A copy onto itself: a new object, as readers opened before see.
@@ -374,15 +384,11 @@ impl Store for Memory {
     }
 
     async fn put_symlink(&self, path: &str, target: &[u8]) -> Result<()> {
-        let obj = Obj {
-            data: Bytes::copy_from_slice(target),
-            mode: SYMLINK | 0o777,
-            mtime: SystemTime::now(),
-            xattrs: None,
-            owner: None,
-            stored: SystemTime::now(),
-            version: 0,
-        };
+        let obj = Obj::new(
+            Bytes::copy_from_slice(target),
+            SYMLINK | 0o777,
+            SystemTime::now(),
+        );
         self.enter("put_symlink")?.put(path, obj);
         Ok(())
     }

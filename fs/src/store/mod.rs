@@ -12,13 +12,12 @@ pub(crate) mod memory;
 mod vault;
 
 use crate::sealed::CacheFile;
-use ::vault::attrs::Xattrs;
+use ::vault::attrs::{AttrChange, Xattrs};
 use ::vault::transfer::Source;
 use ::vault::vault::{Entry, Meta};
 use bytes::{Bytes, BytesMut};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 pub(crate) use ::vault::Error;
@@ -76,13 +75,8 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn delete(&self, path: &str) -> Result<()>;
     /// Server-side copy of one file, its attributes kept.
     async fn copy(&self, from: &str, to: &str) -> Result<()>;
-    /// Sets a stored file's mtime and/or permission bits.
-    async fn set_attrs(
-        &self,
-        path: &str,
-        mtime: Option<SystemTime>,
-        mode: Option<u32>,
-    ) -> Result<()>;
+    /// Changes a stored file's times, permission bits and/or owner.
+    async fn set_attrs(&self, path: &str, change: &AttrChange) -> Result<()>;
     /// Replaces a stored file's extended attributes.
     async fn set_xattrs(&self, path: &str, xattrs: &Xattrs) -> Result<()>;
     /// Stores a symbolic link to `target`.

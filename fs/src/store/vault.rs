@@ -2,12 +2,11 @@
 
 use super::{Result, Store, UploadAttrs};
 use crate::sealed::CacheFile;
-use ::vault::attrs::Xattrs;
+use ::vault::attrs::{AttrChange, Xattrs};
 use ::vault::transfer::Source;
 use ::vault::vault::{Entry, Meta, RangeReader, Vault};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
-use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 impl Store for Vault {
@@ -80,13 +79,8 @@ impl Store for Vault {
         Vault::copy(self, from, to).await
     }
 
-    async fn set_attrs(
-        &self,
-        path: &str,
-        mtime: Option<SystemTime>,
-        mode: Option<u32>,
-    ) -> Result<()> {
-        Vault::set_attrs(self, path, mtime, mode).await
+    async fn set_attrs(&self, path: &str, change: &AttrChange) -> Result<()> {
+        Vault::set_attrs(self, path, change).await
     }
 
     async fn set_xattrs(&self, path: &str, xattrs: &Xattrs) -> Result<()> {
@@ -111,11 +105,8 @@ impl Store for Vault {
 
     fn decode_xattrs(&self, stored: Option<&str>) -> Result<Xattrs> {
         let meta = Meta {
-            size: 0,
-            mtime: None,
-            mode: None,
-            hash: None,
             xattrs: stored.map(str::to_string),
+            ..Meta::sized(0)
         };
         self.xattrs(&meta)
     }

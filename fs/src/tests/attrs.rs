@@ -1,6 +1,6 @@
 //! Extended attributes, read-only mounts, and store errors as the caller sees them.
 
-use super::{err, fx, Setup};
+use super::{err, fx, mode, Setup};
 use crate::store::Error;
 use fuser::{Errno, INodeNo, OpenFlags, RenameFlags};
 use std::ffi::OsStr;
@@ -113,10 +113,7 @@ fn a_read_only_mount_refuses_every_change() {
     );
     assert_eq!(err(f.open("f", libc::O_WRONLY)), Errno::EROFS);
     assert_eq!(err(f.truncate("f", 0)), Errno::EROFS);
-    assert_eq!(
-        err(f.core.do_setattr(ino, Some(0o600), None, None, None)),
-        Errno::EROFS
-    );
+    assert_eq!(err(f.setattr(ino, mode(0o600), None)), Errno::EROFS);
     assert_eq!(err(set(&f, "f", "user.a", b"1", 0)), Errno::EROFS);
     assert_eq!(err(f.core.do_access(ino, true)), Errno::EROFS);
     f.core.do_access(ino, false).unwrap();

@@ -1,7 +1,8 @@
 //! Files through the core: create, write, read back, truncate, and write-back's dirty
 //! tracking (what is uploaded when).
 
-use super::{err, fx, Setup};
+use super::{err, fx, size, Setup};
+use crate::filesystem::SetAttrs;
 use crate::store::memory::REGULAR;
 use fuser::{Errno, FileType, TimeOrNow};
 use std::time::{Duration, UNIX_EPOCH};
@@ -23,20 +24,17 @@ fn the_upload_states_mode_mtime_and_owner() {
     f.write(fh, 0, b"x").unwrap();
     let t = UNIX_EPOCH + Duration::from_secs(1_000_000);
     let ino = f.ino("f").unwrap();
-    f.core
-        .do_setattr(
-            ino,
-            Some(0o600),
-            None,
-            Some(TimeOrNow::SpecificTime(t)),
-            Some(fh),
-        )
-        .unwrap();
+    let set = SetAttrs {
+        mode: Some(0o600),
+        mtime: Some(TimeOrNow::SpecificTime(t)),
+        ..SetAttrs::default()
+    };
+    f.setattr(ino, set, Some(fh)).unwrap();
     f.close(fh).unwrap();
     let obj = f.store().file("f").unwrap();
     assert_eq!(obj.mode, REGULAR | 0o600);
     assert_eq!(obj.mtime, t);
-    assert_eq!(obj.owner, Some((f.core.uid, f.core.gid)));
+    assert_eq!((obj.uid, obj.gid), (Some(f.core.uid), Some(f.core.gid)));
 }
 
 #[test]
@@ -124,10 +122,7 @@ fn truncate_through_an_open_handle_goes_up_at_close() {
     let fh = f.create("f").unwrap();
     f.write(fh, 0, b"abcdef").unwrap();
     let ino = f.ino("f").unwrap();
-    let a = f
-        .core
-        .do_setattr(ino, None, Some(3), None, Some(fh))
-        .unwrap();
+    let a = f.setattr(ino, size(3), Some(fh)).unwrap();
     assert_eq!(a.size, 3);
     f.close(fh).unwrap();
     assert_eq!(&f.store().file("f").unwrap().data[..], b"abc");
@@ -139,16 +134,12 @@ fn chmod_and_touch_of_a_closed_file_change_what_is_stored() {
     f.put("f", b"x").unwrap();
     let ino = f.ino("f").unwrap();
     let t = UNIX_EPOCH + Duration::from_secs(7);
-    let a = f
-        .core
-        .do_setattr(
-            ino,
-            Some(0o640),
-            None,
-            Some(TimeOrNow::SpecificTime(t)),
-            None,
-        )
-        .unwrap();
+    let set = SetAttrs {
+        mode: Some(0o640),
+        mtime: Some(TimeOrNow::SpecificTime(t)),
+        ..SetAttrs::default()
+    };
+    let a = f.setattr(ino, set, None).unwrap();
     assert_eq!((a.perm, a.mtime), (0o640, t));
     let obj = f.store().file("f").unwrap();
     assert_eq!((obj.mode, obj.mtime), (REGULAR | 0o640, t));
@@ -228,7 +219,11 @@ fn symlinks_store_their_target() {
         .unwrap();
     assert_eq!(a.kind, FileType::Symlink);
     assert_eq!(f.core.do_readlink(a.ino).unwrap(), b"../t");
-    let file = f.core.do_create(root, "r".as_ref(), 0o644, 0).unwrap().0;
+    let file = f
+        .core
+        .do_create(&f.me(), root, "r".as_ref(), 0o644, 0)
+        .unwrap()
+        .0;
     assert_eq!(err(f.core.do_readlink(file.ino)), Errno::EINVAL);
 }
 
@@ -256,7 +251,7 @@ fn an_encrypted_stores_copies_are_sealed_on_disk_and_read_back() {
     assert!(!disk.windows(18).any(|w| w == b"sealed-marker-91c0"));
     // Truncated: the size is the plaintext's, not the slots'.
     let ino = f.ino("s").unwrap();
-    let attr = f.core.do_setattr(ino, None, Some(100_000), None, Some(fh));
+    let attr = f.setattr(ino, size(100_000), Some(fh));
     assert_eq!(attr.unwrap().size, 100_000);
     f.close(fh).unwrap();
     assert!(f.store().file("s").unwrap().data[..] == want[..100_000]);

@@ -5,10 +5,12 @@ mod attrs;
 mod files;
 mod model;
 mod open;
+mod owners;
 mod races;
 mod tree;
 
-use crate::filesystem::Core;
+use crate::caller::Caller;
+use crate::filesystem::{Core, SetAttrs};
 use crate::inodes::ROOT;
 use crate::store::memory::Memory;
 use crate::{MountOptions, R};
@@ -27,6 +29,7 @@ pub(crate) struct Setup {
     pub store: Memory,
     pub ttl: Duration,
     pub read_only: bool,
+    pub allow_other: bool,
     pub cache_size: Option<u64>,
 }
 
@@ -36,6 +39,7 @@ impl Default for Setup {
             store: Memory::new(),
             ttl: Duration::from_secs(60),
             read_only: false,
+            allow_other: false,
             cache_size: None,
         }
     }
@@ -46,7 +50,7 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let opts = MountOptions {
             read_only: self.read_only,
-            allow_other: false,
+            allow_other: self.allow_other,
             cache_ttl: self.ttl,
             cache_dir: dir.path().to_path_buf(),
             fs_name: "cybs3:test".into(),
@@ -91,9 +95,14 @@ impl Fx {
 
     /// creat(2) with mode 0666 under umask 022.
     pub(crate) fn create(&self, path: &str) -> R<FileHandle> {
+        self.create_as(&self.me(), path)
+    }
+
+    /// creat(2) by `caller`.
+    pub(crate) fn create_as(&self, caller: &Caller, path: &str) -> R<FileHandle> {
         let (_, fh) = self
             .core
-            .do_create(self.parent(path)?, name(path), 0o666, 0o022)?;
+            .do_create(caller, self.parent(path)?, name(path), 0o666, 0o022)?;
         Ok(FileHandle(fh))
     }
 
@@ -157,8 +166,22 @@ impl Fx {
 
     /// truncate(2) by path.
     pub(crate) fn truncate(&self, path: &str, size: u64) -> R<FileAttr> {
-        self.core
-            .do_setattr(self.ino(path)?, None, Some(size), None, None)
+        self.setattr(self.ino(path)?, self::size(size), None)
+    }
+
+    /// The mount's own user, as the kernel names it in a request.
+    pub(crate) fn me(&self) -> Caller {
+        Caller::with_groups(self.core.uid, self.core.gid, &[])
+    }
+
+    /// setattr by the mount's own user.
+    pub(crate) fn setattr(
+        &self,
+        ino: INodeNo,
+        set: SetAttrs,
+        fh: Option<FileHandle>,
+    ) -> R<FileAttr> {
+        self.core.do_setattr(&self.me(), ino, set, fh)
     }
 
     /// The names `readdir` shows in `dir` (without `.` and `..`).
@@ -203,4 +226,20 @@ pub(crate) fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// The errno of a result, for asserting on failures of any value type.
 pub(crate) fn err<T: std::fmt::Debug>(r: R<T>) -> Errno {
     r.expect_err("an error was expected")
+}
+
+/// A setattr of the size alone.
+pub(crate) fn size(n: u64) -> SetAttrs {
+    SetAttrs {
+        size: Some(n),
+        ..SetAttrs::default()
+    }
+}
+
+/// A setattr of the mode alone.
+pub(crate) fn mode(m: u32) -> SetAttrs {
+    SetAttrs {
+        mode: Some(m),
+        ..SetAttrs::default()
+    }
 }

@@ -62,17 +62,18 @@ impl Vault {
                 }
                 if let Some(path) = self.listed_path(key) {
                     let stored = o.size().unwrap_or(0).max(0) as u64;
+                    let last_modified = o
+                        .last_modified()
+                        .and_then(|t| SystemTime::try_from(*t).ok());
                     out.push(Entry {
                         path,
                         size: self.plain_size(stored),
-                        stored: o
-                            .last_modified()
-                            .and_then(|t| SystemTime::try_from(*t).ok()),
+                        stored: last_modified,
                         is_dir: false,
                         meta: metadata
                             .as_ref()
                             .and_then(|m| m.get(key))
-                            .map(|m| self.meta_from(stored, m)),
+                            .map(|m| self.meta_from(stored, m, last_modified)),
                     });
                 }
             }

@@ -1,5 +1,5 @@
-//! A file's attributes as its object's user metadata stores them: mtime, mode, content
-//! hash and extended attributes.
+//! A file's attributes as its object's user metadata stores them: mtime, mode, owner,
+//! access time, content hash and extended attributes.
 
 use super::Vault;
 use crate::error::{Result, ResultExt};
@@ -13,6 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub(crate) const META_MTIME: &str = "mtime";
 pub(crate) const META_MODE: &str = "mode";
+pub(crate) const META_UID: &str = "uid";
+pub(crate) const META_GID: &str = "gid";
+/// An access time set explicitly (`touch -a`, `utimensat`); else the mtime stands for it.
+pub(crate) const META_ATIME: &str = "atime";
 pub(super) const META_HASH: &str = "cybs3-hash";
 
 /// One file's attributes from its object's metadata.
@@ -21,9 +25,33 @@ pub struct Meta {
     pub size: u64,
     pub mtime: Option<SystemTime>,
     pub mode: Option<u32>,
+    /// The owner as stored; `None` for objects stored by other tools.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// When the file or its attributes last changed: its object's Last-Modified, since
+    /// every upload and every change of attributes stores the object anew.
+    pub ctime: Option<SystemTime>,
+    pub atime: Option<SystemTime>,
     pub hash: Option<String>,
     /// Extended attributes as stored (see [`Vault::xattrs`]).
     pub xattrs: Option<String>,
+}
+
+impl Meta {
+    /// Attributes of `size` bytes with nothing else known.
+    pub fn sized(size: u64) -> Meta {
+        Meta {
+            size,
+            mtime: None,
+            mode: None,
+            uid: None,
+            gid: None,
+            ctime: None,
+            atime: None,
+            hash: None,
+            xattrs: None,
+        }
+    }
 }
 
 /// The attributes an upload stores with a file, stated by the caller rather than read
@@ -35,9 +63,7 @@ pub struct UploadAttrs {
     pub mode: u32,
     /// Stored as `mtime` (seconds with nanoseconds).
     pub mtime: SystemTime,
-    /// The owner. Not stored yet: objects carry no owner entry today, and the mount
-    /// shows every file as the mounting user's. Stated here so that storing it changes
-    /// the vault only, not its callers.
+    /// The owner, stored as `uid` and `gid` when stated.
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     /// Extended attributes in their stored form ([`Vault::encode_xattrs`]); `None`: none.
@@ -63,6 +89,12 @@ impl UploadAttrs {
             (META_MODE.to_string(), self.mode.to_string()),
             (META_HASH.to_string(), hash),
         ];
+        if let Some(uid) = self.uid {
+            meta.push((META_UID.to_string(), uid.to_string()));
+        }
+        if let Some(gid) = self.gid {
+            meta.push((META_GID.to_string(), gid.to_string()));
+        }
         if let Some(x) = &self.xattrs {
             meta.push((crate::attrs::META_XATTRS.to_string(), x.clone()));
         }
@@ -72,15 +104,24 @@ impl UploadAttrs {
 
 impl Vault {
     pub(super) fn meta_of(&self, info: &ObjectInfo) -> Meta {
-        self.meta_from(info.size, &info.metadata)
+        self.meta_from(info.size, &info.metadata, info.last_modified)
     }
 
-    /// Attributes from an object's stored size and user metadata.
-    pub(super) fn meta_from(&self, stored: u64, metadata: &HashMap<String, String>) -> Meta {
+    /// Attributes from an object's stored size, user metadata and Last-Modified.
+    pub(super) fn meta_from(
+        &self,
+        stored: u64,
+        metadata: &HashMap<String, String>,
+        last_modified: Option<SystemTime>,
+    ) -> Meta {
         Meta {
             size: self.plain_size(stored),
             mtime: metadata.get(META_MTIME).and_then(|s| parse_mtime(s)),
             mode: metadata.get(META_MODE).and_then(|s| s.parse().ok()),
+            uid: metadata.get(META_UID).and_then(|s| s.parse().ok()),
+            gid: metadata.get(META_GID).and_then(|s| s.parse().ok()),
+            ctime: last_modified,
+            atime: metadata.get(META_ATIME).and_then(|s| parse_mtime(s)),
             hash: metadata.get(META_HASH).cloned(),
             xattrs: metadata.get(crate::attrs::META_XATTRS).cloned(),
         }

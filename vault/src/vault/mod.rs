@@ -37,7 +37,7 @@ mod versions;
 
 pub use binding::RebindReport;
 pub use list::Entry;
-pub(crate) use meta::{format_mtime, META_MODE, META_MTIME};
+pub(crate) use meta::{format_mtime, META_ATIME, META_GID, META_MODE, META_MTIME, META_UID};
 pub use meta::{Meta, UploadAttrs};
 pub use names::clean_path;
 pub use reader::{RangeReader, STREAM_BATCH, STREAM_DEPTH};
