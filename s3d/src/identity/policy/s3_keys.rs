@@ -123,7 +123,7 @@ fn percent_decode(s: &str) -> String {
 /// `s3:object-lock-retain-until-date` as sent, and `s3:object-lock-remaining-retention-days`:
 /// whole days left, rounded up, so a retention asked for "N days from now" counts as N
 /// days however long the request took to arrive.
-pub fn set_retain_until(ctx: &mut Context, until: &str, now: u64) {
+fn set_retain_until(ctx: &mut Context, until: &str, now: u64) {
     ctx.set("s3:object-lock-retain-until-date", until);
     if let Some(millis) = super::dates::parse_date(until) {
         let left = millis - i64::try_from(now).unwrap_or(i64::MAX).saturating_mul(1000);
