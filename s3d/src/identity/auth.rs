@@ -8,17 +8,17 @@
 //! at info (in the server log by default), allows at debug.
 
 use crate::ctx::{self, PeerAddr};
-use crate::errors;
 use crate::identity::iam::Iam;
 use crate::identity::keys::{now_unix, Owner, Session};
 use crate::identity::policy::{self, Context, Decision, Policy, Principal, Request};
+use crate::{errors, tagging};
 use hyper::http::Extensions;
 use hyper::{HeaderMap, Uri};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::{
-    CopyObjectInput, CopySource, DeleteObjectInput, DeleteObjectsInput, PutObjectRetentionInput,
-    UploadPartCopyInput,
+    CopyObjectInput, CopySource, DeleteObjectInput, DeleteObjectsInput, PutObjectLegalHoldInput,
+    PutObjectRetentionInput, PutObjectTaggingInput, UploadPartCopyInput,
 };
 use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Result};
@@ -112,7 +112,15 @@ struct Ask {
     key: Option<String>,
     query: Vec<(String, String)>,
     source: IpAddr,
+    /// The request's own condition keys (headers, body); [`Identities::context`]
+    /// adds the global ones.
+    keys: Context,
 }
+
+/// An access check left to the operation's hook: a policy tests condition keys
+/// that only the parsed body holds (`policy::is_body_key`).
+#[derive(Clone)]
+struct Deferred(Ask);
 
 /// Who signed, as far as the signature and the token tell; the rest of the caller
 /// (its policies) is read on a blocking thread.
@@ -262,7 +270,15 @@ impl Identities {
         }
         let action = policy::action_for(&ask.op, has(&ask.query, "versionId"));
         let resource = resource(ask.bucket.as_deref(), ask.key.as_deref());
-        let context = self.context(caller, ask);
+        let identity: &[Arc<Policy>] = match caller {
+            Caller::User { policies, .. } => policies,
+            _ => &[],
+        };
+        let all = || identity.iter().chain(bucket_policy.iter()).map(|p| &**p);
+        let mut context = self.context(caller, ask);
+        if all().any(|p| p.tests_key(policy::is_existing_tag_key)) {
+            self.existing_tags(ask, &mut context)?;
+        }
         let request = Request {
             action,
             resource: &resource,
@@ -274,16 +290,71 @@ impl Identities {
             return Ok(manages_policy
                 || bucket_policy.is_none_or(|p| p.evaluate(&request) != Decision::Deny));
         }
+        Ok(policy::evaluate_all(all(), &request) == Decision::Allow)
+    }
+
+    /// Sets `s3:ExistingObjectTag/…` from the stored tags of the version `ask` names,
+    /// for the operations AWS gives them to. Read only when a policy tests them.
+    fn existing_tags(&self, ask: &Ask, context: &mut Context) -> S3Result<()> {
+        let (Some(bucket), Some(key)) = (&ask.bucket, &ask.key) else {
+            return Ok(());
+        };
+        if !policy::reads_existing_tags(&ask.op) {
+            return Ok(());
+        }
+        let version = ask
+            .query
+            .iter()
+            .find(|(k, _)| k == "versionId")
+            .map(|(_, v)| v.as_str());
+        let tags = self
+            .iam
+            .object_tags(bucket, key, version)
+            .map_err(store_failed)?;
+        if let Some(tags) = tags {
+            policy::set_existing_tags(context, &tags);
+        }
+        Ok(())
+    }
+
+    /// Whether the check of `ask` must wait for the parsed body: some policy that
+    /// decides it tests a key only the body holds.
+    fn waits_for_body(&self, caller: &Caller, ask: &Ask) -> S3Result<bool> {
+        let Some(bucket) = ask.bucket.as_deref() else {
+            return Ok(false);
+        };
+        if matches!(caller, Caller::Bucket(_)) || !policy::has_body_keys(&ask.op) {
+            return Ok(false);
+        }
+        let bucket_policy = self.iam.bucket_policy(bucket).map_err(store_failed)?;
         let identity: &[Arc<Policy>] = match caller {
             Caller::User { policies, .. } => policies,
             _ => &[],
         };
-        let all = identity.iter().chain(bucket_policy.iter()).map(|p| &**p);
-        Ok(policy::evaluate_all(all, &request) == Decision::Allow)
+        Ok(identity
+            .iter()
+            .chain(bucket_policy.iter())
+            .any(|p| p.tests_key(|k| policy::is_body_key(&ask.op, k))))
+    }
+
+    /// Decides a check [`Identities::check_path`] deferred, once `add` has set the
+    /// body's keys. Requests whose check was not deferred pass through.
+    async fn check_deferred<T>(
+        &self,
+        req: &mut S3Request<T>,
+        add: impl FnOnce(&T, &mut Context),
+    ) -> S3Result<()> {
+        let Some(Deferred(mut ask)) = req.extensions.remove::<Deferred>() else {
+            return Ok(());
+        };
+        add(&req.input, &mut ask.keys);
+        let caller = Caller::of(&req.extensions)?.clone();
+        let this = self.clone();
+        ctx::spawn(move || this.authorize(&caller, &ask)).await?
     }
 
     fn context(&self, caller: &Caller, ask: &Ask) -> Context {
-        let mut c = Context::default();
+        let mut c = ask.keys.clone();
         c.set("aws:SourceIp", ask.source.to_string());
         c.set("aws:SecureTransport", "false");
         let now = now_unix();
@@ -331,12 +402,14 @@ impl Identities {
             S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
             S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
         };
+        let op = cx.s3_op().name();
         let ask = Ask {
-            op: cx.s3_op().name().to_string(),
+            op: op.to_string(),
             bucket,
             key,
             query: query_pairs(cx.uri()),
             source,
+            keys: request_keys(op, cx.headers()),
         };
         // A GET or HEAD may find its key missing; the listing question is kept for then.
         let reads = matches!(ask.op.as_str(), "GetObject" | "HeadObject");
@@ -344,16 +417,23 @@ impl Identities {
             op: "ListObjects".to_string(),
             key: None,
             query: Vec::new(),
+            keys: Context::default(),
             ..ask.clone()
         });
         let this = self.clone();
-        let caller = ctx::spawn(move || {
+        let (caller, deferred) = ctx::spawn(move || {
             let caller = this
                 .caller(signer)
                 .inspect_err(|e| log_refused(who.as_deref(), e))?;
-            this.authorize(&caller, &ask).map(|()| caller)
+            if this.waits_for_body(&caller, &ask)? {
+                return Ok((caller, Some(Deferred(ask))));
+            }
+            this.authorize(&caller, &ask).map(|()| (caller, None))
         })
         .await??;
+        if let Some(deferred) = deferred {
+            cx.extensions_mut().insert(deferred);
+        }
         if let Some(ask) = list {
             cx.extensions_mut().insert(ListCheck {
                 identities: self.clone(),
@@ -381,6 +461,7 @@ impl Identities {
             key,
             query: Vec::new(),
             source: self.source(req.extensions.get::<PeerAddr>(), &req.headers),
+            keys: Context::default(),
         };
         let this = self.clone();
         Ok(ctx::spawn(move || this.authorize(&caller, &ask))
@@ -409,6 +490,7 @@ impl Identities {
             key: Some(key.to_string()),
             query,
             source: self.source(req.extensions.get::<PeerAddr>(), &req.headers),
+            keys: Context::default(),
         };
         let this = self.clone();
         ctx::spawn(move || this.authorize(&caller, &ask)).await?
@@ -473,6 +555,25 @@ fn bucket_key_may(own: &str, ask: &Ask) -> bool {
         (Some(b), None) => b == own && ask.op != "CreateBucket" && ask.op != "DeleteBucket",
         (Some(b), Some(_)) => b == own,
     }
+}
+
+/// The condition keys a request's headers give its operation (see `policy::set_header_keys`).
+fn request_keys(op: &str, headers: &HeaderMap) -> Context {
+    let mut keys = Context::default();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    policy::set_header_keys(&mut keys, op, header, now_unix());
+    if policy::takes_tagging_header(op) {
+        // A malformed header leaves the keys unset; the operation refuses it anyway.
+        if let Some(tags) = header("x-amz-tagging").and_then(|h| tagging::parse_header(&h).ok()) {
+            policy::set_request_tags(&mut keys, &tags);
+        }
+    }
+    keys
 }
 
 fn resource(bucket: Option<&str>, key: Option<&str>) -> String {
@@ -612,10 +713,48 @@ impl S3Access for Identities {
         Ok(())
     }
 
+    async fn put_object_tagging(&self, req: &mut S3Request<PutObjectTaggingInput>) -> S3Result<()> {
+        self.check_deferred(req, |input, keys| {
+            let tags: Vec<(String, String)> = (input.tagging.tag_set.iter())
+                .map(|t| {
+                    let k = t.key.clone().unwrap_or_default();
+                    (k, t.value.clone().unwrap_or_default())
+                })
+                .collect();
+            policy::set_request_tags(keys, &tags);
+        })
+        .await
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: &mut S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<()> {
+        self.check_deferred(req, |input, keys| {
+            let status = input.legal_hold.as_ref().and_then(|h| h.status.as_ref());
+            if let Some(status) = status {
+                policy::set_legal_hold(keys, status.as_str());
+            }
+        })
+        .await
+    }
+
     async fn put_object_retention(
         &self,
         req: &mut S3Request<PutObjectRetentionInput>,
     ) -> S3Result<()> {
+        self.check_deferred(req, |input, keys| {
+            let Some(retention) = &input.retention else {
+                return;
+            };
+            let until = retention.retain_until_date.clone().map(|t| {
+                let unix = time::OffsetDateTime::from(t).unix_timestamp();
+                iso8601(u64::try_from(unix).unwrap_or(0))
+            });
+            let mode = retention.mode.as_ref().map(|m| m.as_str());
+            policy::set_retention(keys, mode, until.as_deref(), now_unix());
+        })
+        .await?;
         let (b, k) = (req.input.bucket.clone(), Some(req.input.key.clone()));
         let asked = req.input.bypass_governance_retention == Some(true);
         if asked && !self.may_bypass(req, b, k).await? {

@@ -466,6 +466,28 @@ impl Iam {
         self.parsed(&format!("bucket {bucket}"), text).map(Some)
     }
 
+    /// The tags of an object version (the current one without `version_id`), for
+    /// `s3:ExistingObjectTag` conditions; `None` when there is no such version.
+    pub(crate) fn object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<Vec<(String, String)>>> {
+        use engine::Error as E;
+        match self.store.head(bucket, key, version_id) {
+            Ok(v) => Ok(Some(v.meta.tags)),
+            Err(
+                E::NoSuchBucket(_)
+                | E::NoSuchKey(_)
+                | E::NoSuchVersion(_)
+                | E::DeleteMarker { .. }
+                | E::InvalidKey(_),
+            ) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Parse stored policy text once; `what` names it in the cache and in errors.
     fn parsed(&self, what: &str, text: Vec<u8>) -> Result<Arc<Policy>> {
         let mut parsed = self.parsed.lock().unwrap();

@@ -193,6 +193,11 @@ pub(super) fn build_test(
 }
 
 impl Condition {
+    /// The condition key this condition tests.
+    pub(super) fn key(&self) -> &str {
+        &self.key
+    }
+
     pub(super) fn holds(&self, ctx: &Context) -> bool {
         let present = ctx.get(&self.key).filter(|values| !values.is_empty());
         match &self.test {

@@ -1,7 +1,7 @@
 //! The policy document's structure: statements and their elements, parsed and validated.
 
 use super::conditions::{parse_conditions, Condition};
-use super::patterns::{wildcard_match, Template};
+use super::patterns::{may_match_prefixed, wildcard_match, Template};
 use super::request::{Context, Decision, Principal, Request};
 use serde_json::{Map, Value};
 
@@ -218,6 +218,16 @@ impl Element {
         }
         hit != self.negated
     }
+
+    /// Whether this `Resource` can name bucket `arn` or an object in it; a
+    /// `NotResource` always can (it names what it leaves out).
+    pub(super) fn may_cover_bucket(&self, arn: &str) -> bool {
+        self.negated
+            || self.patterns.iter().any(|p| {
+                let toks = p.widened();
+                wildcard_match(&toks, arn) || may_match_prefixed(&toks, &format!("{arn}/"))
+            })
+    }
 }
 
 /// `Principal`/`NotPrincipal`.
@@ -225,6 +235,9 @@ impl Element {
 pub(super) struct PrincipalElement {
     pub(super) negated: bool,
     pub(super) everyone: bool,
+    /// Names the account (`arn:aws:iam::<account>:root` or the bare account id): the
+    /// root credentials. The server is one account, so any account id names it.
+    pub(super) account: bool,
     pub(super) users: Vec<String>,
 }
 
@@ -233,6 +246,7 @@ impl PrincipalElement {
         let mut element = PrincipalElement {
             negated,
             everyone: false,
+            account: false,
             users: Vec::new(),
         };
         match v {
@@ -254,11 +268,13 @@ impl PrincipalElement {
         Ok(element)
     }
 
-    /// Records one `AWS` principal: `*`, a user ARN or a plain user name.
-    /// Other ARNs (roles, account roots) name nobody this server knows.
+    /// Records one `AWS` principal: `*`, an account (ARN or id), a user ARN or a plain
+    /// user name. Other ARNs (roles) name nobody this server knows.
     pub(super) fn add(&mut self, id: &str) {
         if id == "*" {
             self.everyone = true;
+        } else if is_account(id) {
+            self.account = true;
         } else if !id.starts_with("arn:") {
             self.users.push(id.to_owned());
         } else if let Some(name) = iam_user_name(id) {
@@ -266,11 +282,28 @@ impl PrincipalElement {
         }
     }
 
+    /// `Principal` applies to the callers it names; `NotPrincipal` to every caller it
+    /// does not name, anonymous ones included, whether its statement allows or denies.
     pub(super) fn matches(&self, who: Principal) -> bool {
         let hit = self.everyone
-            || matches!(who, Principal::User(name) if self.users.iter().any(|u| u == name));
+            || match who {
+                Principal::User(name) => self.users.iter().any(|u| u == name),
+                Principal::Root => self.account,
+                Principal::Anonymous => false,
+            };
         hit != self.negated
     }
+}
+
+/// `arn:aws:iam::<12 digits>:root` or the 12 digits alone.
+fn is_account(id: &str) -> bool {
+    let digits = |s: &str| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit());
+    digits(id)
+        || id
+            .strip_prefix("arn:")
+            .and_then(|rest| rest.split_once(":iam::"))
+            .and_then(|(_, rest)| rest.strip_suffix(":root"))
+            .is_some_and(digits)
 }
 
 /// The user name in `arn:aws:iam::<account>:user/[path/]NAME`.

@@ -16,14 +16,17 @@ mod dates;
 mod document;
 mod patterns;
 mod request;
+mod s3_keys;
 #[cfg(test)]
 mod tests;
 
 pub use actions::action_for;
-use document::{
-    check_fields, parse_version, statement_label, statement_values, string_list, Statement,
-};
+use document::{check_fields, parse_version, statement_label, statement_values, Statement};
 pub use request::{Context, Decision, Principal, Request};
+pub use s3_keys::{
+    has_body_keys, is_body_key, is_existing_tag_key, reads_existing_tags, set_existing_tags,
+    set_header_keys, set_legal_hold, set_request_tags, set_retention, takes_tagging_header,
+};
 
 /// A parsed, validated IAM policy document (identity policy or bucket policy).
 #[derive(Clone, Debug)]
@@ -90,36 +93,36 @@ impl Policy {
 
 impl Policy {
     /// What AWS requires of a bucket policy beyond being a policy: every statement
-    /// names a Principal, and every Resource is the bucket or objects in it.
+    /// names a Principal, and has a Resource that can be the bucket or objects in it.
+    /// Resources may also name other buckets (`arn:aws:s3:::*`): as on AWS, a bucket's
+    /// policy is only ever consulted for requests on that bucket, so they apply to it alone.
     pub fn check_bucket_policy(&self, bucket: &str) -> Result<(), PolicyError> {
         let doc: Value = serde_json::from_str(&self.text).expect("parsed before");
-        let statements = statement_values(doc.get("Statement")).map_err(PolicyError)?;
+        let values = statement_values(doc.get("Statement")).map_err(PolicyError)?;
         let arn = format!("arn:aws:s3:::{bucket}");
-        for (i, v) in statements.iter().enumerate() {
+        for (i, (v, statement)) in values.iter().zip(&self.statements).enumerate() {
             let label = statement_label(i, v);
-            if v.get("Principal").is_none() && v.get("NotPrincipal").is_none() {
+            if statement.principal.is_none() {
                 return Err(PolicyError(format!(
                     "{label}: missing required field Principal"
                 )));
             }
-            let resources = v.get("Resource").or_else(|| v.get("NotResource"));
-            for r in resources
-                .map(|r| string_list(r, "Resource"))
-                .transpose()
-                .map_err(PolicyError)?
-                .unwrap_or_default()
-            {
-                let inside = r == arn
-                    || r.strip_prefix(&arn)
-                        .is_some_and(|rest| rest.starts_with('/'));
-                if !inside {
-                    return Err(PolicyError(format!(
-                        "{label}: Policy has invalid resource {r:?} (it must be {arn} or {arn}/…)"
-                    )));
-                }
+            if !statement.resource.may_cover_bucket(&arn) {
+                return Err(PolicyError(format!(
+                    "{label}: Policy has invalid resource (none of its resources is {arn} or {arn}/…)"
+                )));
             }
         }
         Ok(())
+    }
+
+    /// Whether some condition of this policy tests a key for which `pred` holds:
+    /// the keys that cost a lookup (stored tags) or wait for the body are set only then.
+    pub fn tests_key(&self, pred: impl Fn(&str) -> bool) -> bool {
+        self.statements
+            .iter()
+            .flat_map(|s| &s.conditions)
+            .any(|c| pred(c.key()))
     }
 
     /// Whether some statement grants something to everyone without conditions.
@@ -129,7 +132,7 @@ impl Policy {
                 && s.conditions.is_empty()
                 && s.principal
                     .as_ref()
-                    .is_some_and(|p| p.everyone && !p.negated)
+                    .is_some_and(|p| p.matches(Principal::Anonymous))
         })
     }
 }

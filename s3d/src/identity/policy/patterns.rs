@@ -58,6 +58,20 @@ impl Template {
     }
 }
 
+impl Template {
+    /// The pattern with every variable widened to `*`: what it could match once
+    /// substituted, for checks made before any request is known.
+    pub(super) fn widened(&self) -> Vec<Tok> {
+        self.0
+            .iter()
+            .map(|part| match part {
+                Part::Tok(t) => *t,
+                Part::Var(_) => Tok::Star,
+            })
+            .collect()
+    }
+}
+
 /// Parses a `${name}` at the start of `s`; `${*}`, `${?}` and `${$}` escape
 /// the literal characters.
 pub(super) fn variable(s: &str) -> Option<(Part, &str)> {
@@ -83,6 +97,17 @@ pub(super) fn literal(toks: &[Tok]) -> String {
 }
 
 pub(super) fn wildcard_match(pattern: &[Tok], input: &str) -> bool {
+    glob(pattern, input, false)
+}
+
+/// Whether `pattern` matches some string that starts with `prefix` (whatever follows).
+pub(super) fn may_match_prefixed(pattern: &[Tok], prefix: &str) -> bool {
+    glob(pattern, prefix, true)
+}
+
+/// Matches `pattern` against `input`; with `open_end`, against `input` followed by
+/// any text: once the input is used up, whatever pattern is left can match that text.
+fn glob(pattern: &[Tok], input: &str, open_end: bool) -> bool {
     let input: Vec<char> = input.chars().collect();
     let (mut p, mut i) = (0, 0);
     // Position of the last `*` and the input index it currently absorbs up to.
@@ -104,5 +129,5 @@ pub(super) fn wildcard_match(pattern: &[Tok], input: &str) -> bool {
             },
         }
     }
-    pattern[p..].iter().all(|t| *t == Tok::Star)
+    open_end || pattern[p..].iter().all(|t| *t == Tok::Star)
 }

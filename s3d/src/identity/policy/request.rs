@@ -40,6 +40,12 @@ impl Context {
         self.values.insert(key.to_lowercase(), vec![value.into()]);
     }
 
+    /// Sets the multi-valued `key` to `values` (possibly none), replacing earlier values.
+    pub fn set_all(&mut self, key: &str, values: impl IntoIterator<Item = String>) {
+        self.values
+            .insert(key.to_lowercase(), values.into_iter().collect());
+    }
+
     /// Appends `value` to the values of the multi-valued `key`.
     #[cfg(test)]
     pub fn add(&mut self, key: &str, value: impl Into<String>) {

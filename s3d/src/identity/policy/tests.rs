@@ -854,3 +854,325 @@ fn bucket_policies_need_principals_and_their_own_bucket() {
     );
     assert!(!conditioned.is_public());
 }
+
+#[test]
+fn bucket_policies_may_name_other_buckets_too() {
+    let wide = |resources: &str| {
+        policy(&format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":{resources}}}]}}"#
+        ))
+    };
+    // Every resource that can be this bucket or one of its objects is enough.
+    for ok in [
+        r#""arn:aws:s3:::*""#,
+        r#""*""#,
+        r#""arn:aws:s3:::si*/*""#,
+        r#"["arn:aws:s3:::other/*","arn:aws:s3:::site/*"]"#,
+        r#""arn:aws:s3:::site/home/${aws:username}/*""#,
+        r#""arn:aws:s3:::${aws:username}""#,
+    ] {
+        assert!(wide(ok).check_bucket_policy("site").is_ok(), "{ok}");
+    }
+    // A statement none of whose resources can be in the bucket is refused.
+    for bad in [
+        r#""arn:aws:s3:::other/*""#,
+        r#"["arn:aws:s3:::other","arn:aws:s3:::sites/*"]"#,
+        r#""arn:aws:s3:::site2""#,
+        r#""arn:aws:iam::1:user/x""#,
+    ] {
+        let e = wide(bad).check_bucket_policy("site").unwrap_err();
+        assert!(e.0.contains("Policy has invalid resource"), "{bad}: {e}");
+    }
+    // Accepted, it still matches only what its patterns match.
+    let p = wide(r#"["arn:aws:s3:::other/*","arn:aws:s3:::site/a/*"]"#);
+    assert_eq!(
+        eval_plain(&p, "s3:GetObject", "arn:aws:s3:::site/a/x"),
+        Deny
+    );
+    assert_eq!(
+        eval_plain(&p, "s3:GetObject", "arn:aws:s3:::site/b"),
+        Neither
+    );
+}
+
+#[test]
+fn prefixed_wildcard_matches() {
+    use super::patterns::may_match_prefixed;
+    let pattern = |s: &str| {
+        Template::compile(s, false)
+            .resolve(&Context::default())
+            .unwrap()
+    };
+    assert!(may_match_prefixed(
+        &pattern("arn:aws:s3:::*"),
+        "arn:aws:s3:::b/"
+    ));
+    assert!(may_match_prefixed(
+        &pattern("arn:aws:s3:::b/x*"),
+        "arn:aws:s3:::b/"
+    ));
+    assert!(may_match_prefixed(
+        &pattern("arn:aws:s3:::?/*"),
+        "arn:aws:s3:::b/"
+    ));
+    assert!(!may_match_prefixed(
+        &pattern("arn:aws:s3:::c/*"),
+        "arn:aws:s3:::b/"
+    ));
+    assert!(!may_match_prefixed(
+        &pattern("arn:aws:s3:::b"),
+        "arn:aws:s3:::b/"
+    ));
+    assert!(!may_match_prefixed(
+        &pattern("arn:aws:s3:::bb*"),
+        "arn:aws:s3:::b/"
+    ));
+}
+
+#[test]
+fn not_principal_applies_to_everyone_it_does_not_name() {
+    let c = Context::default();
+    let deny = statements(
+        r#"{"Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::111122223333:user/carol","arn:aws:iam::111122223333:root"]},"Action":"s3:*","Resource":"*"}"#,
+    );
+    let get = |p: &Policy, who| eval_as(p, who, "s3:GetObject", OBJ, &c);
+    assert_eq!(get(&deny, Principal::User("carol")), Neither);
+    assert_eq!(get(&deny, Principal::Root), Neither);
+    assert_eq!(get(&deny, Principal::User("dave")), Deny);
+    assert_eq!(get(&deny, Principal::Anonymous), Deny);
+    // Without the account, the root credentials are denied like any other caller.
+    let deny_all_but_carol = statements(
+        r#"{"Effect":"Deny","NotPrincipal":{"AWS":"carol"},"Action":"s3:*","Resource":"*"}"#,
+    );
+    assert_eq!(get(&deny_all_but_carol, Principal::Root), Deny);
+    // Allow with NotPrincipal grants everyone else, anonymous callers included.
+    let allow = statements(
+        r#"{"Effect":"Allow","NotPrincipal":{"AWS":"111122223333"},"Action":"s3:GetObject","Resource":"*"}"#,
+    );
+    assert_eq!(get(&allow, Principal::Anonymous), Allow);
+    assert_eq!(get(&allow, Principal::User("dave")), Allow);
+    assert_eq!(get(&allow, Principal::Root), Neither);
+    assert!(allow.is_public());
+    assert!(!deny.is_public());
+    // An account principal names the root credentials, not the account's users.
+    let account = statements(
+        r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"s3:GetObject","Resource":"*"}"#,
+    );
+    assert_eq!(get(&account, Principal::Root), Allow);
+    assert_eq!(get(&account, Principal::User("dave")), Neither);
+}
+
+/// The keys `set_header_keys` gives `op` for these headers.
+fn header_ctx(op: &str, headers: &[(&str, &str)], now: u64) -> Context {
+    let mut c = Context::default();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    };
+    set_header_keys(&mut c, op, header, now);
+    c
+}
+
+fn values<'c>(c: &'c Context, key: &str) -> Option<Vec<&'c str>> {
+    c.get(key).map(|v| v.iter().map(String::as_str).collect())
+}
+
+#[test]
+fn header_keys_of_object_writes() {
+    let headers = [
+        ("x-amz-acl", "public-read"),
+        (
+            "x-amz-grant-read",
+            "uri=\"http://acs.amazonaws.com/groups/global/AllUsers\"",
+        ),
+        ("x-amz-grant-write", "id=\"w\""),
+        ("x-amz-grant-read-acp", "id=\"r\""),
+        ("x-amz-grant-write-acp", "id=\"wa\""),
+        ("x-amz-grant-full-control", "id=\"fc\""),
+        ("x-amz-metadata-directive", "REPLACE"),
+        ("x-amz-server-side-encryption", "aws:kms"),
+        ("x-amz-server-side-encryption-aws-kms-key-id", "k1"),
+        ("x-amz-object-lock-mode", "GOVERNANCE"),
+        (
+            "x-amz-object-lock-retain-until-date",
+            "2026-01-11T00:00:00.000Z",
+        ),
+        ("x-amz-object-lock-legal-hold", "ON"),
+        ("x-amz-copy-source", "/src%20b/a%2Fb.txt?versionId=v1"),
+    ];
+    // 2026-01-01T12:00:00Z: 9.5 days before the retention ends.
+    let now = 1_767_268_800;
+    let c = header_ctx("CopyObject", &headers, now);
+    for (key, want) in [
+        ("s3:x-amz-acl", "public-read"),
+        ("s3:x-amz-grant-write", "id=\"w\""),
+        ("s3:x-amz-grant-read-acp", "id=\"r\""),
+        ("s3:x-amz-grant-write-acp", "id=\"wa\""),
+        ("s3:x-amz-grant-full-control", "id=\"fc\""),
+        ("s3:x-amz-metadata-directive", "REPLACE"),
+        ("s3:x-amz-server-side-encryption", "aws:kms"),
+        ("s3:x-amz-server-side-encryption-aws-kms-key-id", "k1"),
+        ("s3:object-lock-mode", "GOVERNANCE"),
+        (
+            "s3:object-lock-retain-until-date",
+            "2026-01-11T00:00:00.000Z",
+        ),
+        ("s3:object-lock-remaining-retention-days", "10"),
+        ("s3:object-lock-legal-hold", "ON"),
+        ("s3:x-amz-copy-source", "src b/a/b.txt?versionId=v1"),
+    ] {
+        assert_eq!(values(&c, key), Some(vec![want]), "{key}");
+    }
+    assert!(values(&c, "s3:x-amz-grant-read").is_some());
+    // PutObject has no copy source; UploadPartCopy has only that.
+    let put = header_ctx("PutObject", &headers, now);
+    assert_eq!(values(&put, "s3:x-amz-copy-source"), None);
+    assert_eq!(values(&put, "s3:x-amz-acl"), Some(vec!["public-read"]));
+    let part = header_ctx("UploadPartCopy", &headers, now);
+    assert_eq!(
+        values(&part, "s3:x-amz-copy-source"),
+        Some(vec!["src b/a/b.txt?versionId=v1"])
+    );
+    assert_eq!(values(&part, "s3:x-amz-acl"), None);
+    // ACL operations carry the ACL keys only; other operations none of them.
+    let acl = header_ctx("PutObjectAcl", &headers, now);
+    assert_eq!(values(&acl, "s3:x-amz-acl"), Some(vec!["public-read"]));
+    assert_eq!(values(&acl, "s3:x-amz-server-side-encryption"), None);
+    assert_eq!(values(&acl, "s3:object-lock-mode"), None);
+    for op in ["GetObject", "DeleteObject", "UploadPart", "ListObjects"] {
+        let c = header_ctx(op, &headers, now);
+        assert_eq!(values(&c, "s3:x-amz-acl"), None, "{op}");
+        assert_eq!(values(&c, "s3:object-lock-mode"), None, "{op}");
+    }
+}
+
+#[test]
+fn remaining_retention_days_round_up_and_stop_at_zero() {
+    let days = |until: &str, now: u64| {
+        let mut c = Context::default();
+        set_retention(&mut c, Some("COMPLIANCE"), Some(until), now);
+        assert_eq!(values(&c, "s3:object-lock-mode"), Some(vec!["COMPLIANCE"]));
+        values(&c, "s3:object-lock-remaining-retention-days").map(|v| v[0].to_string())
+    };
+    let midnight = 1_767_225_600; // 2026-01-01T00:00:00Z
+    assert_eq!(
+        days("2026-01-31T00:00:00Z", midnight).as_deref(),
+        Some("30")
+    );
+    assert_eq!(
+        days("2026-01-31T00:00:00Z", midnight + 1).as_deref(),
+        Some("30")
+    );
+    assert_eq!(days("2026-01-01T00:00:01Z", midnight).as_deref(), Some("1"));
+    assert_eq!(days("2025-12-01T00:00:00Z", midnight).as_deref(), Some("0"));
+    assert_eq!(days("not a date", midnight), None);
+    let p = conditional(
+        r#"{"NumericGreaterThanEquals":{"s3:object-lock-remaining-retention-days":"30"},
+            "DateLessThan":{"s3:object-lock-retain-until-date":"2027-01-01T00:00:00Z"}}"#,
+    );
+    let with = |until: &str| {
+        let mut c = Context::default();
+        set_retention(&mut c, None, Some(until), midnight);
+        check(&p, &c)
+    };
+    assert_eq!(with("2026-01-31T00:00:00Z"), Allow);
+    assert_eq!(with("2026-01-30T00:00:00Z"), Neither);
+    assert_eq!(with("2027-06-01T00:00:00Z"), Neither);
+    let mut hold = Context::default();
+    set_legal_hold(&mut hold, "ON");
+    let p = conditional(r#"{"StringEquals":{"s3:object-lock-legal-hold":"ON"}}"#);
+    assert_eq!(check(&p, &hold), Allow);
+    assert_eq!(check(&p, &Context::default()), Neither);
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn request_object_tags_and_their_keys() {
+    let with_tags = |pairs: &[(&str, &str)]| {
+        let mut c = Context::default();
+        set_request_tags(&mut c, &tags(pairs));
+        c
+    };
+    let team = conditional(r#"{"StringEquals":{"s3:RequestObjectTag/team":"blue"}}"#);
+    assert_eq!(check(&team, &with_tags(&[("team", "blue")])), Allow);
+    assert_eq!(check(&team, &with_tags(&[("team", "red")])), Neither);
+    assert_eq!(check(&team, &with_tags(&[("other", "blue")])), Neither);
+    // Only these keys, and at least one of them: AWS's documented pairing.
+    let only = conditional(
+        r#"{"ForAllValues:StringEquals":{"s3:RequestObjectTagKeys":["team","env"]},
+            "ForAnyValue:StringEquals":{"s3:RequestObjectTagKeys":["team","env"]}}"#,
+    );
+    assert_eq!(check(&only, &with_tags(&[("team", "a")])), Allow);
+    assert_eq!(
+        check(&only, &with_tags(&[("team", "a"), ("env", "b")])),
+        Allow
+    );
+    assert_eq!(
+        check(&only, &with_tags(&[("team", "a"), ("x", "b")])),
+        Neither
+    );
+    assert_eq!(check(&only, &with_tags(&[])), Neither);
+    // ForAllValues alone holds for a request without tags (the empty set).
+    let all = conditional(r#"{"ForAllValues:StringEquals":{"s3:RequestObjectTagKeys":"team"}}"#);
+    assert_eq!(check(&all, &with_tags(&[])), Allow);
+    assert_eq!(check(&all, &Context::default()), Allow);
+    assert_eq!(check(&all, &with_tags(&[("x", "1")])), Neither);
+    // The key name after the slash is case-insensitive like every condition key.
+    let caps = conditional(r#"{"StringEquals":{"s3:RequestObjectTag/TEAM":"blue"}}"#);
+    assert_eq!(check(&caps, &with_tags(&[("team", "blue")])), Allow);
+}
+
+#[test]
+fn existing_object_tags() {
+    let mut tagged = Context::default();
+    set_existing_tags(&mut tagged, &tags(&[("class", "secret"), ("team", "blue")]));
+    let deny = statements(
+        r#"{"Effect":"Allow","Action":"s3:*","Resource":"*"},
+           {"Effect":"Deny","Action":"s3:GetObject","Resource":"*",
+            "Condition":{"StringEquals":{"s3:ExistingObjectTag/class":"secret"}}}"#,
+    );
+    assert_eq!(check(&deny, &tagged), Deny);
+    assert_eq!(check(&deny, &Context::default()), Allow);
+    assert!(deny.tests_key(is_existing_tag_key));
+    assert!(!canned("readwrite").unwrap().tests_key(is_existing_tag_key));
+    assert!(is_existing_tag_key("S3:existingobjecttag/x"));
+    assert!(!is_existing_tag_key("s3:RequestObjectTag/x"));
+    // Reads and sub-resource writes carry them; PutObject and DeleteObject never do.
+    for op in [
+        "GetObject",
+        "HeadObject",
+        "GetObjectTagging",
+        "PutObjectAcl",
+    ] {
+        assert!(reads_existing_tags(op), "{op}");
+    }
+    for op in ["PutObject", "DeleteObject", "CopyObject", "ListObjects"] {
+        assert!(!reads_existing_tags(op), "{op}");
+    }
+}
+
+#[test]
+fn body_keys_wait_for_the_body() {
+    assert!(is_body_key("PutObjectTagging", "s3:RequestObjectTagKeys"));
+    assert!(is_body_key("PutObjectTagging", "s3:requestobjecttag/team"));
+    assert!(is_body_key("PutObjectRetention", "s3:object-lock-mode"));
+    assert!(is_body_key(
+        "PutObjectRetention",
+        "s3:object-lock-remaining-retention-days"
+    ));
+    assert!(is_body_key(
+        "PutObjectLegalHold",
+        "s3:object-lock-legal-hold"
+    ));
+    assert!(!is_body_key("PutObjectLegalHold", "s3:object-lock-mode"));
+    assert!(!is_body_key("PutObject", "s3:RequestObjectTagKeys"));
+    assert!(has_body_keys("PutObjectTagging") && !has_body_keys("PutObject"));
+}
