@@ -9,8 +9,10 @@
 
 use crate::ctx::{self, PeerAddr};
 use crate::errors;
+use crate::identity::grants::{self, BucketAccess, Requester};
 use crate::identity::iam::Iam;
 use crate::identity::keys::{now_unix, Owner, Session};
+use crate::identity::owners;
 use crate::identity::policy::{self, Context, Decision, Policy, Principal, Request};
 use hyper::http::Extensions;
 use hyper::{HeaderMap, Uri};
@@ -279,7 +281,47 @@ impl Identities {
             _ => &[],
         };
         let all = identity.iter().chain(bucket_policy.iter()).map(|p| &**p);
-        Ok(policy::evaluate_all(all, &request) == Decision::Allow)
+        let decision = policy::evaluate_all(all, &request);
+        // RestrictPublicBuckets: a public bucket policy grants anonymous callers nothing.
+        let restricted = decision == Decision::Allow
+            && matches!(caller, Caller::Anonymous)
+            && bucket_policy.as_ref().is_some_and(|p| p.is_public())
+            && self.restricts_public_buckets(ask)?;
+        match decision {
+            Decision::Deny => Ok(false),
+            Decision::Allow if !restricted => Ok(true),
+            _ => self.acl_allows(caller, ask),
+        }
+    }
+
+    /// What no policy allowed, the bucket's or the object's ACL may (`grants`).
+    fn acl_allows(&self, caller: &Caller, ask: &Ask) -> S3Result<bool> {
+        let who = match caller {
+            Caller::User { name, .. } => Requester::Signed(owners::user(name)),
+            Caller::Anonymous => Requester::Anonymous,
+            Caller::Root | Caller::Bucket(_) => return Ok(false),
+        };
+        let Some(bucket) = &ask.bucket else {
+            return Ok(false);
+        };
+        let version = ask
+            .query
+            .iter()
+            .find(|(k, _)| k == "versionId")
+            .map(|(_, v)| v.as_str());
+        let object = ask.key.as_deref().map(|k| (k, version));
+        grants::allows(self.iam.store(), &who, &ask.op, bucket, object).map_err(store_failed)
+    }
+
+    fn restricts_public_buckets(&self, ask: &Ask) -> S3Result<bool> {
+        let Some(bucket) = &ask.bucket else {
+            return Ok(false);
+        };
+        match BucketAccess::load(self.iam.store(), bucket) {
+            Ok(access) => Ok(access.block().restrict_public_buckets),
+            Err(engine::Error::NoSuchBucket(_)) => Ok(false),
+            Err(e) => Err(store_failed(e)),
+        }
     }
 
     fn context(&self, caller: &Caller, ask: &Ask) -> Context {

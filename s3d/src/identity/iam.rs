@@ -172,6 +172,11 @@ impl Iam {
         }
     }
 
+    /// The store buckets' access settings are read from.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
     }
