@@ -97,6 +97,19 @@ async fn buckets_have_owners_and_names_taken_by_others_are_refused() {
     assert!(alice_id.bytes().all(|b| b.is_ascii_hexdigit()));
     assert_ne!(alice_id, root_id);
     assert_eq!(alice_id, canonical_id(&alice).await, "stable");
+    let dave = admin(
+        &srv,
+        &["admin", "user", "add", "dave", "--json", "--policy", "make"],
+    );
+    let dave_client = srv.client_as(
+        dave["access_key"].as_str().unwrap(),
+        dave["secret_key"].as_str().unwrap(),
+    );
+    assert_eq!(
+        dave["canonical_id"].as_str(),
+        Some(canonical_id(&dave_client).await.as_str()),
+        "`admin user add` tells the id grants name the user by"
+    );
 
     alice.create_bucket().bucket("alices").send().await.unwrap();
     bucket(&root, "roots").await;

@@ -96,6 +96,8 @@ pub struct NewUser {
     pub secret_key: String,
     pub policies: Vec<String>,
     pub groups: Vec<String>,
+    /// The canonical id ACL grants name the user by.
+    pub canonical_id: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -236,6 +238,7 @@ impl Iam {
             secret_key,
             policies: rec.policies,
             groups: rec.groups,
+            canonical_id: crate::identity::owners::user(name).id,
         })
     }
 
