@@ -57,7 +57,7 @@ fn builder(
     b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
         std::sync::Arc::new(config),
     )));
-    // Anonymous requests get only what a bucket policy grants everyone.
+    // Anonymous requests get only what a bucket policy or an ACL grants everyone.
     b.set_auth(identities.clone());
     b.set_access(identities.clone());
     // Without domains s3s stays path-style only.

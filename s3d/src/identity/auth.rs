@@ -2,10 +2,10 @@
 //!
 //! Callers: the root credentials (everything, except what a bucket policy explicitly
 //! denies), per-bucket keys (their bucket's objects and settings), users and sessions
-//! (their IAM policies together with the bucket's policy), and anonymous requests
-//! (only what a bucket policy grants to everyone). Every decision is a tracing event
-//! under the `cybs3::auth` target with who, what, where from and the answer: denials
-//! at info (in the server log by default), allows at debug.
+//! (their IAM policies together with the bucket's policy, then the ACLs), and anonymous
+//! requests (only what a bucket policy or an ACL grants to everyone). Every decision is
+//! a tracing event under the `cybs3::auth` target with who, what, where from and the
+//! answer: denials at info (in the server log by default), allows at debug.
 
 use crate::ctx::{self, PeerAddr};
 use crate::errors;

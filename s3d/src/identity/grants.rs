@@ -138,7 +138,8 @@ pub(crate) fn private(owner: CanonicalUser) -> Acl {
 /// Whether an ACL is exactly its owner's full control (what ACLs-disabled buckets allow).
 pub(crate) fn is_private(acl: &Acl) -> bool {
     acl.grants.iter().all(|g| {
-        g.grantee == Grantee::User(acl.owner.clone()) && g.permission == Permission::FullControl
+        matches!(&g.grantee, Grantee::User(u) if u.id == acl.owner.id)
+            && g.permission == Permission::FullControl
     })
 }
 
@@ -281,21 +282,21 @@ mod tests {
         acl.grants
             .push(grant(Grantee::User(bob.clone()), Permission::Read));
         store
-            .create_bucket_with("b", false, vec![(ATTR_ACL.into(), encode(&acl))])
+            .create_bucket_with("bkt", false, vec![(ATTR_ACL.into(), encode(&acl))])
             .unwrap();
-        let list = |who: &Requester| allows(&store, who, "ListObjectsV2", "b", None).unwrap();
+        let list = |who: &Requester| allows(&store, who, "ListObjectsV2", "bkt", None).unwrap();
         assert!(list(&Requester::Signed(alice.clone())));
         assert!(list(&Requester::Signed(bob.clone())));
         assert!(!list(&Requester::Signed(owners::user("carol"))));
         assert!(!list(&Requester::Anonymous));
         // READ does not grant writes, nor ACL reads; FULL_CONTROL does.
         let bob = Requester::Signed(bob);
-        assert!(!allows(&store, &bob, "PutObject", "b", None).unwrap());
-        assert!(!allows(&store, &bob, "GetBucketAcl", "b", None).unwrap());
+        assert!(!allows(&store, &bob, "PutObject", "bkt", None).unwrap());
+        assert!(!allows(&store, &bob, "GetBucketAcl", "bkt", None).unwrap());
         let a = Requester::Signed(alice);
-        assert!(allows(&store, &a, "PutBucketAcl", "b", None).unwrap());
+        assert!(allows(&store, &a, "PutBucketAcl", "bkt", None).unwrap());
         // Operations no ACL grants.
-        assert!(!allows(&store, &a, "PutBucketPolicy", "b", None).unwrap());
+        assert!(!allows(&store, &a, "PutBucketPolicy", "bkt", None).unwrap());
     }
 
     #[test]
@@ -304,31 +305,31 @@ mod tests {
         let mut acl = private(owners::root());
         acl.grants.push(grant(Grantee::AllUsers, Permission::Read));
         store
-            .create_bucket_with("b", false, vec![(ATTR_ACL.into(), encode(&acl))])
+            .create_bucket_with("bkt", false, vec![(ATTR_ACL.into(), encode(&acl))])
             .unwrap();
         assert!(is_public(&acl) && !is_private(&acl));
-        assert!(allows(&store, &Requester::Anonymous, "ListObjects", "b", None).unwrap());
+        assert!(allows(&store, &Requester::Anonymous, "ListObjects", "bkt", None).unwrap());
         let block = PublicAccessBlock {
             ignore_public_acls: true,
             ..Default::default()
         };
         store
             .set_bucket_attr(
-                "b",
+                "bkt",
                 ATTR_PUBLIC_ACCESS_BLOCK,
                 Some(serde_json::to_vec(&block).unwrap()),
             )
             .unwrap();
-        assert!(!allows(&store, &Requester::Anonymous, "ListObjects", "b", None).unwrap());
+        assert!(!allows(&store, &Requester::Anonymous, "ListObjects", "bkt", None).unwrap());
     }
 
     #[test]
     fn object_acls_apply_unless_the_bucket_enforces_its_ownership() {
         let (_d, store) = store();
-        store.create_bucket("b").unwrap();
+        store.create_bucket("bkt").unwrap();
         let mut acl = private(owners::user("alice"));
         acl.grants.push(grant(Grantee::AllUsers, Permission::Read));
-        let mut w = store.put("b", "k").unwrap();
+        let mut w = store.put("bkt", "k").unwrap();
         w.write(b"x").unwrap();
         w.finish(engine::ObjectMeta {
             acl: Some(acl),
@@ -336,16 +337,16 @@ mod tests {
         })
         .unwrap();
         let anon = Requester::Anonymous;
-        let get = |key| allows(&store, &anon, "GetObject", "b", Some((key, None))).unwrap();
+        let get = |key| allows(&store, &anon, "GetObject", "bkt", Some((key, None))).unwrap();
         // A bucket from before owners: no ownership controls, so object ACLs count.
         assert!(get("k"));
         // A missing key is the bucket's READ (private here): no probing.
         assert!(!get("missing"));
         store
-            .set_bucket_attr("b", ATTR_OWNERSHIP, Some(b"BucketOwnerEnforced".to_vec()))
+            .set_bucket_attr("bkt", ATTR_OWNERSHIP, Some(b"BucketOwnerEnforced".to_vec()))
             .unwrap();
         assert!(!get("k"));
-        let access = BucketAccess::load(&store, "b").unwrap();
+        let access = BucketAccess::load(&store, "bkt").unwrap();
         assert_eq!(access.owner(), &owners::root());
         assert_eq!(access.object_acl(None), private(owners::root()));
     }
