@@ -652,3 +652,42 @@ async fn anonymous_access_through_acls_and_the_public_access_block() {
     block(false, false, false, true).await.unwrap();
     assert_eq!(anonymous(&srv, "GET", "pub/closed").0, 403);
 }
+
+/// Outside us-east-1 re-creating your own bucket is 409 BucketAlreadyOwnedByYou (the
+/// 200 answer is us-east-1's legacy alone).
+#[tokio::test]
+async fn outside_us_east_1_your_own_bucket_is_already_owned_by_you() {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.args = vec!["--region=eu-west-1".into()];
+    srv.start();
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("eu-west-1"))
+        .endpoint_url(srv.endpoint())
+        .credentials_provider(Credentials::new(
+            &srv.access_key,
+            &srv.secret_key,
+            None,
+            None,
+            "cybs3-tests",
+        ))
+        .force_path_style(true)
+        .build();
+    let c = Client::from_conf(config);
+    let create = || {
+        c.create_bucket()
+            .bucket("mine")
+            .create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
+            .send()
+    };
+    create().await.unwrap();
+    let (st, code) = fails(create().await);
+    assert_eq!((st, code.as_str()), (409, "BucketAlreadyOwnedByYou"));
+}
