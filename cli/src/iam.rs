@@ -128,6 +128,7 @@ pub fn user(cmd: UserCmd, data: DataArg) -> Result<()> {
                 println!("secret key: {}", u.secret_key);
                 println!("policies:   {}", list_or_none(&u.policies));
                 println!("groups:     {}", list_or_none(&u.groups));
+                println!("canonical id: {}", u.canonical_id);
                 println!("(the secret is shown only now)");
             }
         }

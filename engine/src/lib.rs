@@ -46,9 +46,9 @@ pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
 pub use ops::{Deleted, MIN_PART_SIZE};
 pub use read::{ObjectReader, RangeRead};
 pub use record::{
-    BucketRecord, BucketStats, DataId, DefaultRetention, LockMode, LockPeriod, LockRequest,
-    ObjectMeta, ObjectVersion, PartData, PartEntry, PartRecord, Retention, UploadRecord,
-    Versioning,
+    Acl, BucketRecord, BucketStats, CanonicalUser, DataId, DefaultRetention, Grant, Grantee,
+    LockMode, LockPeriod, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry, PartRecord,
+    Permission, Retention, UploadRecord, Versioning,
 };
 pub use store::{validate_bucket_name, validate_key, DriveStatus, Status, Store, StoreConfig};
 pub use write::ObjectWriter;

@@ -314,7 +314,7 @@ pub(crate) fn uploads(
         if out.len() == max {
             return Ok((out, true));
         }
-        out.push(UploadRecord::decode(v)?);
+        out.push(record::decode::<UploadRecord>(v)?);
     }
     Ok((out, false))
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::inline::Shards;
 use crate::lock::{self, LOCK_DEFAULT_ATTR};
 use crate::record::{
-    self, keys, BucketRecord, BucketStats, DataId, DefaultRetention, LockRequest, ObjectMeta,
+    self, keys, Acl, BucketRecord, BucketStats, DataId, DefaultRetention, LockRequest, ObjectMeta,
     ObjectVersion, PartData, PartEntry, PartRecord, Retention, UploadRecord, Versioning,
 };
 
@@ -22,6 +22,9 @@ pub(crate) enum Op {
         name: String,
         /// Object lock from the start (and so versioning, for good).
         object_lock: bool,
+        /// Settings the bucket is born with (its owner and ACL), in the same commit so
+        /// that no moment shows the bucket without them.
+        attrs: Vec<(String, Vec<u8>)>,
     },
     DeleteBucket(String),
     SetVersioning(String, Versioning),
@@ -74,6 +77,12 @@ pub(crate) enum Op {
         key: String,
         version_id: Option<String>,
         tags: Vec<(String, String)>,
+    },
+    SetAcl {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        acl: Acl,
     },
     CreateUpload {
         bucket: String,
@@ -146,7 +155,11 @@ pub(crate) fn apply(
     freed: &mut Vec<DataId>,
 ) -> Result<Out> {
     match op {
-        Op::CreateBucket { name, object_lock } => {
+        Op::CreateBucket {
+            name,
+            object_lock,
+            attrs,
+        } => {
             let k = keys::bucket(name);
             if tx.get(&k).is_some() {
                 return Err(Error::BucketExists(name.clone()));
@@ -162,6 +175,9 @@ pub(crate) fn apply(
             };
             tx.put(k, record::encode(&rec)?);
             tx.put(keys::stats(name), record::encode(&BucketStats::default())?);
+            for (attr, value) in attrs {
+                tx.put(keys::attr(name, attr), value.clone());
+            }
             Ok(Out::Done)
         }
         Op::DeleteBucket(name) => {
@@ -170,7 +186,7 @@ pub(crate) fn apply(
                 return Err(Error::BucketNotEmpty(name.clone()));
             }
             for (k, v) in tx.scan(&keys::upload_base(name)) {
-                let up = UploadRecord::decode(&v)?;
+                let up = record::decode::<UploadRecord>(&v)?;
                 drop_parts(tx, &up.upload_id, &[], freed)?;
                 tx.del(k);
             }
@@ -304,6 +320,18 @@ pub(crate) fn apply(
             bucket(tx, b)?;
             update_version(tx, b, key, version_id.as_deref(), |v| {
                 v.meta.tags = tags.clone();
+                Ok(())
+            })
+        }
+        Op::SetAcl {
+            bucket: b,
+            key,
+            version_id,
+            acl,
+        } => {
+            bucket(tx, b)?;
+            update_version(tx, b, key, version_id.as_deref(), |v| {
+                v.meta.acl = Some(acl.clone());
                 Ok(())
             })
         }
@@ -476,7 +504,7 @@ fn upload(tx: &mut Tx, b: &str, key: &str, upload_id: &str) -> Result<UploadReco
     let bytes = tx
         .get(&keys::upload(b, key, upload_id))
         .ok_or_else(|| Error::NoSuchUpload(upload_id.to_string()))?;
-    UploadRecord::decode(&bytes)
+    record::decode::<UploadRecord>(&bytes)
 }
 
 /// Change one version in place (the given one, else the current): `change` may refuse.

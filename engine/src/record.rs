@@ -2,22 +2,37 @@
 //!
 //! Records are postcard behind a one-byte format tag, so a later format can be
 //! told apart and migrated instead of misread.
+//!
+//! Format 2 added the ACL to [`ObjectMeta`]: versions and uploads written as format 1
+//! are read through their earlier layout ([`legacy`]); every other record is the same
+//! in both formats.
 
 use crate::error::{Error, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-const RECORD_FORMAT: u8 = 1;
+const RECORD_FORMAT: u8 = 2;
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+/// A record kept in LMDB. `earlier` reads one written with an older format tag; a
+/// record whose layout never changed reads it as it reads the current one.
+pub(crate) trait Record: Serialize + DeserializeOwned {
+    fn earlier(tag: u8, bytes: &[u8]) -> Result<Self> {
+        match tag {
+            1 => Ok(postcard::from_bytes(bytes)?),
+            _ => Err(Error::Meta(format!("unknown record format {tag}"))),
+        }
+    }
+}
+
+pub(crate) fn encode<T: Record>(value: &T) -> Result<Vec<u8>> {
     let mut out = vec![RECORD_FORMAT];
     out.extend(postcard::to_stdvec(value)?);
     Ok(out)
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+pub(crate) fn decode<T: Record>(bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
         Some((&RECORD_FORMAT, rest)) => Ok(postcard::from_bytes(rest)?),
-        Some((tag, _)) => Err(Error::Meta(format!("unknown record format {tag}"))),
+        Some((&tag, rest)) => T::earlier(tag, rest),
         None => Err(Error::Meta("empty record".into())),
     }
 }
@@ -53,6 +68,50 @@ pub struct ObjectMeta {
     pub checksums: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
     pub storage_class: Option<String>,
+    /// Who owns the object and whom it grants what. `None` for objects written before
+    /// ACLs: the bucket's owner owns them, privately.
+    pub acl: Option<Acl>,
+}
+
+/// An S3 canonical user: a 64-hex-digit id and the name shown with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanonicalUser {
+    pub id: String,
+    pub display_name: String,
+}
+
+/// Who an ACL grant is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Grantee {
+    User(CanonicalUser),
+    /// Everyone, signed or not.
+    AllUsers,
+    /// Every signed caller.
+    AuthenticatedUsers,
+    /// S3's log delivery group (granted by `log-delivery-write`).
+    LogDelivery,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Permission {
+    FullControl,
+    Read,
+    Write,
+    ReadAcp,
+    WriteAcp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub grantee: Grantee,
+    pub permission: Permission,
+}
+
+/// An object version's owner and access control list, stored as s3d resolved it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acl {
+    pub owner: CanonicalUser,
+    pub grants: Vec<Grant>,
 }
 
 /// Where a part's bytes are.
@@ -163,32 +222,6 @@ pub struct UploadRecord {
     pub lock: LockRequest,
 }
 
-/// An upload record as written before object lock (no `lock`), still read.
-#[derive(Deserialize)]
-struct UploadRecordV1 {
-    key: String,
-    upload_id: String,
-    initiated_ns: u64,
-    meta: ObjectMeta,
-}
-
-impl UploadRecord {
-    /// Decode a record of either layout: the newer is tried first, and an older record
-    /// is too short to decode as it.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<UploadRecord> {
-        decode(bytes).or_else(|e| match decode::<UploadRecordV1>(bytes) {
-            Ok(v1) => Ok(UploadRecord {
-                key: v1.key,
-                upload_id: v1.upload_id,
-                initiated_ns: v1.initiated_ns,
-                meta: v1.meta,
-                lock: LockRequest::default(),
-            }),
-            Err(_) => Err(e),
-        })
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartRecord {
     pub entry: PartEntry,
@@ -209,6 +242,228 @@ pub(crate) struct Completed {
 pub struct BucketStats {
     pub objects: u64,
     pub bytes: u64,
+}
+
+impl Record for BucketRecord {}
+impl Record for PartRecord {}
+impl Record for Completed {}
+impl Record for BucketStats {}
+impl Record for DefaultRetention {}
+
+impl Record for ObjectVersion {
+    fn earlier(tag: u8, bytes: &[u8]) -> Result<Self> {
+        match tag {
+            1 => Ok(postcard::from_bytes::<legacy::ObjectVersionV1>(bytes)?.into()),
+            _ => Err(Error::Meta(format!("unknown record format {tag}"))),
+        }
+    }
+}
+
+impl Record for UploadRecord {
+    fn earlier(tag: u8, bytes: &[u8]) -> Result<Self> {
+        match tag {
+            // Format 1 had two layouts: before object lock (no `lock`) and after. The
+            // older is too short to decode as the newer, so the newer is tried first.
+            1 => postcard::from_bytes::<legacy::UploadRecordV2>(bytes)
+                .map(UploadRecord::from)
+                .or_else(
+                    |e| match postcard::from_bytes::<legacy::UploadRecordV1>(bytes) {
+                        Ok(v1) => Ok(v1.into()),
+                        Err(_) => Err(e.into()),
+                    },
+                ),
+            _ => Err(Error::Meta(format!("unknown record format {tag}"))),
+        }
+    }
+}
+
+/// Layouts of format 1, read and converted (an object without an ACL is its bucket
+/// owner's, privately).
+mod legacy {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(Serialize))]
+    pub(super) struct ObjectMetaV1 {
+        etag: String,
+        content_type: Option<String>,
+        headers: Vec<(String, String)>,
+        user: Vec<(String, String)>,
+        checksums: Vec<(String, String)>,
+        tags: Vec<(String, String)>,
+        storage_class: Option<String>,
+    }
+
+    impl From<ObjectMetaV1> for ObjectMeta {
+        fn from(m: ObjectMetaV1) -> ObjectMeta {
+            ObjectMeta {
+                etag: m.etag,
+                content_type: m.content_type,
+                headers: m.headers,
+                user: m.user,
+                checksums: m.checksums,
+                tags: m.tags,
+                storage_class: m.storage_class,
+                acl: None,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(Serialize))]
+    pub(super) struct ObjectVersionV1 {
+        key: String,
+        version_id: String,
+        sort: [u8; 16],
+        delete_marker: bool,
+        mtime_ns: u64,
+        size: u64,
+        meta: ObjectMetaV1,
+        parts: Vec<PartEntry>,
+        retention: Option<Retention>,
+        legal_hold: bool,
+        encryption: Option<String>,
+        replication: Option<String>,
+    }
+
+    impl From<ObjectVersionV1> for ObjectVersion {
+        fn from(v: ObjectVersionV1) -> ObjectVersion {
+            ObjectVersion {
+                key: v.key,
+                version_id: v.version_id,
+                sort: v.sort,
+                delete_marker: v.delete_marker,
+                mtime_ns: v.mtime_ns,
+                size: v.size,
+                meta: v.meta.into(),
+                parts: v.parts,
+                retention: v.retention,
+                legal_hold: v.legal_hold,
+                encryption: v.encryption,
+                replication: v.replication,
+            }
+        }
+    }
+
+    /// An upload record as written before object lock (no `lock`).
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(Serialize))]
+    pub(super) struct UploadRecordV1 {
+        key: String,
+        upload_id: String,
+        initiated_ns: u64,
+        meta: ObjectMetaV1,
+    }
+
+    impl From<UploadRecordV1> for UploadRecord {
+        fn from(u: UploadRecordV1) -> UploadRecord {
+            UploadRecord {
+                key: u.key,
+                upload_id: u.upload_id,
+                initiated_ns: u.initiated_ns,
+                meta: u.meta.into(),
+                lock: LockRequest::default(),
+            }
+        }
+    }
+
+    /// An upload record with object lock, before ACLs.
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(Serialize))]
+    pub(super) struct UploadRecordV2 {
+        key: String,
+        upload_id: String,
+        initiated_ns: u64,
+        meta: ObjectMetaV1,
+        lock: LockRequest,
+    }
+
+    impl From<UploadRecordV2> for UploadRecord {
+        fn from(u: UploadRecordV2) -> UploadRecord {
+            UploadRecord {
+                key: u.key,
+                upload_id: u.upload_id,
+                initiated_ns: u.initiated_ns,
+                meta: u.meta.into(),
+                lock: u.lock,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn meta_v1() -> ObjectMetaV1 {
+            ObjectMetaV1 {
+                etag: "e".into(),
+                content_type: Some("text/plain".into()),
+                headers: vec![],
+                user: vec![("a".into(), "1".into())],
+                checksums: vec![],
+                tags: vec![("t".into(), "v".into())],
+                storage_class: None,
+            }
+        }
+
+        fn format_1<T: Serialize>(value: &T) -> Vec<u8> {
+            let mut out = vec![1];
+            out.extend(postcard::to_stdvec(value).unwrap());
+            out
+        }
+
+        #[test]
+        fn versions_from_before_acls_read_without_one() {
+            let old = ObjectVersionV1 {
+                key: "k".into(),
+                version_id: "null".into(),
+                sort: [7; 16],
+                delete_marker: false,
+                mtime_ns: 5,
+                size: 3,
+                meta: meta_v1(),
+                parts: vec![],
+                retention: None,
+                legal_hold: true,
+                encryption: None,
+                replication: None,
+            };
+            let v: ObjectVersion = decode(&format_1(&old)).unwrap();
+            assert_eq!((v.key.as_str(), v.sort, v.size), ("k", [7; 16], 3));
+            assert!(v.legal_hold);
+            assert_eq!(v.meta.tags, vec![("t".to_string(), "v".to_string())]);
+            assert_eq!(v.meta.acl, None);
+        }
+
+        #[test]
+        fn uploads_of_both_earlier_layouts_read() {
+            let lock = LockRequest {
+                retention: None,
+                legal_hold: true,
+            };
+            let v2 = UploadRecordV2 {
+                key: "k".into(),
+                upload_id: "u".into(),
+                initiated_ns: 1,
+                meta: meta_v1(),
+                lock,
+            };
+            let up: UploadRecord = decode(&format_1(&v2)).unwrap();
+            assert_eq!((up.upload_id.as_str(), up.lock), ("u", lock));
+            assert_eq!(up.meta.acl, None);
+            let v1 = UploadRecordV1 {
+                key: "k".into(),
+                upload_id: "u1".into(),
+                initiated_ns: 1,
+                meta: meta_v1(),
+            };
+            let up: UploadRecord = decode(&format_1(&v1)).unwrap();
+            assert_eq!(
+                (up.upload_id.as_str(), up.lock),
+                ("u1", LockRequest::default())
+            );
+        }
+    }
 }
 
 /// Key layout: a table tag byte, then NUL-separated fields. Object keys never
@@ -353,5 +608,50 @@ mod tests {
         let mut bad = bytes.clone();
         bad[0] = 9;
         assert!(decode::<BucketRecord>(&bad).is_err());
+        // Records whose layout did not change read the same under the earlier tag.
+        let mut earlier = bytes.clone();
+        earlier[0] = 1;
+        assert_eq!(decode::<BucketRecord>(&earlier).unwrap(), b);
+    }
+
+    #[test]
+    fn object_acls_roundtrip_with_their_version() {
+        let alice = CanonicalUser {
+            id: "a".repeat(64),
+            display_name: "alice".into(),
+        };
+        let acl = Acl {
+            owner: alice.clone(),
+            grants: vec![
+                Grant {
+                    grantee: Grantee::User(alice),
+                    permission: Permission::FullControl,
+                },
+                Grant {
+                    grantee: Grantee::AllUsers,
+                    permission: Permission::Read,
+                },
+            ],
+        };
+        let v = ObjectVersion {
+            key: "k".into(),
+            version_id: "null".into(),
+            sort: [1; 16],
+            delete_marker: false,
+            mtime_ns: 1,
+            size: 0,
+            meta: ObjectMeta {
+                acl: Some(acl),
+                ..Default::default()
+            },
+            parts: vec![],
+            retention: None,
+            legal_hold: false,
+            encryption: None,
+            replication: None,
+        };
+        let bytes = encode(&v).unwrap();
+        assert_eq!(bytes[0], RECORD_FORMAT);
+        assert_eq!(decode::<ObjectVersion>(&bytes).unwrap(), v);
     }
 }

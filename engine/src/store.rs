@@ -13,7 +13,7 @@ use crate::ops::{Deleted, Op, Out};
 use crate::read::ObjectReader;
 use crate::reclaim::Reclaimer;
 use crate::record::{
-    self, keys, BucketRecord, BucketStats, DataId, DefaultRetention, LockRequest, ObjectMeta,
+    self, keys, Acl, BucketRecord, BucketStats, DataId, DefaultRetention, LockRequest, ObjectMeta,
     ObjectVersion, PartData, PartRecord, Retention, UploadRecord, Versioning,
 };
 use crate::write::{ObjectWriter, Target};
@@ -380,7 +380,7 @@ impl Store {
         }
     }
 
-    fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+    fn get<T: record::Record>(&self, key: &[u8]) -> Result<Option<T>> {
         let (rtxn, db) = self.read()?;
         db.get(&rtxn, key)?.map(record::decode).transpose()
     }
@@ -432,19 +432,27 @@ impl Store {
     // ----- buckets -----
 
     pub fn create_bucket(&self, name: &str) -> Result<()> {
-        self.create(name, false)
+        self.create_bucket_with(name, false, Vec::new())
     }
 
     /// A bucket with object lock from the start: versioned for good.
     pub fn create_locked_bucket(&self, name: &str) -> Result<()> {
-        self.create(name, true)
+        self.create_bucket_with(name, true, Vec::new())
     }
 
-    fn create(&self, name: &str, object_lock: bool) -> Result<()> {
+    /// A bucket born with these attributes (as [`Store::set_bucket_attr`] sets them),
+    /// in one commit; with object lock from the start when `object_lock`.
+    pub fn create_bucket_with(
+        &self,
+        name: &str,
+        object_lock: bool,
+        attrs: Vec<(String, Vec<u8>)>,
+    ) -> Result<()> {
         validate_bucket_name(name)?;
         self.submit(Op::CreateBucket {
             name: name.to_string(),
             object_lock,
+            attrs,
         })
         .map(drop)
     }
@@ -640,6 +648,23 @@ impl Store {
         .map(drop)
     }
 
+    /// Replace a version's owner and ACL (the current version without `version_id`).
+    pub fn set_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: Acl,
+    ) -> Result<()> {
+        self.submit(Op::SetAcl {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: version_id.map(str::to_string),
+            acl,
+        })
+        .map(drop)
+    }
+
     /// Set or remove a version's retention (the current version without `version_id`).
     pub fn set_retention(
         &self,
@@ -714,7 +739,7 @@ impl Store {
         self.bucket(bucket)?;
         let (rtxn, db) = self.read()?;
         db.get(&rtxn, &keys::upload(bucket, key, upload_id))?
-            .map(UploadRecord::decode)
+            .map(record::decode::<UploadRecord>)
             .transpose()?
             .ok_or_else(|| Error::NoSuchUpload(upload_id.to_string()))
     }

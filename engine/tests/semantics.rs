@@ -700,3 +700,55 @@ fn server_records_are_durable_and_survive_a_lost_drive() {
     );
     assert_eq!(s.server_records("users").unwrap().len(), 1);
 }
+
+#[test]
+fn acls_live_with_their_version_and_buckets_are_born_with_their_attrs() {
+    use cybs3_engine::{Acl, CanonicalUser, Grant, Grantee, Permission};
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = store3(&dir);
+    s.create_bucket_with("owned", false, vec![("acl".into(), b"owner".to_vec())])
+        .unwrap();
+    assert_eq!(
+        s.bucket_attr("owned", "acl").unwrap().as_deref(),
+        Some(&b"owner"[..])
+    );
+    // Taken names stay taken, whatever the attributes.
+    assert!(matches!(
+        s.create_bucket_with("owned", false, Vec::new()),
+        Err(Error::BucketExists(_))
+    ));
+    s.set_versioning(B, Versioning::Enabled).unwrap();
+    let first = put(&s, B, "k", b"one");
+    let second = put(&s, B, "k", b"two");
+    let acl = |grantee| Acl {
+        owner: CanonicalUser {
+            id: "0".repeat(64),
+            display_name: "o".into(),
+        },
+        grants: vec![Grant {
+            grantee,
+            permission: Permission::Read,
+        }],
+    };
+    s.set_acl(B, "k", Some(&first.version_id), acl(Grantee::AllUsers))
+        .unwrap();
+    s.set_acl(B, "k", None, acl(Grantee::AuthenticatedUsers))
+        .unwrap();
+    let head = |v: &str| s.head(B, "k", Some(v)).unwrap().meta.acl;
+    assert_eq!(head(&first.version_id), Some(acl(Grantee::AllUsers)));
+    assert_eq!(
+        head(&second.version_id),
+        Some(acl(Grantee::AuthenticatedUsers))
+    );
+    assert!(matches!(
+        s.set_acl(B, "missing", None, acl(Grantee::AllUsers)),
+        Err(Error::NoSuchKey(_))
+    ));
+    // Committed like everything else: a reopened store reads the same.
+    drop(s);
+    let s = open(dir.path(), 3, None, 4096);
+    assert_eq!(
+        s.head(B, "k", None).unwrap().meta.acl,
+        Some(acl(Grantee::AuthenticatedUsers))
+    );
+}

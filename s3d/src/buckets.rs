@@ -1,18 +1,26 @@
 //! Bucket operations.
 
+use crate::acl;
 use crate::ctx::{blocking, Cybs3};
+use crate::identity::auth::Caller;
+use crate::identity::{grants, owners};
 use crate::list::{decode_token, encode_token};
 use s3s::dto::*;
-use s3s::{s3_error, S3Result};
+use s3s::{s3_error, S3ErrorCode, S3Result};
 use std::time::{Duration, SystemTime};
 
 /// The region AWS reports as an empty LocationConstraint.
 const DEFAULT_REGION: &str = "us-east-1";
 
-pub(crate) async fn create(s: &Cybs3, input: CreateBucketInput) -> S3Result<CreateBucketOutput> {
+pub(crate) async fn create(
+    s: &Cybs3,
+    input: CreateBucketInput,
+    caller: &Caller,
+) -> S3Result<CreateBucketOutput> {
     let wanted = input
         .create_bucket_configuration
-        .and_then(|c| c.location_constraint)
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
         .map(|lc| lc.as_str().to_string());
     if let Some(lc) = wanted.filter(|lc| !lc.is_empty() && *lc != s.region) {
         return Err(s3_error!(
@@ -21,12 +29,36 @@ pub(crate) async fn create(s: &Cybs3, input: CreateBucketInput) -> S3Result<Crea
             s.region
         ));
     }
+    let (acl, ownership) = acl::for_new_bucket(caller, &input)?;
     let store = s.store.clone();
-    let name = input.bucket;
+    let name = input.bucket.clone();
     let location = format!("/{name}");
-    match input.object_lock_enabled_for_bucket == Some(true) {
-        true => blocking(move || store.create_locked_bucket(&name)).await?,
-        false => blocking(move || store.create_bucket(&name)).await?,
+    let lock = input.object_lock_enabled_for_bucket == Some(true);
+    let attrs = vec![
+        (grants::ATTR_ACL.to_string(), grants::encode(&acl)),
+        (
+            grants::ATTR_OWNERSHIP.to_string(),
+            ownership.as_str().as_bytes().to_vec(),
+        ),
+    ];
+    match blocking(move || store.create_bucket_with(&name, lock, attrs)).await {
+        Ok(()) => {}
+        Err(e) if *e.code() == S3ErrorCode::BucketAlreadyOwnedByYou => {
+            let existing = acl::load(s, &input.bucket).await?;
+            if existing.owner() != &acl.owner {
+                return Err(s3_error!(
+                    BucketAlreadyExists,
+                    "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
+                ));
+            }
+            // us-east-1's legacy: re-creating your own bucket succeeds and resets its ACL.
+            if s.region != DEFAULT_REGION {
+                return Err(e);
+            }
+            s.set_bucket_attr(&input.bucket, grants::ATTR_ACL, Some(grants::encode(&acl)))
+                .await?;
+        }
+        Err(e) => return Err(e),
     }
     Ok(CreateBucketOutput {
         location: Some(location),
@@ -57,8 +89,12 @@ const MAX_BUCKETS: usize = 10_000;
 pub(crate) async fn list(
     s: &Cybs3,
     input: ListBucketsInput,
-    only: Option<&str>,
+    caller: &Caller,
 ) -> S3Result<ListBucketsOutput> {
+    let only = match caller {
+        Caller::Bucket(own) => Some(own.as_str()),
+        _ => None,
+    };
     let paged = input.max_buckets.is_some()
         || input.continuation_token.is_some()
         || input.prefix.is_some()
@@ -107,9 +143,14 @@ pub(crate) async fn list(
                 .map(encode_token)
         })
         .flatten();
+    // Who is listing: a bucket key lists its bucket, for that bucket's owner.
+    let owner = match only {
+        Some(b) => acl::load(s, b).await?.owner().clone(),
+        None => acl::acting_as(caller, &owners::root()),
+    };
     Ok(ListBucketsOutput {
         buckets: Some(buckets),
-        owner: Some(owner()),
+        owner: Some(acl::owner_dto(&owner)),
         continuation_token,
         prefix: input.prefix,
     })
@@ -126,14 +167,6 @@ pub(crate) async fn location(
     Ok(GetBucketLocationOutput {
         location_constraint,
     })
-}
-
-/// The single owner of everything until users exist.
-pub(crate) fn owner() -> Owner {
-    Owner {
-        display_name: Some("cybs3".into()),
-        id: Some("cybs3".into()),
-    }
 }
 
 pub(crate) fn timestamp(unix_ns: u64) -> Timestamp {

@@ -164,7 +164,12 @@ async fn is_current(s: &Cybs3, src: &Source, v: &engine::ObjectVersion) -> S3Res
     Ok(current.is_some_and(|c| c.sort == v.sort))
 }
 
-pub(crate) async fn copy_object(s: &Cybs3, input: CopyObjectInput) -> S3Result<CopyObjectOutput> {
+/// `acl`: the copy's owner and ACL; a copy never takes its source's.
+pub(crate) async fn copy_object(
+    s: &Cybs3,
+    input: CopyObjectInput,
+    acl: engine::Acl,
+) -> S3Result<CopyObjectOutput> {
     let src = source(&input.copy_source)?;
     versioning::check_version_id(src.version_id.as_deref())?;
     let replace_meta = replaces(
@@ -226,6 +231,7 @@ pub(crate) async fn copy_object(s: &Cybs3, input: CopyObjectInput) -> S3Result<C
         m
     };
     meta.tags = new_tags.unwrap_or_else(|| v.meta.tags.clone());
+    meta.acl = Some(acl);
 
     // Keep the source's checksum algorithms, plus any the request asks for.
     let had = |name: &str| {

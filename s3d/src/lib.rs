@@ -34,6 +34,9 @@
 //!      (the rules are the engine's).
 //!    - [`tagging`]: object tags; [`bucket_config`], [`cors`]: bucket tagging and CORS
 //!      (incl. preflight answers).
+//!    - [`acl`]: bucket and object ACLs over S3, and the owner and ACL of new buckets and
+//!      objects; [`ownership`]: object ownership controls; [`public_access`]: public
+//!      access blocks (what is stored and how it decides access: `identity::grants`).
 
 // The base.
 mod config;
@@ -48,6 +51,7 @@ mod xml;
 // Who is calling and what they may do.
 mod identity;
 // The operations.
+mod acl;
 mod attributes;
 mod body;
 mod bucket_config;
@@ -60,8 +64,10 @@ mod list;
 mod multipart;
 mod object_lock;
 mod objects;
+mod ownership;
 mod post;
 mod precheck;
+mod public_access;
 mod routes;
 mod server;
 mod service;

@@ -1,7 +1,9 @@
 //! ListObjectsV2 and ListObjects (v1): one engine range scan per page.
 
-use crate::buckets::{owner, timestamp};
+use crate::acl;
+use crate::buckets::timestamp;
 use crate::ctx::{blocking, Cybs3};
+use crate::identity::grants::BucketAccess;
 use crate::xml::escape;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as TOKEN, Engine as _};
 use hyper::header::{HeaderValue, CONTENT_LENGTH};
@@ -86,7 +88,10 @@ pub(crate) async fn objects_v2(
         input.max_keys,
     )
     .await?;
-    let with_owner = input.fetch_owner == Some(true);
+    let owners = match input.fetch_owner == Some(true) {
+        true => Some(acl::load(s, &input.bucket).await?),
+        false => None,
+    };
     let enc = |v: String| encode_if(url, v);
     let user = metadata.then(|| {
         UserMetadata(
@@ -101,7 +106,7 @@ pub(crate) async fn objects_v2(
         key_count: Some((p.objects.len() + p.prefixes.len()) as i32),
         is_truncated: Some(p.truncated),
         next_continuation_token: p.next.as_deref().filter(|_| p.truncated).map(encode_token),
-        contents: Some(entries(p.objects, url, with_owner)),
+        contents: Some(entries(p.objects, url, owners.as_ref())),
         common_prefixes: Some(common_prefixes(p.prefixes, url)),
         prefix: Some(enc(input.prefix.unwrap_or_default())),
         delimiter: echoed_delimiter(input.delimiter, url),
@@ -173,13 +178,14 @@ pub(crate) async fn objects_v1(s: &Cybs3, input: ListObjectsInput) -> S3Result<L
     )
     .await?;
     let enc = |v: String| encode_if(url, v);
+    let owners = acl::load(s, &input.bucket).await?;
     Ok(ListObjectsOutput {
         name: Some(input.bucket),
         is_truncated: Some(p.truncated),
         // AWS sends NextMarker only with a delimiter; sending it always is harmless and
         // spares clients from deriving it.
         next_marker: p.next.filter(|_| p.truncated).map(enc),
-        contents: Some(entries(p.objects, url, true)),
+        contents: Some(entries(p.objects, url, Some(&owners))),
         common_prefixes: Some(common_prefixes(p.prefixes, url)),
         prefix: Some(enc(input.prefix.unwrap_or_default())),
         delimiter: echoed_delimiter(input.delimiter, url),
@@ -198,17 +204,22 @@ fn echoed_delimiter(delimiter: Option<String>, url: bool) -> Option<String> {
         .map(|d| encode_if(url, d))
 }
 
-fn entries(objects: Vec<engine::ObjectVersion>, url: bool, with_owner: bool) -> Vec<Object> {
+/// Listing entries; with their Owner when `owners` (the bucket's access settings) is given.
+fn entries(
+    objects: Vec<engine::ObjectVersion>,
+    url: bool,
+    owners: Option<&BucketAccess>,
+) -> Vec<Object> {
     objects
         .into_iter()
         .map(|v| Object {
+            owner: owners.map(|a| acl::object_owner(a, &v.meta)),
             e_tag: Some(ETag::Strong(v.meta.etag)),
             last_modified: Some(timestamp(v.mtime_ns)),
             size: Some(v.size as i64),
             storage_class: Some(ObjectStorageClass::from(
                 v.meta.storage_class.unwrap_or_else(|| "STANDARD".into()),
             )),
-            owner: with_owner.then(owner),
             key: Some(encode_if(url, v.key)),
             ..Default::default()
         })

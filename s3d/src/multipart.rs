@@ -4,8 +4,9 @@
 //! stream in exactly like PutObject bodies (see `body`), and the completed
 //! object's ETag is S3's: the MD5 of the parts' binary MD5s, then `-N`.
 
+use crate::acl;
 use crate::body::{self, Received};
-use crate::buckets::{owner, timestamp};
+use crate::buckets::timestamp;
 use crate::ctx::{blocking, Cybs3};
 use crate::list::encode_if;
 use crate::object_lock::lock_requested;
@@ -149,12 +150,11 @@ fn storage_class(meta: &engine::ObjectMeta) -> StorageClass {
     )
 }
 
-/// Single tenant: whoever signs owns and initiates everything.
-fn initiator() -> Initiator {
-    let o = owner();
+/// Who started an upload, as far as it is kept: the owner its object will have.
+fn initiator(owner: &Owner) -> Initiator {
     Initiator {
-        display_name: o.display_name,
-        id: o.id,
+        display_name: owner.display_name.clone(),
+        id: owner.id.clone(),
     }
 }
 
@@ -170,11 +170,14 @@ fn page_size(max: Option<i32>, what: &str) -> S3Result<usize> {
     }
 }
 
+/// `acl`: the owner and ACL the completed version gets (kept with the upload).
 pub(crate) async fn create(
     s: &Cybs3,
     input: CreateMultipartUploadInput,
+    acl: engine::Acl,
 ) -> S3Result<CreateMultipartUploadOutput> {
     let mut meta = object_meta(meta_fields!(input));
+    meta.acl = Some(acl);
     if let Some(h) = &input.tagging {
         meta.tags = tagging::parse_header(h)?;
     }
@@ -416,6 +419,7 @@ pub(crate) async fn list_parts(s: &Cybs3, input: ListPartsInput) -> S3Result<Lis
         Ok((up, parts, truncated))
     })
     .await?;
+    let owner = acl::object_owner(&acl::load(s, &input.bucket).await?, &up.meta);
     let next = parts.last().map_or(marker, |p| p.entry.number);
     Ok(ListPartsOutput {
         bucket: Some(input.bucket),
@@ -441,8 +445,8 @@ pub(crate) async fn list_parts(s: &Cybs3, input: ListPartsInput) -> S3Result<Lis
                 })
                 .collect(),
         ),
-        initiator: Some(initiator()),
-        owner: Some(owner()),
+        initiator: Some(initiator(&owner)),
+        owner: Some(owner),
         storage_class: Some(storage_class(&up.meta)),
         checksum_algorithm: checksum_algorithm(&up.meta),
         ..Default::default()
@@ -539,6 +543,7 @@ pub(crate) async fn list_uploads(
     let max = page_size(input.max_uploads, "max-uploads")?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+    let owners = acl::load(s, &input.bucket).await?;
     // A key marker before the prefix selects nothing more than the prefix does.
     let key_marker = input
         .key_marker
@@ -570,8 +575,8 @@ pub(crate) async fn list_uploads(
             Listed::Upload(u) => uploads.push(MultipartUpload {
                 checksum_algorithm: checksum_algorithm(&u.meta),
                 initiated: Some(timestamp(u.initiated_ns)),
-                initiator: Some(initiator()),
-                owner: Some(owner()),
+                initiator: Some(initiator(&acl::object_owner(&owners, &u.meta))),
+                owner: Some(acl::object_owner(&owners, &u.meta)),
                 storage_class: Some(storage_class(&u.meta)),
                 key: Some(encode_if(url, u.key)),
                 upload_id: Some(u.upload_id),

@@ -35,14 +35,17 @@ const TAGGING_COUNT: &str = "x-amz-tagging-count";
 /// Chunks (of up to one block) read ahead of a slow client.
 const READ_AHEAD: usize = 2;
 
+/// `acl`: the owner and ACL the new version gets (`acl::for_new_object`).
 pub(crate) async fn put(
     s: &Cybs3,
     input: PutObjectInput,
     trailers: Option<TrailingHeaders>,
+    acl: engine::Acl,
 ) -> S3Result<PutObjectOutput> {
     let expected = declared_length(input.content_length)?;
     let claimed = claimed_checksums!(input);
     let mut meta = object_meta(meta_fields!(input));
+    meta.acl = Some(acl);
     // A bad tag set is refused before the body is read.
     if let Some(header) = &input.tagging {
         meta.tags = tagging::parse_header(header)?;

@@ -16,6 +16,7 @@
 //! - fixes up the final response ([`finish`]): the real key in the 201 body and
 //!   in the redirect, and s3s' policy verdicts as AWS reports them (403 AccessDenied).
 
+use crate::acl::{self, object_acl_requested};
 use crate::body::{self, Received};
 use crate::ctx::{blocking, Cybs3};
 use crate::object_lock::lock_requested;
@@ -298,6 +299,8 @@ pub(crate) async fn object(
     if let Some(header) = &input.tagging {
         meta.tags = crate::tagging::parse_header(header)?;
     }
+    let asked = object_acl_requested!(input);
+    meta.acl = Some(acl::for_new_object(s, &req.extensions, &input.bucket, &asked).await?);
     let lock = lock_requested!(input)?;
     let store = s.store.clone();
     let (bucket, k) = (input.bucket.clone(), key.clone());

@@ -1,6 +1,7 @@
 //! The s3s service: configuration, and the `S3` trait as a thin dispatch to the
 //! operation modules. Operations not listed answer NotImplemented (s3s' default).
 
+use crate::acl::object_acl_requested;
 use crate::config::ServerConfig;
 use crate::ctx::Cybs3;
 use crate::identity::auth::{Caller, Identities};
@@ -10,8 +11,8 @@ use crate::ignored_range::IgnoredRange;
 use crate::routes::Routes;
 use crate::vhost::Domains;
 use crate::{
-    attributes, bucket_config, buckets, copy, cors, delete, list, multipart, object_lock, objects,
-    post, tagging, versioning,
+    acl, attributes, bucket_config, buckets, copy, cors, delete, list, multipart, object_lock,
+    objects, ownership, post, public_access, tagging, versioning,
 };
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -56,7 +57,7 @@ fn builder(
     b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
         std::sync::Arc::new(config),
     )));
-    // Anonymous requests get only what a bucket policy grants everyone.
+    // Anonymous requests get only what a bucket policy or an ACL grants everyone.
     b.set_auth(identities.clone());
     b.set_access(identities.clone());
     // Without domains s3s stays path-style only.
@@ -68,10 +69,23 @@ fn builder(
 
 type Res<T> = S3Result<S3Response<T>>;
 
+/// The owner and ACL a write gives the new version, from its headers.
+async fn object_acl(
+    s: &Cybs3,
+    extensions: &hyper::http::Extensions,
+    bucket: &str,
+    asked: acl::AclRequest,
+) -> S3Result<engine::Acl> {
+    acl::for_new_object(s, extensions, bucket, &asked).await
+}
+
 #[async_trait::async_trait]
 impl S3 for Cybs3 {
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> Res<CreateBucketOutput> {
-        buckets::create(self, req.input).await.map(S3Response::new)
+        let caller = Caller::of(&req.extensions)?;
+        buckets::create(self, req.input, caller)
+            .await
+            .map(S3Response::new)
     }
 
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> Res<DeleteBucketOutput> {
@@ -83,11 +97,8 @@ impl S3 for Cybs3 {
     }
 
     async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> Res<ListBucketsOutput> {
-        let only = match Caller::of(&req.extensions)? {
-            Caller::Bucket(own) => Some(own.as_str()),
-            _ => None,
-        };
-        buckets::list(self, req.input, only)
+        let caller = Caller::of(&req.extensions)?;
+        buckets::list(self, req.input, caller)
             .await
             .map(S3Response::new)
     }
@@ -104,7 +115,14 @@ impl S3 for Cybs3 {
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> Res<PutObjectOutput> {
         // The trailer handle is filled by s3s only once the body has been read.
         let trailers = req.trailing_headers.clone();
-        objects::put(self, req.input, trailers)
+        let acl = object_acl(
+            self,
+            &req.extensions,
+            &req.input.bucket,
+            object_acl_requested!(req.input),
+        )
+        .await?;
+        objects::put(self, req.input, trailers, acl)
             .await
             .map(S3Response::new)
     }
@@ -253,6 +271,72 @@ impl S3 for Cybs3 {
         cors::get(self, req.input).await.map(S3Response::new)
     }
 
+    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> Res<GetBucketAclOutput> {
+        acl::get_bucket(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> Res<PutBucketAclOutput> {
+        acl::put_bucket(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> Res<GetObjectAclOutput> {
+        acl::get_object(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> Res<PutObjectAclOutput> {
+        acl::put_object(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> Res<PutBucketOwnershipControlsOutput> {
+        ownership::put(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> Res<GetBucketOwnershipControlsOutput> {
+        ownership::get(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> Res<DeleteBucketOwnershipControlsOutput> {
+        ownership::delete(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> Res<PutPublicAccessBlockOutput> {
+        public_access::put(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> Res<GetPublicAccessBlockOutput> {
+        public_access::get(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> Res<DeletePublicAccessBlockOutput> {
+        public_access::delete(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
     async fn delete_bucket_cors(
         &self,
         req: S3Request<DeleteBucketCorsInput>,
@@ -266,7 +350,14 @@ impl S3 for Cybs3 {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> Res<CreateMultipartUploadOutput> {
-        multipart::create(self, req.input)
+        let acl = object_acl(
+            self,
+            &req.extensions,
+            &req.input.bucket,
+            object_acl_requested!(req.input),
+        )
+        .await?;
+        multipart::create(self, req.input, acl)
             .await
             .map(S3Response::new)
     }
@@ -325,7 +416,14 @@ impl S3 for Cybs3 {
     }
 
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> Res<CopyObjectOutput> {
-        copy::copy_object(self, req.input)
+        let acl = object_acl(
+            self,
+            &req.extensions,
+            &req.input.bucket,
+            object_acl_requested!(req.input),
+        )
+        .await?;
+        copy::copy_object(self, req.input, acl)
             .await
             .map(S3Response::new)
     }

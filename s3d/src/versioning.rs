@@ -1,7 +1,8 @@
 //! Bucket versioning: the bucket setting, version ids on object requests,
 //! delete markers as S3 reports them, and ListObjectVersions.
 
-use crate::buckets::{owner, timestamp};
+use crate::acl;
+use crate::buckets::timestamp;
 use crate::ctx::{self, blocking, Cybs3};
 use crate::errors;
 use crate::list::{encode_if, url_encoded, MAX_KEYS};
@@ -193,18 +194,20 @@ pub(crate) async fn list(
     let store = s.store.clone();
     let bucket = input.bucket.clone();
     let p = blocking(move || store.list_versions(&bucket, &q)).await?;
+    let owners = acl::load(s, &input.bucket).await?;
     // With max-keys=0 there is nothing to continue after.
     let truncated = p.truncated && p.next_key.is_some();
     let enc = |v: String| encode_if(url, v);
     let (mut versions, mut markers) = (Vec::new(), Vec::new());
     for e in p.versions {
         let v = e.version;
+        let owner = Some(acl::object_owner(&owners, &v.meta));
         if v.delete_marker {
             markers.push(DeleteMarkerEntry {
                 is_latest: Some(e.is_latest),
                 key: Some(enc(v.key)),
                 last_modified: Some(timestamp(v.mtime_ns)),
-                owner: Some(owner()),
+                owner,
                 version_id: Some(v.version_id),
             });
         } else {
@@ -213,7 +216,7 @@ pub(crate) async fn list(
                 is_latest: Some(e.is_latest),
                 key: Some(enc(v.key)),
                 last_modified: Some(timestamp(v.mtime_ns)),
-                owner: Some(owner()),
+                owner,
                 size: Some(v.size as i64),
                 storage_class: Some(ObjectVersionStorageClass::from(
                     v.meta.storage_class.unwrap_or_else(|| "STANDARD".into()),

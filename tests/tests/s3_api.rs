@@ -83,9 +83,13 @@ async fn bucket_create_head_list_location_delete() {
     bucket(&c, "alpha").await;
     bucket(&c, "beta-2").await;
 
-    // Re-creating a bucket you own: 409 BucketAlreadyOwnedByYou.
-    let (st, code) = fails(c.create_bucket().bucket("alpha").send().await);
-    assert_eq!((st, code.as_str()), (409, "BucketAlreadyOwnedByYou"));
+    // Re-creating a bucket you own in us-east-1: 200, AWS's legacy there (other
+    // regions answer 409 BucketAlreadyOwnedByYou).
+    c.create_bucket()
+        .bucket("alpha")
+        .send()
+        .await
+        .expect("re-create own bucket");
 
     c.head_bucket().bucket("alpha").send().await.expect("head");
     let e = c.head_bucket().bucket("missing").send().await.unwrap_err();

@@ -2,14 +2,16 @@
 //!
 //! Callers: the root credentials (everything, except what a bucket policy explicitly
 //! denies), per-bucket keys (their bucket's objects and settings), users and sessions
-//! (their IAM policies together with the bucket's policy), and anonymous requests
-//! (only what a bucket policy grants to everyone). Every decision is a tracing event
-//! under the `cybs3::auth` target with who, what, where from and the answer: denials
-//! at info (in the server log by default), allows at debug.
+//! (their IAM policies together with the bucket's policy, then the ACLs), and anonymous
+//! requests (only what a bucket policy or an ACL grants to everyone). Every decision is
+//! a tracing event under the `cybs3::auth` target with who, what, where from and the
+//! answer: denials at info (in the server log by default), allows at debug.
 
 use crate::ctx::{self, PeerAddr};
+use crate::identity::grants::{self, BucketAccess, Requester};
 use crate::identity::iam::Iam;
 use crate::identity::keys::{now_unix, Owner, Session};
+use crate::identity::owners;
 use crate::identity::policy::{self, Context, Decision, Policy, Principal, Request};
 use crate::{errors, tagging};
 use hyper::http::Extensions;
@@ -115,6 +117,16 @@ struct Ask {
     /// The request's own condition keys (headers, body); [`Identities::context`]
     /// adds the global ones.
     keys: Context,
+}
+
+impl Ask {
+    /// The version the request names (`versionId`), if any.
+    fn version(&self) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == "versionId")
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// An access check left to the operation's hook: a policy tests condition keys
@@ -290,7 +302,17 @@ impl Identities {
             return Ok(manages_policy
                 || bucket_policy.is_none_or(|p| p.evaluate(&request) != Decision::Deny));
         }
-        Ok(policy::evaluate_all(all(), &request) == Decision::Allow)
+        let decision = policy::evaluate_all(all(), &request);
+        // RestrictPublicBuckets: a public bucket policy grants anonymous callers nothing.
+        let restricted = decision == Decision::Allow
+            && matches!(caller, Caller::Anonymous)
+            && bucket_policy.as_ref().is_some_and(|p| p.is_public())
+            && self.restricts_public_buckets(ask)?;
+        match decision {
+            Decision::Deny => Ok(false),
+            Decision::Allow if !restricted => Ok(true),
+            _ => self.acl_allows(caller, ask),
+        }
     }
 
     /// Sets `s3:ExistingObjectTag/…` from the stored tags of the version `ask` names,
@@ -302,11 +324,7 @@ impl Identities {
         if !policy::reads_existing_tags(&ask.op) {
             return Ok(());
         }
-        let version = ask
-            .query
-            .iter()
-            .find(|(k, _)| k == "versionId")
-            .map(|(_, v)| v.as_str());
+        let version = ask.version();
         let tags = self
             .iam
             .object_tags(bucket, key, version)
@@ -351,6 +369,32 @@ impl Identities {
         let caller = Caller::of(&req.extensions)?.clone();
         let this = self.clone();
         ctx::spawn(move || this.authorize(&caller, &ask)).await?
+    }
+
+    /// What no policy allowed, the bucket's or the object's ACL may (`grants`).
+    fn acl_allows(&self, caller: &Caller, ask: &Ask) -> S3Result<bool> {
+        let who = match caller {
+            Caller::User { name, .. } => Requester::Signed(owners::user(name)),
+            Caller::Anonymous => Requester::Anonymous,
+            Caller::Root | Caller::Bucket(_) => return Ok(false),
+        };
+        let Some(bucket) = &ask.bucket else {
+            return Ok(false);
+        };
+        let version = ask.version();
+        let object = ask.key.as_deref().map(|k| (k, version));
+        grants::allows(self.iam.store(), &who, &ask.op, bucket, object).map_err(store_failed)
+    }
+
+    fn restricts_public_buckets(&self, ask: &Ask) -> S3Result<bool> {
+        let Some(bucket) = &ask.bucket else {
+            return Ok(false);
+        };
+        match BucketAccess::load(self.iam.store(), bucket) {
+            Ok(access) => Ok(access.block().restrict_public_buckets),
+            Err(engine::Error::NoSuchBucket(_)) => Ok(false),
+            Err(e) => Err(store_failed(e)),
+        }
     }
 
     fn context(&self, caller: &Caller, ask: &Ask) -> Context {

@@ -2,7 +2,8 @@
 //! documents stored as a bucket attribute and evaluated with the caller's own
 //! policies on every request (see `auth`).
 
-use crate::ctx::Cybs3;
+use crate::ctx::{blocking, Cybs3};
+use crate::identity::grants::BucketAccess;
 use crate::identity::policy::Policy;
 use s3s::dto::*;
 use s3s::{s3_error, S3Result};
@@ -23,6 +24,14 @@ pub(crate) async fn put(s: &Cybs3, input: PutBucketPolicyInput) -> S3Result<PutB
     let policy = Policy::parse(&input.policy)
         .and_then(|p| p.check_bucket_policy(&input.bucket).map(|()| p))
         .map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
+    // BlockPublicPolicy: a public policy is refused.
+    if policy.is_public() {
+        let (store, bucket) = (s.store.clone(), input.bucket.clone());
+        let access = blocking(move || BucketAccess::load(&store, &bucket)).await?;
+        if access.block().block_public_policy {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+    }
     s.set_bucket_attr(&input.bucket, ATTR, Some(policy.to_json().into_bytes()))
         .await?;
     Ok(PutBucketPolicyOutput {})

@@ -96,6 +96,8 @@ pub struct NewUser {
     pub secret_key: String,
     pub policies: Vec<String>,
     pub groups: Vec<String>,
+    /// The canonical id ACL grants name the user by.
+    pub canonical_id: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -172,6 +174,11 @@ impl Iam {
         }
     }
 
+    /// The store buckets' access settings are read from.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
     }
@@ -231,6 +238,7 @@ impl Iam {
             secret_key,
             policies: rec.policies,
             groups: rec.groups,
+            canonical_id: crate::identity::owners::user(name).id,
         })
     }
 

@@ -6,11 +6,16 @@
 //! - [`keys`]: access keys (bucket keys, users' keys, sessions), sealed in the engine's metadata.
 //! - [`iam`], [`policy`], [`bucket_policy`]: users, groups, IAM policies and their evaluation.
 //! - [`sts`], [`ldap`]: temporary credentials for directory logins and local users.
+//! - [`owners`]: the canonical id and display name of every caller that can own things.
+//! - [`grants`]: buckets' owners, ACLs, object ownership and public access blocks as
+//!   stored, and the ACL grants that decide what no policy did.
 
 pub(crate) mod auth;
 pub(crate) mod bucket_policy;
+pub(crate) mod grants;
 pub(crate) mod iam;
 pub(crate) mod keys;
 pub mod ldap;
+pub(crate) mod owners;
 pub(crate) mod policy;
 pub(crate) mod sts;
