@@ -193,6 +193,30 @@ impl UploadRecord {
 pub struct PartRecord {
     pub entry: PartEntry,
     pub mtime_ns: u64,
+    /// When the upload of this part began (`Store::put_part`). Of two uploads of one part
+    /// number the later-started one is kept, whichever finishes last, as on AWS.
+    pub started_ns: u64,
+}
+
+/// A part record from before `started_ns`: it counts as started at 0, so any new upload
+/// of its number replaces it, as every upload did then.
+#[derive(Deserialize)]
+struct PartRecordV1 {
+    entry: PartEntry,
+    mtime_ns: u64,
+}
+
+impl PartRecord {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<PartRecord> {
+        decode(bytes).or_else(|e| match decode::<PartRecordV1>(bytes) {
+            Ok(v1) => Ok(PartRecord {
+                entry: v1.entry,
+                mtime_ns: v1.mtime_ns,
+                started_ns: 0,
+            }),
+            Err(_) => Err(e),
+        })
+    }
 }
 
 /// The version a multipart upload became, and when (see `keys::COMPLETED`).
