@@ -62,9 +62,11 @@ mod object_lock;
 mod objects;
 mod post;
 mod precheck;
+mod rfc2047;
 mod routes;
 mod server;
 mod service;
+mod sigv2;
 mod tagging;
 mod versioning;
 
