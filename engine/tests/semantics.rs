@@ -400,7 +400,10 @@ fn part_started_last_wins_whichever_finishes_last() {
             ..ObjectMeta::default()
         })
         .unwrap();
-    assert_eq!(landed.etag, slow_etag, "the slower upload still succeeds");
+    assert_eq!(
+        landed.meta.etag, slow_etag,
+        "the slower upload still succeeds"
+    );
     let slow_id = sharded_id(&landed).unwrap();
 
     let (parts, _) = s.list_parts(B, "race", &up.upload_id, 0, 10).unwrap();

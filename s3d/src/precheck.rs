@@ -64,25 +64,35 @@ fn credential_region(
         .and_then(|v| v.strip_prefix("AWS4-HMAC-SHA256"))
         .and_then(|v| v.split_once("Credential="))
         .map(|(_, rest)| rest.split(',').next().unwrap_or_default().trim());
-    let (credential, code, message): (Cow<str>, _, fn(&str, &str) -> String) = match header {
-        Some(c) => (c.into(), "AuthorizationHeaderMalformed", |got, want| {
-            format!("The authorization header is malformed; the region '{got}' is wrong; expecting '{want}'")
-        }),
+    let (credential, presigned) = match header {
+        Some(c) => (Cow::Borrowed(c), false),
         None => match query_param(query, "X-Amz-Credential") {
-            Some(c) => (c, "AuthorizationQueryParametersError", |got, want| {
-                format!("Error parsing the X-Amz-Credential parameter; the region '{got}' is wrong; expecting '{want}'")
-            }),
+            Some(c) => (c, true),
             None => return Ok(()),
         },
     };
     let scope: Vec<&str> = credential.split('/').collect();
-    match scope.as_slice() {
-        [_, _, got, "s3", "aws4_request"] if *got != region => Err(Refusal {
-            region: Some(region.to_string()),
-            ..Refusal::new(StatusCode::BAD_REQUEST, code, message(got, region))
-        }),
-        _ => Ok(()),
+    let [_, _, got, "s3", "aws4_request"] = scope.as_slice() else {
+        return Ok(());
+    };
+    if *got == region {
+        return Ok(());
     }
+    let (code, message) = if presigned {
+        (
+            "AuthorizationQueryParametersError",
+            format!("Error parsing the X-Amz-Credential parameter; the region '{got}' is wrong; expecting '{region}'"),
+        )
+    } else {
+        (
+            "AuthorizationHeaderMalformed",
+            format!("The authorization header is malformed; the region '{got}' is wrong; expecting '{region}'"),
+        )
+    };
+    Err(Refusal {
+        region: Some(region.to_string()),
+        ..Refusal::new(StatusCode::BAD_REQUEST, code, message)
+    })
 }
 
 /// A SigV4 presigned URL's `X-Amz-Expires` must be a whole number of seconds from 0 to
