@@ -348,6 +348,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn part_records_from_before_start_stamps_decode_as_started_at_zero() {
+        let entry = PartEntry {
+            number: 3,
+            size: 10,
+            etag: "\"e\"".into(),
+            checksums: Vec::new(),
+            data: PartData::Inline { id: [1; 16] },
+        };
+        // A record as written before `started_ns`: the same fields, in order, without it.
+        let old = encode(&(entry.clone(), 42u64)).unwrap();
+        let rec = PartRecord::decode(&old).unwrap();
+        assert_eq!(
+            (rec.entry, rec.mtime_ns, rec.started_ns),
+            (entry.clone(), 42, 0)
+        );
+        let new = PartRecord {
+            entry,
+            mtime_ns: 42,
+            started_ns: 7,
+        };
+        assert_eq!(PartRecord::decode(&encode(&new).unwrap()).unwrap(), new);
+    }
+
+    #[test]
     fn version_keys_sort_by_object_key_first() {
         let s = [0u8; 16];
         let a = keys::version("b", "a", &s);
