@@ -118,7 +118,7 @@ fn presigned_expiry(query: Option<&str>) -> Result<(), Refusal> {
     // All digits: only too many of them can fail to parse, and that is over a week too.
     if expires.parse::<i64>().map_or(true, |n| n > MAX_EXPIRES) {
         return Err(refuse(
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds",
         ));
     }
     Ok(())
@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(msg("X-Amz-Expires=604800&X-Amz-Signature=ab"), None);
         assert_eq!(msg("X-Amz-Expires=0"), None);
         assert_eq!(msg("list-type=2"), None);
-        let week = "X-Amz-Expires must be less than a week (in seconds) that is 604800";
+        let week = "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds";
         for over in ["604801", "99999999999999999999999"] {
             let q = format!("X-Amz-Expires={over}");
             assert_eq!(
