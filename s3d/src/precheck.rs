@@ -1,6 +1,7 @@
 //! What the server settles in a request before s3s parses it, where s3s's own
-//! answer would differ from AWS's: the bounds of a presigned URL's `X-Amz-Expires`, a
-//! presigned URL dated in the future, and a SigV4 credential scoped to another region
+//! answer would differ from AWS's: a SigV2 request's time (s3s checks none), the bounds
+//! of a presigned URL's `X-Amz-Expires`, a presigned URL dated in the future, and a SigV4
+//! credential scoped to another region
 //! (s3s does not compare regions, and refuses names like s3cmd's `US` as malformed; AWS
 //! names the right region, and SDKs and s3cmd sign again for it).
 
@@ -38,6 +39,7 @@ impl Refusal {
 /// Every check of this module, in AWS's order: the credential's region, then the
 /// presigned URL's lifetime.
 pub(crate) fn check(headers: &HeaderMap, query: Option<&str>, region: &str) -> Result<(), Refusal> {
+    sigv2_date(headers, OffsetDateTime::now_utc())?;
     credential_region(headers, query, region)?;
     presigned_expiry(query)?;
     presigned_not_yet_valid(query, OffsetDateTime::now_utc())
@@ -141,6 +143,51 @@ fn presigned_not_yet_valid(query: Option<&str>, now: OffsetDateTime) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// SigV2 header auth signs the request's time (`x-amz-date`, else `Date`, an HTTP date),
+/// which s3s does not check: a missing, unreadable or pre-1970 time is 403 AccessDenied,
+/// one off by more than the clock skew 403 RequestTimeTooSkewed, as AWS answers.
+fn sigv2_date(headers: &HeaderMap, now: OffsetDateTime) -> Result<(), Refusal> {
+    let v2 = headers
+        .get(AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(b"AWS "));
+    if !v2 {
+        return Ok(());
+    }
+    let date = headers
+        .get("x-amz-date")
+        .or_else(|| headers.get(hyper::header::DATE))
+        .and_then(|v| v.to_str().ok())
+        .and_then(http_date)
+        .filter(|d| d.year() >= 1970);
+    let Some(date) = date else {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "AWS authentication requires a valid Date or x-amz-date header",
+        ));
+    };
+    if (date - now).whole_seconds().abs() > MAX_SKEW_SECS {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+        ));
+    }
+    Ok(())
+}
+
+/// `Tue, 07 Jul 2010 21:53:04 GMT` (RFC 1123, as HTTP dates are sent). The weekday is
+/// not checked against the date: clients send a fixed one with a bad date on purpose.
+fn http_date(s: &str) -> Option<OffsetDateTime> {
+    let (_weekday, rest) = s.trim().split_once(", ")?;
+    let format = time::macros::format_description!(
+        "[day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(rest, format)
+        .ok()
+        .map(|t| t.assume_utc())
 }
 
 /// `YYYYMMDDTHHMMSSZ`, SigV4's timestamp.
@@ -252,5 +299,38 @@ mod tests {
             Err((403, "AccessDenied", "Request is not yet valid".into()))
         );
         assert_eq!(at("garbage"), Ok(()), "left to s3s");
+    }
+
+    #[test]
+    fn sigv2_times_must_be_readable_and_near() {
+        let now = amz_date("20250101T120000Z").unwrap();
+        let at = |name: &str, date: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(AUTHORIZATION, "AWS AK:c2ln".parse().unwrap());
+            if !date.is_empty() {
+                h.insert(
+                    hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    date.parse().unwrap(),
+                );
+            }
+            sigv2_date(&h, now).map_err(|r| (r.status.as_u16(), r.code))
+        };
+        assert_eq!(at("date", "Wed, 01 Jan 2025 12:10:00 GMT"), Ok(()));
+        assert_eq!(at("x-amz-date", "Wed, 01 Jan 2025 11:50:00 GMT"), Ok(()));
+        let denied = Err((403, "AccessDenied"));
+        let skewed = Err((403, "RequestTimeTooSkewed"));
+        assert_eq!(at("x-amz-date", "Bad Date"), denied);
+        assert_eq!(at("date", ""), denied, "no date at all");
+        assert_eq!(at("x-amz-date", "Tue, 07 Jul 1950 21:53:04 GMT"), denied);
+        assert_eq!(at("x-amz-date", "Tue, 07 Jul 2010 21:53:04 GMT"), skewed);
+        assert_eq!(at("x-amz-date", "Tue, 07 Jul 2030 21:53:04 GMT"), skewed);
+        assert_eq!(at("date", "Tue, 07 Jul 9999 21:53:04 GMT"), skewed);
+        // SigV4 requests are s3s's to check.
+        let mut v4 = HeaderMap::new();
+        v4.insert(
+            AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=x".parse().unwrap(),
+        );
+        assert_eq!(sigv2_date(&v4, now), Ok(()));
     }
 }

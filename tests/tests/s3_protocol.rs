@@ -112,6 +112,66 @@ async fn sigv2_header_auth_presigned_urls_and_post_forms_work_for_boto3() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigv2_request_times_must_be_valid_and_near() {
+    let (_t, s, c) = setup();
+    bucket(&c, "v2date").await;
+    let url = format!("{}/v2date/k", s.endpoint());
+    let auth = format!("Authorization: AWS {}:c2lnbmF0dXJl", s.access_key);
+    for (date, status, code) in [
+        ("Bad Date", 403, "AccessDenied"),
+        ("Tue, 07 Jul 1950 21:53:04 GMT", 403, "AccessDenied"),
+        ("Tue, 07 Jul 2010 21:53:04 GMT", 403, "RequestTimeTooSkewed"),
+        ("Tue, 07 Jul 9999 21:53:04 GMT", 403, "RequestTimeTooSkewed"),
+    ] {
+        let header = format!("x-amz-date: {date}");
+        let r = curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            &auth,
+            "-H",
+            &header,
+            "--data-binary",
+            "x",
+            &url,
+        ]);
+        assert_eq!(
+            (r.status, r.code().as_deref()),
+            (status, Some(code)),
+            "{date}: {}",
+            r.text()
+        );
+    }
+    let r = curl(&["-X", "PUT", "-H", &auth, "--data-binary", "x", &url]);
+    assert_eq!(
+        r.code().as_deref(),
+        Some("AccessDenied"),
+        "no date: {}",
+        r.text()
+    );
+    // A current time gets as far as the signature (which is wrong here).
+    let now = format!("Date: {}", http_date(SystemTime::now()));
+    let r = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &auth,
+        "-H",
+        &now,
+        "--data-binary",
+        "x",
+        &url,
+    ]);
+    assert_eq!(
+        r.code().as_deref(),
+        Some("SignatureDoesNotMatch"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(head_status(&c, "v2date", "k").await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presigned_urls_from_the_future_are_not_valid_yet_and_old_ones_expired() {
     let (_t, s, c) = setup();
     bucket(&c, "pre").await;
