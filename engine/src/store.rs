@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     pub live: bool,
     pub edges: crate::read::EdgeCache,
     pub inline_cache: crate::inline_cache::InlineCache,
+    /// Stamps the start of each part upload (`PartRecord::started_ns`).
+    pub part_starts: crate::commit::Stamps,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -276,6 +278,7 @@ impl Store {
             live: cfg.background,
             edges: Default::default(),
             inline_cache: Default::default(),
+            part_starts: Default::default(),
             threads: Mutex::new(vec![commit_thread, reclaim_thread]),
         });
         let weak = Arc::downgrade(&inner);
@@ -760,6 +763,7 @@ impl Store {
             Target::Part {
                 upload_id: upload_id.to_string(),
                 number,
+                started_ns: self.inner.part_starts.next(),
             },
         ))
     }

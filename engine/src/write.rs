@@ -18,7 +18,12 @@ use std::fs;
 
 pub(crate) enum Target {
     Object,
-    Part { upload_id: String, number: u32 },
+    Part {
+        upload_id: String,
+        number: u32,
+        /// `PartRecord::started_ns`, taken when the writer was opened.
+        started_ns: u64,
+    },
 }
 
 /// Receives an object's (or part's) bytes; `finish` makes them a durable version.
@@ -229,12 +234,17 @@ impl ObjectWriter {
                 lock: self.lock,
                 condition: std::mem::take(&mut self.condition),
             },
-            Target::Part { upload_id, .. } => Op::PutPart {
+            Target::Part {
+                upload_id,
+                started_ns,
+                ..
+            } => Op::PutPart {
                 bucket: self.bucket.clone(),
                 key: self.key.clone(),
                 upload_id: upload_id.clone(),
                 part: part.clone(),
                 inline,
+                started_ns: *started_ns,
             },
         };
         let result = self.store.submit(op);
@@ -269,7 +279,9 @@ impl ObjectWriter {
         let sh = self.sharded.as_mut().expect("sharding started");
         let upload = match &self.target {
             Target::Object => None,
-            Target::Part { upload_id, number } => Some((upload_id.clone(), *number)),
+            Target::Part {
+                upload_id, number, ..
+            } => Some((upload_id.clone(), *number)),
         };
         let size = self.size;
         let (id, rot) = (sh.id, sh.rot);

@@ -379,6 +379,75 @@ fn multipart_complete_and_listings() {
     assert!(s.check().unwrap().clean());
 }
 
+/// Two uploads of one part number at once: the one started last is kept even when the
+/// earlier one finishes after it (AWS keeps the newer part), and the loser's shards go.
+#[test]
+fn part_started_last_wins_whichever_finishes_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, drives) = store3(&dir);
+    let up = s
+        .create_upload(B, "race", ObjectMeta::default(), Default::default())
+        .unwrap();
+    let (slow_data, fast_data) = (bytes(5, 200_000), bytes(6, 150_000));
+    let mut slow = s.put_part(B, "race", &up.upload_id, 1).unwrap();
+    slow.write(&slow_data[..50_000]).unwrap();
+    let fast = part(&s, "race", &up.upload_id, 1, &fast_data);
+    slow.write(&slow_data[50_000..]).unwrap();
+    let slow_etag = etag_of(&slow_data);
+    let landed = slow
+        .finish(ObjectMeta {
+            etag: slow_etag.clone(),
+            ..ObjectMeta::default()
+        })
+        .unwrap();
+    assert_eq!(
+        landed.meta.etag, slow_etag,
+        "the slower upload still succeeds"
+    );
+    let slow_id = sharded_id(&landed).unwrap();
+
+    let (parts, _) = s.list_parts(B, "race", &up.upload_id, 0, 10).unwrap();
+    let listed: Vec<(u32, String)> = parts
+        .iter()
+        .map(|p| (p.entry.number, p.entry.etag.clone()))
+        .collect();
+    assert_eq!(listed, vec![(1, fast.clone())]);
+    assert!(eventually(Duration::from_secs(2), || {
+        drives.iter().all(|d| !shard_path(d, &slow_id).exists())
+    }));
+    let err = s
+        .complete_upload(
+            B,
+            "race",
+            &up.upload_id,
+            vec![(1, slow_etag)],
+            ("x-1".into(), Vec::new()),
+            Default::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidPart(1)), "{err:?}");
+    s.complete_upload(
+        B,
+        "race",
+        &up.upload_id,
+        vec![(1, fast)],
+        ("x-1".into(), Vec::new()),
+        Default::default(),
+    )
+    .unwrap();
+    assert!(get(&s, B, "race").unwrap() == fast_data);
+
+    // A part uploaded again after the first finished replaces it, as before.
+    let up = s
+        .create_upload(B, "again", ObjectMeta::default(), Default::default())
+        .unwrap();
+    part(&s, "again", &up.upload_id, 1, &slow_data);
+    let newer = part(&s, "again", &up.upload_id, 1, &fast_data);
+    let (parts, _) = s.list_parts(B, "again", &up.upload_id, 0, 10).unwrap();
+    assert_eq!(parts[0].entry.etag, newer);
+    assert!(s.check().unwrap().clean());
+}
+
 #[test]
 fn multipart_refusals() {
     let dir = tempfile::tempdir().unwrap();

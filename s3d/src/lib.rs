@@ -68,9 +68,11 @@ mod ownership;
 mod post;
 mod precheck;
 mod public_access;
+mod rfc2047;
 mod routes;
 mod server;
 mod service;
+mod sigv2;
 mod tagging;
 mod versioning;
 

@@ -6,7 +6,7 @@ use crate::conns::{Closed, Conns, Tracked, Watched};
 use crate::ctx::{self, PeerAddr};
 use crate::identity::auth;
 use crate::vhost::Domains;
-use crate::{cors, errors, fdlimit, list, messages, post, precheck, service, xml};
+use crate::{cors, errors, fdlimit, list, messages, post, precheck, rfc2047, service, sigv2, xml};
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
@@ -58,13 +58,22 @@ pub async fn serve(
         idle_timeout_s = cfg.idle_timeout.as_secs_f64(),
         "S3 server ready"
     );
-    run(s3, store, Arc::new(domains), conns, listener, shutdown).await
+    let region: Arc<str> = cfg.region.as_str().into();
+    run(
+        s3,
+        store,
+        (Arc::new(domains), region),
+        conns,
+        listener,
+        shutdown,
+    )
+    .await
 }
 
 async fn run(
     s3: S3Service,
     store: engine::Store,
-    domains: Arc<Domains>,
+    (domains, region): (Arc<Domains>, Arc<str>),
     conns: Arc<Conns>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -94,10 +103,11 @@ async fn run(
         };
         // Small responses (errors, HEAD, lists) should not wait for Nagle.
         let _ = tcp.set_nodelay(true);
-        let (s3, store, domains, busy) = (s3.clone(), store.clone(), domains.clone(), slot.clone());
+        let (s3, store, busy) = (s3.clone(), store.clone(), slot.clone());
+        let site = (domains.clone(), region.clone());
         let svc = service_fn(move |req| {
             let busy = busy.busy();
-            let call = handle(s3.clone(), store.clone(), domains.clone(), peer, req);
+            let call = handle(s3.clone(), store.clone(), site.clone(), peer, req);
             async move { Ok::<_, HttpError>(call.await?.map(|b| Tracked::new(b, busy))) }
         });
         let io = TokioIo::new(Watched::new(tcp, slot.clone()));
@@ -142,7 +152,7 @@ fn conn_builder() -> ConnBuilder<TokioExecutor> {
 async fn handle(
     s3: S3Service,
     store: engine::Store,
-    domains: Arc<Domains>,
+    (domains, region): (Arc<Domains>, Arc<str>),
     peer: SocketAddr,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, HttpError> {
@@ -157,6 +167,7 @@ async fn handle(
             req.headers_mut().insert(hyper::header::HOST, v);
         }
     }
+    sigv2::bucket_path_with_slash(&mut req, &domains);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let close_after = expects_continue_without_body(&req);
@@ -165,8 +176,11 @@ async fn handle(
     } else if method == Method::OPTIONS {
         // CORS preflights carry no credentials: answer them before s3s' auth.
         cors::preflight(&store, &domains, req.headers(), &path).await
-    } else if let Err(r) = precheck::presigned_expiry(req.uri().query()) {
-        xml::error_document(r.status, r.code, r.message, None)
+    } else if let Err(r) = precheck::check(req.headers(), req.uri().query(), &region) {
+        match &r.region {
+            Some(right) => xml::wrong_region_document(r.status, r.code, &r.message, right),
+            None => xml::error_document(r.status, r.code, &r.message, None),
+        }
     } else {
         let cors = cors::Actual::of(&domains, &method, req.headers(), &path);
         req.extensions_mut().insert(PeerAddr(peer));
@@ -194,6 +208,7 @@ async fn handle(
             resp = post::finish(resp).await;
         }
         resp = list::add_user_metadata(resp);
+        rfc2047::reencode_user_metadata(&mut resp);
         resp = xml::reference_controls(resp);
         messages::fill(&mut resp);
         if let Some(cors) = cors {

@@ -28,6 +28,27 @@ pub(crate) fn error_document(
             escape(method)
         ));
     }
+    error_response(status, xml)
+}
+
+/// An error document naming the region a request should have been signed for
+/// (`AuthorizationHeaderMalformed`), which SDKs and s3cmd read to sign again.
+pub(crate) fn wrong_region_document(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    region: &str,
+) -> Response<Body> {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{}</Message><Region>{}</Region>",
+        escape(message),
+        escape(region)
+    );
+    error_response(status, xml)
+}
+
+/// Closes an `<Error>` document begun in `xml` and answers it.
+fn error_response(status: StatusCode, mut xml: String) -> Response<Body> {
     xml.push_str("</Error>");
     let len = xml.len();
     let mut resp = Response::new(Body::from(xml));

@@ -527,11 +527,11 @@ async fn presigned_expiry_must_be_a_number_of_seconds_up_to_a_week() {
     for (expires, message) in [
         (
             "604801",
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds",
         ),
         (
             "4294967295",
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds",
         ),
         ("-1", "X-Amz-Expires must be non-negative"),
         ("soon", "X-Amz-Expires should be a number"),
