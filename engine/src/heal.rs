@@ -168,7 +168,7 @@ impl Store {
         }
         for kv in db.prefix_iter(&rtxn, &[keys::PART])? {
             let (k, v) = kv?;
-            let p = PartRecord::decode(v)?;
+            let p = record::decode::<PartRecord>(v)?;
             // `P upload_id \0 number`.
             let upload_id = k[1..].split(|&b| b == 0).next().unwrap_or_default();
             out.push(Item {

@@ -330,7 +330,7 @@ pub(crate) fn parts(
     let mut out = Vec::new();
     for kv in db.prefix_iter(rtxn, &keys::parts_of(upload_id))? {
         let (_, v) = kv?;
-        let p = PartRecord::decode(v)?;
+        let p = record::decode::<PartRecord>(v)?;
         if p.entry.number <= marker {
             continue;
         }

@@ -398,7 +398,7 @@ pub(crate) fn apply(
             upload(tx, b, key, upload_id)?;
             let pk = keys::part(upload_id, part.number);
             if let Some(old) = tx.get(&pk) {
-                let old = PartRecord::decode(&old)?;
+                let old = record::decode::<PartRecord>(&old)?;
                 if old.started_ns > *started_ns {
                     // A later-started upload of this number is already stored and stays:
                     // this slower one succeeds (as on AWS) but its data is never referenced.
@@ -449,7 +449,7 @@ pub(crate) fn apply(
                 let stored = tx
                     .get(&keys::part(upload_id, *number))
                     .ok_or(Error::InvalidPart(*number))?;
-                let stored = PartRecord::decode(&stored)?;
+                let stored = record::decode::<PartRecord>(&stored)?;
                 if stored.entry.etag.trim_matches('"') != want_etag.trim_matches('"') {
                     return Err(Error::InvalidPart(*number));
                 }
@@ -492,7 +492,7 @@ pub(crate) fn apply(
                     .is_some_and(|v| v.parts.iter().any(|p| holds(&p.data))),
                 Owner::Part { upload_id, number } => tx
                     .get(&keys::part(upload_id, *number))
-                    .map(|v| PartRecord::decode(&v))
+                    .map(|v| record::decode::<PartRecord>(&v))
                     .transpose()?
                     .is_some_and(|p| holds(&p.entry.data)),
             };
@@ -711,7 +711,7 @@ fn refresh_latest(tx: &mut Tx, b: &str, key: &str) -> Result<()> {
 /// Drop an upload's parts, except those `keep` (which a completed object now owns).
 fn drop_parts(tx: &mut Tx, upload_id: &str, keep: &[u32], freed: &mut Vec<DataId>) -> Result<()> {
     for (k, v) in tx.scan(&keys::parts_of(upload_id)) {
-        let p = PartRecord::decode(&v)?;
+        let p = record::decode::<PartRecord>(&v)?;
         if !keep.contains(&p.entry.number) {
             drop_data(tx, &p.entry.data, freed);
         }

@@ -231,27 +231,6 @@ pub struct PartRecord {
     pub started_ns: u64,
 }
 
-/// A part record from before `started_ns`: it counts as started at 0, so any new upload
-/// of its number replaces it, as every upload did then.
-#[derive(Deserialize)]
-struct PartRecordV1 {
-    entry: PartEntry,
-    mtime_ns: u64,
-}
-
-impl PartRecord {
-    pub(crate) fn decode(bytes: &[u8]) -> Result<PartRecord> {
-        decode(bytes).or_else(|e| match decode::<PartRecordV1>(bytes) {
-            Ok(v1) => Ok(PartRecord {
-                entry: v1.entry,
-                mtime_ns: v1.mtime_ns,
-                started_ns: 0,
-            }),
-            Err(_) => Err(e),
-        })
-    }
-}
-
 /// The version a multipart upload became, and when (see `keys::COMPLETED`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Completed {
@@ -269,7 +248,14 @@ pub struct BucketStats {
 }
 
 impl Record for BucketRecord {}
-impl Record for PartRecord {}
+impl Record for PartRecord {
+    fn earlier(tag: u8, bytes: &[u8]) -> Result<Self> {
+        match tag {
+            1 => Ok(postcard::from_bytes::<legacy::PartRecordV1>(bytes)?.into()),
+            _ => Err(Error::Meta(format!("unknown record format {tag}"))),
+        }
+    }
+}
 impl Record for Completed {}
 impl Record for BucketStats {}
 impl Record for DefaultRetention {}
@@ -305,6 +291,25 @@ impl Record for UploadRecord {
 /// owner's, privately).
 mod legacy {
     use super::*;
+
+    /// A part record of format 1, from before `started_ns`: it counts as started at 0,
+    /// so any new upload of its number replaces it, as every upload did then.
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(Serialize))]
+    pub(super) struct PartRecordV1 {
+        pub entry: PartEntry,
+        pub mtime_ns: u64,
+    }
+
+    impl From<PartRecordV1> for PartRecord {
+        fn from(v1: PartRecordV1) -> PartRecord {
+            PartRecord {
+                entry: v1.entry,
+                mtime_ns: v1.mtime_ns,
+                started_ns: 0,
+            }
+        }
+    }
 
     #[derive(Deserialize)]
     #[cfg_attr(test, derive(Serialize))]
@@ -611,9 +616,14 @@ mod tests {
             checksums: Vec::new(),
             data: PartData::Inline { id: [1; 16] },
         };
-        // A record as written before `started_ns`: the same fields, in order, without it.
-        let old = encode(&(entry.clone(), 42u64)).unwrap();
-        let rec = PartRecord::decode(&old).unwrap();
+        // A record as written before `started_ns`: format 1, without it.
+        let v1 = legacy::PartRecordV1 {
+            entry: entry.clone(),
+            mtime_ns: 42,
+        };
+        let mut old = vec![1u8];
+        old.extend(postcard::to_stdvec(&v1).unwrap());
+        let rec: PartRecord = decode(&old).unwrap();
         assert_eq!(
             (rec.entry, rec.mtime_ns, rec.started_ns),
             (entry.clone(), 42, 0)
@@ -623,7 +633,7 @@ mod tests {
             mtime_ns: 42,
             started_ns: 7,
         };
-        assert_eq!(PartRecord::decode(&encode(&new).unwrap()).unwrap(), new);
+        assert_eq!(decode::<PartRecord>(&encode(&new).unwrap()).unwrap(), new);
     }
 
     #[test]
