@@ -2,7 +2,8 @@
 //! imports nothing from them (only the base: `ctx`, `errors`, `xml`).
 //!
 //! - [`auth`]: the credentials s3s checks signatures against, the caller resolved
-//!   once per request, and what each caller may reach.
+//!   once per request, and the access checks at each operation's hooks.
+//! - [`decide`]: what a resolved caller may do (policies, condition keys, ACLs).
 //! - [`keys`]: access keys (bucket keys, users' keys, sessions), sealed in the engine's metadata.
 //! - [`iam`], [`policy`], [`bucket_policy`]: users, groups, IAM policies and their evaluation.
 //! - [`sts`], [`ldap`]: temporary credentials for directory logins and local users.
@@ -12,6 +13,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod bucket_policy;
+mod decide;
 pub(crate) mod grants;
 pub(crate) mod iam;
 pub(crate) mod keys;
