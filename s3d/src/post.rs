@@ -19,6 +19,7 @@
 use crate::acl::{self, object_acl_requested};
 use crate::body::{self, Received};
 use crate::ctx::{blocking, Cybs3};
+use crate::identity::auth::check_post;
 use crate::object_lock::lock_requested;
 use crate::objects::{self, meta_fields, object_meta};
 use crate::versioning;
@@ -194,6 +195,40 @@ pub(crate) fn check_size(policy: &PostPolicy, size: u64) -> Result<(), Violation
     Ok(())
 }
 
+/// The form's fields that policies test as condition keys, under the header names
+/// PutObject sends them as (`policy::set_header_keys`).
+fn as_header(input: &PostObjectInput, name: &str) -> Option<String> {
+    let date = |t: &Timestamp| {
+        let mut out = Vec::new();
+        t.format(TimestampFormat::DateTime, &mut out).ok()?;
+        String::from_utf8(out).ok()
+    };
+    match name {
+        "x-amz-acl" => input.acl.as_ref().map(|a| a.as_str().to_string()),
+        "x-amz-grant-full-control" => input.grant_full_control.clone(),
+        "x-amz-grant-read" => input.grant_read.clone(),
+        "x-amz-grant-read-acp" => input.grant_read_acp.clone(),
+        "x-amz-grant-write-acp" => input.grant_write_acp.clone(),
+        "x-amz-server-side-encryption" => input
+            .server_side_encryption
+            .as_ref()
+            .map(|e| e.as_str().to_string()),
+        "x-amz-server-side-encryption-aws-kms-key-id" => input.ssekms_key_id.clone(),
+        "x-amz-object-lock-mode" => input
+            .object_lock_mode
+            .as_ref()
+            .map(|m| m.as_str().to_string()),
+        "x-amz-object-lock-retain-until-date" => {
+            input.object_lock_retain_until_date.as_ref().and_then(date)
+        }
+        "x-amz-object-lock-legal-hold" => input
+            .object_lock_legal_hold_status
+            .as_ref()
+            .map(|h| h.as_str().to_string()),
+        _ => None,
+    }
+}
+
 /// The form fields s3s mapped into the input, back under their form names.
 fn form_fields(input: &PostObjectInput, policy: &PostPolicy) -> BTreeMap<String, String> {
     let mut f = BTreeMap::new();
@@ -299,6 +334,13 @@ pub(crate) async fn object(
     if let Some(header) = &input.tagging {
         meta.tags = crate::tagging::parse_header(header)?;
     }
+    check_post(
+        &req.extensions,
+        &key,
+        |name| as_header(&input, name),
+        &meta.tags,
+    )
+    .await?;
     let asked = object_acl_requested!(input);
     meta.acl = Some(acl::for_new_object(s, &req.extensions, &input.bucket, &asked).await?);
     let lock = lock_requested!(input)?;

@@ -13,37 +13,21 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use common::*;
-use cybs3_tests::{cybs3, Server};
+use cybs3_tests::Server;
 
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 
-fn admin(srv: &Server, args: &[&str]) -> serde_json::Value {
-    let out = cybs3(&srv.home, args);
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
-
 /// A client signing as a new user with these `admin user add` flags.
 fn user(srv: &Server, name: &str, flags: &[&str]) -> Client {
-    let mut args = vec!["admin", "user", "add", name, "--json"];
-    args.extend_from_slice(flags);
-    let v = admin(srv, &args);
-    srv.client_as(
-        v["access_key"].as_str().unwrap(),
-        v["secret_key"].as_str().unwrap(),
-    )
+    let (ak, sk) = add_user(srv, name, flags);
+    srv.client_as(&ak, &sk)
 }
 
 /// A stored policy allowing only these actions on everything.
-fn policy(srv: &Server, dir: &std::path::Path, name: &str, actions: &[&str]) {
+fn policy(srv: &Server, name: &str, actions: &[&str]) {
     let doc = serde_json::json!({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": actions, "Resource": "arn:aws:s3:::*"}]});
-    let path = dir.join(format!("{name}.json"));
-    std::fs::write(&path, doc.to_string()).unwrap();
-    admin(
-        srv,
-        &["admin", "policy", "add", name, path.to_str().unwrap()],
-    );
+    add_policy(srv, name, &doc);
 }
 
 /// The canonical id the caller is known by (the Owner of its ListBuckets).
@@ -83,13 +67,8 @@ fn anonymous(srv: &Server, method: &str, path: &str) -> (u16, Option<String>) {
 
 #[tokio::test]
 async fn buckets_have_owners_and_names_taken_by_others_are_refused() {
-    let (tmp, srv, root) = setup();
-    policy(
-        &srv,
-        tmp.path(),
-        "make",
-        &["s3:CreateBucket", "s3:ListAllMyBuckets"],
-    );
+    let (_tmp, srv, root) = setup();
+    policy(&srv, "make", &["s3:CreateBucket", "s3:ListAllMyBuckets"]);
     let alice = user(&srv, "alice", &["--policy", "make"]);
     let bob = user(&srv, "bob", &["--policy", "readwrite"]);
     let (alice_id, root_id) = (canonical_id(&alice).await, canonical_id(&root).await);
@@ -158,7 +137,7 @@ async fn buckets_have_owners_and_names_taken_by_others_are_refused() {
         .unwrap();
     assert_eq!(get(&alice, "alices", "k").await, b"mine");
     // Bob may by policy; nobody without either may (carol may only list her buckets).
-    policy(&srv, tmp.path(), "whoami", &["s3:ListAllMyBuckets"]);
+    policy(&srv, "whoami", &["s3:ListAllMyBuckets"]);
     let carol = user(&srv, "carol", &["--policy", "whoami"]);
     assert_eq!(get(&bob, "alices", "k").await, b"mine");
     let (st, _) = fails(carol.get_object().bucket("alices").key("k").send().await);

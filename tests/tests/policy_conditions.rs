@@ -12,35 +12,24 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use common::*;
-use cybs3_tests::{cybs3, Server};
+use cybs3_tests::Server;
 use serde_json::json;
 use std::time::{Duration, SystemTime};
 
 /// `admin user add NAME --policy P… --json`: a client signing as the new user.
 fn user(srv: &Server, name: &str, policies: &[&str]) -> Client {
-    let mut args = vec!["admin", "user", "add", name, "--json"];
-    for p in policies {
-        args.extend(["--policy", p]);
-    }
-    let out = cybs3(&srv.home, &args);
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    srv.client_as(
-        v["access_key"].as_str().unwrap(),
-        v["secret_key"].as_str().unwrap(),
-    )
+    let flags: Vec<&str> = policies.iter().flat_map(|p| ["--policy", p]).collect();
+    let (ak, sk) = add_user(srv, name, &flags);
+    srv.client_as(&ak, &sk)
 }
 
 /// `admin policy add NAME FILE` with the given statements.
-fn add_policy(srv: &Server, name: &str, statements: serde_json::Value) {
-    let path = srv.home.join(format!("{name}.json"));
-    let doc = json!({"Version": "2012-10-17", "Statement": statements});
-    std::fs::write(&path, doc.to_string()).unwrap();
-    let out = cybs3(
-        &srv.home,
-        &["admin", "policy", "add", name, path.to_str().unwrap()],
+fn add_statements(srv: &Server, name: &str, statements: serde_json::Value) {
+    add_policy(
+        srv,
+        name,
+        &json!({"Version": "2012-10-17", "Statement": statements}),
     );
-    assert!(out.status.success(), "policy {name}: {out:?}");
 }
 
 async fn set_policy(c: &Client, bucket: &str, statements: serde_json::Value) {
@@ -99,7 +88,7 @@ async fn existing_object_tags_are_read_when_a_policy_tests_them() {
         .await
         .unwrap();
     put_tagged(&root, "docs", "untagged", None).await.unwrap();
-    add_policy(
+    add_statements(
         &srv,
         "no-secrets",
         json!([{"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::docs/*",
@@ -178,7 +167,7 @@ async fn request_tags_acl_copy_and_lock_keys() {
         .unwrap();
     put_tagged(&root, "work", "public/a", None).await.unwrap();
     put_tagged(&root, "work", "secret/b", None).await.unwrap();
-    add_policy(
+    add_statements(
         &srv,
         "rules",
         json!([

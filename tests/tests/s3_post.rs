@@ -36,13 +36,20 @@ impl Form {
         conditions: &[&str],
         fields: &[(&str, &str)],
     ) -> Form {
-        let signer = Signer::new(&srv.access_key, &srv.secret_key);
+        let keys = (srv.access_key.as_str(), srv.secret_key.as_str());
+        Form::signed_by(keys, expires, conditions, fields)
+    }
+
+    /// As [`Form::new`], signed with another access key and its secret.
+    fn signed_by(
+        (access_key, secret_key): (&str, &str),
+        expires: SystemTime,
+        conditions: &[&str],
+        fields: &[(&str, &str)],
+    ) -> Form {
+        let signer = Signer::new(access_key, secret_key);
         let date = amz_date(SystemTime::now());
-        let credential = format!(
-            "{}/{}/us-east-1/s3/aws4_request",
-            srv.access_key,
-            &date[..8]
-        );
+        let credential = format!("{access_key}/{}/us-east-1/s3/aws4_request", &date[..8]);
         let mut conds: Vec<String> = conditions.iter().map(|c| c.to_string()).collect();
         conds.push(r#"{"x-amz-algorithm": "AWS4-HMAC-SHA256"}"#.into());
         conds.push(format!(r#"{{"x-amz-credential": "{credential}"}}"#));
@@ -99,6 +106,55 @@ impl Form {
 
 fn in_an_hour() -> SystemTime {
     SystemTime::now() + Duration::from_secs(3600)
+}
+
+/// A form is checked against the object it stores (`${filename}` filled in) and the
+/// condition keys its fields give, as PutObject is: not against its bucket alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_is_checked_against_its_object_and_its_fields() {
+    let (_tmp, srv, root) = setup();
+    bucket(&root, "drop").await;
+    let doc = |statements: serde_json::Value| serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+    add_policy(
+        &srv,
+        "inbox",
+        &doc(serde_json::json!([
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::drop/in/*"},
+            {"Effect": "Deny", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::drop/*",
+             "Condition": {"StringEquals": {"s3:RequestObjectTag/class": "secret"}}}
+        ])),
+    );
+    add_policy(
+        &srv,
+        "bucket-arn",
+        &doc(serde_json::json!([
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::drop"}
+        ])),
+    );
+    let inbox = add_user(&srv, "inbox", &["--policy", "inbox"]);
+    let bucket_arn = add_user(&srv, "bucket-arn", &["--policy", "bucket-arn"]);
+    let conditions = [
+        r#"{"bucket": "drop"}"#,
+        r#"["starts-with", "$key", ""]"#,
+        r#"["starts-with", "$x-amz-tagging", ""]"#,
+    ];
+    let post = |(ak, sk): &(String, String), key: &str, tags: &str| {
+        let fields = [("key", key), ("x-amz-tagging", tags)];
+        let form = Form::signed_by((ak, sk), in_an_hour(), &conditions, &fields);
+        let r = form.send(&srv, "drop", "photo.jpg", b"data");
+        (r.status, r.code())
+    };
+    let denied = (403, Some("AccessDenied".to_string()));
+    assert_eq!(post(&inbox, "in/${filename}", "class=public"), (204, None));
+    assert_eq!(get(&root, "drop", "in/photo.jpg").await, b"data");
+    assert_eq!(post(&inbox, "out/${filename}", "class=public"), denied);
+    assert_eq!(post(&inbox, "in/x", "class=secret"), denied, "its tag");
+    assert_eq!(
+        post(&bucket_arn, "in/y", ""),
+        denied,
+        "PutObject on the bucket's ARN grants no object"
+    );
+    assert_eq!(keys(&root, "drop").await, ["in/photo.jpg"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -318,14 +318,25 @@ impl Identities {
             let caller = this
                 .caller(signer)
                 .inspect_err(|e| log_refused(who.as_deref(), e))?;
-            if this.waits_for_body(&caller, &ask)? {
+            // A form's key and fields are known to its handler only ([`check_post`]).
+            if ask.op == "PostObject" || this.waits_for_body(&caller, &ask)? {
                 return Ok((caller, Some(Deferred(ask))));
             }
             this.authorize(&caller, &ask).map(|()| (caller, None))
         })
         .await??;
-        if let Some(deferred) = deferred {
-            cx.extensions_mut().insert(deferred);
+        match deferred {
+            Some(Deferred(ask)) if ask.op == "PostObject" => {
+                cx.extensions_mut().insert(PostCheck {
+                    identities: self.clone(),
+                    caller: caller.clone(),
+                    ask,
+                });
+            }
+            Some(deferred) => {
+                cx.extensions_mut().insert(deferred);
+            }
+            None => {}
         }
         if let Some(ask) = list {
             cx.extensions_mut().insert(ListCheck {
@@ -429,6 +440,42 @@ pub(crate) async fn missing_key(extensions: &Extensions, e: S3Error) -> S3Error 
         Ok(Ok(false)) => denied(),
         Ok(Err(failed)) | Err(failed) => failed,
     }
+}
+
+/// The access check of a POST form, left to its handler: s3s resolves a form's path
+/// as its bucket alone, and the object's key (with `${filename}` filled in) and the
+/// fields policies test (`acl`, grants, tags, object lock, encryption) come with the
+/// parsed form. Only the server puts one in a request's extensions.
+#[derive(Clone)]
+pub(crate) struct PostCheck {
+    identities: Identities,
+    caller: Caller,
+    ask: Ask,
+}
+
+/// Decides a POST form that stores `key`: `field` gives its fields under the header
+/// names PutObject sends them as, `tags` its parsed `tagging`. A request the access
+/// check did not see is refused.
+pub(crate) async fn check_post(
+    extensions: &Extensions,
+    key: &str,
+    field: impl Fn(&str) -> Option<String>,
+    tags: &[(String, String)],
+) -> S3Result<()> {
+    let Some(PostCheck {
+        identities,
+        caller,
+        mut ask,
+    }) = extensions.get::<PostCheck>().cloned()
+    else {
+        return Err(denied());
+    };
+    ask.key = Some(key.to_string());
+    policy::set_header_keys(&mut ask.keys, &ask.op, field, now_unix());
+    if !tags.is_empty() {
+        policy::set_request_tags(&mut ask.keys, tags);
+    }
+    ctx::spawn(move || identities.authorize(&caller, &ask)).await?
 }
 
 /// A refused caller, logged as every decision is.

@@ -9,7 +9,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use aws_sdk_s3::Client;
 use base64::Engine;
-use cybs3_tests::Server;
+use cybs3_tests::{cybs3, Server};
 use md5::Digest as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -47,6 +47,33 @@ pub fn err_header<E>(e: &SdkError<E, HttpResponse>, name: &str) -> Option<String
 }
 
 /// A fresh single-drive server, its client, and the temp dir that holds it.
+/// `cybs3 ARGS…` against the server's home, which must succeed: its JSON output
+/// (Null when there is none).
+pub fn admin(srv: &Server, args: &[&str]) -> serde_json::Value {
+    let out = cybs3(&srv.home, args);
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// `admin user add NAME [flags…] --json`: the new user's access and secret key.
+pub fn add_user(srv: &Server, name: &str, flags: &[&str]) -> (String, String) {
+    let mut args = vec!["admin", "user", "add", name, "--json"];
+    args.extend_from_slice(flags);
+    let v = admin(srv, &args);
+    let key = |k: &str| v[k].as_str().unwrap().to_string();
+    (key("access_key"), key("secret_key"))
+}
+
+/// `admin policy add NAME FILE` with `doc` as the file.
+pub fn add_policy(srv: &Server, name: &str, doc: &serde_json::Value) {
+    let path = srv.home.join(format!("{name}.json"));
+    std::fs::write(&path, doc.to_string()).unwrap();
+    admin(
+        srv,
+        &["admin", "policy", "add", name, path.to_str().unwrap()],
+    );
+}
+
 pub fn setup() -> (tempfile::TempDir, Server, Client) {
     let tmp = tempfile::tempdir().unwrap();
     let mut srv = Server::new(tmp.path(), 1, None);
