@@ -35,6 +35,10 @@ pub(crate) fn errno(what: &str, e: Error) -> Errno {
             tracing::warn!("{what}: conflict: {m}");
             Errno::EBUSY
         }
+        Error::NameTooLong(m) => {
+            tracing::debug!("{what}: {m}");
+            Errno::ENAMETOOLONG
+        }
         Error::Transport(m) => {
             tracing::error!("{what}: {m}");
             Errno::EIO
@@ -78,6 +82,7 @@ mod tests {
     #[test]
     fn store_errors_map_to_posix_errnos() {
         assert_eq!(of(Error::NotFound("x".into())), Errno::ENOENT);
+        assert_eq!(of(Error::NameTooLong("x".into())), Errno::ENAMETOOLONG);
         assert_eq!(of(Error::AccessDenied("x".into())), Errno::EACCES);
         assert_eq!(of(Error::SessionExpired("x".into())), Errno::EACCES);
         assert_eq!(of(Error::PreconditionFailed("x".into())), Errno::EIO);

@@ -4,8 +4,15 @@ use crate::R;
 use fuser::Errno;
 use std::ffi::OsStr;
 
-/// `parent/name`, or EINVAL for a name that is not one.
+/// The longest name a directory entry may have, in bytes (Linux's NAME_MAX).
+const NAME_MAX: usize = 255;
+
+/// `parent/name`; EINVAL for a name that is not one, ENAMETOOLONG for one longer than
+/// NAME_MAX (the kernel lets FUSE names up to 1,024 bytes through).
 pub(crate) fn join(parent: &str, name: &OsStr) -> R<String> {
+    if name.len() > NAME_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
     let name = name.to_str().ok_or(Errno::EINVAL)?;
     if name.is_empty() || name == "." || name == ".." || name.contains('/') {
         return Err(Errno::EINVAL);
@@ -50,6 +57,10 @@ mod tests {
         assert_eq!(join("a/b", OsStr::new("c")).unwrap(), "a/b/c");
         assert_eq!(join("a", OsStr::new("x/y")), Err(Errno::EINVAL));
         assert_eq!(join("a", OsStr::new("..")), Err(Errno::EINVAL));
+        let longest = "n".repeat(255);
+        assert!(join("a", OsStr::new(&longest)).is_ok());
+        let longer = "n".repeat(256);
+        assert_eq!(join("a", OsStr::new(&longer)), Err(Errno::ENAMETOOLONG));
         assert_eq!(split("a/b/c"), ("a/b", "c"));
         assert_eq!(split("c"), ("", "c"));
     }

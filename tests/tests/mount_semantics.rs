@@ -1,9 +1,11 @@
-//! Owners and modes through a real `cybs3 mount --allow-other`, on a plain and an
-//! encrypted vault: files show who created them, chown and chmod follow Linux's rules
-//! for root and for other users (run through `setpriv`), and all of it is stored, so a
-//! fresh mount shows it again. Needs root, /dev/fuse and util-linux's `setpriv`.
+//! POSIX semantics through a real `cybs3 mount`, on a plain and an encrypted vault.
+//! Owners and modes (with `--allow-other`): files show who created them, chown and
+//! chmod follow Linux's rules for root and for other users (run through `setpriv`),
+//! and all of it is stored, so a fresh mount shows it again. Names: up to NAME_MAX
+//! (255 bytes) works, longer is ENAMETOOLONG. Needs root, /dev/fuse and util-linux's
+//! `setpriv`.
 
-use cybs3_tests::mount::{plain_vault, Mounted};
+use cybs3_tests::mount::{errno, plain_vault, Mounted};
 use cybs3_tests::{cybs3, LocalVault};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -110,4 +112,53 @@ fn owners_plain() {
 #[test]
 fn owners_encrypted() {
     owners("local")
+}
+
+fn names(vault: &str) {
+    let v = LocalVault::new();
+    if vault == "plainv" {
+        plain_vault(&v);
+    }
+    let m = Mounted::new(&v, vault, &[]);
+    let longest = "n".repeat(255);
+    std::fs::create_dir(m.p("d")).unwrap();
+    std::fs::write(m.p(&format!("d/{longest}")), b"x").unwrap();
+    assert_eq!(
+        std::fs::read(m.p(&format!("d/{longest}"))).unwrap(),
+        b"x",
+        "{vault}"
+    );
+    let longer = "n".repeat(256);
+    let p = m.p(&format!("d/{longer}"));
+    assert_eq!(
+        errno(std::fs::write(&p, b"x")),
+        libc::ENAMETOOLONG,
+        "{vault}"
+    );
+    assert_eq!(errno(std::fs::metadata(&p)), libc::ENAMETOOLONG, "{vault}");
+    assert_eq!(
+        errno(std::fs::create_dir(&p)),
+        libc::ENAMETOOLONG,
+        "{vault}"
+    );
+
+    // Deeper and deeper: the path outgrows the server's 1,024-byte keys (an encrypted
+    // name takes more room than its plaintext), and that too is ENAMETOOLONG.
+    let mut path = m.p("d");
+    let failed = (0..10).find_map(|_| {
+        path.push("n".repeat(200));
+        std::fs::create_dir(&path).err()
+    });
+    let e = failed.unwrap_or_else(|| panic!("{vault}: 2,000-byte paths were stored"));
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG), "{vault}: {e}");
+}
+
+#[test]
+fn names_plain() {
+    names("plainv")
+}
+
+#[test]
+fn names_encrypted() {
+    names("local")
 }

@@ -29,6 +29,9 @@ pub enum Error {
     /// The request conflicts with the object's or bucket's state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The path's object key is longer than the server allows (`KeyTooLongError`).
+    #[error("{0}")]
+    NameTooLong(String),
     /// The network or the server failed (connection, timeout, 5xx, malformed answer).
     #[error("{0}")]
     Transport(String),
@@ -70,6 +73,7 @@ impl Error {
             Error::SessionExpired(m) => Error::SessionExpired(add(m)),
             Error::PreconditionFailed(m) => Error::PreconditionFailed(add(m)),
             Error::Conflict(m) => Error::Conflict(add(m)),
+            Error::NameTooLong(m) => Error::NameTooLong(add(m)),
             Error::Transport(m) => Error::Transport(add(m)),
             Error::Crypto(m) => Error::Crypto(add(m)),
             // The kind stays (a full disk is still `StorageFull`); the OS code goes.
@@ -110,6 +114,7 @@ impl Error {
             (Some(404), _) | (_, Some("NoSuchKey" | "NoSuchBucket" | "NoSuchUpload")) => {
                 Error::NotFound(message)
             }
+            (_, Some("KeyTooLongError")) => Error::NameTooLong(message),
             (Some(403), _) => Error::AccessDenied(message),
             (Some(412), _) => Error::PreconditionFailed(message),
             (Some(409), _) => Error::Conflict(message),
@@ -250,6 +255,10 @@ mod tests {
             Error::Transport(_)
         ));
         assert!(matches!(answered(503, "SlowDown"), Error::Transport(_)));
+        assert!(matches!(
+            answered(400, "KeyTooLongError"),
+            Error::NameTooLong(_)
+        ));
         let e = answered(403, "AccessDenied");
         assert_eq!(
             e.to_string(),
