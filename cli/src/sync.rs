@@ -474,7 +474,7 @@ async fn list_vault(
         if filters.allows(rel) {
             // Without listed attributes (other servers), a link shows as a file.
             let mode = e.meta.as_ref().and_then(|m| m.mode);
-            let link = mode.is_some_and(vault::attrs::is_symlink);
+            let link = vault::attrs::Kind::of(mode) == vault::attrs::Kind::Symlink;
             out.insert(rel.to_string(), RemoteFile { size: e.size, link });
         }
     }

@@ -19,6 +19,7 @@ use fuser::FileType;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use vault::attrs::Kind;
 use vault::vault::Meta;
 
 /// One name of a listed directory.
@@ -48,11 +49,11 @@ impl Ent {
     }
 
     pub(crate) fn kind(&self) -> FileType {
-        match &self.meta {
-            _ if self.is_dir => FileType::Directory,
-            Some(Meta {
-                mode: Some(mode), ..
-            }) if vault::attrs::is_symlink(*mode) => FileType::Symlink,
+        if self.is_dir {
+            return FileType::Directory;
+        }
+        match Kind::of(self.meta.as_ref().and_then(|m| m.mode)) {
+            Kind::Symlink => FileType::Symlink,
             _ => FileType::RegularFile,
         }
     }

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use vault::attrs::{AttrChange, Xattrs};
+use vault::attrs::{AttrChange, Kind, Xattrs};
 
 /// An open file.
 pub(crate) enum Handle<S: Store> {
@@ -258,8 +258,8 @@ impl<S: Store> Core<S> {
         };
         let mtime = m.mtime.or(ent.stored).unwrap_or(UNIX_EPOCH);
         let perm = m.mode.map(|m| (m & 0o7777) as u16).unwrap_or(0o644);
-        let kind = match m.mode {
-            Some(mode) if vault::attrs::is_symlink(mode) => FileType::Symlink,
+        let kind = match Kind::of(m.mode) {
+            Kind::Symlink => FileType::Symlink,
             _ => FileType::RegularFile,
         };
         let (uid, gid) = self.shown_owner(m.uid, m.gid);

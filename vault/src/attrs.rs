@@ -31,6 +31,43 @@ const FILE_KIND: u32 = 0o170000;
 const REGULAR_FILE: u32 = 0o100000;
 const SYMLINK: u32 = 0o120000;
 
+/// What kind of file a stored mode says an object is (`S_IFMT`'s values, as `stat(2)`
+/// has them). Objects without a mode, or with one of no known kind, are regular files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    CharDevice,
+    BlockDevice,
+    Socket,
+}
+
+impl Kind {
+    /// The kind a stored mode says (`None`: no mode stored, a regular file).
+    pub fn of(mode: Option<u32>) -> Kind {
+        match mode.unwrap_or(REGULAR_FILE) & FILE_KIND {
+            0o040000 => Kind::Dir,
+            SYMLINK => Kind::Symlink,
+            0o010000 => Kind::Fifo,
+            0o020000 => Kind::CharDevice,
+            0o060000 => Kind::BlockDevice,
+            0o140000 => Kind::Socket,
+            _ => Kind::File,
+        }
+    }
+
+    /// Whether objects of this kind hold no data, only attributes (FIFOs, devices and
+    /// sockets): nothing to read or write through S3.
+    pub fn is_special(self) -> bool {
+        matches!(
+            self,
+            Kind::Fifo | Kind::CharDevice | Kind::BlockDevice | Kind::Socket
+        )
+    }
+}
+
 /// What [`Vault::set_attrs`] changes of a file; `None`: left as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AttrChange {
@@ -238,11 +275,6 @@ impl Vault {
     }
 }
 
-/// Whether a stored mode is a symbolic link's.
-pub fn is_symlink(mode: u32) -> bool {
-    mode & FILE_KIND == SYMLINK
-}
-
 /// Stored extended attributes that do not decode: changed behind the vault's back.
 fn garbled(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Crypto(format!("{what}: {e}"))
@@ -262,10 +294,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn symlink_modes() {
-        assert!(is_symlink(0o120777));
-        assert!(!is_symlink(0o100644));
-        assert!(!is_symlink(0o040755));
+    fn kinds_of_modes() {
+        assert_eq!(Kind::of(Some(0o120777)), Kind::Symlink);
+        assert_eq!(Kind::of(Some(0o100644)), Kind::File);
+        assert_eq!(Kind::of(Some(0o040755)), Kind::Dir);
+        assert_eq!(Kind::of(Some(0o010644)), Kind::Fifo);
+        assert_eq!(Kind::of(Some(0o020600)), Kind::CharDevice);
+        assert_eq!(Kind::of(Some(0o060600)), Kind::BlockDevice);
+        assert_eq!(Kind::of(Some(0o140755)), Kind::Socket);
+        assert_eq!(Kind::of(Some(0o644)), Kind::File);
+        assert_eq!(Kind::of(None), Kind::File);
+        assert!(Kind::Fifo.is_special() && !Kind::Symlink.is_special());
     }
 
     #[test]
