@@ -130,16 +130,16 @@ impl Filesystem for VaultFs {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
         let r = guard("mkdir", || {
             let _t = self.shared();
-            self.core.do_mkdir(parent, name)
+            self.core.do_mkdir(&caller(req), parent, name, mode, umask)
         });
         match r {
             Ok(a) => reply.entry(&self.core.ttl(), &a, Generation(0)),

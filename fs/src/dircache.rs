@@ -327,6 +327,15 @@ impl<S: Store> Core<S> {
 
     /// The file's stored attributes (one HEAD per TTL).
     pub(crate) fn meta(&self, path: &str) -> R<Option<Meta>> {
+        self.fetch_meta(path, false)
+    }
+
+    /// The attributes on a directory's marker (one HEAD per TTL; `None`: no marker).
+    pub(crate) fn dir_meta(&self, path: &str) -> R<Option<Meta>> {
+        self.fetch_meta(path, true)
+    }
+
+    fn fetch_meta(&self, path: &str, dir: bool) -> R<Option<Meta>> {
         if let Some(m) = self.cache.cached_meta(path) {
             return Ok(m);
         }
@@ -334,9 +343,11 @@ impl<S: Store> Core<S> {
         loop {
             n += 1;
             let fetch = self.cache.fetch();
-            let m = self
-                .block_on(self.store.stat(path))
-                .map_err(|e| errno(&format!("stat {path:?}"), e))?;
+            let m = match dir {
+                true => self.block_on(self.store.dir_meta(path)),
+                false => self.block_on(self.store.stat(path)),
+            };
+            let m = m.map_err(|e| errno(&format!("stat {path:?}"), e))?;
             if self.cache.put_meta(&fetch, path, m.clone()) || n == FETCHES {
                 return Ok(m);
             }

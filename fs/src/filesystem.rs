@@ -6,6 +6,7 @@
 use crate::budget::Budget;
 use crate::caller::{check, Asked, Caller, Owned};
 use crate::dircache::{DirCache, Ent};
+use crate::dirs::DirTimes;
 use crate::errno::{errno, io_errno};
 use crate::inodes::{Inodes, ROOT};
 use crate::names::{child, join, split, within};
@@ -22,7 +23,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use vault::attrs::{AttrChange, Kind, Xattrs};
+use vault::attrs::{AttrChange, Kind};
 
 /// An open file.
 pub(crate) enum Handle<S: Store> {
@@ -48,7 +49,9 @@ pub(crate) struct Core<S: Store> {
     pub opts: MountOptions,
     pub uid: u32,
     pub gid: u32,
-    started: SystemTime,
+    pub started: SystemTime,
+    /// When each directory's entries last changed through the mount ([`crate::dirs`]).
+    pub dir_times: DirTimes,
     /// Held shared by every operation and exclusively by renames (by the adapter), so a
     /// directory is never seen half-moved through the mount.
     pub tree: RwLock<()>,
@@ -135,6 +138,7 @@ impl<S: Store> Core<S> {
             // SAFETY: as above.
             gid: unsafe { libc::getegid() },
             started: SystemTime::now(),
+            dir_times: DirTimes::default(),
             tree: RwLock::new(()),
             inodes: Mutex::new(Inodes::new()),
             locals: Mutex::default(),
@@ -193,27 +197,6 @@ impl<S: Store> Core<S> {
 
     // ---- attributes ----
 
-    fn dir_attr(&self, ino: u64, stored: Option<SystemTime>) -> FileAttr {
-        let t = stored.unwrap_or(self.started);
-        FileAttr {
-            ino: INodeNo(ino),
-            size: 0,
-            blocks: 0,
-            atime: t,
-            mtime: t,
-            ctime: t,
-            crtime: t,
-            kind: FileType::Directory,
-            perm: 0o755,
-            nlink: 2,
-            uid: self.uid,
-            gid: self.gid,
-            rdev: 0,
-            blksize: 4096,
-            flags: 0,
-        }
-    }
-
     /// The owner a file shows: as stored on a mount shared with other users (the
     /// mount's user for files stored without one), else the mount's user.
     pub(crate) fn shown_owner(&self, uid: Option<u32>, gid: Option<u32>) -> (u32, u32) {
@@ -246,7 +229,7 @@ impl<S: Store> Core<S> {
     fn attr(&self, path: &str, ent: &Ent) -> R<FileAttr> {
         let ino = self.ino_of(path);
         if ent.is_dir {
-            return Ok(self.dir_attr(ino, None));
+            return self.dir_attr(ino, path);
         }
         if let Some(l) = self.local(path) {
             return self.local_attr(ino, &l);
@@ -315,7 +298,7 @@ impl<S: Store> Core<S> {
 
     fn path_attr(&self, path: &str) -> R<FileAttr> {
         if path.is_empty() {
-            return Ok(self.dir_attr(ROOT, None));
+            return self.dir_attr(ROOT, path);
         }
         let (dir, name) = split(path);
         let ent = self.entry(dir, name)?.ok_or(Errno::ENOENT)?;
@@ -419,12 +402,14 @@ impl<S: Store> Core<S> {
         if self.entry(&dir, split(&path).1)?.is_some_and(|e| e.is_dir) {
             return Err(Errno::EISDIR);
         }
+        let (uid, gid, _) = self.new_owner(caller, &dir)?;
         let new = New {
             mode: mode & !umask & 0o7777,
-            uid: caller.uid,
-            gid: caller.gid,
+            uid,
+            gid,
         };
         let local = self.acquire_local(&path, true, Some(new))?;
+        self.touch_dir(&dir);
         let fh = self.add_handle(Handle::Write { local });
         let attr = self.path_attr(&path)?;
         Ok((attr, fh))
@@ -547,34 +532,21 @@ impl<S: Store> Core<S> {
         self.path_attr(path)
     }
 
-    /// chmod/chown/touch of a file that is not open for writing: its stored metadata
-    /// changes (directories have none to change and keep what they show).
+    /// chmod/chown/touch of a file that is not open for writing, or of a directory: its
+    /// stored metadata changes.
     fn set_stored_attrs(&self, path: &str, change: &AttrChange) -> R<()> {
         if *change == AttrChange::default() {
             return Ok(());
         }
         let (dir, name) = split(path);
         if path.is_empty() || self.entry(dir, name)?.is_some_and(|e| e.is_dir) {
-            return Ok(());
+            return self.set_dir_attrs(path, change);
         }
         self.writable()?;
         self.block_on(self.store.set_attrs(path, change))
             .map_err(|e| errno(&format!("setattr {path:?}"), e))?;
         self.cache.forget_meta(path);
         Ok(())
-    }
-
-    pub(crate) fn do_mkdir(&self, parent: INodeNo, name: &OsStr) -> R<FileAttr> {
-        self.writable()?;
-        let dir = self.path_of(parent)?;
-        let path = join(&dir, name)?;
-        if self.entry(&dir, split(&path).1)?.is_some() {
-            return Err(Errno::EEXIST);
-        }
-        self.block_on(self.store.put_marker(&path, &Xattrs::new()))
-            .map_err(|e| errno("mkdir", e))?;
-        self.cache.set(&path, Some(Ent::dir()));
-        Ok(self.dir_attr(self.ino_of(&path), None))
     }
 
     pub(crate) fn do_symlink(&self, parent: INodeNo, name: &OsStr, target: &Path) -> R<FileAttr> {
@@ -589,6 +561,7 @@ impl<S: Store> Core<S> {
             .map_err(|e| errno(&format!("symlink {path:?}"), e))?;
         self.cache
             .set(&path, Some(Ent::file(SystemTime::now(), None)));
+        self.touch_dir(&dir);
         self.path_attr(&path)
     }
 
@@ -618,6 +591,7 @@ impl<S: Store> Core<S> {
             .map_err(|e| errno("rmdir", e))?;
         self.cache.set(&path, None);
         self.cache.forget_tree(&path);
+        self.touch_dir(&dir);
         Ok(())
     }
 
@@ -639,6 +613,7 @@ impl<S: Store> Core<S> {
         self.block_on(self.store.delete(&path))
             .map_err(|e| errno("unlink", e))?;
         self.cache.set(&path, None);
+        self.touch_dir(&dir);
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ mod adapter;
 mod budget;
 mod caller;
 mod dircache;
+mod dirs;
 mod errno;
 mod filesystem;
 mod inodes;

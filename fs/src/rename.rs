@@ -23,8 +23,7 @@ impl<S: Store> Core<S> {
     fn move_dir(&self, from: &str, to: &str) -> Result<()> {
         let mut stack = vec![(from.to_string(), to.to_string())];
         while let Some((s, d)) = stack.pop() {
-            let xattrs = self.block_on(self.store.dir_xattrs(&s))?;
-            self.block_on(self.store.put_marker(&d, &xattrs))?;
+            self.move_marker(&s, &d)?;
             for e in self.block_on(self.store.list(&s))? {
                 if e.path == s {
                     continue;
@@ -98,6 +97,8 @@ impl<S: Store> Core<S> {
             self.cache.set(&from, None);
             self.cache.set(&to, Some(src));
             lock(&self.inodes).rename(&from, &to);
+            self.touch_dir(&dir);
+            self.touch_dir(&newdir);
             return Ok(());
         }
         if within(&to, &from) {
@@ -121,6 +122,8 @@ impl<S: Store> Core<S> {
         self.cache.forget_tree(&from);
         self.cache.forget_tree(&to);
         lock(&self.inodes).rename(&from, &to);
+        self.touch_dir(&dir);
+        self.touch_dir(&newdir);
         Ok(())
     }
 }

@@ -188,6 +188,7 @@ impl<S: Store> Core<S> {
             xattrs: lock(&local.xattrs).clone(),
             uid: Some(uid),
             gid: Some(gid),
+            atime: None,
         })
     }
 

@@ -25,12 +25,10 @@ impl<S: Store> Core<S> {
             None => {
                 let (dir, name) = split(path);
                 let ent = self.entry(dir, name)?.ok_or(Errno::ENOENT)?;
-                if ent.is_dir {
-                    return self
-                        .block_on(self.store.dir_xattrs(path))
-                        .map_err(|e| errno(&what(), e));
+                match ent.is_dir {
+                    true => self.dir_meta(path)?.and_then(|m| m.xattrs),
+                    false => self.listed_meta(path, &ent)?.ok_or(Errno::ENOENT)?.xattrs,
                 }
-                self.listed_meta(path, &ent)?.ok_or(Errno::ENOENT)?.xattrs
             }
         };
         self.store
@@ -129,9 +127,7 @@ impl<S: Store> Core<S> {
                 *lock(&l.xattrs) = stored;
                 Ok(())
             })?,
-            None if is_dir => self
-                .block_on(self.store.put_marker(path, &xattrs))
-                .map_err(|e| errno(&what(), e))?,
+            None if is_dir => self.change_marker(path, |a| a.xattrs = stored)?,
             None => {
                 self.block_on(self.store.set_xattrs(path, &xattrs))
                     .map_err(|e| errno(&what(), e))?;

@@ -1,7 +1,8 @@
 //! POSIX semantics through a real `cybs3 mount`, on a plain and an encrypted vault.
 //! Owners and modes (with `--allow-other`): files show who created them, chown and
 //! chmod follow Linux's rules for root and for other users (run through `setpriv`),
-//! and all of it is stored, so a fresh mount shows it again. Names: up to NAME_MAX
+//! and all of it is stored, so a fresh mount shows it again; directories too, with the
+//! sticky and set-group-ID bits' rules. Names: up to NAME_MAX
 //! (255 bytes) works, longer is ENAMETOOLONG. Needs root, /dev/fuse and util-linux's
 //! `setpriv`.
 
@@ -161,4 +162,91 @@ fn names_plain() {
 #[test]
 fn names_encrypted() {
     names("local")
+}
+
+/// Directories' owners and modes, set-group-ID inheritance and the sticky bit's rules,
+/// checked by the kernel (`default_permissions`) against what the mount stores.
+fn dirs(vault: &str) {
+    use std::os::unix::fs::DirBuilderExt;
+    let v = LocalVault::new();
+    if vault == "plainv" {
+        plain_vault(&v);
+    }
+    let m = mount(&v, vault);
+    let run = |uid: u32, script: &str| {
+        let out = as_user(uid, uid, &format!("cd '{}' && {script}", m.dir.display()));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let ok = |uid: u32, script: &str| {
+        let (done, err) = run(uid, script);
+        assert!(done, "{vault}: uid {uid}: {script}: {err}");
+    };
+    let refused = |uid: u32, script: &str| {
+        let (done, err) = run(uid, script);
+        assert!(!done, "{vault}: uid {uid} was let {script}");
+        assert!(
+            err.contains("Operation not permitted") || err.contains("Permission denied"),
+            "{vault}: {script}: {err}"
+        );
+    };
+
+    std::fs::DirBuilder::new()
+        .mode(0o750)
+        .create(m.p("d"))
+        .unwrap();
+    assert_eq!(
+        owner_mode(&m.p("d")),
+        (0, 0, 0o750),
+        "{vault}: root's mkdir"
+    );
+    std::os::unix::fs::chown(m.p("d"), Some(1000), Some(1000)).unwrap();
+    std::fs::set_permissions(m.p("d"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    refused(1001, "ls d");
+    refused(1001, "touch d/x");
+    refused(1001, "chmod 777 d");
+    ok(1000, "touch d/x && mkdir d/sub");
+    assert_eq!(owner_mode(&m.p("d/sub")).0, 1000, "{vault}");
+
+    // The sticky bit: in a 1777 directory only a file's owner (or the directory's, or
+    // root) removes or renames it.
+    std::fs::create_dir(m.p("tmp")).unwrap();
+    std::fs::set_permissions(m.p("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    ok(1000, "echo a > tmp/a && mkdir tmp/ad");
+    refused(1001, "rm -f tmp/a");
+    refused(1001, "mv tmp/a tmp/b");
+    refused(1001, "rmdir tmp/ad");
+    ok(1001, "echo b > tmp/b && mv tmp/b tmp/c && rm tmp/c");
+    ok(1000, "mv tmp/a tmp/a2 && rm tmp/a2 && rmdir tmp/ad");
+
+    // Set-group-ID: new entries take the directory's group, new directories its bit.
+    std::fs::create_dir(m.p("g")).unwrap();
+    std::os::unix::fs::chown(m.p("g"), None, Some(500)).unwrap();
+    std::fs::set_permissions(m.p("g"), std::fs::Permissions::from_mode(0o2777)).unwrap();
+    ok(1000, "touch g/f && mkdir g/s");
+    assert_eq!(owner_mode(&m.p("g/f")).1, 500, "{vault}");
+    let (uid, gid, mode) = owner_mode(&m.p("g/s"));
+    assert_eq!((uid, gid, mode & 0o2000), (1000, 500, 0o2000), "{vault}");
+
+    drop(m);
+    let m = mount(&v, vault);
+    assert_eq!(
+        owner_mode(&m.p("d")),
+        (1000, 1000, 0o700),
+        "{vault}: stored"
+    );
+    assert_eq!(owner_mode(&m.p("tmp")).2, 0o1777, "{vault}: stored");
+    assert_eq!(owner_mode(&m.p("g")), (0, 500, 0o2777), "{vault}: stored");
+}
+
+#[test]
+fn dirs_plain() {
+    dirs("plainv")
+}
+
+#[test]
+fn dirs_encrypted() {
+    dirs("local")
 }

@@ -1,13 +1,15 @@
 //! Changing a stored file's attributes (times, mode, owner, extended attributes)
 //! without moving its bytes: a server-side copy onto itself with the metadata replaced.
 //! This is what `touch`, `chmod`, `chown`, `setfattr`, `cp -p` and `tar x` do to a
-//! closed file through the mount. The copy is the change's ctime (Last-Modified). Symbolic links are objects holding their target, marked by their mode.
-//! Directories keep their extended attributes on their marker object (`dir/`).
+//! closed file through the mount. The copy is the change's ctime (Last-Modified).
+//! Symbolic links are objects holding their target, marked by their mode. Directories
+//! keep their attributes on their marker object (`dir/`): being empty, it is stored anew
+//! with each change.
 
 use crate::crypto::keys::{unwrap_with, wrap_for};
 use crate::error::{Error, Result, ResultExt};
 use crate::vault::{
-    format_mtime, Meta, Vault, META_ATIME, META_GID, META_MODE, META_MTIME, META_UID,
+    format_mtime, Meta, UploadAttrs, Vault, META_ATIME, META_GID, META_MODE, META_MTIME, META_UID,
 };
 use aws_sdk_s3::types::MetadataDirective;
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
@@ -190,22 +192,15 @@ impl Vault {
         .await
     }
 
-    /// The marker object of directory `path` (`dir/`, as S3 consoles store one).
-    fn marker_key(&self, path: &str) -> Result<String> {
-        Ok(format!("{}/", self.key_of(path)?))
-    }
-
-    /// Store the marker of directory `path`, with its extended attributes. A marker is
-    /// empty, so storing it anew changes nothing else.
-    pub async fn put_marker(&self, path: &str, xattrs: &Xattrs) -> Result<()> {
-        let meta = self
-            .encode_xattrs(xattrs)?
-            .map(|s| std::collections::HashMap::from([(META_XATTRS.to_string(), s)]));
+    /// Store the marker of directory `path` with the directory's attributes (its mode,
+    /// `S_IFDIR` included, mtime, owner and extended attributes). A marker is empty, so
+    /// storing it anew changes nothing else; its Last-Modified is the directory's ctime.
+    pub async fn put_marker(&self, path: &str, attrs: &UploadAttrs) -> Result<()> {
         self.client()
             .put_object()
             .bucket(&self.cfg.bucket)
             .key(self.marker_key(path)?)
-            .set_metadata(meta)
+            .set_metadata(Some(attrs.metadata(None).into_iter().collect()))
             .body(Vec::new().into())
             .send()
             .await
@@ -222,24 +217,6 @@ impl Vault {
             .await
             .with_context(|| format!("cannot remove directory {}:{path}", self.name))?;
         Ok(())
-    }
-
-    /// The extended attributes of directory `path`: none without a marker.
-    pub async fn dir_xattrs(&self, path: &str) -> Result<Xattrs> {
-        let head = self
-            .client()
-            .head_object()
-            .bucket(&self.cfg.bucket)
-            .key(self.marker_key(path)?)
-            .send()
-            .await;
-        let head = match head.map_err(Error::from) {
-            Ok(h) => h,
-            Err(Error::NotFound(_)) => return Ok(Xattrs::new()),
-            Err(e) => return Err(e.context(format!("cannot read directory {}:{path}", self.name))),
-        };
-        let stored = head.metadata().and_then(|m| m.get(META_XATTRS));
-        self.decode_xattrs(stored.map(String::as_str))
     }
 
     async fn replace_meta(

@@ -71,7 +71,7 @@ impl Obj {
 #[derive(Default)]
 struct State {
     files: BTreeMap<String, Obj>,
-    markers: BTreeMap<String, Xattrs>,
+    markers: BTreeMap<String, Obj>,
     version: u64,
 }
 
@@ -172,8 +172,14 @@ impl Memory {
         crate::lock(&self.state).files.get(path).cloned()
     }
 
+    /// The extended attributes on directory `path`'s marker (`None`: no marker).
     pub(crate) fn marker(&self, path: &str) -> Option<Xattrs> {
-        crate::lock(&self.state).markers.get(path).cloned()
+        let st = crate::lock(&self.state);
+        let stored = st.markers.get(path)?.xattrs.clone();
+        Some(
+            self.decode_xattrs(stored.as_deref())
+                .expect("stored by encode_xattrs"),
+        )
     }
 
     /// Every directory marker's path.
@@ -295,6 +301,7 @@ impl Store for Memory {
             xattrs: attrs.xattrs.clone(),
             uid: attrs.uid,
             gid: attrs.gid,
+            atime: attrs.atime,
             ..Obj::new(data.into(), attrs.mode, attrs.mtime)
         };
         st.put(path, obj);
@@ -393,9 +400,17 @@ impl Store for Memory {
         Ok(())
     }
 
-    async fn put_marker(&self, path: &str, xattrs: &Xattrs) -> Result<()> {
-        let mut st = self.enter("put_marker")?;
-        st.markers.insert(path.to_string(), xattrs.clone());
+    async fn put_marker(&self, path: &str, attrs: &UploadAttrs) -> Result<()> {
+        let obj = Obj {
+            xattrs: attrs.xattrs.clone(),
+            uid: attrs.uid,
+            gid: attrs.gid,
+            atime: attrs.atime,
+            ..Obj::new(Bytes::new(), attrs.mode, attrs.mtime)
+        };
+        self.enter("put_marker")?
+            .markers
+            .insert(path.to_string(), obj);
         Ok(())
     }
 
@@ -404,9 +419,10 @@ impl Store for Memory {
         Ok(())
     }
 
-    async fn dir_xattrs(&self, path: &str) -> Result<Xattrs> {
-        let st = self.enter("dir_xattrs")?;
-        Ok(st.markers.get(path).cloned().unwrap_or_default())
+    async fn dir_meta(&self, path: &str) -> Result<Option<Meta>> {
+        let meta = self.enter("dir_meta")?.markers.get(path).map(Obj::meta);
+        self.paused("dir_meta");
+        Ok(meta)
     }
 
     /// Stored as `name=hex` pairs joined by `;`.

@@ -2,7 +2,7 @@
 //! attributes, stat a file, read ranges (one-off, random through a reader, or one
 //! streamed GET), download into and upload from a local copy ([`CacheFile`]) with
 //! explicit attributes,
-//! delete, copy server-side, and directory markers with their extended attributes.
+//! delete, copy server-side, and directory markers with the directories' attributes.
 //!
 //! [`::vault::Vault`] implements it ([`vault`]); an in-memory store does for the unit
 //! tests ([`memory`]), so the filesystem core runs without S3 and without a kernel mount.
@@ -81,12 +81,13 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn set_xattrs(&self, path: &str, xattrs: &Xattrs) -> Result<()>;
     /// Stores a symbolic link to `target`.
     async fn put_symlink(&self, path: &str, target: &[u8]) -> Result<()>;
-    /// Stores the directory marker of `path` with its extended attributes.
-    async fn put_marker(&self, path: &str, xattrs: &Xattrs) -> Result<()>;
+    /// Stores the directory marker of `path` with the directory's attributes (mode with
+    /// `S_IFDIR`, mtime, owner, extended attributes in their stored form).
+    async fn put_marker(&self, path: &str, attrs: &UploadAttrs) -> Result<()>;
     /// Deletes the directory marker of `path`.
     async fn delete_marker(&self, path: &str) -> Result<()>;
-    /// The extended attributes on the directory marker of `path`.
-    async fn dir_xattrs(&self, path: &str) -> Result<Xattrs>;
+    /// The attributes on the directory marker of `path` (`None`: no marker).
+    async fn dir_meta(&self, path: &str) -> Result<Option<Meta>>;
     /// Extended attributes from their stored form ([`Meta::xattrs`]).
     fn decode_xattrs(&self, stored: Option<&str>) -> Result<Xattrs>;
     /// Extended attributes in their stored form; an error when they do not fit.

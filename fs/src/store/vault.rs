@@ -91,16 +91,16 @@ impl Store for Vault {
         Vault::put_symlink(self, path, target).await
     }
 
-    async fn put_marker(&self, path: &str, xattrs: &Xattrs) -> Result<()> {
-        Vault::put_marker(self, path, xattrs).await
+    async fn put_marker(&self, path: &str, attrs: &UploadAttrs) -> Result<()> {
+        Vault::put_marker(self, path, attrs).await
     }
 
     async fn delete_marker(&self, path: &str) -> Result<()> {
         Vault::delete_marker(self, path).await
     }
 
-    async fn dir_xattrs(&self, path: &str) -> Result<Xattrs> {
-        Vault::dir_xattrs(self, path).await
+    async fn dir_meta(&self, path: &str) -> Result<Option<Meta>> {
+        Vault::dir_meta(self, path).await
     }
 
     fn decode_xattrs(&self, stored: Option<&str>) -> Result<Xattrs> {

@@ -105,7 +105,10 @@ fn a_read_only_mount_refuses_every_change() {
     let root = INodeNo(1);
     let ino = f.ino("f").unwrap();
     assert_eq!(err(f.create("g")), Errno::EROFS);
-    assert_eq!(err(f.core.do_mkdir(root, "d".as_ref())), Errno::EROFS);
+    assert_eq!(
+        err(f.core.do_mkdir(&f.me(), root, "d".as_ref(), 0o777, 0)),
+        Errno::EROFS
+    );
     assert_eq!(err(f.unlink("f")), Errno::EROFS);
     assert_eq!(
         err(f.rename_with("f", "g", RenameFlags::empty())),

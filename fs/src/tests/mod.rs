@@ -2,6 +2,7 @@
 //! each test drives the core's operations as the adapter would for one syscall.
 
 mod attrs;
+mod dirs;
 mod files;
 mod model;
 mod open;
@@ -143,8 +144,15 @@ impl Fx {
         data
     }
 
+    /// mkdir(2) with mode 0777 under umask 022.
     pub(crate) fn mkdir(&self, path: &str) -> R<FileAttr> {
-        self.core.do_mkdir(self.parent(path)?, name(path))
+        self.mkdir_as(&self.me(), path, 0o777)
+    }
+
+    /// mkdir(2) by `caller` with `mode` under umask 022.
+    pub(crate) fn mkdir_as(&self, caller: &Caller, path: &str, mode: u32) -> R<FileAttr> {
+        self.core
+            .do_mkdir(caller, self.parent(path)?, name(path), mode, 0o022)
     }
 
     pub(crate) fn rmdir(&self, path: &str) -> R<()> {

@@ -164,7 +164,9 @@ fn names_that_are_not_names_are_einval() {
         Errno::EINVAL
     );
     assert_eq!(
-        err(f.core.do_mkdir(f.ino("").unwrap(), "..".as_ref())),
+        err(f
+            .core
+            .do_mkdir(&f.me(), f.ino("").unwrap(), "..".as_ref(), 0o777, 0)),
         Errno::EINVAL
     );
 }

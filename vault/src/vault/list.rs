@@ -106,6 +106,19 @@ impl Vault {
         Ok(Some(self.meta_of(&info)))
     }
 
+    /// A directory's attributes as its marker stores them, or `None` when it has no
+    /// marker (a directory only by the names below it, or the root).
+    pub async fn dir_meta(&self, path: &str) -> Result<Option<Meta>> {
+        let key = self.marker_key(path)?;
+        let Some(info) = self.transfers.head(&self.cfg.bucket, &key).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Meta {
+            size: 0,
+            ..self.meta_of(&info)
+        }))
+    }
+
     /// The error for a path with no object. In an encrypted vault, a wrong identity makes
     /// every name miss, so look at a few stored names and say so when none decrypts.
     pub async fn missing(&self, path: &str) -> Error {

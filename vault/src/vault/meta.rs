@@ -68,6 +68,8 @@ pub struct UploadAttrs {
     pub gid: Option<u32>,
     /// Extended attributes in their stored form ([`Vault::encode_xattrs`]); `None`: none.
     pub xattrs: Option<String>,
+    /// An access time set explicitly, stored as `atime`; `None`: the mtime stands for it.
+    pub atime: Option<SystemTime>,
 }
 
 impl UploadAttrs {
@@ -79,16 +81,20 @@ impl UploadAttrs {
             uid: Some(md.uid()),
             gid: Some(md.gid()),
             xattrs: None,
+            atime: None,
         }
     }
 
-    /// The user metadata an upload with these attributes stores, `hash` its content hash.
-    pub(super) fn metadata(&self, hash: String) -> Vec<(String, String)> {
+    /// The user metadata an upload with these attributes stores, `hash` its content hash
+    /// (directory markers have none).
+    pub(crate) fn metadata(&self, hash: Option<String>) -> Vec<(String, String)> {
         let mut meta = vec![
             (META_MTIME.to_string(), format_mtime(self.mtime)),
             (META_MODE.to_string(), self.mode.to_string()),
-            (META_HASH.to_string(), hash),
         ];
+        if let Some(hash) = hash {
+            meta.push((META_HASH.to_string(), hash));
+        }
         if let Some(uid) = self.uid {
             meta.push((META_UID.to_string(), uid.to_string()));
         }
@@ -97,6 +103,9 @@ impl UploadAttrs {
         }
         if let Some(x) = &self.xattrs {
             meta.push((crate::attrs::META_XATTRS.to_string(), x.clone()));
+        }
+        if let Some(t) = self.atime {
+            meta.push((META_ATIME.to_string(), format_mtime(t)));
         }
         meta
     }
@@ -211,7 +220,10 @@ mod tests {
             xattrs: Some("stored".into()),
             ..own
         };
-        let meta: HashMap<_, _> = attrs.metadata("sha256:00".into()).into_iter().collect();
+        let meta: HashMap<_, _> = attrs
+            .metadata(Some("sha256:00".into()))
+            .into_iter()
+            .collect();
         assert_eq!(meta[META_MODE], "33184");
         assert_eq!(meta[META_MTIME], "1700000000.000000005");
         assert_eq!(meta[META_HASH], "sha256:00");
@@ -221,7 +233,7 @@ mod tests {
             ..attrs
         };
         assert!(!none
-            .metadata(String::new())
+            .metadata(Some(String::new()))
             .iter()
             .any(|(k, _)| k == "xattrs"));
     }

@@ -5,6 +5,11 @@ use super::Vault;
 use crate::error::{Error, Result};
 
 impl Vault {
+    /// The marker object of directory `path` (`dir/`, as S3 consoles store one).
+    pub(crate) fn marker_key(&self, path: &str) -> Result<String> {
+        Ok(format!("{}/", self.key_of(path)?))
+    }
+
     /// The object key of a plaintext path ("" is the vault's root).
     pub fn key_of(&self, path: &str) -> Result<String> {
         let path = clean_path(path)?;

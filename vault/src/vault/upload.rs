@@ -98,7 +98,7 @@ impl Vault {
             let (plain, crypt_key) = (plain.clone(), self.hash_key());
             blocking(move || hash_with(&plain, crypt_key.as_ref())).await?
         };
-        let meta = attrs.metadata(hash);
+        let meta = attrs.metadata(Some(hash));
         let resume_id =
             content_id.map(|id| resume_id(&[&self.cfg.endpoint, &self.cfg.bucket, &key, id]));
         let mut bound = None;
