@@ -552,7 +552,11 @@ impl Job {
                     let target = target
                         .map(|t| t.as_os_str().as_encoded_bytes())
                         .unwrap_or_default();
-                    vault.put_symlink(&self.vault_path, target).await?;
+                    let md = fs::symlink_metadata(&self.local_path)
+                        .with_context(|| format!("cannot read {}", self.local_path.display()))?;
+                    vault
+                        .put_symlink(&self.vault_path, target, &UploadAttrs::of_file(&md))
+                        .await?;
                 }
                 Direction::Down => {
                     let target = vault.read_range(&self.vault_path, 0, size).await?;

@@ -149,7 +149,7 @@ impl Filesystem for VaultFs {
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         target: &Path,
@@ -157,7 +157,8 @@ impl Filesystem for VaultFs {
     ) {
         let r = guard("symlink", || {
             let _t = self.shared();
-            self.core.do_symlink(parent, link_name, target)
+            self.core
+                .do_symlink(&caller(req), parent, link_name, target)
         });
         match r {
             Ok(a) => reply.entry(&self.core.ttl(), &a, Generation(0)),

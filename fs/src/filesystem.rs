@@ -12,7 +12,7 @@ use crate::inodes::{Inodes, ROOT};
 use crate::names::{child, join, split, within};
 use crate::read::Remote;
 use crate::sealed::CacheKey;
-use crate::store::Store;
+use crate::store::{Store, UploadAttrs};
 use crate::writeback::{Local, New};
 use crate::{lock, MountOptions, R};
 use fuser::{Errno, FileAttr, FileHandle, FileType, INodeNo, OpenAccMode, OpenFlags, TimeOrNow};
@@ -549,15 +549,31 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    pub(crate) fn do_symlink(&self, parent: INodeNo, name: &OsStr, target: &Path) -> R<FileAttr> {
+    /// symlink(2) by `caller`, who owns the link (with a set-group-ID directory's group).
+    pub(crate) fn do_symlink(
+        &self,
+        caller: &Caller,
+        parent: INodeNo,
+        name: &OsStr,
+        target: &Path,
+    ) -> R<FileAttr> {
         self.writable()?;
         let dir = self.path_of(parent)?;
         let path = join(&dir, name)?;
         if self.entry(&dir, split(&path).1)?.is_some() {
             return Err(Errno::EEXIST);
         }
+        let (uid, gid, _) = self.new_owner(caller, &dir)?;
+        let attrs = UploadAttrs {
+            mode: 0o120777,
+            mtime: SystemTime::now(),
+            uid: Some(uid),
+            gid: Some(gid),
+            xattrs: None,
+            atime: None,
+        };
         let target = target.as_os_str().as_encoded_bytes();
-        self.block_on(self.store.put_symlink(&path, target))
+        self.block_on(self.store.put_symlink(&path, target, &attrs))
             .map_err(|e| errno(&format!("symlink {path:?}"), e))?;
         self.cache
             .set(&path, Some(Ent::file(SystemTime::now(), None)));

@@ -214,12 +214,14 @@ fn dirs(vault: &str) {
     // root) removes or renames it.
     std::fs::create_dir(m.p("tmp")).unwrap();
     std::fs::set_permissions(m.p("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    ok(1000, "echo a > tmp/a && mkdir tmp/ad");
+    ok(1000, "echo a > tmp/a && mkdir tmp/ad && ln -s a tmp/l");
+    assert_eq!(owner_mode(&m.p("tmp/l")).0, 1000, "{vault}: a symlink's owner");
+    refused(1001, "rm -f tmp/l");
     refused(1001, "rm -f tmp/a");
     refused(1001, "mv tmp/a tmp/b");
     refused(1001, "rmdir tmp/ad");
     ok(1001, "echo b > tmp/b && mv tmp/b tmp/c && rm tmp/c");
-    ok(1000, "mv tmp/a tmp/a2 && rm tmp/a2 && rmdir tmp/ad");
+    ok(1000, "mv tmp/a tmp/a2 && rm tmp/a2 tmp/l && rmdir tmp/ad");
 
     // Set-group-ID: new entries take the directory's group, new directories its bit.
     std::fs::create_dir(m.p("g")).unwrap();

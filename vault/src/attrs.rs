@@ -114,13 +114,14 @@ impl Vault {
     }
 
     /// Store a symbolic link: an object whose body is the target (encrypted like any
-    /// body in an encrypted vault) and whose mode says it is a link.
-    pub async fn put_symlink(&self, path: &str, target: &[u8]) -> Result<()> {
-        self.put_bytes(path, target.to_vec()).await?;
-        self.replace_meta(path, |meta| {
-            meta.insert(META_MODE.to_string(), (SYMLINK | 0o777).to_string());
-        })
-        .await
+    /// body in an encrypted vault) and whose mode says it is a link; the rest of `attrs`
+    /// (mtime, owner) is stored as a file's is.
+    pub async fn put_symlink(&self, path: &str, target: &[u8], attrs: &UploadAttrs) -> Result<()> {
+        let attrs = UploadAttrs {
+            mode: SYMLINK | 0o777,
+            ..attrs.clone()
+        };
+        self.put_bytes_with(path, target.to_vec(), &attrs).await
     }
 
     /// The extended attributes of a file with these attributes.

@@ -390,12 +390,12 @@ impl Store for Memory {
         Ok(())
     }
 
-    async fn put_symlink(&self, path: &str, target: &[u8]) -> Result<()> {
-        let obj = Obj::new(
-            Bytes::copy_from_slice(target),
-            SYMLINK | 0o777,
-            SystemTime::now(),
-        );
+    async fn put_symlink(&self, path: &str, target: &[u8], attrs: &UploadAttrs) -> Result<()> {
+        let obj = Obj {
+            uid: attrs.uid,
+            gid: attrs.gid,
+            ..Obj::new(Bytes::copy_from_slice(target), SYMLINK | 0o777, attrs.mtime)
+        };
         self.enter("put_symlink")?.put(path, obj);
         Ok(())
     }

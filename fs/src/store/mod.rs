@@ -79,8 +79,8 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn set_attrs(&self, path: &str, change: &AttrChange) -> Result<()>;
     /// Replaces a stored file's extended attributes.
     async fn set_xattrs(&self, path: &str, xattrs: &Xattrs) -> Result<()>;
-    /// Stores a symbolic link to `target`.
-    async fn put_symlink(&self, path: &str, target: &[u8]) -> Result<()>;
+    /// Stores a symbolic link to `target`, with `attrs`' mtime and owner.
+    async fn put_symlink(&self, path: &str, target: &[u8], attrs: &UploadAttrs) -> Result<()>;
     /// Stores the directory marker of `path` with the directory's attributes (mode with
     /// `S_IFDIR`, mtime, owner, extended attributes in their stored form).
     async fn put_marker(&self, path: &str, attrs: &UploadAttrs) -> Result<()>;

@@ -87,8 +87,8 @@ impl Store for Vault {
         Vault::set_xattrs(self, path, xattrs).await
     }
 
-    async fn put_symlink(&self, path: &str, target: &[u8]) -> Result<()> {
-        Vault::put_symlink(self, path, target).await
+    async fn put_symlink(&self, path: &str, target: &[u8], attrs: &UploadAttrs) -> Result<()> {
+        Vault::put_symlink(self, path, target, attrs).await
     }
 
     async fn put_marker(&self, path: &str, attrs: &UploadAttrs) -> Result<()> {

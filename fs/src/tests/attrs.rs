@@ -57,7 +57,7 @@ fn only_user_attributes_on_files_and_directories() {
     assert_eq!(err(set(&f, "", "user.a", b"1", 0)), Errno::EOPNOTSUPP);
     let root = f.ino("").unwrap();
     f.core
-        .do_symlink(root, "l".as_ref(), std::path::Path::new("f"))
+        .do_symlink(&f.me(), root, "l".as_ref(), std::path::Path::new("f"))
         .unwrap();
     assert_eq!(err(set(&f, "l", "user.a", b"1", 0)), Errno::EPERM);
 }

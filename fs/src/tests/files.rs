@@ -215,7 +215,7 @@ fn symlinks_store_their_target() {
     let root = f.ino("").unwrap();
     let a = f
         .core
-        .do_symlink(root, "l".as_ref(), std::path::Path::new("../t"))
+        .do_symlink(&f.me(), root, "l".as_ref(), std::path::Path::new("../t"))
         .unwrap();
     assert_eq!(a.kind, FileType::Symlink);
     assert_eq!(f.core.do_readlink(a.ino).unwrap(), b"../t");

@@ -106,3 +106,26 @@ fn a_private_mount_shows_its_own_user_whoever_stored_the_file() {
     let ino = f.ino("a").unwrap();
     f.core.do_setattr(&root, ino, mode(0o600), None).unwrap();
 }
+
+#[test]
+fn a_symlink_is_its_creators_and_lchown_changes_it() {
+    let f = shared();
+    let alice = Caller::with_groups(1000, 100, &[]);
+    let root = Caller::with_groups(0, 0, &[]);
+    let l = f
+        .core
+        .do_symlink(&alice, f.ino("").unwrap(), "l".as_ref(), "t".as_ref())
+        .unwrap();
+    assert_eq!(
+        (l.kind, l.uid, l.gid),
+        (fuser::FileType::Symlink, 1000, 100)
+    );
+    let a = f
+        .core
+        .do_setattr(&root, l.ino, chown(Some(7), Some(8)), None)
+        .unwrap();
+    assert_eq!((a.kind, a.uid, a.gid), (fuser::FileType::Symlink, 7, 8));
+    assert_eq!(f.core.do_readlink(l.ino).unwrap(), b"t");
+    let obj = f.store().file("l").unwrap();
+    assert_eq!((obj.uid, obj.gid), (Some(7), Some(8)));
+}

@@ -172,10 +172,27 @@ impl Vault {
 
     /// Store `data` at `path` (small writes, e.g. `cybs3 test`).
     pub async fn put_bytes(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        let attrs = UploadAttrs {
+            mode: 0o100644,
+            mtime: std::time::SystemTime::now(),
+            uid: None,
+            gid: None,
+            xattrs: None,
+            atime: None,
+        };
+        self.put_bytes_with(path, data, &attrs).await
+    }
+
+    /// Store `data` at `path` with `attrs` as its attributes.
+    pub(crate) async fn put_bytes_with(
+        &self,
+        path: &str,
+        data: Vec<u8>,
+        attrs: &UploadAttrs,
+    ) -> Result<()> {
         let tmp = tempfile::NamedTempFile::new()?;
         fs::write(tmp.path(), &data)?;
-        let attrs = UploadAttrs::of_file(&fs::metadata(tmp.path())?);
-        self.upload(tmp.path(), path, &attrs, Arc::new(|_| {}))
+        self.upload(tmp.path(), path, attrs, Arc::new(|_| {}))
             .await
             .map(drop)
     }
