@@ -14,7 +14,7 @@ use std::ffi::OsStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, RwLockReadGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vault::vault::Vault;
 
 /// The filesystem handed to fuser; [`VaultFs::flusher`] gives a handle for flushing
@@ -26,6 +26,24 @@ pub struct VaultFs {
 /// Who sent `req`.
 fn caller(req: &Request) -> Caller {
     Caller::new(req.uid(), req.gid(), req.pid())
+}
+
+/// A time from setattr as the kernel sent it. fuser 0.18 turns the kernel's
+/// `(seconds, nanoseconds)` before the epoch, e.g. `(-2, 0.25 s)` for 1.75 s before,
+/// into 2.25 s before (`time::system_time_from_time` adds the nanoseconds to the
+/// distance from the epoch); this undoes that.
+fn as_sent(t: TimeOrNow) -> TimeOrNow {
+    let TimeOrNow::SpecificTime(at) = t else {
+        return t;
+    };
+    match UNIX_EPOCH.duration_since(at) {
+        Ok(d) if d.subsec_nanos() != 0 => {
+            let secs = Duration::from_secs(d.as_secs());
+            let nanos = Duration::from_nanos(u64::from(d.subsec_nanos()));
+            TimeOrNow::SpecificTime(UNIX_EPOCH - secs + nanos)
+        }
+        _ => t,
+    }
 }
 
 /// Runs one handler body; a panic in it answers EIO instead of ending the mount.
@@ -117,8 +135,8 @@ impl Filesystem for VaultFs {
                 uid,
                 gid,
                 size,
-                atime,
-                mtime,
+                atime: atime.map(as_sent),
+                mtime: mtime.map(as_sent),
             };
             self.core.do_setattr(&caller(req), ino, set, fh)
         });
@@ -528,5 +546,26 @@ mod tests {
     fn panics_become_eio() {
         let r: R<()> = guard("test", || panic!("boom"));
         assert_eq!(r, Err(Errno::EIO));
+    }
+
+    #[test]
+    fn times_before_the_epoch_are_taken_as_the_kernel_sent_them() {
+        // The kernel's (-2 s, +0.25 s), as fuser hands it over: 2.25 s before.
+        let handed = UNIX_EPOCH - Duration::new(2, 250_000_000);
+        let meant = UNIX_EPOCH - Duration::from_millis(1750);
+        assert_eq!(
+            as_sent(TimeOrNow::SpecificTime(handed)),
+            TimeOrNow::SpecificTime(meant)
+        );
+        let whole = UNIX_EPOCH - Duration::from_secs(2);
+        assert_eq!(
+            as_sent(TimeOrNow::SpecificTime(whole)),
+            TimeOrNow::SpecificTime(whole)
+        );
+        let after = UNIX_EPOCH + Duration::new(2, 5);
+        assert_eq!(
+            as_sent(TimeOrNow::SpecificTime(after)),
+            TimeOrNow::SpecificTime(after)
+        );
     }
 }

@@ -2,12 +2,21 @@
 //! for writing): `--cache-size` caps their total, and whatever the cap, they never take
 //! the cache disk's last free space.
 //! A write past either answers ENOSPC, as a full disk would; what was written before
-//! stays and is uploaded on close.
+//! stays and is uploaded on close. A file larger than S3 can store ([`MAX_FILE_SIZE`])
+//! is EFBIG, as a file past a filesystem's own limit is.
 
 use crate::sealed::CacheFile;
 use fuser::Errno;
 use std::path::PathBuf;
 use std::sync::Mutex;
+
+/// The largest file the mount writes: S3's largest object, 5 TiB.
+pub(crate) const MAX_FILE_SIZE: u64 = 5 << 40;
+
+/// EFBIG for a file that would end past [`MAX_FILE_SIZE`].
+fn within_max(end: Option<u64>) -> Result<u64, Errno> {
+    end.filter(|e| *e <= MAX_FILE_SIZE).ok_or(Errno::EFBIG)
+}
 
 /// Free space left on the cache's disk: 5 % of it, at most 1 GiB.
 fn disk_reserve(total: u64) -> u64 {
@@ -65,8 +74,9 @@ impl Budget {
     /// Writes `data` at `offset` of a local copy, taking what it grows the file by (in
     /// plaintext bytes: a sealed copy's slots take 0.04 % more).
     pub(crate) fn write_at(&self, file: &CacheFile, data: &[u8], offset: u64) -> Result<(), Errno> {
+        let end = within_max(offset.checked_add(data.len() as u64))?;
         let len = file_len(file)?;
-        let growth = (offset + data.len() as u64).saturating_sub(len);
+        let growth = end.saturating_sub(len);
         self.reserve(growth)?;
         file.write_at(offset, data).map_err(|e| {
             let grown = file_len(file).unwrap_or(len).saturating_sub(len);
@@ -78,6 +88,7 @@ impl Budget {
     /// Truncates or extends a local copy (holes take no room but are counted: the
     /// bound is on what the file may hold once written).
     pub(crate) fn set_len(&self, file: &CacheFile, new: u64) -> Result<(), Errno> {
+        within_max(Some(new))?;
         let len = file_len(file)?;
         if new > len {
             self.reserve(new - len)?;
@@ -139,6 +150,10 @@ mod tests {
         b.write_at(&f, &[4; 900], 100).unwrap();
         assert_eq!(b.used(), 1000);
         assert_eq!(b.set_len(&f, 1001), Err(Errno::ENOSPC));
+        assert_eq!(b.set_len(&f, MAX_FILE_SIZE + 1), Err(Errno::EFBIG));
+        assert_eq!(b.write_at(&f, &[5], MAX_FILE_SIZE), Err(Errno::EFBIG));
+        assert_eq!(b.write_at(&f, &[5], u64::MAX), Err(Errno::EFBIG));
+        assert_eq!(b.used(), 1000, "nothing taken by refused writes");
     }
 
     #[test]

@@ -271,13 +271,17 @@ impl<S: Store> Core<S> {
             atime: md.accessed().unwrap_or(mtime),
             ctime: at(md.ctime(), md.ctime_nsec()),
         };
-        Ok(self.file_attr(
+        let mut attr = self.file_attr(
             ino,
             FileType::RegularFile,
             l.len()?,
             (md.mode() & 0o7777) as u16,
             st,
-        ))
+        );
+        if lock(&l.state).unlinked {
+            attr.nlink = 0; // fstat of a file unlinked while open, as POSIX has it
+        }
+        Ok(attr)
     }
 
     /// getattr, also of a file unlinked while open (its local copy answers).

@@ -215,7 +215,11 @@ fn dirs(vault: &str) {
     std::fs::create_dir(m.p("tmp")).unwrap();
     std::fs::set_permissions(m.p("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
     ok(1000, "echo a > tmp/a && mkdir tmp/ad && ln -s a tmp/l");
-    assert_eq!(owner_mode(&m.p("tmp/l")).0, 1000, "{vault}: a symlink's owner");
+    assert_eq!(
+        owner_mode(&m.p("tmp/l")).0,
+        1000,
+        "{vault}: a symlink's owner"
+    );
     refused(1001, "rm -f tmp/l");
     refused(1001, "rm -f tmp/a");
     refused(1001, "mv tmp/a tmp/b");
@@ -251,4 +255,106 @@ fn dirs_plain() {
 #[test]
 fn dirs_encrypted() {
     dirs("local")
+}
+
+/// The error of each error path (POSIX and the Linux man pages), whether the kernel or
+/// the mount answers it; and the times and link counts POSIX has at the edges.
+fn errors(vault: &str) {
+    use std::fs::{self, File, OpenOptions};
+    use std::io::Write;
+    use std::os::unix::fs::symlink;
+    let v = LocalVault::new();
+    if vault == "plainv" {
+        plain_vault(&v);
+    }
+    let m = Mounted::new(&v, vault, &[]);
+    fs::write(m.p("f"), b"data").unwrap();
+    fs::create_dir_all(m.p("d/sub")).unwrap();
+
+    let f = OpenOptions::new().write(true).open(m.p("f")).unwrap();
+    assert_eq!(
+        errno(f.set_len(6 << 40)),
+        libc::EFBIG,
+        "{vault}: past 5 TiB"
+    );
+    drop(f);
+    assert_eq!(errno(fs::create_dir(m.p("d"))), libc::EEXIST, "{vault}");
+    assert_eq!(errno(fs::remove_dir(m.p("d"))), libc::ENOTEMPTY, "{vault}");
+    assert_eq!(errno(fs::remove_file(m.p("d"))), libc::EISDIR, "{vault}");
+    assert_eq!(errno(fs::remove_dir(m.p("f"))), libc::ENOTDIR, "{vault}");
+    assert_eq!(errno(fs::metadata(m.p("f/x"))), libc::ENOTDIR, "{vault}");
+    assert_eq!(
+        errno(OpenOptions::new().write(true).open(m.p("d"))),
+        libc::EISDIR,
+        "{vault}"
+    );
+    assert_eq!(
+        errno(fs::rename(m.p("d"), m.p("d/sub/d"))),
+        libc::EINVAL,
+        "{vault}: a directory into its own subtree"
+    );
+    assert_eq!(
+        errno(fs::rename(m.p("d"), m.p("f"))),
+        libc::ENOTDIR,
+        "{vault}"
+    );
+    assert_eq!(
+        errno(fs::rename(m.p("f"), m.p("d"))),
+        libc::EISDIR,
+        "{vault}"
+    );
+    let outside = tempfile::tempdir().unwrap();
+    assert_eq!(
+        errno(fs::rename(m.p("f"), outside.path().join("f"))),
+        libc::EXDEV,
+        "{vault}: across filesystems"
+    );
+    symlink("loop2", m.p("loop1")).unwrap();
+    symlink("loop1", m.p("loop2")).unwrap();
+    assert_eq!(errno(fs::read(m.p("loop1"))), libc::ELOOP, "{vault}");
+
+    let mut ro = File::open(m.p("f")).unwrap();
+    assert_eq!(
+        errno(ro.write(b"x")),
+        libc::EBADF,
+        "{vault}: a read-only handle"
+    );
+    assert_eq!(
+        errno(ro.set_len(0)),
+        libc::EINVAL,
+        "{vault}: ftruncate(O_RDONLY)"
+    );
+
+    // fstat of a file unlinked while open: no link left, data still there.
+    fs::remove_file(m.p("f")).unwrap();
+    let md = ro.metadata().unwrap();
+    assert_eq!((md.nlink(), md.len()), (0, 4), "{vault}");
+    drop(ro);
+
+    // Times before the epoch are kept.
+    fs::write(m.p("old"), b"x").unwrap();
+    let out = Command::new("touch")
+        .args(["-d", "1960-01-01 00:00:00.5 UTC"])
+        .arg(m.p("old"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    drop(m);
+    let m = Mounted::new(&v, vault, &[]);
+    let md = fs::metadata(m.p("old")).unwrap();
+    assert_eq!(
+        (md.mtime(), md.mtime_nsec()),
+        (-315_619_200, 500_000_000),
+        "{vault}"
+    );
+}
+
+#[test]
+fn errors_plain() {
+    errors("plainv")
+}
+
+#[test]
+fn errors_encrypted() {
+    errors("local")
 }

@@ -14,8 +14,10 @@ fn a_file_unlinked_while_open_for_writing_lives_on_in_its_handle() {
     assert_eq!(err(f.lookup("f")), Errno::ENOENT);
     f.write(fh, 4, b"more").unwrap();
     assert_eq!(f.read(fh, 0, 100).unwrap(), b"datamore");
-    // fstat by inode alone still answers.
-    assert_eq!(f.core.handle_attr(ino, None).unwrap().size, 8);
+    // fstat by inode alone still answers, with no link left.
+    let a = f.core.handle_attr(ino, None).unwrap();
+    assert_eq!((a.size, a.nlink), (8, 0));
+    assert_eq!(f.core.handle_attr(ino, Some(fh)).unwrap().nlink, 0);
     f.close(fh).unwrap();
     assert!(f.store().file("f").is_none(), "never uploaded again");
     assert_eq!(err(f.core.handle_attr(ino, None)), Errno::ENOENT);
@@ -27,8 +29,11 @@ fn a_file_unlinked_while_open_for_reading_still_reads() {
     let f = fx();
     f.put("f", b"kept").unwrap();
     let r = f.open("f", libc::O_RDONLY).unwrap();
+    let ino = f.ino("f").unwrap();
     f.unlink("f").unwrap();
     assert!(f.store().file("f").is_none());
+    let a = f.core.handle_attr(ino, Some(r)).unwrap();
+    assert_eq!((a.size, a.nlink), (4, 0), "fstat of the unlinked file");
     assert_eq!(f.read(r, 0, 10).unwrap(), b"kept");
     f.close(r).unwrap();
     assert_eq!(

@@ -174,17 +174,30 @@ pub(super) fn hash_with(source: &dyn Source, mac_key: Option<&[u8; 32]>) -> Resu
     }
 }
 
+/// Seconds since the epoch with nanoseconds, `-` before it (as `touch -d 1960-01-01`
+/// sets): `-5.250000000` is 5.25 s before the epoch.
 pub(crate) fn format_mtime(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+    let (sign, d) = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => ("", d),
+        Err(e) => ("-", e.duration()),
+    };
+    format!("{sign}{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
 
 fn parse_mtime(s: &str) -> Option<SystemTime> {
+    let (before, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
     let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
     let secs: u64 = secs.parse().ok()?;
     let digits: String = frac.chars().take(9).collect();
     let nanos: u32 = format!("{digits:0<9}").parse().ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+    let d = Duration::new(secs, nanos);
+    match before {
+        true => UNIX_EPOCH.checked_sub(d),
+        false => UNIX_EPOCH.checked_add(d),
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +218,9 @@ mod tests {
             Some(UNIX_EPOCH + Duration::from_secs(12))
         );
         assert_eq!(parse_mtime("x"), None);
+        let before = UNIX_EPOCH - Duration::new(315_532_800, 250_000_000);
+        assert_eq!(format_mtime(before), "-315532800.250000000");
+        assert_eq!(parse_mtime(&format_mtime(before)), Some(before));
     }
 
     #[test]
