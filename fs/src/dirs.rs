@@ -1,8 +1,9 @@
 //! Directories' own attributes. A directory's mode, owner, times and extended
 //! attributes live on its marker object (`dir/`), stored anew with each change (it is
 //! empty, so that is one small PUT); its ctime is the marker's Last-Modified. A
-//! directory without a marker (made by another S3 client, or the vault's root) shows
-//! 0755, the mount's user, and the mount's start as its times.
+//! directory without a marker (made by another S3 client) shows 0755, the mount's user,
+//! and the mount's start as its times. So does the vault's root, which has no key of its
+//! own to keep a marker under: a chmod or chown of the mount point holds until unmount.
 //!
 //! POSIX also has a directory's mtime and ctime move when an entry is added or removed.
 //! Storing that would cost a PUT of the parent's marker with every file created, so the
@@ -84,7 +85,7 @@ impl<S: Store> Core<S> {
     /// A directory's attributes (`path` "" is the root, which has no marker).
     pub(crate) fn dir_attr(&self, ino: u64, path: &str) -> R<FileAttr> {
         let meta = match path.is_empty() {
-            true => None,
+            true => lock(&self.root_meta).clone(),
             false => self.dir_meta(path)?,
         };
         let m = meta.as_ref();
@@ -185,12 +186,9 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    /// chmod/chown/touch of a directory (not the root, whose attributes are the mount's).
+    /// chmod/chown/touch of a directory; of the root, for as long as the mount lasts.
     pub(crate) fn set_dir_attrs(&self, path: &str, change: &AttrChange) -> R<()> {
-        if path.is_empty() {
-            return Ok(());
-        }
-        self.change_marker(path, |a| {
+        let apply = |a: &mut UploadAttrs| {
             if let Some(m) = change.mode {
                 a.mode = DIRECTORY | (m & 0o7777);
             }
@@ -198,7 +196,24 @@ impl<S: Store> Core<S> {
             a.gid = change.gid.or(a.gid);
             a.mtime = change.mtime.unwrap_or(a.mtime);
             a.atime = change.atime.or(a.atime);
-        })?;
+        };
+        if path.is_empty() {
+            let mut root = lock(&self.root_meta);
+            let mut attrs = marker_attrs(root.as_ref());
+            attrs.mtime = root.as_ref().and_then(|m| m.mtime).unwrap_or(self.started);
+            apply(&mut attrs);
+            *root = Some(Meta {
+                mode: Some(attrs.mode),
+                mtime: Some(attrs.mtime),
+                uid: attrs.uid,
+                gid: attrs.gid,
+                atime: attrs.atime,
+                ctime: Some(SystemTime::now()),
+                ..Meta::sized(0)
+            });
+            return Ok(());
+        }
+        self.change_marker(path, apply)?;
         if change.mtime.is_some() {
             self.dir_times.forget(path);
         }

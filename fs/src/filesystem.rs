@@ -52,6 +52,8 @@ pub(crate) struct Core<S: Store> {
     pub started: SystemTime,
     /// When each directory's entries last changed through the mount ([`crate::dirs`]).
     pub dir_times: DirTimes,
+    /// The root's attributes as set through the mount (`None`: the defaults).
+    pub root_meta: Mutex<Option<vault::vault::Meta>>,
     /// Held shared by every operation and exclusively by renames (by the adapter), so a
     /// directory is never seen half-moved through the mount.
     pub tree: RwLock<()>,
@@ -139,6 +141,7 @@ impl<S: Store> Core<S> {
             gid: unsafe { libc::getegid() },
             started: SystemTime::now(),
             dir_times: DirTimes::default(),
+            root_meta: Mutex::default(),
             tree: RwLock::new(()),
             inodes: Mutex::new(Inodes::new()),
             locals: Mutex::default(),
@@ -544,6 +547,7 @@ impl<S: Store> Core<S> {
         }
         let (dir, name) = split(path);
         if path.is_empty() || self.entry(dir, name)?.is_some_and(|e| e.is_dir) {
+            self.writable()?;
             return self.set_dir_attrs(path, change);
         }
         self.writable()?;

@@ -11,6 +11,7 @@ use crate::{lock, R};
 use fuser::{Errno, INodeNo, RenameFlags};
 use std::ffi::OsStr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 impl<S: Store> Core<S> {
     /// Server-side copy of one file (attributes kept), then the source deleted.
@@ -94,8 +95,14 @@ impl<S: Store> Core<S> {
                 *lock(&l.path) = to.clone();
                 locals.insert(to.clone(), l);
             }
+            // The copy under the new name is stored now: that is its ctime, as a
+            // rename's is in POSIX.
+            let mut moved = src;
+            if let Some(m) = &mut moved.meta {
+                m.ctime = Some(SystemTime::now());
+            }
             self.cache.set(&from, None);
-            self.cache.set(&to, Some(src));
+            self.cache.set(&to, Some(moved));
             lock(&self.inodes).rename(&from, &to);
             self.touch_dir(&dir);
             self.touch_dir(&newdir);

@@ -236,6 +236,12 @@ fn dirs(vault: &str) {
     let (uid, gid, mode) = owner_mode(&m.p("g/s"));
     assert_eq!((uid, gid, mode & 0o2000), (1000, 500, 0o2000), "{vault}");
 
+    // The mount point itself: its mode holds for the mount's life.
+    refused(1000, "touch top");
+    std::fs::set_permissions(&m.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    ok(1000, "touch top");
+    refused(1001, "rm top");
+
     drop(m);
     let m = mount(&v, vault);
     assert_eq!(

@@ -2,7 +2,7 @@
 //! and utimens of a directory, all stored on its marker; set-group-ID directories; a
 //! directory's times moving with its entries; a rename keeping what a directory is.
 
-use super::{err, mode, Fx, Setup};
+use super::{err, fx, mode, Fx, Setup};
 use crate::caller::Caller;
 use crate::filesystem::SetAttrs;
 use crate::store::Store;
@@ -160,4 +160,33 @@ fn a_renamed_directory_keeps_its_mode_and_owner() {
     let e = f.lookup("e").unwrap();
     assert_eq!((e.uid, e.gid, e.perm), (1000, 100, 0o700));
     assert_eq!(f.get("e/x").unwrap(), b"x");
+}
+
+#[test]
+fn the_roots_attributes_change_for_the_mounts_life() {
+    let f = shared();
+    let root = f.ino("").unwrap();
+    let set = SetAttrs {
+        mode: Some(0o1777),
+        uid: Some(65534),
+        ..SetAttrs::default()
+    };
+    let a = f
+        .core
+        .do_setattr(&Caller::with_groups(0, 0, &[]), root, set, None)
+        .unwrap();
+    assert_eq!((a.perm, a.uid), (0o1777, 65534));
+    assert_eq!(f.core.handle_attr(root, None).unwrap().perm, 0o1777);
+}
+
+#[test]
+fn a_renamed_file_has_a_new_ctime() {
+    let f = fx();
+    f.put("a", b"x").unwrap();
+    let before = f.lookup("a").unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    f.rename("a", "b").unwrap();
+    let after = f.lookup("b").unwrap();
+    assert!(after.ctime > before.ctime, "{before:?} -> {after:?}");
+    assert_eq!(after.mtime, before.mtime);
 }
