@@ -81,6 +81,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn set_xattrs(&self, path: &str, xattrs: &Xattrs) -> Result<()>;
     /// Stores a symbolic link to `target`.
     async fn put_symlink(&self, path: &str, target: &[u8]) -> Result<()>;
+    /// Stores a file that holds no data (FIFO, device numbered `rdev`, socket, or empty
+    /// regular file, by `attrs.mode`'s kind) as an empty object with its attributes.
+    async fn put_node(&self, path: &str, attrs: &UploadAttrs, rdev: u64) -> Result<()>;
     /// Stores the directory marker of `path` with its extended attributes.
     async fn put_marker(&self, path: &str, xattrs: &Xattrs) -> Result<()>;
     /// Deletes the directory marker of `path`.
