@@ -980,4 +980,47 @@ mod tests {
         assert!(!is_partial_download("a.txt.cybs3-part"));
         assert!(!is_partial_download(".a.txt"));
     }
+
+    #[test]
+    fn local_specials_are_walked_as_nodes_and_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir(&src).unwrap();
+        let fifo = Node {
+            mode: libc::S_IFIFO | 0o640,
+            rdev: 0,
+        };
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        make_node(&src.join("p"), fifo, Some(t)).unwrap();
+        fs::write(src.join("f"), b"x").unwrap();
+        let args = Cli::try_parse_from(["sync", "a", "b", "--quiet"])
+            .unwrap()
+            .args;
+        let walked = walk(&src, &args.filters, true, &mut Report::new(&args));
+        assert_eq!(
+            walked["p"].node,
+            Some(fifo),
+            "mode, kind and number from lstat"
+        );
+        assert_eq!((walked["p"].size, walked["p"].mtime), (0, t));
+        assert_eq!(walked["f"].node, None);
+
+        // Made over a regular file in its place, whatever the umask.
+        let dst = dir.path().join("dst/p");
+        fs::create_dir(dir.path().join("dst")).unwrap();
+        fs::write(&dst, b"not a FIFO").unwrap();
+        let open = Node {
+            mode: libc::S_IFIFO | 0o666,
+            rdev: 0,
+        };
+        make_node(&dst, open, None).unwrap();
+        let md = fs::symlink_metadata(&dst).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&md.file_type()));
+        assert_eq!(md.mode() & 0o7777, 0o666);
+        assert_eq!(
+            fs::read_dir(dir.path().join("dst")).unwrap().count(),
+            1,
+            "no part file left"
+        );
+    }
 }
