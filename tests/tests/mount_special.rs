@@ -266,6 +266,51 @@ fn sync_and_cp(v: &LocalVault, vault: &str, m: &Mounted, null: u64) {
     });
     assert_eq!(shown(&m.p("up/pipe")), root("fifo", 0, 0o600), "{vault}");
 
+    // Another user may make the FIFO but no device: it is skipped with a warning.
+    let theirs = tmp.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    let status = Command::new("cp")
+        .args(["-a"])
+        .arg(&v.home)
+        .arg(theirs.join("home"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = Command::new("chown")
+        .args(["-R", "1000:1000"])
+        .arg(&theirs)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = as_user(
+        1000,
+        1000,
+        &format!(
+            "CYBS3_HOME='{home}' '{bin}' sync {vault}: '{down}'",
+            home = theirs.join("home").display(),
+            bin = cybs3_tests::bin().display(),
+            down = theirs.join("down").display(),
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "{vault}: sync down by a user: {out:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("skipping null: only root may make devices"),
+        "{vault}: {stderr}"
+    );
+    assert!(stderr.contains("skipping d/loop"), "{vault}: {stderr}");
+    let fifo = std::fs::symlink_metadata(theirs.join("down/fifo")).unwrap();
+    assert!(fifo.file_type().is_fifo(), "{vault}: {fifo:?}");
+    assert_eq!((fifo.uid(), fifo.gid()), (1000, 1000), "{vault}");
+    for skipped in ["null", "d/loop"] {
+        let p = theirs.join("down").join(skipped);
+        assert!(std::fs::symlink_metadata(&p).is_err(), "{vault}: {p:?}");
+    }
+
     let copied = tmp.path().join("copied");
     let out = cybs3(
         &v.home,
@@ -280,6 +325,23 @@ fn sync_and_cp(v: &LocalVault, vault: &str, m: &Mounted, null: u64) {
     assert!(
         !copied.exists(),
         "{vault}: no empty file in the FIFO's place"
+    );
+    let pipe = up.join("pipe");
+    let out = cybs3(
+        &v.home,
+        &["cp", pipe.to_str().unwrap(), &format!("{vault}:cp-pipe")],
+    );
+    assert!(out.status.success(), "{vault}: cp up: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("skipping") && stderr.contains("FIFO"),
+        "{stderr}"
+    );
+    let listed = cybs3(&v.home, &["ls", &format!("{vault}:cp-pipe")]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        !listed.contains("cp-pipe"),
+        "{vault}: nothing stored: {listed}"
     );
 }
 
