@@ -3,7 +3,9 @@
 //! stat shows their kind, number, mode and owner, a fresh mount shows them again, a FIFO
 //! carries data between a writer and a reader (also another user's), rename and unlink
 //! work, and `cybs3 sync` carries them both ways while `cybs3 cp` skips them with a
-//! warning. Needs root, /dev/fuse and util-linux's `setpriv`.
+//! warning. Another user (through `setpriv`) meets the kernel's rules first: no new name
+//! in a directory of the mount user's (EACCES), and, let past that, a FIFO of its own
+//! but no device (EPERM, CAP_MKNOD). Needs root, /dev/fuse and util-linux's `setpriv`.
 
 use cybs3_tests::mount::{plain_vault, Mounted};
 use cybs3_tests::{cybs3, LocalVault};
@@ -20,6 +22,24 @@ fn as_user(uid: u32, gid: u32, script: &str) -> Output {
             &format!("--reuid={uid}"),
             &format!("--regid={gid}"),
             "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("setpriv")
+}
+
+/// Runs `sh -c script` as uid and gid 1000 with CAP_DAC_OVERRIDE alone: past every
+/// directory's permissions, without the capability to make devices.
+fn as_user_overriding(script: &str) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=1000",
+            "--regid=1000",
+            "--clear-groups",
+            "--inh-caps=+dac_override",
+            "--ambient-caps=+dac_override",
             "sh",
             "-c",
             script,
@@ -175,21 +195,36 @@ fn special(vault: &str) {
 
     // Another user: the mount's directories are the mount user's (root's, 0755), so the
     // kernel refuses any new name in them before it asks whether a device may be made.
-    for cmd in ["mkfifo", "mknod -m 600 {} c 1 3"] {
-        let p = m.p("by-user");
-        let script = match cmd {
-            "mkfifo" => format!("mkfifo '{}'", p.display()),
-            _ => cmd.replace("{}", &format!("'{}'", p.display())),
-        };
+    let by_user = m.p("by-user");
+    let quoted = format!("'{}'", by_user.display());
+    for script in [format!("mkfifo {quoted}"), format!("mknod {quoted} c 1 3")] {
         let out = as_user(1000, 1000, &script);
-        assert!(!out.status.success(), "{vault}: {cmd}: {out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains("Permission denied"),
-            "{vault}: {cmd}: {stderr}"
+            !out.status.success() && stderr.contains("Permission denied"),
+            "{vault}: {script}: {out:?}"
         );
-        assert!(std::fs::symlink_metadata(&p).is_err());
+        assert!(std::fs::symlink_metadata(&by_user).is_err(), "{vault}");
     }
+    // Given the directory (CAP_DAC_OVERRIDE) but not CAP_MKNOD, the user makes a FIFO,
+    // its own, and the kernel refuses it a device (EPERM) without asking the mount.
+    let out = as_user_overriding(&format!("mknod {quoted} c 1 3"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("Operation not permitted"),
+        "{vault}: {out:?}"
+    );
+    assert!(std::fs::symlink_metadata(&by_user).is_err(), "{vault}");
+    let out = as_user_overriding(&format!("mkfifo -m 0620 {quoted}"));
+    assert!(out.status.success(), "{vault}: {out:?}");
+    let theirs = Shown {
+        kind: "fifo",
+        rdev: 0,
+        perm: 0o620,
+        uid: 1000,
+        gid: 1000,
+    };
+    assert_eq!(shown(&by_user), theirs, "{vault}");
 
     // Stored: a fresh mount shows all of it again.
     drop(m);
@@ -198,6 +233,7 @@ fn special(vault: &str) {
     for (name, want) in &expected[2..] {
         assert_eq!(&shown(&m.p(name)), want, "{vault}: {name} remounted");
     }
+    assert_eq!(shown(&m.p("by-user")), theirs, "{vault}: remounted");
     assert_eq!(shown(&m.p("fifo")).perm, 0o666, "{vault}: remounted");
     assert_eq!(
         through_fifo(&m.p("fifo"), 0),
