@@ -275,3 +275,41 @@ fn resume_id(parts: &[&str]) -> String {
     }
     hex::encode(&h.finalize()[..16])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::VaultConfig;
+
+    #[tokio::test]
+    async fn directories_and_links_are_not_empty_nodes() {
+        // Nothing listens here: a refusal must come before any request.
+        let cfg = VaultConfig {
+            endpoint: "http://127.0.0.1:9".into(),
+            bucket: "b".into(),
+            ..VaultConfig::default()
+        };
+        let v = Vault::open("v", cfg, None).unwrap();
+        for mode in [0o040755, 0o120777] {
+            let attrs = UploadAttrs {
+                mode,
+                mtime: UNIX_EPOCH,
+                uid: None,
+                gid: None,
+                xattrs: None,
+            };
+            let e = v.put_node("n", &attrs, 0).await.unwrap_err();
+            let invalid =
+                matches!(&e, Error::Local(io) if io.kind() == std::io::ErrorKind::InvalidInput);
+            assert!(invalid, "{mode:o}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_body_reads_as_nothing() {
+        let mut none = [0u8; 0];
+        assert!(Empty.read_at(0, &mut none).is_ok());
+        assert!(Empty.read_at(0, &mut [0u8; 1]).is_err());
+        assert_eq!(Empty.len(), 0);
+    }
+}
