@@ -154,6 +154,19 @@ fn special(vault: &str) {
     for (name, want) in &expected {
         assert_eq!(&shown(&m.p(name)), want, "{vault}: {name}");
     }
+    // readdir's entry types (d_type) tell the kinds too, without a stat.
+    for e in std::fs::read_dir(&m.dir).unwrap() {
+        let e = e.unwrap();
+        let t = e.file_type().unwrap();
+        let kind = match e.file_name().to_str().unwrap() {
+            "fifo" => t.is_fifo(),
+            "null" => t.is_char_device(),
+            "loop0" => t.is_block_device(),
+            "sock" => t.is_socket(),
+            other => panic!("{vault}: {other} listed"),
+        };
+        assert!(kind, "{vault}: {:?} listed as {t:?}", e.file_name());
+    }
     let e = mknod(&m.p("fifo"), libc::S_IFIFO | 0o644, 0).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{vault}: {e}");
 
