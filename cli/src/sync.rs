@@ -434,17 +434,13 @@ fn walk(
                     mode: md.mode(),
                     rdev: md.rdev(),
                 };
-                let mtime = md.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                let node = Some(node);
-                out.insert(
-                    rel,
-                    LocalFile {
-                        size: 0,
-                        mtime,
-                        link: None,
-                        node,
-                    },
-                );
+                let local = LocalFile {
+                    size: 0,
+                    mtime: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    link: None,
+                    node: Some(node),
+                };
+                out.insert(rel, local);
             }
         }
     }
