@@ -5,7 +5,9 @@ use crate::progress::bytes_bar;
 use anyhow::{anyhow, bail, Context, Result};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::json;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use vault::attrs::Kind;
 use vault::vault::{Entry, Lock, UploadAttrs, Vault};
 
 /// Files in flight for `cp -r` and `rm -r`.
@@ -306,7 +308,13 @@ async fn run_jobs(vault: &Vault, jobs: Vec<Job>, json: bool, quiet: bool) -> boo
         .map(|job| async move {
             let (action, shown, r) = match &job {
                 Job::Up(local, path) => {
-                    let size = std::fs::metadata(local).map(|m| m.len()).unwrap_or(0);
+                    let md = std::fs::metadata(local).ok();
+                    let kind = Kind::of(md.as_ref().map(|m| m.mode()));
+                    if kind.is_special() {
+                        eprintln!("cybs3: {}", not_copied(&local.display().to_string(), kind));
+                        return true;
+                    }
+                    let size = md.map_or(0, |m| m.len());
                     let (bar, progress) = bytes_bar(
                         size,
                         quiet || json || total > 1,
@@ -326,7 +334,14 @@ async fn run_jobs(vault: &Vault, jobs: Vec<Job>, json: bool, quiet: bool) -> boo
                     ("upload", format!("{}:{path}", vault.name), r)
                 }
                 Job::Down(path, version, local) => {
-                    let size = vault.stat(path).await.ok().flatten().map_or(0, |m| m.size);
+                    let meta = vault.stat(path).await.ok().flatten();
+                    let kind = Kind::of(meta.as_ref().and_then(|m| m.mode));
+                    if kind.is_special() {
+                        let shown = format!("{}:{path}", vault.name);
+                        eprintln!("cybs3: {}", not_copied(&shown, kind));
+                        return true;
+                    }
+                    let size = meta.map_or(0, |m| m.size);
                     let (bar, progress) = bytes_bar(
                         size,
                         quiet || json || total > 1,
@@ -380,6 +395,19 @@ fn join(dir: &str, rel: &str) -> String {
     }
 }
 
+/// The warning for a FIFO, device or socket `cp` leaves out: it copies contents, and
+/// these have none (`cybs3 sync` carries them, as rsync's `--specials` does).
+fn not_copied(shown: &str, kind: Kind) -> String {
+    let what = match kind {
+        Kind::Fifo => "a FIFO",
+        Kind::CharDevice => "a character device",
+        Kind::BlockDevice => "a block device",
+        Kind::Socket => "a socket",
+        Kind::File | Kind::Dir | Kind::Symlink => "not a regular file",
+    };
+    format!("skipping {shown}: {what} (cp copies contents; `cybs3 sync` carries special files)")
+}
+
 fn file_name(p: &Path) -> Result<String> {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -387,7 +415,7 @@ fn file_name(p: &Path) -> Result<String> {
 }
 
 /// Regular files below `root` with their `/`-separated relative paths, sorted; symlinks
-/// and special files are not followed or copied.
+/// are not followed or copied, special files are left out with a warning.
 pub fn local_files(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -400,6 +428,9 @@ pub fn local_files(root: &Path) -> Result<Vec<(String, PathBuf)>> {
             let p = e.path();
             if t.is_dir() {
                 stack.push(p);
+            } else if !t.is_file() && !t.is_symlink() {
+                let kind = Kind::of(Some(e.metadata()?.mode()));
+                eprintln!("cybs3: {}", not_copied(&p.display().to_string(), kind));
             } else if t.is_file() {
                 let rel = p.strip_prefix(root).expect("below root");
                 let rel = rel.to_str().ok_or_else(|| {

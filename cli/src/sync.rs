@@ -10,6 +10,11 @@
 //! object holding the target, marked by its mode), and made again as links. Downloads
 //! never write through a link: links are made after every file, and a file whose
 //! destination lies under a link is refused.
+//!
+//! FIFOs, devices and sockets are carried as rsync's `--specials --devices` do: stored
+//! as the mount stores them (an empty object whose mode and `rdev` say what it is), and
+//! made again with mknod(2). Only root may make devices, so a download by another user
+//! skips them with a warning; it never writes one as an empty regular file.
 
 use crate::location::{open_vault, Location};
 use crate::progress::bytes_bar;
@@ -21,9 +26,11 @@ use indicatif::{HumanBytes, ProgressBar};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+use vault::attrs::Kind;
 use vault::transfer::Progress;
 use vault::vault::{clean_path, UploadAttrs, Vault};
 
@@ -34,8 +41,9 @@ use vault::vault::{clean_path, UploadAttrs, Vault};
     `*.tmp` matches at any depth and `cache/**` (or `cache/*`) everything under cache/. \
     Everything is included by default; the filters apply in command-line order and the last \
     one that matches decides. Excluded files are neither transferred nor deleted.\n\n\
-    Symbolic links are synced as links (never followed), as `cybs3 mount` stores them; other \
-    special files are skipped with a note. Empty directories are not synced (S3 has no \
+    Symbolic links are synced as links (never followed), and FIFOs, devices and sockets as \
+    what they are, as `cybs3 mount` stores them; downloads make devices only when run as root \
+    and skip them with a warning otherwise. Empty directories are not synced (S3 has no \
     directories)."
 )]
 pub struct SyncArgs {
@@ -154,6 +162,22 @@ struct LocalFile {
     mtime: SystemTime,
     /// A symbolic link's target.
     link: Option<PathBuf>,
+    /// A FIFO's, device's or socket's mode and number.
+    node: Option<Node>,
+}
+
+/// A file that holds no data (FIFO, device, socket): its `st_mode`, kind included, and
+/// its device number (0 but for devices).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Node {
+    mode: u32,
+    rdev: u64,
+}
+
+impl Node {
+    fn kind(self) -> Kind {
+        Kind::of(Some(self.mode))
+    }
 }
 
 /// What a listing says about one vault file.
@@ -161,6 +185,7 @@ struct LocalFile {
 struct RemoteFile {
     size: u64,
     link: bool,
+    node: Option<Node>,
 }
 
 pub fn run(args: SyncArgs) -> Result<bool> {
@@ -249,6 +274,7 @@ async fn sync(
         while let Some((rel, outcome)) = results.next().await {
             match outcome {
                 Ok(Outcome::Skipped(size)) => report.skipped(&rel, size),
+                Ok(Outcome::Refused(why)) => report.warn(&format!("skipping {rel}: {why}")),
                 Ok(Outcome::Transferred(t)) => report.transferred(dir, &rel, t),
                 Err(e) => report.error(&rel, &e),
             }
@@ -300,8 +326,8 @@ async fn sync(
     Ok(report.counts.failed == 0)
 }
 
-/// Regular files and symbolic links below `root` by '/'-separated relative path,
-/// filtered. Special files are noted and left out. Unreadable directories and files are errors
+/// Regular files, symbolic links, FIFOs, devices and sockets below `root` by
+/// '/'-separated relative path, filtered. Unreadable directories and files are errors
 /// (they also keep `--delete` from running); so are names that are not UTF-8 on the
 /// source side, where they cannot become vault paths (on the destination side they cannot
 /// be vault files either, so they are left alone).
@@ -393,9 +419,28 @@ fn walk(
                     .as_ref()
                     .map_or(md.len(), |t| t.as_os_str().len() as u64);
                 let mtime = md.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                out.insert(rel, LocalFile { size, mtime, link });
+                out.insert(
+                    rel,
+                    LocalFile {
+                        size,
+                        mtime,
+                        link,
+                        node: None,
+                    },
+                );
             } else {
-                report.note(&format!("skipping {rel}: not a regular file"));
+                // Whatever else lstat shows is a FIFO, a device or a socket.
+                let node = Node {
+                    mode: md.mode(),
+                    rdev: md.rdev(),
+                };
+                let local = LocalFile {
+                    size: 0,
+                    mtime: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    link: None,
+                    node: Some(node),
+                };
+                out.insert(rel, local);
             }
         }
     }
@@ -440,6 +485,58 @@ fn make_link(path: &Path, target: &[u8]) -> Result<()> {
     })
 }
 
+/// Makes `path` the FIFO, device or socket `node` (mode as stored, mtime as given),
+/// replacing a file there at once (made beside it, then renamed over it).
+fn make_node(path: &Path, node: Node, mtime: Option<SystemTime>) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let failed = || format!("cannot make {}", path.display());
+    let name = path.file_name().with_context(failed)?;
+    let tmp = path.with_file_name(format!(".{}.cybs3-part", name.to_string_lossy()));
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(failed)?;
+    }
+    let _ = fs::remove_file(&tmp);
+    let c_tmp = std::ffi::CString::new(tmp.as_os_str().as_bytes()).with_context(failed)?;
+    let kind = node.mode & libc::S_IFMT;
+    // SAFETY: c_tmp is a NUL-terminated path that outlives the call.
+    let made = unsafe { libc::mknod(c_tmp.as_ptr(), kind | 0o600, node.rdev as libc::dev_t) };
+    if made != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(failed);
+    }
+    let finish = || -> std::io::Result<()> {
+        // chmod after mknod: the umask has no say in a stored mode.
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(node.mode & 0o7777))?;
+        if let Some(t) = mtime {
+            set_mtime(&c_tmp, t)?;
+        }
+        fs::rename(&tmp, path)
+    };
+    finish().or_else(|e| {
+        let _ = fs::remove_file(&tmp);
+        Err(e).with_context(failed)
+    })
+}
+
+/// Sets the mtime of `path` without opening it (opening a FIFO would wait for a writer).
+fn set_mtime(path: &std::ffi::CStr, t: SystemTime) -> std::io::Result<()> {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_nsec: d.subsec_nanos().into(),
+        },
+    ];
+    // SAFETY: path is NUL-terminated and times holds the two entries utimensat reads.
+    match unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 /// `Vault::download` writes `.NAME.cybs3-part` beside the target, then renames it.
 fn is_partial_download(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".cybs3-part")
@@ -474,8 +571,22 @@ async fn list_vault(
         if filters.allows(rel) {
             // Without listed attributes (other servers), a link shows as a file.
             let mode = e.meta.as_ref().and_then(|m| m.mode);
-            let link = vault::attrs::Kind::of(mode) == vault::attrs::Kind::Symlink;
-            out.insert(rel.to_string(), RemoteFile { size: e.size, link });
+            let link = Kind::of(mode) == Kind::Symlink;
+            let node = e.meta.as_ref().and_then(|m| {
+                let mode = m.mode?;
+                let rdev = m.rdev.unwrap_or(0);
+                Kind::of(Some(mode))
+                    .is_special()
+                    .then_some(Node { mode, rdev })
+            });
+            out.insert(
+                rel.to_string(),
+                RemoteFile {
+                    size: e.size,
+                    link,
+                    node,
+                },
+            );
         }
     }
     Ok(out)
@@ -499,6 +610,8 @@ enum Outcome {
     /// The destination already matches (the file's size).
     Skipped(u64),
     Transferred(Transfer),
+    /// Not made here, for this reason (a device, by a user who may not make one).
+    Refused(String),
 }
 
 struct Transfer {
@@ -541,6 +654,15 @@ impl Job {
         if self.dry_run {
             return Ok(Outcome::Transferred(Transfer {
                 bytes: size,
+                parts: None,
+            }));
+        }
+        if let Some(node) = self.source_node() {
+            if let Some(why) = self.make_node(&vault, node).await? {
+                return Ok(Outcome::Refused(why));
+            }
+            return Ok(Outcome::Transferred(Transfer {
+                bytes: 0,
                 parts: None,
             }));
         }
@@ -592,15 +714,52 @@ impl Job {
         }))
     }
 
+    /// The source's FIFO, device or socket, if that is what it is.
+    fn source_node(&self) -> Option<Node> {
+        match self.dir {
+            Direction::Up => self.local.as_ref().and_then(|l| l.node),
+            Direction::Down => self.remote.and_then(|r| r.node),
+        }
+    }
+
+    /// Stores `node` in the vault, or makes it here; `Some(why)` when it may not be made
+    /// here (a device, and this user is not root: mknod(2) would refuse it).
+    async fn make_node(&self, vault: &Vault, node: Node) -> Result<Option<String>> {
+        match self.dir {
+            Direction::Up => {
+                let md = fs::symlink_metadata(&self.local_path)
+                    .with_context(|| format!("cannot read {}", self.local_path.display()))?;
+                vault
+                    .put_node(&self.vault_path, &UploadAttrs::of_file(&md), node.rdev)
+                    .await?;
+            }
+            Direction::Down => {
+                let device = matches!(node.kind(), Kind::CharDevice | Kind::BlockDevice);
+                // SAFETY: geteuid cannot fail and touches no memory.
+                if device && unsafe { libc::geteuid() } != 0 {
+                    return Ok(Some("only root may make devices".to_string()));
+                }
+                let meta = vault.stat(&self.vault_path).await?;
+                let mtime = meta.and_then(|m| m.mtime);
+                make_node(&self.local_path, node, mtime)?;
+            }
+        }
+        Ok(None)
+    }
+
     /// Whether both sides hold the same file: equal sizes, then (one HEAD) equal mtimes,
     /// or with `--checksum` equal content hashes (an object without a hash differs). Links
-    /// are the same when both are links to the same target.
+    /// are the same when both are links to the same target; FIFOs, devices and sockets
+    /// when both are of the same kind, mode and number.
     async fn unchanged(&self, vault: &Vault) -> Result<bool> {
         let (Some(local), Some(remote)) = (&self.local, self.remote) else {
             return Ok(false);
         };
         if local.size != remote.size || local.link.is_some() != remote.link {
             return Ok(false);
+        }
+        if local.node.is_some() || remote.node.is_some() {
+            return Ok(local.node == remote.node);
         }
         if let Some(target) = &local.link {
             let stored = vault.read_range(&self.vault_path, 0, remote.size).await?;
@@ -820,5 +979,48 @@ mod tests {
         assert!(is_partial_download(".a.txt.cybs3-part"));
         assert!(!is_partial_download("a.txt.cybs3-part"));
         assert!(!is_partial_download(".a.txt"));
+    }
+
+    #[test]
+    fn local_specials_are_walked_as_nodes_and_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir(&src).unwrap();
+        let fifo = Node {
+            mode: libc::S_IFIFO | 0o640,
+            rdev: 0,
+        };
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        make_node(&src.join("p"), fifo, Some(t)).unwrap();
+        fs::write(src.join("f"), b"x").unwrap();
+        let args = Cli::try_parse_from(["sync", "a", "b", "--quiet"])
+            .unwrap()
+            .args;
+        let walked = walk(&src, &args.filters, true, &mut Report::new(&args));
+        assert_eq!(
+            walked["p"].node,
+            Some(fifo),
+            "mode, kind and number from lstat"
+        );
+        assert_eq!((walked["p"].size, walked["p"].mtime), (0, t));
+        assert_eq!(walked["f"].node, None);
+
+        // Made over a regular file in its place, whatever the umask.
+        let dst = dir.path().join("dst/p");
+        fs::create_dir(dir.path().join("dst")).unwrap();
+        fs::write(&dst, b"not a FIFO").unwrap();
+        let open = Node {
+            mode: libc::S_IFIFO | 0o666,
+            rdev: 0,
+        };
+        make_node(&dst, open, None).unwrap();
+        let md = fs::symlink_metadata(&dst).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&md.file_type()));
+        assert_eq!(md.mode() & 0o7777, 0o666);
+        assert_eq!(
+            fs::read_dir(dir.path().join("dst")).unwrap().count(),
+            1,
+            "no part file left"
+        );
     }
 }

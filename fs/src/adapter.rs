@@ -165,6 +165,27 @@ impl Filesystem for VaultFs {
         }
     }
 
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = guard("mknod", || {
+            let _t = self.shared();
+            self.core
+                .do_mknod(&caller(req), parent, name, mode, umask, rdev)
+        });
+        match r {
+            Ok(a) => reply.entry(&self.core.ttl(), &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
     fn symlink(
         &self,
         req: &Request,

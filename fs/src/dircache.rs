@@ -19,7 +19,6 @@ use fuser::FileType;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use vault::attrs::Kind;
 use vault::vault::Meta;
 
 /// One name of a listed directory.
@@ -52,10 +51,7 @@ impl Ent {
         if self.is_dir {
             return FileType::Directory;
         }
-        match Kind::of(self.meta.as_ref().and_then(|m| m.mode)) {
-            Kind::Symlink => FileType::Symlink,
-            _ => FileType::RegularFile,
-        }
+        crate::special::file_type(self.meta.as_ref().and_then(|m| m.mode))
     }
 }
 

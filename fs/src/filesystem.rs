@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use vault::attrs::{AttrChange, Kind};
+use vault::attrs::AttrChange;
 
 /// An open file.
 pub(crate) enum Handle<S: Store> {
@@ -244,10 +244,7 @@ impl<S: Store> Core<S> {
         };
         let mtime = m.mtime.or(ent.stored).unwrap_or(UNIX_EPOCH);
         let perm = m.mode.map(|m| (m & 0o7777) as u16).unwrap_or(0o644);
-        let kind = match Kind::of(m.mode) {
-            Kind::Symlink => FileType::Symlink,
-            _ => FileType::RegularFile,
-        };
+        let kind = crate::special::file_type(m.mode);
         let (uid, gid) = self.shown_owner(m.uid, m.gid);
         let st = Stamp {
             uid,
@@ -256,7 +253,10 @@ impl<S: Store> Core<S> {
             atime: m.atime.unwrap_or(mtime),
             ctime: m.ctime.unwrap_or(mtime),
         };
-        Ok(self.file_attr(ino, kind, m.size, perm, st))
+        Ok(FileAttr {
+            rdev: crate::special::shown_rdev(&m),
+            ..self.file_attr(ino, kind, m.size, perm, st)
+        })
     }
 
     fn local_attr(&self, ino: u64, l: &Local) -> R<FileAttr> {
@@ -303,7 +303,7 @@ impl<S: Store> Core<S> {
         }
     }
 
-    fn path_attr(&self, path: &str) -> R<FileAttr> {
+    pub(crate) fn path_attr(&self, path: &str) -> R<FileAttr> {
         if path.is_empty() {
             return self.dir_attr(ROOT, path);
         }

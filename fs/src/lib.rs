@@ -12,6 +12,8 @@
 //!   `close` that succeeded means the content is in S3 ([`writeback`]).
 //! - Directories are common prefixes; `mkdir` stores a marker object `dir/` as S3 consoles
 //!   do. Renames are server-side copies then deletes, under a mount-wide lock ([`rename`]).
+//! - FIFOs, devices and sockets are empty objects whose metadata holds their kind and
+//!   device number; the kernel opens them itself ([`special`]).
 //! - Every handler runs under `catch_unwind`: a panic answers EIO and the mount lives on.
 //!
 //! Layers, top down: [`session`] (mount, signals, umount) and [`adapter`] (fuser calls,
@@ -33,6 +35,7 @@ mod read;
 mod rename;
 mod sealed;
 mod session;
+mod special;
 mod store;
 #[cfg(test)]
 mod tests;

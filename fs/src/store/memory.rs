@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 use tokio::sync::mpsc;
-use vault::attrs::{AttrChange, Xattrs, XATTRS_MAX};
+use vault::attrs::{AttrChange, Kind, Xattrs, XATTRS_MAX};
 use vault::transfer::Source;
 use vault::vault::{Entry, Meta};
 
@@ -33,6 +33,8 @@ pub(crate) struct Obj {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub atime: Option<SystemTime>,
+    /// A device's number, as [`Store::put_node`] stored it.
+    pub rdev: Option<u64>,
     /// When it was stored: its ctime.
     stored: SystemTime,
     version: u64,
@@ -49,6 +51,7 @@ impl Obj {
             uid: None,
             gid: None,
             atime: None,
+            rdev: None,
             stored: SystemTime::now(),
             version: 0,
         }
@@ -63,6 +66,7 @@ impl Obj {
             ctime: Some(self.stored),
             atime: self.atime,
             xattrs: self.xattrs.clone(),
+            rdev: self.rdev,
             ..Meta::sized(self.data.len() as u64)
         }
     }
@@ -397,6 +401,22 @@ impl Store for Memory {
             ..Obj::new(Bytes::copy_from_slice(target), SYMLINK | 0o777, attrs.mtime)
         };
         self.enter("put_symlink")?.put(path, obj);
+        Ok(())
+    }
+
+    /// As the vault does: a device keeps its number, other kinds have none.
+    async fn put_node(&self, path: &str, attrs: &UploadAttrs, rdev: u64) -> Result<()> {
+        let device = matches!(
+            Kind::of(Some(attrs.mode)),
+            Kind::CharDevice | Kind::BlockDevice
+        );
+        let obj = Obj {
+            uid: attrs.uid,
+            gid: attrs.gid,
+            rdev: device.then_some(rdev),
+            ..Obj::new(Bytes::new(), attrs.mode, attrs.mtime)
+        };
+        self.enter("put_node")?.put(path, obj);
         Ok(())
     }
 

@@ -81,6 +81,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn set_xattrs(&self, path: &str, xattrs: &Xattrs) -> Result<()>;
     /// Stores a symbolic link to `target`, with `attrs`' mtime and owner.
     async fn put_symlink(&self, path: &str, target: &[u8], attrs: &UploadAttrs) -> Result<()>;
+    /// Stores a file that holds no data (FIFO, device numbered `rdev`, socket, or empty
+    /// regular file, by `attrs.mode`'s kind) as an empty object with its attributes.
+    async fn put_node(&self, path: &str, attrs: &UploadAttrs, rdev: u64) -> Result<()>;
     /// Stores the directory marker of `path` with the directory's attributes (mode with
     /// `S_IFDIR`, mtime, owner, extended attributes in their stored form).
     async fn put_marker(&self, path: &str, attrs: &UploadAttrs) -> Result<()>;

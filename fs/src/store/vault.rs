@@ -91,6 +91,10 @@ impl Store for Vault {
         Vault::put_symlink(self, path, target, attrs).await
     }
 
+    async fn put_node(&self, path: &str, attrs: &UploadAttrs, rdev: u64) -> Result<()> {
+        Vault::put_node(self, path, attrs, rdev).await
+    }
+
     async fn put_marker(&self, path: &str, attrs: &UploadAttrs) -> Result<()> {
         Vault::put_marker(self, path, attrs).await
     }

@@ -8,6 +8,7 @@ mod model;
 mod open;
 mod owners;
 mod races;
+mod special;
 mod tree;
 
 use crate::caller::Caller;

@@ -1,5 +1,5 @@
 //! A file's attributes as its object's user metadata stores them: mtime, mode, owner,
-//! access time, content hash and extended attributes.
+//! access time, device number, content hash and extended attributes.
 
 use super::Vault;
 use crate::error::{Result, ResultExt};
@@ -17,6 +17,8 @@ pub(crate) const META_UID: &str = "uid";
 pub(crate) const META_GID: &str = "gid";
 /// An access time set explicitly (`touch -a`, `utimensat`); else the mtime stands for it.
 pub(crate) const META_ATIME: &str = "atime";
+/// A device file's number (`st_rdev`, decimal, as `stat(2)` has it); only devices have one.
+pub(crate) const META_RDEV: &str = "rdev";
 pub(super) const META_HASH: &str = "cybs3-hash";
 
 /// One file's attributes from its object's metadata.
@@ -35,6 +37,8 @@ pub struct Meta {
     pub hash: Option<String>,
     /// Extended attributes as stored (see [`Vault::xattrs`]).
     pub xattrs: Option<String>,
+    /// A device file's number (`st_rdev`); `None` for every other kind of file.
+    pub rdev: Option<u64>,
 }
 
 impl Meta {
@@ -50,6 +54,7 @@ impl Meta {
             atime: None,
             hash: None,
             xattrs: None,
+            rdev: None,
         }
     }
 }
@@ -133,6 +138,7 @@ impl Vault {
             atime: metadata.get(META_ATIME).and_then(|s| parse_mtime(s)),
             hash: metadata.get(META_HASH).cloned(),
             xattrs: metadata.get(crate::attrs::META_XATTRS).cloned(),
+            rdev: metadata.get(META_RDEV).and_then(|s| s.parse().ok()),
         }
     }
 

@@ -1,7 +1,8 @@
 //! Uploads of local files with their attributes, resumable when large.
 
-use super::meta::{format_mtime, hash_with};
+use super::meta::{format_mtime, hash_with, META_RDEV};
 use super::{UploadAttrs, Vault};
+use crate::attrs::Kind;
 use crate::blocking::blocking;
 use crate::crypto::{Binding, FileSecrets, Sealer};
 use crate::error::{Error, Result, ResultExt};
@@ -60,7 +61,7 @@ impl Vault {
             Some(&content_id),
             &what,
             path,
-            attrs,
+            (attrs, None),
             progress,
         )
         .await
@@ -78,8 +79,33 @@ impl Vault {
         attrs: &UploadAttrs,
         progress: Progress,
     ) -> Result<Uploaded> {
-        self.send(plain, content_id, "upload", path, attrs, progress)
+        self.send(plain, content_id, "upload", path, (attrs, None), progress)
             .await
+    }
+
+    /// Store a file that holds no data: a FIFO, a device (with its number `rdev`), a
+    /// socket, or an empty regular file, by `attrs.mode`'s kind. It is an empty object
+    /// whose metadata says the rest, sent as any upload is (so an encrypted vault
+    /// encrypts its name and seals its empty body like any file's).
+    pub async fn put_node(&self, path: &str, attrs: &UploadAttrs, rdev: u64) -> Result<()> {
+        let kind = Kind::of(Some(attrs.mode));
+        if !kind.is_special() && kind != Kind::File {
+            return Err(Error::invalid(format!(
+                "{path}: a {kind:?} is not stored as an empty node"
+            )));
+        }
+        // Only devices have a number; a FIFO's or socket's would mean nothing.
+        let rdev = matches!(kind, Kind::CharDevice | Kind::BlockDevice).then_some(rdev);
+        self.send(
+            Arc::new(Empty),
+            None,
+            "upload",
+            path,
+            (attrs, rdev),
+            Arc::new(|_| {}),
+        )
+        .await
+        .map(drop)
     }
 
     async fn send(
@@ -88,7 +114,7 @@ impl Vault {
         content_id: Option<&str>,
         what: &str,
         path: &str,
-        attrs: &UploadAttrs,
+        (attrs, rdev): (&UploadAttrs, Option<u64>),
         mut progress: Progress,
     ) -> Result<Uploaded> {
         let path = &super::clean_path(path)?;
@@ -98,7 +124,10 @@ impl Vault {
             let (plain, crypt_key) = (plain.clone(), self.hash_key());
             blocking(move || hash_with(&plain, crypt_key.as_ref())).await?
         };
-        let meta = attrs.metadata(Some(hash));
+        let mut meta = attrs.metadata(Some(hash));
+        if let Some(rdev) = rdev {
+            meta.push((META_RDEV.to_string(), rdev.to_string()));
+        }
         let resume_id =
             content_id.map(|id| resume_id(&[&self.cfg.endpoint, &self.cfg.bucket, &key, id]));
         let mut bound = None;
@@ -221,6 +250,22 @@ impl Vault {
     }
 }
 
+/// The body of a file that holds no data.
+struct Empty;
+
+impl Source for Empty {
+    fn len(&self) -> u64 {
+        0
+    }
+
+    fn read_at(&self, _offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        match buf.is_empty() {
+            true => Ok(()),
+            false => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        }
+    }
+}
+
 /// Report ciphertext progress as plaintext bytes, so bars sized by the file end at 100 %.
 fn plain_progress(progress: Progress, plain_len: u64, cipher_len: u64) -> Progress {
     let done = std::sync::atomic::AtomicU64::new(0);
@@ -246,4 +291,42 @@ fn resume_id(parts: &[&str]) -> String {
         h.update([0]);
     }
     hex::encode(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::VaultConfig;
+
+    #[tokio::test]
+    async fn directories_and_links_are_not_empty_nodes() {
+        // Nothing listens here: a refusal must come before any request.
+        let cfg = VaultConfig {
+            endpoint: "http://127.0.0.1:9".into(),
+            bucket: "b".into(),
+            ..VaultConfig::default()
+        };
+        let v = Vault::open("v", cfg, None).unwrap();
+        for mode in [0o040755, 0o120777] {
+            let attrs = UploadAttrs {
+                mode,
+                mtime: UNIX_EPOCH,
+                uid: None,
+                gid: None,
+                xattrs: None,
+            };
+            let e = v.put_node("n", &attrs, 0).await.unwrap_err();
+            let invalid =
+                matches!(&e, Error::Local(io) if io.kind() == std::io::ErrorKind::InvalidInput);
+            assert!(invalid, "{mode:o}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_body_reads_as_nothing() {
+        let mut none = [0u8; 0];
+        assert!(Empty.read_at(0, &mut none).is_ok());
+        assert!(Empty.read_at(0, &mut [0u8; 1]).is_err());
+        assert_eq!(Empty.len(), 0);
+    }
 }
