@@ -270,7 +270,15 @@ impl<S: Store> Core<S> {
             atime: m.atime.unwrap_or(mtime),
             ctime: m.ctime.unwrap_or(mtime),
         };
-        Ok(self.file_attr(ino, kind, m.size, perm, st))
+        // All names of a hard-linked file are one inode.
+        let ino = match &m.link {
+            Some(id) => lock(&self.inodes).linked(path, id),
+            None => ino,
+        };
+        Ok(FileAttr {
+            nlink: m.nlink(),
+            ..self.file_attr(ino, kind, m.size, perm, st)
+        })
     }
 
     fn local_attr(&self, ino: u64, l: &Local) -> R<FileAttr> {
@@ -313,7 +321,7 @@ impl<S: Store> Core<S> {
         }
     }
 
-    fn path_attr(&self, path: &str) -> R<FileAttr> {
+    pub(crate) fn path_attr(&self, path: &str) -> R<FileAttr> {
         if path.is_empty() {
             return Ok(self.dir_attr(ROOT, None));
         }
@@ -560,7 +568,7 @@ impl<S: Store> Core<S> {
         self.writable()?;
         self.block_on(self.store.set_attrs(path, change))
             .map_err(|e| errno(&format!("setattr {path:?}"), e))?;
-        self.cache.forget_meta(path);
+        self.file_changed(path);
         Ok(())
     }
 
@@ -625,19 +633,18 @@ impl<S: Store> Core<S> {
         self.writable()?;
         let dir = self.path_of(parent)?;
         let path = join(&dir, name)?;
-        match self.entry(&dir, split(&path).1)? {
+        let ent = match self.entry(&dir, split(&path).1)? {
             None => return Err(Errno::ENOENT),
             Some(e) if e.is_dir => return Err(Errno::EISDIR),
-            Some(_) => {}
-        }
+            Some(e) => e,
+        };
         let ino = self.ino_of(&path);
         self.pin_readers(&path)?;
         let open = lock(&self.locals).remove(&path);
         if let Some(l) = open {
             self.orphan(ino, l);
         }
-        self.block_on(self.store.delete(&path))
-            .map_err(|e| errno("unlink", e))?;
+        self.remove_name(&path, &ent)?;
         self.cache.set(&path, None);
         Ok(())
     }

@@ -12,11 +12,13 @@
 //!   `close` that succeeded means the content is in S3 ([`writeback`]).
 //! - Directories are common prefixes; `mkdir` stores a marker object `dir/` as S3 consoles
 //!   do. Renames are server-side copies then deletes, under a mount-wide lock ([`rename`]).
+//! - Hard links: a file with several names is an inode object named by link records
+//!   ([`links`]); all its names share one inode number.
 //! - Every handler runs under `catch_unwind`: a panic answers EIO and the mount lives on.
 //!
 //! Layers, top down: [`session`] (mount, signals, umount) and [`adapter`] (fuser calls,
 //! errno only) over the core ([`filesystem`], with [`dircache`], [`inodes`],
-//! [`writeback`], [`read`], [`rename`], [`xattrs`]), over a [`store::Store`]: the vault,
+//! [`writeback`], [`read`], [`rename`], [`links`], [`xattrs`]), over a [`store::Store`]: the vault,
 //! or an in-memory store in the unit tests. Store errors become errnos in [`errno`].
 
 mod adapter;
@@ -26,6 +28,7 @@ mod dircache;
 mod errno;
 mod filesystem;
 mod inodes;
+mod links;
 mod names;
 mod prefetch;
 mod read;

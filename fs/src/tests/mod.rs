@@ -3,6 +3,7 @@
 
 mod attrs;
 mod files;
+mod links;
 mod model;
 mod open;
 mod owners;

@@ -93,17 +93,34 @@ impl Vault {
                 });
             }
         }
+        // The vault's own objects (inode objects of hard links) are no files of the user's.
+        out.retain(|e| !super::is_internal(&e.path));
+        // A link record lists as an empty object: its size and attributes are its inode
+        // object's. Without listed metadata any empty object may be one.
+        for e in &mut out {
+            let record = match &e.meta {
+                Some(m) => m.link.is_some(),
+                None => !e.is_dir && e.size == 0,
+            };
+            if record {
+                if let Some(m) = self.stat(&e.path).await? {
+                    e.size = m.size;
+                    e.meta = Some(m);
+                }
+            }
+        }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
-    /// A file's attributes, or `None` when there is no such file.
+    /// A file's attributes, or `None` when there is no such file; a link record's are
+    /// its inode object's.
     pub async fn stat(&self, path: &str) -> Result<Option<Meta>> {
         let key = self.key_of(path)?;
         let Some(info) = self.transfers.head(&self.cfg.bucket, &key).await? else {
             return Ok(None);
         };
-        Ok(Some(self.meta_of(&info)))
+        Ok(Some(self.stat_linked(self.meta_of(&info)).await?))
     }
 
     /// The error for a path with no object. In an encrypted vault, a wrong identity makes

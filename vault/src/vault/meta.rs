@@ -35,6 +35,11 @@ pub struct Meta {
     pub hash: Option<String>,
     /// Extended attributes as stored (see [`Vault::xattrs`]).
     pub xattrs: Option<String>,
+    /// The file's inode object's id when its name is a link record (see
+    /// `vault::links`): the other attributes are the inode object's.
+    pub link: Option<String>,
+    /// On an inode object: the paths of its names.
+    pub names: Vec<String>,
 }
 
 impl Meta {
@@ -50,6 +55,16 @@ impl Meta {
             atime: None,
             hash: None,
             xattrs: None,
+            link: None,
+            names: Vec::new(),
+        }
+    }
+
+    /// The file's link count: its names when it has several, else 1.
+    pub fn nlink(&self) -> u32 {
+        match self.link {
+            Some(_) => (self.names.len() as u32).max(1),
+            None => 1,
         }
     }
 }
@@ -124,6 +139,8 @@ impl Vault {
             atime: metadata.get(META_ATIME).and_then(|s| parse_mtime(s)),
             hash: metadata.get(META_HASH).cloned(),
             xattrs: metadata.get(crate::attrs::META_XATTRS).cloned(),
+            link: metadata.get(super::links::META_LINK).cloned(),
+            names: self.link_names(metadata),
         }
     }
 
