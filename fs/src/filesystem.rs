@@ -296,13 +296,17 @@ impl<S: Store> Core<S> {
             atime: md.accessed().unwrap_or(mtime),
             ctime: at(md.ctime(), md.ctime_nsec()),
         };
-        Ok(self.file_attr(
+        let attr = self.file_attr(
             ino,
             FileType::RegularFile,
             l.len()?,
             (md.mode() & 0o7777) as u16,
             st,
-        ))
+        );
+        Ok(FileAttr {
+            nlink: self.open_nlink(l),
+            ..attr
+        })
     }
 
     /// getattr, also of a file unlinked while open (its local copy answers).

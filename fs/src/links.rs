@@ -15,6 +15,7 @@ use crate::filesystem::Core;
 use crate::names::{join, split};
 use crate::sealed::CacheFile;
 use crate::store::{Error, Result, Store, UploadAttrs};
+use crate::writeback::Local;
 use crate::{lock, R};
 use fuser::{Errno, FileAttr, INodeNo};
 use std::ffi::OsStr;
@@ -78,11 +79,25 @@ impl<S: Store> Core<S> {
             .ok_or_else(|| Error::NotFound(format!("inode object {inode:?} is gone")))
     }
 
-    /// Forgets the cached attributes of every name in `names`: their link count, ctime
-    /// and content are the file's, which changed.
+    /// Forgets the cached attributes of every name in `names`, and has their readers
+    /// read anew: their link count, ctime and content are the file's, which changed (and
+    /// may have moved to or from its inode object).
     fn forget_names(&self, names: &[String]) {
         for n in names {
             self.cache.forget_meta(n);
+            self.reset_readers(n);
+        }
+    }
+
+    /// The link count of a file open for writing: its names' when it has several.
+    pub(crate) fn open_nlink(&self, l: &Local) -> u32 {
+        if lock(&l.link).is_none() {
+            return 1;
+        }
+        let path = lock(&l.path).clone();
+        match self.meta(&path) {
+            Ok(Some(m)) => m.nlink(),
+            _ => 1,
         }
     }
 

@@ -85,6 +85,22 @@ fn writes_and_attributes_through_one_name_show_through_the_other() {
 }
 
 #[test]
+fn readers_of_one_name_read_what_the_other_wrote() {
+    let f = fx();
+    f.put("a", b"one").unwrap();
+    let reader = f.open("a", libc::O_RDONLY).unwrap();
+    assert_eq!(f.read(reader, 0, 10).unwrap(), b"one");
+    // The content moves to the inode object under the open reader.
+    f.link("a", "b").unwrap();
+    assert_eq!(f.read(reader, 0, 10).unwrap(), b"one");
+    let fh = f.open("b", libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    f.write(fh, 0, b"two").unwrap();
+    f.close(fh).unwrap();
+    assert_eq!(f.read(reader, 0, 10).unwrap(), b"two");
+    f.close(reader).unwrap();
+}
+
+#[test]
 fn unlinking_a_name_keeps_the_others_and_the_last_becomes_plain() {
     let f = fx();
     f.put("a", b"data").unwrap();
@@ -186,6 +202,7 @@ fn a_file_open_for_writing_links_and_keeps_writing_to_its_file() {
         b"first",
         "pending writes went up first"
     );
+    assert_eq!(f.lookup("a").unwrap().nlink, 2, "counted while open too");
     f.write(fh, 5, b" second").unwrap();
     f.close(fh).unwrap();
     assert_eq!(f.get("b").unwrap(), b"first second");
