@@ -211,3 +211,19 @@ fn a_file_open_for_writing_links_and_keeps_writing_to_its_file() {
         "a stays a record"
     );
 }
+
+#[test]
+fn a_symbolic_link_links_as_itself() {
+    let f = fx();
+    let root = f.ino("").unwrap();
+    f.core
+        .do_symlink(root, "l".as_ref(), std::path::Path::new("target"))
+        .unwrap();
+    let m = f.link("l", "m").unwrap();
+    assert_eq!((m.kind, m.nlink), (fuser::FileType::Symlink, 2));
+    assert_eq!(f.core.do_readlink(m.ino).unwrap(), b"target");
+    f.unlink("l").unwrap();
+    let m = f.lookup("m").unwrap();
+    assert_eq!((m.kind, m.nlink), (fuser::FileType::Symlink, 1));
+    assert_eq!(f.core.do_readlink(m.ino).unwrap(), b"target");
+}
