@@ -215,6 +215,18 @@ impl DirCache {
             .unwrap_or_default()
     }
 
+    /// The names of `dir`'s listing that are hard links, with their inode objects' ids.
+    pub(crate) fn links(&self, dir: &str) -> HashMap<String, String> {
+        let dirs = lock(&self.dirs);
+        let Some(l) = dirs.get(dir) else {
+            return HashMap::new();
+        };
+        l.entries
+            .iter()
+            .filter_map(|(n, e)| Some((n.clone(), e.meta.as_ref()?.link.clone()?)))
+            .collect()
+    }
+
     /// Records that `path` now is `ent` (`None`: gone), in its parent's listing if cached.
     pub(crate) fn set(&self, path: &str, ent: Option<Ent>) {
         let _ch = self.log(path, Change::Set(ent.clone()));

@@ -379,8 +379,10 @@ impl<S: Store> Core<S> {
                 names.insert(n.to_string(), FileType::RegularFile);
             }
         }
+        let links = self.cache.links(&dir);
         for (name, kind) in names {
-            out.push((self.ino_of(&child(&dir, &name)), kind, name));
+            let path = child(&dir, &name);
+            out.push((self.listed_ino(&path, links.get(&name)), kind, name));
         }
         let fh = self.new_fh();
         lock(&self.dir_handles).insert(fh, Arc::new(out));

@@ -89,6 +89,15 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// The inode number of the listed name `path`: its file's, shared with its other
+    /// names, when the listing says it is a hard link (`link`, its inode object's id).
+    pub(crate) fn listed_ino(&self, path: &str, link: Option<&String>) -> u64 {
+        match link {
+            Some(id) => lock(&self.inodes).linked(path, id),
+            None => self.ino_of(path),
+        }
+    }
+
     /// The link count of a file open for writing: its names' when it has several.
     pub(crate) fn open_nlink(&self, l: &Local) -> u32 {
         if lock(&l.link).is_none() {

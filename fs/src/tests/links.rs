@@ -4,6 +4,7 @@
 //! link(2) answers.
 
 use super::{err, fx, mode, name, Fx};
+use crate::store::Store;
 use fuser::{Errno, FileAttr};
 use std::time::Duration;
 use vault::vault::INTERNAL;
@@ -58,6 +59,31 @@ fn linked_names_are_one_file_with_a_link_count() {
     }
     assert_eq!(f.names("").unwrap(), ["a", "b"]);
     assert_eq!(err(f.lookup(INTERNAL)), Errno::ENOENT);
+}
+
+#[test]
+fn a_fresh_mount_gives_stored_links_one_number_in_readdir_and_lookup() {
+    let f = fx();
+    let s = f.store();
+    s.put_file("x", b"data");
+    let names = ["x".to_string(), "y".to_string()];
+    f.core.block_on(async {
+        s.copy("x", &vault::vault::inode_path("id")).await.unwrap();
+        s.set_link_names("id", &names).await.unwrap();
+        s.put_link("x", "id").await.unwrap();
+        s.put_link("y", "id").await.unwrap();
+    });
+    let fh = fuser::FileHandle(f.core.do_opendir(f.ino("").unwrap()).unwrap());
+    let listed: Vec<(u64, String)> = f.core.dir_entries(fh).unwrap()[2..]
+        .iter()
+        .map(|(ino, _, n)| (*ino, n.clone()))
+        .collect();
+    f.core.do_releasedir(fh);
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].0, listed[1].0, "{listed:?}");
+    let (x, y) = (f.lookup("x").unwrap(), f.lookup("y").unwrap());
+    assert_eq!((x.ino.0, y.ino.0), (listed[0].0, listed[0].0));
+    assert_eq!((x.nlink, y.nlink, y.size), (2, 2, 4));
 }
 
 #[test]
