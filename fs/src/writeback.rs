@@ -37,7 +37,7 @@ use vault::vault::Meta;
 /// copy's own inode holds the file's mode and mtime until the upload states them
 /// ([`Core::upload_attrs`]).
 pub(crate) struct Local {
-    /// The file's path (renames move it): where it is uploaded, unless `data` says.
+    /// The file's path (renames move it): where it is uploaded, unless `link` says.
     pub path: Mutex<String>,
     /// The id of the file's inode object when it has several names: the content is
     /// uploaded there (see [`crate::links`]).
