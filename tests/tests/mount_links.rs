@@ -197,6 +197,39 @@ fn links(vault: &str) {
         [("e".to_string(), 11)],
         "{vault}: cybs3 ls"
     );
+
+    // An encrypted vault's records are bound to their names: one copied over another
+    // name by an S3 client (without the vault's key) is refused, never followed.
+    if vault == "local" {
+        hard_link(m.p("e"), m.p("f")).unwrap();
+        let stored = objects(&c, &bucket, prefix);
+        let records: Vec<&str> = stored
+            .iter()
+            .filter(|(_, _, meta)| meta.contains_key("cybs3-link"))
+            .map(|(k, ..)| k.as_str())
+            .collect();
+        assert_eq!(records.len(), 2, "{stored:?}");
+        rt().block_on(async {
+            c.copy_object()
+                .bucket(&bucket)
+                .key(records[1])
+                .copy_source(format!("{bucket}/{}", records[0]))
+                .send()
+                .await
+                .unwrap()
+        });
+        let cat = |name: &str| {
+            let out = cybs3_tests::cybs3(&v.home, &["cat", &format!("local:{name}")]);
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let (e, f) = (cat("e"), cat("f"));
+        assert!(e.0 != f.0, "exactly one name is refused: {e:?} {f:?}");
+        let refused = if e.0 { f.1 } else { e.1 };
+        assert!(refused.contains("not bound to its path"), "{refused}");
+    }
 }
 
 #[test]

@@ -261,7 +261,11 @@ impl Vault {
                 .with_context(|| format!("cannot read the attributes of {}:{path}", self.name))
         };
         let mut head = head_of(key.clone()).await?;
-        let followed = head.metadata().map(|m| self.followed(m)).transpose()?;
+        let path = &crate::vault::clean_path(path)?;
+        let followed = head
+            .metadata()
+            .map(|m| self.followed(path, m))
+            .transpose()?;
         if let Some(inode) = followed.flatten() {
             head = head_of(inode.clone()).await?;
             key = inode;

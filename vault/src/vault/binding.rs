@@ -126,8 +126,8 @@ impl Vault {
             return Err(self.missing(&from).await);
         };
         // A link record holds no age file, only the name of its inode object.
-        if let Some(id) = info.metadata.get(super::links::META_LINK) {
-            return self.put_link(&to, id).await;
+        if let Some(id) = self.link_of(&from, &info.metadata)? {
+            return self.put_link(&to, &id).await;
         }
         let c = self.crypt();
         let opener = parse_header(&prefix, &c.keys)?;

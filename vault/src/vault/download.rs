@@ -1,7 +1,7 @@
 //! Downloads into local files: a first GET for the metadata (and an encrypted object's
 //! header), then ranged GETs written beside the destination and renamed over it.
 
-use super::links::{inode_path, META_LINK};
+use super::links::inode_path;
 use super::{Meta, Vault, SEALED_CHUNK};
 use crate::blocking::blocking;
 use crate::crypto::{Opener, CHUNK};
@@ -107,8 +107,11 @@ impl Vault {
             .with_context(failed)?;
         // A link record: the content and attributes are its inode object's (whose
         // current version: the record's versions are not the content's).
-        if let Some(inode) = first.as_ref().and_then(|(i, _)| i.metadata.get(META_LINK)) {
-            path = inode_path(inode);
+        let link = first
+            .as_ref()
+            .map(|(i, _)| self.link_of(&named, &i.metadata));
+        if let Some(id) = link.transpose().with_context(failed)?.flatten() {
+            path = inode_path(&id);
             key = self.key_of(&path)?;
             version = None;
             first = self

@@ -8,6 +8,11 @@
 //! the link count is the number of names and the last name left can be made a plain
 //! object again.
 //!
+//! In an encrypted vault a record also carries `cybs3-link-mac`, an HMAC of its path and
+//! inode id under the vault's key, checked wherever a record is followed: a record
+//! copied to another name, or pointed at another inode, by someone without the key is
+//! an error, never another file's content.
+//!
 //! Reads follow a record to its inode here, in the vault ([`Vault::stat`], listings,
 //! readers, downloads, attribute changes), so `cybs3 cp`, `sync` and `ls` see the file's
 //! real content and size; only writers of content (uploads) must name the inode
@@ -20,6 +25,8 @@ use std::collections::HashMap;
 
 /// On a link record: the id of its inode object.
 pub(crate) const META_LINK: &str = "cybs3-link";
+/// On a link record of an encrypted vault: the HMAC binding it to its path and inode.
+const META_LINK_MAC: &str = "cybs3-link-mac";
 /// On an inode object: the keys of its names.
 pub(crate) const META_NAMES: &str = "cybs3-names";
 /// Where the vault keeps its own objects; never listed as a file or directory.
@@ -44,11 +51,12 @@ pub fn is_internal(path: &str) -> bool {
 impl Vault {
     /// Stores `path` as a link record of inode object `id` (replacing what was there).
     pub async fn put_link(&self, path: &str, id: &str) -> Result<()> {
+        let path = &super::clean_path(path)?;
         self.client()
             .put_object()
             .bucket(&self.cfg.bucket)
             .key(self.key_of(path)?)
-            .metadata(META_LINK, id)
+            .set_metadata(Some(self.record_meta(path, id)))
             .body(Vec::new().into())
             .send()
             .await
@@ -114,19 +122,72 @@ impl Vault {
             .collect()
     }
 
-    /// The key to read `path`'s content and attributes at: its inode object's when the
-    /// object at `key` (with this metadata) is a link record, else `None`.
-    pub(crate) fn followed(&self, metadata: &HashMap<String, String>) -> Result<Option<String>> {
-        metadata
-            .get(META_LINK)
-            .map(|id| self.key_of(&inode_path(id)))
+    /// A link record's metadata: the inode's id, and in an encrypted vault its MAC.
+    fn record_meta(&self, path: &str, id: &str) -> HashMap<String, String> {
+        let mut meta = HashMap::from([(META_LINK.to_string(), id.to_string())]);
+        if let Some(mac) = self.link_mac(path, id) {
+            meta.insert(META_LINK_MAC.to_string(), mac);
+        }
+        meta
+    }
+
+    /// The MAC binding the record at `path` (cleaned) to inode `id` in an encrypted
+    /// vault; `None` in a plain one.
+    fn link_mac(&self, path: &str, id: &str) -> Option<String> {
+        use hmac::{Hmac, Mac};
+        let key = self.hash_key()?;
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+        for part in ["cybs3-link", path, id] {
+            mac.update(part.as_bytes());
+            mac.update(&[0]);
+        }
+        Some(hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// The inode id of the object at `path` (cleaned) with this metadata when it is a
+    /// link record (`None`: a file of its own); an error when an encrypted vault's
+    /// record is not bound to `path`.
+    pub(crate) fn link_of(
+        &self,
+        path: &str,
+        metadata: &HashMap<String, String>,
+    ) -> Result<Option<String>> {
+        let Some(id) = metadata.get(META_LINK) else {
+            return Ok(None);
+        };
+        if let Some(want) = self.link_mac(path, id) {
+            if metadata.get(META_LINK_MAC) != Some(&want) {
+                return Err(Error::Crypto(format!(
+                    "{}:{path} is a hard link not bound to its path: it was copied or \
+                     changed by someone without the vault's key",
+                    self.name
+                )));
+            }
+        }
+        Ok(Some(id.clone()))
+    }
+
+    /// The key to read `path`'s (cleaned) content and attributes at: its inode object's
+    /// when the object there (with this metadata) is a link record, else `None`.
+    pub(crate) fn followed(
+        &self,
+        path: &str,
+        metadata: &HashMap<String, String>,
+    ) -> Result<Option<String>> {
+        self.link_of(path, metadata)?
+            .map(|id| self.key_of(&inode_path(&id)))
             .transpose()
     }
 
     /// [`Vault::stat`] of a link record: its inode object's attributes, with the link
     /// named; the record's own when the inode object is gone.
-    pub(super) async fn stat_linked(&self, record: Meta) -> Result<Meta> {
-        let Some(id) = record.link.clone() else {
+    pub(super) async fn stat_linked(
+        &self,
+        path: &str,
+        metadata: &HashMap<String, String>,
+        record: Meta,
+    ) -> Result<Meta> {
+        let Some(id) = self.link_of(path, metadata)? else {
             return Ok(record);
         };
         let key = self.key_of(&inode_path(&id))?;

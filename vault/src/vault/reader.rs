@@ -1,6 +1,6 @@
 //! Random and streaming reads of a file's plaintext: what `cat` and the mount read with.
 
-use super::links::{inode_path, META_LINK};
+use super::links::inode_path;
 use super::names::clean_path;
 use super::{Vault, SEALED_CHUNK};
 use crate::blocking::blocking;
@@ -140,9 +140,11 @@ impl Vault {
         if self.crypt.is_none() {
             let mut info = self.transfers.head(&self.cfg.bucket, &key).await?;
             // A link record: the content is its inode object's.
-            if let Some(inode) = info.as_ref().and_then(|i| i.metadata.get(META_LINK)) {
-                key = self.key_of(&inode_path(inode))?;
-                info = self.transfers.head(&self.cfg.bucket, &key).await?;
+            if let Some(inode) = info.as_ref().map(|i| self.followed(&path, &i.metadata)) {
+                if let Some(inode) = inode? {
+                    key = inode;
+                    info = self.transfers.head(&self.cfg.bucket, &key).await?;
+                }
             }
             return Ok(info.map(|info| RangeReader {
                 key,
@@ -156,8 +158,11 @@ impl Vault {
             .transfers
             .get_first(&self.cfg.bucket, &key, 0, HEADER_PROBE, None)
             .await?;
-        if let Some(inode) = first.as_ref().and_then(|(i, _)| i.metadata.get(META_LINK)) {
-            path = inode_path(inode);
+        let link = first
+            .as_ref()
+            .map(|(i, _)| self.link_of(&path, &i.metadata));
+        if let Some(id) = link.transpose()?.flatten() {
+            path = inode_path(&id);
             key = self.key_of(&path)?;
             first = self
                 .transfers
