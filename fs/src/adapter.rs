@@ -216,6 +216,25 @@ impl Filesystem for VaultFs {
         }
     }
 
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        // Exclusive, as a rename: a file's objects change together.
+        let r = guard("link", || {
+            let _t = self.core.tree.write().unwrap_or_else(|e| e.into_inner());
+            self.core.do_link(ino, newparent, newname)
+        });
+        match r {
+            Ok(a) => reply.entry(&self.core.ttl(), &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let r = guard("unlink", || {
             let _t = self.shared();

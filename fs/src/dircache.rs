@@ -63,7 +63,7 @@ struct Listing {
 /// A change made through the mount, as a fetch on the wire may have missed it.
 enum Change {
     /// The path is now this (`None`: gone).
-    Set(Option<Ent>),
+    Set(Option<Box<Ent>>),
     /// The path's stored attributes changed.
     Meta,
     /// Anything at or below the path may have changed.
@@ -174,7 +174,7 @@ impl DirCache {
                 Change::Tree if within(dir, path) && !force => return false,
                 _ if parent != dir => {}
                 Change::Set(Some(e)) => {
-                    entries.insert(name.to_string(), e.clone());
+                    entries.insert(name.to_string(), (**e).clone());
                 }
                 Change::Set(None) => {
                     entries.remove(name);
@@ -211,9 +211,21 @@ impl DirCache {
             .unwrap_or_default()
     }
 
+    /// The names of `dir`'s listing that are hard links, with their inode objects' ids.
+    pub(crate) fn links(&self, dir: &str) -> HashMap<String, String> {
+        let dirs = lock(&self.dirs);
+        let Some(l) = dirs.get(dir) else {
+            return HashMap::new();
+        };
+        l.entries
+            .iter()
+            .filter_map(|(n, e)| Some((n.clone(), e.meta.as_ref()?.link.clone()?)))
+            .collect()
+    }
+
     /// Records that `path` now is `ent` (`None`: gone), in its parent's listing if cached.
     pub(crate) fn set(&self, path: &str, ent: Option<Ent>) {
-        let _ch = self.log(path, Change::Set(ent.clone()));
+        let _ch = self.log(path, Change::Set(ent.clone().map(Box::new)));
         let (dir, name) = split(path);
         if let Some(l) = lock(&self.dirs).get_mut(dir) {
             match ent {

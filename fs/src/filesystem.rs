@@ -253,7 +253,13 @@ impl<S: Store> Core<S> {
             atime: m.atime.unwrap_or(mtime),
             ctime: m.ctime.unwrap_or(mtime),
         };
+        // All names of a hard-linked file are one inode.
+        let ino = match &m.link {
+            Some(id) => lock(&self.inodes).linked(path, id),
+            None => ino,
+        };
         Ok(FileAttr {
+            nlink: m.nlink(),
             rdev: crate::special::shown_rdev(&m),
             ..self.file_attr(ino, kind, m.size, perm, st)
         })
@@ -283,6 +289,8 @@ impl<S: Store> Core<S> {
         );
         if lock(&l.state).unlinked {
             attr.nlink = 0; // fstat of a file unlinked while open, as POSIX has it
+        } else {
+            attr.nlink = self.open_nlink(l);
         }
         Ok(attr)
     }
@@ -357,8 +365,10 @@ impl<S: Store> Core<S> {
                 names.insert(n.to_string(), FileType::RegularFile);
             }
         }
+        let links = self.cache.links(&dir);
         for (name, kind) in names {
-            out.push((self.ino_of(&child(&dir, &name)), kind, name));
+            let path = child(&dir, &name);
+            out.push((self.listed_ino(&path, links.get(&name)), kind, name));
         }
         let fh = self.new_fh();
         lock(&self.dir_handles).insert(fh, Arc::new(out));
@@ -553,7 +563,7 @@ impl<S: Store> Core<S> {
         self.writable()?;
         self.block_on(self.store.set_attrs(path, change))
             .map_err(|e| errno(&format!("setattr {path:?}"), e))?;
-        self.cache.forget_meta(path);
+        self.file_changed(path);
         Ok(())
     }
 
@@ -623,19 +633,18 @@ impl<S: Store> Core<S> {
         self.writable()?;
         let dir = self.path_of(parent)?;
         let path = join(&dir, name)?;
-        match self.entry(&dir, split(&path).1)? {
+        let ent = match self.entry(&dir, split(&path).1)? {
             None => return Err(Errno::ENOENT),
             Some(e) if e.is_dir => return Err(Errno::EISDIR),
-            Some(_) => {}
-        }
+            Some(e) => e,
+        };
         let ino = self.ino_of(&path);
         self.pin_readers(&path)?;
         let open = lock(&self.locals).remove(&path);
         if let Some(l) = open {
             self.orphan(ino, l);
         }
-        self.block_on(self.store.delete(&path))
-            .map_err(|e| errno("unlink", e))?;
+        self.remove_name(&path, &ent)?;
         self.cache.set(&path, None);
         self.touch_dir(&dir);
         Ok(())

@@ -14,11 +14,13 @@
 //!   do. Renames are server-side copies then deletes, under a mount-wide lock ([`rename`]).
 //! - FIFOs, devices and sockets are empty objects whose metadata holds their kind and
 //!   device number; the kernel opens them itself ([`special`]).
+//! - Hard links: a file with several names is an inode object named by link records
+//!   ([`links`]); all its names share one inode number.
 //! - Every handler runs under `catch_unwind`: a panic answers EIO and the mount lives on.
 //!
 //! Layers, top down: [`session`] (mount, signals, umount) and [`adapter`] (fuser calls,
 //! errno only) over the core ([`filesystem`], with [`dircache`], [`inodes`],
-//! [`writeback`], [`read`], [`rename`], [`xattrs`]), over a [`store::Store`]: the vault,
+//! [`writeback`], [`read`], [`rename`], [`links`], [`xattrs`]), over a [`store::Store`]: the vault,
 //! or an in-memory store in the unit tests. Store errors become errnos in [`errno`].
 
 mod adapter;
@@ -29,6 +31,7 @@ mod dirs;
 mod errno;
 mod filesystem;
 mod inodes;
+mod links;
 mod names;
 mod prefetch;
 mod read;

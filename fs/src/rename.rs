@@ -2,6 +2,8 @@
 //! lock taken exclusively by the adapter, so a directory is never seen half-moved through
 //! the mount. Open files follow their names: write handles upload under the new name,
 //! read handles read it there; a file renamed over is kept for its handles, as at unlink.
+//! A hard-linked name moves as its link record, its file's list of names updated
+//! ([`crate::links`]).
 
 use crate::errno::errno;
 use crate::filesystem::Core;
@@ -34,6 +36,9 @@ impl<S: Store> Core<S> {
                     stack.push((e.path.clone(), target));
                 } else {
                     self.move_file(&e.path, &target)?;
+                    if let Some(m) = &e.meta {
+                        self.name_moved(&e.path, &target, m)?;
+                    }
                 }
             }
             self.block_on(self.store.delete_marker(&s))?;
@@ -69,6 +74,10 @@ impl<S: Store> Core<S> {
             if dst.as_ref().is_some_and(|d| d.is_dir) {
                 return Err(Errno::EISDIR);
             }
+            let links = self.rename_links(&from, &src, &to, dst.as_ref())?;
+            if links.same_file() {
+                return Ok(());
+            }
             // Pending writes go up first, so the copy has them.
             let open = self.local(&from);
             if let Some(l) = &open {
@@ -79,6 +88,7 @@ impl<S: Store> Core<S> {
                 self.pin_readers(&to)?;
             }
             self.move_file(&from, &to).map_err(|e| errno("rename", e))?;
+            self.renamed_links(&from, &to, links)?;
             self.move_readers(&from, &to);
             // A file open for writing under the replaced name loses it, as at unlink:
             // its handles go on, and its close must not upload it over the new file.

@@ -37,8 +37,11 @@ use vault::vault::Meta;
 /// copy's own inode holds the file's mode and mtime until the upload states them
 /// ([`Core::upload_attrs`]).
 pub(crate) struct Local {
-    /// The store path it is uploaded to (renames move it).
+    /// The file's path (renames move it): where it is uploaded, unless `link` says.
     pub path: Mutex<String>,
+    /// The id of the file's inode object when it has several names: the content is
+    /// uploaded there (see [`crate::links`]).
+    pub link: Mutex<Option<String>>,
     /// The copy: unlinked, reachable through this descriptor only.
     pub file: Arc<CacheFile>,
     pub state: Mutex<LocalState>,
@@ -118,13 +121,13 @@ impl<S: Store> Core<S> {
             return Ok(l);
         }
         let cache_path = self.new_cache_path();
-        let (mode, fetch, xattrs, owner) = match create {
-            Some(new) => (new.mode, false, None, (new.uid, new.gid)),
+        let (mode, fetch, xattrs, owner, link) = match create {
+            Some(new) => (new.mode, false, None, (new.uid, new.gid), None),
             None => {
                 let m = self.meta(path)?.ok_or(Errno::ENOENT)?;
                 let mode = m.mode.map(|m| m & 0o7777).unwrap_or(0o644);
                 let owner = (m.uid.unwrap_or(self.uid), m.gid.unwrap_or(self.gid));
-                (mode, !truncate, m.xattrs, owner)
+                (mode, !truncate, m.xattrs, owner, m.link)
             }
         };
         let file = OpenOptions::new()
@@ -157,6 +160,7 @@ impl<S: Store> Core<S> {
             .set_permissions(std::fs::Permissions::from_mode(mode));
         let local = Arc::new(Local {
             path: Mutex::new(path.to_string()),
+            link: Mutex::new(link),
             file,
             state: Mutex::new(LocalState {
                 dirty: !fetch,
@@ -205,11 +209,19 @@ impl<S: Store> Core<S> {
         let path = lock(&local.path).clone();
         let path = path.as_str();
         let attrs = self.upload_attrs(local)?;
-        self.block_on(self.store.upload(&local.file, path, &attrs))
-            .map_err(|e| errno(&format!("upload of {path:?}"), e))?;
+        let link = lock(&local.link).clone();
+        match &link {
+            Some(id) => self.upload_linked(&local.file, id, &attrs),
+            None => self.block_on(self.store.upload(&local.file, path, &attrs)),
+        }
+        .map_err(|e| errno(&format!("upload of {path:?}"), e))?;
         st.dirty = false;
         drop(st);
         self.reset_readers(path);
+        if link.is_some() {
+            self.file_changed(path);
+            return Ok(());
+        }
         // What was uploaded is what the listing would now say.
         let meta = local.len().ok().map(|size| Meta {
             mtime: Some(attrs.mtime),

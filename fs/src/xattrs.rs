@@ -131,7 +131,7 @@ impl<S: Store> Core<S> {
             None => {
                 self.block_on(self.store.set_xattrs(path, &xattrs))
                     .map_err(|e| errno(&what(), e))?;
-                self.cache.forget_meta(path);
+                self.file_changed(path);
             }
         }
         Ok(())

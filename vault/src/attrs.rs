@@ -220,21 +220,34 @@ impl Vault {
         Ok(())
     }
 
-    async fn replace_meta(
+    /// Replaces a stored file's metadata with what `change` makes of it: the inode
+    /// object's, when `path` is a link record (see `vault::links`).
+    pub(crate) async fn replace_meta(
         &self,
         path: &str,
         change: impl FnOnce(&mut std::collections::HashMap<String, String>),
     ) -> Result<()> {
-        let key = self.key_of(path)?;
+        let mut key = self.key_of(path)?;
         let bucket = &self.cfg.bucket;
-        let head = self
-            .client()
-            .head_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .with_context(|| format!("cannot read the attributes of {}:{path}", self.name))?;
+        let head_of = |key: String| async move {
+            self.client()
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .with_context(|| format!("cannot read the attributes of {}:{path}", self.name))
+        };
+        let mut head = head_of(key.clone()).await?;
+        let path = &crate::vault::clean_path(path)?;
+        let followed = head
+            .metadata()
+            .map(|m| self.followed(path, m))
+            .transpose()?;
+        if let Some(inode) = followed.flatten() {
+            head = head_of(inode.clone()).await?;
+            key = inode;
+        }
         let mut meta = head.metadata().cloned().unwrap_or_default();
         change(&mut meta);
         self.client()

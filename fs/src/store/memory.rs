@@ -2,7 +2,9 @@
 //! them, a version per object so that readers see replacements as a real store's
 //! `If-Match` does, a count of calls by method (what the caches save), an error to
 //! answer on demand (the errno table, seen through the core), and a pause between a
-//! call's answer and its return (races with what the mount does meanwhile).
+//! call's answer and its return (races with what the mount does meanwhile). Hard links
+//! are kept as the vault keeps them: link records naming inode objects, followed by
+//! reads, stats and attribute changes, and inode objects left out of listings.
 
 use super::{Error, Result, Store, UploadAttrs};
 use crate::names::child;
@@ -14,7 +16,7 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 use vault::attrs::{AttrChange, Kind, Xattrs, XATTRS_MAX};
 use vault::transfer::Source;
-use vault::vault::{Entry, Meta};
+use vault::vault::{inode_path, is_internal, Entry, Meta};
 
 /// A regular file's kind bits (`S_IFREG`) and a symbolic link's.
 pub(crate) const REGULAR: u32 = 0o100000;
@@ -35,6 +37,10 @@ pub(crate) struct Obj {
     pub atime: Option<SystemTime>,
     /// A device's number, as [`Store::put_node`] stored it.
     pub rdev: Option<u64>,
+    /// A link record's inode object id.
+    pub link: Option<String>,
+    /// An inode object's names.
+    pub names: Vec<String>,
     /// When it was stored: its ctime.
     stored: SystemTime,
     version: u64,
@@ -52,6 +58,8 @@ impl Obj {
             gid: None,
             atime: None,
             rdev: None,
+            link: None,
+            names: Vec::new(),
             stored: SystemTime::now(),
             version: 0,
         }
@@ -67,6 +75,8 @@ impl Obj {
             atime: self.atime,
             xattrs: self.xattrs.clone(),
             rdev: self.rdev,
+            link: self.link.clone(),
+            names: self.names.clone(),
             ..Meta::sized(self.data.len() as u64)
         }
     }
@@ -91,6 +101,27 @@ impl State {
         self.files
             .get(path)
             .ok_or_else(|| Error::NotFound(format!("{path:?} does not exist")))
+    }
+
+    /// Where `path`'s content and attributes are: its own object, or a link record's
+    /// inode object.
+    fn followed(&self, path: &str) -> String {
+        match self.files.get(path).and_then(|o| o.link.as_deref()) {
+            Some(id) => inode_path(id),
+            None => path.to_string(),
+        }
+    }
+
+    /// `path`'s attributes, a link record's being its inode object's.
+    fn meta(&self, path: &str) -> Option<Meta> {
+        let own = self.files.get(path)?;
+        match self.files.get(&self.followed(path)) {
+            Some(o) if own.link.is_some() => Some(Meta {
+                link: own.link.clone(),
+                ..o.meta()
+            }),
+            _ => Some(own.meta()),
+        }
     }
 }
 
@@ -248,14 +279,16 @@ impl Store for Memory {
         }
         for (p, o) in &st.files {
             if p.strip_prefix(&prefix).is_some_and(|r| !r.contains('/')) {
+                // A record lists with its file's size, as the vault resolves it.
+                let meta = st.meta(p).unwrap_or_else(|| o.meta());
                 out.insert(
                     p.clone(),
                     Entry {
                         path: p.clone(),
-                        size: o.data.len() as u64,
+                        size: meta.size,
                         stored: Some(o.stored),
                         is_dir: false,
-                        meta: self.lists_meta.then(|| o.meta()),
+                        meta: (self.lists_meta || o.link.is_some()).then_some(meta),
                     },
                 );
             }
@@ -277,11 +310,12 @@ impl Store for Memory {
         }
         drop(st);
         self.paused("list");
+        out.retain(|p, _| !is_internal(p));
         Ok(out.into_values().collect())
     }
 
     async fn stat(&self, path: &str) -> Result<Option<Meta>> {
-        let meta = self.enter("stat")?.files.get(path).map(Obj::meta);
+        let meta = self.enter("stat")?.meta(path);
         self.paused("stat");
         Ok(meta)
     }
@@ -291,9 +325,12 @@ impl Store for Memory {
     }
 
     async fn download(&self, path: &str, into: &Arc<CacheFile>) -> Result<Meta> {
-        let obj = self.enter("download")?.file(path)?.clone();
-        into.write_at(0, &obj.data)?;
-        Ok(obj.meta())
+        let st = self.enter("download")?;
+        let data = st.file(&st.followed(path))?.data.clone();
+        let meta = st.meta(path).expect("the file was found");
+        drop(st);
+        into.write_at(0, &data)?;
+        Ok(meta)
     }
 
     async fn upload(&self, from: &Arc<CacheFile>, path: &str, attrs: &UploadAttrs) -> Result<()> {
@@ -319,8 +356,9 @@ impl Store for Memory {
 
     async fn reader(&self, path: &str) -> Result<Option<MemReader>> {
         let st = self.enter("reader")?;
-        Ok(st.files.get(path).map(|o| MemReader {
-            path: path.to_string(),
+        let path = st.followed(path);
+        Ok(st.files.get(&path).map(|o| MemReader {
+            path: path.clone(),
             version: o.version,
             data: o.data.clone(),
         }))
@@ -355,7 +393,7 @@ impl Store for Memory {
 
     async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let st = self.enter("read_range")?;
-        Ok(slice(&st.file(path)?.data, offset, len).to_vec())
+        Ok(slice(&st.file(&st.followed(path))?.data, offset, len).to_vec())
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
@@ -372,6 +410,7 @@ impl Store for Memory {
 
     async fn set_attrs(&self, path: &str, change: &AttrChange) -> Result<()> {
         let mut st = self.enter("set_attrs")?;
+        let path = &st.followed(path);
         let mut obj = st.file(path)?.clone();
         obj.mtime = change.mtime.unwrap_or(obj.mtime);
         obj.atime = change.atime.or(obj.atime);
@@ -388,6 +427,7 @@ impl Store for Memory {
     async fn set_xattrs(&self, path: &str, xattrs: &Xattrs) -> Result<()> {
         let stored = self.encode_xattrs(xattrs)?;
         let mut st = self.enter("set_xattrs")?;
+        let path = &st.followed(path);
         let mut obj = st.file(path)?.clone();
         obj.xattrs = stored;
         st.put(path, obj);
@@ -485,5 +525,33 @@ impl Store for Memory {
             )));
         }
         Ok(Some(s))
+    }
+
+    async fn put_link(&self, path: &str, id: &str) -> Result<()> {
+        let record = Obj {
+            link: Some(id.to_string()),
+            ..Obj::new(Bytes::new(), REGULAR | 0o644, SystemTime::now())
+        };
+        self.enter("put_link")?.put(path, record);
+        Ok(())
+    }
+
+    async fn set_link_names(&self, id: &str, names: &[String]) -> Result<()> {
+        let mut st = self.enter("set_link_names")?;
+        let inode = inode_path(id);
+        let mut obj = st.file(&inode)?.clone();
+        obj.names = names.to_vec();
+        st.put(&inode, obj);
+        Ok(())
+    }
+
+    async fn unlink_last(&self, id: &str, to: &str) -> Result<()> {
+        let mut st = self.enter("unlink_last")?;
+        let obj = Obj {
+            names: Vec::new(),
+            ..st.file(&inode_path(id))?.clone()
+        };
+        st.put(to, obj);
+        Ok(())
     }
 }

@@ -2,7 +2,9 @@
 //! attributes, stat a file, read ranges (one-off, random through a reader, or one
 //! streamed GET), download into and upload from a local copy ([`CacheFile`]) with
 //! explicit attributes,
-//! delete, copy server-side, and directory markers with the directories' attributes.
+//! delete, copy server-side, directory markers with the directories' attributes, and the
+//! link records and inode objects of hard links. Reads, stats and attribute changes of
+//! a link record are its inode object's.
 //!
 //! [`::vault::Vault`] implements it ([`vault`]); an in-memory store does for the unit
 //! tests ([`memory`]), so the filesystem core runs without S3 and without a kernel mount.
@@ -95,4 +97,11 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn decode_xattrs(&self, stored: Option<&str>) -> Result<Xattrs>;
     /// Extended attributes in their stored form; an error when they do not fit.
     fn encode_xattrs(&self, xattrs: &Xattrs) -> Result<Option<String>>;
+    /// Stores `path` as a link record of inode object `id` (see [`crate::links`]).
+    async fn put_link(&self, path: &str, id: &str) -> Result<()>;
+    /// Records `names` as the names of inode object `id`; an `InvalidInput` error when
+    /// there are more than its metadata holds.
+    async fn set_link_names(&self, id: &str, names: &[String]) -> Result<()>;
+    /// Makes `to` a plain file again with inode object `id`'s content and attributes.
+    async fn unlink_last(&self, id: &str, to: &str) -> Result<()>;
 }

@@ -118,4 +118,16 @@ impl Store for Vault {
     fn encode_xattrs(&self, xattrs: &Xattrs) -> Result<Option<String>> {
         Vault::encode_xattrs(self, xattrs)
     }
+
+    async fn put_link(&self, path: &str, id: &str) -> Result<()> {
+        Vault::put_link(self, path, id).await
+    }
+
+    async fn set_link_names(&self, id: &str, names: &[String]) -> Result<()> {
+        Vault::set_link_names(self, id, names).await
+    }
+
+    async fn unlink_last(&self, id: &str, to: &str) -> Result<()> {
+        Vault::unlink_last(self, id, to).await
+    }
 }

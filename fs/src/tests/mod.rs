@@ -4,6 +4,7 @@
 mod attrs;
 mod dirs;
 mod files;
+mod links;
 mod model;
 mod open;
 mod owners;

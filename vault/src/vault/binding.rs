@@ -125,6 +125,10 @@ impl Vault {
         else {
             return Err(self.missing(&from).await);
         };
+        // A link record holds no age file, only the name of its inode object.
+        if let Some(id) = self.link_of(&from, &info.metadata)? {
+            return self.put_link(&to, &id).await;
+        }
         let c = self.crypt();
         let opener = parse_header(&prefix, &c.keys)?;
         match self.bound(&from, &opener)? {

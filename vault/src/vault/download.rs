@@ -1,6 +1,7 @@
 //! Downloads into local files: a first GET for the metadata (and an encrypted object's
 //! header), then ranged GETs written beside the destination and renamed over it.
 
+use super::links::inode_path;
 use super::{Meta, Vault, SEALED_CHUNK};
 use crate::blocking::blocking;
 use crate::crypto::{Opener, CHUNK};
@@ -95,17 +96,34 @@ impl Vault {
     where
         F: std::future::Future<Output = Result<Arc<dyn Sink>>>,
     {
-        let path = &super::clean_path(path)?;
-        let key = self.key_of(path)?;
-        let failed = || format!("cannot read {}:{path}", self.name);
-        let first = self
+        let named = super::clean_path(path)?;
+        let mut version = version;
+        let (mut path, mut key) = (named.clone(), self.key_of(&named)?);
+        let failed = || format!("cannot read {}:{named}", self.name);
+        let mut first = self
             .transfers
             .get_first(&self.cfg.bucket, &key, 0, PIECE as u64, version)
             .await
             .with_context(failed)?;
+        // A link record: the content and attributes are its inode object's (whose
+        // current version: the record's versions are not the content's).
+        let link = first
+            .as_ref()
+            .map(|(i, _)| self.link_of(&named, &i.metadata));
+        if let Some(id) = link.transpose().with_context(failed)?.flatten() {
+            path = inode_path(&id);
+            key = self.key_of(&path)?;
+            version = None;
+            first = self
+                .transfers
+                .get_first(&self.cfg.bucket, &key, 0, PIECE as u64, None)
+                .await
+                .with_context(failed)?;
+        }
         let Some((info, first)) = first else {
-            return Err(self.missing(path).await);
+            return Err(self.missing(&named).await);
         };
+        let path = &path;
         let opener = match (&self.crypt, version) {
             (Some(_), None) => Some(self.open_checked(path, &first).with_context(failed)?),
             (Some(_), Some(_)) => Some(self.open_version(path, &first).with_context(failed)?),

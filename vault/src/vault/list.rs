@@ -93,17 +93,52 @@ impl Vault {
                 });
             }
         }
+        // The vault's own objects (inode objects of hard links) are no files of the user's.
+        out.retain(|e| !super::is_internal(&e.path));
+        // A link record lists as an empty object: its size and attributes are its inode
+        // object's. Without listed metadata any empty object may be one. A record not
+        // bound to its path is no file of the vault, as a name that does not decrypt.
+        let mut bad = Vec::new();
+        for (i, e) in out.iter_mut().enumerate() {
+            let record = match &e.meta {
+                Some(m) => m.link.is_some(),
+                None => !e.is_dir && e.size == 0,
+            };
+            if !record {
+                continue;
+            }
+            match self.stat(&e.path).await {
+                Ok(Some(m)) => {
+                    e.size = m.size;
+                    e.meta = Some(m);
+                }
+                Ok(None) => {}
+                Err(Error::Crypto(m)) => {
+                    tracing::warn!("skipping {:?} in vault {}: {m}", e.path, self.name);
+                    bad.push(i);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for i in bad.into_iter().rev() {
+            out.remove(i);
+        }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
-    /// A file's attributes, or `None` when there is no such file.
+    /// A file's attributes, or `None` when there is no such file; a link record's are
+    /// its inode object's.
     pub async fn stat(&self, path: &str) -> Result<Option<Meta>> {
         let key = self.key_of(path)?;
         let Some(info) = self.transfers.head(&self.cfg.bucket, &key).await? else {
             return Ok(None);
         };
-        Ok(Some(self.meta_of(&info)))
+        let meta = self.meta_of(&info);
+        Ok(Some(
+            self.stat_linked(&clean_path(path)?, &info.metadata, meta)
+                .await?,
+        ))
     }
 
     /// A directory's attributes as its marker stores them, or `None` when it has no

@@ -39,6 +39,11 @@ pub struct Meta {
     pub xattrs: Option<String>,
     /// A device file's number (`st_rdev`); `None` for every other kind of file.
     pub rdev: Option<u64>,
+    /// The file's inode object's id when its name is a link record (see
+    /// `vault::links`): the other attributes are the inode object's.
+    pub link: Option<String>,
+    /// On an inode object: the paths of its names.
+    pub names: Vec<String>,
 }
 
 impl Meta {
@@ -55,6 +60,16 @@ impl Meta {
             hash: None,
             xattrs: None,
             rdev: None,
+            link: None,
+            names: Vec::new(),
+        }
+    }
+
+    /// The file's link count: its names when it has several, else 1.
+    pub fn nlink(&self) -> u32 {
+        match self.link {
+            Some(_) => (self.names.len() as u32).max(1),
+            None => 1,
         }
     }
 }
@@ -139,6 +154,8 @@ impl Vault {
             hash: metadata.get(META_HASH).cloned(),
             xattrs: metadata.get(crate::attrs::META_XATTRS).cloned(),
             rdev: metadata.get(META_RDEV).and_then(|s| s.parse().ok()),
+            link: metadata.get(super::links::META_LINK).cloned(),
+            names: self.link_names(metadata),
         }
     }
 

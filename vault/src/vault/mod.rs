@@ -15,6 +15,7 @@
 //!   `meta`: attributes as stored.
 //! - `upload`: local files up, with [`UploadAttrs`]; `download`: objects down into files.
 //! - `reader`: random and streaming reads of a file's plaintext.
+//! - `links`: hard links, as link records naming an inode object.
 //! - `binding`: each encrypted file bound to its path, checked on reads, made on writes,
 //!   copies and renames.
 
@@ -28,6 +29,7 @@ use aws_sdk_s3::Client;
 
 mod binding;
 mod download;
+mod links;
 mod list;
 mod meta;
 mod names;
@@ -36,6 +38,7 @@ mod upload;
 mod versions;
 
 pub use binding::RebindReport;
+pub use links::{inode_path, is_internal, INTERNAL};
 pub use list::Entry;
 pub(crate) use meta::{format_mtime, META_ATIME, META_GID, META_MODE, META_MTIME, META_UID};
 pub use meta::{Meta, UploadAttrs};

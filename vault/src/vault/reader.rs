@@ -1,5 +1,6 @@
 //! Random and streaming reads of a file's plaintext: what `cat` and the mount read with.
 
+use super::links::inode_path;
 use super::names::clean_path;
 use super::{Vault, SEALED_CHUNK};
 use crate::blocking::blocking;
@@ -134,10 +135,17 @@ impl Vault {
     /// object's size and ETag, and for encrypted vaults the parsed age header, so each
     /// [`Vault::read_at`] costs one ranged GET.
     pub async fn reader(&self, path: &str) -> Result<Option<RangeReader>> {
-        let path = &clean_path(path)?;
-        let key = self.key_of(path)?;
+        let mut path = clean_path(path)?;
+        let mut key = self.key_of(&path)?;
         if self.crypt.is_none() {
-            let info = self.transfers.head(&self.cfg.bucket, &key).await?;
+            let mut info = self.transfers.head(&self.cfg.bucket, &key).await?;
+            // A link record: the content is its inode object's.
+            if let Some(inode) = info.as_ref().map(|i| self.followed(&path, &i.metadata)) {
+                if let Some(inode) = inode? {
+                    key = inode;
+                    info = self.transfers.head(&self.cfg.bucket, &key).await?;
+                }
+            }
             return Ok(info.map(|info| RangeReader {
                 key,
                 size: info.size,
@@ -146,13 +154,25 @@ impl Vault {
             }));
         }
         // One GET brings the header and the ETag the reads will insist on.
-        let first = self
+        let mut first = self
             .transfers
             .get_first(&self.cfg.bucket, &key, 0, HEADER_PROBE, None)
             .await?;
+        let link = first
+            .as_ref()
+            .map(|(i, _)| self.link_of(&path, &i.metadata));
+        if let Some(id) = link.transpose()?.flatten() {
+            path = inode_path(&id);
+            key = self.key_of(&path)?;
+            first = self
+                .transfers
+                .get_first(&self.cfg.bucket, &key, 0, HEADER_PROBE, None)
+                .await?;
+        }
         let Some((info, header)) = first else {
             return Ok(None);
         };
+        let path = &path;
         let opener = self
             .open_checked(path, &header)
             .with_context(|| format!("cannot decrypt {}:{path}", self.name))?;

@@ -314,6 +314,7 @@ mod tests {
                 uid: None,
                 gid: None,
                 xattrs: None,
+                atime: None,
             };
             let e = v.put_node("n", &attrs, 0).await.unwrap_err();
             let invalid =
