@@ -119,7 +119,15 @@ pub(crate) fn check(caller: &Caller, now: Owned, asked: &Asked) -> R<Option<u32>
             return Err(Errno::EPERM);
         }
     }
-    if asked.mode.is_some() && !owner {
+    // Under `default_permissions` the kernel refuses another user's chmod itself. What
+    // still comes from one is the kernel clearing set-ID bits as that user writes or
+    // truncates the file (`ATTR_FORCE`, sent as a plain mode change): that must pass.
+    let set_id = now.mode & (S_ISUID | S_ISGID);
+    let drops_set_id = set_id != 0
+        && asked
+            .mode
+            .is_some_and(|m| m & 0o7777 == now.mode & 0o7777 & !set_id);
+    if asked.mode.is_some() && !owner && !drops_set_id {
         return Err(Errno::EPERM);
     }
     if asked.times_given && !owner {
@@ -229,6 +237,30 @@ mod tests {
             check(&user(1000, 1000, &[50]), other_group, &chmod),
             Ok(Some(0o2755))
         );
+    }
+
+    #[test]
+    fn the_kernel_clears_set_id_bits_for_another_users_write() {
+        let setuid = Owned {
+            mode: 0o6777,
+            ..FILE
+        };
+        let cleared = Asked {
+            mode: Some(0o777),
+            ..Asked::default()
+        };
+        let other = user(1001, 1001, &[]);
+        assert_eq!(check(&other, setuid, &cleared), Ok(Some(0o777)));
+        let more = Asked {
+            mode: Some(0o666),
+            ..Asked::default()
+        };
+        assert_eq!(check(&other, setuid, &more), Err(Errno::EPERM));
+        let same = Asked {
+            mode: Some(0o644),
+            ..Asked::default()
+        };
+        assert_eq!(check(&other, FILE, &same), Err(Errno::EPERM));
     }
 
     #[test]

@@ -226,6 +226,10 @@ fn dirs(vault: &str) {
     refused(1001, "rmdir tmp/ad");
     ok(1001, "echo b > tmp/b && mv tmp/b tmp/c && rm tmp/c");
     ok(1000, "mv tmp/a tmp/a2 && rm tmp/a2 tmp/l && rmdir tmp/ad");
+    // Another user's write to a set-user-ID file it may write clears the bit.
+    ok(1000, "echo s > tmp/s && chmod 4777 tmp/s");
+    ok(1001, "echo more >> tmp/s");
+    assert_eq!(owner_mode(&m.p("tmp/s")), (1000, 1000, 0o777), "{vault}");
 
     // Set-group-ID: new entries take the directory's group, new directories its bit.
     std::fs::create_dir(m.p("g")).unwrap();
