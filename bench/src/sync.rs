@@ -76,10 +76,11 @@ pub struct SyncBenchArgs {
     /// Number of small files (1 to 8 KiB each, 100 per directory)
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     small_files: u64,
-    /// Syncs of each kind (up or down, plain or encrypted), alternated, each vault first
-    /// in every other round (an even number lets each go first as often); medians are
-    /// reported, and the encryption cost is the median of each round's pair, so load that
-    /// drifts during the run weighs on both vaults
+    /// Syncs of each kind (up or down, plain or encrypted, and rclone's copies when it is
+    /// installed), taking turns, the first of a round last in the next (with the two
+    /// vaults alone, an even number lets each go first as often); medians are reported,
+    /// and the encryption cost is the median of each round's pair, so load that drifts
+    /// during the run weighs on both vaults
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=20))]
     rounds: u64,
     /// Keep the bench files in the vaults and the local source trees (paths printed on stderr)
