@@ -12,6 +12,11 @@ pub(crate) struct Row {
     /// Fraction of the physical reference this is compared with, if any.
     pub(crate) ratio: Option<f64>,
     pub(crate) reference: Option<&'static str>,
+    /// Fraction of a second reference, another tool doing the same in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) also_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) also_reference: Option<&'static str>,
     /// Per-operation latency percentiles, milliseconds, where operations were timed one by one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) p50_ms: Option<f64>,
@@ -41,10 +46,12 @@ pub(crate) fn print(mut head: serde_json::Value, rows: &[Row], json: bool) {
         );
     }
     for r in rows {
-        let vs = match (r.ratio, r.reference) {
-            (Some(x), Some(name)) => format!("{:.0} % of {name}", x * 100.0),
-            _ => String::new(),
+        let of = |ratio: Option<f64>, reference: Option<&str>| match (ratio, reference) {
+            (Some(x), Some(name)) => Some(format!("{:.0} % of {name}", x * 100.0)),
+            _ => None,
         };
+        let vs = [of(r.ratio, r.reference), of(r.also_ratio, r.also_reference)];
+        let vs = vs.into_iter().flatten().collect::<Vec<_>>().join("; ");
         if latencies {
             let ms = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_default();
             println!(
@@ -90,6 +97,8 @@ pub(crate) fn row(
         unit,
         ratio: vs.map(|v| v.0),
         reference: vs.map(|v| v.1),
+        also_ratio: None,
+        also_reference: None,
         p50_ms: None,
         p99_ms: None,
     }
@@ -101,6 +110,15 @@ pub(crate) fn timed_row(name: &str, t: &Timing) -> Row {
         p50_ms: Some(t.percentile_ms(50.0)),
         p99_ms: Some(t.percentile_ms(99.0)),
         ..row(name, t.rate(), "ops/s", None)
+    }
+}
+
+/// A row with a second reference's ratio set.
+pub(crate) fn also(r: Row, vs: Option<(f64, &'static str)>) -> Row {
+    Row {
+        also_ratio: vs.map(|v| v.0),
+        also_reference: vs.map(|v| v.1),
+        ..r
     }
 }
 

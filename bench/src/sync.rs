@@ -1,7 +1,9 @@
 //! `cybs3 bench sync`: `cybs3 sync` of large and of small files, up and down, with an
 //! encrypted and a plain vault, next to references measured in the same run: the vault
 //! crate's transfer engine moving the same files over raw S3 (no encryption, no sync
-//! logic), and the local disk writing them.
+//! logic), the local disk writing them, and, when it is installed, rclone copying them
+//! with the plain vault's server and bucket (plain, and through rclone crypt for the
+//! encrypted vault), taking turns with the syncs.
 //!
 //! Each sync is the real command, this binary run as `cybs3 sync SRC DST --quiet --json`,
 //! timed from spawn to exit (what a user waits for); its summary must show every file
@@ -16,9 +18,10 @@ mod child;
 mod cleanup;
 mod files;
 mod raw;
+mod rclone;
 
 use crate::machine::{loadavg, settle_disk};
-use crate::report::{print, row, Row};
+use crate::report::{also, print, row, Row};
 use crate::timing::{median, parallel};
 use crate::Cli;
 use anyhow::{anyhow, bail, Context, Result};
@@ -31,6 +34,7 @@ use files::{same_files, write_large, write_small, Tree};
 use rand::distr::{Alphanumeric, SampleString};
 use rand::RngCore;
 use raw::{raw_get, raw_put};
+use rclone::Rclone;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,10 +76,11 @@ pub struct SyncBenchArgs {
     /// Number of small files (1 to 8 KiB each, 100 per directory)
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     small_files: u64,
-    /// Syncs of each kind (up or down, plain or encrypted), alternated, each vault first
-    /// in every other round (an even number lets each go first as often); medians are
-    /// reported, and the encryption cost is the median of each round's pair, so load that
-    /// drifts during the run weighs on both vaults
+    /// Syncs of each kind (up or down, plain or encrypted, and rclone's copies when it is
+    /// installed), taking turns, the first of a round last in the next (with the two
+    /// vaults alone, an even number lets each go first as often); medians are reported,
+    /// and the encryption cost is the median of each round's pair, so load that drifts
+    /// during the run weighs on both vaults
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=20))]
     rounds: u64,
     /// Keep the bench files in the vaults and the local source trees (paths printed on stderr)
@@ -108,6 +113,39 @@ impl Side {
     }
 }
 
+/// What moves the trees in [`alternate`]: `cybs3 sync` with one of the vaults, or rclone
+/// with one of its remotes.
+#[derive(Clone, Copy)]
+enum Tool<'a> {
+    Cybs3(&'a Side),
+    Rclone(&'a Rclone),
+}
+
+impl Tool<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Tool::Cybs3(side) => side.kind,
+            Tool::Rclone(r) => r.kind,
+        }
+    }
+
+    /// Where the copy `what` goes, below the bench directory `dir`.
+    fn remote(&self, dir: &str, what: &str) -> String {
+        match self {
+            Tool::Cybs3(side) => side.remote(dir, what),
+            Tool::Rclone(r) => r.remote(what),
+        }
+    }
+
+    /// Moves `tree` from `src` to `dst`: up to the remote when `up`.
+    async fn run(&self, src: &str, dst: &str, tree: &Tree, up: bool) -> Result<Took> {
+        match self {
+            Tool::Cybs3(side) => run_sync(side, src, dst, tree, up).await,
+            Tool::Rclone(r) => r.copy(src, dst).await,
+        }
+    }
+}
+
 pub fn run(args: SyncBenchArgs, cli: &dyn Cli) -> Result<()> {
     if args.large_mib * MIB as u64 / args.large_files == 0 {
         bail!("--large-files must not exceed the bytes of --large-mib");
@@ -128,6 +166,13 @@ pub fn run(args: SyncBenchArgs, cli: &dyn Cli) -> Result<()> {
         .tempdir()
         .context("cannot create a temporary directory")?;
     let (enc, plain) = sides(&args, cli, &dir, tmp.path())?;
+    // rclone is the outside reference when it is installed; without it its rows are left
+    // out, and the report says why.
+    let rclone_version = rclone::version();
+    let rclone = rclone_version
+        .is_some()
+        .then(|| rclone::remotes(&plain, tmp.path()))
+        .transpose()?;
     let load_before = loadavg();
     let measured = rt.block_on(async {
         probe(&enc).await?;
@@ -135,7 +180,7 @@ pub fn run(args: SyncBenchArgs, cli: &dyn Cli) -> Result<()> {
             probe(&plain).await?;
         }
         let measured = tokio::select! {
-            r = measure(&args, &enc, &plain, &dir, tmp.path()) => r,
+            r = measure(&args, &enc, &plain, rclone.as_ref(), &dir, tmp.path()) => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
         };
         let cleaned = if args.keep {
@@ -184,11 +229,15 @@ pub fn run(args: SyncBenchArgs, cli: &dyn Cli) -> Result<()> {
             "least_encryption_cost_large_up": targets.least_cost.map(|c| c.0),
             "least_encryption_cost_large_down": targets.least_cost.map(|c| c.1),
         },
+        "rclone": rclone_version,
         "load_before": load_before,
         "load_after": loadavg(),
     });
     print(head.clone(), &rows, args.json);
     if !args.json {
+        if rclone_version.is_none() {
+            println!("rclone is not installed: no rclone rows to compare with");
+        }
         let verdict = |a: f64, b: f64, max: f64| if a < max && b < max { "met" } else { "missed" };
         if let Some((up, down)) = targets.encryption_cost {
             println!(
@@ -394,6 +443,7 @@ async fn measure(
     args: &SyncBenchArgs,
     enc: &Side,
     plain: &Side,
+    rclone: Option<&[Rclone; 2]>,
     dir: &str,
     tmp: &Path,
 ) -> Result<(Vec<Row>, Targets)> {
@@ -402,6 +452,7 @@ async fn measure(
             eprintln!("bench sync: {what}");
         }
     };
+    let rclones: &[Rclone] = rclone.map_or(&[], |r| r.as_slice());
     let mut rows = Vec::new();
     let block = {
         let mut b = vec![0u8; MIB];
@@ -489,40 +540,88 @@ async fn measure(
             "sync up and down, {label}, plain and encrypted alternately, {} rounds",
             args.rounds
         ));
-        let Alternated {
-            medians: [(plain_up, plain_down), (enc_up, enc_down)],
-            costs,
-        } = alternate(args.rounds, [plain, enc], dir, what, tree, tmp).await?;
+        let mut tools = vec![Tool::Cybs3(plain), Tool::Cybs3(enc)];
+        tools.extend(rclones.iter().map(Tool::Rclone));
+        let Alternated { medians, costs } =
+            alternate(args.rounds, &tools, dir, what, tree, tmp).await?;
         remove_dir(raw_into).await?;
+        let [(plain_up, plain_down), (enc_up, enc_down)] = [medians[0], medians[1]];
         let (pu, pd, eu, ed) = (
             rate(plain_up.wall),
             rate(plain_down.wall),
             rate(enc_up.wall),
             rate(enc_down.wall),
         );
-        rows.push(row(
-            &format!("sync up, {label}, plain"),
-            pu,
-            unit,
-            Some((pu / put, "raw S3 PUT")),
+        // rclone's rates (up, down) with the plain and the crypt remote, when it ran.
+        let rclone_rates: Vec<(f64, f64)> = medians[2..]
+            .iter()
+            .map(|(up, down)| (rate(up.wall), rate(down.wall)))
+            .collect();
+        for (r, (up, down)) in rclones.iter().zip(&rclone_rates) {
+            for (dir, value) in [("up", up), ("down", down)] {
+                rows.push(row(
+                    &format!("{} copy {dir}, {label} (ref)", r.kind),
+                    *value,
+                    unit,
+                    None,
+                ));
+            }
+        }
+        // Each sync row: against its own reference, and against rclone's same copy.
+        let vs_rclone = |i: usize, up: bool, value: f64| {
+            rclone_rates.get(i).map(|&(u, d)| {
+                let name = match (i, up) {
+                    (0, true) => "rclone copy up",
+                    (0, false) => "rclone copy down",
+                    (_, true) => "rclone crypt copy up",
+                    (_, false) => "rclone crypt copy down",
+                };
+                (value / if up { u } else { d }, name)
+            })
+        };
+        let with = |r: Row, i: usize, up: bool| {
+            let vs = vs_rclone(i, up, r.value);
+            also(r, vs)
+        };
+        rows.push(with(
+            row(
+                &format!("sync up, {label}, plain"),
+                pu,
+                unit,
+                Some((pu / put, "raw S3 PUT")),
+            ),
+            0,
+            true,
         ));
-        rows.push(row(
-            &format!("sync down, {label}, plain"),
-            pd,
-            unit,
-            Some((pd / get, "raw S3 GET")),
+        rows.push(with(
+            row(
+                &format!("sync down, {label}, plain"),
+                pd,
+                unit,
+                Some((pd / get, "raw S3 GET")),
+            ),
+            0,
+            false,
         ));
-        rows.push(row(
-            &format!("sync up, {label}, encrypted"),
-            eu,
-            unit,
-            Some((eu / pu, "plain sync up")),
+        rows.push(with(
+            row(
+                &format!("sync up, {label}, encrypted"),
+                eu,
+                unit,
+                Some((eu / pu, "plain sync up")),
+            ),
+            1,
+            true,
         ));
-        rows.push(row(
-            &format!("sync down, {label}, encrypted"),
-            ed,
-            unit,
-            Some((ed / pd, "plain sync down")),
+        rows.push(with(
+            row(
+                &format!("sync down, {label}, encrypted"),
+                ed,
+                unit,
+                Some((ed / pd, "plain sync down")),
+            ),
+            1,
+            false,
         ));
         if what == "large" {
             let [up, down] = costs.clone().map(median);
@@ -572,44 +671,49 @@ async fn measure(
     Ok((rows, targets))
 }
 
-/// `cybs3 sync` of `tree` up into `dir/what-N` of each side's vault, `rounds` times
-/// alternating between the sides, then as many syncs down into new local directories,
-/// each compared with the source and removed.
+/// Each tool's copy of `tree` up into `dir/what-N` of its remote, `rounds` times taking
+/// turns, then as many copies down into new local directories, each compared with the
+/// source and removed. `tools` are the plain vault's sync, the encrypted one's, then the
+/// references (rclone, when installed).
 ///
-/// The side that goes first changes every round (A B, B A, A B, ...), so neither side
-/// always gets the later, drifted seconds: on the project's VM the second download of a
-/// pair was about 5 % slower on average, whichever vault it was (one 5-round run, pairs'
-/// costs 14.2, -11.1, 7.2, 2.4 and -4.7 % with plain first in the 1st, 3rd and 5th).
+/// The tool that goes first changes every round (A B, B A, A B, ... for two; a rotation
+/// for more), so none always gets the later, drifted seconds: on the project's VM the
+/// second download of a pair was about 5 % slower on average, whichever vault it was (one
+/// 5-round run, pairs' costs 14.2, -11.1, 7.2, 2.4 and -4.7 % with plain first in the 1st,
+/// 3rd and 5th).
 async fn alternate(
     rounds: u64,
-    sides: [&Side; 2],
+    tools: &[Tool<'_>],
     dir: &str,
     what: &str,
     tree: &Tree,
     tmp: &Path,
 ) -> Result<Alternated> {
     let src = tree.root.display().to_string();
-    let mut ups = [Vec::new(), Vec::new()];
+    let mut ups = vec![Vec::new(); tools.len()];
     for round in 0..rounds {
-        for i in order(round) {
-            let (side, times) = (sides[i], &mut ups[i]);
-            let remote = side.remote(dir, &format!("{what}-{round}"));
+        for i in order(round, tools.len()) {
+            let (tool, times) = (tools[i], &mut ups[i]);
+            let remote = tool.remote(dir, &format!("{what}-{round}"));
             settle(tree).await?;
-            times.push(run_sync(side, &src, &remote, tree, true).await?);
+            times.push(tool.run(&src, &remote, tree, true).await?);
         }
     }
-    let mut downs = [Vec::new(), Vec::new()];
+    let mut downs = vec![Vec::new(); tools.len()];
     // Removed only after the last round (as is the raw reference's): ext4 skips inodes
     // freed in the last minute when it creates files, so a tree of small files removed
     // just before a download would slow that download down several times over.
     let into = tmp.join(format!("down/{what}"));
     for round in 0..rounds {
-        for i in order(round) {
-            let (side, times) = (sides[i], &mut downs[i]);
-            let remote = side.remote(dir, &format!("{what}-{round}"));
-            let into = into.join(format!("{}-{round}", side.kind));
+        for i in order(round, tools.len()) {
+            let (tool, times) = (tools[i], &mut downs[i]);
+            let remote = tool.remote(dir, &format!("{what}-{round}"));
+            let into = into.join(format!("{}-{round}", tool.kind().replace(' ', "-")));
             settle(tree).await?;
-            times.push(run_sync(side, &remote, &into.display().to_string(), tree, false).await?);
+            times.push(
+                tool.run(&remote, &into.display().to_string(), tree, false)
+                    .await?,
+            );
             let (root, files) = (tree.root.clone(), tree.files.clone());
             blocking(move || same_files(&root, &into, &files)).await?;
         }
@@ -627,35 +731,35 @@ async fn alternate(
         }
     };
     // 1 - encrypted/plain throughput = 1 - plain/encrypted time, of one round's pair.
-    let costs = |[plain, enc]: &[Vec<Took>; 2]| {
-        let pairs = plain.iter().zip(enc);
+    let costs = |each: &[Vec<Took>]| {
+        let pairs = each[0].iter().zip(&each[1]);
         pairs
             .map(|(p, e)| 1.0 - p.wall.as_secs_f64() / e.wall.as_secs_f64())
             .collect()
     };
     Ok(Alternated {
-        medians: [0, 1].map(|i| (median(&ups[i]), median(&downs[i]))),
+        medians: (0..tools.len())
+            .map(|i| (median(&ups[i]), median(&downs[i])))
+            .collect(),
         costs: [costs(&ups), costs(&downs)],
     })
 }
 
-/// What [`alternate`] measured of its two sides.
+/// What [`alternate`] measured of its tools.
 struct Alternated {
-    /// Each side's median times (up, down), wall and CPU each the median of its own.
-    medians: [(Took, Took); 2],
-    /// 1 - second side's throughput / first side's, of each round's pair (up, down). The
+    /// Each tool's median times (up, down), wall and CPU each the median of its own.
+    medians: Vec<(Took, Took)>,
+    /// 1 - second tool's throughput / first tool's, of each round's pair (up, down). The
     /// two syncs of a pair run seconds apart, so a round whose pair straddles a change in
     /// the disk's speed stands out instead of shifting a side's median.
     costs: [Vec<f64>; 2],
 }
 
-/// The sides' order in round `round`: see [`alternate`].
-fn order(round: u64) -> [usize; 2] {
-    if round.is_multiple_of(2) {
-        [0, 1]
-    } else {
-        [1, 0]
-    }
+/// The order of `n` tools in round `round`: the first goes last in the next round, and
+/// the others move up (for two: A B, B A, A B, ...). See [`alternate`].
+fn order(round: u64, n: usize) -> impl Iterator<Item = usize> {
+    let shift = (round % n as u64) as usize;
+    (0..n).map(move |i| (i + shift) % n)
 }
 
 /// Plaintext GB/s of age decryption done as a download does it (a piece at a time into a

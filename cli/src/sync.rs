@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use vault::attrs::Kind;
 use vault::transfer::Progress;
-use vault::vault::{clean_path, UploadAttrs, Vault};
+use vault::vault::{clean_path, Landing, UploadAttrs, Vault};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -254,10 +254,19 @@ async fn sync(
         dry_run: args.dry_run,
         progress: progress.clone(),
         bar: bar.clone(),
+        landing: None,
     };
     // Links after files, so no download goes through a link this sync made.
-    let (links, files): (Vec<Job>, Vec<Job>) =
+    let (links, mut files): (Vec<Job>, Vec<Job>) =
         src_names.iter().map(|rel| job(rel)).partition(Job::is_link);
+    // Downloaded files land (made durable, renamed into place) together, and all of them
+    // before the links are made.
+    let (landing, landed) = Landing::new();
+    for job in &mut files {
+        job.landing = Some(landing.clone());
+    }
+    drop(landing);
+    let mut landed = Some(landed);
     for phase in [files, links] {
         let checks = phase.into_iter().map(|job| {
             let vault = vault.clone();
@@ -277,6 +286,14 @@ async fn sync(
                 Ok(Outcome::Refused(why)) => report.warn(&format!("skipping {rel}: {why}")),
                 Ok(Outcome::Transferred(t)) => report.transferred(dir, &rel, t),
                 Err(e) => report.error(&rel, &e),
+            }
+        }
+        if let Some(landed) = landed.take() {
+            for (path, e) in landed.wait().await {
+                let rel = path.strip_prefix(&root).unwrap_or(&path);
+                let rel = rel.to_string_lossy();
+                let size = remotes.get(rel.as_ref()).map_or(0, |r| r.size);
+                report.unlanded(&rel, size, &anyhow!(e));
             }
         }
     }
@@ -604,6 +621,8 @@ struct Job {
     dry_run: bool,
     progress: Progress,
     bar: ProgressBar,
+    /// Where a downloaded file lands (a regular file's job only).
+    landing: Option<Landing>,
 }
 
 enum Outcome {
@@ -706,9 +725,23 @@ impl Job {
                 }
             }
             Direction::Down => Transfer {
-                bytes: vault
-                    .download(&self.vault_path, &self.local_path, self.progress)
-                    .await?,
+                bytes: match &self.landing {
+                    Some(landing) => {
+                        vault
+                            .download_landing(
+                                &self.vault_path,
+                                &self.local_path,
+                                self.progress,
+                                landing,
+                            )
+                            .await?
+                    }
+                    None => {
+                        vault
+                            .download(&self.vault_path, &self.local_path, self.progress)
+                            .await?
+                    }
+                },
                 parts: None,
             },
         }))
@@ -882,6 +915,14 @@ impl Report {
         } else {
             self.bar.suspend(|| eprintln!("cybs3: {rel}: {msg}"));
         }
+    }
+
+    /// A download already reported whose file could not be made durable or put in place
+    /// after all: it counts as failed instead.
+    fn unlanded(&mut self, rel: &str, size: u64, e: &anyhow::Error) {
+        self.counts.downloaded = self.counts.downloaded.saturating_sub(1);
+        self.counts.bytes = self.counts.bytes.saturating_sub(size);
+        self.error(rel, e);
     }
 
     /// A problem that is not one file's failure; shown even with `--quiet`.

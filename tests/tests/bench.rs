@@ -125,6 +125,7 @@ async fn bench_sync_runs_reports_json_and_cleans_up() {
             .unwrap_or_else(|| panic!("no row {name:?} in {results:?}"))
     };
     let (large, small) = ("16 MiB in 8 files", "50 files");
+    let unit_of = |label: &str| if label == large { "MB/s" } else { "files/s" };
     for (label, unit) in [(large, "MB/s"), (small, "files/s")] {
         find(&format!("disk write+fsync, {label} (ref)"));
         assert_eq!(find(&format!("raw S3 PUT, {label} (ref)"))["unit"], unit);
@@ -137,6 +138,23 @@ async fn bench_sync_runs_reports_json_and_cleans_up() {
             let enc = find(&format!("sync {dir}, {label}, encrypted"));
             assert_eq!(enc["reference"], format!("plain sync {dir}"));
             assert!(enc["ratio"].as_f64().unwrap() > 0.0);
+        }
+    }
+    // rclone, where it is installed, copies the same trees in the same run, and each sync
+    // row says how it compares.
+    if doc["rclone"].is_string() {
+        for label in [large, small] {
+            for dir in ["up", "down"] {
+                for (kind, tool) in [("plain", "rclone"), ("encrypted", "rclone crypt")] {
+                    assert_eq!(
+                        find(&format!("{tool} copy {dir}, {label} (ref)"))["unit"],
+                        unit_of(label)
+                    );
+                    let sync = find(&format!("sync {dir}, {label}, {kind}"));
+                    assert_eq!(sync["also_reference"], format!("{tool} copy {dir}"));
+                    assert!(sync["also_ratio"].as_f64().unwrap() > 0.0);
+                }
+            }
         }
     }
     for dir in ["up", "down"] {

@@ -9,7 +9,7 @@
 //! 2.5–3.2 s). Written around the page cache, a download costs a copy into a small buffer
 //! that stays in the CPU cache, and it no longer evicts what the user had cached.
 //!
-//! The file is preallocated to its final size: writes are then overwrites, which ext4
+//! A file of a MiB or more is preallocated to its final size: writes are then overwrites, which ext4
 //! and XFS run in parallel within one file, and a full disk fails the download at its
 //! start instead of its end.
 
@@ -26,6 +26,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Files smaller than this are written through the page cache only: a direct write is
 /// synchronous, and for a few blocks that costs more than it saves.
 const DIRECT_MIN: u64 = 1 << 20;
+/// Files smaller than this are not preallocated: they come in one write (the first
+/// response of a download), so there are no writes to run in parallel and nothing to
+/// fail earlier, and the fallocate would be one more system call per small file.
+const PREALLOCATE_MIN: u64 = 1 << 20;
 /// Bytes staged per direct write: small enough to stay in the CPU cache between the copy
 /// into it and the disk's read from it.
 pub const STAGE: usize = 1 << 20;
@@ -50,7 +54,9 @@ impl DownloadFile {
             .truncate(true)
             .mode(0o600)
             .open(path)?;
-        preallocate(&file, size)?;
+        if size >= PREALLOCATE_MIN {
+            preallocate(&file, size)?;
+        }
         let direct = (size >= DIRECT_MIN)
             .then(|| {
                 OpenOptions::new()

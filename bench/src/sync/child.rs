@@ -1,5 +1,5 @@
-//! `cybs3 sync` run as a user runs it, a child process, and what it cost: wall time, the
-//! child's CPU time and all cores' busy time meanwhile.
+//! `cybs3 sync` (or a reference tool) run as a user runs it, a child process, and what it
+//! cost: wall time, the child's CPU time and all cores' busy time meanwhile.
 
 use super::{Side, Tree, JOBS};
 use anyhow::{bail, Context, Result};
@@ -54,10 +54,23 @@ fn children_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
+/// Runs `cmd` to its exit and returns its output and what it took. The bench runs no
+/// other child meanwhile, so the children's CPU time grows by this one's alone.
+pub(super) async fn timed(
+    cmd: &mut tokio::process::Command,
+) -> std::io::Result<(std::process::Output, Took)> {
+    let (t, cpu, busy) = (Instant::now(), children_cpu(), machine_busy());
+    let out = cmd.output().await?;
+    let took = Took {
+        wall: t.elapsed(),
+        cpu: children_cpu().saturating_sub(cpu),
+        busy: machine_busy().saturating_sub(busy),
+    };
+    Ok((out, took))
+}
+
 /// Runs `cybs3 sync SRC DST` as a user would and returns what it took, once its summary
 /// shows every file of `tree` moved in the direction asked and nothing failed or skipped.
-/// The bench runs no other child meanwhile, so the children's CPU time grows by this
-/// sync's alone.
 pub(super) async fn run_sync(
     side: &Side,
     src: &str,
@@ -86,13 +99,7 @@ pub(super) async fn run_sync(
     if let Some(p) = &side.passphrase {
         cmd.env("CYBS3_PASSPHRASE", p);
     }
-    let (t, cpu, busy) = (Instant::now(), children_cpu(), machine_busy());
-    let out = cmd.output().await.context("cannot run cybs3 sync")?;
-    let took = Took {
-        wall: t.elapsed(),
-        cpu: children_cpu().saturating_sub(cpu),
-        busy: machine_busy().saturating_sub(busy),
-    };
+    let (out, took) = timed(&mut cmd).await.context("cannot run cybs3 sync")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let records: Vec<Value> = stdout
         .lines()

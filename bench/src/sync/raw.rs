@@ -4,6 +4,7 @@
 use super::{blocking, Tree, JOBS};
 use anyhow::{ensure, Context, Result};
 use futures::{StreamExt, TryStreamExt};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,7 +50,9 @@ pub(super) async fn raw_put(
     Ok(t.elapsed())
 }
 
-/// Each file `raw_put` stored, downloaded into `into` and fsynced, `JOBS` at a time.
+/// Each file `raw_put` stored, downloaded into `into`, `JOBS` at a time, and made durable
+/// as `cybs3 sync` makes its downloads: together, with one `syncfs`, before the clock
+/// stops.
 pub(super) async fn raw_get(
     transfers: &Transfers,
     bucket: &str,
@@ -72,7 +75,6 @@ pub(super) async fn raw_get(
                     .download(&bucket, &key, 0, None, file.clone(), Arc::new(|_| {}))
                     .await?;
                 ensure!(info.size == size, "{key}: {} of {size} bytes", info.size);
-                blocking(move || Ok(file.file().sync_all()?)).await?;
                 anyhow::Ok(())
             })
             .await?
@@ -82,5 +84,15 @@ pub(super) async fn raw_get(
         .buffer_unordered(JOBS)
         .try_collect::<Vec<()>>()
         .await?;
+    let into = into.to_path_buf();
+    blocking(move || {
+        let dir = std::fs::File::open(&into)?;
+        // SAFETY: syncfs on a descriptor we own, no memory passed.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        Ok(())
+    })
+    .await?;
     Ok(t.elapsed())
 }

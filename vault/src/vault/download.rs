@@ -1,6 +1,7 @@
 //! Downloads into local files: a first GET for the metadata (and an encrypted object's
 //! header), then ranged GETs written beside the destination and renamed over it.
 
+use super::landing::Landing;
 use super::links::inode_path;
 use super::{Meta, Vault, SEALED_CHUNK};
 use crate::blocking::blocking;
@@ -35,6 +36,39 @@ impl Vault {
         local: &Path,
         progress: Progress,
     ) -> Result<u64> {
+        let (size, part) = self.download_part(path, version, local, progress).await?;
+        if let Some((part, meta)) = part {
+            blocking(move || part.finish(&meta)).await?;
+        }
+        Ok(size)
+    }
+
+    /// [`Vault::download`] that leaves the file to `landing` once its bytes are written:
+    /// it is made durable together with other downloads' and renamed into place after
+    /// this returns (see [`Landing`]).
+    pub async fn download_landing(
+        &self,
+        path: &str,
+        local: &Path,
+        progress: Progress,
+        landing: &Landing,
+    ) -> Result<u64> {
+        let (size, part) = self.download_part(path, None, local, progress).await?;
+        if let Some((part, meta)) = part {
+            landing.hand_over(part, meta).await;
+        }
+        Ok(size)
+    }
+
+    /// The download written into its part file, with the attributes to restore; the part
+    /// file is removed if the download fails. No part file when the object vanished.
+    async fn download_part(
+        &self,
+        path: &str,
+        version: Option<&str>,
+        local: &Path,
+        progress: Progress,
+    ) -> Result<(u64, Option<(PartFile, Meta)>)> {
         let mut part = None;
         let fetched = self
             .fetch((path, version), progress, |size| {
@@ -48,13 +82,10 @@ impl Vault {
             })
             .await;
         let Some(part) = part else {
-            return fetched.map(|(size, _)| size);
+            return fetched.map(|(size, _)| (size, None));
         };
         match fetched {
-            Ok((size, meta)) => {
-                blocking(move || part.finish(&meta)).await?;
-                Ok(size)
-            }
+            Ok((size, meta)) => Ok((size, Some((part, meta)))),
             Err(e) => {
                 blocking(move || {
                     part.discard();
@@ -252,9 +283,9 @@ impl Vault {
 
 /// A download being written beside its destination as `.NAME.cybs3-part` and renamed over
 /// it when complete, so an interrupted download never leaves a short file under its name.
-struct PartFile {
+pub(super) struct PartFile {
     tmp: PathBuf,
-    local: PathBuf,
+    pub(super) local: PathBuf,
     file: Arc<DownloadFile>,
 }
 
@@ -265,11 +296,19 @@ impl PartFile {
             .file_name()
             .ok_or_else(|| Error::invalid(format!("{} is not a file name", local.display())))?;
         let tmp = local.with_file_name(format!(".{}.cybs3-part", name.to_string_lossy()));
-        if let Some(dir) = local.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // The directory is made only when it is missing: most downloads go into one that
+        // exists, and a mkdir and a stat per file were a tenth of a small file's system time.
+        let file = match DownloadFile::create(&tmp, size) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = local.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                DownloadFile::create(&tmp, size)
+            }
+            created => created,
         }
-        let file = DownloadFile::create(&tmp, size)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
         Ok(PartFile {
             tmp,
             local: local.to_path_buf(),
@@ -279,6 +318,12 @@ impl PartFile {
 
     /// Restores mode and mtime, makes the content durable, and puts the file in place.
     fn finish(self, meta: &Meta) -> Result<()> {
+        self.restore(meta)?;
+        self.land()
+    }
+
+    /// Restores the file's mode and mtime.
+    pub(super) fn restore(&self, meta: &Meta) -> Result<()> {
         let failed = || format!("cannot write {}", self.local.display());
         let file = self.file.file();
         if let Some(mode) = meta.mode {
@@ -289,11 +334,41 @@ impl PartFile {
             file.set_times(FileTimes::new().set_modified(mtime))
                 .with_context(failed)?;
         }
-        file.sync_all().with_context(failed)?;
-        fs::rename(&self.tmp, &self.local).with_context(failed)
+        Ok(())
     }
 
-    fn discard(self) {
+    /// The file handle, for a [`Landing`] to make it durable.
+    pub(super) fn file(&self) -> &fs::File {
+        self.file.file()
+    }
+
+    /// Makes the content durable and puts the file in place; the part file is removed if
+    /// that fails.
+    pub(super) fn land(self) -> Result<()> {
+        let failed = || format!("cannot write {}", self.local.display());
+        let landed = self.file.file().sync_all().with_context(failed);
+        match landed.and_then(|()| fs::rename(&self.tmp, &self.local).with_context(failed)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.discard();
+                Err(e)
+            }
+        }
+    }
+
+    /// Puts the file, already durable, in place; the part file is removed if that fails.
+    pub(super) fn rename(self) -> Result<()> {
+        let failed = || format!("cannot write {}", self.local.display());
+        match fs::rename(&self.tmp, &self.local).with_context(failed) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.discard();
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) fn discard(self) {
         // Best effort: sync skips leftover part files, and the next download replaces it.
         let _ = fs::remove_file(&self.tmp);
     }

@@ -13,7 +13,8 @@
 //!
 //! - `names`: paths and their object keys; `list`: listings and attributes of one file;
 //!   `meta`: attributes as stored.
-//! - `upload`: local files up, with [`UploadAttrs`]; `download`: objects down into files.
+//! - `upload`: local files up, with [`UploadAttrs`]; `download`: objects down into files;
+//!   `landing`: many downloads made durable together.
 //! - `reader`: random and streaming reads of a file's plaintext.
 //! - `links`: hard links, as link records naming an inode object.
 //! - `binding`: each encrypted file bound to its path, checked on reads, made on writes,
@@ -29,6 +30,7 @@ use aws_sdk_s3::Client;
 
 mod binding;
 mod download;
+mod landing;
 mod links;
 mod list;
 mod meta;
@@ -38,6 +40,7 @@ mod upload;
 mod versions;
 
 pub use binding::RebindReport;
+pub use landing::Landing;
 pub use links::{inode_path, is_internal, INTERNAL};
 pub use list::Entry;
 pub(crate) use meta::{format_mtime, META_ATIME, META_GID, META_MODE, META_MTIME, META_UID};
