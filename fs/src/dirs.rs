@@ -17,10 +17,9 @@ use crate::caller::Caller;
 use crate::dircache::Ent;
 use crate::errno::errno;
 use crate::filesystem::Core;
-use crate::names::{join, split};
 use crate::store::{Store, UploadAttrs};
 use crate::{lock, R};
-use fuser::{Errno, FileAttr, FileType, INodeNo};
+use fuser::{FileAttr, FileType, INodeNo};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::Mutex;
@@ -145,12 +144,7 @@ impl<S: Store> Core<S> {
         mode: u32,
         umask: u32,
     ) -> R<FileAttr> {
-        self.writable()?;
-        let dir = self.path_of(parent)?;
-        let path = join(&dir, name)?;
-        if self.entry(&dir, split(&path).1)?.is_some() {
-            return Err(Errno::EEXIST);
-        }
+        let (dir, path) = self.new_entry(parent, name)?;
         let (uid, gid, setgid) = self.new_owner(caller, &dir)?;
         let mut perm = mode & !umask & 0o1777;
         if setgid {

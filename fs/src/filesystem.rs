@@ -169,6 +169,18 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// The directory and path of a new entry `name` of `parent`, on a writable mount;
+    /// EEXIST when the name is taken.
+    pub(crate) fn new_entry(&self, parent: INodeNo, name: &OsStr) -> R<(String, String)> {
+        self.writable()?;
+        let dir = self.path_of(parent)?;
+        let path = join(&dir, name)?;
+        if self.entry(&dir, split(&path).1)?.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        Ok((dir, path))
+    }
+
     pub(crate) fn path_of(&self, ino: INodeNo) -> R<String> {
         lock(&self.inodes)
             .path(ino.0)
@@ -575,12 +587,7 @@ impl<S: Store> Core<S> {
         name: &OsStr,
         target: &Path,
     ) -> R<FileAttr> {
-        self.writable()?;
-        let dir = self.path_of(parent)?;
-        let path = join(&dir, name)?;
-        if self.entry(&dir, split(&path).1)?.is_some() {
-            return Err(Errno::EEXIST);
-        }
+        let (dir, path) = self.new_entry(parent, name)?;
         let (uid, gid, _) = self.new_owner(caller, &dir)?;
         let attrs = UploadAttrs {
             mode: 0o120777,

@@ -9,7 +9,6 @@
 use crate::caller::Caller;
 use crate::errno::errno;
 use crate::filesystem::Core;
-use crate::names::{join, split};
 use crate::store::{Store, UploadAttrs};
 use crate::R;
 use fuser::{Errno, FileAttr, FileType, INodeNo};
@@ -52,17 +51,12 @@ impl<S: Store> Core<S> {
         umask: u32,
         rdev: u32,
     ) -> R<FileAttr> {
-        self.writable()?;
         // mknod(2) makes no directories or links (mkdir and symlink do).
         let kind = Kind::of(Some(mode));
         if !kind.is_special() && kind != Kind::File {
             return Err(Errno::EINVAL);
         }
-        let dir = self.path_of(parent)?;
-        let path = join(&dir, name)?;
-        if self.entry(&dir, split(&path).1)?.is_some() {
-            return Err(Errno::EEXIST);
-        }
+        let (dir, path) = self.new_entry(parent, name)?;
         // A mode of no kind is a regular file's, as mknod(2) has it.
         let kind_bits = match kind {
             Kind::File => libc::S_IFREG,

@@ -1,5 +1,6 @@
-//! Shared by the `cybs3 mount` end-to-end tests: a mounted vault that unmounts itself,
-//! and the S3 and `cybs3 cat` views used to check what went through the mount.
+//! Shared by the `cybs3 mount` end-to-end tests: a mounted vault that unmounts itself
+//! (also one shared with other users), commands run as another user, and the S3 and
+//! `cybs3 cat` views used to check what went through the mount.
 
 use crate::{cybs3, LocalVault};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -35,6 +36,33 @@ impl Mounted {
     pub fn p(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
+}
+
+/// A mount shared with other users (`--allow-other`), reachable by them through its
+/// temporary parent.
+pub fn shared_mount(v: &LocalVault, vault: &str) -> Mounted {
+    use std::os::unix::fs::PermissionsExt;
+    let m = Mounted::new(v, vault, &["--allow-other"]);
+    let parent = m.dir.parent().expect("a mount point has a parent");
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))
+        .expect("open the mount point's parent to others");
+    m
+}
+
+/// Runs `sh -c script` as `uid`/`gid` with no supplementary groups (util-linux's
+/// `setpriv`).
+pub fn as_user(uid: u32, gid: u32, script: &str) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={gid}"),
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("setpriv")
 }
 
 pub fn errno(r: std::io::Result<impl Sized>) -> i32 {

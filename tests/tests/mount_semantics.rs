@@ -6,38 +6,15 @@
 //! (255 bytes) works, longer is ENAMETOOLONG. Needs root, /dev/fuse and util-linux's
 //! `setpriv`.
 
-use cybs3_tests::mount::{errno, plain_vault, Mounted};
+use cybs3_tests::mount::{as_user, errno, plain_vault, shared_mount, Mounted};
 use cybs3_tests::{cybs3, LocalVault};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Command, Output};
-
-/// Runs `sh -c script` as `uid`/`gid` with no supplementary groups.
-fn as_user(uid: u32, gid: u32, script: &str) -> Output {
-    Command::new("setpriv")
-        .args([
-            &format!("--reuid={uid}"),
-            &format!("--regid={gid}"),
-            "--clear-groups",
-            "sh",
-            "-c",
-            script,
-        ])
-        .output()
-        .expect("setpriv")
-}
+use std::process::Command;
 
 fn owner_mode(p: &Path) -> (u32, u32, u32) {
     let md = std::fs::symlink_metadata(p).unwrap();
     (md.uid(), md.gid(), md.mode() & 0o7777)
-}
-
-fn mount(v: &LocalVault, vault: &str) -> Mounted {
-    let m = Mounted::new(v, vault, &["--allow-other"]);
-    // Other users must reach the mount point through its temporary parent.
-    let parent = m.dir.parent().unwrap();
-    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
-    m
 }
 
 fn owners(vault: &str) {
@@ -45,7 +22,7 @@ fn owners(vault: &str) {
     if vault == "plainv" {
         plain_vault(&v);
     }
-    let m = mount(&v, vault);
+    let m = shared_mount(&v, vault);
     let f = m.p("f");
     std::fs::write(&f, b"x").unwrap();
     assert_eq!(owner_mode(&f).0, 0, "{vault}: root's new file");
@@ -89,7 +66,7 @@ fn owners(vault: &str) {
     assert_eq!(owner_mode(&f), (1002, 1000, 0o700), "{vault}");
 
     drop(m);
-    let m = mount(&v, vault);
+    let m = shared_mount(&v, vault);
     assert_eq!(
         owner_mode(&m.p("f")),
         (1002, 1000, 0o700),
@@ -172,7 +149,7 @@ fn dirs(vault: &str) {
     if vault == "plainv" {
         plain_vault(&v);
     }
-    let m = mount(&v, vault);
+    let m = shared_mount(&v, vault);
     let run = |uid: u32, script: &str| {
         let out = as_user(uid, uid, &format!("cd '{}' && {script}", m.dir.display()));
         (
@@ -247,7 +224,7 @@ fn dirs(vault: &str) {
     refused(1001, "rm top");
 
     drop(m);
-    let m = mount(&v, vault);
+    let m = shared_mount(&v, vault);
     assert_eq!(
         owner_mode(&m.p("d")),
         (1000, 1000, 0o700),

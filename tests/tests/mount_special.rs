@@ -7,28 +7,13 @@
 //! in a directory of root's, 0755 (EACCES), and, let past that, a FIFO of its own
 //! but no device (EPERM, CAP_MKNOD). Needs root, /dev/fuse and util-linux's `setpriv`.
 
-use cybs3_tests::mount::{plain_vault, Mounted};
+use cybs3_tests::mount::{as_user, plain_vault, shared_mount, Mounted};
 use cybs3_tests::{cybs3, LocalVault};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
-
-/// Runs `sh -c script` as `uid`/`gid` with no supplementary groups.
-fn as_user(uid: u32, gid: u32, script: &str) -> Output {
-    Command::new("setpriv")
-        .args([
-            &format!("--reuid={uid}"),
-            &format!("--regid={gid}"),
-            "--clear-groups",
-            "sh",
-            "-c",
-            script,
-        ])
-        .output()
-        .expect("setpriv")
-}
 
 /// Runs `sh -c script` as uid and gid 1000 with CAP_DAC_OVERRIDE alone: past every
 /// directory's permissions, without the capability to make devices.
@@ -46,14 +31,6 @@ fn as_user_overriding(script: &str) -> Output {
         ])
         .output()
         .expect("setpriv")
-}
-
-fn mount(v: &LocalVault, vault: &str) -> Mounted {
-    let m = Mounted::new(v, vault, &["--allow-other"]);
-    // Other users must reach the mount point through its temporary parent.
-    let parent = m.dir.parent().unwrap();
-    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
-    m
 }
 
 /// mknod(2) of `path` with `mode` (kind and permissions) and device `rdev`.
@@ -137,7 +114,7 @@ fn special(vault: &str) {
     if vault == "plainv" {
         plain_vault(&v);
     }
-    let m = mount(&v, vault);
+    let m = shared_mount(&v, vault);
     let (null, loop0) = (libc::makedev(1, 3), libc::makedev(7, 0));
     mknod(&m.p("fifo"), libc::S_IFIFO | 0o666, 0).unwrap();
     mknod(&m.p("null"), libc::S_IFCHR | 0o666, null).unwrap();
@@ -241,7 +218,7 @@ fn special(vault: &str) {
 
     // Stored: a fresh mount shows all of it again.
     drop(m);
-    let m = mount(&v, vault);
+    let m = shared_mount(&v, vault);
     assert_eq!(shown(&m.p("null")), want_null, "{vault}: remounted");
     for (name, want) in &expected[2..] {
         assert_eq!(&shown(&m.p(name)), want, "{vault}: {name} remounted");
