@@ -240,6 +240,14 @@ impl DirCache {
         lock(&self.metas).remove(path);
     }
 
+    /// Records a directory the mount just stored, with its marker's attributes: no HEAD
+    /// needed to show it (a fetch on the wire meanwhile is refused, as after any change).
+    pub(crate) fn set_dir(&self, path: &str, meta: Meta) {
+        self.set(path, Some(Ent::dir()));
+        let _ch = lock(&self.changes);
+        lock(&self.metas).insert(path.to_string(), (Instant::now(), Some(meta)));
+    }
+
     /// Forgets what is known of a file's stored attributes (they changed): the next look
     /// at them asks the store.
     pub(crate) fn forget_meta(&self, path: &str) {

@@ -14,7 +14,6 @@
 //! group (new directories inherit the bit too), as Linux does.
 
 use crate::caller::Caller;
-use crate::dircache::Ent;
 use crate::errno::errno;
 use crate::filesystem::Core;
 use crate::store::{Store, UploadAttrs};
@@ -158,7 +157,15 @@ impl<S: Store> Core<S> {
         };
         self.block_on(self.store.put_marker(&path, &attrs))
             .map_err(|e| errno("mkdir", e))?;
-        self.cache.set(&path, Some(Ent::dir()));
+        let stored = Meta {
+            mode: Some(attrs.mode),
+            mtime: Some(attrs.mtime),
+            uid: attrs.uid,
+            gid: attrs.gid,
+            ctime: Some(SystemTime::now()),
+            ..Meta::sized(0)
+        };
+        self.cache.set_dir(&path, stored);
         self.dir_times.forget(&path);
         self.touch_dir(&dir);
         self.dir_attr(self.ino_of(&path), &path)

@@ -42,6 +42,9 @@ fn mkdir_stores_the_mode_after_the_umask_and_the_callers_owner() {
         (m.uid, m.gid, m.mode),
         (Some(1000), Some(100), Some(0o40755))
     );
+    let heads = f.store().calls("dir_meta");
+    assert_eq!(f.lookup("d").unwrap().perm, 0o755);
+    assert_eq!(f.store().calls("dir_meta"), heads, "known since mkdir");
     let sticky = f.mkdir_as(&alice, "t", 0o1777).unwrap();
     assert_eq!(sticky.perm, 0o1755, "the sticky bit is kept");
     assert_eq!(err(f.mkdir_as(&alice, "d", 0o777)), Errno::EEXIST);
