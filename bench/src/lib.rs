@@ -7,6 +7,7 @@
 mod engine;
 mod machine;
 mod mount;
+mod rclone;
 mod report;
 mod s3;
 mod sync;
@@ -28,7 +29,8 @@ pub enum BenchCmd {
     Sync(sync::SyncBenchArgs),
     /// `cybs3 mount` of a plain and an encrypted vault on a scratch local server: large
     /// file write and read, 4 KiB random reads, and create/stat/ls/unlink of many small
-    /// files, with the local disk and the vault's own upload and download alongside
+    /// files, with the local disk, the vault's own upload and download and (when installed)
+    /// `rclone mount` alongside
     Mount(mount::MountBenchArgs),
 }
 

@@ -13,14 +13,25 @@
 //! random offsets of it; and create, `stat`, `ls -l` and unlink of many 1 KiB files in one
 //! directory. The references: the same on the local disk, and the vault's own upload and
 //! download of the same bytes (no FUSE in between).
+//!
+//! When rclone is installed (with `fusermount`), the same measures run on `rclone mount`
+//! of the plain vault's server and bucket, and of an rclone crypt remote over it for the
+//! encrypted vault (see [`crate::rclone`]); each cybs3 mount row also gives its ratio to
+//! rclone's same row. rclone's writes are timed until its upload has landed in S3, as the
+//! cybs3 mount's close uploads; its small-file creates are timed to close, upload pending
+//! (so labelled), and how long the upload took after them is its own row.
+
+mod rclone_mount;
 
 use crate::machine::{loadavg, settle_disk};
+use crate::rclone::{self, Rclone};
 use crate::report::{named, print, row, timed_row, Row};
 use crate::timing::{median, parallel, Timing};
 use crate::Cli;
 use anyhow::{bail, ensure, Context, Result};
 use fixtures::{LocalVault, Mounted};
 use rand::{Rng, RngCore};
+use rclone_mount::{fusermount, wait_uploaded, RcloneMount};
 use serde_json::json;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -132,6 +143,22 @@ pub fn run(args: MountBenchArgs, cli: &dyn Cli) -> Result<()> {
             eprintln!("bench mount: {what}");
         }
     };
+    // rclone is the outside reference when it can mount; without it its rows are left out,
+    // and the report says why. Its objects go below `rclone/` in the scratch server's
+    // bucket, which goes with the server.
+    let rclone_version = rclone::version();
+    let rclone_note = match (&rclone_version, fusermount()) {
+        (None, _) => Some("rclone is not installed: no rclone mount rows to compare with"),
+        (_, false) => Some("fusermount is not installed: no rclone mount rows to compare with"),
+        _ => None,
+    };
+    let remotes = if rclone_note.is_none() {
+        let config = Config::load()?;
+        let plain = config.vaults.get("plain").context("no plain vault")?;
+        Some(rclone::remotes(plain, "rclone/", scratch.root())?)
+    } else {
+        None
+    };
     let bench = Bench::new(&args, scratch.root())?;
     let mut rows = Vec::new();
     say(&format!(
@@ -145,7 +172,22 @@ pub fn run(args: MountBenchArgs, cli: &dyn Cli) -> Result<()> {
             let _rt = rt.enter();
             cli.open_vault(Some(kind))?
         };
-        targets.push(bench.vault(&scratch, &rt, &vault, kind, &disk, &mut rows, &say)?);
+        let mine = bench.vault(&scratch, &rt, &vault, kind, &disk, &mut rows, &say)?;
+        if let Some(remotes) = &remotes {
+            let r = &remotes[usize::from(kind == "encrypted")];
+            let theirs = bench.rclone(r, &mut rows, &say)?;
+            let name = if kind == "encrypted" {
+                "rclone crypt mount"
+            } else {
+                "rclone mount"
+            };
+            // Each of the cybs3 mount's rows against rclone's same one.
+            for (m, t) in mine.rows.iter().zip(theirs) {
+                rows[*m].also_ratio = Some(rows[*m].value / rows[t].value);
+                rows[*m].also_reference = Some(name);
+            }
+        }
+        targets.push(mine.targets);
     }
     let endpoint = scratch.endpoint();
     drop(scratch);
@@ -156,6 +198,7 @@ pub fn run(args: MountBenchArgs, cli: &dyn Cli) -> Result<()> {
         "small_files": args.small_files,
         "random_reads": args.random_reads,
         "cache_ttl": args.cache_ttl,
+        "rclone": if rclone_note.is_none() { rclone_version } else { None },
         "cold_cache": if bench.drop_caches { "remount + drop_caches" } else { "remount only (drop_caches not writable)" },
         "targets": {
             "read_ratio_min": READ_RATIO_TARGET,
@@ -182,6 +225,9 @@ pub fn run(args: MountBenchArgs, cli: &dyn Cli) -> Result<()> {
                 t.ls_seconds,
                 verdict(t.ls_seconds < LS_SECONDS_TARGET),
             );
+        }
+        if let Some(note) = rclone_note {
+            println!("{note}");
         }
         println!(
             "load average: {} before, {} after",
@@ -279,7 +325,7 @@ impl<'a> Bench<'a> {
             timed_row("disk 4 KiB random read, cold (ref)", &random),
             None,
         ));
-        self.small_files(&dir.join("small"), "disk", false, rows)?;
+        self.small_files(&dir.join("small"), "disk", Whose::Disk, rows)?;
         // The big file stays: it is what the vault uploads as the S3 PUT reference.
         Ok(Disk { write, read })
     }
@@ -294,7 +340,7 @@ impl<'a> Bench<'a> {
         disk: &Disk,
         rows: &mut Vec<Row>,
         say: &dyn Fn(&str),
-    ) -> Result<Targets> {
+    ) -> Result<Measured> {
         let label = format!("{} MiB, {kind}", self.args.size_mib);
         let local = self.root.join("local/big");
 
@@ -329,6 +375,7 @@ impl<'a> Bench<'a> {
             "MB/s",
             Some((write / put, "vault upload")),
         ));
+        let write_row = rows.len() - 1;
         rows.push(row(
             &format!("  of which close (upload), {kind}"),
             (took - written).as_secs_f64(),
@@ -389,6 +436,7 @@ impl<'a> Bench<'a> {
             "MB/s",
             Some((read / direct, direct_name)),
         ));
+        let read_row = rows.len() - 1;
 
         say(&format!("{kind}: mount 4 KiB random reads"));
         mnt.unmount()?;
@@ -400,20 +448,119 @@ impl<'a> Bench<'a> {
             timed_row(&format!("mount 4 KiB random read, cold, {kind}"), &random),
             None,
         ));
+        let random_row = rows.len() - 1;
         std::fs::remove_file(&big)?;
 
         say(&format!(
             "{kind}: mount, {} small files",
             self.args.small_files
         ));
-        let small = self.small_files(&mnt.dir.join("small"), kind, true, rows)?;
+        let small = self.small_files(&mnt.dir.join("small"), kind, Whose::Cybs3, rows)?;
         mnt.unmount()?;
-        Ok(Targets {
-            kind,
-            read_ratio: read / direct,
-            create_rate: small.create_rate,
-            ls_seconds: small.ls_seconds,
+        let [create, stat, ls, unlink] = small.rows;
+        Ok(Measured {
+            targets: Targets {
+                kind,
+                read_ratio: read / direct,
+                create_rate: small.create_rate,
+                ls_seconds: small.ls_seconds,
+            },
+            rows: [write_row, read_row, random_row, create, stat, ls, unlink],
         })
+    }
+
+    /// What [`Bench::vault`] measures through the cybs3 mount, through `rclone mount` of
+    /// `r`: the rows' indices, in the order of [`Measured::rows`].
+    fn rclone(&self, r: &Rclone, rows: &mut Vec<Row>, say: &dyn Fn(&str)) -> Result<[usize; 7]> {
+        let kind = r.kind;
+        let label = format!("{} MiB, {kind}", self.args.size_mib);
+        let remote = r.remote("mount");
+        let slug = kind.replace(' ', "-");
+        let mount = || {
+            RcloneMount::new(
+                r,
+                &remote,
+                &self.root.join(format!("mnt-{slug}")),
+                &self.root.join(format!("cache-{slug}")),
+                self.args.cache_ttl,
+            )
+        };
+
+        say(&format!("{kind}: rclone mount write, {label}"));
+        let mnt = mount()?;
+        self.cold()?;
+        let t = Instant::now();
+        let mut f = File::create(mnt.dir.join("big"))?;
+        self.write_big(&mut f)?;
+        drop(f);
+        let closed = t.elapsed();
+        wait_uploaded(r, &format!("{remote}/big"), 1, self.size)?;
+        let took = t.elapsed();
+        let write = self.mbs(took);
+        rows.push(row(
+            &format!("rclone mount write+close+upload, {label} (ref)"),
+            write,
+            "MB/s",
+            None,
+        ));
+        let write_row = rows.len() - 1;
+        rows.push(row(
+            &format!("  of which after close (upload), {kind}"),
+            (took - closed).as_secs_f64(),
+            "s",
+            None,
+        ));
+
+        say(&format!(
+            "{kind}: rclone mount read, cold, {label}, {READ_ROUNDS} rounds"
+        ));
+        mnt.unmount()?;
+        let mnt = mount()?;
+        let big = mnt.dir.join("big");
+        let mut reads = Vec::new();
+        for _ in 0..READ_ROUNDS {
+            self.cold()?;
+            let t = Instant::now();
+            self.read_big(&mut File::open(&big)?)?;
+            reads.push(self.mbs(t.elapsed()));
+        }
+        rows.push(row(
+            &format!("rclone mount read, cold, {label}, median (ref)"),
+            median(reads),
+            "MB/s",
+            None,
+        ));
+        let read_row = rows.len() - 1;
+
+        say(&format!("{kind}: rclone mount 4 KiB random reads"));
+        mnt.unmount()?;
+        let mnt = mount()?;
+        let big = mnt.dir.join("big");
+        self.cold()?;
+        let random = self.random_reads(&big)?;
+        rows.push(named(
+            timed_row(
+                &format!("rclone mount 4 KiB random read, cold, {kind} (ref)"),
+                &random,
+            ),
+            None,
+        ));
+        let random_row = rows.len() - 1;
+        std::fs::remove_file(&big)?;
+
+        say(&format!(
+            "{kind}: rclone mount, {} small files",
+            self.args.small_files
+        ));
+        let small = self.small_files(
+            &mnt.dir.join("small"),
+            kind,
+            Whose::Rclone(r, &format!("{remote}/small")),
+            rows,
+        )?;
+        mnt.unmount()?;
+        let [create, stat, ls, unlink] = small.rows;
+        Ok([write_row, read_row, random_row, create, stat, ls, unlink])
     }
 
     /// `cybs3 mount DIR --vault KIND` with the bench's cache TTL, on `DIR` = `mnt-KIND`
@@ -482,18 +629,25 @@ impl<'a> Bench<'a> {
 
     /// Create (create + write 1 KiB + close) by `--writers` threads, then after the caches
     /// expired `stat` of each, then a cold `ls -l` (readdir + lstat of every entry), then
-    /// unlink of each, one at a time; all in one directory.
+    /// unlink of each, one at a time; all in one directory. On rclone's mount the files
+    /// are in S3 only some time after their close: that wait is a row of its own, and the
+    /// next phase starts after it.
     fn small_files(
         &self,
         dir: &Path,
         kind: &str,
-        mount: bool,
+        whose: Whose,
         rows: &mut Vec<Row>,
     ) -> Result<Small> {
         let count = self.args.small_files as usize;
         let label = format!("{count} files, {kind}");
         let writers = self.args.writers as usize;
-        let reference = if mount { "" } else { " (ref)" };
+        let mount = matches!(whose, Whose::Cybs3);
+        let (reference, pending) = match whose {
+            Whose::Cybs3 => ("", ""),
+            Whose::Disk => (" (ref)", ""),
+            Whose::Rclone(..) => (" (ref)", " (close, upload pending)"),
+        };
         std::fs::create_dir_all(dir)?;
         let names: Vec<PathBuf> = (0..count).map(|i| dir.join(format!("f{i:06}"))).collect();
         settle_disk();
@@ -507,12 +661,23 @@ impl<'a> Bench<'a> {
             unit: "files/s",
             ..named(
                 timed_row(
-                    &format!("create 1 KiB, {writers} writers, {label}{reference}"),
+                    &format!("create 1 KiB, {writers} writers, {label}{pending}{reference}"),
                     &create,
                 ),
                 mount.then_some((create_rate / CREATE_RATE_TARGET, "1,000/s target")),
             )
         });
+        let create_row = rows.len() - 1;
+        if let Whose::Rclone(r, remote) = whose {
+            let t = Instant::now();
+            wait_uploaded(r, remote, count as u64, (count * SMALL) as u64)?;
+            rows.push(row(
+                &format!("  upload landed after the creates, {kind}"),
+                t.elapsed().as_secs_f64(),
+                "s",
+                None,
+            ));
+        }
 
         self.expire();
         let stat = timed(&names, |p| {
@@ -529,6 +694,7 @@ impl<'a> Bench<'a> {
             timed_row(&format!("stat after TTL, {label}{reference}"), &stat),
             None,
         ));
+        let stat_row = rows.len() - 1;
 
         self.expire();
         let t = Instant::now();
@@ -550,23 +716,44 @@ impl<'a> Bench<'a> {
             "s",
             mount.then_some((ls_seconds / LS_SECONDS_TARGET, "1 s target")),
         ));
+        let ls_row = rows.len() - 1;
 
         let unlink = timed(&names, |p| Ok(std::fs::remove_file(p)?))?;
         rows.push(named(
             timed_row(&format!("unlink, {label}{reference}"), &unlink),
             None,
         ));
+        let unlink_row = rows.len() - 1;
         std::fs::remove_dir(dir)?;
         Ok(Small {
             create_rate,
             ls_seconds,
+            rows: [create_row, stat_row, ls_row, unlink_row],
         })
     }
+}
+
+/// Whose small files [`Bench::small_files`] measures: the local disk's, the cybs3 mount's
+/// (judged on the targets), or rclone's mount's (with the remote path they land below).
+#[derive(Clone, Copy)]
+enum Whose<'a> {
+    Disk,
+    Cybs3,
+    Rclone(&'a Rclone, &'a str),
 }
 
 struct Small {
     create_rate: f64,
     ls_seconds: f64,
+    /// Indices of the create, stat, `ls -l` and unlink rows.
+    rows: [usize; 4],
+}
+
+/// What one vault's mount measured: its targets, and the indices of its write, read,
+/// random read, create, stat, `ls -l` and unlink rows (rclone's are in the same order).
+struct Measured {
+    targets: Targets,
+    rows: [usize; 7],
 }
 
 /// `op` on each path in turn, each timed.

@@ -18,9 +18,9 @@ mod child;
 mod cleanup;
 mod files;
 mod raw;
-mod rclone;
 
 use crate::machine::{loadavg, settle_disk};
+use crate::rclone::{self, Rclone};
 use crate::report::{also, print, row, Row};
 use crate::timing::{median, parallel};
 use crate::Cli;
@@ -28,13 +28,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
-use child::{run_sync, Took};
+use child::{rclone_copy, run_sync, Took};
 use cleanup::{clean_up, scratch};
 use files::{same_files, write_large, write_small, Tree};
 use rand::distr::{Alphanumeric, SampleString};
 use rand::RngCore;
 use raw::{raw_get, raw_put};
-use rclone::Rclone;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -141,7 +140,7 @@ impl Tool<'_> {
     async fn run(&self, src: &str, dst: &str, tree: &Tree, up: bool) -> Result<Took> {
         match self {
             Tool::Cybs3(side) => run_sync(side, src, dst, tree, up).await,
-            Tool::Rclone(r) => r.copy(src, dst).await,
+            Tool::Rclone(r) => rclone_copy(r, src, dst).await,
         }
     }
 }
@@ -171,7 +170,7 @@ pub fn run(args: SyncBenchArgs, cli: &dyn Cli) -> Result<()> {
     let rclone_version = rclone::version();
     let rclone = rclone_version
         .is_some()
-        .then(|| rclone::remotes(&plain, tmp.path()))
+        .then(|| rclone::remotes(&plain.cfg, &plain.keys, tmp.path()))
         .transpose()?;
     let load_before = loadavg();
     let measured = rt.block_on(async {

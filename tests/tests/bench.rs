@@ -1,5 +1,5 @@
-//! `cybs3 bench s3` end to end: a tiny run against a real server, its JSON document, and
-//! no bench bucket left behind.
+//! `cybs3 bench s3`, `sync` and `mount` end to end: tiny runs, their JSON documents, and
+//! nothing left behind.
 
 use cybs3_tests::{cybs3, Server};
 
@@ -212,6 +212,97 @@ async fn bench_sync_runs_reports_json_and_cleans_up() {
         .await
         .unwrap();
     assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
+}
+
+/// `bench mount` makes, mounts and removes its own scratch server; with rclone installed,
+/// rclone's mounts run the same rows and each cybs3 mount row gives its ratio to rclone's.
+#[test]
+fn bench_mount_runs_reports_json_and_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&scratch).unwrap();
+    let out = cybs3(
+        &home,
+        &[
+            "bench",
+            "mount",
+            "--dir",
+            scratch.to_str().unwrap(),
+            "--size-mib",
+            "4",
+            "--small-files",
+            "20",
+            "--random-reads",
+            "20",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["bench"], "mount");
+    let results = doc["results"].as_array().expect("results");
+    let find = |name: &str| {
+        results
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no row {name:?} in {results:?}"))
+    };
+    let ours = |kind: &str| {
+        [
+            format!("mount write+close, 4 MiB, {kind}"),
+            format!("mount read, cold, 4 MiB, {kind}, median"),
+            format!("mount 4 KiB random read, cold, {kind}"),
+            format!("create 1 KiB, 16 writers, 20 files, {kind}"),
+            format!("stat after TTL, 20 files, {kind}"),
+            format!("ls -l cold, 20 files, {kind}"),
+            format!("unlink, 20 files, {kind}"),
+        ]
+    };
+    for kind in ["plain", "encrypted"] {
+        for name in ours(kind) {
+            assert!(find(&name)["value"].as_f64().unwrap() >= 0.0);
+        }
+    }
+    if doc["rclone"].is_string() {
+        for (kind, tool) in [("plain", "rclone"), ("encrypted", "rclone crypt")] {
+            let theirs = [
+                format!("rclone mount write+close+upload, 4 MiB, {tool} (ref)"),
+                format!("rclone mount read, cold, 4 MiB, {tool}, median (ref)"),
+                format!("rclone mount 4 KiB random read, cold, {tool} (ref)"),
+                format!("create 1 KiB, 16 writers, 20 files, {tool} (close, upload pending) (ref)"),
+                format!("stat after TTL, 20 files, {tool} (ref)"),
+                format!("ls -l cold, 20 files, {tool} (ref)"),
+                format!("unlink, 20 files, {tool} (ref)"),
+            ];
+            for (mine, theirs) in ours(kind).iter().zip(&theirs) {
+                let (m, t) = (find(mine), find(theirs));
+                assert_eq!(m["also_reference"], format!("{tool} mount"), "{m}");
+                let ratio = m["value"].as_f64().unwrap() / t["value"].as_f64().unwrap();
+                assert!(
+                    (m["also_ratio"].as_f64().unwrap() - ratio).abs() < 1e-9,
+                    "{m} vs {t}"
+                );
+            }
+            assert_eq!(
+                find(&format!("  upload landed after the creates, {tool}"))["unit"],
+                "s"
+            );
+        }
+    }
+    // Servers, mounts and files: all gone with the scratch directory.
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.contains(scratch.to_str().unwrap()),
+        "left mounted: {mounts}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 fn vault_client(endpoint: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {

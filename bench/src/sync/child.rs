@@ -2,6 +2,7 @@
 //! cost: wall time, the child's CPU time and all cores' busy time meanwhile.
 
 use super::{Side, Tree, JOBS};
+use crate::rclone::Rclone;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::process::Stdio;
@@ -132,6 +133,35 @@ pub(super) async fn run_sync(
             tree.bytes,
             n("failed"),
             why()
+        );
+    }
+    Ok(took)
+}
+
+/// `rclone copy SRC DST` with as many files in flight as the syncs move; its exit status
+/// says whether every file was copied (what comes down is also compared with what went up
+/// by the caller).
+pub(super) async fn rclone_copy(r: &Rclone, src: &str, dst: &str) -> Result<Took> {
+    let jobs = JOBS.to_string();
+    let mut cmd = tokio::process::Command::from(r.command(&[
+        "copy",
+        src,
+        dst,
+        "--transfers",
+        &jobs,
+        "--checkers",
+        &jobs,
+    ]));
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let (out, took) = timed(&mut cmd).await.context("cannot run rclone")?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "rclone copy {src} {dst} failed ({}): {}",
+            out.status,
+            stderr.lines().last().unwrap_or("no output")
         );
     }
     Ok(took)

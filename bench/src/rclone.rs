@@ -1,27 +1,27 @@
-//! rclone, the tool `cybs3 sync` is compared with in the same run: `rclone copy` of the
-//! same trees to and from the plain vault's server and bucket, and through an rclone crypt
-//! remote over it for the encrypted vault.
+//! rclone, the tool `cybs3 sync` and `cybs3 mount` are compared with in the same run:
+//! remotes on the plain vault's server and bucket, and an rclone crypt remote over it for
+//! the encrypted vault. `bench sync` copies trees with them (`rclone copy`), `bench mount`
+//! mounts them (`rclone mount`).
 //!
 //! Both remotes are given to rclone in environment variables only (`RCLONE_CONFIG_<NAME>_*`)
 //! and its config file is a path in the bench's temporary directory, so the user's rclone
-//! config is neither read nor written. Their objects go below the plain vault's bench
-//! directory, which the bench removes at the end.
+//! config is neither read nor written. Their objects go below a key prefix the caller
+//! chooses inside its own bench directory, which it removes at the end.
 
-use super::child::{timed, Took};
-use super::{Side, JOBS};
 use anyhow::{bail, Context, Result};
 use rand::distr::{Alphanumeric, SampleString};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
+use vault::config::VaultConfig;
 
 /// The names of the remotes in the environment (upper case, as rclone reads them).
 const S3: &str = "CYBS3BENCHS3";
 const CRYPT: &str = "CYBS3BENCHCRYPT";
 
 /// One rclone remote the bench copies trees to and from.
-pub(super) struct Rclone {
+pub(crate) struct Rclone {
     /// "rclone" or "rclone crypt".
-    pub(super) kind: &'static str,
+    pub(crate) kind: &'static str,
     /// Where the bench's copies go, `REMOTE:path` without the trailing '/'.
     root: String,
     env: Vec<(String, String)>,
@@ -31,40 +31,26 @@ pub(super) struct Rclone {
 
 impl Rclone {
     /// The remote path of the copy named `what`.
-    pub(super) fn remote(&self, what: &str) -> String {
+    pub(crate) fn remote(&self, what: &str) -> String {
         format!("{}/{what}", self.root)
     }
 
-    /// `rclone copy SRC DST` with as many files in flight as the syncs move; its exit
-    /// status says whether every file was copied (what comes down is also compared with
-    /// what went up by the caller).
-    pub(super) async fn copy(&self, src: &str, dst: &str) -> Result<Took> {
-        let jobs = JOBS.to_string();
-        let mut cmd = tokio::process::Command::new("rclone");
-        cmd.args(["copy", src, dst, "--transfers", &jobs, "--checkers", &jobs])
+    /// `rclone ARGS…` with this remote's environment and the bench's config path, and
+    /// without `AWS_CA_BUNDLE` (see [`remotes`]).
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("rclone");
+        cmd.args(args)
             .arg("--config")
             .arg(&self.config)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("AWS_CA_BUNDLE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let (out, took) = timed(&mut cmd).await.context("cannot run rclone")?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            bail!(
-                "rclone copy {src} {dst} failed ({}): {}",
-                out.status,
-                stderr.lines().last().unwrap_or("no output")
-            );
-        }
-        Ok(took)
+            .stdin(Stdio::null());
+        cmd
     }
 }
 
 /// The installed rclone's version line, `None` when there is no rclone to run.
-pub(super) fn version() -> Option<String> {
+pub(crate) fn version() -> Option<String> {
     let out = std::process::Command::new("rclone")
         .arg("version")
         .stdin(Stdio::null())
@@ -75,10 +61,10 @@ pub(super) fn version() -> Option<String> {
     Some(text.lines().next().unwrap_or("rclone").trim().to_string())
 }
 
-/// The plain remote on `plain`'s endpoint, bucket and credentials, and a crypt remote
-/// over it with a random password; the rclone config path goes in `tmp`.
-pub(super) fn remotes(plain: &Side, tmp: &Path) -> Result<[Rclone; 2]> {
-    let cfg = &plain.cfg;
+/// The plain remote on `cfg`'s endpoint, bucket and credentials, below the key prefix
+/// `keys` (ending in '/'), and a crypt remote over it with a random password; the rclone
+/// config path goes in `tmp`.
+pub(crate) fn remotes(cfg: &VaultConfig, keys: &str, tmp: &Path) -> Result<[Rclone; 2]> {
     let var = |remote: &str, key: &str, value: &str| {
         (format!("RCLONE_CONFIG_{remote}_{key}"), value.to_string())
     };
@@ -99,7 +85,7 @@ pub(super) fn remotes(plain: &Side, tmp: &Path) -> Result<[Rclone; 2]> {
     if let Ok(ca) = std::env::var("AWS_CA_BUNDLE") {
         s3.push(("RCLONE_CA_CERT".into(), ca));
     }
-    let root = format!("{S3}:{}/{}", cfg.bucket, plain.keys.trim_end_matches('/'));
+    let root = format!("{S3}:{}/{}", cfg.bucket, keys.trim_end_matches('/'));
     let password = obscure(&Alphanumeric.sample_string(&mut rand::rng(), 24))?;
     let mut crypt = s3.clone();
     crypt.extend([
