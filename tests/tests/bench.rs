@@ -36,22 +36,11 @@ async fn bench_s3_runs_reports_json_and_cleans_up() {
             "--json",
         ],
     );
-    assert!(
-        out.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
-    assert_eq!(doc["bench"], "s3");
+    let doc = report(&out, "s3");
     assert_eq!(doc["endpoint"], endpoint.as_str());
     assert!(doc["bucket"].as_str().unwrap().starts_with("cybs3-bench-"));
     let results = doc["results"].as_array().expect("results");
-    let find = |name: &str| {
-        results
-            .iter()
-            .find(|r| r["name"] == name)
-            .unwrap_or_else(|| panic!("no row {name:?} in {results:?}"))
-    };
+    let find = |name: &str| row(results, name);
     for r in results {
         assert!(r["value"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["unit"].is_string(), "{r}");
@@ -104,13 +93,7 @@ async fn bench_sync_runs_reports_json_and_cleans_up() {
             "--json",
         ],
     );
-    assert!(
-        out.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
-    assert_eq!(doc["bench"], "sync");
+    let doc = report(&out, "sync");
     assert_eq!(doc["vault"], "local");
     assert_eq!(doc["endpoint"], lv.endpoint().as_str());
     let results = doc["results"].as_array().expect("results");
@@ -118,12 +101,7 @@ async fn bench_sync_runs_reports_json_and_cleans_up() {
         assert!(r["value"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["unit"].is_string(), "{r}");
     }
-    let find = |name: &str| {
-        results
-            .iter()
-            .find(|r| r["name"] == name)
-            .unwrap_or_else(|| panic!("no row {name:?} in {results:?}"))
-    };
+    let find = |name: &str| row(results, name);
     let (large, small) = ("16 MiB in 8 files", "50 files");
     let unit_of = |label: &str| if label == large { "MB/s" } else { "files/s" };
     for (label, unit) in [(large, "MB/s"), (small, "files/s")] {
@@ -239,20 +217,9 @@ fn bench_mount_runs_reports_json_and_cleans_up() {
             "--json",
         ],
     );
-    assert!(
-        out.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
-    assert_eq!(doc["bench"], "mount");
+    let doc = report(&out, "mount");
     let results = doc["results"].as_array().expect("results");
-    let find = |name: &str| {
-        results
-            .iter()
-            .find(|r| r["name"] == name)
-            .unwrap_or_else(|| panic!("no row {name:?} in {results:?}"))
-    };
+    let find = |name: &str| row(results, name);
     let ours = |kind: &str| {
         [
             format!("mount write+close, 4 MiB, {kind}"),
@@ -303,6 +270,26 @@ fn bench_mount_runs_reports_json_and_cleans_up() {
     );
     let left: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// A bench's JSON document, from a run that must have succeeded.
+fn report(out: &std::process::Output, bench: &str) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["bench"], bench);
+    doc
+}
+
+/// The result row named `name`.
+fn row<'a>(results: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    results
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no row {name:?} in {results:?}"))
 }
 
 fn vault_client(endpoint: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
