@@ -1,7 +1,7 @@
 //! `cybs3 server start|stop|status`.
 
 use crate::admin;
-use crate::identity::IdentityArgs;
+use crate::settings::ServerSettings;
 use crate::storedir::{pid_alive, Runtime, StoreDir};
 use anyhow::{anyhow, bail, Context, Result};
 use engine::{Store, StoreConfig};
@@ -53,7 +53,7 @@ pub struct StartArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(flatten)]
-    pub identity: IdentityArgs,
+    pub settings: ServerSettings,
 }
 
 pub fn store_dir(data: Option<PathBuf>) -> StoreDir {
@@ -103,10 +103,10 @@ pub fn start(args: StartArgs) -> Result<()> {
             rt.pid
         );
     }
-    let identity = args.identity.merged(args.config.as_deref(), &dir.root)?;
-    let ldap = identity.ldap()?;
+    let settings = args.settings.merged(args.config.as_deref(), &dir.root)?;
+    let ldap = settings.ldap()?;
     if args.detach {
-        return detach(&dir, &args, &identity);
+        return detach(&dir, &args, &settings);
     }
     let layout = dir.resolve_layout(args.drives.clone(), args.ec.as_deref())?;
     let ec = layout.ec.parse().map_err(|e: String| anyhow!(e))?;
@@ -144,11 +144,12 @@ pub fn start(args: StartArgs) -> Result<()> {
             server_key,
             region: args.region.clone(),
             domains: args.domains.clone(),
-            trusted_proxies: identity.trusted_proxy.clone(),
+            trusted_proxies: settings.trusted_proxy.clone(),
             ldap,
-            sts_min_duration: identity.sts_min_duration.unwrap_or(900),
+            sts_min_duration: settings.sts_min_duration.unwrap_or(900),
             idle_timeout: Duration::from_secs(args.idle_timeout),
             max_connections: args.max_connections.map(|n| n as usize),
+            lifecycle: settings.lifecycle(),
         };
         s3d::serve(cfg, store.clone(), listener, shutdown_signal()).await
     });
@@ -187,7 +188,7 @@ async fn shutdown_signal() {
 }
 
 /// Start a copy of ourselves in the background and wait until it answers.
-fn detach(dir: &StoreDir, args: &StartArgs, identity: &IdentityArgs) -> Result<()> {
+fn detach(dir: &StoreDir, args: &StartArgs, settings: &ServerSettings) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the cybs3 executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(["server", "start", "--data"])
@@ -211,8 +212,8 @@ fn detach(dir: &StoreDir, args: &StartArgs, identity: &IdentityArgs) -> Result<(
     for domain in &args.domains {
         cmd.arg("--domain").arg(domain);
     }
-    cmd.args(identity.to_args());
-    if let Some(pw) = &identity.ldap_bind_password {
+    cmd.args(settings.to_args());
+    if let Some(pw) = &settings.ldap_bind_password {
         cmd.env("CYBS3_LDAP_BIND_PASSWORD", pw);
     }
     let log = std::fs::OpenOptions::new()

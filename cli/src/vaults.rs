@@ -260,7 +260,7 @@ fn local(name: &str, port: u16, protect: bool) -> Result<()> {
                 max_connections: None,
                 detach: true,
                 config: None,
-                identity: Default::default(),
+                settings: Default::default(),
             })?;
             did.push(format!("started the local server at {endpoint} (data in {})", dir.root.display()));
         }

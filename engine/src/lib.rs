@@ -10,7 +10,8 @@
 //! - All metadata writes go through one group-committing thread ([`commit`]), as
 //!   operations (`ops.rs`) that check, inside the commit, what must hold before they
 //!   change anything: object lock (`lock.rs`), conditional writes (`condition.rs`), a
-//!   retried multipart completion (`completed.rs`).
+//!   retried multipart completion (`completed.rs`), a lifecycle expiration
+//!   (`expire.rs`).
 
 mod codec;
 mod commit;
@@ -19,6 +20,7 @@ mod condition;
 mod direct;
 mod drive;
 mod error;
+mod expire;
 mod heal;
 mod inline;
 mod inline_cache;
@@ -40,6 +42,7 @@ pub use codec::Encoder;
 pub use condition::{ETagMatch, WriteCondition};
 pub use drive::DriveState;
 pub use error::{Error, Result};
+pub use expire::Expiry;
 pub use heal::HealReport;
 pub use layout::{Ec, BLOCK_SIZE, INLINE_MAX};
 pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};

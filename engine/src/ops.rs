@@ -7,6 +7,7 @@ use crate::commit::{Clock, Tx};
 use crate::completed;
 use crate::condition::{self, WriteCondition};
 use crate::error::{Error, Result};
+use crate::expire::{self, Expiry};
 use crate::inline::Shards;
 use crate::lock::{self, LOCK_DEFAULT_ATTR};
 use crate::record::{
@@ -113,6 +114,13 @@ pub(crate) enum Op {
         key: String,
         upload_id: String,
     },
+    /// A lifecycle expiration (`expire.rs`), if the version is still where it was seen.
+    Expire {
+        bucket: String,
+        key: String,
+        version_id: String,
+        expiry: Expiry,
+    },
     /// Heal: give every drive its shard of inline data (and drop the whole copies of a
     /// store from before inline erasure coding), if `owner` still holds that data.
     PutInline {
@@ -140,6 +148,7 @@ pub(crate) enum Out {
     Done,
     Version(ObjectVersion),
     Deleted(Deleted),
+    Expired(Option<Deleted>),
     Upload(UploadRecord),
 }
 
@@ -482,6 +491,14 @@ pub(crate) fn apply(
             tx.del(keys::upload(b, key, upload_id));
             Ok(Out::Done)
         }
+        Op::Expire {
+            bucket: b,
+            key,
+            version_id,
+            expiry,
+        } => Ok(Out::Expired(expire::apply(
+            tx, clock, b, key, version_id, *expiry, freed,
+        )?)),
         Op::PutInline { owner, id, shards } => {
             let holds = |data: &PartData| data.id() == *id;
             let held = match owner {
@@ -609,7 +626,7 @@ fn new_version(
     Ok(v)
 }
 
-fn new_marker(
+pub(crate) fn new_marker(
     tx: &mut Tx,
     clock: &mut Clock,
     rec: &BucketRecord,
@@ -680,7 +697,12 @@ pub(crate) fn parse_version_id(version_id: &str) -> Option<[u8; 16]> {
     bytes.try_into().ok()
 }
 
-fn remove_version(tx: &mut Tx, b: &str, v: &ObjectVersion, freed: &mut Vec<DataId>) -> Result<()> {
+pub(crate) fn remove_version(
+    tx: &mut Tx,
+    b: &str,
+    v: &ObjectVersion,
+    freed: &mut Vec<DataId>,
+) -> Result<()> {
     tx.del(keys::version(b, &v.key, &v.sort));
     for p in &v.parts {
         drop_data(tx, &p.data, freed);
@@ -692,7 +714,7 @@ fn remove_version(tx: &mut Tx, b: &str, v: &ObjectVersion, freed: &mut Vec<DataI
 }
 
 /// Point `latest` at the newest remaining version, unless that is a delete marker.
-fn refresh_latest(tx: &mut Tx, b: &str, key: &str) -> Result<()> {
+pub(crate) fn refresh_latest(tx: &mut Tx, b: &str, key: &str) -> Result<()> {
     let newest = tx.scan(&keys::versions_of(b, key)).into_iter().next();
     match newest {
         Some((_, bytes)) => {

@@ -7,6 +7,7 @@ use crate::commit::{Clock, Committer, Request};
 use crate::condition::WriteCondition;
 use crate::drive::{Db, Drive, DriveState};
 use crate::error::{Error, Result};
+use crate::expire::Expiry;
 use crate::layout::{Ec, Format, BLOCK_SIZE, FORMAT_VERSION};
 use crate::list::{self, ListPage, ListQuery, VersionPage, VersionQuery};
 use crate::ops::{Deleted, Op, Out};
@@ -800,6 +801,26 @@ impl Store {
             upload_id: upload_id.to_string(),
         })
         .map(drop)
+    }
+
+    /// A lifecycle expiration of `version_id` (see [`Expiry`]); `None` when the key has
+    /// changed since it was decided on, and nothing was done. Object lock is enforced.
+    pub fn expire(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        expiry: Expiry,
+    ) -> Result<Option<Deleted>> {
+        match self.submit(Op::Expire {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: version_id.to_string(),
+            expiry,
+        })? {
+            Out::Expired(d) => Ok(d),
+            _ => unreachable!("expire answers Expired"),
+        }
     }
 
     /// Uploads in progress, by key then age; `true` when more remain.

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use cybs3_engine::{
-    Deleted, Error, ObjectMeta, Store, StoreConfig, VersionEntry, VersionQuery, Versioning,
+    Deleted, Error, Expiry, ObjectMeta, Store, StoreConfig, VersionEntry, VersionQuery, Versioning,
     MIN_PART_SIZE,
 };
 use std::path::PathBuf;
@@ -820,4 +820,74 @@ fn acls_live_with_their_version_and_buckets_are_born_with_their_attrs() {
         s.head(B, "k", None).unwrap().meta.acl,
         Some(acl(Grantee::AuthenticatedUsers))
     );
+}
+
+#[test]
+fn lifecycle_expirations_act_only_on_what_was_seen_and_respect_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = store3(&dir);
+    // Unversioned: the current version is removed, once.
+    let v = put(&s, B, "u", b"old");
+    let gone = s.expire(B, "u", &v.version_id, Expiry::Current).unwrap();
+    assert_eq!(gone.map(|d| d.delete_marker), Some(false));
+    assert!(matches!(s.head(B, "u", None), Err(Error::NoSuchKey(_))));
+    assert_eq!(
+        s.expire(B, "u", &v.version_id, Expiry::Current).unwrap(),
+        None
+    );
+
+    // Versioned for good, and legal holds allowed.
+    const L: &str = "locked";
+    s.create_locked_bucket(L).unwrap();
+    let v1 = put(&s, L, "k", b"one");
+    let v2 = put(&s, L, "k", b"two");
+    // v1 is not current: a Current expiration decided on an older view does nothing.
+    assert_eq!(
+        s.expire(L, "k", &v1.version_id, Expiry::Current).unwrap(),
+        None
+    );
+    // v2 is current: it is not a noncurrent one.
+    assert_eq!(
+        s.expire(L, "k", &v2.version_id, Expiry::Noncurrent)
+            .unwrap(),
+        None
+    );
+    // Expiring the current version adds a marker; v2 stays readable by its id.
+    let d = s
+        .expire(L, "k", &v2.version_id, Expiry::Current)
+        .unwrap()
+        .unwrap();
+    assert!(d.delete_marker);
+    let marker = d.version_id.unwrap();
+    assert!(get_version(&s, L, "k", Some(&v2.version_id)).unwrap() == b"two");
+    // The marker is not alone: it stays.
+    assert_eq!(
+        s.expire(L, "k", &marker, Expiry::LoneDeleteMarker).unwrap(),
+        None
+    );
+    // A legal hold keeps a noncurrent version; lifted, it goes.
+    s.set_legal_hold(L, "k", Some(&v1.version_id), true)
+        .unwrap();
+    assert!(matches!(
+        s.expire(L, "k", &v1.version_id, Expiry::Noncurrent),
+        Err(Error::ObjectLocked(_))
+    ));
+    s.set_legal_hold(L, "k", Some(&v1.version_id), false)
+        .unwrap();
+    for v in [&v1, &v2] {
+        let d = s.expire(L, "k", &v.version_id, Expiry::Noncurrent).unwrap();
+        assert_eq!(d.map(|d| d.delete_marker), Some(false));
+    }
+    // Now the marker is alone, and goes too.
+    let d = s.expire(L, "k", &marker, Expiry::LoneDeleteMarker).unwrap();
+    assert_eq!(d.map(|d| d.delete_marker), Some(true));
+    let left = s.list_versions(
+        L,
+        &VersionQuery {
+            max: 10,
+            ..VersionQuery::default()
+        },
+    );
+    assert!(left.unwrap().versions.is_empty());
+    assert_eq!(s.bucket_stats(L).unwrap().objects, 0);
 }

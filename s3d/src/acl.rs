@@ -2,8 +2,8 @@
 //! owner and ACL new buckets and objects get, and their XML form. What is stored and
 //! how grants decide requests is `identity::grants`.
 
-use crate::ctx::{blocking, Cybs3};
-use crate::identity::auth::Caller;
+use crate::ctx::{blocking, spawn, Cybs3};
+use crate::identity::auth::{store_failed, Caller};
 use crate::identity::grants::{self, BucketAccess, Ownership};
 use crate::identity::owners;
 use engine::{Acl, CanonicalUser, Grant, Grantee, Permission};
@@ -101,6 +101,44 @@ pub(crate) async fn load(s: &Cybs3, bucket: &str) -> S3Result<BucketAccess> {
     blocking(move || BucketAccess::load(&store, &bucket)).await
 }
 
+/// Names every grantee a request gave by an id alone, as the server knows them. An id
+/// nobody has is refused with AWS's 400 InvalidArgument, before anything is stored.
+pub(crate) async fn name_grantees(s: &Cybs3, mut acl: Acl) -> S3Result<Acl> {
+    let unnamed: Vec<String> = acl
+        .grants
+        .iter()
+        .filter_map(|g| match &g.grantee {
+            Grantee::User(u) if u.display_name.is_empty() => Some(u.id.clone()),
+            _ => None,
+        })
+        .collect();
+    if unnamed.is_empty() {
+        return Ok(acl);
+    }
+    let iam = s.iam.clone();
+    let known = spawn(move || {
+        unnamed
+            .into_iter()
+            .map(|id| iam.canonical_user(&id).map(|u| (id, u)))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?
+    .map_err(store_failed)?;
+    for grant in &mut acl.grants {
+        let Grantee::User(u) = &mut grant.grantee else {
+            continue;
+        };
+        if !u.display_name.is_empty() {
+            continue;
+        }
+        match known.iter().find(|(id, _)| *id == u.id) {
+            Some((_, Some(found))) => *u = found.clone(),
+            _ => return Err(s3_error!(InvalidArgument, "Invalid id")),
+        }
+    }
+    Ok(acl)
+}
+
 /// The owner and ACL of an object the caller is writing into `bucket`, as its bucket's
 /// object ownership decides: with ACLs disabled only private (or the bucket owner's
 /// full control) is accepted and the bucket owner owns it; with BucketOwnerPreferred
@@ -114,7 +152,7 @@ pub(crate) async fn for_new_object(
     let caller = Caller::of(extensions)?.clone();
     let access = load(s, bucket).await?;
     let writer = acting_as(&caller, access.owner());
-    new_object_acl(&access, writer, req)
+    name_grantees(s, new_object_acl(&access, writer, req)?).await
 }
 
 fn new_object_acl(access: &BucketAccess, writer: CanonicalUser, req: &AclRequest) -> S3Result<Acl> {
@@ -472,6 +510,7 @@ pub(crate) async fn put_bucket(
         return Err(acls_disabled());
     }
     check_public(&access, &acl)?;
+    let acl = name_grantees(s, acl).await?;
     s.set_bucket_attr(&input.bucket, grants::ATTR_ACL, Some(grants::encode(&acl)))
         .await?;
     Ok(PutBucketAclOutput {})
@@ -522,6 +561,7 @@ pub(crate) async fn put_object(
         };
     }
     check_public(&access, &acl)?;
+    let acl = name_grantees(s, acl).await?;
     let store = s.store.clone();
     // The version found above: a PUT without versionId must not reach a newer one.
     let vid = version.version_id;

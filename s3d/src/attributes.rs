@@ -42,7 +42,11 @@ pub(crate) async fn get(
         }
     };
     let marker = input.part_number_marker.unwrap_or(0).max(0);
-    let (v, vstate) = versioning::head(s, input.bucket, input.key, input.version_id).await?;
+    let versioning::Found {
+        object: v,
+        versioning: vstate,
+        ..
+    } = versioning::head(s, input.bucket, input.key, input.version_id).await?;
     let d = Described::new(&v, vstate, true);
     // Only an object assembled from uploaded parts has parts to show; its ETag says so.
     let multipart = v.meta.etag.contains('-');

@@ -2,9 +2,10 @@
 
 use crate::acl;
 use crate::ctx::{blocking, Cybs3};
-use crate::identity::auth::Caller;
+use crate::identity::auth::{self, Caller};
 use crate::identity::{grants, owners};
 use crate::list::{decode_token, encode_token};
+use hyper::http::Extensions;
 use s3s::dto::*;
 use s3s::{s3_error, S3ErrorCode, S3Result};
 use std::time::{Duration, SystemTime};
@@ -30,6 +31,7 @@ pub(crate) async fn create(
         ));
     }
     let (acl, ownership) = acl::for_new_bucket(caller, &input)?;
+    let acl = acl::name_grantees(s, acl).await?;
     let store = s.store.clone();
     let name = input.bucket.clone();
     let location = format!("/{name}");
@@ -89,8 +91,9 @@ const MAX_BUCKETS: usize = 10_000;
 pub(crate) async fn list(
     s: &Cybs3,
     input: ListBucketsInput,
-    caller: &Caller,
+    extensions: &Extensions,
 ) -> S3Result<ListBucketsOutput> {
+    let caller = Caller::of(extensions)?;
     let only = match caller {
         Caller::Bucket(own) => Some(own.as_str()),
         _ => None,
@@ -119,12 +122,20 @@ pub(crate) async fn list(
     let records = blocking(move || store.list_buckets()).await?;
     let prefix = input.prefix.as_deref().unwrap_or_default();
     let other_region = input.bucket_region.as_ref().is_some_and(|r| *r != s.region);
-    let mut matching = records.into_iter().filter(|b| {
-        !other_region
-            && b.name.starts_with(prefix)
-            && only.is_none_or(|own| b.name == own)
-            && after.as_ref().is_none_or(|a| b.name > *a)
-    });
+    let candidates: Vec<String> = records
+        .iter()
+        .filter(|b| {
+            !other_region
+                && b.name.starts_with(prefix)
+                && only.is_none_or(|own| b.name == own)
+                && after.as_ref().is_none_or(|a| b.name > *a)
+        })
+        .map(|b| b.name.clone())
+        .collect();
+    let shown = auth::listed_buckets(extensions, candidates).await?;
+    let mut matching = records
+        .into_iter()
+        .filter(|b| shown.binary_search(&b.name).is_ok());
     let buckets: Vec<Bucket> = matching
         .by_ref()
         .take(max)

@@ -27,4 +27,6 @@ pub struct ServerConfig {
     /// The most open client connections; `None` derives it from the descriptor limit
     /// (which also caps an explicit value).
     pub max_connections: Option<usize>,
+    /// How the lifecycle scanner runs.
+    pub lifecycle: crate::lifecycle::Settings,
 }

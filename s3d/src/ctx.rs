@@ -3,17 +3,22 @@
 //! work off the async executor ([`spawn`], [`blocking`]).
 
 use crate::errors;
+use crate::identity::iam::Iam;
 use s3s::S3Result;
 use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
 
-/// What every operation needs: the store and the server's region. Who the caller
-/// is travels with each request (see `identity::auth::Caller`), not here.
+/// What every operation needs: the store, the server's region, and its users (ACL
+/// grants name them). Who the caller is travels with each request (see
+/// `identity::auth::Caller`), not here.
 #[derive(Clone)]
 pub(crate) struct Cybs3 {
     pub store: engine::Store,
     pub region: String,
+    pub iam: Iam,
+    /// A lifecycle day, in seconds (`x-amz-expiration` dates are counted in them).
+    pub lifecycle_day_secs: u64,
 }
 
 impl Cybs3 {
@@ -44,8 +49,10 @@ impl Cybs3 {
     /// A service context over `store`, for unit tests of the operations.
     pub(crate) fn for_tests(store: engine::Store) -> Cybs3 {
         Cybs3 {
+            iam: Iam::new(store.clone(), &[7; 32]),
             store,
             region: "us-east-1".into(),
+            lifecycle_day_secs: 86_400,
         }
     }
 }

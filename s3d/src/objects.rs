@@ -7,8 +7,9 @@ use crate::body::{self, Received};
 use crate::buckets::timestamp;
 use crate::ctx::{self, blocking, Cybs3};
 use crate::identity::auth;
+use crate::lifecycle;
 use crate::object_lock::{self, lock_requested};
-use crate::versioning;
+use crate::versioning::{self, Found};
 use crate::{errors, tagging};
 use bytes::Bytes;
 use futures::Stream;
@@ -80,7 +81,10 @@ pub(crate) async fn put(
     meta.checksums = body::stored_checksums(&checksums);
     let etag = meta.etag.clone();
     let (version, _) = commit(s, &input.bucket, writer, meta).await?;
+    let stored = s.bucket_attr(&input.bucket, lifecycle::ATTR).await?;
+    let expiration = lifecycle::expiration(s, stored.as_deref(), &version)?;
     Ok(PutObjectOutput {
+        expiration,
         e_tag: Some(ETag::Strong(etag)),
         size: Some(version.size as i64),
         version_id: written_version_id(&version.version_id),
@@ -277,11 +281,16 @@ pub(crate) async fn get(
 ) -> S3Result<GetObjectOutput> {
     let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
     // Also answers delete markers (404/405 with their headers) and bad version ids.
-    let (reader, vstate) = match versioning::open(s, bucket, key, vid).await {
+    let Found {
+        object: reader,
+        versioning: vstate,
+        lifecycle,
+    } = match versioning::open(s, bucket, key, vid).await {
         Ok(opened) => opened,
         Err(e) => return Err(auth::missing_key(extensions, e).await),
     };
     let v = reader.version().clone();
+    let expiration = lifecycle::expiration(s, lifecycle.as_deref(), &v)?;
     check_preconditions(
         &v,
         input.if_match.as_ref(),
@@ -326,6 +335,7 @@ pub(crate) async fn get(
         object_lock_mode: h.lock.mode,
         object_lock_retain_until_date: h.lock.until,
         object_lock_legal_hold_status: h.lock.legal_hold,
+        expiration,
         ..Default::default()
     })
 }
@@ -337,10 +347,15 @@ pub(crate) async fn head(
     extensions: &Extensions,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
-    let (v, vstate) = match versioning::head(s, bucket, key, vid).await {
+    let Found {
+        object: v,
+        versioning: vstate,
+        lifecycle,
+    } = match versioning::head(s, bucket, key, vid).await {
         Ok(found) => found,
         Err(e) => return Err(auth::missing_key(extensions, e).await),
     };
+    let expiration = lifecycle::expiration(s, lifecycle.as_deref(), &v)?;
     check_preconditions(
         &v,
         input.if_match.as_ref(),
@@ -379,6 +394,7 @@ pub(crate) async fn head(
         object_lock_mode: h.lock.mode,
         object_lock_retain_until_date: h.lock.until,
         object_lock_legal_hold_status: h.lock.legal_hold,
+        expiration,
         ..Default::default()
     });
     // S3 sends the tag count on HEAD too, though the HeadObject model has no field for it.

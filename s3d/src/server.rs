@@ -6,7 +6,9 @@ use crate::conns::{Closed, Conns, Tracked, Watched};
 use crate::ctx::{self, PeerAddr};
 use crate::identity::auth;
 use crate::vhost::Domains;
-use crate::{cors, errors, fdlimit, list, messages, post, precheck, rfc2047, service, sigv2, xml};
+use crate::{
+    cors, errors, fdlimit, lifecycle, list, messages, post, precheck, rfc2047, service, sigv2, xml,
+};
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
@@ -59,6 +61,7 @@ pub async fn serve(
         "S3 server ready"
     );
     let region: Arc<str> = cfg.region.as_str().into();
+    tokio::spawn(lifecycle::run(store.clone(), cfg.lifecycle));
     run(
         s3,
         store,
@@ -399,6 +402,7 @@ mod tests {
         let cfg = crate::config::ServerConfig {
             idle_timeout: std::time::Duration::from_secs(30),
             max_connections: None,
+            lifecycle: Default::default(),
             listen: addr,
             access_key: "ak".into(),
             secret_key: "sk".into(),

@@ -11,8 +11,8 @@ use crate::ignored_range::IgnoredRange;
 use crate::routes::Routes;
 use crate::vhost::Domains;
 use crate::{
-    acl, attributes, bucket_config, buckets, copy, cors, delete, list, multipart, object_lock,
-    objects, ownership, post, public_access, tagging, versioning,
+    acl, attributes, bucket_config, buckets, copy, cors, delete, lifecycle, list, multipart,
+    object_lock, objects, ownership, post, public_access, tagging, versioning,
 };
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -23,12 +23,18 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
     let identities = Identities::new(
         &cfg.access_key,
         &cfg.secret_key,
-        iam,
+        iam.clone(),
         cfg.trusted_proxies.clone(),
     );
+    let ctx = Cybs3 {
+        store,
+        region: cfg.region.clone(),
+        iam,
+        lifecycle_day_secs: cfg.lifecycle.day_secs,
+    };
     // The same service without routes serves GET/HEAD again once an unusable Range is gone.
-    let plain = builder(cfg, store.clone(), domains, &identities).build();
-    let mut b = builder(cfg, store, domains, &identities);
+    let plain = builder(ctx.clone(), domains, &identities).build();
+    let mut b = builder(ctx, domains, &identities);
     b.set_route(Routes {
         sts: sts::Sts {
             identities,
@@ -40,16 +46,8 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
     b.build()
 }
 
-fn builder(
-    cfg: &ServerConfig,
-    store: engine::Store,
-    domains: &Domains,
-    identities: &Identities,
-) -> S3ServiceBuilder {
-    let mut b = S3ServiceBuilder::new(Cybs3 {
-        store,
-        region: cfg.region.clone(),
-    });
+fn builder(ctx: Cybs3, domains: &Domains, identities: &Identities) -> S3ServiceBuilder {
+    let mut b = S3ServiceBuilder::new(ctx);
     // s3s reads a POST form's file whole into memory before our handler runs, so
     // browser-form uploads are capped; larger objects go through PUT or multipart.
     let mut config = s3s::config::S3Config::default();
@@ -97,8 +95,7 @@ impl S3 for Cybs3 {
     }
 
     async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> Res<ListBucketsOutput> {
-        let caller = Caller::of(&req.extensions)?;
-        buckets::list(self, req.input, caller)
+        buckets::list(self, req.input, &req.extensions)
             .await
             .map(S3Response::new)
     }
@@ -235,6 +232,29 @@ impl S3 for Cybs3 {
         req: S3Request<GetBucketPolicyStatusInput>,
     ) -> Res<GetBucketPolicyStatusOutput> {
         bucket_policy::status(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> Res<PutBucketLifecycleConfigurationOutput> {
+        lifecycle::put(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> Res<GetBucketLifecycleConfigurationOutput> {
+        lifecycle::get(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> Res<DeleteBucketLifecycleOutput> {
+        lifecycle::delete(self, req.input)
             .await
             .map(S3Response::new)
     }

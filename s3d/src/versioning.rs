@@ -5,6 +5,7 @@ use crate::acl;
 use crate::buckets::timestamp;
 use crate::ctx::{self, blocking, Cybs3};
 use crate::errors;
+use crate::lifecycle;
 use crate::list::{encode_if, url_encoded, MAX_KEYS};
 use engine::{ObjectReader, ObjectVersion, Versioning};
 use hyper::header::{HeaderMap, HeaderValue, ALLOW, CONTENT_TYPE};
@@ -95,7 +96,7 @@ pub(crate) async fn head(
     bucket: String,
     key: String,
     version_id: Option<String>,
-) -> S3Result<(ObjectVersion, Versioning)> {
+) -> S3Result<Found<ObjectVersion>> {
     lookup(s, bucket, key, version_id, |store, b, k, v| {
         store.head(b, k, v)
     })
@@ -108,11 +109,20 @@ pub(crate) async fn open(
     bucket: String,
     key: String,
     version_id: Option<String>,
-) -> S3Result<(ObjectReader, Versioning)> {
+) -> S3Result<Found<ObjectReader>> {
     lookup(s, bucket, key, version_id, |store, b, k, v| {
         store.open_object(b, k, v)
     })
     .await
+}
+
+/// What a GET or HEAD found: the object (or a reader on it), the bucket's versioning
+/// state, and when the current version was asked for, the bucket's lifecycle setting
+/// (its `x-amz-expiration`), read in the same trip to the store.
+pub(crate) struct Found<T> {
+    pub object: T,
+    pub versioning: Versioning,
+    pub lifecycle: Option<Vec<u8>>,
 }
 
 async fn lookup<T: Send + 'static>(
@@ -121,13 +131,22 @@ async fn lookup<T: Send + 'static>(
     key: String,
     version_id: Option<String>,
     f: impl FnOnce(&engine::Store, &str, &str, Option<&str>) -> engine::Result<T> + Send + 'static,
-) -> S3Result<(T, Versioning)> {
+) -> S3Result<Found<T>> {
     check_version_id(version_id.as_deref())?;
     let explicit = version_id.is_some();
     let store = s.store.clone();
     let found = ctx::spawn(move || {
-        let state = store.bucket(&bucket)?.versioning;
-        f(&store, &bucket, &key, version_id.as_deref()).map(|t| (t, state))
+        let versioning = store.bucket(&bucket)?.versioning;
+        let object = f(&store, &bucket, &key, version_id.as_deref())?;
+        let lifecycle = match explicit {
+            true => None,
+            false => store.bucket_attr(&bucket, lifecycle::ATTR)?,
+        };
+        Ok(Found {
+            object,
+            versioning,
+            lifecycle,
+        })
     })
     .await?;
     match found {

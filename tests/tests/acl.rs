@@ -169,6 +169,70 @@ async fn buckets_have_owners_and_names_taken_by_others_are_refused() {
             .await,
     );
     assert_eq!(st, 403);
+
+    // ListBuckets shows each user what they own or may list: alice her own, bob (who
+    // may list everything) both, carol the one her grant lets her list, root all.
+    bucket(&root, "hidden").await;
+    assert_eq!(bucket_names(&alice).await, ["alices"]);
+    assert_eq!(bucket_names(&bob).await, ["alices", "hidden", "roots"]);
+    assert_eq!(bucket_names(&carol).await, ["alices"]);
+    assert_eq!(bucket_names(&root).await, ["alices", "hidden", "roots"]);
+    // Pages count only what is shown.
+    let page = bob.list_buckets().max_buckets(1).send().await.unwrap();
+    assert_eq!(page.buckets()[0].name(), Some("alices"));
+    let token = page.continuation_token().unwrap().to_string();
+    let next = bob
+        .list_buckets()
+        .max_buckets(1)
+        .continuation_token(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.buckets()[0].name(), Some("hidden"));
+    let page = carol.list_buckets().max_buckets(1).send().await.unwrap();
+    assert_eq!(page.buckets().len(), 1);
+    assert!(
+        page.continuation_token().is_none(),
+        "nothing more for carol"
+    );
+
+    // A grant naming an id nobody has is refused, as AWS refuses it; the ACL stays.
+    let (st, code) = fails(
+        root.put_bucket_acl()
+            .bucket("alices")
+            .grant_read(format!("id=\"{}\"", "0".repeat(64)))
+            .send()
+            .await,
+    );
+    assert_eq!((st, code.as_str()), (400, "InvalidArgument"));
+    let acl = root.get_bucket_acl().bucket("alices").send().await.unwrap();
+    let named: Vec<_> = acl
+        .grants()
+        .iter()
+        .filter_map(|g| g.grantee().and_then(|g| g.display_name()))
+        .collect();
+    assert_eq!(named, ["carol"], "grants by id show the user's name");
+    let (st, code) = fails(
+        root.put_object()
+            .bucket("alices")
+            .key("g")
+            .grant_read("id=\"nobody\"")
+            .body(ByteStream::from_static(b"g"))
+            .send()
+            .await,
+    );
+    assert_eq!((st, code.as_str()), (400, "InvalidArgument"));
+    let (st, _) = fails(root.head_object().bucket("alices").key("g").send().await);
+    assert_eq!(st, 404, "nothing stored");
+}
+
+/// The names ListBuckets shows this client.
+async fn bucket_names(c: &Client) -> Vec<String> {
+    let out = c.list_buckets().send().await.unwrap();
+    out.buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_string))
+        .collect()
 }
 
 #[tokio::test]

@@ -50,6 +50,7 @@ impl Server {
             sts_min_duration: 900,
             idle_timeout: std::time::Duration::from_secs(30),
             max_connections: None,
+            lifecycle: Default::default(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(s3d::serve(cfg, store, listener, async {

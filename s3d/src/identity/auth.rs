@@ -10,8 +10,10 @@
 use crate::ctx::{self, PeerAddr};
 use crate::errors;
 use crate::identity::decide::{has, request_keys, resource};
+use crate::identity::grants::BucketAccess;
 use crate::identity::iam::Iam;
 use crate::identity::keys::{now_unix, Owner, Session};
+use crate::identity::owners;
 use crate::identity::policy::{self, Context, Policy, Principal};
 use hyper::http::Extensions;
 use hyper::{HeaderMap, Uri};
@@ -202,10 +204,10 @@ impl Identities {
             Signer::Root => Ok(Caller::Root),
             Signer::Key(Owner::Bucket(b)) => Ok(Caller::Bucket(b)),
             Signer::Key(Owner::User(name)) => self.user(name, false),
-            Signer::Key(Owner::Session(s)) => match s.local_user() {
-                Some(u) => self.user(u.to_string(), true),
-                None => Ok(Caller::User {
-                    name: s.principal.trim_start_matches("ldap:").to_string(),
+            Signer::Key(Owner::Session(s)) => match s.directory_user() {
+                None => self.user(s.principal, true),
+                Some(u) => Ok(Caller::User {
+                    name: u.to_string(),
                     policies: self.iam.policies(&s.policies).map_err(store_failed)?,
                     session: true,
                 }),
@@ -304,8 +306,9 @@ impl Identities {
             source,
             keys: request_keys(op, cx.headers()),
         };
-        // A GET or HEAD may find its key missing; the listing question is kept for then.
-        let reads = matches!(ask.op.as_str(), "GetObject" | "HeadObject");
+        // A GET or HEAD may find its key missing, and ListBuckets shows the buckets the
+        // caller may list: the listing question is kept for then.
+        let reads = matches!(ask.op.as_str(), "GetObject" | "HeadObject" | "ListBuckets");
         let list = reads.then(|| Ask {
             op: "ListObjects".to_string(),
             key: None,
@@ -401,8 +404,9 @@ impl Identities {
     }
 }
 
-/// For a GET or HEAD of an object: whether its caller may list the bucket (s3:ListBucket),
-/// asked only once the key turns out to be missing. AWS tells a missing key (404
+/// Whether the caller may list a bucket (s3:ListBucket), asked only when the answer is
+/// needed: for a GET or HEAD once the key turns out to be missing, and for each bucket
+/// ListBuckets would show ([`listed_buckets`]). AWS tells a missing key (404
 /// NoSuchKey) only to callers who could learn it from a listing; others get 403
 /// AccessDenied, so keys cannot be probed for.
 #[derive(Clone)]
@@ -440,6 +444,49 @@ pub(crate) async fn missing_key(extensions: &Extensions, e: S3Error) -> S3Error 
         Ok(Ok(false)) => denied(),
         Ok(Err(failed)) | Err(failed) => failed,
     }
+}
+
+/// Which of `buckets` ListBuckets shows the caller. Root sees all of them and a bucket
+/// key its own (the handler filters those). A user sees the buckets they own and the
+/// ones IAM lets them list (their policies or the bucket's), as MinIO shows a user the
+/// buckets they can reach; in AWS every user of an account sees its buckets, but here
+/// users are apart and a bucket's name alone should not reach those who cannot use it.
+pub(crate) async fn listed_buckets(
+    extensions: &Extensions,
+    buckets: Vec<String>,
+) -> S3Result<Vec<String>> {
+    let Some(ListCheck {
+        identities,
+        caller,
+        ask,
+    }) = extensions.get::<ListCheck>().cloned()
+    else {
+        return Ok(buckets);
+    };
+    let Caller::User { name, .. } = &caller else {
+        return Ok(buckets);
+    };
+    let me = owners::user(name);
+    ctx::spawn(move || {
+        let mut shown = Vec::with_capacity(buckets.len());
+        for bucket in buckets {
+            let owner = match BucketAccess::load(identities.iam.store(), &bucket) {
+                Ok(access) => access.owner().clone(),
+                // Deleted since it was listed.
+                Err(engine::Error::NoSuchBucket(_)) => continue,
+                Err(e) => return Err(store_failed(e)),
+            };
+            let ask = Ask {
+                bucket: Some(bucket.clone()),
+                ..ask.clone()
+            };
+            if owner == me || identities.may(&caller, &ask)? {
+                shown.push(bucket);
+            }
+        }
+        Ok(shown)
+    })
+    .await?
 }
 
 /// The access check of a POST form, left to its handler: s3s resolves a form's path
@@ -556,7 +603,7 @@ fn unknown_key() -> S3Error {
     )
 }
 
-pub(super) fn store_failed(e: impl std::fmt::Display) -> S3Error {
+pub(crate) fn store_failed(e: impl std::fmt::Display) -> S3Error {
     tracing::error!("identity lookup failed: {e}");
     errors::internal("We encountered an internal error. Please try again.")
 }

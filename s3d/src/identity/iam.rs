@@ -6,8 +6,9 @@
 //! `writeonly`, `admin`) are built in and cannot be replaced.
 
 use crate::identity::keys::{Keyring, Owner};
+use crate::identity::owners;
 use crate::identity::policy::{self, Policy};
-use engine::Store;
+use engine::{CanonicalUser, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -437,6 +438,33 @@ impl Iam {
             }
         }
         Ok(Some(self.policies(&names)?))
+    }
+
+    /// Who has the canonical id `id`: root, a local user, or a directory user logged in
+    /// now (directory users are known to the server only through their sessions).
+    /// `None` for an id nobody has, which ACL grants refuse as AWS does.
+    pub(crate) fn canonical_user(&self, id: &str) -> Result<Option<CanonicalUser>> {
+        let root = owners::root();
+        if root.id == id {
+            return Ok(Some(root));
+        }
+        let local = self
+            .store
+            .server_records(USERS)?
+            .into_iter()
+            .map(|(n, _)| n);
+        let directory = self
+            .keyring
+            .owners()?
+            .into_iter()
+            .filter_map(|(_, o, _)| match o {
+                Owner::Session(s) => s.directory_user().map(str::to_string),
+                _ => None,
+            });
+        Ok(local
+            .chain(directory)
+            .map(|name| owners::user(&name))
+            .find(|u| u.id == id))
     }
 
     /// Policies by name; a name that no longer exists grants nothing.

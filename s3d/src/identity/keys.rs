@@ -68,6 +68,11 @@ impl Session {
     pub fn local_user(&self) -> Option<&str> {
         (!self.principal.starts_with("ldap:")).then_some(self.principal.as_str())
     }
+
+    /// The directory user a session acts for, if it is a directory login.
+    pub fn directory_user(&self) -> Option<&str> {
+        self.principal.strip_prefix("ldap:")
+    }
 }
 
 /// Expired session records are kept this long (so clients hear ExpiredToken rather than

@@ -1,6 +1,7 @@
-//! The server's identity settings: LDAP logins, trusted proxies and STS limits, from
-//! `server start` flags or the server config file (`<data>/server.toml`, or `--config`),
-//! whose keys are the flags' names (`ldap-url = "ldap://…"`). Flags win.
+//! The server's settings that can also come from its config file: LDAP logins, trusted
+//! proxies, STS limits and the lifecycle scanner, from `server start` flags or the
+//! server config file (`<data>/server.toml`, or `--config`), whose keys are the flags'
+//! names (`ldap-url = "ldap://…"`). Flags win.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct IdentityArgs {
+pub struct ServerSettings {
     /// Directory server for logins (`cybs3 login`), e.g. ldap://dc.example.org or ldaps://…
     #[arg(long, value_name = "URL")]
     pub ldap_url: Option<String>,
@@ -58,11 +59,17 @@ pub struct IdentityArgs {
     /// Shortest session (DurationSeconds) STS grants [default: 900, as on AWS]
     #[arg(long, value_name = "SECS")]
     pub sts_min_duration: Option<u64>,
+    /// Seconds in a lifecycle "day" [default: 86400]; a short day lets tests watch rules act
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lifecycle_day_secs: Option<u64>,
+    /// Seconds between lifecycle passes [default: an hour, or a day if that is shorter]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lifecycle_interval_secs: Option<u64>,
 }
 
-impl IdentityArgs {
+impl ServerSettings {
     /// These flags over the config file's values (`file`, else `<data>/server.toml` if present).
-    pub fn merged(&self, file: Option<&Path>, data: &Path) -> Result<IdentityArgs> {
+    pub fn merged(&self, file: Option<&Path>, data: &Path) -> Result<ServerSettings> {
         let default = data.join("server.toml");
         let path = match file {
             Some(p) => p.to_path_buf(),
@@ -71,10 +78,10 @@ impl IdentityArgs {
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read the server config {}", path.display()))?;
-        let f: IdentityArgs = toml::from_str(&text)
+        let f: ServerSettings = toml::from_str(&text)
             .with_context(|| format!("bad server config {}", path.display()))?;
         let pick = |a: &Option<String>, b: Option<String>| a.clone().or(b);
-        Ok(IdentityArgs {
+        Ok(ServerSettings {
             ldap_url: pick(&self.ldap_url, f.ldap_url),
             ldap_user_dn: pick(&self.ldap_user_dn, f.ldap_user_dn),
             ldap_bind_dn: pick(&self.ldap_bind_dn, f.ldap_bind_dn),
@@ -88,6 +95,8 @@ impl IdentityArgs {
             ldap_ca_file: self.ldap_ca_file.clone().or(f.ldap_ca_file),
             trusted_proxy: or_else(&self.trusted_proxy, f.trusted_proxy),
             sts_min_duration: self.sts_min_duration.or(f.sts_min_duration),
+            lifecycle_day_secs: self.lifecycle_day_secs.or(f.lifecycle_day_secs),
+            lifecycle_interval_secs: self.lifecycle_interval_secs.or(f.lifecycle_interval_secs),
         })
     }
 
@@ -127,6 +136,15 @@ impl IdentityArgs {
         Ok(Some(cfg))
     }
 
+    /// How the lifecycle scanner runs.
+    pub fn lifecycle(&self) -> s3d::LifecycleSettings {
+        s3d::LifecycleSettings::new(
+            self.lifecycle_day_secs.unwrap_or(86_400),
+            self.lifecycle_interval_secs
+                .map(std::time::Duration::from_secs),
+        )
+    }
+
     /// The same settings as `server start` flags (for the detached child).
     pub fn to_args(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -149,6 +167,14 @@ impl IdentityArgs {
         opt(
             "sts-min-duration",
             &self.sts_min_duration.map(|d| d.to_string()),
+        );
+        opt(
+            "lifecycle-day-secs",
+            &self.lifecycle_day_secs.map(|d| d.to_string()),
+        );
+        opt(
+            "lifecycle-interval-secs",
+            &self.lifecycle_interval_secs.map(|d| d.to_string()),
         );
         out.extend(
             self.ldap_group_policy
