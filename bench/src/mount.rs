@@ -23,7 +23,7 @@
 
 mod rclone_mount;
 
-use crate::machine::{loadavg, settle_disk};
+use crate::machine::{drop_caches, loadavg, settle_disk};
 use crate::rclone::{self, Rclone};
 use crate::report::{named, print, row, timed_row, Row};
 use crate::timing::{median, parallel, Timing};
@@ -273,10 +273,10 @@ impl<'a> Bench<'a> {
 
     /// Makes the next read cold: dirty pages written, clean ones dropped (when root).
     fn cold(&self) -> Result<()> {
-        settle_disk();
         if self.drop_caches {
-            std::fs::write("/proc/sys/vm/drop_caches", "3")
-                .context("cannot write /proc/sys/vm/drop_caches")?;
+            drop_caches().context("cannot write /proc/sys/vm/drop_caches")?;
+        } else {
+            settle_disk();
         }
         // Under a VM with free page reporting, memory freed just now costs a host fault per
         // page when used again; let it go cold first (see bench sync's `settle`).

@@ -3,7 +3,7 @@
 //! Everything it creates lives in one fresh bucket `cybs3-bench-<random>`, emptied and
 //! removed at the end whether the measurements succeeded, failed or were interrupted.
 
-use crate::machine::loadavg;
+use crate::machine::{drop_caches, loadavg};
 use crate::report::{listing_row, print, row, timed_row, Row};
 use crate::timing::Timing;
 use crate::Cli;
@@ -159,6 +159,42 @@ struct Reference {
     put: f64,
     get: f64,
     loopback: f64,
+    /// A plain file's sequential read with the page cache dropped (`None` when it cannot
+    /// be dropped: not root).
+    disk_read: Option<f64>,
+}
+
+/// MB/s of reading back `bytes` written to a plain file under `dir`, cold: what the
+/// disk gives one sequential reader through the kernel's own read-ahead.
+fn disk_cold_read(dir: &std::path::Path, bytes: u64) -> Result<Option<f64>> {
+    use std::io::{Read, Write};
+    let path = dir.join("disk-reference");
+    let block = pattern();
+    let mut f = std::fs::File::create(&path)?;
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    f.sync_all()?;
+    drop(f);
+    if !drop_caches()? {
+        return Ok(None);
+    }
+    let mut f = std::fs::File::open(&path)?;
+    let mut buf = vec![0u8; MIB];
+    let t = Instant::now();
+    let mut got = 0u64;
+    loop {
+        match f.read(&mut buf)? {
+            0 => break,
+            n => got += n as u64,
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(got == bytes, "the disk gave back {got} of {bytes} bytes");
+    Ok(Some(bytes as f64 / secs / 1e6))
 }
 
 /// MB/s of `bytes` sent over one loopback TCP connection from a buffer to a buffer, with
@@ -226,7 +262,13 @@ fn engine_reference(mib: usize, count: usize) -> Result<Reference> {
         anyhow::ensure!(n as f64 == bytes, "the engine read {n} of {bytes} bytes");
         let get = bytes / t.elapsed().as_secs_f64() / 1e6;
         let loopback = loopback_reference(bytes as u64)?;
-        anyhow::Ok(Reference { put, get, loopback })
+        let disk_read = disk_cold_read(&dir, bytes as u64)?;
+        anyhow::Ok(Reference {
+            put,
+            get,
+            loopback,
+            disk_read,
+        })
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -262,6 +304,14 @@ async fn measure(
             None,
         ),
     ];
+    if let Some(disk) = engine.disk_read {
+        rows.push(row(
+            "disk sequential read, cold (reference)",
+            disk,
+            "MB/s",
+            None,
+        ));
+    }
     let size = (args.objects_mib * MIB) as u64;
     let total = size as f64 * args.large_count as f64;
     let block = pattern();
@@ -295,6 +345,8 @@ async fn measure(
         Some((put / engine.put, "engine PUT")),
     ));
 
+    // Shards are read around the page cache anyway; this makes the rest cold too.
+    drop_caches()?;
     let t = Instant::now();
     for k in 0..args.large_count {
         let mut out = client
@@ -323,6 +375,14 @@ async fn measure(
         "MB/s",
         Some((get / engine.loopback, "raw TCP loopback")),
     ));
+    if let Some(disk) = engine.disk_read {
+        rows.push(row(
+            &format!("{} MiB GET, cold, vs the disk", args.objects_mib),
+            get,
+            "MB/s",
+            Some((get / disk, "disk sequential read, cold")),
+        ));
+    }
 
     let small = block.slice(..SMALL);
     for &conc in &args.concurrency {

@@ -4,6 +4,11 @@
 //! A missing or corrupt shard (checksum mismatch) switches that block to a
 //! degraded read: enough shards are gathered to reconstruct it, the caller
 //! gets correct bytes, and the data is queued for healing.
+//!
+//! A range longer than a few blocks is read ahead: up to [`READ_AHEAD`] blocks are in
+//! flight at once on the reader's own threads, so the drives always have the next reads
+//! queued while the caller takes the current block (shards are read around the page
+//! cache, so nothing else would read ahead for us). Memory stays bounded by those blocks.
 
 use crate::codec::reconstruct;
 use crate::error::{Error, Result};
@@ -13,10 +18,21 @@ use crate::Store;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Blocks read ahead of the caller on a long range (each up to the block size).
+const READ_AHEAD: usize = 4;
+/// Ranges spanning more blocks than this are read ahead.
+const READ_AHEAD_FROM_BLOCKS: u64 = 2;
 
 /// An open version: its record, and its bytes on demand.
 pub struct ObjectReader {
+    blocks: Arc<Blocks>,
+}
+
+/// What every read of one open version shares, across the reader's threads.
+struct Blocks {
     store: Store,
     version: ObjectVersion,
     /// Per part: inline bytes, or the shard files by shard index (opened on first use,
@@ -26,7 +42,7 @@ pub struct ObjectReader {
 
 enum Source {
     Inline(Vec<u8>),
-    Sharded(Option<Vec<Option<File>>>),
+    Sharded(OnceLock<Vec<Option<File>>>),
 }
 
 impl ObjectReader {
@@ -35,57 +51,71 @@ impl ObjectReader {
             .into_iter()
             .map(|b| match b {
                 Some(b) => Source::Inline(b),
-                None => Source::Sharded(None),
+                None => Source::Sharded(OnceLock::new()),
             })
             .collect();
-        let mut r = ObjectReader {
+        let blocks = Blocks {
             store,
             version,
             parts,
         };
-        if matches!(r.parts.first(), Some(Source::Sharded(_))) {
-            r.files(0);
+        if matches!(blocks.parts.first(), Some(Source::Sharded(_))) {
+            blocks.files(0);
         }
-        r
+        ObjectReader {
+            blocks: Arc::new(blocks),
+        }
     }
 
     pub fn version(&self) -> &ObjectVersion {
-        &self.version
+        &self.blocks.version
     }
 
     pub fn size(&self) -> u64 {
-        self.version.size
+        self.blocks.version.size
     }
 
     /// A reader over bytes `start..end` (end exclusive).
     pub fn range(self, start: u64, end: u64) -> Result<RangeRead> {
-        if start > end || end > self.version.size {
+        if start > end || end > self.blocks.version.size {
             return Err(Error::InvalidRange);
         }
         Ok(RangeRead {
-            obj: self,
+            blocks: self.blocks,
             pos: start,
             end,
             chunk: Vec::new(),
             chunk_pos: 0,
+            ahead: None,
         })
     }
 
     /// A reader over the whole object.
     pub fn all(self) -> RangeRead {
-        let size = self.version.size;
+        let size = self.blocks.version.size;
         self.range(0, size).expect("whole range is valid")
     }
+}
 
-    fn files(&mut self, part: usize) -> &mut Vec<Option<File>> {
+/// One piece of a range: bytes `lo..hi` of block `b` of part `part`.
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    part: usize,
+    b: u64,
+    lo: usize,
+    hi: usize,
+}
+
+impl Blocks {
+    fn files(&self, part: usize) -> &Vec<Option<File>> {
         let PartData::Sharded { id, rot, .. } = self.version.parts[part].data else {
             unreachable!("files() is only asked for sharded parts")
         };
-        let drives = &self.store.inner.drives;
-        let Source::Sharded(files) = &mut self.parts[part] else {
+        let Source::Sharded(files) = &self.parts[part] else {
             unreachable!("sharded part has a sharded source")
         };
-        files.get_or_insert_with(|| {
+        files.get_or_init(|| {
+            let drives = &self.store.inner.drives;
             let n = drives.len();
             (0..n)
                 .map(|i| shard::open(&drives[(i + rot as usize) % n].shard_path(&id)).ok())
@@ -93,9 +123,38 @@ impl ObjectReader {
         })
     }
 
-    /// Bytes `lo..hi` of one part, which lie within block `b`.
-    fn read_block_range(&mut self, part: usize, b: u64, lo: usize, hi: usize) -> Result<Vec<u8>> {
-        let entry = self.version.parts[part].clone();
+    /// The piece of the range that starts at `pos` (at most to the end of its block).
+    fn piece_at(&self, pos: u64, end: u64) -> Piece {
+        let mut part_start = 0u64;
+        let mut part = 0;
+        for (i, p) in self.version.parts.iter().enumerate() {
+            if pos < part_start + p.size {
+                part = i;
+                break;
+            }
+            part_start += p.size;
+        }
+        let p = &self.version.parts[part];
+        let bs = match p.data {
+            PartData::Sharded { block_size, .. } => block_size as u64,
+            PartData::Inline { .. } => self.store.inner.block_size as u64,
+        };
+        let off = pos - part_start;
+        let b = off / bs;
+        let block_start = b * bs;
+        let block_end = (block_start + bs).min(p.size);
+        Piece {
+            part,
+            b,
+            lo: (off - block_start) as usize,
+            hi: (block_end.min(end - part_start) - block_start) as usize,
+        }
+    }
+
+    /// The bytes of one piece.
+    fn read(&self, piece: Piece) -> Result<Vec<u8>> {
+        let Piece { part, b, lo, hi } = piece;
+        let entry = &self.version.parts[part];
         let (id, k, m, block_size) = match entry.data {
             PartData::Inline { .. } => {
                 let Source::Inline(bytes) = &self.parts[part] else {
@@ -119,7 +178,7 @@ impl ObjectReader {
         };
         let s = geo.shard_len(b);
         let edge = lo > 0 || hi < geo.block_len(b);
-        let inner = self.store.inner.clone();
+        let inner = &self.store.inner;
         let files = self.files(part);
         // Healthy: only the data shards holding bytes lo..hi, read back to back.
         let (first, last) = (lo / s, (hi - 1) / s);
@@ -166,6 +225,77 @@ impl ObjectReader {
         let data: Vec<u8> = shards[..k].iter().flatten().flatten().copied().collect();
         Ok(data[lo..hi].to_vec())
     }
+
+    /// Whether a range from `pos` to `end` is long enough to read ahead.
+    fn worth_reading_ahead(&self, pos: u64, end: u64) -> bool {
+        let sharded = self
+            .version
+            .parts
+            .iter()
+            .any(|p| matches!(p.data, PartData::Sharded { .. }));
+        sharded && end - pos > READ_AHEAD_FROM_BLOCKS * self.store.inner.block_size as u64
+    }
+}
+
+/// A piece to read, and where to send its bytes.
+type Job = (Piece, SyncSender<Result<Vec<u8>>>);
+
+/// The reads in flight ahead of a [`RangeRead`], in order, each answered on its own
+/// channel by one of the reader's threads.
+struct ReadAhead {
+    /// `None` only while dropping.
+    jobs: Option<SyncSender<Job>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    pending: VecDeque<Receiver<Result<Vec<u8>>>>,
+    /// Where the next piece to ask for starts.
+    next: u64,
+}
+
+impl ReadAhead {
+    fn start(blocks: &Arc<Blocks>, pos: u64) -> ReadAhead {
+        let (jobs, queue) = mpsc::sync_channel::<Job>(READ_AHEAD);
+        let queue = Arc::new(Mutex::new(queue));
+        let threads = (0..READ_AHEAD)
+            .map(|_| {
+                let (blocks, queue) = (blocks.clone(), queue.clone());
+                std::thread::Builder::new()
+                    .name("cybs3-read-ahead".into())
+                    .spawn(move || loop {
+                        let job = queue.lock().unwrap().recv();
+                        let Ok((piece, answer)) = job else {
+                            return;
+                        };
+                        let _ = answer.send(blocks.read(piece));
+                    })
+                    .expect("spawn a read-ahead thread")
+            })
+            .collect();
+        ReadAhead {
+            jobs: Some(jobs),
+            threads,
+            pending: VecDeque::with_capacity(READ_AHEAD),
+            next: pos,
+        }
+    }
+
+    /// Keep [`READ_AHEAD`] pieces of `..end` asked for, then wait for the oldest.
+    fn next(&mut self, blocks: &Blocks, end: u64) -> Result<Vec<u8>> {
+        while self.pending.len() < READ_AHEAD && self.next < end {
+            let piece = blocks.piece_at(self.next, end);
+            self.next += (piece.hi - piece.lo) as u64;
+            let (answer, answered) = mpsc::sync_channel(1);
+            self.jobs
+                .as_ref()
+                .expect("open until dropped")
+                .send((piece, answer))
+                .map_err(|_| Error::Meta("read-ahead threads stopped".into()))?;
+            self.pending.push_back(answered);
+        }
+        let oldest = self.pending.pop_front().expect("a piece is pending");
+        oldest
+            .recv()
+            .map_err(|_| Error::Meta("a read-ahead thread stopped".into()))?
+    }
 }
 
 /// Shards of blocks that were read for part of their bytes, kept for a moment.
@@ -199,18 +329,31 @@ impl EdgeCache {
     }
 }
 
+impl Drop for ReadAhead {
+    /// Close the queue and wait out the reads in flight: the threads hold the store, and
+    /// a reader that is gone must not keep it open.
+    fn drop(&mut self) {
+        self.jobs = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Sequential reader over a byte range of a version; also usable as `std::io::Read`.
 pub struct RangeRead {
-    obj: ObjectReader,
+    blocks: Arc<Blocks>,
     pos: u64,
     end: u64,
     chunk: Vec<u8>,
     chunk_pos: usize,
+    /// Reads in flight, once the range turned out long enough.
+    ahead: Option<ReadAhead>,
 }
 
 impl RangeRead {
     pub fn version(&self) -> &ObjectVersion {
-        &self.obj.version
+        &self.blocks.version
     }
 
     /// Bytes left to read.
@@ -229,29 +372,18 @@ impl RangeRead {
         if self.pos >= self.end {
             return Ok(None);
         }
-        // Find the part holding `pos`, then the block within it.
-        let mut part_start = 0u64;
-        let mut part = 0;
-        for (i, p) in self.obj.version.parts.iter().enumerate() {
-            if self.pos < part_start + p.size {
-                part = i;
-                break;
-            }
-            part_start += p.size;
+        if self.ahead.is_none() && self.blocks.worth_reading_ahead(self.pos, self.end) {
+            self.ahead = Some(ReadAhead::start(&self.blocks, self.pos));
         }
-        let p = &self.obj.version.parts[part];
-        let bs = match p.data {
-            PartData::Sharded { block_size, .. } => block_size as u64,
-            PartData::Inline { .. } => self.obj.store.inner.block_size as u64,
+        let bytes = match &mut self.ahead {
+            Some(ahead) => ahead.next(&self.blocks, self.end)?,
+            None => self.blocks.read(self.blocks.piece_at(self.pos, self.end))?,
         };
-        let off = self.pos - part_start;
-        let b = off / bs;
-        let block_start = b * bs;
-        let block_end = (block_start + bs).min(p.size);
-        let lo = (off - block_start) as usize;
-        let hi = (block_end.min(self.end - part_start) - block_start) as usize;
-        let bytes = self.obj.read_block_range(part, b, lo, hi)?;
         self.pos += bytes.len() as u64;
+        if self.pos >= self.end {
+            // Done: the threads go now, not when the reader is dropped.
+            self.ahead = None;
+        }
         Ok(Some(bytes))
     }
 }

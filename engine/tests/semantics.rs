@@ -891,3 +891,31 @@ fn lifecycle_expirations_act_only_on_what_was_seen_and_respect_locks() {
     assert!(left.unwrap().versions.is_empty());
     assert_eq!(s.bucket_stats(L).unwrap().objects, 0);
 }
+
+#[test]
+fn long_ranges_read_ahead_in_order_and_let_the_store_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = store3(&dir);
+    // 4 KiB blocks: 300 of them, read ahead four at a time.
+    let data = bytes(9, 300 * 4096 + 123);
+    put(&s, B, "long", &data);
+    assert!(get(&s, B, "long").unwrap() == data);
+    let mut r = s
+        .open_object(B, "long", None)
+        .unwrap()
+        .range(5000, 900_000)
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(chunk) = r.next_chunk().unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert!(got == data[5000..900_000]);
+    drop(r);
+    // A reader dropped mid-range stops its threads, so the store can close and reopen.
+    let mut r = s.open_object(B, "long", None).unwrap().all();
+    r.next_chunk().unwrap();
+    drop(r);
+    drop(s);
+    let s = open(dir.path(), 3, None, 4096);
+    assert!(get(&s, B, "long").unwrap() == data);
+}

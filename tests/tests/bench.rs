@@ -52,6 +52,12 @@ async fn bench_s3_runs_reports_json_and_cleans_up() {
     assert_eq!(find("2 MiB PUT")["reference"], "engine PUT");
     find("engine PUT 2 MiB, 1 drive (reference)");
     find("engine GET 2 MiB, 1 drive (reference)");
+    // Tests run as root: the disk's cold read is measured, and the cold GET set against it.
+    find("disk sequential read, cold (reference)");
+    assert_eq!(
+        find("2 MiB GET, cold, vs the disk")["reference"],
+        "disk sequential read, cold"
+    );
     for conc in [1, 8] {
         for op in ["PUT", "GET", "HEAD"] {
             let r = find(&format!("4 KiB {op}, concurrency {conc}"));
