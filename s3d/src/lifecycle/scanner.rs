@@ -392,3 +392,115 @@ impl Scan<'_> {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bucket_config::to_xml;
+    use s3s::dto::{
+        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+        NoncurrentVersionExpiration, Timestamp,
+    };
+
+    fn store(dir: &tempfile::TempDir) -> Store {
+        let mut cfg = engine::StoreConfig::new(vec![dir.path().join("d0")]);
+        cfg.background = false;
+        Store::open(cfg).unwrap()
+    }
+
+    fn put(s: &Store, bucket: &str, key: &str) {
+        let mut w = s.put(bucket, key).unwrap();
+        w.write(key.as_bytes()).unwrap();
+        w.finish(engine::ObjectMeta::default()).unwrap();
+    }
+
+    fn rules(s: &Store, bucket: &str, rule: LifecycleRule) {
+        let cfg = BucketLifecycleConfiguration { rules: vec![rule] };
+        s.set_bucket_attr(bucket, super::super::ATTR, Some(to_xml(&cfg).unwrap()))
+            .unwrap();
+    }
+
+    fn rule() -> LifecycleRule {
+        LifecycleRule {
+            abort_incomplete_multipart_upload: None,
+            expiration: None,
+            filter: None,
+            id: Some("r".into()),
+            noncurrent_version_expiration: None,
+            noncurrent_version_transitions: None,
+            prefix: None,
+            status: ExpirationStatus::from_static(ExpirationStatus::ENABLED),
+            transitions: None,
+        }
+    }
+
+    fn keys(s: &Store, bucket: &str) -> Vec<String> {
+        let q = VersionQuery {
+            max: 10_000,
+            ..VersionQuery::default()
+        };
+        let page = s.list_versions(bucket, &q).unwrap();
+        page.versions.into_iter().map(|e| e.version.key).collect()
+    }
+
+    #[test]
+    fn an_interrupted_pass_resumes_after_the_last_key_it_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.create_bucket("bkt").unwrap();
+        for i in 0..10 {
+            put(&s, "bkt", &format!("k{i}"));
+        }
+        // Expired since 1970: everything is due.
+        let mut r = rule();
+        r.expiration = Some(LifecycleExpiration {
+            date: Some(Timestamp::from(UNIX_EPOCH)),
+            ..Default::default()
+        });
+        rules(&s, "bkt", r);
+        // A pass stopped after k4, as a restart would find it.
+        let cursor = Cursor {
+            bucket: "bkt".into(),
+            after_key: Some("k4".into()),
+        };
+        s.set_server_record(
+            CURSOR_NS,
+            CURSOR_NAME,
+            Some(serde_json::to_vec(&cursor).unwrap()),
+        )
+        .unwrap();
+        let report = pass(&s, 1).unwrap();
+        assert_eq!(report.expired, 5);
+        assert_eq!(keys(&s, "bkt"), ["k0", "k1", "k2", "k3", "k4"]);
+        assert_eq!(s.server_record(CURSOR_NS, CURSOR_NAME).unwrap(), None);
+        // The next pass starts from the beginning.
+        assert_eq!(pass(&s, 1).unwrap().expired, 5);
+        assert!(keys(&s, "bkt").is_empty());
+    }
+
+    #[test]
+    fn noncurrent_versions_are_counted_across_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.create_bucket("bkt").unwrap();
+        s.set_versioning("bkt", engine::Versioning::Enabled)
+            .unwrap();
+        // More versions of one key than a page holds, and one key after it.
+        for _ in 0..PAGE + 5 {
+            put(&s, "bkt", "a");
+        }
+        put(&s, "bkt", "z");
+        let mut r = rule();
+        r.noncurrent_version_expiration = Some(NoncurrentVersionExpiration {
+            noncurrent_days: Some(1),
+            newer_noncurrent_versions: Some(3),
+        });
+        rules(&s, "bkt", r);
+        // One (one-second) day later.
+        std::thread::sleep(Duration::from_millis(1100));
+        let report = pass(&s, 1).unwrap();
+        assert_eq!(report.noncurrent, PAGE as u64 + 5 - 4);
+        // The current version and the three newest noncurrent ones stay.
+        assert_eq!(keys(&s, "bkt"), ["a", "a", "a", "a", "z"]);
+    }
+}
