@@ -219,14 +219,14 @@ pub(crate) async fn copy_object(
     }
 
     let mut meta = if replace_meta {
-        object_meta(meta_fields!(input))
+        object_meta(meta_fields!(input))?
     } else {
         let mut m = v.meta.clone();
         // What only described the upload that made the source is not the copy's.
         m.headers
             .retain(|(n, _)| n != multipart::CHECKSUM_ALGORITHM_HEADER);
-        if let Some(class) = &input.storage_class {
-            m.storage_class = Some(class.as_str().to_string());
+        if input.storage_class.is_some() {
+            m.storage_class = objects::storage_class(input.storage_class.as_ref())?;
         }
         m
     };

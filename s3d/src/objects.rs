@@ -45,7 +45,7 @@ pub(crate) async fn put(
 ) -> S3Result<PutObjectOutput> {
     let expected = declared_length(input.content_length)?;
     let claimed = claimed_checksums!(input);
-    let mut meta = object_meta(meta_fields!(input));
+    let mut meta = object_meta(meta_fields!(input))?;
     meta.acl = Some(acl);
     // A bad tag set is refused before the body is read.
     if let Some(header) = &input.tagging {
@@ -234,7 +234,7 @@ fn stored_content_encoding(declared: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join(", "))
 }
 
-pub(crate) fn object_meta(f: MetaFields<'_>) -> engine::ObjectMeta {
+pub(crate) fn object_meta(f: MetaFields<'_>) -> S3Result<engine::ObjectMeta> {
     let mut headers = Vec::new();
     let content_encoding = f.content_encoding.and_then(|e| stored_content_encoding(e));
     for (name, value) in [
@@ -263,12 +263,25 @@ pub(crate) fn object_meta(f: MetaFields<'_>) -> engine::ObjectMeta {
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect();
     user.sort();
-    engine::ObjectMeta {
+    Ok(engine::ObjectMeta {
         content_type: f.content_type.cloned(),
         headers,
         user,
-        storage_class: f.storage_class.map(|c| c.as_str().to_string()),
+        storage_class: storage_class(f.storage_class)?,
         ..Default::default()
+    })
+}
+
+/// The storage class a write asks for, as stored (`None`: STANDARD). STANDARD is the
+/// store's own drives, the only place data can go until classes are bound to pools or
+/// remote tiers: any other class is refused, not kept as a label nothing acts on.
+pub(crate) fn storage_class(asked: Option<&StorageClass>) -> S3Result<Option<String>> {
+    match asked.map(StorageClass::as_str) {
+        None | Some(StorageClass::STANDARD) => Ok(None),
+        Some(other) => Err(s3_error!(
+            InvalidStorageClass,
+            "The storage class you specified is not valid: this server has no storage class {other}"
+        )),
     }
 }
 

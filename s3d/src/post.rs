@@ -330,7 +330,7 @@ pub(crate) async fn object(
         input.key.clone()
     };
 
-    let mut meta = object_meta(meta_fields!(input));
+    let mut meta = object_meta(meta_fields!(input))?;
     if let Some(header) = &input.tagging {
         meta.tags = crate::tagging::parse_header(header)?;
     }

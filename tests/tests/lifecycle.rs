@@ -9,8 +9,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus,
     ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
-    NoncurrentVersionExpiration, ObjectLockLegalHoldStatus, ObjectLockMode, Tag, Transition,
-    TransitionStorageClass,
+    NoncurrentVersionExpiration, ObjectLockLegalHoldStatus, ObjectLockMode, StorageClass, Tag,
+    Transition, TransitionStorageClass,
 };
 use aws_sdk_s3::Client;
 use common::*;
@@ -251,6 +251,48 @@ async fn configurations_are_kept_checked_and_shown_on_objects() {
             .await,
     );
     assert_eq!((st, code.as_str()), (404, "NoSuchBucket"));
+
+    // Storage classes: STANDARD is where data lives; a class with nowhere behind it is
+    // refused on every write that names one, not kept as a label.
+    c.put_object()
+        .bucket("conf")
+        .key("std")
+        .storage_class(StorageClass::Standard)
+        .body(ByteStream::from_static(b"s"))
+        .send()
+        .await
+        .unwrap();
+    let (st, code) = fails(
+        c.put_object()
+            .bucket("conf")
+            .key("cold")
+            .storage_class(StorageClass::Glacier)
+            .body(ByteStream::from_static(b"c"))
+            .send()
+            .await,
+    );
+    assert_eq!((st, code.as_str()), (400, "InvalidStorageClass"));
+    let (st, code) = fails(
+        c.create_multipart_upload()
+            .bucket("conf")
+            .key("cold")
+            .storage_class(StorageClass::StandardIa)
+            .send()
+            .await,
+    );
+    assert_eq!((st, code.as_str()), (400, "InvalidStorageClass"));
+    let (st, code) = fails(
+        c.copy_object()
+            .bucket("conf")
+            .key("cold")
+            .copy_source("conf/std")
+            .storage_class(StorageClass::DeepArchive)
+            .send()
+            .await,
+    );
+    assert_eq!((st, code.as_str()), (400, "InvalidStorageClass"));
+    let (st, _) = fails(c.head_object().bucket("conf").key("cold").send().await);
+    assert_eq!(st, 404, "nothing stored");
 
     c.delete_bucket_lifecycle()
         .bucket("conf")
