@@ -285,6 +285,19 @@ pub(crate) fn storage_class(asked: Option<&StorageClass>) -> S3Result<Option<Str
     }
 }
 
+/// RestoreObject. Only objects in an archive class can be restored, and this server
+/// has no archive class yet: an object that exists gets AWS's answer for one that is
+/// not archived (403 InvalidObjectState), a missing one NoSuchKey.
+pub(crate) async fn restore(s: &Cybs3, input: RestoreObjectInput) -> S3Result<RestoreObjectOutput> {
+    let store = s.store.clone();
+    let (bucket, key, version) = (input.bucket, input.key, input.version_id);
+    blocking(move || store.head(&bucket, &key, version.as_deref())).await?;
+    Err(s3_error!(
+        InvalidObjectState,
+        "Restore is not allowed for the object's current storage class"
+    ))
+}
+
 /// GetObject. `extensions` are the request's: a missing key is told only to a caller
 /// who may list the bucket ([`auth::missing_key`]).
 pub(crate) async fn get(

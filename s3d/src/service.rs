@@ -236,6 +236,10 @@ impl S3 for Cybs3 {
             .map(S3Response::new)
     }
 
+    async fn restore_object(&self, req: S3Request<RestoreObjectInput>) -> Res<RestoreObjectOutput> {
+        objects::restore(self, req.input).await.map(S3Response::new)
+    }
+
     async fn put_bucket_lifecycle_configuration(
         &self,
         req: S3Request<PutBucketLifecycleConfigurationInput>,

@@ -9,8 +9,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus,
     ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
-    NoncurrentVersionExpiration, ObjectLockLegalHoldStatus, ObjectLockMode, StorageClass, Tag,
-    Transition, TransitionStorageClass,
+    NoncurrentVersionExpiration, ObjectLockLegalHoldStatus, ObjectLockMode, RestoreRequest,
+    StorageClass, Tag, Transition, TransitionStorageClass,
 };
 use aws_sdk_s3::Client;
 use common::*;
@@ -293,6 +293,18 @@ async fn configurations_are_kept_checked_and_shown_on_objects() {
     assert_eq!((st, code.as_str()), (400, "InvalidStorageClass"));
     let (st, _) = fails(c.head_object().bucket("conf").key("cold").send().await);
     assert_eq!(st, 404, "nothing stored");
+    // Nothing is archived, so nothing can be restored: AWS's answers for both cases.
+    let restore = |key: &'static str| {
+        c.restore_object()
+            .bucket("conf")
+            .key(key)
+            .restore_request(RestoreRequest::builder().days(1).build())
+            .send()
+    };
+    let (st, code) = fails(restore("std").await);
+    assert_eq!((st, code.as_str()), (403, "InvalidObjectState"));
+    let (st, code) = fails(restore("cold").await);
+    assert_eq!((st, code.as_str()), (404, "NoSuchKey"));
 
     c.delete_bucket_lifecycle()
         .bucket("conf")

@@ -358,6 +358,22 @@ fn size(n: Option<i64>) -> S3Result<Option<u64>> {
     }
 }
 
+/// An enabled rule `r` over everything, with no action yet (tests add theirs).
+#[cfg(test)]
+pub(super) fn enabled_rule() -> LifecycleRule {
+    LifecycleRule {
+        abort_incomplete_multipart_upload: None,
+        expiration: None,
+        filter: None,
+        id: Some("r".into()),
+        noncurrent_version_expiration: None,
+        noncurrent_version_transitions: None,
+        prefix: None,
+        status: dto::ExpirationStatus::from_static(dto::ExpirationStatus::ENABLED),
+        transitions: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,18 +385,11 @@ mod tests {
 
     fn rule() -> LifecycleRule {
         LifecycleRule {
-            abort_incomplete_multipart_upload: None,
             expiration: Some(LifecycleExpiration {
                 days: Some(3),
                 ..Default::default()
             }),
-            filter: None,
-            id: Some("r".into()),
-            noncurrent_version_expiration: None,
-            noncurrent_version_transitions: None,
-            prefix: None,
-            status: ExpirationStatus::from_static(ExpirationStatus::ENABLED),
-            transitions: None,
+            ..enabled_rule()
         }
     }
 

@@ -397,8 +397,9 @@ impl Scan<'_> {
 mod tests {
     use super::*;
     use crate::bucket_config::to_xml;
+    use crate::lifecycle::rules::enabled_rule;
     use s3s::dto::{
-        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+        BucketLifecycleConfiguration, LifecycleExpiration, LifecycleRule,
         NoncurrentVersionExpiration, Timestamp,
     };
 
@@ -420,20 +421,6 @@ mod tests {
             .unwrap();
     }
 
-    fn rule() -> LifecycleRule {
-        LifecycleRule {
-            abort_incomplete_multipart_upload: None,
-            expiration: None,
-            filter: None,
-            id: Some("r".into()),
-            noncurrent_version_expiration: None,
-            noncurrent_version_transitions: None,
-            prefix: None,
-            status: ExpirationStatus::from_static(ExpirationStatus::ENABLED),
-            transitions: None,
-        }
-    }
-
     fn keys(s: &Store, bucket: &str) -> Vec<String> {
         let q = VersionQuery {
             max: 10_000,
@@ -452,7 +439,7 @@ mod tests {
             put(&s, "bkt", &format!("k{i}"));
         }
         // Expired since 1970: everything is due.
-        let mut r = rule();
+        let mut r = enabled_rule();
         r.expiration = Some(LifecycleExpiration {
             date: Some(Timestamp::from(UNIX_EPOCH)),
             ..Default::default()
@@ -490,7 +477,7 @@ mod tests {
             put(&s, "bkt", "a");
         }
         put(&s, "bkt", "z");
-        let mut r = rule();
+        let mut r = enabled_rule();
         r.noncurrent_version_expiration = Some(NoncurrentVersionExpiration {
             noncurrent_days: Some(1),
             newer_noncurrent_versions: Some(3),
