@@ -9,7 +9,7 @@ use crate::body;
 use crate::ctx::{blocking, Cybs3};
 use crate::object_lock::lock_requested;
 use crate::objects::{self, check_preconditions, last_modified, meta_fields, object_meta};
-use crate::{errors, multipart, tagging, versioning};
+use crate::{errors, lifecycle, multipart, tagging, versioning};
 use md5::{Digest, Md5};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::*;
@@ -279,6 +279,7 @@ pub(crate) async fn copy_object(
         }),
         version_id: objects::written_version_id(&version.version_id),
         copy_source_version_id: objects::shown_version(s, &src.bucket, &v.version_id).await,
+        expiration: lifecycle::expiration_of_new(s, &input.bucket, &version).await?,
         ..Default::default()
     })
 }

@@ -14,7 +14,7 @@ use crate::objects::{
     claimed_checksums, declared_length, meta_fields, object_meta, receive_checked,
     CHECKSUM_TYPE_HEADER,
 };
-use crate::{list, objects, tagging};
+use crate::{lifecycle, list, objects, tagging};
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
 use md5::{Digest, Md5};
 use s3s::dto::*;
@@ -369,7 +369,9 @@ pub(crate) async fn complete(
 ) -> S3Result<CompleteMultipartUploadOutput> {
     let v = assemble(s, &mut input).await?;
     let version_id = objects::written_version_id(&v.version_id);
+    let expiration = lifecycle::expiration_of_new(s, &input.bucket, &v).await?;
     Ok(CompleteMultipartUploadOutput {
+        expiration,
         location: Some(location(host.as_deref(), &input.bucket, &input.key)),
         bucket: Some(input.bucket),
         key: Some(input.key),

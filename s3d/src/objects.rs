@@ -81,8 +81,7 @@ pub(crate) async fn put(
     meta.checksums = body::stored_checksums(&checksums);
     let etag = meta.etag.clone();
     let (version, _) = commit(s, &input.bucket, writer, meta).await?;
-    let stored = s.bucket_attr(&input.bucket, lifecycle::ATTR).await?;
-    let expiration = lifecycle::expiration(s, stored.as_deref(), &version)?;
+    let expiration = lifecycle::expiration_of_new(s, &input.bucket, &version).await?;
     Ok(PutObjectOutput {
         expiration,
         e_tag: Some(ETag::Strong(etag)),

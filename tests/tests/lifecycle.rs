@@ -8,9 +8,9 @@ mod common;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus,
-    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
-    NoncurrentVersionExpiration, ObjectLockLegalHoldStatus, ObjectLockMode, RestoreRequest,
-    StorageClass, Tag, Transition, TransitionStorageClass,
+    CompletedMultipartUpload, CompletedPart, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectLockLegalHoldStatus, ObjectLockMode,
+    RestoreRequest, StorageClass, Tag, Transition, TransitionStorageClass,
 };
 use aws_sdk_s3::Client;
 use common::*;
@@ -176,6 +176,53 @@ async fn configurations_are_kept_checked_and_shown_on_objects() {
         .await
         .unwrap();
     assert_eq!(get.expiration(), Some(header.as_str()));
+    // Copies and completed uploads say it too.
+    let copied = c
+        .copy_object()
+        .bucket("conf")
+        .key("logs/b")
+        .copy_source("conf/logs/a")
+        .send()
+        .await
+        .unwrap();
+    assert!(copied.expiration().unwrap().ends_with("rule-id=\"logs\""));
+    let upload = c
+        .create_multipart_upload()
+        .bucket("conf")
+        .key("logs/c")
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let part = c
+        .upload_part()
+        .bucket("conf")
+        .key("logs/c")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"c"))
+        .send()
+        .await
+        .unwrap();
+    let done = c
+        .complete_multipart_upload()
+        .bucket("conf")
+        .key("logs/c")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(done.expiration().unwrap().ends_with("rule-id=\"logs\""));
     put(&c, "conf", "other", b"o").await;
     let head = c
         .head_object()

@@ -74,6 +74,16 @@ fn load(store: &Store, bucket: &str) -> S3Result<Vec<Rule>> {
     }
 }
 
+/// The `x-amz-expiration` header for a version a write just made in `bucket`.
+pub(crate) async fn expiration_of_new(
+    s: &Cybs3,
+    bucket: &str,
+    v: &ObjectVersion,
+) -> S3Result<Option<String>> {
+    let stored = s.bucket_attr(bucket, ATTR).await?;
+    expiration(s, stored.as_deref(), v)
+}
+
 /// The `x-amz-expiration` header for `v`, the current version of its key, under the
 /// bucket's stored configuration (`stored`, read with the version).
 pub(crate) fn expiration(
