@@ -132,6 +132,7 @@ pub(crate) async fn list(
         })
         .map(|b| b.name.clone())
         .collect();
+    // Names come sorted from the store, and `shown` keeps their order.
     let shown = auth::listed_buckets(extensions, candidates).await?;
     let mut matching = records
         .into_iter()
