@@ -41,7 +41,9 @@ pub(crate) fn apply(
     let Some(found) = find_version(tx, b, key, version_id)? else {
         return Ok(None);
     };
-    let versions = tx.scan(&keys::versions_of(b, key));
+    // The two newest versions say all an expiration needs: which is current, and
+    // whether a marker is alone (a key may have many versions; they are not all read).
+    let versions = tx.scan_first(&keys::versions_of(b, key), 2);
     let newest: Option<ObjectVersion> = versions
         .first()
         .map(|(_, v)| record::decode(v))

@@ -4,7 +4,8 @@
 //! - Incremental and bounded: versions are read a page at a time in key order, and only
 //!   one key's state is held across pages, whatever the bucket holds.
 //! - Resumable: after each page the pass records the last key it finished (a server
-//!   record), so a restart picks up there instead of starting over.
+//!   record), so a restart picks up there instead of starting over; a stopping server
+//!   ends a pass at its next page instead of waiting for it.
 //! - Safe against races: each expiration goes to the engine as "this version, if it is
 //!   still where the scan saw it" (`engine::Expiry`), inside the commit, where object
 //!   lock is enforced too: a locked version is never removed.
@@ -17,6 +18,8 @@ use crate::ctx;
 use engine::{Expiry, Store, VersionEntry, VersionQuery};
 use s3s::S3Error;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Versions or uploads read per page.
@@ -68,15 +71,27 @@ struct Report {
     kept_locked: u64,
 }
 
+/// Set when the task running the passes is dropped (the server is stopping): a pass on
+/// its blocking thread then stops at its next page, and the next start resumes it.
+struct Stopping(Arc<AtomicBool>);
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Run passes until the runtime stops.
 pub(crate) async fn run(store: Store, settings: Settings) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stopping = Stopping(stop.clone());
     let mut tick = tokio::time::interval(settings.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let store = store.clone();
+        let (store, stop) = (store.clone(), stop.clone());
         let started = Instant::now();
-        match ctx::spawn(move || pass(&store, settings.day_secs)).await {
+        match ctx::spawn(move || pass(&store, settings.day_secs, &stop)).await {
             // Passes that only found locked versions again are not news.
             Ok(Ok(r)) if r.is_empty() => {
                 tracing::debug!(target: "cybs3::lifecycle", kept_by_object_lock = r.kept_locked, "lifecycle pass")
@@ -115,7 +130,7 @@ fn engine(e: engine::Error) -> S3Error {
 }
 
 /// One pass over every bucket with rules, from where the last one stopped.
-fn pass(store: &Store, day_secs: u64) -> Result<Report, S3Error> {
+fn pass(store: &Store, day_secs: u64, stop: &AtomicBool) -> Result<Report, S3Error> {
     let cursor: Option<Cursor> = store
         .server_record(CURSOR_NS, CURSOR_NAME)
         .map_err(engine)?
@@ -125,6 +140,7 @@ fn pass(store: &Store, day_secs: u64) -> Result<Report, S3Error> {
         day_secs,
         now: now_ns(),
         report: Report::default(),
+        stop,
     };
     for bucket in store.list_buckets().map_err(engine)? {
         let after_key = match &cursor {
@@ -146,6 +162,10 @@ fn pass(store: &Store, day_secs: u64) -> Result<Report, S3Error> {
             Err(engine::Error::NoSuchBucket(_)) => continue,
             other => other.map_err(engine)?,
         }
+        if scan.stopped() {
+            // The cursor stays: the next start goes on from it.
+            return Ok(scan.report);
+        }
     }
     store
         .set_server_record(CURSOR_NS, CURSOR_NAME, None)
@@ -159,6 +179,8 @@ struct Scan<'a> {
     /// The pass's clock: everything is judged at its start.
     now: u64,
     report: Report,
+    /// The server is stopping (see [`Stopping`]).
+    stop: &'a AtomicBool,
 }
 
 /// The key being walked: its versions come newest first.
@@ -174,6 +196,10 @@ struct KeyWalk {
 }
 
 impl Scan<'_> {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
     fn bucket(&mut self, b: &str, rules: &[Rule], after_key: Option<String>) -> engine::Result<()> {
         let enabled: Vec<&Rule> = rules.iter().filter(|r| r.enabled).collect();
         if enabled
@@ -235,6 +261,9 @@ impl Scan<'_> {
                 let bytes = serde_json::to_vec(&cursor).expect("cursors serialize");
                 self.store
                     .set_server_record(CURSOR_NS, CURSOR_NAME, Some(bytes))?;
+            }
+            if self.stopped() {
+                return Ok(());
             }
             q.key_marker = page.next_key;
             q.version_marker = page.next_version;
@@ -456,12 +485,37 @@ mod tests {
             Some(serde_json::to_vec(&cursor).unwrap()),
         )
         .unwrap();
-        let report = pass(&s, 1).unwrap();
+        let report = pass(&s, 1, &AtomicBool::new(false)).unwrap();
         assert_eq!(report.expired, 5);
         assert_eq!(keys(&s, "bkt"), ["k0", "k1", "k2", "k3", "k4"]);
         assert_eq!(s.server_record(CURSOR_NS, CURSOR_NAME).unwrap(), None);
         // The next pass starts from the beginning.
-        assert_eq!(pass(&s, 1).unwrap().expired, 5);
+        assert_eq!(pass(&s, 1, &AtomicBool::new(false)).unwrap().expired, 5);
+        assert!(keys(&s, "bkt").is_empty());
+    }
+
+    #[test]
+    fn a_stopping_server_ends_the_pass_at_a_page_and_the_next_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.create_bucket("bkt").unwrap();
+        for i in 0..PAGE + 5 {
+            put(&s, "bkt", &format!("k{i:04}"));
+        }
+        let mut r = enabled_rule();
+        r.expiration = Some(LifecycleExpiration {
+            date: Some(Timestamp::from(UNIX_EPOCH)),
+            ..Default::default()
+        });
+        rules(&s, "bkt", r);
+        let report = pass(&s, 1, &AtomicBool::new(true)).unwrap();
+        assert_eq!(report.expired, PAGE as u64, "one page, then it stopped");
+        let cursor: Cursor =
+            serde_json::from_slice(&s.server_record(CURSOR_NS, CURSOR_NAME).unwrap().unwrap())
+                .unwrap();
+        assert_eq!(cursor.after_key.as_deref(), Some("k0998"));
+        let report = pass(&s, 1, &AtomicBool::new(false)).unwrap();
+        assert_eq!(report.expired, 5);
         assert!(keys(&s, "bkt").is_empty());
     }
 
@@ -485,7 +539,7 @@ mod tests {
         rules(&s, "bkt", r);
         // One (one-second) day later.
         std::thread::sleep(Duration::from_millis(1100));
-        let report = pass(&s, 1).unwrap();
+        let report = pass(&s, 1, &AtomicBool::new(false)).unwrap();
         assert_eq!(report.noncurrent, PAGE as u64 + 5 - 4);
         // The current version and the three newest noncurrent ones stay.
         assert_eq!(keys(&s, "bkt"), ["a", "a", "a", "a", "z"]);
