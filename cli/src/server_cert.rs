@@ -153,6 +153,9 @@ pub fn run(args: CertArgs) -> Result<()> {
 /// Sign a server certificate for `names`, valid `days`, with the CA of `tls` (made
 /// first if there is none), and write it and its key (0600).
 pub fn issue(tls: &TlsDir, names: &[String], days: u32) -> Result<Issued> {
+    let Some(first) = names.first() else {
+        bail!("a certificate needs at least one --name");
+    };
     for name in names {
         check_name(name)?;
     }
@@ -188,7 +191,7 @@ pub fn issue(tls: &TlsDir, names: &[String], days: u32) -> Result<Issued> {
     let mut params = CertificateParams::new(names.to_vec())?;
     params
         .distinguished_name
-        .push(DnType::CommonName, names[0].as_str());
+        .push(DnType::CommonName, first.as_str());
     params.not_before = now - SKEW;
     params.not_after = now + Duration::days(i64::from(days));
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

@@ -130,17 +130,12 @@ async fn sighup_swaps_the_certificate_and_keeps_open_connections() {
 
 /// Deny everything on `bucket` when `aws:SecureTransport` is `secure`.
 async fn deny_when_secure_transport(c: &aws_sdk_s3::Client, bucket: &str, secure: &str) {
-    let doc = json!({"Version": "2012-10-17", "Statement": [{
+    let statement = json!([{
         "Effect": "Deny", "Principal": "*", "Action": "s3:*",
         "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
         "Condition": {"Bool": {"aws:SecureTransport": secure}},
-    }]});
-    c.put_bucket_policy()
-        .bucket(bucket)
-        .policy(doc.to_string())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{doc}: {e:?}"));
+    }]);
+    set_policy(c, bucket, statement).await;
 }
 
 async fn put_status(c: &aws_sdk_s3::Client, bucket: &str) -> u16 {
