@@ -1,8 +1,10 @@
 //! HTTPS end to end: `cybs3 server cert` makes a CA and a certificate that `server start`
 //! serves by default; aws-sdk-s3 trusting only that CA works over https, plain HTTP on
 //! the port fails, SIGHUP swaps the certificate without closing open connections,
-//! `aws:SecureTransport` is true over TLS, and directory logins in clear are refused
-//! from other machines.
+//! `aws:SecureTransport` is true over TLS, directory logins in clear are refused from
+//! other machines (tested from this machine's own non-loopback address, if it has one:
+//! the traffic still never leaves the machine), and `cybs3 login` and vaults work over
+//! https with `vaults add --ca-file`.
 
 mod common;
 
@@ -257,4 +259,89 @@ async fn directory_logins_in_clear_are_refused_from_other_machines() {
     let answer = ldap_login(&format!("https://{outside}:{}/", tls.port), Some(&ca));
     assert!(!refused_in_clear(&answer), "{answer:?}");
     assert!(answer.0 >= 400, "{answer:?}");
+}
+
+/// `cybs3 login` and the vault's client over https, trusting the CA given to `vaults add`.
+#[tokio::test]
+async fn cybs3_login_and_vault_over_https_with_a_ca_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = cybs3_tests::slapd::Slapd::start(&[cybs3_tests::slapd::LdapUser {
+        uid: "dana",
+        password: "dana-pw",
+        groups: &["writers"],
+    }]);
+    let made = server_cert(tmp.path(), &[]);
+    let ca = made["ca_cert"].as_str().unwrap().to_string();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.ca_file = Some(PathBuf::from(&ca));
+    srv.args = vec![
+        format!("--ldap-url={}", dir.url),
+        format!("--ldap-user-dn={}", dir.user_dn_template()),
+        format!("--ldap-group-base={}", dir.group_base()),
+        "--ldap-group-policy=writers=readwrite".into(),
+    ];
+    srv.start();
+    bucket(&srv.client(), "team").await;
+
+    let endpoint = srv.endpoint();
+    let add = |ca: &str| {
+        let args = [
+            "vaults",
+            "add",
+            "team",
+            "--endpoint",
+            &endpoint,
+            "--bucket",
+            "team",
+        ];
+        cybs3(
+            &srv.home,
+            &[&args[..], &["--plain", "--ca-file", ca]].concat(),
+        )
+    };
+    // A CA file is checked when the vault is added.
+    let bogus = tmp.path().join("bogus.pem");
+    std::fs::write(&bogus, "no certificate here").unwrap();
+    let out = add(bogus.to_str().unwrap());
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CA file"),
+        "{out:?}"
+    );
+    let out = add(&ca);
+    assert!(out.status.success(), "{out:?}");
+
+    let login = std::process::Command::new(cybs3_tests::bin())
+        .args(["login", "--vault", "team", "--username", "dana"])
+        .env("CYBS3_HOME", &srv.home)
+        .env("CYBS3_PASSWORD", "dana-pw")
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{login:?}");
+    let file = tmp.path().join("note.txt");
+    std::fs::write(&file, b"over https").unwrap();
+    let out = cybs3(&srv.home, &["cp", file.to_str().unwrap(), "team:note.txt"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = cybs3(&srv.home, &["cat", "team:note.txt"]);
+    assert_eq!(out.stdout, b"over https", "{out:?}");
+
+    // Without the CA (root keys this time), the same endpoint is refused.
+    let out = cybs3(&srv.home, &["vaults", "remove", "team"]);
+    assert!(out.status.success(), "{out:?}");
+    let keys = [
+        "--access-key",
+        &srv.access_key,
+        "--secret-key",
+        &srv.secret_key,
+    ];
+    let mut args = vec!["vaults", "add", "team", "--endpoint", &endpoint];
+    args.extend(["--bucket", "team", "--plain"].into_iter().chain(keys));
+    assert!(cybs3(&srv.home, &args).status.success());
+    let out = cybs3(&srv.home, &["cat", "team:note.txt"]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(
+        err.contains("certificate") || err.contains("issuer"),
+        "{err}"
+    );
 }
