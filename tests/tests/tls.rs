@@ -183,7 +183,7 @@ async fn secure_transport_is_true_over_tls_and_false_in_clear() {
 /// if it has one. No packet is sent: connecting a UDP socket only picks the route.
 fn outside_address() -> Option<std::net::IpAddr> {
     let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    s.connect("192.0.2.255:9").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
     let ip = s.local_addr().ok()?.ip();
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
