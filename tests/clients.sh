@@ -2,7 +2,9 @@
 # The three common S3 command-line clients (aws CLI, rclone, s3cmd) against a fresh
 # cybs3 server started here: make a bucket, upload a tree (nested dirs, spaces, unicode,
 # an empty file, a 20 MiB file that goes multipart), list it, download it into a fresh
-# directory, compare byte for byte, remove objects and bucket.
+# directory, compare byte for byte, remove objects and bucket. Then all of it again over
+# HTTPS, against a second server with a `cybs3 server cert` certificate, each client
+# trusting its CA (aws --ca-bundle, rclone --ca-cert, s3cmd --ssl --ca-certs).
 #
 # Uses $CYBS3_BIN (else target/release/cybs3, else target/debug/cybs3). Prints
 # "N passed, N failed" last and exits non-zero when anything failed.
@@ -46,18 +48,32 @@ check() {
   fi
 }
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-endpoint="http://127.0.0.1:$port"
-mkdir -p "$work/d0" "$work/d1" "$work/d2"
-if ! "$bin" server start --detach --listen "127.0.0.1:$port" --drives "$work/d0,$work/d1,$work/d2" \
-  >"$work/start.log" 2>&1; then
-  cat "$work/start.log" >&2
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-status="$("$bin" server status --json)"
-access_key="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["root_access_key"])' <<<"$status")"
-secret_key="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["root_secret_key"])' <<<"$status")"
+# json_field FIELD: FIELD of the JSON document on stdin.
+json_field() {
+  python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
+# start_server DIR: a 3-drive server under DIR (in $CYBS3_HOME's store, which may hold a
+# certificate); sets port, endpoint and the root keys.
+start_server() {
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  mkdir -p "$1/d0" "$1/d1" "$1/d2"
+  if ! "$bin" server start --detach --listen "127.0.0.1:$port" --drives "$1/d0,$1/d1,$1/d2" \
+    >"$work/start.log" 2>&1; then
+    cat "$work/start.log" >&2
+    echo "$passed passed, $((failed + 1)) failed"
+    exit 1
+  fi
+  local status
+  status="$("$bin" server status --json)"
+  endpoint="$(json_field endpoint <<<"$status")"
+  access_key="$(json_field root_access_key <<<"$status")"
+  secret_key="$(json_field root_secret_key <<<"$status")"
+}
+
+# The CA the clients trust in the HTTPS round; empty in the plain one.
+ca=""
+start_server "$work"
 
 # The tree every client uploads.
 src="$work/src"
@@ -92,7 +108,9 @@ run_aws() {
   printf '[default]\ns3 =\n    addressing_style = path\n    multipart_threshold = 8MB\n    multipart_chunksize = 8MB\n' \
     >"$AWS_CONFIG_FILE"
   : >"$AWS_SHARED_CREDENTIALS_FILE"
-  local aws=(aws --endpoint-url "$endpoint")
+  local tls=()
+  [[ -n $ca ]] && tls=(--ca-bundle "$ca")
+  local aws=(aws --endpoint-url "$endpoint" "${tls[@]}")
   check "aws: mb" "${aws[@]}" s3 mb "s3://$b"
   check "aws: cp --recursive up" "${aws[@]}" s3 cp --recursive --only-show-errors "$src" "s3://$b/tree/"
   check "aws: ls --recursive lists every file" count_is "$n_files" "${aws[@]}" s3 ls --recursive "s3://$b/"
@@ -114,13 +132,15 @@ run_aws() {
 run_rclone() {
   local b=cli-rclone down="$work/down-rclone"
   : >"$work/rclone.conf"
+  local tls=()
+  [[ -n $ca ]] && tls=(--ca-cert "$ca")
   local rc=(env -u AWS_CA_BUNDLE -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY
     RCLONE_CONFIG="$work/rclone.conf"
     RCLONE_CONFIG_C_TYPE=s3 RCLONE_CONFIG_C_PROVIDER=Other
     RCLONE_CONFIG_C_ENDPOINT="$endpoint" RCLONE_CONFIG_C_REGION=us-east-1
     RCLONE_CONFIG_C_ACCESS_KEY_ID="$access_key" RCLONE_CONFIG_C_SECRET_ACCESS_KEY="$secret_key"
     RCLONE_CONFIG_C_FORCE_PATH_STYLE=true
-    rclone --retries 1 --low-level-retries 1)
+    rclone --retries 1 --low-level-retries 1 "${tls[@]}")
   check "rclone: mkdir (bucket)" "${rc[@]}" mkdir "c:$b"
   check "rclone: copy up (multipart above 5 MiB)" \
     "${rc[@]}" copy --s3-upload-cutoff 5M --s3-chunk-size 5M "$src" "c:$b/tree"
@@ -138,14 +158,16 @@ run_rclone() {
 run_s3cmd() {
   local b=cli-s3cmd down="$work/down-s3cmd" cfg="$work/s3cmd.cfg"
   # The configuration `s3cmd --configure` writes when given only the keys and this
-  # endpoint (and no HTTPS, the server being plain HTTP), used unmodified: its region is
+  # endpoint (and HTTPS only for the HTTPS server), used unmodified: its region is
   # "US", so s3cmd signs for it first and signs again for the region the server names.
   # Answers: key, secret, region, endpoint, bucket host template, encryption password,
   # gpg path, HTTPS, proxy, test access, save.
-  printf '%s\n' "$access_key" "$secret_key" "" "127.0.0.1:$port" "127.0.0.1:$port" "" "" No "" n y |
+  local https=No tls=()
+  [[ -n $ca ]] && https=Yes tls=(--ssl "--ca-certs=$ca")
+  printf '%s\n' "$access_key" "$secret_key" "" "127.0.0.1:$port" "127.0.0.1:$port" "" "" "$https" "" n y |
     s3cmd --configure -c "$cfg" >"$work/s3cmd-configure.log" 2>&1
   check "s3cmd: --configure wrote region US" grep -qx 'bucket_location = US' "$cfg"
-  local s3=(env -u AWS_CA_BUNDLE s3cmd -c "$cfg" --no-progress)
+  local s3=(env -u AWS_CA_BUNDLE s3cmd -c "$cfg" --no-progress "${tls[@]}")
   check "s3cmd: mb" "${s3[@]}" mb "s3://$b"
   check "s3cmd: ls shows the bucket" bash -c '"$@" ls | grep -q "s3://'"$b"'$"' _ "${s3[@]}"
   check "s3cmd: put" "${s3[@]}" put "$src/top.txt" "s3://$b/one.txt"
@@ -165,16 +187,35 @@ run_s3cmd() {
   check "s3cmd: bucket is gone" bash -c '! "$@" ls | grep -q "s3://'"$b"'$"' _ "${s3[@]}"
 }
 
-for client in aws rclone s3cmd; do
-  echo "== $client"
-  if ! command -v "$client" >/dev/null 2>&1; then
-    failed=$((failed + 1))
-    echo "FAIL  $client is not installed"
-    continue
-  fi
-  "run_$client"
-done
+# every_client LABEL: each client's round against the running server.
+every_client() {
+  for client in aws rclone s3cmd; do
+    echo "== $client ($1)"
+    if ! command -v "$client" >/dev/null 2>&1; then
+      failed=$((failed + 1))
+      echo "FAIL  $client is not installed"
+      continue
+    fi
+    "run_$client"
+  done
+}
 
+every_client http
 check "server: stops cleanly" "$bin" server stop
+
+# ---------------------------------------------------------------- HTTPS
+# A second store whose certificate `cybs3 server cert` makes; `server start` serves it.
+export CYBS3_HOME="$work/home-tls"
+cert="$("$bin" server cert --json)"
+ca="$(json_field ca_cert <<<"$cert")"
+start_server "$work/tls"
+check "https: the server serves https" test "${endpoint%%://*}" = https
+check "https: a client trusting the CA gets an answer" curl -sSf --cacert "$ca" "$endpoint/health/live"
+check "https: a client not trusting it is refused" \
+  bash -c '! env -u AWS_CA_BUNDLE curl -sSf "$1/health/live"' _ "$endpoint"
+check "https: plain HTTP on the port gets no answer" \
+  bash -c '! curl -sSf "http://${1#https://}/health/live"' _ "$endpoint"
+every_client https
+check "server (https): stops cleanly" "$bin" server stop
 echo "$passed passed, $failed failed"
 ((failed == 0))

@@ -72,6 +72,7 @@ pub fn refresh(name: &str, cfg: &mut VaultConfig) -> Result<()> {
 fn login(cfg: &mut VaultConfig, user: &str, password: &str, duration: Option<u64>) -> Result<()> {
     let creds = crate::block_on(vault::sts::ldap_login(
         &cfg.endpoint,
+        cfg.ca_file.as_deref(),
         user,
         password,
         duration,

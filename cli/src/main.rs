@@ -14,6 +14,7 @@ mod paths;
 mod progress;
 mod selftest;
 mod server;
+mod server_cert;
 mod settings;
 mod storedir;
 mod sync;
@@ -152,6 +153,9 @@ enum ServerCmd {
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
     },
+    /// Make a local CA and a server certificate for HTTPS (DATA/tls/), which `server
+    /// start` then serves; prints how clients trust the CA
+    Cert(server_cert::CertArgs),
     /// Show whether the server runs, its address, drives and usage
     Status {
         #[arg(long, value_name = "DIR")]
@@ -196,6 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ok = match cli.command {
         Command::Server(ServerCmd::Start(args)) => server::start(*args).map(|()| true),
         Command::Server(ServerCmd::Stop { data }) => server::stop(data).map(|()| true),
+        Command::Server(ServerCmd::Cert(args)) => server_cert::run(args).map(|()| true),
         Command::Server(ServerCmd::Status { data, json }) => {
             server::status(data, json).map(|()| true)
         }

@@ -97,16 +97,20 @@ pub fn start(args: StartArgs) -> Result<()> {
     dir.create()?;
     if let Some(rt) = dir.running()? {
         bail!(
-            "a server is already running on {} at http://{} (pid {}); stop it with `cybs3 server stop`",
+            "a server is already running on {} at {} (pid {}); stop it with `cybs3 server stop`",
             dir.root.display(),
-            rt.address,
+            rt.endpoint(),
             rt.pid
         );
     }
     let settings = args.settings.merged(args.config.as_deref(), &dir.root)?;
     let ldap = settings.ldap()?;
+    let tls = settings.tls(&dir);
+    if let Some(files) = &tls {
+        files.check()?;
+    }
     if args.detach {
-        return detach(&dir, &args, &settings);
+        return detach(&dir, &args, &settings, tls.is_some());
     }
     let layout = dir.resolve_layout(args.drives.clone(), args.ec.as_deref())?;
     let ec = layout.ec.parse().map_err(|e: String| anyhow!(e))?;
@@ -127,14 +131,17 @@ pub fn start(args: StartArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         let iam = s3d::Iam::new(store.clone(), &server_key);
         admin::spawn(&dir.socket(), store.clone(), iam, addr.to_string())?;
-        dir.save_runtime(&Runtime {
+        let rt = Runtime {
             pid: std::process::id(),
             address: addr.to_string(),
-        })?;
+            tls: tls.is_some(),
+        };
+        dir.save_runtime(&rt)?;
         tracing::info!(
             ec = %store.ec(),
             drives = layout.drives.len(),
-            "serving S3 on http://{addr}, data in {}",
+            "serving S3 on {}, data in {}",
+            rt.endpoint(),
             dir.root.display()
         );
         let cfg = s3d::ServerConfig {
@@ -150,6 +157,8 @@ pub fn start(args: StartArgs) -> Result<()> {
             idle_timeout: Duration::from_secs(args.idle_timeout),
             max_connections: args.max_connections.map(|n| n as usize),
             lifecycle: settings.lifecycle(),
+            tls,
+            allow_insecure_login: settings.allow_insecure_login,
         };
         s3d::serve(cfg, store.clone(), listener, shutdown_signal()).await
     });
@@ -188,7 +197,7 @@ async fn shutdown_signal() {
 }
 
 /// Start a copy of ourselves in the background and wait until it answers.
-fn detach(dir: &StoreDir, args: &StartArgs, settings: &ServerSettings) -> Result<()> {
+fn detach(dir: &StoreDir, args: &StartArgs, settings: &ServerSettings, tls: bool) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the cybs3 executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(["server", "start", "--data"])
@@ -231,10 +240,23 @@ fn detach(dir: &StoreDir, args: &StartArgs, settings: &ServerSettings) -> Result
             );
         }
         if let Some(rt) = dir.running()? {
-            if rt.pid == child.id() && health_live(&rt.address) {
+            // Over HTTPS the probe would need to trust the server's certificate; the
+            // admin socket answers from the same process once the S3 port is bound.
+            let answers = if tls {
+                crate::block_on(admin::call(
+                    &dir.socket(),
+                    hyper::Method::GET,
+                    "/status",
+                    None,
+                ))
+                .is_ok()
+            } else {
+                health_live(&rt.address)
+            };
+            if rt.pid == child.id() && answers {
                 println!(
-                    "cybs3 server running at http://{} (pid {}), data in {}",
-                    rt.address,
+                    "cybs3 server running at {} (pid {}), data in {}",
+                    rt.endpoint(),
                     rt.pid,
                     dir.root.display()
                 );
@@ -317,7 +339,7 @@ pub fn status(data: Option<PathBuf>, json: bool) -> Result<()> {
             "running": running.is_some(),
             "pid": running.as_ref().map(|r| r.pid),
             "address": running.as_ref().map(|r| r.address.clone()),
-            "endpoint": running.as_ref().map(|r| format!("http://{}", r.address)),
+            "endpoint": running.as_ref().map(Runtime::endpoint),
             "data": dir.root,
             "ec": layout.as_ref().map(|l| l.ec.clone()),
             "drives": store.as_ref().map(|s| s["drives"].clone()).unwrap_or_else(|| {
@@ -338,10 +360,7 @@ pub fn status(data: Option<PathBuf>, json: bool) -> Result<()> {
     }
     match (&running, &store) {
         (Some(rt), Some(s)) => {
-            println!(
-                "server:   running at http://{} (pid {})",
-                rt.address, rt.pid
-            );
+            println!("server:   running at {} (pid {})", rt.endpoint(), rt.pid);
             println!("data:     {}", dir.root.display());
             println!(
                 "erasure:  {} ({})",

@@ -1,5 +1,5 @@
-//! The server's settings that can also come from its config file: LDAP logins, trusted
-//! proxies, STS limits and the lifecycle scanner, from `server start` flags or the
+//! The server's settings that can also come from its config file: HTTPS, LDAP logins,
+//! trusted proxies, STS limits and the lifecycle scanner, from `server start` flags or the
 //! server config file (`<data>/server.toml`, or `--config`), whose keys are the flags'
 //! names (`ldap-url = "ldap://…"`). Flags win.
 
@@ -11,6 +11,18 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args, Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ServerSettings {
+    /// Serve HTTPS with this certificate chain (PEM), reloaded on SIGHUP; with --tls-key.
+    /// [default: DATA/tls/server.crt and server.key when `cybs3 server cert` made them]
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Take directory logins (passwords) over plain HTTP from other machines too
+    /// [default: refused unless over HTTPS or from this machine]
+    #[arg(long)]
+    #[serde(default)]
+    pub allow_insecure_login: bool,
     /// Directory server for logins (`cybs3 login`), e.g. ldap://dc.example.org or ldaps://…
     #[arg(long, value_name = "URL")]
     pub ldap_url: Option<String>,
@@ -81,7 +93,18 @@ impl ServerSettings {
         let f: ServerSettings = toml::from_str(&text)
             .with_context(|| format!("bad server config {}", path.display()))?;
         let pick = |a: &Option<String>, b: Option<String>| a.clone().or(b);
+        if f.tls_cert.is_some() != f.tls_key.is_some() {
+            bail!("{}: tls-cert and tls-key go together", path.display());
+        }
+        // The pair comes whole from one place.
+        let (tls_cert, tls_key) = match &self.tls_cert {
+            Some(_) => (self.tls_cert.clone(), self.tls_key.clone()),
+            None => (f.tls_cert, f.tls_key),
+        };
         Ok(ServerSettings {
+            tls_cert,
+            tls_key,
+            allow_insecure_login: self.allow_insecure_login || f.allow_insecure_login,
             ldap_url: pick(&self.ldap_url, f.ldap_url),
             ldap_user_dn: pick(&self.ldap_user_dn, f.ldap_user_dn),
             ldap_bind_dn: pick(&self.ldap_bind_dn, f.ldap_bind_dn),
@@ -136,6 +159,21 @@ impl ServerSettings {
         Ok(Some(cfg))
     }
 
+    /// The certificate pair to serve: the flags' (or config file's), else the one
+    /// `cybs3 server cert` made in `data`, else none (plain HTTP).
+    pub fn tls(&self, data: &crate::storedir::StoreDir) -> Option<s3d::TlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(s3d::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => {
+                let made = data.tls();
+                made.present().then(|| made.files())
+            }
+        }
+    }
+
     /// How the lifecycle scanner runs.
     pub fn lifecycle(&self) -> s3d::LifecycleSettings {
         s3d::LifecycleSettings::new(
@@ -153,6 +191,9 @@ impl ServerSettings {
                 out.push(format!("--{flag}={v}"));
             }
         };
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        opt("tls-cert", &path(&self.tls_cert));
+        opt("tls-key", &path(&self.tls_key));
         opt("ldap-url", &self.ldap_url);
         opt("ldap-user-dn", &self.ldap_user_dn);
         opt("ldap-bind-dn", &self.ldap_bind_dn);
@@ -160,10 +201,7 @@ impl ServerSettings {
         opt("ldap-user-filter", &self.ldap_user_filter);
         opt("ldap-group-base", &self.ldap_group_base);
         opt("ldap-group-filter", &self.ldap_group_filter);
-        opt(
-            "ldap-ca-file",
-            &self.ldap_ca_file.as_ref().map(|p| p.display().to_string()),
-        );
+        opt("ldap-ca-file", &path(&self.ldap_ca_file));
         opt(
             "sts-min-duration",
             &self.sts_min_duration.map(|d| d.to_string()),
@@ -188,6 +226,9 @@ impl ServerSettings {
         );
         if self.ldap_starttls {
             out.push("--ldap-starttls".into());
+        }
+        if self.allow_insecure_login {
+            out.push("--allow-insecure-login".into());
         }
         // The bind password goes through the environment, not the process list.
         out

@@ -34,6 +34,17 @@ pub struct Credentials {
 pub struct Runtime {
     pub pid: u32,
     pub address: String,
+    /// Serving HTTPS (absent in files written before TLS: plain HTTP).
+    #[serde(default)]
+    pub tls: bool,
+}
+
+impl Runtime {
+    /// The URL clients use: `http://ADDR` or `https://ADDR`.
+    pub fn endpoint(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.address)
+    }
 }
 
 pub struct StoreDir {
@@ -51,6 +62,11 @@ impl StoreDir {
             .mode(0o700)
             .create(&self.root)
             .with_context(|| format!("cannot create the data directory {}", self.root.display()))
+    }
+
+    /// The certificates `cybs3 server cert` makes and `server start` serves by default.
+    pub fn tls(&self) -> crate::server_cert::TlsDir {
+        crate::server_cert::TlsDir::new(self.root.join("tls"))
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -222,7 +238,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 }
 
 /// Write atomically (temp file, fsync, rename) with the given mode from the start.
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::OpenOptions::new()
         .write(true)

@@ -5,6 +5,7 @@ use crate::location::{new_passphrase, passphrase};
 use crate::server::{self, store_dir, StartArgs};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
+use std::path::{Path, PathBuf};
 use vault::config::{normalize_prefix, validate_name, Config, VaultConfig};
 use vault::crypto::keys::wrap_for;
 use vault::crypto::{Recipient, VaultKeys};
@@ -25,6 +26,10 @@ pub enum VaultsCmd {
         /// Protect the new identity with a passphrase (CYBS3_PASSPHRASE or a prompt)
         #[arg(long)]
         passphrase: bool,
+        /// Serve HTTPS: make a local CA and certificate (`cybs3 server cert`) if there is
+        /// none, start the server with it, and trust the CA in the vault
+        #[arg(long)]
+        tls: bool,
     },
     /// Add a vault on any S3 endpoint (encrypted unless --plain)
     Add {
@@ -61,6 +66,10 @@ pub enum VaultsCmd {
         /// Protect a new identity with a passphrase (CYBS3_PASSPHRASE or a prompt)
         #[arg(long, conflicts_with = "plain")]
         passphrase: bool,
+        /// Trust this CA certificate (PEM) for the https endpoint, besides the system's
+        /// (e.g. DATA/tls/ca.crt from `cybs3 server cert`)
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
     },
     /// List vaults (the active one marked *)
     List {
@@ -104,7 +113,8 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
             name,
             port,
             passphrase,
-        } => local(&name, port, passphrase),
+            tls,
+        } => local(&name, port, passphrase, tls),
         VaultsCmd::Add {
             name,
             endpoint,
@@ -115,7 +125,9 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
             secret_key,
             plain,
             passphrase,
+            ca_file,
         } => {
+            let ca_file = ca_file.map(|f| trusted_ca(&endpoint, &f)).transpose()?;
             let cfg = VaultConfig {
                 endpoint: endpoint.trim_end_matches('/').to_string(),
                 bucket,
@@ -125,6 +137,7 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
                 secret_key: secret_key.unwrap_or_default(),
                 encrypted: !plain,
                 bound: !plain,
+                ca_file,
                 ..VaultConfig::default()
             };
             let what = format!(
@@ -236,19 +249,42 @@ fn add(name: &str, cfg: VaultConfig, protect: bool) -> Result<Option<VaultKeys>>
     Ok(created)
 }
 
-fn local(name: &str, port: u16, protect: bool) -> Result<()> {
+/// `--ca-file` checked (an https endpoint, a readable PEM certificate), made absolute
+/// so the vault works from any directory.
+fn trusted_ca(endpoint: &str, file: &Path) -> Result<PathBuf> {
+    if !endpoint.starts_with("https://") {
+        bail!("--ca-file is for https:// endpoints; {endpoint} is not one");
+    }
+    vault::tls::read_ca_file(file)?;
+    Ok(std::path::absolute(file)?)
+}
+
+fn local(name: &str, port: u16, protect: bool, tls: bool) -> Result<()> {
     validate_name(name)?;
-    let endpoint = format!("http://127.0.0.1:{port}");
     let dir = store_dir(None);
-    let mut did = Vec::new();
+    let (mut did, mut started) = (Vec::new(), false);
     match dir.running()? {
         Some(rt) if rt.address != format!("127.0.0.1:{port}") => bail!(
-            "the local server already runs at http://{}; pass --port {} or stop it with `cybs3 server stop`",
-            rt.address,
+            "the local server already runs at {}; pass --port {} or stop it with `cybs3 server stop`",
+            rt.endpoint(),
             rt.address.rsplit(':').next().unwrap_or("")
+        ),
+        Some(rt) if tls && !rt.tls => bail!(
+            "the local server runs plain HTTP at {}; stop it with `cybs3 server stop` and run this again to restart it with TLS",
+            rt.endpoint()
         ),
         Some(_) => {}
         None => {
+            let certs = dir.tls();
+            if tls && !certs.present() {
+                dir.create()?;
+                let names = ["localhost".to_string(), "127.0.0.1".to_string()];
+                crate::server_cert::issue(&certs, &names, 397)?;
+                did.push(format!(
+                    "made a local CA and a server certificate ({})",
+                    certs.ca_cert().display()
+                ));
+            }
             server::start(StartArgs {
                 data: None,
                 drives: None,
@@ -262,8 +298,21 @@ fn local(name: &str, port: u16, protect: bool) -> Result<()> {
                 config: None,
                 settings: Default::default(),
             })?;
-            did.push(format!("started the local server at {endpoint} (data in {})", dir.root.display()));
+            started = true;
         }
+    }
+    // What the server serves decides the scheme: it serves HTTPS whenever it has a
+    // certificate, --tls or not.
+    let rt = dir
+        .running()?
+        .context("the local server stopped right after starting; see `cybs3 server status`")?;
+    let endpoint = rt.endpoint();
+    let ca_file = (rt.tls && dir.tls().ca_cert().exists()).then(|| dir.tls().ca_cert());
+    if started {
+        did.push(format!(
+            "started the local server at {endpoint} (data in {})",
+            dir.root.display()
+        ));
     }
     let config = Config::load()?;
     let mut created = None;
@@ -279,7 +328,9 @@ fn local(name: &str, port: u16, protect: bool) -> Result<()> {
         let root = dir
             .credentials()?
             .context("the local server has no root credentials")?;
-        let client = vault::S3Target::new(&endpoint, &root.access_key, &root.secret_key).client();
+        let mut target = vault::S3Target::new(&endpoint, &root.access_key, &root.secret_key);
+        target.ca_file = ca_file.clone();
+        let client = target.client();
         match crate::block_on(client.create_bucket().bucket(&bucket).send()) {
             Ok(_) => did.push(format!("created bucket {bucket}")),
             Err(e)
@@ -300,6 +351,7 @@ fn local(name: &str, port: u16, protect: bool) -> Result<()> {
             secret_key: key.secret_key,
             encrypted: true,
             bound: true,
+            ca_file,
             ..VaultConfig::default()
         };
         created = add(name, cfg, protect)?;
@@ -386,6 +438,7 @@ fn vault_json(name: &str, v: &VaultConfig, active: bool) -> serde_json::Value {
         "encrypted": v.encrypted,
         "active": active,
         "identity": v.encrypted.then(|| keystore::key_path(name).display().to_string()),
+        "ca_file": v.ca_file,
     })
 }
 

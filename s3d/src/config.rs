@@ -29,4 +29,8 @@ pub struct ServerConfig {
     pub max_connections: Option<usize>,
     /// How the lifecycle scanner runs.
     pub lifecycle: crate::lifecycle::Settings,
+    /// Serve HTTPS with this certificate pair (reloaded on SIGHUP); `None` serves HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// Take directory logins (passwords) over plain HTTP from other machines too.
+    pub allow_insecure_login: bool,
 }

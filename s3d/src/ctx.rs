@@ -1,6 +1,7 @@
 //! What every handler shares: the service context ([`Cybs3`]), the client's
-//! address ([`PeerAddr`]), and the one way s3d runs synchronous engine and LMDB
-//! work off the async executor ([`spawn`], [`blocking`]).
+//! address ([`PeerAddr`]) and whether it came over TLS ([`SecureTransport`]), and the
+//! one way s3d runs synchronous engine and LMDB work off the async executor ([`spawn`],
+//! [`blocking`]).
 
 use crate::errors;
 use crate::identity::iam::Iam;
@@ -61,6 +62,10 @@ impl Cybs3 {
 /// (`S3Request::extensions`) for handlers and access checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
+
+/// Whether the request came over TLS (`aws:SecureTransport`), next to [`PeerAddr`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SecureTransport(pub bool);
 
 /// Start `f` on a blocking thread now; the returned future yields its result. A
 /// task that panicked or was cancelled is an internal error (logged).

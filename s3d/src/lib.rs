@@ -11,7 +11,8 @@
 //!    helper), [`xml`] (escaping for hand-written XML answers, references for control
 //!    characters), [`vhost`] (which Host headers name a bucket, virtual-hosted style),
 //!    [`config`] (the server's settings),
-//!    [`conns`] (open connections: idle timeout, cap, shedding), [`fdlimit`] (the
+//!    [`conns`] (open connections: idle timeout, cap, shedding), [`tls`] (the HTTPS
+//!    certificate pair, its SIGHUP reload, who may log in over plain HTTP), [`fdlimit`] (the
 //!    descriptor budget), [`logs`] (what may reach the log), [`messages`] (a Message
 //!    for every error document, a request id for every response).
 //! 2. [`identity`]: who is calling and what they may do: access keys, users, groups,
@@ -46,6 +47,7 @@ mod errors;
 mod fdlimit;
 mod logs;
 mod messages;
+mod tls;
 mod vhost;
 mod xml;
 // Who is calling and what they may do.
@@ -85,3 +87,4 @@ pub use identity::ldap;
 pub use lifecycle::Settings as LifecycleSettings;
 pub use logs::loggable;
 pub use server::serve;
+pub use tls::{TlsError, TlsFiles};

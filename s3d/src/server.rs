@@ -3,8 +3,9 @@
 
 use crate::config::ServerConfig;
 use crate::conns::{Closed, Conns, Tracked, Watched};
-use crate::ctx::{self, PeerAddr};
+use crate::ctx::{self, PeerAddr, SecureTransport};
 use crate::identity::auth;
+use crate::tls::Certs;
 use crate::vhost::Domains;
 use crate::{
     cors, errors, fdlimit, lifecycle, list, messages, post, precheck, rfc2047, service, sigv2, xml,
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 /// How long in-flight requests may run after shutdown was asked for.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -33,11 +35,14 @@ const DRAIN: Duration = Duration::from_secs(30);
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// A client must send its whole request head within this time (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client must finish its TLS handshake within this time (the same guard, one step earlier).
+const HANDSHAKE_TIMEOUT: Duration = HEADER_READ_TIMEOUT;
 /// A request body that sends nothing for this long is abandoned (S3's RequestTimeout).
 const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Serve S3 + health on `listener` until `shutdown` resolves; then stop accepting,
-/// let in-flight requests finish (graceful drain, up to ~30 s), and return.
+/// Serve S3 + health on `listener` (over TLS when `cfg.tls` names a certificate pair,
+/// reloaded on SIGHUP) until `shutdown` resolves; then stop accepting, let in-flight
+/// requests finish (graceful drain, up to ~30 s), and return.
 pub async fn serve(
     cfg: ServerConfig,
     store: engine::Store,
@@ -53,8 +58,17 @@ pub async fn serve(
         tracing::warn!("--max-connections lowered to {ceiling}: the open file limit is {fd_limit}");
     }
     let conns = Conns::new(cap, cfg.idle_timeout);
+    let tls = match &cfg.tls {
+        Some(files) => {
+            let certs = Certs::load(files.clone())?;
+            certs.clone().reload_on_hangup()?;
+            Some(certs.acceptor()?)
+        }
+        None => None,
+    };
     tracing::info!(
         listen = %cfg.listen,
+        tls = tls.is_some(),
         region = %cfg.region,
         max_connections = cap,
         idle_timeout_s = cfg.idle_timeout.as_secs_f64(),
@@ -67,7 +81,7 @@ pub async fn serve(
         store,
         (Arc::new(domains), region),
         conns,
-        listener,
+        (listener, tls),
         shutdown,
     )
     .await
@@ -78,7 +92,7 @@ async fn run(
     store: engine::Store,
     (domains, region): (Arc<Domains>, Arc<str>),
     conns: Arc<Conns>,
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<TlsAcceptor>),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let http = conn_builder();
@@ -108,13 +122,31 @@ async fn run(
         let _ = tcp.set_nodelay(true);
         let (s3, store, busy) = (s3.clone(), store.clone(), slot.clone());
         let site = (domains.clone(), region.clone());
+        let secure = SecureTransport(tls.is_some());
         let svc = service_fn(move |req| {
             let busy = busy.busy();
-            let call = handle(s3.clone(), store.clone(), site.clone(), peer, req);
+            let call = handle(s3.clone(), store.clone(), site.clone(), (peer, secure), req);
             async move { Ok::<_, HttpError>(call.await?.map(|b| Tracked::new(b, busy))) }
         });
-        let io = TokioIo::new(Watched::new(tcp, slot.clone()));
-        let conn = graceful.watch(http.serve_connection(io, svc).into_owned());
+        let io = Watched::new(tcp, slot.clone());
+        let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
+        // The handshake runs in the connection's task, under its idle timeout and cap,
+        // so a slow client holds up no one else.
+        let conn = async move {
+            match tls {
+                None => {
+                    let conn = http.serve_connection(TokioIo::new(io), svc);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(acceptor) => {
+                    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io))
+                        .await
+                        .map_err(|_| "the TLS handshake timed out")??;
+                    let conn = http.serve_connection(TokioIo::new(stream), svc);
+                    watcher.watch(conn.into_owned()).await
+                }
+            }
+        };
         let conns = conns.clone();
         tokio::spawn(async move {
             match conns.run(&slot, conn).await {
@@ -156,7 +188,7 @@ async fn handle(
     s3: S3Service,
     store: engine::Store,
     (domains, region): (Arc<Domains>, Arc<str>),
-    peer: SocketAddr,
+    (peer, secure): (SocketAddr, SecureTransport),
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, HttpError> {
     let started = Instant::now();
@@ -187,6 +219,7 @@ async fn handle(
     } else {
         let cors = cors::Actual::of(&domains, &method, req.headers(), &path);
         req.extensions_mut().insert(PeerAddr(peer));
+        req.extensions_mut().insert(secure);
         // POST Object: the handler needs the file part's name, which s3s drops.
         let upload = post::Upload::detect(&req);
         if let Some(u) = &upload {
@@ -412,6 +445,8 @@ mod tests {
             trusted_proxies: Vec::new(),
             ldap: None,
             sts_min_duration: 900,
+            tls: None,
+            allow_insecure_login: false,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(super::serve(cfg, store, listener, async {

@@ -40,6 +40,7 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
             identities,
             ldap: cfg.ldap.clone().map(std::sync::Arc::new),
             min_duration: cfg.sts_min_duration,
+            allow_insecure_login: cfg.allow_insecure_login,
         },
         range: IgnoredRange { plain },
     });

@@ -2,6 +2,7 @@
 
 pub mod mount;
 pub mod slapd;
+pub mod tls;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use std::net::TcpListener;
@@ -57,6 +58,10 @@ pub struct Server {
     pub env: Vec<(String, String)>,
     /// A file for the server's stderr (its log) instead of the test's stderr.
     pub log: Option<PathBuf>,
+    /// The address to listen on (127.0.0.1, or 0.0.0.0 to be reached on other addresses).
+    pub bind: String,
+    /// Set for a server that serves HTTPS: the CA its clients here trust.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Server {
@@ -73,11 +78,18 @@ impl Server {
             args: Vec::new(),
             env: Vec::new(),
             log: None,
+            bind: "127.0.0.1".into(),
+            ca_file: None,
         }
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.ca_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Start in the foreground as a child (so tests can SIGKILL it) and wait until it answers.
@@ -89,7 +101,7 @@ impl Server {
             .collect();
         let mut cmd = Command::new(bin());
         cmd.args(["server", "start", "--listen"])
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("{}:{}", self.bind, self.port))
             .arg("--drives")
             .arg(drives.join(","))
             .env("CYBS3_HOME", &self.home)
@@ -110,7 +122,11 @@ impl Server {
             if let Some(status) = child.try_wait().expect("wait") {
                 panic!("server exited during start-up: {status}");
             }
-            if http_status(self.port, "/health/ready") == Some(200) {
+            let ready = match &self.ca_file {
+                Some(ca) => tls::get(self.port, ca, "/health/ready").map(|r| r.status),
+                None => http_status(self.port, "/health/ready"),
+            };
+            if ready == Some(200) {
                 break;
             }
             assert!(Instant::now() < deadline, "server did not become ready");
@@ -176,9 +192,12 @@ impl Server {
                 None,
                 "cybs3-tests",
             ))
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+            .force_path_style(true);
+        let config = match &self.ca_file {
+            Some(ca) => config.http_client(tls::sdk_http_client(ca)),
+            None => config,
+        };
+        aws_sdk_s3::Client::from_conf(config.build())
     }
 }
 

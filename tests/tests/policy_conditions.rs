@@ -32,16 +32,6 @@ fn add_statements(srv: &Server, name: &str, statements: serde_json::Value) {
     );
 }
 
-async fn set_policy(c: &Client, bucket: &str, statements: serde_json::Value) {
-    let doc = json!({"Version": "2012-10-17", "Statement": statements});
-    c.put_bucket_policy()
-        .bucket(bucket)
-        .policy(doc.to_string())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{doc}: {e:?}"));
-}
-
 fn denied<T: std::fmt::Debug, E>(
     r: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
     what: &str,

@@ -2,6 +2,8 @@
 //! (request checksums, aws-chunked streaming uploads, response validation, retries).
 
 use aws_sdk_s3::config::{retry::RetryConfig, BehaviorVersion, Credentials, Region};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use std::path::{Path, PathBuf};
 
 /// The region used when a target names none (CONTRACT.md: "region `us-east-1` unless configured").
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -21,6 +23,8 @@ pub struct S3Target {
     /// Bucket in the path (`/bucket/key`) rather than the host name; a local server has no
     /// DNS for `bucket.127.0.0.1`, so this is the default.
     pub path_style: bool,
+    /// A CA certificate file (PEM) trusted for https endpoints besides the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl S3Target {
@@ -34,6 +38,7 @@ impl S3Target {
             session_token: None,
             relogin: None,
             path_style: true,
+            ca_file: None,
         }
     }
 
@@ -63,10 +68,34 @@ impl S3Target {
             Some(relogin) => config.credentials_provider(relogin.clone()),
             None => config.credentials_provider(credentials),
         };
+        let config = match &self.ca_file {
+            Some(file) => config.http_client(https_trusting(file)),
+            None => config,
+        };
         let config = config
             .force_path_style(self.path_style)
             .retry_config(RetryConfig::standard().with_max_attempts(5))
             .build();
         aws_sdk_s3::Client::from_conf(config)
+    }
+}
+
+/// The SDK's default HTTPS client (same pool and TLS provider) trusting the system's
+/// CAs and the ones in `file`. An unreadable file leaves the system's only, so https
+/// endpoints signed by it fail their handshake; the log says why.
+fn https_trusting(file: &Path) -> aws_sdk_s3::config::SharedHttpClient {
+    let mut roots = TrustStore::default();
+    match crate::tls::read_ca_file(file) {
+        Ok(pem) => {
+            roots.add_pem_certificate(pem);
+        }
+        Err(e) => tracing::error!("{e}; trusting the system's CAs only"),
+    }
+    let context = TlsContext::builder().with_trust_store(roots).build();
+    let builder = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+    match context {
+        Ok(context) => builder.tls_context(context).build_https(),
+        Err(_) => builder.build_https(),
     }
 }

@@ -50,6 +50,9 @@ pub struct VaultConfig {
     /// with a warning.
     #[serde(default)]
     pub bound: bool,
+    /// A CA certificate (PEM) trusted for this https endpoint besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_region() -> String {
@@ -61,6 +64,7 @@ impl VaultConfig {
         let mut t = crate::S3Target::new(&self.endpoint, &self.access_key, &self.secret_key);
         t.region = self.region.clone();
         t.session_token = self.session_token.clone();
+        t.ca_file = self.ca_file.clone();
         if let (Some(user), Some(password)) = (&self.login_user, &self.login_password) {
             let held = match (&self.session_token, self.session_expires_unix) {
                 (Some(token), Some(expires_unix)) => Some(crate::sts::TempCredentials {
@@ -76,6 +80,7 @@ impl VaultConfig {
                 user,
                 password,
                 self.login_duration,
+                self.ca_file.clone(),
                 held,
             ));
         }

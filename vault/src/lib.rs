@@ -20,6 +20,7 @@ pub mod keystore;
 pub mod listing;
 mod seen;
 pub mod sts;
+pub mod tls;
 pub mod transfer;
 pub mod vault;
 mod xml;

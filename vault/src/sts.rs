@@ -8,6 +8,7 @@ use aws_credential_types::Credentials;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
@@ -45,6 +46,8 @@ struct ReloginState {
     username: String,
     password: Zeroizing<String>,
     duration: Option<u64>,
+    /// A CA trusted for an https endpoint besides the system's.
+    ca_file: Option<PathBuf>,
     /// The session held when this was made, used first.
     held: Mutex<Option<TempCredentials>>,
 }
@@ -55,6 +58,7 @@ impl Relogin {
         username: &str,
         password: &str,
         duration: Option<u64>,
+        ca_file: Option<PathBuf>,
         held: Option<TempCredentials>,
     ) -> Relogin {
         Relogin(Arc::new(ReloginState {
@@ -62,6 +66,7 @@ impl Relogin {
             username: username.to_string(),
             password: Zeroizing::new(password.to_string()),
             duration,
+            ca_file,
             held: Mutex::new(held),
         }))
     }
@@ -73,14 +78,18 @@ impl Relogin {
         if let Some(c) = held.filter(|c| UNIX_EPOCH + Duration::from_secs(c.expires_unix) > now) {
             return Ok(c.credentials());
         }
-        let fresh = ldap_login(&s.endpoint, &s.username, &s.password, s.duration)
-            .await
-            .map_err(|e| {
-                tracing::error!("logging in again as {} failed: {e:#}", s.username);
-                CredentialsError::provider_error(Box::<dyn std::error::Error + Send + Sync>::from(
-                    e,
-                ))
-            })?;
+        let fresh = ldap_login(
+            &s.endpoint,
+            s.ca_file.as_deref(),
+            &s.username,
+            &s.password,
+            s.duration,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!("logging in again as {} failed: {e:#}", s.username);
+            CredentialsError::provider_error(Box::<dyn std::error::Error + Send + Sync>::from(e))
+        })?;
         tracing::info!("logged in again as {} for a new session", s.username);
         Ok(fresh.credentials())
     }
@@ -101,10 +110,11 @@ impl ProvideCredentials for Relogin {
     }
 }
 
-/// Log in as `username` at `endpoint` and get credentials for `duration` seconds
-/// (the server's default when `None`).
+/// Log in as `username` at `endpoint` (https trusting `ca_file` too, or http) and get
+/// credentials for `duration` seconds (the server's default when `None`).
 pub async fn ldap_login(
     endpoint: &str,
+    ca_file: Option<&Path>,
     username: &str,
     password: &str,
     duration: Option<u64>,
@@ -117,11 +127,12 @@ pub async fn ldap_login(
     if let Some(d) = duration {
         form.push_str(&format!("&DurationSeconds={d}"));
     }
-    let (status, body) = tokio::time::timeout(Duration::from_secs(30), post(endpoint, form))
-        .await
-        .map_err(|_| {
-            Error::Transport(format!("{endpoint} did not answer the login within 30 s"))
-        })??;
+    let (status, body) =
+        tokio::time::timeout(Duration::from_secs(30), post(endpoint, ca_file, form))
+            .await
+            .map_err(|_| {
+                Error::Transport(format!("{endpoint} did not answer the login within 30 s"))
+            })??;
     if !status.is_success() {
         let code = text(&body, "Code").unwrap_or_else(|| status.to_string());
         let message = text(&body, "Message").unwrap_or_default();
@@ -142,22 +153,56 @@ pub async fn ldap_login(
     })
 }
 
-async fn post(endpoint: &str, form: String) -> Result<(hyper::StatusCode, String)> {
-    let Some(authority) = endpoint.strip_prefix("http://") else {
-        return Err(Error::invalid(format!(
-            "login needs an http:// endpoint (got {endpoint}); https logins are not supported yet"
-        )));
+async fn post(
+    endpoint: &str,
+    ca_file: Option<&Path>,
+    form: String,
+) -> Result<(hyper::StatusCode, String)> {
+    let (authority, port) = match endpoint.split_once("://") {
+        Some(("http", rest)) => (rest, 80),
+        Some(("https", rest)) => (rest, 443),
+        _ => {
+            return Err(Error::invalid(format!(
+                "login needs an http:// or https:// endpoint (got {endpoint})"
+            )))
+        }
     };
     let authority = authority.trim_end_matches('/');
-    let stream = tokio::net::TcpStream::connect(authority)
+    let (host, address) = match authority.rsplit_once(':') {
+        Some((host, p)) if !authority.ends_with(']') && p.parse::<u16>().is_ok() => {
+            (host, authority.to_string())
+        }
+        _ => (authority, format!("{authority}:{port}")),
+    };
+    let stream = tokio::net::TcpStream::connect(&address)
         .await
         .map_err(|e| Error::Transport(format!("cannot reach {endpoint}: {e}")))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let form = Full::new(Bytes::from(form));
+    if port == 443 {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let stream = crate::tls::connect(stream, host, ca_file).await?;
+        exchange(TokioIo::new(stream), endpoint, authority, form).await
+    } else {
+        exchange(TokioIo::new(stream), endpoint, authority, form).await
+    }
+}
+
+/// One form POST on a fresh connection: the status and the body.
+async fn exchange<I>(
+    io: I,
+    endpoint: &str,
+    authority: &str,
+    form: Full<Bytes>,
+) -> Result<(hyper::StatusCode, String)>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
     tokio::spawn(conn);
     let req = hyper::Request::post("/")
         .header("host", authority)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(form)))
+        .body(form)
         .map_err(|e| Error::invalid(format!("cannot log in at {endpoint}: {e}")))?;
     let resp = sender.send_request(req).await?;
     let status = resp.status();

@@ -48,6 +48,8 @@ impl Server {
             trusted_proxies: Vec::new(),
             ldap: None,
             sts_min_duration: 900,
+            tls: None,
+            allow_insecure_login: false,
             idle_timeout: std::time::Duration::from_secs(30),
             max_connections: None,
             lifecycle: Default::default(),

@@ -7,7 +7,7 @@
 //! a tracing event under the `cybs3::auth` target with who, what, where from and the
 //! answer: denials at info (in the server log by default), allows at debug.
 
-use crate::ctx::{self, PeerAddr};
+use crate::ctx::{self, PeerAddr, SecureTransport};
 use crate::errors;
 use crate::identity::decide::{has, request_keys, resource};
 use crate::identity::grants::BucketAccess;
@@ -115,6 +115,8 @@ pub(super) struct Ask {
     pub key: Option<String>,
     pub query: Vec<(String, String)>,
     pub source: IpAddr,
+    /// Whether the request came over TLS (`aws:SecureTransport`).
+    pub secure: bool,
     /// The request's own condition keys (headers, body); [`Identities::context`]
     /// adds the global ones.
     pub keys: Context,
@@ -292,6 +294,7 @@ impl Identities {
             .inspect_err(|e| log_refused(who.as_deref(), e))?;
         let peer = cx.extensions_mut().get::<PeerAddr>().copied();
         let source = self.source(peer.as_ref(), cx.headers());
+        let secure = secure(cx.extensions_mut());
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
             S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
@@ -304,6 +307,7 @@ impl Identities {
             key,
             query: query_pairs(cx.uri()),
             source,
+            secure,
             keys: request_keys(op, cx.headers()),
         };
         // A GET or HEAD may find its key missing, and ListBuckets shows the buckets the
@@ -368,6 +372,7 @@ impl Identities {
             key,
             query: Vec::new(),
             source: self.source(req.extensions.get::<PeerAddr>(), &req.headers),
+            secure: secure(&req.extensions),
             keys: Context::default(),
         };
         let this = self.clone();
@@ -397,6 +402,7 @@ impl Identities {
             key: Some(key.to_string()),
             query,
             source: self.source(req.extensions.get::<PeerAddr>(), &req.headers),
+            secure: secure(&req.extensions),
             keys: Context::default(),
         };
         let this = self.clone();
@@ -526,6 +532,11 @@ pub(crate) async fn check_post(
 }
 
 /// A refused caller, logged as every decision is.
+/// Whether the server put a TLS mark in the request's extensions (absent: not TLS).
+fn secure(extensions: &Extensions) -> bool {
+    extensions.get::<SecureTransport>().is_some_and(|s| s.0)
+}
+
 fn log_refused(access_key: Option<&str>, e: &S3Error) {
     tracing::info!(
         target: "cybs3::auth",

@@ -136,7 +136,7 @@ impl Identities {
     pub(super) fn context(&self, caller: &Caller, ask: &Ask) -> Context {
         let mut c = ask.keys.clone();
         c.set("aws:SourceIp", ask.source.to_string());
-        c.set("aws:SecureTransport", "false");
+        c.set("aws:SecureTransport", ask.secure.to_string());
         let now = now_unix();
         c.set("aws:EpochTime", now.to_string());
         c.set("aws:CurrentTime", iso8601(now));

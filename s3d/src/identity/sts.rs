@@ -6,10 +6,11 @@
 //! token only as a hash) in the key records; every request made with them must carry
 //! the token and is refused once they expire.
 
-use crate::ctx::PeerAddr;
+use crate::ctx::{PeerAddr, SecureTransport};
 use crate::identity::auth::{iso8601, query_pairs, token_sha256, Identities};
 use crate::identity::keys::{now_unix, Owner, Session};
 use crate::identity::ldap::{self, LdapConfig, LdapError};
+use crate::tls;
 use crate::xml::escape;
 use hyper::http::Extensions;
 use hyper::{HeaderMap, Method, StatusCode, Uri};
@@ -30,6 +31,8 @@ pub(crate) struct Sts {
     pub ldap: Option<Arc<LdapConfig>>,
     /// The shortest `DurationSeconds` accepted (AWS: 900).
     pub min_duration: u64,
+    /// Directory logins over plain HTTP from other machines are taken too.
+    pub allow_insecure_login: bool,
 }
 
 /// An STS refusal: status, AWS error code, message.
@@ -81,10 +84,13 @@ impl S3Route for Sts {
         };
         let mut params = form_pairs(&form);
         params.extend(query_pairs(&req.uri));
-        let source = req
-            .extensions
-            .get::<PeerAddr>()
-            .map_or_else(|| "?".to_string(), |p| p.0.ip().to_string());
+        let peer = req.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+        let source = peer.map_or_else(|| "?".to_string(), |ip| ip.to_string());
+        // Only the server's accept loop sets these; without them the login is refused.
+        let clear_login_ok = peer.is_some_and(|ip| {
+            let secure = req.extensions.get::<SecureTransport>().is_some_and(|s| s.0);
+            tls::login_allowed(secure, ip, self.allow_insecure_login)
+        });
         let action = param(&params, "Action").unwrap_or_default().to_string();
         // A session policy narrows what the caller asked for; ignoring it would grant more.
         let narrowed = ["Policy", "PolicyArns.member.1.arn"]
@@ -96,6 +102,16 @@ impl S3Route for Sts {
                 "InvalidParameterValue",
                 "session policies (Policy, PolicyArns) are not supported; the session gets the user's own policies",
             ),
+            "AssumeRoleWithLDAPIdentity" if !clear_login_ok => {
+                tracing::info!(target: "cybs3::auth", action = "sts:AssumeRoleWithLDAPIdentity", source, decision = "deny", why = "plain HTTP from another machine");
+                refuse(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "directory logins are refused over plain HTTP from other machines: the password would cross the network in clear. \
+                 Serve HTTPS (`cybs3 server cert` once, then restart the server; or --tls-cert/--tls-key) and log in at the https:// endpoint, \
+                 or start the server with --allow-insecure-login",
+            )
+            }
             "AssumeRoleWithLDAPIdentity" => self.ldap_login(&params, &source).await,
             "AssumeRole" => self.assume_role(&req, &params, &source).await,
             "" => refuse(

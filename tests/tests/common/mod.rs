@@ -99,6 +99,17 @@ pub async fn bucket(c: &Client, name: &str) {
         .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
 }
 
+/// A bucket policy with these statements.
+pub async fn set_policy(c: &Client, bucket: &str, statements: serde_json::Value) {
+    let doc = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+    c.put_bucket_policy()
+        .bucket(bucket)
+        .policy(doc.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{doc}: {e:?}"));
+}
+
 pub async fn put(c: &Client, bucket: &str, key: &str, body: impl Into<Vec<u8>>) -> String {
     let out = c
         .put_object()
