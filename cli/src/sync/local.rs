@@ -55,13 +55,17 @@ pub(super) fn walk(
         } else {
             rel_dir.as_str()
         };
+        // The directory, or one of its entries, cannot be read.
+        let unlistable = |report: &mut Report, e: std::io::Error| {
+            report.error(
+                this_dir,
+                &anyhow!(e).context(format!("cannot list {}", dir.display())),
+            )
+        };
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) => {
-                report.error(
-                    this_dir,
-                    &anyhow!(e).context(format!("cannot list {}", dir.display())),
-                );
+                unlistable(report, e);
                 continue;
             }
         };
@@ -69,10 +73,7 @@ pub(super) fn walk(
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    report.error(
-                        this_dir,
-                        &anyhow!(e).context(format!("cannot list {}", dir.display())),
-                    );
+                    unlistable(report, e);
                     continue;
                 }
             };

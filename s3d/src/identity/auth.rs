@@ -422,6 +422,13 @@ pub(crate) struct ListCheck {
     ask: Ask,
 }
 
+impl ListCheck {
+    /// The request's listing question, if its access check left one.
+    fn of(extensions: &Extensions) -> Option<ListCheck> {
+        extensions.get::<ListCheck>().cloned()
+    }
+}
+
 /// The error a GET or HEAD answers with: NoSuchKey becomes AccessDenied for a caller
 /// who may not list the bucket. Other errors, and requests without a [`ListCheck`],
 /// keep theirs.
@@ -433,7 +440,7 @@ pub(crate) async fn missing_key(extensions: &Extensions, e: S3Error) -> S3Error 
         identities,
         caller,
         ask,
-    }) = extensions.get::<ListCheck>().cloned()
+    }) = ListCheck::of(extensions)
     else {
         return e;
     };
@@ -465,7 +472,7 @@ pub(crate) async fn listed_buckets(
         identities,
         caller,
         ask,
-    }) = extensions.get::<ListCheck>().cloned()
+    }) = ListCheck::of(extensions)
     else {
         return Ok(buckets);
     };
