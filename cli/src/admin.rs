@@ -67,6 +67,7 @@ async fn handle(
     let keyring = iam.keyring().clone();
     let result = match (&parts.method, parts.uri.path()) {
         (&Method::POST, "/iam") => iam_call(body, iam).await,
+        (&Method::POST, "/pools") => pool_call(body, store).await,
         (&Method::GET, "/status") => serde_json::to_value(ServerStatus {
             pid: std::process::id(),
             address,
@@ -108,6 +109,13 @@ async fn iam_call(body: hyper::body::Incoming, iam: Iam) -> Result<serde_json::V
     let bytes = body.collect().await?.to_bytes();
     let call: IamCall = serde_json::from_slice(&bytes)?;
     Ok(tokio::task::spawn_blocking(move || iam.apply(call)).await??)
+}
+
+/// One pool call (JSON [`crate::pools::PoolCall`] in the body).
+async fn pool_call(body: hyper::body::Incoming, store: Store) -> Result<serde_json::Value> {
+    let bytes = body.collect().await?.to_bytes();
+    let call: crate::pools::PoolCall = serde_json::from_slice(&bytes)?;
+    tokio::task::spawn_blocking(move || call.apply(&store, true)).await?
 }
 
 async fn blocking<T: Serialize + Send + 'static>(

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub struct DataArg {
     /// The server's data directory
     #[arg(long, value_name = "DIR", global = true)]
-    data: Option<PathBuf>,
+    pub data: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand, Debug)]

@@ -11,6 +11,7 @@ mod maint;
 mod mount;
 mod objects;
 mod paths;
+mod pools;
 mod progress;
 mod selftest;
 mod server;
@@ -142,6 +143,13 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
+    /// Pools of drives: grow the store online, or drain a pool to take its drives away
+    Pool {
+        #[command(subcommand)]
+        cmd: pools::PoolCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -218,6 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::User { cmd, data }) => iam::user(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Policy { cmd, data }) => iam::policy(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Group { cmd, data }) => iam::group(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Pool { cmd, data }) => pools::run(cmd, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),

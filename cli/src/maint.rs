@@ -65,6 +65,18 @@ fn print_report(r: &HealReport, repair: bool) {
             r.drives_unwritable
         );
     }
+    if !r.pool_drives_bad.is_empty() {
+        println!("pool drives needing repair: {}", r.pool_drives_bad.join(", "));
+    }
+    if repair && !r.pool_drives_healed.is_empty() {
+        println!("pool drives repaired:       {}", r.pool_drives_healed.join(", "));
+    }
+    if !r.pool_drives_unwritable.is_empty() {
+        println!(
+            "pool drives not writable:   {} (read-only, full or failing)",
+            r.pool_drives_unwritable.join(", ")
+        );
+    }
     println!(
         "checked {} objects/parts, {} shards: {} bad{}",
         r.data_checked,

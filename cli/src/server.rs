@@ -116,6 +116,7 @@ pub fn start(args: StartArgs) -> Result<()> {
     let ec = layout.ec.parse().map_err(|e: String| anyhow!(e))?;
     let mut cfg = StoreConfig::new(layout.drives.clone());
     cfg.ec = Some(ec);
+    cfg.move_bandwidth = settings.move_bandwidth.map(|mb| mb * 1_000_000);
     let store = Store::open(cfg).context("cannot open the store")?;
     dir.save_layout(&layout)?;
     let creds = dir.ensure_credentials()?;

@@ -77,6 +77,10 @@ pub struct ServerSettings {
     /// Seconds between lifecycle passes [default: an hour, or a day if that is shorter]
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub lifecycle_interval_secs: Option<u64>,
+    /// Megabytes per second that moving data between pools (a drain) may read, so that
+    /// clients keep most of the disks [default: unlimited]
+    #[arg(long, value_name = "MB/S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub move_bandwidth: Option<u64>,
 }
 
 impl ServerSettings {
@@ -120,6 +124,7 @@ impl ServerSettings {
             sts_min_duration: self.sts_min_duration.or(f.sts_min_duration),
             lifecycle_day_secs: self.lifecycle_day_secs.or(f.lifecycle_day_secs),
             lifecycle_interval_secs: self.lifecycle_interval_secs.or(f.lifecycle_interval_secs),
+            move_bandwidth: self.move_bandwidth.or(f.move_bandwidth),
         })
     }
 
@@ -213,6 +218,10 @@ impl ServerSettings {
         opt(
             "lifecycle-interval-secs",
             &self.lifecycle_interval_secs.map(|d| d.to_string()),
+        );
+        opt(
+            "move-bandwidth",
+            &self.move_bandwidth.map(|d| d.to_string()),
         );
         out.extend(
             self.ldap_group_policy

@@ -3,7 +3,8 @@
 //! ```text
 //! <drive>/format.json     store id, drive index, layout
 //! <drive>/lock            flock'ed while a process has the store open
-//! <drive>/meta/           LMDB: this drive's full copy of the metadata
+//! <drive>/meta/           LMDB: this drive's full copy of the metadata (the first
+//!                         pool's drives only: a later pool's hold shard files alone)
 //! <drive>/tmp/            shard files being written
 //! <drive>/data/xx/<id>    committed shard files, xx = first byte of the id
 //! ```
@@ -98,7 +99,7 @@ impl Meta {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DriveState {
     /// Formatted, metadata current: serves reads and takes every write.
@@ -228,11 +229,17 @@ impl Drive {
 
     /// Take the drive's lock and open its metadata.
     pub fn open(&self) -> Result<()> {
-        self.lock()?;
-        self.tighten()?;
+        self.open_data()?;
         let meta = Meta::open(&self.root.join("meta"))?;
         *self.meta.write().unwrap() = Some(Arc::new(meta));
         Ok(())
+    }
+
+    /// Take the drive's lock, for a drive that holds shard files only (a pool added
+    /// after the first, `pool.rs`).
+    pub fn open_data(&self) -> Result<()> {
+        self.lock()?;
+        self.tighten()
     }
 
     /// Drops the open metadata and waits for LMDB to close it: an environment cannot be
@@ -255,9 +262,10 @@ impl Drive {
 
     /// Was this drive emptied (or its metadata replaced) under the running store? Its
     /// open metadata then lives on in deleted files, where commits still succeed.
+    /// A drive that holds shard files only (a later pool's) has its format file alone to tell.
     pub fn emptied(&self) -> bool {
         let Some(meta) = self.meta() else {
-            return false;
+            return !self.format_path().is_file();
         };
         let same = fs::metadata(self.root.join("meta/data.mdb")).is_ok_and(|m| m.ino() == meta.ino);
         !same || !self.format_path().is_file()

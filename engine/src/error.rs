@@ -54,6 +54,11 @@ pub enum Error {
     Locked(String),
     #[error("store layout: {0}")]
     Layout(String),
+    #[error("there is no pool {0:?}; `cybs3 admin pool list` shows them")]
+    NoSuchPool(String),
+    /// A pool change that cannot be made as asked (`pool.rs`).
+    #[error("{0}")]
+    Pool(String),
     #[error("metadata: {0}")]
     Meta(String),
     #[error("I/O: {0}")]

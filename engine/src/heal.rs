@@ -8,11 +8,13 @@ use crate::codec::reconstruct;
 use crate::drive::{sync_dir, DriveState};
 use crate::error::{Error, Result};
 use crate::ops::{Op, Owner};
+use crate::pool::{Pool, PoolState};
 use crate::record::{self, keys, DataId, ObjectVersion, PartData, PartRecord};
-use crate::shard::{self, read_block, verify, Geometry, ShardHeader, ShardWriter};
+use crate::shard::{read_block, verify, Geometry, ShardHeader, ShardWriter};
 use crate::Store;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
+use std::ops::Bound;
 use std::time::{Duration, SystemTime};
 
 /// What a check or heal found (and, for heal, fixed).
@@ -46,19 +48,43 @@ pub struct HealReport {
     /// erasure-coded); heal shards them.
     #[serde(default)]
     pub inline_whole: u64,
+    /// The same three lists for the drives of pools added later, as `POOL:INDEX`.
+    #[serde(default)]
+    pub pool_drives_bad: Vec<String>,
+    #[serde(default)]
+    pub pool_drives_healed: Vec<String>,
+    #[serde(default)]
+    pub pool_drives_unwritable: Vec<String>,
 }
 
 impl HealReport {
+    /// A drive that could not take rebuilt shards, once.
+    fn unwritable(&mut self, pool: &Pool, index: usize) {
+        if pool.id == 0 {
+            if !self.drives_unwritable.contains(&index) {
+                self.drives_unwritable.push(index);
+            }
+            return;
+        }
+        let name = format!("{}:{index}", pool.name);
+        if !self.pool_drives_unwritable.contains(&name) {
+            self.pool_drives_unwritable.push(name);
+        }
+    }
+
     /// After a heal: every drive back and every shard rewritten (nothing degraded, nothing lost).
     pub fn fully_redundant(&self) -> bool {
         self.unrecoverable.is_empty()
             && self.degraded.is_empty()
             && self.drives_unwritable.is_empty()
             && self.drives_healed.len() == self.drives_bad.len()
+            && self.pool_drives_unwritable.is_empty()
+            && self.pool_drives_healed.len() == self.pool_drives_bad.len()
     }
 
     pub fn clean(&self) -> bool {
         self.drives_bad.is_empty()
+            && self.pool_drives_bad.is_empty()
             && self.shards_bad == 0
             && self.unrecoverable.is_empty()
             && self.orphans == self.orphans_removed
@@ -68,13 +94,17 @@ impl HealReport {
 /// Orphan files younger than this may belong to a write still in flight.
 const ORPHAN_GRACE: Duration = Duration::from_secs(600);
 
-struct Item {
-    label: String,
-    id: DataId,
-    data: PartData,
-    size: u64,
-    owner: Owner,
+/// A piece of data the index references, and the record that holds it.
+pub(crate) struct Item {
+    pub label: String,
+    pub id: DataId,
+    pub data: PartData,
+    pub size: u64,
+    pub owner: Owner,
 }
+
+/// Records read per look at the index while walking it.
+const ITEMS_PAGE: usize = 1000;
 
 impl Store {
     /// Verify everything; change nothing.
@@ -107,6 +137,29 @@ impl Store {
                 }
             }
         }
+        for pool in inner.pools.all().iter().skip(1) {
+            if pool.state() == PoolState::Drained {
+                continue;
+            }
+            for d in pool
+                .drives
+                .iter()
+                .filter(|d| d.state() != DriveState::Online)
+            {
+                let name = format!("{}:{}", pool.name, d.index);
+                report.pool_drives_bad.push(name.clone());
+                if !repair {
+                    continue;
+                }
+                match self.heal_pool_drive(pool, d.index) {
+                    Ok(()) => report.pool_drives_healed.push(name),
+                    Err(e) => {
+                        tracing::warn!(pool = pool.name, drive = d.index, "cannot heal drive: {e}");
+                        report.pool_drives_unwritable.push(name);
+                    }
+                }
+            }
+        }
         for item in self.items()? {
             report.data_checked += 1;
             self.check_item(&item, repair, &mut report);
@@ -114,6 +167,10 @@ impl Store {
         // Back in the set but refusing its shards (full again): not healed.
         let unwritable = &report.drives_unwritable;
         report.drives_healed.retain(|d| !unwritable.contains(d));
+        let unwritable = &report.pool_drives_unwritable;
+        report
+            .pool_drives_healed
+            .retain(|d| !unwritable.contains(d));
         let grace = if inner.live {
             ORPHAN_GRACE
         } else {
@@ -145,44 +202,78 @@ impl Store {
 
     /// Every piece of data the index references.
     fn items(&self) -> Result<Vec<Item>> {
-        let (rtxn, db) = self.read()?;
         let mut out = Vec::new();
-        for kv in db.prefix_iter(&rtxn, &[keys::VERSION])? {
-            let (k, v) = kv?;
-            let v: ObjectVersion = record::decode(v)?;
-            // `V bucket \0 key \0 sort`: bucket names have no NUL.
-            let bucket = k[1..].split(|&b| b == 0).next().unwrap_or_default();
-            for p in &v.parts {
-                out.push(Item {
-                    label: format!("{} (version {}, part {})", v.key, v.version_id, p.number),
-                    id: p.data.id(),
-                    data: p.data,
-                    size: p.size,
-                    owner: Owner::Version {
-                        bucket: String::from_utf8_lossy(bucket).into_owned(),
-                        key: v.key.clone(),
-                        sort: v.sort,
-                    },
-                });
+        let mut after = None;
+        loop {
+            let (page, next) = self.items_page(after.as_deref(), ITEMS_PAGE)?;
+            out.extend(page);
+            match next {
+                Some(next) => after = Some(next),
+                None => return Ok(out),
             }
         }
-        for kv in db.prefix_iter(&rtxn, &[keys::PART])? {
-            let (k, v) = kv?;
-            let p = record::decode::<PartRecord>(v)?;
-            // `P upload_id \0 number`.
-            let upload_id = k[1..].split(|&b| b == 0).next().unwrap_or_default();
-            out.push(Item {
-                label: format!("upload part {}", p.entry.number),
-                id: p.entry.data.id(),
-                data: p.entry.data,
-                size: p.entry.size,
-                owner: Owner::Part {
-                    upload_id: String::from_utf8_lossy(upload_id).into_owned(),
-                    number: p.entry.number,
-                },
-            });
+    }
+
+    /// Up to `limit` pieces of data the index references, in index order after the
+    /// record key `after` (from the start when `None`): multipart parts, then object
+    /// versions. The key to continue after comes with them, `None` at the end.
+    pub(crate) fn items_page(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<Item>, Option<Vec<u8>>)> {
+        let (rtxn, db) = self.read()?;
+        let mut out = Vec::new();
+        for tag in [keys::PART, keys::VERSION] {
+            let table = [tag];
+            let from = match after {
+                Some(a) if a[0] > tag => continue,
+                Some(a) if a[0] == tag => Bound::Excluded(a),
+                _ => Bound::Included(&table[..]),
+            };
+            for kv in db.range(&rtxn, &(from, Bound::Unbounded))? {
+                let (k, v) = kv?;
+                if k.first() != Some(&tag) {
+                    break;
+                }
+                if out.len() >= limit {
+                    return Ok((out, Some(k.to_vec())));
+                }
+                if tag == keys::PART {
+                    let p = record::decode::<PartRecord>(v)?;
+                    // `P upload_id \0 number`.
+                    let upload_id = k[1..].split(|&b| b == 0).next().unwrap_or_default();
+                    out.push(Item {
+                        label: format!("upload part {}", p.entry.number),
+                        id: p.entry.data.id(),
+                        data: p.entry.data,
+                        size: p.entry.size,
+                        owner: Owner::Part {
+                            upload_id: String::from_utf8_lossy(upload_id).into_owned(),
+                            number: p.entry.number,
+                        },
+                    });
+                    continue;
+                }
+                let v: ObjectVersion = record::decode(v)?;
+                // `V bucket \0 key \0 sort`: bucket names have no NUL.
+                let bucket = k[1..].split(|&b| b == 0).next().unwrap_or_default();
+                for p in &v.parts {
+                    out.push(Item {
+                        label: format!("{} (version {}, part {})", v.key, v.version_id, p.number),
+                        id: p.data.id(),
+                        data: p.data,
+                        size: p.size,
+                        owner: Owner::Version {
+                            bucket: String::from_utf8_lossy(bucket).into_owned(),
+                            key: v.key.clone(),
+                            sort: v.sort,
+                        },
+                    });
+                }
+            }
         }
-        Ok(out)
+        Ok((out, None))
     }
 
     /// Verify one piece of data on every drive; with `repair`, rewrite the bad shards.
@@ -200,27 +291,23 @@ impl Store {
     }
 
     fn check_item(&self, item: &Item, repair: bool, report: &mut HealReport) {
-        let PartData::Sharded {
-            k,
-            m,
-            rot,
-            block_size,
-            ..
-        } = item.data
-        else {
+        let Some(layout) = item.data.shards() else {
             return self.check_inline(item, repair, report);
         };
-        let (k, m, rot) = (k as usize, m as usize, rot as usize);
-        let drives = &self.inner.drives;
-        let n = drives.len();
+        let Some(pool) = self.inner.pools.get(layout.pool) else {
+            report.unrecoverable.push(format!(
+                "{} (in pool {}, which the store does not have)",
+                item.label, layout.pool
+            ));
+            return;
+        };
+        let (k, m, rot) = (layout.k as usize, layout.m as usize, layout.rot as usize);
         let geo = Geometry {
             k,
-            block_size: block_size as usize,
+            block_size: layout.block_size as usize,
             size: item.size,
         };
-        let files: Vec<Option<File>> = (0..n)
-            .map(|i| shard::open(&drives[(i + rot) % n].shard_path(&item.id)).ok())
-            .collect();
+        let files = pool.open_shards(&item.id, rot);
         let bad: Vec<usize> = (0..k + m)
             .filter(|&i| !files[i].as_ref().is_some_and(|f| verify(f, &geo, &item.id)))
             .collect();
@@ -236,16 +323,14 @@ impl Store {
             }
             return;
         }
-        match self.rebuild(item, &files, &bad, &geo, k, m, rot) {
+        match self.rebuild(item, &pool, &files, &bad, &geo, k, m, rot) {
             Ok(unwritable) => {
                 report.shards_healed += (bad.len() - unwritable.len()) as u64;
                 if !unwritable.is_empty() {
                     report.degraded.push(item.label.clone());
                 }
                 for d in unwritable {
-                    if !report.drives_unwritable.contains(&d) {
-                        report.drives_unwritable.push(d);
-                    }
+                    report.unwritable(&pool, d);
                 }
             }
             Err(e) => {
@@ -341,6 +426,7 @@ impl Store {
     fn rebuild(
         &self,
         item: &Item,
+        pool: &Pool,
         files: &[Option<File>],
         bad: &[usize],
         geo: &Geometry,
@@ -348,9 +434,7 @@ impl Store {
         m: usize,
         rot: usize,
     ) -> Result<Vec<usize>> {
-        let drives = &self.inner.drives;
-        let n = drives.len();
-        let drive_of = |i: usize| &drives[(i + rot) % n];
+        let drive_of = |i: usize| pool.drive_of(i, rot);
         let mut unwritable = Vec::new();
         let mut outs = Vec::new();
         for &i in bad {
@@ -368,7 +452,7 @@ impl Store {
                     tracing::warn!(drive = d.index, "cannot rebuild {}: {e}", item.label);
                     // Out of the write set like a writer's drive (the watch brings it back);
                     // a drive the store cannot let go stays, and the data stays degraded.
-                    let _ = self.lose_drive(d.index, &item.id, e, "shard rebuild");
+                    let _ = self.lose_drive(pool, d.index, &item.id, e, "shard rebuild");
                     unwritable.push(d.index);
                 }
             }
@@ -381,7 +465,7 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             let d = drive_of(i).index;
             tracing::warn!(drive = d, "cannot rebuild {}: {e}", item.label);
-            let _ = self.lose_drive(d, &item.id, e, "shard rebuild");
+            let _ = self.lose_drive(pool, d, &item.id, e, "shard rebuild");
             unwritable.push(d);
         };
         for b in 0..geo.blocks() {
@@ -437,7 +521,7 @@ impl Store {
         }
         // Deleted while we rebuilt: the reclaimer may have run before our rename.
         if !self.is_referenced(&item.id)? {
-            for d in drives.iter() {
+            for d in pool.drives.iter() {
                 let _ = fs::remove_file(d.shard_path(&item.id));
             }
         }
@@ -460,7 +544,8 @@ impl Store {
                 .map(|t| now.duration_since(t).unwrap_or_default() >= grace)
                 .unwrap_or(true)
         };
-        for d in self.inner.drives.iter() {
+        let pools = self.inner.pools.all();
+        for d in pools.iter().flat_map(|p| p.drives.iter()) {
             if d.state() == DriveState::Faulty {
                 continue;
             }

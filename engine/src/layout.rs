@@ -86,6 +86,34 @@ pub struct Format {
     pub drive_count: usize,
     pub ec: Ec,
     pub block_size: u32,
+    /// The pool the drive belongs to (`pool.rs`): 0, the first, for the store's own
+    /// drives, which hold the index; absent in formats from before pools.
+    #[serde(default, skip_serializing_if = "is_first_pool")]
+    pub pool: u16,
+}
+
+fn is_first_pool(pool: &u16) -> bool {
+    *pool == 0
+}
+
+/// Can `ec` be the layout of a set of `n` drives?
+pub(crate) fn check(ec: Ec, n: usize) -> crate::Result<()> {
+    use crate::Error;
+    if n == 0 || n > 128 {
+        return Err(Error::Layout("a drive set has 1 to 128 drives".into()));
+    }
+    if ec.total() != n {
+        return Err(Error::Layout(format!(
+            "erasure layout {ec} needs {} drives, {n} given",
+            ec.total()
+        )));
+    }
+    if ec.m() > 0 && !reed_solomon_simd::ReedSolomonEncoder::supports(ec.k(), ec.m()) {
+        return Err(Error::Layout(format!(
+            "erasure layout {ec} is not supported"
+        )));
+    }
+    Ok(())
 }
 
 pub const FORMAT_VERSION: u32 = 1;

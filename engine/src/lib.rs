@@ -18,6 +18,7 @@ mod commit;
 mod completed;
 mod condition;
 mod direct;
+mod drain;
 mod drive;
 mod error;
 mod expire;
@@ -28,6 +29,7 @@ mod layout;
 mod list;
 mod lock;
 mod ops;
+mod pool;
 mod read;
 mod reclaim;
 mod record;
@@ -47,11 +49,12 @@ pub use heal::HealReport;
 pub use layout::{Ec, BLOCK_SIZE, INLINE_MAX};
 pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
 pub use ops::{Deleted, MIN_PART_SIZE};
+pub use pool::{PoolInfo, PoolState, FIRST_POOL};
 pub use read::{ObjectReader, RangeRead};
 pub use record::{
     Acl, BucketRecord, BucketStats, CanonicalUser, DataId, DefaultRetention, Grant, Grantee,
     LockMode, LockPeriod, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry, PartRecord,
-    Permission, Retention, UploadRecord, Versioning,
+    Permission, Retention, ShardLayout, UploadRecord, Versioning,
 };
 pub use store::{validate_bucket_name, validate_key, DriveStatus, Status, Store, StoreConfig};
 pub use write::ObjectWriter;

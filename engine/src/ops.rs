@@ -128,6 +128,14 @@ pub(crate) enum Op {
         id: DataId,
         shards: Shards,
     },
+    /// A drain: `owner`'s data `from` was copied to `to` in another pool; the record
+    /// takes the copy, and `from` goes to the reclaimer. Refused (`PreconditionFailed`)
+    /// when `owner` no longer holds `from`: the copy is then the mover's to remove.
+    Move {
+        owner: Owner,
+        from: DataId,
+        to: PartData,
+    },
 }
 
 /// The record that holds a piece of data, checked again when heal writes it back.
@@ -411,8 +419,8 @@ pub(crate) fn apply(
                 if old.started_ns > *started_ns {
                     // A later-started upload of this number is already stored and stays:
                     // this slower one succeeds (as on AWS) but its data is never referenced.
-                    if let PartData::Sharded { id, .. } = &part.data {
-                        freed.push(*id);
+                    if let Some(layout) = part.data.shards() {
+                        freed.push(layout.id);
                     }
                     return Ok(Out::Done);
                 }
@@ -500,25 +508,88 @@ pub(crate) fn apply(
             tx, clock, b, key, version_id, *expiry, freed,
         )?)),
         Op::PutInline { owner, id, shards } => {
-            let holds = |data: &PartData| data.id() == *id;
-            let held = match owner {
-                Owner::Version { bucket, key, sort } => tx
-                    .get(&keys::version(bucket, key, sort))
-                    .map(|v| record::decode::<ObjectVersion>(&v))
-                    .transpose()?
-                    .is_some_and(|v| v.parts.iter().any(|p| holds(&p.data))),
-                Owner::Part { upload_id, number } => tx
-                    .get(&keys::part(upload_id, *number))
-                    .map(|v| record::decode::<PartRecord>(&v))
-                    .transpose()?
-                    .is_some_and(|p| holds(&p.entry.data)),
-            };
-            if held {
+            if held_by(tx, owner)?.is_some_and(|held| held.holds(id)) {
                 tx.put_each(keys::inline_shard(id), shards.clone());
                 tx.del(keys::inline(id));
             }
             Ok(Out::Done)
         }
+        Op::Move { owner, from, to } => {
+            let held = held_by(tx, owner)?.filter(|held| held.holds(from));
+            let Some(mut held) = held else {
+                return Err(Error::PreconditionFailed);
+            };
+            let old = held.swap(from, *to);
+            held.store(tx, owner)?;
+            add_ref(tx, to);
+            drop_data(tx, &old, freed);
+            Ok(Out::Done)
+        }
+    }
+}
+
+/// The record that holds a piece of data, as [`Owner`] names it.
+enum Held {
+    Version(Box<ObjectVersion>),
+    Part(PartRecord),
+}
+
+fn held_by(tx: &mut Tx, owner: &Owner) -> Result<Option<Held>> {
+    Ok(match owner {
+        Owner::Version { bucket, key, sort } => tx
+            .get(&keys::version(bucket, key, sort))
+            .map(|v| record::decode::<ObjectVersion>(&v))
+            .transpose()?
+            .map(|v| Held::Version(Box::new(v))),
+        Owner::Part { upload_id, number } => tx
+            .get(&keys::part(upload_id, *number))
+            .map(|v| record::decode::<PartRecord>(&v))
+            .transpose()?
+            .map(Held::Part),
+    })
+}
+
+impl Held {
+    fn entries(&mut self) -> Vec<&mut PartEntry> {
+        match self {
+            Held::Version(v) => v.parts.iter_mut().collect(),
+            Held::Part(p) => vec![&mut p.entry],
+        }
+    }
+
+    fn holds(&self, id: &DataId) -> bool {
+        match self {
+            Held::Version(v) => v.parts.iter().any(|p| p.data.id() == *id),
+            Held::Part(p) => p.entry.data.id() == *id,
+        }
+    }
+
+    /// Puts `to` where `from` was; the data it replaced.
+    fn swap(&mut self, from: &DataId, to: PartData) -> PartData {
+        let entry = self
+            .entries()
+            .into_iter()
+            .find(|p| p.data.id() == *from)
+            .expect("checked by holds");
+        std::mem::replace(&mut entry.data, to)
+    }
+
+    /// Writes the record back where it was (and a version's copy as its key's latest).
+    fn store(&self, tx: &mut Tx, owner: &Owner) -> Result<()> {
+        match (self, owner) {
+            (Held::Version(v), Owner::Version { bucket, key, sort }) => {
+                let bytes = record::encode(v.as_ref())?;
+                if latest(tx, bucket, key)?.is_some_and(|l| l.sort == *sort) {
+                    tx.put(keys::latest(bucket, key), bytes.clone());
+                }
+                tx.put(keys::version(bucket, key, sort), bytes);
+            }
+            (Held::Part(p), Owner::Part { upload_id, number }) => {
+                tx.put(keys::part(upload_id, *number), record::encode(p)?);
+            }
+            _ => unreachable!("held_by reads the record its owner names"),
+        }
+        Ok(())
     }
 }
 
@@ -743,20 +814,21 @@ fn drop_parts(tx: &mut Tx, upload_id: &str, keep: &[u32], freed: &mut Vec<DataId
 }
 
 fn add_ref(tx: &mut Tx, data: &PartData) {
-    if let PartData::Sharded { id, .. } = data {
-        tx.put(keys::data_ref(id), Vec::new());
+    if let Some(layout) = data.shards() {
+        tx.put(keys::data_ref(&layout.id), Vec::new());
     }
 }
 
 fn drop_data(tx: &mut Tx, data: &PartData, freed: &mut Vec<DataId>) {
-    match data {
-        PartData::Inline { id } => {
-            tx.del(keys::inline_shard(id));
-            tx.del(keys::inline(id));
+    match data.shards() {
+        None => {
+            let id = data.id();
+            tx.del(keys::inline_shard(&id));
+            tx.del(keys::inline(&id));
         }
-        PartData::Sharded { id, .. } => {
-            tx.del(keys::data_ref(id));
-            freed.push(*id);
+        Some(layout) => {
+            tx.del(keys::data_ref(&layout.id));
+            freed.push(layout.id);
         }
     }
 }

@@ -12,8 +12,8 @@
 
 use crate::codec::reconstruct;
 use crate::error::{Error, Result};
-use crate::record::{DataId, ObjectVersion, PartData};
-use crate::shard::{self, append_block, read_block, Geometry};
+use crate::record::{DataId, ObjectVersion};
+use crate::shard::{append_block, read_block, Geometry};
 use crate::Store;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -108,18 +108,18 @@ struct Piece {
 
 impl Blocks {
     fn files(&self, part: usize) -> &Vec<Option<File>> {
-        let PartData::Sharded { id, rot, .. } = self.version.parts[part].data else {
+        let Some(layout) = self.version.parts[part].data.shards() else {
             unreachable!("files() is only asked for sharded parts")
         };
         let Source::Sharded(files) = &self.parts[part] else {
             unreachable!("sharded part has a sharded source")
         };
-        files.get_or_init(|| {
-            let drives = &self.store.inner.drives;
-            let n = drives.len();
-            (0..n)
-                .map(|i| shard::open(&drives[(i + rot as usize) % n].shard_path(&id)).ok())
-                .collect()
+        files.get_or_init(|| match self.store.inner.pools.get(layout.pool) {
+            Some(pool) => pool.open_shards(&layout.id, layout.rot as usize),
+            // Unreadable as if every shard were lost: the read reports the data damaged.
+            None => (0..layout.k as usize + layout.m as usize)
+                .map(|_| None)
+                .collect(),
         })
     }
 
@@ -135,9 +135,9 @@ impl Blocks {
             part_start += p.size;
         }
         let p = &self.version.parts[part];
-        let bs = match p.data {
-            PartData::Sharded { block_size, .. } => block_size as u64,
-            PartData::Inline { .. } => self.store.inner.block_size as u64,
+        let bs = match p.data.shards() {
+            Some(layout) => layout.block_size as u64,
+            None => self.store.inner.block_size as u64,
         };
         let off = pos - part_start;
         let b = off / bs;
@@ -155,21 +155,15 @@ impl Blocks {
     fn read(&self, piece: Piece) -> Result<Vec<u8>> {
         let Piece { part, b, lo, hi } = piece;
         let entry = &self.version.parts[part];
-        let (id, k, m, block_size) = match entry.data {
-            PartData::Inline { .. } => {
+        let (id, k, m, block_size) = match entry.data.shards() {
+            None => {
                 let Source::Inline(bytes) = &self.parts[part] else {
                     unreachable!("inline part has inline source")
                 };
                 let base = b as usize * self.store.inner.block_size;
                 return Ok(bytes[base + lo..base + hi].to_vec());
             }
-            PartData::Sharded {
-                id,
-                k,
-                m,
-                block_size,
-                ..
-            } => (id, k as usize, m as usize, block_size as usize),
+            Some(l) => (l.id, l.k as usize, l.m as usize, l.block_size as usize),
         };
         let geo = Geometry {
             k,
@@ -228,11 +222,7 @@ impl Blocks {
 
     /// Whether a range from `pos` to `end` is long enough to read ahead.
     fn worth_reading_ahead(&self, pos: u64, end: u64) -> bool {
-        let sharded = self
-            .version
-            .parts
-            .iter()
-            .any(|p| matches!(p.data, PartData::Sharded { .. }));
+        let sharded = self.version.parts.iter().any(|p| p.data.shards().is_some());
         sharded && end - pos > READ_AHEAD_FROM_BLOCKS * self.store.inner.block_size as u64
     }
 }

@@ -3,7 +3,7 @@
 //! Runs on its own thread so deletes never stall the committer. Anything still
 //! queued at a crash is unreferenced and swept at the next start.
 
-use crate::drive::Drive;
+use crate::pool::Pools;
 use crate::record::DataId;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
@@ -14,13 +14,15 @@ pub(crate) struct Reclaimer {
 }
 
 impl Reclaimer {
-    pub fn spawn(drives: Arc<Vec<Drive>>) -> (Reclaimer, JoinHandle<()>) {
+    /// Data ids are unique across pools, so an id's files are looked for in every pool
+    /// rather than carried with it.
+    pub fn spawn(pools: Arc<Pools>) -> (Reclaimer, JoinHandle<()>) {
         let (tx, rx) = channel::<DataId>();
         let handle = std::thread::Builder::new()
             .name("cybs3-reclaim".into())
             .spawn(move || {
                 for id in rx {
-                    for d in drives.iter() {
+                    for d in pools.all().iter().flat_map(|p| p.drives.iter()) {
                         let _ = std::fs::remove_file(d.shard_path(&id));
                     }
                 }

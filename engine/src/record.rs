@@ -122,8 +122,18 @@ pub enum PartData {
     /// coding keep the whole bytes on every drive under `keys::inline(id)` until heal
     /// shards them.
     Inline { id: DataId },
-    /// Erasure-coded shard files `data/xx/<id>`; shard `i` is on drive `(i + rot) % n`.
+    /// Erasure-coded shard files `data/xx/<id>` on the drives of the first pool (the
+    /// store's own drives); shard `i` is on drive `(i + rot) % n`.
     Sharded {
+        id: DataId,
+        k: u8,
+        m: u8,
+        rot: u8,
+        block_size: u32,
+    },
+    /// The same in a pool added later (`pool.rs`), on that pool's drives.
+    Pooled {
+        pool: u16,
         id: DataId,
         k: u8,
         m: u8,
@@ -135,7 +145,89 @@ pub enum PartData {
 impl PartData {
     pub fn id(&self) -> DataId {
         match self {
-            PartData::Inline { id } | PartData::Sharded { id, .. } => *id,
+            PartData::Inline { id }
+            | PartData::Sharded { id, .. }
+            | PartData::Pooled { id, .. } => *id,
+        }
+    }
+
+    /// Where the shard files of data kept in files are; `None` for inline data.
+    pub fn shards(&self) -> Option<ShardLayout> {
+        match *self {
+            PartData::Inline { .. } => None,
+            PartData::Sharded {
+                id,
+                k,
+                m,
+                rot,
+                block_size,
+            } => Some(ShardLayout {
+                pool: 0,
+                id,
+                k,
+                m,
+                rot,
+                block_size,
+            }),
+            PartData::Pooled {
+                pool,
+                id,
+                k,
+                m,
+                rot,
+                block_size,
+            } => Some(ShardLayout {
+                pool,
+                id,
+                k,
+                m,
+                rot,
+                block_size,
+            }),
+        }
+    }
+}
+
+/// Data kept in shard files, whichever pool holds them: the one view every reader,
+/// healer and mover of such data uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardLayout {
+    pub pool: u16,
+    pub id: DataId,
+    pub k: u8,
+    pub m: u8,
+    pub rot: u8,
+    pub block_size: u32,
+}
+
+impl ShardLayout {
+    /// As a record keeps it: the first pool's data as `Sharded`, so that a store that
+    /// never had a second pool keeps the records it always had.
+    pub fn data(self) -> PartData {
+        let ShardLayout {
+            pool,
+            id,
+            k,
+            m,
+            rot,
+            block_size,
+        } = self;
+        match pool {
+            0 => PartData::Sharded {
+                id,
+                k,
+                m,
+                rot,
+                block_size,
+            },
+            _ => PartData::Pooled {
+                pool,
+                id,
+                k,
+                m,
+                rot,
+                block_size,
+            },
         }
     }
 }

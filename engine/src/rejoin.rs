@@ -10,8 +10,10 @@
 
 use crate::drive::DriveState;
 use crate::error::Result;
+use crate::pool::{Pool, PoolState};
 use crate::store::Inner;
 use crate::Store;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How often the drives are looked at.
@@ -24,21 +26,21 @@ const MAX_DELAY: Duration = Duration::from_secs(60);
 const ROOM: u64 = 16 << 20;
 
 impl Inner {
-    /// Takes a drive that ran out of space out of the write set; `false` when the other
-    /// drives online are too few for a commit quorum without it. A store keeps its last
-    /// drives, full or not: otherwise even deletes, which free space, could not commit.
-    pub(crate) fn leave_full(&self, index: usize, problem: String) -> bool {
+    /// Takes a drive of `pool` that ran out of space out of the write set; `false` when
+    /// the other drives online are too few for a quorum without it. A store keeps its
+    /// last drives, full or not: otherwise even deletes, which free space, could not commit.
+    pub(crate) fn leave_full(&self, pool: &Pool, index: usize, problem: String) -> bool {
         let _one_at_a_time = self.membership.lock().unwrap();
-        let d = &self.drives[index];
+        let d = &pool.drives[index];
         match d.state() {
             DriveState::Full | DriveState::Faulty => true,
             DriveState::Stale | DriveState::Online => {
-                let others = self
+                let others = pool
                     .drives
                     .iter()
                     .filter(|o| o.index != index && o.state() == DriveState::Online)
                     .count();
-                if others < self.ec.k().max(1) {
+                if others < pool.ec.k().max(1) {
                     return false;
                 }
                 d.free_when_full
@@ -60,26 +62,25 @@ struct Out {
     failed: bool,
 }
 
-/// The healer's view of drives that are out, one slot per drive.
+/// The healer's view of drives that are out, by pool and drive.
+#[derive(Default)]
 pub(crate) struct Watch {
-    out: Vec<Option<Out>>,
+    out: HashMap<(u16, usize), Out>,
 }
 
 impl Watch {
-    pub fn new(drives: usize) -> Watch {
-        Watch {
-            out: (0..drives).map(|_| None).collect(),
-        }
-    }
-
     /// Looks at every drive once and brings back those that are due; `true` when one came
-    /// back, so the shards it missed need rebuilding.
+    /// back, so the shards it missed need rebuilding. A drained pool's drives are not
+    /// watched: they may be gone for good.
     pub fn tick(&mut self, store: &Store) -> bool {
         let mut back = false;
-        for (d, slot) in store.inner.drives.iter().zip(&mut self.out) {
+        let pools = store.inner.pools.all();
+        let watched = pools.iter().filter(|p| p.state() != PoolState::Drained);
+        for (pool, d) in watched.flat_map(|p| p.drives.iter().map(move |d| (p, d))) {
+            let key = (pool.id, d.index);
             if d.state() == DriveState::Online {
                 if !d.emptied() {
-                    *slot = None;
+                    self.out.remove(&key);
                     continue;
                 }
                 d.set_state(
@@ -88,7 +89,7 @@ impl Watch {
                 );
             }
             let now = Instant::now();
-            let out = slot.get_or_insert_with(|| Out {
+            let out = self.out.entry(key).or_insert_with(|| Out {
                 next: now,
                 delay: FIRST_DELAY,
                 // A busy healer may first look long after the drive filled (and after
@@ -114,14 +115,24 @@ impl Watch {
             if !due {
                 continue;
             }
-            match store.rejoin(d.index) {
+            match store.rejoin(pool, d.index) {
                 Ok(()) => {
-                    tracing::info!(drive = d.index, "drive {} is back in the set", d.index);
-                    *slot = None;
+                    tracing::info!(
+                        pool = pool.name,
+                        drive = d.index,
+                        "drive {} is back in the set",
+                        d.index
+                    );
+                    self.out.remove(&key);
                     back = true;
                 }
                 Err(e) => {
-                    tracing::info!(drive = d.index, "drive {} is still out: {e}", d.index);
+                    tracing::info!(
+                        pool = pool.name,
+                        drive = d.index,
+                        "drive {} is still out: {e}",
+                        d.index
+                    );
                     out.delay = (out.delay * 2).min(MAX_DELAY);
                     out.next = now + out.delay;
                     out.free = d.free();
@@ -135,8 +146,11 @@ impl Watch {
 
 impl Store {
     /// Brings one drive back into the set now (see [`Watch`]), one heal at a time.
-    fn rejoin(&self, index: usize) -> Result<()> {
+    fn rejoin(&self, pool: &Pool, index: usize) -> Result<()> {
         let _one_at_a_time = self.inner.heal_lock.lock().unwrap();
-        self.heal_drive(index)
+        match pool.id {
+            0 => self.heal_drive(index),
+            _ => self.heal_pool_drive(pool, index),
+        }
     }
 }

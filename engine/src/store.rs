@@ -39,6 +39,9 @@ pub struct StoreConfig {
     pub scan_interval: Duration,
     /// Sweep orphans at start and heal in the background. Off for a look that must change nothing.
     pub background: bool,
+    /// The most bytes per second that moving data between pools may read (a drain), so
+    /// that foreground requests keep the disks; unlimited when `None`.
+    pub move_bandwidth: Option<u64>,
 }
 
 impl StoreConfig {
@@ -49,6 +52,7 @@ impl StoreConfig {
             block_size: None,
             scan_interval: Duration::from_secs(24 * 3600),
             background: true,
+            move_bandwidth: None,
         }
     }
 }
@@ -81,7 +85,14 @@ impl Drop for UserHandles {
 }
 
 pub(crate) struct Inner {
+    /// The first pool's drives: each holds a full copy of the index.
     pub drives: Arc<Vec<Drive>>,
+    /// Every pool, the first (these drives) included (`pool.rs`).
+    pub pools: Arc<crate::pool::Pools>,
+    /// Pools are added and their states changed one at a time.
+    pub pool_admin: Mutex<()>,
+    /// Bytes per second a drain may move (`StoreConfig::move_bandwidth`).
+    pub move_bandwidth: Option<u64>,
     pub ec: Ec,
     pub block_size: usize,
     pub store_id: String,
@@ -103,6 +114,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The last user handle is gone: background work should stop at its next step.
+    pub fn closing(&self) -> bool {
+        self.heal_queue.lock().unwrap().is_none()
+    }
+
     pub fn format_for(&self, index: usize) -> Format {
         Format {
             format: FORMAT_VERSION,
@@ -111,6 +127,7 @@ impl Inner {
             drive_count: self.drives.len(),
             ec: self.ec,
             block_size: self.block_size as u32,
+            pool: 0,
         }
     }
 }
@@ -128,7 +145,7 @@ impl Drop for Inner {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct DriveStatus {
     pub index: usize,
     pub path: String,
@@ -152,6 +169,20 @@ pub struct Status {
     pub buckets: u64,
     pub objects: u64,
     pub bytes: u64,
+}
+
+impl DriveStatus {
+    pub(crate) fn of(d: &Drive) -> DriveStatus {
+        let cap = d.capacity();
+        DriveStatus {
+            index: d.index,
+            path: d.root.display().to_string(),
+            state: d.state(),
+            problem: d.problem.lock().unwrap().clone(),
+            total_bytes: cap.map(|c| c.0),
+            free_bytes: cap.map(|c| c.1),
+        }
+    }
 }
 
 impl Store {
@@ -253,7 +284,8 @@ impl Store {
             }
         }
         let drives = Arc::new(drives);
-        let (reclaimer, reclaim_thread) = Reclaimer::spawn(drives.clone());
+        let pools = Arc::new(crate::pool::Pools::new(drives.clone(), reference.ec));
+        let (reclaimer, reclaim_thread) = Reclaimer::spawn(pools.clone());
         let (commit_tx, commit_rx) = mpsc::sync_channel(4096);
         let committer = Committer {
             drives: drives.clone(),
@@ -268,6 +300,9 @@ impl Store {
         let (heal_tx, heal_rx) = mpsc::channel();
         let inner = Arc::new(Inner {
             drives,
+            pools,
+            pool_admin: Mutex::new(()),
+            move_bandwidth: cfg.move_bandwidth,
             ec: reference.ec,
             block_size: reference.block_size as usize,
             store_id: reference.store_id.clone(),
@@ -291,6 +326,7 @@ impl Store {
             inner,
             _user: Some(user.clone()),
         };
+        store.open_pools()?;
         if !cfg.background {
             return Ok(store);
         }
@@ -302,9 +338,11 @@ impl Store {
         // of a store from before inline erasure coding.
         let degraded = store
             .inner
-            .drives
+            .pools
+            .all()
             .iter()
-            .any(|d| d.state() != DriveState::Online)
+            .filter(|p| p.state() != crate::pool::PoolState::Drained)
+            .any(|p| p.drives.iter().any(|d| d.state() != DriveState::Online))
             || store.has_whole_inline().unwrap_or(false);
         let healer = std::thread::Builder::new()
             .name("cybs3-heal".into())
@@ -390,22 +428,7 @@ impl Store {
     }
 
     pub fn status(&self) -> Status {
-        let drives: Vec<DriveStatus> = self
-            .inner
-            .drives
-            .iter()
-            .map(|d| {
-                let cap = d.capacity();
-                DriveStatus {
-                    index: d.index,
-                    path: d.root.display().to_string(),
-                    state: d.state(),
-                    problem: d.problem.lock().unwrap().clone(),
-                    total_bytes: cap.map(|c| c.0),
-                    free_bytes: cap.map(|c| c.1),
-                }
-            })
-            .collect();
+        let drives: Vec<DriveStatus> = self.inner.drives.iter().map(DriveStatus::of).collect();
         let online = drives
             .iter()
             .filter(|d| d.state == DriveState::Online)
@@ -603,7 +626,7 @@ impl Store {
                     PartData::Inline { id } => {
                         self.inline_bytes(&id, p.size, (at, &rtxn, db)).map(Some)
                     }
-                    PartData::Sharded { .. } => Ok(None),
+                    PartData::Sharded { .. } | PartData::Pooled { .. } => Ok(None),
                 })
                 .collect();
             drop(rtxn);
@@ -935,17 +958,7 @@ fn create(
     }
     let n = drives.len();
     let ec = cfg.ec.unwrap_or_else(|| Ec::default_for(n));
-    if ec.total() != n {
-        return Err(Error::Layout(format!(
-            "erasure layout {ec} needs {} drives, {n} given",
-            ec.total()
-        )));
-    }
-    if ec.m() > 0 && !reed_solomon_simd::ReedSolomonEncoder::supports(ec.k(), ec.m()) {
-        return Err(Error::Layout(format!(
-            "erasure layout {ec} is not supported"
-        )));
-    }
+    crate::layout::check(ec, n)?;
     let block_size = cfg.block_size.unwrap_or(BLOCK_SIZE);
     if !(4096..=64 << 20).contains(&block_size) {
         return Err(Error::Layout("block size must be 4 KiB to 64 MiB".into()));
@@ -960,6 +973,7 @@ fn create(
             drive_count: n,
             ec,
             block_size,
+            pool: 0,
         };
         d.format(&f)?;
         first.get_or_insert(f);
@@ -969,19 +983,21 @@ fn create(
 }
 
 /// The healer's thread: data queued by degraded reads, drives coming back
-/// ([`crate::rejoin::Watch`]), and a full scan every `every` (at once when the store
+/// ([`crate::rejoin::Watch`]), a pool's drain (`drain.rs`), and a full scan every `every` (at once when the store
 /// opened degraded, and after a drive came back, to rebuild what it missed).
 fn heal_loop(store: Weak<Inner>, queue: Receiver<DataId>, every: Duration, degraded: bool) {
-    let n = match store.upgrade() {
-        Some(inner) => inner.drives.len(),
-        None => return,
-    };
-    let mut watch = crate::rejoin::Watch::new(n);
+    let mut watch = crate::rejoin::Watch::default();
+    let mut drainer = crate::drain::Drainer::default();
+    // A drain with more to do: look at the queue without waiting, then go on with it.
+    let mut draining = true;
     let now = Instant::now();
     let mut next_scan = if degraded { now } else { now + every };
     let mut next_tick = now + crate::rejoin::TICK;
     loop {
-        let wake = next_tick.min(next_scan);
+        let wake = match draining {
+            true => Instant::now(),
+            false => next_tick.min(next_scan),
+        };
         let got = queue.recv_timeout(wake.saturating_duration_since(Instant::now()));
         let Some(inner) = store.upgrade() else { return };
         let s = Store { inner, _user: None };
@@ -1010,6 +1026,7 @@ fn heal_loop(store: Weak<Inner>, queue: Receiver<DataId>, every: Duration, degra
             }
             next_scan = Instant::now() + every;
         }
+        draining = drainer.step(&s);
     }
 }
 

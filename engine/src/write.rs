@@ -10,11 +10,15 @@ use crate::condition::WriteCondition;
 use crate::drive::{sync_dir, DriveState};
 use crate::error::{is_no_space, Error, Result};
 use crate::layout::{shard_len, INLINE_MAX};
-use crate::ops::{Op, Out};
-use crate::record::{DataId, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry};
+use crate::ops::{Op, Out, Owner};
+use crate::pool::{Pool, Writing};
+use crate::record::{
+    DataId, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry, ShardLayout,
+};
 use crate::shard::{ShardHeader, ShardWriter};
 use crate::Store;
 use std::fs;
+use std::sync::Arc;
 
 pub(crate) enum Target {
     Object,
@@ -23,6 +27,12 @@ pub(crate) enum Target {
         number: u32,
         /// `PartRecord::started_ns`, taken when the writer was opened.
         started_ns: u64,
+    },
+    /// A copy of `from`, the data of `owner`, made in another pool to take its place
+    /// (`drain.rs`).
+    Move {
+        owner: Owner,
+        from: DataId,
     },
 }
 
@@ -40,6 +50,8 @@ pub struct ObjectWriter {
     lock: LockRequest,
     /// What the key's current version must be for the write to happen (objects only).
     condition: WriteCondition,
+    /// The pool the data must go to, instead of the one [`crate::store::Inner::place`] picks.
+    pool: Option<Arc<Pool>>,
 }
 
 struct Sharded {
@@ -48,6 +60,14 @@ struct Sharded {
     enc: Encoder,
     /// Open tmp shard file per shard index; `None` where its drive is unusable.
     files: Vec<Option<ShardWriter>>,
+    /// The pool the shards go to, held so that a drain waits for this write.
+    writing: Writing,
+}
+
+impl Sharded {
+    fn pool(&self) -> &Arc<Pool> {
+        self.writing.pool()
+    }
 }
 
 impl ObjectWriter {
@@ -62,7 +82,13 @@ impl ObjectWriter {
             sharded: None,
             lock: LockRequest::default(),
             condition: WriteCondition::default(),
+            pool: None,
         }
+    }
+
+    /// Put the data in this pool, whatever its free space.
+    pub(crate) fn set_pool(&mut self, pool: Arc<Pool>) {
+        self.pool = Some(pool);
     }
 
     /// Make the write conditional on the key's current version (`If-Match`,
@@ -116,14 +142,17 @@ impl ObjectWriter {
 
     fn start_sharding(&mut self) -> Result<()> {
         let inner = &self.store.inner;
-        let n = inner.drives.len();
+        let writing = self.pool.clone().unwrap_or_else(|| inner.place()).writing();
+        let pool = writing.pool().clone();
+        let n = pool.drives.len();
         let id: DataId = rand::random();
         let rot = id[0] as usize % n;
         let mut files = Vec::with_capacity(n);
-        let shard_len = shard_len(inner.block_size, inner.ec.k());
+        let shard_len = shard_len(inner.block_size, pool.ec.k());
+        let mut lost = Ok(());
         for i in 0..n {
-            let drive = &inner.drives[(i + rot) % n];
-            if !drive.takes_shards() {
+            let drive = pool.drive_of(i, rot);
+            if !drive.takes_shards() || lost.is_err() {
                 files.push(None);
                 continue;
             }
@@ -132,33 +161,29 @@ impl ObjectWriter {
                 Ok(f) => files.push(Some(f)),
                 Err(e) => {
                     files.push(None);
-                    if let Err(e) = self.store.lose_drive(drive.index, &id, e, "shard create") {
-                        self.sharded = Some(self.sharded_with(id, rot, files));
-                        return Err(e);
-                    }
+                    lost = self
+                        .store
+                        .lose_drive(&pool, drive.index, &id, e, "shard create");
                 }
             }
         }
-        self.sharded = Some(self.sharded_with(id, rot, files));
+        self.sharded = Some(Sharded {
+            id,
+            rot,
+            enc: Encoder::new(pool.ec.k(), pool.ec.m()),
+            files,
+            writing,
+        });
+        lost?;
         self.check_quorum()
     }
 
-    fn sharded_with(&self, id: DataId, rot: usize, files: Vec<Option<ShardWriter>>) -> Sharded {
-        let ec = self.store.inner.ec;
-        Sharded {
-            id,
-            rot,
-            enc: Encoder::new(ec.k(), ec.m()),
-            files,
-        }
-    }
-
     fn check_quorum(&self) -> Result<()> {
-        let online = self
-            .sharded
-            .as_ref()
-            .map_or(0, |s| s.files.iter().flatten().count());
-        let needed = self.store.inner.ec.k();
+        let Some(sh) = &self.sharded else {
+            return Ok(());
+        };
+        let online = sh.files.iter().flatten().count();
+        let needed = sh.pool().ec.k();
         if online < needed {
             return Err(Error::InsufficientDrives { online, needed });
         }
@@ -166,8 +191,6 @@ impl ObjectWriter {
     }
 
     fn write_block(&mut self, block: &[u8]) -> Result<()> {
-        let inner = &self.store.inner;
-        let n = inner.drives.len();
         let sh = self.sharded.as_mut().expect("sharding started");
         sh.enc.encode(block)?;
         // Direct writes wait for their drive: the drives are written at once, not in turn.
@@ -194,8 +217,9 @@ impl ObjectWriter {
         for (i, r) in results {
             if let Err(e) = r {
                 sh.files[i] = None;
-                let drive = (i + sh.rot) % n;
-                self.store.lose_drive(drive, &sh.id, e, "shard write")?;
+                let drive = sh.pool().drive_of(i, sh.rot).index;
+                self.store
+                    .lose_drive(sh.pool(), drive, &sh.id, e, "shard write")?;
             }
         }
         self.check_quorum()
@@ -206,6 +230,8 @@ impl ObjectWriter {
         let number = match &self.target {
             Target::Object => 1,
             Target::Part { number, .. } => *number,
+            // Only the data of the part it replaces is used.
+            Target::Move { .. } => 0,
         };
         let (data, inline) = match self.sharded.is_some() {
             false => (
@@ -214,13 +240,18 @@ impl ObjectWriter {
             ),
             true => (self.seal()?, None),
         };
+        if matches!(self.target, Target::Move { .. }) && inline.is_some() {
+            return Err(Error::Meta(
+                "only data in shard files moves between pools".into(),
+            ));
+        }
         let part = PartEntry {
             number,
             size: self.size,
             etag: meta.etag.clone(),
             checksums: match self.target {
-                Target::Object => Vec::new(),
                 Target::Part { .. } => meta.checksums.clone(),
+                Target::Object | Target::Move { .. } => Vec::new(),
             },
             data,
         };
@@ -246,6 +277,11 @@ impl ObjectWriter {
                 inline,
                 started_ns: *started_ns,
             },
+            Target::Move { owner, from } => Op::Move {
+                owner: owner.clone(),
+                from: *from,
+                to: part.data,
+            },
         };
         let result = self.store.submit(op);
         let sealed = self.sharded.take();
@@ -257,7 +293,7 @@ impl ObjectWriter {
                 // Other failures may have reached some drives; start-up sweeps what is unreferenced.
                 if is_refusal(&e) {
                     if let Some(sh) = sealed {
-                        for d in self.store.inner.drives.iter() {
+                        for d in sh.pool().drives.iter() {
                             let _ = fs::remove_file(d.shard_path(&sh.id));
                         }
                     }
@@ -274,14 +310,19 @@ impl ObjectWriter {
             self.write_block(&last)?;
         }
         let inner = &self.store.inner;
-        let n = inner.drives.len();
-        let (k, m) = (inner.ec.k(), inner.ec.m());
         let sh = self.sharded.as_mut().expect("sharding started");
+        let pool = sh.pool().clone();
+        let (k, m) = (pool.ec.k(), pool.ec.m());
         let upload = match &self.target {
             Target::Object => None,
             Target::Part {
                 upload_id, number, ..
             } => Some((upload_id.clone(), *number)),
+            Target::Move {
+                owner: Owner::Part { upload_id, number },
+                ..
+            } => Some((upload_id.clone(), *number)),
+            Target::Move { .. } => None,
         };
         let size = self.size;
         let (id, rot) = (sh.id, sh.rot);
@@ -304,7 +345,7 @@ impl ObjectWriter {
                         key: self.key.clone(),
                         upload: upload.clone(),
                     };
-                    let drive = &inner.drives[(i + rot) % n];
+                    let drive = pool.drive_of(i, rot);
                     let handle = s.spawn(move || -> std::io::Result<()> {
                         f.finish(&header)?;
                         let dest = drive.shard_path(&id);
@@ -322,33 +363,37 @@ impl ObjectWriter {
         for (i, r) in results {
             if let Err(e) = r {
                 sh.files[i] = None;
-                self.store.lose_drive((i + rot) % n, &id, e, "shard sync")?;
+                let drive = pool.drive_of(i, rot).index;
+                self.store.lose_drive(&pool, drive, &id, e, "shard sync")?;
             }
         }
         self.check_quorum()?;
-        Ok(PartData::Sharded {
+        Ok(ShardLayout {
+            pool: pool.id,
             id,
             k: k as u8,
             m: m as u8,
             rot: rot as u8,
             block_size: inner.block_size as u32,
-        })
+        }
+        .data())
     }
 }
 
 impl Store {
-    /// A shard of data `id` could not be written on drive `index`: its files go, and the
-    /// drive leaves the write set, so this write and the next go on without it, degraded,
-    /// as long as K shards remain (`check_quorum`). A full drive that the store cannot
-    /// let go (its last K online) fails the write instead: the store is full.
+    /// A shard of data `id` could not be written on drive `index` of `pool`: its files
+    /// go, and the drive leaves the write set, so this write and the next go on without
+    /// it, degraded, as long as K shards remain (`check_quorum`). A full drive that the
+    /// pool cannot let go (its last K online) fails the write instead: the pool is full.
     pub(crate) fn lose_drive(
         &self,
+        pool: &Pool,
         index: usize,
         id: &DataId,
         e: std::io::Error,
         what: &str,
     ) -> Result<()> {
-        let drive = &self.inner.drives[index];
+        let drive = &pool.drives[index];
         // Whatever the shard held is space the drive needs back.
         let _ = fs::remove_file(drive.tmp_shard_path(id));
         let _ = fs::remove_file(drive.shard_path(id));
@@ -357,7 +402,7 @@ impl Store {
             return Ok(());
         }
         let problem = format!("out of space ({what}: {e})");
-        if self.inner.leave_full(index, problem) {
+        if self.inner.leave_full(pool, index, problem) {
             return Ok(());
         }
         Err(Error::from_io(e, &drive.root.display().to_string()))
@@ -365,7 +410,7 @@ impl Store {
 }
 
 /// A part is not an object version; report it in the same shape for callers.
-fn part_version(key: &str, part: PartEntry) -> ObjectVersion {
+pub(crate) fn part_version(key: &str, part: PartEntry) -> ObjectVersion {
     ObjectVersion {
         key: key.to_string(),
         version_id: String::new(),
@@ -401,10 +446,9 @@ fn is_refusal(e: &Error) -> bool {
 impl Drop for ObjectWriter {
     fn drop(&mut self) {
         if let Some(sh) = self.sharded.take() {
-            let n = self.store.inner.drives.len();
-            for (i, f) in sh.files.into_iter().enumerate() {
+            for (i, f) in sh.files.iter().enumerate() {
                 if f.is_some() {
-                    let drive = &self.store.inner.drives[(i + sh.rot) % n];
+                    let drive = sh.pool().drive_of(i, sh.rot);
                     let _ = fs::remove_file(drive.tmp_shard_path(&sh.id));
                 }
             }

@@ -42,7 +42,13 @@ pub(crate) fn from_engine(err: engine::Error) -> S3Error {
             Some(StatusCode::INSUFFICIENT_STORAGE),
         ),
         E::InsufficientDrives { .. } => (S3ErrorCode::ServiceUnavailable, None),
-        E::Corrupt(_) | E::Io(_) | E::Meta(_) | E::Locked(_) | E::Layout(_) => {
+        E::Corrupt(_)
+        | E::Io(_)
+        | E::Meta(_)
+        | E::Locked(_)
+        | E::Layout(_)
+        | E::NoSuchPool(_)
+        | E::Pool(_) => {
             // The details are for the operator's log, not for clients.
             tracing::error!("internal error: {msg}");
             return internal("We encountered an internal error. Please try again.");

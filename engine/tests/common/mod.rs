@@ -1,9 +1,7 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
-use cybs3_engine::{
-    DataId, Error, ListQuery, ObjectMeta, ObjectVersion, PartData, Store, StoreConfig,
-};
+use cybs3_engine::{DataId, Error, ListQuery, ObjectMeta, ObjectVersion, Store, StoreConfig};
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -213,10 +211,7 @@ pub fn shard_path(drive: &Path, id: &DataId) -> PathBuf {
 }
 
 pub fn sharded_id(v: &ObjectVersion) -> Option<DataId> {
-    match v.parts.first()?.data {
-        PartData::Sharded { id, .. } => Some(id),
-        PartData::Inline { .. } => None,
-    }
+    v.parts.first()?.data.shards().map(|l| l.id)
 }
 
 /// Every regular file under `dir`, recursively.

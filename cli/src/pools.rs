@@ -1,0 +1,168 @@
+//! `cybs3 admin pool add|list|drain`: the store's pools of drives, through the running
+//! server's management socket or, when it is stopped, on the store directly.
+
+use crate::admin;
+use crate::iam::DataArg;
+use crate::server::{human_bytes, open_stopped, store_dir};
+use anyhow::{Context, Result};
+use engine::{Ec, PoolInfo, PoolState};
+use hyper::Method;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum PoolCmd {
+    /// Add a pool of empty drives; new objects may go to it at once, with no restart
+    Add {
+        /// A name for the pool (lowercase letters, digits, '-' and '_')
+        name: String,
+        /// The pool's drive directories, comma-separated (empty or not yet there)
+        #[arg(long, value_delimiter = ',', required = true, value_name = "DIR,DIR,…")]
+        drives: Vec<PathBuf>,
+        /// Data+parity split [default: from the drive count, as for `server start`]
+        #[arg(long, value_name = "K+M")]
+        ec: Option<Ec>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the pools: drives, erasure layout, capacity, used space and state
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move every object off a pool while the server serves, then mark it drained so
+    /// that its drives can be removed (a restart in the middle resumes it)
+    Drain {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A management call about pools, as the socket takes it (`POST /pools`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum PoolCall {
+    Add {
+        name: String,
+        drives: Vec<PathBuf>,
+        ec: Option<Ec>,
+    },
+    List,
+    Drain {
+        name: String,
+    },
+}
+
+impl PoolCall {
+    /// Applies the call to an open store. A drain on a store no server runs is done
+    /// here and now; a server's drain goes on in its background.
+    pub fn apply(self, store: &engine::Store, serving: bool) -> Result<serde_json::Value> {
+        Ok(match self {
+            PoolCall::Add { name, drives, ec } => {
+                serde_json::to_value(store.add_pool(&name, drives, ec)?)?
+            }
+            PoolCall::List => serde_json::to_value(store.pools())?,
+            PoolCall::Drain { name } => {
+                store.drain_pool(&name)?;
+                if !serving {
+                    store.run_drains()?;
+                }
+                let pool = store.pools().into_iter().find(|p| p.name == name);
+                serde_json::to_value(pool)?
+            }
+        })
+    }
+}
+
+pub fn run(cmd: PoolCmd, data: DataArg) -> Result<()> {
+    match cmd {
+        PoolCmd::Add {
+            name,
+            drives,
+            ec,
+            json,
+        } => {
+            // The server resolves paths from its own directory: send them whole.
+            let drives = drives
+                .iter()
+                .map(std::path::absolute)
+                .collect::<std::io::Result<Vec<_>>>()
+                .context("cannot resolve a drive path")?;
+            let pool: PoolInfo =
+                serde_json::from_value(call(data, PoolCall::Add { name, drives, ec })?)?;
+            show(&[pool], json)
+        }
+        PoolCmd::List { json } => {
+            let pools: Vec<PoolInfo> = serde_json::from_value(call(data, PoolCall::List)?)?;
+            show(&pools, json)
+        }
+        PoolCmd::Drain { name, json } => {
+            let pool: PoolInfo = serde_json::from_value(call(data, PoolCall::Drain { name })?)?;
+            show(std::slice::from_ref(&pool), json)?;
+            if pool.state == PoolState::Draining && !json {
+                println!(
+                    "the server moves its objects in the background; `cybs3 admin pool list` shows when it is drained"
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn show(pools: &[PoolInfo], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(pools)?);
+        return Ok(());
+    }
+    for p in pools {
+        let online = p
+            .drives
+            .iter()
+            .filter(|d| d.state == engine::DriveState::Online)
+            .count();
+        let state = serde_json::to_value(p.state)?;
+        println!(
+            "{}  {}  {}{}  drives {}/{} online  used {} in {} shard files  free {} of {}",
+            p.name,
+            p.ec,
+            state.as_str().unwrap_or_default(),
+            if p.holds_index {
+                "  (holds the index)"
+            } else {
+                ""
+            },
+            online,
+            p.drives.len(),
+            human_bytes(p.used_bytes),
+            p.shard_files,
+            human_bytes(p.free_bytes),
+            human_bytes(p.total_bytes),
+        );
+        for d in &p.drives {
+            let problem = d
+                .problem
+                .as_deref()
+                .map(|m| format!("  ({m})"))
+                .unwrap_or_default();
+            println!("    {}  {:?}{problem}", d.path, d.state);
+        }
+    }
+    Ok(())
+}
+
+/// Ask the running server, or apply the call to the stopped store.
+fn call(data: DataArg, call: PoolCall) -> Result<serde_json::Value> {
+    let dir = store_dir(data.data);
+    if dir.running()?.is_some() {
+        let body = serde_json::to_value(&call)?;
+        return crate::block_on(admin::call(
+            &dir.socket(),
+            Method::POST,
+            "/pools",
+            Some(body),
+        ));
+    }
+    let store = open_stopped(&dir)?;
+    call.apply(&store, false)
+}
