@@ -67,7 +67,7 @@ async fn handle(
     let keyring = iam.keyring().clone();
     let result = match (&parts.method, parts.uri.path()) {
         (&Method::POST, "/iam") => iam_call(body, iam).await,
-        (&Method::POST, "/pools") => pool_call(body, store).await,
+        (&Method::POST, "/placement") => placement_call(body, store).await,
         (&Method::GET, "/status") => serde_json::to_value(ServerStatus {
             pid: std::process::id(),
             address,
@@ -111,10 +111,10 @@ async fn iam_call(body: hyper::body::Incoming, iam: Iam) -> Result<serde_json::V
     Ok(tokio::task::spawn_blocking(move || iam.apply(call)).await??)
 }
 
-/// One pool call (JSON [`crate::pools::PoolCall`] in the body).
-async fn pool_call(body: hyper::body::Incoming, store: Store) -> Result<serde_json::Value> {
+/// One pool or storage class call (JSON [`crate::placement::PlacementCall`] in the body).
+async fn placement_call(body: hyper::body::Incoming, store: Store) -> Result<serde_json::Value> {
     let bytes = body.collect().await?.to_bytes();
-    let call: crate::pools::PoolCall = serde_json::from_slice(&bytes)?;
+    let call: crate::placement::PlacementCall = serde_json::from_slice(&bytes)?;
     tokio::task::spawn_blocking(move || call.apply(&store, true)).await?
 }
 

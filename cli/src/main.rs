@@ -11,7 +11,7 @@ mod maint;
 mod mount;
 mod objects;
 mod paths;
-mod pools;
+mod placement;
 mod progress;
 mod selftest;
 mod server;
@@ -146,7 +146,14 @@ enum AdminCmd {
     /// Pools of drives: grow the store online, or drain a pool to take its drives away
     Pool {
         #[command(subcommand)]
-        cmd: pools::PoolCmd,
+        cmd: placement::PoolCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
+    /// Storage classes: which pool holds each S3 class's data
+    Tier {
+        #[command(subcommand)]
+        cmd: placement::TierCmd,
         #[command(flatten)]
         data: iam::DataArg,
     },
@@ -226,7 +233,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::User { cmd, data }) => iam::user(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Policy { cmd, data }) => iam::policy(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Group { cmd, data }) => iam::group(cmd, data).map(|()| true),
-        Command::Admin(AdminCmd::Pool { cmd, data }) => pools::run(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Pool { cmd, data }) => placement::pool(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Tier { cmd, data }) => placement::tier(cmd, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),

@@ -66,10 +66,16 @@ fn print_report(r: &HealReport, repair: bool) {
         );
     }
     if !r.pool_drives_bad.is_empty() {
-        println!("pool drives needing repair: {}", r.pool_drives_bad.join(", "));
+        println!(
+            "pool drives needing repair: {}",
+            r.pool_drives_bad.join(", ")
+        );
     }
     if repair && !r.pool_drives_healed.is_empty() {
-        println!("pool drives repaired:       {}", r.pool_drives_healed.join(", "));
+        println!(
+            "pool drives repaired:       {}",
+            r.pool_drives_healed.join(", ")
+        );
     }
     if !r.pool_drives_unwritable.is_empty() {
         println!(

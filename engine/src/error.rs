@@ -59,6 +59,9 @@ pub enum Error {
     /// A pool change that cannot be made as asked (`pool.rs`).
     #[error("{0}")]
     Pool(String),
+    /// A storage class binding that cannot be made or used as asked (`classes.rs`).
+    #[error("{0}")]
+    Tier(String),
     #[error("metadata: {0}")]
     Meta(String),
     #[error("I/O: {0}")]

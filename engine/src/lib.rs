@@ -13,6 +13,7 @@
 //!   retried multipart completion (`completed.rs`), a lifecycle expiration
 //!   (`expire.rs`).
 
+mod classes;
 mod codec;
 mod commit;
 mod completed;
@@ -28,6 +29,7 @@ mod inline_cache;
 mod layout;
 mod list;
 mod lock;
+mod moves;
 mod ops;
 mod pool;
 mod read;
@@ -38,6 +40,7 @@ mod shard;
 mod store;
 mod write;
 
+pub use classes::{StorageClass, STANDARD};
 /// The block coder alone, for `cybs3 bench engine`'s encode rate; not part of the store's API.
 #[cfg(feature = "bench-internals")]
 pub use codec::Encoder;

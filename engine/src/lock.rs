@@ -154,6 +154,7 @@ mod tests {
             legal_hold,
             encryption: None,
             replication: None,
+            restored_until_ns: None,
         }
     }
 

@@ -128,13 +128,23 @@ pub(crate) enum Op {
         id: DataId,
         shards: Shards,
     },
-    /// A drain: `owner`'s data `from` was copied to `to` in another pool; the record
-    /// takes the copy, and `from` goes to the reclaimer. Refused (`PreconditionFailed`)
-    /// when `owner` no longer holds `from`: the copy is then the mover's to remove.
+    /// Data moved between pools (`moves.rs`): each `(from, to)` of `owner`'s data was
+    /// copied to `to`; the record takes the copies and the originals go to the
+    /// reclaimer. With `class`, a lifecycle transition: the version's storage class
+    /// becomes it, and a version under object lock is refused. Refused
+    /// (`PreconditionFailed`) when `owner` no longer holds every `from`: the copies are
+    /// then the mover's to remove.
     Move {
         owner: Owner,
-        from: DataId,
-        to: PartData,
+        moves: Vec<(DataId, PartData)>,
+        class: Option<String>,
+    },
+    /// RestoreObject: an archived version is readable until `until_ns`.
+    Restore {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        until_ns: u64,
     },
 }
 
@@ -514,17 +524,38 @@ pub(crate) fn apply(
             }
             Ok(Out::Done)
         }
-        Op::Move { owner, from, to } => {
-            let held = held_by(tx, owner)?.filter(|held| held.holds(from));
+        Op::Move {
+            owner,
+            moves,
+            class,
+        } => {
+            let held =
+                held_by(tx, owner)?.filter(|held| moves.iter().all(|(from, _)| held.holds(from)));
             let Some(mut held) = held else {
                 return Err(Error::PreconditionFailed);
             };
-            let old = held.swap(from, *to);
+            if let (Some(class), Held::Version(v)) = (class, &mut held) {
+                // Lifecycle leaves a locked version where it is.
+                lock::check_removable(v, clock.now(), false)?;
+                v.meta.storage_class = (class != "STANDARD").then(|| class.clone());
+            }
+            for (from, to) in moves {
+                let old = held.swap(from, *to);
+                add_ref(tx, to);
+                drop_data(tx, &old, freed);
+            }
             held.store(tx, owner)?;
-            add_ref(tx, to);
-            drop_data(tx, &old, freed);
             Ok(Out::Done)
         }
+        Op::Restore {
+            bucket: b,
+            key,
+            version_id,
+            until_ns,
+        } => update_version(tx, b, key, version_id.as_deref(), |v| {
+            v.restored_until_ns = Some(*until_ns);
+            Ok(())
+        }),
     }
 }
 
@@ -686,6 +717,7 @@ fn new_version(
         legal_hold: lock.legal_hold,
         encryption: None,
         replication: None,
+        restored_until_ns: None,
     };
     for p in &v.parts {
         add_ref(tx, &p.data);
@@ -726,6 +758,7 @@ pub(crate) fn new_marker(
         legal_hold: false,
         encryption: None,
         replication: None,
+        restored_until_ns: None,
     };
     tx.put(keys::version(&rec.name, key, &sort), record::encode(&v)?);
     tx.del(keys::latest(&rec.name, key));

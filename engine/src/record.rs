@@ -3,21 +3,22 @@
 //! Records are postcard behind a one-byte format tag, so a later format can be
 //! told apart and migrated instead of misread.
 //!
-//! Format 2 added the ACL to [`ObjectMeta`]: versions and uploads written as format 1
-//! are read through their earlier layout ([`legacy`]); every other record is the same
-//! in both formats.
+//! Format 2 added the ACL to [`ObjectMeta`], format 3 the restore of an archived
+//! [`ObjectVersion`]: records written in an earlier format whose layout changed since are
+//! read through their earlier layout ([`legacy`]); every other record is the same in
+//! all formats.
 
 use crate::error::{Error, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-const RECORD_FORMAT: u8 = 2;
+const RECORD_FORMAT: u8 = 3;
 
 /// A record kept in LMDB. `earlier` reads one written with an older format tag; a
 /// record whose layout never changed reads it as it reads the current one.
 pub(crate) trait Record: Serialize + DeserializeOwned {
     fn earlier(tag: u8, bytes: &[u8]) -> Result<Self> {
         match tag {
-            1 => Ok(postcard::from_bytes(bytes)?),
+            1 | 2 => Ok(postcard::from_bytes(bytes)?),
             _ => Err(Error::Meta(format!("unknown record format {tag}"))),
         }
     }
@@ -302,6 +303,9 @@ pub struct ObjectVersion {
     pub legal_hold: bool,
     pub encryption: Option<String>,
     pub replication: Option<String>,
+    /// A version in an archive storage class is readable until then (Unix ns), after a
+    /// RestoreObject.
+    pub restored_until_ns: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -344,6 +348,7 @@ impl Record for PartRecord {
     fn earlier(tag: u8, bytes: &[u8]) -> Result<Self> {
         match tag {
             1 => Ok(postcard::from_bytes::<legacy::PartRecordV1>(bytes)?.into()),
+            2 => Ok(postcard::from_bytes(bytes)?),
             _ => Err(Error::Meta(format!("unknown record format {tag}"))),
         }
     }
@@ -356,6 +361,7 @@ impl Record for ObjectVersion {
     fn earlier(tag: u8, bytes: &[u8]) -> Result<Self> {
         match tag {
             1 => Ok(postcard::from_bytes::<legacy::ObjectVersionV1>(bytes)?.into()),
+            2 => Ok(postcard::from_bytes::<legacy::ObjectVersionV2>(bytes)?.into()),
             _ => Err(Error::Meta(format!("unknown record format {tag}"))),
         }
     }
@@ -374,6 +380,7 @@ impl Record for UploadRecord {
                         Err(_) => Err(e.into()),
                     },
                 ),
+            2 => Ok(postcard::from_bytes(bytes)?),
             _ => Err(Error::Meta(format!("unknown record format {tag}"))),
         }
     }
@@ -462,6 +469,45 @@ mod legacy {
                 legal_hold: v.legal_hold,
                 encryption: v.encryption,
                 replication: v.replication,
+                restored_until_ns: None,
+            }
+        }
+    }
+
+    /// A version of format 2: before restores.
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(Serialize))]
+    pub(super) struct ObjectVersionV2 {
+        key: String,
+        version_id: String,
+        sort: [u8; 16],
+        delete_marker: bool,
+        mtime_ns: u64,
+        size: u64,
+        meta: ObjectMeta,
+        parts: Vec<PartEntry>,
+        retention: Option<Retention>,
+        legal_hold: bool,
+        encryption: Option<String>,
+        replication: Option<String>,
+    }
+
+    impl From<ObjectVersionV2> for ObjectVersion {
+        fn from(v: ObjectVersionV2) -> ObjectVersion {
+            ObjectVersion {
+                key: v.key,
+                version_id: v.version_id,
+                sort: v.sort,
+                delete_marker: v.delete_marker,
+                mtime_ns: v.mtime_ns,
+                size: v.size,
+                meta: v.meta,
+                parts: v.parts,
+                retention: v.retention,
+                legal_hold: v.legal_hold,
+                encryption: v.encryption,
+                replication: v.replication,
+                restored_until_ns: None,
             }
         }
     }
@@ -554,6 +600,47 @@ mod legacy {
             assert!(v.legal_hold);
             assert_eq!(v.meta.tags, vec![("t".to_string(), "v".to_string())]);
             assert_eq!(v.meta.acl, None);
+        }
+
+        #[test]
+        fn versions_and_parts_of_format_2_read_without_a_restore() {
+            let old = ObjectVersionV2 {
+                key: "k".into(),
+                version_id: "v".into(),
+                sort: [3; 16],
+                delete_marker: false,
+                mtime_ns: 9,
+                size: 4,
+                meta: ObjectMeta {
+                    storage_class: Some("COLD".into()),
+                    ..ObjectMeta::default()
+                },
+                parts: vec![],
+                retention: None,
+                legal_hold: false,
+                encryption: None,
+                replication: None,
+            };
+            let mut bytes = vec![2];
+            bytes.extend(postcard::to_stdvec(&old).unwrap());
+            let v: ObjectVersion = decode(&bytes).unwrap();
+            assert_eq!((v.version_id.as_str(), v.size), ("v", 4));
+            assert_eq!(v.meta.storage_class.as_deref(), Some("COLD"));
+            assert_eq!(v.restored_until_ns, None);
+            let part = PartRecord {
+                entry: PartEntry {
+                    number: 2,
+                    size: 1,
+                    etag: "e".into(),
+                    checksums: vec![],
+                    data: PartData::Inline { id: [1; 16] },
+                },
+                mtime_ns: 1,
+                started_ns: 8,
+            };
+            let mut bytes = vec![2];
+            bytes.extend(postcard::to_stdvec(&part).unwrap());
+            assert_eq!(decode::<PartRecord>(&bytes).unwrap(), part);
         }
 
         #[test]
@@ -799,6 +886,7 @@ mod tests {
             legal_hold: false,
             encryption: None,
             replication: None,
+            restored_until_ns: Some(42),
         };
         let bytes = encode(&v).unwrap();
         assert_eq!(bytes[0], RECORD_FORMAT);

@@ -89,8 +89,10 @@ pub(crate) struct Inner {
     pub drives: Arc<Vec<Drive>>,
     /// Every pool, the first (these drives) included (`pool.rs`).
     pub pools: Arc<crate::pool::Pools>,
-    /// Pools are added and their states changed one at a time.
+    /// Pools are added and their states changed one at a time (and classes bound).
     pub pool_admin: Mutex<()>,
+    /// Storage classes bound to pools (`classes.rs`).
+    pub classes: std::sync::RwLock<Vec<crate::classes::StorageClass>>,
     /// Bytes per second a drain may move (`StoreConfig::move_bandwidth`).
     pub move_bandwidth: Option<u64>,
     pub ec: Ec,
@@ -302,6 +304,7 @@ impl Store {
             drives,
             pools,
             pool_admin: Mutex::new(()),
+            classes: Default::default(),
             move_bandwidth: cfg.move_bandwidth,
             ec: reference.ec,
             block_size: reference.block_size as usize,
@@ -327,6 +330,7 @@ impl Store {
             _user: Some(user.clone()),
         };
         store.open_pools()?;
+        store.load_storage_classes()?;
         if !cfg.background {
             return Ok(store);
         }
@@ -779,8 +783,8 @@ impl Store {
         upload_id: &str,
         number: u32,
     ) -> Result<ObjectWriter> {
-        self.upload(bucket, key, upload_id)?;
-        Ok(ObjectWriter::new(
+        let up = self.upload(bucket, key, upload_id)?;
+        let mut writer = ObjectWriter::new(
             self.clone(),
             bucket,
             key,
@@ -789,7 +793,10 @@ impl Store {
                 number,
                 started_ns: self.inner.part_starts.next(),
             },
-        ))
+        );
+        // A part goes where its object's storage class keeps data.
+        writer.set_class(up.meta.storage_class.as_deref());
+        Ok(writer)
     }
 
     /// Assemble the listed parts (number, ETag) into a new version with this ETag
@@ -844,6 +851,28 @@ impl Store {
             Out::Expired(d) => Ok(d),
             _ => unreachable!("expire answers Expired"),
         }
+    }
+
+    /// RestoreObject: version `version_id` (the current one when `None`) is readable
+    /// until `until_ns` (Unix ns), whatever its storage class. `true` when it was
+    /// readable already, and the restore only moved its end.
+    pub fn restore(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        until_ns: u64,
+    ) -> Result<bool> {
+        let v = self.head(bucket, key, version_id)?;
+        let now = crate::commit::Clock::new().now();
+        let was = v.restored_until_ns.is_some_and(|t| t > now);
+        self.submit(Op::Restore {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: Some(v.version_id),
+            until_ns,
+        })?;
+        Ok(was)
     }
 
     /// Uploads in progress, by key then age; `true` when more remain.

@@ -10,7 +10,7 @@ use crate::condition::WriteCondition;
 use crate::drive::{sync_dir, DriveState};
 use crate::error::{is_no_space, Error, Result};
 use crate::layout::{shard_len, INLINE_MAX};
-use crate::ops::{Op, Out, Owner};
+use crate::ops::{Op, Out};
 use crate::pool::{Pool, Writing};
 use crate::record::{
     DataId, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry, ShardLayout,
@@ -28,11 +28,11 @@ pub(crate) enum Target {
         /// `PartRecord::started_ns`, taken when the writer was opened.
         started_ns: u64,
     },
-    /// A copy of `from`, the data of `owner`, made in another pool to take its place
-    /// (`drain.rs`).
-    Move {
-        owner: Owner,
-        from: DataId,
+    /// A copy of data that moves to another pool (`moves.rs`): sealed by
+    /// [`ObjectWriter::seal_copy`], then swapped into its record by the caller. `upload`
+    /// names a multipart part's upload in the shard headers, as the original's did.
+    Copy {
+        upload: Option<(String, u32)>,
     },
 }
 
@@ -89,6 +89,12 @@ impl ObjectWriter {
     /// Put the data in this pool, whatever its free space.
     pub(crate) fn set_pool(&mut self, pool: Arc<Pool>) {
         self.pool = Some(pool);
+    }
+
+    /// Put the data in the pool of storage class `class` (`None`: STANDARD), if it is
+    /// bound to one (`classes.rs`).
+    pub fn set_class(&mut self, class: Option<&str>) {
+        self.pool = Some(self.store.pool_for_class(class));
     }
 
     /// Make the write conditional on the key's current version (`If-Match`,
@@ -230,8 +236,9 @@ impl ObjectWriter {
         let number = match &self.target {
             Target::Object => 1,
             Target::Part { number, .. } => *number,
-            // Only the data of the part it replaces is used.
-            Target::Move { .. } => 0,
+            Target::Copy { .. } => {
+                return Err(Error::Meta("a copy is sealed, not finished".into()));
+            }
         };
         let (data, inline) = match self.sharded.is_some() {
             false => (
@@ -240,18 +247,13 @@ impl ObjectWriter {
             ),
             true => (self.seal()?, None),
         };
-        if matches!(self.target, Target::Move { .. }) && inline.is_some() {
-            return Err(Error::Meta(
-                "only data in shard files moves between pools".into(),
-            ));
-        }
         let part = PartEntry {
             number,
             size: self.size,
             etag: meta.etag.clone(),
             checksums: match self.target {
                 Target::Part { .. } => meta.checksums.clone(),
-                Target::Object | Target::Move { .. } => Vec::new(),
+                Target::Object | Target::Copy { .. } => Vec::new(),
             },
             data,
         };
@@ -277,11 +279,7 @@ impl ObjectWriter {
                 inline,
                 started_ns: *started_ns,
             },
-            Target::Move { owner, from } => Op::Move {
-                owner: owner.clone(),
-                from: *from,
-                to: part.data,
-            },
+            Target::Copy { .. } => unreachable!("refused above"),
         };
         let result = self.store.submit(op);
         let sealed = self.sharded.take();
@@ -303,6 +301,20 @@ impl ObjectWriter {
         }
     }
 
+    /// Make the written bytes durable shard files, referenced by nothing yet: a copy
+    /// for its caller to swap into a record. The hold keeps a drain of the copy's pool
+    /// from ending before the swap.
+    pub(crate) fn seal_copy(mut self) -> Result<(PartData, Writing)> {
+        if self.sharded.is_none() {
+            return Err(Error::Meta(
+                "only data in shard files moves between pools".into(),
+            ));
+        }
+        let data = self.seal()?;
+        let sh = self.sharded.take().expect("sealed");
+        Ok((data, sh.writing))
+    }
+
     /// Flush the last block, write headers, sync, and move the shards into `data/`.
     fn seal(&mut self) -> Result<PartData> {
         if !self.buf.is_empty() {
@@ -318,11 +330,7 @@ impl ObjectWriter {
             Target::Part {
                 upload_id, number, ..
             } => Some((upload_id.clone(), *number)),
-            Target::Move {
-                owner: Owner::Part { upload_id, number },
-                ..
-            } => Some((upload_id.clone(), *number)),
-            Target::Move { .. } => None,
+            Target::Copy { upload } => upload.clone(),
         };
         let size = self.size;
         let (id, rot) = (sh.id, sh.rot);
@@ -427,6 +435,7 @@ pub(crate) fn part_version(key: &str, part: PartEntry) -> ObjectVersion {
         legal_hold: false,
         encryption: None,
         replication: None,
+        restored_until_ns: None,
     }
 }
 

@@ -145,10 +145,156 @@ fn a_pool_drive_lost_is_rebuilt_by_heal() {
     assert_eq!(pool_of(&s, "k"), 1);
     let id = sharded_id(&s.head(B, "k", None).unwrap()).unwrap();
     std::fs::remove_file(shard_path(&drives[1], &id)).unwrap();
-    // A read rebuilds from parity, and the check sees the missing shard.
+    let report = s.check().unwrap();
+    assert_eq!(report.shards_bad, 1, "{report:?}");
+    // A read rebuilds from parity; heal (or the read's own queued heal) writes it back.
     assert_eq!(get(&s, B, "k").unwrap(), bytes(7, BIG));
-    let report = s.heal().unwrap();
-    assert!(report.shards_bad >= 1, "{report:?}");
+    s.heal().unwrap();
     assert!(s.check().unwrap().clean());
     assert!(shard_path(&drives[1], &id).is_file());
+}
+
+#[test]
+fn a_transition_moves_the_data_and_keeps_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 1, None, 64 * 1024);
+    s.create_bucket(B).unwrap();
+    s.set_versioning(B, cybs3_engine::Versioning::Enabled)
+        .unwrap();
+    let big = put(&s, B, "big", &bytes(11, BIG));
+    let small = put(&s, B, "small", &bytes(12, 500));
+    s.add_pool("cold", pool_drives(dir.path(), "c", 2), None)
+        .unwrap();
+    s.add_storage_class("COLD", "cold", false).unwrap();
+
+    assert!(s.transition(B, "big", &big.version_id, "COLD").unwrap());
+    let moved = s.head(B, "big", None).unwrap();
+    assert_eq!(moved.parts[0].data.shards().unwrap().pool, 1);
+    assert_eq!(moved.meta.storage_class.as_deref(), Some("COLD"));
+    let same = |a: &cybs3_engine::ObjectVersion, b: &cybs3_engine::ObjectVersion| {
+        (
+            a.version_id == b.version_id,
+            a.meta.etag == b.meta.etag,
+            a.size == b.size,
+        )
+    };
+    assert_eq!(same(&moved, &big), (true, true, true));
+    assert_eq!(get(&s, B, "big").unwrap(), bytes(11, BIG));
+    // Nothing left to do the second time; small objects keep their data inline.
+    assert!(!s.transition(B, "big", &big.version_id, "COLD").unwrap());
+    assert!(s.transition(B, "small", &small.version_id, "COLD").unwrap());
+    assert_eq!(
+        s.head(B, "small", None)
+            .unwrap()
+            .meta
+            .storage_class
+            .as_deref(),
+        Some("COLD")
+    );
+    assert_eq!(get(&s, B, "small").unwrap(), bytes(12, 500));
+    // A noncurrent version moves as well.
+    put(&s, B, "big", &bytes(13, BIG));
+    s.add_pool("colder", pool_drives(dir.path(), "e", 2), None)
+        .unwrap();
+    let deep = s
+        .add_storage_class("DEEP_ARCHIVE", "colder", false)
+        .unwrap();
+    assert!(deep.archive, "DEEP_ARCHIVE is an archive by name");
+    assert!(s
+        .transition(B, "big", &big.version_id, "DEEP_ARCHIVE")
+        .unwrap());
+    let old = s.head(B, "big", Some(&big.version_id)).unwrap();
+    assert_eq!(old.parts[0].data.shards().unwrap().pool, 2);
+    assert_eq!(
+        get_version(&s, B, "big", Some(&big.version_id)).unwrap(),
+        bytes(11, BIG)
+    );
+    assert!(s.check().unwrap().clean());
+
+    // RestoreObject's mark: the first restore is new, a second only moves its end.
+    assert!(!s
+        .restore(B, "big", Some(&big.version_id), u64::MAX - 1)
+        .unwrap());
+    assert!(s
+        .restore(B, "big", Some(&big.version_id), u64::MAX)
+        .unwrap());
+    let restored = s.head(B, "big", Some(&big.version_id)).unwrap();
+    assert_eq!(restored.restored_until_ns, Some(u64::MAX));
+}
+
+#[test]
+fn a_locked_version_is_not_transitioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 1, None, 64 * 1024);
+    s.create_locked_bucket(B).unwrap();
+    let mut w = s.put(B, "held").unwrap();
+    w.set_lock(LockRequest {
+        retention: None,
+        legal_hold: true,
+    });
+    let data = bytes(21, BIG);
+    w.write(&data).unwrap();
+    let v = w
+        .finish(ObjectMeta {
+            etag: etag_of(&data),
+            ..ObjectMeta::default()
+        })
+        .unwrap();
+    s.add_pool("cold", pool_drives(dir.path(), "c", 1), None)
+        .unwrap();
+    s.add_storage_class("COLD", "cold", false).unwrap();
+    let before = s.head(B, "held", None).unwrap();
+    match s.transition(B, "held", &v.version_id, "COLD") {
+        Err(Error::ObjectLocked(_)) => {}
+        other => panic!("a locked version moved: {other:?}"),
+    }
+    assert_eq!(s.head(B, "held", None).unwrap(), before);
+    assert_eq!(
+        count_shards(&pool_drives(dir.path(), "c", 1)),
+        0,
+        "no copy is left behind"
+    );
+}
+
+#[test]
+fn classes_place_writes_and_cannot_go_while_they_hold_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 3, None, 64 * 1024);
+    s.create_bucket(B).unwrap();
+    s.add_pool("ia", pool_drives(dir.path(), "i", 1), None)
+        .unwrap();
+    let refused = |r: Result<_, Error>| match r {
+        Err(Error::Tier(m) | Error::NoSuchPool(m)) => m,
+        other => panic!("accepted: {:?}", other.map(drop)),
+    };
+    refused(s.add_storage_class("lower", "ia", false));
+    refused(s.add_storage_class("COLD", "nope", false));
+    s.add_storage_class("STANDARD_IA", "ia", false).unwrap();
+    refused(s.add_storage_class("STANDARD_IA", "main", false));
+    // The pool with more free space ("main", 2+1) takes unclassed data; the class its own.
+    let mut w = s.put(B, "ia-object").unwrap();
+    w.set_class(Some("STANDARD_IA"));
+    let data = bytes(31, BIG);
+    w.write(&data).unwrap();
+    w.finish(ObjectMeta {
+        etag: etag_of(&data),
+        storage_class: Some("STANDARD_IA".into()),
+        ..ObjectMeta::default()
+    })
+    .unwrap();
+    assert_eq!(pool_of(&s, "ia-object"), 1);
+    put(&s, B, "plain", &bytes(32, BIG));
+    assert_eq!(pool_of(&s, "plain"), 0);
+    let msg = refused(
+        s.remove_storage_class("STANDARD_IA")
+            .map(|()| s.storage_classes()[0].clone()),
+    );
+    assert!(msg.contains("ia-object"), "{msg}");
+    s.delete(B, "ia-object", None, false).unwrap();
+    s.remove_storage_class("STANDARD_IA").unwrap();
+    assert!(s.storage_classes().is_empty());
+    refused(
+        s.remove_storage_class("STANDARD_IA")
+            .map(|()| s.storage_classes()[0].clone()),
+    );
 }

@@ -129,7 +129,10 @@ async fn open_source(s: &Cybs3, src: &Source) -> S3Result<engine::ObjectReader> 
     let (bucket, key, vid) = (src.bucket.clone(), src.key.clone(), src.version_id.clone());
     let by_version = vid.is_some();
     match blocking(move || Ok(store.open_object(&bucket, &key, vid.as_deref()))).await? {
-        Ok(r) => Ok(r),
+        Ok(r) => {
+            crate::archive::check_readable(&s.store, r.version())?;
+            Ok(r)
+        }
         Err(engine::Error::DeleteMarker { .. }) if by_version => Err(s3_error!(
             InvalidRequest,
             "The source of a copy request may not specifically refer to a delete marker by version id."
@@ -219,19 +222,20 @@ pub(crate) async fn copy_object(
     }
 
     let mut meta = if replace_meta {
-        object_meta(meta_fields!(input))?
+        object_meta(meta_fields!(input), &s.store)?
     } else {
         let mut m = v.meta.clone();
         // What only described the upload that made the source is not the copy's.
         m.headers
             .retain(|(n, _)| n != multipart::CHECKSUM_ALGORITHM_HEADER);
         if input.storage_class.is_some() {
-            m.storage_class = objects::storage_class(input.storage_class.as_ref())?;
+            m.storage_class = objects::storage_class(&s.store, input.storage_class.as_ref())?;
         }
         m
     };
     meta.tags = new_tags.unwrap_or_else(|| v.meta.tags.clone());
     meta.acl = Some(acl);
+    writer.set_class(meta.storage_class.as_deref());
 
     // Keep the source's checksum algorithms, plus any the request asks for.
     let had = |name: &str| {

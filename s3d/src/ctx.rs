@@ -10,6 +10,12 @@ use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
 
+/// A success status other than the one s3s gives the operation's output (RestoreObject's
+/// 202), set in the response's extensions and applied by the accept loop (s3s 0.14 does
+/// not apply `S3Response::status` to every operation).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Status(pub hyper::StatusCode);
+
 /// What every operation needs: the store, the server's region, and its users (ACL
 /// grants name them). Who the caller is travels with each request (see
 /// `identity::auth::Caller`), not here.

@@ -48,7 +48,8 @@ pub(crate) fn from_engine(err: engine::Error) -> S3Error {
         | E::Locked(_)
         | E::Layout(_)
         | E::NoSuchPool(_)
-        | E::Pool(_) => {
+        | E::Pool(_)
+        | E::Tier(_) => {
             // The details are for the operator's log, not for clients.
             tracing::error!("internal error: {msg}");
             return internal("We encountered an internal error. Please try again.");

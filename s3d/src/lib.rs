@@ -31,6 +31,7 @@
 //!    - [`versioning`]: bucket versioning, version ids and delete markers, ListObjectVersions.
 //!    - [`multipart`], [`copy`]: multipart uploads and server-side copies.
 //!    - [`attributes`]: GetObjectAttributes, with a multipart object's parts.
+//!    - [`archive`]: archive storage classes: reads refused until RestoreObject.
 //!    - [`object_lock`]: object lock's configuration, retention and legal holds over S3
 //!      (the rules are the engine's).
 //!    - [`tagging`]: object tags; [`bucket_config`], [`cors`]: bucket tagging and CORS
@@ -54,6 +55,7 @@ mod xml;
 mod identity;
 // The operations.
 mod acl;
+mod archive;
 mod attributes;
 mod body;
 mod bucket_config;

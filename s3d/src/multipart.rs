@@ -176,7 +176,7 @@ pub(crate) async fn create(
     input: CreateMultipartUploadInput,
     acl: engine::Acl,
 ) -> S3Result<CreateMultipartUploadOutput> {
-    let mut meta = object_meta(meta_fields!(input))?;
+    let mut meta = object_meta(meta_fields!(input), &s.store)?;
     meta.acl = Some(acl);
     if let Some(h) = &input.tagging {
         meta.tags = tagging::parse_header(h)?;

@@ -10,7 +10,7 @@ use crate::identity::auth;
 use crate::lifecycle;
 use crate::object_lock::{self, lock_requested};
 use crate::versioning::{self, Found};
-use crate::{errors, tagging};
+use crate::{archive, errors, tagging};
 use bytes::Bytes;
 use futures::Stream;
 use hyper::http::Extensions;
@@ -45,7 +45,7 @@ pub(crate) async fn put(
 ) -> S3Result<PutObjectOutput> {
     let expected = declared_length(input.content_length)?;
     let claimed = claimed_checksums!(input);
-    let mut meta = object_meta(meta_fields!(input))?;
+    let mut meta = object_meta(meta_fields!(input), &s.store)?;
     meta.acl = Some(acl);
     // A bad tag set is refused before the body is read.
     if let Some(header) = &input.tagging {
@@ -56,6 +56,7 @@ pub(crate) async fn put(
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     // Refuses a bad key or a missing bucket before the body is read.
     let mut writer = blocking(move || store.put(&bucket, &key)).await?;
+    writer.set_class(meta.storage_class.as_deref());
     writer.set_lock(lock);
     writer.set_condition(write_condition(
         input.if_match.as_ref(),
@@ -233,7 +234,10 @@ fn stored_content_encoding(declared: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join(", "))
 }
 
-pub(crate) fn object_meta(f: MetaFields<'_>) -> S3Result<engine::ObjectMeta> {
+pub(crate) fn object_meta(
+    f: MetaFields<'_>,
+    store: &engine::Store,
+) -> S3Result<engine::ObjectMeta> {
     let mut headers = Vec::new();
     let content_encoding = f.content_encoding.and_then(|e| stored_content_encoding(e));
     for (name, value) in [
@@ -266,35 +270,26 @@ pub(crate) fn object_meta(f: MetaFields<'_>) -> S3Result<engine::ObjectMeta> {
         content_type: f.content_type.cloned(),
         headers,
         user,
-        storage_class: storage_class(f.storage_class)?,
+        storage_class: storage_class(store, f.storage_class)?,
         ..Default::default()
     })
 }
 
-/// The storage class a write asks for, as stored (`None`: STANDARD). STANDARD is the
-/// store's own drives, the only place data can go until classes are bound to pools or
-/// remote tiers: any other class is refused, not kept as a label nothing acts on.
-pub(crate) fn storage_class(asked: Option<&StorageClass>) -> S3Result<Option<String>> {
+/// The storage class a write asks for, as stored (`None`: STANDARD). A class other
+/// than STANDARD must be bound to a pool (`cybs3 admin tier add`), where its data then
+/// goes: an unbound one is refused, not kept as a label nothing acts on.
+pub(crate) fn storage_class(
+    store: &engine::Store,
+    asked: Option<&StorageClass>,
+) -> S3Result<Option<String>> {
     match asked.map(StorageClass::as_str) {
         None | Some(StorageClass::STANDARD) => Ok(None),
+        Some(other) if store.storage_class(other).is_some() => Ok(Some(other.to_string())),
         Some(other) => Err(s3_error!(
             InvalidStorageClass,
             "The storage class you specified is not valid: this server has no storage class {other}"
         )),
     }
-}
-
-/// RestoreObject. Only objects in an archive class can be restored, and this server
-/// has no archive class yet: an object that exists gets AWS's answer for one that is
-/// not archived (403 InvalidObjectState), a missing one NoSuchKey.
-pub(crate) async fn restore(s: &Cybs3, input: RestoreObjectInput) -> S3Result<RestoreObjectOutput> {
-    let store = s.store.clone();
-    let (bucket, key, version) = (input.bucket, input.key, input.version_id);
-    blocking(move || store.head(&bucket, &key, version.as_deref())).await?;
-    Err(s3_error!(
-        InvalidObjectState,
-        "Restore is not allowed for the object's current storage class"
-    ))
 }
 
 /// GetObject. `extensions` are the request's: a missing key is told only to a caller
@@ -315,6 +310,7 @@ pub(crate) async fn get(
         Err(e) => return Err(auth::missing_key(extensions, e).await),
     };
     let v = reader.version().clone();
+    archive::check_readable(&s.store, &v)?;
     let expiration = lifecycle::expiration(s, lifecycle.as_deref(), &v)?;
     check_preconditions(
         &v,
@@ -420,6 +416,7 @@ pub(crate) async fn head(
         object_lock_retain_until_date: h.lock.until,
         object_lock_legal_hold_status: h.lock.legal_hold,
         expiration,
+        restore: archive::restore_header(&s.store, &v),
         ..Default::default()
     });
     // S3 sends the tag count on HEAD too, though the HeadObject model has no field for it.
@@ -825,6 +822,7 @@ mod tests {
             legal_hold: false,
             encryption: None,
             replication: None,
+            restored_until_ns: None,
         }
     }
 

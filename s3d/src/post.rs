@@ -330,7 +330,7 @@ pub(crate) async fn object(
         input.key.clone()
     };
 
-    let mut meta = object_meta(meta_fields!(input))?;
+    let mut meta = object_meta(meta_fields!(input), &s.store)?;
     if let Some(header) = &input.tagging {
         meta.tags = crate::tagging::parse_header(header)?;
     }
@@ -347,6 +347,7 @@ pub(crate) async fn object(
     let store = s.store.clone();
     let (bucket, k) = (input.bucket.clone(), key.clone());
     let mut writer = blocking(move || store.put(&bucket, &k)).await?;
+    writer.set_class(meta.storage_class.as_deref());
     writer.set_lock(lock);
     let payload = input
         .body

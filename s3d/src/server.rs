@@ -240,6 +240,9 @@ async fn handle(
                 return Err(e);
             }
         };
+        if let Some(ctx::Status(status)) = resp.extensions_mut().remove::<ctx::Status>() {
+            *resp.status_mut() = status;
+        }
         if upload.is_some() {
             resp = post::finish(resp).await;
         }

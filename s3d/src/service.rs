@@ -2,6 +2,7 @@
 //! operation modules. Operations not listed answer NotImplemented (s3s' default).
 
 use crate::acl::object_acl_requested;
+use crate::archive;
 use crate::config::ServerConfig;
 use crate::ctx::Cybs3;
 use crate::identity::auth::{Caller, Identities};
@@ -238,7 +239,7 @@ impl S3 for Cybs3 {
     }
 
     async fn restore_object(&self, req: S3Request<RestoreObjectInput>) -> Res<RestoreObjectOutput> {
-        objects::restore(self, req.input).await.map(S3Response::new)
+        archive::restore(self, req.input).await
     }
 
     async fn put_bucket_lifecycle_configuration(

@@ -1,6 +1,7 @@
 //! Bucket lifecycle (Put/Get/DeleteBucketLifecycleConfiguration): rules checked as AWS
 //! checks them and kept as a bucket setting (`rules.rs`), the `x-amz-expiration` header
-//! they give objects, and the background scanner that applies them (`scanner.rs`).
+//! they give objects, and the background scanner that applies them (`scanner.rs`):
+//! expirations, transitions to storage classes bound to pools, aborted uploads.
 
 mod rules;
 mod scanner;
@@ -29,6 +30,15 @@ pub(crate) async fn put(
         ));
     };
     let checked = rules::check(&cfg)?;
+    // A transition needs a place to move data to: a class bound to a pool.
+    for class in checked.iter().flat_map(Rule::classes) {
+        if s.store.storage_class(class).is_none() {
+            return Err(s3_error!(
+                InvalidStorageClass,
+                "The storage class you specified is not valid: this server has no storage class {class}"
+            ));
+        }
+    }
     // Rules without an id keep the one they were given, so Get shows what applies.
     for (rule, checked) in cfg.rules.iter_mut().zip(&checked) {
         rule.id = Some(checked.id.clone());

@@ -28,6 +28,10 @@ pub(crate) struct Rule {
     pub noncurrent: Option<Noncurrent>,
     /// `AbortIncompleteMultipartUpload`: days after initiation.
     pub abort_after_days: Option<u64>,
+    /// `Transition`s of the current version to other storage classes.
+    pub transitions: Vec<(When, String)>,
+    /// `NoncurrentVersionTransition`s.
+    pub noncurrent_transitions: Vec<(Noncurrent, String)>,
 }
 
 /// Which objects a rule applies to (all conditions must hold).
@@ -86,11 +90,65 @@ pub(crate) fn due(start_ns: u64, days: u64, day_secs: u64) -> u64 {
 }
 
 impl Rule {
+    /// Whether the rule moves or removes object versions (not only uploads).
+    pub(crate) fn acts_on_versions(&self) -> bool {
+        self.expire.is_some()
+            || self.expired_markers
+            || self.noncurrent.is_some()
+            || !self.transitions.is_empty()
+            || !self.noncurrent_transitions.is_empty()
+    }
+
+    /// The storage classes the rule moves versions to.
+    pub(crate) fn classes(&self) -> impl Iterator<Item = &str> {
+        let current = self.transitions.iter().map(|(_, c)| c.as_str());
+        current.chain(self.noncurrent_transitions.iter().map(|(_, c)| c.as_str()))
+    }
+
+    /// The class the current version written at `mtime_ns` belongs in by `now` under this
+    /// rule's transitions (the latest one due), and when that was due.
+    pub(crate) fn transition_due(
+        &self,
+        mtime_ns: u64,
+        now: u64,
+        day_secs: u64,
+    ) -> Option<(u64, &str)> {
+        self.transitions
+            .iter()
+            .map(|(when, class)| (when.at(mtime_ns, day_secs), class.as_str()))
+            .filter(|(at, _)| *at <= now)
+            .max_by_key(|(at, _)| *at)
+    }
+
+    /// The same for a noncurrent version, noncurrent since `since_ns` with `newer`
+    /// noncurrent versions newer than it.
+    pub(crate) fn noncurrent_transition_due(
+        &self,
+        since_ns: u64,
+        newer: u64,
+        now: u64,
+        day_secs: u64,
+    ) -> Option<(u64, &str)> {
+        self.noncurrent_transitions
+            .iter()
+            .filter(|(n, _)| newer >= n.keep_newer)
+            .map(|(n, class)| (due(since_ns, n.days, day_secs), class.as_str()))
+            .filter(|(at, _)| *at <= now)
+            .max_by_key(|(at, _)| *at)
+    }
+
     /// When the current version written at `mtime_ns` expires under this rule, if it does.
     pub(crate) fn expires_at(&self, mtime_ns: u64, day_secs: u64) -> Option<u64> {
-        match self.expire? {
-            When::Days(d) => Some(due(mtime_ns, d, day_secs)),
-            When::Date(at) => Some(at),
+        Some(self.expire?.at(mtime_ns, day_secs))
+    }
+}
+
+impl When {
+    /// When it comes for a version written at `mtime_ns`.
+    fn at(self, mtime_ns: u64, day_secs: u64) -> u64 {
+        match self {
+            When::Days(d) => due(mtime_ns, d, day_secs),
+            When::Date(at) => at,
         }
     }
 }
@@ -175,22 +233,16 @@ fn check_rule(r: &LifecycleRule, index: usize) -> S3Result<Rule> {
         _ => return Err(malformed()),
     };
     let filter = check_filter(r)?;
-    let transitions = r.transitions.as_ref().is_some_and(|t| !t.is_empty())
-        || r.noncurrent_version_transitions
-            .as_ref()
-            .is_some_and(|t| !t.is_empty());
-    if transitions {
-        // Transitions need a place to move data to; until a storage class is bound to
-        // one, a rule naming a class would be a setting with nothing behind it.
-        return Err(s3_error!(
-            InvalidStorageClass,
-            "The storage class you specified is not valid: this server has no storage classes to transition to"
-        ));
-    }
     let (expire, expired_markers) = match &r.expiration {
         None => (None, false),
         Some(e) => check_expiration(e, &filter)?,
     };
+    let transitions = check_transitions(r.transitions.as_deref().unwrap_or_default(), expire)?;
+    let noncurrent_transitions = check_noncurrent_transitions(
+        r.noncurrent_version_transitions
+            .as_deref()
+            .unwrap_or_default(),
+    )?;
     let noncurrent = match &r.noncurrent_version_expiration {
         None => None,
         Some(n) => {
@@ -229,7 +281,13 @@ fn check_rule(r: &LifecycleRule, index: usize) -> S3Result<Rule> {
             )?)
         }
     };
-    if expire.is_none() && !expired_markers && noncurrent.is_none() && abort_after_days.is_none() {
+    if expire.is_none()
+        && !expired_markers
+        && noncurrent.is_none()
+        && abort_after_days.is_none()
+        && transitions.is_empty()
+        && noncurrent_transitions.is_empty()
+    {
         return Err(s3_error!(
             InvalidRequest,
             "At least one action needs to be specified in a rule"
@@ -243,7 +301,107 @@ fn check_rule(r: &LifecycleRule, index: usize) -> S3Result<Rule> {
         expired_markers,
         noncurrent,
         abort_after_days,
+        transitions,
+        noncurrent_transitions,
     })
+}
+
+/// The transition's class: any but STANDARD, which holds what was never moved (whether
+/// the server has it is asked when the configuration is put, `lifecycle::put`).
+fn transition_class(class: Option<&dto::TransitionStorageClass>) -> S3Result<String> {
+    match class.map(|c| c.as_str()) {
+        Some("STANDARD") => Err(s3_error!(
+            InvalidStorageClass,
+            "The storage class you specified is not valid: objects cannot transition to STANDARD"
+        )),
+        Some(c) => Ok(c.to_string()),
+        None => Err(malformed()),
+    }
+}
+
+fn check_transitions(
+    ts: &[dto::Transition],
+    expire: Option<When>,
+) -> S3Result<Vec<(When, String)>> {
+    let mut out: Vec<(When, String)> = Vec::new();
+    for t in ts {
+        let when = match (t.days, &t.date) {
+            (Some(d), None) if d >= 0 => When::Days(d as u64),
+            (Some(_), None) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "'Days' in Transition action must be nonnegative"
+                ))
+            }
+            (None, Some(date)) => When::Date(midnight(date)?),
+            _ => return Err(malformed()),
+        };
+        let class = transition_class(t.storage_class.as_ref())?;
+        if out.iter().any(|(_, c)| *c == class) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "'StorageClass' must be different for 'Transition' actions in same 'Rule'"
+            ));
+        }
+        if out.iter().any(|(w, _)| {
+            matches!(
+                (w, when),
+                (When::Days(_), When::Date(_)) | (When::Date(_), When::Days(_))
+            )
+        }) {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Found mixed 'Date' and 'Days' based Transition actions in lifecycle rule"
+            ));
+        }
+        if let (Some(When::Days(e)), When::Days(d)) = (expire, when) {
+            if d >= e {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "'Days' in the Expiration action must be greater than 'Days' in the Transition action"
+                ));
+            }
+        }
+        out.push((when, class));
+    }
+    Ok(out)
+}
+
+fn check_noncurrent_transitions(
+    ts: &[dto::NoncurrentVersionTransition],
+) -> S3Result<Vec<(Noncurrent, String)>> {
+    let mut out: Vec<(Noncurrent, String)> = Vec::new();
+    for t in ts {
+        let days = match t.noncurrent_days {
+            Some(d) if d >= 0 => d as u64,
+            Some(_) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "'NoncurrentDays' in NoncurrentVersionTransition action must be nonnegative"
+                ))
+            }
+            None => return Err(malformed()),
+        };
+        let keep_newer = match t.newer_noncurrent_versions {
+            None => 0,
+            Some(k) if (1..=MAX_NEWER_NONCURRENT).contains(&k) => k as u64,
+            Some(_) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "NewerNoncurrentVersions must be between 1 and 100"
+                ))
+            }
+        };
+        let class = transition_class(t.storage_class.as_ref())?;
+        if out.iter().any(|(_, c)| *c == class) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "'StorageClass' must be different for 'NoncurrentVersionTransition' actions in same 'Rule'"
+            ));
+        }
+        out.push((Noncurrent { days, keep_newer }, class));
+    }
+    Ok(out)
 }
 
 fn check_expiration(
@@ -257,14 +415,7 @@ fn check_expiration(
             Some(d),
             "'Days' for Expiration action",
         )?)),
-        (None, Some(date)) => {
-            let at = time::OffsetDateTime::from(date.clone());
-            if at.time() != time::Time::MIDNIGHT || at.offset() != time::UtcOffset::UTC {
-                return Err(s3_error!(InvalidArgument, "'Date' must be at midnight GMT"));
-            }
-            let ns = u64::try_from(at.unix_timestamp_nanos()).unwrap_or(0);
-            Some(When::Date(ns))
-        }
+        (None, Some(date)) => Some(When::Date(midnight(date)?)),
         (None, None) => None,
     };
     if when.is_some() && e.expired_object_delete_marker.is_some() {
@@ -283,6 +434,15 @@ fn check_expiration(
         return Err(malformed());
     }
     Ok((when, markers))
+}
+
+/// A rule's date, which AWS wants at midnight UTC, in Unix nanoseconds.
+fn midnight(date: &Timestamp) -> S3Result<u64> {
+    let at = time::OffsetDateTime::from(date.clone());
+    if at.time() != time::Time::MIDNIGHT || at.offset() != time::UtcOffset::UTC {
+        return Err(s3_error!(InvalidArgument, "'Date' must be at midnight GMT"));
+    }
+    Ok(u64::try_from(at.unix_timestamp_nanos()).unwrap_or(0))
 }
 
 /// The rule's scope: the old top-level `Prefix`, or a `Filter` with at most one of
@@ -379,8 +539,8 @@ mod tests {
     use super::*;
     use s3s::dto::{
         AbortIncompleteMultipartUpload, ExpirationStatus, LifecycleExpiration,
-        LifecycleRuleAndOperator, LifecycleRuleFilter, NoncurrentVersionExpiration, Tag,
-        Transition,
+        LifecycleRuleAndOperator, LifecycleRuleFilter, NoncurrentVersionExpiration,
+        NoncurrentVersionTransition, Tag, Transition, TransitionStorageClass,
     };
 
     fn rule() -> LifecycleRule {
@@ -506,14 +666,111 @@ mod tests {
             })),
             "InvalidRequest"
         );
-        assert_eq!(
-            code(with(&|r| {
-                r.transitions = Some(vec![Transition {
-                    days: Some(30),
+        let moved = |days: i32, class: &str| Transition {
+            days: Some(days),
+            storage_class: Some(TransitionStorageClass::from(class.to_string())),
+            ..Default::default()
+        };
+        for (transitions, want) in [
+            (
+                vec![Transition {
+                    days: Some(1),
                     ..Default::default()
-                }])
-            })),
-            "InvalidStorageClass"
+                }],
+                "MalformedXML",
+            ),
+            (vec![moved(1, "STANDARD")], "InvalidStorageClass"),
+            (vec![moved(-1, "COLD")], "InvalidArgument"),
+            (vec![moved(1, "COLD"), moved(2, "COLD")], "InvalidArgument"),
+            // The rule expires after 3 days: a transition must come before.
+            (vec![moved(3, "COLD")], "InvalidArgument"),
+        ] {
+            assert_eq!(
+                code(with(&|r| r.transitions = Some(transitions.clone()))),
+                want
+            );
+        }
+        let noncurrent = |days: i32, keep: Option<i32>| NoncurrentVersionTransition {
+            noncurrent_days: Some(days),
+            newer_noncurrent_versions: keep,
+            storage_class: Some(TransitionStorageClass::from("COLD".to_string())),
+        };
+        assert_eq!(
+            code(with(
+                &|r| r.noncurrent_version_transitions = Some(vec![noncurrent(-2, None)])
+            )),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            code(with(
+                &|r| r.noncurrent_version_transitions = Some(vec![noncurrent(1, Some(101))])
+            )),
+            "InvalidArgument"
+        );
+        let ok = check(&BucketLifecycleConfiguration {
+            rules: vec![LifecycleRule {
+                transitions: Some(vec![moved(0, "WARM"), moved(2, "COLD")]),
+                noncurrent_version_transitions: Some(vec![noncurrent(1, Some(2))]),
+                ..rule()
+            }],
+        })
+        .unwrap();
+        assert_eq!(
+            ok[0].transitions,
+            vec![
+                (When::Days(0), "WARM".to_string()),
+                (When::Days(2), "COLD".to_string())
+            ]
+        );
+        assert_eq!(
+            ok[0].classes().collect::<Vec<_>>(),
+            ["WARM", "COLD", "COLD"]
+        );
+    }
+
+    #[test]
+    fn the_latest_transition_due_wins() {
+        let rule = check(&BucketLifecycleConfiguration {
+            rules: vec![LifecycleRule {
+                transitions: Some(vec![
+                    Transition {
+                        days: Some(1),
+                        storage_class: Some(TransitionStorageClass::from("WARM".to_string())),
+                        ..Default::default()
+                    },
+                    Transition {
+                        days: Some(2),
+                        storage_class: Some(TransitionStorageClass::from("COLD".to_string())),
+                        ..Default::default()
+                    },
+                ]),
+                noncurrent_version_transitions: Some(vec![NoncurrentVersionTransition {
+                    noncurrent_days: Some(1),
+                    newer_noncurrent_versions: Some(1),
+                    storage_class: Some(TransitionStorageClass::from("COLD".to_string())),
+                }]),
+                ..enabled_rule()
+            }],
+        })
+        .unwrap()
+        .remove(0);
+        let sec = NS;
+        // A one-second day: written at 0, WARM from 1 s, COLD from 2 s.
+        assert_eq!(rule.transition_due(0, sec / 2, 1), None);
+        assert_eq!(rule.transition_due(0, sec, 1), Some((sec, "WARM")));
+        assert_eq!(rule.transition_due(0, 5 * sec, 1), Some((2 * sec, "COLD")));
+        // Noncurrent since 10 s: due at 11 s, once one newer noncurrent version is kept.
+        assert_eq!(
+            rule.noncurrent_transition_due(10 * sec, 1, 12 * sec, 1),
+            Some((11 * sec, "COLD"))
+        );
+        assert_eq!(
+            rule.noncurrent_transition_due(10 * sec, 0, 12 * sec, 1),
+            None
+        );
+        assert_eq!(
+            rule.noncurrent_transition_due(10 * sec, 1, 10 * sec, 1),
+            None
         );
     }
 

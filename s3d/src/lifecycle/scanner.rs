@@ -1,5 +1,5 @@
 //! The lifecycle scanner: a background pass every interval over the buckets that have
-//! rules, applying expirations and aborting old multipart uploads.
+//! rules, applying expirations and transitions and aborting old multipart uploads.
 //!
 //! - Incremental and bounded: versions are read a page at a time in key order, and only
 //!   one key's state is held across pages, whatever the bucket holds.
@@ -8,7 +8,9 @@
 //!   ends a pass at its next page instead of waiting for it.
 //! - Safe against races: each expiration goes to the engine as "this version, if it is
 //!   still where the scan saw it" (`engine::Expiry`), inside the commit, where object
-//!   lock is enforced too: a locked version is never removed.
+//!   lock is enforced too: a locked version is never removed. A transition
+//!   (`Store::transition`) copies the version's data into its class's pool and swaps it
+//!   in with one commit that checks the version still holds that data and is not locked.
 //! - Everything it does goes through one hook, [`Scan::acted`], which the events
 //!   (LifecycleExpiration) attach to.
 
@@ -68,6 +70,7 @@ struct Report {
     noncurrent: u64,
     markers: u64,
     uploads: u64,
+    transitioned: u64,
     kept_locked: u64,
 }
 
@@ -102,6 +105,7 @@ pub(crate) async fn run(store: Store, settings: Settings) {
                 noncurrent_removed = r.noncurrent,
                 delete_markers_removed = r.markers,
                 uploads_aborted = r.uploads,
+                transitioned = r.transitioned,
                 kept_by_object_lock = r.kept_locked,
                 ms = started.elapsed().as_millis() as u64,
                 "lifecycle pass"
@@ -115,7 +119,7 @@ pub(crate) async fn run(store: Store, settings: Settings) {
 
 impl Report {
     fn is_empty(&self) -> bool {
-        self.expired + self.noncurrent + self.markers + self.uploads == 0
+        self.expired + self.noncurrent + self.markers + self.uploads + self.transitioned == 0
     }
 }
 
@@ -202,10 +206,7 @@ impl Scan<'_> {
 
     fn bucket(&mut self, b: &str, rules: &[Rule], after_key: Option<String>) -> engine::Result<()> {
         let enabled: Vec<&Rule> = rules.iter().filter(|r| r.enabled).collect();
-        if enabled
-            .iter()
-            .any(|r| r.expire.is_some() || r.expired_markers || r.noncurrent.is_some())
-        {
+        if enabled.iter().any(|r| r.acts_on_versions()) {
             self.versions(b, &enabled, after_key)?;
         }
         if enabled.iter().any(|r| r.abort_after_days.is_some()) {
@@ -299,7 +300,20 @@ impl Scan<'_> {
                         .is_some_and(|at| at <= self.now)
             });
             if let Some(rule) = due_rule {
-                self.expire(b, &v.key, &v.version_id, Expiry::Current, &rule.id)?;
+                return self.expire(b, &v.key, &v.version_id, Expiry::Current, &rule.id);
+            }
+            let due_class = rules
+                .iter()
+                .filter(|r| r.filter.matches(&v.key, &v.meta.tags, v.size))
+                .filter_map(|r| {
+                    Some((
+                        r.transition_due(v.mtime_ns, self.now, self.day_secs)?,
+                        &r.id,
+                    ))
+                })
+                .max_by_key(|((at, _), _)| *at);
+            if let Some(((_, class), rule)) = due_class {
+                self.transition(b, v, class, rule);
             }
             return Ok(());
         }
@@ -316,9 +330,57 @@ impl Scan<'_> {
             in_scope && index > n.keep_newer && due(since, n.days, self.day_secs) <= self.now
         });
         if let Some(rule) = due_rule {
-            self.expire(b, &v.key, &v.version_id, Expiry::Noncurrent, &rule.id)?;
+            return self.expire(b, &v.key, &v.version_id, Expiry::Noncurrent, &rule.id);
+        }
+        if v.delete_marker {
+            return Ok(());
+        }
+        let due_class = rules
+            .iter()
+            .filter(|r| r.filter.matches(&v.key, &v.meta.tags, v.size))
+            .filter_map(|r| {
+                let due = r.noncurrent_transition_due(since, index - 1, self.now, self.day_secs)?;
+                Some((due, &r.id))
+            })
+            .max_by_key(|((at, _), _)| *at);
+        if let Some(((_, class), rule)) = due_class {
+            self.transition(b, v, class, rule);
         }
         Ok(())
+    }
+
+    /// Move `v` to storage class `class` if it is not there yet. A transition that
+    /// cannot be made now (a locked version, a pool that takes no data, a failing copy)
+    /// is logged and tried again by the next pass; it does not stop this one.
+    fn transition(&mut self, b: &str, v: &engine::ObjectVersion, class: &str, rule: &str) {
+        if v.meta.storage_class.as_deref().unwrap_or(engine::STANDARD) == class {
+            return;
+        }
+        match self.store.transition(b, &v.key, &v.version_id, class) {
+            Ok(true) => {
+                self.report.transitioned += 1;
+                self.acted(
+                    "s3:LifecycleTransition",
+                    b,
+                    &v.key,
+                    Some(&v.version_id),
+                    rule,
+                );
+            }
+            // Changed since the page was read: the next pass judges it again.
+            Ok(false)
+            | Err(engine::Error::PreconditionFailed | engine::Error::NoSuchVersion(_)) => {}
+            Err(engine::Error::ObjectLocked(why)) => {
+                tracing::debug!(target: "cybs3::lifecycle", bucket = b, "kept: {why}");
+                self.report.kept_locked += 1;
+            }
+            Err(e) => tracing::warn!(
+                target: "cybs3::lifecycle",
+                bucket = b,
+                key = %v.key,
+                "transition to {class} failed: {e}; the next pass tries again"
+            ),
+        }
     }
 
     fn finish_key(&mut self, b: &str, w: KeyWalk) -> engine::Result<()> {

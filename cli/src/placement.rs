@@ -1,11 +1,12 @@
-//! `cybs3 admin pool add|list|drain`: the store's pools of drives, through the running
-//! server's management socket or, when it is stopped, on the store directly.
+//! Where data goes: `cybs3 admin pool add|list|drain` (the store's pools of drives) and
+//! `cybs3 admin tier add|list|remove` (storage classes bound to pools), through the
+//! running server's management socket or, when it is stopped, on the store directly.
 
 use crate::admin;
 use crate::iam::DataArg;
 use crate::server::{human_bytes, open_stopped, store_dir};
 use anyhow::{Context, Result};
-use engine::{Ec, PoolInfo, PoolState};
+use engine::{Ec, PoolInfo, PoolState, StorageClass};
 use hyper::Method;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -39,31 +40,76 @@ pub enum PoolCmd {
     },
 }
 
-/// A management call about pools, as the socket takes it (`POST /pools`).
+#[derive(clap::Subcommand, Debug)]
+pub enum TierCmd {
+    /// Bind a storage class to a pool: objects written in the class (x-amz-storage-class)
+    /// and lifecycle transitions to it put their data there
+    Add {
+        /// STANDARD, STANDARD_IA, GLACIER, DEEP_ARCHIVE, or any upper-case name
+        class: String,
+        /// The pool that holds the class's data
+        #[arg(long, value_name = "NAME")]
+        pool: String,
+        /// Objects in the class cannot be read until restored (RestoreObject), as in
+        /// GLACIER and DEEP_ARCHIVE, which are archives anyway
+        #[arg(long)]
+        archive: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the storage classes and their pools
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Unbind a storage class; refused while any object is in it
+    Remove { class: String },
+}
+
+/// A management call about pools and classes, as the socket takes it (`POST /placement`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case")]
-pub enum PoolCall {
-    Add {
+pub enum PlacementCall {
+    PoolAdd {
         name: String,
         drives: Vec<PathBuf>,
         ec: Option<Ec>,
     },
-    List,
-    Drain {
+    PoolList,
+    PoolDrain {
         name: String,
+    },
+    TierAdd {
+        class: String,
+        pool: String,
+        archive: bool,
+    },
+    TierList,
+    TierRemove {
+        class: String,
     },
 }
 
-impl PoolCall {
+impl PlacementCall {
     /// Applies the call to an open store. A drain on a store no server runs is done
     /// here and now; a server's drain goes on in its background.
     pub fn apply(self, store: &engine::Store, serving: bool) -> Result<serde_json::Value> {
         Ok(match self {
-            PoolCall::Add { name, drives, ec } => {
+            PlacementCall::PoolAdd { name, drives, ec } => {
                 serde_json::to_value(store.add_pool(&name, drives, ec)?)?
             }
-            PoolCall::List => serde_json::to_value(store.pools())?,
-            PoolCall::Drain { name } => {
+            PlacementCall::PoolList => serde_json::to_value(store.pools())?,
+            PlacementCall::TierAdd {
+                class,
+                pool,
+                archive,
+            } => serde_json::to_value(store.add_storage_class(&class, &pool, archive)?)?,
+            PlacementCall::TierList => serde_json::to_value(store.storage_classes())?,
+            PlacementCall::TierRemove { class } => {
+                store.remove_storage_class(&class)?;
+                serde_json::Value::Null
+            }
+            PlacementCall::PoolDrain { name } => {
                 store.drain_pool(&name)?;
                 if !serving {
                     store.run_drains()?;
@@ -75,7 +121,51 @@ impl PoolCall {
     }
 }
 
-pub fn run(cmd: PoolCmd, data: DataArg) -> Result<()> {
+pub fn tier(cmd: TierCmd, data: DataArg) -> Result<()> {
+    match cmd {
+        TierCmd::Add {
+            class,
+            pool,
+            archive,
+            json,
+        } => {
+            let call = PlacementCall::TierAdd {
+                class,
+                pool,
+                archive,
+            };
+            let c: StorageClass = serde_json::from_value(self::call(data, call)?)?;
+            show_classes(&[c], json)
+        }
+        TierCmd::List { json } => {
+            let classes: Vec<StorageClass> =
+                serde_json::from_value(call(data, PlacementCall::TierList)?)?;
+            show_classes(&classes, json)
+        }
+        TierCmd::Remove { class } => call(data, PlacementCall::TierRemove { class }).map(drop),
+    }
+}
+
+fn show_classes(classes: &[StorageClass], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(classes)?);
+        return Ok(());
+    }
+    if classes.is_empty() {
+        println!("no storage class is bound: everything is STANDARD, placed by free space over the pools");
+    }
+    for c in classes {
+        let archive = if c.archive {
+            "  (archive: restore before reading)"
+        } else {
+            ""
+        };
+        println!("{}  pool {}{archive}", c.class, c.pool);
+    }
+    Ok(())
+}
+
+pub fn pool(cmd: PoolCmd, data: DataArg) -> Result<()> {
     match cmd {
         PoolCmd::Add {
             name,
@@ -89,16 +179,18 @@ pub fn run(cmd: PoolCmd, data: DataArg) -> Result<()> {
                 .map(std::path::absolute)
                 .collect::<std::io::Result<Vec<_>>>()
                 .context("cannot resolve a drive path")?;
-            let pool: PoolInfo =
-                serde_json::from_value(call(data, PoolCall::Add { name, drives, ec })?)?;
+            let call = PlacementCall::PoolAdd { name, drives, ec };
+            let pool: PoolInfo = serde_json::from_value(self::call(data, call)?)?;
             show(&[pool], json)
         }
         PoolCmd::List { json } => {
-            let pools: Vec<PoolInfo> = serde_json::from_value(call(data, PoolCall::List)?)?;
+            let pools: Vec<PoolInfo> =
+                serde_json::from_value(call(data, PlacementCall::PoolList)?)?;
             show(&pools, json)
         }
         PoolCmd::Drain { name, json } => {
-            let pool: PoolInfo = serde_json::from_value(call(data, PoolCall::Drain { name })?)?;
+            let pool: PoolInfo =
+                serde_json::from_value(call(data, PlacementCall::PoolDrain { name })?)?;
             show(std::slice::from_ref(&pool), json)?;
             if pool.state == PoolState::Draining && !json {
                 println!(
@@ -152,14 +244,14 @@ fn show(pools: &[PoolInfo], json: bool) -> Result<()> {
 }
 
 /// Ask the running server, or apply the call to the stopped store.
-fn call(data: DataArg, call: PoolCall) -> Result<serde_json::Value> {
+fn call(data: DataArg, call: PlacementCall) -> Result<serde_json::Value> {
     let dir = store_dir(data.data);
     if dir.running()?.is_some() {
         let body = serde_json::to_value(&call)?;
         return crate::block_on(admin::call(
             &dir.socket(),
             Method::POST,
-            "/pools",
+            "/placement",
             Some(body),
         ));
     }
