@@ -111,6 +111,7 @@ fn measure(args: &EngineArgs, base: &Path) -> Result<Vec<Row>> {
         "MB/s",
         Some((get / raw_read, "raw read")),
     ));
+    rows.extend(transition(&store, base, size)?);
     store.delete("bench", "large", None, false)?;
 
     let small = vec![7u8; 4096];
@@ -206,6 +207,63 @@ fn measure(args: &EngineArgs, base: &Path) -> Result<Vec<Row>> {
     }
     rows.push(listing_row("list", listed, args.list_keys, t.elapsed())?);
     Ok(rows)
+}
+
+/// The large object moved to a second 4+2 pool by a lifecycle transition, next to a
+/// plain copy of its shard files between the same drives (read, write, fsync; one
+/// thread per drive).
+fn transition(store: &Store, base: &Path, size: u64) -> Result<Vec<Row>> {
+    let drives: Vec<PathBuf> = (0..6).map(|i| base.join(format!("p{i}"))).collect();
+    store.add_pool("second", drives.clone(), Some(Ec { data: 4, parity: 2 }))?;
+    store.add_storage_class("COLD", "second", false)?;
+    let v = store.head("bench", "large", None)?;
+    let copies: Vec<PathBuf> = drives.iter().map(|d| d.join("copy")).collect();
+    // Both read from the disk, not from memory.
+    crate::machine::drop_caches()?;
+    let t = Instant::now();
+    // One copy per drive at once, as the transition writes its shards.
+    std::thread::scope(|s| {
+        let copies: Vec<_> = copies
+            .iter()
+            .enumerate()
+            .map(|(i, to)| {
+                s.spawn(move || -> Result<()> {
+                    for sub in std::fs::read_dir(base.join(format!("d{i}")).join("data"))? {
+                        for f in std::fs::read_dir(sub?.path())? {
+                            std::fs::copy(f?.path(), to)?;
+                            std::fs::File::open(to)?.sync_all()?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        copies
+            .into_iter()
+            .try_for_each(|c| c.join().expect("copy thread"))
+    })?;
+    let copy = size as f64 / t.elapsed().as_secs_f64() / 1e6;
+    for c in &copies {
+        std::fs::remove_file(c)?;
+    }
+    crate::machine::drop_caches()?;
+    let t = Instant::now();
+    store.transition("bench", "large", &v.version_id, "COLD")?;
+    let moved = size as f64 / t.elapsed().as_secs_f64() / 1e6;
+    Ok(vec![
+        row(
+            "shard files copied to a second pool (reference, object bytes)",
+            copy,
+            "MB/s",
+            None,
+        ),
+        row(
+            "large transition to a second 4+2 pool",
+            moved,
+            "MB/s",
+            Some((moved / copy, "plain copy")),
+        ),
+    ])
 }
 
 /// Disk taken by `count` objects of 1 to 64 KiB on a 4+2 store, per object byte, next to
