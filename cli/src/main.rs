@@ -115,6 +115,8 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Write the man pages (cybs3.1, and one per subcommand) into DIR
+    Man { dir: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -243,6 +245,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "cybs3", &mut std::io::stdout());
             Ok(true)
         }
+        Command::Man { dir } => clap_mangen::generate_to(Cli::command(), &dir)
+            .map_err(|e| anyhow::anyhow!("cannot write the man pages into {}: {e}", dir.display()))
+            .map(|()| true),
     }?;
     Ok(if ok {
         ExitCode::SUCCESS
