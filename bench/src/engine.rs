@@ -215,7 +215,7 @@ fn measure(args: &EngineArgs, base: &Path) -> Result<Vec<Row>> {
 fn transition(store: &Store, base: &Path, size: u64) -> Result<Vec<Row>> {
     let drives: Vec<PathBuf> = (0..6).map(|i| base.join(format!("p{i}"))).collect();
     store.add_pool("second", drives.clone(), Some(Ec { data: 4, parity: 2 }))?;
-    store.add_storage_class("COLD", "second", false)?;
+    store.add_storage_class("COLD", engine::Tier::Pool("second".into()), false)?;
     let v = store.head("bench", "large", None)?;
     let copies: Vec<PathBuf> = drives.iter().map(|d| d.join("copy")).collect();
     // Both read from the disk, not from memory.

@@ -6,7 +6,7 @@ use crate::admin;
 use crate::iam::DataArg;
 use crate::server::{human_bytes, open_stopped, store_dir};
 use anyhow::{Context, Result};
-use engine::{Ec, PoolInfo, PoolState, StorageClass};
+use engine::{Ec, PoolInfo, PoolState, RemoteTier, StorageClass, Tier};
 use hyper::Method;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -42,14 +42,22 @@ pub enum PoolCmd {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TierCmd {
-    /// Bind a storage class to a pool: objects written in the class (x-amz-storage-class)
-    /// and lifecycle transitions to it put their data there
+    /// Bind a storage class to a pool (objects written in the class and lifecycle
+    /// transitions to it put their data there) or to a bucket of another S3 system
+    /// (lifecycle transitions move objects there)
     Add {
         /// STANDARD, STANDARD_IA, GLACIER, DEEP_ARCHIVE, or any upper-case name
         class: String,
         /// The pool that holds the class's data
-        #[arg(long, value_name = "NAME")]
-        pool: String,
+        #[arg(
+            long,
+            value_name = "NAME",
+            required_unless_present = "endpoint",
+            conflicts_with = "endpoint"
+        )]
+        pool: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
         /// Objects in the class cannot be read until restored (RestoreObject), as in
         /// GLACIER and DEEP_ARCHIVE, which are archives anyway
         #[arg(long)]
@@ -64,6 +72,67 @@ pub enum TierCmd {
     },
     /// Unbind a storage class; refused while any object is in it
     Remove { class: String },
+}
+
+/// A remote tier: where in which S3 system a class keeps its objects.
+#[derive(clap::Args, Debug)]
+pub struct RemoteArgs {
+    /// The remote S3 endpoint, e.g. https://s3.example.org
+    #[arg(long, value_name = "URL", requires_all = ["bucket", "access_key", "secret_key"])]
+    endpoint: Option<String>,
+    /// Its bucket (it must exist)
+    #[arg(long, value_name = "BUCKET")]
+    bucket: Option<String>,
+    /// Put in front of every object name there, ending in '/'
+    #[arg(long, value_name = "PREFIX", default_value = "")]
+    prefix: String,
+    #[arg(long, value_name = "KEY")]
+    access_key: Option<String>,
+    /// Kept sealed under the server's key
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "CYBS3_TIER_SECRET_KEY",
+        hide_env_values = true
+    )]
+    secret_key: Option<String>,
+    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
+    region: String,
+}
+
+/// A class as `admin tier list` shows it: never the secret, not even sealed.
+#[derive(Debug, Serialize, Deserialize)]
+struct ClassView {
+    class: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote: Option<serde_json::Value>,
+    archive: bool,
+}
+
+impl From<StorageClass> for ClassView {
+    fn from(c: StorageClass) -> ClassView {
+        let (pool, remote) = match c.tier {
+            Tier::Pool(p) => (Some(p), None),
+            Tier::Remote(r) => (
+                None,
+                Some(serde_json::json!({
+                    "endpoint": r.endpoint,
+                    "bucket": r.bucket,
+                    "prefix": r.prefix,
+                    "region": r.region,
+                    "access_key": r.access_key,
+                })),
+            ),
+        };
+        ClassView {
+            class: c.class,
+            pool,
+            remote,
+            archive: c.archive,
+        }
+    }
 }
 
 /// A management call about pools and classes, as the socket takes it (`POST /placement`).
@@ -81,7 +150,7 @@ pub enum PlacementCall {
     },
     TierAdd {
         class: String,
-        pool: String,
+        tier: Tier,
         archive: bool,
     },
     TierList,
@@ -101,9 +170,9 @@ impl PlacementCall {
             PlacementCall::PoolList => serde_json::to_value(store.pools())?,
             PlacementCall::TierAdd {
                 class,
-                pool,
+                tier,
                 archive,
-            } => serde_json::to_value(store.add_storage_class(&class, &pool, archive)?)?,
+            } => serde_json::to_value(store.add_storage_class(&class, tier, archive)?)?,
             PlacementCall::TierList => serde_json::to_value(store.storage_classes())?,
             PlacementCall::TierRemove { class } => {
                 store.remove_storage_class(&class)?;
@@ -126,12 +195,29 @@ pub fn tier(cmd: TierCmd, data: DataArg) -> Result<()> {
         TierCmd::Add {
             class,
             pool,
+            remote,
             archive,
             json,
         } => {
+            let tier = match (pool, remote.endpoint) {
+                (Some(pool), _) => Tier::Pool(pool),
+                (None, Some(endpoint)) => {
+                    let key = store_dir(data.data.clone()).ensure_server_key()?;
+                    let secret = remote.secret_key.unwrap_or_default();
+                    Tier::Remote(RemoteTier {
+                        endpoint: endpoint.trim_end_matches('/').to_string(),
+                        bucket: remote.bucket.unwrap_or_default(),
+                        prefix: remote.prefix,
+                        region: remote.region,
+                        access_key: remote.access_key.unwrap_or_default(),
+                        sealed_secret: s3d::seal_secret(&key, &secret),
+                    })
+                }
+                (None, None) => unreachable!("clap requires --pool or --endpoint"),
+            };
             let call = PlacementCall::TierAdd {
                 class,
-                pool,
+                tier,
                 archive,
             };
             let c: StorageClass = serde_json::from_value(self::call(data, call)?)?;
@@ -147,8 +233,9 @@ pub fn tier(cmd: TierCmd, data: DataArg) -> Result<()> {
 }
 
 fn show_classes(classes: &[StorageClass], json: bool) -> Result<()> {
+    let views: Vec<ClassView> = classes.iter().cloned().map(ClassView::from).collect();
     if json {
-        println!("{}", serde_json::to_string(classes)?);
+        println!("{}", serde_json::to_string(&views)?);
         return Ok(());
     }
     if classes.is_empty() {
@@ -160,7 +247,13 @@ fn show_classes(classes: &[StorageClass], json: bool) -> Result<()> {
         } else {
             ""
         };
-        println!("{}  pool {}{archive}", c.class, c.pool);
+        match &c.tier {
+            Tier::Pool(pool) => println!("{}  pool {pool}{archive}", c.class),
+            Tier::Remote(r) => println!(
+                "{}  remote {}/{}/{}{archive}",
+                c.class, r.endpoint, r.bucket, r.prefix
+            ),
+        }
     }
     Ok(())
 }

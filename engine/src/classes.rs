@@ -11,6 +11,7 @@
 use crate::error::{Error, Result};
 use crate::pool::{Pool, PoolState};
 use crate::record::{self, keys, ObjectMeta, ObjectVersion, UploadRecord};
+use crate::remote::RemoteTier;
 use crate::Store;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -25,9 +26,19 @@ const RECORDS: &str = "engine.class";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StorageClass {
     pub class: String,
-    pub pool: String,
+    pub tier: Tier,
     /// Objects stay unreadable until restored (RestoreObject).
     pub archive: bool,
+}
+
+/// Where a class keeps its data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// A pool of this store.
+    Pool(String),
+    /// A bucket of another S3 system (`remote.rs`): reached by lifecycle transitions.
+    Remote(RemoteTier),
 }
 
 impl record::Record for StorageClass {}
@@ -49,25 +60,42 @@ impl Store {
         classes.iter().find(|c| c.class == class).cloned()
     }
 
-    /// Bind `class` to `pool`. GLACIER and DEEP_ARCHIVE are archives whatever `archive` says.
+    /// Bind `class` to `tier`. GLACIER and DEEP_ARCHIVE are archives whatever `archive` says.
     pub fn add_storage_class(
         &self,
         class: &str,
-        pool: &str,
+        tier: Tier,
         archive: bool,
     ) -> Result<StorageClass> {
         check_name(class)?;
         let _one_at_a_time = self.inner.pool_admin.lock().unwrap();
-        let p = self.inner.pools.named(pool)?;
-        if p.state() != PoolState::Active {
-            return Err(Error::Tier(format!(
-                "pool {pool:?} is {}: bind the class to an active pool",
-                if p.state() == PoolState::Draining {
-                    "draining"
-                } else {
-                    "drained"
+        match &tier {
+            Tier::Pool(pool) => {
+                let p = self.inner.pools.named(pool)?;
+                if p.state() != PoolState::Active {
+                    return Err(Error::Tier(format!(
+                        "pool {pool:?} is {}: bind the class to an active pool",
+                        if p.state() == PoolState::Draining {
+                            "draining"
+                        } else {
+                            "drained"
+                        }
+                    )));
                 }
-            )));
+            }
+            Tier::Remote(r) => {
+                if r.endpoint.is_empty() || r.bucket.is_empty() {
+                    return Err(Error::Tier(
+                        "a remote tier needs an endpoint and a bucket".into(),
+                    ));
+                }
+                if !(r.prefix.is_empty() || r.prefix.ends_with('/')) {
+                    return Err(Error::Tier(format!(
+                        "the prefix {:?} must end with '/'",
+                        r.prefix
+                    )));
+                }
+            }
         }
         if self.storage_class(class).is_some() {
             return Err(Error::Tier(format!(
@@ -76,7 +104,7 @@ impl Store {
         }
         let binding = StorageClass {
             class: class.to_string(),
-            pool: pool.to_string(),
+            tier,
             archive: archive || archive_by_name(class),
         };
         self.set_server_record(RECORDS, class, Some(record::encode(&binding)?))?;
@@ -126,9 +154,11 @@ impl Store {
     /// the placement by free space (STANDARD unbound, or its pool being drained).
     pub(crate) fn pool_for_class(&self, class: Option<&str>) -> Arc<Pool> {
         let class = class.unwrap_or(STANDARD);
-        self.storage_class(class)
-            .and_then(|c| self.inner.pools.named(&c.pool).ok())
-            .filter(|p| p.state() == PoolState::Active)
+        let pool = match self.storage_class(class).map(|c| c.tier) {
+            Some(Tier::Pool(pool)) => self.inner.pools.named(&pool).ok(),
+            _ => None,
+        };
+        pool.filter(|p| p.state() == PoolState::Active)
             .unwrap_or_else(|| self.inner.place())
     }
 

@@ -32,15 +32,17 @@ mod lock;
 mod moves;
 mod ops;
 mod pool;
+mod queue;
 mod read;
 mod reclaim;
 mod record;
 mod rejoin;
+mod remote;
 mod shard;
 mod store;
 mod write;
 
-pub use classes::{StorageClass, STANDARD};
+pub use classes::{StorageClass, Tier, STANDARD};
 /// The block coder alone, for `cybs3 bench engine`'s encode rate; not part of the store's API.
 #[cfg(feature = "bench-internals")]
 pub use codec::Encoder;
@@ -53,11 +55,13 @@ pub use layout::{Ec, BLOCK_SIZE, INLINE_MAX};
 pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
 pub use ops::{Deleted, MIN_PART_SIZE};
 pub use pool::{PoolInfo, PoolState, FIRST_POOL};
+pub use queue::QueueStatus;
 pub use read::{ObjectReader, RangeRead};
 pub use record::{
     Acl, BucketRecord, BucketStats, CanonicalUser, DataId, DefaultRetention, Grant, Grantee,
     LockMode, LockPeriod, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry, PartRecord,
     Permission, Retention, ShardLayout, UploadRecord, Versioning,
 };
+pub use remote::{RemoteStore, RemoteTier};
 pub use store::{validate_bucket_name, validate_key, DriveStatus, Status, Store, StoreConfig};
 pub use write::ObjectWriter;

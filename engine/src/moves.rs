@@ -10,6 +10,7 @@
 //! either the originals referenced and the copies orphans (swept at the next start), or
 //! the copies referenced and the originals orphans: never both, never neither.
 
+use crate::classes::Tier;
 use crate::error::{Error, Result};
 use crate::ops::{Op, Owner};
 use crate::pool::{Pool, Writing};
@@ -131,13 +132,22 @@ impl Store {
     ) -> Result<bool> {
         let binding = self
             .storage_class(class)
-            .ok_or_else(|| Error::Tier(format!("storage class {class} is not bound to a pool")))?;
+            .ok_or_else(|| Error::Tier(format!("storage class {class} is not bound to a tier")))?;
         let v = match self.head(bucket, key, Some(version_id)) {
             Ok(v) => v,
             Err(Error::DeleteMarker { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
-        let to = self.inner.pools.named(&binding.pool)?;
+        let pool = match &binding.tier {
+            Tier::Pool(pool) => pool,
+            Tier::Remote(remote) => return self.transition_remote(bucket, &v, class, remote),
+        };
+        if v.parts.iter().any(|p| p.data.is_remote()) {
+            return Err(Error::Tier(format!(
+                "{key} is on a remote tier; it does not come back to a pool"
+            )));
+        }
+        let to = self.inner.pools.named(pool)?;
         if to.state() != crate::pool::PoolState::Active {
             return Err(Error::Tier(format!(
                 "storage class {class}: its pool {} takes no data now",

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::expire::{self, Expiry};
 use crate::inline::Shards;
 use crate::lock::{self, LOCK_DEFAULT_ATTR};
+use crate::queue;
 use crate::record::{
     self, keys, Acl, BucketRecord, BucketStats, DataId, DefaultRetention, LockRequest, ObjectMeta,
     ObjectVersion, PartData, PartEntry, PartRecord, Retention, UploadRecord, Versioning,
@@ -139,6 +140,27 @@ pub(crate) enum Op {
         moves: Vec<(DataId, PartData)>,
         class: Option<String>,
     },
+    /// A transition to a remote tier (`remote.rs`): `owner`'s parts, still the data
+    /// `from`, become ranges of the remote object `id` at `at`; the class is recorded,
+    /// the local data reclaimed and the upload's intent (`intent`) dropped. Refused
+    /// (`PreconditionFailed`) when the version changed, or under object lock.
+    ToRemote {
+        owner: Owner,
+        from: Vec<DataId>,
+        id: DataId,
+        at: crate::remote::RemoteRef,
+        class: String,
+        intent: u64,
+    },
+    /// Queue work on its own (`queue.rs`).
+    AddWork(crate::queue::Work),
+    /// Queued work done.
+    FinishWork(u64),
+    /// Queued work failed this time.
+    RetryWork {
+        seq: u64,
+        error: String,
+    },
     /// RestoreObject: an archived version is readable until `until_ns`.
     Restore {
         bucket: String,
@@ -168,6 +190,7 @@ pub(crate) enum Out {
     Deleted(Deleted),
     Expired(Option<Deleted>),
     Upload(UploadRecord),
+    Queued(u64),
 }
 
 /// What a delete did, as S3 reports it.
@@ -434,7 +457,7 @@ pub(crate) fn apply(
                     }
                     return Ok(Out::Done);
                 }
-                drop_data(tx, &old.entry.data, freed);
+                drop_data(tx, &old.entry.data, freed)?;
             }
             if let Some(shards) = inline {
                 tx.put_each(keys::inline_shard(&part.data.id()), shards.clone());
@@ -542,9 +565,47 @@ pub(crate) fn apply(
             for (from, to) in moves {
                 let old = held.swap(from, *to);
                 add_ref(tx, to);
-                drop_data(tx, &old, freed);
+                drop_data(tx, &old, freed)?;
             }
             held.store(tx, owner)?;
+            Ok(Out::Done)
+        }
+        Op::ToRemote {
+            owner,
+            from,
+            id,
+            at,
+            class,
+            intent,
+        } => {
+            let held = held_by(tx, owner)?;
+            let Some(Held::Version(mut v)) = held else {
+                return Err(Error::PreconditionFailed);
+            };
+            let now: Vec<DataId> = v.parts.iter().map(|p| p.data.id()).collect();
+            if now != *from {
+                return Err(Error::PreconditionFailed);
+            }
+            lock::check_removable(&v, clock.now(), false)?;
+            let mut offset = 0;
+            for p in v.parts.iter_mut() {
+                let old = std::mem::replace(&mut p.data, PartData::Remote { id: *id, offset });
+                offset += p.size;
+                drop_data(tx, &old, freed)?;
+            }
+            v.meta.storage_class = Some(class.clone());
+            tx.put(keys::data_ref(id), record::encode(at)?);
+            tx.del(keys::task(*intent));
+            Held::Version(v).store(tx, owner)?;
+            Ok(Out::Done)
+        }
+        Op::AddWork(work) => Ok(Out::Queued(queue::push(tx, work.clone())?)),
+        Op::FinishWork(seq) => {
+            tx.del(keys::task(*seq));
+            Ok(Out::Done)
+        }
+        Op::RetryWork { seq, error } => {
+            queue::retry(tx, *seq, error)?;
             Ok(Out::Done)
         }
         Op::Restore {
@@ -809,7 +870,7 @@ pub(crate) fn remove_version(
 ) -> Result<()> {
     tx.del(keys::version(b, &v.key, &v.sort));
     for p in &v.parts {
-        drop_data(tx, &p.data, freed);
+        drop_data(tx, &p.data, freed)?;
     }
     if !v.delete_marker {
         adjust_stats(tx, b, -1, -(v.size as i64))?;
@@ -839,7 +900,7 @@ fn drop_parts(tx: &mut Tx, upload_id: &str, keep: &[u32], freed: &mut Vec<DataId
     for (k, v) in tx.scan(&keys::parts_of(upload_id)) {
         let p = record::decode::<PartRecord>(&v)?;
         if !keep.contains(&p.entry.number) {
-            drop_data(tx, &p.entry.data, freed);
+            drop_data(tx, &p.entry.data, freed)?;
         }
         tx.del(k);
     }
@@ -852,18 +913,28 @@ fn add_ref(tx: &mut Tx, data: &PartData) {
     }
 }
 
-fn drop_data(tx: &mut Tx, data: &PartData, freed: &mut Vec<DataId>) {
-    match data.shards() {
-        None => {
-            let id = data.id();
-            tx.del(keys::inline_shard(&id));
-            tx.del(keys::inline(&id));
+/// Data no record holds any more: shard files go to the reclaimer once the commit is
+/// durable, inline shards go with the commit, and a remote object's delete is queued in
+/// it (once, by the first of its parts).
+fn drop_data(tx: &mut Tx, data: &PartData, freed: &mut Vec<DataId>) -> Result<()> {
+    match data {
+        PartData::Inline { id } => {
+            tx.del(keys::inline_shard(id));
+            tx.del(keys::inline(id));
         }
-        Some(layout) => {
-            tx.del(keys::data_ref(&layout.id));
-            freed.push(layout.id);
+        PartData::Sharded { id, .. } | PartData::Pooled { id, .. } => {
+            tx.del(keys::data_ref(id));
+            freed.push(*id);
+        }
+        PartData::Remote { id, .. } => {
+            if let Some(bytes) = tx.get(&keys::data_ref(id)) {
+                let at: crate::remote::RemoteRef = record::decode(&bytes)?;
+                queue::push(tx, queue::Work::DeleteRemote { at })?;
+                tx.del(keys::data_ref(id));
+            }
         }
     }
+    Ok(())
 }
 
 fn adjust_stats(tx: &mut Tx, b: &str, objects: i64, bytes: i64) -> Result<()> {

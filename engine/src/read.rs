@@ -12,7 +12,7 @@
 
 use crate::codec::reconstruct;
 use crate::error::{Error, Result};
-use crate::record::{DataId, ObjectVersion};
+use crate::record::{DataId, ObjectVersion, PartData};
 use crate::shard::{append_block, read_block, Geometry};
 use crate::Store;
 use std::collections::VecDeque;
@@ -43,14 +43,19 @@ struct Blocks {
 enum Source {
     Inline(Vec<u8>),
     Sharded(OnceLock<Vec<Option<File>>>),
+    /// On a remote tier: the response being read, and where in the remote object it is,
+    /// so that pieces read in order share one request.
+    Remote(Mutex<Option<(u64, Box<dyn Read + Send>)>>),
 }
 
 impl ObjectReader {
     pub(crate) fn new(store: Store, version: ObjectVersion, inline: Vec<Option<Vec<u8>>>) -> Self {
         let parts = inline
             .into_iter()
-            .map(|b| match b {
+            .zip(&version.parts)
+            .map(|(b, p)| match b {
                 Some(b) => Source::Inline(b),
+                None if p.data.is_remote() => Source::Remote(Mutex::new(None)),
                 None => Source::Sharded(OnceLock::new()),
             })
             .collect();
@@ -151,10 +156,43 @@ impl Blocks {
         }
     }
 
+    /// The bytes of a piece of a part on a remote tier: read on from the request in
+    /// flight when the piece follows it, else from a new one that runs to the part's end.
+    fn read_remote(&self, piece: Piece, id: DataId, offset: u64) -> Result<Vec<u8>> {
+        let Source::Remote(stream) = &self.parts[piece.part] else {
+            unreachable!("remote part has a remote source")
+        };
+        let bs = self.store.inner.block_size as u64;
+        let start = offset + piece.b * bs + piece.lo as u64;
+        let len = piece.hi - piece.lo;
+        let mut stream = stream.lock().unwrap();
+        if stream.as_ref().is_none_or(|(at, _)| *at != start) {
+            let at = self.store.remote_ref(&id)?;
+            let end = offset + self.version.parts[piece.part].size;
+            let body = self
+                .store
+                .remote_store()?
+                .get(&at.tier, &at.name, start, end)
+                .map_err(|e| Error::from_io(e, "remote tier"))?;
+            *stream = Some((start, body));
+        }
+        let (at, body) = stream.as_mut().expect("opened above");
+        let mut out = vec![0; len];
+        if let Err(e) = body.read_exact(&mut out) {
+            *stream = None;
+            return Err(Error::from_io(e, "remote tier"));
+        }
+        *at += len as u64;
+        Ok(out)
+    }
+
     /// The bytes of one piece.
     fn read(&self, piece: Piece) -> Result<Vec<u8>> {
         let Piece { part, b, lo, hi } = piece;
         let entry = &self.version.parts[part];
+        if let PartData::Remote { id, offset } = entry.data {
+            return self.read_remote(piece, id, offset);
+        }
         let (id, k, m, block_size) = match entry.data.shards() {
             None => {
                 let Source::Inline(bytes) = &self.parts[part] else {

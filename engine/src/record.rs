@@ -141,6 +141,9 @@ pub enum PartData {
         rot: u8,
         block_size: u32,
     },
+    /// In an object on a remote tier (`remote.rs`), at this offset: every part of a
+    /// version shares the one object, whose whereabouts are kept under `keys::data_ref(id)`.
+    Remote { id: DataId, offset: u64 },
 }
 
 impl PartData {
@@ -148,14 +151,20 @@ impl PartData {
         match self {
             PartData::Inline { id }
             | PartData::Sharded { id, .. }
-            | PartData::Pooled { id, .. } => *id,
+            | PartData::Pooled { id, .. }
+            | PartData::Remote { id, .. } => *id,
         }
     }
 
-    /// Where the shard files of data kept in files are; `None` for inline data.
+    /// Whether the bytes are on a remote tier.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, PartData::Remote { .. })
+    }
+
+    /// Where the shard files of data kept in files are; `None` for inline and remote data.
     pub fn shards(&self) -> Option<ShardLayout> {
         match *self {
-            PartData::Inline { .. } => None,
+            PartData::Inline { .. } | PartData::Remote { .. } => None,
             PartData::Sharded {
                 id,
                 k,
@@ -697,7 +706,13 @@ pub(crate) mod keys {
     /// A multipart upload completed a moment ago: `C upload_id` → [`super::Completed`],
     /// so that a retried CompleteMultipartUpload gets the first one's answer.
     pub const COMPLETED: u8 = b'C';
+    /// Queued work (`queue.rs`): `Q seq` → its task.
+    pub const QUEUE: u8 = b'Q';
+    /// Work that failed too often: `D seq` → its task.
+    pub const DEAD: u8 = b'D';
     pub const SEQ: &[u8] = b"#seq";
+    /// The last queue sequence number given.
+    pub const QUEUE_SEQ: &[u8] = b"#qseq";
 
     fn join(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
         let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
@@ -744,6 +759,25 @@ pub(crate) mod keys {
     pub fn inline_shard(id: &super::DataId) -> Vec<u8> {
         join(INLINE_SHARD, &[id])
     }
+    pub fn task(seq: u64) -> Vec<u8> {
+        let mut k = vec![QUEUE];
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    }
+
+    pub fn dead(seq: u64) -> Vec<u8> {
+        let mut k = vec![DEAD];
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    }
+
+    /// The sequence number of a `Q` or `D` key.
+    pub fn task_seq(key: &[u8]) -> u64 {
+        key.get(1..9)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_be_bytes)
+    }
+
     pub fn data_ref(id: &super::DataId) -> Vec<u8> {
         join(REF, &[id])
     }

@@ -95,6 +95,10 @@ pub(crate) struct Inner {
     pub classes: std::sync::RwLock<Vec<crate::classes::StorageClass>>,
     /// Bytes per second a drain may move (`StoreConfig::move_bandwidth`).
     pub move_bandwidth: Option<u64>,
+    /// The client of remote tiers, once the server gives one (`remote.rs`).
+    pub remote: std::sync::OnceLock<Arc<dyn crate::remote::RemoteStore>>,
+    /// When this process opened the store (Unix ns): work queued before is a past run's.
+    pub opened_ns: u64,
     pub ec: Ec,
     pub block_size: usize,
     pub store_id: String,
@@ -305,6 +309,8 @@ impl Store {
             pools,
             pool_admin: Mutex::new(()),
             classes: Default::default(),
+            remote: Default::default(),
+            opened_ns: crate::commit::Clock::new().now(),
             move_bandwidth: cfg.move_bandwidth,
             ec: reference.ec,
             block_size: reference.block_size as usize,
@@ -630,7 +636,9 @@ impl Store {
                     PartData::Inline { id } => {
                         self.inline_bytes(&id, p.size, (at, &rtxn, db)).map(Some)
                     }
-                    PartData::Sharded { .. } | PartData::Pooled { .. } => Ok(None),
+                    PartData::Sharded { .. }
+                    | PartData::Pooled { .. }
+                    | PartData::Remote { .. } => Ok(None),
                 })
                 .collect();
             drop(rtxn);
@@ -1056,6 +1064,10 @@ fn heal_loop(store: Weak<Inner>, queue: Receiver<DataId>, every: Duration, degra
             next_scan = Instant::now() + every;
         }
         draining = drainer.step(&s);
+        match s.run_work() {
+            Ok(more) => draining |= more,
+            Err(e) => tracing::warn!("queued work: {e}"),
+        }
     }
 }
 

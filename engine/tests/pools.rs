@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use cybs3_engine::{Error, LockRequest, ObjectMeta, PoolState, Store, WriteCondition};
+use cybs3_engine::{Error, LockRequest, ObjectMeta, PoolState, Store, Tier, WriteCondition};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -165,7 +165,8 @@ fn a_transition_moves_the_data_and_keeps_the_version() {
     let small = put(&s, B, "small", &bytes(12, 500));
     s.add_pool("cold", pool_drives(dir.path(), "c", 2), None)
         .unwrap();
-    s.add_storage_class("COLD", "cold", false).unwrap();
+    s.add_storage_class("COLD", Tier::Pool("cold".into()), false)
+        .unwrap();
 
     assert!(s.transition(B, "big", &big.version_id, "COLD").unwrap());
     let moved = s.head(B, "big", None).unwrap();
@@ -197,7 +198,7 @@ fn a_transition_moves_the_data_and_keeps_the_version() {
     s.add_pool("colder", pool_drives(dir.path(), "e", 2), None)
         .unwrap();
     let deep = s
-        .add_storage_class("DEEP_ARCHIVE", "colder", false)
+        .add_storage_class("DEEP_ARCHIVE", Tier::Pool("colder".into()), false)
         .unwrap();
     assert!(deep.archive, "DEEP_ARCHIVE is an archive by name");
     assert!(s
@@ -242,7 +243,8 @@ fn a_locked_version_is_not_transitioned() {
         .unwrap();
     s.add_pool("cold", pool_drives(dir.path(), "c", 1), None)
         .unwrap();
-    s.add_storage_class("COLD", "cold", false).unwrap();
+    s.add_storage_class("COLD", Tier::Pool("cold".into()), false)
+        .unwrap();
     let before = s.head(B, "held", None).unwrap();
     match s.transition(B, "held", &v.version_id, "COLD") {
         Err(Error::ObjectLocked(_)) => {}
@@ -267,10 +269,11 @@ fn classes_place_writes_and_cannot_go_while_they_hold_data() {
         Err(Error::Tier(m) | Error::NoSuchPool(m)) => m,
         other => panic!("accepted: {:?}", other.map(drop)),
     };
-    refused(s.add_storage_class("lower", "ia", false));
-    refused(s.add_storage_class("COLD", "nope", false));
-    s.add_storage_class("STANDARD_IA", "ia", false).unwrap();
-    refused(s.add_storage_class("STANDARD_IA", "main", false));
+    refused(s.add_storage_class("lower", Tier::Pool("ia".into()), false));
+    refused(s.add_storage_class("COLD", Tier::Pool("nope".into()), false));
+    s.add_storage_class("STANDARD_IA", Tier::Pool("ia".into()), false)
+        .unwrap();
+    refused(s.add_storage_class("STANDARD_IA", Tier::Pool("main".into()), false));
     // The pool with more free space ("main", 2+1) takes unclassed data; the class its own.
     let mut w = s.put(B, "ia-object").unwrap();
     w.set_class(Some("STANDARD_IA"));

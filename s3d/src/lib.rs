@@ -32,6 +32,8 @@
 //!    - [`multipart`], [`copy`]: multipart uploads and server-side copies.
 //!    - [`attributes`]: GetObjectAttributes, with a multipart object's parts.
 //!    - [`archive`]: archive storage classes: reads refused until RestoreObject.
+//!    - [`remote`]: the S3 client of remote tiers, which the engine calls to move data
+//!      to another S3 system and read it back.
 //!    - [`object_lock`]: object lock's configuration, retention and legal holds over S3
 //!      (the rules are the engine's).
 //!    - [`tagging`]: object tags; [`bucket_config`], [`cors`]: bucket tagging and CORS
@@ -73,6 +75,7 @@ mod ownership;
 mod post;
 mod precheck;
 mod public_access;
+mod remote;
 mod rfc2047;
 mod routes;
 mod server;
@@ -88,5 +91,6 @@ pub use identity::keys::{KeyInfo, Keyring, NewKey};
 pub use identity::ldap;
 pub use lifecycle::Settings as LifecycleSettings;
 pub use logs::loggable;
+pub use remote::seal_secret;
 pub use server::serve;
 pub use tls::{TlsError, TlsFiles};

@@ -284,11 +284,17 @@ pub(crate) fn storage_class(
 ) -> S3Result<Option<String>> {
     match asked.map(StorageClass::as_str) {
         None | Some(StorageClass::STANDARD) => Ok(None),
-        Some(other) if store.storage_class(other).is_some() => Ok(Some(other.to_string())),
-        Some(other) => Err(s3_error!(
+        Some(other) => match store.storage_class(other).map(|c| c.tier) {
+            Some(engine::Tier::Pool(_)) => Ok(Some(other.to_string())),
+            Some(engine::Tier::Remote(_)) => Err(s3_error!(
+                InvalidStorageClass,
+                "The storage class you specified is not valid: {other} is a remote tier, which objects reach by lifecycle transition"
+            )),
+            None => Err(s3_error!(
             InvalidStorageClass,
             "The storage class you specified is not valid: this server has no storage class {other}"
-        )),
+            )),
+        },
     }
 }
 

@@ -8,7 +8,8 @@ use crate::identity::auth;
 use crate::tls::Certs;
 use crate::vhost::Domains;
 use crate::{
-    cors, errors, fdlimit, lifecycle, list, messages, post, precheck, rfc2047, service, sigv2, xml,
+    cors, errors, fdlimit, lifecycle, list, messages, post, precheck, remote, rfc2047, service,
+    sigv2, xml,
 };
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -75,6 +76,10 @@ pub async fn serve(
         "S3 server ready"
     );
     let region: Arc<str> = cfg.region.as_str().into();
+    store.set_remote_store(remote::Remote::new(
+        tokio::runtime::Handle::current(),
+        &cfg.server_key,
+    ));
     tokio::spawn(lifecycle::run(store.clone(), cfg.lifecycle));
     run(
         s3,

@@ -181,24 +181,39 @@ impl Server {
         secret_key: &str,
         session_token: Option<&str>,
     ) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new(
-                access_key,
-                secret_key,
-                session_token.map(str::to_string),
-                None,
-                "cybs3-tests",
-            ))
-            .force_path_style(true);
+        let config = sdk_config(&self.endpoint(), access_key, secret_key, session_token);
         let config = match &self.ca_file {
             Some(ca) => config.http_client(tls::sdk_http_client(ca)),
             None => config,
         };
         aws_sdk_s3::Client::from_conf(config.build())
     }
+}
+
+/// An aws-sdk-s3 client at its default settings for any S3 endpoint (another server
+/// than cybs3, in the remote tier tests).
+pub fn client_for(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(sdk_config(endpoint, access_key, secret_key, None).build())
+}
+
+fn sdk_config(
+    endpoint: &str,
+    access_key: &str,
+    secret_key: &str,
+    session_token: Option<&str>,
+) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            access_key,
+            secret_key,
+            session_token.map(str::to_string),
+            None,
+            "cybs3-tests",
+        ))
+        .force_path_style(true)
 }
 
 impl Drop for Server {

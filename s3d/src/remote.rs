@@ -1,0 +1,320 @@
+//! The S3 client of remote tiers (`engine::RemoteStore`): aws-sdk-s3 at its default
+//! settings against any S3 endpoint, called from the engine's blocking threads and run
+//! on the server's runtime. Tier secrets are kept sealed in the index under the
+//! server's key ([`seal_secret`]) and opened here when a client is built.
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use engine::{RemoteStore, RemoteTier};
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
+use tokio::runtime::Handle;
+
+/// Objects up to this size go up in one PutObject; larger ones in parts of this size,
+/// one in memory at a time.
+const PART: usize = 16 << 20;
+/// Binds a sealed secret to its use.
+const AAD: &[u8] = b"cybs3 remote tier secret";
+
+/// Seals a remote tier's secret key under the server's key, for the index.
+pub fn seal_secret(server_key: &[u8; 32], secret: &str) -> Vec<u8> {
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(server_key));
+    let nonce: [u8; 12] = rand::random();
+    let sealed = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: secret.as_bytes(),
+                aad: AAD,
+            },
+        )
+        .expect("sealing cannot fail");
+    [nonce.as_slice(), &sealed].concat()
+}
+
+fn open_secret(cipher: &ChaCha20Poly1305, sealed: &[u8]) -> io::Result<String> {
+    let bad = || io::Error::other("the tier's secret cannot be opened with this server's key");
+    if sealed.len() < 12 {
+        return Err(bad());
+    }
+    let (nonce, body) = sealed.split_at(12);
+    let plain = cipher
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: body,
+                aad: AAD,
+            },
+        )
+        .map_err(|_| bad())?;
+    String::from_utf8(plain).map_err(|_| bad())
+}
+
+/// The remote tiers' clients, one per endpoint and key, built on first use.
+pub(crate) struct Remote {
+    rt: Handle,
+    cipher: ChaCha20Poly1305,
+    clients: Mutex<HashMap<(String, String, String), Client>>,
+}
+
+impl Remote {
+    pub(crate) fn new(rt: Handle, server_key: &[u8; 32]) -> Arc<Remote> {
+        Arc::new(Remote {
+            rt,
+            cipher: ChaCha20Poly1305::new(Key::from_slice(server_key)),
+            clients: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn client(&self, tier: &RemoteTier) -> io::Result<Client> {
+        let id = (
+            tier.endpoint.clone(),
+            tier.access_key.clone(),
+            tier.region.clone(),
+        );
+        if let Some(c) = self.clients.lock().unwrap().get(&id) {
+            return Ok(c.clone());
+        }
+        let secret = open_secret(&self.cipher, &tier.sealed_secret)?;
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(tier.region.clone()))
+            .endpoint_url(&tier.endpoint)
+            .credentials_provider(Credentials::new(
+                &tier.access_key,
+                secret,
+                None,
+                None,
+                "cybs3-tier",
+            ))
+            .force_path_style(true)
+            .build();
+        let client = Client::from_conf(config);
+        self.clients.lock().unwrap().insert(id, client.clone());
+        Ok(client)
+    }
+
+    fn put_multipart(
+        &self,
+        c: &Client,
+        tier: &RemoteTier,
+        name: &str,
+        meta: &[(String, String)],
+        body: &mut dyn Read,
+    ) -> io::Result<()> {
+        let (content_type, user) = split_meta(meta);
+        let up = self
+            .rt
+            .block_on(
+                c.create_multipart_upload()
+                    .bucket(&tier.bucket)
+                    .key(name)
+                    .set_content_type(content_type)
+                    .set_metadata(Some(user))
+                    .send(),
+            )
+            .map_err(io::Error::other)?;
+        let upload_id = up.upload_id().unwrap_or_default().to_string();
+        let parts = (|| -> io::Result<Vec<CompletedPart>> {
+            let mut parts = Vec::new();
+            let mut buf = vec![0; PART];
+            loop {
+                let n = read_full(body, &mut buf)?;
+                if n == 0 {
+                    return Ok(parts);
+                }
+                let number = parts.len() as i32 + 1;
+                let done = self
+                    .rt
+                    .block_on(
+                        c.upload_part()
+                            .bucket(&tier.bucket)
+                            .key(name)
+                            .upload_id(&upload_id)
+                            .part_number(number)
+                            .body(ByteStream::from(buf[..n].to_vec()))
+                            .send(),
+                    )
+                    .map_err(io::Error::other)?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(done.e_tag().map(str::to_string))
+                        .build(),
+                );
+            }
+        })();
+        let completed = parts.and_then(|parts| {
+            self.rt
+                .block_on(
+                    c.complete_multipart_upload()
+                        .bucket(&tier.bucket)
+                        .key(name)
+                        .upload_id(&upload_id)
+                        .multipart_upload(
+                            CompletedMultipartUpload::builder()
+                                .set_parts(Some(parts))
+                                .build(),
+                        )
+                        .send(),
+                )
+                .map(drop)
+                .map_err(io::Error::other)
+        });
+        if completed.is_err() {
+            let abort = c
+                .abort_multipart_upload()
+                .bucket(&tier.bucket)
+                .key(name)
+                .upload_id(&upload_id)
+                .send();
+            let _ = self.rt.block_on(abort);
+        }
+        completed
+    }
+}
+
+impl RemoteStore for Remote {
+    fn get(
+        &self,
+        tier: &RemoteTier,
+        name: &str,
+        start: u64,
+        end: u64,
+    ) -> io::Result<Box<dyn Read + Send>> {
+        if start >= end {
+            return Ok(Box::new(io::empty()));
+        }
+        let c = self.client(tier)?;
+        let resp = self
+            .rt
+            .block_on(
+                c.get_object()
+                    .bucket(&tier.bucket)
+                    .key(name)
+                    .range(format!("bytes={start}-{}", end - 1))
+                    .send(),
+            )
+            .map_err(io::Error::other)?;
+        Ok(Box::new(BodyRead {
+            rt: self.rt.clone(),
+            body: resp.body,
+            chunk: Bytes::new(),
+        }))
+    }
+
+    fn put(
+        &self,
+        tier: &RemoteTier,
+        name: &str,
+        meta: &[(String, String)],
+        size: u64,
+        body: &mut dyn Read,
+    ) -> io::Result<()> {
+        let c = self.client(tier)?;
+        if size > PART as u64 {
+            return self.put_multipart(&c, tier, name, meta, body);
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        body.read_to_end(&mut bytes)?;
+        let (content_type, user) = split_meta(meta);
+        self.rt
+            .block_on(
+                c.put_object()
+                    .bucket(&tier.bucket)
+                    .key(name)
+                    .set_content_type(content_type)
+                    .set_metadata(Some(user))
+                    .body(ByteStream::from(bytes))
+                    .send(),
+            )
+            .map(drop)
+            .map_err(io::Error::other)
+    }
+
+    /// The object, and any upload of it a crash cut off (whose parts the remote keeps).
+    fn delete(&self, tier: &RemoteTier, name: &str) -> io::Result<()> {
+        let c = self.client(tier)?;
+        let uploads = self
+            .rt
+            .block_on(
+                c.list_multipart_uploads()
+                    .bucket(&tier.bucket)
+                    .prefix(name)
+                    .send(),
+            )
+            .map_err(io::Error::other)?;
+        for u in uploads.uploads() {
+            if u.key() != Some(name) {
+                continue;
+            }
+            let abort = c
+                .abort_multipart_upload()
+                .bucket(&tier.bucket)
+                .key(name)
+                .upload_id(u.upload_id().unwrap_or_default())
+                .send();
+            self.rt.block_on(abort).map_err(io::Error::other)?;
+        }
+        self.rt
+            .block_on(c.delete_object().bucket(&tier.bucket).key(name).send())
+            .map(drop)
+            .map_err(io::Error::other)
+    }
+}
+
+/// The content type, and the rest as user metadata (`x-amz-meta-*`).
+fn split_meta(meta: &[(String, String)]) -> (Option<String>, HashMap<String, String>) {
+    let mut content_type = None;
+    let mut user = HashMap::new();
+    for (k, v) in meta {
+        match k.as_str() {
+            "content-type" => content_type = Some(v.clone()),
+            _ => {
+                user.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    (content_type, user)
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// A response body read from a blocking thread, a chunk at a time.
+struct BodyRead {
+    rt: Handle,
+    body: ByteStream,
+    chunk: Bytes,
+}
+
+impl Read for BodyRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rt.block_on(self.body.next()) {
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
