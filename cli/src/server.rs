@@ -351,6 +351,7 @@ pub fn status(data: Option<PathBuf>, json: bool) -> Result<()> {
             })),
             "writable": store.as_ref().map(|s| s["writable"].clone()),
             "degraded": store.as_ref().map(|s| s["degraded"].clone()),
+            "queue": store.as_ref().map(|s| s["queue"].clone()),
         });
         if let Some(c) = &creds {
             out["root_access_key"] = c.access_key.clone().into();
@@ -401,6 +402,14 @@ pub fn status(data: Option<PathBuf>, json: bool) -> Result<()> {
                 s["objects"],
                 human_bytes(s["bytes"].as_u64().unwrap_or(0))
             );
+            let q = &s["queue"];
+            println!(
+                "queue:    {} tasks waiting, {} dead",
+                q["queued"], q["dead"]
+            );
+            for e in q["dead_errors"].as_array().into_iter().flatten() {
+                println!("  dead:   {}", e.as_str().unwrap_or("?"));
+            }
         }
         _ => {
             println!("server:   not running (start it with `cybs3 server start --detach`)");

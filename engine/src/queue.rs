@@ -177,3 +177,72 @@ impl Store {
         Ok(status)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::RemoteTier;
+    use crate::StoreConfig;
+
+    /// A store no server runs (so no work is done) with one remote delete queued.
+    fn queued_delete(dir: &std::path::Path) -> (Store, u64) {
+        let mut cfg = StoreConfig::new(vec![dir.join("d0")]);
+        cfg.background = false;
+        let store = Store::open(cfg).unwrap();
+        let at = RemoteRef {
+            tier: RemoteTier {
+                endpoint: "http://127.0.0.1:1".into(),
+                bucket: "b".into(),
+                prefix: String::new(),
+                region: "us-east-1".into(),
+                access_key: "k".into(),
+                sealed_secret: Vec::new(),
+            },
+            name: "b/k/id".into(),
+        };
+        let seq = store.add_work(Work::DeleteRemote { at }).unwrap();
+        (store, seq)
+    }
+
+    fn retry(store: &Store, seq: u64, error: &str) {
+        let error = error.to_string();
+        store.submit(Op::RetryWork { seq, error }).unwrap();
+    }
+
+    #[test]
+    fn work_failing_again_and_again_becomes_a_dead_letter() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, seq) = queued_delete(dir.path());
+        let status = store.queue_status().unwrap();
+        assert_eq!((status.queued, status.dead), (1, 0));
+        for i in 0..MAX_ATTEMPTS {
+            retry(&store, seq, &format!("refused {i}"));
+        }
+        let status = store.queue_status().unwrap();
+        assert_eq!((status.queued, status.dead), (0, 1));
+        assert_eq!(
+            status.dead_errors,
+            [format!("refused {}", MAX_ATTEMPTS - 1)]
+        );
+    }
+
+    #[test]
+    fn a_retry_waits_longer_each_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, seq) = queued_delete(dir.path());
+        let not_before = |store: &Store| {
+            let (rtxn, db) = store.read().unwrap();
+            let bytes = db.get(&rtxn, &keys::task(seq)).unwrap().unwrap();
+            record::decode::<Task>(bytes).unwrap().not_before_ns
+        };
+        let now = crate::commit::Clock::new().now();
+        retry(&store, seq, "a");
+        let first = not_before(&store) - now;
+        retry(&store, seq, "b");
+        let second = not_before(&store) - now;
+        assert!(
+            first >= 2_000_000_000 && second >= 4_000_000_000,
+            "{first} {second}"
+        );
+    }
+}

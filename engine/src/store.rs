@@ -175,6 +175,8 @@ pub struct Status {
     pub buckets: u64,
     pub objects: u64,
     pub bytes: u64,
+    /// Work queued (remote deletes and cleanups) and dead letters (`queue.rs`).
+    pub queue: crate::queue::QueueStatus,
 }
 
 impl DriveStatus {
@@ -463,6 +465,7 @@ impl Store {
             buckets,
             objects,
             bytes,
+            queue: self.queue_status().unwrap_or_default(),
         }
     }
 

@@ -306,6 +306,17 @@ async fn transitions_to_a_second_cybs3_server() {
         "the list never shows the secret"
     );
     round_trip(&srv.client(), &remote, "archive", "FAR").await;
+    // The remote delete was queued work: done, nothing waiting, nothing dead.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let queue = srv.status_json()["queue"].clone();
+        if queue["queued"] == 0 {
+            assert_eq!(queue["dead"], 0, "{queue}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "queued work never done: {queue}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 struct Moto(Child);
