@@ -282,23 +282,25 @@ async fn round_trip(c: &Client, remote: &Client, remote_bucket: &str, class: &st
     }
 }
 
+/// A server (`--lifecycle-day-secs 1`) whose class FAR is the bucket `archive` of a
+/// second cybs3 server; the second one first.
+async fn near_and_far(dir: &std::path::Path) -> (Server, Server) {
+    let mut far = Server::new(&dir.join("far"), 1, None);
+    far.start();
+    bucket(&far.client(), "archive").await;
+    let mut srv = Server::new(&dir.join("near"), 1, None);
+    srv.args = vec!["--lifecycle-day-secs".into(), "1".into()];
+    srv.start();
+    let keys = (far.access_key.as_str(), far.secret_key.as_str());
+    add_remote_tier(&srv, "FAR", &far.endpoint(), "archive", keys);
+    (far, srv)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transitions_to_a_second_cybs3_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut far = Server::new(&tmp.path().join("far"), 1, None);
-    far.start();
+    let (far, srv) = near_and_far(tmp.path()).await;
     let remote = far.client();
-    bucket(&remote, "archive").await;
-    let mut srv = Server::new(&tmp.path().join("near"), 1, None);
-    srv.args = vec!["--lifecycle-day-secs".into(), "1".into()];
-    srv.start();
-    add_remote_tier(
-        &srv,
-        "FAR",
-        &far.endpoint(),
-        "archive",
-        (&far.access_key, &far.secret_key),
-    );
     let listed = admin(&srv, &["admin", "tier", "list", "--json"]);
     assert_eq!(listed[0]["remote"]["bucket"], "archive");
     assert!(
@@ -364,20 +366,8 @@ async fn transitions_to_moto() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sigkill_during_transitions_loses_nothing_and_leaves_no_orphan() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut far = Server::new(&tmp.path().join("far"), 1, None);
-    far.start();
+    let (far, mut srv) = near_and_far(tmp.path()).await;
     let remote = far.client();
-    bucket(&remote, "archive").await;
-    let mut srv = Server::new(&tmp.path().join("near"), 1, None);
-    srv.args = vec!["--lifecycle-day-secs".into(), "1".into()];
-    srv.start();
-    add_remote_tier(
-        &srv,
-        "FAR",
-        &far.endpoint(),
-        "archive",
-        (&far.access_key, &far.secret_key),
-    );
     let c = srv.client();
     bucket(&c, "many").await;
     let keys: Vec<String> = (0..8).map(|i| format!("obj{i}")).collect();

@@ -227,6 +227,15 @@ fn transition(days: i32, class: &str) -> Transition {
         .build()
 }
 
+async fn head(c: &Client, key: &str) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    c.head_object()
+        .bucket("life")
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn wait_for_class(c: &Client, key: &str, class: Option<StorageClass>, version: Option<&str>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -342,13 +351,7 @@ async fn lifecycle_moves_versions_between_classes_and_archives_wait_for_a_restor
     );
     // The data moved, the object did not change.
     assert!(shard_files(&srv, "cold", 2) >= 4);
-    let h = c
-        .head_object()
-        .bucket("life")
-        .key("logs/big")
-        .send()
-        .await
-        .unwrap();
+    let h = head(&c, "logs/big").await;
     assert_eq!(h.e_tag(), Some(etag.as_str()));
     let ranged = c
         .get_object()
@@ -375,13 +378,7 @@ async fn lifecycle_moves_versions_between_classes_and_archives_wait_for_a_restor
             .await,
     );
     assert_eq!((st, code.as_str()), (403, "InvalidObjectState"));
-    let h = c
-        .head_object()
-        .bucket("life")
-        .key("logs/big")
-        .send()
-        .await
-        .unwrap();
+    let h = head(&c, "logs/big").await;
     assert_eq!(h.restore(), None);
     let restore = |key: &'static str, days: Option<i32>| {
         let req = days.map(|d| RestoreRequest::builder().days(d).build());
@@ -399,13 +396,7 @@ async fn lifecycle_moves_versions_between_classes_and_archives_wait_for_a_restor
         "STANDARD is no archive"
     );
     restore("logs/big", Some(3)).await.unwrap();
-    let h = c
-        .head_object()
-        .bucket("life")
-        .key("logs/big")
-        .send()
-        .await
-        .unwrap();
+    let h = head(&c, "logs/big").await;
     let header = h.restore().unwrap_or_default().to_string();
     assert!(
         header.starts_with("ongoing-request=\"false\", expiry-date=\""),
@@ -425,13 +416,7 @@ async fn lifecycle_moves_versions_between_classes_and_archives_wait_for_a_restor
         assert!(Instant::now() < deadline, "the restore never ended");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let h = c
-        .head_object()
-        .bucket("life")
-        .key("logs/big")
-        .send()
-        .await
-        .unwrap();
+    let h = head(&c, "logs/big").await;
     assert_eq!(h.restore(), None);
 }
 
