@@ -9,8 +9,8 @@
 //! began is still writing.
 
 use crate::error::{Error, Result};
+use crate::held::Owner;
 use crate::moves::Pace;
-use crate::ops::Owner;
 use crate::pool::{Pool, PoolState};
 use crate::Store;
 use std::sync::Arc;

@@ -7,7 +7,8 @@
 use crate::codec::reconstruct;
 use crate::drive::{sync_dir, DriveState};
 use crate::error::{Error, Result};
-use crate::ops::{Op, Owner};
+use crate::held::Owner;
+use crate::ops::Op;
 use crate::pool::{Pool, PoolState};
 use crate::record::{self, keys, DataId, ObjectVersion, PartData, PartRecord};
 use crate::shard::{read_block, verify, Geometry, ShardHeader, ShardWriter};

@@ -24,6 +24,7 @@ mod drive;
 mod error;
 mod expire;
 mod heal;
+mod held;
 mod inline;
 mod inline_cache;
 mod layout;

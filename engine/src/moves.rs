@@ -12,7 +12,8 @@
 
 use crate::classes::Tier;
 use crate::error::{Error, Result};
-use crate::ops::{Op, Owner};
+use crate::held::Owner;
+use crate::ops::Op;
 use crate::pool::{Pool, Writing};
 use crate::read::ObjectReader;
 use crate::record::{DataId, PartData, PartEntry};

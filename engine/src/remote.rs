@@ -18,7 +18,8 @@
 //! version queues the remote delete in the same commit that drops the version.
 
 use crate::error::{Error, Result};
-use crate::ops::{Op, Owner};
+use crate::held::Owner;
+use crate::ops::Op;
 use crate::queue::Work;
 use crate::record::{self, DataId, ObjectVersion};
 use crate::Store;

@@ -204,6 +204,18 @@ pub(crate) fn check(cfg: &BucketLifecycleConfiguration) -> S3Result<Vec<Rule>> {
     Ok(rules)
 }
 
+/// `NewerNoncurrentVersions`: how many of the newest noncurrent versions a rule keeps.
+fn newer_noncurrent(n: Option<i32>) -> S3Result<u64> {
+    match n {
+        None => Ok(0),
+        Some(k) if (1..=MAX_NEWER_NONCURRENT).contains(&k) => Ok(k as u64),
+        Some(_) => Err(s3_error!(
+            InvalidArgument,
+            "NewerNoncurrentVersions must be between 1 and 100"
+        )),
+    }
+}
+
 fn positive(days: Option<i32>, what: &str) -> S3Result<u64> {
     match days {
         Some(d) if d > 0 => Ok(d as u64),
@@ -250,16 +262,7 @@ fn check_rule(r: &LifecycleRule, index: usize) -> S3Result<Rule> {
                 n.noncurrent_days,
                 "'NoncurrentDays' for NoncurrentVersionExpiration action",
             )?;
-            let keep_newer = match n.newer_noncurrent_versions {
-                None => 0,
-                Some(k) if (1..=MAX_NEWER_NONCURRENT).contains(&k) => k as u64,
-                Some(_) => {
-                    return Err(s3_error!(
-                        InvalidArgument,
-                        "NewerNoncurrentVersions must be between 1 and 100"
-                    ))
-                }
-            };
+            let keep_newer = newer_noncurrent(n.newer_noncurrent_versions)?;
             Some(Noncurrent { days, keep_newer })
         }
     };
@@ -382,16 +385,7 @@ fn check_noncurrent_transitions(
             }
             None => return Err(malformed()),
         };
-        let keep_newer = match t.newer_noncurrent_versions {
-            None => 0,
-            Some(k) if (1..=MAX_NEWER_NONCURRENT).contains(&k) => k as u64,
-            Some(_) => {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "NewerNoncurrentVersions must be between 1 and 100"
-                ))
-            }
-        };
+        let keep_newer = newer_noncurrent(t.newer_noncurrent_versions)?;
         let class = transition_class(t.storage_class.as_ref())?;
         if out.iter().any(|(_, c)| *c == class) {
             return Err(s3_error!(
