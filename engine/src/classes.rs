@@ -83,6 +83,12 @@ impl Store {
                     )));
                 }
             }
+            Tier::Remote(_) if class == STANDARD => {
+                return Err(Error::Tier(
+                    "STANDARD holds what was never moved: bind it to a pool, not a remote tier"
+                        .into(),
+                ));
+            }
             Tier::Remote(r) => {
                 if r.endpoint.is_empty() || r.bucket.is_empty() {
                     return Err(Error::Tier(

@@ -50,8 +50,11 @@ pub struct ObjectWriter {
     lock: LockRequest,
     /// What the key's current version must be for the write to happen (objects only).
     condition: WriteCondition,
-    /// The pool the data must go to, instead of the one [`crate::store::Inner::place`] picks.
+    /// The pool the data must go to, instead of the one its class places it in.
     pool: Option<Arc<Pool>>,
+    /// The storage class (`None`: STANDARD), resolved to a pool only if the data goes
+    /// to shard files: small objects stay inline and never ask.
+    class: Option<String>,
 }
 
 struct Sharded {
@@ -83,6 +86,7 @@ impl ObjectWriter {
             lock: LockRequest::default(),
             condition: WriteCondition::default(),
             pool: None,
+            class: None,
         }
     }
 
@@ -94,7 +98,7 @@ impl ObjectWriter {
     /// Put the data in the pool of storage class `class` (`None`: STANDARD), if it is
     /// bound to one (`classes.rs`).
     pub fn set_class(&mut self, class: Option<&str>) {
-        self.pool = Some(self.store.pool_for_class(class));
+        self.class = class.map(str::to_string);
     }
 
     /// Make the write conditional on the key's current version (`If-Match`,
@@ -148,7 +152,11 @@ impl ObjectWriter {
 
     fn start_sharding(&mut self) -> Result<()> {
         let inner = &self.store.inner;
-        let writing = self.pool.clone().unwrap_or_else(|| inner.place()).writing();
+        let pool = match &self.pool {
+            Some(pool) => pool.clone(),
+            None => self.store.pool_for_class(self.class.as_deref()),
+        };
+        let writing = pool.writing();
         let pool = writing.pool().clone();
         let n = pool.drives.len();
         let id: DataId = rand::random();
