@@ -54,6 +54,15 @@ cp "$user_unit" "$work/cybs3-mount@photos.service"
 check "systemd-analyze verify cybs3-mount@.service" systemd-analyze verify "$work/cybs3-mount@photos.service"
 check "the unit is hardened" sh -c "grep -q '^NoNewPrivileges=yes' $unit && grep -q '^ProtectSystem=strict' $unit && grep -q '^Restart=on-failure' $unit"
 
+# Whether a server on 127.0.0.1:PORT becomes ready within 10 s.
+answers() {
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$1/health/ready" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # The unit's command lines, with the environment systemd would give them.
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 line() { sed -n "s/^$1=//p" "$unit" | head -1; }
@@ -65,12 +74,7 @@ as_cybs3() { setpriv --reuid=cybs3 --regid=cybs3 --init-groups env -i PATH=/usr/
 # shellcheck disable=SC2086 # the unit's line, split into words as systemd does
 as_cybs3 $start >"$work/server.log" 2>&1 &
 server=$!
-ready=""
-for _ in $(seq 1 100); do
-  if curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; then ready=1; break; fi
-  sleep 0.1
-done
-check "the server starts from ExecStart as cybs3 and answers" test -n "$ready"
+check "the server starts from ExecStart as cybs3 and answers" answers "$port"
 # shellcheck disable=SC2086
 status=$(as_cybs3 /usr/bin/cybs3 server status --data /var/lib/cybs3/store --json 2>/dev/null || true)
 export AWS_ACCESS_KEY_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["root_access_key"])' <<<"$status" 2>/dev/null)
@@ -106,12 +110,7 @@ entry=${entry//0.0.0.0:9000/127.0.0.1:$cport}
 # shellcheck disable=SC2086
 setpriv --reuid=nobody --regid=nogroup --clear-groups env -i PATH=/usr/bin:/bin CYBS3_HOME="$data" $entry >"$work/container.log" 2>&1 &
 server=$!
-ready=""
-for _ in $(seq 1 100); do
-  if curl -fs "http://127.0.0.1:$cport/health/ready" >/dev/null 2>&1; then ready=1; break; fi
-  sleep 0.1
-done
-check "the image's ENTRYPOINT serves, as a non-root user" test -n "$ready"
+check "the image's ENTRYPOINT serves, as a non-root user" answers "$cport"
 kill -TERM "$server" 2>/dev/null
 wait "$server"
 code=$?
