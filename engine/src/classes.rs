@@ -37,11 +37,24 @@ pub struct StorageClass {
 pub enum Tier {
     /// A pool of this store.
     Pool(String),
-    /// A bucket of another S3 system (`remote.rs`): reached by lifecycle transitions.
+    /// A bucket of another S3 system (`remote.rs`): reached by lifecycle transitions, and
+    /// by writes in the class through the work queue.
     Remote(RemoteTier),
 }
 
 impl record::Record for StorageClass {}
+
+/// Whether `class` is bound to a remote tier, read inside a commit: a version written in
+/// such a class is stored in a pool first and moved by the queue (`ops::new_version`).
+pub(crate) fn is_remote(tx: &mut crate::commit::Tx, class: &str) -> Result<bool> {
+    match tx.get(&keys::server(RECORDS, class)) {
+        Some(bytes) => Ok(matches!(
+            record::decode::<StorageClass>(&bytes)?.tier,
+            Tier::Remote(_)
+        )),
+        None => Ok(false),
+    }
+}
 
 /// Classes that are archives by their AWS meaning.
 fn archive_by_name(class: &str) -> bool {
@@ -162,7 +175,9 @@ impl Store {
         let class = class.unwrap_or(STANDARD);
         let pool = match self.storage_class(class).map(|c| c.tier) {
             Some(Tier::Pool(pool)) => self.inner.pools.named(&pool).ok(),
-            _ => None,
+            // Written in a remote tier's class: where STANDARD goes, until the queue moves it.
+            Some(Tier::Remote(_)) => return self.pool_for_class(None),
+            None => None,
         };
         pool.filter(|p| p.state() == PoolState::Active)
             .unwrap_or_else(|| self.inner.place())

@@ -68,9 +68,10 @@ impl Drainer {
                 return Err(Error::Pool("no active pool can take the data".into()));
             }
             let moved = store
-                .copy_data(item.data, item.size, &to, &mut pace)
+                .origin(&item.data)
+                .and_then(|origin| store.copy_data(item.data, item.size, &origin, &to, &mut pace))
                 .and_then(|(copy, _hold)| {
-                    store.swap_data(&item.owner, vec![(item.id, copy)], None)
+                    store.swap_data(&item.owner, vec![(item.data, copy)], None)
                 });
             match moved {
                 // Deleted or replaced meanwhile: nothing left to move.

@@ -57,13 +57,21 @@ impl Held {
         }
     }
 
+    /// Whether it holds exactly `data` (a range of a remote object: at its offset).
+    pub(crate) fn holds_data(&self, data: &PartData) -> bool {
+        match self {
+            Held::Version(v) => v.parts.iter().any(|p| p.data == *data),
+            Held::Part(p) => p.entry.data == *data,
+        }
+    }
+
     /// Puts `to` where `from` was; the data it replaced.
-    pub(crate) fn swap(&mut self, from: &DataId, to: PartData) -> PartData {
+    pub(crate) fn swap(&mut self, from: &PartData, to: PartData) -> PartData {
         let entry = self
             .entries()
             .into_iter()
-            .find(|p| p.data.id() == *from)
-            .expect("checked by holds");
+            .find(|p| p.data == *from)
+            .expect("checked by holds_data");
         std::mem::replace(&mut entry.data, to)
     }
 

@@ -16,7 +16,8 @@ use crate::held::Owner;
 use crate::ops::Op;
 use crate::pool::{Pool, Writing};
 use crate::read::ObjectReader;
-use crate::record::{DataId, PartData, PartEntry};
+use crate::record::{PartData, PartEntry};
+use crate::remote::LockRule;
 use crate::shard::ShardHeader;
 use crate::write::{part_version, ObjectWriter, Target};
 use crate::Store;
@@ -25,24 +26,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 impl Store {
-    /// Copies one piece of data in shard files into `to`: the copy, referenced by
-    /// nothing yet, and the hold that keeps a drain of `to` waiting for its swap.
-    pub(crate) fn copy_data(
-        &self,
-        data: PartData,
-        size: u64,
-        to: &Arc<Pool>,
-        pace: &mut Pace,
-    ) -> Result<(PartData, Writing)> {
+    /// What the shard files of `data` say they hold (bucket, key, upload): a copy of
+    /// them describes itself the same way.
+    pub(crate) fn origin(&self, data: &PartData) -> Result<Origin> {
         let layout = data
             .shards()
-            .ok_or_else(|| Error::Meta("only data in shard files moves between pools".into()))?;
+            .ok_or_else(|| Error::Meta("only data in shard files has shard headers".into()))?;
         let from = self
             .inner
             .pools
             .get(layout.pool)
             .ok_or_else(|| Error::Pool(format!("pool {} is unknown", layout.pool)))?;
-        // The copy describes itself as the original does (bucket, key, upload).
         let header = from
             .open_shards(&layout.id, layout.rot as usize)
             .iter()
@@ -54,6 +48,24 @@ impl Store {
                     hex::encode(layout.id)
                 ))
             })?;
+        Ok(Origin {
+            bucket: header.bucket,
+            key: header.key,
+            upload: header.upload,
+        })
+    }
+
+    /// Copies one piece of data (in shard files, or a range of a remote object) into
+    /// shard files of `to`: the copy, referenced by nothing yet, and the hold that keeps
+    /// a drain of `to` waiting for its swap.
+    pub(crate) fn copy_data(
+        &self,
+        data: PartData,
+        size: u64,
+        origin: &Origin,
+        to: &Arc<Pool>,
+        pace: &mut Pace,
+    ) -> Result<(PartData, Writing)> {
         let part = PartEntry {
             number: 0,
             size,
@@ -61,12 +73,12 @@ impl Store {
             checksums: Vec::new(),
             data,
         };
-        let reader = ObjectReader::new(self.clone(), part_version(&header.key, part), vec![None]);
+        let reader = ObjectReader::new(self.clone(), part_version(&origin.key, part), vec![None]);
         let mut reader = reader.all();
         let target = Target::Copy {
-            upload: header.upload.clone(),
+            upload: origin.upload.clone(),
         };
-        let mut writer = ObjectWriter::new(self.clone(), &header.bucket, &header.key, target);
+        let mut writer = ObjectWriter::new(self.clone(), &origin.bucket, &origin.key, target);
         writer.set_pool(to.clone());
         let mut buf = vec![0; self.inner.block_size];
         loop {
@@ -88,7 +100,7 @@ impl Store {
     pub(crate) fn swap_data(
         &self,
         owner: &Owner,
-        moves: Vec<(DataId, PartData)>,
+        moves: Vec<(PartData, PartData)>,
         class: Option<String>,
     ) -> Result<()> {
         let copies: Vec<PartData> = moves.iter().map(|(_, to)| *to).collect();
@@ -141,13 +153,10 @@ impl Store {
         };
         let pool = match &binding.tier {
             Tier::Pool(pool) => pool,
-            Tier::Remote(remote) => return self.transition_remote(bucket, &v, class, remote),
+            Tier::Remote(remote) => {
+                return self.transition_remote(bucket, &v, class, remote, LockRule::Respect)
+            }
         };
-        if v.parts.iter().any(|p| p.data.is_remote()) {
-            return Err(Error::Tier(format!(
-                "{key} is on a remote tier; it does not come back to a pool"
-            )));
-        }
         let to = self.inner.pools.named(pool)?;
         if to.state() != crate::pool::PoolState::Active {
             return Err(Error::Tier(format!(
@@ -155,10 +164,11 @@ impl Store {
                 to.name
             )));
         }
+        // Parts in shard files of another pool, and every part on a remote tier.
         let elsewhere: Vec<&PartEntry> = v
             .parts
             .iter()
-            .filter(|p| p.data.shards().is_some_and(|l| l.pool != to.id))
+            .filter(|p| p.data.is_remote() || p.data.shards().is_some_and(|l| l.pool != to.id))
             .collect();
         let same_class = v.meta.storage_class.as_deref().unwrap_or("STANDARD") == class;
         if same_class && elsewhere.is_empty() {
@@ -169,10 +179,20 @@ impl Store {
         let mut pace = Pace::new(self.inner.move_bandwidth);
         let mut moves = Vec::new();
         let mut holds = Vec::new();
+        let from_remote = Origin {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            upload: None,
+        };
         for p in elsewhere {
-            match self.copy_data(p.data, p.size, &to, &mut pace) {
+            let copied = match p.data.is_remote() {
+                true => Ok(from_remote.clone()),
+                false => self.origin(&p.data),
+            }
+            .and_then(|origin| self.copy_data(p.data, p.size, &origin, &to, &mut pace));
+            match copied {
                 Ok((copy, hold)) => {
-                    moves.push((p.data.id(), copy));
+                    moves.push((p.data, copy));
                     holds.push(hold);
                 }
                 Err(e) => {
@@ -191,6 +211,15 @@ impl Store {
         self.swap_data(&owner, moves, Some(class.to_string()))?;
         Ok(true)
     }
+}
+
+/// Whose data a copy holds, as its shard headers name it.
+#[derive(Clone, Debug)]
+pub(crate) struct Origin {
+    pub bucket: String,
+    pub key: String,
+    /// Multipart upload id and part number, for an upload's parts.
+    pub upload: Option<(String, u32)>,
 }
 
 /// Fills `buf` as far as the reader goes.

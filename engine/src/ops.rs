@@ -134,15 +134,15 @@ pub(crate) enum Op {
         id: DataId,
         shards: Shards,
     },
-    /// Data moved between pools (`moves.rs`): each `(from, to)` of `owner`'s data was
+    /// Data moved into a pool (`moves.rs`): each `(from, to)` of `owner`'s data was
     /// copied to `to`; the record takes the copies and the originals go to the
-    /// reclaimer. With `class`, a lifecycle transition: the version's storage class
+    /// reclaimer (a remote original's delete is queued). With `class`, a lifecycle transition: the version's storage class
     /// becomes it, and a version under object lock is refused. Refused
     /// (`PreconditionFailed`) when `owner` no longer holds every `from`: the copies are
     /// then the mover's to remove.
     Move {
         owner: Owner,
-        moves: Vec<(DataId, PartData)>,
+        moves: Vec<(PartData, PartData)>,
         class: Option<String>,
     },
     /// A transition to a remote tier (`remote.rs`): `owner`'s parts, still the data
@@ -156,6 +156,8 @@ pub(crate) enum Op {
         at: crate::remote::RemoteRef,
         class: String,
         intent: u64,
+        /// Whether object lock refuses the move (lifecycle) or not (a write in the class).
+        lock: crate::remote::LockRule,
     },
     /// Queue work on its own (`queue.rs`).
     AddWork(crate::queue::Work),
@@ -543,8 +545,8 @@ pub(crate) fn apply(
             moves,
             class,
         } => {
-            let held =
-                held_by(tx, owner)?.filter(|held| moves.iter().all(|(from, _)| held.holds(from)));
+            let held = held_by(tx, owner)?
+                .filter(|held| moves.iter().all(|(from, _)| held.holds_data(from)));
             let Some(mut held) = held else {
                 return Err(Error::PreconditionFailed);
             };
@@ -568,6 +570,7 @@ pub(crate) fn apply(
             at,
             class,
             intent,
+            lock,
         } => {
             let held = held_by(tx, owner)?;
             let Some(Held::Version(mut v)) = held else {
@@ -577,7 +580,9 @@ pub(crate) fn apply(
             if now != *from {
                 return Err(Error::PreconditionFailed);
             }
-            lock::check_removable(&v, clock.now(), false)?;
+            if *lock == crate::remote::LockRule::Respect {
+                lock::check_removable(&v, clock.now(), false)?;
+            }
             let mut offset = 0;
             for p in v.parts.iter_mut() {
                 let old = std::mem::replace(&mut p.data, PartData::Remote { id: *id, offset });
@@ -708,6 +713,22 @@ fn new_version(
     };
     for p in &v.parts {
         add_ref(tx, &p.data);
+    }
+    // Written in a remote tier's class: stored here, and moved there by the queue; the
+    // task is durable with the version, so a crash cannot leave it behind.
+    if let Some(class) = &v.meta.storage_class {
+        if crate::classes::is_remote(tx, class)? {
+            queue::push(
+                tx,
+                queue::Work::Transition {
+                    bucket: rec.name.clone(),
+                    key: key.to_string(),
+                    version_id: v.version_id.clone(),
+                    sort: v.sort,
+                    class: class.clone(),
+                },
+            )?;
+        }
     }
     let bytes = record::encode(&v)?;
     tx.put(keys::version(&rec.name, key, &sort), bytes.clone());

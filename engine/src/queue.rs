@@ -8,7 +8,7 @@
 //! are remote tiers (`remote.rs`): the delete of a remote object whose version is gone,
 //! and the cleanup of an upload a crash cut off.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::Op;
 use crate::record::{self, keys, DataId};
 use crate::remote::RemoteRef;
@@ -31,6 +31,15 @@ pub(crate) enum Work {
     /// record points at data `id`, the remote object is removed. Left alone while the
     /// process that queued it runs (the transition finishes it either way).
     Abandoned { id: DataId, at: RemoteRef },
+    /// A version written in a remote tier's class (`ops::new_version`): its data moves
+    /// there. Done when the version (`sort` tells a replaced `null` version apart) is gone.
+    Transition {
+        bucket: String,
+        key: String,
+        version_id: String,
+        sort: [u8; 16],
+        class: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +151,13 @@ impl Store {
                     true => Ok(()),
                     false => remote.delete(&at.tier, &at.name),
                 },
+                Work::Transition {
+                    bucket,
+                    key,
+                    version_id,
+                    sort,
+                    class,
+                } => self.queued_transition(bucket, key, version_id, sort, class),
             };
             match done {
                 Ok(()) => self.finish_work(seq)?,
@@ -155,6 +171,30 @@ impl Store {
             }
         }
         Ok(full)
+    }
+
+    /// A queued [`Work::Transition`]: done when moved, or when the version is gone.
+    fn queued_transition(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        sort: &[u8; 16],
+        class: &str,
+    ) -> std::io::Result<()> {
+        match self.head(bucket, key, Some(version_id)) {
+            Ok(v) if v.sort == *sort => {}
+            Ok(_) | Err(Error::NoSuchKey(_) | Error::NoSuchVersion(_) | Error::NoSuchBucket(_)) => {
+                return Ok(())
+            }
+            Err(Error::DeleteMarker { .. }) => return Ok(()),
+            Err(e) => return Err(std::io::Error::other(e.to_string())),
+        }
+        match self.transition_asked(bucket, key, version_id, class) {
+            // Replaced or deleted meanwhile: the new version has its own task, if any.
+            Ok(_) | Err(Error::PreconditionFailed) => Ok(()),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
     }
 
     /// Tasks queued, and dead letters.

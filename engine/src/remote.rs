@@ -2,8 +2,8 @@
 //! (a second cybs3, Ceph RGW, Garage, MinIO, AWS), reached through [`RemoteStore`],
 //! which the server provides: the engine speaks no HTTP.
 //!
-//! A version moves there by a lifecycle transition ([`Store::transition`]): its bytes,
-//! read through the ordinary reader, become one object in the remote bucket, named
+//! A version moves there by a lifecycle transition ([`Store::transition`]), from a pool
+//! or from another remote tier: its bytes, read through the ordinary reader, become one object in the remote bucket, named
 //! `PREFIX BUCKET/KEY/DATAID` and described by its metadata (`cybs3-bucket`,
 //! `cybs3-key`, `cybs3-version-id`, `cybs3-etag`, the content type and the user
 //! metadata), so that whoever holds the credentials can recover it without cybs3. Then
@@ -22,7 +22,7 @@ use crate::held::Owner;
 use crate::ops::Op;
 use crate::queue::Work;
 use crate::record::{self, DataId, ObjectVersion};
-use crate::Store;
+use crate::{Store, Tier};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::sync::Arc;
@@ -96,6 +96,25 @@ impl Store {
         record::decode(bytes)
     }
 
+    /// The move of a version written in remote class `class` (queued by its write,
+    /// `queue.rs`): a transition, except that object lock does not keep it here, since
+    /// its writer chose the class. `false` when there was nothing to do.
+    pub(crate) fn transition_asked(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        class: &str,
+    ) -> Result<bool> {
+        let Some(Tier::Remote(tier)) = self.storage_class(class).map(|c| c.tier) else {
+            return Err(Error::Tier(format!(
+                "storage class {class} is no remote tier"
+            )));
+        };
+        let v = self.head(bucket, key, Some(version_id))?;
+        self.transition_remote(bucket, &v, class, &tier, LockRule::Ignore)
+    }
+
     /// The transition of version `v` of `key` to the remote tier of `class`.
     pub(crate) fn transition_remote(
         &self,
@@ -103,19 +122,17 @@ impl Store {
         v: &ObjectVersion,
         class: &str,
         tier: &RemoteTier,
+        lock: LockRule,
     ) -> Result<bool> {
-        if v.parts.iter().any(|p| p.data.is_remote()) {
-            return match v.meta.storage_class.as_deref() == Some(class) {
-                true => Ok(false),
-                false => Err(Error::Tier(format!(
-                    "{} is on a remote tier already; it moves no further",
-                    v.key
-                ))),
-            };
+        let here = v.parts.iter().all(|p| p.data.is_remote());
+        if here && v.meta.storage_class.as_deref() == Some(class) {
+            return Ok(false);
         }
         let remote = self.remote_store()?.clone();
-        // Checked again inside the commit; here it spares an upload that cannot be kept.
-        crate::lock::check_removable(v, crate::commit::Clock::new().now(), false)?;
+        if lock == LockRule::Respect {
+            // Checked again inside the commit; here it spares an upload that cannot be kept.
+            crate::lock::check_removable(v, crate::commit::Clock::new().now(), false)?;
+        }
         let id: DataId = rand::random();
         let name = format!("{}{bucket}/{}/{}", tier.prefix, v.key, hex::encode(id));
         let at = RemoteRef {
@@ -140,6 +157,7 @@ impl Store {
                 at: at.clone(),
                 class: class.to_string(),
                 intent,
+                lock,
             })
         });
         if let Err(e) = swapped {
@@ -151,6 +169,14 @@ impl Store {
         }
         Ok(true)
     }
+}
+
+/// Whether object lock keeps a version where it is: lifecycle never moves a locked
+/// version; a write in a remote class moves it all the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LockRule {
+    Respect,
+    Ignore,
 }
 
 /// The remote object's metadata: what it is a copy of, so it can be recovered without cybs3.

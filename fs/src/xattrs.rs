@@ -1,5 +1,6 @@
 //! Extended attributes: only the `user.` namespace, on regular files and directories
-//! (not the root: it has no marker object), as Linux filesystems do. A file's travel in
+//! (not the root: it has no marker object), as Linux filesystems do; and one read-only
+//! attribute of the server's, a file's storage class ([`CLASS_XATTR`]). A file's own travel in
 //! its object's metadata (with the content when it is open for writing), a directory's
 //! on its marker object; symbolic links have none.
 
@@ -13,6 +14,11 @@ use fuser::{Errno, FileType, INodeNo};
 use std::ffi::OsStr;
 use std::sync::Arc;
 use vault::attrs::Xattrs;
+
+/// A file's S3 storage class (STANDARD, or a class `cybs3 admin tier add` bound), read
+/// with `getfattr -n user.cybs3.storage_class FILE`. Read-only, and left out of
+/// listxattr so that copies of the file (`cp -a`, `rsync -X`) do not try to set it.
+pub(crate) const CLASS_XATTR: &str = "user.cybs3.storage_class";
 
 impl<S: Store> Core<S> {
     /// The extended attributes of the file or directory at `path` (`local`: its copy, if
@@ -47,9 +53,26 @@ impl<S: Store> Core<S> {
 
     /// The value of attribute `name`, or ENODATA.
     pub(crate) fn do_getxattr(&self, ino: INodeNo, name: &OsStr) -> R<Vec<u8>> {
-        let mut xattrs = self.xattrs_of_ino(ino)?;
         let name = name.to_str().ok_or(Errno::ENODATA)?;
+        if name == CLASS_XATTR {
+            return self.storage_class(ino);
+        }
+        let mut xattrs = self.xattrs_of_ino(ino)?;
         xattrs.remove(name).ok_or(Errno::ENODATA)
+    }
+
+    /// The [`CLASS_XATTR`] of inode `ino`: ENODATA for directories, and for a file not
+    /// stored yet.
+    fn storage_class(&self, ino: INodeNo) -> R<Vec<u8>> {
+        let path = self.path_of(ino)?;
+        let (dir, name) = split(&path);
+        let ent = self.entry(dir, name)?.ok_or(Errno::ENODATA)?;
+        if ent.is_dir {
+            return Err(Errno::ENODATA);
+        }
+        let meta = self.listed_meta(&path, &ent)?.ok_or(Errno::ENODATA)?;
+        let class = meta.class.as_deref().unwrap_or("STANDARD");
+        Ok(class.as_bytes().to_vec())
     }
 
     /// The attributes' names, each ended by a NUL, as listxattr(2) returns them.
@@ -75,6 +98,9 @@ impl<S: Store> Core<S> {
         let name = name.to_str().ok_or(Errno::EINVAL)?;
         if !name.starts_with("user.") {
             return Err(Errno::EOPNOTSUPP);
+        }
+        if name == CLASS_XATTR {
+            return Err(Errno::EPERM);
         }
         let attr = self.handle_attr(ino, None)?;
         let path = self.path_of(ino)?;

@@ -276,20 +276,17 @@ pub(crate) fn object_meta(
 }
 
 /// The storage class a write asks for, as stored (`None`: STANDARD). A class other
-/// than STANDARD must be bound to a pool (`cybs3 admin tier add`), where its data then
-/// goes: an unbound one is refused, not kept as a label nothing acts on.
+/// than STANDARD must be bound (`cybs3 admin tier add`), to a pool where its data then
+/// goes, or to a remote tier the engine's queue then moves it to: an unbound one is
+/// refused, not kept as a label nothing acts on.
 pub(crate) fn storage_class(
     store: &engine::Store,
     asked: Option<&StorageClass>,
 ) -> S3Result<Option<String>> {
     match asked.map(StorageClass::as_str) {
         None | Some(StorageClass::STANDARD) => Ok(None),
-        Some(other) => match store.storage_class(other).map(|c| c.tier) {
-            Some(engine::Tier::Pool(_)) => Ok(Some(other.to_string())),
-            Some(engine::Tier::Remote(_)) => Err(s3_error!(
-                InvalidStorageClass,
-                "The storage class you specified is not valid: {other} is a remote tier, which objects reach by lifecycle transition"
-            )),
+        Some(other) => match store.storage_class(other) {
+            Some(_) => Ok(Some(other.to_string())),
             None => Err(s3_error!(
             InvalidStorageClass,
             "The storage class you specified is not valid: this server has no storage class {other}"

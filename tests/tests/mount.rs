@@ -610,6 +610,48 @@ fn extended_attributes() {
     }
 }
 
+/// A file's storage class, as S3 reports it, is the read-only attribute
+/// `user.cybs3.storage_class`, which listxattr leaves out (copies do not carry it).
+#[test]
+fn storage_class_shows_as_an_attribute() {
+    let v = LocalVault::new();
+    let bucket = plain_vault(&v);
+    v.ok(&["admin", "tier", "add", "COLD", "--pool", "main"]);
+    let m = Mounted::new(&v, "plainv", &[]);
+    let f = m.p("report.txt");
+    std::fs::write(&f, b"quarterly").unwrap();
+    let class = "user.cybs3.storage_class";
+    assert_eq!(get_xattr(&f, class).unwrap(), b"STANDARD");
+    assert!(list_xattrs(&f).is_empty());
+    assert_eq!(errno(set_xattr(&f, class, b"COLD", 0)), libc::EPERM);
+    assert_eq!(errno(get_xattr(&m.dir, class)), libc::ENODATA);
+    // Moved to COLD by another client: the mount reports it once its listing is fresh.
+    let c = s3(&v);
+    rt().block_on(async {
+        let listed = c.list_objects_v2().bucket(&bucket).send().await.unwrap();
+        let key = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .find(|k| k.ends_with("report.txt"))
+            .expect("the file's object")
+            .to_string();
+        c.copy_object()
+            .bucket(&bucket)
+            .key(&key)
+            .copy_source(format!("{bucket}/{key}"))
+            .storage_class(aws_sdk_s3::types::StorageClass::from("COLD"))
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Copy)
+            .send()
+            .await
+            .unwrap();
+    });
+    wait_for("the new class", || {
+        get_xattr(&f, class).is_ok_and(|c| c == b"COLD")
+    });
+    assert_eq!(std::fs::read(&f).unwrap(), b"quarterly");
+}
+
 /// `ls -l` shows what chmod and touch stored, for files written by other clients too,
 /// and what readdir says a symlink is matches lstat.
 #[test]

@@ -102,11 +102,33 @@ async fn remote_names(remote: &Client, bucket: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until the remote holds an object whose name starts with `prefix`.
+async fn wait_for_remote(remote: &Client, bucket: &str, prefix: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !remote_names(remote, bucket)
+        .await
+        .iter()
+        .any(|n| n.starts_with(prefix))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "nothing under {prefix} on the remote"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn multipart(c: &Client, bucket: &str, key: &str, parts: &[Vec<u8>]) {
+    multipart_in(c, bucket, key, parts, None).await
+}
+
+/// A multipart upload of `parts`, created in `class` when given.
+async fn multipart_in(c: &Client, bucket: &str, key: &str, parts: &[Vec<u8>], class: Option<&str>) {
     let up = c
         .create_multipart_upload()
         .bucket(bucket)
         .key(key)
+        .set_storage_class(class.map(StorageClass::from))
         .send()
         .await
         .unwrap();
@@ -182,24 +204,28 @@ async fn round_trip(c: &Client, remote: &Client, remote_bucket: &str, class: &st
     let parts = [content("p1", 5 << 20), content("p2", 1 << 20)];
     multipart(c, "data", "multi", &parts).await;
     put(c, "data", "small", content("small", 1000)).await;
-    // A remote class takes objects by transition, not by a write naming it.
-    let (st, code) = fails(
-        c.put_object()
-            .bucket("data")
-            .key("direct")
-            .storage_class(StorageClass::from(class))
-            .body(ByteStream::from_static(b"x"))
-            .send()
-            .await,
+    // A write naming the remote class is stored here and moved there by the work queue;
+    // it reports its class at once.
+    c.put_object()
+        .bucket("data")
+        .key("direct")
+        .storage_class(StorageClass::from(class))
+        .body(ByteStream::from(content("direct", 100_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        class_of(c, "data", "direct").await,
+        Some(StorageClass::from(class))
     );
-    assert_eq!((st, code.as_str()), (400, "InvalidStorageClass"));
-
+    wait_for_remote(remote, remote_bucket, "tier/data/direct/").await;
+    assert_eq!(get(c, "data", "direct").await, content("direct", 100_000));
     set_transition(c, "data", class).await;
     for key in ["dir/big", "multi", "small"] {
         wait_for_class(c, "data", key, class).await;
     }
     let names = remote_names(remote, remote_bucket).await;
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 4, "{names:?}");
     let big_name = names
         .iter()
         .find(|n| n.starts_with("tier/data/dir/big/"))
@@ -424,4 +450,160 @@ async fn a_sigkill_during_transitions_loses_nothing_and_leaves_no_orphan() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// A rule with one transition to `class` for the keys under `prefix`.
+fn rule(prefix: &str, class: &str) -> LifecycleRule {
+    LifecycleRule::builder()
+        .id(prefix)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
+        .transitions(
+            Transition::builder()
+                .days(1)
+                .storage_class(TransitionStorageClass::from(class))
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// Objects written straight into a remote class (a multipart one; one under compliance
+/// retention, which its write's own class moves all the same), then moved on by
+/// lifecycle: back to a pool, and to another remote tier, while the locked one stays.
+/// Bytes, ranges across parts and ETags stay; each move's old remote copy is deleted;
+/// nothing is left queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_in_a_remote_class_and_moves_on_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (far, srv) = near_and_far(tmp.path()).await;
+    let remote = far.client();
+    bucket(&remote, "other").await;
+    let keys = (far.access_key.as_str(), far.secret_key.as_str());
+    add_remote_tier(&srv, "OTHER", &far.endpoint(), "other", keys);
+    let warm: Vec<String> = (0..2)
+        .map(|i| srv.home.join(format!("warm{i}")).display().to_string())
+        .collect();
+    admin(
+        &srv,
+        &["admin", "pool", "add", "warm", "--drives", &warm.join(",")],
+    );
+    admin(
+        &srv,
+        &["admin", "tier", "add", "STANDARD", "--pool", "main"],
+    );
+    admin(&srv, &["admin", "tier", "add", "WARM", "--pool", "warm"]);
+    let c = srv.client();
+    c.create_bucket()
+        .bucket("lock")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    let parts = [content("m1", 5 << 20), content("m2", 2 << 20)];
+    multipart_in(&c, "lock", "back/multi", &parts, Some("FAR")).await;
+    let until = aws_sdk_s3::primitives::DateTime::from_secs(
+        (std::time::SystemTime::now() + Duration::from_secs(3600))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    );
+    c.put_object()
+        .bucket("lock")
+        .key("on/plain")
+        .storage_class(StorageClass::from("FAR"))
+        .body(ByteStream::from(content("plain", 200_000)))
+        .send()
+        .await
+        .unwrap();
+    c.put_object()
+        .bucket("lock")
+        .key("keep/locked")
+        .storage_class(StorageClass::from("FAR"))
+        .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(until)
+        .body(ByteStream::from(content("locked", 300_000)))
+        .send()
+        .await
+        .unwrap();
+    let etag = |key: &'static str| {
+        let c = c.clone();
+        async move {
+            let h = c
+                .head_object()
+                .bucket("lock")
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            h.e_tag().unwrap().to_string()
+        }
+    };
+    let (multi_etag, plain_etag) = (etag("back/multi").await, etag("on/plain").await);
+    for prefix in ["back/multi", "on/plain", "keep/locked"] {
+        wait_for_remote(&remote, "archive", &format!("tier/lock/{prefix}/")).await;
+    }
+    // The queue emptied, the data left the pools: only the remote holds it.
+    let shards = |pool: &str| -> usize {
+        let dirs: Vec<std::path::PathBuf> = match pool {
+            "warm" => (0..2).map(|i| srv.home.join(format!("warm{i}"))).collect(),
+            _ => srv.drives.clone(),
+        };
+        dirs.iter()
+            .map(|d| cybs3_tests::files_under(&d.join("data")).len())
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while srv.status_json()["queue"]["queued"] != 0 || shards("main") + shards("warm") != 0 {
+        assert!(Instant::now() < deadline, "data stayed in the pools");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Lifecycle moves back/ to the pool of WARM and on/ to the other remote tier.
+    c.put_bucket_lifecycle_configuration()
+        .bucket("lock")
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(rule("back/", "WARM"))
+                .rules(rule("on/", "OTHER"))
+                .rules(rule("keep/", "WARM"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    wait_for_class(&c, "lock", "back/multi", "WARM").await;
+    wait_for_remote(&remote, "other", "tier/lock/on/plain/").await;
+    wait_for_class(&c, "lock", "on/plain", "OTHER").await;
+    // The scanner passed keep/ before on/: lifecycle leaves a locked version where it is.
+    assert_eq!(
+        class_of(&c, "lock", "keep/locked").await,
+        Some(StorageClass::from("FAR"))
+    );
+    assert_eq!(
+        get(&c, "lock", "keep/locked").await,
+        content("locked", 300_000)
+    );
+    assert!(
+        shards("warm") > 0,
+        "the multipart object is in the pool again"
+    );
+    let whole = parts.concat();
+    assert_eq!(get(&c, "lock", "back/multi").await, whole);
+    let across = (5 << 20) - 100;
+    assert_eq!(
+        range(&c, "lock", "back/multi", across, across + 300).await,
+        whole[across..=across + 300]
+    );
+    assert_eq!(get(&c, "lock", "on/plain").await, content("plain", 200_000));
+    assert_eq!(etag("back/multi").await, multi_etag);
+    assert_eq!(etag("on/plain").await, plain_etag);
+    // The copies they left are deleted from the first remote, by the queue.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while remote_names(&remote, "archive").await.len() != 1 {
+        assert!(Instant::now() < deadline, "old remote copies stayed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(srv.status_json()["queue"]["dead"], 0);
 }

@@ -17,6 +17,7 @@
 use crate::error::{Error, Result};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::DateTime;
+use aws_sdk_s3::types::StorageClass;
 use buffers::PartBuffers;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ pub struct ObjectInfo {
     /// User metadata: `x-amz-meta-*` names without the prefix.
     pub metadata: HashMap<String, String>,
     pub content_type: Option<String>,
+    /// `x-amz-storage-class`: absent for STANDARD.
+    pub storage_class: Option<String>,
 }
 
 impl ObjectInfo {
@@ -67,7 +70,7 @@ impl ObjectInfo {
         etag: Option<&str>,
         last_modified: Option<&DateTime>,
         metadata: Option<&HashMap<String, String>>,
-        content_type: Option<&str>,
+        (content_type, storage_class): (Option<&str>, Option<&StorageClass>),
     ) -> ObjectInfo {
         ObjectInfo {
             size,
@@ -75,6 +78,7 @@ impl ObjectInfo {
             last_modified: last_modified.and_then(|t| SystemTime::try_from(*t).ok()),
             metadata: metadata.cloned().unwrap_or_default(),
             content_type: content_type.map(str::to_string),
+            storage_class: storage_class.map(|c| c.as_str().to_string()),
         }
     }
 
@@ -84,7 +88,7 @@ impl ObjectInfo {
             out.e_tag(),
             out.last_modified(),
             out.metadata(),
-            out.content_type(),
+            (out.content_type(), out.storage_class()),
         )
     }
 }
@@ -178,7 +182,7 @@ impl Transfers {
             out.e_tag(),
             out.last_modified(),
             out.metadata(),
-            out.content_type(),
+            (out.content_type(), out.storage_class()),
         )))
     }
 }

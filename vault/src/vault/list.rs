@@ -70,10 +70,10 @@ impl Vault {
                         size: self.plain_size(stored),
                         stored: last_modified,
                         is_dir: false,
-                        meta: metadata
-                            .as_ref()
-                            .and_then(|m| m.get(key))
-                            .map(|m| self.meta_from(stored, m, last_modified)),
+                        meta: metadata.as_ref().and_then(|m| m.get(key)).map(|m| {
+                            let class = o.storage_class().map(|c| c.as_str());
+                            self.meta_from(stored, m, last_modified, class)
+                        }),
                     });
                 }
             }

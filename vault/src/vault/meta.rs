@@ -44,6 +44,9 @@ pub struct Meta {
     pub link: Option<String>,
     /// On an inode object: the paths of its names.
     pub names: Vec<String>,
+    /// The object's storage class as the server reports it; `None` for STANDARD, which
+    /// S3 leaves unsaid.
+    pub class: Option<String>,
 }
 
 impl Meta {
@@ -62,6 +65,7 @@ impl Meta {
             rdev: None,
             link: None,
             names: Vec::new(),
+            class: None,
         }
     }
 
@@ -133,7 +137,12 @@ impl UploadAttrs {
 
 impl Vault {
     pub(super) fn meta_of(&self, info: &ObjectInfo) -> Meta {
-        self.meta_from(info.size, &info.metadata, info.last_modified)
+        self.meta_from(
+            info.size,
+            &info.metadata,
+            info.last_modified,
+            info.storage_class.as_deref(),
+        )
     }
 
     /// Attributes from an object's stored size, user metadata and Last-Modified.
@@ -142,6 +151,7 @@ impl Vault {
         stored: u64,
         metadata: &HashMap<String, String>,
         last_modified: Option<SystemTime>,
+        class: Option<&str>,
     ) -> Meta {
         Meta {
             size: self.plain_size(stored),
@@ -156,6 +166,7 @@ impl Vault {
             rdev: metadata.get(META_RDEV).and_then(|s| s.parse().ok()),
             link: metadata.get(super::links::META_LINK).cloned(),
             names: self.link_names(metadata),
+            class: class.filter(|c| *c != "STANDARD").map(str::to_string),
         }
     }
 
