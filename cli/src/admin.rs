@@ -68,6 +68,7 @@ async fn handle(
     let result = match (&parts.method, parts.uri.path()) {
         (&Method::POST, "/iam") => iam_call(body, iam).await,
         (&Method::POST, "/placement") => placement_call(body, store).await,
+        (&Method::POST, "/kms") => kms_call(body, store).await,
         (&Method::GET, "/status") => serde_json::to_value(ServerStatus {
             pid: std::process::id(),
             address,
@@ -116,6 +117,13 @@ async fn placement_call(body: hyper::body::Incoming, store: Store) -> Result<ser
     let bytes = body.collect().await?.to_bytes();
     let call: crate::placement::PlacementCall = serde_json::from_slice(&bytes)?;
     tokio::task::spawn_blocking(move || call.apply(&store, true)).await?
+}
+
+/// One KMS call (JSON [`crate::kms::KmsCall`] in the body).
+async fn kms_call(body: hyper::body::Incoming, store: Store) -> Result<serde_json::Value> {
+    let bytes = body.collect().await?.to_bytes();
+    let call: crate::kms::KmsCall = serde_json::from_slice(&bytes)?;
+    tokio::task::spawn_blocking(move || call.apply(&store)).await?
 }
 
 async fn blocking<T: Serialize + Send + 'static>(

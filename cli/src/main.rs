@@ -5,6 +5,7 @@ mod admin;
 mod bench;
 mod iam;
 mod keys;
+mod kms;
 mod location;
 mod login;
 mod maint;
@@ -159,6 +160,13 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
+    /// The built-in KMS: keys for server-side encryption (SSE-S3, SSE-KMS)
+    Kms {
+        #[command(subcommand)]
+        cmd: kms::KmsCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -237,6 +245,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::Group { cmd, data }) => iam::group(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Pool { cmd, data }) => placement::pool(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Tier { cmd, data }) => placement::tier(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Kms { cmd, data }) => kms::run(cmd, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),

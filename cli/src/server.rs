@@ -121,6 +121,9 @@ pub fn start(args: StartArgs) -> Result<()> {
     dir.save_layout(&layout)?;
     let creds = dir.ensure_credentials()?;
     let server_key = dir.ensure_server_key()?;
+    store
+        .set_kms_master(&settings.kms_master(&server_key)?)
+        .context("cannot load the KMS keys")?;
     let rt = tokio::runtime::Runtime::new()?;
     let served = rt.block_on(async {
         let listener = listen(args.listen).with_context(|| {

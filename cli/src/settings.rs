@@ -81,6 +81,10 @@ pub struct ServerSettings {
     /// clients keep most of the disks [default: unlimited]
     #[arg(long, value_name = "MB/S", value_parser = clap::value_parser!(u64).range(1..))]
     pub move_bandwidth: Option<u64>,
+    /// The KMS's master key: a file holding 32 bytes, or 64 hex digits [default: the
+    /// server's key file]; keeps the KMS keys sealed apart from the store
+    #[arg(long, value_name = "FILE", env = "CYBS3_KMS_MASTER_KEY_FILE")]
+    pub kms_master_key_file: Option<PathBuf>,
 }
 
 impl ServerSettings {
@@ -125,6 +129,27 @@ impl ServerSettings {
             lifecycle_day_secs: self.lifecycle_day_secs.or(f.lifecycle_day_secs),
             lifecycle_interval_secs: self.lifecycle_interval_secs.or(f.lifecycle_interval_secs),
             move_bandwidth: self.move_bandwidth.or(f.move_bandwidth),
+            kms_master_key_file: self.kms_master_key_file.clone().or(f.kms_master_key_file),
+        })
+    }
+
+    /// The KMS's master key: from `--kms-master-key-file`, else the server's key.
+    pub fn kms_master(&self, server_key: &[u8; 32]) -> Result<[u8; 32]> {
+        let Some(path) = &self.kms_master_key_file else {
+            return Ok(*server_key);
+        };
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read the KMS master key {}", path.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let decoded = match hex::decode(text.trim()) {
+            Ok(d) => d,
+            Err(_) => bytes.clone(),
+        };
+        decoded.try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "{}: a KMS master key is 32 bytes or 64 hex digits (make one with `openssl rand -hex 32`)",
+                path.display()
+            )
         })
     }
 
@@ -222,6 +247,13 @@ impl ServerSettings {
         opt(
             "move-bandwidth",
             &self.move_bandwidth.map(|d| d.to_string()),
+        );
+        opt(
+            "kms-master-key-file",
+            &self
+                .kms_master_key_file
+                .as_ref()
+                .map(|p| p.display().to_string()),
         );
         out.extend(
             self.ldap_group_policy

@@ -6,6 +6,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The KMS refused: no master key, no such key, a data key that does not open.
+    #[error("KMS: {0}")]
+    Kms(String),
+    /// The KMS key is disabled: what it wrapped stays unreadable until it is enabled.
+    #[error("KMS key {0:?} is disabled: `cybs3 admin kms key enable {0}` makes its objects readable again")]
+    KmsDisabled(String),
     #[error("bucket {0:?} does not exist")]
     NoSuchBucket(String),
     #[error("bucket {0:?} already exists")]

@@ -27,6 +27,7 @@ mod heal;
 mod held;
 mod inline;
 mod inline_cache;
+mod kms;
 mod layout;
 mod list;
 mod lock;
@@ -40,6 +41,7 @@ mod record;
 mod rejoin;
 mod remote;
 mod shard;
+mod sse;
 mod store;
 mod write;
 
@@ -52,6 +54,7 @@ pub use drive::DriveState;
 pub use error::{Error, Result};
 pub use expire::Expiry;
 pub use heal::HealReport;
+pub use kms::{KeyInfo, KeyService, DEFAULT_KEY, SSE_S3_KEY};
 pub use layout::{Ec, BLOCK_SIZE, INLINE_MAX};
 pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
 pub use ops::{Deleted, MIN_PART_SIZE};
@@ -59,10 +62,11 @@ pub use pool::{PoolInfo, PoolState, FIRST_POOL};
 pub use queue::QueueStatus;
 pub use read::{ObjectReader, RangeRead};
 pub use record::{
-    Acl, BucketRecord, BucketStats, CanonicalUser, DataId, DefaultRetention, Grant, Grantee,
-    LockMode, LockPeriod, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry, PartRecord,
-    Permission, Retention, ShardLayout, UploadRecord, Versioning,
+    Acl, BucketRecord, BucketStats, CanonicalUser, DataId, DefaultRetention, Encryption, Grant,
+    Grantee, LockMode, LockPeriod, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry,
+    PartRecord, Permission, Retention, ShardLayout, SseMode, UploadRecord, Versioning, WrappedKey,
 };
 pub use remote::{RemoteStore, RemoteTier};
+pub use sse::part_plain_size;
 pub use store::{validate_bucket_name, validate_key, DriveStatus, Status, Store, StoreConfig};
 pub use write::ObjectWriter;

@@ -17,8 +17,9 @@ use crate::inline::Shards;
 use crate::lock::{self, LOCK_DEFAULT_ATTR};
 use crate::queue;
 use crate::record::{
-    self, keys, Acl, BucketRecord, BucketStats, DataId, DefaultRetention, LockRequest, ObjectMeta,
-    ObjectVersion, PartData, PartEntry, PartRecord, Retention, UploadRecord, Versioning,
+    self, keys, Acl, BucketRecord, BucketStats, DataId, DefaultRetention, Encryption, LockRequest,
+    ObjectMeta, ObjectVersion, PartData, PartEntry, PartRecord, Retention, SseMode, UploadRecord,
+    Versioning, WrappedKey,
 };
 
 /// Smallest allowed multipart part, except the last.
@@ -58,6 +59,7 @@ pub(crate) enum Op {
         inline: Option<Shards>,
         lock: LockRequest,
         condition: WriteCondition,
+        encryption: Option<Encryption>,
     },
     Delete {
         bucket: String,
@@ -96,6 +98,7 @@ pub(crate) enum Op {
         key: String,
         meta: ObjectMeta,
         lock: LockRequest,
+        sse: Option<SseMode>,
     },
     PutPart {
         bucket: String,
@@ -105,6 +108,8 @@ pub(crate) enum Op {
         inline: Option<Shards>,
         /// When this upload of the part began (`PartRecord::started_ns`).
         started_ns: u64,
+        /// Its data key, wrapped, when the upload is encrypted.
+        sealed: Option<WrappedKey>,
     },
     Complete {
         bucket: String,
@@ -114,6 +119,8 @@ pub(crate) enum Op {
         etag: String,
         checksums: Vec<(String, String)>,
         condition: WriteCondition,
+        /// The store's block size, which the parts of an encrypted upload are sealed in.
+        block: u32,
     },
     Abort {
         bucket: String,
@@ -295,6 +302,7 @@ pub(crate) fn apply(
             inline,
             lock,
             condition,
+            encryption,
         } => {
             let rec = bucket(tx, b)?;
             condition::check(tx, b, key, condition)?;
@@ -307,7 +315,7 @@ pub(crate) fn apply(
                 clock,
                 &rec,
                 key,
-                (meta.clone(), lock),
+                (meta.clone(), lock, encryption.clone()),
                 vec![part.clone()],
                 freed,
             )?;
@@ -412,6 +420,7 @@ pub(crate) fn apply(
             key,
             meta,
             lock,
+            sse,
         } => {
             let rec = bucket(tx, b)?;
             if !lock.is_empty() && !rec.object_lock {
@@ -425,6 +434,7 @@ pub(crate) fn apply(
                 initiated_ns: now,
                 meta: meta.clone(),
                 lock: *lock,
+                sse: sse.clone(),
             };
             tx.put(keys::upload(b, key, &upload_id), record::encode(&up)?);
             Ok(Out::Upload(up))
@@ -436,6 +446,7 @@ pub(crate) fn apply(
             part,
             inline,
             started_ns,
+            sealed,
         } => {
             bucket(tx, b)?;
             upload(tx, b, key, upload_id)?;
@@ -460,6 +471,7 @@ pub(crate) fn apply(
                 entry: part.clone(),
                 mtime_ns: clock.now(),
                 started_ns: *started_ns,
+                sealed: sealed.clone(),
             };
             tx.put(pk, record::encode(&rec)?);
             Ok(Out::Done)
@@ -472,6 +484,7 @@ pub(crate) fn apply(
             etag,
             checksums,
             condition,
+            block,
         } => {
             let rec = bucket(tx, b)?;
             let up = match upload(tx, b, key, upload_id) {
@@ -485,6 +498,7 @@ pub(crate) fn apply(
                 return Err(Error::InvalidPart(0));
             }
             let mut entries = Vec::with_capacity(parts.len());
+            let mut keys = Vec::new();
             for (i, (number, want_etag)) in parts.iter().enumerate() {
                 if i > 0 && *number <= parts[i - 1].0 {
                     return Err(Error::InvalidPartOrder);
@@ -499,6 +513,7 @@ pub(crate) fn apply(
                 if i + 1 < parts.len() && stored.entry.size < MIN_PART_SIZE {
                     return Err(Error::EntityTooSmall(*number));
                 }
+                keys.extend(stored.sealed);
                 entries.push(stored.entry);
             }
             let lock = lock::lock_for(tx, &rec, &up.lock, clock.now())?;
@@ -510,7 +525,29 @@ pub(crate) fn apply(
                 checksums: checksums.clone(),
                 ..up.meta
             };
-            let v = new_version(tx, clock, &rec, key, (meta, lock), entries, freed)?;
+            // Every part of an encrypted upload was sealed with a key of its own.
+            let encryption = match up.sse {
+                Some(mode) if keys.len() == entries.len() => Some(Encryption {
+                    mode,
+                    block: *block,
+                    keys,
+                }),
+                None if keys.is_empty() => None,
+                _ => {
+                    return Err(Error::Meta(format!(
+                        "upload {upload_id}: parts sealed unlike their upload"
+                    )))
+                }
+            };
+            let v = new_version(
+                tx,
+                clock,
+                &rec,
+                key,
+                (meta, lock, encryption),
+                entries,
+                freed,
+            )?;
             completed::remember(tx, b, upload_id, &v)?;
             Ok(Out::Version(v))
         }
@@ -683,7 +720,7 @@ fn new_version(
     clock: &mut Clock,
     rec: &BucketRecord,
     key: &str,
-    (meta, lock): (ObjectMeta, LockRequest),
+    (meta, lock, encryption): (ObjectMeta, LockRequest, Option<Encryption>),
     parts: Vec<PartEntry>,
     freed: &mut Vec<DataId>,
 ) -> Result<ObjectVersion> {
@@ -702,12 +739,18 @@ fn new_version(
         sort,
         delete_marker: false,
         mtime_ns: now,
-        size: parts.iter().map(|p| p.size).sum(),
+        size: parts
+            .iter()
+            .map(|p| match &encryption {
+                Some(e) => crate::sse::plain_len(p.size, e.block as usize),
+                None => p.size,
+            })
+            .sum(),
         meta,
         parts,
         retention: lock.retention,
         legal_hold: lock.legal_hold,
-        encryption: None,
+        encryption,
         replication: None,
         restored_until_ns: None,
     };

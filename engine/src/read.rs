@@ -9,11 +9,17 @@
 //! flight at once on the reader's own threads, so the drives always have the next reads
 //! queued while the caller takes the current block (shards are read around the page
 //! cache, so nothing else would read ahead for us). Memory stays bounded by those blocks.
+//!
+//! An encrypted version's reader holds its parts' data keys: each piece of plaintext
+//! comes from its whole sealed block, read and opened (`sse.rs`); a block that fails
+//! its check is an error, never wrong bytes. A reader without keys reads the stored
+//! bytes as they are (moves and remote tiers copy ciphertext).
 
 use crate::codec::reconstruct;
 use crate::error::{Error, Result};
 use crate::record::{DataId, ObjectVersion, PartData};
 use crate::shard::{append_block, read_block, Geometry};
+use crate::sse::{part_plain_size, plain_block, DataKey};
 use crate::Store;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -38,6 +44,9 @@ struct Blocks {
     /// Per part: inline bytes, or the shard files by shard index (opened on first use,
     /// kept open so a concurrent overwrite cannot pull them away mid-read).
     parts: Vec<Source>,
+    /// Per part, its data key when the version is encrypted; empty otherwise (or to
+    /// read the sealed bytes as they are stored).
+    keys: Vec<DataKey>,
 }
 
 enum Source {
@@ -49,7 +58,18 @@ enum Source {
 }
 
 impl ObjectReader {
+    /// A reader of the stored bytes (the plaintext, unless the version is encrypted).
     pub(crate) fn new(store: Store, version: ObjectVersion, inline: Vec<Option<Vec<u8>>>) -> Self {
+        Self::sealed(store, version, inline, Vec::new())
+    }
+
+    /// A reader of an encrypted version's plaintext, with its parts' data keys.
+    pub(crate) fn sealed(
+        store: Store,
+        version: ObjectVersion,
+        inline: Vec<Option<Vec<u8>>>,
+        keys: Vec<DataKey>,
+    ) -> Self {
         let parts = inline
             .into_iter()
             .zip(&version.parts)
@@ -63,6 +83,7 @@ impl ObjectReader {
             store,
             version,
             parts,
+            keys,
         };
         if matches!(blocks.parts.first(), Some(Source::Sharded(_))) {
             blocks.files(0);
@@ -128,26 +149,43 @@ impl Blocks {
         })
     }
 
+    /// Part `i`'s size as this reader reads it: of the plaintext, with keys.
+    fn part_size(&self, i: usize) -> u64 {
+        match self.keys.is_empty() {
+            true => self.version.parts[i].size,
+            false => part_plain_size(&self.version, i),
+        }
+    }
+
+    /// Part `i`'s stored block size.
+    fn stored_block(&self, i: usize) -> u64 {
+        match self.version.parts[i].data.shards() {
+            Some(layout) => layout.block_size as u64,
+            None => self.store.inner.block_size as u64,
+        }
+    }
+
     /// The piece of the range that starts at `pos` (at most to the end of its block).
     fn piece_at(&self, pos: u64, end: u64) -> Piece {
         let mut part_start = 0u64;
         let mut part = 0;
-        for (i, p) in self.version.parts.iter().enumerate() {
-            if pos < part_start + p.size {
+        for i in 0..self.version.parts.len() {
+            let size = self.part_size(i);
+            if pos < part_start + size {
                 part = i;
                 break;
             }
-            part_start += p.size;
+            part_start += size;
         }
-        let p = &self.version.parts[part];
-        let bs = match p.data.shards() {
-            Some(layout) => layout.block_size as u64,
-            None => self.store.inner.block_size as u64,
+        let size = self.part_size(part);
+        let bs = match self.keys.is_empty() {
+            true => self.stored_block(part),
+            false => plain_block(self.stored_block(part) as usize) as u64,
         };
         let off = pos - part_start;
         let b = off / bs;
         let block_start = b * bs;
-        let block_end = (block_start + bs).min(p.size);
+        let block_end = (block_start + bs).min(size);
         Piece {
             part,
             b,
@@ -186,8 +224,30 @@ impl Blocks {
         Ok(out)
     }
 
-    /// The bytes of one piece.
+    /// The bytes of one piece: of the plaintext, opened from its sealed block, when the
+    /// reader has keys.
     fn read(&self, piece: Piece) -> Result<Vec<u8>> {
+        let Some(key) = self.keys.get(piece.part) else {
+            return self.read_stored(piece);
+        };
+        let bs = self.stored_block(piece.part);
+        let start = piece.b * bs;
+        let len = bs.min(self.version.parts[piece.part].size - start) as usize;
+        let whole = Piece {
+            lo: 0,
+            hi: len,
+            ..piece
+        };
+        let mut block = self.read_stored(whole)?;
+        key.open(piece.b, &mut block)
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", self.version.key)))?;
+        block.truncate(piece.hi);
+        block.drain(..piece.lo);
+        Ok(block)
+    }
+
+    /// The stored bytes of one piece.
+    fn read_stored(&self, piece: Piece) -> Result<Vec<u8>> {
         let Piece { part, b, lo, hi } = piece;
         let entry = &self.version.parts[part];
         if let PartData::Remote { id, offset } = entry.data {

@@ -4,21 +4,23 @@
 //! told apart and migrated instead of misread.
 //!
 //! Format 2 added the ACL to [`ObjectMeta`], format 3 the restore of an archived
-//! [`ObjectVersion`]: records written in an earlier format whose layout changed since are
-//! read through their earlier layout ([`legacy`]); every other record is the same in
-//! all formats.
+//! [`ObjectVersion`], format 4 server-side encryption to multipart uploads and their parts
+//! ([`UploadRecord::sse`], [`PartRecord::sealed`]; a version's [`Encryption`] took the
+//! place of a field that was always empty): records written in an earlier format whose
+//! layout changed since are read through their earlier layout ([`legacy`]); every other
+//! record is the same in all formats.
 
 use crate::error::{Error, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-const RECORD_FORMAT: u8 = 3;
+const RECORD_FORMAT: u8 = 4;
 
 /// A record kept in LMDB. `earlier` reads one written with an older format tag; a
 /// record whose layout never changed reads it as it reads the current one.
 pub(crate) trait Record: Serialize + DeserializeOwned {
     fn earlier(tag: u8, bytes: &[u8]) -> Result<Self> {
         match tag {
-            1 | 2 => Ok(postcard::from_bytes(bytes)?),
+            1..=3 => Ok(postcard::from_bytes(bytes)?),
             _ => Err(Error::Meta(format!("unknown record format {tag}"))),
         }
     }
@@ -310,11 +312,46 @@ pub struct ObjectVersion {
     pub parts: Vec<PartEntry>,
     pub retention: Option<Retention>,
     pub legal_hold: bool,
-    pub encryption: Option<String>,
+    /// Server-side encryption (`sse.rs`): then each part's `size` is of its sealed
+    /// bytes, and the version's `size` of the plaintext.
+    pub encryption: Option<Encryption>,
     pub replication: Option<String>,
     /// A version in an archive storage class is readable until then (Unix ns), after a
     /// RestoreObject.
     pub restored_until_ns: Option<u64>,
+}
+
+/// How the server encrypted a version (`sse.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    pub mode: SseMode,
+    /// Bytes per sealed block: the store's block size (`sse.rs`).
+    pub block: u32,
+    /// Each part's data key, wrapped; in the order of the version's parts.
+    pub keys: Vec<WrappedKey>,
+}
+
+/// Which server-side encryption a write asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SseMode {
+    /// SSE-S3 (`AES256`): data keys wrapped by the KMS key kept for it.
+    S3,
+    /// SSE-KMS (`aws:kms`): data keys wrapped by KMS key `key`.
+    Kms {
+        key: String,
+        /// The encryption context as the request gave it (base64 JSON).
+        context: Option<String>,
+        bucket_key: bool,
+    },
+}
+
+/// A data key wrapped by version `version` of KMS key `key` (`kms.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedKey {
+    pub key: String,
+    pub version: u32,
+    /// Nonce, ciphertext and tag.
+    pub sealed: Vec<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,6 +362,8 @@ pub struct UploadRecord {
     pub meta: ObjectMeta,
     /// Given at creation, applied to the version the upload completes.
     pub lock: LockRequest,
+    /// Given at creation: every part is sealed with a data key of its own.
+    pub sse: Option<SseMode>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -334,6 +373,9 @@ pub struct PartRecord {
     /// When the upload of this part began (`Store::put_part`). Of two uploads of one part
     /// number the later-started one is kept, whichever finishes last, as on AWS.
     pub started_ns: u64,
+    /// The part's data key, wrapped, when its upload is encrypted; its entry's `size`
+    /// is then of the sealed bytes.
+    pub sealed: Option<WrappedKey>,
 }
 
 /// The version a multipart upload became, and when (see `keys::COMPLETED`).
@@ -352,12 +394,22 @@ pub struct BucketStats {
     pub bytes: u64,
 }
 
+impl PartRecord {
+    /// The part's plaintext bytes; `block_size` is its store's.
+    pub fn plain_size(&self, block_size: usize) -> u64 {
+        match self.sealed {
+            Some(_) => crate::sse::plain_len(self.entry.size, block_size),
+            None => self.entry.size,
+        }
+    }
+}
+
 impl Record for BucketRecord {}
 impl Record for PartRecord {
     fn earlier(tag: u8, bytes: &[u8]) -> Result<Self> {
         match tag {
             1 => Ok(postcard::from_bytes::<legacy::PartRecordV1>(bytes)?.into()),
-            2 => Ok(postcard::from_bytes(bytes)?),
+            2 | 3 => Ok(postcard::from_bytes::<legacy::PartRecordV3>(bytes)?.into()),
             _ => Err(Error::Meta(format!("unknown record format {tag}"))),
         }
     }
@@ -371,6 +423,8 @@ impl Record for ObjectVersion {
         match tag {
             1 => Ok(postcard::from_bytes::<legacy::ObjectVersionV1>(bytes)?.into()),
             2 => Ok(postcard::from_bytes::<legacy::ObjectVersionV2>(bytes)?.into()),
+            // Its `encryption` was always empty: the same bytes as an empty [`Encryption`].
+            3 => Ok(postcard::from_bytes(bytes)?),
             _ => Err(Error::Meta(format!("unknown record format {tag}"))),
         }
     }
@@ -389,7 +443,7 @@ impl Record for UploadRecord {
                         Err(_) => Err(e.into()),
                     },
                 ),
-            2 => Ok(postcard::from_bytes(bytes)?),
+            2 | 3 => Ok(postcard::from_bytes::<legacy::UploadRecordV3>(bytes)?.into()),
             _ => Err(Error::Meta(format!("unknown record format {tag}"))),
         }
     }
@@ -415,6 +469,51 @@ mod legacy {
                 entry: v1.entry,
                 mtime_ns: v1.mtime_ns,
                 started_ns: 0,
+                sealed: None,
+            }
+        }
+    }
+
+    /// A part record of formats 2 and 3, from before encryption.
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(Serialize))]
+    pub(super) struct PartRecordV3 {
+        pub entry: PartEntry,
+        pub mtime_ns: u64,
+        pub started_ns: u64,
+    }
+
+    impl From<PartRecordV3> for PartRecord {
+        fn from(v: PartRecordV3) -> PartRecord {
+            PartRecord {
+                entry: v.entry,
+                mtime_ns: v.mtime_ns,
+                started_ns: v.started_ns,
+                sealed: None,
+            }
+        }
+    }
+
+    /// An upload record of formats 2 and 3, from before encryption.
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(Serialize))]
+    pub(super) struct UploadRecordV3 {
+        key: String,
+        upload_id: String,
+        initiated_ns: u64,
+        meta: ObjectMeta,
+        lock: LockRequest,
+    }
+
+    impl From<UploadRecordV3> for UploadRecord {
+        fn from(u: UploadRecordV3) -> UploadRecord {
+            UploadRecord {
+                key: u.key,
+                upload_id: u.upload_id,
+                initiated_ns: u.initiated_ns,
+                meta: u.meta,
+                lock: u.lock,
+                sse: None,
             }
         }
     }
@@ -459,7 +558,8 @@ mod legacy {
         parts: Vec<PartEntry>,
         retention: Option<Retention>,
         legal_hold: bool,
-        encryption: Option<String>,
+        /// Always empty then.
+        _encryption: Option<String>,
         replication: Option<String>,
     }
 
@@ -476,7 +576,7 @@ mod legacy {
                 parts: v.parts,
                 retention: v.retention,
                 legal_hold: v.legal_hold,
-                encryption: v.encryption,
+                encryption: None,
                 replication: v.replication,
                 restored_until_ns: None,
             }
@@ -497,7 +597,8 @@ mod legacy {
         parts: Vec<PartEntry>,
         retention: Option<Retention>,
         legal_hold: bool,
-        encryption: Option<String>,
+        /// Always empty then.
+        _encryption: Option<String>,
         replication: Option<String>,
     }
 
@@ -514,7 +615,7 @@ mod legacy {
                 parts: v.parts,
                 retention: v.retention,
                 legal_hold: v.legal_hold,
-                encryption: v.encryption,
+                encryption: None,
                 replication: v.replication,
                 restored_until_ns: None,
             }
@@ -539,6 +640,7 @@ mod legacy {
                 initiated_ns: u.initiated_ns,
                 meta: u.meta.into(),
                 lock: LockRequest::default(),
+                sse: None,
             }
         }
     }
@@ -562,6 +664,7 @@ mod legacy {
                 initiated_ns: u.initiated_ns,
                 meta: u.meta.into(),
                 lock: u.lock,
+                sse: None,
             }
         }
     }
@@ -601,7 +704,7 @@ mod legacy {
                 parts: vec![],
                 retention: None,
                 legal_hold: true,
-                encryption: None,
+                _encryption: None,
                 replication: None,
             };
             let v: ObjectVersion = decode(&format_1(&old)).unwrap();
@@ -627,7 +730,7 @@ mod legacy {
                 parts: vec![],
                 retention: None,
                 legal_hold: false,
-                encryption: None,
+                _encryption: None,
                 replication: None,
             };
             let mut bytes = vec![2];
@@ -636,20 +739,59 @@ mod legacy {
             assert_eq!((v.version_id.as_str(), v.size), ("v", 4));
             assert_eq!(v.meta.storage_class.as_deref(), Some("COLD"));
             assert_eq!(v.restored_until_ns, None);
-            let part = PartRecord {
-                entry: PartEntry {
-                    number: 2,
-                    size: 1,
-                    etag: "e".into(),
-                    checksums: vec![],
-                    data: PartData::Inline { id: [1; 16] },
-                },
+            let entry = PartEntry {
+                number: 2,
+                size: 1,
+                etag: "e".into(),
+                checksums: vec![],
+                data: PartData::Inline { id: [1; 16] },
+            };
+            let part = PartRecordV3 {
+                entry: entry.clone(),
                 mtime_ns: 1,
                 started_ns: 8,
             };
-            let mut bytes = vec![2];
-            bytes.extend(postcard::to_stdvec(&part).unwrap());
-            assert_eq!(decode::<PartRecord>(&bytes).unwrap(), part);
+            for tag in [2, 3] {
+                let mut bytes = vec![tag];
+                bytes.extend(postcard::to_stdvec(&part).unwrap());
+                let read = decode::<PartRecord>(&bytes).unwrap();
+                assert_eq!((read.entry, read.started_ns), (entry.clone(), 8));
+                assert_eq!(read.sealed, None);
+            }
+        }
+
+        #[test]
+        fn records_of_format_3_read_without_encryption() {
+            let up = UploadRecordV3 {
+                key: "k".into(),
+                upload_id: "u".into(),
+                initiated_ns: 1,
+                meta: ObjectMeta::default(),
+                lock: LockRequest::default(),
+            };
+            let mut bytes = vec![3];
+            bytes.extend(postcard::to_stdvec(&up).unwrap());
+            let read: UploadRecord = decode(&bytes).unwrap();
+            assert_eq!((read.upload_id.as_str(), read.sse), ("u", None));
+            // A version's empty `encryption` was an empty string option: the same bytes.
+            let v = ObjectVersion {
+                key: "k".into(),
+                version_id: "v".into(),
+                sort: [1; 16],
+                delete_marker: false,
+                mtime_ns: 1,
+                size: 2,
+                meta: ObjectMeta::default(),
+                parts: vec![],
+                retention: None,
+                legal_hold: false,
+                encryption: None,
+                replication: None,
+                restored_until_ns: Some(5),
+            };
+            let mut bytes = vec![3];
+            bytes.extend(postcard::to_stdvec(&v).unwrap());
+            assert_eq!(decode::<ObjectVersion>(&bytes).unwrap(), v);
         }
 
         #[test]
@@ -845,6 +987,11 @@ mod tests {
             entry,
             mtime_ns: 42,
             started_ns: 7,
+            sealed: Some(WrappedKey {
+                key: "k".into(),
+                version: 2,
+                sealed: vec![9; 60],
+            }),
         };
         assert_eq!(decode::<PartRecord>(&encode(&new).unwrap()).unwrap(), new);
     }

@@ -141,9 +141,11 @@ impl Store {
         };
         // Durable before any byte leaves: a crash from here on is cleaned up at the next start.
         let intent = self.add_work(Work::Abandoned { id, at: at.clone() })?;
-        let mut body = self.open_object(bucket, &v.key, Some(&v.version_id))?.all();
+        // An encrypted version goes as it is stored: sealed.
+        let mut body = self.open_sealed(bucket, &v.key, Some(&v.version_id))?.all();
+        let size = body.remaining();
         let uploaded = remote
-            .put(tier, &name, &remote_meta(bucket, v), v.size, &mut body)
+            .put(tier, &name, &remote_meta(bucket, v), size, &mut body)
             .map_err(|e| Error::Tier(format!("upload to the remote tier failed: {e}")));
         let swapped = uploaded.and_then(|()| {
             self.submit(Op::ToRemote {

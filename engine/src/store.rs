@@ -8,6 +8,7 @@ use crate::condition::WriteCondition;
 use crate::drive::{Db, Drive, DriveState};
 use crate::error::{Error, Result};
 use crate::expire::Expiry;
+use crate::kms::KeyService;
 use crate::layout::{Ec, Format, BLOCK_SIZE, FORMAT_VERSION};
 use crate::list::{self, ListPage, ListQuery, VersionPage, VersionQuery};
 use crate::ops::{Deleted, Op, Out};
@@ -15,7 +16,7 @@ use crate::read::ObjectReader;
 use crate::reclaim::Reclaimer;
 use crate::record::{
     self, keys, Acl, BucketRecord, BucketStats, DataId, DefaultRetention, LockRequest, ObjectMeta,
-    ObjectVersion, PartData, PartRecord, Retention, UploadRecord, Versioning,
+    ObjectVersion, PartData, PartRecord, Retention, SseMode, UploadRecord, Versioning,
 };
 use crate::write::{ObjectWriter, Target};
 use heed::{RoTxn, WithoutTls};
@@ -117,6 +118,8 @@ pub(crate) struct Inner {
     /// Stamps the start of each part upload (`PartRecord::started_ns`).
     pub part_starts: crate::commit::Stamps,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The built-in KMS (`kms.rs`).
+    pub kms: crate::kms::Kms,
 }
 
 impl Inner {
@@ -312,6 +315,7 @@ impl Store {
             pool_admin: Mutex::new(()),
             classes: Default::default(),
             remote: Default::default(),
+            kms: Default::default(),
             opened_ns: crate::commit::Clock::new().now(),
             move_bandwidth: cfg.move_bandwidth,
             ec: reference.ec,
@@ -618,13 +622,34 @@ impl Store {
         head_in(&rtxn, db, bucket, key, version_id)
     }
 
-    /// Open a version for reading.
+    /// Open a version for reading (an encrypted one's plaintext: its data keys are
+    /// unwrapped here, so a disabled KMS key fails the open, not the read).
     pub fn open_object(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
     ) -> Result<ObjectReader> {
+        let (v, inline) = self.open_stored(bucket, key, version_id)?;
+        let Some(enc) = &v.encryption else {
+            return Ok(ObjectReader::new(self.clone(), v, inline));
+        };
+        let context = crate::record::Encryption::context(&enc.mode);
+        let keys = enc
+            .keys
+            .iter()
+            .map(|w| Ok(crate::sse::DataKey::new(&self.unwrap(w, context)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ObjectReader::sealed(self.clone(), v, inline, keys))
+    }
+
+    /// A version, and the bytes of its inline parts, as stored.
+    fn open_stored(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<(ObjectVersion, Vec<Option<Vec<u8>>>)> {
         // An overwrite racing this read can drop an inline part's shards between reading
         // the version on one drive and its shards on the others: then read the version
         // again, and fail only if it is still the same one.
@@ -646,11 +671,26 @@ impl Store {
                 .collect();
             drop(rtxn);
             match inline {
-                Ok(inline) => return Ok(ObjectReader::new(self.clone(), v, inline)),
+                Ok(inline) => return Ok((v, inline)),
                 Err(e) if failed_on == Some(v.sort) => return Err(e),
                 Err(_) => failed_on = Some(v.sort),
             }
         }
+    }
+
+    /// Open a version's bytes as the drives keep them, sealed when it is encrypted: what
+    /// a move to another tier copies.
+    pub(crate) fn open_sealed(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectReader> {
+        let (mut v, inline) = self.open_stored(bucket, key, version_id)?;
+        if v.encryption.take().is_some() {
+            v.size = v.parts.iter().map(|p| p.size).sum();
+        }
+        Ok(ObjectReader::new(self.clone(), v, inline))
     }
 
     /// Delete a version, or add a delete marker (`version_id` none, in a versioned
@@ -763,7 +803,7 @@ impl Store {
         bucket: &str,
         key: &str,
         meta: ObjectMeta,
-        lock: LockRequest,
+        (lock, sse): (LockRequest, Option<SseMode>),
     ) -> Result<UploadRecord> {
         validate_key(key)?;
         match self.submit(Op::CreateUpload {
@@ -771,6 +811,7 @@ impl Store {
             key: key.to_string(),
             meta,
             lock,
+            sse,
         })? {
             Out::Upload(u) => Ok(u),
             _ => unreachable!("create upload answers Upload"),
@@ -805,8 +846,9 @@ impl Store {
                 started_ns: self.inner.part_starts.next(),
             },
         );
-        // A part goes where its object's storage class keeps data.
+        // A part goes where its object's storage class keeps data, sealed as its upload asked.
         writer.set_class(up.meta.storage_class.as_deref());
+        writer.set_encryption(up.sse)?;
         Ok(writer)
     }
 
@@ -829,6 +871,7 @@ impl Store {
             etag,
             checksums,
             condition,
+            block: self.inner.block_size as u32,
         })? {
             Out::Version(v) => Ok(v),
             _ => unreachable!("complete answers Version"),

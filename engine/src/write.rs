@@ -4,18 +4,24 @@
 //! objects never touch a shard file: they go inline into the commit. Large ones
 //! are written under `tmp/`, synced, renamed into `data/`, and only then
 //! committed, so a crash at any point leaves the old version or the new one.
+//!
+//! With server-side encryption (`set_encryption`), the bytes are sealed block by block
+//! (`sse.rs`) on their way in: everything below sees only ciphertext.
 
 use crate::codec::Encoder;
 use crate::condition::WriteCondition;
 use crate::drive::{sync_dir, DriveState};
 use crate::error::{is_no_space, Error, Result};
+use crate::kms::{KeyService, SSE_S3_KEY};
 use crate::layout::{shard_len, INLINE_MAX};
 use crate::ops::{Op, Out};
 use crate::pool::{Pool, Writing};
 use crate::record::{
-    DataId, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry, ShardLayout,
+    DataId, Encryption, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry, ShardLayout,
+    SseMode, WrappedKey,
 };
 use crate::shard::{ShardHeader, ShardWriter};
+use crate::sse::{DataKey, Sealer};
 use crate::Store;
 use std::fs;
 use std::sync::Arc;
@@ -55,6 +61,15 @@ pub struct ObjectWriter {
     /// The storage class (`None`: STANDARD), resolved to a pool only if the data goes
     /// to shard files: small objects stay inline and never ask.
     class: Option<String>,
+    /// Server-side encryption of what is written, if asked for.
+    sealing: Option<Sealing>,
+}
+
+/// A write's encryption: the sealer of its bytes, and its data key as records keep it.
+struct Sealing {
+    sealer: Sealer,
+    mode: SseMode,
+    wrapped: WrappedKey,
 }
 
 struct Sharded {
@@ -87,7 +102,31 @@ impl ObjectWriter {
             condition: WriteCondition::default(),
             pool: None,
             class: None,
+            sealing: None,
         }
+    }
+
+    /// Encrypt what is written (before the first byte) with a fresh data key wrapped by
+    /// the KMS key `mode` names.
+    pub fn set_encryption(&mut self, mode: Option<SseMode>) -> Result<()> {
+        let Some(mode) = mode else {
+            self.sealing = None;
+            return Ok(());
+        };
+        let key = match &mode {
+            SseMode::S3 => SSE_S3_KEY,
+            SseMode::Kms { key, .. } => key.as_str(),
+        };
+        let data_key: [u8; 32] = rand::random();
+        let wrapped = self
+            .store
+            .wrap(key, Encryption::context(&mode), &data_key)?;
+        self.sealing = Some(Sealing {
+            sealer: Sealer::new(DataKey::new(&data_key), self.store.inner.block_size),
+            mode,
+            wrapped,
+        });
+        Ok(())
     }
 
     /// Put the data in this pool, whatever its free space.
@@ -113,12 +152,42 @@ impl ObjectWriter {
         self.lock = lock;
     }
 
-    /// Bytes received so far.
-    pub fn size(&self) -> u64 {
-        self.size
+    /// The encryption asked for what is written, if any.
+    pub fn encryption(&self) -> Option<&SseMode> {
+        self.sealing.as_ref().map(|s| &s.mode)
     }
 
-    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        match &self.sealing {
+            Some(s) => s.sealer.size,
+            None => self.size,
+        }
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        match self.sealing.take() {
+            None => self.write_stored(data),
+            Some(mut sealing) => {
+                let r = sealing.sealer.push(data, &mut |b| self.write_stored(b));
+                self.sealing = Some(sealing);
+                r
+            }
+        }
+    }
+
+    /// Seals the last block of an encrypted write.
+    fn finish_sealing(&mut self) -> Result<()> {
+        if let Some(mut sealing) = self.sealing.take() {
+            let r = sealing.sealer.finish(&mut |b| self.write_stored(b));
+            self.sealing = Some(sealing);
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Bytes as the drives keep them (sealed, when encrypted).
+    fn write_stored(&mut self, mut data: &[u8]) -> Result<()> {
         let block = self.store.inner.block_size;
         while !data.is_empty() {
             if self.sharded.is_none() && self.buf.len() + data.len() > INLINE_MAX {
@@ -248,6 +317,8 @@ impl ObjectWriter {
                 return Err(Error::Meta("a copy is sealed, not finished".into()));
             }
         };
+        self.finish_sealing()?;
+        let sealing = self.sealing.take();
         let (data, inline) = match self.sharded.is_some() {
             false => (
                 PartData::Inline { id: rand::random() },
@@ -274,6 +345,11 @@ impl ObjectWriter {
                 inline,
                 lock: self.lock,
                 condition: std::mem::take(&mut self.condition),
+                encryption: sealing.map(|s| Encryption {
+                    mode: s.mode,
+                    block: self.store.inner.block_size as u32,
+                    keys: vec![s.wrapped],
+                }),
             },
             Target::Part {
                 upload_id,
@@ -286,6 +362,7 @@ impl ObjectWriter {
                 part: part.clone(),
                 inline,
                 started_ns: *started_ns,
+                sealed: sealing.map(|s| s.wrapped),
             },
             Target::Copy { .. } => unreachable!("refused above"),
         };

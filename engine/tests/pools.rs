@@ -48,7 +48,12 @@ fn a_pool_takes_new_data_survives_a_restart_and_drains_back() {
     assert_eq!(count_shards(&second), 4);
     // A multipart upload's part, left uncompleted, lives in the pool too.
     let up = s
-        .create_upload(B, "multi", ObjectMeta::default(), LockRequest::default())
+        .create_upload(
+            B,
+            "multi",
+            ObjectMeta::default(),
+            (LockRequest::default(), None),
+        )
         .unwrap();
     let part = bytes(4, BIG);
     let mut w = s.put_part(B, "multi", &up.upload_id, 1).unwrap();

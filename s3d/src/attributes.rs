@@ -60,6 +60,11 @@ pub(crate) async fn get(
             .iter()
             .take(max_parts as usize)
             .map(|p| {
+                let i = v
+                    .parts
+                    .iter()
+                    .position(|q| std::ptr::eq(q, *p))
+                    .unwrap_or(0);
                 let checksum = |name: &str| {
                     p.checksums
                         .iter()
@@ -68,7 +73,7 @@ pub(crate) async fn get(
                 };
                 ObjectPart {
                     part_number: Some(p.number as i32),
-                    size: Some(p.size as i64),
+                    size: Some(engine::part_plain_size(&v, i) as i64),
                     checksum_crc32: checksum("crc32"),
                     checksum_crc32c: checksum("crc32c"),
                     checksum_crc64nvme: checksum("crc64nvme"),

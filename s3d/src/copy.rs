@@ -9,7 +9,7 @@ use crate::body;
 use crate::ctx::{blocking, Cybs3};
 use crate::object_lock::lock_requested;
 use crate::objects::{self, check_preconditions, last_modified, meta_fields, object_meta};
-use crate::{errors, lifecycle, multipart, tagging, versioning};
+use crate::{errors, lifecycle, multipart, sse, tagging, versioning};
 use md5::{Digest, Md5};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::*;
@@ -192,7 +192,21 @@ pub(crate) async fn copy_object(
     let store = s.store.clone();
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     // The destination bucket and key are checked before any byte is read.
-    let mut writer = blocking(move || store.put(&bucket, &key)).await?;
+    let writer = blocking(move || store.put(&bucket, &key)).await?;
+    // A copy is encrypted as its request or the bucket's default says, not as its source.
+    let asked = sse::Asked {
+        sse: input.server_side_encryption.as_ref(),
+        key_id: input.ssekms_key_id.as_deref(),
+        context: input.ssekms_encryption_context.as_deref(),
+        bucket_key: input.bucket_key_enabled,
+    };
+    let mode = sse::for_write(s, &input.bucket, asked).await?;
+    let (encryption, kms_key, bucket_key) = sse::headers(s, mode.as_ref());
+    let mut writer = blocking(move || {
+        let mut writer = writer;
+        writer.set_encryption(mode).map(|()| writer)
+    })
+    .await?;
     writer.set_lock(lock);
     let reader = open_source(s, &src).await?;
     let v = reader.version().clone();
@@ -213,6 +227,7 @@ pub(crate) async fn copy_object(
     if onto_itself
         && !replace_meta
         && input.storage_class.is_none()
+        && input.server_side_encryption.is_none()
         && is_current(s, &src, &v).await?
     {
         return Err(s3_error!(
@@ -282,6 +297,9 @@ pub(crate) async fn copy_object(
             ..Default::default()
         }),
         version_id: objects::written_version_id(&version.version_id),
+        server_side_encryption: encryption,
+        ssekms_key_id: kms_key,
+        bucket_key_enabled: bucket_key,
         copy_source_version_id: objects::shown_version(s, &src.bucket, &v.version_id).await,
         expiration: lifecycle::expiration_of_new(s, &input.bucket, &version).await?,
         ..Default::default()

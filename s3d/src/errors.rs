@@ -42,6 +42,15 @@ pub(crate) fn from_engine(err: engine::Error) -> S3Error {
             Some(StatusCode::INSUFFICIENT_STORAGE),
         ),
         E::InsufficientDrives { .. } => (S3ErrorCode::ServiceUnavailable, None),
+        // AWS's code when the object's KMS key is disabled.
+        E::KmsDisabled(_) => (
+            S3ErrorCode::Custom("KMS.DisabledException".into()),
+            Some(StatusCode::BAD_REQUEST),
+        ),
+        E::Kms(_) => (
+            S3ErrorCode::Custom("KMS.KMSInvalidStateException".into()),
+            Some(StatusCode::BAD_REQUEST),
+        ),
         E::Corrupt(_)
         | E::Io(_)
         | E::Meta(_)

@@ -81,6 +81,7 @@ mod routes;
 mod server;
 mod service;
 mod sigv2;
+mod sse;
 mod tagging;
 mod versioning;
 

@@ -14,6 +14,7 @@ use crate::objects::{
     claimed_checksums, declared_length, meta_fields, object_meta, receive_checked,
     CHECKSUM_TYPE_HEADER,
 };
+use crate::sse;
 use crate::{lifecycle, list, objects, tagging};
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
 use md5::{Digest, Md5};
@@ -199,13 +200,24 @@ pub(crate) async fn create(
             .push((CHECKSUM_TYPE_HEADER.to_string(), t.clone()));
     }
     let lock = lock_requested!(input)?;
+    let asked = sse::Asked {
+        sse: input.server_side_encryption.as_ref(),
+        key_id: input.ssekms_key_id.as_deref(),
+        context: input.ssekms_encryption_context.as_deref(),
+        bucket_key: input.bucket_key_enabled,
+    };
+    let mode = sse::for_write(s, &input.bucket, asked).await?;
+    let (encryption, kms_key, bucket_key) = sse::headers(s, mode.as_ref());
     let store = s.store.clone();
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    let up = blocking(move || store.create_upload(&bucket, &key, meta, lock)).await?;
+    let up = blocking(move || store.create_upload(&bucket, &key, meta, (lock, mode))).await?;
     Ok(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(up.upload_id),
+        server_side_encryption: encryption,
+        ssekms_key_id: kms_key,
+        bucket_key_enabled: bucket_key,
         checksum_algorithm: algorithm.map(ChecksumAlgorithm::from),
         checksum_type: checksum_type.map(ChecksumType::from),
         ..Default::default()
@@ -228,6 +240,7 @@ pub(crate) async fn upload_part(
     );
     // NoSuchBucket / NoSuchUpload before the body is read.
     let writer = blocking(move || store.put_part(&bucket, &key, &upload_id, number)).await?;
+    let (encryption, kms_key, bucket_key) = sse::headers(s, writer.encryption());
     let payload = input.body.unwrap_or_else(|| s3s::Body::empty().into());
     let Received {
         writer,
@@ -252,6 +265,9 @@ pub(crate) async fn upload_part(
     blocking(move || writer.finish(meta)).await?;
     Ok(UploadPartOutput {
         e_tag: Some(ETag::Strong(etag)),
+        server_side_encryption: encryption,
+        ssekms_key_id: kms_key,
+        bucket_key_enabled: bucket_key,
         checksum_crc32: checksums.checksum_crc32,
         checksum_crc32c: checksums.checksum_crc32c,
         checksum_crc64nvme: checksums.checksum_crc64nvme,
@@ -370,8 +386,12 @@ pub(crate) async fn complete(
     let v = assemble(s, &mut input).await?;
     let version_id = objects::written_version_id(&v.version_id);
     let expiration = lifecycle::expiration_of_new(s, &input.bucket, &v).await?;
+    let (encryption, kms_key, bucket_key) = sse::headers(s, sse::of(&v));
     Ok(CompleteMultipartUploadOutput {
         expiration,
+        server_side_encryption: encryption,
+        ssekms_key_id: kms_key,
+        bucket_key_enabled: bucket_key,
         location: Some(location(host.as_deref(), &input.bucket, &input.key)),
         bucket: Some(input.bucket),
         key: Some(input.key),
@@ -415,6 +435,7 @@ pub(crate) async fn list_parts(s: &Cybs3, input: ListPartsInput) -> S3Result<Lis
         input.key.clone(),
         input.upload_id.clone(),
     );
+    let block = s.store.block_size();
     let (up, parts, truncated) = blocking(move || {
         let up = store.upload(&bucket, &key, &upload_id)?;
         let (parts, truncated) = store.list_parts(&bucket, &key, &upload_id, marker, max)?;
@@ -435,10 +456,10 @@ pub(crate) async fn list_parts(s: &Cybs3, input: ListPartsInput) -> S3Result<Lis
             parts
                 .into_iter()
                 .map(|p| Part {
+                    size: Some(p.plain_size(block) as i64),
                     part_number: Some(p.entry.number as i32),
                     last_modified: Some(timestamp(p.mtime_ns)),
                     e_tag: Some(ETag::Strong(p.entry.etag)),
-                    size: Some(p.entry.size as i64),
                     checksum_crc32: stored_checksum(&p.entry.checksums, "crc32"),
                     checksum_crc32c: stored_checksum(&p.entry.checksums, "crc32c"),
                     checksum_crc64nvme: stored_checksum(&p.entry.checksums, "crc64nvme"),

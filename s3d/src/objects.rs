@@ -10,7 +10,7 @@ use crate::identity::auth;
 use crate::lifecycle;
 use crate::object_lock::{self, lock_requested};
 use crate::versioning::{self, Found};
-use crate::{archive, errors, tagging};
+use crate::{archive, errors, sse, tagging};
 use bytes::Bytes;
 use futures::Stream;
 use hyper::http::Extensions;
@@ -55,7 +55,20 @@ pub(crate) async fn put(
     let store = s.store.clone();
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     // Refuses a bad key or a missing bucket before the body is read.
-    let mut writer = blocking(move || store.put(&bucket, &key)).await?;
+    let writer = blocking(move || store.put(&bucket, &key)).await?;
+    let asked = sse::Asked {
+        sse: input.server_side_encryption.as_ref(),
+        key_id: input.ssekms_key_id.as_deref(),
+        context: input.ssekms_encryption_context.as_deref(),
+        bucket_key: input.bucket_key_enabled,
+    };
+    let mode = sse::for_write(s, &input.bucket, asked).await?;
+    let (encryption, kms_key, bucket_key) = sse::headers(s, mode.as_ref());
+    let mut writer = blocking(move || {
+        let mut writer = writer;
+        writer.set_encryption(mode).map(|()| writer)
+    })
+    .await?;
     writer.set_class(meta.storage_class.as_deref());
     writer.set_lock(lock);
     writer.set_condition(write_condition(
@@ -86,6 +99,9 @@ pub(crate) async fn put(
     Ok(PutObjectOutput {
         expiration,
         e_tag: Some(ETag::Strong(etag)),
+        server_side_encryption: encryption,
+        ssekms_key_id: kms_key,
+        bucket_key_enabled: bucket_key,
         size: Some(version.size as i64),
         version_id: written_version_id(&version.version_id),
         checksum_crc32: checksums.checksum_crc32,
@@ -332,7 +348,11 @@ pub(crate) async fn get(
         vstate,
         checksums_wanted(input.checksum_mode.as_ref()) && !span.partial,
     );
+    let (encryption, kms_key, bucket_key) = sse::headers(s, sse::of(&v));
     Ok(GetObjectOutput {
+        server_side_encryption: encryption,
+        ssekms_key_id: kms_key,
+        bucket_key_enabled: bucket_key,
         body: Some(StreamingBlob::wrap(ChunkStream::spawn(chunks))),
         content_length: Some((span.end - span.start) as i64),
         content_range: span.content_range(v.size),
@@ -393,7 +413,11 @@ pub(crate) async fn head(
         vstate,
         checksums_wanted(input.checksum_mode.as_ref()) && !span.partial,
     );
+    let (encryption, kms_key, bucket_key) = sse::headers(s, sse::of(&v));
     let mut resp = S3Response::new(HeadObjectOutput {
+        server_side_encryption: encryption,
+        ssekms_key_id: kms_key,
+        bucket_key_enabled: bucket_key,
         content_length: Some((span.end - span.start) as i64),
         content_range: span.content_range(v.size),
         parts_count: span.parts_count,
@@ -619,11 +643,14 @@ impl Span {
             };
         }
         let index = n as usize - 1;
-        let part = v.parts.get(index).ok_or_else(unsatisfiable)?;
-        let start: u64 = v.parts[..index].iter().map(|p| p.size).sum();
+        if index >= v.parts.len() {
+            return Err(unsatisfiable());
+        }
+        let size = |i| engine::part_plain_size(v, i);
+        let start: u64 = (0..index).map(size).sum();
         Ok(Span {
             start,
-            end: start + part.size,
+            end: start + size(index),
             partial: true,
             parts_count: Some(v.parts.len() as i32),
         })

@@ -13,7 +13,7 @@ use crate::routes::Routes;
 use crate::vhost::Domains;
 use crate::{
     acl, attributes, bucket_config, buckets, copy, cors, delete, lifecycle, list, multipart,
-    object_lock, objects, ownership, post, public_access, tagging, versioning,
+    object_lock, objects, ownership, post, public_access, sse, tagging, versioning,
 };
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -270,6 +270,33 @@ impl S3 for Cybs3 {
         req: S3Request<GetBucketTaggingInput>,
     ) -> Res<GetBucketTaggingOutput> {
         bucket_config::get_tagging(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> Res<PutBucketEncryptionOutput> {
+        sse::put_bucket_encryption(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> Res<GetBucketEncryptionOutput> {
+        sse::get_bucket_encryption(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> Res<DeleteBucketEncryptionOutput> {
+        sse::delete_bucket_encryption(self, req.input)
             .await
             .map(S3Response::new)
     }

@@ -1,0 +1,210 @@
+//! Server-side encryption on the S3 surface: what a write asks for (its headers, else
+//! the bucket's default encryption), the headers a response carries, and
+//! Put/Get/DeleteBucketEncryption. The engine does the encrypting (`engine/src/sse.rs`).
+
+use crate::bucket_config::{from_xml, to_xml};
+use crate::ctx::Cybs3;
+use base64::Engine as _;
+use engine::SseMode;
+use hyper::StatusCode;
+use s3s::dto::*;
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
+
+/// The bucket attribute that keeps the default encryption (its S3 XML).
+pub(crate) const ATTR_ENCRYPTION: &str = "encryption";
+
+/// What a write's headers say about encryption.
+#[derive(Default)]
+pub(crate) struct Asked<'a> {
+    pub sse: Option<&'a ServerSideEncryption>,
+    pub key_id: Option<&'a str>,
+    pub context: Option<&'a str>,
+    pub bucket_key: Option<bool>,
+}
+
+/// The key a request names, by NAME or by an ARN ending in `:key/NAME`.
+fn key_name(id: &str) -> &str {
+    id.rsplit_once(":key/").map_or(id, |(_, name)| name)
+}
+
+/// The ARN responses name a key by.
+pub(crate) fn key_arn(s: &Cybs3, name: &str) -> String {
+    format!("arn:cybs3:kms:{}::key/{name}", s.region)
+}
+
+fn kms_error(code: &str, status: StatusCode, msg: String) -> S3Error {
+    let mut e = S3Error::with_message(S3ErrorCode::Custom(code.to_string().into()), msg);
+    e.set_status_code(status);
+    e
+}
+
+/// The mode `algorithm` with `key_id` names, checked: the key must exist.
+fn mode(
+    s: &Cybs3,
+    algorithm: &str,
+    key_id: Option<&str>,
+    context: Option<&str>,
+    bucket_key: bool,
+) -> S3Result<SseMode> {
+    match algorithm {
+        ServerSideEncryption::AES256 => {
+            if key_id.is_some() || context.is_some() {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "x-amz-server-side-encryption-aws-kms-key-id and the encryption context need x-amz-server-side-encryption: aws:kms"
+                ));
+            }
+            Ok(SseMode::S3)
+        }
+        ServerSideEncryption::AWS_KMS => {
+            let key = key_id.map_or(engine::DEFAULT_KEY, key_name).to_string();
+            if !s.store.kms_has(&key) {
+                return Err(kms_error(
+                    "KMS.NotFoundException",
+                    StatusCode::BAD_REQUEST,
+                    format!("Invalid keyId {key}: `cybs3 admin kms key create {key}` makes it"),
+                ));
+            }
+            if let Some(c) = context {
+                let json = base64::engine::general_purpose::STANDARD
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+                if !json.is_some_and(|j| j.is_object()) {
+                    return Err(s3_error!(
+                        InvalidArgument,
+                        "The encryption context must be a base64-encoded JSON object"
+                    ));
+                }
+            }
+            Ok(SseMode::Kms {
+                key,
+                context: context.map(str::to_string),
+                bucket_key,
+            })
+        }
+        other => Err(s3_error!(
+            InvalidArgument,
+            "The encryption method specified is not supported: {other}"
+        )),
+    }
+}
+
+/// The encryption of a new object or upload in `bucket`: what its headers ask, else the
+/// bucket's default encryption, else none.
+pub(crate) async fn for_write(
+    s: &Cybs3,
+    bucket: &str,
+    asked: Asked<'_>,
+) -> S3Result<Option<SseMode>> {
+    if let Some(sse) = asked.sse {
+        let bucket_key = asked.bucket_key.unwrap_or(false);
+        return mode(s, sse.as_str(), asked.key_id, asked.context, bucket_key).map(Some);
+    }
+    if asked.key_id.is_some() || asked.context.is_some() {
+        return Err(s3_error!(
+            InvalidArgument,
+            "x-amz-server-side-encryption-aws-kms-key-id and the encryption context need x-amz-server-side-encryption: aws:kms"
+        ));
+    }
+    let Some(bytes) = s.bucket_attr(bucket, ATTR_ENCRYPTION).await? else {
+        return Ok(None);
+    };
+    let config: ServerSideEncryptionConfiguration = from_xml(&bytes)?;
+    let Some(rule) = config.rules.first() else {
+        return Ok(None);
+    };
+    let Some(default) = &rule.apply_server_side_encryption_by_default else {
+        return Ok(None);
+    };
+    let bucket_key = rule.bucket_key_enabled.unwrap_or(false);
+    let key = default.kms_master_key_id.as_deref();
+    mode(s, default.sse_algorithm.as_str(), key, None, bucket_key).map(Some)
+}
+
+/// The response headers of an object in `mode`: the algorithm, the KMS key's ARN and
+/// whether a bucket key was asked for.
+pub(crate) fn headers(
+    s: &Cybs3,
+    mode: Option<&SseMode>,
+) -> (Option<ServerSideEncryption>, Option<String>, Option<bool>) {
+    match mode {
+        None => (None, None, None),
+        Some(SseMode::S3) => (
+            Some(ServerSideEncryption::from_static(
+                ServerSideEncryption::AES256,
+            )),
+            None,
+            None,
+        ),
+        Some(SseMode::Kms {
+            key, bucket_key, ..
+        }) => (
+            Some(ServerSideEncryption::from_static(
+                ServerSideEncryption::AWS_KMS,
+            )),
+            Some(key_arn(s, key)),
+            bucket_key.then_some(true),
+        ),
+    }
+}
+
+/// The mode of a stored version.
+pub(crate) fn of(v: &engine::ObjectVersion) -> Option<&SseMode> {
+    v.encryption.as_ref().map(|e| &e.mode)
+}
+
+pub(crate) async fn put_bucket_encryption(
+    s: &Cybs3,
+    input: PutBucketEncryptionInput,
+) -> S3Result<PutBucketEncryptionOutput> {
+    let config = input.server_side_encryption_configuration;
+    let [rule] = config.rules.as_slice() else {
+        return Err(s3_error!(
+            MalformedXML,
+            "The encryption configuration must have exactly one rule"
+        ));
+    };
+    let Some(default) = &rule.apply_server_side_encryption_by_default else {
+        return Err(s3_error!(
+            MalformedXML,
+            "The rule needs ApplyServerSideEncryptionByDefault"
+        ));
+    };
+    // Checked as a write would use it: the algorithm is known, the key exists.
+    mode(
+        s,
+        default.sse_algorithm.as_str(),
+        default.kms_master_key_id.as_deref(),
+        None,
+        false,
+    )?;
+    s.set_bucket_attr(&input.bucket, ATTR_ENCRYPTION, Some(to_xml(&config)?))
+        .await?;
+    Ok(PutBucketEncryptionOutput {})
+}
+
+pub(crate) async fn get_bucket_encryption(
+    s: &Cybs3,
+    input: GetBucketEncryptionInput,
+) -> S3Result<GetBucketEncryptionOutput> {
+    let Some(bytes) = s.bucket_attr(&input.bucket, ATTR_ENCRYPTION).await? else {
+        return Err(s3_error!(
+            ServerSideEncryptionConfigurationNotFoundError,
+            "The server side encryption configuration was not found"
+        ));
+    };
+    Ok(GetBucketEncryptionOutput {
+        server_side_encryption_configuration: Some(from_xml(&bytes)?),
+    })
+}
+
+pub(crate) async fn delete_bucket_encryption(
+    s: &Cybs3,
+    input: DeleteBucketEncryptionInput,
+) -> S3Result<DeleteBucketEncryptionOutput> {
+    s.bucket_attr(&input.bucket, ATTR_ENCRYPTION).await?;
+    s.set_bucket_attr(&input.bucket, ATTR_ENCRYPTION, None)
+        .await?;
+    Ok(DeleteBucketEncryptionOutput {})
+}
