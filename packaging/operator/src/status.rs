@@ -58,7 +58,14 @@ pub fn status(
     let serving = observed.is_some() && r.ready >= r.replicas && r.replicas > 0;
     let ready = serving && r.settled && failure.is_none();
 
-    let (ready_status, ready_reason, ready_msg) = if ready {
+    let (ready_status, ready_reason, ready_msg) = if let (None, Some(f)) = (observed, failure) {
+        // The StatefulSet was not read: the pods may well still serve the previous spec.
+        (
+            "Unknown",
+            f.reason,
+            "the StatefulSet could not be read".to_string(),
+        )
+    } else if ready {
         (
             "True",
             "Serving",

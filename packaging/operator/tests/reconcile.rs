@@ -259,7 +259,8 @@ async fn a_refused_change_reports_degraded_with_the_api_servers_reason() {
             .contains("updates to statefulset spec"),
         "{degraded}"
     );
-    assert_eq!(summary(condition(st, "Ready")), ("False", "NotReady"));
+    // The old pod may still serve: without the StatefulSet, readiness is unknown.
+    assert_eq!(summary(condition(st, "Ready")), ("Unknown", "ApplyFailed"));
     assert_eq!(
         summary(condition(st, "Progressing")),
         ("False", "ApplyFailed")
