@@ -111,4 +111,6 @@ if [[ $(id -u) -eq 0 ]]; then
 else
   echo "skipped: tests/packaging.sh installs a package and needs root"
 fi
+phase "kubernetes (chart and operator, validated offline)"
+tests/k8s.sh
 phase "all passed"
