@@ -12,6 +12,12 @@ pub enum Error {
     /// The KMS key is disabled: what it wrapped stays unreadable until it is enabled.
     #[error("KMS key {0:?} is disabled: `cybs3 admin kms key enable {0}` makes its objects readable again")]
     KmsDisabled(String),
+    /// An SSE-C object read, or an SSE-C upload's part written, without its customer key.
+    #[error("the object is encrypted with a customer key (SSE-C): the request must give it")]
+    CustomerKeyMissing,
+    /// A customer key that is not the object's.
+    #[error("the customer key (SSE-C) is not the one the object is encrypted with")]
+    CustomerKeyMismatch,
     #[error("bucket {0:?} does not exist")]
     NoSuchBucket(String),
     #[error("bucket {0:?} already exists")]

@@ -110,6 +110,25 @@ fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// What a data key wrapped by a customer's key (SSE-C) is bound to.
+const CUSTOMER_AAD: &[u8] = b"cybs3 sse-c data key";
+
+/// `data_key` wrapped by an SSE-C customer key.
+pub(crate) fn wrap_customer(customer: &[u8; 32], data_key: &[u8; 32]) -> WrappedKey {
+    WrappedKey {
+        key: String::new(),
+        version: 0,
+        sealed: seal(&aead_key(customer), CUSTOMER_AAD, data_key),
+    }
+}
+
+/// The data key `w` holds, wrapped by customer key `customer`.
+pub(crate) fn unwrap_customer(customer: &[u8; 32], w: &WrappedKey) -> Result<[u8; 32]> {
+    open(&aead_key(customer), CUSTOMER_AAD, &w.sealed)
+        .and_then(|k| k.try_into().ok())
+        .ok_or(Error::CustomerKeyMismatch)
+}
+
 /// What a key version's material is bound to when sealed under the master key.
 fn material_aad(name: &str, version: u32) -> Vec<u8> {
     format!("cybs3 kms key {name} version {version}").into_bytes()

@@ -60,13 +60,13 @@ pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
 pub use ops::{Deleted, MIN_PART_SIZE};
 pub use pool::{PoolInfo, PoolState, FIRST_POOL};
 pub use queue::QueueStatus;
-pub use read::{ObjectReader, RangeRead};
+pub use read::{check_customer, ObjectReader, RangeRead};
 pub use record::{
     Acl, BucketRecord, BucketStats, CanonicalUser, DataId, DefaultRetention, Encryption, Grant,
     Grantee, LockMode, LockPeriod, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry,
     PartRecord, Permission, Retention, ShardLayout, SseMode, UploadRecord, Versioning, WrappedKey,
 };
 pub use remote::{RemoteStore, RemoteTier};
-pub use sse::part_plain_size;
+pub use sse::{customer_mode, part_plain_size};
 pub use store::{validate_bucket_name, validate_key, DriveStatus, Status, Store, StoreConfig};
 pub use write::ObjectWriter;

@@ -17,9 +17,11 @@
 
 use crate::codec::reconstruct;
 use crate::error::{Error, Result};
+use crate::kms::unwrap_customer;
+use crate::record::SseMode;
 use crate::record::{DataId, ObjectVersion, PartData};
 use crate::shard::{append_block, read_block, Geometry};
-use crate::sse::{part_plain_size, plain_block, DataKey};
+use crate::sse::{customer_matches, part_plain_size, plain_block, DataKey};
 use crate::Store;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -35,6 +37,9 @@ const READ_AHEAD_FROM_BLOCKS: u64 = 2;
 /// An open version: its record, and its bytes on demand.
 pub struct ObjectReader {
     blocks: Arc<Blocks>,
+    /// An SSE-C version whose customer key was not given yet ([`ObjectReader::unlock`]):
+    /// nothing of it can be read.
+    locked: bool,
 }
 
 /// What every read of one open version shares, across the reader's threads.
@@ -61,6 +66,35 @@ impl ObjectReader {
     /// A reader of the stored bytes (the plaintext, unless the version is encrypted).
     pub(crate) fn new(store: Store, version: ObjectVersion, inline: Vec<Option<Vec<u8>>>) -> Self {
         Self::sealed(store, version, inline, Vec::new())
+    }
+
+    /// A reader of an SSE-C version, locked until [`ObjectReader::unlock`].
+    pub(crate) fn locked(
+        store: Store,
+        version: ObjectVersion,
+        inline: Vec<Option<Vec<u8>>>,
+    ) -> Self {
+        let mut r = Self::sealed(store, version, inline, Vec::new());
+        r.locked = true;
+        r
+    }
+
+    /// Gives an SSE-C version's reader its customer key; a wrong one is refused. A
+    /// version of any other kind needs none, and refuses one, as S3 does.
+    pub fn unlock(&mut self, customer: Option<&[u8; 32]>) -> Result<()> {
+        check_customer(&self.blocks.version, customer)?;
+        let (Some(enc), Some(customer)) = (&self.blocks.version.encryption, customer) else {
+            return Ok(());
+        };
+        let keys = enc
+            .keys
+            .iter()
+            .map(|w| Ok(DataKey::new(&unwrap_customer(customer, w)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let blocks = Arc::get_mut(&mut self.blocks).expect("a reader not read yet");
+        blocks.keys = keys;
+        self.locked = false;
+        Ok(())
     }
 
     /// A reader of an encrypted version's plaintext, with its parts' data keys.
@@ -90,6 +124,7 @@ impl ObjectReader {
         }
         ObjectReader {
             blocks: Arc::new(blocks),
+            locked: false,
         }
     }
 
@@ -103,6 +138,9 @@ impl ObjectReader {
 
     /// A reader over bytes `start..end` (end exclusive).
     pub fn range(self, start: u64, end: u64) -> Result<RangeRead> {
+        if self.locked {
+            return Err(Error::CustomerKeyMissing);
+        }
         if start > end || end > self.blocks.version.size {
             return Err(Error::InvalidRange);
         }
@@ -113,13 +151,36 @@ impl ObjectReader {
             chunk: Vec::new(),
             chunk_pos: 0,
             ahead: None,
+            locked: false,
         })
     }
 
-    /// A reader over the whole object.
+    /// A reader over the whole object (of a locked one: whose reads fail).
     pub fn all(self) -> RangeRead {
-        let size = self.blocks.version.size;
-        self.range(0, size).expect("whole range is valid")
+        let end = self.blocks.version.size;
+        RangeRead {
+            blocks: self.blocks,
+            pos: 0,
+            end,
+            chunk: Vec::new(),
+            chunk_pos: 0,
+            ahead: None,
+            locked: self.locked,
+        }
+    }
+}
+
+/// Whether `customer` is what reading `v` needs: its SSE-C key, or none for a version
+/// that is not SSE-C (given one, it is refused, as S3 does).
+pub fn check_customer(v: &ObjectVersion, customer: Option<&[u8; 32]>) -> Result<()> {
+    match (v.encryption.as_ref().map(|e| &e.mode), customer) {
+        (Some(mode @ SseMode::Customer { .. }), Some(key)) => match customer_matches(mode, key) {
+            true => Ok(()),
+            false => Err(Error::CustomerKeyMismatch),
+        },
+        (Some(SseMode::Customer { .. }), None) => Err(Error::CustomerKeyMissing),
+        (_, Some(_)) => Err(Error::CustomerKeyMismatch),
+        (_, None) => Ok(()),
     }
 }
 
@@ -437,6 +498,8 @@ pub struct RangeRead {
     chunk_pos: usize,
     /// Reads in flight, once the range turned out long enough.
     ahead: Option<ReadAhead>,
+    /// Of an SSE-C version without its key: every read fails.
+    locked: bool,
 }
 
 impl RangeRead {
@@ -451,6 +514,9 @@ impl RangeRead {
 
     /// The next piece of the range (at most one block), or `None` at the end.
     pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        if self.locked {
+            return Err(Error::CustomerKeyMissing);
+        }
         if self.chunk_pos < self.chunk.len() {
             let rest = self.chunk.split_off(self.chunk_pos);
             self.chunk.clear();

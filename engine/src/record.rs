@@ -343,6 +343,13 @@ pub enum SseMode {
         context: Option<String>,
         bucket_key: bool,
     },
+    /// SSE-C: data keys wrapped by the customer's key, which is never stored; only its
+    /// MD5 (for the response headers) and a salted HMAC that checks it.
+    Customer {
+        key_md5: String,
+        salt: [u8; 16],
+        check: Vec<u8>,
+    },
 }
 
 /// A data key wrapped by version `version` of KMS key `key` (`kms.rs`).

@@ -45,6 +45,32 @@ pub fn part_plain_size(v: &ObjectVersion, part: usize) -> u64 {
     }
 }
 
+/// The SSE-C mode of customer key `key` (whose MD5, base64, is `key_md5`).
+pub fn customer_mode(key: &[u8; 32], key_md5: &str) -> SseMode {
+    let salt: [u8; 16] = rand::random();
+    SseMode::Customer {
+        key_md5: key_md5.to_string(),
+        salt,
+        check: customer_check(&salt, key),
+    }
+}
+
+fn customer_check(salt: &[u8; 16], key: &[u8; 32]) -> Vec<u8> {
+    let mac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, salt);
+    ring::hmac::sign(&mac, key).as_ref().to_vec()
+}
+
+/// Whether `key` is the customer key of SSE-C mode `mode` (in constant time).
+pub(crate) fn customer_matches(mode: &SseMode, key: &[u8; 32]) -> bool {
+    match mode {
+        SseMode::Customer { salt, check, .. } => {
+            let mac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, salt);
+            ring::hmac::verify(&mac, key, check).is_ok()
+        }
+        _ => false,
+    }
+}
+
 /// An unwrapped data key, in memory only.
 pub(crate) struct DataKey(LessSafeKey);
 

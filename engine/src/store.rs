@@ -634,6 +634,10 @@ impl Store {
         let Some(enc) = &v.encryption else {
             return Ok(ObjectReader::new(self.clone(), v, inline));
         };
+        if let SseMode::Customer { .. } = enc.mode {
+            // Its keys come with the request: `ObjectReader::unlock`.
+            return Ok(ObjectReader::locked(self.clone(), v, inline));
+        }
         let context = crate::record::Encryption::context(&enc.mode);
         let keys = enc
             .keys
@@ -834,6 +838,7 @@ impl Store {
         key: &str,
         upload_id: &str,
         number: u32,
+        customer: Option<&[u8; 32]>,
     ) -> Result<ObjectWriter> {
         let up = self.upload(bucket, key, upload_id)?;
         let mut writer = ObjectWriter::new(
@@ -848,7 +853,7 @@ impl Store {
         );
         // A part goes where its object's storage class keeps data, sealed as its upload asked.
         writer.set_class(up.meta.storage_class.as_deref());
-        writer.set_encryption(up.sse)?;
+        writer.set_encryption(up.sse, customer)?;
         Ok(writer)
     }
 

@@ -12,7 +12,7 @@ use crate::codec::Encoder;
 use crate::condition::WriteCondition;
 use crate::drive::{sync_dir, DriveState};
 use crate::error::{is_no_space, Error, Result};
-use crate::kms::{KeyService, SSE_S3_KEY};
+use crate::kms::{wrap_customer, KeyService, SSE_S3_KEY};
 use crate::layout::{shard_len, INLINE_MAX};
 use crate::ops::{Op, Out};
 use crate::pool::{Pool, Writing};
@@ -21,7 +21,7 @@ use crate::record::{
     SseMode, WrappedKey,
 };
 use crate::shard::{ShardHeader, ShardWriter};
-use crate::sse::{DataKey, Sealer};
+use crate::sse::{customer_matches, DataKey, Sealer};
 use crate::Store;
 use std::fs;
 use std::sync::Arc;
@@ -107,20 +107,29 @@ impl ObjectWriter {
     }
 
     /// Encrypt what is written (before the first byte) with a fresh data key wrapped by
-    /// the KMS key `mode` names.
-    pub fn set_encryption(&mut self, mode: Option<SseMode>) -> Result<()> {
+    /// the KMS key `mode` names, or for SSE-C by `customer`, the customer's key.
+    pub fn set_encryption(
+        &mut self,
+        mode: Option<SseMode>,
+        customer: Option<&[u8; 32]>,
+    ) -> Result<()> {
         let Some(mode) = mode else {
             self.sealing = None;
             return Ok(());
         };
-        let key = match &mode {
-            SseMode::S3 => SSE_S3_KEY,
-            SseMode::Kms { key, .. } => key.as_str(),
-        };
         let data_key: [u8; 32] = rand::random();
-        let wrapped = self
-            .store
-            .wrap(key, Encryption::context(&mode), &data_key)?;
+        let context = Encryption::context(&mode);
+        let wrapped = match &mode {
+            SseMode::S3 => self.store.wrap(SSE_S3_KEY, context, &data_key)?,
+            SseMode::Kms { key, .. } => self.store.wrap(key, context, &data_key)?,
+            SseMode::Customer { .. } => {
+                let customer = customer.ok_or(Error::CustomerKeyMissing)?;
+                if !customer_matches(&mode, customer) {
+                    return Err(Error::CustomerKeyMismatch);
+                }
+                wrap_customer(customer, &data_key)
+            }
+        };
         self.sealing = Some(Sealing {
             sealer: Sealer::new(DataKey::new(&data_key), self.store.inner.block_size),
             mode,

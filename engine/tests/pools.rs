@@ -56,7 +56,7 @@ fn a_pool_takes_new_data_survives_a_restart_and_drains_back() {
         )
         .unwrap();
     let part = bytes(4, BIG);
-    let mut w = s.put_part(B, "multi", &up.upload_id, 1).unwrap();
+    let mut w = s.put_part(B, "multi", &up.upload_id, 1, None).unwrap();
     w.write(&part).unwrap();
     let p1 = w
         .finish(ObjectMeta {

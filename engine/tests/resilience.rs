@@ -31,7 +31,7 @@ fn multipart(s: &Store, key: &str, parts: &[Vec<u8>]) -> Vec<u8> {
     let mut list = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         let n = i as u32 + 1;
-        let mut w = s.put_part(BUCKET, key, &up.upload_id, n).unwrap();
+        let mut w = s.put_part(BUCKET, key, &up.upload_id, n, None).unwrap();
         for c in p.chunks(10_000) {
             w.write(c).unwrap();
         }
@@ -119,7 +119,9 @@ fn populate(s: &Store) -> Fixture {
         )
         .unwrap();
     let part = bytes(5, 90_000);
-    let mut w = s.put_part(BUCKET, "mp/pending", &up.upload_id, 1).unwrap();
+    let mut w = s
+        .put_part(BUCKET, "mp/pending", &up.upload_id, 1, None)
+        .unwrap();
     w.write(&part).unwrap();
     w.finish(ObjectMeta {
         etag: etag_of(&part),

@@ -224,7 +224,7 @@ fn unversioned_overwrite_and_delete_free_space() {
 }
 
 fn part(s: &Store, key: &str, upload: &str, n: u32, data: &[u8]) -> String {
-    let mut w = s.put_part(B, key, upload, n).unwrap();
+    let mut w = s.put_part(B, key, upload, n, None).unwrap();
     for c in data.chunks(50_000) {
         w.write(c).unwrap();
     }
@@ -389,7 +389,7 @@ fn part_started_last_wins_whichever_finishes_last() {
         .create_upload(B, "race", ObjectMeta::default(), Default::default())
         .unwrap();
     let (slow_data, fast_data) = (bytes(5, 200_000), bytes(6, 150_000));
-    let mut slow = s.put_part(B, "race", &up.upload_id, 1).unwrap();
+    let mut slow = s.put_part(B, "race", &up.upload_id, 1, None).unwrap();
     slow.write(&slow_data[..50_000]).unwrap();
     let fast = part(&s, "race", &up.upload_id, 1, &fast_data);
     slow.write(&slow_data[50_000..]).unwrap();
@@ -516,7 +516,7 @@ fn multipart_refusals() {
         Err(Error::NoSuchUpload(_))
     ));
     assert!(matches!(
-        s.put_part(B, "k2", &up.upload_id, 3).map(drop),
+        s.put_part(B, "k2", &up.upload_id, 3, None).map(drop),
         Err(Error::NoSuchUpload(_))
     ));
     assert!(matches!(
@@ -601,7 +601,7 @@ fn bucket_rules() {
     let up = s
         .create_upload("1.2.3", "k", ObjectMeta::default(), Default::default())
         .unwrap();
-    let mut w = s.put_part("1.2.3", "k", &up.upload_id, 1).unwrap();
+    let mut w = s.put_part("1.2.3", "k", &up.upload_id, 1, None).unwrap();
     w.write(&bytes(1, 100_000)).unwrap();
     w.finish(ObjectMeta::default()).unwrap();
     assert_eq!(count_shards(&drives), 3);

@@ -124,7 +124,48 @@ fn check_source(
 
 /// Open the source version. Naming a delete marker by version id is InvalidRequest
 /// (S3's answer); a key whose current version is a marker is simply NoSuchKey.
-async fn open_source(s: &Cybs3, src: &Source) -> S3Result<engine::ObjectReader> {
+/// The copy source's SSE-C key, from the `x-amz-copy-source-server-side-encryption-customer-*` headers.
+macro_rules! source_key {
+    ($input:expr, $may_travel:expr) => {
+        sse::customer_key(
+            (
+                $input.copy_source_sse_customer_algorithm.as_deref(),
+                $input.copy_source_sse_customer_key.as_deref(),
+                $input.copy_source_sse_customer_key_md5.as_deref(),
+            ),
+            $may_travel,
+        )
+    };
+}
+
+/// The destination's SSE-C key.
+macro_rules! dest_key {
+    ($input:expr, $may_travel:expr) => {
+        sse::customer_key(
+            (
+                $input.sse_customer_algorithm.as_deref(),
+                $input.sse_customer_key.as_deref(),
+                $input.sse_customer_key_md5.as_deref(),
+            ),
+            $may_travel,
+        )
+    };
+}
+
+/// Opens the copy source, unlocked with its SSE-C key if it has one.
+async fn open_source(
+    s: &Cybs3,
+    src: &Source,
+    key: Option<&sse::CustomerKey>,
+) -> S3Result<engine::ObjectReader> {
+    let mut reader = open_version(s, src).await?;
+    reader
+        .unlock(key.map(|k| &k.key))
+        .map_err(errors::from_engine)?;
+    Ok(reader)
+}
+
+async fn open_version(s: &Cybs3, src: &Source) -> S3Result<engine::ObjectReader> {
     let store = s.store.clone();
     let (bucket, key, vid) = (src.bucket.clone(), src.key.clone(), src.version_id.clone());
     let by_version = vid.is_some();
@@ -172,7 +213,10 @@ pub(crate) async fn copy_object(
     s: &Cybs3,
     input: CopyObjectInput,
     acl: engine::Acl,
+    may_travel: bool,
 ) -> S3Result<CopyObjectOutput> {
+    let customer = dest_key!(input, may_travel)?;
+    let source_customer = source_key!(input, may_travel)?;
     let src = source(&input.copy_source)?;
     versioning::check_version_id(src.version_id.as_deref())?;
     let replace_meta = replaces(
@@ -199,16 +243,19 @@ pub(crate) async fn copy_object(
         key_id: input.ssekms_key_id.as_deref(),
         context: input.ssekms_encryption_context.as_deref(),
         bucket_key: input.bucket_key_enabled,
+        customer: customer.as_ref(),
     };
     let mode = sse::for_write(s, &input.bucket, asked).await?;
-    let (encryption, kms_key, bucket_key) = sse::headers(s, mode.as_ref());
+    let enc = sse::headers(s, mode.as_ref());
     let mut writer = blocking(move || {
         let mut writer = writer;
-        writer.set_encryption(mode).map(|()| writer)
+        writer
+            .set_encryption(mode, customer.as_ref().map(|c| &c.key))
+            .map(|()| writer)
     })
     .await?;
     writer.set_lock(lock);
-    let reader = open_source(s, &src).await?;
+    let reader = open_source(s, &src, source_customer.as_ref()).await?;
     let v = reader.version().clone();
     check_source(
         &v,
@@ -297,9 +344,11 @@ pub(crate) async fn copy_object(
             ..Default::default()
         }),
         version_id: objects::written_version_id(&version.version_id),
-        server_side_encryption: encryption,
-        ssekms_key_id: kms_key,
-        bucket_key_enabled: bucket_key,
+        server_side_encryption: enc.sse,
+        ssekms_key_id: enc.kms_key,
+        bucket_key_enabled: enc.bucket_key,
+        sse_customer_algorithm: enc.customer_algorithm,
+        sse_customer_key_md5: enc.customer_key_md5,
         copy_source_version_id: objects::shown_version(s, &src.bucket, &v.version_id).await,
         expiration: lifecycle::expiration_of_new(s, &input.bucket, &version).await?,
         ..Default::default()
@@ -309,7 +358,10 @@ pub(crate) async fn copy_object(
 pub(crate) async fn upload_part_copy(
     s: &Cybs3,
     input: UploadPartCopyInput,
+    may_travel: bool,
 ) -> S3Result<UploadPartCopyOutput> {
+    let customer = dest_key!(input, may_travel)?;
+    let source_customer = source_key!(input, may_travel)?;
     let number = multipart::part_number(input.part_number)?;
     let src = source(&input.copy_source)?;
     versioning::check_version_id(src.version_id.as_deref())?;
@@ -320,8 +372,11 @@ pub(crate) async fn upload_part_copy(
         input.upload_id.clone(),
     );
     // NoSuchUpload before the source is looked at.
-    let mut writer = blocking(move || store.put_part(&bucket, &key, &upload_id, number)).await?;
-    let reader = open_source(s, &src).await?;
+    let key_bytes = customer.as_ref().map(|c| c.key);
+    let mut writer =
+        blocking(move || store.put_part(&bucket, &key, &upload_id, number, key_bytes.as_ref()))
+            .await?;
+    let reader = open_source(s, &src, source_customer.as_ref()).await?;
     let v = reader.version().clone();
     check_source(
         &v,

@@ -47,6 +47,8 @@ pub(crate) fn from_engine(err: engine::Error) -> S3Error {
             S3ErrorCode::Custom("KMS.DisabledException".into()),
             Some(StatusCode::BAD_REQUEST),
         ),
+        E::CustomerKeyMissing => (S3ErrorCode::InvalidRequest, None),
+        E::CustomerKeyMismatch => (S3ErrorCode::AccessDenied, None),
         E::Kms(_) => (
             S3ErrorCode::Custom("KMS.KMSInvalidStateException".into()),
             Some(StatusCode::BAD_REQUEST),

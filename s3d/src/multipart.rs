@@ -176,7 +176,16 @@ pub(crate) async fn create(
     s: &Cybs3,
     input: CreateMultipartUploadInput,
     acl: engine::Acl,
+    may_travel: bool,
 ) -> S3Result<CreateMultipartUploadOutput> {
+    let customer = sse::customer_key(
+        (
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        ),
+        may_travel,
+    )?;
     let mut meta = object_meta(meta_fields!(input), &s.store)?;
     meta.acl = Some(acl);
     if let Some(h) = &input.tagging {
@@ -205,9 +214,10 @@ pub(crate) async fn create(
         key_id: input.ssekms_key_id.as_deref(),
         context: input.ssekms_encryption_context.as_deref(),
         bucket_key: input.bucket_key_enabled,
+        customer: customer.as_ref(),
     };
     let mode = sse::for_write(s, &input.bucket, asked).await?;
-    let (encryption, kms_key, bucket_key) = sse::headers(s, mode.as_ref());
+    let enc = sse::headers(s, mode.as_ref());
     let store = s.store.clone();
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     let up = blocking(move || store.create_upload(&bucket, &key, meta, (lock, mode))).await?;
@@ -215,9 +225,11 @@ pub(crate) async fn create(
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(up.upload_id),
-        server_side_encryption: encryption,
-        ssekms_key_id: kms_key,
-        bucket_key_enabled: bucket_key,
+        server_side_encryption: enc.sse,
+        ssekms_key_id: enc.kms_key,
+        bucket_key_enabled: enc.bucket_key,
+        sse_customer_algorithm: enc.customer_algorithm,
+        sse_customer_key_md5: enc.customer_key_md5,
         checksum_algorithm: algorithm.map(ChecksumAlgorithm::from),
         checksum_type: checksum_type.map(ChecksumType::from),
         ..Default::default()
@@ -228,7 +240,16 @@ pub(crate) async fn upload_part(
     s: &Cybs3,
     input: UploadPartInput,
     trailers: Option<TrailingHeaders>,
+    may_travel: bool,
 ) -> S3Result<UploadPartOutput> {
+    let customer = sse::customer_key(
+        (
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        ),
+        may_travel,
+    )?;
     let number = part_number(input.part_number)?;
     let expected = declared_length(input.content_length)?;
     let claimed = claimed_checksums!(input);
@@ -239,8 +260,17 @@ pub(crate) async fn upload_part(
         input.upload_id.clone(),
     );
     // NoSuchBucket / NoSuchUpload before the body is read.
-    let writer = blocking(move || store.put_part(&bucket, &key, &upload_id, number)).await?;
-    let (encryption, kms_key, bucket_key) = sse::headers(s, writer.encryption());
+    let writer = blocking(move || {
+        store.put_part(
+            &bucket,
+            &key,
+            &upload_id,
+            number,
+            customer.as_ref().map(|c| &c.key),
+        )
+    })
+    .await?;
+    let enc = sse::headers(s, writer.encryption());
     let payload = input.body.unwrap_or_else(|| s3s::Body::empty().into());
     let Received {
         writer,
@@ -265,9 +295,11 @@ pub(crate) async fn upload_part(
     blocking(move || writer.finish(meta)).await?;
     Ok(UploadPartOutput {
         e_tag: Some(ETag::Strong(etag)),
-        server_side_encryption: encryption,
-        ssekms_key_id: kms_key,
-        bucket_key_enabled: bucket_key,
+        server_side_encryption: enc.sse,
+        ssekms_key_id: enc.kms_key,
+        bucket_key_enabled: enc.bucket_key,
+        sse_customer_algorithm: enc.customer_algorithm,
+        sse_customer_key_md5: enc.customer_key_md5,
         checksum_crc32: checksums.checksum_crc32,
         checksum_crc32c: checksums.checksum_crc32c,
         checksum_crc64nvme: checksums.checksum_crc64nvme,
@@ -386,12 +418,12 @@ pub(crate) async fn complete(
     let v = assemble(s, &mut input).await?;
     let version_id = objects::written_version_id(&v.version_id);
     let expiration = lifecycle::expiration_of_new(s, &input.bucket, &v).await?;
-    let (encryption, kms_key, bucket_key) = sse::headers(s, sse::of(&v));
+    let enc = sse::headers(s, sse::of(&v));
     Ok(CompleteMultipartUploadOutput {
         expiration,
-        server_side_encryption: encryption,
-        ssekms_key_id: kms_key,
-        bucket_key_enabled: bucket_key,
+        server_side_encryption: enc.sse,
+        ssekms_key_id: enc.kms_key,
+        bucket_key_enabled: enc.bucket_key,
         location: Some(location(host.as_deref(), &input.bucket, &input.key)),
         bucket: Some(input.bucket),
         key: Some(input.key),

@@ -42,7 +42,16 @@ pub(crate) async fn put(
     input: PutObjectInput,
     trailers: Option<TrailingHeaders>,
     acl: engine::Acl,
+    may_travel: bool,
 ) -> S3Result<PutObjectOutput> {
+    let customer = sse::customer_key(
+        (
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        ),
+        may_travel,
+    )?;
     let expected = declared_length(input.content_length)?;
     let claimed = claimed_checksums!(input);
     let mut meta = object_meta(meta_fields!(input), &s.store)?;
@@ -61,12 +70,15 @@ pub(crate) async fn put(
         key_id: input.ssekms_key_id.as_deref(),
         context: input.ssekms_encryption_context.as_deref(),
         bucket_key: input.bucket_key_enabled,
+        customer: customer.as_ref(),
     };
     let mode = sse::for_write(s, &input.bucket, asked).await?;
-    let (encryption, kms_key, bucket_key) = sse::headers(s, mode.as_ref());
+    let enc = sse::headers(s, mode.as_ref());
     let mut writer = blocking(move || {
         let mut writer = writer;
-        writer.set_encryption(mode).map(|()| writer)
+        writer
+            .set_encryption(mode, customer.as_ref().map(|c| &c.key))
+            .map(|()| writer)
     })
     .await?;
     writer.set_class(meta.storage_class.as_deref());
@@ -99,9 +111,11 @@ pub(crate) async fn put(
     Ok(PutObjectOutput {
         expiration,
         e_tag: Some(ETag::Strong(etag)),
-        server_side_encryption: encryption,
-        ssekms_key_id: kms_key,
-        bucket_key_enabled: bucket_key,
+        server_side_encryption: enc.sse,
+        ssekms_key_id: enc.kms_key,
+        bucket_key_enabled: enc.bucket_key,
+        sse_customer_algorithm: enc.customer_algorithm,
+        sse_customer_key_md5: enc.customer_key_md5,
         size: Some(version.size as i64),
         version_id: written_version_id(&version.version_id),
         checksum_crc32: checksums.checksum_crc32,
@@ -320,14 +334,25 @@ pub(crate) async fn get(
 ) -> S3Result<GetObjectOutput> {
     let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
     // Also answers delete markers (404/405 with their headers) and bad version ids.
+    let customer = sse::customer_key(
+        (
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        ),
+        sse::key_may_travel(extensions),
+    )?;
     let Found {
-        object: reader,
+        object: mut reader,
         versioning: vstate,
         lifecycle,
     } = match versioning::open(s, bucket, key, vid).await {
         Ok(opened) => opened,
         Err(e) => return Err(auth::missing_key(extensions, e).await),
     };
+    reader
+        .unlock(customer.as_ref().map(|c| &c.key))
+        .map_err(errors::from_engine)?;
     let v = reader.version().clone();
     archive::check_readable(&s.store, &v)?;
     let expiration = lifecycle::expiration(s, lifecycle.as_deref(), &v)?;
@@ -348,11 +373,13 @@ pub(crate) async fn get(
         vstate,
         checksums_wanted(input.checksum_mode.as_ref()) && !span.partial,
     );
-    let (encryption, kms_key, bucket_key) = sse::headers(s, sse::of(&v));
+    let enc = sse::headers(s, sse::of(&v));
     Ok(GetObjectOutput {
-        server_side_encryption: encryption,
-        ssekms_key_id: kms_key,
-        bucket_key_enabled: bucket_key,
+        server_side_encryption: enc.sse,
+        ssekms_key_id: enc.kms_key,
+        bucket_key_enabled: enc.bucket_key,
+        sse_customer_algorithm: enc.customer_algorithm,
+        sse_customer_key_md5: enc.customer_key_md5,
         body: Some(StreamingBlob::wrap(ChunkStream::spawn(chunks))),
         content_length: Some((span.end - span.start) as i64),
         content_range: span.content_range(v.size),
@@ -399,6 +426,15 @@ pub(crate) async fn head(
         Ok(found) => found,
         Err(e) => return Err(auth::missing_key(extensions, e).await),
     };
+    let customer = sse::customer_key(
+        (
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        ),
+        sse::key_may_travel(extensions),
+    )?;
+    engine::check_customer(&v, customer.as_ref().map(|c| &c.key)).map_err(errors::from_engine)?;
     let expiration = lifecycle::expiration(s, lifecycle.as_deref(), &v)?;
     check_preconditions(
         &v,
@@ -413,11 +449,13 @@ pub(crate) async fn head(
         vstate,
         checksums_wanted(input.checksum_mode.as_ref()) && !span.partial,
     );
-    let (encryption, kms_key, bucket_key) = sse::headers(s, sse::of(&v));
+    let enc = sse::headers(s, sse::of(&v));
     let mut resp = S3Response::new(HeadObjectOutput {
-        server_side_encryption: encryption,
-        ssekms_key_id: kms_key,
-        bucket_key_enabled: bucket_key,
+        server_side_encryption: enc.sse,
+        ssekms_key_id: enc.kms_key,
+        bucket_key_enabled: enc.bucket_key,
+        sse_customer_algorithm: enc.customer_algorithm,
+        sse_customer_key_md5: enc.customer_key_md5,
         content_length: Some((span.end - span.start) as i64),
         content_range: span.content_range(v.size),
         parts_count: span.parts_count,

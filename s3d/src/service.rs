@@ -121,7 +121,8 @@ impl S3 for Cybs3 {
             object_acl_requested!(req.input),
         )
         .await?;
-        objects::put(self, req.input, trailers, acl)
+        let may_travel = sse::key_may_travel(&req.extensions);
+        objects::put(self, req.input, trailers, acl, may_travel)
             .await
             .map(S3Response::new)
     }
@@ -410,7 +411,8 @@ impl S3 for Cybs3 {
             object_acl_requested!(req.input),
         )
         .await?;
-        multipart::create(self, req.input, acl)
+        let may_travel = sse::key_may_travel(&req.extensions);
+        multipart::create(self, req.input, acl, may_travel)
             .await
             .map(S3Response::new)
     }
@@ -418,7 +420,8 @@ impl S3 for Cybs3 {
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> Res<UploadPartOutput> {
         // As for PutObject: trailers are filled in only once the body has been read.
         let trailers = req.trailing_headers.clone();
-        multipart::upload_part(self, req.input, trailers)
+        let may_travel = sse::key_may_travel(&req.extensions);
+        multipart::upload_part(self, req.input, trailers, may_travel)
             .await
             .map(S3Response::new)
     }
@@ -427,7 +430,8 @@ impl S3 for Cybs3 {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> Res<UploadPartCopyOutput> {
-        copy::upload_part_copy(self, req.input)
+        let may_travel = sse::key_may_travel(&req.extensions);
+        copy::upload_part_copy(self, req.input, may_travel)
             .await
             .map(S3Response::new)
     }
@@ -476,7 +480,8 @@ impl S3 for Cybs3 {
             object_acl_requested!(req.input),
         )
         .await?;
-        copy::copy_object(self, req.input, acl)
+        let may_travel = sse::key_may_travel(&req.extensions);
+        copy::copy_object(self, req.input, acl, may_travel)
             .await
             .map(S3Response::new)
     }

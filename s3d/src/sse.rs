@@ -1,11 +1,13 @@
 //! Server-side encryption on the S3 surface: what a write asks for (its headers, else
-//! the bucket's default encryption), the headers a response carries, and
-//! Put/Get/DeleteBucketEncryption. The engine does the encrypting (`engine/src/sse.rs`).
+//! the bucket's default encryption), SSE-C customer keys, the headers a response
+//! carries, and Put/Get/DeleteBucketEncryption. The engine does the encrypting
+//! (`engine/src/sse.rs`).
 
 use crate::bucket_config::{from_xml, to_xml};
-use crate::ctx::Cybs3;
+use crate::ctx::{Cybs3, PeerAddr, SecureTransport};
 use base64::Engine as _;
 use engine::SseMode;
+use hyper::http::Extensions;
 use hyper::StatusCode;
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
@@ -20,6 +22,76 @@ pub(crate) struct Asked<'a> {
     pub key_id: Option<&'a str>,
     pub context: Option<&'a str>,
     pub bucket_key: Option<bool>,
+    pub customer: Option<&'a CustomerKey>,
+}
+
+/// An SSE-C customer key as a request gives it, checked.
+pub(crate) struct CustomerKey {
+    pub key: [u8; 32],
+    /// Its MD5, base64, as the request gave it and responses repeat it.
+    pub md5: String,
+}
+
+/// Whether a customer key may come over this request's connection: over TLS, or from
+/// this machine (a key is a secret, and never crosses the network in clear).
+pub(crate) fn key_may_travel(extensions: &Extensions) -> bool {
+    let secure = extensions.get::<SecureTransport>().is_some_and(|s| s.0);
+    let local = extensions
+        .get::<PeerAddr>()
+        .is_some_and(|p| p.0.ip().to_canonical().is_loopback());
+    secure || local
+}
+
+/// The customer key of a request's SSE-C headers (algorithm, key, key MD5), or `None`
+/// when it has none; `may_travel` from [`key_may_travel`].
+pub(crate) fn customer_key(
+    (algorithm, key, md5): (Option<&str>, Option<&str>, Option<&str>),
+    may_travel: bool,
+) -> S3Result<Option<CustomerKey>> {
+    let (algorithm, key, md5) = match (algorithm, key, md5) {
+        (None, None, None) => return Ok(None),
+        (Some(a), Some(k), Some(m)) => (a, k, m),
+        _ => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Requests specifying Server Side Encryption with Customer provided keys must provide the algorithm, the key and its MD5"
+            ))
+        }
+    };
+    if !may_travel {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection."
+        ));
+    }
+    if algorithm != ServerSideEncryption::AES256 {
+        return Err(s3_error!(
+            InvalidEncryptionAlgorithmError,
+            "The encryption request you specified is not valid. The valid value is AES256."
+        ));
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bytes = b64
+        .decode(key)
+        .ok()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok());
+    let Some(bytes) = bytes else {
+        return Err(s3_error!(
+            InvalidArgument,
+            "The secret key was invalid for the specified algorithm."
+        ));
+    };
+    use md5::Digest as _;
+    if b64.encode(md5::Md5::digest(bytes)) != md5 {
+        return Err(s3_error!(
+            InvalidArgument,
+            "The calculated MD5 hash of the key did not match the hash that was provided."
+        ));
+    }
+    Ok(Some(CustomerKey {
+        key: bytes,
+        md5: md5.to_string(),
+    }))
 }
 
 /// The key a request names, by NAME or by an ARN ending in `:key/NAME`.
@@ -97,6 +169,15 @@ pub(crate) async fn for_write(
     bucket: &str,
     asked: Asked<'_>,
 ) -> S3Result<Option<SseMode>> {
+    if let Some(c) = asked.customer {
+        if asked.sse.is_some() || asked.key_id.is_some() {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Server Side Encryption with Customer provided keys cannot be combined with x-amz-server-side-encryption"
+            ));
+        }
+        return Ok(Some(engine::customer_mode(&c.key, &c.md5)));
+    }
     if let Some(sse) = asked.sse {
         let bucket_key = asked.bucket_key.unwrap_or(false);
         return mode(s, sse.as_str(), asked.key_id, asked.context, bucket_key).map(Some);
@@ -122,30 +203,40 @@ pub(crate) async fn for_write(
     mode(s, default.sse_algorithm.as_str(), key, None, bucket_key).map(Some)
 }
 
-/// The response headers of an object in `mode`: the algorithm, the KMS key's ARN and
-/// whether a bucket key was asked for.
-pub(crate) fn headers(
-    s: &Cybs3,
-    mode: Option<&SseMode>,
-) -> (Option<ServerSideEncryption>, Option<String>, Option<bool>) {
+/// The encryption headers of a response about an object.
+#[derive(Default)]
+pub(crate) struct Headers {
+    pub sse: Option<ServerSideEncryption>,
+    /// The KMS key's ARN.
+    pub kms_key: Option<String>,
+    pub bucket_key: Option<bool>,
+    /// SSE-C: the algorithm and the key's MD5.
+    pub customer_algorithm: Option<String>,
+    pub customer_key_md5: Option<String>,
+}
+
+/// The response headers of an object in `mode`.
+pub(crate) fn headers(s: &Cybs3, mode: Option<&SseMode>) -> Headers {
+    let named = ServerSideEncryption::from_static;
     match mode {
-        None => (None, None, None),
-        Some(SseMode::S3) => (
-            Some(ServerSideEncryption::from_static(
-                ServerSideEncryption::AES256,
-            )),
-            None,
-            None,
-        ),
+        None => Headers::default(),
+        Some(SseMode::S3) => Headers {
+            sse: Some(named(ServerSideEncryption::AES256)),
+            ..Headers::default()
+        },
         Some(SseMode::Kms {
             key, bucket_key, ..
-        }) => (
-            Some(ServerSideEncryption::from_static(
-                ServerSideEncryption::AWS_KMS,
-            )),
-            Some(key_arn(s, key)),
-            bucket_key.then_some(true),
-        ),
+        }) => Headers {
+            sse: Some(named(ServerSideEncryption::AWS_KMS)),
+            kms_key: Some(key_arn(s, key)),
+            bucket_key: bucket_key.then_some(true),
+            ..Headers::default()
+        },
+        Some(SseMode::Customer { key_md5, .. }) => Headers {
+            customer_algorithm: Some(ServerSideEncryption::AES256.to_string()),
+            customer_key_md5: Some(key_md5.clone()),
+            ..Headers::default()
+        },
     }
 }
 

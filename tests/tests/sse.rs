@@ -448,3 +448,192 @@ async fn damaged_ciphertext_is_an_error_never_wrong_bytes() {
     };
     assert!(failed, "a damaged encrypted object was served");
 }
+
+/// A customer key, base64, and its MD5, base64, as SSE-C headers carry them.
+fn customer(seed: u8) -> (String, String) {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    let key = [seed; 32];
+    let b64 = base64::engine::general_purpose::STANDARD;
+    (b64.encode(key), b64.encode(md5::Md5::digest(key)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn customer_keys_are_needed_checked_and_never_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let c = srv.client();
+    bucket(&c, "enc").await;
+    let (key, md5) = customer(7);
+    let (wrong, wrong_md5) = customer(8);
+    let body = marked("MARKER-CUSTOMER", 2 << 20);
+    let r = c
+        .put_object()
+        .bucket("enc")
+        .key("c")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&md5)
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.sse_customer_key_md5(), Some(md5.as_str()));
+    // Without the key: 400; with another: 403; with it: the bytes, and ranges.
+    let (st, _) = fails(c.head_object().bucket("enc").key("c").send().await);
+    assert_eq!(st, 400);
+    let (st, code) = fails(c.get_object().bucket("enc").key("c").send().await);
+    assert_eq!((st, code.as_str()), (400, "InvalidRequest"));
+    let (st, code) = fails(
+        c.get_object()
+            .bucket("enc")
+            .key("c")
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(&wrong)
+            .sse_customer_key_md5(&wrong_md5)
+            .send()
+            .await,
+    );
+    assert_eq!((st, code.as_str()), (403, "AccessDenied"));
+    let (st, code) = fails(
+        c.get_object()
+            .bucket("enc")
+            .key("c")
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(&key)
+            .sse_customer_key_md5(&wrong_md5)
+            .send()
+            .await,
+    );
+    assert_eq!(
+        (st, code.as_str()),
+        (400, "InvalidArgument"),
+        "a key MD5 that does not match"
+    );
+    let h = c
+        .head_object()
+        .bucket("enc")
+        .key("c")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&md5)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.sse_customer_algorithm(), Some("AES256"));
+    let got = c
+        .get_object()
+        .bucket("enc")
+        .key("c")
+        .range("bytes=1048000-1049000")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&md5)
+        .send()
+        .await
+        .unwrap();
+    let bytes = got.body.collect().await.unwrap().into_bytes();
+    assert!(bytes[..] == body[1_048_000..=1_049_000]);
+
+    // Copied to SSE-S3 with the source's key; a plain copy without it is refused.
+    let (st, _) = fails(
+        c.copy_object()
+            .bucket("enc")
+            .key("nokey")
+            .copy_source("enc/c")
+            .send()
+            .await,
+    );
+    assert_eq!(st, 400);
+    c.copy_object()
+        .bucket("enc")
+        .key("to-s3")
+        .copy_source("enc/c")
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(&key)
+        .copy_source_sse_customer_key_md5(&md5)
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get(&c, "enc", "to-s3").await, body);
+
+    // Multipart: every part needs the upload's key.
+    let up = c
+        .create_multipart_upload()
+        .bucket("enc")
+        .key("mc")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&md5)
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let part = marked("MARKER-CUSTOMER-PART", 5 << 20);
+    let (st, _) = fails(
+        c.upload_part()
+            .bucket("enc")
+            .key("mc")
+            .upload_id(id)
+            .part_number(1)
+            .body(ByteStream::from(part.clone()))
+            .send()
+            .await,
+    );
+    assert_eq!(st, 400);
+    let p = c
+        .upload_part()
+        .bucket("enc")
+        .key("mc")
+        .upload_id(id)
+        .part_number(1)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&md5)
+        .body(ByteStream::from(part.clone()))
+        .send()
+        .await
+        .unwrap();
+    c.complete_multipart_upload()
+        .bucket("enc")
+        .key("mc")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(p.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let got = c
+        .get_object()
+        .bucket("enc")
+        .key("mc")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&md5)
+        .send()
+        .await
+        .unwrap();
+    assert!(got.body.collect().await.unwrap().into_bytes()[..] == part[..]);
+
+    // Neither the plaintext nor the key is on a drive.
+    srv.stop();
+    let raw_key = String::from_utf8_lossy(&[7u8; 32]).into_owned();
+    for needle in [
+        "MARKER-CUSTOMER",
+        "MARKER-CUSTOMER-PART",
+        key.as_str(),
+        raw_key.as_str(),
+    ] {
+        assert!(!on_drives(&srv, needle), "{needle:?} is on a drive");
+    }
+}
