@@ -25,6 +25,7 @@ pub fn run(args: TestArgs) -> Result<bool> {
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
         .collect();
     let mut rows: Vec<(&str, Result<String>, f64)> = Vec::new();
+    let mut server_layer = None;
     crate::block_on(async {
         let mut step =
             |name, t: Instant, r: Result<String>| rows.push((name, r, t.elapsed().as_secs_f64()));
@@ -41,6 +42,12 @@ pub fn run(args: TestArgs) -> Result<bool> {
         .await;
         let wrote = w.is_ok();
         step("write", t, w);
+        let t = Instant::now();
+        let l = layers(&vault, &format!("{dir}/large.bin")).await;
+        if let Ok((_, server)) = &l {
+            server_layer = server.clone();
+        }
+        step("layers", t, l.map(|(detail, _)| detail));
         let t = Instant::now();
         step("list", t, list(&vault, &dir).await);
         let t = Instant::now();
@@ -82,7 +89,13 @@ pub fn run(args: TestArgs) -> Result<bool> {
             .collect();
         println!(
             "{}",
-            json!({"vault": vault.name, "encrypted": vault.encrypted(), "ok": ok, "steps": steps})
+            json!({
+                "vault": vault.name,
+                "encrypted": vault.encrypted(),
+                "server_encryption": server_layer,
+                "ok": ok,
+                "steps": steps
+            })
         );
     } else {
         println!(
@@ -144,4 +157,17 @@ async fn read_back(vault: &Vault, dir: &str, small: &[u8], large: &[u8]) -> Resu
         }
     }
     Ok("byte-identical".into())
+}
+
+/// The encryption layers of file `path` as stored: the vault's own (age), and the
+/// server's as its HEAD shows it. A vault that asks for server-side encryption fails
+/// when the server did not apply it.
+async fn layers(vault: &Vault, path: &str) -> Result<(String, Option<String>)> {
+    let server = vault.server_encryption(path).await?;
+    if vault.cfg.sse.is_some() && server.is_none() {
+        bail!("the vault asks the server to encrypt its uploads, and the server's HEAD shows no encryption");
+    }
+    let age = if vault.encrypted() { "age" } else { "none" };
+    let shown = server.as_deref().unwrap_or("none");
+    Ok((format!("client: {age}; server: {shown}"), server))
 }

@@ -30,6 +30,8 @@ pub enum VaultsCmd {
         /// none, start the server with it, and trust the CA in the vault
         #[arg(long)]
         tls: bool,
+        #[command(flatten)]
+        sse: SseArgs,
     },
     /// Add a vault on any S3 endpoint (encrypted unless --plain)
     Add {
@@ -70,6 +72,8 @@ pub enum VaultsCmd {
         /// (e.g. DATA/tls/ca.crt from `cybs3 server cert`)
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        sse: SseArgs,
     },
     /// List vaults (the active one marked *)
     List {
@@ -107,6 +111,26 @@ pub enum VaultsCmd {
     },
 }
 
+/// Server-side encryption the vault asks the server for on every upload.
+#[derive(clap::Args, Debug)]
+pub struct SseArgs {
+    /// Have the server encrypt every upload too: AES256 (SSE-S3) or aws:kms (SSE-KMS);
+    /// with an encrypted vault, its objects are then encrypted twice
+    #[arg(long, value_name = "ALGORITHM", value_parser = ["AES256", "aws:kms"])]
+    sse: Option<String>,
+    /// The server's KMS key for --sse aws:kms (`cybs3 admin kms key create NAME`)
+    #[arg(long, value_name = "NAME", requires = "sse")]
+    sse_kms_key: Option<String>,
+}
+
+impl SseArgs {
+    fn sse(self) -> Result<Option<vault::sse::Sse>> {
+        self.sse
+            .map(|a| vault::sse::Sse::new(&a, self.sse_kms_key).map_err(anyhow::Error::msg))
+            .transpose()
+    }
+}
+
 pub fn run(cmd: VaultsCmd) -> Result<()> {
     match cmd {
         VaultsCmd::Local {
@@ -114,7 +138,8 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
             port,
             passphrase,
             tls,
-        } => local(&name, port, passphrase, tls),
+            sse,
+        } => local(&name, port, passphrase, tls, sse.sse()?),
         VaultsCmd::Add {
             name,
             endpoint,
@@ -126,8 +151,10 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
             plain,
             passphrase,
             ca_file,
+            sse,
         } => {
             let ca_file = ca_file.map(|f| trusted_ca(&endpoint, &f)).transpose()?;
+            let sse = sse.sse()?;
             let cfg = VaultConfig {
                 endpoint: endpoint.trim_end_matches('/').to_string(),
                 bucket,
@@ -138,6 +165,7 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
                 encrypted: !plain,
                 bound: !plain,
                 ca_file,
+                sse,
                 ..VaultConfig::default()
             };
             let what = format!(
@@ -259,7 +287,13 @@ fn trusted_ca(endpoint: &str, file: &Path) -> Result<PathBuf> {
     Ok(std::path::absolute(file)?)
 }
 
-fn local(name: &str, port: u16, protect: bool, tls: bool) -> Result<()> {
+fn local(
+    name: &str,
+    port: u16,
+    protect: bool,
+    tls: bool,
+    sse: Option<vault::sse::Sse>,
+) -> Result<()> {
     validate_name(name)?;
     let dir = store_dir(None);
     let (mut did, mut started) = (Vec::new(), false);
@@ -352,6 +386,7 @@ fn local(name: &str, port: u16, protect: bool, tls: bool) -> Result<()> {
             encrypted: true,
             bound: true,
             ca_file,
+            sse: sse.clone(),
             ..VaultConfig::default()
         };
         created = add(name, cfg, protect)?;
@@ -365,6 +400,16 @@ fn local(name: &str, port: u16, protect: bool, tls: bool) -> Result<()> {
         });
     }
     let mut config = Config::load()?;
+    // Asked again of a vault that exists: its uploads ask the server for it from now on.
+    if let Some(v) = config.vaults.get_mut(name) {
+        if sse.is_some() && v.sse != sse {
+            v.sse = sse.clone();
+            config.save()?;
+            did.push(format!(
+                "vault {name:?} now asks the server to encrypt its uploads too"
+            ));
+        }
+    }
     if config.active.as_deref() != Some(name) {
         config.active = Some(name.to_string());
         config.save()?;
@@ -439,6 +484,7 @@ fn vault_json(name: &str, v: &VaultConfig, active: bool) -> serde_json::Value {
         "active": active,
         "identity": v.encrypted.then(|| keystore::key_path(name).display().to_string()),
         "ca_file": v.ca_file,
+        "sse": v.sse,
     })
 }
 

@@ -637,3 +637,61 @@ async fn customer_keys_are_needed_checked_and_never_stored() {
         assert!(!on_drives(&srv, needle), "{needle:?} is on a drive");
     }
 }
+
+/// A bucket policy can require encryption, and a KMS key, with AWS's condition keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn policies_can_require_encryption_and_a_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let root = srv.client();
+    bucket(&root, "enc").await;
+    kms(&srv, &["create", "team"]);
+    kms(&srv, &["create", "other"]);
+    let (ak, sk) = add_user(&srv, "ana", &["--policy", "readwrite"]);
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+             "Resource": "arn:aws:s3:::enc/*",
+             "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}}},
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+             "Resource": "arn:aws:s3:::enc/*",
+             "Condition": {"StringNotLikeIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "*:key/team"}}}
+        ]
+    });
+    root.put_bucket_policy()
+        .bucket("enc")
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let ana = cybs3_tests::client_for(&srv.endpoint(), &ak, &sk);
+    let put = |sse: Option<ServerSideEncryption>, key: Option<&'static str>| {
+        ana.put_object()
+            .bucket("enc")
+            .key("k")
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(key.map(str::to_string))
+            .body(ByteStream::from_static(b"secret"))
+            .send()
+    };
+    let (st, _) = fails(put(None, None).await);
+    assert_eq!(st, 403, "unencrypted");
+    let (st, _) = fails(put(Some(ServerSideEncryption::Aes256), None).await);
+    assert_eq!(st, 403, "SSE-S3");
+    let (st, _) = fails(
+        put(
+            Some(ServerSideEncryption::AwsKms),
+            Some("arn:cybs3:kms:us-east-1::key/other"),
+        )
+        .await,
+    );
+    assert_eq!(st, 403, "another key");
+    put(
+        Some(ServerSideEncryption::AwsKms),
+        Some("arn:cybs3:kms:us-east-1::key/team"),
+    )
+    .await
+    .unwrap();
+}

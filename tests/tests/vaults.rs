@@ -597,3 +597,81 @@ fn swapped_rolled_back_and_unbound_files_are_refused_everywhere() {
         b"charlie, from the age CLI"
     );
 }
+
+/// A vault with `--sse aws:kms`: each object is age ciphertext that the server encrypts
+/// again (HEAD shows it, `cybs3 test` reports both layers), and once the server has
+/// taken its layer off, the plain `age` tool decrypts what it sends.
+#[test]
+fn a_vault_with_server_side_encryption_is_encrypted_twice() {
+    let v = LocalVault::new();
+    let tmp = tempfile::tempdir().unwrap();
+    v.ok(&["admin", "kms", "key", "create", "vaultkey"]);
+    let port = v.port.to_string();
+    let out = v.ok(&[
+        "vaults",
+        "local",
+        "--port",
+        &port,
+        "--sse",
+        "aws:kms",
+        "--sse-kms-key",
+        "vaultkey",
+    ]);
+    assert!(out.contains("encrypt its uploads too"), "{out}");
+    assert_eq!(v.vault_json("local")["sse"]["algorithm"], "aws:kms");
+    let body = b"twice sealed: age on the client, AES-GCM on the server".to_vec();
+    let file = tmp.path().join("doc.txt");
+    write(&file, &body);
+    v.ok(&["cp", file.to_str().unwrap(), ":doc.txt"]);
+    // A large file goes up in parts: the upload asks for the encryption once.
+    let big: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let big_file = tmp.path().join("big.bin");
+    write(&big_file, &big);
+    v.ok(&["cp", big_file.to_str().unwrap(), ":big.bin"]);
+    let bucket = v.vault_json("local")["bucket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let keys = raw_keys(&v);
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for k in &keys {
+        let head = aws_ok(
+            &v,
+            &["s3api", "head-object", "--bucket", &bucket, "--key", k],
+        );
+        let head: serde_json::Value = serde_json::from_slice(&head).unwrap();
+        assert_eq!(head["ServerSideEncryption"], "aws:kms", "{head}");
+        assert!(head["SSEKMSKeyId"]
+            .as_str()
+            .unwrap()
+            .ends_with(":key/vaultkey"));
+    }
+    // Whichever key is the small file's: the age tool decrypts it after the server's GET.
+    let id = tmp.path().join("identity.txt");
+    std::fs::write(&id, v.ok(&["keys", "export"])).unwrap();
+    let mut found = false;
+    for k in &keys {
+        let raw = tmp.path().join("raw.age");
+        aws_ok(
+            &v,
+            &[
+                "s3",
+                "cp",
+                &format!("s3://{bucket}/{k}"),
+                raw.to_str().unwrap(),
+            ],
+        );
+        let out = Command::new("age")
+            .args(["-d", "-i", id.to_str().unwrap(), raw.to_str().unwrap()])
+            .output()
+            .expect("run age");
+        assert!(out.status.success(), "{out:?}");
+        found |= out.stdout == body;
+    }
+    assert!(found, "the small file decrypts with age");
+    assert_eq!(cybs3(&v.home, &["cat", ":big.bin"]).stdout, big);
+    let test: serde_json::Value = serde_json::from_str(&v.ok(&["test", "--json"])).unwrap();
+    assert_eq!(test["ok"], true, "{test}");
+    assert_eq!(test["encrypted"], true);
+    assert_eq!(test["server_encryption"], "aws:kms");
+}

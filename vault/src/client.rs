@@ -25,6 +25,8 @@ pub struct S3Target {
     pub path_style: bool,
     /// A CA certificate file (PEM) trusted for https endpoints besides the system's.
     pub ca_file: Option<PathBuf>,
+    /// Server-side encryption asked for on every upload (`crate::sse`).
+    pub sse: Option<crate::sse::Sse>,
 }
 
 impl S3Target {
@@ -39,6 +41,7 @@ impl S3Target {
             relogin: None,
             path_style: true,
             ca_file: None,
+            sse: None,
         }
     }
 
@@ -70,6 +73,10 @@ impl S3Target {
         };
         let config = match &self.ca_file {
             Some(file) => config.http_client(https_trusting(file)),
+            None => config,
+        };
+        let config = match &self.sse {
+            Some(sse) => config.interceptor(crate::sse::SseHeaders(sse.clone())),
             None => config,
         };
         let config = config

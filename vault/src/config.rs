@@ -53,6 +53,9 @@ pub struct VaultConfig {
     /// A CA certificate (PEM) trusted for this https endpoint besides the system's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// Server-side encryption asked for on every upload (`vaults add --sse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse: Option<crate::sse::Sse>,
 }
 
 fn default_region() -> String {
@@ -65,6 +68,7 @@ impl VaultConfig {
         t.region = self.region.clone();
         t.session_token = self.session_token.clone();
         t.ca_file = self.ca_file.clone();
+        t.sse = self.sse.clone();
         if let (Some(user), Some(password)) = (&self.login_user, &self.login_password) {
             let held = match (&self.session_token, self.session_expires_unix) {
                 (Some(token), Some(expires_unix)) => Some(crate::sts::TempCredentials {

@@ -19,6 +19,7 @@ pub mod error;
 pub mod keystore;
 pub mod listing;
 mod seen;
+pub mod sse;
 pub mod sts;
 pub mod tls;
 pub mod transfer;

@@ -17,7 +17,7 @@
 use crate::error::{Error, Result};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::DateTime;
-use aws_sdk_s3::types::StorageClass;
+use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
 use buffers::PartBuffers;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -62,6 +62,9 @@ pub struct ObjectInfo {
     pub content_type: Option<String>,
     /// `x-amz-storage-class`: absent for STANDARD.
     pub storage_class: Option<String>,
+    /// `x-amz-server-side-encryption`: how the server encrypts it, if it does (for
+    /// SSE-C, `AES256` with the customer key's MD5 only).
+    pub server_encryption: Option<String>,
 }
 
 impl ObjectInfo {
@@ -70,7 +73,11 @@ impl ObjectInfo {
         etag: Option<&str>,
         last_modified: Option<&DateTime>,
         metadata: Option<&HashMap<String, String>>,
-        (content_type, storage_class): (Option<&str>, Option<&StorageClass>),
+        (content_type, storage_class, sse): (
+            Option<&str>,
+            Option<&StorageClass>,
+            Option<&ServerSideEncryption>,
+        ),
     ) -> ObjectInfo {
         ObjectInfo {
             size,
@@ -79,6 +86,7 @@ impl ObjectInfo {
             metadata: metadata.cloned().unwrap_or_default(),
             content_type: content_type.map(str::to_string),
             storage_class: storage_class.map(|c| c.as_str().to_string()),
+            server_encryption: sse.map(|e| e.as_str().to_string()),
         }
     }
 
@@ -88,7 +96,11 @@ impl ObjectInfo {
             out.e_tag(),
             out.last_modified(),
             out.metadata(),
-            (out.content_type(), out.storage_class()),
+            (
+                out.content_type(),
+                out.storage_class(),
+                out.server_side_encryption(),
+            ),
         )
     }
 }
@@ -182,7 +194,11 @@ impl Transfers {
             out.e_tag(),
             out.last_modified(),
             out.metadata(),
-            (out.content_type(), out.storage_class()),
+            (
+                out.content_type(),
+                out.storage_class(),
+                out.server_side_encryption(),
+            ),
         )))
     }
 }

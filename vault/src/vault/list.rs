@@ -127,6 +127,16 @@ impl Vault {
         Ok(out)
     }
 
+    /// How the server encrypts file `path`'s object (`x-amz-server-side-encryption`:
+    /// `AES256` or `aws:kms`), `None` when it does not.
+    pub async fn server_encryption(&self, path: &str) -> Result<Option<String>> {
+        let key = self.key_of(path)?;
+        match self.transfers.head(&self.cfg.bucket, &key).await? {
+            Some(info) => Ok(info.server_encryption),
+            None => Err(self.missing(path).await),
+        }
+    }
+
     /// A file's attributes, or `None` when there is no such file; a link record's are
     /// its inode object's.
     pub async fn stat(&self, path: &str) -> Result<Option<Meta>> {
