@@ -22,8 +22,8 @@ use crate::ctx::{blocking, Cybs3};
 use crate::identity::auth::check_post;
 use crate::object_lock::lock_requested;
 use crate::objects::{self, meta_fields, object_meta};
-use crate::versioning;
 use crate::xml::escape;
+use crate::{sse, versioning};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
@@ -274,6 +274,8 @@ pub(crate) struct Stored {
     bucket: String,
     key: String,
     etag: String,
+    /// The encryption response headers (s3s writes none for POST Object).
+    encryption: Vec<(&'static str, String)>,
 }
 
 pub(crate) async fn object(
@@ -344,9 +346,32 @@ pub(crate) async fn object(
     let asked = object_acl_requested!(input);
     meta.acl = Some(acl::for_new_object(s, &req.extensions, &input.bucket, &asked).await?);
     let lock = lock_requested!(input)?;
+    let customer = sse::customer_key(
+        (
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        ),
+        sse::key_may_travel(&req.extensions),
+    )?;
+    let asked = sse::Asked {
+        sse: input.server_side_encryption.as_ref(),
+        key_id: input.ssekms_key_id.as_deref(),
+        context: input.ssekms_encryption_context.as_deref(),
+        bucket_key: input.bucket_key_enabled,
+        customer: customer.as_ref(),
+    };
+    let mode = sse::for_write(s, &input.bucket, asked).await?;
+    let enc = sse::headers(s, mode.as_ref());
     let store = s.store.clone();
     let (bucket, k) = (input.bucket.clone(), key.clone());
-    let mut writer = blocking(move || store.put(&bucket, &k)).await?;
+    let customer_key = customer.map(|c| c.key);
+    let mut writer = blocking(move || {
+        let mut writer = store.put(&bucket, &k)?;
+        writer.set_encryption(mode, customer_key.as_ref())?;
+        Ok(writer)
+    })
+    .await?;
     writer.set_class(meta.storage_class.as_deref());
     writer.set_lock(lock);
     let payload = input
@@ -371,10 +396,33 @@ pub(crate) async fn object(
         version_id: versioning::shown_version_id(vstate, &version.version_id),
         ..Default::default()
     });
+    let encryption = [
+        (
+            "x-amz-server-side-encryption",
+            enc.sse.map(|e| e.as_str().to_string()),
+        ),
+        ("x-amz-server-side-encryption-aws-kms-key-id", enc.kms_key),
+        (
+            "x-amz-server-side-encryption-bucket-key-enabled",
+            enc.bucket_key.map(|b| b.to_string()),
+        ),
+        (
+            "x-amz-server-side-encryption-customer-algorithm",
+            enc.customer_algorithm,
+        ),
+        (
+            "x-amz-server-side-encryption-customer-key-md5",
+            enc.customer_key_md5,
+        ),
+    ];
     resp.extensions.insert(Stored {
         bucket: input.bucket,
         key,
         etag,
+        encryption: encryption
+            .into_iter()
+            .filter_map(|(name, v)| v.map(|v| (name, v)))
+            .collect(),
     });
     Ok(resp)
 }
@@ -658,6 +706,11 @@ fn success(mut resp: Response<s3s::Body>, stored: &Stored) -> Response<s3s::Body
             }
         }
         _ => {}
+    }
+    for (name, value) in &stored.encryption {
+        if let Ok(v) = header::HeaderValue::from_str(value) {
+            resp.headers_mut().insert(*name, v);
+        }
     }
     // AWS names the object in ETag and Location headers too (a redirect keeps its own).
     if let Ok(v) = header::HeaderValue::from_str(&format!("\"{}\"", stored.etag)) {

@@ -448,3 +448,70 @@ async fn sigv2_presigned_get() {
     )]);
     assert_eq!(r.status, 403, "{}", r.text());
 }
+
+/// A form can ask for server-side encryption (SSE-S3 here, and SSE-KMS), as PutObject can;
+/// so can a presigned PUT that signs the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_and_presigned_puts_ask_for_encryption() {
+    let (_tmp, srv, c) = setup();
+    bucket(&c, "forms").await;
+    let conditions = [
+        r#"{"bucket": "forms"}"#,
+        r#"["starts-with", "$key", "enc/"]"#,
+        r#"["starts-with", "$x-amz-server-side-encryption", ""]"#,
+    ];
+    for (key, sse) in [("enc/s3", "AES256"), ("enc/kms", "aws:kms")] {
+        let fields = [("key", key), ("x-amz-server-side-encryption", sse)];
+        let r =
+            Form::new(&srv, in_an_hour(), &conditions, &fields).send(&srv, "forms", "f", b"sealed");
+        assert_eq!(r.status, 204, "{}", r.text());
+        assert_eq!(r.header("x-amz-server-side-encryption"), Some(sse));
+        let h = c
+            .head_object()
+            .bucket("forms")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(h.server_side_encryption().map(|e| e.as_str()), Some(sse));
+        assert_eq!(get(&c, "forms", key).await, b"sealed");
+    }
+    // A presigned PUT that signs x-amz-server-side-encryption.
+    let presigned = c
+        .put_object()
+        .bucket("forms")
+        .key("enc/presigned")
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(300)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut args = vec!["-s".to_string(), "-X".into(), "PUT".into()];
+    for (k, v) in presigned.headers() {
+        args.push("-H".into());
+        args.push(format!("{k}: {v}"));
+    }
+    args.extend([
+        "--data-binary".into(),
+        "presigned body".into(),
+        presigned.uri().to_string(),
+    ]);
+    let out = std::process::Command::new("curl")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let h = c
+        .head_object()
+        .bucket("forms")
+        .key("enc/presigned")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        h.server_side_encryption().map(|e| e.as_str()),
+        Some("AES256")
+    );
+    assert_eq!(get(&c, "forms", "enc/presigned").await, b"presigned body");
+}
