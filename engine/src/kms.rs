@@ -242,6 +242,19 @@ impl Store {
         Ok(self.key_info(&next))
     }
 
+    /// Whether the KMS has its master key (only a running server gives it one).
+    pub(crate) fn kms_ready(&self) -> bool {
+        self.inner.kms.master.get().is_some()
+    }
+
+    /// The version of key `name` new data keys are wrapped by.
+    pub(crate) fn kms_newest(&self, name: &str) -> Result<u32> {
+        let keys = self.inner.kms.keys.lock().unwrap();
+        keys.get(name)
+            .map(|k| k.versions.len() as u32)
+            .ok_or_else(|| Error::Kms(format!("the KMS has no key {name:?}")))
+    }
+
     /// Every key.
     pub fn kms_keys(&self) -> Vec<KeyInfo> {
         let keys = self.inner.kms.keys.lock().unwrap().clone();

@@ -40,6 +40,7 @@ mod reclaim;
 mod record;
 mod rejoin;
 mod remote;
+mod rewrap;
 mod shard;
 mod sse;
 mod store;
@@ -67,6 +68,7 @@ pub use record::{
     PartRecord, Permission, Retention, ShardLayout, SseMode, UploadRecord, Versioning, WrappedKey,
 };
 pub use remote::{RemoteStore, RemoteTier};
+pub use rewrap::RewrapJob;
 pub use sse::{customer_mode, part_plain_size};
 pub use store::{validate_bucket_name, validate_key, DriveStatus, Status, Store, StoreConfig};
 pub use write::ObjectWriter;

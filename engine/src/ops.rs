@@ -166,6 +166,12 @@ pub(crate) enum Op {
         /// Whether object lock refuses the move (lifecycle) or not (a write in the class).
         lock: crate::remote::LockRule,
     },
+    /// A version's data keys wrapped again (`rewrap.rs`), if it still holds `from`.
+    Rewrap {
+        owner: Owner,
+        from: Vec<WrappedKey>,
+        to: Vec<WrappedKey>,
+    },
     /// Queue work on its own (`queue.rs`).
     AddWork(crate::queue::Work),
     /// Queued work done.
@@ -629,6 +635,17 @@ pub(crate) fn apply(
             v.meta.storage_class = Some(class.clone());
             tx.put(keys::data_ref(id), record::encode(at)?);
             tx.del(keys::task(*intent));
+            Held::Version(v).store(tx, owner)?;
+            Ok(Out::Done)
+        }
+        Op::Rewrap { owner, from, to } => {
+            let Some(Held::Version(mut v)) = held_by(tx, owner)? else {
+                return Err(Error::PreconditionFailed);
+            };
+            match v.encryption.as_mut() {
+                Some(e) if e.keys == *from => e.keys = to.clone(),
+                _ => return Err(Error::PreconditionFailed),
+            }
             Held::Version(v).store(tx, owner)?;
             Ok(Out::Done)
         }

@@ -1115,6 +1115,10 @@ fn heal_loop(store: Weak<Inner>, queue: Receiver<DataId>, every: Duration, degra
             next_scan = Instant::now() + every;
         }
         draining = drainer.step(&s);
+        match s.rewrap_step() {
+            Ok(more) => draining |= more,
+            Err(e) => tracing::warn!("kms rewrap: {e}"),
+        }
         match s.run_work() {
             Ok(more) => draining |= more,
             Err(e) => tracing::warn!("queued work: {e}"),

@@ -382,6 +382,28 @@ async fn keys_rotate_under_load_disable_and_enable() {
         let want = cybs3_tests::content(&format!("obj{i}"), 100_000 + i);
         assert!(get(&c, "enc", &format!("o{i}")).await == want, "o{i}");
     }
+    // A rewrap wraps the older data keys by version 3; everything still reads.
+    let job = admin(&srv, &["admin", "kms", "rewrap", "--wait", "--json"]);
+    assert_eq!(job["done"], true, "{job}");
+    assert_eq!(job["skipped"], 0, "{job}");
+    assert!(job["rewrapped"].as_u64().unwrap() >= 1, "{job}");
+    let again = admin(
+        &srv,
+        &[
+            "admin", "kms", "rewrap", "--bucket", "enc", "--wait", "--json",
+        ],
+    );
+    assert_eq!(
+        again["rewrapped"], 0,
+        "nothing is older than version 3 now: {again}"
+    );
+    for i in (0..48).chain([99]) {
+        let want = cybs3_tests::content(&format!("obj{i}"), 100_000 + i);
+        assert!(
+            get(&c, "enc", &format!("o{i}")).await == want,
+            "o{i} after the rewrap"
+        );
+    }
     // Disabled: its objects cannot be read, nor new ones written; enabled: both again.
     kms(&srv, &["disable", "rot"]);
     let (st, code) = fails(c.get_object().bucket("enc").key("o1").send().await);
