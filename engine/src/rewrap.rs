@@ -40,6 +40,9 @@ pub struct RewrapJob {
 
 impl record::Record for RewrapJob {}
 
+/// A version found by the walk, and its bucket.
+type Found = (String, ObjectVersion);
+
 impl Store {
     /// Starts rewrapping the data keys of every version (of `bucket` only, if given),
     /// in the background; a job under way starts over.
@@ -98,10 +101,7 @@ impl Store {
 
     /// Up to [`PAGE`] versions after the job's cursor, with their buckets, and the
     /// cursor to go on after (`None` at the end).
-    fn versions_page(
-        &self,
-        job: &RewrapJob,
-    ) -> Result<(Vec<(String, ObjectVersion)>, Option<Vec<u8>>)> {
+    fn versions_page(&self, job: &RewrapJob) -> Result<(Vec<Found>, Option<Vec<u8>>)> {
         let mut base = vec![keys::VERSION];
         if let Some(b) = &job.bucket {
             base.extend_from_slice(b.as_bytes());
