@@ -9,7 +9,7 @@ use crate::timing::Timing;
 use crate::Cli;
 use anyhow::{bail, Context, Result};
 use aws_sdk_s3::primitives::{ByteStream, SdkBody};
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier, ServerSideEncryption};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use engine::{ObjectMeta, Store, StoreConfig};
@@ -316,28 +316,7 @@ async fn measure(
     let total = size as f64 * args.large_count as f64;
     let block = pattern();
 
-    let t = Instant::now();
-    for k in 0..args.large_count {
-        let chunk = block.clone();
-        // Retryable: the SDK may rebuild the body to resend it; each build is a cheap
-        // view of the same 1 MiB block, so no object-sized buffer ever exists.
-        let body = SdkBody::retryable(move || {
-            SdkBody::from_body_1_x(Repeat {
-                chunk: chunk.clone(),
-                left: size,
-            })
-        });
-        client
-            .put_object()
-            .bucket(bucket)
-            .key(format!("large/{k}"))
-            .content_length(size as i64)
-            .body(ByteStream::new(body))
-            .send()
-            .await
-            .with_context(|| format!("PUT large/{k}"))?;
-    }
-    let put = total / t.elapsed().as_secs_f64() / 1e6;
+    let put = total / put_large(client, bucket, "large", size, args.large_count, None).await? / 1e6;
     rows.push(row(
         &format!("{} MiB PUT", args.objects_mib),
         put,
@@ -347,22 +326,7 @@ async fn measure(
 
     // Shards are read around the page cache anyway; this makes the rest cold too.
     drop_caches()?;
-    let t = Instant::now();
-    for k in 0..args.large_count {
-        let mut out = client
-            .get_object()
-            .bucket(bucket)
-            .key(format!("large/{k}"))
-            .send()
-            .await
-            .with_context(|| format!("GET large/{k}"))?;
-        let mut n = 0u64;
-        while let Some(chunk) = out.body.try_next().await.context("GET body")? {
-            n += chunk.len() as u64;
-        }
-        anyhow::ensure!(n == size, "GET large/{k} returned {n} of {size} bytes");
-    }
-    let get = total / t.elapsed().as_secs_f64() / 1e6;
+    let get = total / get_large(client, bucket, "large", size, args.large_count).await? / 1e6;
     rows.push(row(
         &format!("{} MiB GET", args.objects_mib),
         get,
@@ -392,35 +356,10 @@ async fn measure(
             args.small_ops
         };
         let key = move |i: usize| format!("small/c{conc}/{i:08}");
-        let t = tasks(conc, ops, {
-            let (client, bucket, small) = (client.clone(), bucket.to_string(), small.clone());
-            move |i| {
-                client
-                    .put_object()
-                    .bucket(&bucket)
-                    .key(key(i))
-                    .body(ByteStream::from(small.clone()))
-                    .send()
-            }
-        })
-        .await
-        .context("4 KiB PUT")?;
+        let t = put_small(client, bucket, &small, (conc, ops), key, None).await?;
         rows.push(timed_row(&format!("4 KiB PUT, concurrency {conc}"), &t));
 
-        let t = tasks(conc, ops, {
-            let (client, bucket) = (client.clone(), bucket.to_string());
-            move |i| {
-                let req = client.get_object().bucket(&bucket).key(key(i));
-                async move {
-                    let out = req.send().await?;
-                    let body = out.body.collect().await?;
-                    anyhow::ensure!(body.into_bytes().len() == SMALL, "short GET");
-                    anyhow::Ok(())
-                }
-            }
-        })
-        .await
-        .context("4 KiB GET")?;
+        let t = get_small(client, bucket, (conc, ops), key).await?;
         rows.push(timed_row(&format!("4 KiB GET, concurrency {conc}"), &t));
 
         let t = tasks(conc, ops, {
@@ -431,6 +370,45 @@ async fn measure(
         .context("4 KiB HEAD")?;
         rows.push(timed_row(&format!("4 KiB HEAD, concurrency {conc}"), &t));
     }
+
+    // Server-side encryption (SSE-S3), next to the same requests without it, in this run.
+    let sse = Some(ServerSideEncryption::Aes256);
+    let sse_put =
+        total / put_large(client, bucket, "sse", size, args.large_count, sse.clone()).await? / 1e6;
+    rows.push(row(
+        &format!("{} MiB PUT, SSE-S3", args.objects_mib),
+        sse_put,
+        "MB/s",
+        Some((sse_put / put, "the same PUT unencrypted")),
+    ));
+    drop_caches()?;
+    let sse_get = total / get_large(client, bucket, "sse", size, args.large_count).await? / 1e6;
+    rows.push(row(
+        &format!("{} MiB GET, SSE-S3", args.objects_mib),
+        sse_get,
+        "MB/s",
+        Some((sse_get / get, "the same GET unencrypted")),
+    ));
+    let conc = 32;
+    let ops = args.small_ops;
+    let plain_key = move |i: usize| format!("small/plain32/{i:08}");
+    let sse_key = move |i: usize| format!("small/sse32/{i:08}");
+    let plain = put_small(client, bucket, &small, (conc, ops), plain_key, None).await?;
+    let sealed = put_small(client, bucket, &small, (conc, ops), sse_key, sse).await?;
+    rows.push(timed_row(
+        &format!("4 KiB PUT, concurrency {conc}, SSE-S3"),
+        &sealed,
+    ));
+    rows.last_mut().expect("pushed").ratio = Some(sealed.rate() / plain.rate());
+    rows.last_mut().expect("pushed").reference = Some("the same PUT unencrypted");
+    let plain = get_small(client, bucket, (conc, ops), plain_key).await?;
+    let sealed = get_small(client, bucket, (conc, ops), sse_key).await?;
+    rows.push(timed_row(
+        &format!("4 KiB GET, concurrency {conc}, SSE-S3"),
+        &sealed,
+    ));
+    rows.last_mut().expect("pushed").ratio = Some(sealed.rate() / plain.rate());
+    rows.last_mut().expect("pushed").reference = Some("the same GET unencrypted");
 
     let fill_conc = 128;
     let t = tasks(fill_conc, args.list_keys, {
@@ -480,6 +458,117 @@ async fn measure(
 }
 
 /// Run `op(0..ops)` on `conc` tokio tasks, each taking the next index from a shared counter.
+/// PUTs `count` objects of `size` bytes under `prefix/` one after another (in `sse`, if
+/// given); the seconds it took. The body is a view of one 1 MiB block, repeated.
+async fn put_large(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    size: u64,
+    count: usize,
+    sse: Option<ServerSideEncryption>,
+) -> Result<f64> {
+    let block = pattern();
+    let t = Instant::now();
+    for k in 0..count {
+        let chunk = block.clone();
+        // Retryable: the SDK may rebuild the body to resend it; each build is a cheap
+        // view of the same 1 MiB block, so no object-sized buffer ever exists.
+        let body = SdkBody::retryable(move || {
+            SdkBody::from_body_1_x(Repeat {
+                chunk: chunk.clone(),
+                left: size,
+            })
+        });
+        client
+            .put_object()
+            .bucket(bucket)
+            .key(format!("{prefix}/{k}"))
+            .content_length(size as i64)
+            .set_server_side_encryption(sse.clone())
+            .body(ByteStream::new(body))
+            .send()
+            .await
+            .with_context(|| format!("PUT {prefix}/{k}"))?;
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// GETs what [`put_large`] stored, checking each length (S3 decrypts SSE-S3 objects
+/// on its own); the seconds it took.
+async fn get_large(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    size: u64,
+    count: usize,
+) -> Result<f64> {
+    let t = Instant::now();
+    for k in 0..count {
+        let mut out = client
+            .get_object()
+            .bucket(bucket)
+            .key(format!("{prefix}/{k}"))
+            .send()
+            .await
+            .with_context(|| format!("GET {prefix}/{k}"))?;
+        let mut n = 0u64;
+        while let Some(chunk) = out.body.try_next().await.context("GET body")? {
+            n += chunk.len() as u64;
+        }
+        anyhow::ensure!(n == size, "GET {prefix}/{k} returned {n} of {size} bytes");
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// `ops` PUTs of `small` at concurrency `conc`, named by `key` (in `sse`, if given).
+async fn put_small(
+    client: &Client,
+    bucket: &str,
+    small: &Bytes,
+    (conc, ops): (usize, usize),
+    key: impl Fn(usize) -> String + Send + Sync + Copy + 'static,
+    sse: Option<ServerSideEncryption>,
+) -> Result<Timing> {
+    tasks(conc, ops, {
+        let (client, bucket, small) = (client.clone(), bucket.to_string(), small.clone());
+        move |i| {
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(key(i))
+                .set_server_side_encryption(sse.clone())
+                .body(ByteStream::from(small.clone()))
+                .send()
+        }
+    })
+    .await
+    .context("4 KiB PUT")
+}
+
+/// `ops` GETs at concurrency `conc` of what [`put_small`] stored, each checked.
+async fn get_small(
+    client: &Client,
+    bucket: &str,
+    (conc, ops): (usize, usize),
+    key: impl Fn(usize) -> String + Send + Sync + Copy + 'static,
+) -> Result<Timing> {
+    tasks(conc, ops, {
+        let (client, bucket) = (client.clone(), bucket.to_string());
+        move |i| {
+            let req = client.get_object().bucket(&bucket).key(key(i));
+            async move {
+                let out = req.send().await?;
+                let body = out.body.collect().await?;
+                anyhow::ensure!(body.into_bytes().len() == SMALL, "short GET");
+                anyhow::Ok(())
+            }
+        }
+    })
+    .await
+    .context("4 KiB GET")
+}
+
 async fn tasks<F, Fut, T, E>(conc: usize, ops: usize, op: F) -> Result<Timing>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,

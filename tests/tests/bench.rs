@@ -66,6 +66,17 @@ async fn bench_s3_runs_reports_json_and_cleans_up() {
             assert!(p50 > 0.0 && p99 >= p50, "{r}");
         }
     }
+    // SSE-S3 next to the same requests unencrypted.
+    for (name, reference) in [
+        ("2 MiB PUT, SSE-S3", "the same PUT unencrypted"),
+        ("2 MiB GET, SSE-S3", "the same GET unencrypted"),
+        ("4 KiB PUT, concurrency 32, SSE-S3", "the same PUT unencrypted"),
+        ("4 KiB GET, concurrency 32, SSE-S3", "the same GET unencrypted"),
+    ] {
+        let r = find(name);
+        assert_eq!(r["reference"], reference, "{r}");
+        assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
+    }
     assert_eq!(
         find("ListObjectsV2 500 keys (pages of 1000)")["unit"],
         "keys/s"
