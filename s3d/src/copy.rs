@@ -138,20 +138,6 @@ macro_rules! source_key {
     };
 }
 
-/// The destination's SSE-C key.
-macro_rules! dest_key {
-    ($input:expr, $may_travel:expr) => {
-        sse::customer_key(
-            (
-                $input.sse_customer_algorithm.as_deref(),
-                $input.sse_customer_key.as_deref(),
-                $input.sse_customer_key_md5.as_deref(),
-            ),
-            $may_travel,
-        )
-    };
-}
-
 /// Opens the copy source, unlocked with its SSE-C key if it has one.
 async fn open_source(
     s: &Cybs3,
@@ -215,7 +201,7 @@ pub(crate) async fn copy_object(
     acl: engine::Acl,
     may_travel: bool,
 ) -> S3Result<CopyObjectOutput> {
-    let customer = dest_key!(input, may_travel)?;
+    let customer = sse::customer_of!(input, may_travel)?;
     let source_customer = source_key!(input, may_travel)?;
     let src = source(&input.copy_source)?;
     versioning::check_version_id(src.version_id.as_deref())?;
@@ -233,27 +219,10 @@ pub(crate) async fn copy_object(
         (_, false) => None,
     };
     let lock = lock_requested!(input)?;
-    let store = s.store.clone();
-    let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    // The destination bucket and key are checked before any byte is read.
-    let writer = blocking(move || store.put(&bucket, &key)).await?;
-    // A copy is encrypted as its request or the bucket's default says, not as its source.
-    let asked = sse::Asked {
-        sse: input.server_side_encryption.as_ref(),
-        key_id: input.ssekms_key_id.as_deref(),
-        context: input.ssekms_encryption_context.as_deref(),
-        bucket_key: input.bucket_key_enabled,
-        customer: customer.as_ref(),
-    };
-    let mode = sse::for_write(s, &input.bucket, asked).await?;
-    let enc = sse::headers(s, mode.as_ref());
-    let mut writer = blocking(move || {
-        let mut writer = writer;
-        writer
-            .set_encryption(mode, customer.as_ref().map(|c| &c.key))
-            .map(|()| writer)
-    })
-    .await?;
+    // The destination bucket and key are checked before any byte is read. A copy is
+    // encrypted as its request or the bucket's default says, not as its source.
+    let asked = sse::asked!(input, customer.as_ref());
+    let (mut writer, enc) = sse::writer(s, &input.bucket, &input.key, asked).await?;
     writer.set_lock(lock);
     let reader = open_source(s, &src, source_customer.as_ref()).await?;
     let v = reader.version().clone();
@@ -360,7 +329,7 @@ pub(crate) async fn upload_part_copy(
     input: UploadPartCopyInput,
     may_travel: bool,
 ) -> S3Result<UploadPartCopyOutput> {
-    let customer = dest_key!(input, may_travel)?;
+    let customer = sse::customer_of!(input, may_travel)?;
     let source_customer = source_key!(input, may_travel)?;
     let number = multipart::part_number(input.part_number)?;
     let src = source(&input.copy_source)?;

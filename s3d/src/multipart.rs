@@ -178,14 +178,7 @@ pub(crate) async fn create(
     acl: engine::Acl,
     may_travel: bool,
 ) -> S3Result<CreateMultipartUploadOutput> {
-    let customer = sse::customer_key(
-        (
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        ),
-        may_travel,
-    )?;
+    let customer = sse::customer_of!(input, may_travel)?;
     let mut meta = object_meta(meta_fields!(input), &s.store)?;
     meta.acl = Some(acl);
     if let Some(h) = &input.tagging {
@@ -209,13 +202,7 @@ pub(crate) async fn create(
             .push((CHECKSUM_TYPE_HEADER.to_string(), t.clone()));
     }
     let lock = lock_requested!(input)?;
-    let asked = sse::Asked {
-        sse: input.server_side_encryption.as_ref(),
-        key_id: input.ssekms_key_id.as_deref(),
-        context: input.ssekms_encryption_context.as_deref(),
-        bucket_key: input.bucket_key_enabled,
-        customer: customer.as_ref(),
-    };
+    let asked = sse::asked!(input, customer.as_ref());
     let mode = sse::for_write(s, &input.bucket, asked).await?;
     let enc = sse::headers(s, mode.as_ref());
     let store = s.store.clone();
@@ -242,14 +229,7 @@ pub(crate) async fn upload_part(
     trailers: Option<TrailingHeaders>,
     may_travel: bool,
 ) -> S3Result<UploadPartOutput> {
-    let customer = sse::customer_key(
-        (
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        ),
-        may_travel,
-    )?;
+    let customer = sse::customer_of!(input, may_travel)?;
     let number = part_number(input.part_number)?;
     let expected = declared_length(input.content_length)?;
     let claimed = claimed_checksums!(input);

@@ -44,14 +44,7 @@ pub(crate) async fn put(
     acl: engine::Acl,
     may_travel: bool,
 ) -> S3Result<PutObjectOutput> {
-    let customer = sse::customer_key(
-        (
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        ),
-        may_travel,
-    )?;
+    let customer = sse::customer_of!(input, may_travel)?;
     let expected = declared_length(input.content_length)?;
     let claimed = claimed_checksums!(input);
     let mut meta = object_meta(meta_fields!(input), &s.store)?;
@@ -61,26 +54,8 @@ pub(crate) async fn put(
         meta.tags = tagging::parse_header(header)?;
     }
     let lock = lock_requested!(input)?;
-    let store = s.store.clone();
-    let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    // Refuses a bad key or a missing bucket before the body is read.
-    let writer = blocking(move || store.put(&bucket, &key)).await?;
-    let asked = sse::Asked {
-        sse: input.server_side_encryption.as_ref(),
-        key_id: input.ssekms_key_id.as_deref(),
-        context: input.ssekms_encryption_context.as_deref(),
-        bucket_key: input.bucket_key_enabled,
-        customer: customer.as_ref(),
-    };
-    let mode = sse::for_write(s, &input.bucket, asked).await?;
-    let enc = sse::headers(s, mode.as_ref());
-    let mut writer = blocking(move || {
-        let mut writer = writer;
-        writer
-            .set_encryption(mode, customer.as_ref().map(|c| &c.key))
-            .map(|()| writer)
-    })
-    .await?;
+    let asked = sse::asked!(input, customer.as_ref());
+    let (mut writer, enc) = sse::writer(s, &input.bucket, &input.key, asked).await?;
     writer.set_class(meta.storage_class.as_deref());
     writer.set_lock(lock);
     writer.set_condition(write_condition(
@@ -334,14 +309,7 @@ pub(crate) async fn get(
 ) -> S3Result<GetObjectOutput> {
     let (bucket, key, vid) = (input.bucket, input.key, input.version_id);
     // Also answers delete markers (404/405 with their headers) and bad version ids.
-    let customer = sse::customer_key(
-        (
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        ),
-        sse::key_may_travel(extensions),
-    )?;
+    let customer = sse::customer_of!(input, sse::key_may_travel(extensions))?;
     let Found {
         object: mut reader,
         versioning: vstate,
@@ -426,14 +394,7 @@ pub(crate) async fn head(
         Ok(found) => found,
         Err(e) => return Err(auth::missing_key(extensions, e).await),
     };
-    let customer = sse::customer_key(
-        (
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        ),
-        sse::key_may_travel(extensions),
-    )?;
+    let customer = sse::customer_of!(input, sse::key_may_travel(extensions))?;
     engine::check_customer(&v, customer.as_ref().map(|c| &c.key)).map_err(errors::from_engine)?;
     let expiration = lifecycle::expiration(s, lifecycle.as_deref(), &v)?;
     check_preconditions(

@@ -18,7 +18,7 @@
 
 use crate::acl::{self, object_acl_requested};
 use crate::body::{self, Received};
-use crate::ctx::{blocking, Cybs3};
+use crate::ctx::Cybs3;
 use crate::identity::auth::check_post;
 use crate::object_lock::lock_requested;
 use crate::objects::{self, meta_fields, object_meta};
@@ -346,32 +346,9 @@ pub(crate) async fn object(
     let asked = object_acl_requested!(input);
     meta.acl = Some(acl::for_new_object(s, &req.extensions, &input.bucket, &asked).await?);
     let lock = lock_requested!(input)?;
-    let customer = sse::customer_key(
-        (
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        ),
-        sse::key_may_travel(&req.extensions),
-    )?;
-    let asked = sse::Asked {
-        sse: input.server_side_encryption.as_ref(),
-        key_id: input.ssekms_key_id.as_deref(),
-        context: input.ssekms_encryption_context.as_deref(),
-        bucket_key: input.bucket_key_enabled,
-        customer: customer.as_ref(),
-    };
-    let mode = sse::for_write(s, &input.bucket, asked).await?;
-    let enc = sse::headers(s, mode.as_ref());
-    let store = s.store.clone();
-    let (bucket, k) = (input.bucket.clone(), key.clone());
-    let customer_key = customer.map(|c| c.key);
-    let mut writer = blocking(move || {
-        let mut writer = store.put(&bucket, &k)?;
-        writer.set_encryption(mode, customer_key.as_ref())?;
-        Ok(writer)
-    })
-    .await?;
+    let customer = sse::customer_of!(input, sse::key_may_travel(&req.extensions))?;
+    let asked = sse::asked!(input, customer.as_ref());
+    let (mut writer, enc) = sse::writer(s, &input.bucket, &key, asked).await?;
     writer.set_class(meta.storage_class.as_deref());
     writer.set_lock(lock);
     let payload = input

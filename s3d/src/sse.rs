@@ -25,6 +25,36 @@ pub(crate) struct Asked<'a> {
     pub customer: Option<&'a CustomerKey>,
 }
 
+/// What a write request's SSE headers ask: every S3 input that stores an object has
+/// the same fields.
+macro_rules! asked {
+    ($input:expr, $customer:expr) => {
+        $crate::sse::Asked {
+            sse: $input.server_side_encryption.as_ref(),
+            key_id: $input.ssekms_key_id.as_deref(),
+            context: $input.ssekms_encryption_context.as_deref(),
+            bucket_key: $input.bucket_key_enabled,
+            customer: $customer,
+        }
+    };
+}
+
+/// The customer key of a request's SSE-C headers ([`customer_key`]).
+macro_rules! customer_of {
+    ($input:expr, $may_travel:expr) => {
+        $crate::sse::customer_key(
+            (
+                $input.sse_customer_algorithm.as_deref(),
+                $input.sse_customer_key.as_deref(),
+                $input.sse_customer_key_md5.as_deref(),
+            ),
+            $may_travel,
+        )
+    };
+}
+
+pub(crate) use {asked, customer_of};
+
 /// An SSE-C customer key as a request gives it, checked.
 pub(crate) struct CustomerKey {
     pub key: [u8; 32],
@@ -201,6 +231,28 @@ pub(crate) async fn for_write(
     let bucket_key = rule.bucket_key_enabled.unwrap_or(false);
     let key = default.kms_master_key_id.as_deref();
     mode(s, default.sse_algorithm.as_str(), key, None, bucket_key).map(Some)
+}
+
+/// A writer of a new version of `bucket/key`, encrypted as `asked` (else the bucket's
+/// default encryption) says, and the headers its response carries. A bad request, a bad
+/// key or a missing bucket is refused before any byte of the body is read.
+pub(crate) async fn writer(
+    s: &Cybs3,
+    bucket: &str,
+    key: &str,
+    asked: Asked<'_>,
+) -> S3Result<(engine::ObjectWriter, Headers)> {
+    let customer = asked.customer.map(|c| c.key);
+    let mode = for_write(s, bucket, asked).await?;
+    let enc = headers(s, mode.as_ref());
+    let (store, bucket, key) = (s.store.clone(), bucket.to_string(), key.to_string());
+    let writer = crate::ctx::blocking(move || {
+        let mut writer = store.put(&bucket, &key)?;
+        writer.set_encryption(mode, customer.as_ref())?;
+        Ok(writer)
+    })
+    .await?;
+    Ok((writer, enc))
 }
 
 /// The encryption headers of a response about an object.

@@ -70,8 +70,14 @@ async fn bench_s3_runs_reports_json_and_cleans_up() {
     for (name, reference) in [
         ("2 MiB PUT, SSE-S3", "the same PUT unencrypted"),
         ("2 MiB GET, SSE-S3", "the same GET unencrypted"),
-        ("4 KiB PUT, concurrency 32, SSE-S3", "the same PUT unencrypted"),
-        ("4 KiB GET, concurrency 32, SSE-S3", "the same GET unencrypted"),
+        (
+            "4 KiB PUT, concurrency 32, SSE-S3",
+            "the same PUT unencrypted",
+        ),
+        (
+            "4 KiB GET, concurrency 32, SSE-S3",
+            "the same GET unencrypted",
+        ),
     ] {
         let r = find(name);
         assert_eq!(r["reference"], reference, "{r}");
