@@ -11,6 +11,7 @@
 
 use crate::drive::{Db, Drive, DriveState, Meta};
 use crate::error::{Error, Result};
+use crate::events::{self, Origin};
 use crate::inline::{self, Shards};
 use crate::layout::Ec;
 use crate::ops::{self, Op, Out};
@@ -25,9 +26,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const MAX_BATCH: usize = 512;
 
 pub(crate) enum Request {
-    Op(Box<Op>, SyncSender<Result<Out>>),
+    Op(Box<Submitted>, SyncSender<Result<Out>>),
     /// Copy the primary's metadata onto a drive that fell behind, then put it back in sync.
     SyncDrive(usize, SyncSender<Result<()>>),
+}
+
+/// An operation and who asked for it (`events.rs`).
+pub(crate) struct Submitted {
+    pub op: Op,
+    pub origin: Option<Arc<Origin>>,
 }
 
 /// One change of a batch, replayed on the other drives.
@@ -46,6 +53,10 @@ pub(crate) struct Tx<'a, 'e> {
     index: usize,
     log: Vec<Change>,
     failed: Option<heed::Error>,
+    /// Work was queued (`queue::push`): the queue's thread is woken after the commit.
+    pub queued: bool,
+    /// How many tasks an ordered lane may hold (`Store::set_lane_bound`).
+    pub lane_bound: u64,
 }
 
 impl<'a, 'e> Tx<'a, 'e> {
@@ -155,6 +166,9 @@ pub(crate) struct Committer {
     /// Shard files of deleted data, removed after the commit that dropped them.
     pub reclaim: crate::reclaim::Reclaimer,
     pub clock: Clock,
+    /// Woken after a commit that queued work.
+    pub kick: Arc<crate::queue::Kick>,
+    pub lane_bound: Arc<AtomicU64>,
 }
 
 impl Committer {
@@ -178,7 +192,7 @@ impl Committer {
         }
     }
 
-    fn commit(&mut self, batch: Vec<(Op, SyncSender<Result<Out>>)>) {
+    fn commit(&mut self, batch: Vec<(Submitted, SyncSender<Result<Out>>)>) {
         if batch.is_empty() {
             return;
         }
@@ -208,7 +222,7 @@ impl Committer {
     #[allow(clippy::type_complexity)]
     fn apply(
         &mut self,
-        batch: &[(Op, SyncSender<Result<Out>>)],
+        batch: &[(Submitted, SyncSender<Result<Out>>)],
     ) -> Result<Vec<(Result<Out>, Vec<DataId>)>> {
         let all = self.drives.clone();
         let drives = in_sync(&all);
@@ -226,11 +240,19 @@ impl Committer {
             index: primary.index,
             log: Vec::new(),
             failed: None,
+            queued: false,
+            lane_bound: self.lane_bound.load(Ordering::Relaxed),
         };
         let mut results = Vec::with_capacity(batch.len());
-        for (op, _) in batch {
+        for (Submitted { op, origin }, _) in batch {
             let mut freed = Vec::new();
             let r = ops::apply(&mut tx, op, &mut self.clock, &mut freed);
+            if let Ok(out) = &r {
+                // A refused operation changed nothing, so it raises no event; an event
+                // that cannot be queued fails the batch, since it is durable with its change.
+                let now = self.clock.now();
+                events::record(&mut tx, op, out, origin.as_ref(), now)?;
+            }
             if let Some(e) = tx.failed.take() {
                 return Err(e.into());
             }
@@ -246,6 +268,7 @@ impl Committer {
             return Err(e.into());
         }
         let log = std::mem::take(&mut tx.log);
+        let queued = tx.queued;
         let outcomes: Vec<(usize, Result<()>)> = std::thread::scope(|s| {
             let others: Vec<_> = drives[1..]
                 .iter()
@@ -274,6 +297,9 @@ impl Committer {
                 online: ok,
                 needed: self.quorum,
             }));
+        }
+        if queued {
+            self.kick.wake();
         }
         Ok(results)
     }

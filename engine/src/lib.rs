@@ -22,6 +22,7 @@ mod direct;
 mod drain;
 mod drive;
 mod error;
+mod events;
 mod expire;
 mod heal;
 mod held;
@@ -53,6 +54,9 @@ pub use codec::Encoder;
 pub use condition::{ETagMatch, WriteCondition};
 pub use drive::DriveState;
 pub use error::{Error, Result};
+pub use events::{
+    event_matches, with_origin, Event, Notifier, NotifyConfig, NotifyRule, Origin, NOTIFY_ATTR,
+};
 pub use expire::Expiry;
 pub use heal::HealReport;
 pub use kms::{KeyInfo, KeyService, DEFAULT_KEY, SSE_S3_KEY};
@@ -60,7 +64,7 @@ pub use layout::{Ec, BLOCK_SIZE, INLINE_MAX};
 pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
 pub use ops::{Deleted, MIN_PART_SIZE};
 pub use pool::{PoolInfo, PoolState, FIRST_POOL};
-pub use queue::QueueStatus;
+pub use queue::{DeadLetter, LaneStats, LaneStatus, QueueStatus};
 pub use read::{check_customer, ObjectReader, RangeRead};
 pub use record::{
     Acl, BucketRecord, BucketStats, CanonicalUser, DataId, DefaultRetention, Encryption, Grant,

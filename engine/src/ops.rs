@@ -176,6 +176,8 @@ pub(crate) enum Op {
     AddWork(crate::queue::Work),
     /// Queued work done.
     FinishWork(u64),
+    /// Every queued task of a lane becomes a dead letter (`queue.rs`).
+    DropLane(String),
     /// Queued work failed this time.
     RetryWork {
         seq: u64,
@@ -651,7 +653,11 @@ pub(crate) fn apply(
         }
         Op::AddWork(work) => Ok(Out::Queued(queue::push(tx, work.clone())?)),
         Op::FinishWork(seq) => {
-            tx.del(keys::task(*seq));
+            queue::finish(tx, *seq)?;
+            Ok(Out::Done)
+        }
+        Op::DropLane(lane) => {
+            queue::drop_lane(tx, lane, "the target was removed")?;
             Ok(Out::Done)
         }
         Op::RetryWork { seq, error } => {

@@ -2,26 +2,47 @@
 //! change (`Q seq` records), so a crash can neither lose the work of an acknowledged
 //! change nor leave work for a change that did not happen.
 //!
-//! The healer's thread does the work that is due (`Store::run_work`), at least once:
-//! a failure is retried with a growing delay, and after [`MAX_ATTEMPTS`] the task moves
-//! to the dead letters (`D seq`), which `cybs3 server status` counts. The first users
-//! are remote tiers (`remote.rs`): the delete of a remote object whose version is gone,
-//! and the cleanup of an upload a crash cut off.
+//! The queue's own thread ([`work_loop`], woken by each commit that queued work) does
+//! the work that is due (`Store::run_work`), at least once. Its users: remote tiers
+//! (`remote.rs`: the delete of a remote object whose version is gone, the cleanup of an
+//! upload a crash cut off, the move of a version written in a remote class) and bucket
+//! notifications (`events.rs`: one task per event and target).
+//!
+//! Work in an ordered *lane* (a notification target's events) is done in queue order:
+//! while a lane's oldest task waits for its retry, the lane's later tasks wait too, so a
+//! target receives the events of each key in order. A lane's failures are retried with
+//! exponential backoff and jitter for as long as it takes; its backlog is bounded
+//! ([`Store::set_lane_bound`]): past the bound, the oldest task becomes a dead letter
+//! (`D seq`), counted in the lane's [`LaneStats`] and logged. Other work is retried with
+//! a growing delay and becomes a dead letter after [`MAX_ATTEMPTS`] tries. `cybs3
+//! server status` counts dead letters; `cybs3 admin notify status` lists a target's.
 
 use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::ops::Op;
 use crate::record::{self, keys, DataId};
 use crate::remote::RemoteRef;
 use crate::Store;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-/// Tries before a task becomes a dead letter.
+/// Tries before a task outside a lane becomes a dead letter.
 pub const MAX_ATTEMPTS: u32 = 20;
 /// The longest wait between two tries.
 const MAX_DELAY: Duration = Duration::from_secs(600);
-/// Tasks looked at per round.
-const ROUND: usize = 16;
+/// A lane's first retry waits this long; each further one twice as long.
+const LANE_FIRST_DELAY: Duration = Duration::from_millis(250);
+/// The longest wait between two tries of a lane's task: a target that comes back is
+/// caught up within this.
+const LANE_MAX_DELAY: Duration = Duration::from_secs(10);
+/// Tasks done per round.
+const ROUND: usize = 64;
+/// How often the queue's thread looks for work that became due (retries).
+const POLL: Duration = Duration::from_millis(200);
+/// A lane's default bound (`Store::set_lane_bound`).
+pub const DEFAULT_LANE_BOUND: u64 = 100_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Work {
@@ -40,6 +61,37 @@ pub(crate) enum Work {
         sort: [u8; 16],
         class: String,
     },
+    /// An event for a notification target (`events.rs`), in the target's lane.
+    Notify { target: String, event: Event },
+}
+
+impl Work {
+    /// The ordered lane this work is done in, if any.
+    pub(crate) fn lane(&self) -> Option<String> {
+        match self {
+            Work::Notify { target, .. } => Some(notify_lane(target)),
+            _ => None,
+        }
+    }
+
+    /// A line saying what the work is, for dead-letter listings.
+    fn describe(&self) -> String {
+        match self {
+            Work::DeleteRemote { at } => format!("delete remote {}", at.name),
+            Work::Abandoned { at, .. } => format!("clean up remote upload {}", at.name),
+            Work::Transition {
+                bucket, key, class, ..
+            } => format!("move {bucket}/{key} to {class}"),
+            Work::Notify { event, .. } => {
+                format!("{} {}/{}", event.name, event.bucket, event.key)
+            }
+        }
+    }
+}
+
+/// The lane of a notification target's events.
+pub(crate) fn notify_lane(target: &str) -> String {
+    format!("notify/{target}")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +116,57 @@ pub struct QueueStatus {
     pub dead_errors: Vec<String>,
 }
 
+/// An ordered lane's counters, kept in the commits that change them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneStats {
+    /// Tasks waiting.
+    pub queued: u64,
+    /// Tasks done.
+    pub delivered: u64,
+    /// Tries that failed (each is retried).
+    pub failed: u64,
+    /// Tasks that became dead letters (the backlog was full, or the lane was dropped).
+    pub dead: u64,
+    pub last_error: Option<String>,
+    /// When the last error happened (Unix ns).
+    pub last_error_ns: u64,
+    /// The backlog reached its bound and has not shrunk since.
+    pub full: bool,
+}
+
+impl record::Record for LaneStats {}
+
+/// A lane's counters and its dead letters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LaneStatus {
+    pub stats: LaneStats,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// A task that will not be tried again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub seq: u64,
+    /// When it was queued (Unix ns).
+    pub queued_ns: u64,
+    pub attempts: u32,
+    /// What the work was.
+    pub what: String,
+    pub error: Option<String>,
+}
+
+fn lane_stats(tx: &mut crate::commit::Tx, lane: &str) -> Result<LaneStats> {
+    tx.get(&keys::lane_stats(lane))
+        .map(|b| record::decode(&b))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+fn put_lane_stats(tx: &mut crate::commit::Tx, lane: &str, stats: &LaneStats) -> Result<()> {
+    tx.put(keys::lane_stats(lane), record::encode(stats)?);
+    Ok(())
+}
+
 /// Queues `work` in the commit `tx` belongs to.
 pub(crate) fn push(tx: &mut crate::commit::Tx, work: Work) -> Result<u64> {
     let now_ns = crate::commit::Clock::new().now();
@@ -74,6 +177,7 @@ pub(crate) fn push(tx: &mut crate::commit::Tx, work: Work) -> Result<u64> {
         .unwrap_or(0)
         + 1;
     tx.put(keys::QUEUE_SEQ.to_vec(), seq.to_be_bytes().to_vec());
+    let lane = work.lane();
     let task = Task {
         work,
         queued_ns: now_ns,
@@ -82,7 +186,67 @@ pub(crate) fn push(tx: &mut crate::commit::Tx, work: Work) -> Result<u64> {
         last_error: None,
     };
     tx.put(keys::task(seq), record::encode(&task)?);
+    tx.queued = true;
+    if let Some(lane) = lane {
+        tx.put(keys::lane_entry(&lane, seq), Vec::new());
+        let mut stats = lane_stats(tx, &lane)?;
+        stats.queued += 1;
+        if stats.queued > tx.lane_bound {
+            // The backlog is bounded by the setting, not by memory or disk: the oldest
+            // task is set aside as a dead letter, counted and listed, never dropped.
+            if let Some((k, _)) = tx.scan_first(&keys::lane_base(&lane), 1).pop() {
+                let oldest = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
+                bury(tx, oldest, Some("the target's backlog was full"))?;
+                stats.queued -= 1;
+                stats.dead += 1;
+            }
+            if !stats.full {
+                tracing::warn!(
+                    lane,
+                    bound = tx.lane_bound,
+                    "the backlog is full: its oldest tasks become dead letters"
+                );
+                stats.full = true;
+            }
+        }
+        put_lane_stats(tx, &lane, &stats)?;
+    }
     Ok(seq)
+}
+
+/// Moves task `seq` to the dead letters (with `why` as its last error, if given).
+fn bury(tx: &mut crate::commit::Tx, seq: u64, why: Option<&str>) -> Result<()> {
+    let Some(bytes) = tx.get(&keys::task(seq)) else {
+        return Ok(());
+    };
+    let mut task: Task = record::decode(&bytes)?;
+    if let Some(why) = why {
+        task.last_error = Some(why.to_string());
+    }
+    if let Some(lane) = task.work.lane() {
+        tx.del(keys::lane_entry(&lane, seq));
+    }
+    tx.del(keys::task(seq));
+    tx.put(keys::dead(seq), record::encode(&task)?);
+    Ok(())
+}
+
+/// Task `seq` is done.
+pub(crate) fn finish(tx: &mut crate::commit::Tx, seq: u64) -> Result<()> {
+    let Some(bytes) = tx.get(&keys::task(seq)) else {
+        return Ok(());
+    };
+    let task: Task = record::decode(&bytes)?;
+    tx.del(keys::task(seq));
+    if let Some(lane) = task.work.lane() {
+        tx.del(keys::lane_entry(&lane, seq));
+        let mut stats = lane_stats(tx, &lane)?;
+        stats.queued = stats.queued.saturating_sub(1);
+        stats.delivered += 1;
+        stats.full = false;
+        put_lane_stats(tx, &lane, &stats)?;
+    }
+    Ok(())
 }
 
 /// A failed try: the task waits longer, or becomes a dead letter.
@@ -94,15 +258,114 @@ pub(crate) fn retry(tx: &mut crate::commit::Tx, seq: u64, error: &str) -> Result
     let mut task: Task = record::decode(&bytes)?;
     task.attempts += 1;
     task.last_error = Some(error.to_string());
-    if task.attempts >= MAX_ATTEMPTS {
-        tx.del(keys::task(seq));
-        tx.put(keys::dead(seq), record::encode(&task)?);
-        return Ok(());
-    }
-    let delay = Duration::from_secs(1 << task.attempts.min(10)).min(MAX_DELAY);
+    let delay = match task.work.lane() {
+        Some(lane) => {
+            let mut stats = lane_stats(tx, &lane)?;
+            stats.failed += 1;
+            stats.last_error = Some(error.to_string());
+            stats.last_error_ns = now_ns;
+            put_lane_stats(tx, &lane, &stats)?;
+            // Full jitter over the upper half, so that targets coming back are not hit
+            // by every lane at once.
+            let full = (LANE_FIRST_DELAY * (1 << task.attempts.min(8))).min(LANE_MAX_DELAY);
+            full.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+        }
+        None if task.attempts >= MAX_ATTEMPTS => {
+            tx.del(keys::task(seq));
+            tx.put(keys::dead(seq), record::encode(&task)?);
+            return Ok(());
+        }
+        None => Duration::from_secs(1 << task.attempts.min(10)).min(MAX_DELAY),
+    };
     task.not_before_ns = now_ns + delay.as_nanos() as u64;
     tx.put(keys::task(seq), record::encode(&task)?);
     Ok(())
+}
+
+/// Every queued task of `lane` becomes a dead letter (its target was removed).
+pub(crate) fn drop_lane(tx: &mut crate::commit::Tx, lane: &str, why: &str) -> Result<()> {
+    let mut stats = lane_stats(tx, lane)?;
+    for (k, _) in tx.scan(&keys::lane_base(lane)) {
+        let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
+        bury(tx, seq, Some(why))?;
+        stats.dead += 1;
+    }
+    stats.queued = 0;
+    stats.full = false;
+    put_lane_stats(tx, lane, &stats)
+}
+
+/// Wakes the queue's thread when a commit queued work, and tells it to stop.
+#[derive(Default)]
+pub(crate) struct Kick {
+    /// (work was queued since the thread last looked, the store is closing)
+    state: Mutex<(bool, bool)>,
+    cv: Condvar,
+}
+
+impl Kick {
+    pub fn wake(&self) {
+        self.state.lock().unwrap().0 = true;
+        self.cv.notify_one();
+    }
+
+    pub fn close(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.cv.notify_one();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state.lock().unwrap().1
+    }
+
+    /// Waits until woken or `timeout`; false once closing.
+    fn wait(&self, timeout: Duration) -> bool {
+        let state = self.state.lock().unwrap();
+        let (mut state, _) = self
+            .cv
+            .wait_timeout_while(state, timeout, |(kicked, closed)| !*kicked && !*closed)
+            .unwrap();
+        state.0 = false;
+        !state.1
+    }
+}
+
+/// The queue's thread: runs due work when a commit queued some, and every [`POLL`] while
+/// work waits for a retry.
+pub(crate) fn work_loop(store: std::sync::Weak<crate::store::Inner>, kick: std::sync::Arc<Kick>) {
+    let mut waiting = true;
+    loop {
+        let idle = match waiting {
+            true => POLL,
+            false => Duration::from_secs(5),
+        };
+        if !kick.wait(idle) {
+            return;
+        }
+        let Some(inner) = store.upgrade() else { return };
+        let s = Store::background(inner);
+        loop {
+            match s.run_work() {
+                Ok(Round { full: true, .. }) if !kick.is_closed() => {}
+                Ok(round) => {
+                    waiting = round.waiting;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("queued work: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// What one round of [`Store::run_work`] saw.
+pub(crate) struct Round {
+    /// As many tasks as a round takes were done: more may be due at once.
+    pub full: bool,
+    /// Tasks are queued (due later, or waiting for a client).
+    pub waiting: bool,
 }
 
 impl Store {
@@ -118,25 +381,38 @@ impl Store {
         self.submit(Op::FinishWork(seq)).map(drop)
     }
 
-    /// Does the work that is due, a round at a time; `true` when a round was full (more
-    /// may be due at once).
-    pub(crate) fn run_work(&self) -> Result<bool> {
-        let Ok(remote) = self.remote_store() else {
-            // No client for remote tiers (a store opened without a server): the work waits.
-            return Ok(false);
-        };
+    /// Does a round of the work that is due: at most [`ROUND`] tasks, in queue order,
+    /// where a lane's task is taken only when every earlier task of its lane was taken
+    /// too (and a lane whose delivery fails is left for this round).
+    pub(crate) fn run_work(&self) -> Result<Round> {
         let now = crate::commit::Clock::new().now();
+        let remote = self.remote_store().ok();
+        let notifier = self.inner.notifier.get();
+        let mut waiting = false;
         let due: Vec<(u64, Task)> = {
             let (rtxn, db) = self.read()?;
+            let mut held = HashSet::new();
             let mut due = Vec::new();
             for kv in db.prefix_iter(&rtxn, &[keys::QUEUE])? {
                 let (k, v) = kv?;
                 let task: Task = record::decode(v)?;
+                let lane = task.work.lane();
+                if lane.as_ref().is_some_and(|l| held.contains(l)) {
+                    continue;
+                }
                 let mine = matches!(task.work, Work::Abandoned { .. })
                     && task.queued_ns >= self.inner.opened_ns;
-                if task.not_before_ns <= now && !mine {
-                    due.push((keys::task_seq(k), task));
+                // Without a client (a store opened without a server) the work waits.
+                let client = match task.work {
+                    Work::Notify { .. } => notifier.is_some(),
+                    _ => remote.is_some(),
+                };
+                if task.not_before_ns > now || mine || !client {
+                    waiting = true;
+                    held.extend(lane);
+                    continue;
                 }
+                due.push((keys::task_seq(k), task));
                 if due.len() == ROUND {
                     break;
                 }
@@ -144,25 +420,25 @@ impl Store {
             due
         };
         let full = due.len() == ROUND;
+        let mut failed_lanes = HashSet::new();
         for (seq, task) in due {
+            let lane = task.work.lane();
+            if lane.as_ref().is_some_and(|l| failed_lanes.contains(l)) {
+                continue;
+            }
             let done = match &task.work {
-                Work::DeleteRemote { at } => remote.delete(&at.tier, &at.name),
-                Work::Abandoned { id, at } => match self.is_referenced(id)? {
-                    true => Ok(()),
-                    false => remote.delete(&at.tier, &at.name),
-                },
-                Work::Transition {
-                    bucket,
-                    key,
-                    version_id,
-                    sort,
-                    class,
-                } => self.queued_transition(bucket, key, version_id, sort, class),
+                Work::Notify { target, event } => notifier
+                    .expect("checked above")
+                    .deliver(target, event)
+                    .map_err(std::io::Error::other),
+                work => self.remote_work(remote.expect("checked above"), work),
             };
             match done {
                 Ok(()) => self.finish_work(seq)?,
                 Err(e) => {
                     tracing::warn!(seq, attempts = task.attempts + 1, "queued work failed: {e}");
+                    waiting = true;
+                    failed_lanes.extend(lane);
                     self.submit(Op::RetryWork {
                         seq,
                         error: e.to_string(),
@@ -170,7 +446,30 @@ impl Store {
                 }
             }
         }
-        Ok(full)
+        Ok(Round { full, waiting })
+    }
+
+    fn remote_work(
+        &self,
+        remote: &std::sync::Arc<dyn crate::remote::RemoteStore>,
+        work: &Work,
+    ) -> std::io::Result<()> {
+        match work {
+            Work::DeleteRemote { at } => remote.delete(&at.tier, &at.name),
+            Work::Abandoned { id, at } => match self.is_referenced(id) {
+                Ok(true) => Ok(()),
+                Ok(false) => remote.delete(&at.tier, &at.name),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            },
+            Work::Transition {
+                bucket,
+                key,
+                version_id,
+                sort,
+                class,
+            } => self.queued_transition(bucket, key, version_id, sort, class),
+            Work::Notify { .. } => unreachable!("a notification is delivered by the notifier"),
+        }
     }
 
     /// A queued [`Work::Transition`]: done when moved, or when the version is gone.
@@ -215,6 +514,53 @@ impl Store {
         let keep = status.dead_errors.len().saturating_sub(10);
         status.dead_errors.drain(..keep);
         Ok(status)
+    }
+
+    /// A notification target's counters and dead letters.
+    pub fn notify_status(&self, target: &str) -> Result<LaneStatus> {
+        let lane = notify_lane(target);
+        let (rtxn, db) = self.read()?;
+        let stats = db
+            .get(&rtxn, &keys::lane_stats(&lane))?
+            .map(record::decode)
+            .transpose()?
+            .unwrap_or_default();
+        let mut dead_letters = Vec::new();
+        for kv in db.prefix_iter(&rtxn, &[keys::DEAD])? {
+            let (k, v) = kv?;
+            let task: Task = record::decode(v)?;
+            if task.work.lane().as_deref() == Some(lane.as_str()) {
+                dead_letters.push(DeadLetter {
+                    seq: keys::task_seq(k),
+                    queued_ns: task.queued_ns,
+                    attempts: task.attempts,
+                    what: task.work.describe(),
+                    error: task.last_error,
+                });
+            }
+        }
+        Ok(LaneStatus {
+            stats,
+            dead_letters,
+        })
+    }
+
+    /// A notification target is gone: its queued events become dead letters.
+    pub fn drop_notify_target(&self, target: &str) -> Result<()> {
+        self.submit(Op::DropLane(notify_lane(target))).map(drop)
+    }
+
+    /// How many tasks a lane (a notification target) may hold before its oldest become
+    /// dead letters.
+    pub fn set_lane_bound(&self, bound: u64) {
+        self.inner
+            .lane_bound
+            .store(bound.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Gives the store the client it delivers notifications with.
+    pub fn set_notifier(&self, notifier: std::sync::Arc<dyn crate::events::Notifier>) {
+        let _ = self.inner.notifier.set(notifier);
     }
 }
 

@@ -859,6 +859,10 @@ pub(crate) mod keys {
     pub const QUEUE: u8 = b'Q';
     /// Work that failed too often: `D seq` → its task.
     pub const DEAD: u8 = b'D';
+    /// An ordered lane's index of its queued tasks (`queue.rs`): `O lane \0 seq` → empty.
+    pub const LANE: u8 = b'O';
+    /// An ordered lane's counters: `N lane` → its `LaneStats`.
+    pub const LANE_STATS: u8 = b'N';
     pub const SEQ: &[u8] = b"#seq";
     /// The last queue sequence number given.
     pub const QUEUE_SEQ: &[u8] = b"#qseq";
@@ -918,6 +922,17 @@ pub(crate) mod keys {
         let mut k = vec![DEAD];
         k.extend_from_slice(&seq.to_be_bytes());
         k
+    }
+
+    /// `O lane \0`: the queued tasks of one lane, oldest first.
+    pub fn lane_base(lane: &str) -> Vec<u8> {
+        join(LANE, &[lane.as_bytes(), b""])
+    }
+    pub fn lane_entry(lane: &str, seq: u64) -> Vec<u8> {
+        join(LANE, &[lane.as_bytes(), &seq.to_be_bytes()])
+    }
+    pub fn lane_stats(lane: &str) -> Vec<u8> {
+        join(LANE_STATS, &[lane.as_bytes()])
     }
 
     /// The sequence number of a `Q` or `D` key.

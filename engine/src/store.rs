@@ -3,7 +3,7 @@
 //! (Over 800 lines: it is the engine's whole public API, one thin method per operation;
 //! the work lives in the modules it calls.)
 
-use crate::commit::{Clock, Committer, Request};
+use crate::commit::{Clock, Committer, Request, Submitted};
 use crate::condition::WriteCondition;
 use crate::drive::{Db, Drive, DriveState};
 use crate::error::{Error, Result};
@@ -71,16 +71,22 @@ pub struct Store {
 struct UserHandles {
     inner: Weak<Inner>,
     healer: Mutex<Option<JoinHandle<()>>>,
+    /// The work queue's thread (`queue::work_loop`).
+    worker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for UserHandles {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.upgrade() {
             inner.heal_queue.lock().unwrap().take();
+            inner.kick.close();
         }
-        // The healer drops the last reference (and so closes the drives) before it exits.
-        if let Some(t) = self.healer.lock().unwrap().take() {
-            let _ = t.join();
+        // The healer and the worker drop the last reference (and so close the drives)
+        // before they exit.
+        for t in [&self.healer, &self.worker] {
+            if let Some(t) = t.lock().unwrap().take() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -120,6 +126,12 @@ pub(crate) struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// The built-in KMS (`kms.rs`).
     pub kms: crate::kms::Kms,
+    /// The client notifications are delivered with, once the server gives one.
+    pub notifier: std::sync::OnceLock<Arc<dyn crate::events::Notifier>>,
+    /// Wakes the work queue's thread (`queue.rs`).
+    pub kick: Arc<crate::queue::Kick>,
+    /// How many tasks an ordered lane may hold (`Store::set_lane_bound`).
+    pub lane_bound: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Inner {
@@ -298,12 +310,18 @@ impl Store {
         let pools = Arc::new(crate::pool::Pools::new(drives.clone(), reference.ec));
         let (reclaimer, reclaim_thread) = Reclaimer::spawn(pools.clone());
         let (commit_tx, commit_rx) = mpsc::sync_channel(4096);
+        let kick = Arc::new(crate::queue::Kick::default());
+        let lane_bound = Arc::new(std::sync::atomic::AtomicU64::new(
+            crate::queue::DEFAULT_LANE_BOUND,
+        ));
         let committer = Committer {
             drives: drives.clone(),
             ec: reference.ec,
             quorum: reference.ec.k().max(1),
             reclaim: reclaimer,
             clock: Clock::new(),
+            kick: kick.clone(),
+            lane_bound: lane_bound.clone(),
         };
         let commit_thread = std::thread::Builder::new()
             .name("cybs3-commit".into())
@@ -316,6 +334,9 @@ impl Store {
             classes: Default::default(),
             remote: Default::default(),
             kms: Default::default(),
+            notifier: Default::default(),
+            kick,
+            lane_bound,
             opened_ns: crate::commit::Clock::new().now(),
             move_bandwidth: cfg.move_bandwidth,
             ec: reference.ec,
@@ -336,6 +357,7 @@ impl Store {
         let user = Arc::new(UserHandles {
             inner: weak.clone(),
             healer: Mutex::new(None),
+            worker: Mutex::new(None),
         });
         let store = Store {
             inner,
@@ -360,11 +382,22 @@ impl Store {
             .filter(|p| p.state() != crate::pool::PoolState::Drained)
             .any(|p| p.drives.iter().any(|d| d.state() != DriveState::Online))
             || store.has_whole_inline().unwrap_or(false);
+        let kick = store.inner.kick.clone();
+        let to_work = weak.clone();
+        let worker = std::thread::Builder::new()
+            .name("cybs3-work".into())
+            .spawn(move || crate::queue::work_loop(to_work, kick))?;
+        *user.worker.lock().unwrap() = Some(worker);
         let healer = std::thread::Builder::new()
             .name("cybs3-heal".into())
             .spawn(move || heal_loop(weak, heal_rx, cfg.scan_interval, degraded))?;
         *user.healer.lock().unwrap() = Some(healer);
         Ok(store)
+    }
+
+    /// A background thread's handle: it does not keep the store open for its users.
+    pub(crate) fn background(inner: Arc<Inner>) -> Store {
+        Store { inner, _user: None }
     }
 
     pub fn ec(&self) -> Ec {
@@ -384,8 +417,9 @@ impl Store {
             .unwrap()
             .clone()
             .ok_or_else(|| Error::Meta("store is closing".into()))?;
+        let origin = crate::events::current();
         sender
-            .send(Request::Op(Box::new(op), tx))
+            .send(Request::Op(Box::new(Submitted { op, origin }), tx))
             .map_err(|_| Error::Meta("commit thread stopped".into()))?;
         rx.recv()
             .map_err(|_| Error::Meta("commit thread stopped".into()))?
@@ -1088,7 +1122,7 @@ fn heal_loop(store: Weak<Inner>, queue: Receiver<DataId>, every: Duration, degra
         };
         let got = queue.recv_timeout(wake.saturating_duration_since(Instant::now()));
         let Some(inner) = store.upgrade() else { return };
-        let s = Store { inner, _user: None };
+        let s = Store::background(inner);
         match got {
             Ok(id) => {
                 s.inner.heal_pending.lock().unwrap().remove(&id);
@@ -1118,10 +1152,6 @@ fn heal_loop(store: Weak<Inner>, queue: Receiver<DataId>, every: Duration, degra
         match s.rewrap_step() {
             Ok(more) => draining |= more,
             Err(e) => tracing::warn!("kms rewrap: {e}"),
-        }
-        match s.run_work() {
-            Ok(more) => draining |= more,
-            Err(e) => tracing::warn!("queued work: {e}"),
         }
     }
 }

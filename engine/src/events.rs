@@ -1,0 +1,587 @@
+//! Bucket notifications: which changes become events, and for which targets.
+//!
+//! A bucket's notification configuration ([`NotifyConfig`], a bucket attribute) names
+//! targets and filters. Inside the commit of every change (`commit.rs`), [`record`] turns
+//! the operation and its outcome into S3 event names (`ObjectCreated:Put`,
+//! `ObjectRemoved:DeleteMarkerCreated`, ...) and queues one [`Work::Notify`] per matching
+//! rule in the durable work queue, in the target's lane (`queue.rs`). So an event is
+//! durable exactly when its change is: a crash can neither lose the event of an
+//! acknowledged change nor emit one for a change that never happened.
+//!
+//! Who caused a change travels with the operation as its [`Origin`], which the server
+//! sets around each request ([`with_origin`]); changes the store makes itself
+//! (lifecycle) have none. Delivery is the server's ([`Notifier`]): it knows the
+//! targets' protocols and formats AWS's event JSON.
+
+use crate::commit::Tx;
+use crate::error::Result;
+use crate::ops::{self, Deleted, Op, Out};
+use crate::queue::{self, Work};
+use crate::record::{self, keys, ObjectVersion};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::sync::Arc;
+
+/// The bucket attribute holding a bucket's [`NotifyConfig`].
+pub const NOTIFY_ATTR: &str = "notification";
+
+/// Who made a change, as the request that made it tells.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The caller's principal (user name or access key).
+    pub principal: String,
+    pub source_ip: String,
+    pub request_id: String,
+    /// The S3 operation (`PutObject`, `CopyObject`, `PostObject`, ...): it tells a copy or
+    /// a form upload from a PUT.
+    pub api: String,
+}
+
+/// A bucket's notification rules (PutBucketNotificationConfiguration, parsed).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyConfig {
+    pub rules: Vec<NotifyRule>,
+}
+
+impl record::Record for NotifyConfig {}
+
+/// One configuration of a notification: events matching `events` on keys with `prefix`
+/// and `suffix` go to `target`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyRule {
+    /// The configuration's id (`configurationId` in the event).
+    pub id: String,
+    /// The target's name (the `NAME` of `arn:cybs3:sqs:REGION:NAME:TYPE`).
+    pub target: String,
+    /// The ARN as the configuration gave it.
+    pub arn: String,
+    /// Which configuration element named it: `Queue`, `Topic` or `CloudFunction`.
+    pub kind: String,
+    /// Event patterns as S3 writes them: `s3:ObjectCreated:*`, `s3:ObjectRemoved:Delete`.
+    pub events: Vec<String>,
+    pub prefix: String,
+    pub suffix: String,
+}
+
+impl NotifyRule {
+    /// Whether `event` (`ObjectCreated:Put`) on `key` is this rule's.
+    pub fn matches(&self, event: &str, key: &str) -> bool {
+        key.starts_with(&self.prefix)
+            && key.ends_with(&self.suffix)
+            && self.events.iter().any(|p| event_matches(p, event))
+    }
+}
+
+/// Whether the pattern `s3:ObjectCreated:*` (or `s3:ObjectCreated:Put`) covers `event`.
+pub fn event_matches(pattern: &str, event: &str) -> bool {
+    let pattern = pattern.strip_prefix("s3:").unwrap_or(pattern);
+    match pattern.strip_suffix('*') {
+        Some(head) => event.starts_with(head),
+        None => pattern == event,
+    }
+}
+
+/// One event, as queued for a target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The S3 event name without `s3:` (`ObjectCreated:Put`).
+    pub name: String,
+    /// When the change was committed (Unix ns).
+    pub time_ns: u64,
+    pub bucket: String,
+    pub key: String,
+    /// None for an unversioned bucket's object.
+    pub version_id: Option<String>,
+    pub size: u64,
+    pub etag: String,
+    /// Orders the events of one key: later changes have greater sequencers.
+    pub sequencer: u64,
+    /// The rule's configuration id.
+    pub rule: String,
+    /// Who made the change; `None` for the store's own (lifecycle).
+    pub origin: Option<Origin>,
+}
+
+/// Delivers events to targets; the server gives the store one (`Store::set_notifier`).
+pub trait Notifier: Send + Sync {
+    /// Delivers `event` to the target named `target`; an error is retried later.
+    fn deliver(&self, target: &str, event: &Event) -> std::result::Result<(), String>;
+}
+
+thread_local! {
+    static ORIGIN: RefCell<Option<Arc<Origin>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `origin` as the origin of the changes it submits on this thread.
+pub fn with_origin<T>(origin: Option<Arc<Origin>>, f: impl FnOnce() -> T) -> T {
+    let before = ORIGIN.with(|o| o.replace(origin));
+    let out = f();
+    ORIGIN.with(|o| *o.borrow_mut() = before);
+    out
+}
+
+/// The origin of the changes submitted on this thread now.
+pub(crate) fn current() -> Option<Arc<Origin>> {
+    ORIGIN.with(|o| o.borrow().clone())
+}
+
+/// What a change did to which version, before the bucket's rules are asked.
+struct Change<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    names: Vec<&'static str>,
+    version: Option<ObjectVersion>,
+    /// A removal's version id (the version itself is gone).
+    removed: Option<&'a Deleted>,
+}
+
+/// Queues the events `op` (which did `out`) raises, in the same commit; `now` is the
+/// commit's time. Nothing is read when the bucket has no notification rules.
+pub(crate) fn record(
+    tx: &mut Tx,
+    op: &Op,
+    out: &Out,
+    origin: Option<&Arc<Origin>>,
+    now: u64,
+) -> Result<()> {
+    let Some(bucket) = bucket_of(op) else {
+        return Ok(());
+    };
+    let Some(config) = tx.get(&keys::attr(bucket, NOTIFY_ATTR)) else {
+        return Ok(());
+    };
+    let config: NotifyConfig = record::decode(&config)?;
+    let Some(change) = change_of(tx, op, out, origin)? else {
+        return Ok(());
+    };
+    for name in &change.names {
+        for rule in config.rules.iter().filter(|r| r.matches(name, change.key)) {
+            let (version_id, size, etag) = match (&change.version, change.removed) {
+                (Some(v), _) => (
+                    Some(v.version_id.clone()),
+                    v.size,
+                    (!v.delete_marker).then(|| v.meta.etag.clone()),
+                ),
+                (None, Some(d)) => (d.version_id.clone(), 0, None),
+                (None, None) => (None, 0, None),
+            };
+            let event = Event {
+                name: name.to_string(),
+                time_ns: now,
+                bucket: change.bucket.to_string(),
+                key: change.key.to_string(),
+                version_id: version_id.filter(|v| v != "null"),
+                size,
+                etag: etag.unwrap_or_default(),
+                sequencer: now,
+                rule: rule.id.clone(),
+                origin: origin.map(|o| (**o).clone()),
+            };
+            queue::push(
+                tx,
+                Work::Notify {
+                    target: rule.target.clone(),
+                    event,
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn bucket_of(op: &Op) -> Option<&str> {
+    match op {
+        Op::Put { bucket, .. }
+        | Op::Complete { bucket, .. }
+        | Op::Delete { bucket, .. }
+        | Op::Expire { bucket, .. }
+        | Op::SetTags { bucket, .. }
+        | Op::SetAcl { bucket, .. }
+        | Op::Restore { bucket, .. } => Some(bucket),
+        Op::Move {
+            owner: crate::held::Owner::Version { bucket, .. },
+            class: Some(_),
+            ..
+        }
+        | Op::ToRemote {
+            owner: crate::held::Owner::Version { bucket, .. },
+            lock: crate::remote::LockRule::Respect,
+            ..
+        } => Some(bucket),
+        _ => None,
+    }
+}
+
+fn change_of<'a>(
+    tx: &mut Tx,
+    op: &'a Op,
+    out: &'a Out,
+    origin: Option<&Arc<Origin>>,
+) -> Result<Option<Change<'a>>> {
+    let api = origin.map_or("", |o| o.api.as_str());
+    let change = |bucket: &'a str, key: &'a str, names: Vec<&'static str>| Change {
+        bucket,
+        key,
+        names,
+        version: None,
+        removed: None,
+    };
+    Ok(Some(match (op, out) {
+        (Op::Put { bucket, key, .. }, Out::Version(v)) => {
+            let name = match api {
+                "CopyObject" => "ObjectCreated:Copy",
+                "PostObject" => "ObjectCreated:Post",
+                _ => "ObjectCreated:Put",
+            };
+            Change {
+                version: Some(v.clone()),
+                ..change(bucket, key, vec![name])
+            }
+        }
+        (Op::Complete { bucket, key, .. }, Out::Version(v)) => Change {
+            version: Some(v.clone()),
+            ..change(bucket, key, vec!["ObjectCreated:CompleteMultipartUpload"])
+        },
+        (Op::Delete { bucket, key, .. }, Out::Deleted(d)) => {
+            let name = match d.delete_marker && api_created_marker(op) {
+                true => "ObjectRemoved:DeleteMarkerCreated",
+                false => "ObjectRemoved:Delete",
+            };
+            Change {
+                removed: Some(d),
+                ..change(bucket, key, vec![name])
+            }
+        }
+        (Op::Expire { bucket, key, .. }, Out::Expired(Some(d))) => {
+            let name = match d.delete_marker {
+                true => "LifecycleExpiration:DeleteMarkerCreated",
+                false => "LifecycleExpiration:Delete",
+            };
+            Change {
+                removed: Some(d),
+                ..change(bucket, key, vec![name])
+            }
+        }
+        (
+            Op::SetTags {
+                bucket,
+                key,
+                version_id,
+                tags,
+            },
+            _,
+        ) => Change {
+            version: version_now(tx, bucket, key, version_id.as_deref())?,
+            ..change(
+                bucket,
+                key,
+                vec![match tags.is_empty() {
+                    true => "ObjectTagging:Delete",
+                    false => "ObjectTagging:Put",
+                }],
+            )
+        },
+        (
+            Op::SetAcl {
+                bucket,
+                key,
+                version_id,
+                ..
+            },
+            _,
+        ) => Change {
+            version: version_now(tx, bucket, key, version_id.as_deref())?,
+            ..change(bucket, key, vec!["ObjectAcl:Put"])
+        },
+        // An archived version is readable at once here: the restore starts and completes
+        // in the same commit.
+        (
+            Op::Restore {
+                bucket,
+                key,
+                version_id,
+                ..
+            },
+            _,
+        ) => Change {
+            version: version_now(tx, bucket, key, version_id.as_deref())?,
+            ..change(
+                bucket,
+                key,
+                vec!["ObjectRestore:Post", "ObjectRestore:Completed"],
+            )
+        },
+        (
+            Op::Move {
+                owner: crate::held::Owner::Version { bucket, key, sort },
+                ..
+            }
+            | Op::ToRemote {
+                owner: crate::held::Owner::Version { bucket, key, sort },
+                ..
+            },
+            _,
+        ) => Change {
+            version: version_at(tx, bucket, key, sort)?,
+            ..change(bucket, key, vec!["LifecycleTransition"])
+        },
+        _ => return Ok(None),
+    }))
+}
+
+/// A DELETE without a version id in a versioned bucket adds a marker; one naming the
+/// marker's version id removes it (an `ObjectRemoved:Delete`).
+fn api_created_marker(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Delete {
+            version_id: None,
+            ..
+        }
+    )
+}
+
+fn version_now(
+    tx: &mut Tx,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Option<ObjectVersion>> {
+    match version_id {
+        Some(vid) => ops::find_version(tx, bucket, key, vid),
+        None => tx
+            .get(&keys::latest(bucket, key))
+            .map(|v| record::decode(&v))
+            .transpose(),
+    }
+}
+
+fn version_at(
+    tx: &mut Tx,
+    bucket: &str,
+    key: &str,
+    sort: &[u8; 16],
+) -> Result<Option<ObjectVersion>> {
+    tx.get(&keys::version(bucket, key, sort))
+        .map(|v| record::decode(&v))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{ObjectMeta, Versioning};
+    use crate::{Store, StoreConfig};
+    use std::sync::Mutex;
+
+    /// A store no thread works for, with bucket `bkt` notifying target `t` of everything.
+    fn notifying(dir: &std::path::Path) -> Store {
+        let mut cfg = StoreConfig::new(vec![dir.join("d0")]);
+        cfg.background = false;
+        let store = Store::open(cfg).unwrap();
+        store.create_bucket("bkt").unwrap();
+        let config = NotifyConfig {
+            rules: vec![rule(&["s3:ObjectCreated:*", "s3:ObjectRemoved:*"], "", "")],
+        };
+        let config = record::encode(&config).unwrap();
+        store
+            .set_bucket_attr("bkt", NOTIFY_ATTR, Some(config))
+            .unwrap();
+        store
+    }
+
+    fn put(store: &Store, key: &str, origin: Option<Arc<Origin>>) {
+        with_origin(origin, || {
+            let mut w = store.put("bkt", key).unwrap();
+            w.write(b"hello").unwrap();
+            w.finish(ObjectMeta::default()).unwrap();
+        });
+    }
+
+    fn queued(store: &Store) -> Vec<(String, Event)> {
+        let (rtxn, db) = store.read().unwrap();
+        db.prefix_iter(&rtxn, &[keys::QUEUE])
+            .unwrap()
+            .map(
+                |kv| match record::decode::<queue::Task>(kv.unwrap().1).unwrap().work {
+                    Work::Notify { target, event } => (target, event),
+                    w => panic!("not an event: {w:?}"),
+                },
+            )
+            .collect()
+    }
+
+    #[test]
+    fn changes_queue_their_events_in_the_same_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = notifying(dir.path());
+        let copy = Arc::new(Origin {
+            principal: "alice".into(),
+            source_ip: "127.0.0.1".into(),
+            request_id: "req1".into(),
+            api: "CopyObject".into(),
+        });
+        put(&store, "a", None);
+        put(&store, "c", Some(copy.clone()));
+        store.set_versioning("bkt", Versioning::Enabled).unwrap();
+        let marker = store.delete("bkt", "a", None, false).unwrap();
+        store
+            .delete("bkt", "a", marker.version_id.as_deref(), false)
+            .unwrap();
+        let events = queued(&store);
+        let names: Vec<_> = events.iter().map(|(_, e)| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "ObjectCreated:Put",
+                "ObjectCreated:Copy",
+                "ObjectRemoved:DeleteMarkerCreated",
+                "ObjectRemoved:Delete"
+            ]
+        );
+        let (target, copied) = &events[1];
+        assert_eq!((target.as_str(), copied.key.as_str()), ("t", "c"));
+        assert_eq!((copied.size, copied.origin.as_ref()), (5, Some(&*copy)));
+        assert_eq!(copied.version_id, None);
+        assert_eq!(events[2].1.version_id, marker.version_id);
+        let seqs: Vec<u64> = events.iter().map(|(_, e)| e.sequencer).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        let stats = store.notify_status("t").unwrap().stats;
+        assert_eq!((stats.queued, stats.delivered), (4, 0));
+    }
+
+    #[test]
+    fn a_refused_change_and_a_bucket_without_rules_raise_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = notifying(dir.path());
+        store.create_bucket("quiet").unwrap();
+        let mut w = store.put("quiet", "k").unwrap();
+        w.write(b"x").unwrap();
+        w.finish(ObjectMeta::default()).unwrap();
+        assert!(store.delete("nope", "k", None, false).is_err());
+        assert!(queued(&store).is_empty());
+    }
+
+    /// Records what it delivers; fails the first `fail` tries.
+    struct Recorder {
+        fail: Mutex<u32>,
+        got: Mutex<Vec<String>>,
+    }
+
+    impl Notifier for Recorder {
+        fn deliver(&self, _: &str, event: &Event) -> std::result::Result<(), String> {
+            let mut fail = self.fail.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                return Err("connection refused".into());
+            }
+            self.got.lock().unwrap().push(event.key.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_lane_waits_for_its_failed_event_so_order_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = notifying(dir.path());
+        let recorder = Arc::new(Recorder {
+            fail: Mutex::new(1),
+            got: Mutex::new(Vec::new()),
+        });
+        store.set_notifier(recorder.clone());
+        for key in ["k1", "k2", "k3"] {
+            put(&store, key, None);
+        }
+        // The first delivery fails: nothing after it in the lane goes out this round.
+        store.run_work().unwrap();
+        assert!(recorder.got.lock().unwrap().is_empty());
+        let stats = store.notify_status("t").unwrap().stats;
+        assert_eq!((stats.queued, stats.failed), (3, 1));
+        assert_eq!(stats.last_error.as_deref(), Some("connection refused"));
+        // Nor in the next, while the failed one waits for its retry.
+        store.run_work().unwrap();
+        assert!(recorder.got.lock().unwrap().is_empty());
+        std::thread::sleep(queue_first_retry());
+        store.run_work().unwrap();
+        assert_eq!(*recorder.got.lock().unwrap(), ["k1", "k2", "k3"]);
+        let stats = store.notify_status("t").unwrap().stats;
+        assert_eq!((stats.queued, stats.delivered), (0, 3));
+    }
+
+    fn queue_first_retry() -> std::time::Duration {
+        std::time::Duration::from_millis(600)
+    }
+
+    #[test]
+    fn past_its_bound_a_lane_sets_its_oldest_events_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = notifying(dir.path());
+        store.set_lane_bound(2);
+        for key in ["k1", "k2", "k3", "k4"] {
+            put(&store, key, None);
+        }
+        let keys: Vec<_> = queued(&store).into_iter().map(|(_, e)| e.key).collect();
+        assert_eq!(keys, ["k3", "k4"]);
+        let status = store.notify_status("t").unwrap();
+        assert_eq!((status.stats.queued, status.stats.dead), (2, 2));
+        assert!(status.stats.full);
+        let dead: Vec<_> = status
+            .dead_letters
+            .iter()
+            .map(|d| d.what.as_str())
+            .collect();
+        assert_eq!(
+            dead,
+            ["ObjectCreated:Put bkt/k1", "ObjectCreated:Put bkt/k2"]
+        );
+        store.drop_notify_target("t").unwrap();
+        let status = store.notify_status("t").unwrap();
+        assert_eq!((status.stats.queued, status.stats.dead), (0, 4));
+        assert!(queued(&store).is_empty());
+    }
+
+    fn rule(events: &[&str], prefix: &str, suffix: &str) -> NotifyRule {
+        NotifyRule {
+            id: "r".into(),
+            target: "t".into(),
+            arn: "arn:cybs3:sqs:us-east-1:t:webhook".into(),
+            kind: "Queue".into(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            prefix: prefix.into(),
+            suffix: suffix.into(),
+        }
+    }
+
+    #[test]
+    fn wildcards_cover_their_family_only() {
+        assert!(event_matches("s3:ObjectCreated:*", "ObjectCreated:Copy"));
+        assert!(event_matches("s3:ObjectCreated:Put", "ObjectCreated:Put"));
+        assert!(!event_matches("s3:ObjectCreated:Put", "ObjectCreated:Post"));
+        assert!(!event_matches("s3:ObjectCreated:*", "ObjectRemoved:Delete"));
+        assert!(event_matches(
+            "s3:ObjectRemoved:*",
+            "ObjectRemoved:DeleteMarkerCreated"
+        ));
+    }
+
+    #[test]
+    fn prefix_and_suffix_both_filter() {
+        let r = rule(&["s3:ObjectCreated:*"], "img/", ".jpg");
+        assert!(r.matches("ObjectCreated:Put", "img/a.jpg"));
+        assert!(!r.matches("ObjectCreated:Put", "img/a.png"));
+        assert!(!r.matches("ObjectCreated:Put", "doc/a.jpg"));
+        assert!(!r.matches("ObjectRemoved:Delete", "img/a.jpg"));
+    }
+
+    #[test]
+    fn the_origin_is_scoped_to_the_call() {
+        let o = Arc::new(Origin {
+            api: "CopyObject".into(),
+            ..Default::default()
+        });
+        assert_eq!(current(), None);
+        let inside = with_origin(Some(o.clone()), current);
+        assert_eq!(inside, Some(o));
+        assert_eq!(current(), None);
+    }
+}
