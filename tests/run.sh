@@ -24,6 +24,15 @@ declare -A packages=(
   [git]=git
   [systemd-analyze]=systemd
   [adduser]=adduser
+  # Bucket notification targets (tests/tests/notify.rs starts its own of each).
+  [rabbitmq-server]=rabbitmq-server
+  [mosquitto]=mosquitto
+  [nats-server]=nats-server
+  [redis-server]=redis-server
+  [redis-cli]=redis-tools
+  [pg_lsclusters]=postgresql
+  [psql]=postgresql-client
+  [runuser]=util-linux
 )
 missing=()
 for cmd in "${!packages[@]}"; do

@@ -9,7 +9,7 @@ use engine::Store;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use s3d::{Iam, IamCall};
+use s3d::{Iam, IamCall, NotifyCall, Targets};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -24,7 +24,7 @@ pub struct ServerStatus {
 }
 
 /// Serve the management socket until the process ends.
-pub fn spawn(path: &Path, store: Store, iam: Iam, address: String) -> Result<()> {
+pub fn spawn(path: &Path, store: Store, iam: Iam, targets: Targets, address: String) -> Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)
         .with_context(|| format!("cannot create the management socket {}", path.display()))?;
@@ -42,10 +42,17 @@ pub fn spawn(path: &Path, store: Store, iam: Iam, address: String) -> Result<()>
             };
             let store = store.clone();
             let iam = iam.clone();
+            let targets = targets.clone();
             let address = address.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    handle(req, store.clone(), iam.clone(), address.clone())
+                    handle(
+                        req,
+                        store.clone(),
+                        iam.clone(),
+                        targets.clone(),
+                        address.clone(),
+                    )
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(conn), svc)
@@ -60,6 +67,7 @@ async fn handle(
     req: Request<hyper::body::Incoming>,
     store: Store,
     iam: Iam,
+    targets: Targets,
     address: String,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let query = req.uri().query().unwrap_or("").to_string();
@@ -69,6 +77,7 @@ async fn handle(
         (&Method::POST, "/iam") => iam_call(body, iam).await,
         (&Method::POST, "/placement") => placement_call(body, store).await,
         (&Method::POST, "/kms") => kms_call(body, store).await,
+        (&Method::POST, "/notify") => notify_call(body, targets).await,
         (&Method::GET, "/status") => serde_json::to_value(ServerStatus {
             pid: std::process::id(),
             address,
@@ -124,6 +133,13 @@ async fn kms_call(body: hyper::body::Incoming, store: Store) -> Result<serde_jso
     let bytes = body.collect().await?.to_bytes();
     let call: crate::kms::KmsCall = serde_json::from_slice(&bytes)?;
     tokio::task::spawn_blocking(move || call.apply(&store)).await?
+}
+
+/// One notification target call (JSON [`NotifyCall`] in the body).
+async fn notify_call(body: hyper::body::Incoming, targets: Targets) -> Result<serde_json::Value> {
+    let bytes = body.collect().await?.to_bytes();
+    let call: NotifyCall = serde_json::from_slice(&bytes)?;
+    Ok(tokio::task::spawn_blocking(move || targets.apply(call)).await??)
 }
 
 async fn blocking<T: Serialize + Send + 'static>(

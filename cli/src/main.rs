@@ -10,6 +10,7 @@ mod location;
 mod login;
 mod maint;
 mod mount;
+mod notify;
 mod objects;
 mod paths;
 mod placement;
@@ -167,6 +168,13 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
+    /// Bucket notification targets: webhooks, AMQP, MQTT, NATS, Redis, PostgreSQL
+    Notify {
+        #[command(subcommand)]
+        cmd: notify::NotifyCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -246,6 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::Pool { cmd, data }) => placement::pool(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Tier { cmd, data }) => placement::tier(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Kms { cmd, data }) => kms::run(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Notify { cmd, data }) => notify::run(cmd, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),

@@ -134,7 +134,8 @@ pub fn start(args: StartArgs) -> Result<()> {
         })?;
         let addr = listener.local_addr()?;
         let iam = s3d::Iam::new(store.clone(), &server_key);
-        admin::spawn(&dir.socket(), store.clone(), iam, addr.to_string())?;
+        let targets = s3d::Targets::new(store.clone(), &server_key, &args.region);
+        admin::spawn(&dir.socket(), store.clone(), iam, targets, addr.to_string())?;
         let rt = Runtime {
             pid: std::process::id(),
             address: addr.to_string(),
@@ -163,6 +164,9 @@ pub fn start(args: StartArgs) -> Result<()> {
             lifecycle: settings.lifecycle(),
             tls,
             allow_insecure_login: settings.allow_insecure_login,
+            notify_backlog: settings
+                .notify_backlog
+                .unwrap_or(engine::DEFAULT_LANE_BOUND),
         };
         s3d::serve(cfg, store.clone(), listener, shutdown_signal()).await
     });

@@ -85,6 +85,10 @@ pub struct ServerSettings {
     /// server's key file]; keeps the KMS keys sealed apart from the store
     #[arg(long, value_name = "FILE", env = "CYBS3_KMS_MASTER_KEY_FILE")]
     pub kms_master_key_file: Option<PathBuf>,
+    /// Events a notification target's backlog holds while it is down; past it, the
+    /// oldest become dead letters, listed by `cybs3 admin notify status` [default: 100000]
+    #[arg(long, value_name = "EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub notify_backlog: Option<u64>,
 }
 
 impl ServerSettings {
@@ -130,6 +134,7 @@ impl ServerSettings {
             lifecycle_interval_secs: self.lifecycle_interval_secs.or(f.lifecycle_interval_secs),
             move_bandwidth: self.move_bandwidth.or(f.move_bandwidth),
             kms_master_key_file: self.kms_master_key_file.clone().or(f.kms_master_key_file),
+            notify_backlog: self.notify_backlog.or(f.notify_backlog),
         })
     }
 
@@ -247,6 +252,10 @@ impl ServerSettings {
         opt(
             "move-bandwidth",
             &self.move_bandwidth.map(|d| d.to_string()),
+        );
+        opt(
+            "notify-backlog",
+            &self.notify_backlog.map(|d| d.to_string()),
         );
         opt(
             "kms-master-key-file",

@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 /// The bucket attribute holding a bucket's [`NotifyConfig`].
-pub const NOTIFY_ATTR: &str = "notification";
+pub(crate) const NOTIFY_ATTR: &str = "notification";
 
 /// Who made a change, as the request that made it tells.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +106,24 @@ pub struct Event {
 pub trait Notifier: Send + Sync {
     /// Delivers `event` to the target named `target`; an error is retried later.
     fn deliver(&self, target: &str, event: &Event) -> std::result::Result<(), String>;
+}
+
+impl crate::Store {
+    /// A bucket's notification rules, if it has any.
+    pub fn notification(&self, bucket: &str) -> Result<Option<NotifyConfig>> {
+        self.bucket_attr(bucket, NOTIFY_ATTR)?
+            .map(|b| record::decode(&b))
+            .transpose()
+    }
+
+    /// Sets (or, with `None` or no rules, removes) a bucket's notification rules.
+    pub fn set_notification(&self, bucket: &str, config: Option<&NotifyConfig>) -> Result<()> {
+        let value = match config.filter(|c| !c.rules.is_empty()) {
+            Some(c) => Some(record::encode(c)?),
+            None => None,
+        };
+        self.set_bucket_attr(bucket, NOTIFY_ATTR, value)
+    }
 }
 
 thread_local! {

@@ -54,9 +54,7 @@ pub use codec::Encoder;
 pub use condition::{ETagMatch, WriteCondition};
 pub use drive::DriveState;
 pub use error::{Error, Result};
-pub use events::{
-    event_matches, with_origin, Event, Notifier, NotifyConfig, NotifyRule, Origin, NOTIFY_ATTR,
-};
+pub use events::{event_matches, with_origin, Event, Notifier, NotifyConfig, NotifyRule, Origin};
 pub use expire::Expiry;
 pub use heal::HealReport;
 pub use kms::{KeyInfo, KeyService, DEFAULT_KEY, SSE_S3_KEY};
@@ -64,7 +62,7 @@ pub use layout::{Ec, BLOCK_SIZE, INLINE_MAX};
 pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
 pub use ops::{Deleted, MIN_PART_SIZE};
 pub use pool::{PoolInfo, PoolState, FIRST_POOL};
-pub use queue::{DeadLetter, LaneStats, LaneStatus, QueueStatus};
+pub use queue::{DeadLetter, LaneStats, LaneStatus, QueueStatus, DEFAULT_LANE_BOUND};
 pub use read::{check_customer, ObjectReader, RangeRead};
 pub use record::{
     Acl, BucketRecord, BucketStats, CanonicalUser, DataId, DefaultRetention, Encryption, Grant,

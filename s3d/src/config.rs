@@ -33,4 +33,7 @@ pub struct ServerConfig {
     pub tls: Option<crate::tls::TlsFiles>,
     /// Take directory logins (passwords) over plain HTTP from other machines too.
     pub allow_insecure_login: bool,
+    /// How many events a notification target's backlog holds before its oldest become
+    /// dead letters.
+    pub notify_backlog: u64,
 }

@@ -6,9 +6,10 @@
 use crate::errors;
 use crate::identity::iam::Iam;
 use s3s::S3Result;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A success status other than the one s3s gives the operation's output (RestoreObject's
 /// 202), set in the response's extensions and applied by the accept loop (s3s 0.14 does
@@ -26,6 +27,8 @@ pub(crate) struct Cybs3 {
     pub iam: Iam,
     /// A lifecycle day, in seconds (`x-amz-expiration` dates are counted in them).
     pub lifecycle_day_secs: u64,
+    /// Notification targets (bucket configurations name them by ARN).
+    pub notify: crate::notify::Targets,
 }
 
 impl Cybs3 {
@@ -57,6 +60,7 @@ impl Cybs3 {
     pub(crate) fn for_tests(store: engine::Store) -> Cybs3 {
         Cybs3 {
             iam: Iam::new(store.clone(), &[7; 32]),
+            notify: crate::notify::Targets::new(store.clone(), &[7; 32], "us-east-1"),
             store,
             region: "us-east-1".into(),
             lifecycle_day_secs: 86_400,
@@ -78,7 +82,9 @@ pub struct SecureTransport(pub bool);
 pub(crate) fn spawn<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> impl Future<Output = S3Result<T>> {
-    let task = tokio::task::spawn_blocking(f);
+    // The engine learns who made a change from the thread that submits it.
+    let origin = ORIGIN.try_with(|o| o.borrow().clone()).ok().flatten();
+    let task = tokio::task::spawn_blocking(move || engine::with_origin(origin, f));
     async move {
         task.await.map_err(|e| {
             tracing::error!("blocking task failed: {e}");
@@ -99,11 +105,21 @@ tokio::task_local! {
     /// idle. The timeout's typed error (`errors::BodyIdle`) reaches the handler
     /// only as text through s3s' body wrappers; this flag is how it is known.
     static BODY_IDLE: Cell<bool>;
+    /// Per request: who is asking for what (set once the access check knows), the
+    /// origin of the changes the request makes (bucket notification events).
+    static ORIGIN: RefCell<Option<Arc<engine::Origin>>>;
 }
 
 /// Serve one request inside its own request context.
 pub(crate) async fn request_scope<F: Future>(f: F) -> F::Output {
-    BODY_IDLE.scope(Cell::new(false), f).await
+    ORIGIN
+        .scope(RefCell::new(None), BODY_IDLE.scope(Cell::new(false), f))
+        .await
+}
+
+/// Record who this request's caller is, for the changes it makes.
+pub(crate) fn set_origin(origin: engine::Origin) {
+    let _ = ORIGIN.try_with(|o| *o.borrow_mut() = Some(Arc::new(origin)));
 }
 
 /// Record that this request's body went idle.

@@ -32,6 +32,8 @@
 //!    - [`multipart`], [`copy`]: multipart uploads and server-side copies.
 //!    - [`attributes`]: GetObjectAttributes, with a multipart object's parts.
 //!    - [`archive`]: archive storage classes: reads refused until RestoreObject.
+//!    - [`notify`]: bucket notifications: targets, configurations, AWS's event message
+//!      and delivery through webhooks, AMQP, MQTT, NATS, Redis and PostgreSQL.
 //!    - [`remote`]: the S3 client of remote tiers, which the engine calls to move data
 //!      to another S3 system and read it back.
 //!    - [`object_lock`]: object lock's configuration, retention and legal holds over S3
@@ -69,6 +71,7 @@ mod ignored_range;
 mod lifecycle;
 mod list;
 mod multipart;
+pub mod notify;
 mod object_lock;
 mod objects;
 mod ownership;
@@ -78,6 +81,7 @@ mod public_access;
 mod remote;
 mod rfc2047;
 mod routes;
+mod sealed;
 mod server;
 mod service;
 mod sigv2;
@@ -92,6 +96,7 @@ pub use identity::keys::{KeyInfo, Keyring, NewKey};
 pub use identity::ldap;
 pub use lifecycle::Settings as LifecycleSettings;
 pub use logs::loggable;
+pub use notify::{NotifyCall, Targets};
 pub use remote::seal_secret;
 pub use server::serve;
 pub use tls::{TlsError, TlsFiles};

@@ -8,8 +8,6 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use engine::{RemoteStore, RemoteTier};
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -24,42 +22,13 @@ const AAD: &[u8] = b"cybs3 remote tier secret";
 
 /// Seals a remote tier's secret key under the server's key, for the index.
 pub fn seal_secret(server_key: &[u8; 32], secret: &str) -> Vec<u8> {
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(server_key));
-    let nonce: [u8; 12] = rand::random();
-    let sealed = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: secret.as_bytes(),
-                aad: AAD,
-            },
-        )
-        .expect("sealing cannot fail");
-    [nonce.as_slice(), &sealed].concat()
-}
-
-fn open_secret(cipher: &ChaCha20Poly1305, sealed: &[u8]) -> io::Result<String> {
-    let bad = || io::Error::other("the tier's secret cannot be opened with this server's key");
-    if sealed.len() < 12 {
-        return Err(bad());
-    }
-    let (nonce, body) = sealed.split_at(12);
-    let plain = cipher
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: body,
-                aad: AAD,
-            },
-        )
-        .map_err(|_| bad())?;
-    String::from_utf8(plain).map_err(|_| bad())
+    crate::sealed::seal(server_key, AAD, secret)
 }
 
 /// The remote tiers' clients, one per endpoint and key, built on first use.
 pub(crate) struct Remote {
     rt: Handle,
-    cipher: ChaCha20Poly1305,
+    server_key: [u8; 32],
     clients: Mutex<HashMap<(String, String, String), Client>>,
 }
 
@@ -67,7 +36,7 @@ impl Remote {
     pub(crate) fn new(rt: Handle, server_key: &[u8; 32]) -> Arc<Remote> {
         Arc::new(Remote {
             rt,
-            cipher: ChaCha20Poly1305::new(Key::from_slice(server_key)),
+            server_key: *server_key,
             clients: Mutex::new(HashMap::new()),
         })
     }
@@ -81,7 +50,10 @@ impl Remote {
         if let Some(c) = self.clients.lock().unwrap().get(&id) {
             return Ok(c.clone());
         }
-        let secret = open_secret(&self.cipher, &tier.sealed_secret)?;
+        let secret =
+            crate::sealed::open(&self.server_key, AAD, &tier.sealed_secret).ok_or_else(|| {
+                io::Error::other("the tier's secret cannot be opened with this server's key")
+            })?;
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(tier.region.clone()))

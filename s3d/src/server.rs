@@ -8,8 +8,8 @@ use crate::identity::auth;
 use crate::tls::Certs;
 use crate::vhost::Domains;
 use crate::{
-    cors, errors, fdlimit, lifecycle, list, messages, post, precheck, remote, rfc2047, service,
-    sigv2, xml,
+    cors, errors, fdlimit, lifecycle, list, messages, notify, post, precheck, remote, rfc2047,
+    service, sigv2, xml,
 };
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -80,6 +80,11 @@ pub async fn serve(
         tokio::runtime::Handle::current(),
         &cfg.server_key,
     ));
+    store.set_lane_bound(cfg.notify_backlog);
+    let targets = notify::Targets::new(store.clone(), &cfg.server_key, &cfg.region);
+    let deliverer = notify::Deliverer::new(tokio::runtime::Handle::current(), targets, &cfg.region)
+        .map_err(|e| anyhow::anyhow!("cannot start notification delivery: {}", e.0))?;
+    store.set_notifier(deliverer);
     tokio::spawn(lifecycle::run(store.clone(), cfg.lifecycle));
     run(
         s3,
@@ -455,6 +460,7 @@ mod tests {
             sts_min_duration: 900,
             tls: None,
             allow_insecure_login: false,
+            notify_backlog: 1000,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(super::serve(cfg, store, listener, async {

@@ -9,6 +9,7 @@ use crate::identity::auth::{Caller, Identities};
 use crate::identity::iam::Iam;
 use crate::identity::{bucket_policy, sts};
 use crate::ignored_range::IgnoredRange;
+use crate::notify;
 use crate::routes::Routes;
 use crate::vhost::Domains;
 use crate::{
@@ -28,6 +29,7 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
         cfg.trusted_proxies.clone(),
     );
     let ctx = Cybs3 {
+        notify: crate::notify::Targets::new(store.clone(), &cfg.server_key, &cfg.region),
         store,
         region: cfg.region.clone(),
         iam,
@@ -262,6 +264,24 @@ impl S3 for Cybs3 {
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> Res<DeleteBucketLifecycleOutput> {
         lifecycle::delete(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_bucket_notification_configuration(
+        &self,
+        req: S3Request<PutBucketNotificationConfigurationInput>,
+    ) -> Res<PutBucketNotificationConfigurationOutput> {
+        notify::config::put(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_bucket_notification_configuration(
+        &self,
+        req: S3Request<GetBucketNotificationConfigurationInput>,
+    ) -> Res<GetBucketNotificationConfigurationOutput> {
+        notify::config::get(self, req.input)
             .await
             .map(S3Response::new)
     }

@@ -1,8 +1,10 @@
 //! Harness for end-to-end tests: runs the real `cybs3` binary and talks to it with real clients.
 
+pub mod brokers;
 pub mod mount;
 pub mod slapd;
 pub mod tls;
+pub mod webhook;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use std::net::TcpListener;

@@ -50,6 +50,7 @@ impl Server {
             sts_min_duration: 900,
             tls: None,
             allow_insecure_login: false,
+            notify_backlog: 1000,
             idle_timeout: std::time::Duration::from_secs(30),
             max_connections: None,
             lifecycle: Default::default(),

@@ -301,6 +301,7 @@ impl Identities {
             S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
         };
         let op = cx.s3_op().name();
+        let (source_ip, api) = (source.to_string(), op.to_string());
         let ask = Ask {
             op: op.to_string(),
             bucket,
@@ -352,6 +353,12 @@ impl Identities {
                 ask,
             });
         }
+        ctx::set_origin(engine::Origin {
+            principal: caller.name().to_string(),
+            source_ip,
+            request_id: String::new(),
+            api,
+        });
         cx.extensions_mut().insert(caller);
         Ok(())
     }

@@ -1,0 +1,120 @@
+//! The engine's [`engine::Notifier`]: called on the work queue's thread for each event,
+//! it formats AWS's message and sends it with the target's protocol, on the server's
+//! runtime. Connections are opened on first use and kept; a failed send drops the
+//! target's connection, so the retry connects again.
+
+use super::amqp::Amqp;
+use super::message;
+use super::mqtt::Mqtt;
+use super::nats::Nats;
+use super::postgres::Postgres;
+use super::redis::Redis;
+use super::targets::{Kind, Target, Targets};
+use super::webhook::Webhooks;
+use super::Failed;
+use engine::Event;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::runtime::Handle;
+
+/// The longest a connection or a send may take before it counts as failed.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A target's open connection.
+enum Conn {
+    Webhook,
+    Amqp(Box<Amqp>),
+    Mqtt(Box<Mqtt>),
+    Nats(Nats),
+    Redis(Redis),
+    Postgres(Postgres),
+}
+
+pub(crate) struct Deliverer {
+    rt: Handle,
+    targets: Targets,
+    region: String,
+    webhooks: Webhooks,
+    /// Open connections by target name, with the target's `added_ns` (a target removed
+    /// and added again gets a new one).
+    conns: Mutex<HashMap<String, (u64, Arc<Conn>)>>,
+}
+
+impl Deliverer {
+    pub(crate) fn new(
+        rt: Handle,
+        targets: Targets,
+        region: &str,
+    ) -> Result<Arc<Deliverer>, Failed> {
+        Ok(Arc::new(Deliverer {
+            rt,
+            targets,
+            region: region.to_string(),
+            webhooks: Webhooks::new()?,
+            conns: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    async fn connect(target: &Target) -> Result<Conn, Failed> {
+        Ok(match target.kind {
+            Kind::Webhook => Conn::Webhook,
+            Kind::Amqp => Conn::Amqp(Box::new(Amqp::connect(target).await?)),
+            Kind::Mqtt => Conn::Mqtt(Box::new(Mqtt::connect(target)?)),
+            Kind::Nats => Conn::Nats(Nats::connect(target).await?),
+            Kind::Redis => Conn::Redis(Redis::connect(target).await?),
+            Kind::Postgres => Conn::Postgres(Postgres::connect(target).await?),
+        })
+    }
+
+    async fn send(&self, target: &Target, event: &Event, body: &[u8]) -> Result<(), Failed> {
+        let kept = self
+            .conns
+            .lock()
+            .unwrap()
+            .get(&target.name)
+            .filter(|(added, _)| *added == target.added_ns)
+            .map(|(_, c)| c.clone());
+        let conn = match kept {
+            Some(c) => c,
+            None => {
+                let c = Arc::new(Self::connect(target).await?);
+                let entry = (target.added_ns, c.clone());
+                self.conns
+                    .lock()
+                    .unwrap()
+                    .insert(target.name.clone(), entry);
+                c
+            }
+        };
+        match &*conn {
+            Conn::Webhook => self.webhooks.send(target, &event.name, body).await,
+            Conn::Amqp(c) => c.send(body).await,
+            Conn::Mqtt(c) => c.send(body).await,
+            Conn::Nats(c) => c.send(body).await,
+            Conn::Redis(c) => c.send(body).await,
+            Conn::Postgres(c) => c.send(event, body).await,
+        }
+    }
+}
+
+impl engine::Notifier for Deliverer {
+    fn deliver(&self, target: &str, event: &Event) -> Result<(), String> {
+        let target = self.targets.open(target).map_err(|e| e.to_string())?;
+        let body = message::body(event, &self.region);
+        let sent = self.rt.block_on(async {
+            tokio::time::timeout(TIMEOUT, self.send(&target, event, &body))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failed(format!(
+                        "{} did not answer within {TIMEOUT:?}",
+                        target.name
+                    )))
+                })
+        });
+        if sent.is_err() {
+            self.conns.lock().unwrap().remove(&target.name);
+        }
+        sent.map_err(|f| f.0)
+    }
+}

@@ -1,0 +1,28 @@
+//! Bucket notifications over S3: the targets events go to ([`targets`]), the bucket
+//! configurations that choose them ([`config`]), AWS's event message ([`message`]),
+//! and their delivery ([`deliver`]) through each target's protocol: [`webhook`],
+//! [`amqp`], [`mqtt`], [`nats`], [`redis`], [`postgres`].
+//!
+//! Which change raises which event, and its durability, are the engine's
+//! (`engine/src/events.rs`): events are queued in the commit of their change, in the
+//! engine's one work queue, and handed to [`deliver::Deliverer`] in order per target.
+
+mod amqp;
+pub(crate) mod config;
+mod deliver;
+mod message;
+mod mqtt;
+mod nats;
+mod postgres;
+mod redis;
+mod targets;
+mod webhook;
+
+pub(crate) use deliver::Deliverer;
+pub use targets::{
+    Kind, NewTarget, NotifyCall, Options, TargetError, TargetInfo, TargetStatus, Targets,
+};
+
+/// A delivery (or connection) that failed, and why; the work queue retries it.
+#[derive(Debug)]
+pub(crate) struct Failed(pub String);
