@@ -5,6 +5,7 @@
 //! `cybs3 bench` and is matched by nothing.
 
 mod engine;
+mod hook;
 mod machine;
 mod mount;
 mod rclone;
@@ -48,6 +49,9 @@ pub trait Cli {
     fn open_vault(&self, name: Option<&str>) -> Result<Vault>;
     /// The passphrase of a sealed identity.
     fn passphrase(&self) -> Result<String>;
+    /// Adds (with a URL; its ARN) or removes (without) a webhook notification target of the
+    /// server running on `dir`.
+    fn webhook_target(&self, dir: &Path, name: &str, url: Option<&str>) -> Result<Option<String>>;
 }
 
 pub fn run(cmd: BenchCmd, cli: &dyn Cli) -> Result<()> {

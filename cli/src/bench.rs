@@ -36,4 +36,31 @@ impl bench::Cli for Cli {
     fn passphrase(&self) -> Result<String> {
         crate::location::passphrase()
     }
+
+    fn webhook_target(&self, dir: &Path, name: &str, url: Option<&str>) -> Result<Option<String>> {
+        use s3d::notify::{Kind, NewTarget, NotifyCall, TargetInfo};
+        let dir = crate::storedir::StoreDir::new(dir.to_path_buf());
+        let call = match url {
+            Some(url) => NotifyCall::Add(Box::new(NewTarget {
+                name: name.to_string(),
+                kind: Kind::Webhook,
+                url: url.to_string(),
+                options: Default::default(),
+            })),
+            None => NotifyCall::Remove {
+                name: name.to_string(),
+            },
+        };
+        let body = serde_json::to_value(&call)?;
+        let out = crate::block_on(crate::admin::call(
+            &dir.socket(),
+            hyper::Method::POST,
+            "/notify",
+            Some(body),
+        ))?;
+        Ok(match url {
+            Some(_) => Some(serde_json::from_value::<TargetInfo>(out)?.arn),
+            None => None,
+        })
+    }
 }
