@@ -33,4 +33,6 @@ pub struct ServerConfig {
     pub tls: Option<crate::tls::TlsFiles>,
     /// Take directory logins (passwords) over plain HTTP from other machines too.
     pub allow_insecure_login: bool,
+    /// Where every request is recorded (`None`: not audited).
+    pub audit: Option<crate::audit::Log>,
 }
