@@ -1,7 +1,9 @@
 //! Management of a running server over its Unix socket (`<data>/admin.sock`, mode 0600).
 //!
 //! Access is the file's permission: whoever may read the store's directory may
-//! manage it, with no credentials on the wire. Plain HTTP/1 with JSON bodies.
+//! manage it, with no credentials on the wire. Plain HTTP/1 with JSON bodies. Every
+//! call goes into the audit log, under the caller's local account (`uid:N`) and an
+//! action name (`iam:CreateUser`, `admin:KmsKeyCreate`; reads are `…List…`/`…Get…`).
 
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
@@ -9,10 +11,13 @@ use engine::Store;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use s3d::{Iam, IamCall, NotifyCall, Targets};
+use s3d::audit::Log;
+use s3d::trail::{Api, Record};
+use s3d::{Iam, IamCall, NotifyCall, Target, Targets};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::Instant;
 use tokio::net::{UnixListener, UnixStream};
 
 /// What `GET /status` answers.
@@ -24,7 +29,13 @@ pub struct ServerStatus {
 }
 
 /// Serve the management socket until the process ends.
-pub fn spawn(path: &Path, store: Store, iam: Iam, targets: Targets, address: String) -> Result<()> {
+pub fn spawn(
+    path: &Path,
+    store: Store,
+    (iam, targets): (Iam, Targets),
+    address: String,
+    audit: Option<Log>,
+) -> Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)
         .with_context(|| format!("cannot create the management socket {}", path.display()))?;
@@ -44,15 +55,17 @@ pub fn spawn(path: &Path, store: Store, iam: Iam, targets: Targets, address: Str
             let iam = iam.clone();
             let targets = targets.clone();
             let address = address.clone();
+            let audit = audit.clone();
+            let uid = conn.peer_cred().ok().map(|c| c.uid());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    handle(
+                    let call = handle(
                         req,
                         store.clone(),
-                        iam.clone(),
-                        targets.clone(),
+                        (iam.clone(), targets.clone()),
                         address.clone(),
-                    )
+                    );
+                    audited(call, audit.clone(), uid)
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(conn), svc)
@@ -63,82 +76,201 @@ pub fn spawn(path: &Path, store: Store, iam: Iam, targets: Targets, address: Str
     Ok(())
 }
 
+/// Serve a call and append its audit line.
+async fn audited(
+    call: impl std::future::Future<Output = (Response<Full<Bytes>>, Record)>,
+    audit: Option<Log>,
+    uid: Option<u32>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let started = Instant::now();
+    let (resp, mut record) = call.await;
+    if let Some(log) = audit {
+        record.user = uid.map(|u| format!("uid:{u}").into());
+        record.status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            record.error = Some(
+                if resp.status() == StatusCode::NOT_FOUND {
+                    "NoSuchCall"
+                } else {
+                    "Failed"
+                }
+                .into(),
+            );
+        }
+        record.bytes_out = hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .unwrap_or(0);
+        record.micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        log.append(record).await;
+    }
+    Ok(resp)
+}
+
 async fn handle(
     req: Request<hyper::body::Incoming>,
     store: Store,
-    iam: Iam,
-    targets: Targets,
+    (iam, targets): (Iam, Targets),
     address: String,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+) -> (Response<Full<Bytes>>, Record) {
+    let mut record = Record::new(Api::Admin, None);
     let query = req.uri().query().unwrap_or("").to_string();
     let (parts, body) = req.into_parts();
+    // Calls are small JSON documents; read whole, so that the audit line can name them.
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let msg = serde_json::json!({"error": format!("cannot read the call: {e}")});
+            return (reply(StatusCode::BAD_REQUEST, msg), record);
+        }
+    };
+    record.bytes_in = body.len() as u64;
     let keyring = iam.keyring().clone();
+    let r = &mut record;
     let result = match (&parts.method, parts.uri.path()) {
-        (&Method::POST, "/iam") => iam_call(body, iam).await,
-        (&Method::POST, "/placement") => placement_call(body, store).await,
-        (&Method::POST, "/kms") => kms_call(body, store).await,
-        (&Method::POST, "/notify") => notify_call(body, targets).await,
-        (&Method::GET, "/status") => serde_json::to_value(ServerStatus {
-            pid: std::process::id(),
-            address,
-            store: serde_json::to_value(store.status()).unwrap_or_default(),
-        })
-        .map_err(|e| anyhow!(e)),
-        (&Method::POST, "/heal") => blocking(move || store.heal()).await,
-        (&Method::GET, "/fsck") => blocking(move || store.check()).await,
-        (&Method::GET, "/keys") => blocking(move || keyring.list()).await,
-        (&Method::POST, "/keys") => match query.strip_prefix("bucket=") {
-            Some(bucket) => {
-                let bucket = bucket.to_string();
-                blocking(move || keyring.create(&bucket)).await
+        (&Method::POST, "/iam") => iam_call(&body, iam, r).await,
+        (&Method::POST, "/placement") => placement_call(&body, store, r).await,
+        (&Method::POST, "/kms") => kms_call(&body, store, r).await,
+        (&Method::POST, "/notify") => notify_call(&body, targets, r).await,
+        (&Method::GET, "/status") => {
+            r.action = Some("admin:GetServerStatus".into());
+            serde_json::to_value(ServerStatus {
+                pid: std::process::id(),
+                address,
+                store: serde_json::to_value(store.status()).unwrap_or_default(),
+            })
+            .map_err(|e| anyhow!(e))
+        }
+        (&Method::POST, "/heal") => {
+            r.action = Some("admin:Heal".into());
+            blocking(move || store.heal()).await
+        }
+        (&Method::GET, "/fsck") => {
+            r.action = Some("admin:GetFsck".into());
+            blocking(move || store.check()).await
+        }
+        (&Method::GET, "/keys") => {
+            r.action = Some("admin:ListBucketKeys".into());
+            blocking(move || keyring.list()).await
+        }
+        (&Method::POST, "/keys") => {
+            r.action = Some("admin:CreateBucketKey".into());
+            match query.strip_prefix("bucket=") {
+                Some(bucket) => {
+                    let bucket = bucket.to_string();
+                    r.bucket = Some(bucket.clone());
+                    blocking(move || keyring.create(&bucket)).await
+                }
+                None => Err(anyhow!("POST /keys needs ?bucket=NAME")),
             }
-            None => Err(anyhow!("POST /keys needs ?bucket=NAME")),
-        },
+        }
         (&Method::DELETE, path) if path.starts_with("/keys/") => {
             let ak = path["/keys/".len()..].to_string();
+            r.action = Some("admin:DeleteBucketKey".into());
+            r.target = Some(ak.clone());
             blocking(move || keyring.remove(&ak)).await
         }
         _ => {
-            return Ok(reply(
-                StatusCode::NOT_FOUND,
-                serde_json::json!({"error": "no such management call"}),
-            ))
+            r.action = Some("admin:Unknown".into());
+            let msg = serde_json::json!({"error": "no such management call"});
+            return (reply(StatusCode::NOT_FOUND, msg), record);
         }
     };
-    Ok(match result {
+    let resp = match result {
         Ok(v) => reply(StatusCode::OK, v),
         Err(e) => reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             serde_json::json!({"error": e.to_string()}),
         ),
-    })
+    };
+    (resp, record)
 }
 
 /// One IAM management call (JSON [`IamCall`] in the body).
-async fn iam_call(body: hyper::body::Incoming, iam: Iam) -> Result<serde_json::Value> {
-    let bytes = body.collect().await?.to_bytes();
-    let call: IamCall = serde_json::from_slice(&bytes)?;
+async fn iam_call(body: &[u8], iam: Iam, r: &mut Record) -> Result<serde_json::Value> {
+    let call: IamCall = serde_json::from_slice(body)?;
+    let (action, target) = match &call {
+        IamCall::UserAdd { name, .. } => ("iam:CreateUser", Some(name.clone())),
+        IamCall::UserList => ("iam:ListUsers", None),
+        IamCall::UserRemove { name } => ("iam:DeleteUser", Some(name.clone())),
+        IamCall::PolicyAdd { name, .. } => ("iam:CreatePolicy", Some(name.clone())),
+        IamCall::PolicyList => ("iam:ListPolicies", None),
+        IamCall::PolicyRemove { name } => ("iam:DeletePolicy", Some(name.clone())),
+        IamCall::PolicyAttach { policy, to } => ("iam:AttachPolicy", Some(on(policy, to))),
+        IamCall::PolicyDetach { policy, to } => ("iam:DetachPolicy", Some(on(policy, to))),
+        IamCall::GroupAdd { name, .. } => ("iam:CreateGroup", Some(name.clone())),
+        IamCall::GroupList => ("iam:ListGroups", None),
+        IamCall::GroupRemove { name } => ("iam:DeleteGroup", Some(name.clone())),
+        IamCall::GroupAddUser { group, user } => (
+            "iam:AddUserToGroup",
+            Some(format!("user:{user} group:{group}")),
+        ),
+        IamCall::GroupRemoveUser { group, user } => (
+            "iam:RemoveUserFromGroup",
+            Some(format!("user:{user} group:{group}")),
+        ),
+    };
+    r.action = Some(action.into());
+    r.target = target;
     Ok(tokio::task::spawn_blocking(move || iam.apply(call)).await??)
 }
 
+/// A policy and what it is attached to, as an audit line's target.
+fn on(policy: &str, to: &Target) -> String {
+    match to {
+        Target::User(u) => format!("policy:{policy} user:{u}"),
+        Target::Group(g) => format!("policy:{policy} group:{g}"),
+    }
+}
+
 /// One pool or storage class call (JSON [`crate::placement::PlacementCall`] in the body).
-async fn placement_call(body: hyper::body::Incoming, store: Store) -> Result<serde_json::Value> {
-    let bytes = body.collect().await?.to_bytes();
-    let call: crate::placement::PlacementCall = serde_json::from_slice(&bytes)?;
+async fn placement_call(body: &[u8], store: Store, r: &mut Record) -> Result<serde_json::Value> {
+    use crate::placement::PlacementCall;
+    let call: PlacementCall = serde_json::from_slice(body)?;
+    let (action, target) = match &call {
+        PlacementCall::PoolAdd { name, .. } => ("admin:PoolAdd", Some(name.clone())),
+        PlacementCall::PoolList => ("admin:ListPools", None),
+        PlacementCall::PoolDrain { name } => ("admin:PoolDrain", Some(name.clone())),
+        PlacementCall::TierAdd { class, .. } => ("admin:TierAdd", Some(class.clone())),
+        PlacementCall::TierList => ("admin:ListTiers", None),
+        PlacementCall::TierRemove { class } => ("admin:TierRemove", Some(class.clone())),
+    };
+    r.action = Some(action.into());
+    r.target = target;
     tokio::task::spawn_blocking(move || call.apply(&store, true)).await?
 }
 
 /// One KMS call (JSON [`crate::kms::KmsCall`] in the body).
-async fn kms_call(body: hyper::body::Incoming, store: Store) -> Result<serde_json::Value> {
-    let bytes = body.collect().await?.to_bytes();
-    let call: crate::kms::KmsCall = serde_json::from_slice(&bytes)?;
+async fn kms_call(body: &[u8], store: Store, r: &mut Record) -> Result<serde_json::Value> {
+    use crate::kms::KmsCall;
+    let call: KmsCall = serde_json::from_slice(body)?;
+    let (action, target) = match &call {
+        KmsCall::Create { name } => ("admin:KmsKeyCreate", Some(name.clone())),
+        KmsCall::List => ("admin:ListKmsKeys", None),
+        KmsCall::Rotate { name } => ("admin:KmsKeyRotate", Some(name.clone())),
+        KmsCall::Enable { name, on: true } => ("admin:KmsKeyEnable", Some(name.clone())),
+        KmsCall::Enable { name, on: false } => ("admin:KmsKeyDisable", Some(name.clone())),
+        KmsCall::Rewrap { bucket } => {
+            r.bucket.clone_from(bucket);
+            ("admin:KmsRewrap", None)
+        }
+        KmsCall::RewrapStatus => ("admin:GetKmsRewrapStatus", None),
+    };
+    r.action = Some(action.into());
+    r.target = target;
     tokio::task::spawn_blocking(move || call.apply(&store)).await?
 }
 
 /// One notification target call (JSON [`NotifyCall`] in the body).
-async fn notify_call(body: hyper::body::Incoming, targets: Targets) -> Result<serde_json::Value> {
-    let bytes = body.collect().await?.to_bytes();
-    let call: NotifyCall = serde_json::from_slice(&bytes)?;
+async fn notify_call(body: &[u8], targets: Targets, r: &mut Record) -> Result<serde_json::Value> {
+    let call: NotifyCall = serde_json::from_slice(body)?;
+    let (action, target) = match &call {
+        NotifyCall::Add(t) => ("admin:NotifyTargetAdd", Some(t.name.clone())),
+        NotifyCall::List => ("admin:ListNotifyTargets", None),
+        NotifyCall::Remove { name } => ("admin:NotifyTargetRemove", Some(name.clone())),
+        NotifyCall::Status => ("admin:GetNotifyStatus", None),
+    };
+    r.action = Some(action.into());
+    r.target = target;
     Ok(tokio::task::spawn_blocking(move || targets.apply(call)).await??)
 }
 

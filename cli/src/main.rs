@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod audit;
 mod bench;
 mod iam;
 mod keys;
@@ -168,6 +169,13 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
+    /// The tamper-evident audit log (DATA/audit/): verify its chain, export reports
+    Audit {
+        #[command(subcommand)]
+        cmd: audit::AuditCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
     /// Bucket notification targets: webhooks, AMQP, MQTT, NATS, Redis, PostgreSQL
     Notify {
         #[command(subcommand)]
@@ -254,6 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::Pool { cmd, data }) => placement::pool(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Tier { cmd, data }) => placement::tier(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Kms { cmd, data }) => kms::run(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Audit { cmd, data }) => audit::run(cmd, data),
         Command::Admin(AdminCmd::Notify { cmd, data }) => notify::run(cmd, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),

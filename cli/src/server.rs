@@ -124,6 +124,13 @@ pub fn start(args: StartArgs) -> Result<()> {
     store
         .set_kms_master(&settings.kms_master(&server_key)?)
         .context("cannot load the KMS keys")?;
+    let audit = match settings.audit() {
+        Some(a) => Some(
+            s3d::audit::Log::open(dir.audit(), s3d::audit::Chain::new(&server_key), a)
+                .context("cannot open the audit log (or start the server with --audit off)")?,
+        ),
+        None => None,
+    };
     let rt = tokio::runtime::Runtime::new()?;
     let served = rt.block_on(async {
         let listener = listen(args.listen).with_context(|| {
@@ -135,7 +142,13 @@ pub fn start(args: StartArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         let iam = s3d::Iam::new(store.clone(), &server_key);
         let targets = s3d::Targets::new(store.clone(), &server_key, &args.region);
-        admin::spawn(&dir.socket(), store.clone(), iam, targets, addr.to_string())?;
+        admin::spawn(
+            &dir.socket(),
+            store.clone(),
+            (iam, targets),
+            addr.to_string(),
+            audit.clone(),
+        )?;
         let rt = Runtime {
             pid: std::process::id(),
             address: addr.to_string(),
@@ -167,11 +180,15 @@ pub fn start(args: StartArgs) -> Result<()> {
             notify_backlog: settings
                 .notify_backlog
                 .unwrap_or(engine::DEFAULT_LANE_BOUND),
+            audit: audit.clone(),
         };
         s3d::serve(cfg, store.clone(), listener, shutdown_signal()).await
     });
     // Drop every task's store handle before closing the store.
     rt.shutdown_timeout(Duration::from_secs(30));
+    if let Some(log) = &audit {
+        log.close();
+    }
     drop(store);
     dir.clear_runtime();
     tracing::info!("server stopped");

@@ -1,5 +1,5 @@
 //! The server's settings that can also come from its config file: HTTPS, LDAP logins,
-//! trusted proxies, STS limits and the lifecycle scanner, from `server start` flags or the
+//! trusted proxies, STS limits, the lifecycle scanner and the audit log, from `server start` flags or the
 //! server config file (`<data>/server.toml`, or `--config`), whose keys are the flags'
 //! names (`ldap-url = "ldap://…"`). Flags win.
 
@@ -85,10 +85,38 @@ pub struct ServerSettings {
     /// server's key file]; keeps the KMS keys sealed apart from the store
     #[arg(long, value_name = "FILE", env = "CYBS3_KMS_MASTER_KEY_FILE")]
     pub kms_master_key_file: Option<PathBuf>,
+    /// Record every request (S3, STS, the management socket) in the tamper-evident
+    /// audit log, DATA/audit/ [default: on]
+    #[arg(long, value_name = "on|off")]
+    pub audit: Option<Switch>,
+    /// Audit lines held between requests and the log's writer [default: 16384]
+    #[arg(long, value_name = "LINES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_buffer: Option<u64>,
+    /// When that buffer is full: requests wait for room (block: every request is in
+    /// the log), or the lines are dropped and counted in a gap line that `admin audit
+    /// verify` reports (gap) [default: block]
+    #[arg(long, value_name = "block|gap")]
+    pub audit_when_full: Option<WhenFull>,
     /// Events a notification target's backlog holds while it is down; past it, the
     /// oldest become dead letters, listed by `cybs3 admin notify status` [default: 100000]
     #[arg(long, value_name = "EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
     pub notify_backlog: Option<u64>,
+}
+
+/// A setting that is on or off.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Switch {
+    On,
+    Off,
+}
+
+/// What requests do when the audit buffer is full (see [`s3d::audit::WhenFull`]).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WhenFull {
+    Block,
+    Gap,
 }
 
 impl ServerSettings {
@@ -134,6 +162,9 @@ impl ServerSettings {
             lifecycle_interval_secs: self.lifecycle_interval_secs.or(f.lifecycle_interval_secs),
             move_bandwidth: self.move_bandwidth.or(f.move_bandwidth),
             kms_master_key_file: self.kms_master_key_file.clone().or(f.kms_master_key_file),
+            audit: self.audit.or(f.audit),
+            audit_buffer: self.audit_buffer.or(f.audit_buffer),
+            audit_when_full: self.audit_when_full.or(f.audit_when_full),
             notify_backlog: self.notify_backlog.or(f.notify_backlog),
         })
     }
@@ -209,6 +240,20 @@ impl ServerSettings {
         }
     }
 
+    /// How the audit log is written; `None` when it is off.
+    pub fn audit(&self) -> Option<s3d::audit::Settings> {
+        if self.audit == Some(Switch::Off) {
+            return None;
+        }
+        Some(s3d::audit::Settings {
+            buffer: usize::try_from(self.audit_buffer.unwrap_or(16_384)).unwrap_or(usize::MAX),
+            when_full: match self.audit_when_full.unwrap_or(WhenFull::Block) {
+                WhenFull::Block => s3d::audit::WhenFull::Block,
+                WhenFull::Gap => s3d::audit::WhenFull::Gap,
+            },
+        })
+    }
+
     /// How the lifecycle scanner runs.
     pub fn lifecycle(&self) -> s3d::LifecycleSettings {
         s3d::LifecycleSettings::new(
@@ -254,15 +299,28 @@ impl ServerSettings {
             &self.move_bandwidth.map(|d| d.to_string()),
         );
         opt(
-            "notify-backlog",
-            &self.notify_backlog.map(|d| d.to_string()),
-        );
-        opt(
             "kms-master-key-file",
             &self
                 .kms_master_key_file
                 .as_ref()
                 .map(|p| p.display().to_string()),
+        );
+        opt(
+            "audit",
+            &self
+                .audit
+                .map(|a| if a == Switch::On { "on" } else { "off" }.to_string()),
+        );
+        opt("audit-buffer", &self.audit_buffer.map(|n| n.to_string()));
+        opt(
+            "notify-backlog",
+            &self.notify_backlog.map(|d| d.to_string()),
+        );
+        opt(
+            "audit-when-full",
+            &self
+                .audit_when_full
+                .map(|w| if w == WhenFull::Block { "block" } else { "gap" }.to_string()),
         );
         out.extend(
             self.ldap_group_policy

@@ -7,6 +7,7 @@
 //! <data>/server.json       pid and address of the running server
 //! <data>/admin.sock        management socket of the running server (0600)
 //! <data>/server.log        output of a detached server
+//! <data>/audit/            the audit log: daily YYYY-MM-DD.jsonl files and HEAD
 //! <data>/drive0/           the drive when no --drives are given
 //! ```
 
@@ -73,6 +74,11 @@ impl StoreDir {
         self.root.join("admin.sock")
     }
 
+    /// The audit log's directory.
+    pub fn audit(&self) -> PathBuf {
+        self.root.join("audit")
+    }
+
     pub fn log(&self) -> PathBuf {
         self.root.join("server.log")
     }
@@ -91,19 +97,25 @@ impl StoreDir {
 
     /// The key sealing access-key secrets in the index: as stored, else generated (0600).
     pub fn ensure_server_key(&self) -> Result<[u8; 32]> {
+        if let Some(key) = self.server_key()? {
+            return Ok(key);
+        }
+        let key: [u8; 32] = rand::random();
+        write_file(&self.server_key_path(), hex::encode(key).as_bytes(), 0o600)?;
+        Ok(key)
+    }
+
+    /// The server's key as stored, without making one (`None`: no server ever started here).
+    pub fn server_key(&self) -> Result<Option<[u8; 32]>> {
         let path = self.server_key_path();
         match fs::read_to_string(&path) {
             Ok(text) => {
                 let mut key = [0u8; 32];
                 hex::decode_to_slice(text.trim(), &mut key)
                     .with_context(|| format!("{} is damaged", path.display()))?;
-                Ok(key)
+                Ok(Some(key))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key: [u8; 32] = rand::random();
-                write_file(&path, hex::encode(key).as_bytes(), 0o600)?;
-                Ok(key)
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
     }

@@ -36,4 +36,6 @@ pub struct ServerConfig {
     /// How many events a notification target's backlog holds before its oldest become
     /// dead letters.
     pub notify_backlog: u64,
+    /// Where every request is recorded (`None`: not audited).
+    pub audit: Option<crate::audit::Log>,
 }

@@ -14,7 +14,8 @@
 //!    [`conns`] (open connections: idle timeout, cap, shedding), [`tls`] (the HTTPS
 //!    certificate pair, its SIGHUP reload, who may log in over plain HTTP), [`fdlimit`] (the
 //!    descriptor budget), [`logs`] (what may reach the log), [`messages`] (a Message
-//!    for every error document, a request id for every response).
+//!    for every error document, a request id for every response), [`trail`] (the
+//!    current request's audit record) and [`audit`] (the tamper-evident log it goes to).
 //! 2. [`identity`]: who is calling and what they may do: access keys, users, groups,
 //!    IAM and bucket policies, STS sessions and directory logins. It imports nothing
 //!    from the operations.
@@ -45,6 +46,7 @@
 //!      access blocks (what is stored and how it decides access: `identity::grants`).
 
 // The base.
+pub mod audit;
 mod config;
 mod conns;
 mod ctx;
@@ -53,6 +55,7 @@ mod fdlimit;
 mod logs;
 mod messages;
 mod tls;
+pub mod trail;
 mod vhost;
 mod xml;
 // Who is calling and what they may do.

@@ -6,10 +6,11 @@ use crate::conns::{Closed, Conns, Tracked, Watched};
 use crate::ctx::{self, PeerAddr, SecureTransport};
 use crate::identity::auth;
 use crate::tls::Certs;
+use crate::trail::{self, Api, Record, Trail};
 use crate::vhost::Domains;
 use crate::{
-    cors, errors, fdlimit, lifecycle, list, messages, notify, post, precheck, remote, rfc2047,
-    service, sigv2, xml,
+    audit, cors, errors, fdlimit, lifecycle, list, messages, notify, post, precheck, remote,
+    rfc2047, service, sigv2, xml,
 };
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -89,7 +90,7 @@ pub async fn serve(
     run(
         s3,
         store,
-        (Arc::new(domains), region),
+        (Arc::new(domains), region, cfg.audit.clone()),
         conns,
         (listener, tls),
         shutdown,
@@ -100,7 +101,7 @@ pub async fn serve(
 async fn run(
     s3: S3Service,
     store: engine::Store,
-    (domains, region): (Arc<Domains>, Arc<str>),
+    site: (Arc<Domains>, Arc<str>, Option<audit::Log>),
     conns: Arc<Conns>,
     (listener, tls): (TcpListener, Option<TlsAcceptor>),
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -131,7 +132,7 @@ async fn run(
         // Small responses (errors, HEAD, lists) should not wait for Nagle.
         let _ = tcp.set_nodelay(true);
         let (s3, store, busy) = (s3.clone(), store.clone(), slot.clone());
-        let site = (domains.clone(), region.clone());
+        let site = site.clone();
         let secure = SecureTransport(tls.is_some());
         let svc = service_fn(move |req| {
             let busy = busy.busy();
@@ -197,11 +198,15 @@ fn conn_builder() -> ConnBuilder<TokioExecutor> {
 async fn handle(
     s3: S3Service,
     store: engine::Store,
-    (domains, region): (Arc<Domains>, Arc<str>),
+    (domains, region, audit): (Arc<Domains>, Arc<str>, Option<audit::Log>),
     (peer, secure): (SocketAddr, SecureTransport),
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, HttpError> {
     let started = Instant::now();
+    // The id is chosen now so that everything the request does (and its audit line)
+    // knows it; the response's x-amz-request-id repeats it.
+    let trail = Trail::new(Record::new(Api::S3, Some(peer.ip())));
+    let bytes_in = declared_length(req.headers());
     // HTTP/2 carries the host as :authority; CORS lookups read it from Host, as s3s does.
     if req.version() == hyper::Version::HTTP_2 && !req.headers().contains_key(hyper::header::HOST) {
         if let Some(v) = req
@@ -216,7 +221,11 @@ async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let close_after = expects_continue_without_body(&req);
-    let resp = if let Some(resp) = health(&method, &path, &store).await {
+    // Health probes come every few seconds from load balancers and carry no caller:
+    // they are not audited.
+    let probe = health(&method, &path, &store).await;
+    let audited = probe.is_none();
+    let resp = if let Some(resp) = probe {
         resp
     } else if method == Method::OPTIONS {
         // CORS preflights carry no credentials: answer them before s3s' auth.
@@ -243,6 +252,7 @@ async fn handle(
             }
         });
         let call = auth::request_scope(ctx::request_scope(s3.call(req)));
+        let call = trail::request_scope(trail.clone(), call);
         let mut resp = match call.await {
             Ok(resp) => resp,
             Err(e) => {
@@ -272,15 +282,50 @@ async fn handle(
             hyper::header::HeaderValue::from_static("close"),
         );
     }
-    let request_id = messages::identify(&mut resp);
+    let id = trail.lock().id.clone();
+    let request_id = messages::identify(&mut resp, &id);
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_millis() as u64;
+    if let Some(log) = audit.filter(|_| audited) {
+        let mut record = trail.take();
+        finish(&mut record, &resp, bytes_in, started);
+        log.append(record).await;
+    }
     if status >= 500 {
         tracing::warn!(%peer, %method, path, status, ms, request_id, "request failed");
     } else {
         tracing::debug!(%peer, %method, path, status, ms, request_id, "request");
     }
     Ok(resp)
+}
+
+/// The end of a request in its audit record: status, error code, sizes and duration,
+/// and a refusal that no access check recorded (a bad signature, an unknown key).
+fn finish(r: &mut Record, resp: &Response<Body>, bytes_in: u64, started: Instant) {
+    r.status = resp.status().as_u16();
+    r.error = messages::error_code(resp);
+    r.bytes_in = bytes_in;
+    r.bytes_out = declared_length(resp.headers()).max(
+        hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .unwrap_or(0),
+    );
+    r.micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let refused =
+        r.status == 403 || matches!(r.error.as_deref(), Some("ExpiredToken" | "InvalidToken"));
+    if refused && r.decision.as_ref().is_none_or(|d| d.allowed) {
+        let why = r.error.clone().unwrap_or_else(|| "refused".into());
+        r.decided(false, format!("refused: {why}"));
+    }
+}
+
+/// The size a message declares: its decoded length for aws-chunked uploads, else its
+/// Content-Length (0 when neither is given).
+fn declared_length(headers: &hyper::HeaderMap) -> u64 {
+    ["x-amz-decoded-content-length", "content-length"]
+        .iter()
+        .find_map(|h| headers.get(*h)?.to_str().ok()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `GET /health/live` and `/health/ready`, answered before any S3 parsing or auth
@@ -461,6 +506,7 @@ mod tests {
             tls: None,
             allow_insecure_login: false,
             notify_backlog: 1000,
+            audit: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(super::serve(cfg, store, listener, async {

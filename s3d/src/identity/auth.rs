@@ -15,6 +15,7 @@ use crate::identity::iam::Iam;
 use crate::identity::keys::{now_unix, Owner, Session};
 use crate::identity::owners;
 use crate::identity::policy::{self, Context, Policy, Principal};
+use crate::trail::{self, Trail};
 use hyper::http::Extensions;
 use hyper::{HeaderMap, Uri};
 use s3s::access::{S3Access, S3AccessContext};
@@ -98,6 +99,20 @@ impl Caller {
         }
     }
 
+    /// Who the caller is in the audit log (a bucket key is `bucket:NAME`, apart from users).
+    fn audited(&self) -> Arc<str> {
+        match self {
+            Caller::Bucket(b) => format!("bucket:{b}").into(),
+            other => other.name().into(),
+        }
+    }
+
+    /// Put the caller into the request's audit record.
+    fn record(&self, r: &mut trail::Record) {
+        r.user = Some(self.audited());
+        r.session = matches!(self, Caller::User { session: true, .. });
+    }
+
     pub(super) fn principal(&self) -> Principal<'_> {
         match self {
             Caller::Root => Principal::Root,
@@ -120,6 +135,9 @@ pub(super) struct Ask {
     /// The request's own condition keys (headers, body); [`Identities::context`]
     /// adds the global ones.
     pub keys: Context,
+    /// The audit record the decision goes into (`None`: a side question, such as
+    /// whether a bypass of retention is allowed, which decides nothing by itself).
+    pub trail: Option<Trail>,
 }
 
 impl Ask {
@@ -251,7 +269,13 @@ impl Identities {
     }
 
     fn authorize(&self, caller: &Caller, ask: &Ask) -> S3Result<()> {
-        let allowed = self.may(caller, ask)?;
+        let verdict = self.may(caller, ask)?;
+        let allowed = verdict.allowed;
+        if let Some(t) = &ask.trail {
+            let mut r = t.lock();
+            caller.record(&mut r);
+            r.decided(allowed, verdict.by);
+        }
         // Allows are the normal case and a line per request costs a quarter of the small
         // HEAD rate, so they are debug (`RUST_LOG=cybs3::auth=debug`); denials are info.
         // (Fields are evaluated only when the level is on.)
@@ -288,6 +312,7 @@ impl Identities {
             Some(c) => Some(c.access_key.clone()),
             None => cx.extensions_mut().get::<Verified>().map(|v| v.0.clone()),
         };
+        trail::update(|r| r.access_key.clone_from(&who));
         let signer = self
             .signer(who.as_deref(), cx.headers(), cx.uri())
             .await
@@ -310,7 +335,15 @@ impl Identities {
             source,
             secure,
             keys: request_keys(op, cx.headers()),
+            trail: trail::handle(),
         };
+        trail::update(|r| {
+            r.source = Some(source);
+            r.action = Some(op.into());
+            r.bucket.clone_from(&ask.bucket);
+            r.key.clone_from(&ask.key);
+            r.version = ask.version().map(str::to_string);
+        });
         // A GET or HEAD may find its key missing, and ListBuckets shows the buckets the
         // caller may list: the listing question is kept for then.
         let reads = matches!(ask.op.as_str(), "GetObject" | "HeadObject" | "ListBuckets");
@@ -333,6 +366,7 @@ impl Identities {
             this.authorize(&caller, &ask).map(|()| (caller, None))
         })
         .await??;
+        trail::update(|r| caller.record(r));
         match deferred {
             Some(Deferred(ask)) if ask.op == "PostObject" => {
                 cx.extensions_mut().insert(PostCheck {
@@ -356,7 +390,9 @@ impl Identities {
         ctx::set_origin(engine::Origin {
             principal: caller.name().to_string(),
             source_ip,
-            request_id: String::new(),
+            request_id: crate::trail::current()
+                .map(|t| t.request_id.to_string())
+                .unwrap_or_default(),
             api,
         });
         cx.extensions_mut().insert(caller);
@@ -381,6 +417,7 @@ impl Identities {
             source: self.source(req.extensions.get::<PeerAddr>(), &req.headers),
             secure: secure(&req.extensions),
             keys: Context::default(),
+            trail: None,
         };
         let this = self.clone();
         Ok(ctx::spawn(move || this.authorize(&caller, &ask))
@@ -411,6 +448,7 @@ impl Identities {
             source: self.source(req.extensions.get::<PeerAddr>(), &req.headers),
             secure: secure(&req.extensions),
             keys: Context::default(),
+            trail: trail::handle(),
         };
         let this = self.clone();
         ctx::spawn(move || this.authorize(&caller, &ask)).await?
@@ -452,9 +490,12 @@ pub(crate) async fn missing_key(extensions: &Extensions, e: S3Error) -> S3Error 
         return e;
     };
     let may_list = ctx::spawn(move || {
-        let may = identities.may(&caller, &ask);
+        let may = identities.may(&caller, &ask).map(|v| v.allowed);
         if let Ok(may) = may {
             tracing::debug!(target: "cybs3::auth", caller = caller.name(), action = "s3:ListBucket", resource = %resource(ask.bucket.as_deref(), None), source = %ask.source, decision = if may { "allow" } else { "deny" }, "for a missing key");
+            if let (false, Some(t)) = (may, &ask.trail) {
+                t.lock().decided(false, "no s3:ListBucket to learn that the key is missing");
+            }
         }
         may
     })
@@ -500,7 +541,7 @@ pub(crate) async fn listed_buckets(
                 bucket: Some(bucket.clone()),
                 ..ask.clone()
             };
-            if owner == me || identities.may(&caller, &ask)? {
+            if owner == me || identities.may(&caller, &ask)?.allowed {
                 shown.push(bucket);
             }
         }
@@ -636,6 +677,9 @@ pub(crate) fn store_failed(e: impl std::fmt::Display) -> S3Error {
 #[async_trait::async_trait]
 impl S3Auth for Identities {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        // s3s asks before it checks the signature: a request refused for a bad one is
+        // still audited under the key it claimed.
+        trail::update(|r| r.access_key = Some(access_key.to_string()));
         if access_key == self.root_access_key {
             return Ok(SecretKey::from(self.root_secret_key.as_str()));
         }

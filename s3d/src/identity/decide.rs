@@ -13,24 +13,38 @@ use hyper::HeaderMap;
 use s3s::S3Result;
 use std::sync::Arc;
 
+/// A decision and what made it (for the audit log): `root`, `bucket-key`,
+/// `policy:NAME`, `bucket-policy`, `acl`, or `no policy or ACL allows it`.
+pub(super) struct Verdict {
+    pub allowed: bool,
+    pub by: String,
+}
+
+fn verdict(allowed: bool, by: impl Into<String>) -> S3Result<Verdict> {
+    Ok(Verdict {
+        allowed,
+        by: by.into(),
+    })
+}
+
 impl Identities {
-    /// Whether `caller` may do what `ask` asks, unlogged.
-    pub(super) fn may(&self, caller: &Caller, ask: &Ask) -> S3Result<bool> {
+    /// Whether `caller` may do what `ask` asks, and why; unlogged.
+    pub(super) fn may(&self, caller: &Caller, ask: &Ask) -> S3Result<Verdict> {
         match caller {
-            Caller::Bucket(own) => Ok(bucket_key_may(own, ask)),
+            Caller::Bucket(own) => verdict(bucket_key_may(own, ask), "bucket-key"),
             _ => self.evaluate(caller, ask),
         }
     }
 
     /// IAM evaluation: explicit deny anywhere wins, then any allow; root is allowed
     /// unless the bucket policy denies it (but may always manage that policy).
-    pub(super) fn evaluate(&self, caller: &Caller, ask: &Ask) -> S3Result<bool> {
+    pub(super) fn evaluate(&self, caller: &Caller, ask: &Ask) -> S3Result<Verdict> {
         let bucket_policy = match &ask.bucket {
             Some(b) => self.iam.bucket_policy(b).map_err(store_failed)?,
             None => None,
         };
         if matches!(caller, Caller::Root) && bucket_policy.is_none() {
-            return Ok(true);
+            return verdict(true, "root");
         }
         let action = policy::action_for(&ask.op, has(&ask.query, "versionId"));
         let resource = resource(ask.bucket.as_deref(), ask.key.as_deref());
@@ -51,19 +65,36 @@ impl Identities {
         };
         if let Caller::Root = caller {
             let manages_policy = ask.op.ends_with("BucketPolicy");
-            return Ok(manages_policy
-                || bucket_policy.is_none_or(|p| p.evaluate(&request) != Decision::Deny));
+            let denied = bucket_policy
+                .as_ref()
+                .is_some_and(|p| p.evaluate(&request) == Decision::Deny);
+            return verdict(
+                manages_policy || !denied,
+                if denied { "bucket-policy" } else { "root" },
+            );
         }
         let decision = policy::evaluate_all(all(), &request);
+        // Which policy decided: the first that says what the combination says.
+        let deciding = || {
+            all()
+                .find(|p| p.evaluate(&request) == decision)
+                .map_or_else(String::new, |p| match p.name() {
+                    "" => "bucket-policy".to_string(),
+                    name => format!("policy:{name}"),
+                })
+        };
         // RestrictPublicBuckets: a public bucket policy grants anonymous callers nothing.
         let restricted = decision == Decision::Allow
             && matches!(caller, Caller::Anonymous)
             && bucket_policy.as_ref().is_some_and(|p| p.is_public())
             && self.restricts_public_buckets(ask)?;
         match decision {
-            Decision::Deny => Ok(false),
-            Decision::Allow if !restricted => Ok(true),
-            _ => self.acl_allows(caller, ask),
+            Decision::Deny => verdict(false, deciding()),
+            Decision::Allow if !restricted => verdict(true, deciding()),
+            _ => match self.acl_allows(caller, ask)? {
+                true => verdict(true, "acl"),
+                false => verdict(false, "no policy or ACL allows it"),
+            },
         }
     }
 

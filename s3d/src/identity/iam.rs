@@ -535,7 +535,7 @@ impl Iam {
         let p = Policy::parse(&String::from_utf8_lossy(&text)).map_err(|e| {
             IamError::Store(engine::Error::Meta(format!("stored policy of {what}: {e}")))
         })?;
-        let p = Arc::new(p);
+        let p = Arc::new(p.named(what));
         parsed.insert(what.to_string(), (text, p.clone()));
         Ok(p)
     }
@@ -589,7 +589,7 @@ fn canned(name: &str) -> Option<Arc<Policy>> {
         .get_or_init(|| {
             policy::CANNED
                 .iter()
-                .filter_map(|n| policy::canned(n).map(|p| (*n, Arc::new(p))))
+                .filter_map(|n| policy::canned(n).map(|p| (*n, Arc::new(p.named(n)))))
                 .collect()
         })
         .get(name)

@@ -11,6 +11,7 @@ use crate::identity::auth::{iso8601, query_pairs, token_sha256, Identities};
 use crate::identity::keys::{now_unix, Owner, Session};
 use crate::identity::ldap::{self, LdapConfig, LdapError};
 use crate::tls;
+use crate::trail::{self, Api};
 use crate::xml::escape;
 use hyper::http::Extensions;
 use hyper::{HeaderMap, Method, StatusCode, Uri};
@@ -92,6 +93,18 @@ impl S3Route for Sts {
             tls::login_allowed(secure, ip, self.allow_insecure_login)
         });
         let action = param(&params, "Action").unwrap_or_default().to_string();
+        trail::update(|r| {
+            r.api = Api::Sts;
+            r.action = Some(
+                match action.as_str() {
+                    "AssumeRole" => "sts:AssumeRole",
+                    "AssumeRoleWithLDAPIdentity" => "sts:AssumeRoleWithLDAPIdentity",
+                    _ => "sts:unsupported",
+                }
+                .into(),
+            );
+            r.access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
+        });
         // A session policy narrows what the caller asked for; ignoring it would grant more.
         let narrowed = ["Policy", "PolicyArns.member.1.arn"]
             .iter()
@@ -150,6 +163,10 @@ impl Sts {
         let password = param(params, "LDAPPassword").unwrap_or_default();
         let logged = |decision: &str, why: &str| {
             tracing::info!(target: "cybs3::auth", caller = %format!("ldap:{user}"), action = "sts:AssumeRoleWithLDAPIdentity", source, decision, why);
+            trail::update(|r| {
+                r.user = Some(format!("ldap:{user}").into());
+                r.decided(decision == "allow", format!("directory: {why}"));
+            });
         };
         let id = match ldap::authenticate(cfg, user, password).await {
             Ok(id) => id,
@@ -226,6 +243,10 @@ impl Sts {
             }
         };
         tracing::info!(target: "cybs3::auth", caller = %user, action = "sts:AssumeRole", source, decision = "allow");
+        trail::update(|r| {
+            r.user = Some(user.as_str().into());
+            r.decided(true, "the user's own key");
+        });
         self.grant(Session {
             principal: user,
             dn: None,
@@ -305,7 +326,7 @@ fn success_response(action: &str, g: &Granted) -> S3Response<Body> {
         g.secret_key,
         g.token,
         iso8601(g.expires_unix),
-        crate::messages::new_request_id()
+        trail::request_id()
     );
     xml_response(StatusCode::OK, xml)
 }
@@ -321,7 +342,7 @@ fn error_response(Refusal(status, code, message): Refusal) -> S3Response<Body> {
             "Sender"
         },
         escape(&message),
-        crate::messages::new_request_id()
+        trail::request_id()
     );
     xml_response(status, xml)
 }

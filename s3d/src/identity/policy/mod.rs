@@ -33,6 +33,8 @@ pub use s3_keys::{
 pub struct Policy {
     text: String,
     statements: Vec<Statement>,
+    /// The name it is stored under (empty for a bucket's policy), for the audit log.
+    name: String,
 }
 
 /// Why a policy document was rejected; maps to S3 `MalformedPolicy`.
@@ -72,7 +74,21 @@ impl Policy {
         Ok(Policy {
             text: json.to_owned(),
             statements,
+            name: String::new(),
         })
+    }
+
+    /// The policy under its stored name.
+    pub fn named(self, name: &str) -> Policy {
+        Policy {
+            name: name.to_string(),
+            ..self
+        }
+    }
+
+    /// The name it is stored under (empty for a bucket's policy).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The document text exactly as it was given to [`Policy::parse`].
