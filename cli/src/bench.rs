@@ -52,12 +52,18 @@ impl bench::Cli for Cli {
             },
         };
         let body = serde_json::to_value(&call)?;
-        let out = crate::block_on(crate::admin::call(
-            &dir.socket(),
-            hyper::Method::POST,
-            "/notify",
-            Some(body),
-        ))?;
+        // The bench calls from inside its own runtime: the socket call gets a thread.
+        let socket = dir.socket();
+        let out = std::thread::spawn(move || {
+            crate::block_on(crate::admin::call(
+                &socket,
+                hyper::Method::POST,
+                "/notify",
+                Some(body),
+            ))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the management call panicked"))??;
         Ok(match url {
             Some(_) => Some(serde_json::from_value::<TargetInfo>(out)?.arn),
             None => None,

@@ -180,6 +180,11 @@ pub fn start(args: StartArgs) -> Result<()> {
             notify_backlog: settings
                 .notify_backlog
                 .unwrap_or(engine::DEFAULT_LANE_BOUND),
+            audit_target: settings
+                .audit_target
+                .clone()
+                .filter(|_| audit.is_some())
+                .map(|t| (dir.audit(), t)),
             audit: audit.clone(),
         };
         s3d::serve(cfg, store.clone(), listener, shutdown_signal()).await

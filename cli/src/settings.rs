@@ -101,6 +101,10 @@ pub struct ServerSettings {
     /// oldest become dead letters, listed by `cybs3 admin notify status` [default: 100000]
     #[arg(long, value_name = "EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
     pub notify_backlog: Option<u64>,
+    /// Also send every audit line, in order, to this notification target (see `cybs3
+    /// admin notify add`); shipping resumes where it stopped after a restart
+    #[arg(long, value_name = "NAME")]
+    pub audit_target: Option<String>,
 }
 
 /// A setting that is on or off.
@@ -166,6 +170,7 @@ impl ServerSettings {
             audit_buffer: self.audit_buffer.or(f.audit_buffer),
             audit_when_full: self.audit_when_full.or(f.audit_when_full),
             notify_backlog: self.notify_backlog.or(f.notify_backlog),
+            audit_target: pick(&self.audit_target, f.audit_target),
         })
     }
 
@@ -312,6 +317,7 @@ impl ServerSettings {
                 .map(|a| if a == Switch::On { "on" } else { "off" }.to_string()),
         );
         opt("audit-buffer", &self.audit_buffer.map(|n| n.to_string()));
+        opt("audit-target", &self.audit_target);
         opt(
             "notify-backlog",
             &self.notify_backlog.map(|d| d.to_string()),

@@ -36,6 +36,8 @@ pub struct ServerConfig {
     /// How many events a notification target's backlog holds before its oldest become
     /// dead letters.
     pub notify_backlog: u64,
+    /// Ship the audit log (this directory's files) to this notification target.
+    pub audit_target: Option<(std::path::PathBuf, String)>,
     /// Where every request is recorded (`None`: not audited).
     pub audit: Option<crate::audit::Log>,
 }

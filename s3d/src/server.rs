@@ -85,7 +85,10 @@ pub async fn serve(
     let targets = notify::Targets::new(store.clone(), &cfg.server_key, &cfg.region);
     let deliverer = notify::Deliverer::new(tokio::runtime::Handle::current(), targets, &cfg.region)
         .map_err(|e| anyhow::anyhow!("cannot start notification delivery: {}", e.0))?;
-    store.set_notifier(deliverer);
+    store.set_notifier(deliverer.clone());
+    if let Some((dir, target)) = cfg.audit_target.clone() {
+        tokio::spawn(notify::shipper::run(store.clone(), dir, deliverer, target));
+    }
     tokio::spawn(lifecycle::run(store.clone(), cfg.lifecycle));
     run(
         s3,
@@ -506,6 +509,7 @@ mod tests {
             tls: None,
             allow_insecure_login: false,
             notify_backlog: 1000,
+            audit_target: None,
             audit: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -679,3 +679,51 @@ fn changes_through_the_mount_raise_the_same_events() {
     }
     assert_eq!(hook.bad_signatures(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_ships_to_a_target_in_order() {
+    let hook = Receiver::start(SECRET);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    // The target is added once the server runs: shipping waits for it.
+    srv.args = vec!["--audit-target".into(), "auditq".into()];
+    srv.start();
+    add_target(
+        &srv,
+        "auditq",
+        "webhook",
+        &hook.url(),
+        &["--secret", SECRET],
+    );
+    let c = srv.client();
+    bucket(&c, "shipped").await;
+    put(&c, "shipped", "one", "1").await;
+    let put_id = c
+        .put_object()
+        .bucket("shipped")
+        .key("two")
+        .body(ByteStream::from_static(b"2"))
+        .send()
+        .await
+        .unwrap();
+    assert!(put_id.e_tag().is_some());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines = hook.events();
+        let puts: Vec<&str> = lines
+            .iter()
+            .filter(|l| l["action"] == "PutObject" && l["bucket"] == "shipped")
+            .filter_map(|l| l["key"].as_str())
+            .collect();
+        if puts.len() >= 2 {
+            assert_eq!(puts[..2], ["one", "two"]);
+            let seqs: Vec<u64> = lines.iter().filter_map(|l| l["seq"].as_u64()).collect();
+            assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+            assert!(lines.iter().all(|l| l["prev"].is_string()));
+            break;
+        }
+        assert!(Instant::now() < deadline, "shipped: {lines:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(hook.bad_signatures(), 0);
+}

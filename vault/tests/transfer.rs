@@ -54,6 +54,7 @@ impl Server {
             idle_timeout: std::time::Duration::from_secs(30),
             max_connections: None,
             lifecycle: Default::default(),
+            audit_target: None,
             audit: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();

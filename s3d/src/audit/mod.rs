@@ -18,6 +18,7 @@ mod tests;
 mod verify;
 mod writer;
 
+pub(crate) use head::files;
 pub use line::{Chain, Kind, Line};
 pub use report::{report, Query, Report, Totals};
 pub use verify::{verify, Gap, Problem, Verdict};

@@ -21,6 +21,16 @@ use tokio::runtime::Handle;
 /// The longest a connection or a send may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What is sent: a body, and what PostgreSQL's columns and the webhook's event header
+/// show of it.
+pub(crate) struct Message<'a> {
+    pub name: &'a str,
+    pub time_ns: u64,
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub body: &'a [u8],
+}
+
 /// A target's open connection.
 enum Conn {
     Webhook,
@@ -42,6 +52,10 @@ pub(crate) struct Deliverer {
 }
 
 impl Deliverer {
+    pub(crate) fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
     pub(crate) fn new(
         rt: Handle,
         targets: Targets,
@@ -67,7 +81,24 @@ impl Deliverer {
         })
     }
 
-    async fn send(&self, target: &Target, event: &Event, body: &[u8]) -> Result<(), Failed> {
+    /// Sends one message to `target`, connecting first if it has no open connection; a
+    /// failure drops the connection, so the next try connects again.
+    pub(crate) async fn send(&self, target: &Target, m: &Message<'_>) -> Result<(), Failed> {
+        let sent = tokio::time::timeout(TIMEOUT, self.send_on(target, m))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failed(format!(
+                    "{} did not answer within {TIMEOUT:?}",
+                    target.name
+                )))
+            });
+        if sent.is_err() {
+            self.conns.lock().unwrap().remove(&target.name);
+        }
+        sent
+    }
+
+    async fn send_on(&self, target: &Target, m: &Message<'_>) -> Result<(), Failed> {
         let kept = self
             .conns
             .lock()
@@ -88,12 +119,12 @@ impl Deliverer {
             }
         };
         match &*conn {
-            Conn::Webhook => self.webhooks.send(target, &event.name, body).await,
-            Conn::Amqp(c) => c.send(body).await,
-            Conn::Mqtt(c) => c.send(body).await,
-            Conn::Nats(c) => c.send(body).await,
-            Conn::Redis(c) => c.send(body).await,
-            Conn::Postgres(c) => c.send(event, body).await,
+            Conn::Webhook => self.webhooks.send(target, m.name, m.body).await,
+            Conn::Amqp(c) => c.send(m.body).await,
+            Conn::Mqtt(c) => c.send(m.body).await,
+            Conn::Nats(c) => c.send(m.body).await,
+            Conn::Redis(c) => c.send(m.body).await,
+            Conn::Postgres(c) => c.send(m).await,
         }
     }
 }
@@ -102,19 +133,13 @@ impl engine::Notifier for Deliverer {
     fn deliver(&self, target: &str, event: &Event) -> Result<(), String> {
         let target = self.targets.open(target).map_err(|e| e.to_string())?;
         let body = message::body(event, &self.region);
-        let sent = self.rt.block_on(async {
-            tokio::time::timeout(TIMEOUT, self.send(&target, event, &body))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Failed(format!(
-                        "{} did not answer within {TIMEOUT:?}",
-                        target.name
-                    )))
-                })
-        });
-        if sent.is_err() {
-            self.conns.lock().unwrap().remove(&target.name);
-        }
-        sent.map_err(|f| f.0)
+        let m = Message {
+            name: &event.name,
+            time_ns: event.time_ns,
+            bucket: &event.bucket,
+            key: &event.key,
+            body: &body,
+        };
+        self.rt.block_on(self.send(&target, &m)).map_err(|f| f.0)
     }
 }

@@ -1,7 +1,8 @@
 //! Bucket notifications over S3: the targets events go to ([`targets`]), the bucket
 //! configurations that choose them ([`config`]), AWS's event message ([`message`]),
 //! and their delivery ([`deliver`]) through each target's protocol: [`webhook`],
-//! [`amqp`], [`mqtt`], [`nats`], [`redis`], [`postgres`].
+//! [`amqp`], [`mqtt`], [`nats`], [`redis`], [`postgres`]. [`shipper`] sends the audit log's
+//! lines to a target too.
 //!
 //! Which change raises which event, and its durability, are the engine's
 //! (`engine/src/events.rs`): events are queued in the commit of their change, in the
@@ -15,6 +16,7 @@ mod mqtt;
 mod nats;
 mod postgres;
 mod redis;
+pub(crate) mod shipper;
 mod targets;
 mod webhook;
 

@@ -2,9 +2,9 @@
 //! `(id bigserial, event_time timestamptz, event_name text, bucket text, key text,
 //! event jsonb)`.
 
+use super::deliver::Message;
 use super::targets::{is_identifier, Target};
 use super::Failed;
-use engine::Event;
 use tokio_postgres::{Client, NoTls};
 
 pub(crate) struct Postgres {
@@ -51,14 +51,12 @@ impl Postgres {
         })
     }
 
-    pub(crate) async fn send(&self, event: &Event, body: &[u8]) -> Result<(), Failed> {
-        let json = std::str::from_utf8(body).expect("the message is JSON text");
-        let secs = event.time_ns as f64 / 1e9;
+    pub(crate) async fn send(&self, m: &Message<'_>) -> Result<(), Failed> {
+        let json = std::str::from_utf8(m.body)
+            .map_err(|_| Failed("the message is not JSON text".into()))?;
+        let secs = m.time_ns as f64 / 1e9;
         self.client
-            .execute(
-                &self.insert,
-                &[&secs, &event.name, &event.bucket, &event.key, &json],
-            )
+            .execute(&self.insert, &[&secs, &m.name, &m.bucket, &m.key, &json])
             .await
             .map(drop)
             .map_err(|e| Failed(format!("PostgreSQL insert: {e}")))
