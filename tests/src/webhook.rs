@@ -25,15 +25,16 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Listens on a free port.
+    /// Listens on a port of its own (bound at once, so no other test can take it).
     pub fn start(secret: &str) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
         let mut r = Receiver {
-            port: crate::free_port(),
+            port: listener.local_addr().expect("its address").port(),
             secret: secret.to_string(),
             shared: Arc::default(),
             up: None,
         };
-        r.up();
+        r.listen(listener);
         r
     }
 
@@ -44,6 +45,10 @@ impl Receiver {
     /// Listens again on the same port.
     pub fn up(&mut self) {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("bind the receiver");
+        self.listen(listener);
+    }
+
+    fn listen(&mut self, listener: TcpListener) {
         let up = Arc::new(AtomicBool::new(true));
         self.up = Some(up.clone());
         let (shared, secret) = (self.shared.clone(), self.secret.clone());
