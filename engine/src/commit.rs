@@ -250,8 +250,7 @@ impl Committer {
             if let Ok(out) = &r {
                 // A refused operation changed nothing, so it raises no event; an event
                 // that cannot be queued fails the batch, since it is durable with its change.
-                let now = self.clock.now();
-                events::record(&mut tx, op, out, origin.as_ref(), now)?;
+                events::record(&mut tx, op, out, origin.as_ref(), &mut self.clock)?;
             }
             if let Some(e) = tx.failed.take() {
                 return Err(e.into());

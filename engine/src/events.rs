@@ -153,14 +153,14 @@ struct Change<'a> {
     removed: Option<&'a Deleted>,
 }
 
-/// Queues the events `op` (which did `out`) raises, in the same commit; `now` is the
-/// commit's time. Nothing is read when the bucket has no notification rules.
+/// Queues the events `op` (which did `out`) raises, in the same commit, stamped with the
+/// commit clock's time. Only the bucket's rules are read when it has none.
 pub(crate) fn record(
     tx: &mut Tx,
     op: &Op,
     out: &Out,
     origin: Option<&Arc<Origin>>,
-    now: u64,
+    clock: &mut crate::commit::Clock,
 ) -> Result<()> {
     let Some(bucket) = bucket_of(op) else {
         return Ok(());
@@ -172,6 +172,7 @@ pub(crate) fn record(
     let Some(change) = change_of(tx, op, out, origin)? else {
         return Ok(());
     };
+    let now = clock.now();
     for name in &change.names {
         for rule in config.rules.iter().filter(|r| r.matches(name, change.key)) {
             let (version_id, size, etag) = match (&change.version, change.removed) {

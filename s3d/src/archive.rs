@@ -10,13 +10,7 @@ use engine::{ObjectVersion, Store};
 use hyper::StatusCode;
 use s3s::dto::{RestoreObjectInput, RestoreObjectOutput, Timestamp, TimestampFormat};
 use s3s::{s3_error, S3Response, S3Result};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
+use std::time::{Duration, UNIX_EPOCH};
 
 fn archived_class(store: &Store, v: &ObjectVersion) -> bool {
     v.meta
@@ -28,7 +22,7 @@ fn archived_class(store: &Store, v: &ObjectVersion) -> bool {
 
 /// Until when a restored version stays readable, if it is now.
 fn restored_until(v: &ObjectVersion) -> Option<u64> {
-    v.restored_until_ns.filter(|&t| t > now_ns())
+    v.restored_until_ns.filter(|&t| t > crate::ctx::now_ns())
 }
 
 /// Refuses reading the bytes of an archived version that is not restored.
@@ -83,8 +77,8 @@ pub(crate) async fn restore(
         if !archived_class(&store, &v) {
             return Ok(None);
         }
-        let until =
-            now_ns().saturating_add(days.saturating_mul(day_secs).saturating_mul(1_000_000_000));
+        let until = crate::ctx::now_ns()
+            .saturating_add(days.saturating_mul(day_secs).saturating_mul(1_000_000_000));
         store
             .restore(&bucket, &key, Some(&v.version_id), until)
             .map(Some)

@@ -77,6 +77,13 @@ pub struct PeerAddr(pub SocketAddr);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SecureTransport(pub bool);
 
+/// Wall-clock time, Unix nanoseconds.
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// Start `f` on a blocking thread now; the returned future yields its result. A
 /// task that panicked or was cancelled is an internal error (logged).
 pub(crate) fn spawn<T: Send + 'static>(

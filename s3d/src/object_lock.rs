@@ -10,7 +10,7 @@ use crate::versioning;
 use engine::{DefaultRetention, LockMode, LockPeriod, LockRequest, Retention};
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Result};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 fn malformed() -> S3Error {
     s3_error!(
@@ -43,16 +43,10 @@ fn timestamp(ns: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_nanos(ns))
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 /// A retain-until date must lie ahead.
 fn future(t: &Timestamp) -> S3Result<u64> {
     let ns = unix_ns(t);
-    if ns <= now_ns() {
+    if ns <= crate::ctx::now_ns() {
         return Err(s3_error!(
             InvalidArgument,
             "The retain until date must be in the future!"

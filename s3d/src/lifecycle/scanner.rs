@@ -22,7 +22,7 @@ use s3s::S3Error;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Versions or uploads read per page.
 const PAGE: usize = 1000;
@@ -123,12 +123,6 @@ impl Report {
     }
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 fn engine(e: engine::Error) -> S3Error {
     crate::errors::from_engine(e)
 }
@@ -142,7 +136,7 @@ fn pass(store: &Store, day_secs: u64, stop: &AtomicBool) -> Result<Report, S3Err
     let mut scan = Scan {
         store,
         day_secs,
-        now: now_ns(),
+        now: crate::ctx::now_ns(),
         report: Report::default(),
         stop,
     };
@@ -493,6 +487,7 @@ mod tests {
         BucketLifecycleConfiguration, LifecycleExpiration, LifecycleRule,
         NoncurrentVersionExpiration, Timestamp,
     };
+    use std::time::UNIX_EPOCH;
 
     fn store(dir: &tempfile::TempDir) -> Store {
         let mut cfg = engine::StoreConfig::new(vec![dir.path().join("d0")]);

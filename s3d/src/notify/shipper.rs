@@ -77,7 +77,7 @@ async fn ship_some(
             let (bucket, key) = (field("bucket"), field("key"));
             let m = Message {
                 name: "AuditLine",
-                time_ns: now_ns(),
+                time_ns: crate::ctx::now_ns(),
                 bucket: &bucket,
                 key: &key,
                 body: line,
@@ -175,12 +175,6 @@ fn read_lines(path: &Path, offset: u64) -> Result<Vec<Read>, Failed> {
         out.push((line, at));
     }
     Ok(out)
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 #[cfg(test)]

@@ -197,15 +197,15 @@ impl Targets {
 
     /// Answers one management call (JSON out).
     pub fn apply(&self, call: NotifyCall) -> Result<serde_json::Value, TargetError> {
-        let json = |v: &dyn erased::Json| v.to_json();
+        let json = |v: serde_json::Result<serde_json::Value>| v.unwrap_or_default();
         Ok(match call {
-            NotifyCall::Add(new) => json(&self.add(*new)?),
-            NotifyCall::List => json(&self.list()?),
+            NotifyCall::Add(new) => json(serde_json::to_value(self.add(*new)?)),
+            NotifyCall::List => json(serde_json::to_value(self.list()?)),
             NotifyCall::Remove { name } => {
                 self.remove(&name)?;
                 serde_json::json!({ "removed": name })
             }
-            NotifyCall::Status => json(&self.status()?),
+            NotifyCall::Status => json(serde_json::to_value(self.status()?)),
         })
     }
 
@@ -229,7 +229,7 @@ impl Targets {
             sealed_url: sealed::seal(&self.server_key, AAD, &new.url),
             sealed_secret: secret.map(|s| sealed::seal(&self.server_key, AAD, &s)),
             options,
-            added_ns: now_ns(),
+            added_ns: crate::ctx::now_ns(),
         };
         let bytes = serde_json::to_vec(&stored).expect("a target serializes");
         self.store.set_server_record(NS, &new.name, Some(bytes))?;
@@ -339,24 +339,6 @@ impl Targets {
             options: t.options.clone(),
         }
     }
-}
-
-/// Serializing the answers of [`Targets::apply`] without a generic per call.
-mod erased {
-    pub trait Json {
-        fn to_json(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or_default()
-        }
-    }
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Names appear in ARNs (colon-separated) and in lane keys.
