@@ -1,23 +1,26 @@
-//! `cybs3 bench s3`'s notification rows: 4 KiB PUTs at concurrency 32 into a prefix whose
-//! events go to one webhook target (a receiver in this process), next to the same PUTs
-//! into a prefix without rules, in the same run; and how fast the server delivers the
-//! events. Only against the local server, whose management socket adds the target.
+//! `cybs3 bench s3`'s notification rows: 4 KiB PUTs at concurrency 32 into a server with
+//! one webhook target (a receiver in this process) and the audit log on, next to the same
+//! PUTs into a server with both off, in the same run; and how fast the server delivers
+//! the events. The two servers are the bench's own (same binary, same one-drive layout,
+//! fresh temporary data directories), so the comparison holds for any endpoint.
 
 use crate::report::{row, timed_row, Row};
+use crate::timing::{median, Timing};
 use crate::Cli;
 use anyhow::{Context, Result};
-use aws_sdk_s3::types::{Event, FilterRule, FilterRuleName, NotificationConfiguration};
-use aws_sdk_s3::types::{NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter};
+use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TARGET: &str = "cybs3-bench-hook";
-
+const BUCKET: &str = "bench-hook";
+/// Measured runs per server, alternating between the two (the median counts).
+const RUNS: usize = 3;
 /// Counts the POSTs it answers.
 fn receiver() -> Result<(String, Arc<AtomicU64>)> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -67,90 +70,133 @@ fn receiver() -> Result<(String, Arc<AtomicU64>)> {
     Ok((url, count))
 }
 
-pub(crate) async fn rows(
-    cli: &dyn Cli,
-    dir: &Path,
-    client: &Client,
-    bucket: &str,
-    small: &Bytes,
-    ops: usize,
-) -> Result<Vec<Row>> {
-    let (url, delivered) = receiver()?;
-    let arn = cli.webhook_target(dir, TARGET, Some(&url))?;
-    let measured = async {
-        let rule = QueueConfiguration::builder()
-            .queue_arn(arn.unwrap_or_default())
-            .events(Event::from("s3:ObjectCreated:*"))
-            .filter(
-                NotificationConfigurationFilter::builder()
-                    .key(
-                        S3KeyFilter::builder()
-                            .filter_rules(
-                                FilterRule::builder()
-                                    .name(FilterRuleName::Prefix)
-                                    .value("small/hook32/")
-                                    .build(),
-                            )
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build()?;
-        client
-            .put_bucket_notification_configuration()
-            .bucket(bucket)
-            .notification_configuration(
-                NotificationConfiguration::builder()
-                    .queue_configurations(rule)
-                    .build(),
-            )
-            .send()
-            .await
-            .context("PutBucketNotificationConfiguration")?;
-        let conc = 32;
-        let plain_key = move |i: usize| format!("small/nohook32/{i:08}");
-        let hook_key = move |i: usize| format!("small/hook32/{i:08}");
-        let plain =
-            crate::s3::put_small(client, bucket, small, (conc, ops), plain_key, None).await?;
-        let started = Instant::now();
-        let hooked =
-            crate::s3::put_small(client, bucket, small, (conc, ops), hook_key, None).await?;
-        // Every event reaches the receiver (or the wait gives up and says so).
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while delivered.load(Ordering::Relaxed) < ops as u64 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let got = delivered.load(Ordering::Relaxed);
-        anyhow::ensure!(
-            got >= ops as u64,
-            "the webhook received {got} of {ops} events in 5 minutes"
-        );
-        let delivery = got as f64 / started.elapsed().as_secs_f64();
-        let mut put = timed_row(
-            &format!("4 KiB PUT, concurrency {conc}, one webhook target"),
-            &hooked,
-        );
-        put.ratio = Some(hooked.rate() / plain.rate());
-        put.reference = Some("the same PUT to a prefix without rules");
-        anyhow::Ok(vec![
-            put,
-            row(
-                "webhook events delivered (from the first PUT to the last delivery)",
-                delivery,
-                "events/s",
-                None,
-            ),
-        ])
+/// A server of the bench's own in a temporary data directory; stopped when dropped.
+struct Spare {
+    dir: tempfile::TempDir,
+    client: Client,
+}
+
+impl Spare {
+    fn start(cli: &dyn Cli, audit: bool) -> Result<Spare> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let status = Command::new(std::env::current_exe()?)
+            .args(["server", "start", "--detach", "--data"])
+            .arg(dir.path())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--audit", if audit { "on" } else { "off" }])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .context("cannot start the bench's own server")?;
+        anyhow::ensure!(status.success(), "the bench's own server did not start");
+        let (access, secret) = cli
+            .root_keys(dir.path())
+            .context("the bench's own server wrote no root keys")?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let client = vault::S3Target::new(&endpoint, &access, &secret).client();
+        let spare = Spare { dir, client };
+        Ok(spare)
     }
-    .await;
-    // The rule goes first: a target a bucket names cannot be removed.
-    client
+
+    /// `ops` PUTs at concurrency 32 under a prefix of their own.
+    async fn puts(&self, small: &Bytes, ops: usize, run: usize) -> Result<Timing> {
+        let key = move |i: usize| format!("small/{run}/{i:08}");
+        crate::s3::put_small(&self.client, BUCKET, small, (32, ops), key, None).await
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        let _ = Command::new(std::env::current_exe().expect("the running binary"))
+            .args(["server", "stop", "--data"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+pub(crate) async fn rows(cli: &dyn Cli, small: &Bytes, ops: usize) -> Result<Vec<Row>> {
+    let (url, delivered) = receiver()?;
+    let off = Spare::start(cli, false)?;
+    let on = Spare::start(cli, true)?;
+    let arn = cli
+        .webhook_target(on.dir.path(), TARGET, Some(&url))?
+        .context("the webhook target has no ARN")?;
+    for spare in [&off, &on] {
+        spare.client.create_bucket().bucket(BUCKET).send().await?;
+    }
+    let rule = QueueConfiguration::builder()
+        .queue_arn(arn)
+        .events(Event::from("s3:ObjectCreated:*"))
+        .build()?;
+    on.client
         .put_bucket_notification_configuration()
-        .bucket(bucket)
-        .notification_configuration(NotificationConfiguration::builder().build())
+        .bucket(BUCKET)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(rule)
+                .build(),
+        )
         .send()
         .await
-        .context("clearing the bench bucket's notification rules")?;
-    cli.webhook_target(dir, TARGET, None)?;
-    measured
+        .context("PutBucketNotificationConfiguration")?;
+    let per_run = ops.div_ceil(RUNS).max(1);
+    // Waits until the receiver has `want` events (or gives up after 5 minutes).
+    let drained = |want: u64| {
+        let delivered = delivered.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while delivered.load(Ordering::Relaxed) < want && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let got = delivered.load(Ordering::Relaxed);
+            anyhow::ensure!(
+                got >= want,
+                "the webhook received {got} of {want} events in 5 minutes"
+            );
+            anyhow::Ok(())
+        }
+    };
+    // A warm-up on each (connections, first files); then the two alternate, each run
+    // starting once the events of the last have all arrived, so that one server's
+    // deliveries do not slow the other's PUTs.
+    let warm = per_run / 4 + 1;
+    off.puts(small, warm, 0).await?;
+    on.puts(small, warm, 0).await?;
+    let mut sent = warm as u64;
+    drained(sent).await?;
+    let (mut plain, mut hooked, mut delivery) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=RUNS {
+        plain.push(off.puts(small, per_run, run).await?);
+        let started = Instant::now();
+        hooked.push(on.puts(small, per_run, run).await?);
+        sent += per_run as u64;
+        drained(sent).await?;
+        delivery.push(per_run as f64 / started.elapsed().as_secs_f64());
+    }
+    let rate = |t: &[Timing]| median(t.iter().map(Timing::rate).collect());
+    let ratio = rate(&hooked) / rate(&plain);
+    let all = Timing {
+        elapsed: hooked.iter().map(|t| t.elapsed).sum(),
+        latencies: hooked.into_iter().flat_map(|t| t.latencies).collect(),
+    };
+    let mut put = timed_row(
+        "4 KiB PUT, concurrency 32, one webhook target, audit on",
+        &all,
+    );
+    put.ratio = Some(ratio);
+    put.reference = Some("the same PUTs to a server with both off (median of 3, alternating)");
+    Ok(vec![
+        put,
+        row(
+            "webhook events delivered (from a run's first PUT to its last delivery)",
+            median(delivery),
+            "events/s",
+            None,
+        ),
+    ])
 }

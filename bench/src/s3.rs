@@ -72,11 +72,6 @@ pub fn run(args: S3Args, cli: &dyn Cli) -> Result<()> {
         bail!("--objects-mib, --large-count, --client-threads and every --concurrency level must be at least 1");
     }
     let target = target(&args, cli)?;
-    // The local server's data directory, when the bench runs against it.
-    let local = args
-        .endpoint
-        .is_none()
-        .then(|| cli.store_dir(args.data.clone()));
     let load_before = loadavg();
     // Measured first, while the client runtime is idle: the same object size written then
     // read back by an in-process single-drive store (the default `server start` layout).
@@ -109,7 +104,7 @@ pub fn run(args: S3Args, cli: &dyn Cli) -> Result<()> {
             .await
             .with_context(|| format!("cannot create bucket {bucket} at {}", target.endpoint))?;
         let measured = tokio::select! {
-            r = measure(&client, &bucket, &args, engine, (cli, local.as_deref())) => r,
+            r = measure(&client, &bucket, &args, engine, cli) => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         };
         let cleaned = remove_bucket(&client, &bucket)
@@ -288,7 +283,7 @@ async fn measure(
     bucket: &str,
     args: &S3Args,
     engine: Reference,
-    (cli, local): (&dyn Cli, Option<&std::path::Path>),
+    cli: &dyn Cli,
 ) -> Result<Vec<Row>> {
     let mut rows = vec![
         row(
@@ -416,10 +411,8 @@ async fn measure(
     rows.last_mut().expect("pushed").ratio = Some(sealed.rate() / plain.rate());
     rows.last_mut().expect("pushed").reference = Some("the same GET unencrypted");
 
-    // One webhook target on a prefix, next to the same PUTs without (the local server only).
-    if let Some(dir) = local {
-        rows.extend(crate::hook::rows(cli, dir, client, bucket, &small, args.small_ops).await?);
-    }
+    // One webhook target and the audit log, next to both off: on servers of the bench's own.
+    rows.extend(crate::hook::rows(cli, &small, args.small_ops).await?);
 
     let fill_conc = 128;
     let t = tasks(fill_conc, args.list_keys, {

@@ -102,10 +102,25 @@ pub struct Event {
     pub origin: Option<Origin>,
 }
 
+/// One target's queued events for one key, oldest first: sent in this order.
+pub struct Chain<'a> {
+    pub target: &'a str,
+    pub events: Vec<&'a Event>,
+}
+
+/// How a [`Chain`] went: its first `delivered` events were delivered; `error` says why
+/// the next one was not (the later ones were not tried).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub delivered: usize,
+    pub error: Option<String>,
+}
+
 /// Delivers events to targets; the server gives the store one (`Store::set_notifier`).
 pub trait Notifier: Send + Sync {
-    /// Delivers `event` to the target named `target`; an error is retried later.
-    fn deliver(&self, target: &str, event: &Event) -> std::result::Result<(), String>;
+    /// Sends each chain's events in order, and the chains at once (they are independent:
+    /// different keys or targets). One [`Sent`] per chain; failures are retried later.
+    fn deliver(&self, chains: &[Chain<'_>]) -> Vec<Sent>;
 }
 
 impl crate::Store {
@@ -419,7 +434,7 @@ mod tests {
 
     fn queued(store: &Store) -> Vec<(String, Event)> {
         let (rtxn, db) = store.read().unwrap();
-        db.prefix_iter(&rtxn, &[keys::QUEUE])
+        db.prefix_iter(&rtxn, &[keys::LANE])
             .unwrap()
             .map(
                 |kv| match record::decode::<queue::Task>(kv.unwrap().1).unwrap().work {
@@ -488,14 +503,27 @@ mod tests {
     }
 
     impl Notifier for Recorder {
-        fn deliver(&self, _: &str, event: &Event) -> std::result::Result<(), String> {
-            let mut fail = self.fail.lock().unwrap();
-            if *fail > 0 {
-                *fail -= 1;
-                return Err("connection refused".into());
-            }
-            self.got.lock().unwrap().push(event.key.clone());
-            Ok(())
+        fn deliver(&self, chains: &[Chain<'_>]) -> Vec<Sent> {
+            chains
+                .iter()
+                .map(|chain| {
+                    let mut delivered = 0;
+                    for event in &chain.events {
+                        let mut fail = self.fail.lock().unwrap();
+                        if *fail > 0 {
+                            *fail -= 1;
+                            let error = Some("connection refused".into());
+                            return Sent { delivered, error };
+                        }
+                        self.got.lock().unwrap().push(event.key.clone());
+                        delivered += 1;
+                    }
+                    Sent {
+                        delivered,
+                        error: None,
+                    }
+                })
+                .collect()
         }
     }
 
@@ -508,23 +536,28 @@ mod tests {
             got: Mutex::new(Vec::new()),
         });
         store.set_notifier(recorder.clone());
-        for key in ["k1", "k2", "k3"] {
+        for key in ["k1", "k2", "k1"] {
             put(&store, key, None);
         }
-        // The first delivery fails: nothing after it in the lane goes out this round.
+        // k1's first event fails: its second is not tried; k2, another key, goes out.
         store.run_work().unwrap();
-        assert!(recorder.got.lock().unwrap().is_empty());
+        assert_eq!(*recorder.got.lock().unwrap(), ["k2"]);
         let stats = store.notify_status("t").unwrap().stats;
-        assert_eq!((stats.queued, stats.failed), (3, 1));
+        assert_eq!((stats.queued, stats.failed), (2, 1));
         assert_eq!(stats.last_error.as_deref(), Some("connection refused"));
-        // Nor in the next, while the failed one waits for its retry.
+        // Nothing of the lane goes out while the failed one waits for its retry.
+        put(&store, "k3", None);
         store.run_work().unwrap();
-        assert!(recorder.got.lock().unwrap().is_empty());
+        assert_eq!(*recorder.got.lock().unwrap(), ["k2"]);
         std::thread::sleep(queue_first_retry());
+        // The failed event goes alone, as a probe; then the rest.
+        let round = store.run_work().unwrap();
+        assert!(round.full);
+        assert_eq!(*recorder.got.lock().unwrap(), ["k2", "k1"]);
         store.run_work().unwrap();
-        assert_eq!(*recorder.got.lock().unwrap(), ["k1", "k2", "k3"]);
+        assert_eq!(*recorder.got.lock().unwrap(), ["k2", "k1", "k1", "k3"]);
         let stats = store.notify_status("t").unwrap().stats;
-        assert_eq!((stats.queued, stats.delivered), (0, 3));
+        assert_eq!((stats.queued, stats.delivered), (0, 4));
     }
 
     fn queue_first_retry() -> std::time::Duration {

@@ -54,7 +54,9 @@ pub use codec::Encoder;
 pub use condition::{ETagMatch, WriteCondition};
 pub use drive::DriveState;
 pub use error::{Error, Result};
-pub use events::{event_matches, with_origin, Event, Notifier, NotifyConfig, NotifyRule, Origin};
+pub use events::{
+    event_matches, with_origin, Chain, Event, Notifier, NotifyConfig, NotifyRule, Origin, Sent,
+};
 pub use expire::Expiry;
 pub use heal::HealReport;
 pub use kms::{KeyInfo, KeyService, DEFAULT_KEY, SSE_S3_KEY};

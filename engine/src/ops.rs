@@ -174,13 +174,15 @@ pub(crate) enum Op {
     },
     /// Queue work on its own (`queue.rs`).
     AddWork(crate::queue::Work),
-    /// Queued work done.
-    FinishWork(u64),
+    /// Queued work done, by its keys (`queue::task_key`).
+    FinishWork(Vec<Vec<u8>>),
+    /// Lane tasks of a store from before lanes go under their lanes (`queue.rs`).
+    FileLanes,
     /// Every queued task of a lane becomes a dead letter (`queue.rs`).
     DropLane(String),
     /// Queued work failed this time.
     RetryWork {
-        seq: u64,
+        key: Vec<u8>,
         error: String,
     },
     /// RestoreObject: an archived version is readable until `until_ns`.
@@ -652,16 +654,22 @@ pub(crate) fn apply(
             Ok(Out::Done)
         }
         Op::AddWork(work) => Ok(Out::Queued(queue::push(tx, work.clone())?)),
-        Op::FinishWork(seq) => {
-            queue::finish(tx, *seq)?;
+        Op::FinishWork(keys) => {
+            for key in keys {
+                queue::finish(tx, key)?;
+            }
             Ok(Out::Done)
         }
         Op::DropLane(lane) => {
             queue::drop_lane(tx, lane, "the target was removed")?;
             Ok(Out::Done)
         }
-        Op::RetryWork { seq, error } => {
-            queue::retry(tx, *seq, error)?;
+        Op::RetryWork { key, error } => {
+            queue::retry(tx, key, error)?;
+            Ok(Out::Done)
+        }
+        Op::FileLanes => {
+            queue::file_lanes(tx)?;
             Ok(Out::Done)
         }
         Op::Restore {

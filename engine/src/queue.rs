@@ -8,9 +8,12 @@
 //! upload a crash cut off, the move of a version written in a remote class) and bucket
 //! notifications (`events.rs`: one task per event and target).
 //!
-//! Work in an ordered *lane* (a notification target's events) is done in queue order:
-//! while a lane's oldest task waits for its retry, the lane's later tasks wait too, so a
-//! target receives the events of each key in order. A lane's failures are retried with
+//! Work in an ordered *lane* (a notification target's events) is kept under its lane
+//! (`O lane \0 seq`; other work under `Q seq`), so that a round reads each lane from its
+//! head and a lane that waits costs nothing, however long its backlog. A round sends a
+//! lane's due events as one chain per key, the chains at once; while a lane's oldest
+//! task waits for its retry, the lane's later tasks wait too, so a target receives the
+//! events of each key in order. A lane's failures are retried with
 //! exponential backoff and jitter for as long as it takes; its backlog is bounded
 //! ([`Store::set_lane_bound`]): past the bound, the oldest task becomes a dead letter
 //! (`D seq`), counted in the lane's [`LaneStats`] and logged. Other work is retried with
@@ -24,7 +27,7 @@ use crate::record::{self, keys, DataId};
 use crate::remote::RemoteRef;
 use crate::Store;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -39,6 +42,10 @@ const LANE_FIRST_DELAY: Duration = Duration::from_millis(250);
 const LANE_MAX_DELAY: Duration = Duration::from_secs(10);
 /// Tasks done per round.
 const ROUND: usize = 64;
+/// The shortest time between the starts of two rounds after a commit queued work: under
+/// a stream of changes, one round (and one commit of what it finished) per this, not one
+/// per change, at the cost of this much delay.
+const GATHER: Duration = Duration::from_millis(50);
 /// How often the queue's thread looks for work that became due (retries).
 const POLL: Duration = Duration::from_millis(200);
 /// A lane's default bound (`Store::set_lane_bound`).
@@ -185,18 +192,16 @@ pub(crate) fn push(tx: &mut crate::commit::Tx, work: Work) -> Result<u64> {
         not_before_ns: 0,
         last_error: None,
     };
-    tx.put(keys::task(seq), record::encode(&task)?);
+    tx.put(task_key(lane.as_deref(), seq), record::encode(&task)?);
     tx.queued = true;
     if let Some(lane) = lane {
-        tx.put(keys::lane_entry(&lane, seq), Vec::new());
         let mut stats = lane_stats(tx, &lane)?;
         stats.queued += 1;
         if stats.queued > tx.lane_bound {
             // The backlog is bounded by the setting, not by memory or disk: the oldest
             // task is set aside as a dead letter, counted and listed, never dropped.
-            if let Some((k, _)) = tx.scan_first(&keys::lane_base(&lane), 1).pop() {
-                let oldest = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
-                bury(tx, oldest, Some("the target's backlog was full"))?;
+            if let Some((oldest, _)) = tx.scan_first(&keys::lane_base(&lane), 1).pop() {
+                bury(tx, &oldest, Some("the target's backlog was full"))?;
                 stats.queued -= 1;
                 stats.dead += 1;
             }
@@ -214,32 +219,43 @@ pub(crate) fn push(tx: &mut crate::commit::Tx, work: Work) -> Result<u64> {
     Ok(seq)
 }
 
-/// Moves task `seq` to the dead letters (with `why` as its last error, if given).
-fn bury(tx: &mut crate::commit::Tx, seq: u64, why: Option<&str>) -> Result<()> {
-    let Some(bytes) = tx.get(&keys::task(seq)) else {
+/// Where a task is kept: an ordered lane's under its lane (`O lane \0 seq`), so that a
+/// round reads each lane from its head and a lane that waits costs nothing to pass;
+/// other work under `Q seq`. Both keys end with the sequence number.
+pub(crate) fn task_key(lane: Option<&str>, seq: u64) -> Vec<u8> {
+    match lane {
+        Some(lane) => keys::lane_entry(lane, seq),
+        None => keys::task(seq),
+    }
+}
+
+/// The sequence number a task's key ends with.
+fn key_seq(key: &[u8]) -> u64 {
+    u64::from_be_bytes(key[key.len() - 8..].try_into().expect("a task key"))
+}
+
+/// Moves the task at `key` to the dead letters (with `why` as its last error, if given).
+fn bury(tx: &mut crate::commit::Tx, key: &[u8], why: Option<&str>) -> Result<()> {
+    let Some(bytes) = tx.get(key) else {
         return Ok(());
     };
     let mut task: Task = record::decode(&bytes)?;
     if let Some(why) = why {
         task.last_error = Some(why.to_string());
     }
-    if let Some(lane) = task.work.lane() {
-        tx.del(keys::lane_entry(&lane, seq));
-    }
-    tx.del(keys::task(seq));
-    tx.put(keys::dead(seq), record::encode(&task)?);
+    tx.del(key.to_vec());
+    tx.put(keys::dead(key_seq(key)), record::encode(&task)?);
     Ok(())
 }
 
-/// Task `seq` is done.
-pub(crate) fn finish(tx: &mut crate::commit::Tx, seq: u64) -> Result<()> {
-    let Some(bytes) = tx.get(&keys::task(seq)) else {
+/// The task at `key` is done.
+pub(crate) fn finish(tx: &mut crate::commit::Tx, key: &[u8]) -> Result<()> {
+    let Some(bytes) = tx.get(key) else {
         return Ok(());
     };
     let task: Task = record::decode(&bytes)?;
-    tx.del(keys::task(seq));
+    tx.del(key.to_vec());
     if let Some(lane) = task.work.lane() {
-        tx.del(keys::lane_entry(&lane, seq));
         let mut stats = lane_stats(tx, &lane)?;
         stats.queued = stats.queued.saturating_sub(1);
         stats.delivered += 1;
@@ -249,10 +265,10 @@ pub(crate) fn finish(tx: &mut crate::commit::Tx, seq: u64) -> Result<()> {
     Ok(())
 }
 
-/// A failed try: the task waits longer, or becomes a dead letter.
-pub(crate) fn retry(tx: &mut crate::commit::Tx, seq: u64, error: &str) -> Result<()> {
+/// A failed try: the task at `key` waits longer, or becomes a dead letter.
+pub(crate) fn retry(tx: &mut crate::commit::Tx, key: &[u8], error: &str) -> Result<()> {
     let now_ns = crate::commit::Clock::new().now();
-    let Some(bytes) = tx.get(&keys::task(seq)) else {
+    let Some(bytes) = tx.get(key) else {
         return Ok(());
     };
     let mut task: Task = record::decode(&bytes)?;
@@ -271,14 +287,14 @@ pub(crate) fn retry(tx: &mut crate::commit::Tx, seq: u64, error: &str) -> Result
             full.mul_f64(0.5 + rand::random::<f64>() / 2.0)
         }
         None if task.attempts >= MAX_ATTEMPTS => {
-            tx.del(keys::task(seq));
-            tx.put(keys::dead(seq), record::encode(&task)?);
+            tx.del(key.to_vec());
+            tx.put(keys::dead(key_seq(key)), record::encode(&task)?);
             return Ok(());
         }
         None => Duration::from_secs(1 << task.attempts.min(10)).min(MAX_DELAY),
     };
     task.not_before_ns = now_ns + delay.as_nanos() as u64;
-    tx.put(keys::task(seq), record::encode(&task)?);
+    tx.put(key.to_vec(), record::encode(&task)?);
     Ok(())
 }
 
@@ -286,13 +302,80 @@ pub(crate) fn retry(tx: &mut crate::commit::Tx, seq: u64, error: &str) -> Result
 pub(crate) fn drop_lane(tx: &mut crate::commit::Tx, lane: &str, why: &str) -> Result<()> {
     let mut stats = lane_stats(tx, lane)?;
     for (k, _) in tx.scan(&keys::lane_base(lane)) {
-        let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
-        bury(tx, seq, Some(why))?;
+        bury(tx, &k, Some(why))?;
         stats.dead += 1;
     }
     stats.queued = 0;
     stats.full = false;
     put_lane_stats(tx, lane, &stats)
+}
+
+/// Files the lane tasks a store from before lanes kept under `Q seq` under their lanes
+/// (at open; `Q` then holds only work outside lanes, which is little).
+pub(crate) fn file_lanes(tx: &mut crate::commit::Tx) -> Result<()> {
+    for (k, v) in tx.scan(&[keys::QUEUE]) {
+        let task: Task = record::decode(&v)?;
+        if let Some(lane) = task.work.lane() {
+            tx.del(k.clone());
+            tx.put(keys::lane_entry(&lane, key_seq(&k)), v);
+        }
+    }
+    Ok(())
+}
+
+/// A queued task and its key (`task_key`).
+type Queued = (Vec<u8>, Task);
+
+/// Sends a round's events: one chain per target and key, the chains at once. The
+/// delivered go to `done`; of each lane's failures only the oldest goes to `failed`
+/// (retried later, and holding the lane until then): the others, not tried or cut off by
+/// the same outage, stay queued as they were.
+fn notify_round<'a>(
+    notifier: &dyn crate::events::Notifier,
+    events: &[&'a Queued],
+    done: &mut Vec<Vec<u8>>,
+    failed: &mut Vec<(Vec<u8>, &'a Task, String)>,
+) {
+    let event = |task: &'a Task| match &task.work {
+        Work::Notify { target, event } => Some((target.as_str(), event)),
+        _ => None,
+    };
+    let mut index = HashMap::new();
+    let mut chains: Vec<(&str, Vec<&'a Queued>)> = Vec::new();
+    for &queued in events {
+        let Some((target, e)) = event(&queued.1) else {
+            continue;
+        };
+        let at = *index
+            .entry((target, e.bucket.as_str(), e.key.as_str()))
+            .or_insert_with(|| {
+                chains.push((target, Vec::new()));
+                chains.len() - 1
+            });
+        chains[at].1.push(queued);
+    }
+    let asked: Vec<crate::events::Chain> = chains
+        .iter()
+        .map(|(target, c)| crate::events::Chain {
+            target,
+            events: c.iter().filter_map(|q| event(&q.1)).map(|e| e.1).collect(),
+        })
+        .collect();
+    let sent = notifier.deliver(&asked);
+    let mut oldest: HashMap<&str, (Vec<u8>, &'a Task, String)> = HashMap::new();
+    for ((target, chain), sent) in chains.iter().zip(sent) {
+        done.extend(chain.iter().take(sent.delivered).map(|q| q.0.clone()));
+        let (Some(error), Some(&(key, task))) = (sent.error, chain.get(sent.delivered)) else {
+            continue;
+        };
+        if oldest
+            .get(target)
+            .is_none_or(|o| key_seq(&o.0) > key_seq(key))
+        {
+            oldest.insert(target, (key.clone(), task, error));
+        }
+    }
+    failed.extend(oldest.into_values());
 }
 
 /// Wakes the queue's thread when a commit queued work, and tells it to stop.
@@ -334,6 +417,7 @@ impl Kick {
 /// work waits for a retry.
 pub(crate) fn work_loop(store: std::sync::Weak<crate::store::Inner>, kick: std::sync::Arc<Kick>) {
     let mut waiting = true;
+    let mut last = std::time::Instant::now();
     loop {
         let idle = match waiting {
             true => POLL,
@@ -342,10 +426,16 @@ pub(crate) fn work_loop(store: std::sync::Weak<crate::store::Inner>, kick: std::
         if !kick.wait(idle) {
             return;
         }
+        // Work queued meanwhile goes in the same round, and its finish in one commit.
+        if let Some(rest) = GATHER.checked_sub(last.elapsed()) {
+            std::thread::sleep(rest);
+        }
         let Some(inner) = store.upgrade() else { return };
         let s = Store::background(inner);
         loop {
-            match s.run_work() {
+            let round = s.run_work();
+            last = std::time::Instant::now();
+            match round {
                 Ok(Round { full: true, .. }) if !kick.is_closed() => {}
                 Ok(round) => {
                     waiting = round.waiting;
@@ -378,75 +468,119 @@ impl Store {
     }
 
     pub(crate) fn finish_work(&self, seq: u64) -> Result<()> {
-        self.submit(Op::FinishWork(seq)).map(drop)
+        self.submit(Op::FinishWork(vec![keys::task(seq)])).map(drop)
     }
 
-    /// Does a round of the work that is due: at most [`ROUND`] tasks, in queue order,
-    /// where a lane's task is taken only when every earlier task of its lane was taken
-    /// too (and a lane whose delivery fails is left for this round).
+    /// Files lane tasks a store from before lanes kept with other work (`file_lanes`).
+    pub(crate) fn file_lanes(&self) -> Result<()> {
+        let legacy = {
+            let (rtxn, db) = self.read()?;
+            let mut found = false;
+            for kv in db.prefix_iter(&rtxn, &[keys::QUEUE])? {
+                found |= record::decode::<Task>(kv?.1)?.work.lane().is_some();
+            }
+            found
+        };
+        match legacy {
+            true => self.submit(Op::FileLanes).map(drop),
+            false => Ok(()),
+        }
+    }
+
+    /// Does a round of the work that is due: the work outside lanes in queue order, and
+    /// each lane from its head up to its first task that waits; at most [`ROUND`] tasks
+    /// of each. A lane whose head failed before sends that task alone, as a probe: a
+    /// target that is down gets one try per backoff, not a round's worth.
     pub(crate) fn run_work(&self) -> Result<Round> {
         let now = crate::commit::Clock::new().now();
         let remote = self.remote_store().ok();
         let notifier = self.inner.notifier.get();
-        let mut waiting = false;
-        let due: Vec<(u64, Task)> = {
+        // Without a client (a store opened without a server) the work waits.
+        let client = |work: &Work| match work {
+            Work::Notify { .. } => notifier.is_some(),
+            _ => remote.is_some(),
+        };
+        let (mut waiting, mut probes, mut full) = (false, false, false);
+        let mut due: Vec<Queued> = Vec::new();
+        {
             let (rtxn, db) = self.read()?;
-            let mut held = HashSet::new();
-            let mut due = Vec::new();
             for kv in db.prefix_iter(&rtxn, &[keys::QUEUE])? {
                 let (k, v) = kv?;
                 let task: Task = record::decode(v)?;
-                let lane = task.work.lane();
-                if lane.as_ref().is_some_and(|l| held.contains(l)) {
-                    continue;
-                }
                 let mine = matches!(task.work, Work::Abandoned { .. })
                     && task.queued_ns >= self.inner.opened_ns;
-                // Without a client (a store opened without a server) the work waits.
-                let client = match task.work {
-                    Work::Notify { .. } => notifier.is_some(),
-                    _ => remote.is_some(),
-                };
-                if task.not_before_ns > now || mine || !client {
+                if task.not_before_ns > now || mine || !client(&task.work) {
                     waiting = true;
-                    held.extend(lane);
                     continue;
                 }
-                due.push((keys::task_seq(k), task));
+                due.push((k.to_vec(), task));
                 if due.len() == ROUND {
+                    full = true;
                     break;
                 }
             }
-            due
-        };
-        let full = due.len() == ROUND;
-        let mut failed_lanes = HashSet::new();
-        for (seq, task) in due {
-            let lane = task.work.lane();
-            if lane.as_ref().is_some_and(|l| failed_lanes.contains(l)) {
-                continue;
+            let mut lanes = Vec::new();
+            for kv in db.prefix_iter(&rtxn, &[keys::LANE_STATS])? {
+                let (k, v) = kv?;
+                if record::decode::<LaneStats>(v)?.queued > 0 {
+                    lanes.push(String::from_utf8_lossy(&k[1..]).into_owned());
+                }
             }
-            let done = match &task.work {
-                Work::Notify { target, event } => notifier
-                    .expect("checked above")
-                    .deliver(target, event)
-                    .map_err(std::io::Error::other),
-                work => self.remote_work(remote.expect("checked above"), work),
-            };
-            match done {
-                Ok(()) => self.finish_work(seq)?,
-                Err(e) => {
-                    tracing::warn!(seq, attempts = task.attempts + 1, "queued work failed: {e}");
-                    waiting = true;
-                    failed_lanes.extend(lane);
-                    self.submit(Op::RetryWork {
-                        seq,
-                        error: e.to_string(),
-                    })?;
+            for lane in lanes {
+                for (taken, kv) in db.prefix_iter(&rtxn, &keys::lane_base(&lane))?.enumerate() {
+                    let (k, v) = kv?;
+                    let task: Task = record::decode(v)?;
+                    if task.not_before_ns > now || !client(&task.work) {
+                        waiting = true;
+                        break;
+                    }
+                    if taken == ROUND {
+                        full = true;
+                        break;
+                    }
+                    let probe = task.attempts > 0;
+                    due.push((k.to_vec(), task));
+                    if probe {
+                        probes = true;
+                        break;
+                    }
                 }
             }
         }
-        Ok(Round { full, waiting })
+        let (events, other): (Vec<_>, Vec<_>) = due
+            .iter()
+            .partition(|(_, t)| matches!(t.work, Work::Notify { .. }));
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        if let Some(notifier) = notifier {
+            notify_round(notifier.as_ref(), &events, &mut done, &mut failed);
+        }
+        for (key, task) in other {
+            match self.remote_work(remote.expect("checked above"), &task.work) {
+                Ok(()) => done.push(key.clone()),
+                Err(e) => failed.push((key.clone(), task, e.to_string())),
+            }
+        }
+        if !done.is_empty() {
+            self.submit(Op::FinishWork(done))?;
+        }
+        for (key, task, error) in &failed {
+            let seq = key_seq(key);
+            tracing::warn!(
+                seq,
+                attempts = task.attempts + 1,
+                "queued work failed: {error}"
+            );
+            self.submit(Op::RetryWork {
+                key: key.clone(),
+                error: error.clone(),
+            })?;
+        }
+        Ok(Round {
+            // A probe that went through lets the rest of its lane go at once.
+            full: full || (probes && failed.is_empty()),
+            waiting: waiting || !failed.is_empty(),
+        })
     }
 
     fn remote_work(
@@ -503,6 +637,9 @@ impl Store {
         for kv in db.prefix_iter(&rtxn, &[keys::QUEUE])? {
             kv?;
             status.queued += 1;
+        }
+        for kv in db.prefix_iter(&rtxn, &[keys::LANE_STATS])? {
+            status.queued += record::decode::<LaneStats>(kv?.1)?.queued;
         }
         for kv in db.prefix_iter(&rtxn, &[keys::DEAD])? {
             let task: Task = record::decode(kv?.1)?;
@@ -592,7 +729,8 @@ mod tests {
 
     fn retry(store: &Store, seq: u64, error: &str) {
         let error = error.to_string();
-        store.submit(Op::RetryWork { seq, error }).unwrap();
+        let key = keys::task(seq);
+        store.submit(Op::RetryWork { key, error }).unwrap();
     }
 
     #[test]

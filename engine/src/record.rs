@@ -855,11 +855,11 @@ pub(crate) mod keys {
     /// A multipart upload completed a moment ago: `C upload_id` → [`super::Completed`],
     /// so that a retried CompleteMultipartUpload gets the first one's answer.
     pub const COMPLETED: u8 = b'C';
-    /// Queued work (`queue.rs`): `Q seq` → its task.
+    /// Queued work outside lanes (`queue.rs`): `Q seq` → its task.
     pub const QUEUE: u8 = b'Q';
     /// Work that failed too often: `D seq` → its task.
     pub const DEAD: u8 = b'D';
-    /// An ordered lane's index of its queued tasks (`queue.rs`): `O lane \0 seq` → empty.
+    /// An ordered lane's queued tasks (`queue.rs`): `O lane \0 seq` → its task.
     pub const LANE: u8 = b'O';
     /// An ordered lane's counters: `N lane` → its `LaneStats`.
     pub const LANE_STATS: u8 = b'N';

@@ -365,6 +365,7 @@ impl Store {
         };
         store.open_pools()?;
         store.load_storage_classes()?;
+        store.file_lanes()?;
         if !cfg.background {
             return Ok(store);
         }

@@ -83,6 +83,15 @@ async fn bench_s3_runs_reports_json_and_cleans_up() {
         assert_eq!(r["reference"], reference, "{r}");
         assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
     }
+    // A webhook target and the audit log, next to a server with both off.
+    let hook = find("4 KiB PUT, concurrency 32, one webhook target, audit on");
+    assert_eq!(
+        hook["reference"],
+        "the same PUTs to a server with both off (median of 3, alternating)"
+    );
+    assert!(hook["ratio"].as_f64().unwrap() > 0.0, "{hook}");
+    let delivered = find("webhook events delivered (from a run's first PUT to its last delivery)");
+    assert_eq!(delivered["unit"], "events/s");
     assert_eq!(
         find("ListObjectsV2 500 keys (pages of 1000)")["unit"],
         "keys/s"

@@ -12,11 +12,15 @@ use super::redis::Redis;
 use super::targets::{Kind, Target, Targets};
 use super::webhook::Webhooks;
 use super::Failed;
-use engine::Event;
+use engine::{Chain, Sent};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::runtime::Handle;
+
+/// Chains sent at once: a few connections per target keep up with loopback and LAN
+/// latencies, where one per chain would cost each side a connection, a thread or a task.
+const IN_FLIGHT: usize = 8;
 
 /// The longest a connection or a send may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -129,17 +133,45 @@ impl Deliverer {
     }
 }
 
-impl engine::Notifier for Deliverer {
-    fn deliver(&self, target: &str, event: &Event) -> Result<(), String> {
-        let target = self.targets.open(target).map_err(|e| e.to_string())?;
-        let body = message::body(event, &self.region);
-        let m = Message {
-            name: &event.name,
-            time_ns: event.time_ns,
-            bucket: &event.bucket,
-            key: &event.key,
-            body: &body,
+impl Deliverer {
+    /// Sends one chain's events in order, stopping at the first failure.
+    async fn chain(&self, chain: &Chain<'_>) -> Sent {
+        let mut delivered = 0;
+        let target = match self.targets.open(chain.target) {
+            Ok(t) => t,
+            Err(e) => {
+                let error = Some(e.to_string());
+                return Sent { delivered, error };
+            }
         };
-        self.rt.block_on(self.send(&target, &m)).map_err(|f| f.0)
+        for event in &chain.events {
+            let body = message::body(event, &self.region);
+            let m = Message {
+                name: &event.name,
+                time_ns: event.time_ns,
+                bucket: &event.bucket,
+                key: &event.key,
+                body: &body,
+            };
+            if let Err(f) = self.send(&target, &m).await {
+                let error = Some(f.0);
+                return Sent { delivered, error };
+            }
+            delivered += 1;
+        }
+        Sent {
+            delivered,
+            error: None,
+        }
+    }
+}
+
+impl engine::Notifier for Deliverer {
+    fn deliver(&self, chains: &[Chain<'_>]) -> Vec<Sent> {
+        use futures::StreamExt;
+        let sends = futures::stream::iter(chains.iter().map(|c| self.chain(c)))
+            .buffered(IN_FLIGHT)
+            .collect();
+        self.rt.block_on(sends)
     }
 }
