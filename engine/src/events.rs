@@ -187,8 +187,10 @@ pub(crate) fn record(
     let Some(change) = change_of(tx, op, out, origin)? else {
         return Ok(());
     };
-    let now = clock.now();
     for name in &change.names {
+        // One stamp per event: a change that raises two (a restore's Post and Completed)
+        // gives them two sequencers, in order.
+        let now = clock.now();
         for rule in config.rules.iter().filter(|r| r.matches(name, change.key)) {
             let (version_id, size, etag) = match (&change.version, change.removed) {
                 (Some(v), _) => (

@@ -3,6 +3,7 @@
 //! each receive AWS's event JSON for PUT, COPY, multipart, DELETE and delete-marker
 //! changes made with aws-sdk-s3 and through the mount; filters select; a target down for
 //! 30 s, and a SIGKILL of the server meanwhile, lose no event and keep each key's order.
+//! Tagging, ACL and restore changes raise their own events.
 
 mod common;
 
@@ -555,6 +556,93 @@ async fn every_target_type_receives_aws_events_for_each_kind_of_change() {
 }
 
 static AMQP_SEEN: std::sync::Mutex<Vec<Value>> = std::sync::Mutex::new(Vec::new());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tagging_acl_and_restore_raise_their_events() {
+    use aws_sdk_s3::types::{ObjectCannedAcl, ObjectOwnership, OwnershipControls};
+    use aws_sdk_s3::types::{OwnershipControlsRule, RestoreRequest, StorageClass, Tag, Tagging};
+    let hook = Receiver::start(SECRET);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let c = srv.client();
+    let arn = add_target(&srv, "hook", "webhook", &hook.url(), &["--secret", SECRET]);
+    // GLACIER kept on the one pool: an archive class, read only once restored.
+    admin(&srv, &["admin", "tier", "add", "GLACIER", "--pool", "main"]);
+    bucket(&c, "meta").await;
+    let events = [
+        "s3:ObjectTagging:*",
+        "s3:ObjectAcl:Put",
+        "s3:ObjectRestore:*",
+    ];
+    configure(&c, "meta", vec![rule("meta", &arn, &events, "", "")]).await;
+    // Written in an archive class: not an event the rule asks for.
+    c.put_object()
+        .bucket("meta")
+        .key("cold.txt")
+        .storage_class(StorageClass::Glacier)
+        .body(ByteStream::from_static(b"cold"))
+        .send()
+        .await
+        .unwrap();
+    let tags = Tagging::builder()
+        .tag_set(Tag::builder().key("k").value("v").build().unwrap())
+        .build()
+        .unwrap();
+    c.put_object_tagging()
+        .bucket("meta")
+        .key("cold.txt")
+        .tagging(tags)
+        .send()
+        .await
+        .unwrap();
+    c.delete_object_tagging()
+        .bucket("meta")
+        .key("cold.txt")
+        .send()
+        .await
+        .unwrap();
+    // ACLs need a bucket that takes them (new buckets enforce their owner's, as in AWS).
+    let writer = OwnershipControlsRule::builder()
+        .object_ownership(ObjectOwnership::ObjectWriter)
+        .build()
+        .unwrap();
+    c.put_bucket_ownership_controls()
+        .bucket("meta")
+        .ownership_controls(OwnershipControls::builder().rules(writer).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    c.put_object_acl()
+        .bucket("meta")
+        .key("cold.txt")
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    c.restore_object()
+        .bucket("meta")
+        .key("cold.txt")
+        .restore_request(RestoreRequest::builder().days(1).build())
+        .send()
+        .await
+        .unwrap();
+    let want: Vec<(String, String)> = [
+        "ObjectTagging:Put",
+        "ObjectTagging:Delete",
+        "ObjectAcl:Put",
+        "ObjectRestore:Post",
+        "ObjectRestore:Completed",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), "cold.txt".to_string()))
+    .collect();
+    let got = wait_for("metadata events", "meta", &want, || async { hook.events() }).await;
+    // One key: its events arrive in the order the changes were made.
+    assert_eq!(seen(&got, "meta"), want);
+    assert_eq!(hook.bad_signatures(), 0);
+    srv.stop();
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_target_down_for_30s_and_a_killed_server_lose_no_event() {
