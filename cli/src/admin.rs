@@ -13,7 +13,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use s3d::audit::Log;
 use s3d::trail::{Api, Record};
-use s3d::{Iam, IamCall, NotifyCall, Target, Targets};
+use s3d::{Iam, IamCall, NotifyCall, RemoteCall, Remotes, Target, Targets};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -28,11 +28,19 @@ pub struct ServerStatus {
     pub store: serde_json::Value,
 }
 
+/// The registries the socket manages, each kept by the server in its own records.
+#[derive(Clone)]
+pub struct Registries {
+    pub iam: Iam,
+    pub targets: Targets,
+    pub remotes: Remotes,
+}
+
 /// Serve the management socket until the process ends.
 pub fn spawn(
     path: &Path,
     store: Store,
-    (iam, targets): (Iam, Targets),
+    registries: Registries,
     address: String,
     audit: Option<Log>,
 ) -> Result<()> {
@@ -52,19 +60,13 @@ pub fn spawn(
                 }
             };
             let store = store.clone();
-            let iam = iam.clone();
-            let targets = targets.clone();
+            let registries = registries.clone();
             let address = address.clone();
             let audit = audit.clone();
             let uid = conn.peer_cred().ok().map(|c| c.uid());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    let call = handle(
-                        req,
-                        store.clone(),
-                        (iam.clone(), targets.clone()),
-                        address.clone(),
-                    );
+                    let call = handle(req, store.clone(), registries.clone(), address.clone());
                     audited(call, audit.clone(), uid)
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -109,7 +111,11 @@ async fn audited(
 async fn handle(
     req: Request<hyper::body::Incoming>,
     store: Store,
-    (iam, targets): (Iam, Targets),
+    Registries {
+        iam,
+        targets,
+        remotes,
+    }: Registries,
     address: String,
 ) -> (Response<Full<Bytes>>, Record) {
     let mut record = Record::new(Api::Admin, None);
@@ -131,6 +137,7 @@ async fn handle(
         (&Method::POST, "/placement") => placement_call(&body, store, r).await,
         (&Method::POST, "/kms") => kms_call(&body, store, r).await,
         (&Method::POST, "/notify") => notify_call(&body, targets, r).await,
+        (&Method::POST, "/remote") => remote_call(&body, remotes, r).await,
         (&Method::GET, "/status") => {
             r.action = Some("admin:GetServerStatus".into());
             serde_json::to_value(ServerStatus {
@@ -272,6 +279,23 @@ async fn notify_call(body: &[u8], targets: Targets, r: &mut Record) -> Result<se
     r.action = Some(action.into());
     r.target = target;
     Ok(tokio::task::spawn_blocking(move || targets.apply(call)).await??)
+}
+
+/// One remote call (JSON [`RemoteCall`]); a new remote must answer first.
+async fn remote_call(body: &[u8], remotes: Remotes, r: &mut Record) -> Result<serde_json::Value> {
+    let call: RemoteCall = serde_json::from_slice(body)?;
+    let (action, target) = match &call {
+        RemoteCall::Add(new) => ("admin:RemoteAdd", new.name.clone()),
+        RemoteCall::List => ("admin:ListRemotes", String::new()),
+        RemoteCall::Remove { name } => ("admin:RemoteRemove", name.clone()),
+        RemoteCall::Tier { name, .. } => ("admin:GetRemoteTier", name.clone()),
+    };
+    r.action = Some(action.into());
+    r.target = Some(target).filter(|t| !t.is_empty());
+    if let RemoteCall::Add(new) = &call {
+        remotes.check(new).await?;
+    }
+    Ok(tokio::task::spawn_blocking(move || remotes.apply(call)).await??)
 }
 
 async fn blocking<T: Serialize + Send + 'static>(

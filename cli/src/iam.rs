@@ -8,7 +8,7 @@ use hyper::Method;
 use s3d::{GroupInfo, Iam, IamCall, NewUser, PolicyInfo, Target, UserInfo};
 use std::path::PathBuf;
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct DataArg {
     /// The server's data directory
     #[arg(long, value_name = "DIR", global = true)]

@@ -16,6 +16,7 @@ mod objects;
 mod paths;
 mod placement;
 mod progress;
+mod remote;
 mod selftest;
 mod server;
 mod server_cert;
@@ -183,6 +184,13 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
+    /// Remote S3 endpoints (other cybs3 servers or any S3 system) that tiers name
+    Remote {
+        #[command(subcommand)]
+        cmd: remote::RemoteCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -264,6 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::Kms { cmd, data }) => kms::run(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Audit { cmd, data }) => audit::run(cmd, data),
         Command::Admin(AdminCmd::Notify { cmd, data }) => notify::run(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Remote { cmd, data }) => remote::run(cmd, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),

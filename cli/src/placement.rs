@@ -52,12 +52,21 @@ pub enum TierCmd {
         #[arg(
             long,
             value_name = "NAME",
-            required_unless_present = "endpoint",
-            conflicts_with = "endpoint"
+            required_unless_present_any = ["endpoint", "remote"],
+            conflicts_with_all = ["endpoint", "remote"]
         )]
         pool: Option<String>,
+        /// A registered remote (`cybs3 admin remote add`) that holds the class's data,
+        /// in --bucket under --prefix
+        #[arg(
+            long,
+            value_name = "NAME",
+            conflicts_with = "endpoint",
+            requires = "bucket"
+        )]
+        remote: Option<String>,
         #[command(flatten)]
-        remote: RemoteArgs,
+        at: RemoteArgs,
         /// Objects in the class cannot be read until restored (RestoreObject), as in
         /// GLACIER and DEEP_ARCHIVE, which are archives anyway
         #[arg(long)]
@@ -196,24 +205,33 @@ pub fn tier(cmd: TierCmd, data: DataArg) -> Result<()> {
             class,
             pool,
             remote,
+            at: remote_at,
             archive,
             json,
         } => {
-            let tier = match (pool, remote.endpoint) {
-                (Some(pool), _) => Tier::Pool(pool),
-                (None, Some(endpoint)) => {
+            let remote_named = remote.map(|name| s3d::RemoteCall::Tier {
+                name,
+                bucket: remote_at.bucket.clone().unwrap_or_default(),
+                prefix: remote_at.prefix.clone(),
+            });
+            let tier = match (pool, remote_named, remote_at.endpoint) {
+                (Some(pool), _, _) => Tier::Pool(pool),
+                (None, Some(call), _) => {
+                    serde_json::from_value(crate::remote::ask(data.clone(), &call)?)?
+                }
+                (None, None, Some(endpoint)) => {
                     let key = store_dir(data.data.clone()).ensure_server_key()?;
-                    let secret = remote.secret_key.unwrap_or_default();
+                    let secret = remote_at.secret_key.unwrap_or_default();
                     Tier::Remote(RemoteTier {
                         endpoint: endpoint.trim_end_matches('/').to_string(),
-                        bucket: remote.bucket.unwrap_or_default(),
-                        prefix: remote.prefix,
-                        region: remote.region,
-                        access_key: remote.access_key.unwrap_or_default(),
+                        bucket: remote_at.bucket.unwrap_or_default(),
+                        prefix: remote_at.prefix,
+                        region: remote_at.region,
+                        access_key: remote_at.access_key.unwrap_or_default(),
                         sealed_secret: s3d::seal_secret(&key, &secret),
                     })
                 }
-                (None, None) => unreachable!("clap requires --pool or --endpoint"),
+                (None, None, None) => unreachable!("clap requires --pool, --remote or --endpoint"),
             };
             let call = PlacementCall::TierAdd {
                 class,

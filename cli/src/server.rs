@@ -140,12 +140,15 @@ pub fn start(args: StartArgs) -> Result<()> {
             )
         })?;
         let addr = listener.local_addr()?;
-        let iam = s3d::Iam::new(store.clone(), &server_key);
-        let targets = s3d::Targets::new(store.clone(), &server_key, &args.region);
+        let registries = admin::Registries {
+            iam: s3d::Iam::new(store.clone(), &server_key),
+            targets: s3d::Targets::new(store.clone(), &server_key, &args.region),
+            remotes: s3d::Remotes::new(store.clone(), &server_key),
+        };
         admin::spawn(
             &dir.socket(),
             store.clone(),
-            (iam, targets),
+            registries,
             addr.to_string(),
             audit.clone(),
         )?;

@@ -7,6 +7,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use bytes::Bytes;
 use engine::{RemoteStore, RemoteTier};
 use std::collections::HashMap;
@@ -25,18 +26,68 @@ pub fn seal_secret(server_key: &[u8; 32], secret: &str) -> Vec<u8> {
     crate::sealed::seal(server_key, AAD, secret)
 }
 
+/// A client of `endpoint` with these keys: aws-sdk-s3 at its default settings, path
+/// style, trusting the system's CAs and those in `ca_pem`.
+pub(crate) fn client(
+    endpoint: &str,
+    region: &str,
+    (access_key, secret): (&str, &str),
+    ca_pem: Option<&str>,
+) -> Client {
+    let mut config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            access_key,
+            secret,
+            None,
+            None,
+            "cybs3-remote",
+        ))
+        .force_path_style(true);
+    if let Some(roots) = ca_pem.and_then(|pem| trust_store(pem).ok()) {
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(roots)
+            .build_https();
+        config = config.http_client(https);
+    }
+    Client::from_conf(config.build())
+}
+
+/// The TLS context trusting the system's CAs and the certificates in `pem`.
+pub(crate) fn trust_store(pem: &str) -> Result<TlsContext, String> {
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err("the CA file holds no PEM certificate".into());
+    }
+    let mut roots = TrustStore::default();
+    roots.add_pem_certificate(pem.as_bytes());
+    TlsContext::builder()
+        .with_trust_store(roots)
+        .build()
+        .map_err(|e| format!("the CA file cannot be used: {e}"))
+}
+
 /// The remote tiers' clients, one per endpoint and key, built on first use.
 pub(crate) struct Remote {
     rt: Handle,
     server_key: [u8; 32],
+    /// The registered remotes, for the CA an endpoint is trusted through.
+    remotes: crate::remotes::Remotes,
     clients: Mutex<HashMap<(String, String, String), Client>>,
 }
 
 impl Remote {
-    pub(crate) fn new(rt: Handle, server_key: &[u8; 32]) -> Arc<Remote> {
+    pub(crate) fn new(
+        rt: Handle,
+        server_key: &[u8; 32],
+        remotes: crate::remotes::Remotes,
+    ) -> Arc<Remote> {
         Arc::new(Remote {
             rt,
             server_key: *server_key,
+            remotes,
             clients: Mutex::new(HashMap::new()),
         })
     }
@@ -54,20 +105,13 @@ impl Remote {
             crate::sealed::open(&self.server_key, AAD, &tier.sealed_secret).ok_or_else(|| {
                 io::Error::other("the tier's secret cannot be opened with this server's key")
             })?;
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(tier.region.clone()))
-            .endpoint_url(&tier.endpoint)
-            .credentials_provider(Credentials::new(
-                &tier.access_key,
-                secret,
-                None,
-                None,
-                "cybs3-tier",
-            ))
-            .force_path_style(true)
-            .build();
-        let client = Client::from_conf(config);
+        let ca = self.remotes.ca_for(&tier.endpoint);
+        let client = client(
+            &tier.endpoint,
+            &tier.region,
+            (&tier.access_key, &secret),
+            ca.as_deref(),
+        );
         self.clients.lock().unwrap().insert(id, client.clone());
         Ok(client)
     }

@@ -80,6 +80,7 @@ pub async fn serve(
     store.set_remote_store(remote::Remote::new(
         tokio::runtime::Handle::current(),
         &cfg.server_key,
+        crate::remotes::Remotes::new(store.clone(), &cfg.server_key),
     ));
     store.set_lane_bound(cfg.notify_backlog);
     let targets = notify::Targets::new(store.clone(), &cfg.server_key, &cfg.region);

@@ -3,6 +3,7 @@
 //! `cybs3 server` and moto's S3 server (an independent implementation). Reads, ranges
 //! and copies stream back from there; the remote object describes itself; a delete
 //! removes it; a SIGKILL in the middle of transitions loses nothing and leaves nothing.
+//! A remote registered once (`admin remote add`, HTTPS with its own CA) holds a tier.
 
 mod common;
 
@@ -345,6 +346,106 @@ async fn transitions_to_a_second_cybs3_server() {
         assert!(Instant::now() < deadline, "queued work never done: {queue}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A remote registered once (`admin remote add`), behind HTTPS signed by its own CA:
+/// checked when added (unreachable, wrong keys, untrusted certificate: refused, one
+/// line), never shown or stored in clear, named by a tier that then moves objects there,
+/// and not removable while the tier is on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registered_remote_behind_its_own_ca_holds_a_tier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let far_home = tmp.path().join("far");
+    let cert = cybs3(&far_home, &["server", "cert", "--json"]);
+    assert!(cert.status.success(), "server cert: {cert:?}");
+    let cert: serde_json::Value = serde_json::from_slice(&cert.stdout).unwrap();
+    let ca = cert["ca_cert"].as_str().unwrap().to_string();
+    let mut far = Server::new(&far_home, 1, None);
+    far.ca_file = Some(ca.clone().into());
+    far.start();
+    let endpoint = far.endpoint();
+    assert!(endpoint.starts_with("https://"), "{endpoint}");
+    bucket(&far.client(), "archive").await;
+    let mut srv = Server::new(&tmp.path().join("near"), 1, None);
+    srv.args = vec!["--lifecycle-day-secs".into(), "1".into()];
+    srv.start();
+
+    let add = |endpoint: &str, secret: &str, ca: Option<&str>| {
+        let mut args = vec![
+            "admin",
+            "remote",
+            "add",
+            "far",
+            "--endpoint",
+            endpoint,
+            "--access-key",
+            &far.access_key,
+            "--secret-key",
+            secret,
+            "--json",
+        ];
+        args.extend(ca.iter().flat_map(|ca| ["--ca-file", ca]));
+        cybs3(&srv.home, &args)
+    };
+    let refused = |out: std::process::Output, why: &str| {
+        assert!(!out.status.success(), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(why), "{why}: {err}");
+    };
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    refused(add(&closed, &far.secret_key, None), "Connection refused");
+    refused(add(&endpoint, &far.secret_key, None), "certificate");
+    refused(add(&endpoint, "wrong", Some(&ca)), "SignatureDoesNotMatch");
+    refused(add("ftp://x", &far.secret_key, None), "http://HOST");
+    let added = add(&endpoint, &far.secret_key, Some(&ca));
+    assert!(added.status.success(), "{added:?}");
+    let listed = admin(&srv, &["admin", "remote", "list", "--json"]);
+    assert_eq!(listed[0]["name"], "far");
+    assert_eq!(listed[0]["endpoint"], endpoint.as_str());
+    assert_eq!(listed[0]["private_ca"], true);
+    assert!(!listed.to_string().contains(&far.secret_key));
+
+    // A tier on the remote: objects move there, over HTTPS trusting its CA.
+    let tier = cybs3(
+        &srv.home,
+        &[
+            "admin", "tier", "add", "FAR", "--remote", "far", "--bucket", "archive", "--prefix",
+            "tier/",
+        ],
+    );
+    assert!(tier.status.success(), "{tier:?}");
+    let listed = admin(&srv, &["admin", "remote", "list", "--json"]);
+    assert_eq!(listed[0]["tiers"], serde_json::json!(["FAR"]));
+    round_trip(&srv.client(), &far.client(), "archive", "FAR").await;
+    refused(
+        cybs3(&srv.home, &["admin", "remote", "remove", "far"]),
+        "tier remove FAR",
+    );
+    // The secret is nowhere in clear: not in the index, the audit log or any record.
+    for entry in walk(&srv.home) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(far.secret_key.len())
+                .any(|w| w == far.secret_key.as_bytes()),
+            "the secret is in clear in {}",
+            entry.display()
+        );
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        match p.is_dir() {
+            true => out.extend(walk(&p)),
+            false => out.push(p),
+        }
+    }
+    out
 }
 
 struct Moto(Child);
