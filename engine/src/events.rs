@@ -562,6 +562,37 @@ mod tests {
         assert_eq!((stats.queued, stats.delivered), (0, 4));
     }
 
+    #[test]
+    fn lane_tasks_of_a_store_from_before_lanes_are_filed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = notifying(dir.path());
+            for key in ["k1", "k2"] {
+                put(&store, key, None);
+            }
+            // Laid out as before lanes: the task under `Q seq`, an empty lane entry.
+            let (rtxn, db) = store.read().unwrap();
+            let mut raw = Vec::new();
+            for kv in db.prefix_iter(&rtxn, &[keys::LANE]).unwrap() {
+                let (k, v) = kv.unwrap();
+                let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap());
+                raw.push((keys::task(seq), Some(v.to_vec())));
+                raw.push((k.to_vec(), Some(Vec::new())));
+            }
+            drop(rtxn);
+            store.submit(crate::ops::Op::Raw(raw)).unwrap();
+        }
+        let mut cfg = StoreConfig::new(vec![dir.path().join("d0")]);
+        cfg.background = false;
+        let store = Store::open(cfg).unwrap();
+        let keys: Vec<_> = queued(&store).into_iter().map(|(_, e)| e.key).collect();
+        assert_eq!(keys, ["k1", "k2"]);
+        let (rtxn, db) = store.read().unwrap();
+        assert_eq!(db.prefix_iter(&rtxn, &[keys::QUEUE]).unwrap().count(), 0);
+        drop(rtxn);
+        assert_eq!(store.notify_status("t").unwrap().stats.queued, 2);
+    }
+
     fn queue_first_retry() -> std::time::Duration {
         std::time::Duration::from_millis(600)
     }

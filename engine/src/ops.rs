@@ -178,6 +178,9 @@ pub(crate) enum Op {
     FinishWork(Vec<Vec<u8>>),
     /// Lane tasks of a store from before lanes go under their lanes (`queue.rs`).
     FileLanes,
+    /// Raw puts (`None` deletes): tests lay out records as older stores did.
+    #[cfg(test)]
+    Raw(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     /// Every queued task of a lane becomes a dead letter (`queue.rs`).
     DropLane(String),
     /// Queued work failed this time.
@@ -670,6 +673,16 @@ pub(crate) fn apply(
         }
         Op::FileLanes => {
             queue::file_lanes(tx)?;
+            Ok(Out::Done)
+        }
+        #[cfg(test)]
+        Op::Raw(records) => {
+            for (k, v) in records {
+                match v {
+                    Some(v) => tx.put(k.clone(), v.clone()),
+                    None => tx.del(k.clone()),
+                }
+            }
             Ok(Out::Done)
         }
         Op::Restore {
