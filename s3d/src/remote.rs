@@ -69,13 +69,16 @@ pub(crate) fn trust_store(pem: &str) -> Result<TlsContext, String> {
         .map_err(|e| format!("the CA file cannot be used: {e}"))
 }
 
+/// What a cached client is for: endpoint, access key, region and the CA it trusts.
+type ClientId = (String, String, String, Option<String>);
+
 /// The remote tiers' clients, one per endpoint and key, built on first use.
 pub(crate) struct Remote {
     rt: Handle,
     server_key: [u8; 32],
     /// The registered remotes, for the CA an endpoint is trusted through.
     remotes: crate::remotes::Remotes,
-    clients: Mutex<HashMap<(String, String, String), Client>>,
+    clients: Mutex<HashMap<ClientId, Client>>,
 }
 
 impl Remote {
@@ -93,10 +96,14 @@ impl Remote {
     }
 
     fn client(&self, tier: &RemoteTier) -> io::Result<Client> {
+        // The CA is part of the key: a remote registered (or removed) with its own CA
+        // after a client was built gets a client that trusts it (or no longer does).
+        let ca = self.remotes.ca_for(&tier.endpoint);
         let id = (
             tier.endpoint.clone(),
             tier.access_key.clone(),
             tier.region.clone(),
+            ca.clone(),
         );
         if let Some(c) = self.clients.lock().unwrap().get(&id) {
             return Ok(c.clone());
@@ -105,7 +112,6 @@ impl Remote {
             crate::sealed::open(&self.server_key, AAD, &tier.sealed_secret).ok_or_else(|| {
                 io::Error::other("the tier's secret cannot be opened with this server's key")
             })?;
-        let ca = self.remotes.ca_for(&tier.endpoint);
         let client = client(
             &tier.endpoint,
             &tier.region,
