@@ -5,6 +5,7 @@
 //! call goes into the audit log, under the caller's local account (`uid:N`) and an
 //! action name (`iam:CreateUser`, `admin:KmsKeyCreate`; reads are `…List…`/`…Get…`).
 
+use crate::replication::ReplicationCall;
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 use engine::Store;
@@ -138,6 +139,7 @@ async fn handle(
         (&Method::POST, "/kms") => kms_call(&body, store, r).await,
         (&Method::POST, "/notify") => notify_call(&body, targets, r).await,
         (&Method::POST, "/remote") => remote_call(&body, remotes, r).await,
+        (&Method::POST, "/replication") => replication_call(&body, store, r).await,
         (&Method::GET, "/status") => {
             r.action = Some("admin:GetServerStatus".into());
             serde_json::to_value(ServerStatus {
@@ -296,6 +298,18 @@ async fn remote_call(body: &[u8], remotes: Remotes, r: &mut Record) -> Result<se
         remotes.check(new).await?;
     }
     Ok(tokio::task::spawn_blocking(move || remotes.apply(call)).await??)
+}
+
+/// One replication call (JSON [`ReplicationCall`]).
+async fn replication_call(body: &[u8], store: Store, r: &mut Record) -> Result<serde_json::Value> {
+    let call: ReplicationCall = serde_json::from_slice(body)?;
+    let (action, bucket) = match &call {
+        ReplicationCall::Status { bucket } => ("admin:GetReplicationStatus", bucket),
+        ReplicationCall::Resync { bucket } => ("admin:ReplicationResync", bucket),
+    };
+    r.action = Some(action.into());
+    r.target = Some(bucket.clone());
+    tokio::task::spawn_blocking(move || crate::replication::apply(&store, call)).await?
 }
 
 async fn blocking<T: Serialize + Send + 'static>(

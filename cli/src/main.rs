@@ -17,6 +17,7 @@ mod paths;
 mod placement;
 mod progress;
 mod remote;
+mod replication;
 mod selftest;
 mod server;
 mod server_cert;
@@ -184,10 +185,18 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
-    /// Remote S3 endpoints (other cybs3 servers or any S3 system) that tiers name
+    /// Remote S3 endpoints (other cybs3 servers or any S3 system) that tiers and
+    /// replication rules name
     Remote {
         #[command(subcommand)]
         cmd: remote::RemoteCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
+    /// Bucket replication to remotes: its backlog, lag and failures, and resyncs
+    Replication {
+        #[command(subcommand)]
+        cmd: replication::ReplicationCmd,
         #[command(flatten)]
         data: iam::DataArg,
     },
@@ -273,6 +282,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::Audit { cmd, data }) => audit::run(cmd, data),
         Command::Admin(AdminCmd::Notify { cmd, data }) => notify::run(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Remote { cmd, data }) => remote::run(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Replication { cmd, data }) => {
+            replication::run(cmd, data).map(|()| true)
+        }
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),

@@ -16,6 +16,7 @@ use crate::inline::{self, Shards};
 use crate::layout::Ec;
 use crate::ops::{self, Op, Out};
 use crate::record::{keys, DataId};
+use crate::replication;
 use heed::RwTxn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -35,6 +36,8 @@ pub(crate) enum Request {
 pub(crate) struct Submitted {
     pub op: Op,
     pub origin: Option<Arc<Origin>>,
+    /// The write makes a replica (`replication::as_replica`).
+    pub replica: Option<crate::replication::Replica>,
 }
 
 /// One change of a batch, replayed on the other drives.
@@ -57,6 +60,8 @@ pub(crate) struct Tx<'a, 'e> {
     pub queued: bool,
     /// How many tasks an ordered lane may hold (`Store::set_lane_bound`).
     pub lane_bound: u64,
+    /// The operation being applied writes a replica (`replication.rs`).
+    pub replica: Option<crate::replication::Replica>,
 }
 
 impl<'a, 'e> Tx<'a, 'e> {
@@ -242,15 +247,27 @@ impl Committer {
             failed: None,
             queued: false,
             lane_bound: self.lane_bound.load(Ordering::Relaxed),
+            replica: None,
         };
         let mut results = Vec::with_capacity(batch.len());
-        for (Submitted { op, origin }, _) in batch {
+        for (
+            Submitted {
+                op,
+                origin,
+                replica,
+            },
+            _,
+        ) in batch
+        {
             let mut freed = Vec::new();
+            tx.replica = replica.clone();
             let r = ops::apply(&mut tx, op, &mut self.clock, &mut freed);
             if let Ok(out) = &r {
                 // A refused operation changed nothing, so it raises no event; an event
-                // that cannot be queued fails the batch, since it is durable with its change.
+                // or a replication that cannot be queued fails the batch, since it is
+                // durable with its change.
                 events::record(&mut tx, op, out, origin.as_ref(), &mut self.clock)?;
+                replication::record(&mut tx, op, out)?;
             }
             if let Some(e) = tx.failed.take() {
                 return Err(e.into());

@@ -54,6 +54,11 @@ pub enum Error {
     /// The bucket's state does not allow the change (object lock and versioning).
     #[error("{0}")]
     InvalidBucketState(&'static str),
+    #[error("bucket {0:?} has no replication configuration")]
+    NoReplication(String),
+    /// A replica's write that cannot be made as its source asks (`replication.rs`).
+    #[error("replica: {0}")]
+    InvalidReplica(String),
     #[error("the requested range is not satisfiable")]
     InvalidRange,
     #[error("only {online} drives are usable, {needed} are needed; replace the failed drives and run `cybs3 heal`")]

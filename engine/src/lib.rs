@@ -41,6 +41,7 @@ mod reclaim;
 mod record;
 mod rejoin;
 mod remote;
+mod replication;
 mod rewrap;
 mod shard;
 mod sse;
@@ -72,6 +73,10 @@ pub use record::{
     PartRecord, Permission, Retention, ShardLayout, SseMode, UploadRecord, Versioning, WrappedKey,
 };
 pub use remote::{RemoteStore, RemoteTier};
+pub use replication::{
+    as_replica, status_of, DestinationStatus, FilterForm, ReplChain, ReplRule, ReplSent,
+    ReplStatus, ReplTask, Replica, ReplicationConfig, Replicator,
+};
 pub use rewrap::RewrapJob;
 pub use sse::{customer_mode, part_plain_size};
 pub use store::{validate_bucket_name, validate_key, DriveStatus, Status, Store, StoreConfig};

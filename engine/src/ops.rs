@@ -21,6 +21,7 @@ use crate::record::{
     ObjectMeta, ObjectVersion, PartData, PartEntry, PartRecord, Retention, SseMode, UploadRecord,
     Versioning, WrappedKey,
 };
+use crate::replication;
 
 /// Smallest allowed multipart part, except the last.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -178,6 +179,18 @@ pub(crate) enum Op {
     FinishWork(Vec<Vec<u8>>),
     /// Lane tasks of a store from before lanes go under their lanes (`queue.rs`).
     FileLanes,
+    /// Replication tasks sent (`None`) or refused for good (`replication.rs`), by key.
+    FinishReplication(Vec<(Vec<u8>, Option<String>)>),
+    /// A bucket's replication rules (encoded), or none.
+    SetReplication {
+        bucket: String,
+        value: Option<Vec<u8>>,
+    },
+    /// Queue these versions (key, sort) of a bucket no destination has taken.
+    Resync {
+        bucket: String,
+        versions: Vec<(String, [u8; 16])>,
+    },
     /// Raw puts (`None` deletes): tests lay out records as older stores did.
     #[cfg(test)]
     Raw(Vec<(Vec<u8>, Option<Vec<u8>>)>),
@@ -267,6 +280,12 @@ pub(crate) fn apply(
             if rec.object_lock && *state != Versioning::Enabled {
                 return Err(Error::InvalidBucketState(
                     "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
+                ));
+            }
+            let replicated = tx.get(&keys::attr(name, replication::REPLICATION_ATTR));
+            if replicated.is_some() && *state != Versioning::Enabled {
+                return Err(Error::InvalidBucketState(
+                    "A replication configuration is present on this bucket, so the versioning state cannot be changed.",
                 ));
             }
             rec.versioning = *state;
@@ -675,6 +694,30 @@ pub(crate) fn apply(
             queue::file_lanes(tx)?;
             Ok(Out::Done)
         }
+        Op::FinishReplication(outcomes) => {
+            for (key, error) in outcomes {
+                replication::finish(tx, key, error.as_deref())?;
+            }
+            Ok(Out::Done)
+        }
+        Op::SetReplication { bucket: b, value } => {
+            let rec = bucket(tx, b)?;
+            if value.is_some() && rec.versioning != Versioning::Enabled {
+                return Err(Error::InvalidBucketState(
+                    "Versioning must be 'Enabled' on the bucket to apply a replication configuration",
+                ));
+            }
+            let at = keys::attr(b, replication::REPLICATION_ATTR);
+            match value {
+                Some(v) => tx.put(at, v.clone()),
+                None => tx.del(at),
+            }
+            Ok(Out::Done)
+        }
+        Op::Resync {
+            bucket: b,
+            versions,
+        } => Ok(Out::Queued(replication::resync(tx, b, versions)?)),
         #[cfg(test)]
         Op::Raw(records) => {
             for (k, v) in records {
@@ -759,6 +802,63 @@ fn sort_key(now: u64) -> [u8; 16] {
     s
 }
 
+/// A new version's sort key, id and time: now's, or, for a replica, its source's.
+fn identity(tx: &Tx, clock: &mut Clock, rec: &BucketRecord) -> Result<([u8; 16], String, u64)> {
+    let Some(replica) = &tx.replica else {
+        let now = clock.now();
+        let sort = sort_key(now);
+        return Ok((sort, version_id_for(rec, &sort), now));
+    };
+    if rec.versioning != Versioning::Enabled {
+        return Err(Error::InvalidReplica(format!(
+            "bucket {:?} must have versioning enabled to take replicas",
+            rec.name
+        )));
+    }
+    Ok((
+        replica.sort()?,
+        replica.version_id.clone(),
+        replica.mtime_ns,
+    ))
+}
+
+/// A replica already written (its source sent it again): the new copy's data goes.
+fn written_replica(
+    tx: &mut Tx,
+    b: &str,
+    key: &str,
+    sort: &[u8; 16],
+    parts: &[PartEntry],
+    freed: &mut Vec<DataId>,
+) -> Result<Option<ObjectVersion>> {
+    if tx.replica.is_none() {
+        return Ok(None);
+    }
+    let Some(bytes) = tx.get(&keys::version(b, key, sort)) else {
+        return Ok(None);
+    };
+    for p in parts {
+        drop_data(tx, &p.data, freed)?;
+    }
+    Ok(Some(record::decode(&bytes)?))
+}
+
+/// Makes `v` the latest version: a new one is; a replica only if it is the newest (it
+/// may arrive after a newer version).
+fn set_latest(tx: &mut Tx, b: &str, v: &ObjectVersion, bytes: Vec<u8>) -> Result<()> {
+    match (tx.replica.is_some(), v.delete_marker) {
+        (true, _) => refresh_latest(tx, b, &v.key),
+        (false, false) => {
+            tx.put(keys::latest(b, &v.key), bytes);
+            Ok(())
+        }
+        (false, true) => {
+            tx.del(keys::latest(b, &v.key));
+            Ok(())
+        }
+    }
+}
+
 fn new_version(
     tx: &mut Tx,
     clock: &mut Clock,
@@ -768,9 +868,10 @@ fn new_version(
     parts: Vec<PartEntry>,
     freed: &mut Vec<DataId>,
 ) -> Result<ObjectVersion> {
-    let now = clock.now();
-    let sort = sort_key(now);
-    let version_id = version_id_for(rec, &sort);
+    let (sort, version_id, now) = identity(tx, clock, rec)?;
+    if let Some(v) = written_replica(tx, &rec.name, key, &sort, &parts, freed)? {
+        return Ok(v);
+    }
     if version_id == "null" {
         if let Some(old) = find_version(tx, &rec.name, key, "null")? {
             lock::check_removable(&old, now, false)?;
@@ -795,7 +896,7 @@ fn new_version(
         retention: lock.retention,
         legal_hold: lock.legal_hold,
         encryption,
-        replication: None,
+        replication: tx.replica.as_ref().map(|_| "REPLICA".to_string()),
         restored_until_ns: None,
     };
     for p in &v.parts {
@@ -819,7 +920,7 @@ fn new_version(
     }
     let bytes = record::encode(&v)?;
     tx.put(keys::version(&rec.name, key, &sort), bytes.clone());
-    tx.put(keys::latest(&rec.name, key), bytes);
+    set_latest(tx, &rec.name, &v, bytes)?;
     adjust_stats(tx, &rec.name, 1, v.size as i64)?;
     Ok(v)
 }
@@ -831,9 +932,10 @@ pub(crate) fn new_marker(
     key: &str,
     freed: &mut Vec<DataId>,
 ) -> Result<ObjectVersion> {
-    let now = clock.now();
-    let sort = sort_key(now);
-    let version_id = version_id_for(rec, &sort);
+    let (sort, version_id, now) = identity(tx, clock, rec)?;
+    if let Some(v) = written_replica(tx, &rec.name, key, &sort, &[], freed)? {
+        return Ok(v);
+    }
     if version_id == "null" {
         if let Some(old) = find_version(tx, &rec.name, key, "null")? {
             lock::check_removable(&old, now, false)?;
@@ -855,8 +957,9 @@ pub(crate) fn new_marker(
         replication: None,
         restored_until_ns: None,
     };
-    tx.put(keys::version(&rec.name, key, &sort), record::encode(&v)?);
-    tx.del(keys::latest(&rec.name, key));
+    let bytes = record::encode(&v)?;
+    tx.put(keys::version(&rec.name, key, &sort), bytes.clone());
+    set_latest(tx, &rec.name, &v, bytes)?;
     Ok(v)
 }
 

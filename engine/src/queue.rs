@@ -25,6 +25,7 @@ use crate::events::Event;
 use crate::ops::Op;
 use crate::record::{self, keys, DataId};
 use crate::remote::RemoteRef;
+use crate::replication::{ReplChain, ReplTask, Replicator};
 use crate::Store;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -70,6 +71,10 @@ pub(crate) enum Work {
     },
     /// An event for a notification target (`events.rs`), in the target's lane.
     Notify { target: String, event: Event },
+    /// A version or delete marker for a replication destination (`replication.rs`), in
+    /// the destination's lane. (Variants are only ever added last: queued tasks are
+    /// stored by their variant's index.)
+    Replicate(ReplTask),
 }
 
 impl Work {
@@ -77,6 +82,7 @@ impl Work {
     pub(crate) fn lane(&self) -> Option<String> {
         match self {
             Work::Notify { target, .. } => Some(notify_lane(target)),
+            Work::Replicate(t) => Some(crate::replication::lane(&t.remote, &t.target)),
             _ => None,
         }
     }
@@ -92,6 +98,10 @@ impl Work {
             Work::Notify { event, .. } => {
                 format!("{} {}/{}", event.name, event.bucket, event.key)
             }
+            Work::Replicate(t) => format!(
+                "replicate {}/{} version {} to {}/{}",
+                t.bucket, t.key, t.version_id, t.remote, t.target
+            ),
         }
     }
 }
@@ -265,6 +275,23 @@ pub(crate) fn finish(tx: &mut crate::commit::Tx, key: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The task at `key`, in a lane, failed for good: it becomes a dead letter, counted.
+pub(crate) fn give_up(tx: &mut crate::commit::Tx, key: &[u8], error: &str) -> Result<()> {
+    let Some(bytes) = tx.get(key) else {
+        return Ok(());
+    };
+    let task: Task = record::decode(&bytes)?;
+    if let Some(lane) = task.work.lane() {
+        let mut stats = lane_stats(tx, &lane)?;
+        stats.queued = stats.queued.saturating_sub(1);
+        stats.dead += 1;
+        stats.last_error = Some(error.to_string());
+        stats.last_error_ns = crate::commit::Clock::new().now();
+        put_lane_stats(tx, &lane, &stats)?;
+    }
+    bury(tx, key, Some(error))
+}
+
 /// A failed try: the task at `key` waits longer, or becomes a dead letter.
 pub(crate) fn retry(tx: &mut crate::commit::Tx, key: &[u8], error: &str) -> Result<()> {
     let now_ns = crate::commit::Clock::new().now();
@@ -362,20 +389,77 @@ fn notify_round<'a>(
         })
         .collect();
     let sent = notifier.deliver(&asked);
-    let mut oldest: HashMap<&str, (Vec<u8>, &'a Task, String)> = HashMap::new();
+    let mut failures = Vec::new();
     for ((target, chain), sent) in chains.iter().zip(sent) {
         done.extend(chain.iter().take(sent.delivered).map(|q| q.0.clone()));
-        let (Some(error), Some(&(key, task))) = (sent.error, chain.get(sent.delivered)) else {
-            continue;
-        };
-        if oldest
-            .get(target)
-            .is_none_or(|o| key_seq(&o.0) > key_seq(key))
-        {
-            oldest.insert(target, (key.clone(), task, error));
+        if let (Some(error), Some(&(key, task))) = (sent.error, chain.get(sent.delivered)) {
+            failures.push((notify_lane(target), key, task, error));
         }
     }
-    failed.extend(oldest.into_values());
+    failed.extend(oldest_per_lane(failures));
+}
+
+/// Sends a round's replication tasks: one chain per destination and key, the chains at
+/// once. The sent go to `done`, with those refused for good (and their errors); of each
+/// lane's failures worth a retry, only the oldest goes to `failed`, as in [`notify_round`].
+fn replication_round<'a>(
+    replicator: &dyn Replicator,
+    tasks: &[&'a Queued],
+    done: &mut Vec<(Vec<u8>, Option<String>)>,
+    failed: &mut Vec<(Vec<u8>, &'a Task, String)>,
+) {
+    let task_of = |task: &'a Task| match &task.work {
+        Work::Replicate(t) => Some(t),
+        _ => None,
+    };
+    let mut index = HashMap::new();
+    let mut chains: Vec<(String, Vec<&'a Queued>)> = Vec::new();
+    for &queued in tasks {
+        let (Some(t), Some(lane)) = (task_of(&queued.1), queued.1.work.lane()) else {
+            continue;
+        };
+        let at = *index
+            .entry((lane.clone(), t.bucket.as_str(), t.key.as_str()))
+            .or_insert_with(|| {
+                chains.push((lane, Vec::new()));
+                chains.len() - 1
+            });
+        chains[at].1.push(queued);
+    }
+    let asked: Vec<ReplChain> = chains
+        .iter()
+        .map(|(_, c)| ReplChain {
+            tasks: c.iter().filter_map(|q| task_of(&q.1)).collect(),
+        })
+        .collect();
+    let sent = replicator.replicate(&asked);
+    let mut failures = Vec::new();
+    for ((lane, chain), sent) in chains.iter().zip(sent) {
+        let handled = sent.outcomes.len();
+        done.extend(chain.iter().map(|q| q.0.clone()).zip(sent.outcomes));
+        if let (Some(error), Some(&(key, task))) = (sent.stopped, chain.get(handled)) {
+            failures.push((lane.clone(), key, task, error));
+        }
+    }
+    failed.extend(oldest_per_lane(failures));
+}
+
+/// Of each lane's failures (lane, key, task, error), the oldest: it is retried later and
+/// holds its lane until then; the others, not tried or cut off by the same outage, stay
+/// queued as they were.
+fn oldest_per_lane<'a>(
+    failures: Vec<(String, &Vec<u8>, &'a Task, String)>,
+) -> impl Iterator<Item = (Vec<u8>, &'a Task, String)> {
+    let mut oldest: HashMap<String, (Vec<u8>, &'a Task, String)> = HashMap::new();
+    for (lane, key, task, error) in failures {
+        if oldest
+            .get(&lane)
+            .is_none_or(|o| key_seq(&o.0) > key_seq(key))
+        {
+            oldest.insert(lane, (key.clone(), task, error));
+        }
+    }
+    oldest.into_values()
 }
 
 /// Wakes the queue's thread when a commit queued work, and tells it to stop.
@@ -495,9 +579,11 @@ impl Store {
         let now = crate::commit::Clock::new().now();
         let remote = self.remote_store().ok();
         let notifier = self.inner.notifier.get();
+        let replicator = self.inner.replicator.get();
         // Without a client (a store opened without a server) the work waits.
         let client = |work: &Work| match work {
             Work::Notify { .. } => notifier.is_some(),
+            Work::Replicate(_) => replicator.is_some(),
             _ => remote.is_some(),
         };
         let (mut waiting, mut probes, mut full) = (false, false, false);
@@ -550,10 +636,36 @@ impl Store {
         let (events, other): (Vec<_>, Vec<_>) = due
             .iter()
             .partition(|(_, t)| matches!(t.work, Work::Notify { .. }));
+        let (replications, other): (Vec<_>, Vec<_>) = other
+            .into_iter()
+            .partition(|(_, t)| matches!(t.work, Work::Replicate(_)));
         let mut done = Vec::new();
         let mut failed = Vec::new();
-        if let Some(notifier) = notifier {
-            notify_round(notifier.as_ref(), &events, &mut done, &mut failed);
+        let mut replicated = Vec::new();
+        // Notifications and replication go at once: a slow destination does not hold
+        // back the events, nor a slow target the replicas.
+        std::thread::scope(|scope| {
+            let events = scope.spawn(|| {
+                let (mut done, mut failed) = (Vec::new(), Vec::new());
+                if let Some(notifier) = notifier {
+                    notify_round(notifier.as_ref(), &events, &mut done, &mut failed);
+                }
+                (done, failed)
+            });
+            if let Some(replicator) = replicator {
+                replication_round(
+                    replicator.as_ref(),
+                    &replications,
+                    &mut replicated,
+                    &mut failed,
+                );
+            }
+            let (d, f) = events.join().expect("the notification round panicked");
+            done.extend(d);
+            failed.extend(f);
+        });
+        if !replicated.is_empty() {
+            self.submit(Op::FinishReplication(replicated))?;
         }
         for (key, task) in other {
             match self.remote_work(remote.expect("checked above"), &task.work) {
@@ -602,7 +714,9 @@ impl Store {
                 sort,
                 class,
             } => self.queued_transition(bucket, key, version_id, sort, class),
-            Work::Notify { .. } => unreachable!("a notification is delivered by the notifier"),
+            Work::Notify { .. } | Work::Replicate(_) => {
+                unreachable!("sent by the notifier or the replicator")
+            }
         }
     }
 
@@ -655,7 +769,20 @@ impl Store {
 
     /// A notification target's counters and dead letters.
     pub fn notify_status(&self, target: &str) -> Result<LaneStatus> {
-        let lane = notify_lane(target);
+        self.lane_status(&notify_lane(target))
+    }
+
+    /// When the oldest task waiting in `lane` was queued (Unix ns), if one waits.
+    pub(crate) fn lane_head_ns(&self, lane: &str) -> Result<Option<u64>> {
+        let (rtxn, db) = self.read()?;
+        let head = db.prefix_iter(&rtxn, &keys::lane_base(lane))?.next();
+        head.map(|kv| Ok(record::decode::<Task>(kv?.1)?.queued_ns))
+            .transpose()
+    }
+
+    /// A lane's counters and dead letters.
+    pub(crate) fn lane_status(&self, lane: &str) -> Result<LaneStatus> {
+        let lane = lane.to_string();
         let (rtxn, db) = self.read()?;
         let stats = db
             .get(&rtxn, &keys::lane_stats(&lane))?

@@ -128,6 +128,8 @@ pub(crate) struct Inner {
     pub kms: crate::kms::Kms,
     /// The client notifications are delivered with, once the server gives one.
     pub notifier: std::sync::OnceLock<Arc<dyn crate::events::Notifier>>,
+    /// The server's replication client (`Store::set_replicator`).
+    pub replicator: std::sync::OnceLock<Arc<dyn crate::replication::Replicator>>,
     /// Wakes the work queue's thread (`queue.rs`).
     pub kick: Arc<crate::queue::Kick>,
     /// How many tasks an ordered lane may hold (`Store::set_lane_bound`).
@@ -335,6 +337,7 @@ impl Store {
             remote: Default::default(),
             kms: Default::default(),
             notifier: Default::default(),
+            replicator: Default::default(),
             kick,
             lane_bound,
             opened_ns: crate::commit::Clock::new().now(),
@@ -419,8 +422,16 @@ impl Store {
             .clone()
             .ok_or_else(|| Error::Meta("store is closing".into()))?;
         let origin = crate::events::current();
+        let replica = crate::replication::current();
         sender
-            .send(Request::Op(Box::new(Submitted { op, origin }), tx))
+            .send(Request::Op(
+                Box::new(Submitted {
+                    op,
+                    origin,
+                    replica,
+                }),
+                tx,
+            ))
             .map_err(|_| Error::Meta("commit thread stopped".into()))?;
         rx.recv()
             .map_err(|_| Error::Meta("commit thread stopped".into()))?

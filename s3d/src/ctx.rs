@@ -29,6 +29,8 @@ pub(crate) struct Cybs3 {
     pub lifecycle_day_secs: u64,
     /// Notification targets (bucket configurations name them by ARN).
     pub notify: crate::notify::Targets,
+    /// Remote endpoints (replication rules name them in their destinations).
+    pub remotes: crate::remotes::Remotes,
 }
 
 impl Cybs3 {
@@ -61,6 +63,7 @@ impl Cybs3 {
         Cybs3 {
             iam: Iam::new(store.clone(), &[7; 32]),
             notify: crate::notify::Targets::new(store.clone(), &[7; 32], "us-east-1"),
+            remotes: crate::remotes::Remotes::new(store.clone(), &[7; 32]),
             store,
             region: "us-east-1".into(),
             lifecycle_day_secs: 86_400,
@@ -89,9 +92,13 @@ pub(crate) fn now_ns() -> u64 {
 pub(crate) fn spawn<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> impl Future<Output = S3Result<T>> {
-    // The engine learns who made a change from the thread that submits it.
+    // The engine learns who made a change, and whether it writes a replica, from the
+    // thread that submits it.
     let origin = ORIGIN.try_with(|o| o.borrow().clone()).ok().flatten();
-    let task = tokio::task::spawn_blocking(move || engine::with_origin(origin, f));
+    let replica = REPLICA.try_with(|r| r.borrow().clone()).ok().flatten();
+    let task = tokio::task::spawn_blocking(move || {
+        engine::as_replica(replica, || engine::with_origin(origin, f))
+    });
     async move {
         task.await.map_err(|e| {
             tracing::error!("blocking task failed: {e}");
@@ -115,13 +122,21 @@ tokio::task_local! {
     /// Per request: who is asking for what (set once the access check knows), the
     /// origin of the changes the request makes (bucket notification events).
     static ORIGIN: RefCell<Option<Arc<engine::Origin>>>;
+    /// Per request: the replica it writes (set by the access check, which allowed it).
+    static REPLICA: RefCell<Option<engine::Replica>>;
 }
 
 /// Serve one request inside its own request context.
 pub(crate) async fn request_scope<F: Future>(f: F) -> F::Output {
+    let f = REPLICA.scope(RefCell::new(None), f);
     ORIGIN
         .scope(RefCell::new(None), BODY_IDLE.scope(Cell::new(false), f))
         .await
+}
+
+/// This request writes `replica` (its caller may).
+pub(crate) fn set_replica(replica: engine::Replica) {
+    let _ = REPLICA.try_with(|r| *r.borrow_mut() = Some(replica));
 }
 
 /// Record who this request's caller is, for the changes it makes.

@@ -37,6 +37,13 @@ pub(crate) fn from_engine(err: engine::Error) -> S3Error {
             )
         }
         E::InvalidBucketState(_) => (S3ErrorCode::InvalidBucketState, None),
+        E::NoReplication(_) => {
+            return S3Error::with_message(
+                S3ErrorCode::ReplicationConfigurationNotFoundError,
+                "The replication configuration was not found",
+            )
+        }
+        E::InvalidReplica(_) => (S3ErrorCode::InvalidRequest, None),
         E::StorageFull(_) => (
             S3ErrorCode::Custom(STORAGE_FULL.into()),
             Some(StatusCode::INSUFFICIENT_STORAGE),

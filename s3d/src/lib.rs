@@ -83,6 +83,7 @@ mod precheck;
 mod public_access;
 mod remote;
 pub mod remotes;
+mod replication;
 mod rfc2047;
 mod routes;
 mod sealed;

@@ -374,6 +374,7 @@ pub(crate) async fn get(
         object_lock_mode: h.lock.mode,
         object_lock_retain_until_date: h.lock.until,
         object_lock_legal_hold_status: h.lock.legal_hold,
+        replication_status: h.replication,
         expiration,
         ..Default::default()
     })
@@ -441,6 +442,7 @@ pub(crate) async fn head(
         object_lock_mode: h.lock.mode,
         object_lock_retain_until_date: h.lock.until,
         object_lock_legal_hold_status: h.lock.legal_hold,
+        replication_status: h.replication,
         expiration,
         restore: archive::restore_header(&s.store, &v),
         ..Default::default()
@@ -468,6 +470,7 @@ pub(crate) struct Described {
     pub storage_class: Option<StorageClass>,
     pub checksums: Checksum,
     pub lock: object_lock::Shown,
+    pub replication: Option<ReplicationStatus>,
 }
 
 impl Described {
@@ -507,6 +510,8 @@ impl Described {
             version_id: versioning::shown_version_id(vstate, &v.version_id),
             storage_class: m.storage_class.clone().map(StorageClass::from),
             lock: object_lock::shown(v),
+            replication: engine::status_of(v)
+                .map(|s| ReplicationStatus::from(s.name().to_string())),
             checksums: Checksum {
                 checksum_crc32: checksum("crc32"),
                 checksum_crc32c: checksum("crc32c"),

@@ -19,7 +19,7 @@ use tokio::runtime::Handle;
 /// one in memory at a time.
 const PART: usize = 16 << 20;
 /// Binds a sealed secret to its use.
-const AAD: &[u8] = b"cybs3 remote tier secret";
+pub(crate) const AAD: &[u8] = b"cybs3 remote tier secret";
 
 /// Seals a remote tier's secret key under the server's key, for the index.
 pub fn seal_secret(server_key: &[u8; 32], secret: &str) -> Vec<u8> {
@@ -54,6 +54,36 @@ pub(crate) fn client(
         config = config.http_client(https);
     }
     Client::from_conf(config.build())
+}
+
+/// What an SDK error says: the service's code and message, or, with no answer at all,
+/// the chain of causes (the SDK appends its debug dump, which says nothing more).
+pub(crate) fn error_text<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    match (e.code(), e.message()) {
+        (Some(code), message) => format!("{code}: {}", message.unwrap_or("")),
+        _ => {
+            let all = aws_sdk_s3::error::DisplayErrorContext(e).to_string();
+            let dump = format!(" ({e:?})");
+            all.strip_suffix(&dump).unwrap_or(&all).to_string()
+        }
+    }
+}
+
+/// Whether an error is the SDK's failure to parse a success: the answer was 2xx and is
+/// no S3 error document.
+pub(crate) fn answered_ok<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    let Some(raw) = e.raw_response() else {
+        return false;
+    };
+    let body = raw.body().bytes().unwrap_or_default();
+    raw.status().is_success() && !String::from_utf8_lossy(body).contains("<Error>")
 }
 
 /// The TLS context trusting the system's CAs and the certificates in `pem`.
@@ -95,7 +125,7 @@ impl Remote {
         })
     }
 
-    fn client(&self, tier: &RemoteTier) -> io::Result<Client> {
+    pub(crate) fn client(&self, tier: &RemoteTier) -> io::Result<Client> {
         // The CA is part of the key: a remote registered (or removed) with its own CA
         // after a client was built gets a client that trusts it (or no longer does).
         let ca = self.remotes.ca_for(&tier.endpoint);

@@ -77,6 +77,8 @@ pub enum RemoteError {
     Exists(String),
     #[error("remote {name:?} holds the tier of storage class {class}: remove that first (`cybs3 admin tier remove {class}`)")]
     InUse { name: String, class: String },
+    #[error("bucket {bucket} replicates to remote {name:?}: remove that rule first (DeleteBucketReplication)")]
+    Replicated { name: String, bucket: String },
     #[error("remote {name:?} did not answer ListBuckets at {endpoint}: {error} (check the endpoint, the keys and, for https with a private CA, --ca-file)")]
     Unreachable {
         name: String,
@@ -132,19 +134,7 @@ impl Remotes {
         };
         match tokio::time::timeout(CHECK_TIMEOUT, client.list_buckets().send()).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                use aws_sdk_s3::error::ProvideErrorMetadata;
-                Err(unreachable(match (e.code(), e.message()) {
-                    (Some(code), message) => format!("{code}: {}", message.unwrap_or("")),
-                    // No answer at all: the chain of causes (the SDK appends its debug
-                    // dump, which says nothing more).
-                    _ => {
-                        let all = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
-                        let dump = format!(" ({e:?})");
-                        all.strip_suffix(&dump).unwrap_or(&all).to_string()
-                    }
-                }))
-            }
+            Ok(Err(e)) => Err(unreachable(crate::remote::error_text(&e))),
             Err(_) => Err(unreachable(format!("no answer within {CHECK_TIMEOUT:?}"))),
         }
     }
@@ -194,7 +184,7 @@ impl Remotes {
         Ok(all)
     }
 
-    /// Removes a remote no tier is on.
+    /// Removes a remote no tier is on and no replication rule names.
     fn remove(&self, name: &str) -> Result<(), RemoteError> {
         let r = self
             .stored(name)?
@@ -204,6 +194,15 @@ impl Remotes {
                 name: name.to_string(),
                 class,
             });
+        }
+        for b in self.store.list_buckets()? {
+            let config = self.store.replication(&b.name)?.unwrap_or_default();
+            if config.rules.iter().any(|rule| rule.remote == name) {
+                return Err(RemoteError::Replicated {
+                    name: name.to_string(),
+                    bucket: b.name,
+                });
+            }
         }
         self.store.set_server_record(NS, name, None)?;
         Ok(())
@@ -221,6 +220,71 @@ impl Remotes {
             access_key: r.access_key,
             sealed_secret: r.sealed_secret,
         }))
+    }
+
+    /// Remote `name` as a tier in `bucket` (its secret sealed), for its cached client.
+    pub(crate) fn as_tier(&self, name: &str, bucket: &str) -> Result<RemoteTier, RemoteError> {
+        match self.tier(name, bucket.to_string(), String::new())? {
+            Tier::Remote(t) => Ok(t),
+            Tier::Pool(_) => unreachable!("a remote is a remote tier"),
+        }
+    }
+
+    /// Checks that `bucket` on remote `name` exists with versioning enabled, as a
+    /// replication destination must.
+    pub(crate) async fn versioned(
+        &self,
+        name: &str,
+        bucket: &str,
+        timeout: Duration,
+    ) -> Result<(), RemoteError> {
+        let r = self
+            .stored(name)?
+            .ok_or_else(|| RemoteError::NoSuchRemote(name.to_string()))?;
+        let secret = crate::sealed::open(&self.server_key, crate::remote::AAD, &r.sealed_secret)
+            .ok_or_else(|| {
+                RemoteError::Invalid(format!(
+                    "the secret of remote {name:?} cannot be opened with this server's key"
+                ))
+            })?;
+        let client = crate::remote::client(
+            &r.endpoint,
+            &r.region,
+            (&r.access_key, &secret),
+            r.ca_pem.as_deref(),
+        );
+        let asked = client.get_bucket_versioning().bucket(bucket).send();
+        let status = match tokio::time::timeout(timeout, asked).await {
+            Ok(Ok(out)) => out.status().map(|s| s.as_str().to_string()),
+            // Some S3 servers (moto) name the answer's root element otherwise, which
+            // the SDK refuses to parse: the status is read from the answer itself.
+            Ok(Err(e)) if crate::remote::answered_ok(&e) => {
+                let body = e.raw_response().and_then(|r| r.body().bytes());
+                let enabled = body.is_some_and(|b| {
+                    String::from_utf8_lossy(b).contains("<Status>Enabled</Status>")
+                });
+                enabled.then(|| "Enabled".to_string())
+            }
+            Ok(Err(e)) => {
+                return Err(RemoteError::Invalid(format!(
+                    "Destination bucket must exist: {name}/{bucket} answered {}",
+                    crate::remote::error_text(&e)
+                )))
+            }
+            Err(_) => {
+                return Err(RemoteError::Unreachable {
+                    name: name.to_string(),
+                    endpoint: r.endpoint,
+                    error: format!("no answer within {timeout:?}"),
+                })
+            }
+        };
+        match status.as_deref() {
+            Some("Enabled") => Ok(()),
+            _ => Err(RemoteError::Invalid(format!(
+                "Destination bucket must have versioning enabled: {name}/{bucket} has not"
+            ))),
+        }
     }
 
     /// The CA certificates a registered remote at `endpoint` is trusted through.

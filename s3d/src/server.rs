@@ -77,10 +77,18 @@ pub async fn serve(
         "S3 server ready"
     );
     let region: Arc<str> = cfg.region.as_str().into();
-    store.set_remote_store(remote::Remote::new(
+    let remotes = crate::remotes::Remotes::new(store.clone(), &cfg.server_key);
+    let remote = remote::Remote::new(
         tokio::runtime::Handle::current(),
         &cfg.server_key,
-        crate::remotes::Remotes::new(store.clone(), &cfg.server_key),
+        remotes.clone(),
+    );
+    store.set_remote_store(remote.clone());
+    store.set_replicator(crate::replication::Worker::new(
+        tokio::runtime::Handle::current(),
+        store.clone(),
+        remote,
+        remotes,
     ));
     store.set_lane_bound(cfg.notify_backlog);
     let targets = notify::Targets::new(store.clone(), &cfg.server_key, &cfg.region);

@@ -10,6 +10,7 @@ use crate::identity::iam::Iam;
 use crate::identity::{bucket_policy, sts};
 use crate::ignored_range::IgnoredRange;
 use crate::notify;
+use crate::replication;
 use crate::routes::Routes;
 use crate::vhost::Domains;
 use crate::{
@@ -30,6 +31,7 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
     );
     let ctx = Cybs3 {
         notify: crate::notify::Targets::new(store.clone(), &cfg.server_key, &cfg.region),
+        remotes: crate::remotes::Remotes::new(store.clone(), &cfg.server_key),
         store,
         region: cfg.region.clone(),
         iam,
@@ -282,6 +284,33 @@ impl S3 for Cybs3 {
         req: S3Request<GetBucketNotificationConfigurationInput>,
     ) -> Res<GetBucketNotificationConfigurationOutput> {
         notify::config::get(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_bucket_replication(
+        &self,
+        req: S3Request<PutBucketReplicationInput>,
+    ) -> Res<PutBucketReplicationOutput> {
+        replication::config::put(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_bucket_replication(
+        &self,
+        req: S3Request<GetBucketReplicationInput>,
+    ) -> Res<GetBucketReplicationOutput> {
+        replication::config::get(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn delete_bucket_replication(
+        &self,
+        req: S3Request<DeleteBucketReplicationInput>,
+    ) -> Res<DeleteBucketReplicationOutput> {
+        replication::config::delete(self, req.input)
             .await
             .map(S3Response::new)
     }

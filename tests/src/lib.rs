@@ -1,6 +1,7 @@
 //! Harness for end-to-end tests: runs the real `cybs3` binary and talks to it with real clients.
 
 pub mod brokers;
+pub mod moto;
 pub mod mount;
 pub mod slapd;
 pub mod tls;

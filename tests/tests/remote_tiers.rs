@@ -14,8 +14,8 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use common::*;
+use cybs3_tests::moto::Moto;
 use cybs3_tests::{content, cybs3, free_port, Server};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Binds class `class` of `srv` to `bucket` at `endpoint`.
@@ -448,32 +448,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transitions_to_moto() {
-    let port = free_port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server (pip install 'moto[server]'; tests/run.sh does)");
-    let _moto = Moto(child);
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let remote = cybs3_tests::client_for(&endpoint, "moto-key", "moto-secret");
+    let moto = Moto::start();
+    let endpoint = moto.endpoint.clone();
+    let remote = moto.client();
     bucket(&remote, "tier-bucket").await;
 
     let tmp = tempfile::tempdir().unwrap();

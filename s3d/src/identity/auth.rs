@@ -408,9 +408,42 @@ impl Identities {
         bucket: String,
         key: Option<String>,
     ) -> S3Result<bool> {
+        self.may_also(req, "BypassGovernanceRetention", bucket, key)
+            .await
+    }
+
+    /// A request that writes a replica (`replication::replica`) needs `op`'s permission
+    /// (`ReplicateObject`, `ReplicateDelete`): refused without it, since written as a
+    /// plain version it would be replicated back.
+    async fn check_replica<T>(
+        &self,
+        req: &S3Request<T>,
+        op: &str,
+        bucket: String,
+        key: String,
+    ) -> S3Result<()> {
+        let Some(replica) = crate::replication::replica::replica_of(&req.headers)? else {
+            return Ok(());
+        };
+        if !self.may_also(req, op, bucket, Some(key)).await? {
+            return Err(denied());
+        }
+        ctx::set_replica(replica);
+        Ok(())
+    }
+
+    /// Whether the caller may do `op`, a permission a request asks for besides its
+    /// operation's.
+    async fn may_also<T>(
+        &self,
+        req: &S3Request<T>,
+        op: &str,
+        bucket: String,
+        key: Option<String>,
+    ) -> S3Result<bool> {
         let caller = Caller::of(&req.extensions)?.clone();
         let ask = Ask {
-            op: "BypassGovernanceRetention".to_string(),
+            op: op.to_string(),
             bucket: Some(bucket),
             key,
             query: Vec::new(),
@@ -712,12 +745,25 @@ impl S3Access for Identities {
     }
 
     async fn delete_object(&self, req: &mut S3Request<DeleteObjectInput>) -> S3Result<()> {
-        let (b, k) = (req.input.bucket.clone(), Some(req.input.key.clone()));
+        let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
         let asked = req.input.bypass_governance_retention == Some(true);
-        if asked && !self.may_bypass(req, b, k).await? {
+        if asked && !self.may_bypass(req, b.clone(), Some(k.clone())).await? {
             req.input.bypass_governance_retention = None;
         }
-        Ok(())
+        self.check_replica(req, "ReplicateDelete", b, k).await
+    }
+
+    async fn put_object(&self, req: &mut S3Request<s3s::dto::PutObjectInput>) -> S3Result<()> {
+        let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
+        self.check_replica(req, "ReplicateObject", b, k).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: &mut S3Request<s3s::dto::CompleteMultipartUploadInput>,
+    ) -> S3Result<()> {
+        let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
+        self.check_replica(req, "ReplicateObject", b, k).await
     }
 
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {

@@ -46,6 +46,9 @@ pub(super) fn object_action(op: &str, v: bool) -> Option<&'static str> {
         "GetObjectRetention" => Some("s3:GetObjectRetention"),
         // Not an S3 operation: asked of the policy when a request sets the bypass header.
         "BypassGovernanceRetention" => Some("s3:BypassGovernanceRetention"),
+        // Not S3 operations either: asked when a request writes a replica.
+        "ReplicateObject" => Some("s3:ReplicateObject"),
+        "ReplicateDelete" => Some("s3:ReplicateDelete"),
         "PutObjectRetention" => Some("s3:PutObjectRetention"),
         "GetObjectLegalHold" => Some("s3:GetObjectLegalHold"),
         "PutObjectLegalHold" => Some("s3:PutObjectLegalHold"),

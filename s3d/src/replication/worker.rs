@@ -1,0 +1,403 @@
+//! The engine's [`engine::Replicator`]: called on the work queue's thread with each
+//! round's chains (one destination's tasks for one key, in order), it sends them with
+//! aws-sdk-s3 through the remote's cached client, the chains at once, on the server's
+//! runtime.
+//!
+//! A version goes with its metadata, tags, object lock settings, storage class and
+//! encryption mode (re-encrypted by the destination under its own keys), and with its
+//! version id and time in `x-cybs3-replica-*` headers: a cybs3 destination keeps both
+//! and marks it REPLICA; any other S3 ignores them. A delete marker goes as a
+//! DeleteObject of its key. Connection errors, timeouts and 5xx answers are retried by
+//! the queue; other refusals (access, a missing bucket, an SSE-C version whose key is
+//! never stored) fail the version for good: FAILED, a dead letter.
+
+use crate::remote::Remote;
+use crate::remotes::{RemoteError, Remotes};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use engine::{LockMode, ObjectVersion, ReplChain, ReplSent, ReplTask, SseMode, Store};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::Handle;
+
+/// Chains sent at once.
+const IN_FLIGHT: usize = 16;
+/// Versions up to this size go in one PutObject; larger ones in parts of this size, one
+/// in memory at a time per chain.
+const PART: u64 = 8 << 20;
+/// The longest one call (a PutObject, a part) may take before it counts as failed.
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// The headers that carry a replica's source version id and time.
+pub(crate) const VERSION_HEADER: &str = "x-cybs3-replica-version-id";
+pub(crate) const MTIME_HEADER: &str = "x-cybs3-replica-mtime-ns";
+/// The standard headers a version keeps that go with it.
+const KEPT_HEADERS: &[&str] = &[
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+];
+/// Storage classes any S3 knows: a class of this server's own is not sent unless the
+/// rule names it.
+const AWS_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+];
+
+/// Why a task was not sent.
+enum Failure {
+    /// Worth another try later (the destination is down, slow or busy).
+    Retry(String),
+    /// Refused for good: the version is FAILED.
+    GiveUp(String),
+}
+
+pub(crate) struct Worker {
+    rt: Handle,
+    store: Store,
+    remote: Arc<Remote>,
+    remotes: Remotes,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        rt: Handle,
+        store: Store,
+        remote: Arc<Remote>,
+        remotes: Remotes,
+    ) -> Arc<Worker> {
+        Arc::new(Worker {
+            rt,
+            store,
+            remote,
+            remotes,
+        })
+    }
+
+    async fn chain(&self, chain: &ReplChain<'_>) -> ReplSent {
+        let mut sent = ReplSent::default();
+        for task in &chain.tasks {
+            match self.send(task).await {
+                Ok(()) => sent.outcomes.push(None),
+                Err(Failure::GiveUp(e)) => {
+                    tracing::warn!(
+                        bucket = task.bucket,
+                        key = task.key,
+                        version = task.version_id,
+                        remote = task.remote,
+                        "replication failed for good: {e}"
+                    );
+                    sent.outcomes.push(Some(e));
+                }
+                Err(Failure::Retry(e)) => {
+                    sent.stopped = Some(e);
+                    break;
+                }
+            }
+        }
+        sent
+    }
+
+    async fn send(&self, t: &ReplTask) -> Result<(), Failure> {
+        let tier = self
+            .remotes
+            .as_tier(&t.remote, &t.target)
+            .map_err(|e| match e {
+                RemoteError::NoSuchRemote(_) => Failure::GiveUp(e.to_string()),
+                e => Failure::Retry(e.to_string()),
+            })?;
+        let client = self
+            .remote
+            .client(&tier)
+            .map_err(|e| Failure::Retry(e.to_string()))?;
+        let replica = vec![
+            (VERSION_HEADER.to_string(), t.version_id.clone()),
+            (MTIME_HEADER.to_string(), t.mtime_ns.to_string()),
+        ];
+        if t.delete_marker {
+            let asked = client
+                .delete_object()
+                .bucket(&t.target)
+                .key(&t.key)
+                .customize()
+                .mutate_request(with_headers(replica))
+                .send();
+            return timed(asked).await.map(drop);
+        }
+        let (store, b, k, vid) = (
+            self.store.clone(),
+            t.bucket.clone(),
+            t.key.clone(),
+            t.version_id.clone(),
+        );
+        let found = tokio::task::spawn_blocking(move || store.head(&b, &k, Some(&vid)))
+            .await
+            .map_err(|e| Failure::Retry(e.to_string()))?;
+        let v = match found {
+            Ok(v) if v.sort == t.sort => v,
+            // Gone (or a `null` version replaced) meanwhile: nothing left to send.
+            Ok(_)
+            | Err(
+                engine::Error::NoSuchKey(_)
+                | engine::Error::NoSuchVersion(_)
+                | engine::Error::NoSuchBucket(_)
+                | engine::Error::DeleteMarker { .. },
+            ) => return Ok(()),
+            Err(e) => return Err(Failure::Retry(e.to_string())),
+        };
+        let mut headers = headers_of(&v, t)?;
+        headers.extend(replica);
+        match v.size <= PART {
+            true => {
+                let body = self.read(t, 0, v.size).await?;
+                let asked = client
+                    .put_object()
+                    .bucket(&t.target)
+                    .key(&t.key)
+                    .body(ByteStream::from(body))
+                    .customize()
+                    .mutate_request(with_headers(headers))
+                    .send();
+                timed(asked).await.map(drop)
+            }
+            false => self.multipart(&client, t, v.size, headers).await,
+        }
+    }
+
+    /// Bytes `start..end` of the task's version.
+    async fn read(&self, t: &ReplTask, start: u64, end: u64) -> Result<Vec<u8>, Failure> {
+        let (store, b, k, vid) = (
+            self.store.clone(),
+            t.bucket.clone(),
+            t.key.clone(),
+            t.version_id.clone(),
+        );
+        let read = tokio::task::spawn_blocking(move || -> engine::Result<Vec<u8>> {
+            let mut r = store.open_object(&b, &k, Some(&vid))?.range(start, end)?;
+            let mut out = Vec::with_capacity((end - start) as usize);
+            while let Some(chunk) = r.next_chunk()? {
+                out.extend_from_slice(&chunk);
+            }
+            Ok(out)
+        });
+        // A version removed meanwhile is found gone by the retry.
+        match read.await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(Failure::Retry(format!("reading the version: {e}"))),
+            Err(e) => Err(Failure::Retry(e.to_string())),
+        }
+    }
+
+    async fn multipart(
+        &self,
+        c: &Client,
+        t: &ReplTask,
+        size: u64,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), Failure> {
+        let asked = c
+            .create_multipart_upload()
+            .bucket(&t.target)
+            .key(&t.key)
+            .customize()
+            .mutate_request(with_headers(headers.clone()))
+            .send();
+        let up = timed(asked).await?;
+        let upload_id = up.upload_id().unwrap_or_default().to_string();
+        let parts = async {
+            let mut parts = Vec::new();
+            let mut start = 0;
+            while start < size {
+                let end = (start + PART).min(size);
+                let body = self.read(t, start, end).await?;
+                let number = parts.len() as i32 + 1;
+                let asked = c
+                    .upload_part()
+                    .bucket(&t.target)
+                    .key(&t.key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(body))
+                    .send();
+                let done = timed(asked).await?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(done.e_tag().map(str::to_string))
+                        .build(),
+                );
+                start = end;
+            }
+            Ok(parts)
+        };
+        let completed = match parts.await {
+            Ok(parts) => {
+                let asked = c
+                    .complete_multipart_upload()
+                    .bucket(&t.target)
+                    .key(&t.key)
+                    .upload_id(&upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    )
+                    .customize()
+                    .mutate_request(with_headers(headers))
+                    .send();
+                match tokio::time::timeout(TIMEOUT, asked).await {
+                    Ok(Ok(_)) => Ok(()),
+                    // Some S3 servers (moto, on a versioned bucket) name the answer's
+                    // root element otherwise: the upload is complete all the same.
+                    Ok(Err(e)) if crate::remote::answered_ok(&e) => Ok(()),
+                    Ok(Err(e)) => Err(failure(&e)),
+                    Err(_) => Err(Failure::Retry(format!("no answer within {TIMEOUT:?}"))),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if completed.is_err() {
+            let abort = c
+                .abort_multipart_upload()
+                .bucket(&t.target)
+                .key(&t.key)
+                .upload_id(&upload_id)
+                .send();
+            let _ = tokio::time::timeout(TIMEOUT, abort).await;
+        }
+        completed
+    }
+}
+
+impl engine::Replicator for Worker {
+    fn replicate(&self, chains: &[ReplChain<'_>]) -> Vec<ReplSent> {
+        self.rt.block_on(
+            futures::stream::iter(chains)
+                .map(|c| self.chain(c))
+                .buffered(IN_FLIGHT)
+                .collect(),
+        )
+    }
+}
+
+/// The headers a version is written with at the destination.
+fn headers_of(v: &ObjectVersion, t: &ReplTask) -> Result<Vec<(String, String)>, Failure> {
+    let mut h: Vec<(String, String)> = Vec::new();
+    if let Some(ct) = &v.meta.content_type {
+        h.push(("content-type".into(), ct.clone()));
+    }
+    h.extend(
+        (v.meta.headers.iter())
+            .filter(|(k, _)| KEPT_HEADERS.contains(&k.as_str()))
+            .cloned(),
+    );
+    for (k, val) in &v.meta.user {
+        h.push((format!("x-amz-meta-{k}"), val.clone()));
+    }
+    if !v.meta.tags.is_empty() {
+        let tags = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&v.meta.tags)
+            .finish();
+        h.push(("x-amz-tagging".into(), tags));
+    }
+    let class = t.storage_class.clone().or_else(|| {
+        v.meta
+            .storage_class
+            .clone()
+            .filter(|c| AWS_CLASSES.contains(&c.as_str()))
+    });
+    if let Some(class) = class {
+        h.push(("x-amz-storage-class".into(), class));
+    }
+    if let Some(r) = &v.retention {
+        let mode = match r.mode {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        };
+        let until = time::OffsetDateTime::from_unix_timestamp_nanos(r.until_ns as i128)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        h.push(("x-amz-object-lock-mode".into(), mode.into()));
+        h.push(("x-amz-object-lock-retain-until-date".into(), until));
+    }
+    if v.legal_hold {
+        h.push(("x-amz-object-lock-legal-hold".into(), "ON".into()));
+    }
+    match v.encryption.as_ref().map(|e| &e.mode) {
+        None => {}
+        Some(SseMode::S3) => h.push(("x-amz-server-side-encryption".into(), "AES256".into())),
+        Some(SseMode::Kms { key, .. }) => {
+            h.push(("x-amz-server-side-encryption".into(), "aws:kms".into()));
+            h.push((
+                "x-amz-server-side-encryption-aws-kms-key-id".into(),
+                key.clone(),
+            ));
+        }
+        Some(SseMode::Customer { .. }) => {
+            return Err(Failure::GiveUp(
+                "an SSE-C version cannot be replicated: its key is never stored".into(),
+            ))
+        }
+    }
+    Ok(h)
+}
+
+/// A request customization adding `headers` (signed with the rest).
+fn with_headers(
+    headers: Vec<(String, String)>,
+) -> impl Fn(&mut aws_sdk_s3::config::http::HttpRequest) + Send + Sync + 'static {
+    move |req| {
+        for (k, v) in &headers {
+            req.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// Runs one SDK call within [`TIMEOUT`], its error sorted.
+async fn timed<T, E>(
+    call: impl std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+) -> Result<T, Failure>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match tokio::time::timeout(TIMEOUT, call).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => Err(failure(&e)),
+        Err(_) => Err(Failure::Retry(format!("no answer within {TIMEOUT:?}"))),
+    }
+}
+
+/// Server errors, throttling and no answer are retried; other refusals are final.
+fn failure<E>(e: &SdkError<E, HttpResponse>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let text = crate::remote::error_text(e);
+    let SdkError::ServiceError(se) = e else {
+        return Failure::Retry(text);
+    };
+    let status = se.raw().status().as_u16();
+    let busy = matches!(
+        e.code(),
+        Some("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable")
+    );
+    match status >= 500 || status == 429 || busy {
+        true => Failure::Retry(text),
+        false => Failure::GiveUp(text),
+    }
+}
