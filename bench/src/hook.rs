@@ -5,14 +5,13 @@
 //! fresh temporary data directories), so the comparison holds for any endpoint.
 
 use crate::report::{row, timed_row, Row};
+use crate::spare::Spare;
 use crate::timing::{median, Timing};
 use crate::Cli;
 use anyhow::{Context, Result};
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-use aws_sdk_s3::Client;
 use bytes::Bytes;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,53 +69,10 @@ fn receiver() -> Result<(String, Arc<AtomicU64>)> {
     Ok((url, count))
 }
 
-/// A server of the bench's own in a temporary data directory; stopped when dropped.
-struct Spare {
-    dir: tempfile::TempDir,
-    client: Client,
-}
-
-impl Spare {
-    fn start(cli: &dyn Cli, audit: bool) -> Result<Spare> {
-        let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let status = Command::new(std::env::current_exe()?)
-            .args(["server", "start", "--detach", "--data"])
-            .arg(dir.path())
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--audit", if audit { "on" } else { "off" }])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .context("cannot start the bench's own server")?;
-        anyhow::ensure!(status.success(), "the bench's own server did not start");
-        let (access, secret) = cli
-            .root_keys(dir.path())
-            .context("the bench's own server wrote no root keys")?;
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let client = vault::S3Target::new(&endpoint, &access, &secret).client();
-        let spare = Spare { dir, client };
-        Ok(spare)
-    }
-
-    /// `ops` PUTs at concurrency 32 under a prefix of their own.
-    async fn puts(&self, small: &Bytes, ops: usize, run: usize) -> Result<Timing> {
-        let key = move |i: usize| format!("small/{run}/{i:08}");
-        crate::s3::put_small(&self.client, BUCKET, small, (32, ops), key, None).await
-    }
-}
-
-impl Drop for Spare {
-    fn drop(&mut self) {
-        let _ = Command::new(std::env::current_exe().expect("the running binary"))
-            .args(["server", "stop", "--data"])
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
+/// `ops` PUTs at concurrency 32 under a prefix of their own.
+async fn puts(spare: &Spare, small: &Bytes, ops: usize, run: usize) -> Result<Timing> {
+    let key = move |i: usize| format!("small/{run}/{i:08}");
+    crate::s3::put_small(&spare.client, BUCKET, small, (32, ops), key, None).await
 }
 
 pub(crate) async fn rows(cli: &dyn Cli, small: &Bytes, ops: usize) -> Result<Vec<Row>> {
@@ -165,15 +121,15 @@ pub(crate) async fn rows(cli: &dyn Cli, small: &Bytes, ops: usize) -> Result<Vec
     // starting once the events of the last have all arrived, so that one server's
     // deliveries do not slow the other's PUTs.
     let warm = per_run / 4 + 1;
-    off.puts(small, warm, 0).await?;
-    on.puts(small, warm, 0).await?;
+    puts(&off, small, warm, 0).await?;
+    puts(&on, small, warm, 0).await?;
     let mut sent = warm as u64;
     drained(sent).await?;
     let (mut plain, mut hooked, mut delivery) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=RUNS {
-        plain.push(off.puts(small, per_run, run).await?);
+        plain.push(puts(&off, small, per_run, run).await?);
         let started = Instant::now();
-        hooked.push(on.puts(small, per_run, run).await?);
+        hooked.push(puts(&on, small, per_run, run).await?);
         sent += per_run as u64;
         drained(sent).await?;
         delivery.push(per_run as f64 / started.elapsed().as_secs_f64());

@@ -9,8 +9,10 @@ mod hook;
 mod machine;
 mod mount;
 mod rclone;
+mod replication;
 mod report;
 mod s3;
+mod spare;
 mod sync;
 mod timing;
 

@@ -274,7 +274,7 @@ fn engine_reference(mib: usize, count: usize) -> Result<Reference> {
     result
 }
 
-fn pattern() -> Bytes {
+pub(crate) fn pattern() -> Bytes {
     (0..MIB).map(|i| (i * 131 % 251) as u8).collect()
 }
 
@@ -413,6 +413,9 @@ async fn measure(
 
     // One webhook target and the audit log, next to both off: on servers of the bench's own.
     rows.extend(crate::hook::rows(cli, &small, args.small_ops).await?);
+    // Replication to a second server: on servers of the bench's own too.
+    let large = args.objects_mib << 20;
+    rows.extend(crate::replication::rows(cli, &small, args.small_ops, large).await?);
 
     let fill_conc = 128;
     let t = tasks(fill_conc, args.list_keys, {

@@ -92,6 +92,16 @@ async fn bench_s3_runs_reports_json_and_cleans_up() {
     assert!(hook["ratio"].as_f64().unwrap() > 0.0, "{hook}");
     let delivered = find("webhook events delivered (from a run's first PUT to its last delivery)");
     assert_eq!(delivered["unit"], "events/s");
+    // Replication to a second server: its lag, and a large object next to a plain copy.
+    let lag = find("replication lag of 4 KiB PUTs at concurrency 32 to a second server, p99");
+    assert_eq!(lag["unit"], "s");
+    assert!(lag["p99_ms"].as_f64().unwrap() >= lag["p50_ms"].as_f64().unwrap());
+    let large = find("replication of one 2 MiB object to a second server");
+    assert_eq!(
+        large["reference"],
+        "a plain copy between the same servers (streamed GET into a multipart PUT)"
+    );
+    assert!(large["ratio"].as_f64().unwrap() > 0.0, "{large}");
     assert_eq!(
         find("ListObjectsV2 500 keys (pages of 1000)")["unit"],
         "keys/s"

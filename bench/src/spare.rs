@@ -1,0 +1,73 @@
+//! A server of the bench's own: the same binary, one drive, a fresh temporary data
+//! directory, so that rows comparing two servers hold for any endpoint.
+
+use crate::Cli;
+use anyhow::{Context, Result};
+use aws_sdk_s3::Client;
+use std::process::{Command, Stdio};
+
+/// A server of the bench's own in a temporary data directory; stopped when dropped.
+pub(crate) struct Spare {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) client: Client,
+    pub(crate) endpoint: String,
+    pub(crate) keys: (String, String),
+}
+
+impl Spare {
+    pub(crate) fn start(cli: &dyn Cli, audit: bool) -> Result<Spare> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let status = Command::new(std::env::current_exe()?)
+            .args(["server", "start", "--detach", "--data"])
+            .arg(dir.path())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--audit", if audit { "on" } else { "off" }])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .context("cannot start the bench's own server")?;
+        anyhow::ensure!(status.success(), "the bench's own server did not start");
+        let (access, secret) = cli
+            .root_keys(dir.path())
+            .context("the bench's own server wrote no root keys")?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let client = vault::S3Target::new(&endpoint, &access, &secret).client();
+        Ok(Spare {
+            dir,
+            client,
+            endpoint,
+            keys: (access, secret),
+        })
+    }
+
+    /// `cybs3 ARGS… --data DIR` against this server, which must succeed.
+    pub(crate) fn admin(&self, args: &[&str]) -> Result<()> {
+        let out = Command::new(std::env::current_exe()?)
+            .args(args)
+            .arg("--data")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "cybs3 {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(())
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        let _ = Command::new(std::env::current_exe().expect("the running binary"))
+            .args(["server", "stop", "--data"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
