@@ -41,8 +41,11 @@ const LANE_FIRST_DELAY: Duration = Duration::from_millis(250);
 /// The longest wait between two tries of a lane's task: a target that comes back is
 /// caught up within this.
 const LANE_MAX_DELAY: Duration = Duration::from_secs(10);
-/// Tasks done per round.
+/// Tasks done per round (of each lane).
 const ROUND: usize = 64;
+/// Replication tasks sent per round of a destination's lane: each is a request to another
+/// server, which keeps up only with many in flight, so a round takes more of them.
+const REPLICATION_ROUND: usize = 512;
 /// The shortest time between the starts of two rounds after a commit queued work: under
 /// a stream of changes, one round (and one commit of what it finished) per this, not one
 /// per change, at the cost of this much delay.
@@ -613,6 +616,10 @@ impl Store {
                 }
             }
             for lane in lanes {
+                let round = match lane.starts_with(crate::replication::LANE_PREFIX) {
+                    true => REPLICATION_ROUND,
+                    false => ROUND,
+                };
                 for (taken, kv) in db.prefix_iter(&rtxn, &keys::lane_base(&lane))?.enumerate() {
                     let (k, v) = kv?;
                     let task: Task = record::decode(v)?;
@@ -620,7 +627,7 @@ impl Store {
                         waiting = true;
                         break;
                     }
-                    if taken == ROUND {
+                    if taken == round {
                         full = true;
                         break;
                     }

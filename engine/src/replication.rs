@@ -110,9 +110,12 @@ impl ReplicationConfig {
     }
 }
 
+/// What the lanes of destinations' tasks begin with.
+pub(crate) const LANE_PREFIX: &str = "repl/";
+
 /// The lane of a destination's tasks.
 pub(crate) fn lane(remote: &str, bucket: &str) -> String {
-    format!("repl/{remote}/{bucket}")
+    format!("{LANE_PREFIX}{remote}/{bucket}")
 }
 
 /// One version or delete marker to send to one destination.

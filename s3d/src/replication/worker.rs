@@ -24,8 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::Handle;
 
-/// Chains sent at once.
-const IN_FLIGHT: usize = 16;
+/// Chains sent at once: a destination keeps up with a source's small writes only with
+/// about as many requests in flight as the source's clients have.
+const IN_FLIGHT: usize = 64;
 /// Versions up to this size go in one PutObject; larger ones in parts of this size, one
 /// in memory at a time per chain.
 const PART: u64 = 8 << 20;
@@ -135,17 +136,35 @@ impl Worker {
                 .send();
             return timed(asked).await.map(drop);
         }
-        let (store, b, k, vid) = (
+        let (store, b, k, vid, sort) = (
             self.store.clone(),
             t.bucket.clone(),
             t.key.clone(),
             t.version_id.clone(),
+            t.sort,
         );
-        let found = tokio::task::spawn_blocking(move || store.head(&b, &k, Some(&vid)))
-            .await
-            .map_err(|e| Failure::Retry(e.to_string()))?;
-        let v = match found {
-            Ok(v) if v.sort == t.sort => v,
+        // One read for a version sent whole: the record and, if small, its bytes.
+        let found = tokio::task::spawn_blocking(move || -> engine::Result<_> {
+            let r = store.open_object(&b, &k, Some(&vid))?;
+            let v = r.version().clone();
+            let sse_c = matches!(
+                v.encryption.as_ref().map(|e| &e.mode),
+                Some(SseMode::Customer { .. })
+            );
+            let whole = v.size <= PART && !sse_c;
+            let mut body = Vec::new();
+            if whole && v.sort == sort {
+                let mut all = r.all();
+                while let Some(chunk) = all.next_chunk()? {
+                    body.extend_from_slice(&chunk);
+                }
+            }
+            Ok((v, body))
+        })
+        .await
+        .map_err(|e| Failure::Retry(e.to_string()))?;
+        let (v, body) = match found {
+            Ok((v, body)) if v.sort == t.sort => (v, body),
             // Gone (or a `null` version replaced) meanwhile: nothing left to send.
             Ok(_)
             | Err(
@@ -154,13 +173,12 @@ impl Worker {
                 | engine::Error::NoSuchBucket(_)
                 | engine::Error::DeleteMarker { .. },
             ) => return Ok(()),
-            Err(e) => return Err(Failure::Retry(e.to_string())),
+            Err(e) => return Err(Failure::Retry(format!("reading the version: {e}"))),
         };
         let mut headers = headers_of(&v, t)?;
         headers.extend(replica);
         match v.size <= PART {
             true => {
-                let body = self.read(t, 0, v.size).await?;
                 let asked = client
                     .put_object()
                     .bucket(&t.target)
