@@ -377,7 +377,7 @@ fn api_created_marker(op: &Op) -> bool {
     )
 }
 
-fn version_now(
+pub(crate) fn version_now(
     tx: &mut Tx,
     bucket: &str,
     key: &str,

@@ -75,7 +75,7 @@ pub use record::{
 pub use remote::{RemoteStore, RemoteTier};
 pub use replication::{
     as_replica, status_of, DestinationStatus, FilterForm, ReplChain, ReplRule, ReplSent,
-    ReplStatus, ReplTask, Replica, ReplicationConfig, Replicator,
+    ReplStatus, ReplTask, ReplWhat, Replica, ReplicationConfig, Replicator,
 };
 pub use rewrap::RewrapJob;
 pub use sse::{customer_mode, part_plain_size};

@@ -129,9 +129,22 @@ pub struct ReplTask {
     pub version_id: String,
     pub sort: [u8; 16],
     pub mtime_ns: u64,
-    pub delete_marker: bool,
+    pub what: ReplWhat,
     /// The class the replica is written in (the rule's), else the source's.
     pub storage_class: Option<String>,
+}
+
+/// What a task sends of its version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplWhat {
+    /// The version, whole.
+    Version,
+    /// A delete marker.
+    DeleteMarker,
+    /// The version's tags, changed after it was sent.
+    Tags,
+    /// Its retention and legal hold, changed after it was sent.
+    Lock,
 }
 
 /// A version's replication status, kept in its `replication` field.
@@ -244,12 +257,79 @@ pub(crate) fn record(tx: &mut Tx, op: &Op, out: &Out) -> Result<()> {
                 None => return Ok(()),
             }
         }
+        (
+            Op::SetTags {
+                bucket,
+                key,
+                version_id,
+                ..
+            },
+            _,
+        ) => return queue_change(tx, bucket, key, version_id.as_deref(), ReplWhat::Tags),
+        (
+            Op::SetRetention {
+                bucket,
+                key,
+                version_id,
+                ..
+            }
+            | Op::SetLegalHold {
+                bucket,
+                key,
+                version_id,
+                ..
+            },
+            _,
+        ) => return queue_change(tx, bucket, key, version_id.as_deref(), ReplWhat::Lock),
         _ => return Ok(()),
     };
     let Some(config) = config_in(tx, bucket)? else {
         return Ok(());
     };
     queue_version(tx, &config, bucket, key, &v).map(drop)
+}
+
+/// Queues a change of a version's tags or lock for the destinations that have (or are
+/// to get) the version: those of a version with a status; of a replica, only for rules
+/// that replicate replicas' changes (ReplicaModifications).
+fn queue_change(
+    tx: &mut Tx,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    what: ReplWhat,
+) -> Result<()> {
+    let Some(config) = config_in(tx, bucket)? else {
+        return Ok(());
+    };
+    let Some(v) = crate::events::version_now(tx, bucket, key, version_id)? else {
+        return Ok(());
+    };
+    let replica = match status_of(&v) {
+        None => return Ok(()),
+        Some(s) => s == ReplStatus::Replica,
+    };
+    for rule in config.decide(key, &v.meta.tags) {
+        if replica && !rule.replica_modifications {
+            continue;
+        }
+        queue::push(tx, Work::Replicate(task(rule, bucket, key, &v, what)))?;
+    }
+    Ok(())
+}
+
+fn task(rule: &ReplRule, bucket: &str, key: &str, v: &ObjectVersion, what: ReplWhat) -> ReplTask {
+    ReplTask {
+        remote: rule.remote.clone(),
+        target: rule.bucket.clone(),
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version_id: v.version_id.clone(),
+        sort: v.sort,
+        mtime_ns: v.mtime_ns,
+        what,
+        storage_class: rule.storage_class.clone(),
+    }
 }
 
 fn config_in(tx: &mut Tx, bucket: &str) -> Result<Option<ReplicationConfig>> {
@@ -271,20 +351,11 @@ fn queue_version(
         if v.delete_marker && !rule.delete_markers {
             continue;
         }
-        queue::push(
-            tx,
-            Work::Replicate(ReplTask {
-                remote: rule.remote.clone(),
-                target: rule.bucket.clone(),
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                version_id: v.version_id.clone(),
-                sort: v.sort,
-                mtime_ns: v.mtime_ns,
-                delete_marker: v.delete_marker,
-                storage_class: rule.storage_class.clone(),
-            }),
-        )?;
+        let what = match v.delete_marker {
+            true => ReplWhat::DeleteMarker,
+            false => ReplWhat::Version,
+        };
+        queue::push(tx, Work::Replicate(task(rule, bucket, key, v, what)))?;
         queued += 1;
     }
     if queued > 0 {
@@ -326,6 +397,13 @@ pub(crate) fn finish(tx: &mut Tx, key: &[u8], error: Option<&str>) -> Result<()>
         return queue::finish(tx, key);
     };
     let (bucket, k, sort) = (t.bucket.clone(), t.key.clone(), t.sort);
+    if matches!(t.what, ReplWhat::Tags | ReplWhat::Lock) {
+        // A later change: the version's status is its first sending's.
+        return match error {
+            None => queue::finish(tx, key),
+            Some(error) => queue::give_up(tx, key, error),
+        };
+    }
     match error {
         None => {
             queue::finish(tx, key)?;
@@ -536,9 +614,10 @@ mod tests {
         let tasks = queued(&store);
         assert_eq!(tasks.len(), 2, "{tasks:?}");
         assert_eq!(
-            (tasks[0].1.key.as_str(), tasks[0].1.delete_marker),
-            ("a/1", false)
+            (tasks[0].1.key.as_str(), tasks[0].1.what),
+            ("a/1", ReplWhat::Version)
         );
+        assert_eq!(tasks[1].1.what, ReplWhat::DeleteMarker);
         assert_eq!(tasks[0].1.version_id, v.version_id);
         assert_eq!(tasks[1].1.version_id, marker.version_id.unwrap());
         assert_eq!(
@@ -595,7 +674,7 @@ mod tests {
             store.head("bkt", "a/k", None).unwrap().version_id,
             newer.version_id
         );
-        // Sent again (at least once): the same version, not a second one.
+        // ReplWhat again (at least once): the same version, not a second one.
         put(&store, "a/k", Some(older));
         let q = crate::VersionQuery {
             max: 100,

@@ -361,6 +361,24 @@ async fn replicates_to_moto_byte_for_byte() {
     let (got, markers) = at_moto("b/one").await;
     assert_eq!(got.body.collect().await.unwrap().to_vec(), b"bee");
     assert_eq!(markers, 0, "b/ does not replicate delete markers");
+    // A later change of the latest version's tags reaches moto's current version.
+    let tagging = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(Tag::builder().key("later").value("yes").build().unwrap())
+        .build()
+        .unwrap();
+    let tag = c
+        .put_object_tagging()
+        .bucket("src")
+        .key("a/big")
+        .version_id(&big_vid);
+    tag.tagging(tagging).send().await.unwrap();
+    let moto_vid = at_moto("a/big").await.0.version_id().unwrap().to_string();
+    eventually(
+        "the new tags at moto",
+        || tags_of(&remote, "dst", "a/big", &moto_vid),
+        |t| t == &[("later".to_string(), "yes".to_string())],
+    )
+    .await;
     let c_at_moto = remote
         .head_object()
         .bucket("dst")
@@ -369,10 +387,13 @@ async fn replicates_to_moto_byte_for_byte() {
         .await;
     assert_eq!(fails(c_at_moto).0, 404);
 
-    let status = admin(&srv, &["admin", "replication", "status", "src", "--json"]);
+    // Counted once the round's outcomes are committed, just after the last arrived.
+    let status = || async { admin(&srv, &["admin", "replication", "status", "src", "--json"]) };
+    let done = |s: &serde_json::Value| s[0]["stats"]["delivered"] == 6;
+    eventually("every task done", status, done).await;
+    let status = status().await;
     assert_eq!(status[0]["destination"], dest);
     assert_eq!(status[0]["stats"]["queued"], 0, "{status}");
-    assert_eq!(status[0]["stats"]["delivered"], 5, "{status}");
     assert_eq!(status[0]["stats"]["dead"], 0, "{status}");
     let removed = cybs3(&srv.home, &["admin", "remote", "remove", "moto"]);
     assert!(!removed.status.success(), "a rule names the remote");
@@ -511,4 +532,144 @@ async fn a_sigkill_with_replication_pending_loses_nothing() {
     }
     let listed = converged(&ca, "src", &b.client(), "dst", &[]).await;
     assert_eq!(listed.len(), 65);
+}
+
+/// Waits until `check` holds of what `get` answers.
+async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    what: &str,
+    get: impl Fn() -> F,
+    check: impl Fn(&T) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = get().await;
+        if check(&got) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn tags_of(c: &Client, bucket: &str, key: &str, vid: &str) -> Vec<(String, String)> {
+    let out = c
+        .get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .version_id(vid)
+        .send()
+        .await
+        .unwrap();
+    let mut tags: Vec<_> = (out.tag_set().iter())
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// Object lock settings go with the version; later changes of its tags, retention and
+/// legal hold follow it, to the same version at a cybs3 destination.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn object_lock_and_later_changes_follow_the_version() {
+    use aws_sdk_s3::types::{
+        ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode, Tagging,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_servers(tmp.path());
+    let (ca, cb) = (a.client(), b.client());
+    for (c, name) in [(&ca, "locked-a"), (&cb, "locked-b")] {
+        let made = c
+            .create_bucket()
+            .bucket(name)
+            .object_lock_enabled_for_bucket(true);
+        made.send().await.unwrap();
+    }
+    add_remote(&a, "b", &b.endpoint(), (&b.access_key, &b.secret_key));
+    let all = rule("all", 1, "", true, "arn:cybs3:s3:::b/locked-b");
+    set_rules(&ca, "locked-a", vec![all]).await.unwrap();
+    let until = aws_sdk_s3::primitives::DateTime::from_secs(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 3600,
+    );
+    let put = ca
+        .put_object()
+        .bucket("locked-a")
+        .key("doc")
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(until)
+        .tagging("v=1")
+        .body(ByteStream::from_static(b"kept"))
+        .send()
+        .await
+        .unwrap();
+    let vid = put.version_id().unwrap().to_string();
+    wait_status(&ca, "locked-a", "doc", &vid, ReplicationStatus::Completed).await;
+    let at_b = cb
+        .head_object()
+        .bucket("locked-b")
+        .key("doc")
+        .version_id(&vid);
+    let at_b = at_b.send().await.unwrap();
+    assert_eq!(at_b.object_lock_mode(), Some(&ObjectLockMode::Governance));
+    assert_eq!(at_b.object_lock_retain_until_date(), Some(&until));
+    assert_eq!(
+        tags_of(&cb, "locked-b", "doc", &vid).await,
+        [("v".into(), "1".into())]
+    );
+
+    let tagging = Tagging::builder()
+        .tag_set(Tag::builder().key("v").value("2").build().unwrap())
+        .build()
+        .unwrap();
+    let tag = ca
+        .put_object_tagging()
+        .bucket("locked-a")
+        .key("doc")
+        .version_id(&vid);
+    tag.tagging(tagging).send().await.unwrap();
+    let hold = ObjectLockLegalHold::builder()
+        .status(ObjectLockLegalHoldStatus::On)
+        .build();
+    let held = ca
+        .put_object_legal_hold()
+        .bucket("locked-a")
+        .key("doc")
+        .version_id(&vid);
+    held.legal_hold(hold).send().await.unwrap();
+    eventually(
+        "the new tags at B",
+        || tags_of(&cb, "locked-b", "doc", &vid),
+        |t| t == &[("v".to_string(), "2".to_string())],
+    )
+    .await;
+    eventually(
+        "the legal hold at B",
+        || async {
+            let h = cb
+                .head_object()
+                .bucket("locked-b")
+                .key("doc")
+                .version_id(&vid);
+            h.send()
+                .await
+                .unwrap()
+                .object_lock_legal_hold_status()
+                .cloned()
+        },
+        |h| h == &Some(ObjectLockLegalHoldStatus::On),
+    )
+    .await;
+    // B's changes are replicas': nothing is sent back, and A still has one version.
+    let status = || async {
+        admin(
+            &a,
+            &["admin", "replication", "status", "locked-a", "--json"],
+        )
+    };
+    let done = |s: &serde_json::Value| s[0]["stats"]["delivered"] == 3;
+    eventually("every task done", status, done).await;
+    assert_eq!(versions(&ca, "locked-a").await.len(), 1);
 }

@@ -785,7 +785,17 @@ impl S3Access for Identities {
                 .collect();
             policy::set_request_tags(keys, &tags);
         })
-        .await
+        .await?;
+        let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
+        self.check_replica(req, "ReplicateTags", b, k).await
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: &mut S3Request<s3s::dto::DeleteObjectTaggingInput>,
+    ) -> S3Result<()> {
+        let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
+        self.check_replica(req, "ReplicateTags", b, k).await
     }
 
     async fn put_object_legal_hold(
@@ -798,7 +808,9 @@ impl S3Access for Identities {
                 policy::set_legal_hold(keys, status.as_str());
             }
         })
-        .await
+        .await?;
+        let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
+        self.check_replica(req, "ReplicateObject", b, k).await
     }
 
     async fn put_object_retention(
@@ -817,12 +829,12 @@ impl S3Access for Identities {
             policy::set_retention(keys, mode, until.as_deref(), now_unix());
         })
         .await?;
-        let (b, k) = (req.input.bucket.clone(), Some(req.input.key.clone()));
+        let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
         let asked = req.input.bypass_governance_retention == Some(true);
-        if asked && !self.may_bypass(req, b, k).await? {
+        if asked && !self.may_bypass(req, b.clone(), Some(k.clone())).await? {
             req.input.bypass_governance_retention = None;
         }
-        Ok(())
+        self.check_replica(req, "ReplicateObject", b, k).await
     }
 }
 

@@ -16,9 +16,12 @@ use crate::remotes::{RemoteError, Remotes};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
+    ObjectLockRetention, ObjectLockRetentionMode, Tag, Tagging,
+};
 use aws_sdk_s3::Client;
-use engine::{LockMode, ObjectVersion, ReplChain, ReplSent, ReplTask, SseMode, Store};
+use engine::{LockMode, ObjectVersion, ReplChain, ReplSent, ReplTask, ReplWhat, SseMode, Store};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,15 +129,19 @@ impl Worker {
             (VERSION_HEADER.to_string(), t.version_id.clone()),
             (MTIME_HEADER.to_string(), t.mtime_ns.to_string()),
         ];
-        if t.delete_marker {
-            let asked = client
-                .delete_object()
-                .bucket(&t.target)
-                .key(&t.key)
-                .customize()
-                .mutate_request(with_headers(replica))
-                .send();
-            return timed(asked).await.map(drop);
+        match t.what {
+            ReplWhat::Version => {}
+            ReplWhat::DeleteMarker => {
+                let asked = client
+                    .delete_object()
+                    .bucket(&t.target)
+                    .key(&t.key)
+                    .customize()
+                    .mutate_request(with_headers(replica))
+                    .send();
+                return timed(asked).await.map(drop);
+            }
+            ReplWhat::Tags | ReplWhat::Lock => return self.change(&client, t, replica).await,
         }
         let (store, b, k, vid, sort) = (
             self.store.clone(),
@@ -190,6 +197,135 @@ impl Worker {
                 timed(asked).await.map(drop)
             }
             false => self.multipart(&client, t, v.size, headers).await,
+        }
+    }
+
+    /// A later change of a sent version: its tags, or its retention and legal hold, as
+    /// they are now. A cybs3 destination has the version under the same id; another S3
+    /// has its own ids, so there the change goes to the key's current version, and only
+    /// while this version is the source's latest (else it is not sent).
+    async fn change(
+        &self,
+        c: &Client,
+        t: &ReplTask,
+        replica: Vec<(String, String)>,
+    ) -> Result<(), Failure> {
+        let (store, b, k) = (self.store.clone(), t.bucket.clone(), t.key.clone());
+        let (vid, sort) = (t.version_id.clone(), t.sort);
+        let found = tokio::task::spawn_blocking(move || -> engine::Result<_> {
+            let v = store.head(&b, &k, Some(&vid))?;
+            let latest = store.head(&b, &k, None).is_ok_and(|l| l.sort == sort);
+            Ok((v, latest))
+        })
+        .await
+        .map_err(|e| Failure::Retry(e.to_string()))?;
+        let (v, latest) = match found {
+            Ok((v, latest)) if v.sort == t.sort => (v, latest),
+            Ok(_) | Err(_) => return Ok(()),
+        };
+        match self
+            .send_change(c, t, &v, Some(&t.version_id), &replica)
+            .await
+        {
+            // Not under this id: a foreign destination's own ids.
+            Err(Failure::GiveUp(e))
+                if e.starts_with("NoSuchVersion") || e.starts_with("InvalidArgument") =>
+            {
+                match latest {
+                    true => self.send_change(c, t, &v, None, &replica).await,
+                    false => Ok(()),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn send_change(
+        &self,
+        c: &Client,
+        t: &ReplTask,
+        v: &ObjectVersion,
+        version_id: Option<&str>,
+        replica: &[(String, String)],
+    ) -> Result<(), Failure> {
+        let vid = version_id.map(str::to_string);
+        let headers = || with_headers(replica.to_vec());
+        match t.what {
+            ReplWhat::Tags if v.meta.tags.is_empty() => {
+                let asked = c
+                    .delete_object_tagging()
+                    .bucket(&t.target)
+                    .key(&t.key)
+                    .set_version_id(vid)
+                    .customize()
+                    .mutate_request(headers())
+                    .send();
+                timed(asked).await.map(drop)
+            }
+            ReplWhat::Tags => {
+                let tags = v
+                    .meta
+                    .tags
+                    .iter()
+                    .map(|(k, val)| Tag::builder().key(k).value(val).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Failure::GiveUp(e.to_string()))?;
+                let tagging = Tagging::builder()
+                    .set_tag_set(Some(tags))
+                    .build()
+                    .map_err(|e| Failure::GiveUp(e.to_string()))?;
+                let asked = c
+                    .put_object_tagging()
+                    .bucket(&t.target)
+                    .key(&t.key)
+                    .set_version_id(vid)
+                    .tagging(tagging)
+                    .customize()
+                    .mutate_request(headers())
+                    .send();
+                timed(asked).await.map(drop)
+            }
+            ReplWhat::Lock => {
+                if let Some(r) = &v.retention {
+                    let retention = ObjectLockRetention::builder()
+                        .mode(match r.mode {
+                            LockMode::Governance => ObjectLockRetentionMode::Governance,
+                            LockMode::Compliance => ObjectLockRetentionMode::Compliance,
+                        })
+                        .retain_until_date(
+                            aws_sdk_s3::primitives::DateTime::from_nanos(r.until_ns as i128)
+                                .map_err(|e| Failure::GiveUp(e.to_string()))?,
+                        )
+                        .build();
+                    let asked = c
+                        .put_object_retention()
+                        .bucket(&t.target)
+                        .key(&t.key)
+                        .set_version_id(vid.clone())
+                        .retention(retention)
+                        .customize()
+                        .mutate_request(headers())
+                        .send();
+                    timed(asked).await?;
+                }
+                let hold = ObjectLockLegalHold::builder()
+                    .status(match v.legal_hold {
+                        true => ObjectLockLegalHoldStatus::On,
+                        false => ObjectLockLegalHoldStatus::Off,
+                    })
+                    .build();
+                let asked = c
+                    .put_object_legal_hold()
+                    .bucket(&t.target)
+                    .key(&t.key)
+                    .set_version_id(vid)
+                    .legal_hold(hold)
+                    .customize()
+                    .mutate_request(headers())
+                    .send();
+                timed(asked).await.map(drop)
+            }
+            ReplWhat::Version | ReplWhat::DeleteMarker => unreachable!("not a change"),
         }
     }
 

@@ -49,6 +49,7 @@ pub(super) fn object_action(op: &str, v: bool) -> Option<&'static str> {
         // Not S3 operations either: asked when a request writes a replica.
         "ReplicateObject" => Some("s3:ReplicateObject"),
         "ReplicateDelete" => Some("s3:ReplicateDelete"),
+        "ReplicateTags" => Some("s3:ReplicateTags"),
         "PutObjectRetention" => Some("s3:PutObjectRetention"),
         "GetObjectLegalHold" => Some("s3:GetObjectLegalHold"),
         "PutObjectLegalHold" => Some("s3:PutObjectLegalHold"),
