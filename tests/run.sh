@@ -33,6 +33,8 @@ declare -A packages=(
   [pg_lsclusters]=postgresql
   [psql]=postgresql-client
   [runuser]=util-linux
+  # Network namespaces for sites cut off from each other (tests/src/netns.rs).
+  [ip]=iproute2
 )
 missing=()
 for cmd in "${!packages[@]}"; do

@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use s3d::audit::Log;
 use s3d::trail::{Api, Record};
-use s3d::{Iam, IamCall, NotifyCall, RemoteCall, Remotes, Target, Targets};
+use s3d::{Iam, IamCall, NotifyCall, RemoteCall, Remotes, SiteCall, Sites, Target, Targets};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -35,6 +35,7 @@ pub struct Registries {
     pub iam: Iam,
     pub targets: Targets,
     pub remotes: Remotes,
+    pub sites: Sites,
 }
 
 /// Serve the management socket until the process ends.
@@ -116,6 +117,7 @@ async fn handle(
         iam,
         targets,
         remotes,
+        sites,
     }: Registries,
     address: String,
 ) -> (Response<Full<Bytes>>, Record) {
@@ -140,6 +142,7 @@ async fn handle(
         (&Method::POST, "/notify") => notify_call(&body, targets, r).await,
         (&Method::POST, "/remote") => remote_call(&body, remotes, r).await,
         (&Method::POST, "/replication") => replication_call(&body, store, r).await,
+        (&Method::POST, "/site") => site_call(&body, sites, r).await,
         (&Method::GET, "/status") => {
             r.action = Some("admin:GetServerStatus".into());
             serde_json::to_value(ServerStatus {
@@ -298,6 +301,19 @@ async fn remote_call(body: &[u8], remotes: Remotes, r: &mut Record) -> Result<se
         remotes.check(new).await?;
     }
     Ok(tokio::task::spawn_blocking(move || remotes.apply(call)).await??)
+}
+
+/// One site call (JSON [`SiteCall`]).
+async fn site_call(body: &[u8], sites: Sites, r: &mut Record) -> Result<serde_json::Value> {
+    let call: SiteCall = serde_json::from_slice(body)?;
+    let (action, target) = match &call {
+        SiteCall::Add { name, .. } => ("admin:SiteAdd", Some(name.clone())),
+        SiteCall::Status => ("admin:GetSiteStatus", None),
+        SiteCall::Remove { name } => ("admin:SiteRemove", Some(name.clone())),
+    };
+    r.action = Some(action.into());
+    r.target = target;
+    Ok(sites.apply(call).await?)
 }
 
 /// One replication call (JSON [`ReplicationCall`]).

@@ -22,6 +22,7 @@ mod selftest;
 mod server;
 mod server_cert;
 mod settings;
+mod site;
 mod storedir;
 mod sync;
 mod vaults;
@@ -200,6 +201,13 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
+    /// Site replication: link cybs3 servers into an active-active group, and its status
+    Site {
+        #[command(subcommand)]
+        cmd: site::SiteCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -285,6 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::Replication { cmd, data }) => {
             replication::run(cmd, data).map(|()| true)
         }
+        Command::Admin(AdminCmd::Site { cmd, data }) => site::run(cmd, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),

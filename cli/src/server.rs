@@ -144,6 +144,13 @@ pub fn start(args: StartArgs) -> Result<()> {
             iam: s3d::Iam::new(store.clone(), &server_key),
             targets: s3d::Targets::new(store.clone(), &server_key, &args.region),
             remotes: s3d::Remotes::new(store.clone(), &server_key),
+            sites: s3d::Sites::new(
+                store.clone(),
+                &server_key,
+                (creds.access_key.clone(), creds.secret_key.clone()),
+                &args.region,
+                (addr, tls.is_some()),
+            ),
         };
         admin::spawn(
             &dir.socket(),

@@ -267,7 +267,10 @@ impl Committer {
                 // or a replication that cannot be queued fails the batch, since it is
                 // durable with its change.
                 events::record(&mut tx, op, out, origin.as_ref(), &mut self.clock)?;
-                replication::record(&mut tx, op, out)?;
+                if tx.replica.is_none() {
+                    replication::record(&mut tx, op, out)?;
+                    crate::site::record(&mut tx, op, &mut self.clock)?;
+                }
             }
             if let Some(e) = tx.failed.take() {
                 return Err(e.into());

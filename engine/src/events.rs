@@ -187,42 +187,96 @@ pub(crate) fn record(
     let Some(change) = change_of(tx, op, out, origin)? else {
         return Ok(());
     };
+    let (version_id, size, etag) = match (&change.version, change.removed) {
+        (Some(v), _) => (
+            Some(v.version_id.clone()),
+            v.size,
+            (!v.delete_marker).then(|| v.meta.etag.clone()),
+        ),
+        (None, Some(d)) => (d.version_id.clone(), 0, None),
+        (None, None) => (None, 0, None),
+    };
+    let what = Described {
+        bucket: change.bucket,
+        key: change.key,
+        version_id: version_id.filter(|v| v != "null"),
+        size,
+        etag: etag.unwrap_or_default(),
+    };
     for name in &change.names {
         // One stamp per event: a change that raises two (a restore's Post and Completed)
         // gives them two sequencers, in order.
-        let now = clock.now();
-        for rule in config.rules.iter().filter(|r| r.matches(name, change.key)) {
-            let (version_id, size, etag) = match (&change.version, change.removed) {
-                (Some(v), _) => (
-                    Some(v.version_id.clone()),
-                    v.size,
-                    (!v.delete_marker).then(|| v.meta.etag.clone()),
-                ),
-                (None, Some(d)) => (d.version_id.clone(), 0, None),
-                (None, None) => (None, 0, None),
-            };
-            let event = Event {
-                name: name.to_string(),
-                time_ns: now,
-                bucket: change.bucket.to_string(),
-                key: change.key.to_string(),
-                version_id: version_id.filter(|v| v != "null"),
-                size,
-                etag: etag.unwrap_or_default(),
-                sequencer: now,
-                rule: rule.id.clone(),
-                origin: origin.map(|o| (**o).clone()),
-            };
-            queue::push(
-                tx,
-                Work::Notify {
-                    target: rule.target.clone(),
-                    event,
-                },
-            )?;
-        }
+        queue_events(tx, &config, name, clock.now(), &what, origin)?;
     }
     Ok(())
+}
+
+/// What an event says of its object.
+struct Described<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    version_id: Option<String>,
+    size: u64,
+    etag: String,
+}
+
+/// Queues event `name`, stamped `now`, for each of the bucket's rules that match it.
+fn queue_events(
+    tx: &mut Tx,
+    config: &NotifyConfig,
+    name: &str,
+    now: u64,
+    what: &Described,
+    origin: Option<&Arc<Origin>>,
+) -> Result<()> {
+    for rule in config.rules.iter().filter(|r| r.matches(name, what.key)) {
+        let event = Event {
+            name: name.to_string(),
+            time_ns: now,
+            bucket: what.bucket.to_string(),
+            key: what.key.to_string(),
+            version_id: what.version_id.clone(),
+            size: what.size,
+            etag: what.etag.clone(),
+            sequencer: now,
+            rule: rule.id.clone(),
+            origin: origin.map(|o| (**o).clone()),
+        };
+        queue::push(
+            tx,
+            Work::Notify {
+                target: rule.target.clone(),
+                event,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Queues event `name` of version `v`, an outcome of the store's own work (replication's
+/// `Replication:OperationFailedReplication`), if the bucket's rules ask for it.
+pub(crate) fn raise(
+    tx: &mut Tx,
+    bucket: &str,
+    v: &ObjectVersion,
+    name: &str,
+    clock: &mut crate::commit::Clock,
+) -> Result<()> {
+    let Some(config) = tx.get(&keys::attr(bucket, NOTIFY_ATTR)) else {
+        return Ok(());
+    };
+    let config: NotifyConfig = record::decode(&config)?;
+    let what = Described {
+        bucket,
+        key: &v.key,
+        version_id: Some(v.version_id.clone()).filter(|v| v != "null"),
+        size: v.size,
+        etag: match v.delete_marker {
+            true => String::new(),
+            false => v.meta.etag.clone(),
+        },
+    };
+    queue_events(tx, &config, name, clock.now(), &what, None)
 }
 
 fn bucket_of(op: &Op) -> Option<&str> {

@@ -196,6 +196,8 @@ pub(crate) enum Op {
     Raw(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     /// Every queued task of a lane becomes a dead letter (`queue.rs`).
     DropLane(String),
+    /// Site replication's group, peers' states and resyncs (`site.rs`).
+    Site(crate::site::SiteOp),
     /// Queued work failed this time.
     RetryWork {
         key: Vec<u8>,
@@ -217,6 +219,8 @@ pub(crate) enum Out {
     Expired(Option<Deleted>),
     Upload(UploadRecord),
     Queued(u64),
+    /// A peer's state was newer and applied (`true`), or older and ignored.
+    Applied(bool),
 }
 
 /// What a delete did, as S3 reports it.
@@ -242,10 +246,12 @@ pub(crate) fn apply(
             if tx.get(&k).is_some() {
                 return Err(Error::BucketExists(name.clone()));
             }
+            // In a site group every bucket is versioned (`site.rs`).
+            let grouped = crate::site::group_in(tx)?.is_some();
             let rec = BucketRecord {
                 name: name.clone(),
                 created_ns: clock.now(),
-                versioning: match object_lock {
+                versioning: match *object_lock || grouped {
                     true => Versioning::Enabled,
                     false => Versioning::Unversioned,
                 },
@@ -260,19 +266,7 @@ pub(crate) fn apply(
         }
         Op::DeleteBucket(name) => {
             bucket(tx, name)?;
-            if tx.has_prefix(&keys::version_base(name)) {
-                return Err(Error::BucketNotEmpty(name.clone()));
-            }
-            for (k, v) in tx.scan(&keys::upload_base(name)) {
-                let up = record::decode::<UploadRecord>(&v)?;
-                drop_parts(tx, &up.upload_id, &[], freed)?;
-                tx.del(k);
-            }
-            for (k, _) in tx.scan(&keys::attr(name, "")) {
-                tx.del(k);
-            }
-            tx.del(keys::bucket(name));
-            tx.del(keys::stats(name));
+            delete_bucket(tx, name, freed)?;
             Ok(Out::Done)
         }
         Op::SetVersioning(name, state) => {
@@ -286,6 +280,11 @@ pub(crate) fn apply(
             if replicated.is_some() && *state != Versioning::Enabled {
                 return Err(Error::InvalidBucketState(
                     "A replication configuration is present on this bucket, so the versioning state cannot be changed.",
+                ));
+            }
+            if crate::site::group_in(tx)?.is_some() && *state != Versioning::Enabled {
+                return Err(Error::InvalidBucketState(
+                    "This server is in a site replication group, so the versioning state cannot be changed.",
                 ));
             }
             rec.versioning = *state;
@@ -696,7 +695,7 @@ pub(crate) fn apply(
         }
         Op::FinishReplication(outcomes) => {
             for (key, error) in outcomes {
-                replication::finish(tx, key, error.as_deref())?;
+                replication::finish(tx, key, error.as_deref(), clock)?;
             }
             Ok(Out::Done)
         }
@@ -718,6 +717,7 @@ pub(crate) fn apply(
             bucket: b,
             versions,
         } => Ok(Out::Queued(replication::resync(tx, b, versions)?)),
+        Op::Site(op) => crate::site::apply(tx, op, clock, freed),
         #[cfg(test)]
         Op::Raw(records) => {
             for (k, v) in records {
@@ -738,6 +738,24 @@ pub(crate) fn apply(
             Ok(())
         }),
     }
+}
+
+/// Removes bucket `name` if it holds no version: its uploads, settings and records.
+pub(crate) fn delete_bucket(tx: &mut Tx, name: &str, freed: &mut Vec<DataId>) -> Result<()> {
+    if tx.has_prefix(&keys::version_base(name)) {
+        return Err(Error::BucketNotEmpty(name.to_string()));
+    }
+    for (k, v) in tx.scan(&keys::upload_base(name)) {
+        let up = record::decode::<UploadRecord>(&v)?;
+        drop_parts(tx, &up.upload_id, &[], freed)?;
+        tx.del(k);
+    }
+    for (k, _) in tx.scan(&keys::attr(name, "")) {
+        tx.del(k);
+    }
+    tx.del(keys::bucket(name));
+    tx.del(keys::stats(name));
+    Ok(())
 }
 
 pub(crate) fn bucket(tx: &mut Tx, name: &str) -> Result<BucketRecord> {
@@ -817,7 +835,7 @@ fn identity(tx: &Tx, clock: &mut Clock, rec: &BucketRecord) -> Result<([u8; 16],
     }
     Ok((
         replica.sort()?,
-        replica.version_id.clone(),
+        replica.version_id().to_string(),
         replica.mtime_ns,
     ))
 }
@@ -872,11 +890,8 @@ fn new_version(
     if let Some(v) = written_replica(tx, &rec.name, key, &sort, &parts, freed)? {
         return Ok(v);
     }
-    if version_id == "null" {
-        if let Some(old) = find_version(tx, &rec.name, key, "null")? {
-            lock::check_removable(&old, now, false)?;
-            remove_version(tx, &rec.name, &old, freed)?;
-        }
+    if let Some(kept) = replace_null(tx, rec, key, (&version_id, &sort, now), &parts, freed)? {
+        return Ok(kept);
     }
     let v = ObjectVersion {
         key: key.to_string(),
@@ -936,11 +951,8 @@ pub(crate) fn new_marker(
     if let Some(v) = written_replica(tx, &rec.name, key, &sort, &[], freed)? {
         return Ok(v);
     }
-    if version_id == "null" {
-        if let Some(old) = find_version(tx, &rec.name, key, "null")? {
-            lock::check_removable(&old, now, false)?;
-            remove_version(tx, &rec.name, &old, freed)?;
-        }
+    if let Some(kept) = replace_null(tx, rec, key, (&version_id, &sort, now), &[], freed)? {
+        return Ok(kept);
     }
     let v = ObjectVersion {
         key: key.to_string(),
@@ -961,6 +973,34 @@ pub(crate) fn new_marker(
     tx.put(keys::version(&rec.name, key, &sort), bytes.clone());
     set_latest(tx, &rec.name, &v, bytes)?;
     Ok(v)
+}
+
+/// A new `null` version replaces the key's `null` version, if any (unless locked). A
+/// replica's does only if it is newer: two sites that each had a `null` version keep
+/// the newer, both; the older replica's data goes and the kept version answers.
+fn replace_null(
+    tx: &mut Tx,
+    rec: &BucketRecord,
+    key: &str,
+    (version_id, sort, now): (&str, &[u8; 16], u64),
+    parts: &[PartEntry],
+    freed: &mut Vec<DataId>,
+) -> Result<Option<ObjectVersion>> {
+    if version_id != "null" {
+        return Ok(None);
+    }
+    let Some(old) = find_version(tx, &rec.name, key, "null")? else {
+        return Ok(None);
+    };
+    if tx.replica.is_some() && old.sort < *sort {
+        for p in parts {
+            drop_data(tx, &p.data, freed)?;
+        }
+        return Ok(Some(old));
+    }
+    lock::check_removable(&old, now, false)?;
+    remove_version(tx, &rec.name, &old, freed)?;
+    Ok(None)
 }
 
 fn version_id_for(rec: &BucketRecord, sort: &[u8; 16]) -> String {

@@ -101,10 +101,14 @@ impl Work {
             Work::Notify { event, .. } => {
                 format!("{} {}/{}", event.name, event.bucket, event.key)
             }
-            Work::Replicate(t) => format!(
-                "replicate {}/{} version {} to {}/{}",
-                t.bucket, t.key, t.version_id, t.remote, t.target
-            ),
+            Work::Replicate(t) => match t.what {
+                crate::ReplWhat::Bucket => format!("send bucket {} to {}", t.bucket, t.remote),
+                crate::ReplWhat::Record => format!("send record {} to {}", t.key, t.remote),
+                _ => format!(
+                    "replicate {}/{} version {} to {}/{}",
+                    t.bucket, t.key, t.version_id, t.remote, t.target
+                ),
+            },
         }
     }
 }
@@ -631,7 +635,14 @@ impl Store {
                         full = true;
                         break;
                     }
-                    let probe = task.attempts > 0;
+                    // A barrier (a bucket's state for a peer) goes alone: after what
+                    // was queued before it, before what was queued after.
+                    let barrier = matches!(&task.work, Work::Replicate(t) if t.what.is_barrier());
+                    if barrier && taken > 0 {
+                        full = true;
+                        break;
+                    }
+                    let probe = task.attempts > 0 || barrier;
                     due.push((k.to_vec(), task));
                     if probe {
                         probes = true;
@@ -772,6 +783,18 @@ impl Store {
         let keep = status.dead_errors.len().saturating_sub(10);
         status.dead_errors.drain(..keep);
         Ok(status)
+    }
+
+    /// The lanes, with or without tasks, whose names begin with `prefix`.
+    pub(crate) fn lanes_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let (rtxn, db) = self.read()?;
+        let mut base = vec![keys::LANE_STATS];
+        base.extend_from_slice(prefix.as_bytes());
+        let mut lanes = Vec::new();
+        for kv in db.prefix_iter(&rtxn, &base)? {
+            lanes.push(String::from_utf8_lossy(&kv?.0[1..]).into_owned());
+        }
+        Ok(lanes)
     }
 
     /// A notification target's counters and dead letters.

@@ -17,7 +17,7 @@ use crate::commit::Tx;
 use crate::error::{Error, Result};
 use crate::ops::{self, Op, Out};
 use crate::queue::{self, Work};
-use crate::record::{self, keys, ObjectVersion};
+use crate::record::{self, keys, ObjectVersion, SseMode};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 
@@ -72,6 +72,12 @@ pub struct ReplRule {
     pub bucket: String,
     /// The storage class replicas are written in (the source's when `None`).
     pub storage_class: Option<String>,
+    /// SSE-KMS versions are replicated (SseKmsEncryptedObjects), encrypted at the
+    /// destination under this key (ReplicaKmsKeyID).
+    pub sse_kms: Option<String>,
+    /// A site group's implicit rule (`site.rs`): SSE-KMS versions go too, and removed
+    /// versions follow.
+    pub site: bool,
 }
 
 impl ReplRule {
@@ -132,10 +138,12 @@ pub struct ReplTask {
     pub what: ReplWhat,
     /// The class the replica is written in (the rule's), else the source's.
     pub storage_class: Option<String>,
+    /// The destination's KMS key for an SSE-KMS version (the rule's ReplicaKmsKeyID).
+    pub kms_key: Option<String>,
 }
 
 /// What a task sends of its version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ReplWhat {
     /// The version, whole.
     Version,
@@ -145,6 +153,25 @@ pub enum ReplWhat {
     Tags,
     /// Its retention and legal hold, changed after it was sent.
     Lock,
+    /// The version was removed (to site peers only).
+    DeleteVersion,
+    /// The bucket's state (to site peers; sent alone, before what follows it).
+    Bucket,
+    /// A server record's state, `NS/NAME` in the key (to site peers).
+    Record,
+}
+
+impl ReplWhat {
+    /// A task its lane sends alone, after what was queued before it and before what
+    /// was queued after.
+    pub fn is_barrier(self) -> bool {
+        self == ReplWhat::Bucket
+    }
+
+    /// A task of a version's first sending, which its status follows.
+    fn sends_version(self) -> bool {
+        matches!(self, ReplWhat::Version | ReplWhat::DeleteMarker)
+    }
 }
 
 /// A version's replication status, kept in its `replication` field.
@@ -202,11 +229,35 @@ pub struct Replica {
     pub mtime_ns: u64,
 }
 
+/// How a replica names a `null` version (a bucket's from before versioning): `null:`
+/// and its sort key in hex, since its id does not carry it.
+const NULL_REPLICA: &str = "null:";
+
 impl Replica {
+    /// How a replica names version `version_id` at `sort`.
+    pub fn naming(version_id: &str, sort: &[u8; 16]) -> String {
+        match version_id {
+            "null" => format!("{NULL_REPLICA}{}", hex::encode(sort)),
+            id => id.to_string(),
+        }
+    }
+
+    /// The version id the replica is written with.
+    pub(crate) fn version_id(&self) -> &str {
+        match self.version_id.starts_with(NULL_REPLICA) {
+            true => "null",
+            false => &self.version_id,
+        }
+    }
+
     /// The sort key the source gave the version (version ids are the sort key in hex),
     /// which orders it among the others here exactly as there.
     pub(crate) fn sort(&self) -> Result<[u8; 16]> {
-        ops::parse_version_id(&self.version_id).ok_or_else(|| {
+        let hex = self
+            .version_id
+            .strip_prefix(NULL_REPLICA)
+            .unwrap_or(&self.version_id);
+        ops::parse_version_id(hex).ok_or_else(|| {
             Error::InvalidReplica(format!(
                 "version id {:?} is not a cybs3 version id",
                 self.version_id
@@ -232,12 +283,10 @@ pub(crate) fn current() -> Option<Replica> {
     REPLICA.with(|r| r.borrow().clone())
 }
 
-/// Queues the replication `op` (which did `out`) causes, in the same commit. A replica's
-/// write causes none; only the rules are read when a bucket has any.
+/// Queues the replication `op` (which did `out`) causes, in the same commit. The commit
+/// calls it for writes that are not replicas (a replica's causes none); only the rules
+/// are read when a bucket has any.
 pub(crate) fn record(tx: &mut Tx, op: &Op, out: &Out) -> Result<()> {
-    if tx.replica.is_some() {
-        return Ok(());
-    }
     let (bucket, key, v) = match (op, out) {
         (Op::Put { bucket, key, .. } | Op::Complete { bucket, key, .. }, Out::Version(v)) => {
             (bucket, key, v.clone())
@@ -257,6 +306,15 @@ pub(crate) fn record(tx: &mut Tx, op: &Op, out: &Out) -> Result<()> {
                 None => return Ok(()),
             }
         }
+        (
+            Op::Delete {
+                bucket,
+                key,
+                version_id: Some(vid),
+                ..
+            },
+            Out::Deleted(_),
+        ) => return queue_removal(tx, bucket, key, vid),
         (
             Op::SetTags {
                 bucket,
@@ -329,13 +387,77 @@ fn task(rule: &ReplRule, bucket: &str, key: &str, v: &ObjectVersion, what: ReplW
         mtime_ns: v.mtime_ns,
         what,
         storage_class: rule.storage_class.clone(),
+        kms_key: rule.sse_kms.clone(),
     }
 }
 
+/// A removed version follows to the site peers (bucket replication, as AWS's, leaves
+/// removals alone).
+fn queue_removal(tx: &mut Tx, bucket: &str, key: &str, version_id: &str) -> Result<()> {
+    let Some(group) = crate::site::group_in(tx)? else {
+        return Ok(());
+    };
+    let Some(sort) = ops::parse_version_id(version_id) else {
+        return Ok(());
+    };
+    for rule in crate::site::rules(&group, bucket) {
+        let t = ReplTask {
+            remote: rule.remote,
+            target: rule.bucket,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: version_id.to_string(),
+            sort,
+            mtime_ns: 0,
+            what: ReplWhat::DeleteVersion,
+            storage_class: None,
+            kms_key: None,
+        };
+        queue::push(tx, Work::Replicate(t))?;
+    }
+    Ok(())
+}
+
+/// A bucket's rules: its own, and its site group's.
 fn config_in(tx: &mut Tx, bucket: &str) -> Result<Option<ReplicationConfig>> {
-    tx.get(&keys::attr(bucket, REPLICATION_ATTR))
+    let own: Option<ReplicationConfig> = tx
+        .get(&keys::attr(bucket, REPLICATION_ATTR))
         .map(|b| record::decode(&b))
-        .transpose()
+        .transpose()?;
+    let Some(group) = crate::site::group_in(tx)? else {
+        return Ok(own);
+    };
+    let mut config = own.unwrap_or_default();
+    config.rules.extend(crate::site::rules(&group, bucket));
+    Ok(Some(config))
+}
+
+/// Queues the version at `sort` for `rule` (a new peer's) unless it is a replica, which
+/// its origin sends; how many tasks.
+pub(crate) fn resend(
+    tx: &mut Tx,
+    rule: &ReplRule,
+    bucket: &str,
+    key: &str,
+    sort: &[u8; 16],
+) -> Result<u64> {
+    let Some(bytes) = tx.get(&keys::version(bucket, key, sort)) else {
+        return Ok(0);
+    };
+    let v: ObjectVersion = record::decode(&bytes)?;
+    if status_of(&v) == Some(ReplStatus::Replica) {
+        return Ok(0);
+    }
+    let what = match v.delete_marker {
+        true => ReplWhat::DeleteMarker,
+        false => ReplWhat::Version,
+    };
+    queue::push(tx, Work::Replicate(task(rule, bucket, key, &v, what)))?;
+    set_status(tx, bucket, key, sort, |s| match s {
+        Some(ReplStatus::Pending(n)) => ReplStatus::Pending(n + 1),
+        _ => ReplStatus::Pending(1),
+    })?;
+    Ok(1)
 }
 
 /// Queues `v` for each destination whose rule takes it and marks it PENDING; how many.
@@ -349,6 +471,14 @@ fn queue_version(
     let mut queued = 0;
     for rule in config.decide(key, &v.meta.tags) {
         if v.delete_marker && !rule.delete_markers {
+            continue;
+        }
+        // AWS replicates SSE-KMS versions only under a rule that says so.
+        let kms = matches!(
+            v.encryption.as_ref().map(|e| &e.mode),
+            Some(SseMode::Kms { .. })
+        );
+        if kms && rule.sse_kms.is_none() && !rule.site {
             continue;
         }
         let what = match v.delete_marker {
@@ -387,8 +517,13 @@ fn set_status(
 }
 
 /// A task sent (`error` `None`) or refused for good: it leaves the queue (a refused one
-/// as a dead letter) and its version's status follows.
-pub(crate) fn finish(tx: &mut Tx, key: &[u8], error: Option<&str>) -> Result<()> {
+/// as a dead letter, with the event AWS raises for it) and its version's status follows.
+pub(crate) fn finish(
+    tx: &mut Tx,
+    key: &[u8],
+    error: Option<&str>,
+    clock: &mut crate::commit::Clock,
+) -> Result<()> {
     let Some(bytes) = tx.get(key) else {
         return Ok(());
     };
@@ -397,8 +532,12 @@ pub(crate) fn finish(tx: &mut Tx, key: &[u8], error: Option<&str>) -> Result<()>
         return queue::finish(tx, key);
     };
     let (bucket, k, sort) = (t.bucket.clone(), t.key.clone(), t.sort);
-    if matches!(t.what, ReplWhat::Tags | ReplWhat::Lock) {
-        // A later change: the version's status is its first sending's.
+    if error.is_none() {
+        crate::site::delivered(tx, &t.remote, clock.now());
+    }
+    if !t.what.sends_version() {
+        // A later change, or a site's state: the version's status is its first
+        // sending's.
         return match error {
             None => queue::finish(tx, key),
             Some(error) => queue::give_up(tx, key, error),
@@ -415,7 +554,15 @@ pub(crate) fn finish(tx: &mut Tx, key: &[u8], error: Option<&str>) -> Result<()>
         }
         Some(error) => {
             queue::give_up(tx, key, error)?;
-            set_status(tx, &bucket, &k, &sort, |_| ReplStatus::Failed)
+            set_status(tx, &bucket, &k, &sort, |_| ReplStatus::Failed)?;
+            match tx.get(&keys::version(&bucket, &k, &sort)) {
+                Some(bytes) => {
+                    let v: ObjectVersion = record::decode(&bytes)?;
+                    let name = "Replication:OperationFailedReplication";
+                    crate::events::raise(tx, &bucket, &v, name, clock)
+                }
+                None => Ok(()),
+            }
         }
     }
 }

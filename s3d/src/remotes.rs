@@ -176,6 +176,50 @@ impl Remotes {
         Ok(self.info(&stored))
     }
 
+    /// Adds or replaces a site peer's remote (`site.NAME`, a name users cannot take).
+    pub(crate) fn put_site(&self, new: NewRemote) -> Result<(), RemoteError> {
+        let stored = Stored {
+            name: new.name.clone(),
+            endpoint: new.endpoint.trim_end_matches('/').to_string(),
+            region: new.region,
+            access_key: new.access_key,
+            sealed_secret: crate::remote::seal_secret(&self.server_key, &new.secret_key),
+            ca_pem: new.ca_pem,
+            added_ns: crate::ctx::now_ns(),
+        };
+        let bytes = serde_json::to_vec(&stored).expect("a remote serializes");
+        self.store.set_server_record(NS, &new.name, Some(bytes))?;
+        Ok(())
+    }
+
+    /// Removes a site peer's remote.
+    pub(crate) fn remove_site(&self, name: &str) -> Result<(), RemoteError> {
+        self.store.set_server_record(NS, name, None)?;
+        Ok(())
+    }
+
+    /// Remote `name` with its secret opened.
+    pub(crate) fn opened(&self, name: &str) -> Result<NewRemote, RemoteError> {
+        let r = self
+            .stored(name)?
+            .ok_or_else(|| RemoteError::NoSuchRemote(name.to_string()))?;
+        let secret_key =
+            crate::sealed::open(&self.server_key, crate::remote::AAD, &r.sealed_secret)
+                .ok_or_else(|| {
+                    RemoteError::Invalid(format!(
+                        "the secret of remote {name:?} cannot be opened with this server's key"
+                    ))
+                })?;
+        Ok(NewRemote {
+            name: r.name,
+            endpoint: r.endpoint,
+            region: r.region,
+            access_key: r.access_key,
+            secret_key,
+            ca_pem: r.ca_pem,
+        })
+    }
+
     fn list(&self) -> Result<Vec<RemoteInfo>, RemoteError> {
         let mut all = Vec::new();
         for (_, bytes) in self.store.server_records(NS)? {
@@ -186,6 +230,7 @@ impl Remotes {
 
     /// Removes a remote no tier is on and no replication rule names.
     fn remove(&self, name: &str) -> Result<(), RemoteError> {
+        check_name(name)?;
         let r = self
             .stored(name)?
             .ok_or_else(|| RemoteError::NoSuchRemote(name.to_string()))?;
@@ -238,19 +283,11 @@ impl Remotes {
         bucket: &str,
         timeout: Duration,
     ) -> Result<(), RemoteError> {
-        let r = self
-            .stored(name)?
-            .ok_or_else(|| RemoteError::NoSuchRemote(name.to_string()))?;
-        let secret = crate::sealed::open(&self.server_key, crate::remote::AAD, &r.sealed_secret)
-            .ok_or_else(|| {
-                RemoteError::Invalid(format!(
-                    "the secret of remote {name:?} cannot be opened with this server's key"
-                ))
-            })?;
+        let r = self.opened(name)?;
         let client = crate::remote::client(
             &r.endpoint,
             &r.region,
-            (&r.access_key, &secret),
+            (&r.access_key, &r.secret_key),
             r.ca_pem.as_deref(),
         );
         let asked = client.get_bucket_versioning().bucket(bucket).send();
@@ -340,6 +377,11 @@ fn check_name(name: &str) -> Result<(), RemoteError> {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if engine::peer_of(name).is_some() {
+        return Err(RemoteError::Invalid(format!(
+            "remote name {name:?}: names beginning with \"site.\" are site peers' (`cybs3 admin site`)"
+        )));
+    }
     match ok {
         true => Ok(()),
         false => Err(RemoteError::Invalid(format!(

@@ -1,10 +1,11 @@
 //! The requests s3s hands to us before resolving an S3 operation (it takes one route):
-//! STS forms and GET/HEAD with an unusable Range. Each route's `is_match` is asked in
-//! turn; the one that matched is remembered in the request's extensions so that its
-//! own access check and handler serve it.
+//! STS forms, GET/HEAD with an unusable Range, and site peers' messages. Each route's
+//! `is_match` is asked in turn; the one that matched is remembered in the request's
+//! extensions so that its own access check and handler serve it.
 
 use crate::identity::sts::Sts;
 use crate::ignored_range::IgnoredRange;
+use crate::site::api::SiteApi;
 use hyper::http::Extensions;
 use hyper::{HeaderMap, Method, Uri};
 use s3s::route::S3Route;
@@ -13,6 +14,7 @@ use s3s::{s3_error, Body, S3Request, S3Response, S3Result};
 pub(crate) struct Routes {
     pub sts: Sts,
     pub range: IgnoredRange,
+    pub site: SiteApi,
 }
 
 /// Which route took a request.
@@ -20,6 +22,7 @@ pub(crate) struct Routes {
 enum Which {
     Sts,
     Range,
+    Site,
 }
 
 impl Routes {
@@ -27,6 +30,7 @@ impl Routes {
         match extensions.get::<Which>() {
             Some(Which::Sts) => Ok(&self.sts),
             Some(Which::Range) => Ok(&self.range),
+            Some(Which::Site) => Ok(&self.site),
             None => Err(s3_error!(InternalError, "a routed request lost its route")),
         }
     }
@@ -45,6 +49,8 @@ impl S3Route for Routes {
             Which::Sts
         } else if self.range.is_match(method, uri, headers, ext) {
             Which::Range
+        } else if self.site.is_match(method, uri, headers, ext) {
+            Which::Site
         } else {
             return false;
         };

@@ -89,6 +89,7 @@ pub async fn serve(
         store.clone(),
         remote,
         remotes,
+        crate::identity::keys::Keyring::new(store.clone(), &cfg.server_key),
     ));
     store.set_lane_bound(cfg.notify_backlog);
     let targets = notify::Targets::new(store.clone(), &cfg.server_key, &cfg.region);

@@ -32,7 +32,7 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
     let ctx = Cybs3 {
         notify: crate::notify::Targets::new(store.clone(), &cfg.server_key, &cfg.region),
         remotes: crate::remotes::Remotes::new(store.clone(), &cfg.server_key),
-        store,
+        store: store.clone(),
         region: cfg.region.clone(),
         iam,
         lifecycle_day_secs: cfg.lifecycle.day_secs,
@@ -48,6 +48,15 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
             allow_insecure_login: cfg.allow_insecure_login,
         },
         range: IgnoredRange { plain },
+        site: crate::site::api::SiteApi {
+            sites: crate::site::Sites::new(
+                store,
+                &cfg.server_key,
+                (cfg.access_key.clone(), cfg.secret_key.clone()),
+                &cfg.region,
+                (cfg.listen, cfg.tls.is_some()),
+            ),
+        },
     });
     b.build()
 }

@@ -3,6 +3,7 @@
 pub mod brokers;
 pub mod moto;
 pub mod mount;
+pub mod netns;
 pub mod slapd;
 pub mod tls;
 pub mod webhook;
@@ -65,6 +66,12 @@ pub struct Server {
     pub bind: String,
     /// Set for a server that serves HTTPS: the CA its clients here trust.
     pub ca_file: Option<PathBuf>,
+    /// Set to run the server inside this Linux network namespace (`ip netns exec NS`), as
+    /// the sites of [`netns::Sites`] do; its admin socket stays reachable from here.
+    pub netns: Option<String>,
+    /// The address this test process reaches the server at: 127.0.0.1, or for a server in
+    /// a network namespace an address of that namespace routed from here.
+    pub host: String,
 }
 
 impl Server {
@@ -83,6 +90,8 @@ impl Server {
             log: None,
             bind: "127.0.0.1".into(),
             ca_file: None,
+            netns: None,
+            host: "127.0.0.1".into(),
         }
     }
 
@@ -92,7 +101,7 @@ impl Server {
         } else {
             "http"
         };
-        format!("{scheme}://127.0.0.1:{}", self.port)
+        format!("{scheme}://{}:{}", self.host, self.port)
     }
 
     /// Start in the foreground as a child (so tests can SIGKILL it) and wait until it answers.
@@ -102,7 +111,16 @@ impl Server {
             .iter()
             .map(|d| d.display().to_string())
             .collect();
-        let mut cmd = Command::new(bin());
+        // `ip netns exec` execs the server in place (no fork), so the child is still the
+        // server itself and kill() reaches it.
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
         cmd.args(["server", "start", "--listen"])
             .arg(format!("{}:{}", self.bind, self.port))
             .arg("--drives")
@@ -127,7 +145,7 @@ impl Server {
             }
             let ready = match &self.ca_file {
                 Some(ca) => tls::get(self.port, ca, "/health/ready").map(|r| r.status),
-                None => http_status(self.port, "/health/ready"),
+                None => http_get_at(&self.host, self.port, "/health/ready").map(|(c, _)| c),
             };
             if ready == Some(200) {
                 break;
@@ -232,12 +250,17 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
 
 /// Status code and body of a plain GET on the loopback port, if it answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_get_at("127.0.0.1", port, path)
+}
+
+/// Status code and body of a plain GET on `host:port`, if it answers.
+pub fn http_get_at(host: &str, port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let mut s = std::net::TcpStream::connect((host, port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut reply = Vec::new();

@@ -673,3 +673,184 @@ async fn object_lock_and_later_changes_follow_the_version() {
     eventually("every task done", status, done).await;
     assert_eq!(versions(&ca, "locked-a").await.len(), 1);
 }
+
+/// SSE-KMS versions go only under a rule with SseKmsEncryptedObjects, encrypted at the
+/// destination under its ReplicaKmsKeyID; an SSE-C version (its key is never stored)
+/// fails, and raises the s3:Replication:OperationFailedReplication event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kms_versions_follow_the_rules_and_failures_raise_events() {
+    use aws_sdk_s3::types::{
+        EncryptionConfiguration, Event, NotificationConfiguration, QueueConfiguration,
+        SourceSelectionCriteria, SseKmsEncryptedObjects, SseKmsEncryptedObjectsStatus,
+    };
+    use base64::Engine as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_servers(tmp.path());
+    let (ca, cb) = (a.client(), b.client());
+    admin(&a, &["admin", "kms", "key", "create", "src-key"]);
+    admin(&b, &["admin", "kms", "key", "create", "dst-key"]);
+    versioned_bucket(&ca, "enc-a").await;
+    versioned_bucket(&cb, "enc-b").await;
+    add_remote(&a, "b", &b.endpoint(), (&b.access_key, &b.secret_key));
+    let hook = cybs3_tests::webhook::Receiver::start("hook-secret");
+    let target = admin(
+        &a,
+        &[
+            "admin",
+            "notify",
+            "add",
+            "hook",
+            "--type",
+            "webhook",
+            "--url",
+            &hook.url(),
+            "--secret",
+            "hook-secret",
+            "--json",
+        ],
+    );
+    let failed = QueueConfiguration::builder()
+        .queue_arn(target["arn"].as_str().unwrap())
+        .events(Event::from("s3:Replication:OperationFailedReplication"))
+        .build()
+        .unwrap();
+    let notify = NotificationConfiguration::builder()
+        .queue_configurations(failed)
+        .build();
+    let set = ca.put_bucket_notification_configuration().bucket("enc-a");
+    set.notification_configuration(notify).send().await.unwrap();
+
+    let dest = "arn:cybs3:s3:::b/enc-b";
+    let plain = rule("plain", 1, "plain/", true, dest);
+    let mut kms = rule("kms", 2, "kms/", true, dest);
+    kms.source_selection_criteria = Some(
+        SourceSelectionCriteria::builder()
+            .sse_kms_encrypted_objects(
+                SseKmsEncryptedObjects::builder()
+                    .status(SseKmsEncryptedObjectsStatus::Enabled)
+                    .build()
+                    .unwrap(),
+            )
+            .build(),
+    );
+    let refused = set_rules(&ca, "enc-a", vec![plain.clone(), kms.clone()]).await;
+    assert_eq!(
+        refused.unwrap_err(),
+        (400, "InvalidRequest".into()),
+        "no replica key"
+    );
+    let with_key = EncryptionConfiguration::builder()
+        .replica_kms_key_id("dst-key")
+        .build();
+    let d = kms.destination.as_mut().unwrap();
+    d.encryption_configuration = Some(with_key);
+    set_rules(&ca, "enc-a", vec![plain, kms]).await.unwrap();
+
+    let put_kms = |key: &'static str| {
+        let ca = ca.clone();
+        async move {
+            let put = ca
+                .put_object()
+                .bucket("enc-a")
+                .key(key)
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id("src-key")
+                .body(ByteStream::from_static(b"sealed"))
+                .send()
+                .await
+                .unwrap();
+            put.version_id().unwrap().to_string()
+        }
+    };
+    let skipped = put_kms("plain/kms").await;
+    let sent = put_kms("kms/one").await;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let customer_key = [7u8; 32];
+    let customer_md5 = {
+        use md5::Digest as _;
+        b64.encode(md5::Md5::digest(customer_key))
+    };
+    let sse_c = ca
+        .put_object()
+        .bucket("enc-a")
+        .key("plain/customer")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(b64.encode(customer_key))
+        .sse_customer_key_md5(&customer_md5)
+        .body(ByteStream::from_static(b"theirs"))
+        .send()
+        .await
+        .unwrap();
+    let sse_c = sse_c.version_id().unwrap().to_string();
+
+    wait_status(&ca, "enc-a", "kms/one", &sent, ReplicationStatus::Completed).await;
+    let at_b = cb
+        .head_object()
+        .bucket("enc-b")
+        .key("kms/one")
+        .version_id(&sent);
+    let at_b = at_b.send().await.unwrap();
+    assert_eq!(
+        at_b.server_side_encryption(),
+        Some(&ServerSideEncryption::AwsKms)
+    );
+    assert!(
+        at_b.ssekms_key_id().unwrap().ends_with("dst-key"),
+        "{at_b:?}"
+    );
+    assert_eq!(get(&cb, "enc-b", "kms/one").await, b"sealed");
+    let head = ca
+        .head_object()
+        .bucket("enc-a")
+        .key("plain/kms")
+        .version_id(&skipped);
+    let head = head.send().await.unwrap();
+    assert_eq!(
+        head.replication_status(),
+        None,
+        "no rule takes SSE-KMS under plain/"
+    );
+
+    let head = ca
+        .head_object()
+        .bucket("enc-a")
+        .key("plain/customer")
+        .version_id(&sse_c)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(b64.encode(customer_key))
+        .sse_customer_key_md5(&customer_md5);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = head
+            .clone()
+            .send()
+            .await
+            .unwrap()
+            .replication_status()
+            .cloned();
+        if status == Some(ReplicationStatus::Failed) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SSE-C version: {status:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eventually(
+        "the failure's event",
+        || async { hook.events() },
+        |events| {
+            events.iter().any(|m| {
+                let r = &m["Records"][0];
+                r["eventName"] == "Replication:OperationFailedReplication"
+                    && r["s3"]["object"]["key"] == "plain/customer"
+            })
+        },
+    )
+    .await;
+    let status = admin(&a, &["admin", "replication", "status", "enc-a", "--json"]);
+    let failures = status[0]["dead_letters"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{status}");
+    assert!(
+        failures[0]["error"].as_str().unwrap().contains("SSE-C"),
+        "{status}"
+    );
+}

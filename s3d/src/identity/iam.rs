@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-const USERS: &str = "user";
-const GROUPS: &str = "group";
-const POLICIES: &str = "policy";
+pub(crate) const USERS: &str = "user";
+pub(crate) const GROUPS: &str = "group";
+pub(crate) const POLICIES: &str = "policy";
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct UserRecord {

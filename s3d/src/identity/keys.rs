@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The engine namespace of access-key records, named by access key id.
-const NS: &str = "access-key";
+pub(crate) const NS: &str = "access-key";
 
 /// What one record holds (JSON; exactly one of the owner fields is set).
 #[derive(Serialize, Deserialize)]
@@ -231,6 +231,34 @@ impl Keyring {
         Ok(true)
     }
 
+    /// A key's record (`bytes`) with its secret resealed from this server's key to `to`,
+    /// for a site peer; `None` for a session's, which stays where it was made.
+    pub(crate) fn reseal_out(
+        &self,
+        access_key: &str,
+        bytes: &[u8],
+        to: &[u8; 32],
+    ) -> Result<Option<Vec<u8>>> {
+        let rec = decode(bytes)?;
+        if rec.session.is_some() {
+            return Ok(None);
+        }
+        let to = ChaCha20Poly1305::new(Key::from_slice(to));
+        reseal(rec, access_key, &self.cipher, &to).map(Some)
+    }
+
+    /// A key's record from a site peer, its secret sealed under `from`, resealed under
+    /// this server's key.
+    pub(crate) fn reseal_in(
+        &self,
+        access_key: &str,
+        bytes: &[u8],
+        from: &[u8; 32],
+    ) -> Result<Vec<u8>> {
+        let from = ChaCha20Poly1305::new(Key::from_slice(from));
+        reseal(decode(bytes)?, access_key, &from, &self.cipher)
+    }
+
     /// The secret and owner of a key, or `None` when there is no such key.
     pub(crate) fn lookup(&self, access_key: &str) -> Result<Option<(String, Owner)>> {
         let Some(v) = self.store.server_record(NS, access_key)? else {
@@ -255,6 +283,30 @@ impl Keyring {
             .map_err(|_| Error::Meta(format!("access key {access_key} is damaged")))?;
         Ok(Some((secret, owner(&rec)?)))
     }
+}
+
+/// `rec` with its secret opened by `from` and sealed again by `to`, under a new nonce.
+fn reseal(
+    mut rec: KeyRecord,
+    access_key: &str,
+    from: &ChaCha20Poly1305,
+    to: &ChaCha20Poly1305,
+) -> Result<Vec<u8>> {
+    let aad = access_key.as_bytes();
+    let secret = from
+        .decrypt(
+            Nonce::from_slice(&rec.nonce),
+            Payload {
+                msg: &rec.sealed_secret,
+                aad,
+            },
+        )
+        .map_err(|_| Error::Meta(format!("access key {access_key} cannot be unsealed")))?;
+    rand::rng().fill_bytes(&mut rec.nonce);
+    rec.sealed_secret = to
+        .encrypt(Nonce::from_slice(&rec.nonce), Payload { msg: &secret, aad })
+        .map_err(|_| Error::Meta("cannot seal an access key".into()))?;
+    encode(&rec)
 }
 
 fn owner(rec: &KeyRecord) -> Result<Owner> {

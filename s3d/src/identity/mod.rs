@@ -21,3 +21,11 @@ pub mod ldap;
 pub(crate) mod owners;
 pub(crate) mod policy;
 pub(crate) mod sts;
+
+/// The server-record namespaces of identity (users, groups, policies, access keys): what
+/// a site group replicates of the server's own records.
+pub(crate) fn replicated_namespaces() -> Vec<String> {
+    [iam::USERS, iam::GROUPS, iam::POLICIES, keys::NS]
+        .map(String::from)
+        .to_vec()
+}

@@ -96,8 +96,32 @@ fn rules(asked: Vec<ReplicationRule>) -> S3Result<Vec<ReplRule>> {
                 "Delete marker replication is not supported if any Tag filter is specified."
             ));
         }
-        let (remote, bucket) = destination(&r.destination.bucket)?;
+        let d = &r.destination;
+        if d.replication_time.is_some() || d.metrics.is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "Replication Time Control and replication metrics are not available: `cybs3 admin replication status` shows each destination's lag"
+            ));
+        }
+        if d.access_control_translation.is_some() || d.account.is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "Destination Account and AccessControlTranslation are not available: a replica is owned by the remote's key"
+            ));
+        }
+        let (remote, bucket) = destination(&d.bucket)?;
         let criteria = r.source_selection_criteria.as_ref();
+        let sse_kms = criteria
+            .and_then(|c| c.sse_kms_encrypted_objects.as_ref())
+            .is_some_and(|k| enabled(k.status.as_str()));
+        let replica_key =
+            (d.encryption_configuration.as_ref()).and_then(|e| e.replica_kms_key_id.clone());
+        if sse_kms && replica_key.is_none() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "ReplicaKmsKeyID must be specified if SseKmsEncryptedObjects tag is present."
+            ));
+        }
         let rule = ReplRule {
             id: r
                 .id
@@ -118,6 +142,8 @@ fn rules(asked: Vec<ReplicationRule>) -> S3Result<Vec<ReplRule>> {
             remote,
             bucket,
             storage_class: r.destination.storage_class.map(|c| c.as_str().to_string()),
+            sse_kms: replica_key.filter(|_| sse_kms),
+            site: false,
         };
         if rules.iter().any(|o| o.id == rule.id) {
             return Err(s3_error!(
@@ -249,6 +275,11 @@ pub(crate) async fn get(
                 destination: Destination {
                     bucket: format!("arn:cybs3:s3:::{}/{}", r.remote, r.bucket),
                     storage_class: r.storage_class.map(StorageClass::from),
+                    encryption_configuration: r.sse_kms.clone().map(|key| {
+                        EncryptionConfiguration {
+                            replica_kms_key_id: Some(key),
+                        }
+                    }),
                     ..Default::default()
                 },
                 existing_object_replication: r.existing.then(|| ExistingObjectReplication {
@@ -258,14 +289,20 @@ pub(crate) async fn get(
                 id: Some(r.id),
                 prefix,
                 priority: schema_v2.then_some(r.priority),
-                source_selection_criteria: r.replica_modifications.then(|| {
-                    SourceSelectionCriteria {
-                        replica_modifications: Some(ReplicaModifications {
-                            status: status(true).into(),
+                source_selection_criteria: (r.replica_modifications || r.sse_kms.is_some()).then(
+                    || SourceSelectionCriteria {
+                        replica_modifications: r.replica_modifications.then(|| {
+                            ReplicaModifications {
+                                status: status(true).into(),
+                            }
                         }),
-                        sse_kms_encrypted_objects: None,
-                    }
-                }),
+                        sse_kms_encrypted_objects: r.sse_kms.is_some().then(|| {
+                            SseKmsEncryptedObjects {
+                                status: status(true).into(),
+                            }
+                        }),
+                    },
+                ),
                 status: status(r.enabled).into(),
             }
         })

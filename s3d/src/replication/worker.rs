@@ -11,8 +11,10 @@
 //! the queue; other refusals (access, a missing bucket, an SSE-C version whose key is
 //! never stored) fail the version for good: FAILED, a dead letter.
 
+use crate::identity::keys::{self, Keyring};
 use crate::remote::Remote;
 use crate::remotes::{RemoteError, Remotes};
+use crate::site::wire::{self, Kind, SendError};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -72,6 +74,8 @@ pub(crate) struct Worker {
     store: Store,
     remote: Arc<Remote>,
     remotes: Remotes,
+    /// Opens access keys' records for site peers.
+    keyring: Keyring,
 }
 
 impl Worker {
@@ -80,12 +84,14 @@ impl Worker {
         store: Store,
         remote: Arc<Remote>,
         remotes: Remotes,
+        keyring: Keyring,
     ) -> Arc<Worker> {
         Arc::new(Worker {
             rt,
             store,
             remote,
             remotes,
+            keyring,
         })
     }
 
@@ -126,7 +132,10 @@ impl Worker {
             .client(&tier)
             .map_err(|e| Failure::Retry(e.to_string()))?;
         let replica = vec![
-            (VERSION_HEADER.to_string(), t.version_id.clone()),
+            (
+                VERSION_HEADER.to_string(),
+                engine::Replica::naming(&t.version_id, &t.sort),
+            ),
             (MTIME_HEADER.to_string(), t.mtime_ns.to_string()),
         ];
         match t.what {
@@ -142,6 +151,18 @@ impl Worker {
                 return timed(asked).await.map(drop);
             }
             ReplWhat::Tags | ReplWhat::Lock => return self.change(&client, t, replica).await,
+            ReplWhat::DeleteVersion => {
+                let asked = client
+                    .delete_object()
+                    .bucket(&t.target)
+                    .key(&t.key)
+                    .version_id(&t.version_id)
+                    .customize()
+                    .mutate_request(with_headers(replica))
+                    .send();
+                return timed(asked).await.map(drop);
+            }
+            ReplWhat::Bucket | ReplWhat::Record => return self.site_state(&client, t).await,
         }
         let (store, b, k, vid, sort) = (
             self.store.clone(),
@@ -325,8 +346,50 @@ impl Worker {
                     .send();
                 timed(asked).await.map(drop)
             }
-            ReplWhat::Version | ReplWhat::DeleteMarker => unreachable!("not a change"),
+            _ => unreachable!("not a change"),
         }
+    }
+
+    /// A bucket's or a server record's state, as it is now, to a site peer.
+    async fn site_state(&self, c: &Client, t: &ReplTask) -> Result<(), Failure> {
+        let secret = match self.remotes.opened(&t.remote) {
+            Ok(r) => r.secret_key,
+            Err(e) => return Err(Failure::GiveUp(e.to_string())),
+        };
+        let store = self.store.clone();
+        let (what, bucket, key) = (t.what, t.bucket.clone(), t.key.clone());
+        let state = tokio::task::spawn_blocking(move || -> engine::Result<_> {
+            Ok(match what {
+                ReplWhat::Bucket => (Some(store.site_bucket_state(&bucket)?), None),
+                _ => {
+                    let (ns, name) = key.split_once('/').unwrap_or((&key, ""));
+                    (None, Some(store.site_record_state(ns, name)?))
+                }
+            })
+        })
+        .await
+        .map_err(|e| Failure::Retry(e.to_string()))?
+        .map_err(|e| Failure::Retry(format!("reading the state: {e}")))?;
+        let sent = match state {
+            (Some(bucket), _) => wire::send(c, &secret, Kind::Bucket, &bucket).await,
+            (_, Some(mut record)) => {
+                if let (keys::NS, Some(v)) = (record.ns.as_str(), &record.value) {
+                    let to = wire::secret_key_for(&secret);
+                    match self.keyring.reseal_out(&record.name, v, &to) {
+                        Ok(Some(v)) => record.value = Some(v),
+                        // A session's key stays where it was made.
+                        Ok(None) => return Ok(()),
+                        Err(e) => return Err(Failure::GiveUp(e.to_string())),
+                    }
+                }
+                wire::send(c, &secret, Kind::Record, &record).await
+            }
+            (None, None) => unreachable!("a state was read"),
+        };
+        sent.map_err(|e| match e {
+            SendError::Unreachable(e) => Failure::Retry(e),
+            SendError::Refused(e) => Failure::GiveUp(e),
+        })
     }
 
     /// Bytes `start..end` of the task's version.
@@ -497,10 +560,8 @@ fn headers_of(v: &ObjectVersion, t: &ReplTask) -> Result<Vec<(String, String)>, 
         Some(SseMode::S3) => h.push(("x-amz-server-side-encryption".into(), "AES256".into())),
         Some(SseMode::Kms { key, .. }) => {
             h.push(("x-amz-server-side-encryption".into(), "aws:kms".into()));
-            h.push((
-                "x-amz-server-side-encryption-aws-kms-key-id".into(),
-                key.clone(),
-            ));
+            let key = t.kms_key.clone().unwrap_or_else(|| key.clone());
+            h.push(("x-amz-server-side-encryption-aws-kms-key-id".into(), key));
         }
         Some(SseMode::Customer { .. }) => {
             return Err(Failure::GiveUp(
