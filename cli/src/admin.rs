@@ -27,6 +27,8 @@ pub struct ServerStatus {
     pub pid: u32,
     pub address: String,
     pub store: serde_json::Value,
+    /// The site group and each peer's queue, if this site is in one.
+    pub site: Option<engine::SiteHealth>,
 }
 
 /// The registries the socket manages, each kept by the server in its own records.
@@ -145,10 +147,12 @@ async fn handle(
         (&Method::POST, "/site") => site_call(&body, sites, r).await,
         (&Method::GET, "/status") => {
             r.action = Some("admin:GetServerStatus".into());
+            let site = store.site_health().ok().flatten();
             serde_json::to_value(ServerStatus {
                 pid: std::process::id(),
                 address,
                 store: serde_json::to_value(store.status()).unwrap_or_default(),
+                site,
             })
             .map_err(|e| anyhow!(e))
         }

@@ -391,6 +391,7 @@ pub fn status(data: Option<PathBuf>, json: bool) -> Result<()> {
             "writable": store.as_ref().map(|s| s["writable"].clone()),
             "degraded": store.as_ref().map(|s| s["degraded"].clone()),
             "queue": store.as_ref().map(|s| s["queue"].clone()),
+            "site": live.as_ref().map(|v| v["site"].clone()),
         });
         if let Some(c) = &creds {
             out["root_access_key"] = c.access_key.clone().into();
@@ -448,6 +449,22 @@ pub fn status(data: Option<PathBuf>, json: bool) -> Result<()> {
             );
             for e in q["dead_errors"].as_array().into_iter().flatten() {
                 println!("  dead:   {}", e.as_str().unwrap_or("?"));
+            }
+            let site = live.as_ref().map(|v| &v["site"]).filter(|s| !s.is_null());
+            if let Some(site) = site {
+                println!(
+                    "site:     {} in a group of {}",
+                    site["name"].as_str().unwrap_or("?"),
+                    site["peers"].as_array().map_or(0, Vec::len) + 1
+                );
+                for p in site["peers"].as_array().into_iter().flatten() {
+                    println!(
+                        "  peer {}: backlog {}, lag {:.1} s",
+                        p["name"].as_str().unwrap_or("?"),
+                        p["backlog"],
+                        p["lag_secs"].as_f64().unwrap_or(0.0)
+                    );
+                }
             }
         }
         _ => {

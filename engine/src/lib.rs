@@ -79,7 +79,9 @@ pub use replication::{
     ReplStatus, ReplTask, ReplWhat, Replica, ReplicationConfig, Replicator,
 };
 pub use rewrap::RewrapJob;
-pub use site::{peer_of, remote_name, BucketState, PeerQueue, RecordState, SiteGroup, Stamp};
+pub use site::{
+    peer_of, remote_name, BucketState, PeerQueue, RecordState, SiteGroup, SiteHealth, Stamp,
+};
 pub use sse::{customer_mode, part_plain_size};
 pub use store::{validate_bucket_name, validate_key, DriveStatus, Status, Store, StoreConfig};
 pub use write::ObjectWriter;

@@ -377,7 +377,36 @@ pub struct PeerQueue {
     pub last_error: Option<String>,
 }
 
+/// A site's group as health checks and `server status` show it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SiteHealth {
+    pub name: String,
+    pub peers: Vec<PeerQueue>,
+}
+
+impl SiteHealth {
+    /// The peers whose oldest waiting change is older than `max_lag_secs`: this site is
+    /// out of touch with them.
+    pub fn behind(&self, max_lag_secs: f64) -> Vec<&PeerQueue> {
+        self.peers
+            .iter()
+            .filter(|p| p.lag_secs > max_lag_secs)
+            .collect()
+    }
+}
+
 impl crate::Store {
+    /// This site's group and each peer's queue, if it is in a group.
+    pub fn site_health(&self) -> Result<Option<SiteHealth>> {
+        let Some(group) = self.site_group()? else {
+            return Ok(None);
+        };
+        Ok(Some(SiteHealth {
+            name: group.me,
+            peers: self.site_queues()?,
+        }))
+    }
+
     /// This site's group, if it is in one.
     pub fn site_group(&self) -> Result<Option<SiteGroup>> {
         self.server_record(NS, GROUP)?

@@ -31,6 +31,8 @@ pub(crate) struct Cybs3 {
     pub notify: crate::notify::Targets,
     /// Remote endpoints (replication rules name them in their destinations).
     pub remotes: crate::remotes::Remotes,
+    /// The site group's peers, which answer reads this site misses (global namespace).
+    pub peers: crate::site::proxy::Peers,
 }
 
 impl Cybs3 {
@@ -64,6 +66,10 @@ impl Cybs3 {
             iam: Iam::new(store.clone(), &[7; 32]),
             notify: crate::notify::Targets::new(store.clone(), &[7; 32], "us-east-1"),
             remotes: crate::remotes::Remotes::new(store.clone(), &[7; 32]),
+            peers: crate::site::proxy::Peers::new(
+                store.clone(),
+                crate::remotes::Remotes::new(store.clone(), &[7; 32]),
+            ),
             store,
             region: "us-east-1".into(),
             lifecycle_day_secs: 86_400,

@@ -740,7 +740,10 @@ fn not_modified(v: &engine::ObjectVersion) -> s3s::S3Error {
 /// An object's bytes as a response body. Each chunk is read on a blocking thread
 /// while the previous ones are sent; no thread waits on a slow client, and at
 /// most `READ_AHEAD` chunks are buffered.
-struct ChunkStream(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+/// A body read ahead on its own task, as chunks come through a channel.
+pub(crate) struct ChunkStream(
+    pub(crate) tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+);
 
 impl ChunkStream {
     fn spawn(mut reader: engine::RangeRead) -> ChunkStream {

@@ -341,8 +341,6 @@ fn declared_length(headers: &hyper::HeaderMap) -> u64 {
         .unwrap_or(0)
 }
 
-/// `GET /health/live` and `/health/ready`, answered before any S3 parsing or auth
-/// so that probes need no credentials.
 /// `Expect: 100-continue` on an empty body: hyper answers with the final status
 /// and no `100 Continue` (as RFC 9110 allows). botocore (aws CLI, boto3) then
 /// keeps that status for the next expect-request on the same connection and
@@ -355,6 +353,8 @@ fn expects_continue_without_body(req: &Request<Incoming>) -> bool {
         && req.body().size_hint().exact() == Some(0)
 }
 
+/// `GET /health/live`, `/health/ready` and `/health/site`, answered before any S3
+/// parsing or auth so that probes need no credentials.
 async fn health(method: &Method, path: &str, store: &engine::Store) -> Option<Response<Body>> {
     if method != Method::GET && method != Method::HEAD {
         return None;
@@ -388,12 +388,41 @@ async fn health(method: &Method, path: &str, store: &engine::Store) -> Option<Re
                 ),
             }
         }
+        "/health/site" => {
+            let store = store.clone();
+            match ctx::spawn(move || store.site_health()).await {
+                Ok(Ok(None)) => (StatusCode::OK, "no site group\n".to_string()),
+                Ok(Ok(Some(h))) => site_health(&h),
+                _ => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the site group cannot be read\n".to_string(),
+                ),
+            }
+        }
         _ => return None,
     };
     let mut resp = Response::new(Body::from(text));
     *resp.status_mut() = status;
     Some(resp)
 }
+
+/// `/health/site`: one line per peer; 503 while a peer has waited longer than
+/// [`SITE_MAX_LAG_SECS`] for this site's changes (a cut link, a peer down), so that a
+/// balancer can prefer the sites in touch with the group.
+fn site_health(h: &engine::SiteHealth) -> (StatusCode, String) {
+    let mut text = format!("site {}: {} peers\n", h.name, h.peers.len());
+    for p in &h.peers {
+        text += &format!("{} backlog {} lag {:.1} s\n", p.name, p.backlog, p.lag_secs);
+    }
+    match h.behind(SITE_MAX_LAG_SECS).is_empty() {
+        true => (StatusCode::OK, text),
+        false => (StatusCode::SERVICE_UNAVAILABLE, text),
+    }
+}
+
+/// How long a peer may wait for this site's changes before `/health/site` says this
+/// site is out of touch.
+const SITE_MAX_LAG_SECS: f64 = 60.0;
 
 /// A request body that fails once the client has sent nothing for `idle`, so a
 /// stalled upload frees its connection and temporary data instead of waiting forever.

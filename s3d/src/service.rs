@@ -12,6 +12,7 @@ use crate::ignored_range::IgnoredRange;
 use crate::notify;
 use crate::replication;
 use crate::routes::Routes;
+use crate::site::proxy::{self, Asked};
 use crate::vhost::Domains;
 use crate::{
     acl, attributes, bucket_config, buckets, copy, cors, delete, lifecycle, list, multipart,
@@ -29,9 +30,11 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
         iam.clone(),
         cfg.trusted_proxies.clone(),
     );
+    let remotes = crate::remotes::Remotes::new(store.clone(), &cfg.server_key);
     let ctx = Cybs3 {
         notify: crate::notify::Targets::new(store.clone(), &cfg.server_key, &cfg.region),
-        remotes: crate::remotes::Remotes::new(store.clone(), &cfg.server_key),
+        remotes: remotes.clone(),
+        peers: proxy::Peers::new(store.clone(), remotes.clone()),
         store: store.clone(),
         region: cfg.region.clone(),
         iam,
@@ -141,14 +144,39 @@ impl S3 for Cybs3 {
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> Res<GetObjectOutput> {
-        objects::get(self, req.input, &req.extensions)
-            .await
-            .map(S3Response::new)
+        let i = &req.input;
+        let asked = Asked::new(
+            &req.headers,
+            (&i.bucket, &i.key),
+            i.version_id.as_deref(),
+            i.part_number,
+        );
+        match objects::get(self, req.input, &req.extensions).await {
+            // The global namespace: what this site lacks, a peer may have.
+            Err(e) if proxy::missed(&e) => match self.peers.get(&asked).await {
+                Some(found) => Ok(proxy::answer(found)),
+                None => Err(e),
+            },
+            done => done.map(S3Response::new),
+        }
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> Res<HeadObjectOutput> {
+        let i = &req.input;
+        let asked = Asked::new(
+            &req.headers,
+            (&i.bucket, &i.key),
+            i.version_id.as_deref(),
+            i.part_number,
+        );
         // Returns the response itself: HEAD carries a header the output cannot (tag count).
-        objects::head(self, req.input, &req.extensions).await
+        match objects::head(self, req.input, &req.extensions).await {
+            Err(e) if proxy::missed(&e) => match self.peers.head(&asked).await {
+                Some(found) => Ok(proxy::answer(found)),
+                None => Err(e),
+            },
+            done => done,
+        }
     }
 
     async fn get_object_attributes(

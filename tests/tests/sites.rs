@@ -2,7 +2,8 @@
 //! one active-active group with `cybs3 admin site add`, written at every site at once,
 //! one cut off for a while and back (and another killed meanwhile): every site converges
 //! to the same buckets, version history, latest versions, settings and users, and the
-//! traffic stops once they have.
+//! traffic stops once they have. Any site answers for an object only a peer has (the
+//! global namespace), and the health endpoint reports the group.
 
 mod common;
 
@@ -271,6 +272,55 @@ async fn three_sites_converge_through_a_cut() {
         "{settled} bytes for {written} writes"
     );
     eprintln!("{written} writes at 3 sites, {settled} bytes on the site links");
+
+    // Health for balancers and `server status`: the group and each peer's queue.
+    for (i, srv) in sites.servers.iter().enumerate() {
+        let (code, text) = cybs3_tests::http_get_at(&srv.host, srv.port, "/health/site").unwrap();
+        assert_eq!(code, 200, "{text}");
+        assert!(text.starts_with(&format!("site s{i}: 2 peers")), "{text}");
+        let status = srv.status_json();
+        assert_eq!(status["site"]["name"], format!("s{i}"), "{status}");
+        assert_eq!(status["site"]["peers"].as_array().unwrap().len(), 2);
+    }
+
+    // The global namespace: site 0 stops sending to site 1, so what it gets next is
+    // only there; site 1 still answers for it, through site 0.
+    admin(&sites.servers[0], &["admin", "site", "remove", "s1"]);
+    let body = cybs3_tests::content("late", 100_000);
+    put(&clients[0], "shared", "late", body.clone()).await;
+    let local_only = clients[1]
+        .get_object()
+        .bucket("shared")
+        .key("late")
+        .customize()
+        .mutate_request(|r| {
+            r.headers_mut().insert("x-cybs3-proxied", "1");
+        })
+        .send()
+        .await;
+    assert!(local_only.is_err(), "site 1 does not have it itself");
+    assert_eq!(get(&clients[1], "shared", "late").await, body);
+    let range = clients[1]
+        .get_object()
+        .bucket("shared")
+        .key("late")
+        .range("bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(range.content_range(), Some("bytes 10-19/100000"));
+    let got = range.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&got[..], &body[10..20]);
+    let head = clients[1]
+        .head_object()
+        .bucket("shared")
+        .key("late")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some(100_000));
+    // A key no site has is a plain 404 (a peer asked never asks on).
+    assert_eq!(head_status(&clients[1], "shared", "nowhere").await, 404);
 }
 
 async fn put_tags(c: &Client, bucket: &str, key: &str, value: &str) {

@@ -11,6 +11,7 @@
 //! data reaches the group.
 
 pub(crate) mod api;
+pub(crate) mod proxy;
 pub(crate) mod wire;
 
 use crate::identity::keys::Keyring;
