@@ -24,11 +24,12 @@ pub fn run(args: TestArgs) -> Result<bool> {
     let large: Vec<u8> = (0..(20u32 << 20))
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
         .collect();
-    let mut rows: Vec<(&str, Result<String>, f64)> = Vec::new();
+    let mut rows: Vec<(String, Result<String>, f64)> = Vec::new();
     let mut server_layer = None;
     crate::block_on(async {
-        let mut step =
-            |name, t: Instant, r: Result<String>| rows.push((name, r, t.elapsed().as_secs_f64()));
+        let mut step = |name: &str, t: Instant, r: Result<String>| {
+            rows.push((name.to_string(), r, t.elapsed().as_secs_f64()))
+        };
         let t = Instant::now();
         let w = async {
             vault
@@ -75,6 +76,11 @@ pub fn run(args: TestArgs) -> Result<bool> {
                 Err(anyhow::anyhow!("skipped: nothing written"))
             },
         );
+        // A vault on several endpoints (a site group): each one, on its own.
+        for e in &vault.cfg.endpoints {
+            let t = Instant::now();
+            step(&format!("endpoint {e}"), t, reach(&vault.cfg, e).await);
+        }
     });
     let ok = rows.iter().all(|(_, r, _)| r.is_ok());
     if args.json {
@@ -125,6 +131,23 @@ pub fn run(args: TestArgs) -> Result<bool> {
         );
     }
     Ok(ok)
+}
+
+/// Whether `endpoint` alone answers for the vault's bucket.
+async fn reach(cfg: &vault::config::VaultConfig, endpoint: &str) -> Result<String> {
+    let mut one = cfg.clone();
+    one.endpoint = endpoint.to_string();
+    one.endpoints.clear();
+    let asked = one
+        .target()
+        .client()
+        .head_bucket()
+        .bucket(&cfg.bucket)
+        .send();
+    match asked.await {
+        Ok(_) => Ok(format!("bucket {} reachable", cfg.bucket)),
+        Err(e) => bail!("{}", aws_sdk_s3::error::DisplayErrorContext(e)),
+    }
 }
 
 async fn list(vault: &Vault, dir: &str) -> Result<String> {

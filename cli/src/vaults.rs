@@ -36,9 +36,11 @@ pub enum VaultsCmd {
     /// Add a vault on any S3 endpoint (encrypted unless --plain)
     Add {
         name: String,
-        /// S3 endpoint URL, e.g. http://nas:9000 or https://s3.amazonaws.com
-        #[arg(long)]
-        endpoint: String,
+        /// S3 endpoint URL, e.g. http://nas:9000 or https://s3.amazonaws.com; repeat it
+        /// for the sites of a group (`cybs3 admin site add`): each request goes to the
+        /// healthy one with the lowest latency, and fails over to another
+        #[arg(long, required = true)]
+        endpoint: Vec<String>,
         #[arg(long)]
         bucket: String,
         /// Key prefix inside the bucket
@@ -153,10 +155,17 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
             ca_file,
             sse,
         } => {
-            let ca_file = ca_file.map(|f| trusted_ca(&endpoint, &f)).transpose()?;
+            let endpoints: Vec<String> = (endpoint.iter())
+                .map(|e| e.trim_end_matches('/').to_string())
+                .collect();
+            let ca_file = ca_file.map(|f| trusted_ca(&endpoints[0], &f)).transpose()?;
             let sse = sse.sse()?;
             let cfg = VaultConfig {
-                endpoint: endpoint.trim_end_matches('/').to_string(),
+                endpoint: endpoints[0].clone(),
+                endpoints: match endpoints.len() {
+                    1 => Vec::new(),
+                    _ => endpoints.clone(),
+                },
                 bucket,
                 prefix: normalize_prefix(&prefix),
                 region,
@@ -173,7 +182,7 @@ pub fn run(cmd: VaultsCmd) -> Result<()> {
                 if plain { "plain" } else { "encrypted" },
                 cfg.bucket,
                 cfg.prefix,
-                cfg.endpoint
+                endpoints.join(", ")
             );
             let created = add(&name, cfg, passphrase)?;
             println!("added {what}");
@@ -463,9 +472,13 @@ fn list(json: bool) -> Result<()> {
             " "
         };
         let kind = if v.encrypted { "encrypted" } else { "plain" };
+        let at = match v.endpoints.is_empty() {
+            true => v.endpoint.clone(),
+            false => v.endpoints.join(", "),
+        };
         println!(
-            "{mark} {n:<16} {kind:<9} s3://{}/{} at {}",
-            v.bucket, v.prefix, v.endpoint
+            "{mark} {n:<16} {kind:<9} s3://{}/{} at {at}",
+            v.bucket, v.prefix
         );
     }
     Ok(())
@@ -475,6 +488,7 @@ fn vault_json(name: &str, v: &VaultConfig, active: bool) -> serde_json::Value {
     json!({
         "name": name,
         "endpoint": v.endpoint,
+        "endpoints": if v.endpoints.is_empty() { vec![v.endpoint.clone()] } else { v.endpoints.clone() },
         "bucket": v.bucket,
         "prefix": v.prefix,
         "region": v.region,

@@ -162,22 +162,16 @@ impl Remotes {
         if self.stored(&new.name)?.is_some() {
             return Err(RemoteError::Exists(new.name));
         }
-        let stored = Stored {
-            name: new.name.clone(),
-            endpoint: new.endpoint.trim_end_matches('/').to_string(),
-            region: new.region,
-            access_key: new.access_key,
-            sealed_secret: crate::remote::seal_secret(&self.server_key, &new.secret_key),
-            ca_pem: new.ca_pem,
-            added_ns: crate::ctx::now_ns(),
-        };
-        let bytes = serde_json::to_vec(&stored).expect("a remote serializes");
-        self.store.set_server_record(NS, &new.name, Some(bytes))?;
-        Ok(self.info(&stored))
+        Ok(self.info(&self.write(new)?))
     }
 
     /// Adds or replaces a site peer's remote (`site.NAME`, a name users cannot take).
     pub(crate) fn put_site(&self, new: NewRemote) -> Result<(), RemoteError> {
+        self.write(new).map(drop)
+    }
+
+    /// Keeps `new`, its secret sealed.
+    fn write(&self, new: NewRemote) -> Result<Stored, RemoteError> {
         let stored = Stored {
             name: new.name.clone(),
             endpoint: new.endpoint.trim_end_matches('/').to_string(),
@@ -189,7 +183,7 @@ impl Remotes {
         };
         let bytes = serde_json::to_vec(&stored).expect("a remote serializes");
         self.store.set_server_record(NS, &new.name, Some(bytes))?;
-        Ok(())
+        Ok(stored)
     }
 
     /// Removes a site peer's remote.

@@ -342,3 +342,121 @@ async fn wait<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A vault on both sites of a group (`vaults local` plus `admin site add`): with the
+/// first endpoint down, a sync and a mount session go through the other with no failed
+/// operation, and `cybs3 test` reports each endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_vault_on_two_sites_fails_over() {
+    use cybs3_tests::mount::Mounted;
+    let tmp = tempfile::tempdir().unwrap();
+    let v = cybs3_tests::LocalVault::new();
+    let mut b = Server::new(&tmp.path().join("b"), 1, None);
+    b.start();
+    v.ok(&[
+        "admin",
+        "site",
+        "add",
+        "b",
+        "--endpoint",
+        &b.endpoint(),
+        "--access-key",
+        &b.access_key,
+        "--secret-key",
+        &b.secret_key,
+        "--as",
+        "a",
+    ]);
+    let (root, root_secret) = v.root_keys();
+    let a = cybs3_tests::client_for(&v.endpoint(), &root, &root_secret);
+    bucket(&a, "team").await;
+    let user: serde_json::Value = serde_json::from_str(&v.ok(&[
+        "admin",
+        "user",
+        "add",
+        "dana",
+        "--policy",
+        "readwrite",
+        "--json",
+    ]))
+    .unwrap();
+    let (ak, sk) = (
+        user["access_key"].as_str().unwrap(),
+        user["secret_key"].as_str().unwrap(),
+    );
+    let at_b = cybs3_tests::client_for(&b.endpoint(), ak, sk);
+    wait("the bucket and the user at site b", || async {
+        at_b.head_bucket().bucket("team").send().await.is_ok()
+    })
+    .await;
+    v.ok(&[
+        "vaults",
+        "add",
+        "both",
+        "--endpoint",
+        &b.endpoint(),
+        "--endpoint",
+        &v.endpoint(),
+        "--bucket",
+        "team",
+        "--access-key",
+        ak,
+        "--secret-key",
+        sk,
+        "--plain",
+    ]);
+    let report = |out: String| -> Vec<(String, bool)> {
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        (doc["steps"].as_array().unwrap().iter())
+            .map(|s| (s["step"].as_str().unwrap().to_string(), s["ok"] == true))
+            .collect()
+    };
+    let all_up = report(v.ok(&["test", "--vault", "both", "--json"]));
+    assert!(all_up.iter().all(|(_, ok)| *ok), "{all_up:?}");
+    assert_eq!(
+        all_up
+            .iter()
+            .filter(|(s, _)| s.starts_with("endpoint "))
+            .count(),
+        2
+    );
+
+    // The first endpoint goes down.
+    b.kill();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..20 {
+        std::fs::write(src.join(format!("f{i}")), format!("file {i}")).unwrap();
+    }
+    let out = v.ok(&["sync", "--json", src.to_str().unwrap(), "both:up"]);
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["summary"]["uploaded"], 20, "{out}");
+    assert_eq!(summary["summary"]["failed"], 0, "{out}");
+    {
+        let m = Mounted::new(&v, "both", &[]);
+        for i in 0..10 {
+            std::fs::write(m.p(&format!("m{i}")), vec![i as u8; 1000]).unwrap();
+        }
+        for i in 0..10 {
+            assert_eq!(
+                std::fs::read(m.p(&format!("m{i}"))).unwrap(),
+                vec![i as u8; 1000]
+            );
+        }
+        std::fs::remove_file(m.p("m0")).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(m.p("up"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 20);
+    }
+    assert_eq!(get(&a, "team", "up/f7").await, b"file 7");
+    assert_eq!(head_status(&a, "team", "m0").await, 404);
+    let one_down = cybs3_tests::cybs3(&v.home, &["test", "--vault", "both", "--json"]);
+    let steps = report(String::from_utf8(one_down.stdout).unwrap());
+    for (step, ok) in &steps {
+        let down = step == &format!("endpoint {}", b.endpoint());
+        assert_eq!(*ok, !down, "{steps:?}");
+    }
+}

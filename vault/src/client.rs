@@ -27,6 +27,9 @@ pub struct S3Target {
     pub ca_file: Option<PathBuf>,
     /// Server-side encryption asked for on every upload (`crate::sse`).
     pub sse: Option<crate::sse::Sse>,
+    /// Several endpoints (a site group's), each request going to the best one
+    /// (`crate::failover`); `endpoint` is then the first.
+    pub endpoints: Option<crate::failover::Endpoints>,
 }
 
 impl S3Target {
@@ -42,6 +45,7 @@ impl S3Target {
             path_style: true,
             ca_file: None,
             sse: None,
+            endpoints: None,
         }
     }
 
@@ -77,6 +81,10 @@ impl S3Target {
         };
         let config = match &self.sse {
             Some(sse) => config.interceptor(crate::sse::SseHeaders(sse.clone())),
+            None => config,
+        };
+        let config = match &self.endpoints {
+            Some(e) => config.interceptor(crate::failover::Failover(e.clone())),
             None => config,
         };
         let config = config

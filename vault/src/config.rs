@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VaultConfig {
     pub endpoint: String,
+    /// Every endpoint, when the vault has several (the sites of a group): requests go to
+    /// the healthy one with the lowest latency. `endpoint` is the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
     pub bucket: String,
     /// Key prefix inside the bucket: empty, or ending in `/`.
     #[serde(default)]
@@ -69,6 +73,9 @@ impl VaultConfig {
         t.session_token = self.session_token.clone();
         t.ca_file = self.ca_file.clone();
         t.sse = self.sse.clone();
+        if self.endpoints.len() > 1 {
+            t.endpoints = Some(crate::failover::Endpoints::new(&self.endpoints));
+        }
         if let (Some(user), Some(password)) = (&self.login_user, &self.login_password) {
             let held = match (&self.session_token, self.session_expires_unix) {
                 (Some(token), Some(expires_unix)) => Some(crate::sts::TempCredentials {

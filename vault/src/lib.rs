@@ -16,6 +16,7 @@ pub mod config;
 pub mod crypto;
 pub mod download_file;
 pub mod error;
+pub mod failover;
 pub mod keystore;
 pub mod listing;
 mod seen;

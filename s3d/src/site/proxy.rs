@@ -9,6 +9,8 @@
 //! names the peer ([`SERVED_BY`]).
 
 use crate::remotes::Remotes;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use engine::{remote_name, Store};
@@ -129,119 +131,119 @@ impl Peers {
             .collect()
     }
 
-    /// The object from the first peer that has it, and that peer.
-    pub(crate) async fn get(&self, asked: &Asked) -> Option<(String, GetObjectOutput)> {
+    /// The first answer of a peer to `ask`, and that peer.
+    async fn first<T, E, F>(&self, asked: &Asked, ask: impl Fn(Client) -> F) -> Option<(String, T)>
+    where
+        F: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
         if asked.local_only {
             return None;
         }
         for (peer, c) in self.clients() {
-            let call = c
-                .get_object()
-                .bucket(&asked.bucket)
-                .key(&asked.key)
-                .set_version_id(asked.version_id.clone())
-                .set_part_number(asked.part_number)
-                .customize()
-                .mutate_request(forwarding(asked))
-                .send();
-            let out = match tokio::time::timeout(TIMEOUT, call).await {
-                Ok(Ok(out)) => out,
+            match tokio::time::timeout(TIMEOUT, ask(c)).await {
+                Ok(Ok(out)) => {
+                    tracing::debug!(
+                        peer,
+                        bucket = asked.bucket,
+                        key = asked.key,
+                        "read through a peer"
+                    );
+                    return Some((peer, out));
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(
                         peer,
                         "not from this peer: {}",
                         crate::remote::error_text(&e)
-                    );
-                    continue;
+                    )
                 }
-                Err(_) => continue,
-            };
-            tracing::debug!(
-                peer,
-                bucket = asked.bucket,
-                key = asked.key,
-                "read through a peer"
-            );
-            let shown = Shown {
-                e_tag: out.e_tag.clone(),
-                last_modified: out.last_modified,
-                version_id: out.version_id.clone(),
-                storage_class: out.storage_class.as_ref().map(|c| c.as_str().to_string()),
-            };
-            let out = GetObjectOutput {
-                body: Some(StreamingBlob::wrap(streamed(out.body))),
-                content_length: out.content_length,
-                content_range: out.content_range,
-                content_type: out.content_type,
-                cache_control: out.cache_control,
-                content_disposition: out.content_disposition,
-                content_encoding: out.content_encoding,
-                content_language: out.content_language,
-                accept_ranges: out.accept_ranges,
-                metadata: out.metadata.map(Metadata::from_iter),
-                parts_count: out.parts_count,
-                tag_count: out.tag_count,
-                e_tag: shown.e_tag(),
-                last_modified: shown.last_modified(),
-                version_id: shown.version_id,
-                storage_class: shown.storage_class.map(StorageClass::from),
-                ..Default::default()
-            };
-            return Some((peer, out));
+                Err(_) => tracing::debug!(peer, "no answer within {TIMEOUT:?}"),
+            }
         }
         None
     }
 
+    /// The object from the first peer that has it, and that peer.
+    pub(crate) async fn get(&self, asked: &Asked) -> Option<(String, GetObjectOutput)> {
+        let (peer, out) = self
+            .first(asked, |c| {
+                c.get_object()
+                    .bucket(&asked.bucket)
+                    .key(&asked.key)
+                    .set_version_id(asked.version_id.clone())
+                    .set_part_number(asked.part_number)
+                    .customize()
+                    .mutate_request(forwarding(asked))
+                    .send()
+            })
+            .await?;
+        let shown = Shown {
+            e_tag: out.e_tag.clone(),
+            last_modified: out.last_modified,
+            version_id: out.version_id.clone(),
+            storage_class: out.storage_class.as_ref().map(|c| c.as_str().to_string()),
+        };
+        let out = GetObjectOutput {
+            body: Some(StreamingBlob::wrap(streamed(out.body))),
+            content_length: out.content_length,
+            content_range: out.content_range,
+            content_type: out.content_type,
+            cache_control: out.cache_control,
+            content_disposition: out.content_disposition,
+            content_encoding: out.content_encoding,
+            content_language: out.content_language,
+            accept_ranges: out.accept_ranges,
+            metadata: out.metadata.map(Metadata::from_iter),
+            parts_count: out.parts_count,
+            tag_count: out.tag_count,
+            e_tag: shown.e_tag(),
+            last_modified: shown.last_modified(),
+            version_id: shown.version_id,
+            storage_class: shown.storage_class.map(StorageClass::from),
+            ..Default::default()
+        };
+        Some((peer, out))
+    }
+
     /// The object's headers from the first peer that has it, and that peer.
     pub(crate) async fn head(&self, asked: &Asked) -> Option<(String, HeadObjectOutput)> {
-        if asked.local_only {
-            return None;
-        }
-        for (peer, c) in self.clients() {
-            let call = c
-                .head_object()
-                .bucket(&asked.bucket)
-                .key(&asked.key)
-                .set_version_id(asked.version_id.clone())
-                .set_part_number(asked.part_number)
-                .customize()
-                .mutate_request(forwarding(asked))
-                .send();
-            let Ok(Ok(out)) = tokio::time::timeout(TIMEOUT, call).await else {
-                continue;
-            };
-            tracing::debug!(
-                peer,
-                bucket = asked.bucket,
-                key = asked.key,
-                "head through a peer"
-            );
-            let shown = Shown {
-                e_tag: out.e_tag.clone(),
-                last_modified: out.last_modified,
-                version_id: out.version_id.clone(),
-                storage_class: out.storage_class.as_ref().map(|c| c.as_str().to_string()),
-            };
-            let out = HeadObjectOutput {
-                content_length: out.content_length,
-                content_range: out.content_range,
-                content_type: out.content_type,
-                cache_control: out.cache_control,
-                content_disposition: out.content_disposition,
-                content_encoding: out.content_encoding,
-                content_language: out.content_language,
-                accept_ranges: out.accept_ranges,
-                metadata: out.metadata.map(Metadata::from_iter),
-                parts_count: out.parts_count,
-                e_tag: shown.e_tag(),
-                last_modified: shown.last_modified(),
-                version_id: shown.version_id,
-                storage_class: shown.storage_class.map(StorageClass::from),
-                ..Default::default()
-            };
-            return Some((peer, out));
-        }
-        None
+        let (peer, out) = self
+            .first(asked, |c| {
+                c.head_object()
+                    .bucket(&asked.bucket)
+                    .key(&asked.key)
+                    .set_version_id(asked.version_id.clone())
+                    .set_part_number(asked.part_number)
+                    .customize()
+                    .mutate_request(forwarding(asked))
+                    .send()
+            })
+            .await?;
+        let shown = Shown {
+            e_tag: out.e_tag.clone(),
+            last_modified: out.last_modified,
+            version_id: out.version_id.clone(),
+            storage_class: out.storage_class.as_ref().map(|c| c.as_str().to_string()),
+        };
+        let out = HeadObjectOutput {
+            content_length: out.content_length,
+            content_range: out.content_range,
+            content_type: out.content_type,
+            cache_control: out.cache_control,
+            content_disposition: out.content_disposition,
+            content_encoding: out.content_encoding,
+            content_language: out.content_language,
+            accept_ranges: out.accept_ranges,
+            metadata: out.metadata.map(Metadata::from_iter),
+            parts_count: out.parts_count,
+            e_tag: shown.e_tag(),
+            last_modified: shown.last_modified(),
+            version_id: shown.version_id,
+            storage_class: shown.storage_class.map(StorageClass::from),
+            ..Default::default()
+        };
+        Some((peer, out))
     }
 }
 
