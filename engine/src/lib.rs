@@ -43,6 +43,7 @@ mod rejoin;
 mod remote;
 mod replication;
 mod rewrap;
+mod rounds;
 mod shard;
 mod site;
 mod sse;

@@ -11,7 +11,7 @@
 //! Work in an ordered *lane* (a notification target's events) is kept under its lane
 //! (`O lane \0 seq`; other work under `Q seq`), so that a round reads each lane from its
 //! head and a lane that waits costs nothing, however long its backlog. A round sends a
-//! lane's due events as one chain per key, the chains at once; while a lane's oldest
+//! lane's due events as one chain per key, the chains at once (`rounds.rs`); while a lane's oldest
 //! task waits for its retry, the lane's later tasks wait too, so a target receives the
 //! events of each key in order. A lane's failures are retried with
 //! exponential backoff and jitter for as long as it takes; its backlog is bounded
@@ -25,10 +25,9 @@ use crate::events::Event;
 use crate::ops::Op;
 use crate::record::{self, keys, DataId};
 use crate::remote::RemoteRef;
-use crate::replication::{ReplChain, ReplTask, Replicator};
+use crate::replication::ReplTask;
 use crate::Store;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -247,7 +246,7 @@ pub(crate) fn task_key(lane: Option<&str>, seq: u64) -> Vec<u8> {
 }
 
 /// The sequence number a task's key ends with.
-fn key_seq(key: &[u8]) -> u64 {
+pub(crate) fn key_seq(key: &[u8]) -> u64 {
     u64::from_be_bytes(key[key.len() - 8..].try_into().expect("a task key"))
 }
 
@@ -358,116 +357,7 @@ pub(crate) fn file_lanes(tx: &mut crate::commit::Tx) -> Result<()> {
 }
 
 /// A queued task and its key (`task_key`).
-type Queued = (Vec<u8>, Task);
-
-/// Sends a round's events: one chain per target and key, the chains at once. The
-/// delivered go to `done`; of each lane's failures only the oldest goes to `failed`
-/// (retried later, and holding the lane until then): the others, not tried or cut off by
-/// the same outage, stay queued as they were.
-fn notify_round<'a>(
-    notifier: &dyn crate::events::Notifier,
-    events: &[&'a Queued],
-    done: &mut Vec<Vec<u8>>,
-    failed: &mut Vec<(Vec<u8>, &'a Task, String)>,
-) {
-    let event = |task: &'a Task| match &task.work {
-        Work::Notify { target, event } => Some((target.as_str(), event)),
-        _ => None,
-    };
-    let mut index = HashMap::new();
-    let mut chains: Vec<(&str, Vec<&'a Queued>)> = Vec::new();
-    for &queued in events {
-        let Some((target, e)) = event(&queued.1) else {
-            continue;
-        };
-        let at = *index
-            .entry((target, e.bucket.as_str(), e.key.as_str()))
-            .or_insert_with(|| {
-                chains.push((target, Vec::new()));
-                chains.len() - 1
-            });
-        chains[at].1.push(queued);
-    }
-    let asked: Vec<crate::events::Chain> = chains
-        .iter()
-        .map(|(target, c)| crate::events::Chain {
-            target,
-            events: c.iter().filter_map(|q| event(&q.1)).map(|e| e.1).collect(),
-        })
-        .collect();
-    let sent = notifier.deliver(&asked);
-    let mut failures = Vec::new();
-    for ((target, chain), sent) in chains.iter().zip(sent) {
-        done.extend(chain.iter().take(sent.delivered).map(|q| q.0.clone()));
-        if let (Some(error), Some(&(key, task))) = (sent.error, chain.get(sent.delivered)) {
-            failures.push((notify_lane(target), key, task, error));
-        }
-    }
-    failed.extend(oldest_per_lane(failures));
-}
-
-/// Sends a round's replication tasks: one chain per destination and key, the chains at
-/// once. The sent go to `done`, with those refused for good (and their errors); of each
-/// lane's failures worth a retry, only the oldest goes to `failed`, as in [`notify_round`].
-fn replication_round<'a>(
-    replicator: &dyn Replicator,
-    tasks: &[&'a Queued],
-    done: &mut Vec<(Vec<u8>, Option<String>)>,
-    failed: &mut Vec<(Vec<u8>, &'a Task, String)>,
-) {
-    let task_of = |task: &'a Task| match &task.work {
-        Work::Replicate(t) => Some(t),
-        _ => None,
-    };
-    let mut index = HashMap::new();
-    let mut chains: Vec<(String, Vec<&'a Queued>)> = Vec::new();
-    for &queued in tasks {
-        let (Some(t), Some(lane)) = (task_of(&queued.1), queued.1.work.lane()) else {
-            continue;
-        };
-        let at = *index
-            .entry((lane.clone(), t.bucket.as_str(), t.key.as_str()))
-            .or_insert_with(|| {
-                chains.push((lane, Vec::new()));
-                chains.len() - 1
-            });
-        chains[at].1.push(queued);
-    }
-    let asked: Vec<ReplChain> = chains
-        .iter()
-        .map(|(_, c)| ReplChain {
-            tasks: c.iter().filter_map(|q| task_of(&q.1)).collect(),
-        })
-        .collect();
-    let sent = replicator.replicate(&asked);
-    let mut failures = Vec::new();
-    for ((lane, chain), sent) in chains.iter().zip(sent) {
-        let handled = sent.outcomes.len();
-        done.extend(chain.iter().map(|q| q.0.clone()).zip(sent.outcomes));
-        if let (Some(error), Some(&(key, task))) = (sent.stopped, chain.get(handled)) {
-            failures.push((lane.clone(), key, task, error));
-        }
-    }
-    failed.extend(oldest_per_lane(failures));
-}
-
-/// Of each lane's failures (lane, key, task, error), the oldest: it is retried later and
-/// holds its lane until then; the others, not tried or cut off by the same outage, stay
-/// queued as they were.
-fn oldest_per_lane<'a>(
-    failures: Vec<(String, &Vec<u8>, &'a Task, String)>,
-) -> impl Iterator<Item = (Vec<u8>, &'a Task, String)> {
-    let mut oldest: HashMap<String, (Vec<u8>, &'a Task, String)> = HashMap::new();
-    for (lane, key, task, error) in failures {
-        if oldest
-            .get(&lane)
-            .is_none_or(|o| key_seq(&o.0) > key_seq(key))
-        {
-            oldest.insert(lane, (key.clone(), task, error));
-        }
-    }
-    oldest.into_values()
-}
+pub(crate) type Queued = (Vec<u8>, Task);
 
 /// Wakes the queue's thread when a commit queued work, and tells it to stop.
 #[derive(Default)]
@@ -666,12 +556,12 @@ impl Store {
             let events = scope.spawn(|| {
                 let (mut done, mut failed) = (Vec::new(), Vec::new());
                 if let Some(notifier) = notifier {
-                    notify_round(notifier.as_ref(), &events, &mut done, &mut failed);
+                    crate::rounds::notify_round(notifier.as_ref(), &events, &mut done, &mut failed);
                 }
                 (done, failed)
             });
             if let Some(replicator) = replicator {
-                replication_round(
+                crate::rounds::replication_round(
                     replicator.as_ref(),
                     &replications,
                     &mut replicated,

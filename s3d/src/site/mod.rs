@@ -20,7 +20,7 @@ use engine::{remote_name, PeerQueue, SiteGroup, Store};
 use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
-use wire::{Hello, Join, Kind, Member};
+use wire::{Hello, Join, Kind};
 
 /// How long `add` and `status` wait for a peer's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -128,7 +128,7 @@ impl Sites {
                 me,
                 self_endpoint,
             } => {
-                let peer = Member {
+                let peer = NewRemote {
                     name,
                     endpoint: endpoint.trim_end_matches('/').to_string(),
                     region: region.unwrap_or_else(|| self.region.clone()),
@@ -150,7 +150,7 @@ impl Sites {
 
     async fn add(
         &self,
-        peer: Member,
+        peer: NewRemote,
         me: Option<String>,
         self_endpoint: Option<String>,
     ) -> Result<(), SiteError> {
@@ -199,7 +199,7 @@ impl Sites {
             Some(e) => e.trim_end_matches('/').to_string(),
             None => self.endpoint_seen_from(&peer.endpoint).map_err(at_peer)?,
         };
-        let mut members = vec![Member {
+        let mut members = vec![NewRemote {
             name: me.clone(),
             endpoint,
             region: self.region.clone(),
@@ -240,15 +240,11 @@ impl Sites {
 
     /// Registers `new` peers' remotes, saves `group` (which lists them) and queues
     /// everything this site holds for each.
-    async fn learn(&self, group: SiteGroup, new: &[Member]) -> Result<(), SiteError> {
+    async fn learn(&self, group: SiteGroup, new: &[NewRemote]) -> Result<(), SiteError> {
         for m in new {
             self.remotes.put_site(NewRemote {
                 name: remote_name(&m.name),
-                endpoint: m.endpoint.clone(),
-                region: m.region.clone(),
-                access_key: m.access_key.clone(),
-                secret_key: m.secret_key.clone(),
-                ca_pem: m.ca_pem.clone(),
+                ..m.clone()
             })?;
         }
         let store = self.store.clone();
@@ -354,16 +350,12 @@ impl Sites {
         Ok(())
     }
 
-    /// A peer as members are told of it: its remote, secret opened.
-    fn member(&self, peer: &str) -> Result<Member, SiteError> {
+    /// A peer as members are told of it: its remote, secret opened, named after it.
+    fn member(&self, peer: &str) -> Result<NewRemote, SiteError> {
         let r = self.remotes.opened(&remote_name(peer))?;
-        Ok(Member {
+        Ok(NewRemote {
             name: peer.to_string(),
-            endpoint: r.endpoint,
-            region: r.region,
-            access_key: r.access_key,
-            secret_key: r.secret_key,
-            ca_pem: r.ca_pem,
+            ..r
         })
     }
 
@@ -411,7 +403,7 @@ impl Sites {
 }
 
 /// The client of a member, as remotes' are made.
-fn client_of(m: &Member) -> aws_sdk_s3::Client {
+fn client_of(m: &NewRemote) -> aws_sdk_s3::Client {
     crate::remote::client(
         &m.endpoint,
         &m.region,

@@ -9,6 +9,7 @@
 //! with the request's path rewritten before it is signed: the same client, TLS and
 //! retries as every other call to a remote.
 
+use crate::remotes::NewRemote;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use serde::de::DeserializeOwned;
@@ -60,22 +61,12 @@ pub(crate) struct Hello {
     pub peers: Vec<String>,
 }
 
-/// A site as another learns it: how to reach it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Member {
-    pub name: String,
-    pub endpoint: String,
-    pub region: String,
-    pub access_key: String,
-    pub secret_key: String,
-    pub ca_pem: Option<String>,
-}
-
 /// "You are `you` in a group with `members`" (the receiver adds those it lacks).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Join {
     pub you: String,
-    pub members: Vec<Member>,
+    /// How to reach each member: a remote named after the site.
+    pub members: Vec<NewRemote>,
     /// The server-record namespaces the group replicates.
     pub namespaces: Vec<String>,
 }
