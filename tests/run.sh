@@ -35,6 +35,9 @@ declare -A packages=(
   [runuser]=util-linux
   # Network namespaces for sites cut off from each other (tests/src/netns.rs).
   [ip]=iproute2
+  # Metrics: promtool lints /metrics, a real Prometheus scrapes it (tests/tests/insights.rs).
+  [promtool]=prometheus
+  [prometheus]=prometheus
 )
 missing=()
 for cmd in "${!packages[@]}"; do

@@ -12,6 +12,7 @@ mod rclone;
 mod replication;
 mod report;
 mod s3;
+mod scrape;
 mod spare;
 mod sync;
 mod timing;

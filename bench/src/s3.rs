@@ -413,6 +413,8 @@ async fn measure(
 
     // One webhook target and the audit log, next to both off: on servers of the bench's own.
     rows.extend(crate::hook::rows(cli, &small, args.small_ops).await?);
+    // Scraping /metrics every second, next to no scraper: on a server of the bench's own.
+    rows.extend(crate::scrape::rows(cli, &small, args.small_ops).await?);
     // Replication to a second server: on servers of the bench's own too.
     let large = args.objects_mib << 20;
     rows.extend(crate::replication::rows(cli, &small, args.small_ops, large).await?);
@@ -554,7 +556,7 @@ pub(crate) async fn put_small(
 }
 
 /// `ops` GETs at concurrency `conc` of what [`put_small`] stored, each checked.
-async fn get_small(
+pub(crate) async fn get_small(
     client: &Client,
     bucket: &str,
     (conc, ops): (usize, usize),

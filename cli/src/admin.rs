@@ -38,6 +38,9 @@ pub struct Registries {
     pub targets: Targets,
     pub remotes: Remotes,
     pub sites: Sites,
+    /// The settings that change while the server runs, and how to reload them.
+    pub live: s3d::Live,
+    pub config: std::sync::Arc<crate::server_config::Reload>,
 }
 
 /// Serve the management socket until the process ends.
@@ -120,6 +123,8 @@ async fn handle(
         targets,
         remotes,
         sites,
+        live,
+        config,
     }: Registries,
     address: String,
 ) -> (Response<Full<Bytes>>, Record) {
@@ -155,6 +160,28 @@ async fn handle(
                 site,
             })
             .map_err(|e| anyhow!(e))
+        }
+        (&Method::POST, "/metrics/token") => {
+            r.action = Some("admin:CreateMetricsToken".into());
+            blocking(move || {
+                s3d::metrics::new_token(&store).map(|token| serde_json::json!({ "token": token }))
+            })
+            .await
+        }
+        (&Method::GET, "/diag") => {
+            r.action = Some("admin:GetDiagnostics".into());
+            let metrics = live.metrics().clone();
+            tokio::task::spawn_blocking(move || {
+                crate::diag::server_part(&store, &metrics, &address)
+            })
+            .await
+            .map_err(|e| anyhow!(e))
+        }
+        (&Method::POST, "/config/reload") => {
+            r.action = Some("admin:ReloadServerConfig".into());
+            config
+                .reload(&live)
+                .and_then(|out| Ok(serde_json::to_value(out)?))
         }
         (&Method::POST, "/heal") => {
             r.action = Some("admin:Heal".into());

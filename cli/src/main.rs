@@ -4,10 +4,12 @@ mod access;
 mod admin;
 mod audit;
 mod bench;
+mod diag;
 mod iam;
 mod keys;
 mod kms;
 mod location;
+mod logging;
 mod login;
 mod maint;
 mod mount;
@@ -21,6 +23,7 @@ mod replication;
 mod selftest;
 mod server;
 mod server_cert;
+mod server_config;
 mod settings;
 mod site;
 mod storedir;
@@ -28,13 +31,8 @@ mod sync;
 mod vaults;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tracing_subscriber::filter::FilterExt as _;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::Layer as _;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -208,6 +206,16 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
+    /// Prometheus metrics (GET /metrics on the S3 port): the bearer token scrapes need
+    Metrics {
+        #[command(subcommand)]
+        cmd: diag::MetricsCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
+    /// Write a support bundle (plain text, no secrets): version, config, drives, pools,
+    /// queues, recent warnings and errors, metrics
+    Diag(diag::DiagArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -222,6 +230,11 @@ enum ServerCmd {
     /// Make a local CA and a server certificate for HTTPS (DATA/tls/), which `server
     /// start` then serves; prints how clients trust the CA
     Cert(server_cert::CertArgs),
+    /// Read and change the server config file (DATA/server.toml); a running server takes
+    /// live settings at once and says which need a restart
+    Config(server_config::ConfigArgs),
+    /// Print the server's log (DATA/logs/server.jsonl) as text, or as JSON lines
+    Logs(diag::LogsArgs),
     /// Show whether the server runs, its address, drives and usage
     Status {
         #[arg(long, value_name = "DIR")]
@@ -240,18 +253,7 @@ fn main() -> ExitCode {
         Command::Server(ServerCmd::Start(_)) => "info,s3s=off",
         _ => "warn,s3s=off",
     };
-    let asked = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
-    // Whatever RUST_LOG asks, lines that would carry signatures or secrets stay out.
-    let filter = asked.and(tracing_subscriber::filter::filter_fn(s3d::loggable));
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_filter(filter),
-        )
-        .init();
+    logging::init(default_log);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -267,6 +269,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Server(ServerCmd::Start(args)) => server::start(*args).map(|()| true),
         Command::Server(ServerCmd::Stop { data }) => server::stop(data).map(|()| true),
         Command::Server(ServerCmd::Cert(args)) => server_cert::run(args).map(|()| true),
+        Command::Server(ServerCmd::Config(args)) => server_config::run(args),
+        Command::Server(ServerCmd::Logs(args)) => diag::logs(args).map(|()| true),
         Command::Server(ServerCmd::Status { data, json }) => {
             server::status(data, json).map(|()| true)
         }
@@ -294,6 +298,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replication::run(cmd, data).map(|()| true)
         }
         Command::Admin(AdminCmd::Site { cmd, data }) => site::run(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Metrics { cmd, data }) => diag::metrics(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Diag(args)) => diag::diag(args).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),

@@ -105,12 +105,19 @@ pub fn start(args: StartArgs) -> Result<()> {
     }
     let settings = args.settings.merged(args.config.as_deref(), &dir.root)?;
     let ldap = settings.ldap()?;
+    if let Some(level) = &settings.log_level {
+        crate::logging::parse_filter(level)?;
+    }
     let tls = settings.tls(&dir);
     if let Some(files) = &tls {
         files.check()?;
     }
     if args.detach {
-        return detach(&dir, &args, &settings, tls.is_some());
+        return detach(&dir, &args, tls.is_some());
+    }
+    crate::logging::to_file(&dir.logs())?;
+    if let (Some(level), Err(_)) = (&settings.log_level, std::env::var("RUST_LOG")) {
+        crate::logging::set_filter(level)?;
     }
     let layout = dir.resolve_layout(args.drives.clone(), args.ec.as_deref())?;
     let ec = layout.ec.parse().map_err(|e: String| anyhow!(e))?;
@@ -140,6 +147,12 @@ pub fn start(args: StartArgs) -> Result<()> {
             )
         })?;
         let addr = listener.local_addr()?;
+        let live = s3d::Live::new(
+            settings.trusted_proxy.clone(),
+            ldap,
+            settings.lifecycle_interval(),
+            settings.metrics_public,
+        );
         let registries = admin::Registries {
             iam: s3d::Iam::new(store.clone(), &server_key),
             targets: s3d::Targets::new(store.clone(), &server_key, &args.region),
@@ -150,6 +163,13 @@ pub fn start(args: StartArgs) -> Result<()> {
                 (creds.access_key.clone(), creds.secret_key.clone()),
                 &args.region,
                 (addr, tls.is_some()),
+            ),
+            live: live.clone(),
+            config: crate::server_config::Reload::new(
+                dir.root.clone(),
+                args.config.clone(),
+                args.settings.clone(),
+                settings.clone(),
             ),
         };
         admin::spawn(
@@ -179,8 +199,7 @@ pub fn start(args: StartArgs) -> Result<()> {
             server_key,
             region: args.region.clone(),
             domains: args.domains.clone(),
-            trusted_proxies: settings.trusted_proxy.clone(),
-            ldap,
+            live,
             sts_min_duration: settings.sts_min_duration.unwrap_or(900),
             idle_timeout: Duration::from_secs(args.idle_timeout),
             max_connections: args.max_connections.map(|n| n as usize),
@@ -237,7 +256,7 @@ async fn shutdown_signal() {
 }
 
 /// Start a copy of ourselves in the background and wait until it answers.
-fn detach(dir: &StoreDir, args: &StartArgs, settings: &ServerSettings, tls: bool) -> Result<()> {
+fn detach(dir: &StoreDir, args: &StartArgs, tls: bool) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the cybs3 executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(["server", "start", "--data"])
@@ -261,8 +280,13 @@ fn detach(dir: &StoreDir, args: &StartArgs, settings: &ServerSettings, tls: bool
     for domain in &args.domains {
         cmd.arg("--domain").arg(domain);
     }
-    cmd.args(settings.to_args());
-    if let Some(pw) = &settings.ldap_bind_password {
+    // The flags as given: the child reads the config file itself, so that what is
+    // changed there later (`server config set`) is not shadowed by flags.
+    if let Some(config) = &args.config {
+        cmd.arg("--config").arg(config);
+    }
+    cmd.args(args.settings.to_args());
+    if let Some(pw) = &args.settings.ldap_bind_password {
         cmd.env("CYBS3_LDAP_BIND_PASSWORD", pw);
     }
     let log = std::fs::OpenOptions::new()

@@ -1,5 +1,6 @@
 //! The server's settings that can also come from its config file: HTTPS, LDAP logins,
-//! trusted proxies, STS limits, the lifecycle scanner and the audit log, from `server start` flags or the
+//! trusted proxies, STS limits, the lifecycle scanner, the audit log, metrics and the log
+//! level, from `server start` flags or the
 //! server config file (`<data>/server.toml`, or `--config`), whose keys are the flags'
 //! names (`ldap-url = "ldap://…"`). Flags win.
 
@@ -105,6 +106,15 @@ pub struct ServerSettings {
     /// admin notify add`); shipping resumes where it stopped after a restart
     #[arg(long, value_name = "NAME")]
     pub audit_target: Option<String>,
+    /// Serve GET /metrics without a token (otherwise it needs `Authorization: Bearer`
+    /// with a token from `cybs3 admin metrics token`)
+    #[arg(long)]
+    #[serde(default)]
+    pub metrics_public: bool,
+    /// What to log, as RUST_LOG says it (e.g. info, or warn,cybs3=debug); RUST_LOG wins
+    /// [default: info]
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
 }
 
 /// A setting that is on or off.
@@ -171,6 +181,8 @@ impl ServerSettings {
             audit_when_full: self.audit_when_full.or(f.audit_when_full),
             notify_backlog: self.notify_backlog.or(f.notify_backlog),
             audit_target: pick(&self.audit_target, f.audit_target),
+            metrics_public: self.metrics_public || f.metrics_public,
+            log_level: pick(&self.log_level, f.log_level),
         })
     }
 
@@ -259,13 +271,16 @@ impl ServerSettings {
         })
     }
 
-    /// How the lifecycle scanner runs.
+    /// How long a lifecycle day is; the interval between passes, which can change while
+    /// the server runs, goes through [`s3d::Live`].
     pub fn lifecycle(&self) -> s3d::LifecycleSettings {
-        s3d::LifecycleSettings::new(
-            self.lifecycle_day_secs.unwrap_or(86_400),
-            self.lifecycle_interval_secs
-                .map(std::time::Duration::from_secs),
-        )
+        s3d::LifecycleSettings::new(self.lifecycle_day_secs.unwrap_or(86_400), None)
+    }
+
+    /// The interval between lifecycle passes, when set.
+    pub fn lifecycle_interval(&self) -> Option<std::time::Duration> {
+        self.lifecycle_interval_secs
+            .map(std::time::Duration::from_secs)
     }
 
     /// The same settings as `server start` flags (for the detached child).
@@ -318,6 +333,7 @@ impl ServerSettings {
         );
         opt("audit-buffer", &self.audit_buffer.map(|n| n.to_string()));
         opt("audit-target", &self.audit_target);
+        opt("log-level", &self.log_level);
         opt(
             "notify-backlog",
             &self.notify_backlog.map(|d| d.to_string()),
@@ -343,6 +359,9 @@ impl ServerSettings {
         }
         if self.allow_insecure_login {
             out.push("--allow-insecure-login".into());
+        }
+        if self.metrics_public {
+            out.push("--metrics-public".into());
         }
         // The bind password goes through the environment, not the process list.
         out

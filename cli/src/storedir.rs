@@ -79,6 +79,11 @@ impl StoreDir {
         self.root.join("audit")
     }
 
+    /// The server's JSON logs (`logging.rs`).
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
     pub fn log(&self) -> PathBuf {
         self.root.join("server.log")
     }

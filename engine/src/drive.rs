@@ -121,6 +121,8 @@ pub struct Drive {
     pub problem: Mutex<Option<String>>,
     /// Free bytes when the drive last left the write set full, to tell when room is made.
     pub free_when_full: std::sync::atomic::AtomicU64,
+    /// Shard reads and writes, their failures and time (`iostats.rs`).
+    pub io: crate::iostats::IoStats,
     lock: Mutex<Option<File>>,
 }
 
@@ -133,6 +135,7 @@ impl Drive {
             meta: RwLock::new(None),
             problem: Mutex::new(None),
             free_when_full: Default::default(),
+            io: Default::default(),
             lock: Mutex::new(None),
         }
     }

@@ -16,6 +16,7 @@ use crate::Store;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 
 /// What a check or heal found (and, for heal, fixed).
@@ -104,6 +105,37 @@ pub(crate) struct Item {
     pub owner: Owner,
 }
 
+/// The passes' counters, kept in memory since the store was opened.
+#[derive(Default)]
+pub(crate) struct Passes {
+    passes: AtomicU64,
+    /// When the pass under way started (Unix ns); 0 when none runs.
+    running_since_ns: AtomicU64,
+    last_end_ns: AtomicU64,
+    last_ns: AtomicU64,
+    last_data_checked: AtomicU64,
+    shards_bad: AtomicU64,
+    shards_healed: AtomicU64,
+}
+
+/// The passes over the store since it was opened ([`Store::scan_status`]).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct ScanStatus {
+    /// Passes finished.
+    pub passes: u64,
+    pub running: bool,
+    pub running_since_ns: u64,
+    /// When the last pass ended (Unix ns), how long it took (ns) and what it checked.
+    pub last_end_ns: u64,
+    pub last_ns: u64,
+    pub last_data_checked: u64,
+    /// Shards found bad and shards rewritten, over all passes.
+    pub shards_bad: u64,
+    pub shards_healed: u64,
+    /// Data queued for healing by reads that found a shard bad.
+    pub heal_backlog: u64,
+}
+
 /// Records read per look at the index while walking it.
 const ITEMS_PAGE: usize = 1000;
 
@@ -118,9 +150,51 @@ impl Store {
         self.walk(true)
     }
 
+    /// The passes over the store so far (the scanner's, `heal` and `fsck`), and the
+    /// data waiting to be healed.
+    pub fn scan_status(&self) -> ScanStatus {
+        let p = &self.inner.passes;
+        ScanStatus {
+            passes: p.passes.load(Relaxed),
+            running: p.running_since_ns.load(Relaxed) != 0,
+            running_since_ns: p.running_since_ns.load(Relaxed),
+            last_end_ns: p.last_end_ns.load(Relaxed),
+            last_ns: p.last_ns.load(Relaxed),
+            last_data_checked: p.last_data_checked.load(Relaxed),
+            shards_bad: p.shards_bad.load(Relaxed),
+            shards_healed: p.shards_healed.load(Relaxed),
+            heal_backlog: self.inner.heal_backlog() as u64,
+        }
+    }
+
     fn walk(&self, repair: bool) -> Result<HealReport> {
         let inner = &self.inner;
         let _one_at_a_time = inner.heal_lock.lock().unwrap();
+        let started = std::time::Instant::now();
+        inner
+            .passes
+            .running_since_ns
+            .store(crate::commit::Clock::new().now(), Relaxed);
+        let report = self.walk_locked(repair);
+        let p = &inner.passes;
+        p.running_since_ns.store(0, Relaxed);
+        if let Ok(r) = &report {
+            p.passes.fetch_add(1, Relaxed);
+            p.last_end_ns
+                .store(crate::commit::Clock::new().now(), Relaxed);
+            p.last_ns.store(
+                u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                Relaxed,
+            );
+            p.last_data_checked.store(r.data_checked, Relaxed);
+            p.shards_bad.fetch_add(r.shards_bad, Relaxed);
+            p.shards_healed.fetch_add(r.shards_healed, Relaxed);
+        }
+        report
+    }
+
+    fn walk_locked(&self, repair: bool) -> Result<HealReport> {
+        let inner = &self.inner;
         let mut report = HealReport::default();
         for d in inner.drives.iter() {
             if d.state() != DriveState::Online {

@@ -28,6 +28,7 @@ mod heal;
 mod held;
 mod inline;
 mod inline_cache;
+mod iostats;
 mod kms;
 mod layout;
 mod list;
@@ -61,13 +62,14 @@ pub use events::{
     event_matches, with_origin, Chain, Event, Notifier, NotifyConfig, NotifyRule, Origin, Sent,
 };
 pub use expire::Expiry;
-pub use heal::HealReport;
+pub use heal::{HealReport, ScanStatus};
+pub use iostats::IoCounts;
 pub use kms::{KeyInfo, KeyService, DEFAULT_KEY, SSE_S3_KEY};
 pub use layout::{Ec, BLOCK_SIZE, INLINE_MAX};
 pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
 pub use ops::{Deleted, MIN_PART_SIZE};
 pub use pool::{PoolInfo, PoolState, FIRST_POOL};
-pub use queue::{DeadLetter, LaneStats, LaneStatus, QueueStatus, DEFAULT_LANE_BOUND};
+pub use queue::{Backlog, DeadLetter, LaneStats, LaneStatus, QueueStatus, DEFAULT_LANE_BOUND};
 pub use read::{check_customer, ObjectReader, RangeRead};
 pub use record::{
     Acl, BucketRecord, BucketStats, CanonicalUser, DataId, DefaultRetention, Encryption, Grant,

@@ -213,6 +213,20 @@ impl Inner {
 }
 
 impl Store {
+    /// Every drive of every pool with its pool's name: states, space and I/O, without
+    /// the walk over shard files that [`Store::pools`] makes.
+    pub fn drives(&self) -> Vec<(String, DriveStatus)> {
+        let pools = self.inner.pools.all();
+        pools
+            .iter()
+            .flat_map(|p| {
+                p.drives
+                    .iter()
+                    .map(|d| (p.name.clone(), DriveStatus::of(d)))
+            })
+            .collect()
+    }
+
     /// Every pool, the first one included.
     pub fn pools(&self) -> Vec<PoolInfo> {
         self.inner.pools.all().iter().map(|p| info(p)).collect()

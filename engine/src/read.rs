@@ -28,6 +28,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 /// Blocks read ahead of the caller on a long range (each up to the block size).
 const READ_AHEAD: usize = 4;
@@ -314,7 +315,8 @@ impl Blocks {
         if let PartData::Remote { id, offset } = entry.data {
             return self.read_remote(piece, id, offset);
         }
-        let (id, k, m, block_size) = match entry.data.shards() {
+        let layout = entry.data.shards();
+        let (id, k, m, block_size) = match layout {
             None => {
                 let Source::Inline(bytes) = &self.parts[part] else {
                     unreachable!("inline part has inline source")
@@ -333,6 +335,14 @@ impl Blocks {
         let edge = lo > 0 || hi < geo.block_len(b);
         let inner = &self.store.inner;
         let files = self.files(part);
+        let pool = layout.and_then(|l| inner.pools.get(l.pool).map(|p| (p, l.rot as usize)));
+        let counted = |i: usize, read: &mut dyn FnMut(&File) -> bool| {
+            counted_read(
+                &files[i],
+                pool.as_ref().map(|(p, rot)| p.drive_of(i, *rot)),
+                read,
+            )
+        };
         // Healthy: only the data shards holding bytes lo..hi, read back to back.
         let (first, last) = (lo / s, (hi - 1) / s);
         let mut out = Vec::with_capacity((last + 1 - first) * s + 4);
@@ -343,9 +353,7 @@ impl Blocks {
                 out.extend_from_slice(&shard);
                 return true;
             }
-            let read = files[i]
-                .as_ref()
-                .is_some_and(|f| append_block(f, &geo, b, &mut out));
+            let read = counted(i, &mut |f| append_block(f, &geo, b, &mut out));
             if read && edge {
                 inner.edges.put(key, out[start..].to_vec());
             }
@@ -364,10 +372,7 @@ impl Blocks {
                 break;
             }
             let mut sb = Vec::new();
-            if files[i]
-                .as_ref()
-                .is_some_and(|f| read_block(f, &geo, b, &mut sb))
-            {
+            if counted(i, &mut |f| read_block(f, &geo, b, &mut sb)) {
                 *slot = Some(sb);
                 have += 1;
             }
@@ -384,6 +389,21 @@ impl Blocks {
         let sharded = self.version.parts.iter().any(|p| p.data.shards().is_some());
         sharded && end - pos > READ_AHEAD_FROM_BLOCKS * self.store.inner.block_size as u64
     }
+}
+
+/// Read a shard block from `file` (`None`: missing) with `read`, counted on its drive
+/// (`iostats.rs`).
+fn counted_read(
+    file: &Option<File>,
+    drive: Option<&crate::drive::Drive>,
+    read: &mut dyn FnMut(&File) -> bool,
+) -> bool {
+    let started = Instant::now();
+    let ok = file.as_ref().is_some_and(read);
+    if let Some(d) = drive {
+        d.io.read(started, ok);
+    }
+    ok
 }
 
 /// A piece to read, and where to send its bytes.

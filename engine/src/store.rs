@@ -114,6 +114,8 @@ pub(crate) struct Inner {
     heal_pending: Mutex<HashSet<DataId>>,
     /// One heal at a time, whoever asks (scanner, reads, admin).
     pub heal_lock: Mutex<()>,
+    /// The passes' counters (`heal.rs`).
+    pub passes: crate::heal::Passes,
     /// Drives leave the write set one at a time, so that two filling at once cannot
     /// both leave when only one may (`Inner::leave_full`).
     pub membership: Mutex<()>,
@@ -137,6 +139,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Data queued for healing and not yet healed.
+    pub fn heal_backlog(&self) -> usize {
+        self.heal_pending.lock().unwrap().len()
+    }
+
     /// The last user handle is gone: background work should stop at its next step.
     pub fn closing(&self) -> bool {
         self.heal_queue.lock().unwrap().is_none()
@@ -176,6 +183,9 @@ pub struct DriveStatus {
     pub problem: Option<String>,
     pub total_bytes: Option<u64>,
     pub free_bytes: Option<u64>,
+    /// Shard I/O since the store was opened.
+    #[serde(default)]
+    pub io: crate::IoCounts,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -206,6 +216,7 @@ impl DriveStatus {
             problem: d.problem.lock().unwrap().clone(),
             total_bytes: cap.map(|c| c.0),
             free_bytes: cap.map(|c| c.1),
+            io: d.io.counts(),
         }
     }
 }
@@ -348,6 +359,7 @@ impl Store {
             commits: Mutex::new(Some(commit_tx)),
             heal_queue: Mutex::new(Some(heal_tx)),
             heal_pending: Mutex::new(HashSet::new()),
+            passes: Default::default(),
             heal_lock: Mutex::new(()),
             membership: Mutex::new(()),
             live: cfg.background,

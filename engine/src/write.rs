@@ -287,6 +287,14 @@ impl ObjectWriter {
         sh.enc.encode(block)?;
         // Direct writes wait for their drive: the drives are written at once, not in turn.
         let enc = &sh.enc;
+        let (pool, rot) = (&sh.pool().clone(), sh.rot);
+        // Each shard write counts on its drive (`iostats.rs`).
+        let write = move |i: usize, f: &mut ShardWriter| {
+            let started = std::time::Instant::now();
+            let r = f.append_block(enc.shard(i));
+            pool.drive_of(i, rot).io.write(started, r.is_ok());
+            r
+        };
         let results: Vec<(usize, std::io::Result<()>)> = std::thread::scope(|s| {
             let mut writes: Vec<_> = sh
                 .files
@@ -297,9 +305,9 @@ impl ObjectWriter {
             let last = writes.pop();
             let others: Vec<_> = writes
                 .into_iter()
-                .map(|(i, f)| (i, s.spawn(move || f.append_block(enc.shard(i)))))
+                .map(|(i, f)| (i, s.spawn(move || write(i, f))))
                 .collect();
-            let mine = last.map(|(i, f)| (i, f.append_block(enc.shard(i))));
+            let mine = last.map(|(i, f)| (i, write(i, f)));
             others
                 .into_iter()
                 .map(|(i, h)| (i, h.join().expect("shard write thread")))
@@ -449,10 +457,15 @@ impl ObjectWriter {
                     };
                     let drive = pool.drive_of(i, rot);
                     let handle = s.spawn(move || -> std::io::Result<()> {
-                        f.finish(&header)?;
-                        let dest = drive.shard_path(&id);
-                        fs::rename(drive.tmp_shard_path(&id), &dest)?;
-                        sync_dir(dest.parent().expect("shard dir")).map_err(std::io::Error::other)
+                        let started = std::time::Instant::now();
+                        let r = f.finish(&header).and_then(|()| {
+                            let dest = drive.shard_path(&id);
+                            fs::rename(drive.tmp_shard_path(&id), &dest)?;
+                            sync_dir(dest.parent().expect("shard dir"))
+                                .map_err(std::io::Error::other)
+                        });
+                        drive.io.write(started, r.is_ok());
+                        r
                     });
                     (i, handle)
                 })

@@ -1,7 +1,6 @@
 //! The server's configuration, as the CLI fills it in.
 
-use crate::identity::ldap::LdapConfig;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -15,10 +14,10 @@ pub struct ServerConfig {
     /// Base domains for virtual-hosted-style requests (`<bucket>.<domain>`, any
     /// port); empty means path-style only. Path-style always works as well.
     pub domains: Vec<String>,
-    /// Reverse proxies whose `X-Forwarded-For` names the client for `aws:SourceIp`.
-    pub trusted_proxies: Vec<IpAddr>,
-    /// Directory logins through STS `AssumeRoleWithLDAPIdentity`; `None` turns them off.
-    pub ldap: Option<LdapConfig>,
+    /// What can change while the server runs: reverse proxies whose `X-Forwarded-For`
+    /// names the client for `aws:SourceIp`, directory logins through STS
+    /// `AssumeRoleWithLDAPIdentity`, the lifecycle interval and the metrics.
+    pub live: crate::Live,
     /// The shortest session STS grants (`DurationSeconds`), 900 as on AWS.
     pub sts_min_duration: u64,
     /// A connection that sends nothing for this long, before its first request or

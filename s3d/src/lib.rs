@@ -10,7 +10,7 @@
 //!    place), [`ctx`] (the service context, the client's address, the one blocking
 //!    helper), [`xml`] (escaping for hand-written XML answers, references for control
 //!    characters), [`vhost`] (which Host headers name a bucket, virtual-hosted style),
-//!    [`config`] (the server's settings),
+//!    [`config`] (the server's settings), [`live`] (those that change while it runs),
 //!    [`conns`] (open connections: idle timeout, cap, shedding), [`tls`] (the HTTPS
 //!    certificate pair, its SIGHUP reload, who may log in over plain HTTP), [`fdlimit`] (the
 //!    descriptor budget), [`logs`] (what may reach the log), [`messages`] (a Message
@@ -21,6 +21,7 @@
 //!    from the operations.
 //! 3. The operations:
 //!    - [`server`]: accept loop, health probes, graceful shutdown, request logs.
+//!    - [`metrics`]: the Prometheus metrics at `GET /metrics`, counted as requests finish.
 //!    - [`precheck`]: what is settled before s3s parses a request (presigned expiry
 //!      bounds).
 //!    - [`routes`]: requests taken before s3s resolves an operation: STS forms, and
@@ -52,8 +53,10 @@ mod conns;
 mod ctx;
 mod errors;
 mod fdlimit;
+mod live;
 mod logs;
 mod messages;
+pub mod metrics;
 mod tls;
 pub mod trail;
 mod vhost;
@@ -101,6 +104,7 @@ pub use identity::iam::{GroupInfo, Iam, IamCall, IamError, NewUser, PolicyInfo, 
 pub use identity::keys::{KeyInfo, Keyring, NewKey};
 pub use identity::ldap;
 pub use lifecycle::Settings as LifecycleSettings;
+pub use live::Live;
 pub use logs::loggable;
 pub use notify::{NotifyCall, Targets};
 pub use remote::seal_secret;

@@ -5,6 +5,7 @@ use crate::config::ServerConfig;
 use crate::conns::{Closed, Conns, Tracked, Watched};
 use crate::ctx::{self, PeerAddr, SecureTransport};
 use crate::identity::auth;
+use crate::metrics::{Finished, Metrics};
 use crate::tls::Certs;
 use crate::trail::{self, Api, Record, Trail};
 use crate::vhost::Domains;
@@ -99,11 +100,20 @@ pub async fn serve(
     if let Some((dir, target)) = cfg.audit_target.clone() {
         tokio::spawn(notify::shipper::run(store.clone(), dir, deliverer, target));
     }
-    tokio::spawn(lifecycle::run(store.clone(), cfg.lifecycle));
+    tokio::spawn(lifecycle::run(
+        store.clone(),
+        cfg.lifecycle,
+        cfg.live.clone(),
+    ));
     run(
         s3,
         store,
-        (Arc::new(domains), region, cfg.audit.clone()),
+        (
+            Arc::new(domains),
+            region,
+            cfg.audit.clone(),
+            cfg.live.metrics().clone(),
+        ),
         conns,
         (listener, tls),
         shutdown,
@@ -114,7 +124,7 @@ pub async fn serve(
 async fn run(
     s3: S3Service,
     store: engine::Store,
-    site: (Arc<Domains>, Arc<str>, Option<audit::Log>),
+    site: (Arc<Domains>, Arc<str>, Option<audit::Log>, Metrics),
     conns: Arc<Conns>,
     (listener, tls): (TcpListener, Option<TlsAcceptor>),
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -211,11 +221,12 @@ fn conn_builder() -> ConnBuilder<TokioExecutor> {
 async fn handle(
     s3: S3Service,
     store: engine::Store,
-    (domains, region, audit): (Arc<Domains>, Arc<str>, Option<audit::Log>),
+    (domains, region, audit, metrics): (Arc<Domains>, Arc<str>, Option<audit::Log>, Metrics),
     (peer, secure): (SocketAddr, SecureTransport),
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, HttpError> {
     let started = Instant::now();
+    let _in_flight = metrics.start();
     // The id is chosen now so that everything the request does (and its audit line)
     // knows it; the response's x-amz-request-id repeats it.
     let trail = Trail::new(Record::new(Api::S3, Some(peer.ip())));
@@ -237,9 +248,13 @@ async fn handle(
     // Health probes come every few seconds from load balancers and carry no caller:
     // they are not audited.
     let probe = health(&method, &path, &store).await;
-    let audited = probe.is_none();
+    let probed = probe.is_some();
+    let scrape = !probed && metrics.is_scrape(&store, &method, req.uri(), req.headers());
     let resp = if let Some(resp) = probe {
         resp
+    } else if scrape {
+        trail.lock().action = Some("GetMetrics".into());
+        metrics.scrape(&store, req.headers()).await
     } else if method == Method::OPTIONS {
         // CORS preflights carry no credentials: answer them before s3s' auth.
         cors::preflight(&store, &domains, req.headers(), &path).await
@@ -299,6 +314,19 @@ async fn handle(
     let request_id = messages::identify(&mut resp, &id);
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_millis() as u64;
+    let bytes_out = body_length(&resp);
+    if !probed {
+        let api = trail.lock().action.clone();
+        metrics.record(&Finished {
+            api: api.as_deref().unwrap_or("unknown"),
+            status,
+            took: started.elapsed(),
+            bytes_in,
+            bytes_out,
+        });
+    }
+    // Scrapes come every few seconds: only refused ones go into the audit log.
+    let audited = !(probed || scrape && status == 200);
     if let Some(log) = audit.filter(|_| audited) {
         let mut record = trail.take();
         finish(&mut record, &resp, bytes_in, started);
@@ -318,11 +346,7 @@ fn finish(r: &mut Record, resp: &Response<Body>, bytes_in: u64, started: Instant
     r.status = resp.status().as_u16();
     r.error = messages::error_code(resp);
     r.bytes_in = bytes_in;
-    r.bytes_out = declared_length(resp.headers()).max(
-        hyper::body::Body::size_hint(resp.body())
-            .exact()
-            .unwrap_or(0),
-    );
+    r.bytes_out = body_length(resp);
     r.micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let refused =
         r.status == 403 || matches!(r.error.as_deref(), Some("ExpiredToken" | "InvalidToken"));
@@ -330,6 +354,15 @@ fn finish(r: &mut Record, resp: &Response<Body>, bytes_in: u64, started: Instant
         let why = r.error.clone().unwrap_or_else(|| "refused".into());
         r.decided(false, format!("refused: {why}"));
     }
+}
+
+/// The bytes a response's body holds, as declared or known.
+fn body_length(resp: &Response<Body>) -> u64 {
+    declared_length(resp.headers()).max(
+        hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .unwrap_or(0),
+    )
 }
 
 /// The size a message declares: its decoded length for aws-chunked uploads, else its
@@ -542,8 +575,7 @@ mod tests {
             server_key: [7; 32],
             region: "us-east-1".into(),
             domains: vec!["s3.test".into()],
-            trusted_proxies: Vec::new(),
-            ldap: None,
+            live: crate::Live::default(),
             sts_min_duration: 900,
             tls: None,
             allow_insecure_login: false,

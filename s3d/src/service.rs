@@ -28,7 +28,7 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
         &cfg.access_key,
         &cfg.secret_key,
         iam.clone(),
-        cfg.trusted_proxies.clone(),
+        cfg.live.clone(),
     );
     let remotes = crate::remotes::Remotes::new(store.clone(), &cfg.server_key);
     let ctx = Cybs3 {
@@ -46,7 +46,7 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
     b.set_route(Routes {
         sts: sts::Sts {
             identities,
-            ldap: cfg.ldap.clone().map(std::sync::Arc::new),
+            live: cfg.live.clone(),
             min_duration: cfg.sts_min_duration,
             allow_insecure_login: cfg.allow_insecure_login,
         },

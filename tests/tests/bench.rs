@@ -90,6 +90,13 @@ async fn bench_s3_runs_reports_json_and_cleans_up() {
         "the same PUTs to a server with both off (median of 3, alternating)"
     );
     assert!(hook["ratio"].as_f64().unwrap() > 0.0, "{hook}");
+    // GETs while /metrics is scraped every second, next to none.
+    let scraped = find("4 KiB GET, concurrency 32, /metrics scraped every second");
+    assert_eq!(
+        scraped["reference"],
+        "the same GETs with no scraper (median of 3, alternating)"
+    );
+    assert!(scraped["ratio"].as_f64().unwrap() > 0.0, "{scraped}");
     let delivered = find("webhook events delivered (from a run's first PUT to its last delivery)");
     assert_eq!(delivered["unit"], "events/s");
     // Replication to a second server: its lag, and a large object next to a plain copy.

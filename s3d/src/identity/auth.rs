@@ -57,7 +57,8 @@ pub(crate) struct Identities {
     root_secret_key: String,
     pub iam: Iam,
     /// Peers whose `X-Forwarded-For` names the client (reverse proxies); nobody else's is believed.
-    trusted_proxies: Arc<Vec<IpAddr>>,
+    /// The proxies believed for `aws:SourceIp`, as the server's settings say now.
+    live: crate::Live,
 }
 
 /// An access key whose signature s3s has already verified, on a request served again
@@ -168,13 +169,13 @@ impl Identities {
         root_access_key: &str,
         root_secret_key: &str,
         iam: Iam,
-        trusted_proxies: Vec<IpAddr>,
+        live: crate::Live,
     ) -> Self {
         Identities {
             root_access_key: root_access_key.to_string(),
             root_secret_key: root_secret_key.to_string(),
             iam,
-            trusted_proxies: Arc::new(trusted_proxies),
+            live,
         }
     }
 
@@ -250,7 +251,8 @@ impl Identities {
     /// The client's address: the TCP peer, or what a trusted proxy says it forwarded.
     fn source(&self, peer: Option<&PeerAddr>, headers: &HeaderMap) -> IpAddr {
         let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
-        if !self.trusted_proxies.contains(&peer) {
+        let trusted = self.live.trusted_proxies();
+        if !trusted.contains(&peer) {
             return peer;
         }
         // The nearest hop not itself a trusted proxy is the client.
@@ -264,7 +266,7 @@ impl Identities {
         forwarded
             .into_iter()
             .rev()
-            .find(|a| !self.trusted_proxies.contains(a))
+            .find(|a| !trusted.contains(a))
             .unwrap_or(peer)
     }
 
@@ -854,7 +856,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = engine::Store::open(engine::StoreConfig::new(vec![dir.path().into()])).unwrap();
         let iam = Iam::new(store, &[1; 32]);
-        let ids = Identities::new("root", "root-secret", iam.clone(), Vec::new());
+        let ids = Identities::new("root", "root-secret", iam.clone(), crate::Live::default());
         let (key, secret) = iam.keyring().insert(Owner::Bucket("b".into())).unwrap();
         let expected = Some((secret, Owner::Bucket("b".into())));
         request_scope(async {

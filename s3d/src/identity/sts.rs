@@ -9,7 +9,7 @@
 use crate::ctx::{PeerAddr, SecureTransport};
 use crate::identity::auth::{iso8601, query_pairs, token_sha256, Identities};
 use crate::identity::keys::{now_unix, Owner, Session};
-use crate::identity::ldap::{self, LdapConfig, LdapError};
+use crate::identity::ldap::{self, LdapError};
 use crate::tls;
 use crate::trail::{self, Api};
 use crate::xml::escape;
@@ -18,7 +18,6 @@ use hyper::{HeaderMap, Method, StatusCode, Uri};
 use rand::distr::{Alphanumeric, SampleString};
 use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result};
-use std::sync::Arc;
 
 const XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 /// STS forms are a few hundred bytes.
@@ -29,7 +28,8 @@ const MAX_DURATION: u64 = 12 * 3600;
 #[derive(Clone)]
 pub(crate) struct Sts {
     pub identities: Identities,
-    pub ldap: Option<Arc<LdapConfig>>,
+    /// Directory logins, as the server's settings say now.
+    pub live: crate::Live,
     /// The shortest `DurationSeconds` accepted (AWS: 900).
     pub min_duration: u64,
     /// Directory logins over plain HTTP from other machines are taken too.
@@ -151,7 +151,7 @@ impl Sts {
         params: &[(String, String)],
         source: &str,
     ) -> Result<Granted, Refusal> {
-        let Some(cfg) = &self.ldap else {
+        let Some(cfg) = self.live.ldap() else {
             return refuse(
                 StatusCode::BAD_REQUEST,
                 "InvalidParameterValue",
@@ -168,7 +168,7 @@ impl Sts {
                 r.decided(decision == "allow", format!("directory: {why}"));
             });
         };
-        let id = match ldap::authenticate(cfg, user, password).await {
+        let id = match ldap::authenticate(&cfg, user, password).await {
             Ok(id) => id,
             Err(e) => {
                 logged("deny", &e.to_string());
@@ -196,7 +196,7 @@ impl Sts {
                 });
             }
         };
-        let policies = ldap::policies_for(cfg, &id);
+        let policies = ldap::policies_for(&cfg, &id);
         if policies.is_empty() {
             logged("deny", "no group maps to a policy");
             return refuse(

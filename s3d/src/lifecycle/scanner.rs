@@ -85,13 +85,12 @@ impl Drop for Stopping {
 }
 
 /// Run passes until the runtime stops.
-pub(crate) async fn run(store: Store, settings: Settings) {
+/// The interval comes from `live` (`server config set lifecycle-interval-secs`) at each
+/// wait, and a change ends the wait under way.
+pub(crate) async fn run(store: Store, settings: Settings, live: crate::Live) {
     let stop = Arc::new(AtomicBool::new(false));
     let _stopping = Stopping(stop.clone());
-    let mut tick = tokio::time::interval(settings.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
         let (store, stop) = (store.clone(), stop.clone());
         let started = Instant::now();
         match ctx::spawn(move || pass(&store, settings.day_secs, &stop)).await {
@@ -112,6 +111,13 @@ pub(crate) async fn run(store: Store, settings: Settings) {
             ),
             Ok(Err(e)) | Err(e) => {
                 tracing::warn!(target: "cybs3::lifecycle", "lifecycle pass stopped: {e}; the next one resumes")
+            }
+        }
+        loop {
+            let every = live.lifecycle_interval().unwrap_or(settings.interval);
+            tokio::select! {
+                () = tokio::time::sleep_until((started + every).into()) => break,
+                () = live.changed() => {}
             }
         }
     }
