@@ -225,6 +225,24 @@ async fn config_set_applies_live_settings_at_once_and_says_when_a_restart_is_nee
     let (_tmp, srv, c) = setup();
     let home = srv.home.clone();
     assert_eq!(scrape(srv.port, None).0, 401);
+    // `server logs --follow` prints the lines the server writes from now on.
+    let mut follow = Command::new(cybs3_tests::bin())
+        .args(["server", "logs", "--follow", "--json"])
+        .env("CYBS3_HOME", &home)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let followed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    std::thread::spawn({
+        let (out, followed) = (follow.stdout.take().unwrap(), followed.clone());
+        move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                followed.lock().unwrap().push_str(&(line + "\n"));
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
     let said = ok(
         &home,
         &["server", "config", "set", "metrics-public", "true"],
@@ -232,6 +250,13 @@ async fn config_set_applies_live_settings_at_once_and_says_when_a_restart_is_nee
     assert!(said.contains("applied to the running server"), "{said}");
     let (code, text) = scrape(srv.port, None);
     assert_eq!(code, 200, "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !followed.lock().unwrap().contains("server settings changed") {
+        assert!(Instant::now() < deadline, "--follow printed no new line");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
     // A bucket named `metrics` stays an S3 bucket for signed requests.
     bucket(&c, "metrics").await;
     put(&c, "metrics", "m", b"m".to_vec()).await;
