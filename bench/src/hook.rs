@@ -4,7 +4,7 @@
 //! the events. The two servers are the bench's own (same binary, same one-drive layout,
 //! fresh temporary data directories), so the comparison holds for any endpoint.
 
-use crate::report::{row, timed_row, Row};
+use crate::report::{alternating_row, row, Row};
 use crate::spare::Spare;
 use crate::timing::{median, Timing};
 use crate::Cli;
@@ -134,18 +134,12 @@ pub(crate) async fn rows(cli: &dyn Cli, small: &Bytes, ops: usize) -> Result<Vec
         drained(sent).await?;
         delivery.push(per_run as f64 / started.elapsed().as_secs_f64());
     }
-    let rate = |t: &[Timing]| median(t.iter().map(Timing::rate).collect());
-    let ratio = rate(&hooked) / rate(&plain);
-    let all = Timing {
-        elapsed: hooked.iter().map(|t| t.elapsed).sum(),
-        latencies: hooked.into_iter().flat_map(|t| t.latencies).collect(),
-    };
-    let mut put = timed_row(
+    let put = alternating_row(
         "4 KiB PUT, concurrency 32, one webhook target, audit on",
-        &all,
+        hooked,
+        &plain,
+        "the same PUTs to a server with both off (median of 3, alternating)",
     );
-    put.ratio = Some(ratio);
-    put.reference = Some("the same PUTs to a server with both off (median of 3, alternating)");
     Ok(vec![
         put,
         row(

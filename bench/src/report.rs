@@ -113,6 +113,23 @@ pub(crate) fn timed_row(name: &str, t: &Timing) -> Row {
     }
 }
 
+/// A row for runs measured in turn with runs of a reference: all `runs` together, and the
+/// ratio of their median rate to the reference's.
+pub(crate) fn alternating_row(
+    name: &str,
+    runs: Vec<Timing>,
+    reference: &[Timing],
+    what: &'static str,
+) -> Row {
+    let rate = |t: &[Timing]| crate::timing::median(t.iter().map(Timing::rate).collect());
+    let ratio = rate(&runs) / rate(reference);
+    let all = Timing {
+        elapsed: runs.iter().map(|t| t.elapsed).sum(),
+        latencies: runs.into_iter().flat_map(|t| t.latencies).collect(),
+    };
+    named(timed_row(name, &all), Some((ratio, what)))
+}
+
 /// A row with a second reference's ratio set.
 pub(crate) fn also(r: Row, vs: Option<(f64, &'static str)>) -> Row {
     Row {

@@ -2,9 +2,8 @@
 //! scraped every second, next to the same GETs with no scraper, alternating on one
 //! server of the bench's own (metrics opened with `server config set metrics-public`).
 
-use crate::report::{timed_row, Row};
+use crate::report::{alternating_row, Row};
 use crate::spare::Spare;
-use crate::timing::{median, Timing};
 use crate::Cli;
 use anyhow::Result;
 use bytes::Bytes;
@@ -71,17 +70,10 @@ pub(crate) async fn rows(cli: &dyn Cli, small: &Bytes, ops: usize) -> Result<Vec
         scraped.push(t?);
     }
     anyhow::ensure!(scrapes.load(Ordering::Relaxed) > 0, "no scrape succeeded");
-    let rate = |t: &[Timing]| median(t.iter().map(Timing::rate).collect());
-    let ratio = rate(&scraped) / rate(&plain);
-    let all = Timing {
-        elapsed: scraped.iter().map(|t| t.elapsed).sum(),
-        latencies: scraped.into_iter().flat_map(|t| t.latencies).collect(),
-    };
-    let mut get = timed_row(
+    Ok(vec![alternating_row(
         "4 KiB GET, concurrency 32, /metrics scraped every second",
-        &all,
-    );
-    get.ratio = Some(ratio);
-    get.reference = Some("the same GETs with no scraper (median of 3, alternating)");
-    Ok(vec![get])
+        scraped,
+        &plain,
+        "the same GETs with no scraper (median of 3, alternating)",
+    )])
 }
