@@ -100,6 +100,7 @@ pub async fn serve(
         tokio::spawn(notify::shipper::run(store.clone(), dir, deliverer, target));
     }
     tokio::spawn(lifecycle::run(store.clone(), cfg.lifecycle));
+    tokio::spawn(crate::inventory::run(store.clone(), cfg.lifecycle));
     run(
         s3,
         store,
