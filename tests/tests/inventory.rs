@@ -17,7 +17,6 @@ use aws_sdk_s3::types::{
 use aws_sdk_s3::Client;
 use common::*;
 use cybs3_tests::{cybs3, Server};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
