@@ -74,6 +74,12 @@ if ! python3 -c 'import boto3, requests' >/dev/null 2>&1; then
     python3 -m pip install --quiet --break-system-packages boto3 requests
 fi
 
+# pyarrow, which reads the inventory reports back (CSV and Parquet) in tests/tests/inventory.rs.
+if ! python3 -c 'import pyarrow' >/dev/null 2>&1; then
+  echo "installing: pyarrow (pip)"
+  python3 -m pip install --quiet pyarrow || python3 -m pip install --quiet --break-system-packages pyarrow
+fi
+
 # moto's S3 server, an independent S3 implementation the remote tier tests move objects to.
 if ! command -v moto_server >/dev/null 2>&1; then
   echo "installing: moto[server] (pip)"

@@ -5,6 +5,7 @@
 //! call goes into the audit log, under the caller's local account (`uid:N`) and an
 //! action name (`iam:CreateUser`, `admin:KmsKeyCreate`; reads are `…List…`/`…Get…`).
 
+use crate::inventory::InventoryCall;
 use crate::replication::ReplicationCall;
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
@@ -150,6 +151,7 @@ async fn handle(
         (&Method::POST, "/remote") => remote_call(&body, remotes, r).await,
         (&Method::POST, "/replication") => replication_call(&body, store, r).await,
         (&Method::POST, "/site") => site_call(&body, sites, r).await,
+        (&Method::POST, "/inventory") => inventory_call(&body, store, r).await,
         (&Method::GET, "/status") => {
             r.action = Some("admin:GetServerStatus".into());
             let site = store.site_health().ok().flatten();
@@ -357,6 +359,15 @@ async fn replication_call(body: &[u8], store: Store, r: &mut Record) -> Result<s
     r.action = Some(action.into());
     r.target = Some(bucket.clone());
     tokio::task::spawn_blocking(move || crate::replication::apply(&store, call)).await?
+}
+
+/// One inventory run (JSON [`InventoryCall`]): the report is written before the answer.
+async fn inventory_call(body: &[u8], store: Store, r: &mut Record) -> Result<serde_json::Value> {
+    let call: InventoryCall = serde_json::from_slice(body)?;
+    r.action = Some("admin:InventoryRun".into());
+    r.bucket = Some(call.bucket.clone());
+    r.target = Some(call.id.clone());
+    tokio::task::spawn_blocking(move || crate::inventory::apply(&store, call)).await?
 }
 
 async fn blocking<T: Serialize + Send + 'static>(

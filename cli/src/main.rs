@@ -6,6 +6,7 @@ mod audit;
 mod bench;
 mod diag;
 mod iam;
+mod inventory;
 mod keys;
 mod kms;
 mod location;
@@ -199,6 +200,13 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
+    /// S3 Inventory reports: make one now (the server also makes them on schedule)
+    Inventory {
+        #[command(subcommand)]
+        cmd: inventory::InventoryCmd,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
     /// Site replication: link cybs3 servers into an active-active group, and its status
     Site {
         #[command(subcommand)]
@@ -296,6 +304,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::Remote { cmd, data }) => remote::run(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Replication { cmd, data }) => {
             replication::run(cmd, data).map(|()| true)
+        }
+        Command::Admin(AdminCmd::Inventory { cmd, data }) => {
+            inventory::run(cmd, data).map(|()| true)
         }
         Command::Admin(AdminCmd::Site { cmd, data }) => site::run(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Metrics { cmd, data }) => diag::metrics(cmd, data).map(|()| true),

@@ -40,6 +40,8 @@
 //!      to another S3 system and read it back.
 //!    - [`object_lock`]: object lock's configuration, retention and legal holds over S3
 //!      (the rules are the engine's).
+//!    - [`inventory`]: inventory configurations and the CSV or Parquet reports they ask
+//!      for, written into a destination bucket on a schedule or on demand.
 //!    - [`tagging`]: object tags; [`bucket_config`], [`cors`]: bucket tagging and CORS
 //!      (incl. preflight answers).
 //!    - [`acl`]: bucket and object ACLs over S3, and the owner and ACL of new buckets and
@@ -74,6 +76,7 @@ mod copy;
 mod cors;
 mod delete;
 mod ignored_range;
+mod inventory;
 mod lifecycle;
 mod list;
 mod multipart;
@@ -103,6 +106,7 @@ pub use ctx::PeerAddr;
 pub use identity::iam::{GroupInfo, Iam, IamCall, IamError, NewUser, PolicyInfo, Target, UserInfo};
 pub use identity::keys::{KeyInfo, Keyring, NewKey};
 pub use identity::ldap;
+pub use inventory::{run_now as run_inventory, InventoryError, InventoryRun};
 pub use lifecycle::Settings as LifecycleSettings;
 pub use live::Live;
 pub use logs::loggable;

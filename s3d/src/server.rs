@@ -105,6 +105,7 @@ pub async fn serve(
         cfg.lifecycle,
         cfg.live.clone(),
     ));
+    tokio::spawn(crate::inventory::run(store.clone(), cfg.lifecycle));
     run(
         s3,
         store,

@@ -15,8 +15,8 @@ use crate::routes::Routes;
 use crate::site::proxy::{self, Asked};
 use crate::vhost::Domains;
 use crate::{
-    acl, attributes, bucket_config, buckets, copy, cors, delete, lifecycle, list, multipart,
-    object_lock, objects, ownership, post, public_access, sse, tagging, versioning,
+    acl, attributes, bucket_config, buckets, copy, cors, delete, inventory, lifecycle, list,
+    multipart, object_lock, objects, ownership, post, public_access, sse, tagging, versioning,
 };
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -321,6 +321,36 @@ impl S3 for Cybs3 {
         req: S3Request<GetBucketNotificationConfigurationInput>,
     ) -> Res<GetBucketNotificationConfigurationOutput> {
         notify::config::get(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_bucket_inventory_configuration(
+        &self,
+        req: S3Request<PutBucketInventoryConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketInventoryConfigurationOutput>> {
+        inventory::put(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn get_bucket_inventory_configuration(
+        &self,
+        req: S3Request<GetBucketInventoryConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketInventoryConfigurationOutput>> {
+        inventory::get(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn list_bucket_inventory_configurations(
+        &self,
+        req: S3Request<ListBucketInventoryConfigurationsInput>,
+    ) -> S3Result<S3Response<ListBucketInventoryConfigurationsOutput>> {
+        inventory::list(self, req.input).await.map(S3Response::new)
+    }
+
+    async fn delete_bucket_inventory_configuration(
+        &self,
+        req: S3Request<DeleteBucketInventoryConfigurationInput>,
+    ) -> S3Result<S3Response<DeleteBucketInventoryConfigurationOutput>> {
+        inventory::delete(self, req.input)
             .await
             .map(S3Response::new)
     }

@@ -51,7 +51,7 @@ pub(crate) fn body(event: &Event, region: &str) -> Vec<u8> {
 
 /// A key as AWS writes it in events: URL-encoded as a form value (a space is `+`),
 /// each `/`-separated segment on its own (the slashes stay).
-fn form_encode(key: &str) -> String {
+pub(crate) fn form_encode(key: &str) -> String {
     let segments: Vec<String> = key
         .split('/')
         .map(|s| form_urlencoded::byte_serialize(s.as_bytes()).collect())
@@ -60,7 +60,7 @@ fn form_encode(key: &str) -> String {
 }
 
 /// `2026-12-05T10:00:00.123Z`.
-fn event_time(ns: u64) -> String {
+pub(crate) fn event_time(ns: u64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(

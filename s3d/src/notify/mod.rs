@@ -21,6 +21,7 @@ mod targets;
 mod webhook;
 
 pub(crate) use deliver::Deliverer;
+pub(crate) use message::{event_time, form_encode};
 pub use targets::{
     Kind, NewTarget, NotifyCall, Options, TargetError, TargetInfo, TargetStatus, Targets,
 };
