@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod analyze;
 mod audit;
 mod bench;
 mod iam;
@@ -208,6 +209,15 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
+    /// The access analyzer: public buckets and objects, grants to others, wildcard
+    /// actions, `s3:*` on `*`, conditions that never hold, unused users and keys, long
+    /// sessions; each finding with its severity, evidence and fix (exit 0 either way)
+    Analyze {
+        #[command(flatten)]
+        args: analyze::AnalyzeArgs,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -294,6 +304,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replication::run(cmd, data).map(|()| true)
         }
         Command::Admin(AdminCmd::Site { cmd, data }) => site::run(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Analyze { args, data }) => analyze::run(args, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),
