@@ -18,7 +18,7 @@ use s3d::trail::{Api, Record};
 use s3d::{Iam, IamCall, NotifyCall, RemoteCall, Remotes, SiteCall, Sites, Target, Targets};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tokio::net::{UnixListener, UnixStream};
 
@@ -74,7 +74,14 @@ pub fn spawn(
             let uid = conn.peer_cred().ok().map(|c| c.uid());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    let call = handle(req, store.clone(), registries.clone(), address.clone());
+                    let audit_dir = audit.as_ref().map(|l| l.dir().to_path_buf());
+                    let call = handle(
+                        req,
+                        store.clone(),
+                        registries.clone(),
+                        address.clone(),
+                        audit_dir,
+                    );
                     audited(call, audit.clone(), uid)
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -128,6 +135,7 @@ async fn handle(
         config,
     }: Registries,
     address: String,
+    audit_dir: Option<PathBuf>,
 ) -> (Response<Full<Bytes>>, Record) {
     let mut record = Record::new(Api::Admin, None);
     let query = req.uri().query().unwrap_or("").to_string();
@@ -152,6 +160,7 @@ async fn handle(
         (&Method::POST, "/replication") => replication_call(&body, store, r).await,
         (&Method::POST, "/site") => site_call(&body, sites, r).await,
         (&Method::POST, "/inventory") => inventory_call(&body, store, r).await,
+        (&Method::GET, "/analyze") => analyze_call(&query, iam, audit_dir, r).await,
         (&Method::GET, "/status") => {
             r.action = Some("admin:GetServerStatus".into());
             let site = store.site_health().ok().flatten();
@@ -257,6 +266,31 @@ async fn iam_call(body: &[u8], iam: Iam, r: &mut Record) -> Result<serde_json::V
     r.action = Some(action.into());
     r.target = target;
     Ok(tokio::task::spawn_blocking(move || iam.apply(call)).await??)
+}
+
+/// The access analyzer (`?unused_days=N`, 90 when not given) over the store and its
+/// audit log.
+async fn analyze_call(
+    query: &str,
+    iam: Iam,
+    audit_dir: Option<PathBuf>,
+    r: &mut Record,
+) -> Result<serde_json::Value> {
+    r.action = Some("admin:GetAccessAnalysis".into());
+    let unused_days = match query
+        .split('&')
+        .find_map(|p| p.strip_prefix("unused_days="))
+    {
+        Some(n) => n
+            .parse()
+            .map_err(|_| anyhow!("unused_days must be a whole number of days, not {n:?}"))?,
+        None => 90,
+    };
+    let opts = s3d::AnalyzeOptions { unused_days };
+    let analysis =
+        tokio::task::spawn_blocking(move || s3d::analyze(&iam, audit_dir.as_deref(), opts))
+            .await??;
+    Ok(serde_json::to_value(analysis)?)
 }
 
 /// A policy and what it is attached to, as an audit line's target.

@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod analyze;
 mod audit;
 mod bench;
 mod diag;
@@ -224,6 +225,15 @@ enum AdminCmd {
     /// Write a support bundle (plain text, no secrets): version, config, drives, pools,
     /// queues, recent warnings and errors, metrics
     Diag(diag::DiagArgs),
+    /// The access analyzer: public buckets and objects, grants to others, wildcard
+    /// actions, `s3:*` on `*`, conditions that never hold, unused users and keys, long
+    /// sessions; each finding with its severity, evidence and fix (exit 0 either way)
+    Analyze {
+        #[command(flatten)]
+        args: analyze::AnalyzeArgs,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -311,6 +321,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::Site { cmd, data }) => site::run(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Metrics { cmd, data }) => diag::metrics(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Diag(args)) => diag::diag(args).map(|()| true),
+        Command::Admin(AdminCmd::Analyze { args, data }) => analyze::run(args, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),

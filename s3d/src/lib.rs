@@ -47,6 +47,8 @@
 //!    - [`acl`]: bucket and object ACLs over S3, and the owner and ACL of new buckets and
 //!      objects; [`ownership`]: object ownership controls; [`public_access`]: public
 //!      access blocks (what is stored and how it decides access: `identity::grants`).
+//!    - [`analyzer`]: the access analyzer: public buckets and objects, grants to others,
+//!      wildcards, impossible conditions, unused users and keys, long sessions.
 
 // The base.
 pub mod audit;
@@ -67,6 +69,7 @@ mod xml;
 mod identity;
 // The operations.
 mod acl;
+mod analyzer;
 mod archive;
 mod attributes;
 mod body;
@@ -101,6 +104,10 @@ mod sse;
 mod tagging;
 mod versioning;
 
+pub use analyzer::{
+    analyze, Analysis, AnalyzerError, Finding, Kind as FindingKind, Options as AnalyzeOptions,
+    Severity,
+};
 pub use config::ServerConfig;
 pub use ctx::PeerAddr;
 pub use identity::iam::{GroupInfo, Iam, IamCall, IamError, NewUser, PolicyInfo, Target, UserInfo};

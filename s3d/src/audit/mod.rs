@@ -9,7 +9,9 @@
 //!   writes them in batches.
 //! - [`verify`]: walks the chain and says what was edited, removed, reordered or cut.
 //! - [`report`]: the compliance export: the lines of a period, filtered, with totals.
+//! - [`activity`]: who made requests since a time (the access analyzer's unused keys).
 
+mod activity;
 mod head;
 mod line;
 mod report;
@@ -18,6 +20,7 @@ mod tests;
 mod verify;
 mod writer;
 
+pub use activity::{activity, Activity};
 pub(crate) use head::files;
 pub use line::{Chain, Kind, Line};
 pub use report::{report, Query, Report, Totals};

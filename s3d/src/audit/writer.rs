@@ -52,6 +52,8 @@ pub(crate) enum Msg {
 /// The audit log, open for appending. Clones share the writer.
 #[derive(Clone)]
 pub struct Log {
+    /// Where its files are, for the readers of a running log (the access analyzer).
+    dir: PathBuf,
     tx: SyncSender<Msg>,
     pub(crate) dropped: Arc<AtomicU64>,
     pub(crate) when_full: WhenFull,
@@ -75,7 +77,7 @@ impl Log {
             .mode(0o700)
             .create(&dir)
             .map_err(io(&dir))?;
-        let mut writer = Writer::recover(dir, chain)?;
+        let mut writer = Writer::recover(dir.clone(), chain)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(settings.buffer.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
         writer.dropped = dropped.clone();
@@ -84,11 +86,17 @@ impl Log {
             .spawn(move || writer.run(&rx))
             .map_err(io("audit-writer thread"))?;
         Ok(Log {
+            dir,
             tx,
             dropped,
             when_full: settings.when_full,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
+    }
+
+    /// The directory of its files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Hand a record to the writer: at once while the buffer has room; when it is full,
@@ -134,6 +142,7 @@ impl Log {
     /// A log whose buffer is `tx`, with no writer: the test reads the buffer itself.
     pub(crate) fn for_tests(tx: SyncSender<Msg>, when_full: WhenFull) -> Log {
         Log {
+            dir: PathBuf::new(),
             tx,
             dropped: Arc::default(),
             when_full,

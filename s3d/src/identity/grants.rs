@@ -148,7 +148,8 @@ pub(crate) fn is_public(acl: &Acl) -> bool {
     acl.grants.iter().any(|g| public_grantee(&g.grantee))
 }
 
-fn public_grantee(g: &Grantee) -> bool {
+/// Whether a grantee is everyone or every signed caller.
+pub(crate) fn public_grantee(g: &Grantee) -> bool {
     matches!(g, Grantee::AllUsers | Grantee::AuthenticatedUsers)
 }
 

@@ -243,7 +243,7 @@ impl Iam {
         })
     }
 
-    fn user_list(&self) -> Result<Vec<UserInfo>> {
+    pub(crate) fn user_list(&self) -> Result<Vec<UserInfo>> {
         let mut keys: HashMap<String, Vec<String>> = HashMap::new();
         for (ak, owner, _) in self.keyring.owners()? {
             if let Owner::User(u) = owner {
@@ -379,7 +379,7 @@ impl Iam {
         Ok(true)
     }
 
-    fn group_list(&self) -> Result<Vec<GroupInfo>> {
+    pub(crate) fn group_list(&self) -> Result<Vec<GroupInfo>> {
         let users = self.records::<UserRecord>(USERS)?;
         Ok(self
             .records::<GroupRecord>(GROUPS)?
@@ -479,7 +479,8 @@ impl Iam {
         Ok(out)
     }
 
-    fn policy(&self, name: &str) -> Result<Option<Arc<Policy>>> {
+    /// A policy by name (canned or stored).
+    pub(crate) fn policy(&self, name: &str) -> Result<Option<Arc<Policy>>> {
         if let Some(p) = canned(name) {
             return Ok(Some(p));
         }

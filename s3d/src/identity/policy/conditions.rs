@@ -10,8 +10,10 @@ use std::net::IpAddr;
 
 #[derive(Clone, Debug)]
 pub(super) struct Condition {
-    key: String,
-    test: Test,
+    pub(super) key: String,
+    /// The operator as written (`ForAllValues:StringEquals`), for the analyzer's messages.
+    pub(super) operator: String,
+    pub(super) test: Test,
 }
 
 #[derive(Clone, Debug)]
@@ -23,13 +25,13 @@ pub(super) enum Test {
 
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Matcher {
-    kind: Kind,
-    negated: bool,
-    qualifier: Qualifier,
-    if_exists: bool,
+    pub(super) kind: Kind,
+    pub(super) negated: bool,
+    pub(super) qualifier: Qualifier,
+    pub(super) if_exists: bool,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Qualifier {
     Single,
     ForAnyValue,
@@ -139,6 +141,7 @@ pub(super) fn parse_conditions(v: &Value, substitute: bool) -> Result<Vec<Condit
                 .map_err(|e| format!("Condition {name} {key:?}: {e}"))?;
             conditions.push(Condition {
                 key: key.clone(),
+                operator: name.clone(),
                 test: values,
             });
         }

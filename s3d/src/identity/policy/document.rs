@@ -63,6 +63,19 @@ impl Statement {
         })
     }
 
+    /// Whether it grants something to everyone without conditions (what AWS calls a
+    /// public statement; the public access block's RestrictPublicBuckets voids it).
+    pub(super) fn is_public(&self) -> bool {
+        self.effect == Decision::Allow && self.conditions.is_empty() && self.reaches_anonymous()
+    }
+
+    /// Whether its principal takes in anonymous callers (`*`, or a `NotPrincipal`).
+    pub(super) fn reaches_anonymous(&self) -> bool {
+        self.principal
+            .as_ref()
+            .is_some_and(|p| p.matches(Principal::Anonymous))
+    }
+
     pub(super) fn applies(&self, req: &Request) -> bool {
         let resources: &[&str] = if req.resource == "*" {
             // A request without a specific resource is covered only by
@@ -187,8 +200,10 @@ pub(super) fn validate_resource(s: &str) -> Result<(), String> {
 /// `Action`/`Resource` and their `Not...` forms: a list of wildcard patterns.
 #[derive(Clone, Debug)]
 pub(super) struct Element {
-    negated: bool,
+    pub(super) negated: bool,
     patterns: Vec<Template>,
+    /// The patterns as written, for the analyzer's review (`review.rs`).
+    pub(super) texts: Vec<String>,
 }
 
 impl Element {
@@ -198,11 +213,13 @@ impl Element {
         name: &str,
         compile: impl Fn(&str) -> Result<Template, String>,
     ) -> Result<Element, String> {
-        let patterns = string_list(v, name)?
-            .iter()
-            .map(|s| compile(s))
-            .collect::<Result<_, _>>()?;
-        Ok(Element { negated, patterns })
+        let texts = string_list(v, name)?;
+        let patterns = texts.iter().map(|s| compile(s)).collect::<Result<_, _>>()?;
+        Ok(Element {
+            negated,
+            patterns,
+            texts,
+        })
     }
 
     /// Whether any pattern matches any of `inputs`, inverted for `Not...`.

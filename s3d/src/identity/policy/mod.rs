@@ -14,8 +14,10 @@ mod actions;
 mod conditions;
 mod dates;
 mod document;
+mod never;
 mod patterns;
 mod request;
+mod review;
 mod s3_keys;
 #[cfg(test)]
 mod tests;
@@ -23,6 +25,7 @@ mod tests;
 pub use actions::action_for;
 use document::{check_fields, parse_version, statement_label, statement_values, Statement};
 pub use request::{Context, Decision, Principal, Request};
+pub use review::Reviewed;
 pub use s3_keys::{
     has_body_keys, is_body_key, is_existing_tag_key, reads_existing_tags, set_existing_tags,
     set_header_keys, set_legal_hold, set_request_tags, set_retention, takes_tagging_header,
@@ -143,13 +146,7 @@ impl Policy {
 
     /// Whether some statement grants something to everyone without conditions.
     pub fn is_public(&self) -> bool {
-        self.statements.iter().any(|s| {
-            s.effect == Decision::Allow
-                && s.conditions.is_empty()
-                && s.principal
-                    .as_ref()
-                    .is_some_and(|p| p.matches(Principal::Anonymous))
-        })
+        self.statements.iter().any(Statement::is_public)
     }
 }
 
