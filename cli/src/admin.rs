@@ -156,6 +156,15 @@ async fn handle(
             })
             .map_err(|e| anyhow!(e))
         }
+        (&Method::GET, "/usage") => {
+            r.action = Some("admin:GetUsage".into());
+            let ask = crate::usage::Ask::from_query(&query);
+            r.bucket = ask.bucket.clone();
+            tokio::task::spawn_blocking(move || crate::usage::answer(&store, ask))
+                .await
+                .map_err(|e| anyhow!(e))
+                .and_then(|r| r)
+        }
         (&Method::POST, "/heal") => {
             r.action = Some("admin:Heal".into());
             blocking(move || store.heal()).await

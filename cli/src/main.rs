@@ -15,6 +15,7 @@ mod notify;
 mod objects;
 mod paths;
 mod placement;
+mod prices;
 mod progress;
 mod remote;
 mod replication;
@@ -25,6 +26,7 @@ mod settings;
 mod site;
 mod storedir;
 mod sync;
+mod usage;
 mod vaults;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -208,6 +210,14 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
+    /// Storage used: objects, versions, markers, uploads and bytes by bucket, class and
+    /// age; prefixes and hot/warm/cold from the last pass; monthly cost and savings
+    Usage {
+        #[command(flatten)]
+        args: usage::UsageArgs,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -294,6 +304,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replication::run(cmd, data).map(|()| true)
         }
         Command::Admin(AdminCmd::Site { cmd, data }) => site::run(cmd, data).map(|()| true),
+        Command::Admin(AdminCmd::Usage { args, data }) => usage::run(args, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),

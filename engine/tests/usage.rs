@@ -311,3 +311,43 @@ fn usage_reads_mark_objects_hot() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// By hand: `cargo test --release -p cybs3-engine --test usage -- --ignored --nocapture`.
+/// A million objects, then the time `usage` takes (counters only) and a pass takes.
+#[test]
+#[ignore]
+fn usage_of_a_million_objects_is_quick() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 1, None, 64 * 1024);
+    s.create_bucket("million").unwrap();
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..32 {
+            let s = s.clone();
+            scope.spawn(move || {
+                for i in 0..31_250 {
+                    put(
+                        &s,
+                        "million",
+                        &format!("p{}/{t}/{i}", i % 10),
+                        b"0123456789abcdef",
+                    );
+                }
+            });
+        }
+    });
+    eprintln!("seeded 1,000,000 objects in {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let u = s.usage(None).unwrap();
+    let took = started.elapsed();
+    eprintln!("usage: {took:?} ({} rows)", u.rows.len());
+    assert_eq!(u.total().objects, 1_000_000);
+    assert!(took < std::time::Duration::from_millis(100), "{took:?}");
+    let started = std::time::Instant::now();
+    let snap = s.scan_usage().unwrap();
+    eprintln!(
+        "usage pass: {:?} ({} versions)",
+        started.elapsed(),
+        snap.scanned
+    );
+}

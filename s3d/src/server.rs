@@ -100,6 +100,7 @@ pub async fn serve(
         tokio::spawn(notify::shipper::run(store.clone(), dir, deliverer, target));
     }
     tokio::spawn(lifecycle::run(store.clone(), cfg.lifecycle));
+    crate::usage::start(store.clone(), cfg.lifecycle.day_secs).await?;
     run(
         s3,
         store,
