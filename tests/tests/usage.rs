@@ -264,7 +264,7 @@ async fn usage_counts_what_listings_show_and_prices_cold_prefixes() {
         .output();
     if out.is_ok_and(|o| o.status.success()) {
         let endpoint = srv.endpoint();
-        let (ak, sk) = srv.root_keys();
+        let (ak, sk) = (srv.access_key.clone(), srv.secret_key.clone());
         let put = std::process::Command::new("aws")
             .env("AWS_ACCESS_KEY_ID", ak)
             .env("AWS_SECRET_ACCESS_KEY", sk)
