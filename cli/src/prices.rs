@@ -202,7 +202,7 @@ mod tests {
         let p = prefix("STANDARD", 10 << 30, 8 << 30);
         let s = savings(
             &prices,
-            &[p.clone()],
+            std::slice::from_ref(&p),
             &["GLACIER".into(), "STANDARD_IA".into()],
         );
         assert_eq!(s.len(), 1);

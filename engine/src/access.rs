@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::record::{self, keys};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -72,9 +72,7 @@ impl Sampler {
     /// Notes a read of `bucket`/`key` at `now_ns`, in days of `day_secs`.
     pub fn note(&self, bucket: &str, key: &str, now_ns: u64, day_secs: u64) {
         let day = now_ns / (day_secs.max(1) * 1_000_000_000);
-        let mut h = self.hasher.build_hasher();
-        (bucket, key).hash(&mut h);
-        let h = h.finish();
+        let h = self.hasher.hash_one((bucket, key));
         {
             let mut seen = self.seen.lock().unwrap();
             if seen.0 != day {
