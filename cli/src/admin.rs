@@ -194,6 +194,15 @@ async fn handle(
                 .reload(&live)
                 .and_then(|out| Ok(serde_json::to_value(out)?))
         }
+        (&Method::GET, "/usage") => {
+            r.action = Some("admin:GetUsage".into());
+            let ask = crate::usage::Ask::from_query(&query);
+            r.bucket = ask.bucket.clone();
+            tokio::task::spawn_blocking(move || crate::usage::answer(&store, ask))
+                .await
+                .map_err(|e| anyhow!(e))
+                .and_then(|r| r)
+        }
         (&Method::POST, "/heal") => {
             r.action = Some("admin:Heal".into());
             blocking(move || store.heal()).await

@@ -19,6 +19,7 @@ mod notify;
 mod objects;
 mod paths;
 mod placement;
+mod prices;
 mod progress;
 mod remote;
 mod replication;
@@ -30,6 +31,7 @@ mod settings;
 mod site;
 mod storedir;
 mod sync;
+mod usage;
 mod vaults;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -234,6 +236,14 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
+    /// Storage used: objects, versions, markers, uploads and bytes by bucket, class and
+    /// age; prefixes and hot/warm/cold from the last pass; monthly cost and savings
+    Usage {
+        #[command(flatten)]
+        args: usage::UsageArgs,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -322,6 +332,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::Metrics { cmd, data }) => diag::metrics(cmd, data).map(|()| true),
         Command::Admin(AdminCmd::Diag(args)) => diag::diag(args).map(|()| true),
         Command::Admin(AdminCmd::Analyze { args, data }) => analyze::run(args, data).map(|()| true),
+        Command::Admin(AdminCmd::Usage { args, data }) => usage::run(args, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),

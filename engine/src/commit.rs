@@ -17,6 +17,7 @@ use crate::layout::Ec;
 use crate::ops::{self, Op, Out};
 use crate::record::{keys, DataId};
 use crate::replication;
+use crate::usage;
 use heed::RwTxn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -62,6 +63,10 @@ pub(crate) struct Tx<'a, 'e> {
     pub lane_bound: u64,
     /// The operation being applied writes a replica (`replication.rs`).
     pub replica: Option<crate::replication::Replica>,
+    /// The store's first pool layout, which inline data is coded in (`usage.rs` raw bytes).
+    pub ec: Ec,
+    /// Usage counted in this batch, written before it commits (`usage.rs`).
+    pub(crate) usage: crate::usage::Pending,
 }
 
 impl<'a, 'e> Tx<'a, 'e> {
@@ -78,6 +83,10 @@ impl<'a, 'e> Tx<'a, 'e> {
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        if usage::tracks(&key) {
+            let old = self.get(&key);
+            usage::count(self, &key, old.as_deref(), Some(&value));
+        }
         let r = self.db.put(self.txn, &key, &value);
         self.check(r);
         self.log.push(Change::Put(key, value));
@@ -91,6 +100,16 @@ impl<'a, 'e> Tx<'a, 'e> {
     }
 
     pub fn del(&mut self, key: Vec<u8>) {
+        if usage::tracks(&key) {
+            let old = self.get(&key);
+            usage::count(self, &key, old.as_deref(), None);
+            // A key's read record goes with its current version (`access.rs`).
+            if key[0] == keys::LATEST && old.is_some() {
+                let mut access = key.clone();
+                access[0] = keys::ACCESS;
+                self.del(access);
+            }
+        }
         let r = self.db.delete(self.txn, &key).map(|_| ());
         self.check(r);
         self.log.push(Change::Del(key));
@@ -99,6 +118,18 @@ impl<'a, 'e> Tx<'a, 'e> {
     /// Every entry under `prefix`, in key order.
     pub fn scan(&mut self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.scan_first(prefix, usize::MAX)
+    }
+
+    /// Calls `f` on every entry under `prefix`, in key order, holding none of them.
+    pub fn each(&mut self, prefix: &[u8], mut f: impl FnMut(&[u8], &[u8])) {
+        let r = self.db.prefix_iter(self.txn, prefix).and_then(|it| {
+            for kv in it {
+                let (k, v) = kv?;
+                f(k, v);
+            }
+            Ok(())
+        });
+        self.check(r)
     }
 
     /// The first `n` entries under `prefix`, in key order.
@@ -248,6 +279,8 @@ impl Committer {
             queued: false,
             lane_bound: self.lane_bound.load(Ordering::Relaxed),
             replica: None,
+            ec: self.ec,
+            usage: Default::default(),
         };
         let mut results = Vec::with_capacity(batch.len());
         for (
@@ -277,6 +310,7 @@ impl Committer {
             }
             results.push((r, freed));
         }
+        crate::usage::flush(&mut tx)?;
         let seq = tx
             .get(keys::SEQ)
             .and_then(|v| v.try_into().ok())

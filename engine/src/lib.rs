@@ -12,7 +12,10 @@
 //!   change anything: object lock (`lock.rs`), conditional writes (`condition.rs`), a
 //!   retried multipart completion (`completed.rs`), a lifecycle expiration
 //!   (`expire.rs`).
+//! - Usage is counted in the same commits (`usage.rs`), and by prefix and access in a
+//!   background pass (`usage_scan.rs`, `access.rs`).
 
+mod access;
 mod classes;
 mod codec;
 mod commit;
@@ -49,6 +52,8 @@ mod shard;
 mod site;
 mod sse;
 mod store;
+mod usage;
+mod usage_scan;
 mod write;
 
 pub use classes::{StorageClass, Tier, STANDARD};
@@ -87,4 +92,6 @@ pub use site::{
 };
 pub use sse::{customer_mode, part_plain_size};
 pub use store::{validate_bucket_name, validate_key, DriveStatus, Status, Store, StoreConfig};
+pub use usage::{band, Tally, Usage, UsageRow, BANDS, BAND_FROM, DAY_SECS};
+pub use usage_scan::{PrefixUsage, UsageSnapshot, HOT_DAYS, MAX_DEPTH, WARM_DAYS};
 pub use write::ObjectWriter;

@@ -22,6 +22,7 @@ use crate::record::{
     Versioning, WrappedKey,
 };
 use crate::replication;
+use crate::usage;
 
 /// Smallest allowed multipart part, except the last.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -203,6 +204,11 @@ pub(crate) enum Op {
         key: Vec<u8>,
         error: String,
     },
+    /// Count usage in days of this many seconds (`usage.rs`): the counters are built
+    /// again if they were kept in other days, or not yet.
+    UsageDay(u64),
+    /// Reads sampled on GET (`access.rs`).
+    NoteReads(Vec<crate::access::Read>),
     /// RestoreObject: an archived version is readable until `until_ns`.
     Restore {
         bucket: String,
@@ -468,6 +474,7 @@ pub(crate) fn apply(
                 sse: sse.clone(),
             };
             tx.put(keys::upload(b, key, &upload_id), record::encode(&up)?);
+            usage::count_upload(tx, b, &up, 1, 0);
             Ok(Out::Upload(up))
         }
         Op::PutPart {
@@ -480,7 +487,7 @@ pub(crate) fn apply(
             sealed,
         } => {
             bucket(tx, b)?;
-            upload(tx, b, key, upload_id)?;
+            let up = upload(tx, b, key, upload_id)?;
             let pk = keys::part(upload_id, part.number);
             if let Some(old) = tx.get(&pk) {
                 let old = record::decode::<PartRecord>(&old)?;
@@ -493,7 +500,9 @@ pub(crate) fn apply(
                     return Ok(Out::Done);
                 }
                 drop_data(tx, &old.entry.data, freed)?;
+                usage::count_upload(tx, b, &up, 0, -(old.entry.size as i64));
             }
+            usage::count_upload(tx, b, &up, 0, part.size as i64);
             if let Some(shards) = inline {
                 tx.put_each(keys::inline_shard(&part.data.id()), shards.clone());
             }
@@ -549,8 +558,7 @@ pub(crate) fn apply(
             }
             let lock = lock::lock_for(tx, &rec, &up.lock, clock.now())?;
             let used: Vec<u32> = parts.iter().map(|p| p.0).collect();
-            drop_parts(tx, upload_id, &used, freed)?;
-            tx.del(keys::upload(b, key, upload_id));
+            end_upload(tx, b, &up, &used, freed)?;
             let meta = ObjectMeta {
                 etag: etag.clone(),
                 checksums: checksums.clone(),
@@ -588,9 +596,8 @@ pub(crate) fn apply(
             upload_id,
         } => {
             bucket(tx, b)?;
-            upload(tx, b, key, upload_id)?;
-            drop_parts(tx, upload_id, &[], freed)?;
-            tx.del(keys::upload(b, key, upload_id));
+            let up = upload(tx, b, key, upload_id)?;
+            end_upload(tx, b, &up, &[], freed)?;
             Ok(Out::Done)
         }
         Op::Expire {
@@ -728,6 +735,14 @@ pub(crate) fn apply(
             }
             Ok(Out::Done)
         }
+        Op::UsageDay(secs) => {
+            usage::set_day(tx, *secs)?;
+            Ok(Out::Done)
+        }
+        Op::NoteReads(reads) => {
+            crate::access::apply(tx, reads)?;
+            Ok(Out::Done)
+        }
         Op::Restore {
             bucket: b,
             key,
@@ -745,16 +760,16 @@ pub(crate) fn delete_bucket(tx: &mut Tx, name: &str, freed: &mut Vec<DataId>) ->
     if tx.has_prefix(&keys::version_base(name)) {
         return Err(Error::BucketNotEmpty(name.to_string()));
     }
-    for (k, v) in tx.scan(&keys::upload_base(name)) {
+    for (_, v) in tx.scan(&keys::upload_base(name)) {
         let up = record::decode::<UploadRecord>(&v)?;
-        drop_parts(tx, &up.upload_id, &[], freed)?;
-        tx.del(k);
+        end_upload(tx, name, &up, &[], freed)?;
     }
     for (k, _) in tx.scan(&keys::attr(name, "")) {
         tx.del(k);
     }
     tx.del(keys::bucket(name));
     tx.del(keys::stats(name));
+    usage::forget(tx, name);
     Ok(())
 }
 
@@ -1072,15 +1087,26 @@ pub(crate) fn refresh_latest(tx: &mut Tx, b: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
-/// Drop an upload's parts, except those `keep` (which a completed object now owns).
-fn drop_parts(tx: &mut Tx, upload_id: &str, keep: &[u32], freed: &mut Vec<DataId>) -> Result<()> {
-    for (k, v) in tx.scan(&keys::parts_of(upload_id)) {
+/// An upload ends (completed, aborted, or its bucket deleted): its record and parts go,
+/// and their data, except the parts `keep` (which a completed object now owns).
+fn end_upload(
+    tx: &mut Tx,
+    b: &str,
+    up: &UploadRecord,
+    keep: &[u32],
+    freed: &mut Vec<DataId>,
+) -> Result<()> {
+    let mut bytes = 0;
+    for (k, v) in tx.scan(&keys::parts_of(&up.upload_id)) {
         let p = record::decode::<PartRecord>(&v)?;
         if !keep.contains(&p.entry.number) {
             drop_data(tx, &p.entry.data, freed)?;
         }
+        bytes += p.entry.size as i64;
         tx.del(k);
     }
+    tx.del(keys::upload(b, &up.key, &up.upload_id));
+    usage::count_upload(tx, b, up, -1, -bytes);
     Ok(())
 }
 

@@ -863,7 +863,13 @@ pub(crate) mod keys {
     pub const LANE: u8 = b'O';
     /// An ordered lane's counters: `N lane` → its `LaneStats`.
     pub const LANE_STATS: u8 = b'N';
+    /// Usage counters (`usage.rs`): `T bucket \0 class \0 day` → its `Tally`.
+    pub const USAGE: u8 = b'T';
+    /// When an object was last read (`access.rs`): `H bucket \0 key` → its `Access`.
+    pub const ACCESS: u8 = b'H';
     pub const SEQ: &[u8] = b"#seq";
+    /// The usage day (seconds) the counters are kept in; absent until they are built.
+    pub const USAGE_DAY: &[u8] = b"#usage-day";
     /// The last queue sequence number given.
     pub const QUEUE_SEQ: &[u8] = b"#qseq";
 
@@ -905,6 +911,16 @@ pub(crate) mod keys {
     }
     pub fn version(b: &str, key: &str, sort: &[u8; 16]) -> Vec<u8> {
         join(VERSION, &[b.as_bytes(), key.as_bytes(), sort])
+    }
+    /// `T bucket \0` — followed by class, NUL, day.
+    pub fn usage_base(b: &str) -> Vec<u8> {
+        join(USAGE, &[b.as_bytes(), b""])
+    }
+    pub fn usage(b: &str, class: &str, day: u64) -> Vec<u8> {
+        join(USAGE, &[b.as_bytes(), class.as_bytes(), &day.to_be_bytes()])
+    }
+    pub fn access(b: &str, key: &str) -> Vec<u8> {
+        join(ACCESS, &[b.as_bytes(), key.as_bytes()])
     }
     pub fn inline(id: &super::DataId) -> Vec<u8> {
         join(INLINE, &[id])

@@ -80,6 +80,7 @@ impl Drop for UserHandles {
         if let Some(inner) = self.inner.upgrade() {
             inner.heal_queue.lock().unwrap().take();
             inner.kick.close();
+            inner.reads.close();
         }
         // The healer and the worker drop the last reference (and so close the drives)
         // before they exit.
@@ -136,6 +137,10 @@ pub(crate) struct Inner {
     pub kick: Arc<crate::queue::Kick>,
     /// How many tasks an ordered lane may hold (`Store::set_lane_bound`).
     pub lane_bound: Arc<std::sync::atomic::AtomicU64>,
+    /// Seconds in a usage day (`usage.rs`, `Store::set_usage_day`).
+    pub usage_day: std::sync::atomic::AtomicU64,
+    /// Reads sampled for access classes (`access.rs`).
+    pub reads: crate::access::Sampler,
 }
 
 impl Inner {
@@ -164,6 +169,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.reads.close();
         self.commits.lock().unwrap().take();
         self.heal_queue.lock().unwrap().take();
         let me = std::thread::current().id();
@@ -340,6 +346,7 @@ impl Store {
             .name("cybs3-commit".into())
             .spawn(move || committer.run(commit_rx))?;
         let (heal_tx, heal_rx) = mpsc::channel();
+        let (reads, read_samples) = crate::access::Sampler::new();
         let inner = Arc::new(Inner {
             drives,
             pools,
@@ -351,6 +358,8 @@ impl Store {
             replicator: Default::default(),
             kick,
             lane_bound,
+            usage_day: std::sync::atomic::AtomicU64::new(crate::usage::DAY_SECS),
+            reads,
             opened_ns: crate::commit::Clock::new().now(),
             move_bandwidth: cfg.move_bandwidth,
             ec: reference.ec,
@@ -384,6 +393,12 @@ impl Store {
         if !cfg.background {
             return Ok(store);
         }
+        store.open_usage()?;
+        let to_reads = weak.clone();
+        let reads = std::thread::Builder::new()
+            .name("cybs3-reads".into())
+            .spawn(move || crate::access::write_loop(to_reads, read_samples))?;
+        store.inner.threads.lock().unwrap().push(reads);
         let (orphans, _) = store.sweep_orphans(true, Duration::ZERO)?;
         if orphans > 0 {
             tracing::info!("removed {orphans} orphaned shard file(s) left by an interrupted write");

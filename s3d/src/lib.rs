@@ -44,6 +44,7 @@
 //!      for, written into a destination bucket on a schedule or on demand.
 //!    - [`tagging`]: object tags; [`bucket_config`], [`cors`]: bucket tagging and CORS
 //!      (incl. preflight answers).
+//!    - [`usage`]: the usage pass every interval (the counters are the engine's).
 //!    - [`acl`]: bucket and object ACLs over S3, and the owner and ACL of new buckets and
 //!      objects; [`ownership`]: object ownership controls; [`public_access`]: public
 //!      access blocks (what is stored and how it decides access: `identity::grants`).
@@ -102,6 +103,7 @@ mod sigv2;
 pub mod site;
 mod sse;
 mod tagging;
+mod usage;
 mod versioning;
 
 pub use analyzer::{

@@ -314,7 +314,7 @@ pub(crate) async fn get(
         object: mut reader,
         versioning: vstate,
         lifecycle,
-    } = match versioning::open(s, bucket, key, vid).await {
+    } = match versioning::open(s, bucket.clone(), key, vid).await {
         Ok(opened) => opened,
         Err(e) => return Err(auth::missing_key(extensions, e).await),
     };
@@ -331,6 +331,8 @@ pub(crate) async fn get(
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
+    // For usage's access classes: a sample, never waited on.
+    s.store.note_read(&bucket, &v.key);
     let span = Span::select(&v, input.range.as_ref(), input.part_number)?;
     let chunks = reader
         .range(span.start, span.end)

@@ -106,6 +106,7 @@ pub async fn serve(
         cfg.live.clone(),
     ));
     tokio::spawn(crate::inventory::run(store.clone(), cfg.lifecycle));
+    crate::usage::start(store.clone(), cfg.lifecycle.day_secs).await?;
     run(
         s3,
         store,

@@ -179,6 +179,14 @@ async fn metrics_need_their_token_pass_promtool_and_prometheus_counts_the_reques
         sample(&text, r#"cybs3_bucket_versions{bucket="seen"}"#),
         Some(8.0)
     );
+    assert_eq!(
+        sample(&text, r#"cybs3_bucket_objects{bucket="seen"}"#),
+        Some(8.0)
+    );
+    assert_eq!(
+        sample(&text, r#"cybs3_bucket_bytes{bucket="seen"}"#),
+        Some((7 * 100 + (3 << 20)) as f64)
+    );
     let writes = text
         .lines()
         .find_map(|l| {

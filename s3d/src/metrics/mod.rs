@@ -349,31 +349,46 @@ fn now_ns() -> u64 {
 }
 
 fn buckets(e: &mut Exposition, store: &Store) {
-    let stats: Vec<(String, engine::BucketStats)> = store
-        .list_buckets()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|b| Some((b.name.clone(), store.bucket_stats(&b.name).ok()?)))
-        .collect();
-    e.family(
-        "cybs3_bucket_versions",
-        Kind::Gauge,
-        "Versions stored in the bucket (current and noncurrent objects and delete markers).",
-    );
-    for (name, s) in &stats {
-        e.sample(
+    // The usage counters: one record per bucket, class and day, never a walk.
+    let usage = store.bucket_usage().unwrap_or_default();
+    type Of = fn(&engine::Tally) -> i64;
+    let families: [(&str, &str, Of); 6] = [
+        (
+            "cybs3_bucket_objects",
+            "Current objects in the bucket (not delete markers).",
+            |t| t.objects,
+        ),
+        (
             "cybs3_bucket_versions",
-            &[("bucket", name)],
-            s.objects as f64,
-        );
-    }
-    e.family(
-        "cybs3_bucket_bytes",
-        Kind::Gauge,
-        "Bytes of all versions stored in the bucket.",
-    );
-    for (name, s) in &stats {
-        e.sample("cybs3_bucket_bytes", &[("bucket", name)], s.bytes as f64);
+            "Versions stored in the bucket, current or not (not delete markers).",
+            |t| t.versions,
+        ),
+        (
+            "cybs3_bucket_delete_markers",
+            "Delete markers in the bucket.",
+            |t| t.delete_markers,
+        ),
+        (
+            "cybs3_bucket_bytes",
+            "Bytes of every version stored in the bucket.",
+            |t| t.version_bytes,
+        ),
+        (
+            "cybs3_bucket_raw_bytes",
+            "Bytes the bucket's versions take on the drives, parity included.",
+            |t| t.version_raw,
+        ),
+        (
+            "cybs3_bucket_uploads",
+            "Multipart uploads started and neither completed nor aborted.",
+            |t| t.uploads,
+        ),
+    ];
+    for (name, help, of) in families {
+        e.family(name, Kind::Gauge, help);
+        for (bucket, t) in &usage {
+            e.sample(name, &[("bucket", bucket)], of(t) as f64);
+        }
     }
 }
 
