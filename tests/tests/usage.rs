@@ -198,8 +198,19 @@ async fn usage_counts_what_listings_show_and_prices_cold_prefixes() {
         report["total"]["raw_bytes"].as_i64().unwrap() >= 356_000,
         "{report}"
     );
-    // Everything is under a day old, and nothing is cold yet.
-    assert_eq!(report["ages"][0]["objects"], report["total"]["objects"]);
+    // The age bands split the objects (days are 1 s here, so how they split depends on
+    // how long seeding took), and nothing is cold yet.
+    let in_bands: i64 = report["ages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["objects"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        in_bands,
+        report["total"]["objects"].as_i64().unwrap(),
+        "{report}"
+    );
     assert!(report["savings"].as_array().unwrap().is_empty(), "{report}");
 
     // 31 one-second days later, with docs/ read: photos/ is cold, docs/ hot.
