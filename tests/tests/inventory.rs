@@ -7,12 +7,10 @@
 
 mod common;
 
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, InventoryConfiguration,
-    InventoryDestination, InventoryFilter, InventoryFormat, InventoryFrequency,
-    InventoryIncludedObjectVersions, InventoryOptionalField, InventoryS3BucketDestination,
-    InventorySchedule,
+    BucketVersioningStatus, InventoryConfiguration, InventoryDestination, InventoryFilter,
+    InventoryFormat, InventoryFrequency, InventoryIncludedObjectVersions, InventoryOptionalField,
+    InventoryS3BucketDestination, InventorySchedule,
 };
 use aws_sdk_s3::Client;
 use common::*;
@@ -125,45 +123,13 @@ async fn seed(c: &Client) {
         .await
         .unwrap();
     put(c, "src", "other/x", "outside the filter").await;
-    let up = c
-        .create_multipart_upload()
-        .bucket("src")
-        .key("docs/big")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
-    let mut parts = Vec::new();
-    for (n, body) in [(1, vec![1u8; 5 * MIB]), (2, vec![2u8; 1000])] {
-        let p = c
-            .upload_part()
-            .bucket("src")
-            .key("docs/big")
-            .upload_id(id)
-            .part_number(n)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(p.e_tag().unwrap())
-                .build(),
-        );
-    }
-    c.complete_multipart_upload()
-        .bucket("src")
-        .key("docs/big")
-        .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    put_multipart(
+        c,
+        "src",
+        "docs/big",
+        vec![vec![1u8; 5 * MIB], vec![2u8; 1000]],
+    )
+    .await;
 }
 
 async fn get_bytes(c: &Client, bucket: &str, key: &str) -> Vec<u8> {

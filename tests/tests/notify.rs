@@ -9,9 +9,8 @@ mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, Event, FilterRule,
-    FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
-    S3KeyFilter,
+    BucketVersioningStatus, Event, FilterRule, FilterRuleName, NotificationConfiguration,
+    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
 };
 use aws_sdk_s3::Client;
 use common::*;
@@ -96,45 +95,13 @@ async fn changes(c: &Client, b: &str) -> Vec<(String, String)> {
         .send()
         .await
         .unwrap();
-    let up = c
-        .create_multipart_upload()
-        .bucket(b)
-        .key("docs/big.bin")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
-    let mut parts = Vec::new();
-    for (n, body) in [(1, vec![1u8; 5 << 20]), (2, vec![2u8; 1000])] {
-        let p = c
-            .upload_part()
-            .bucket(b)
-            .key("docs/big.bin")
-            .upload_id(id)
-            .part_number(n)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(p.e_tag().unwrap())
-                .build(),
-        );
-    }
-    c.complete_multipart_upload()
-        .bucket(b)
-        .key("docs/big.bin")
-        .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    put_multipart(
+        c,
+        b,
+        "docs/big.bin",
+        vec![vec![1u8; 5 << 20], vec![2u8; 1000]],
+    )
+    .await;
     c.delete_object()
         .bucket(b)
         .key("docs/copy.txt")

@@ -122,6 +122,52 @@ pub async fn put(c: &Client, bucket: &str, key: &str, body: impl Into<Vec<u8>>) 
     out.e_tag().unwrap_or_default().to_string()
 }
 
+/// A multipart object of these parts (in order), completed: its ETag.
+pub async fn put_multipart(c: &Client, bucket: &str, key: &str, bodies: Vec<Vec<u8>>) -> String {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let up = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let mut parts = Vec::new();
+    for (n, body) in (1..).zip(bodies) {
+        let p = c
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(p.e_tag().unwrap())
+                .build(),
+        );
+    }
+    let done = c
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    done.e_tag().unwrap().to_string()
+}
+
 pub async fn get(c: &Client, bucket: &str, key: &str) -> Vec<u8> {
     let out = c
         .get_object()
