@@ -103,6 +103,8 @@ mod sigv2;
 pub mod site;
 mod sse;
 mod tagging;
+#[cfg(test)]
+mod testing;
 mod usage;
 mod versioning;
 

@@ -845,24 +845,10 @@ mod tests {
     }
 
     fn version(etag: &str, mtime_s: u64) -> engine::ObjectVersion {
-        engine::ObjectVersion {
-            key: "k".into(),
-            version_id: "null".into(),
-            sort: [0; 16],
-            delete_marker: false,
-            mtime_ns: mtime_s * 1_000_000_000 + 123,
-            size: 0,
-            meta: engine::ObjectMeta {
-                etag: etag.into(),
-                ..Default::default()
-            },
-            parts: vec![],
-            retention: None,
-            legal_hold: false,
-            encryption: None,
-            replication: None,
-            restored_until_ns: None,
-        }
+        let mut v = crate::testing::version("k");
+        v.mtime_ns = mtime_s * 1_000_000_000 + 123;
+        v.meta.etag = etag.into();
+        v
     }
 
     fn with_parts(etag: &str, sizes: &[u64]) -> engine::ObjectVersion {

@@ -255,19 +255,10 @@ mod tests {
     #[test]
     fn a_delete_marker_has_no_size_or_etag() {
         let v = ObjectVersion {
-            key: "k".into(),
             version_id: "v1".into(),
-            sort: [0; 16],
             delete_marker: true,
             mtime_ns: 1_500_000_000,
-            size: 0,
-            meta: engine::ObjectMeta::default(),
-            parts: vec![],
-            retention: None,
-            legal_hold: false,
-            encryption: None,
-            replication: None,
-            restored_until_ns: None,
+            ..crate::testing::version("k")
         };
         let r = Row {
             bucket: "b",

@@ -260,24 +260,12 @@ mod tests {
 
     #[test]
     fn csv_cells_are_quoted_and_keys_url_encoded() {
-        let v = ObjectVersion {
-            key: "a b/c\"d+e.txt".into(),
-            version_id: "null".into(),
-            sort: [0; 16],
-            delete_marker: false,
+        let mut v = ObjectVersion {
             mtime_ns: 1_700_000_000_123_000_000,
             size: 5,
-            meta: ObjectMeta {
-                etag: "abc-2".into(),
-                ..Default::default()
-            },
-            parts: vec![],
-            retention: None,
-            legal_hold: false,
-            encryption: None,
-            replication: None,
-            restored_until_ns: None,
+            ..crate::testing::version("a b/c\"d+e.txt")
         };
+        v.meta.etag = "abc-2".into();
         let row = Row {
             bucket: "bkt",
             version: &v,

@@ -291,19 +291,8 @@ fn uuid() -> String {
 mod tests {
     use super::*;
     use crate::inventory::config::Destination;
+    use crate::testing::{put, store};
     use std::io::Read;
-
-    fn store(dir: &tempfile::TempDir) -> Store {
-        let mut cfg = engine::StoreConfig::new(vec![dir.path().join("d0")]);
-        cfg.background = false;
-        Store::open(cfg).unwrap()
-    }
-
-    fn put(s: &Store, bucket: &str, key: &str) {
-        let mut w = s.put(bucket, key).unwrap();
-        w.write(key.as_bytes()).unwrap();
-        w.finish(engine::ObjectMeta::default()).unwrap();
-    }
 
     fn read(s: &Store, bucket: &str, key: &str) -> Vec<u8> {
         let mut out = Vec::new();

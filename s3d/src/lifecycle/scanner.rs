@@ -489,23 +489,12 @@ mod tests {
     use super::*;
     use crate::bucket_config::to_xml;
     use crate::lifecycle::rules::enabled_rule;
+    use crate::testing::{put, store};
     use s3s::dto::{
         BucketLifecycleConfiguration, LifecycleExpiration, LifecycleRule,
         NoncurrentVersionExpiration, Timestamp,
     };
     use std::time::UNIX_EPOCH;
-
-    fn store(dir: &tempfile::TempDir) -> Store {
-        let mut cfg = engine::StoreConfig::new(vec![dir.path().join("d0")]);
-        cfg.background = false;
-        Store::open(cfg).unwrap()
-    }
-
-    fn put(s: &Store, bucket: &str, key: &str) {
-        let mut w = s.put(bucket, key).unwrap();
-        w.write(key.as_bytes()).unwrap();
-        w.finish(engine::ObjectMeta::default()).unwrap();
-    }
 
     fn rules(s: &Store, bucket: &str, rule: LifecycleRule) {
         let cfg = BucketLifecycleConfiguration { rules: vec![rule] };
