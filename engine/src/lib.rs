@@ -16,6 +16,7 @@
 //!   background pass (`usage_scan.rs`, `access.rs`).
 
 mod access;
+mod backlog;
 mod classes;
 mod codec;
 mod commit;
@@ -56,6 +57,7 @@ mod usage;
 mod usage_scan;
 mod write;
 
+pub use backlog::Backlog;
 pub use classes::{StorageClass, Tier, STANDARD};
 /// The block coder alone, for `cybs3 bench engine`'s encode rate; not part of the store's API.
 #[cfg(feature = "bench-internals")]
@@ -74,7 +76,7 @@ pub use layout::{Ec, BLOCK_SIZE, INLINE_MAX};
 pub use list::{ListPage, ListQuery, VersionEntry, VersionPage, VersionQuery};
 pub use ops::{Deleted, MIN_PART_SIZE};
 pub use pool::{PoolInfo, PoolState, FIRST_POOL};
-pub use queue::{Backlog, DeadLetter, LaneStats, LaneStatus, QueueStatus, DEFAULT_LANE_BOUND};
+pub use queue::{DeadLetter, LaneStats, LaneStatus, QueueStatus, DEFAULT_LANE_BOUND};
 pub use read::{check_customer, ObjectReader, RangeRead};
 pub use record::{
     Acl, BucketRecord, BucketStats, CanonicalUser, DataId, DefaultRetention, Encryption, Grant,

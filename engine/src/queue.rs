@@ -90,7 +90,7 @@ impl Work {
     }
 
     /// What kind of work this is, as [`Backlog`] counts it.
-    fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Work::DeleteRemote { .. } | Work::Abandoned { .. } => "remote",
             Work::Transition { .. } => "lifecycle",
@@ -124,7 +124,7 @@ impl Work {
 
 /// The lane of a notification target's events.
 /// The kind of work an ordered lane holds: events, bucket replication, or a site peer's.
-fn lane_kind(lane: &str) -> &'static str {
+pub(crate) fn lane_kind(lane: &str) -> &'static str {
     match lane.strip_prefix(crate::replication::LANE_PREFIX) {
         Some(rest) if rest.starts_with(crate::site::REMOTE_PREFIX) => "site",
         Some(_) => "replication",
@@ -156,14 +156,6 @@ pub struct QueueStatus {
     pub dead: u64,
     /// The last error of each dead letter, newest last (at most 10).
     pub dead_errors: Vec<String>,
-}
-
-/// The work of one kind waiting in the queue ([`Store::backlog`]).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Backlog {
-    pub kind: &'static str,
-    pub queued: u64,
-    pub dead: u64,
 }
 
 /// An ordered lane's counters, kept in the commits that change them.
@@ -700,36 +692,6 @@ impl Store {
         let keep = status.dead_errors.len().saturating_sub(10);
         status.dead_errors.drain(..keep);
         Ok(status)
-    }
-
-    /// Tasks waiting and dead letters by kind of work (`events`, `replication`, `site`,
-    /// `lifecycle`, `remote`), every kind listed. Lanes are counted from their
-    /// counters; only unordered tasks and dead letters are read one by one.
-    pub fn backlog(&self) -> Result<Vec<Backlog>> {
-        const KINDS: [&str; 5] = ["events", "replication", "site", "lifecycle", "remote"];
-        let mut out: Vec<Backlog> = KINDS
-            .iter()
-            .map(|&kind| Backlog {
-                kind,
-                ..Backlog::default()
-            })
-            .collect();
-        let at = |kind: &str| KINDS.iter().position(|k| *k == kind).expect("a known kind");
-        let (rtxn, db) = self.read()?;
-        for kv in db.prefix_iter(&rtxn, &[keys::QUEUE])? {
-            let task: Task = record::decode(kv?.1)?;
-            out[at(task.work.kind())].queued += 1;
-        }
-        for kv in db.prefix_iter(&rtxn, &[keys::LANE_STATS])? {
-            let (k, v) = kv?;
-            let kind = lane_kind(&String::from_utf8_lossy(&k[1..]));
-            out[at(kind)].queued += record::decode::<LaneStats>(v)?.queued;
-        }
-        for kv in db.prefix_iter(&rtxn, &[keys::DEAD])? {
-            let task: Task = record::decode(kv?.1)?;
-            out[at(task.work.kind())].dead += 1;
-        }
-        Ok(out)
     }
 
     /// The lanes, with or without tasks, whose names begin with `prefix`.
