@@ -15,7 +15,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use s3d::audit::Log;
 use s3d::trail::{Api, Record};
-use s3d::{Iam, IamCall, NotifyCall, RemoteCall, Remotes, SiteCall, Sites, Target, Targets};
+use s3d::{
+    AlertCall, Iam, IamCall, NotifyCall, RemoteCall, Remotes, SiteCall, Sites, Target, Targets,
+};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -42,6 +44,7 @@ pub struct Registries {
     /// The settings that change while the server runs, and how to reload them.
     pub live: s3d::Live,
     pub config: std::sync::Arc<crate::server_config::Reload>,
+    pub anomalies: s3d::Anomalies,
 }
 
 /// Serve the management socket until the process ends.
@@ -133,6 +136,7 @@ async fn handle(
         sites,
         live,
         config,
+        anomalies,
     }: Registries,
     address: String,
     audit_dir: Option<PathBuf>,
@@ -160,6 +164,7 @@ async fn handle(
         (&Method::POST, "/replication") => replication_call(&body, store, r).await,
         (&Method::POST, "/site") => site_call(&body, sites, r).await,
         (&Method::POST, "/inventory") => inventory_call(&body, store, r).await,
+        (&Method::POST, "/alerts") => alerts_call(&body, anomalies, targets, r).await,
         (&Method::GET, "/analyze") => analyze_call(&query, iam, audit_dir, r).await,
         (&Method::GET, "/status") => {
             r.action = Some("admin:GetServerStatus".into());
@@ -275,6 +280,38 @@ async fn iam_call(body: &[u8], iam: Iam, r: &mut Record) -> Result<serde_json::V
     r.action = Some(action.into());
     r.target = target;
     Ok(tokio::task::spawn_blocking(move || iam.apply(call)).await??)
+}
+
+/// One `cybs3 admin alerts` call (JSON [`AlertCall`] in the body).
+async fn alerts_call(
+    body: &[u8],
+    anomalies: s3d::Anomalies,
+    targets: Targets,
+    r: &mut Record,
+) -> Result<serde_json::Value> {
+    let call: AlertCall = serde_json::from_slice(body)?;
+    let (action, target) = match &call {
+        AlertCall::List => ("admin:ListAlerts", None),
+        AlertCall::Clear { user } => ("admin:ClearAlertFlag", Some(user.clone())),
+        AlertCall::Protect { bucket, .. } => {
+            r.bucket = Some(bucket.clone());
+            ("admin:PutAlertProtection", None)
+        }
+        AlertCall::Target { name } => ("admin:PutAlertTarget", name.clone()),
+    };
+    r.action = Some(action.into());
+    r.target = target;
+    tokio::task::spawn_blocking(move || {
+        if let AlertCall::Target { name: Some(name) } = &call {
+            if !targets.list()?.iter().any(|t| &t.name == name) {
+                return Err(anyhow!(
+                    "no notification target {name:?}: add it with `cybs3 admin notify add`"
+                ));
+            }
+        }
+        Ok(anomalies.apply(call)?)
+    })
+    .await?
 }
 
 /// The access analyzer (`?unused_days=N`, 90 when not given) over the store and its

@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod alerts;
 mod analyze;
 mod audit;
 mod bench;
@@ -236,6 +237,15 @@ enum AdminCmd {
         #[command(flatten)]
         data: iam::DataArg,
     },
+    /// Anomaly alerts (mass overwrites and deletes, read spikes, keys from new networks,
+    /// guessing): what was seen, compared with what, and what to do; the users flagged,
+    /// per-bucket freezes and the notification target alerts go to
+    Alerts {
+        #[command(flatten)]
+        args: alerts::AlertsArgs,
+        #[command(flatten)]
+        data: iam::DataArg,
+    },
     /// Storage used: objects, versions, markers, uploads and bytes by bucket, class and
     /// age; prefixes and hot/warm/cold from the last pass; monthly cost and savings
     Usage {
@@ -333,6 +343,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::Diag(args)) => diag::diag(args).map(|()| true),
         Command::Admin(AdminCmd::Analyze { args, data }) => analyze::run(args, data).map(|()| true),
         Command::Admin(AdminCmd::Usage { args, data }) => usage::run(args, data).map(|()| true),
+        Command::Admin(AdminCmd::Alerts { args, data }) => alerts::run(args, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),

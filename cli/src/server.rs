@@ -138,6 +138,11 @@ pub fn start(args: StartArgs) -> Result<()> {
         ),
         None => None,
     };
+    let anomalies = s3d::Anomalies::open(
+        store.clone(),
+        s3d::anomaly::Clock::of_day(settings.lifecycle().day_secs),
+    )
+    .context("cannot read the anomaly detector's flags")?;
     let rt = tokio::runtime::Runtime::new()?;
     let served = rt.block_on(async {
         let listener = listen(args.listen).with_context(|| {
@@ -154,6 +159,7 @@ pub fn start(args: StartArgs) -> Result<()> {
             settings.metrics_public,
         );
         let registries = admin::Registries {
+            anomalies: anomalies.clone(),
             iam: s3d::Iam::new(store.clone(), &server_key),
             targets: s3d::Targets::new(store.clone(), &server_key, &args.region),
             remotes: s3d::Remotes::new(store.clone(), &server_key),
@@ -215,6 +221,7 @@ pub fn start(args: StartArgs) -> Result<()> {
                 .filter(|_| audit.is_some())
                 .map(|t| (dir.audit(), t)),
             audit: audit.clone(),
+            anomalies: Some(anomalies),
         };
         s3d::serve(cfg, store.clone(), listener, shutdown_signal()).await
     });

@@ -167,6 +167,11 @@ impl ObjectWriter {
     }
 
     /// Bytes received so far.
+    /// The key this writer writes.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     pub fn size(&self) -> u64 {
         match &self.sealing {
             Some(s) => s.sealer.size,

@@ -6,6 +6,7 @@
 //! whatever the object size. Nothing here commits: the caller calls `finish`
 //! only after every check passed; dropping the writer discards the bytes.
 
+use crate::anomaly::entropy::Sample;
 use crate::{ctx, errors};
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
 use bytes::Bytes;
@@ -26,6 +27,8 @@ pub(crate) struct Received {
     pub md5: [u8; 16],
     /// Base64 values of the checksums that were asked for.
     pub checksums: Checksum,
+    /// What the body's first bytes look like (the anomaly detector's entropy test).
+    pub sample: Option<Sample>,
 }
 
 /// Stream `body` into `writer`, refusing anything but exactly `expected` bytes.
@@ -48,6 +51,7 @@ pub(crate) async fn receive(
     let limit = expected.unwrap_or(MAX_PUT_SIZE);
     let mut size = 0u64;
     let mut failed = None;
+    let mut sample = None;
     while let Some(chunk) = body.next().await {
         let chunk = match chunk {
             Ok(c) => c,
@@ -56,6 +60,9 @@ pub(crate) async fn receive(
                 break;
             }
         };
+        if sample.is_none() {
+            sample = Sample::of(&chunk);
+        }
         size += chunk.len() as u64;
         if size > limit {
             failed = Some(too_long(expected));
@@ -82,6 +89,7 @@ pub(crate) async fn receive(
         writer,
         md5,
         checksums,
+        sample,
     })
 }
 

@@ -39,4 +39,6 @@ pub struct ServerConfig {
     pub audit_target: Option<(std::path::PathBuf, String)>,
     /// Where every request is recorded (`None`: not audited).
     pub audit: Option<crate::audit::Log>,
+    /// The anomaly detector every request is counted by (`None`: none).
+    pub anomalies: Option<crate::Anomalies>,
 }

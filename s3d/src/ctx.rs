@@ -33,6 +33,8 @@ pub(crate) struct Cybs3 {
     pub remotes: crate::remotes::Remotes,
     /// The site group's peers, which answer reads this site misses (global namespace).
     pub peers: crate::site::proxy::Peers,
+    /// The anomaly detector, whose freezes deletes and overwrites obey.
+    pub anomalies: Option<crate::Anomalies>,
 }
 
 impl Cybs3 {
@@ -73,6 +75,7 @@ impl Cybs3 {
             store,
             region: "us-east-1".into(),
             lifecycle_day_secs: 86_400,
+            anomalies: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! DeleteObject and DeleteObjects (a batch, each key deleted on its own).
 
 use crate::ctx::{blocking, Cybs3};
-use crate::versioning;
+use crate::{anomaly, versioning};
 use futures::StreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Result};
@@ -12,8 +12,10 @@ pub(crate) async fn one(s: &Cybs3, input: DeleteObjectInput) -> S3Result<DeleteO
     // Only set when the caller holds s3:BypassGovernanceRetention (the access check).
     let bypass = input.bypass_governance_retention == Some(true);
     versioning::check_version_id(vid.as_deref())?;
+    anomaly::ops::guard_delete(s, &bucket)?;
     // Deleting a key that does not exist succeeds, as in S3.
     let d = blocking(move || store.delete(&bucket, &key, vid.as_deref(), bypass)).await?;
+    anomaly::ops::deleted(1);
     Ok(DeleteObjectOutput {
         delete_marker: d.delete_marker.then_some(true),
         version_id: d.version_id,
@@ -58,6 +60,7 @@ pub(crate) async fn many(
             "The XML you provided was not well-formed or did not validate against our published schema"
         ));
     }
+    anomaly::ops::guard_delete(s, &input.bucket)?;
     let quiet = input.delete.quiet == Some(true);
     let bypass = input.bypass_governance_retention == Some(true);
     let store = s.store.clone();
@@ -79,6 +82,7 @@ pub(crate) async fn many(
         .await;
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
+    anomaly::ops::deleted(results.iter().filter(|(_, r)| r.is_ok()).count() as u32);
     for (o, r) in results {
         match r {
             Ok(d) if !quiet => deleted.push(DeletedObject {

@@ -71,6 +71,7 @@ mod identity;
 // The operations.
 mod acl;
 mod analyzer;
+pub mod anomaly;
 mod archive;
 mod attributes;
 mod body;
@@ -112,6 +113,7 @@ pub use analyzer::{
     analyze, Analysis, AnalyzerError, Finding, Kind as FindingKind, Options as AnalyzeOptions,
     Severity,
 };
+pub use anomaly::{AlertCall, Anomalies, AnomalyError};
 pub use config::ServerConfig;
 pub use ctx::PeerAddr;
 pub use identity::iam::{GroupInfo, Iam, IamCall, IamError, NewUser, PolicyInfo, Target, UserInfo};

@@ -256,6 +256,7 @@ pub(crate) async fn upload_part(
         writer,
         md5,
         checksums,
+        ..
     } = receive_checked(
         writer,
         payload,
@@ -369,7 +370,9 @@ async fn assemble(
         }
         None => Vec::new(),
     };
-    let condition = objects::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref());
+    let mut condition =
+        objects::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref());
+    let freeze = crate::anomaly::ops::guard_write(s, &input.bucket, &mut condition)?;
     let etag = multipart_etag(&md5s);
     let store = s.store.clone();
     let (bucket, key, upload_id) = (
@@ -377,17 +380,25 @@ async fn assemble(
         input.key.clone(),
         input.upload_id.clone(),
     );
-    blocking(move || {
-        store.complete_upload(
+    let (v, existed) = blocking(move || {
+        let existed = store
+            .head(&bucket, &key, None)
+            .is_ok_and(|v| !v.delete_marker);
+        let v = store.complete_upload(
             &bucket,
             &key,
             &upload_id,
             parts,
             (etag, checksums),
             condition,
-        )
+        )?;
+        Ok((v, existed))
     })
     .await
+    .map_err(|e| crate::anomaly::ops::refused(e, freeze))?;
+    // The first bytes of a completed upload are not at hand: no entropy sample.
+    crate::anomaly::ops::wrote(existed, None);
+    Ok(v)
 }
 
 pub(crate) async fn complete(

@@ -10,7 +10,7 @@ use crate::identity::auth;
 use crate::lifecycle;
 use crate::object_lock::{self, lock_requested};
 use crate::versioning::{self, Found};
-use crate::{archive, errors, sse, tagging};
+use crate::{anomaly, archive, errors, sse, tagging};
 use bytes::Bytes;
 use futures::Stream;
 use hyper::http::Extensions;
@@ -58,15 +58,15 @@ pub(crate) async fn put(
     let (mut writer, enc) = sse::writer(s, &input.bucket, &input.key, asked).await?;
     writer.set_class(meta.storage_class.as_deref());
     writer.set_lock(lock);
-    writer.set_condition(write_condition(
-        input.if_match.as_ref(),
-        input.if_none_match.as_ref(),
-    ));
+    let mut condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref());
+    let freeze = anomaly::ops::guard_write(s, &input.bucket, &mut condition)?;
+    writer.set_condition(condition);
     let payload = input.body.unwrap_or_else(|| s3s::Body::empty().into());
     let Received {
         writer,
         md5,
         checksums,
+        sample,
     } = receive_checked(
         writer,
         payload,
@@ -81,7 +81,9 @@ pub(crate) async fn put(
     meta.etag = hex::encode(md5);
     meta.checksums = body::stored_checksums(&checksums);
     let etag = meta.etag.clone();
-    let (version, _) = commit(s, &input.bucket, writer, meta).await?;
+    let (version, _) = commit(s, &input.bucket, writer, meta, sample)
+        .await
+        .map_err(|e| anomaly::ops::refused(e, freeze))?;
     let expiration = lifecycle::expiration_of_new(s, &input.bucket, &version).await?;
     Ok(PutObjectOutput {
         expiration,
@@ -103,16 +105,21 @@ pub(crate) async fn put(
 }
 
 /// Commit a PUT and learn the bucket's versioning state, which decides whether the
-/// new version's id is shown.
+/// new version's id is shown; the anomaly detector learns whether it replaced an
+/// object, and what its first bytes (`sample`) look like.
 pub(crate) async fn commit(
     s: &Cybs3,
     bucket: &str,
     writer: engine::ObjectWriter,
     meta: engine::ObjectMeta,
+    sample: Option<anomaly::entropy::Sample>,
 ) -> S3Result<(engine::ObjectVersion, engine::Versioning)> {
     let store = s.store.clone();
     let bucket = bucket.to_string();
-    blocking(move || {
+    let (v, state, existed) = blocking(move || {
+        let existed = store
+            .head(&bucket, writer.key(), None)
+            .is_ok_and(|v| !v.delete_marker);
         let v = writer.finish(meta)?;
         let state = match v.version_id.as_str() {
             versioning::NULL_VERSION => store
@@ -121,9 +128,11 @@ pub(crate) async fn commit(
             // Only an Enabled bucket mints ids.
             _ => engine::Versioning::Enabled,
         };
-        Ok((v, state))
+        Ok((v, state, existed))
     })
-    .await
+    .await?;
+    anomaly::ops::wrote(existed, sample);
+    Ok((v, state))
 }
 
 /// A body's declared length, refused up front when S3 would refuse it (PUT and UploadPart

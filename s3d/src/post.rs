@@ -351,6 +351,9 @@ pub(crate) async fn object(
     let (mut writer, enc) = sse::writer(s, &input.bucket, &key, asked).await?;
     writer.set_class(meta.storage_class.as_deref());
     writer.set_lock(lock);
+    let mut condition = engine::WriteCondition::default();
+    let freeze = crate::anomaly::ops::guard_write(s, &input.bucket, &mut condition)?;
+    writer.set_condition(condition);
     let payload = input
         .body
         .take()
@@ -359,14 +362,21 @@ pub(crate) async fn object(
     // empty file reported as no length; `receive` enforces exactly that many bytes.
     let size = input.content_length.map_or(0, |n| n.max(0) as u64);
     let hasher = body::hasher_for(None, &Default::default());
-    let Received { writer, md5, .. } = body::receive(writer, payload, Some(size), hasher).await?;
+    let Received {
+        writer,
+        md5,
+        sample,
+        ..
+    } = body::receive(writer, payload, Some(size), hasher).await?;
     check_size(&policy, size)?;
     if let Some(header) = &input.content_md5 {
         body::check_content_md5(header, &md5)?;
     }
     meta.etag = hex::encode(md5);
     let etag = meta.etag.clone();
-    let (version, vstate) = objects::commit(s, &input.bucket, writer, meta).await?;
+    let (version, vstate) = objects::commit(s, &input.bucket, writer, meta, sample)
+        .await
+        .map_err(|e| crate::anomaly::ops::refused(e, freeze))?;
     let mut resp = S3Response::new(PostObjectOutput {
         e_tag: Some(ETag::Strong(etag.clone())),
         size: Some(version.size as i64),

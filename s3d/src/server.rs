@@ -97,6 +97,7 @@ pub async fn serve(
     let deliverer = notify::Deliverer::new(tokio::runtime::Handle::current(), targets, &cfg.region)
         .map_err(|e| anyhow::anyhow!("cannot start notification delivery: {}", e.0))?;
     store.set_notifier(deliverer.clone());
+    let alert_deliverer = deliverer.clone();
     if let Some((dir, target)) = cfg.audit_target.clone() {
         tokio::spawn(notify::shipper::run(store.clone(), dir, deliverer, target));
     }
@@ -107,15 +108,23 @@ pub async fn serve(
     ));
     tokio::spawn(crate::inventory::run(store.clone(), cfg.lifecycle));
     crate::usage::start(store.clone(), cfg.lifecycle.day_secs).await?;
+    if let Some(a) = &cfg.anomalies {
+        tokio::spawn(crate::anomaly::ship(
+            a.clone(),
+            cfg.audit.clone(),
+            alert_deliverer,
+        ));
+    }
     run(
         s3,
         store,
-        (
-            Arc::new(domains),
+        Shared {
+            domains: Arc::new(domains),
             region,
-            cfg.audit.clone(),
-            cfg.live.metrics().clone(),
-        ),
+            audit: cfg.audit.clone(),
+            metrics: cfg.live.metrics().clone(),
+            anomalies: cfg.anomalies.clone(),
+        },
         conns,
         (listener, tls),
         shutdown,
@@ -126,7 +135,7 @@ pub async fn serve(
 async fn run(
     s3: S3Service,
     store: engine::Store,
-    site: (Arc<Domains>, Arc<str>, Option<audit::Log>, Metrics),
+    site: Shared,
     conns: Arc<Conns>,
     (listener, tls): (TcpListener, Option<TlsAcceptor>),
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -220,10 +229,26 @@ fn conn_builder() -> ConnBuilder<TokioExecutor> {
     http
 }
 
+/// What the handling of every request shares, besides the service and the store.
+#[derive(Clone)]
+struct Shared {
+    domains: Arc<Domains>,
+    region: Arc<str>,
+    audit: Option<audit::Log>,
+    metrics: Metrics,
+    anomalies: Option<crate::Anomalies>,
+}
+
 async fn handle(
     s3: S3Service,
     store: engine::Store,
-    (domains, region, audit, metrics): (Arc<Domains>, Arc<str>, Option<audit::Log>, Metrics),
+    Shared {
+        domains,
+        region,
+        audit,
+        metrics,
+        anomalies,
+    }: Shared,
     (peer, secure): (SocketAddr, SecureTransport),
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, HttpError> {
@@ -329,10 +354,16 @@ async fn handle(
     }
     // Scrapes come every few seconds: only refused ones go into the audit log.
     let audited = !(probed || scrape && status == 200);
-    if let Some(log) = audit.filter(|_| audited) {
+    let watched = anomalies.filter(|_| !probed && !scrape);
+    if audited && audit.is_some() || watched.is_some() {
         let mut record = trail.take();
         finish(&mut record, &resp, bytes_in, started);
-        log.append(record).await;
+        if let Some(a) = watched {
+            a.observe(&record);
+        }
+        if let Some(log) = audit.filter(|_| audited) {
+            log.append(record).await;
+        }
     }
     if status >= 500 {
         tracing::warn!(%peer, %method, path, status, ms, request_id, "request failed");
@@ -584,6 +615,7 @@ mod tests {
             notify_backlog: 1000,
             audit_target: None,
             audit: None,
+            anomalies: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(super::serve(cfg, store, listener, async {

@@ -39,6 +39,7 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
         region: cfg.region.clone(),
         iam,
         lifecycle_day_secs: cfg.lifecycle.day_secs,
+        anomalies: cfg.anomalies.clone(),
     };
     // The same service without routes serves GET/HEAD again once an unusable Range is gone.
     let plain = builder(ctx.clone(), domains, &identities).build();

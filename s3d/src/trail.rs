@@ -65,6 +65,8 @@ pub struct Record {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub micros: u64,
+    /// What the request changed, for the anomaly detector (writes and deletes set it).
+    pub changes: Option<crate::anomaly::Changes>,
 }
 
 impl Record {
@@ -89,6 +91,7 @@ impl Record {
             bytes_in: 0,
             bytes_out: 0,
             micros: 0,
+            changes: None,
         }
     }
 
@@ -147,6 +150,11 @@ pub(crate) fn handle() -> Option<Trail> {
 /// Change the current request's record, if there is one.
 pub(crate) fn update(f: impl FnOnce(&mut Record)) {
     let _ = TRAIL.try_with(|t| f(&mut t.lock()));
+}
+
+/// Add to what the current request changed (the anomaly detector's counts).
+pub(crate) fn changed(f: impl FnOnce(&mut crate::anomaly::Changes)) {
+    update(|r| f(r.changes.get_or_insert_with(Default::default)));
 }
 
 /// The current request's id, or a new one outside a request.

@@ -58,6 +58,8 @@ pub enum Kind {
     Gap,
     /// The server started writing; says whether the log ended where its head said.
     Start,
+    /// An anomaly alert (`note` says what was seen; `target` is the alert's id).
+    Alert,
 }
 
 /// One line of the audit log, as written and as read back.
@@ -173,6 +175,20 @@ impl Line {
             bytes_out: Some(r.bytes_out),
             us: Some(r.micros),
             ..Line::new(Kind::Request, r.time)
+        }
+    }
+
+    pub(crate) fn alert(a: &crate::anomaly::alert::Alert) -> Line {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(a.time_ns);
+        Line {
+            action: Some(format!("alert:{}", a.kind.name())),
+            user: a.user.clone(),
+            bucket: a.bucket.clone(),
+            access_key: a.access_key.clone(),
+            source: a.source.clone(),
+            target: Some(a.id.clone()),
+            note: Some(format!("{} Suggested: {}", a.summary(), a.suggestion)),
+            ..Line::new(Kind::Alert, at)
         }
     }
 

@@ -192,7 +192,7 @@ pub fn verify(dir: &Path, chain: &Chain, live: bool) -> Result<Verdict, AuditErr
                             .unwrap_or("it did not end where its head said")
                     ),
                 ),
-                Kind::Start | Kind::Request => {}
+                Kind::Start | Kind::Request | Kind::Alert => {}
             }
             if head
                 .as_ref()

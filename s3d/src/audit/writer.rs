@@ -46,6 +46,8 @@ pub struct Settings {
 
 pub(crate) enum Msg {
     Record(Box<Record>),
+    /// A line made elsewhere (an alert).
+    Line(Box<Line>),
     Close,
 }
 
@@ -102,7 +104,16 @@ impl Log {
     /// Hand a record to the writer: at once while the buffer has room; when it is full,
     /// after waiting for room (`block`) or not at all, counted as dropped (`gap`).
     pub async fn append(&self, record: Record) {
-        match self.tx.try_send(Msg::Record(Box::new(record))) {
+        self.send(Msg::Record(Box::new(record))).await;
+    }
+
+    /// Hand an anomaly alert to the writer, as [`Log::append`] does a request.
+    pub(crate) async fn append_alert(&self, alert: &crate::anomaly::alert::Alert) {
+        self.send(Msg::Line(Box::new(Line::alert(alert)))).await;
+    }
+
+    async fn send(&self, msg: Msg) {
+        match self.tx.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(msg)) => match self.when_full {
                 WhenFull::Gap => {
@@ -264,6 +275,7 @@ impl Writer {
                 };
                 match rx.recv_timeout(wait) {
                     Ok(Msg::Record(r)) => batch.push(Line::request(*r)),
+                    Ok(Msg::Line(l)) => batch.push(*l),
                     Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => close = true,
                     Err(RecvTimeoutError::Timeout) => {}
                 }
@@ -271,6 +283,7 @@ impl Writer {
             while !close && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(Msg::Record(r)) => batch.push(Line::request(*r)),
+                    Ok(Msg::Line(l)) => batch.push(*l),
                     Ok(Msg::Close) => close = true,
                     Err(_) => break,
                 }

@@ -20,7 +20,7 @@ pub(crate) mod shipper;
 mod targets;
 mod webhook;
 
-pub(crate) use deliver::Deliverer;
+pub(crate) use deliver::{Deliverer, Message};
 pub(crate) use message::{event_time, form_encode};
 pub use targets::{
     Kind, NewTarget, NotifyCall, Options, TargetError, TargetInfo, TargetStatus, Targets,
