@@ -7,6 +7,7 @@ mod analyze;
 mod audit;
 mod bench;
 mod diag;
+mod forecast;
 mod iam;
 mod inventory;
 mod keys;

@@ -5,9 +5,11 @@
 //! last usage pass (prefixes and hot/warm/cold, with its time: `Store::usage_snapshot`),
 //! or a pass run now (`--rescan`). This side prices it (`prices.rs`) and prints it.
 //! Ages are in the server's lifecycle day (`--lifecycle-day-secs`), the day the
-//! lifecycle rules it suggests count in.
+//! lifecycle rules it suggests count in. `--forecast` shows growth and fill dates instead
+//! (`forecast.rs`), from the usage history the server keeps.
 
 use crate::admin;
+use crate::forecast;
 use crate::iam::DataArg;
 use crate::prices::{self, Prices, Saving};
 use crate::server::{human_bytes, store_dir};
@@ -31,15 +33,19 @@ pub struct UsageArgs {
     /// Run a usage pass now (prefixes, hot/warm/cold) instead of showing the last one
     #[arg(long)]
     rescan: bool,
+    /// Growth per pool and bucket, the date each pool fills, and what would postpone it
+    #[arg(long)]
+    forecast: bool,
     #[arg(long)]
     json: bool,
 }
 
-/// A `GET /usage` call: `bucket=NAME`, `rescan=1`.
+/// A `GET /usage` call: `bucket=NAME`, `rescan=1`, `forecast=1`.
 #[derive(Debug, Default)]
 pub struct Ask {
     pub bucket: Option<String>,
     rescan: bool,
+    forecast: bool,
 }
 
 impl Ask {
@@ -50,6 +56,7 @@ impl Ask {
             match pair.split_once('=') {
                 Some(("bucket", v)) => ask.bucket = Some(v.to_string()),
                 Some(("rescan", v)) => ask.rescan = v == "1",
+                Some(("forecast", v)) => ask.forecast = v == "1",
                 _ => {}
             }
         }
@@ -64,6 +71,9 @@ pub struct Answer {
     snapshot: Option<UsageSnapshot>,
     /// Storage classes the server has a tier for.
     tiers: Vec<String>,
+    /// With `forecast=1`: the history and where classes are kept.
+    #[serde(default)]
+    forecast: Option<forecast::Inputs>,
 }
 
 /// Answers a call on the server's side.
@@ -76,13 +86,18 @@ pub fn answer(store: &engine::Store, ask: Ask) -> Result<serde_json::Value> {
         false => store.usage_snapshot()?,
     };
     let answer = Answer {
-        usage: store.usage(ask.bucket.as_deref())?,
+        // A forecast's suggestions read every bucket's counters; its report keeps to one.
+        usage: store.usage(ask.bucket.as_deref().filter(|_| !ask.forecast))?,
         snapshot,
         tiers: store
             .storage_classes()
             .into_iter()
             .map(|c| c.class)
             .collect(),
+        forecast: ask
+            .forecast
+            .then(|| forecast::Inputs::gather(store))
+            .transpose()?,
     };
     Ok(serde_json::to_value(answer)?)
 }
@@ -277,12 +292,24 @@ pub fn run(args: UsageArgs, data: DataArg) -> Result<()> {
     if let Some(b) = &args.bucket {
         engine::validate_bucket_name(b)?;
     }
-    let mut path = format!("/usage?rescan={}", u8::from(args.rescan));
+    let mut path = format!(
+        "/usage?rescan={}&forecast={}",
+        u8::from(args.rescan),
+        u8::from(args.forecast)
+    );
     if let Some(b) = &args.bucket {
         path.push_str(&format!("&bucket={b}"));
     }
     let out = crate::block_on(admin::call(&dir.socket(), Method::GET, &path, None))?;
     let answer: Answer = serde_json::from_value(out)?;
+    if let Some(inputs) = &answer.forecast {
+        let f = forecast::forecast(inputs, &answer.usage, args.bucket.as_deref());
+        match args.json {
+            true => println!("{}", serde_json::to_string(&f)?),
+            false => forecast::print(&f),
+        }
+        return Ok(());
+    }
     let r = report(
         answer,
         args.bucket.as_deref(),

@@ -53,7 +53,9 @@ mod shard;
 mod site;
 mod sse;
 mod store;
+mod trend;
 mod usage;
+mod usage_history;
 mod usage_scan;
 mod write;
 
@@ -94,6 +96,8 @@ pub use site::{
 };
 pub use sse::{customer_mode, part_plain_size};
 pub use store::{validate_bucket_name, validate_key, DriveStatus, Status, Store, StoreConfig};
+pub use trend::{crossing, Crossing, Line, HORIZON_DAYS, MIN_POINTS, WINDOW_DAYS};
 pub use usage::{band, Tally, Usage, UsageRow, BANDS, BAND_FROM, DAY_SECS};
+pub use usage_history::{BucketDay, FsDay, PoolDay, UsageDay, KEEP_DAYS};
 pub use usage_scan::{PrefixUsage, UsageSnapshot, HOT_DAYS, MAX_DEPTH, WARM_DAYS};
 pub use write::ObjectWriter;

@@ -207,6 +207,8 @@ pub(crate) enum Op {
     /// Count usage in days of this many seconds (`usage.rs`): the counters are built
     /// again if they were kept in other days, or not yet.
     UsageDay(u64),
+    /// A usage day's totals (`usage_history.rs`), unless the day has them already.
+    UsageHistory(Box<crate::usage_history::UsageDay>),
     /// Reads sampled on GET (`access.rs`).
     NoteReads(Vec<crate::access::Read>),
     /// RestoreObject: an archived version is readable until `until_ns`.
@@ -739,6 +741,7 @@ pub(crate) fn apply(
             usage::set_day(tx, *secs)?;
             Ok(Out::Done)
         }
+        Op::UsageHistory(day) => Ok(Out::Applied(crate::usage_history::apply(tx, day)?)),
         Op::NoteReads(reads) => {
             crate::access::apply(tx, reads)?;
             Ok(Out::Done)

@@ -468,10 +468,15 @@ fn parse_usage_key(k: &[u8]) -> Option<(String, String, u64)> {
 }
 
 /// The op that sets the usage day: the counters are built again in the new days, or for
-/// the first time.
+/// the first time; a history of totals in days of another length goes.
 pub(crate) fn set_day(tx: &mut Tx, secs: u64) -> Result<()> {
-    if built_day(tx) != Some(secs) {
-        rebuild(tx, secs)?;
+    match built_day(tx) {
+        Some(built) if built == secs => {}
+        Some(_) => {
+            crate::usage_history::forget(tx);
+            rebuild(tx, secs)?;
+        }
+        None => rebuild(tx, secs)?,
     }
     Ok(())
 }

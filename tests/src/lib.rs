@@ -72,6 +72,9 @@ pub struct Server {
     /// The address this test process reaches the server at: 127.0.0.1, or for a server in
     /// a network namespace an address of that namespace routed from here.
     pub host: String,
+    /// A command the server is started under (`unshare …`), which must exec it in place,
+    /// as `ip netns exec` does, so that kill() still reaches the server.
+    pub under: Vec<String>,
 }
 
 impl Server {
@@ -92,6 +95,7 @@ impl Server {
             ca_file: None,
             netns: None,
             host: "127.0.0.1".into(),
+            under: Vec::new(),
         }
     }
 
@@ -117,6 +121,11 @@ impl Server {
             Some(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns]).arg(bin());
+                c
+            }
+            None if !self.under.is_empty() => {
+                let mut c = Command::new(&self.under[0]);
+                c.args(&self.under[1..]).arg(bin());
                 c
             }
             None => Command::new(bin()),

@@ -4,6 +4,10 @@
 //! ListMultipartUploads say. Ages and access use a one-second lifecycle day (the
 //! server's `--lifecycle-day-secs`, which usage counts in): a prefix left unread for
 //! 31 such days is cold and gets a saving with its lifecycle rule; one read stays hot.
+//!
+//! The capacity forecast on a real history: a pool on a tmpfs of known size, grown by a
+//! known amount each two-second usage day, must be forecast to fill when that amount and
+//! the size say, within the forecast's band.
 
 mod common;
 
@@ -14,7 +18,7 @@ use common::*;
 use cybs3_tests::Server;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// (objects, noncurrent versions, markers, uploads, current bytes, noncurrent bytes)
 type Count = (i64, i64, i64, i64, i64, i64);
@@ -301,4 +305,159 @@ fn prefix<'a>(report: &'a Value, p: &str) -> &'a Value {
         .iter()
         .find(|r| r["prefix"] == p)
         .unwrap_or_else(|| panic!("no {p} in {report}"))
+}
+
+/// Seconds since the epoch.
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Sleeps until `into` seconds past the next boundary of `day`-second days; returns the
+/// boundary.
+async fn next_day(day: f64, into: f64) -> f64 {
+    let boundary = (now() / day).floor() * day + day;
+    tokio::time::sleep(Duration::from_secs_f64(boundary + into - now())).await;
+    boundary
+}
+
+fn pool<'a>(forecast: &'a Value, name: &str) -> &'a Value {
+    forecast["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no pool {name} in {forecast}"))
+}
+
+/// The pool `small` is a 32 MiB tmpfs mounted in the server's own mount namespace
+/// (`unshare`), so its size is known and nothing but the server writes to it; GLACIER_IR
+/// is kept there. Each 2-second usage day, one second in (the server records the day's
+/// totals as it begins), 2, 1, 3, 2, 1, 3, 2 MiB are written: 2 MiB a day on average,
+/// with day-to-day noise, so the forecast has a band to be right within.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forecast_dates_the_fill_of_a_pool_growing_at_a_known_rate() {
+    let probe = std::process::Command::new("unshare")
+        .args(["-Urm", "true"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: no `unshare -Urm` here (user and mount namespaces) for a tmpfs drive");
+        return;
+    }
+    const DAY: f64 = 2.0;
+    const SIZE: u64 = 32 << 20;
+    let pattern = [2usize, 1, 3, 2, 1, 3, 2];
+    let tmp = tempfile::tempdir().unwrap();
+    let small = tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.args = vec!["--lifecycle-day-secs".into(), "2".into()];
+    srv.under = [
+        "unshare",
+        "-Urm",
+        "sh",
+        "-c",
+        &format!("mount -t tmpfs -o size={SIZE} tmpfs \"$0\" && exec \"$@\""),
+        small.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    srv.start();
+    let drive = small.join("d0").display().to_string();
+    admin(&srv, &["admin", "pool", "add", "small", "--drives", &drive]);
+    admin(
+        &srv,
+        &["admin", "tier", "add", "GLACIER_IR", "--pool", "small"],
+    );
+    let c = srv.client();
+    bucket(&c, "grow").await;
+    let forecast = || usage(&srv, &["--forecast"]);
+
+    let early = forecast();
+    assert_eq!(
+        pool(&early, "small")["fill"]["status"],
+        "not_enough_history",
+        "{early}"
+    );
+
+    let mut n = 0;
+    for mib in pattern {
+        next_day(DAY, 1.0).await;
+        for _ in 0..mib {
+            put_class(&c, "grow", &format!("o{n}"), MIB, StorageClass::GlacierIr).await;
+            n += 1;
+        }
+    }
+    // The last day's totals are taken as the next day begins.
+    let last = next_day(DAY, 0.5).await;
+    let f = forecast();
+    let p = pool(&f, "small");
+    assert_eq!(p["capacity_bytes"], SIZE, "{f}");
+    assert_eq!(p["fill"]["status"], "fills", "{f}");
+
+    // The known rate: the bytes written a day on average, as the pool's files hold them
+    // (shard headers; one drive, no parity).
+    let pools = admin(&srv, &["admin", "pool", "list", "--json"]);
+    let on_disk = pools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "small")
+        .unwrap()["used_bytes"]
+        .as_f64()
+        .unwrap();
+    let written: usize = pattern.iter().sum();
+    // tmpfs holds a file in whole pages.
+    let per_file = (on_disk / written as f64 / 4096.0).ceil() * 4096.0;
+    let rate = per_file * written as f64 / pattern.len() as f64;
+    let used = p["used_bytes"].as_f64().unwrap();
+    let expected_at = last + (SIZE as f64 - used) / rate * DAY;
+    let expected = (expected_at - f["as_of"].as_f64().unwrap()) / DAY;
+    let fill = &p["fill"];
+    let (lo, at, hi) = (
+        fill["early_in_days"].as_f64().unwrap(),
+        fill["in_days"].as_f64().unwrap(),
+        fill["late_in_days"].as_f64().unwrap(),
+    );
+    eprintln!("forecast: fills in {at:.2} days (95 %: {lo:.2} to {hi:.2}); expected {expected:.2}");
+    assert!(
+        lo <= expected && expected <= hi,
+        "{expected} not in [{lo}, {hi}]: {f}"
+    );
+    assert!(p["days"].as_u64().unwrap() >= 6, "{f}");
+    let growth = p["growth_per_day"].as_f64().unwrap();
+    assert!(
+        (growth - rate).abs() < 0.25 * rate,
+        "{growth} vs {rate}: {f}"
+    );
+
+    // The bucket grew by the same 2 MiB a day; its versions are all current, so the one
+    // suggestion for the pool is a pool to add, sized for a year of its growth.
+    let b = &f["buckets"][0];
+    assert_eq!(b["name"], "grow");
+    let logical = b["growth_per_day"].as_f64().unwrap();
+    assert!(
+        (logical - 2.0 * MIB as f64).abs() < 0.25 * 2.0 * MIB as f64,
+        "{f}"
+    );
+    let add = f["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["pool"] == "small" && s["kind"] == "add_pool")
+        .unwrap_or_else(|| panic!("{f}"));
+    assert_eq!(add["postpones_days"], 365.0);
+
+    // The human report says the same.
+    let out = cybs3_tests::cybs3(&srv.home, &["admin", "usage", "--forecast"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(
+        text.contains("POOL") && text.contains("small") && text.contains("95 %"),
+        "{text}"
+    );
+    srv.stop();
 }
