@@ -77,8 +77,8 @@ async fn puts(spare: &Spare, small: &Bytes, ops: usize, run: usize) -> Result<Ti
 
 pub(crate) async fn rows(cli: &dyn Cli, small: &Bytes, ops: usize) -> Result<Vec<Row>> {
     let (url, delivered) = receiver()?;
-    let off = Spare::start(cli, false)?;
-    let on = Spare::start(cli, true)?;
+    let off = Spare::start(cli, &["--audit", "off"])?;
+    let on = Spare::start(cli, &["--audit", "on"])?;
     let arn = cli
         .webhook_target(on.dir.path(), TARGET, Some(&url))?
         .context("the webhook target has no ARN")?;

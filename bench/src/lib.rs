@@ -4,6 +4,7 @@
 //! Errors are `anyhow`'s, as in the binary: each one ends as the message of a failed
 //! `cybs3 bench` and is matched by nothing.
 
+mod anomaly;
 mod engine;
 mod hook;
 mod machine;

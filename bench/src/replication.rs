@@ -47,7 +47,10 @@ async fn versioned(c: &Client, bucket: &str) -> Result<()> {
 
 /// Two servers, the first replicating bucket [`SOURCE`] to the second's [`TARGET`].
 async fn pair(cli: &dyn Cli) -> Result<(Spare, Spare)> {
-    let (a, b) = (Spare::start(cli, false)?, Spare::start(cli, false)?);
+    let (a, b) = (
+        Spare::start(cli, &["--audit", "off"])?,
+        Spare::start(cli, &["--audit", "off"])?,
+    );
     versioned(&a.client, SOURCE).await?;
     versioned(&b.client, TARGET).await?;
     let (ak, sk) = (&b.keys.0, &b.keys.1);

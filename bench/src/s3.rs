@@ -413,6 +413,8 @@ async fn measure(
 
     // One webhook target and the audit log, next to both off: on servers of the bench's own.
     rows.extend(crate::hook::rows(cli, &small, args.small_ops).await?);
+    // Anomaly detection on, next to off: on servers of the bench's own.
+    rows.extend(crate::anomaly::rows(cli, &small, args.small_ops).await?);
     // Scraping /metrics every second, next to no scraper: on a server of the bench's own.
     rows.extend(crate::scrape::rows(cli, &small, args.small_ops).await?);
     // Replication to a second server: on servers of the bench's own too.

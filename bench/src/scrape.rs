@@ -37,7 +37,7 @@ fn scrape(addr: &str) -> usize {
 }
 
 pub(crate) async fn rows(cli: &dyn Cli, small: &Bytes, ops: usize) -> Result<Vec<Row>> {
-    let spare = Spare::start(cli, false)?;
+    let spare = Spare::start(cli, &["--audit", "off"])?;
     spare.admin(&["server", "config", "set", "metrics-public", "true"])?;
     let addr = spare.endpoint.trim_start_matches("http://").to_string();
     anyhow::ensure!(scrape(&addr) > 0, "the bench's server gave no metrics");

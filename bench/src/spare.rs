@@ -15,7 +15,8 @@ pub(crate) struct Spare {
 }
 
 impl Spare {
-    pub(crate) fn start(cli: &dyn Cli, audit: bool) -> Result<Spare> {
+    /// Starts one with `server start` flags `flags` (e.g. `--audit off`).
+    pub(crate) fn start(cli: &dyn Cli, flags: &[&str]) -> Result<Spare> {
         let dir = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -24,7 +25,7 @@ impl Spare {
             .args(["server", "start", "--detach", "--data"])
             .arg(dir.path())
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--audit", if audit { "on" } else { "off" }])
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .status()

@@ -1,7 +1,7 @@
 //! `cybs3 server start|stop|status`.
 
 use crate::admin;
-use crate::settings::ServerSettings;
+use crate::settings::{ServerSettings, Switch};
 use crate::storedir::{pid_alive, Runtime, StoreDir};
 use anyhow::{anyhow, bail, Context, Result};
 use engine::{Store, StoreConfig};
@@ -143,6 +143,9 @@ pub fn start(args: StartArgs) -> Result<()> {
         s3d::anomaly::Clock::of_day(settings.lifecycle().day_secs),
     )
     .context("cannot read the anomaly detector's flags")?;
+    // Off, requests are not counted, no alert is raised and no freeze holds; `admin
+    // alerts` still lists the alerts kept.
+    let watching = settings.anomalies != Some(Switch::Off);
     let rt = tokio::runtime::Runtime::new()?;
     let served = rt.block_on(async {
         let listener = listen(args.listen).with_context(|| {
@@ -221,7 +224,7 @@ pub fn start(args: StartArgs) -> Result<()> {
                 .filter(|_| audit.is_some())
                 .map(|t| (dir.audit(), t)),
             audit: audit.clone(),
-            anomalies: Some(anomalies),
+            anomalies: watching.then_some(anomalies),
         };
         s3d::serve(cfg, store.clone(), listener, shutdown_signal()).await
     });

@@ -90,6 +90,11 @@ pub struct ServerSettings {
     /// audit log, DATA/audit/ [default: on]
     #[arg(long, value_name = "on|off")]
     pub audit: Option<Switch>,
+    /// Learn each user's, key's and bucket's usual activity and raise alerts on mass
+    /// overwrites and deletes, read spikes, new networks and guessing (`cybs3 admin
+    /// alerts`) [default: on]
+    #[arg(long, value_name = "on|off")]
+    pub anomalies: Option<Switch>,
     /// Audit lines held between requests and the log's writer [default: 16384]
     #[arg(long, value_name = "LINES", value_parser = clap::value_parser!(u64).range(1..))]
     pub audit_buffer: Option<u64>,
@@ -177,6 +182,7 @@ impl ServerSettings {
             move_bandwidth: self.move_bandwidth.or(f.move_bandwidth),
             kms_master_key_file: self.kms_master_key_file.clone().or(f.kms_master_key_file),
             audit: self.audit.or(f.audit),
+            anomalies: self.anomalies.or(f.anomalies),
             audit_buffer: self.audit_buffer.or(f.audit_buffer),
             audit_when_full: self.audit_when_full.or(f.audit_when_full),
             notify_backlog: self.notify_backlog.or(f.notify_backlog),
@@ -329,6 +335,12 @@ impl ServerSettings {
             "audit",
             &self
                 .audit
+                .map(|a| if a == Switch::On { "on" } else { "off" }.to_string()),
+        );
+        opt(
+            "anomalies",
+            &self
+                .anomalies
                 .map(|a| if a == Switch::On { "on" } else { "off" }.to_string()),
         );
         opt("audit-buffer", &self.audit_buffer.map(|n| n.to_string()));

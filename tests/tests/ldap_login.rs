@@ -149,6 +149,30 @@ async fn directory_users_get_their_groups_access() {
         "{xml}"
     );
 
+    // Password guessing: 50 failed logins from one source raise one guessing alert.
+    for _ in 0..50 {
+        assert_eq!(sts(&srv, "alice", "guess", None).0, 403);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let guessing = loop {
+        let listed = admin(&srv, &["admin", "alerts", "--json"]);
+        let found: Vec<serde_json::Value> = (listed["alerts"].as_array().unwrap().iter())
+            .filter(|a| a["kind"] == "guessing")
+            .cloned()
+            .collect();
+        if !found.is_empty() || Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(guessing.len(), 1, "{guessing:?}");
+    assert_eq!(guessing[0]["subject"], "source:127.0.0.1");
+    assert!(
+        guessing[0]["saw"].as_str().unwrap().contains("ldap:alice"),
+        "{}",
+        guessing[0]
+    );
+
     // Expired temporary credentials are refused.
     let (st, xml) = sts(&srv, "bob", "bob pw+&=", Some(2));
     assert_eq!(st, 200, "{xml}");

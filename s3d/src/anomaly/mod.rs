@@ -451,10 +451,9 @@ impl Anomalies {
         {
             times.pop_front();
         }
-        let claimed = r
-            .access_key
-            .clone()
-            .or_else(|| r.target.clone())
+        // A signature claims a key; a directory login a user (`ldap:NAME`).
+        let claimed = (r.access_key.clone())
+            .or_else(|| r.user.as_ref().map(|u| u.to_string()))
             .unwrap_or_else(|| "unknown".into());
         if !names.contains(&claimed) && names.len() < 10 {
             names.push(claimed);
