@@ -55,6 +55,7 @@ impl Server {
             lifecycle: Default::default(),
             audit_target: None,
             audit: None,
+            anomalies: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(s3d::serve(cfg, store, listener, async {

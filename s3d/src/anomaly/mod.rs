@@ -218,12 +218,13 @@ impl Anomalies {
     }
 
     fn observe_at(&self, r: &Record, now_ns: u64) {
+        // A bad signature or an unknown key, or a directory login refused.
         let failed_login = r.status == 403
-            && matches!(
-                r.error.as_deref(),
-                Some("SignatureDoesNotMatch" | "InvalidAccessKeyId" | "InvalidClientTokenId")
-            )
-            || r.api == Api::Sts && r.status == 403;
+            && (r.api == Api::Sts
+                || matches!(
+                    r.error.as_deref(),
+                    Some("SignatureDoesNotMatch" | "InvalidAccessKeyId" | "InvalidClientTokenId")
+                ));
         let mut raised = Vec::new();
         {
             let mut st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
