@@ -23,7 +23,8 @@ pub(crate) struct Remote<S: Store> {
     next: u64,
     /// The stream of a sequential reader.
     stream: Option<Prefetch>,
-    pub(crate) seen: Seen,
+    /// Boxed: a handle's enum stays small.
+    pub(crate) seen: Box<Seen>,
 }
 
 impl<S: Store> Remote<S> {
@@ -32,7 +33,7 @@ impl<S: Store> Remote<S> {
             reader: None,
             next: 0,
             stream: None,
-            seen,
+            seen: Box::new(seen),
         }
     }
 
