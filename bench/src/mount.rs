@@ -21,6 +21,7 @@
 //! cybs3 mount's close uploads; its small-file creates are timed to close, upload pending
 //! (so labelled), and how long the upload took after them is its own row.
 
+mod learned;
 mod rclone_mount;
 
 use crate::machine::{drop_caches, loadavg, settle_disk};
@@ -71,6 +72,17 @@ pub struct MountBenchArgs {
     /// Number of 4 KiB reads at random offsets of the large file
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     random_reads: u64,
+    /// Photos (1-3 MiB) browsed in order, with and without the learned prefetch (0 here
+    /// or in --tree-files: no learned-prefetch rows)
+    #[arg(long, default_value_t = 200)]
+    photos: u64,
+    /// Pause after each photo, milliseconds (a viewer showing it)
+    #[arg(long, default_value_t = 10)]
+    think_ms: u64,
+    /// Files (1-16 KiB, in 20 directories) of the source tree built twice, with and
+    /// without the learned prefetch (0 here or in --photos: no learned-prefetch rows)
+    #[arg(long, default_value_t = 1000)]
+    tree_files: u64,
     /// The mount's `--cache-ttl`, seconds; the metadata phases wait it out first
     #[arg(long, default_value_t = 1.0)]
     cache_ttl: f64,
@@ -449,6 +461,24 @@ impl<'a> Bench<'a> {
             None,
         ));
         let random_row = rows.len() - 1;
+        // The same without the learned prefetch: learning must not slow random reads.
+        say(&format!("{kind}: mount 4 KiB random reads, prefetch off"));
+        mnt.unmount()?;
+        let off = self.mount_with(scratch, kind, &["--prefetch", "off"])?;
+        self.cold()?;
+        let random_off = self.random_reads(&off.dir.join("big"))?;
+        off.unmount()?;
+        rows.push(named(
+            timed_row(
+                &format!("mount 4 KiB random read, cold, {kind}, prefetch off"),
+                &random_off,
+            ),
+            None,
+        ));
+        rows[random_row].ratio = Some(random.rate() / random_off.rate());
+        rows[random_row].reference = Some("prefetch off");
+        let mnt = self.mount(scratch, kind)?;
+        let big = mnt.dir.join("big");
         std::fs::remove_file(&big)?;
 
         say(&format!(
@@ -457,6 +487,9 @@ impl<'a> Bench<'a> {
         ));
         let small = self.small_files(&mnt.dir.join("small"), kind, Whose::Cybs3, rows)?;
         mnt.unmount()?;
+        if self.args.photos > 0 && self.args.tree_files > 0 {
+            self.learned(scratch, rt, vault, kind, rows, say)?;
+        }
         let [create, stat, ls, unlink] = small.rows;
         Ok(Measured {
             targets: Targets {
@@ -566,10 +599,17 @@ impl<'a> Bench<'a> {
     /// `cybs3 mount DIR --vault KIND` with the bench's cache TTL, on `DIR` = `mnt-KIND`
     /// under the scratch root (made on first use).
     fn mount(&self, scratch: &LocalVault, kind: &str) -> Result<Mounted> {
+        self.mount_with(scratch, kind, &[])
+    }
+
+    /// [`Bench::mount`] with `extra` arguments.
+    fn mount_with(&self, scratch: &LocalVault, kind: &str, extra: &[&str]) -> Result<Mounted> {
         let dir = self.root.join(format!("mnt-{kind}"));
         std::fs::create_dir_all(&dir)?;
         let ttl = self.args.cache_ttl.to_string();
-        Ok(Mounted::new(scratch, &dir, kind, &["--cache-ttl", &ttl])?)
+        let mut args = vec!["--cache-ttl", &ttl];
+        args.extend_from_slice(extra);
+        Ok(Mounted::new(scratch, &dir, kind, &args)?)
     }
 
     fn mbs(&self, took: Duration) -> f64 {

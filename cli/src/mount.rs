@@ -28,9 +28,17 @@ pub struct MountArgs {
     #[arg(long)]
     pub allow_other: bool,
     /// Bound of the local copies of files open for writing, e.g. 512M or 10G; a write
-    /// past it fails with ENOSPC (the cache never takes the disk's last 5 % either)
+    /// past it fails with ENOSPC (the cache never takes the disk's last 5 % either).
+    /// The read cache (--prefetch learn) has a bound of its own, in memory: this size,
+    /// or 256M without it, at most a quarter of the machine's memory
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub cache_size: Option<u64>,
+    /// learn: keep per-directory statistics of which files are read after which (in
+    /// name order, or an order seen before) and prefetch the likely next files whole
+    /// into a read cache in memory, served while the listing names the same object
+    /// (ETag). off: no statistics and no read cache, only read-ahead within an open file
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Prefetch::Learn)]
+    pub prefetch: Prefetch,
     /// How long listings and attributes are trusted, in seconds
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub cache_ttl: f64,
@@ -39,6 +47,13 @@ pub struct MountArgs {
     /// that failed are kept in its `unsaved/` [default: <config>/cache/mount-ID]
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+}
+
+/// What the mount prefetches across files (`--prefetch`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prefetch {
+    Learn,
+    Off,
 }
 
 /// A size in bytes, with an optional binary suffix: `4096`, `512K`, `100M`, `10G`, `1T`.
@@ -136,6 +151,9 @@ pub fn run(args: MountArgs) -> Result<()> {
     if let Some(s) = args.cache_size {
         cmd.arg("--cache-size").arg(s.to_string());
     }
+    if args.prefetch == Prefetch::Off {
+        cmd.arg("--prefetch").arg("off");
+    }
     if let Some(d) = &args.cache_dir {
         cmd.arg("--cache-dir").arg(std::path::absolute(d)?);
     }
@@ -189,6 +207,7 @@ fn serve(args: &MountArgs, mountpoint: &Path, id: &str) -> Result<()> {
         },
         fs_name: format!("cybs3:{}", vault.name),
         cache_size: args.cache_size,
+        learn: args.prefetch == Prefetch::Learn,
     };
     let filesystem = fs::VaultFs::new(vault, opts)?;
     let pid_path = mounts_dir().join(format!("{id}.pid"));

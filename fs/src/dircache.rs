@@ -28,6 +28,11 @@ pub(crate) struct Ent {
     pub stored: Option<SystemTime>,
     /// The file's attributes when they came with the listing (else one HEAD gets them).
     pub meta: Option<Meta>,
+    /// The listed size (a file's).
+    pub size: Option<u64>,
+    /// The listed object's ETag: what the read cache's content must match to be served
+    /// ([`crate::warm`]). `None` when unknown (changed through the mount since).
+    pub etag: Option<String>,
 }
 
 impl Ent {
@@ -36,6 +41,8 @@ impl Ent {
             is_dir: true,
             stored: None,
             meta: None,
+            size: None,
+            etag: None,
         }
     }
 
@@ -43,7 +50,9 @@ impl Ent {
         Ent {
             is_dir: false,
             stored: Some(stored),
+            size: meta.as_ref().map(|m| m.size),
             meta,
+            etag: None,
         }
     }
 
@@ -182,6 +191,7 @@ impl DirCache {
                 Change::Meta => {
                     if let Some(e) = entries.get_mut(name) {
                         e.meta = None;
+                        e.etag = None;
                     }
                 }
                 Change::Tree => {}
@@ -192,7 +202,8 @@ impl DirCache {
         true
     }
 
-    fn get(&self, dir: &str, name: &str) -> Option<Ent> {
+    /// The entry `name` of `dir`'s cached listing, fresh or not.
+    pub(crate) fn get(&self, dir: &str, name: &str) -> Option<Ent> {
         lock(&self.dirs)
             .get(dir)
             .and_then(|l| l.entries.get(name).cloned())
@@ -209,6 +220,21 @@ impl DirCache {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Up to `n` names of `dir`'s listing after `name`, in name order, of files alone.
+    pub(crate) fn files_after(&self, dir: &str, name: &str, n: usize) -> Vec<String> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let dirs = lock(&self.dirs);
+        let Some(l) = dirs.get(dir) else {
+            return Vec::new();
+        };
+        l.entries
+            .range::<str, _>((Excluded(name), Unbounded))
+            .filter(|(_, e)| e.kind() == FileType::RegularFile)
+            .take(n)
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 
     /// The names of `dir`'s listing that are hard links, with their inode objects' ids.
@@ -257,7 +283,9 @@ impl DirCache {
             .get_mut(dir)
             .and_then(|l| l.entries.get_mut(name))
         {
+            // Stored anew: a new ETag, which the next listing brings.
             e.meta = None;
+            e.etag = None;
         }
         lock(&self.metas).remove(path);
     }
@@ -322,6 +350,8 @@ impl<S: Store> Core<S> {
                 is_dir: e.is_dir,
                 stored: e.stored,
                 meta: e.meta,
+                size: (!e.is_dir).then_some(e.size),
+                etag: e.etag,
             };
             entries.insert(name, ent);
         }

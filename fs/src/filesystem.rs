@@ -13,6 +13,7 @@ use crate::names::{child, join, split, within};
 use crate::read::Remote;
 use crate::sealed::CacheKey;
 use crate::store::{Store, UploadAttrs};
+use crate::warm::Warm;
 use crate::writeback::{Local, New};
 use crate::{lock, MountOptions, R};
 use fuser::{Errno, FileAttr, FileHandle, FileType, INodeNo, OpenAccMode, OpenFlags, TimeOrNow};
@@ -69,6 +70,8 @@ pub(crate) struct Core<S: Store> {
     next_fh: AtomicU64,
     pub next_cache: AtomicU64,
     pub budget: Budget,
+    /// The learned prefetch and the read cache; `None` with `--prefetch off`.
+    pub warm: Option<Arc<Warm>>,
     /// The key that seals the local copies of an encrypted store's files: random, this
     /// mount's only ([`crate::sealed`]). `None`: the copies are plain.
     pub seal: Option<Arc<CacheKey>>,
@@ -128,8 +131,12 @@ impl<S: Store> Core<S> {
             true => Some(Arc::new(CacheKey::random()?)),
             false => None,
         };
+        let warm = opts
+            .learn
+            .then(|| Arc::new(Warm::new(crate::warm::bound(opts.cache_size))));
         Ok(Core {
             seal,
+            warm,
             budget: Budget::new(opts.cache_dir.clone(), opts.cache_size),
             cache: DirCache::new(opts.cache_ttl),
             store: Arc::new(store),
@@ -405,9 +412,10 @@ impl<S: Store> Core<S> {
             return Err(Errno::EISDIR);
         }
         if flags.acc_mode() == OpenAccMode::O_RDONLY {
+            let seen = self.warm_open(&path);
             return Ok(self.add_handle(Handle::Read {
                 path: Mutex::new(path),
-                remote: Mutex::default(),
+                remote: Mutex::new(Remote::new(seen)),
                 pinned: Mutex::new(None),
             }));
         }
@@ -468,10 +476,17 @@ impl<S: Store> Core<S> {
         };
         match &*h {
             Handle::Write { local } => self.release_local(local),
-            Handle::Read { pinned, .. } => match lock(pinned).take() {
-                Some(l) => self.release_local(&l),
-                None => Ok(()),
-            },
+            Handle::Read {
+                pinned,
+                path,
+                remote,
+            } => {
+                self.warm_release(&lock(path), &lock(remote).seen);
+                match lock(pinned).take() {
+                    Some(l) => self.release_local(&l),
+                    None => Ok(()),
+                }
+            }
         }
     }
 

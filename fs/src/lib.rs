@@ -6,6 +6,9 @@
 //! - Reads are ranged GETs ([`store::Store::read_at`]); encrypted vaults fetch whole age
 //!   chunks. A sequential reader is served from one GET stream instead ([`prefetch`]),
 //!   and replies are slices of what arrived, not copies.
+//! - The mount learns, per directory, which files are read after which ([`learn`]) and
+//!   prefetches the likely next ones whole into a read cache in memory ([`warm`],
+//!   [`readcache`]), served while the listing names the same object (its ETag).
 //! - Writes go to a local cache file (sealed under a per-mount key for encrypted vaults:
 //!   [`sealed`]) and are uploaded whole (so a fresh file key for
 //!   encrypted vaults) on `fsync` and on every `close` (FUSE `flush`) after a write: a
@@ -31,10 +34,12 @@ mod dirs;
 mod errno;
 mod filesystem;
 mod inodes;
+mod learn;
 mod links;
 mod names;
 mod prefetch;
 mod read;
+mod readcache;
 mod rename;
 mod sealed;
 mod session;
@@ -42,6 +47,7 @@ mod special;
 mod store;
 #[cfg(test)]
 mod tests;
+mod warm;
 mod writeback;
 mod xattrs;
 
@@ -65,8 +71,12 @@ pub struct MountOptions {
     pub cache_dir: PathBuf,
     /// Shown as the mount's source, e.g. `cybs3:local`.
     pub fs_name: String,
-    /// The most the files open for writing may take in `cache_dir` (`--cache-size`).
+    /// The most the files open for writing may take in `cache_dir` (`--cache-size`);
+    /// also the read cache's bound, in memory (see [`warm::bound`]).
     pub cache_size: Option<u64>,
+    /// Whether the mount learns which files are read after which and prefetches them
+    /// into its read cache (`--prefetch learn`; `off`: no read cache either).
+    pub learn: bool,
 }
 
 /// What the core's operations answer: a value or an errno.

@@ -9,35 +9,39 @@ use crate::names::{moved, within};
 use crate::prefetch::{self, Prefetch};
 use crate::sealed::CacheFile;
 use crate::store::{Error, Store};
+use crate::warm::Seen;
 use crate::{concat, lock, R};
 use bytes::{Bytes, BytesMut};
 use fuser::{Errno, FileHandle};
 use std::sync::Arc;
 
-/// A read handle's object: its reader, and what was read ahead.
+/// A read handle's object: its reader, what was read ahead, and what the read cache
+/// knows of it ([`crate::warm`]).
 pub(crate) struct Remote<S: Store> {
     reader: Option<Arc<S::Reader>>,
     /// Where the last read ended: a read starting near there is sequential.
     next: u64,
     /// The stream of a sequential reader.
     stream: Option<Prefetch>,
+    /// Boxed: a handle's enum stays small.
+    pub(crate) seen: Box<Seen>,
 }
 
-impl<S: Store> Default for Remote<S> {
-    fn default() -> Self {
+impl<S: Store> Remote<S> {
+    pub(crate) fn new(seen: Seen) -> Self {
         Remote {
             reader: None,
             next: 0,
             stream: None,
+            seen: Box::new(seen),
         }
     }
-}
 
-impl<S: Store> Remote<S> {
     /// Forgets the object as it was: it was just replaced through this mount.
     pub(crate) fn reset(&mut self) {
         self.stream = None;
         self.reader = None;
+        self.seen.reset();
     }
 }
 
@@ -64,7 +68,14 @@ impl<S: Store> Core<S> {
                 if let Some(l) = lock(pinned).clone().or_else(|| self.local(&path)) {
                     return read_local(&l.file, offset, size);
                 }
-                self.read_sequential(&path, &mut lock(remote), offset, size)
+                let remote = &mut *lock(remote);
+                if let Some(b) = self.warm_read(&path, &mut remote.seen, offset, size) {
+                    return Ok(b);
+                }
+                let got = self.read_sequential(&path, remote, offset, size)?;
+                let etag = remote.reader.as_deref().and_then(|r| self.store.etag(r));
+                self.warm_keep(&path, &mut remote.seen, etag, offset, size, &got);
+                Ok(got)
             }
         }
     }

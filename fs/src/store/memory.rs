@@ -132,7 +132,13 @@ type Pause = Box<dyn FnOnce() + Send>;
 pub(crate) struct MemReader {
     path: String,
     version: u64,
+    etag: String,
     data: Bytes,
+}
+
+/// An object's ETag: its version, quoted as S3 quotes them.
+fn etag_of(version: u64) -> String {
+    format!("\"{version}\"")
 }
 
 #[derive(Default)]
@@ -264,6 +270,7 @@ impl Store for Memory {
                 stored: None,
                 is_dir: true,
                 meta: None,
+                etag: None,
             });
         };
         // A directory's own marker is not listed, as in S3 under `dir/`.
@@ -289,6 +296,9 @@ impl Store for Memory {
                         stored: Some(o.stored),
                         is_dir: false,
                         meta: (self.lists_meta || o.link.is_some()).then_some(meta),
+                        // A record's content is its inode object's: no ETag of it, as
+                        // the vault lists them.
+                        etag: o.link.is_none().then(|| etag_of(o.version)),
                     },
                 );
             }
@@ -304,6 +314,7 @@ impl Store for Memory {
                         stored: None,
                         is_dir: false,
                         meta: Some(o.meta()),
+                        etag: None,
                     },
                 );
             }
@@ -360,8 +371,13 @@ impl Store for Memory {
         Ok(st.files.get(&path).map(|o| MemReader {
             path: path.clone(),
             version: o.version,
+            etag: etag_of(o.version),
             data: o.data.clone(),
         }))
+    }
+
+    fn etag<'a>(&self, r: &'a MemReader) -> Option<&'a str> {
+        Some(&r.etag)
     }
 
     async fn read_at(

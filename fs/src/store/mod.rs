@@ -53,16 +53,20 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// store's recipient when it encrypts (so no plaintext reaches the disk), else the
     /// bytes themselves.
     fn kept_form(&self, copy: &Arc<CacheFile>) -> Result<Box<dyn Source>>;
-    /// `path` opened for reads (`None`: no such file).
-    async fn reader(&self, path: &str) -> Result<Option<Self::Reader>>;
+    /// `path` opened for reads (`None`: no such file). Spawned by prefetches, hence
+    /// `Send`.
+    fn reader(&self, path: &str) -> impl Future<Output = Result<Option<Self::Reader>>> + Send;
+    /// The version of the reader's object, as a listing's [`Entry::etag`] names it.
+    fn etag<'a>(&self, r: &'a Self::Reader) -> Option<&'a str>;
     /// Up to `len` bytes at `offset` of the reader's object into `buf` (emptied first).
-    async fn read_at(
+    /// Spawned by prefetches, hence `Send`.
+    fn read_at(
         &self,
         r: &Self::Reader,
         offset: u64,
         len: u64,
         buf: &mut BytesMut,
-    ) -> Result<()>;
+    ) -> impl Future<Output = Result<()>> + Send;
     /// The reader's object from `offset` to its end, sent to `tx` in batches; ends early,
     /// without error, when the receiver is dropped. Spawned, hence `Send`.
     fn stream_at(

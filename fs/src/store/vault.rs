@@ -48,6 +48,10 @@ impl Store for Vault {
         Vault::reader(self, path).await
     }
 
+    fn etag<'a>(&self, r: &'a RangeReader) -> Option<&'a str> {
+        r.etag()
+    }
+
     async fn read_at(
         &self,
         r: &RangeReader,

@@ -8,6 +8,7 @@ mod links;
 mod model;
 mod open;
 mod owners;
+mod prefetch;
 mod races;
 mod special;
 mod tree;
@@ -34,6 +35,7 @@ pub(crate) struct Setup {
     pub read_only: bool,
     pub allow_other: bool,
     pub cache_size: Option<u64>,
+    pub learn: bool,
 }
 
 impl Default for Setup {
@@ -44,6 +46,7 @@ impl Default for Setup {
             read_only: false,
             allow_other: false,
             cache_size: None,
+            learn: true,
         }
     }
 }
@@ -58,6 +61,7 @@ impl Setup {
             cache_dir: dir.path().to_path_buf(),
             fs_name: "cybs3:test".into(),
             cache_size: self.cache_size,
+            learn: self.learn,
         };
         Fx {
             core: Core::new(self.store, opts).unwrap(),

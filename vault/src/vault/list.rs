@@ -18,6 +18,10 @@ pub struct Entry {
     pub is_dir: bool,
     /// The file's attributes, when the server listed them with it (see [`crate::listing`]).
     pub meta: Option<Meta>,
+    /// The object's ETag as listed, quotes included: which version of the content this
+    /// is. `None` for directories, and for link records (their content is their inode
+    /// object's, whose ETag the listing does not show).
+    pub etag: Option<String>,
 }
 
 impl Vault {
@@ -52,6 +56,7 @@ impl Vault {
                         stored: None,
                         is_dir: true,
                         meta: None,
+                        etag: None,
                     });
                 }
             }
@@ -74,6 +79,7 @@ impl Vault {
                             let class = o.storage_class().map(|c| c.as_str());
                             self.meta_from(stored, m, last_modified, class)
                         }),
+                        etag: o.e_tag().map(str::to_string),
                     });
                 }
             }
@@ -90,6 +96,7 @@ impl Vault {
                     stored: None,
                     is_dir: false,
                     meta: Some(m),
+                    etag: None,
                 });
             }
         }
@@ -111,6 +118,7 @@ impl Vault {
                 Ok(Some(m)) => {
                     e.size = m.size;
                     e.meta = Some(m);
+                    e.etag = None;
                 }
                 Ok(None) => {}
                 Err(Error::Crypto(m)) => {

@@ -266,6 +266,14 @@ pub struct RangeReader {
     pub size: u64,
 }
 
+impl RangeReader {
+    /// The ETag of the object as opened, quotes included: the version every read insists
+    /// on, as a listing's [`super::Entry::etag`] names it.
+    pub fn etag(&self) -> Option<&str> {
+        self.info.etag.as_deref()
+    }
+}
+
 /// An age header from the first bytes of an object.
 pub(super) fn parse_header(prefix: &[u8], keys: &VaultKeys) -> Result<Opener> {
     match Opener::parse(prefix, keys.identities())? {
