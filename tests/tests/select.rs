@@ -1,4 +1,4 @@
-//! S3 Select against the real server: tests/python/select.py runs each query through
+//! S3 Select against the real server: tests/python/s3_select.py runs each query through
 //! boto3's `select_object_content` and the same query through DuckDB over the local
 //! files (CSV, JSON lines and documents, Parquet; plain, gzip and bzip2), ScanRange
 //! windows, AWS's error codes, Stats and Progress events and an SSE-C object. Here,
@@ -75,7 +75,7 @@ async fn select_object_content() {
     // boto3 and DuckDB over every format, compression, ScanRange and error.
     let work = tmp.path().join("files");
     std::fs::create_dir(&work).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/select.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/s3_select.py");
     let out = std::process::Command::new("python3")
         .arg(script)
         .args([&srv.endpoint(), &srv.access_key, &srv.secret_key])

@@ -47,9 +47,11 @@ pub(crate) enum Event {
     End,
 }
 
+type Records = Box<dyn Iterator<Item = Result<Record>> + Send>;
+
 pub(crate) struct Prepared {
     query: Query,
-    records: Box<dyn Iterator<Item = Result<Record>> + Send>,
+    records: Records,
     /// A CSV header's names (the keys of `SELECT *` as JSON).
     names: Vec<String>,
     output: Output,
@@ -68,59 +70,58 @@ pub(crate) fn prepare(
 ) -> Result<Prepared> {
     let scanned = Arc::new(AtomicU64::new(0));
     let size = object.size();
-    let (records, names, processed): (Box<dyn Iterator<Item = Result<Record>> + Send>, _, _) =
-        match &input.format {
-            Format::Parquet => {
-                let source = Source::new(object, Arc::clone(&scanned));
-                // Parquet's pages are processed as they are scanned.
-                (
-                    Box::new(ParquetRecords::open(source)?),
-                    Vec::new(),
-                    Arc::clone(&scanned),
-                )
-            }
-            format => {
-                let processed = Arc::new(AtomicU64::new(0));
-                let (start, end) = window.unwrap_or((0, size));
-                let raw: Box<dyn Read + Send> = Box::new(Counted {
-                    inner: object.range(ScanWindow::<&[u8]>::from(start), size)?,
-                    count: Arc::clone(&scanned),
-                });
-                let delimiter = match format {
-                    Format::Csv(c) => c.record,
-                    _ => b'\n',
-                };
-                let windowed: Box<dyn Read + Send> = match window {
-                    Some(_) => Box::new(ScanWindow::new(raw, delimiter, start, end)),
-                    None => raw,
-                };
-                let bytes: Box<dyn Read + Send> = Box::new(Counted {
-                    inner: decompress(windowed, input.compression),
-                    count: Arc::clone(&processed),
-                });
-                match format {
-                    Format::Csv(c) => {
-                        let mut records = CsvRecords::new(bytes, c);
-                        // The header is the object's first record, wherever the range is.
-                        let names = match c.header {
-                            Header::Use if start > 0 => {
-                                let first = decompress(object.range(0, size)?, input.compression);
-                                CsvRecords::new(first, c).next_fields()?.unwrap_or_default()
-                            }
-                            Header::Use => records.next_fields()?.unwrap_or_default(),
-                            Header::Ignore if start == 0 => {
-                                records.next_fields()?;
-                                Vec::new()
-                            }
-                            Header::Ignore | Header::None => Vec::new(),
-                        };
-                        bind(&mut query, (c.header == Header::Use).then_some(&names))?;
-                        (Box::new(records), names, processed)
-                    }
-                    _ => (Box::new(JsonRecords::new(bytes)), Vec::new(), processed),
+    let (records, names, processed): (Records, _, _) = match &input.format {
+        Format::Parquet => {
+            let source = Source::new(object, Arc::clone(&scanned));
+            // Parquet's pages are processed as they are scanned.
+            (
+                Box::new(ParquetRecords::open(source)?),
+                Vec::new(),
+                Arc::clone(&scanned),
+            )
+        }
+        format => {
+            let processed = Arc::new(AtomicU64::new(0));
+            let (start, end) = window.unwrap_or((0, size));
+            let raw: Box<dyn Read + Send> = Box::new(Counted {
+                inner: object.range(ScanWindow::<&[u8]>::read_from(start), size)?,
+                count: Arc::clone(&scanned),
+            });
+            let delimiter = match format {
+                Format::Csv(c) => c.record,
+                _ => b'\n',
+            };
+            let windowed: Box<dyn Read + Send> = match window {
+                Some(_) => Box::new(ScanWindow::new(raw, delimiter, start, end)),
+                None => raw,
+            };
+            let bytes: Box<dyn Read + Send> = Box::new(Counted {
+                inner: decompress(windowed, input.compression),
+                count: Arc::clone(&processed),
+            });
+            match format {
+                Format::Csv(c) => {
+                    let mut records = CsvRecords::new(bytes, c);
+                    // The header is the object's first record, wherever the range is.
+                    let names = match c.header {
+                        Header::Use if start > 0 => {
+                            let first = decompress(object.range(0, size)?, input.compression);
+                            CsvRecords::new(first, c).next_fields()?.unwrap_or_default()
+                        }
+                        Header::Use => records.next_fields()?.unwrap_or_default(),
+                        Header::Ignore if start == 0 => {
+                            records.next_fields()?;
+                            Vec::new()
+                        }
+                        Header::Ignore | Header::None => Vec::new(),
+                    };
+                    bind(&mut query, (c.header == Header::Use).then_some(&names))?;
+                    (Box::new(records), names, processed)
                 }
+                _ => (Box::new(JsonRecords::new(bytes)), Vec::new(), processed),
             }
-        };
+        }
+    };
     Ok(Prepared {
         query,
         records,

@@ -217,12 +217,12 @@ enum Window {
 }
 
 impl<R: Read> ScanWindow<R> {
-    /// `inner` reads from [`ScanWindow::from`]`(start)`.
+    /// `inner` reads from [`ScanWindow::read_from`]`(start)`.
     pub(crate) fn new(inner: R, delimiter: u8, start: u64, end: u64) -> Self {
         ScanWindow {
             inner,
             delimiter,
-            pos: Self::from(start),
+            pos: Self::read_from(start),
             end,
             buf: Vec::new(),
             at: 0,
@@ -235,7 +235,7 @@ impl<R: Read> ScanWindow<R> {
     }
 
     /// Where the underlying read must begin.
-    pub(crate) fn from(start: u64) -> u64 {
+    pub(crate) fn read_from(start: u64) -> u64 {
         start.saturating_sub(1)
     }
 
@@ -307,7 +307,7 @@ pub(crate) fn decompress(raw: Box<dyn Read + Send>, c: Compression) -> Box<dyn R
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             self.0
                 .read(buf)
-                .map_err(|e| Error::from_io(e, |m| Error::Compression(m)).into_io())
+                .map_err(|e| Error::from_io(e, Error::Compression).into_io())
         }
     }
     match c {
@@ -368,12 +368,10 @@ impl Iterator for CsvRecords {
 
 /// JSON values one after another (a document, or one per line).
 pub(crate) struct JsonRecords {
-    stream: serde_json::StreamDeserializer<
-        'static,
-        serde_json::de::IoRead<BufReader<Box<dyn Read + Send>>>,
-        Value,
-    >,
+    stream: serde_json::StreamDeserializer<'static, JsonRead, Value>,
 }
+
+type JsonRead = serde_json::de::IoRead<BufReader<Box<dyn Read + Send>>>;
 
 impl JsonRecords {
     pub(crate) fn new(r: Box<dyn Read + Send>) -> JsonRecords {
@@ -401,7 +399,7 @@ mod tests {
 
     /// The records a ScanRange selects from `text` (lines), as AWS defines it.
     fn window(text: &str, start: u64, end: u64) -> String {
-        let from = ScanWindow::<&[u8]>::from(start) as usize;
+        let from = ScanWindow::<&[u8]>::read_from(start) as usize;
         let mut w = ScanWindow::new(&text.as_bytes()[from..], b'\n', start, end);
         let mut out = String::new();
         // Small reads, so every boundary of the window's buffer is crossed.

@@ -437,7 +437,7 @@ impl Parser {
             self.next();
         }
         self.next();
-        let from = self.from()?;
+        let from = self.from_clause()?;
         let after_from = self.pos;
         self.pos = items_at;
         let items = if self.eat_sym("*") {
@@ -506,7 +506,7 @@ impl Parser {
         })
     }
 
-    fn from(&mut self) -> Result<Vec<Step>> {
+    fn from_clause(&mut self) -> Result<Vec<Step>> {
         match self.next().tok {
             Tok::Ident(s, _) if s.eq_ignore_ascii_case("S3Object") => {}
             _ => {
@@ -895,16 +895,15 @@ impl Parser {
             self.aggregates.push(Aggregate { func, arg });
             return Ok(Expr::Agg(self.aggregates.len() - 1));
         }
-        let simple = |f| Some(f);
         let func = match name {
-            "CHAR_LENGTH" | "CHARACTER_LENGTH" => simple(Func::CharLength),
-            "LOWER" => simple(Func::Lower),
-            "UPPER" => simple(Func::Upper),
-            "TO_TIMESTAMP" => simple(Func::ToTimestamp),
-            "UTCNOW" => simple(Func::UtcNow),
-            "TO_STRING" => simple(Func::ToString),
-            "COALESCE" => simple(Func::Coalesce),
-            "NULLIF" => simple(Func::NullIf),
+            "CHAR_LENGTH" | "CHARACTER_LENGTH" => Some(Func::CharLength),
+            "LOWER" => Some(Func::Lower),
+            "UPPER" => Some(Func::Upper),
+            "TO_TIMESTAMP" => Some(Func::ToTimestamp),
+            "UTCNOW" => Some(Func::UtcNow),
+            "TO_STRING" => Some(Func::ToString),
+            "COALESCE" => Some(Func::Coalesce),
+            "NULLIF" => Some(Func::NullIf),
             _ => None,
         };
         let (func, args) = if let Some(func) = func {

@@ -1,6 +1,6 @@
 """S3 Select against a running cybs3, checked against DuckDB over the same files.
 
-Usage: select.py ENDPOINT ACCESS_KEY SECRET_KEY WORKDIR
+Usage: s3_select.py ENDPOINT ACCESS_KEY SECRET_KEY WORKDIR
 
 Writes CSV, JSON (lines and one document) and Parquet files into WORKDIR (plain, gzip
 and bzip2), uploads them, runs each query through boto3's select_object_content and the
