@@ -261,7 +261,7 @@ fn stream(mut p: Prepared, send: &mut dyn FnMut(Result<Event>) -> bool) -> Resul
             if !flush(&p, send, &mut out, &mut returned, &mut last_event) {
                 return Ok(());
             }
-        } else if seen % 1024 == 0 && last_event.elapsed() >= KEEP_ALIVE {
+        } else if seen.is_multiple_of(1024) && last_event.elapsed() >= KEEP_ALIVE {
             last_event = Instant::now();
             let ev = if p.progress {
                 Event::Progress(counts(&p, returned))

@@ -437,7 +437,7 @@ impl Parser {
             self.next();
         }
         self.next();
-        let from = self.from_clause()?;
+        let from = self.source()?;
         let after_from = self.pos;
         self.pos = items_at;
         let items = if self.eat_sym("*") {
@@ -506,7 +506,7 @@ impl Parser {
         })
     }
 
-    fn from_clause(&mut self) -> Result<Vec<Step>> {
+    fn source(&mut self) -> Result<Vec<Step>> {
         match self.next().tok {
             Tok::Ident(s, _) if s.eq_ignore_ascii_case("S3Object") => {}
             _ => {
