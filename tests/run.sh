@@ -80,6 +80,12 @@ if ! python3 -c 'import pyarrow' >/dev/null 2>&1; then
   python3 -m pip install --quiet pyarrow || python3 -m pip install --quiet --break-system-packages pyarrow
 fi
 
+# DuckDB, which answers the same SQL as S3 Select over the local files in tests/tests/select.rs.
+if ! python3 -c 'import duckdb' >/dev/null 2>&1; then
+  echo "installing: duckdb (pip)"
+  python3 -m pip install --quiet duckdb || python3 -m pip install --quiet --break-system-packages duckdb
+fi
+
 # moto's S3 server, an independent S3 implementation the remote tier tests move objects to.
 if ! command -v moto_server >/dev/null 2>&1; then
   echo "installing: moto[server] (pip)"

@@ -137,8 +137,10 @@ impl ObjectReader {
         self.blocks.version.size
     }
 
-    /// A reader over bytes `start..end` (end exclusive).
-    pub fn range(self, start: u64, end: u64) -> Result<RangeRead> {
+    /// A reader over bytes `start..end` (end exclusive). Readers of one version share its
+    /// open files, so a reader that seeks (a Parquet file's footer, then its row groups)
+    /// takes one range after another.
+    pub fn range(&self, start: u64, end: u64) -> Result<RangeRead> {
         if self.locked {
             return Err(Error::CustomerKeyMissing);
         }
@@ -146,7 +148,7 @@ impl ObjectReader {
             return Err(Error::InvalidRange);
         }
         Ok(RangeRead {
-            blocks: self.blocks,
+            blocks: Arc::clone(&self.blocks),
             pos: start,
             end,
             chunk: Vec::new(),

@@ -40,6 +40,8 @@
 //!      to another S3 system and read it back.
 //!    - [`object_lock`]: object lock's configuration, retention and legal holds over S3
 //!      (the rules are the engine's).
+//!    - [`select`]: S3 Select: SQL over an object's CSV, JSON or Parquet records, streamed
+//!      back as AWS's event stream.
 //!    - [`inventory`]: inventory configurations and the CSV or Parquet reports they ask
 //!      for, written into a destination bucket on a schedule or on demand.
 //!    - [`tagging`]: object tags; [`bucket_config`], [`cors`]: bucket tagging and CORS
@@ -98,6 +100,7 @@ mod replication;
 mod rfc2047;
 mod routes;
 mod sealed;
+mod select;
 mod server;
 mod service;
 mod sigv2;

@@ -16,7 +16,8 @@ use crate::site::proxy::{self, Asked};
 use crate::vhost::Domains;
 use crate::{
     acl, attributes, bucket_config, buckets, copy, cors, delete, inventory, lifecycle, list,
-    multipart, object_lock, objects, ownership, post, public_access, sse, tagging, versioning,
+    multipart, object_lock, objects, ownership, post, public_access, select, sse, tagging,
+    versioning,
 };
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -178,6 +179,15 @@ impl S3 for Cybs3 {
             },
             done => done,
         }
+    }
+
+    async fn select_object_content(
+        &self,
+        req: S3Request<SelectObjectContentInput>,
+    ) -> Res<SelectObjectContentOutput> {
+        select::select(self, req.input, &req.extensions)
+            .await
+            .map(S3Response::new)
     }
 
     async fn get_object_attributes(

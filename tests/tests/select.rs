@@ -1,0 +1,126 @@
+//! S3 Select against the real server: tests/python/s3_select.py runs each query through
+//! boto3's `select_object_content` and the same query through DuckDB over the local
+//! files (CSV, JSON lines and documents, Parquet; plain, gzip and bzip2), ScanRange
+//! windows, AWS's error codes, Stats and Progress events and an SSE-C object. Here,
+//! aws-sdk-s3's event stream parser on a query, and the access check (s3:GetObject).
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    CsvInput, ExpressionType, FileHeaderInfo, InputSerialization, JsonOutput, OutputSerialization,
+    SelectObjectContentEventStream,
+};
+use aws_sdk_s3::Client;
+use common::*;
+use cybs3_tests::{cybs3, Server};
+
+async fn select_count(c: &Client, bucket: &str, key: &str) -> Result<String, (u16, String)> {
+    let out = c
+        .select_object_content()
+        .bucket(bucket)
+        .key(key)
+        .expression(
+            "SELECT COUNT(*) AS n, MAX(CAST(b AS INT)) AS top FROM S3Object WHERE a LIKE 'x%'",
+        )
+        .expression_type(ExpressionType::Sql)
+        .input_serialization(
+            InputSerialization::builder()
+                .csv(
+                    CsvInput::builder()
+                        .file_header_info(FileHeaderInfo::Use)
+                        .build(),
+                )
+                .build(),
+        )
+        .output_serialization(
+            OutputSerialization::builder()
+                .json(JsonOutput::builder().build())
+                .build(),
+        )
+        .send()
+        .await;
+    let mut out = match out {
+        Ok(out) => out,
+        Err(e) => return Err(status_code(&e)),
+    };
+    let mut text = String::new();
+    let mut stats = false;
+    let mut ended = false;
+    while let Some(ev) = out.payload.recv().await.expect("event stream") {
+        match ev {
+            SelectObjectContentEventStream::Records(r) => {
+                text.push_str(std::str::from_utf8(r.payload().unwrap().as_ref()).unwrap())
+            }
+            SelectObjectContentEventStream::Stats(s) => {
+                let d = s.details().unwrap();
+                assert!(d.bytes_scanned().unwrap() > 0, "{d:?}");
+                stats = true;
+            }
+            SelectObjectContentEventStream::End(_) => ended = true,
+            _ => {}
+        }
+    }
+    assert!(stats && ended, "Stats and End events");
+    Ok(text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_object_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let c = srv.client();
+
+    // boto3 and DuckDB over every format, compression, ScanRange and error.
+    let work = tmp.path().join("files");
+    std::fs::create_dir(&work).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/s3_select.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args([&srv.endpoint(), &srv.access_key, &srv.secret_key])
+        .arg(&work)
+        .output()
+        .expect("run python3 (with boto3 and duckdb installed)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "select.py failed");
+
+    // aws-sdk-s3 parses the same event stream.
+    c.create_bucket().bucket("sdk").send().await.unwrap();
+    let csv = "a,b\nxa,1\nya,2\nxb,30\nxc,4\n";
+    c.put_object()
+        .bucket("sdk")
+        .key("t.csv")
+        .body(ByteStream::from_static(csv.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        select_count(&c, "sdk", "t.csv").await.unwrap(),
+        "{\"n\":3,\"top\":30}\n"
+    );
+
+    // The access check is GetObject's: a user without it is refused, a reader is not.
+    let user = |name: &str, policy: Option<&str>| {
+        let mut args = vec!["admin", "user", "add", name, "--json"];
+        if let Some(p) = policy {
+            args.extend(["--policy", p]);
+        }
+        let out = cybs3(&srv.home, &args);
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        srv.client_as(
+            v["access_key"].as_str().unwrap(),
+            v["secret_key"].as_str().unwrap(),
+        )
+    };
+    let nobody = user("nobody", None);
+    assert_eq!(
+        select_count(&nobody, "sdk", "t.csv").await.unwrap_err(),
+        (403, "AccessDenied".to_string())
+    );
+    let reader = user("reader", Some("readonly"));
+    assert!(select_count(&reader, "sdk", "t.csv").await.is_ok());
+    srv.stop();
+}
