@@ -356,12 +356,16 @@ async fn handle(
     let audited = !(probed || scrape && status == 200);
     let watched = anomalies.filter(|_| !probed && !scrape);
     if audited && audit.is_some() || watched.is_some() {
-        let mut record = trail.take();
-        finish(&mut record, &resp, bytes_in, started);
-        if let Some(a) = watched {
-            a.observe(&record);
-        }
-        if let Some(log) = audit.filter(|_| audited) {
+        // Finished in place: the detector reads it under the lock, the log takes a copy.
+        let record = {
+            let mut r = trail.lock();
+            finish(&mut r, &resp, bytes_in, started);
+            if let Some(a) = watched {
+                a.observe(&r);
+            }
+            audited.then(|| r.clone())
+        };
+        if let (Some(log), Some(record)) = (audit, record) {
             log.append(record).await;
         }
     }

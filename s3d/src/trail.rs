@@ -126,11 +126,6 @@ impl Trail {
         // A panic while holding the lock leaves a record that is still worth writing.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    /// The record as it stands.
-    pub(crate) fn take(&self) -> Record {
-        self.lock().clone()
-    }
 }
 
 tokio::task_local! {
@@ -219,7 +214,7 @@ mod tests {
             );
         })
         .await;
-        let d = trail.take().decision.unwrap();
+        let d = trail.lock().decision.clone().unwrap();
         assert_eq!((d.allowed, d.by.as_str()), (false, "implicit deny"));
     }
 }

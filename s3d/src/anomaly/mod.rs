@@ -114,6 +114,8 @@ struct Tracked {
     muted_until: [u64; MEASURES],
     /// Vault objects written in the current window (exempt from the entropy test).
     sealed: u32,
+    /// For a key: the network of its last request ([`network_id`]).
+    last_net: Option<u64>,
     last_window: u64,
     dirty: bool,
 }
@@ -395,12 +397,18 @@ impl Anomalies {
 
     /// A key seen from a network it was never used from, once it is known.
     fn network(&self, t: &mut Tracked, key: &str, r: &Record, now_ns: u64) -> Option<Alert> {
-        let net = network(r.source?);
+        let ip = r.source?;
         let saved = &mut t.saved;
         saved.requests += 1;
         if saved.first_ns == 0 {
             saved.first_ns = now_ns;
         }
+        // A key's requests mostly come from where its last one did: no formatting then.
+        if t.last_net == Some(network_id(ip)) {
+            return None;
+        }
+        t.last_net = Some(network_id(ip));
+        let net = network(ip);
         if saved.networks.contains(&net) {
             return None;
         }
@@ -520,6 +528,7 @@ impl Anomalies {
                     usual,
                     muted_until: [0; MEASURES],
                     sealed: 0,
+                    last_net: None,
                     last_window: st.window,
                     dirty: false,
                 },
@@ -696,6 +705,17 @@ pub enum AlertCall {
 pub enum AnomalyError {
     #[error(transparent)]
     Store(#[from] engine::Error),
+}
+
+/// [`network`] as a number, cheap to compare on every request.
+fn network_id(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => 1 << 63 | u64::from(u32::from(v4) >> 8),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            u64::from(s[0]) << 32 | u64::from(s[1]) << 16 | u64::from(s[2])
+        }
+    }
 }
 
 /// The network an address is in, as keys' networks are compared: a /24 or a /48.
