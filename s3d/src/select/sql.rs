@@ -4,6 +4,9 @@
 //! Hand-written rather than `sqlparser`: no dialect of it reads `S3Object[*].a[*]` paths,
 //! `MISSING`, or the `DATE_ADD(day, …)` part names, and the subset is small enough that a
 //! parser of its own costs less code than adapting another's AST, and no build time.
+//!
+//! (Over 800 lines: the lexer, the expression grammar and the clause parser are one
+//! recursive-descent parser sharing a token cursor; to be split into `lex` and `parse` by role.)
 
 use super::error::{Error, Result};
 use super::value::Value;
