@@ -643,9 +643,16 @@ fn a_vault_with_server_side_encryption_is_encrypted_twice() {
     let keys = raw_keys(&v);
     assert_eq!(keys.len(), 2, "{keys:?}");
     for k in &keys {
+        // `--key=K`, not `--key K`: an encrypted name may begin with '-'.
         let head = aws_ok(
             &v,
-            &["s3api", "head-object", "--bucket", &bucket, "--key", k],
+            &[
+                "s3api",
+                "head-object",
+                "--bucket",
+                &bucket,
+                &format!("--key={k}"),
+            ],
         );
         let head: serde_json::Value = serde_json::from_slice(&head).unwrap();
         assert_eq!(head["ServerSideEncryption"], "aws:kms", "{head}");
