@@ -14,6 +14,7 @@ mod replication;
 mod report;
 mod s3;
 mod scrape;
+mod select;
 mod spare;
 mod sync;
 mod timing;

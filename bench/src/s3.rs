@@ -52,6 +52,9 @@ pub struct S3Args {
     /// Number of keys for the listing benchmark
     #[arg(long, default_value_t = 100_000)]
     list_keys: usize,
+    /// Size of the CSV object S3 Select scans, MiB (0 skips the row)
+    #[arg(long, default_value_t = 1024)]
+    select_mib: usize,
     /// Concurrency levels for the small-object runs, comma-separated
     #[arg(long, value_delimiter = ',', default_value = "1,32,128")]
     concurrency: Vec<usize>,
@@ -417,6 +420,8 @@ async fn measure(
     rows.extend(crate::anomaly::rows(cli, &small, args.small_ops).await?);
     // Scraping /metrics every second, next to no scraper: on a server of the bench's own.
     rows.extend(crate::scrape::rows(cli, &small, args.small_ops).await?);
+    // S3 Select scanning a large CSV, next to a plain GET of it.
+    rows.extend(crate::select::rows(client, bucket, args.select_mib).await?);
     // Replication to a second server: on servers of the bench's own too.
     let large = args.objects_mib << 20;
     rows.extend(crate::replication::rows(cli, &small, args.small_ops, large).await?);
@@ -482,32 +487,45 @@ async fn put_large(
     let block = pattern();
     let t = Instant::now();
     for k in 0..count {
-        let chunk = block.clone();
-        // Retryable: the SDK may rebuild the body to resend it; each build is a cheap
-        // view of the same 1 MiB block, so no object-sized buffer ever exists.
-        let body = SdkBody::retryable(move || {
-            SdkBody::from_body_1_x(Repeat {
-                chunk: chunk.clone(),
-                left: size,
-            })
-        });
-        client
-            .put_object()
-            .bucket(bucket)
-            .key(format!("{prefix}/{k}"))
-            .content_length(size as i64)
-            .set_server_side_encryption(sse.clone())
-            .body(ByteStream::new(body))
-            .send()
-            .await
-            .with_context(|| format!("PUT {prefix}/{k}"))?;
+        let key = format!("{prefix}/{k}");
+        put_repeated(client, bucket, &key, block.clone(), size, sse.clone()).await?;
     }
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// PUTs an object of `size` bytes made of `block` repeated, streamed.
+pub(crate) async fn put_repeated(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    block: Bytes,
+    size: u64,
+    sse: Option<ServerSideEncryption>,
+) -> Result<()> {
+    // Retryable: the SDK may rebuild the body to resend it; each build is a cheap view
+    // of the same block, so no object-sized buffer ever exists.
+    let body = SdkBody::retryable(move || {
+        SdkBody::from_body_1_x(Repeat {
+            chunk: block.clone(),
+            left: size,
+        })
+    });
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_length(size as i64)
+        .set_server_side_encryption(sse)
+        .body(ByteStream::new(body))
+        .send()
+        .await
+        .with_context(|| format!("PUT {key}"))?;
+    Ok(())
+}
+
 /// GETs what [`put_large`] stored, checking each length (S3 decrypts SSE-S3 objects
 /// on its own); the seconds it took.
-async fn get_large(
+pub(crate) async fn get_large(
     client: &Client,
     bucket: &str,
     prefix: &str,

@@ -5,6 +5,7 @@ use crate::Cli;
 use anyhow::{Context, Result};
 use aws_sdk_s3::Client;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// A server of the bench's own in a temporary data directory; stopped when dropped.
 pub(crate) struct Spare {
@@ -42,6 +43,18 @@ impl Spare {
             endpoint,
             keys: (access, secret),
         })
+    }
+
+    /// The CPU time (user and system) the server process has spent so far, from
+    /// `/proc/PID/stat` (in clock ticks, 100 per second on Linux); `None` elsewhere.
+    pub(crate) fn cpu(&self) -> Option<Duration> {
+        let state = std::fs::read(self.dir.path().join("server.json")).ok()?;
+        let pid = serde_json::from_slice::<serde_json::Value>(&state).ok()?["pid"].as_u64()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields 14 and 15, counted after the command name, which may hold spaces.
+        let mut after = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+        let ticks: u64 = after.next()?.parse::<u64>().ok()? + after.next()?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10))
     }
 
     /// `cybs3 ARGS… --data DIR` against this server, which must succeed.

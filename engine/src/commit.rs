@@ -82,6 +82,12 @@ impl<'a, 'e> Tx<'a, 'e> {
         self.check(r)
     }
 
+    /// Whether `key` holds a value, without copying it.
+    pub fn has(&mut self, key: &[u8]) -> bool {
+        let r = self.db.get(self.txn, key).map(|v| v.is_some());
+        self.check(r)
+    }
+
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         if usage::tracks(&key) {
             let old = self.get(&key);

@@ -24,7 +24,8 @@ pub(crate) fn answer_again(tx: &mut Tx, b: &str, key: &str, upload_id: &str) -> 
         return Err(gone());
     }
     match tx.get(&keys::version(b, key, &done.sort)) {
-        Some(v) => Ok(Out::Version(record::decode(&v)?)),
+        // What it replaced was counted when it completed.
+        Some(v) => Ok(Out::Version(record::decode(&v)?, false)),
         None => Err(gone()),
     }
 }

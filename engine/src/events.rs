@@ -317,7 +317,7 @@ fn change_of<'a>(
         removed: None,
     };
     Ok(Some(match (op, out) {
-        (Op::Put { bucket, key, .. }, Out::Version(v)) => {
+        (Op::Put { bucket, key, .. }, Out::Version(v, _)) => {
             let name = match api {
                 "CopyObject" => "ObjectCreated:Copy",
                 "PostObject" => "ObjectCreated:Post",
@@ -328,7 +328,7 @@ fn change_of<'a>(
                 ..change(bucket, key, vec![name])
             }
         }
-        (Op::Complete { bucket, key, .. }, Out::Version(v)) => Change {
+        (Op::Complete { bucket, key, .. }, Out::Version(v, _)) => Change {
             version: Some(v.clone()),
             ..change(bucket, key, vec!["ObjectCreated:CompleteMultipartUpload"])
         },

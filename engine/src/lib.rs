@@ -84,6 +84,7 @@ pub use record::{
     Acl, BucketRecord, BucketStats, CanonicalUser, DataId, DefaultRetention, Encryption, Grant,
     Grantee, LockMode, LockPeriod, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry,
     PartRecord, Permission, Retention, ShardLayout, SseMode, UploadRecord, Versioning, WrappedKey,
+    Written,
 };
 pub use remote::{RemoteStore, RemoteTier};
 pub use replication::{

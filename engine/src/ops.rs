@@ -222,7 +222,8 @@ pub(crate) enum Op {
 
 pub(crate) enum Out {
     Done,
-    Version(ObjectVersion),
+    /// A new version, and whether it took the place of a current object.
+    Version(ObjectVersion, bool),
     Deleted(Deleted),
     Expired(Option<Deleted>),
     Upload(UploadRecord),
@@ -349,6 +350,7 @@ pub(crate) fn apply(
             if let Some(shards) = inline {
                 tx.put_each(keys::inline_shard(&part.data.id()), shards.clone());
             }
+            let replaced = has_current(tx, b, key);
             let v = new_version(
                 tx,
                 clock,
@@ -358,7 +360,7 @@ pub(crate) fn apply(
                 vec![part.clone()],
                 freed,
             )?;
-            Ok(Out::Version(v))
+            Ok(Out::Version(v, replaced))
         }
         Op::Delete {
             bucket: b,
@@ -580,6 +582,7 @@ pub(crate) fn apply(
                     )))
                 }
             };
+            let replaced = has_current(tx, b, key);
             let v = new_version(
                 tx,
                 clock,
@@ -590,7 +593,7 @@ pub(crate) fn apply(
                 freed,
             )?;
             completed::remember(tx, b, upload_id, &v)?;
-            Ok(Out::Version(v))
+            Ok(Out::Version(v, replaced))
         }
         Op::Abort {
             bucket: b,
@@ -881,6 +884,12 @@ fn written_replica(
 
 /// Makes `v` the latest version: a new one is; a replica only if it is the newest (it
 /// may arrive after a newer version).
+/// Whether `key` has a current object (a delete marker is not one): its latest record
+/// exists exactly then (`set_latest`).
+fn has_current(tx: &mut Tx, b: &str, key: &str) -> bool {
+    tx.has(&keys::latest(b, key))
+}
+
 fn set_latest(tx: &mut Tx, b: &str, v: &ObjectVersion, bytes: Vec<u8>) -> Result<()> {
     match (tx.replica.is_some(), v.delete_marker) {
         (true, _) => refresh_latest(tx, b, &v.key),

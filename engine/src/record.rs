@@ -297,6 +297,15 @@ impl LockRequest {
     }
 }
 
+/// A new version a write made, and whether it took the place of a current object (an
+/// overwrite; a delete marker is not one), read in the same commit. The server's anomaly
+/// detector counts overwrites.
+#[derive(Clone, Debug)]
+pub struct Written {
+    pub version: ObjectVersion,
+    pub replaced: bool,
+}
+
 /// One version of an object (or a delete marker).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectVersion {

@@ -288,7 +288,7 @@ pub(crate) fn current() -> Option<Replica> {
 /// are read when a bucket has any.
 pub(crate) fn record(tx: &mut Tx, op: &Op, out: &Out) -> Result<()> {
     let (bucket, key, v) = match (op, out) {
-        (Op::Put { bucket, key, .. } | Op::Complete { bucket, key, .. }, Out::Version(v)) => {
+        (Op::Put { bucket, key, .. } | Op::Complete { bucket, key, .. }, Out::Version(v, _)) => {
             (bucket, key, v.clone())
         }
         (
@@ -729,7 +729,7 @@ mod tests {
         as_replica(replica, || {
             let mut w = store.put("bkt", key).unwrap();
             w.write(b"hello").unwrap();
-            w.finish(ObjectMeta::default()).unwrap()
+            w.finish(ObjectMeta::default()).unwrap().version
         })
     }
 

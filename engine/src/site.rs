@@ -644,7 +644,7 @@ mod tests {
         ));
         let mut w = store.put("new", "k").unwrap();
         w.write(b"v").unwrap();
-        let v = w.finish(ObjectMeta::default()).unwrap();
+        let v = w.finish(ObjectMeta::default()).unwrap().version;
         store
             .delete("new", "k", Some(&v.version_id), false)
             .unwrap();

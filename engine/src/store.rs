@@ -16,7 +16,7 @@ use crate::read::ObjectReader;
 use crate::reclaim::Reclaimer;
 use crate::record::{
     self, keys, Acl, BucketRecord, BucketStats, DataId, DefaultRetention, LockRequest, ObjectMeta,
-    ObjectVersion, PartData, PartRecord, Retention, SseMode, UploadRecord, Versioning,
+    ObjectVersion, PartData, PartRecord, Retention, SseMode, UploadRecord, Versioning, Written,
 };
 use crate::write::{ObjectWriter, Target};
 use heed::{RoTxn, WithoutTls};
@@ -940,7 +940,7 @@ impl Store {
         parts: Vec<(u32, String)>,
         (etag, checksums): (String, Vec<(String, String)>),
         condition: WriteCondition,
-    ) -> Result<ObjectVersion> {
+    ) -> Result<Written> {
         match self.submit(Op::Complete {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -951,7 +951,7 @@ impl Store {
             condition,
             block: self.inner.block_size as u32,
         })? {
-            Out::Version(v) => Ok(v),
+            Out::Version(version, replaced) => Ok(Written { version, replaced }),
             _ => unreachable!("complete answers Version"),
         }
     }

@@ -17,7 +17,7 @@ use crate::layout::{shard_len, INLINE_MAX};
 use crate::ops::{Op, Out};
 use crate::pool::{Pool, Writing};
 use crate::record::{
-    DataId, Encryption, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry, ShardLayout,
+    DataId, Encryption, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry, ShardLayout, Written,
     SseMode, WrappedKey,
 };
 use crate::shard::{ShardHeader, ShardWriter};
@@ -331,7 +331,7 @@ impl ObjectWriter {
     }
 
     /// Make the written bytes a new version of the object, durable on return.
-    pub fn finish(mut self, meta: ObjectMeta) -> Result<ObjectVersion> {
+    pub fn finish(mut self, meta: ObjectMeta) -> Result<Written> {
         let number = match &self.target {
             Target::Object => 1,
             Target::Part { number, .. } => *number,
@@ -391,8 +391,11 @@ impl ObjectWriter {
         let result = self.store.submit(op);
         let sealed = self.sharded.take();
         match result {
-            Ok(Out::Version(v)) => Ok(v),
-            Ok(_) => Ok(part_version(&self.key, part)),
+            Ok(Out::Version(version, replaced)) => Ok(Written { version, replaced }),
+            Ok(_) => Ok(Written {
+                version: part_version(&self.key, part),
+                replaced: false,
+            }),
             Err(e) => {
                 // Refused before any drive changed: the renamed shards are ours to remove.
                 // Other failures may have reached some drives; start-up sweeps what is unreferenced.

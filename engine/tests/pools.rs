@@ -63,7 +63,8 @@ fn a_pool_takes_new_data_survives_a_restart_and_drains_back() {
             etag: etag_of(&part),
             ..ObjectMeta::default()
         })
-        .unwrap();
+        .unwrap()
+        .version;
 
     // The pool list is in the index: a restart opens the pool again from its paths.
     drop(s);
@@ -97,7 +98,8 @@ fn a_pool_takes_new_data_survives_a_restart_and_drains_back() {
             ("multi-etag-1".into(), Vec::new()),
             WriteCondition::default(),
         )
-        .unwrap();
+        .unwrap()
+        .version;
     assert_eq!(v.parts[0].data.shards().unwrap().pool, 0);
     assert_eq!(get(&s, B, "multi").unwrap(), part);
     // A drained pool takes nothing new.
@@ -245,7 +247,8 @@ fn a_locked_version_is_not_transitioned() {
             etag: etag_of(&data),
             ..ObjectMeta::default()
         })
-        .unwrap();
+        .unwrap()
+        .version;
     s.add_pool("cold", pool_drives(dir.path(), "c", 1), None)
         .unwrap();
     s.add_storage_class("COLD", Tier::Pool("cold".into()), false)

@@ -51,7 +51,8 @@ fn multipart(s: &Store, key: &str, parts: &[Vec<u8>]) -> Vec<u8> {
             ("mp-etag".into(), Vec::new()),
             Default::default(),
         )
-        .unwrap();
+        .unwrap()
+        .version;
     let all = parts.concat();
     assert_eq!(v.size, all.len() as u64);
     assert_eq!(v.parts.len(), parts.len());

@@ -234,9 +234,51 @@ fn part(s: &Store, key: &str, upload: &str, n: u32, data: &[u8]) -> String {
             etag: etag.clone(),
             ..ObjectMeta::default()
         })
-        .unwrap();
+        .unwrap()
+        .version;
     assert_eq!(v.size, data.len() as u64);
     etag
+}
+
+/// A write says whether it took the place of a current object (what the server's
+/// anomaly detector counts as an overwrite), read in its own commit.
+#[test]
+fn writes_report_what_they_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = store3(&dir);
+    let write = |key: &str| {
+        let mut w = s.put(B, key).unwrap();
+        w.write(b"data").unwrap();
+        w.finish(ObjectMeta::default()).unwrap().replaced
+    };
+    assert!(!write("k"), "a new key replaces nothing");
+    assert!(write("k"), "an unversioned overwrite");
+    s.set_versioning(B, Versioning::Enabled).unwrap();
+    assert!(write("k"), "a versioned overwrite hides a current object");
+    s.delete(B, "k", None, false).unwrap();
+    assert!(!write("k"), "a delete marker is not a current object");
+
+    let complete = |upload: &str| {
+        s.complete_upload(
+            B,
+            "k",
+            upload,
+            vec![(1, etag_of(b"part"))],
+            ("mp".into(), Vec::new()),
+            Default::default(),
+        )
+        .unwrap()
+        .replaced
+    };
+    let up = s
+        .create_upload(B, "k", ObjectMeta::default(), Default::default())
+        .unwrap();
+    part(&s, "k", &up.upload_id, 1, b"part");
+    assert!(complete(&up.upload_id), "a completion over a current object");
+    assert!(
+        !complete(&up.upload_id),
+        "a retried completion replaced nothing more"
+    );
 }
 
 #[test]
@@ -328,7 +370,8 @@ fn multipart_complete_and_listings() {
             ("final-etag-3".into(), Vec::new()),
             Default::default(),
         )
-        .unwrap();
+        .unwrap()
+        .version;
     let all = [p1.clone(), p2.clone(), p3.clone()].concat();
     assert_eq!(v.size, all.len() as u64);
     assert_eq!(v.meta.etag, "final-etag-3");
@@ -359,7 +402,7 @@ fn multipart_complete_and_listings() {
             Default::default(),
         )
     };
-    assert_eq!(retry("mp/obj").unwrap(), v);
+    assert_eq!(retry("mp/obj").unwrap().version, v);
     assert!(matches!(retry("mp/other"), Err(Error::NoSuchUpload(_))));
     let stats = s.bucket_stats(B).unwrap();
     assert_eq!((stats.objects, stats.bytes), (1, all.len() as u64));
@@ -399,7 +442,8 @@ fn part_started_last_wins_whichever_finishes_last() {
             etag: slow_etag.clone(),
             ..ObjectMeta::default()
         })
-        .unwrap();
+        .unwrap()
+        .version;
     assert_eq!(
         landed.meta.etag, slow_etag,
         "the slower upload still succeeds"
@@ -494,7 +538,7 @@ fn multipart_refusals() {
     assert_eq!(parts.len(), 3);
     assert!(matches!(s.head(B, "k", None), Err(Error::NoSuchKey(_))));
     // A small part is fine as the only (last) part.
-    let v = complete(vec![(2, e2.clone())]).unwrap();
+    let v = complete(vec![(2, e2.clone())]).unwrap().version;
     assert_eq!(v.size, 6);
     assert!(get(&s, B, "k").unwrap() == b"second");
     assert!(

@@ -103,7 +103,7 @@ fn put_in(s: &Store, bucket: &str, key: &str, data: &[u8], class: &str) {
 fn part(s: &Store, b: &str, key: &str, upload: &str, n: u32, data: &[u8]) -> String {
     let mut w = s.put_part(b, key, upload, n, None).unwrap();
     w.write(data).unwrap();
-    w.finish(meta(data)).unwrap().meta.etag
+    w.finish(meta(data)).unwrap().version.meta.etag
 }
 
 #[test]

@@ -290,7 +290,7 @@ pub(crate) async fn copy_object(
         let checksums = hasher.finalize();
         meta.etag = hex::encode(md5);
         meta.checksums = body::stored_checksums(&checksums);
-        writer.finish(meta)
+        writer.finish(meta).map(|w| w.version)
     })
     .await?;
     let checksum = |name: &str| {
@@ -368,10 +368,12 @@ pub(crate) async fn upload_part_copy(
     let mut hasher = ChecksumHasher::default();
     let part = blocking(move || {
         let md5 = pump(range, &mut writer, &mut hasher)?;
-        writer.finish(engine::ObjectMeta {
-            etag: hex::encode(md5),
-            ..Default::default()
-        })
+        writer
+            .finish(engine::ObjectMeta {
+                etag: hex::encode(md5),
+                ..Default::default()
+            })
+            .map(|w| w.version)
     })
     .await?;
     Ok(UploadPartCopyOutput {

@@ -324,14 +324,16 @@ async fn assemble(
                 input.upload_id.clone(),
             );
             return blocking(move || {
-                store.complete_upload(
-                    &b,
-                    &k,
-                    &id,
-                    Vec::new(),
-                    Default::default(),
-                    Default::default(),
-                )
+                store
+                    .complete_upload(
+                        &b,
+                        &k,
+                        &id,
+                        Vec::new(),
+                        Default::default(),
+                        Default::default(),
+                    )
+                    .map(|w| w.version)
             })
             .await;
         }
@@ -380,25 +382,21 @@ async fn assemble(
         input.key.clone(),
         input.upload_id.clone(),
     );
-    let (v, existed) = blocking(move || {
-        let existed = store
-            .head(&bucket, &key, None)
-            .is_ok_and(|v| !v.delete_marker);
-        let v = store.complete_upload(
+    let written = blocking(move || {
+        store.complete_upload(
             &bucket,
             &key,
             &upload_id,
             parts,
             (etag, checksums),
             condition,
-        )?;
-        Ok((v, existed))
+        )
     })
     .await
     .map_err(|e| crate::anomaly::ops::refused(e, freeze))?;
     // The first bytes of a completed upload are not at hand: no entropy sample.
-    crate::anomaly::ops::wrote(existed, None);
-    Ok(v)
+    crate::anomaly::ops::wrote(written.replaced, None);
+    Ok(written.version)
 }
 
 pub(crate) async fn complete(

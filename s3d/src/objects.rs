@@ -116,11 +116,11 @@ pub(crate) async fn commit(
 ) -> S3Result<(engine::ObjectVersion, engine::Versioning)> {
     let store = s.store.clone();
     let bucket = bucket.to_string();
-    let (v, state, existed) = blocking(move || {
-        let existed = store
-            .head(&bucket, writer.key(), None)
-            .is_ok_and(|v| !v.delete_marker);
-        let v = writer.finish(meta)?;
+    let (v, state, replaced) = blocking(move || {
+        let engine::Written {
+            version: v,
+            replaced,
+        } = writer.finish(meta)?;
         let state = match v.version_id.as_str() {
             versioning::NULL_VERSION => store
                 .bucket(&bucket)
@@ -128,10 +128,10 @@ pub(crate) async fn commit(
             // Only an Enabled bucket mints ids.
             _ => engine::Versioning::Enabled,
         };
-        Ok((v, state, existed))
+        Ok((v, state, replaced))
     })
     .await?;
-    anomaly::ops::wrote(existed, sample);
+    anomaly::ops::wrote(replaced, sample);
     Ok((v, state))
 }
 

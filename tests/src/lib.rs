@@ -171,6 +171,11 @@ impl Server {
             .into();
     }
 
+    /// The server's process id while it runs as this test's child.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn status_json(&self) -> serde_json::Value {
         let out = cybs3(&self.home, &["server", "status", "--json"]);
         assert!(out.status.success(), "status failed: {out:?}");

@@ -2,14 +2,15 @@
 //! boto3's `select_object_content` and the same query through DuckDB over the local
 //! files (CSV, JSON lines and documents, Parquet; plain, gzip and bzip2), ScanRange
 //! windows, AWS's error codes, Stats and Progress events and an SSE-C object. Here,
-//! aws-sdk-s3's event stream parser on a query, and the access check (s3:GetObject).
+//! aws-sdk-s3's event stream parser on a query, the access check (s3:GetObject), and a
+//! query over an object larger than 1 GiB with the server's memory measured.
 
 mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    CsvInput, ExpressionType, FileHeaderInfo, InputSerialization, JsonOutput, OutputSerialization,
-    SelectObjectContentEventStream,
+    CompletedMultipartUpload, CompletedPart, CsvInput, CsvOutput, ExpressionType, FileHeaderInfo,
+    InputSerialization, JsonOutput, OutputSerialization, SelectObjectContentEventStream,
 };
 use aws_sdk_s3::Client;
 use common::*;
@@ -122,5 +123,130 @@ async fn select_object_content() {
     );
     let reader = user("reader", Some("readonly"));
     assert!(select_count(&reader, "sdk", "t.csv").await.is_ok());
+    srv.stop();
+}
+
+/// A peak resident set size of the server, in bytes, from /proc (`VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib * 1024
+}
+
+/// A query scans an object larger than 1 GiB (a 17-part upload of generated CSV) and
+/// answers what the generator counted, while the server's peak memory grows by far less
+/// than the object: the scan streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_select_over_a_gigabyte_streams() {
+    const PART: usize = 64 * MIB;
+    const PARTS: usize = 17;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let c = srv.client();
+    c.create_bucket().bucket("big").send().await.unwrap();
+    let up = c
+        .create_multipart_upload()
+        .bucket("big")
+        .key("rows.csv")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    // Rows are cut at part boundaries wherever they fall, as any uploader cuts them.
+    let (mut pending, mut row, mut done) = (b"id,name,amount\n".to_vec(), 0u64, Vec::new());
+    let (mut matched, mut sum) = (0u64, 0u64);
+    for n in 1..=PARTS {
+        while pending.len() < PART {
+            let amount = row % 997;
+            if amount < 10 {
+                matched += 1;
+                sum += amount;
+            }
+            pending.extend_from_slice(format!("{row},n{},{amount}\n", row % 1000).as_bytes());
+            row += 1;
+        }
+        let rest = pending.split_off(PART);
+        let part = std::mem::replace(&mut pending, rest);
+        let etag = c
+            .upload_part()
+            .bucket("big")
+            .key("rows.csv")
+            .upload_id(id)
+            .part_number(n as i32)
+            .body(ByteStream::from(part))
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .to_string();
+        done.push(CompletedPart::builder().part_number(n as i32).e_tag(etag).build());
+    }
+    c.complete_multipart_upload()
+        .bucket("big")
+        .key("rows.csv")
+        .upload_id(id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
+        .send()
+        .await
+        .unwrap();
+    let size = (PART * PARTS) as u64;
+
+    // The peak from here on is the query's: writing 5 to clear_refs resets VmHWM.
+    let pid = srv.pid().unwrap();
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let before = peak_rss(pid);
+    let started = std::time::Instant::now();
+    let mut out = c
+        .select_object_content()
+        .bucket("big")
+        .key("rows.csv")
+        .expression("SELECT COUNT(*), SUM(CAST(s.amount AS INT)) FROM S3Object s WHERE CAST(s.amount AS INT) < 10")
+        .expression_type(ExpressionType::Sql)
+        .input_serialization(
+            InputSerialization::builder()
+                .csv(CsvInput::builder().file_header_info(FileHeaderInfo::Use).build())
+                .build(),
+        )
+        .output_serialization(
+            OutputSerialization::builder()
+                .csv(CsvOutput::builder().build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (mut text, mut scanned) = (String::new(), 0);
+    while let Some(ev) = out.payload.recv().await.expect("event stream") {
+        match ev {
+            SelectObjectContentEventStream::Records(r) => {
+                text.push_str(std::str::from_utf8(r.payload().unwrap().as_ref()).unwrap())
+            }
+            SelectObjectContentEventStream::Stats(s) => {
+                scanned = s.details().unwrap().bytes_scanned().unwrap();
+            }
+            _ => {}
+        }
+    }
+    let took = started.elapsed();
+    let grew = peak_rss(pid).saturating_sub(before);
+    eprintln!(
+        "scanned {} MiB in {took:?} ({:.0} MB/s); the server's peak RSS grew {} MiB",
+        size >> 20,
+        size as f64 / took.as_secs_f64() / 1e6,
+        grew >> 20
+    );
+    assert_eq!(text, format!("{matched},{sum}\n"));
+    assert_eq!(scanned as u64, size, "Stats count every byte");
+    assert!(
+        grew < 128 << 20,
+        "a query over {size} bytes grew the server by {grew} bytes"
+    );
     srv.stop();
 }

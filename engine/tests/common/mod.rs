@@ -68,6 +68,7 @@ pub fn put_chunked(
         etag: etag_of(data),
         ..ObjectMeta::default()
     })
+    .map(|w| w.version)
 }
 
 pub fn put(s: &Store, bucket: &str, key: &str, data: &[u8]) -> ObjectVersion {

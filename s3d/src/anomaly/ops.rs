@@ -51,16 +51,16 @@ pub(crate) fn guard_delete(s: &Cybs3, bucket: &str) -> S3Result<()> {
     }
 }
 
-/// One object written; `existed`: it replaced a current object.
-pub(crate) fn wrote(existed: bool, sample: Option<Sample>) {
+/// One object written; `replaced`: it took the place of a current object.
+pub(crate) fn wrote(replaced: bool, sample: Option<Sample>) {
     trail::changed(|c: &mut Changes| {
         c.written += 1;
         match sample {
             Some(Sample::Sealed) => c.sealed += 1,
-            Some(s) if existed && s.incompressible() => c.incompressible += 1,
+            Some(s) if replaced && s.incompressible() => c.incompressible += 1,
             _ => {}
         }
-        if existed {
+        if replaced {
             c.destroyed += 1;
         }
     });
