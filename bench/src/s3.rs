@@ -52,6 +52,9 @@ pub struct S3Args {
     /// Number of keys for the listing benchmark
     #[arg(long, default_value_t = 100_000)]
     list_keys: usize,
+    /// Objects of the batch copy job row (0 skips it)
+    #[arg(long, default_value_t = 100_000)]
+    batch_objects: usize,
     /// Concurrency levels for the small-object runs, comma-separated
     #[arg(long, value_delimiter = ',', default_value = "1,32,128")]
     concurrency: Vec<usize>,
@@ -420,6 +423,8 @@ async fn measure(
     // Replication to a second server: on servers of the bench's own too.
     let large = args.objects_mib << 20;
     rows.extend(crate::replication::rows(cli, &small, args.small_ops, large).await?);
+    // A batch copy job: on a server of the bench's own.
+    rows.extend(crate::batch::rows(cli, &small, args.batch_objects).await?);
 
     let fill_conc = 128;
     let t = tasks(fill_conc, args.list_keys, {
