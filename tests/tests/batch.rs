@@ -445,6 +445,22 @@ async fn tag_lock_delete_cancel_rights_and_bad_files() {
         .await
         .unwrap();
     assert!(t.tag_set().is_empty(), "a denied job changed tags");
+    // Nor may a job write its report where its creator could not.
+    let id = create(
+        &srv,
+        "denied-report",
+        serde_json::json!({"manifest": generated("locked"),
+            "operation": {"replace_tags": {"tags": {"x": "y"}}},
+            "report": {"bucket": "man", "prefix": "r"}}),
+        "reader",
+    );
+    let s = wait(&srv, &id);
+    assert_eq!(s["status"], "Failed", "{s}");
+    assert!(
+        s["reason"].as_str().unwrap().contains("AccessDenied"),
+        "{s}"
+    );
+    assert_eq!(s["counts"]["total"], 0, "{s}");
 
     // Cancel: a slow job (one task at a time) over 3,000 objects stops short.
     let many: Vec<String> = (0..3000).map(|i| format!("m/{i:05}")).collect();

@@ -222,7 +222,7 @@ fn inventory(store: &Store, bucket: &str, key: &str) -> Result<Tasks, ManifestEr
         .collect();
     let (store, bucket) = (store.clone(), bucket.to_string());
     Ok(Box::new(files.into_iter().flat_map(move |file| {
-        let opened = object(&store, &bucket, &file).map(|r| flate2::read::MultiGzDecoder::new(r));
+        let opened = object(&store, &bucket, &file).map(flate2::read::MultiGzDecoder::new);
         let tasks: Tasks = match opened {
             Ok(gz) => Box::new(csv_columns(gz, columns)),
             Err(e) => Box::new(std::iter::once(Err(e))),
@@ -381,8 +381,7 @@ mod tests {
             ["a b", "c"]
         );
         // Reopened at the position, as after a restart.
-        let r = Reader::open(&store, &source, clock, r.position.clone()).unwrap();
-        let mut r2 = r;
+        let mut r2 = Reader::open(&store, &source, clock, r.position.clone()).unwrap();
         let rest = r2.next_chunk(10).unwrap();
         assert_eq!(rest, vec![task("src", "d/e", Some("v3")).unwrap()]);
         assert_eq!(r2.position.done, 3);

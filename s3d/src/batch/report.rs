@@ -102,15 +102,20 @@ pub(crate) fn chunk_name(n: u64) -> String {
     format!("{n:012}")
 }
 
+/// Where a job's report goes in the report bucket: `PREFIX/job-ID/`.
+pub(crate) fn folder(prefix: &str, id: &str) -> String {
+    match prefix.trim_end_matches('/') {
+        "" => format!("job-{id}/"),
+        p => format!("{p}/job-{id}/"),
+    }
+}
+
 /// Write the results and the summary into the report bucket; their keys.
 pub(crate) fn write(store: &Store, job: &Job) -> Result<Option<(String, String)>, BatchError> {
     let Some(spec) = &job.spec.report else {
         return Ok(None);
     };
-    let base = match spec.prefix.trim_end_matches('/') {
-        "" => format!("job-{}/", job.id),
-        p => format!("{p}/job-{}/", job.id),
-    };
+    let base = folder(&spec.prefix, &job.id);
     let (results, summary_key) = (format!("{base}results.csv"), format!("{base}summary.json"));
     let mut sink = Sink::new(store.put(&spec.bucket, &results)?);
     each_chunk(store, job, |bytes| {

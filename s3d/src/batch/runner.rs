@@ -2,8 +2,9 @@
 //!
 //! Each round takes the job to run next: the highest priority, then the oldest (strict
 //! priority: a job runs while no job of a higher priority is waiting). It acts on what
-//! was asked of it (a cancel), then does one step: `New` → `Preparing` (the manifest is
-//! read through once to count its tasks) → `Active` (chunks of [`CHUNK`] tasks, each with
+//! was asked of it (a cancel), then does one step: `New` → `Preparing` (the creator's
+//! rights to the manifest and the report checked, the manifest read through once to count
+//! its tasks) → `Active` (chunks of [`CHUNK`] tasks, each with
 //! the job's concurrency) → `Complete`, `Failed` or `Cancelled`, with the report.
 //!
 //! A chunk is marked in flight before its first task and its outcomes are committed with
@@ -11,7 +12,7 @@
 //! off, and knows which one: its tasks run again only where that is harmless (copies
 //! are checked first, webhooks are reported failed instead of invoked twice).
 
-use super::job::{Job, Status, CHUNK};
+use super::job::{Job, Source, Status, CHUNK};
 use super::manifest::{Clock, ManifestError, Position, Reader};
 use super::ops::{Exec, Outcome};
 use super::report::{self, chunk_name, out_ns};
@@ -76,13 +77,16 @@ async fn step(exec: &Exec, readers: &mut HashMap<String, Reader>) -> Result<bool
             job.status = Status::Preparing;
             persist(exec, &job).await?;
         }
-        Status::Preparing => match count(exec, &job).await {
-            Ok(total) => {
-                job.counts.total = total;
-                job.status = Status::Active;
-                persist(exec, &job).await?;
-            }
-            Err(e) => finish(exec, job, Status::Failed, Some(e.to_string())).await?,
+        Status::Preparing => match preflight(exec, &job).await {
+            Err(why) => finish(exec, job, Status::Failed, Some(why)).await?,
+            Ok(()) => match count(exec, &job).await {
+                Ok(total) => {
+                    job.counts.total = total;
+                    job.status = Status::Active;
+                    persist(exec, &job).await?;
+                }
+                Err(e) => finish(exec, job, Status::Failed, Some(e.to_string())).await?,
+            },
         },
         _ => chunk(exec, job, readers).await?,
     }
@@ -100,6 +104,50 @@ fn clock(exec: &Exec, job: &Job) -> Clock {
         now_ns: now_ns(),
         day_secs: exec.ctx.lifecycle_day_secs,
     }
+}
+
+/// What the job reads and writes beside its tasks, checked against its creator's rights
+/// before the manifest is read: the manifest object (or a listing of the generated
+/// manifest's bucket) and the report's place. Without this a job would show its creator
+/// keys it may not list, in its report.
+async fn preflight(exec: &Exec, job: &Job) -> Result<(), String> {
+    let (ids, job) = (exec.identities.clone(), job.clone());
+    let checked = crate::ctx::spawn(move || -> s3s::S3Result<Option<String>> {
+        let Some(caller) = ids.caller_named(&job.creator)? else {
+            return Ok(Some(format!(
+                "the job's creator {} no longer exists",
+                job.creator
+            )));
+        };
+        let mut asks = match job.spec.source() {
+            Ok(Source::Object { bucket, key, .. }) => {
+                vec![("GetObject", bucket.to_string(), Some(key.to_string()))]
+            }
+            Ok(Source::Generate(g)) => vec![("ListObjectsV2", g.bucket.clone(), None)],
+            Err(e) => return Ok(Some(e)),
+        };
+        if let Some(r) = &job.spec.report {
+            let key = format!("{}results.csv", report::folder(&r.prefix, &job.id));
+            asks.push(("PutObject", r.bucket.clone(), Some(key)));
+        }
+        for (op, bucket, key) in asks {
+            if !ids.allows(&caller, op, &bucket, key.as_deref(), None)? {
+                let what = match key {
+                    Some(k) => format!("{bucket}/{k}"),
+                    None => bucket,
+                };
+                return Ok(Some(format!(
+                    "AccessDenied: {} may not {op} s3://{what}",
+                    job.creator
+                )));
+            }
+        }
+        Ok(None)
+    })
+    .await
+    .and_then(|r| r)
+    .map_err(|e| format!("cannot check the creator's rights: {e:?}"))?;
+    checked.map_or(Ok(()), Err)
 }
 
 async fn count(exec: &Exec, job: &Job) -> Result<u64, ManifestError> {
