@@ -2,8 +2,8 @@
 //! (the report checked object by object: each object copied once, equal to its source),
 //! tag, delete and object lock jobs (lock enforced: a delete of a held version fails),
 //! cancel, a creator without the right (AccessDenied per object), a job file with an
-//! unknown field, and the same kind of job made through boto3's `s3control`
-//! (tests/python/s3_control.py).
+//! unknown field, an inventory report as a manifest, and the same kind of job made through
+//! boto3's `s3control` (tests/python/s3_control.py).
 //!
 //! The copy job runs over `CYBS3_BATCH_OBJECTS` objects (20,000 by default, to keep
 //! `tests/run.sh` in its budget; `cybs3 bench batch` measures the rate over 100,000).
@@ -12,7 +12,9 @@ mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, ObjectLockLegalHoldStatus, ObjectLockRetentionMode,
+    BucketVersioningStatus, InventoryConfiguration, InventoryDestination, InventoryFormat,
+    InventoryFrequency, InventoryIncludedObjectVersions, InventoryS3BucketDestination,
+    InventorySchedule, ObjectLockLegalHoldStatus, ObjectLockRetentionMode,
 };
 use aws_sdk_s3::Client;
 use common::*;
@@ -499,6 +501,76 @@ async fn tag_lock_delete_cancel_rights_and_bad_files() {
     let out = cybs3(&srv.home, &["batch", "status", "no-such-job"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no batch job"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_report_is_a_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let c = srv.client();
+    for b in ["src", "inv"] {
+        bucket(&c, b).await;
+    }
+    set_versioning(&c, "src", BucketVersioningStatus::Enabled).await;
+    let keys: Vec<String> = (0..30).map(|i| format!("p/{i:02} a+b")).collect();
+    put_many(&c, "src", &keys).await;
+    let cfg = InventoryConfiguration::builder()
+        .id("all")
+        .is_enabled(true)
+        .destination(
+            InventoryDestination::builder()
+                .s3_bucket_destination(
+                    InventoryS3BucketDestination::builder()
+                        .bucket("arn:aws:s3:::inv")
+                        .format(InventoryFormat::Csv)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .included_object_versions(InventoryIncludedObjectVersions::All)
+        .schedule(
+            InventorySchedule::builder()
+                .frequency(InventoryFrequency::Daily)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    c.put_bucket_inventory_configuration()
+        .bucket("src")
+        .id("all")
+        .inventory_configuration(cfg)
+        .send()
+        .await
+        .unwrap();
+    let run = admin(&srv, &["admin", "inventory", "run", "src", "all", "--json"]);
+    let manifest = run["manifest_key"].as_str().unwrap();
+    let id = create(
+        &srv,
+        "from-inventory",
+        serde_json::json!({"manifest": {"bucket": "inv", "key": manifest, "format": "inventory"},
+            "operation": {"replace_tags": {"tags": {"from": "inventory"}}}}),
+        "root",
+    );
+    let s = wait(&srv, &id);
+    assert_eq!(s["status"], "Complete", "{s}");
+    assert_eq!(s["counts"]["succeeded"], 30, "{s}");
+    // Each task named its version (the inventory's VersionId column).
+    let r = report(&srv, &id);
+    assert_eq!(r.len(), 30);
+    for k in &keys {
+        assert!(!r[k][0].0.is_empty(), "{k}: no version in {:?}", r[k]);
+        let t = c
+            .get_object_tagging()
+            .bucket("src")
+            .key(k)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(t.tag_set()[0].value(), "inventory", "{k}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
