@@ -2,8 +2,9 @@
 //! (the report checked object by object: each object copied once, equal to its source),
 //! tag, delete and object lock jobs (lock enforced: a delete of a held version fails),
 //! cancel, a creator without the right (AccessDenied per object), a job file with an
-//! unknown field, an inventory report as a manifest, and the same kind of job made through
-//! boto3's `s3control` (tests/python/s3_control.py).
+//! unknown field, an inventory report as a manifest, a webhook invoked per object
+//! (Lambda-style), and the same kind of job made through boto3's `s3control`
+//! (tests/python/s3_control.py).
 //!
 //! The copy job runs over `CYBS3_BATCH_OBJECTS` objects (20,000 by default, to keep
 //! `tests/run.sh` in its budget; `cybs3 bench batch` measures the rate over 100,000).
@@ -571,6 +572,56 @@ async fn an_inventory_report_is_a_manifest() {
             .unwrap();
         assert_eq!(t.tag_set()[0].value(), "inventory", "{k}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_is_invoked_once_per_object() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let c = srv.client();
+    bucket(&c, "src").await;
+    let keys: Vec<String> = (0..12).map(|i| format!("w/{i:02}")).collect();
+    put_many(&c, "src", &keys).await;
+    let hook = cybs3_tests::webhook::Receiver::start("s3cr3t");
+    admin(
+        &srv,
+        &[
+            "admin",
+            "notify",
+            "add",
+            "lambda",
+            "--type",
+            "webhook",
+            "--url",
+            &hook.url(),
+            "--secret",
+            "s3cr3t",
+        ],
+    );
+    let id = create(
+        &srv,
+        "invoke",
+        serde_json::json!({"manifest": {"generate": {"bucket": "src", "prefix": "w/"}},
+            "operation": {"webhook": {"target": "lambda"}}}),
+        "root",
+    );
+    assert_eq!(wait(&srv, &id)["status"], "Complete");
+    let mut invoked: Vec<String> = hook
+        .events()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["invocationSchemaVersion"], "1.0", "{e}");
+            assert_eq!(e["job"]["id"], id.as_str(), "{e}");
+            let task = &e["tasks"][0];
+            assert_eq!(task["s3BucketArn"], "arn:aws:s3:::src", "{e}");
+            assert!(task["s3VersionId"].is_string(), "{e}");
+            task["s3Key"].as_str().unwrap().to_string()
+        })
+        .collect();
+    invoked.sort();
+    assert_eq!(invoked, keys);
+    assert_eq!(hook.bad_signatures(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
