@@ -5,6 +5,7 @@
 //! `cybs3 bench` and is matched by nothing.
 
 mod anomaly;
+mod batch;
 mod engine;
 mod hook;
 mod machine;

@@ -55,6 +55,9 @@ pub struct S3Args {
     /// Size of the CSV object S3 Select scans, MiB (0 skips the row)
     #[arg(long, default_value_t = 1024)]
     select_mib: usize,
+    /// Objects of the batch copy job row (0 skips it)
+    #[arg(long, default_value_t = 100_000)]
+    batch_objects: usize,
     /// Concurrency levels for the small-object runs, comma-separated
     #[arg(long, value_delimiter = ',', default_value = "1,32,128")]
     concurrency: Vec<usize>,
@@ -425,6 +428,8 @@ async fn measure(
     // Replication to a second server: on servers of the bench's own too.
     let large = args.objects_mib << 20;
     rows.extend(crate::replication::rows(cli, &small, args.small_ops, large).await?);
+    // A batch copy job: on a server of the bench's own.
+    rows.extend(crate::batch::rows(cli, &small, args.batch_objects).await?);
 
     let fill_conc = 128;
     let t = tasks(fill_conc, args.list_keys, {

@@ -75,6 +75,25 @@ impl Spare {
     }
 }
 
+impl Spare {
+    /// `cybs3 ARGS… --data DIR` against this server, which must succeed: its JSON output.
+    pub(crate) fn admin_json(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let out = Command::new(std::env::current_exe()?)
+            .args(args)
+            .arg("--data")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "cybs3 {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}
+
 impl Drop for Spare {
     fn drop(&mut self) {
         let _ = Command::new(std::env::current_exe().expect("the running binary"))

@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use s3d::audit::Log;
+use s3d::batch::BatchCall;
 use s3d::trail::{Api, Record};
 use s3d::{
     AlertCall, Iam, IamCall, NotifyCall, RemoteCall, Remotes, SiteCall, Sites, Target, Targets,
@@ -164,6 +165,7 @@ async fn handle(
         (&Method::POST, "/replication") => replication_call(&body, store, r).await,
         (&Method::POST, "/site") => site_call(&body, sites, r).await,
         (&Method::POST, "/inventory") => inventory_call(&body, store, r).await,
+        (&Method::POST, "/batch") => batch_call(&body, iam, targets, r).await,
         (&Method::POST, "/alerts") => alerts_call(&body, anomalies, targets, r).await,
         (&Method::GET, "/analyze") => analyze_call(&query, iam, audit_dir, r).await,
         (&Method::GET, "/status") => {
@@ -448,6 +450,30 @@ async fn inventory_call(body: &[u8], store: Store, r: &mut Record) -> Result<ser
     r.bucket = Some(call.bucket.clone());
     r.target = Some(call.id.clone());
     tokio::task::spawn_blocking(move || crate::inventory::apply(&store, call)).await?
+}
+
+/// One `cybs3 batch` call (JSON [`BatchCall`]).
+async fn batch_call(
+    body: &[u8],
+    iam: Iam,
+    targets: Targets,
+    r: &mut Record,
+) -> Result<serde_json::Value> {
+    let call: BatchCall = serde_json::from_slice(body)?;
+    let (action, target) = match &call {
+        BatchCall::Create { user, .. } => ("admin:CreateBatchJob", Some(user.clone())),
+        BatchCall::List => ("admin:ListBatchJobs", None),
+        BatchCall::Status { id } => ("admin:GetBatchJob", Some(id.clone())),
+        BatchCall::Cancel { id } => ("admin:CancelBatchJob", Some(id.clone())),
+        BatchCall::Priority { id, .. } => ("admin:UpdateBatchJobPriority", Some(id.clone())),
+        BatchCall::Report { id } => ("admin:GetBatchJobReport", Some(id.clone())),
+    };
+    r.action = Some(action.into());
+    r.target = target;
+    tokio::task::spawn_blocking(move || -> Result<serde_json::Value> {
+        Ok(s3d::batch::apply(&iam, &targets, call)?)
+    })
+    .await?
 }
 
 async fn blocking<T: Serialize + Send + 'static>(

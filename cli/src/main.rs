@@ -5,6 +5,7 @@ mod admin;
 mod alerts;
 mod analyze;
 mod audit;
+mod batch;
 mod bench;
 mod diag;
 mod forecast;
@@ -117,6 +118,9 @@ enum Command {
     /// Manage who may use the server
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// S3 Batch Operations: one operation over every object of a manifest, in the
+    /// background (copy, tags, delete, object lock, restore, replicate, webhook)
+    Batch(batch::BatchArgs),
     /// Measure performance against physical references (memcpy, raw disk writes)
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -346,6 +350,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(AdminCmd::Usage { args, data }) => usage::run(args, data).map(|()| true),
         Command::Admin(AdminCmd::Alerts { args, data }) => alerts::run(args, data).map(|()| true),
         Command::Login(args) => login::run(args).map(|()| true),
+        Command::Batch(args) => batch::run(args),
         Command::Bench(cmd) => bench::run(cmd).map(|()| true),
         Command::Mount(args) => mount::run(args).map(|()| true),
         Command::Umount { mountpoint } => mount::umount(&mountpoint).map(|()| true),

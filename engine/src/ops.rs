@@ -53,6 +53,9 @@ pub(crate) enum Op {
         name: String,
         value: Option<Vec<u8>>,
     },
+    /// Several server records in one commit (`None` deletes), as `(ns, name, value)`:
+    /// a batch job's outcomes and its cursor go together (`Store::set_server_records`).
+    SetServerRecords(Vec<(String, String, Option<Vec<u8>>)>),
     Put {
         bucket: String,
         key: String,
@@ -331,6 +334,15 @@ pub(crate) fn apply(
             match value {
                 Some(v) => tx.put(keys::server(ns, name), v.clone()),
                 None => tx.del(keys::server(ns, name)),
+            }
+            Ok(Out::Done)
+        }
+        Op::SetServerRecords(records) => {
+            for (ns, name, value) in records {
+                match value {
+                    Some(v) => tx.put(keys::server(ns, name), v.clone()),
+                    None => tx.del(keys::server(ns, name)),
+                }
             }
             Ok(Out::Done)
         }

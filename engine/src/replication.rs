@@ -666,6 +666,22 @@ impl crate::Store {
         }
     }
 
+    /// Queues these versions `(key, sort)` of `bucket` for each destination of its rules
+    /// that has not taken them (a batch job's `replicate`); how many tasks.
+    pub fn replicate_versions(
+        &self,
+        bucket: &str,
+        versions: Vec<(String, [u8; 16])>,
+    ) -> Result<u64> {
+        match self.submit(Op::Resync {
+            bucket: bucket.to_string(),
+            versions,
+        })? {
+            Out::Queued(n) => Ok(n),
+            _ => unreachable!("Resync answers Queued"),
+        }
+    }
+
     /// Each destination of `bucket`'s rules: its queue's counters, lag and dead letters.
     pub fn replication_status(&self, bucket: &str) -> Result<Vec<DestinationStatus>> {
         let config = self

@@ -660,6 +660,22 @@ impl Store {
         .map(drop)
     }
 
+    /// Set or remove several server records in one commit: all of them, or none after
+    /// a crash.
+    pub fn set_server_records(
+        &self,
+        records: Vec<(String, String, Option<Vec<u8>>)>,
+    ) -> Result<()> {
+        for (ns, name, _) in &records {
+            if ns.contains('\0') || name.contains('\0') || ns.is_empty() || name.is_empty() {
+                return Err(Error::InvalidKey(
+                    "server record names are non-empty and have no NUL",
+                ));
+            }
+        }
+        self.submit(Op::SetServerRecords(records)).map(drop)
+    }
+
     pub fn server_record(&self, ns: &str, name: &str) -> Result<Option<Vec<u8>>> {
         let (rtxn, db) = self.read()?;
         Ok(db.get(&rtxn, &keys::server(ns, name))?.map(<[u8]>::to_vec))

@@ -33,6 +33,8 @@
 //!    - [`versioning`]: bucket versioning, version ids and delete markers, ListObjectVersions.
 //!    - [`multipart`], [`copy`]: multipart uploads and server-side copies.
 //!    - [`attributes`]: GetObjectAttributes, with a multipart object's parts.
+//!    - [`batch`]: S3 Batch Operations: jobs over a manifest's objects, run in the
+//!      background with their creator's rights, and their S3 Control API.
 //!    - [`archive`]: archive storage classes: reads refused until RestoreObject.
 //!    - [`notify`]: bucket notifications: targets, configurations, AWS's event message
 //!      and delivery through webhooks, AMQP, MQTT, NATS, Redis and PostgreSQL.
@@ -76,6 +78,7 @@ mod analyzer;
 pub mod anomaly;
 mod archive;
 mod attributes;
+pub mod batch;
 mod body;
 mod bucket_config;
 mod buckets;

@@ -1,8 +1,10 @@
 //! The requests s3s hands to us before resolving an S3 operation (it takes one route):
-//! STS forms, GET/HEAD with an unusable Range, and site peers' messages. Each route's
+//! STS forms, GET/HEAD with an unusable Range, site peers' messages, and the S3 Control
+//! job API (`/v20180820/jobs`). Each route's
 //! `is_match` is asked in turn; the one that matched is remembered in the request's
 //! extensions so that its own access check and handler serve it.
 
+use crate::batch::Control;
 use crate::identity::sts::Sts;
 use crate::ignored_range::IgnoredRange;
 use crate::site::api::SiteApi;
@@ -15,6 +17,7 @@ pub(crate) struct Routes {
     pub sts: Sts,
     pub range: IgnoredRange,
     pub site: SiteApi,
+    pub control: Control,
 }
 
 /// Which route took a request.
@@ -23,6 +26,7 @@ enum Which {
     Sts,
     Range,
     Site,
+    Control,
 }
 
 impl Routes {
@@ -31,6 +35,7 @@ impl Routes {
             Some(Which::Sts) => Ok(&self.sts),
             Some(Which::Range) => Ok(&self.range),
             Some(Which::Site) => Ok(&self.site),
+            Some(Which::Control) => Ok(&self.control),
             None => Err(s3_error!(InternalError, "a routed request lost its route")),
         }
     }
@@ -51,6 +56,8 @@ impl S3Route for Routes {
             Which::Range
         } else if self.site.is_match(method, uri, headers, ext) {
             Which::Site
+        } else if self.control.is_match(method, uri, headers, ext) {
+            Which::Control
         } else {
             return false;
         };

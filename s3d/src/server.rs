@@ -53,7 +53,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let domains = Domains::new(&cfg.domains)?;
-    let s3 = service::build(&cfg, store.clone(), &domains);
+    let s3 = service::build(&cfg, store.clone(), &domains)?;
     let fd_limit = fdlimit::raise()?;
     let ceiling = fdlimit::max_connections(fd_limit);
     let cap = cfg.max_connections.map_or(ceiling, |n| n.min(ceiling));

@@ -23,7 +23,11 @@ use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Request, S3Response, S3Result, S3};
 
-pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains) -> S3Service {
+pub(crate) fn build(
+    cfg: &ServerConfig,
+    store: engine::Store,
+    domains: &Domains,
+) -> anyhow::Result<S3Service> {
     let iam = Iam::new(store.clone(), &cfg.server_key);
     let identities = Identities::new(
         &cfg.access_key,
@@ -42,10 +46,25 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
         lifecycle_day_secs: cfg.lifecycle.day_secs,
         anomalies: cfg.anomalies.clone(),
     };
+    crate::batch::spawn(crate::batch::Exec {
+        deliverer: crate::notify::Deliverer::new(
+            tokio::runtime::Handle::current(),
+            ctx.notify.clone(),
+            &cfg.region,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot start batch jobs' webhooks: {}", e.0))?,
+        ctx: ctx.clone(),
+        identities: identities.clone(),
+    });
     // The same service without routes serves GET/HEAD again once an unusable Range is gone.
     let plain = builder(ctx.clone(), domains, &identities).build();
+    let control = crate::batch::Control {
+        identities: identities.clone(),
+        targets: ctx.notify.clone(),
+    };
     let mut b = builder(ctx, domains, &identities);
     b.set_route(Routes {
+        control,
         sts: sts::Sts {
             identities,
             live: cfg.live.clone(),
@@ -63,7 +82,7 @@ pub(crate) fn build(cfg: &ServerConfig, store: engine::Store, domains: &Domains)
             ),
         },
     });
-    b.build()
+    Ok(b.build())
 }
 
 fn builder(ctx: Cybs3, domains: &Domains, identities: &Identities) -> S3ServiceBuilder {

@@ -158,7 +158,7 @@ struct Deferred(Ask);
 
 /// Who signed, as far as the signature and the token tell; the rest of the caller
 /// (its policies) is read on a blocking thread.
-enum Signer {
+pub(super) enum Signer {
     Anonymous,
     Root,
     Key(Owner),
@@ -197,7 +197,7 @@ impl Identities {
     }
 
     /// Who signed a request whose signature s3s has verified.
-    async fn signer(
+    pub(super) async fn signer(
         &self,
         access_key: Option<&str>,
         headers: &HeaderMap,

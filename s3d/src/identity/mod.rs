@@ -7,6 +7,7 @@
 //! - [`keys`]: access keys (bucket keys, users' keys, sessions), sealed in the engine's metadata.
 //! - [`iam`], [`policy`], [`bucket_policy`]: users, groups, IAM policies and their evaluation.
 //! - [`sts`], [`ldap`]: temporary credentials for directory logins and local users.
+//! - [`on_behalf`]: requests the server makes for a user (a batch job's tasks).
 //! - [`owners`]: the canonical id and display name of every caller that can own things.
 //! - [`grants`]: buckets' owners, ACLs, object ownership and public access blocks as
 //!   stored, and the ACL grants that decide what no policy did.
@@ -18,6 +19,7 @@ pub(crate) mod grants;
 pub(crate) mod iam;
 pub(crate) mod keys;
 pub mod ldap;
+mod on_behalf;
 pub(crate) mod owners;
 pub(crate) mod policy;
 pub(crate) mod sts;

@@ -6,7 +6,7 @@
 
 mod config;
 mod fields;
-mod files;
+pub(crate) mod files;
 mod report;
 mod schedule;
 
