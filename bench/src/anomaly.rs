@@ -5,8 +5,8 @@
 //! detector differs.
 
 use crate::report::{alternating_row, row, Row};
-use crate::timing::median;
 use crate::spare::Spare;
+use crate::timing::median;
 use crate::Cli;
 use anyhow::Result;
 use bytes::Bytes;

@@ -15,7 +15,8 @@ use bytes::Bytes;
 use std::time::Instant;
 
 const BLOCK: usize = 1 << 20;
-const QUERY: &str = "SELECT COUNT(*), SUM(CAST(_3 AS INT)) FROM S3Object WHERE CAST(_3 AS INT) < 10";
+const QUERY: &str =
+    "SELECT COUNT(*), SUM(CAST(_3 AS INT)) FROM S3Object WHERE CAST(_3 AS INT) < 10";
 
 /// One MiB of CSV rows `id,name,amount`, the last one padded to end the block on its
 /// newline, and what [`QUERY`] answers over it: the rows it matches and their sum.
@@ -98,7 +99,12 @@ async fn select(client: &Client, bucket: &str, key: &str) -> Result<String> {
         .await
         .context("SelectObjectContent")?;
     let mut text = String::new();
-    while let Some(ev) = out.payload.recv().await.context("the Select event stream")? {
+    while let Some(ev) = out
+        .payload
+        .recv()
+        .await
+        .context("the Select event stream")?
+    {
         if let SelectObjectContentEventStream::Records(r) = ev {
             let payload = r.payload().map(|p| p.as_ref()).unwrap_or_default();
             text.push_str(std::str::from_utf8(payload).context("Records")?);

@@ -57,8 +57,8 @@ impl Spare {
         Some(Duration::from_millis(ticks * 10))
     }
 
-    /// `cybs3 ARGS… --data DIR` against this server, which must succeed.
-    pub(crate) fn admin(&self, args: &[&str]) -> Result<()> {
+    /// `cybs3 ARGS… --data DIR` against this server, which must succeed: its output.
+    pub(crate) fn admin(&self, args: &[&str]) -> Result<Vec<u8>> {
         let out = Command::new(std::env::current_exe()?)
             .args(args)
             .arg("--data")
@@ -71,26 +71,12 @@ impl Spare {
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );
-        Ok(())
+        Ok(out.stdout)
     }
-}
 
-impl Spare {
-    /// `cybs3 ARGS… --data DIR` against this server, which must succeed: its JSON output.
+    /// [`Spare::admin`] of a command with `--json`: its document.
     pub(crate) fn admin_json(&self, args: &[&str]) -> Result<serde_json::Value> {
-        let out = Command::new(std::env::current_exe()?)
-            .args(args)
-            .arg("--data")
-            .arg(self.dir.path())
-            .stdin(Stdio::null())
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "cybs3 {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Ok(serde_json::from_slice(&out.stdout)?)
+        Ok(serde_json::from_slice(&self.admin(args)?)?)
     }
 }
 

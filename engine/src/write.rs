@@ -17,8 +17,8 @@ use crate::layout::{shard_len, INLINE_MAX};
 use crate::ops::{Op, Out};
 use crate::pool::{Pool, Writing};
 use crate::record::{
-    DataId, Encryption, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry, ShardLayout, Written,
-    SseMode, WrappedKey,
+    DataId, Encryption, LockRequest, ObjectMeta, ObjectVersion, PartData, PartEntry, ShardLayout,
+    SseMode, WrappedKey, Written,
 };
 use crate::shard::{ShardHeader, ShardWriter};
 use crate::sse::{customer_matches, DataKey, Sealer};

@@ -274,7 +274,10 @@ fn writes_report_what_they_replaced() {
         .create_upload(B, "k", ObjectMeta::default(), Default::default())
         .unwrap();
     part(&s, "k", &up.upload_id, 1, b"part");
-    assert!(complete(&up.upload_id), "a completion over a current object");
+    assert!(
+        complete(&up.upload_id),
+        "a completion over a current object"
+    );
     assert!(
         !complete(&up.upload_id),
         "a retried completion replaced nothing more"

@@ -186,13 +186,22 @@ async fn a_select_over_a_gigabyte_streams() {
             .e_tag()
             .unwrap()
             .to_string();
-        done.push(CompletedPart::builder().part_number(n as i32).e_tag(etag).build());
+        done.push(
+            CompletedPart::builder()
+                .part_number(n as i32)
+                .e_tag(etag)
+                .build(),
+        );
     }
     c.complete_multipart_upload()
         .bucket("big")
         .key("rows.csv")
         .upload_id(id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
         .send()
         .await
         .unwrap();

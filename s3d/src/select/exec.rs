@@ -308,7 +308,7 @@ fn write_row(
                 while positional.len() < fields.len() {
                     positional.push(format!("_{}", positional.len() + 1));
                 }
-                let values: Vec<Value> = fields.into_iter().map(Value::Str).collect();
+                let values: Vec<Value> = fields.iter().map(|f| Value::Str(f.to_owned())).collect();
                 let names =
                     (0..values.len()).map(|i| p.names.get(i).unwrap_or(&positional[i]).as_str());
                 p.output.write(names.zip(&values), out);

@@ -321,6 +321,8 @@ pub(crate) fn decompress(raw: Box<dyn Read + Send>, c: Compression) -> Box<dyn R
 pub(crate) struct CsvRecords {
     reader: csv::Reader<Box<dyn Read + Send>>,
     record: csv::StringRecord,
+    /// The last record's bytes and fields.
+    last: (usize, usize),
 }
 
 impl CsvRecords {
@@ -342,6 +344,7 @@ impl CsvRecords {
         CsvRecords {
             reader: b.from_reader(r),
             record: csv::StringRecord::new(),
+            last: (0, 0),
         }
     }
 
@@ -350,11 +353,15 @@ impl CsvRecords {
         match self.reader.read_record(&mut self.record) {
             Ok(false) => Ok(None),
             Ok(true) => Ok(Some(self.record.iter().map(str::to_owned).collect())),
-            Err(e) => Err(match e.into_kind() {
-                csv::ErrorKind::Io(io) => Error::from_io(io, Error::Csv),
-                kind => Error::Csv(format!("{kind:?}")),
-            }),
+            Err(e) => Err(csv_error(e)),
         }
+    }
+}
+
+fn csv_error(e: csv::Error) -> Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::from_io(io, Error::Csv),
+        kind => Error::Csv(format!("{kind:?}")),
     }
 }
 
@@ -362,7 +369,17 @@ impl Iterator for CsvRecords {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Result<Record>> {
-        self.next_fields().transpose().map(|r| r.map(Record::Csv))
+        // Sized like the last record, so that reading this one does not grow it.
+        let (bytes, fields) = self.last;
+        let mut record = csv::StringRecord::with_capacity(bytes, fields);
+        match self.reader.read_record(&mut record) {
+            Ok(false) => None,
+            Ok(true) => {
+                self.last = (record.as_slice().len(), record.len());
+                Some(Ok(Record::Csv(record)))
+            }
+            Err(e) => Some(Err(csv_error(e))),
+        }
     }
 }
 
@@ -524,7 +541,7 @@ mod tests {
             comment: Some(b'#'),
             quoted_records: false,
         };
-        let fields = |v: &[&str]| Record::Csv(v.iter().map(|s| s.to_string()).collect());
+        let fields = |v: &[&str]| Record::Csv(csv::StringRecord::from(v.to_vec()));
         let text = "a;'b;\\'c'|1;2";
         let got = read_all(CsvRecords::new(Box::new(io::Cursor::new(text)), &c)).unwrap();
         assert_eq!(got, [fields(&["a", "b;'c"]), fields(&["1", "2"])]);

@@ -24,8 +24,8 @@ fn star_from_s3object_with_alias_and_paths() {
 
 #[test]
 fn columns_aliases_and_derived_names() {
-    let q = parse("select _1, s._2 AS two, s.name, \"Quoted\" q, _1 || 'x' from s3object s")
-        .unwrap();
+    let q =
+        parse("select _1, s._2 AS two, s.name, \"Quoted\" q, _1 || 'x' from s3object s").unwrap();
     let items = q.items.unwrap();
     let names: Vec<_> = items.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["_1", "two", "name", "q", "_5"]);
