@@ -224,6 +224,10 @@ pub(crate) async fn copy_object(
     let asked = sse::asked!(input, customer.as_ref());
     let (mut writer, enc) = sse::writer(s, &input.bucket, &input.key, asked).await?;
     writer.set_lock(lock);
+    // A copy overwrites as a PUT does: a frozen caller may only create.
+    let mut condition = engine::WriteCondition::default();
+    let freeze = crate::anomaly::ops::guard_write(s, &input.bucket, &mut condition)?;
+    writer.set_condition(condition);
     let reader = open_source(s, &src, source_customer.as_ref()).await?;
     let v = reader.version().clone();
     check_source(
@@ -285,14 +289,17 @@ pub(crate) async fn copy_object(
         ..Default::default()
     };
     let mut hasher = body::hasher_for(input.checksum_algorithm.as_ref(), &wanted);
-    let version = blocking(move || {
+    let engine::Written { version, replaced } = blocking(move || {
         let md5 = pump(reader.all(), &mut writer, &mut hasher)?;
         let checksums = hasher.finalize();
         meta.etag = hex::encode(md5);
         meta.checksums = body::stored_checksums(&checksums);
-        writer.finish(meta).map(|w| w.version)
+        writer.finish(meta)
     })
-    .await?;
+    .await
+    .map_err(|e| crate::anomaly::ops::refused(e, freeze))?;
+    // The copy's bytes were its source's: no entropy sample.
+    crate::anomaly::ops::wrote(replaced, None);
     let checksum = |name: &str| {
         version
             .meta

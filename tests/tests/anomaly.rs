@@ -229,12 +229,31 @@ async fn anomalies_raise_explained_alerts_and_the_freeze_holds_until_cleared() {
         .unwrap_err();
     assert_eq!(status_code(&e), (403, "AccessDenied".into()));
     assert_eq!(put_as(&alice, "docs", "f2", text(1)).await, Err(403));
+    // A copy onto an object is an overwrite too.
+    let e = alice
+        .copy_object()
+        .bucket("docs")
+        .key("f2")
+        .copy_source("docs/f1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_code(&e), (403, "AccessDenied".into()));
     put_as(&alice, "docs", "brand-new", text(2)).await.unwrap();
     // Other users are not frozen.
     put_as(&bob, "docs", "f3", text(3)).await.unwrap();
     let listed = admin(&srv, &["admin", "alerts", "--json"]);
     assert_eq!(listed["flagged"][0]["user"], "alice", "{listed}");
     admin(&srv, &["admin", "alerts", "clear", "alice"]);
+    // The refused copy above was the freeze, not a missing right.
+    alice
+        .copy_object()
+        .bucket("docs")
+        .key("f2")
+        .copy_source("docs/f1")
+        .send()
+        .await
+        .unwrap();
     alice
         .delete_object()
         .bucket("docs")
