@@ -189,7 +189,8 @@ pub(crate) fn make(
         }
         _ => {}
     }
-    let id = new_id();
+    // A UUID, as S3 Control's job ids are.
+    let id = crate::inventory::report::uuid();
     let job = Job {
         id: id.clone(),
         creator: user.to_string(),
@@ -211,19 +212,6 @@ pub(crate) fn make(
 
 fn invalid(e: impl std::fmt::Display) -> BatchError {
     BatchError::Invalid(e.to_string())
-}
-
-/// An id in UUID form, as S3 Control's are.
-fn new_id() -> String {
-    let h = hex::encode(rand::random::<[u8; 16]>());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
 }
 
 pub(crate) fn save(store: &Store, job: &Job) -> Result<(), BatchError> {

@@ -7,7 +7,7 @@
 mod config;
 mod fields;
 pub(crate) mod files;
-mod report;
+pub(crate) mod report;
 mod schedule;
 
 pub use report::{InventoryError, InventoryRun};

@@ -271,8 +271,8 @@ fn folder_time(ns: u64) -> String {
     )
 }
 
-/// A random (version 4) UUID, which names a data file.
-fn uuid() -> String {
+/// A random (version 4) UUID: it names an inventory's data file, and a batch job.
+pub(crate) fn uuid() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
