@@ -278,15 +278,27 @@ fn usage_counters_follow_every_kind_of_change() {
 fn usage_reads_mark_objects_hot() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path(), 1, None, 64 * 1024);
-    // One-second days, so that the objects are days old in seconds.
-    s.set_usage_day(1).unwrap();
+    // Two-second days. Bands count calendar days (today's number less the read's), so a
+    // read shows as "under a day ago" until its day ends: the read is made just after a
+    // day begins, leaving the sampler's batch interval and the scans the whole day.
+    const DAY_NS: u64 = 2_000_000_000;
+    let day_of = |ns: u64| ns / DAY_NS;
+    let now_ns = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    };
+    s.set_usage_day(DAY_NS / 1_000_000_000).unwrap();
     s.create_bucket("bkt").unwrap();
     put(&s, "bkt", "read/x", &bytes(1, 10));
     put(&s, "bkt", "idle/y", &bytes(2, 10));
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let written = now_ns();
+    let next_day = (day_of(written) + 1) * DAY_NS + 50_000_000;
+    std::thread::sleep(std::time::Duration::from_nanos(next_day - written));
+    let read_day = day_of(now_ns());
     s.note_read("bkt", "read/x");
     // Written by the sampler's thread within its batch interval.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let snap = s.scan_usage().unwrap();
         let of = |prefix: &str| {
@@ -297,17 +309,19 @@ fn usage_reads_mark_objects_hot() {
                 .clone()
         };
         let (read, idle) = (of("read/"), of("idle/"));
-        assert_eq!(
-            idle.hot(),
-            (1, 10),
-            "not read, but written 2 days ago: {idle:?}"
-        );
+        // Not read, and written a day ago: idle since then, and still hot (read, or
+        // written, within 7 days).
         assert_eq!(idle.idle_objects[0], 0, "{idle:?}");
+        assert_eq!(idle.hot(), (1, 10), "{idle:?}");
         if read.idle_objects[0] == 1 {
-            assert_eq!(read.age_bytes[0], 0, "{read:?}");
+            assert_eq!(read.age_bytes[0], 0, "written a day ago: {read:?}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{read:?}");
+        assert_eq!(
+            day_of(now_ns()),
+            read_day,
+            "read, but not seen as read within its day: {read:?}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
