@@ -1,9 +1,11 @@
 """S3 Batch Operations through boto3's s3control client against a running cybs3.
 
-Usage: s3_control.py ENDPOINT ACCESS_KEY SECRET_KEY SLOW_TARGET
+Usage: s3_control.py ENDPOINT ACCESS_KEY SECRET_KEY SLOW_TARGET KMS_KEY
 
 CreateJob (a CSV manifest, S3PutObjectTagging, a report), DescribeJob until it
-completes, the tags and the report checked, ListJobs; then a LambdaInvoke job on
+completes, the tags and the report checked, ListJobs; an S3PutObjectCopy job whose
+copies are encrypted with the server's KMS key KMS_KEY, with new metadata and tags
+(HeadObject shows them, the bytes are the source's); then a LambdaInvoke job on
 SLOW_TARGET (a notification target that never answers, so the job stays active) whose
 priority is changed (UpdateJobPriority) and which is cancelled (UpdateJobStatus).
 Prints one line per check; exits non-zero on the first failure.
@@ -17,7 +19,7 @@ import urllib.parse
 import boto3
 from botocore.config import Config
 
-endpoint, access_key, secret_key, slow_target = sys.argv[1:5]
+endpoint, access_key, secret_key, slow_target, kms_key = sys.argv[1:6]
 creds = dict(
     endpoint_url=endpoint,
     aws_access_key_id=access_key,
@@ -105,6 +107,47 @@ print("report summary", summary["status"])
 jobs = ctl.list_jobs(AccountId=ACCOUNT)["Jobs"]
 assert any(j["JobId"] == job_id and j["Operation"] == "S3PutObjectTagging" for j in jobs), jobs
 print("ListJobs", len(jobs))
+
+# A copy with an encryption choice, new metadata and tags (S3 Batch's S3PutObjectCopy).
+s3.create_bucket(Bucket="copies")
+copy = ctl.create_job(
+    AccountId=ACCOUNT,
+    Operation={
+        "S3PutObjectCopy": {
+            "TargetResource": "arn:aws:s3:::copies",
+            "TargetKeyPrefix": "enc/",
+            "MetadataDirective": "REPLACE",
+            "NewObjectMetadata": {
+                "ContentType": "text/plain",
+                "UserMetadata": {"team": "blue"},
+                "SSEAlgorithm": "KMS",
+            },
+            "NewObjectTagging": [{"Key": "copied", "Value": "yes"}],
+            "SSEAwsKmsKeyId": f"arn:cybs3:kms:us-east-1::key/{kms_key}",
+            "BucketKeyEnabled": True,
+        }
+    },
+    Report={"Enabled": False},
+    Manifest={
+        "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+        "Location": {"ObjectArn": "arn:aws:s3:::man/m.csv", "ETag": etag},
+    },
+    Priority=10,
+    RoleArn=ROLE,
+)["JobId"]
+job = wait(copy)
+assert job["Status"] == "Complete", job
+for k in keys:
+    got = s3.get_object(Bucket="copies", Key=f"enc/{k}")
+    assert got["Body"].read() == k.encode(), k
+    assert got["ServerSideEncryption"] == "aws:kms", got
+    assert got["SSEKMSKeyId"].endswith(f":key/{kms_key}"), got
+    assert got.get("BucketKeyEnabled") is True, got
+    assert got["Metadata"] == {"team": "blue"}, got
+    assert got["ContentType"] == "text/plain", got
+    tags = s3.get_object_tagging(Bucket="copies", Key=f"enc/{k}")["TagSet"]
+    assert tags == [{"Key": "copied", "Value": "yes"}], (k, tags)
+print("S3PutObjectCopy with SSE-KMS, metadata and tags on", len(keys), "objects")
 
 # A job that stays active (its target never answers): priority, then cancel.
 slow = ctl.create_job(

@@ -8,14 +8,20 @@
 //!
 //! The copy job runs over `CYBS3_BATCH_OBJECTS` objects (20,000 by default, to keep
 //! `tests/run.sh` in its budget; `cybs3 bench batch` measures the rate over 100,000).
+//! Copies also take an encryption choice (SSE-S3, SSE-KMS with a named key, a key the creator's
+//! policy keeps it from failing per object), and restore and replicate jobs are followed
+//! to their effect (archived objects readable, every object at the destination).
 
 mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, InventoryConfiguration, InventoryDestination, InventoryFormat,
-    InventoryFrequency, InventoryIncludedObjectVersions, InventoryS3BucketDestination,
-    InventorySchedule, ObjectLockLegalHoldStatus, ObjectLockRetentionMode,
+    BucketVersioningStatus, DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination,
+    InventoryConfiguration, InventoryDestination, InventoryFormat, InventoryFrequency,
+    InventoryIncludedObjectVersions, InventoryS3BucketDestination, InventorySchedule,
+    ObjectLockLegalHoldStatus, ObjectLockRetentionMode, ReplicationConfiguration, ReplicationRule,
+    ReplicationRuleFilter, ReplicationRuleStatus, ReplicationStatus, ServerSideEncryption,
+    StorageClass,
 };
 use aws_sdk_s3::Client;
 use common::*;
@@ -638,10 +644,20 @@ async fn s3control_jobs_through_boto3() {
             "admin", "notify", "add", "slow", "--type", "webhook", "--url", &url,
         ],
     );
+    admin(
+        &srv,
+        &["admin", "kms", "key", "create", "ctl-key", "--json"],
+    );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/s3_control.py");
     let out = std::process::Command::new("python3")
         .arg(script)
-        .args([&srv.endpoint(), &srv.access_key, &srv.secret_key, "slow"])
+        .args([
+            &srv.endpoint(),
+            &srv.access_key,
+            &srv.secret_key,
+            "slow",
+            "ctl-key",
+        ])
         .output()
         .expect("run python3 (with boto3 installed)");
     eprintln!(
@@ -658,4 +674,324 @@ async fn s3control_jobs_through_boto3() {
         .unwrap()
         .iter()
         .any(|j| j["operation"] == "replace_tags"));
+}
+
+/// The copies of `prefix` in `bucket`, each checked equal to its source: their HEADs.
+async fn copies_of(
+    c: &Client,
+    keys: &[String],
+    bucket: &str,
+    prefix: &str,
+) -> Vec<aws_sdk_s3::operation::head_object::HeadObjectOutput> {
+    let mut heads = Vec::new();
+    for k in keys {
+        let dest = format!("{prefix}{k}");
+        assert_eq!(get(c, bucket, &dest).await, body(k), "{dest}");
+        heads.push(
+            c.head_object()
+                .bucket(bucket)
+                .key(&dest)
+                .send()
+                .await
+                .unwrap(),
+        );
+    }
+    heads
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_take_an_encryption_choice_and_a_key_the_creator_may_not_use_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let c = srv.client();
+    for b in ["src", "dst"] {
+        bucket(&c, b).await;
+    }
+    for key in ["team", "secret"] {
+        admin(&srv, &["admin", "kms", "key", "create", key, "--json"]);
+    }
+    let keys: Vec<String> = (0..12).map(|i| format!("e/{i:02} x")).collect();
+    put_many(&c, "src", &keys).await;
+    let generated = serde_json::json!({"generate": {"bucket": "src", "prefix": "e/"}});
+
+    // SSE-S3.
+    let id = create(
+        &srv,
+        "aes",
+        serde_json::json!({"manifest": generated,
+            "operation": {"copy": {"bucket": "dst", "prefix": "aes/", "sse": "AES256"}}}),
+        "root",
+    );
+    let s = wait(&srv, &id);
+    assert_eq!(s["status"], "Complete", "{s}");
+    for h in copies_of(&c, &keys, "dst", "aes/").await {
+        assert_eq!(
+            h.server_side_encryption(),
+            Some(&ServerSideEncryption::Aes256)
+        );
+        assert_eq!(h.ssekms_key_id(), None);
+    }
+
+    // SSE-KMS with a named key and a bucket key, new metadata and tags.
+    let id = create(
+        &srv,
+        "kms",
+        serde_json::json!({"manifest": generated,
+            "operation": {"copy": {"bucket": "dst", "prefix": "kms/", "sse": "aws:kms",
+                "sse_kms_key_id": "team", "bucket_key_enabled": true,
+                "metadata": {"team": "blue"}, "content_type": "text/plain",
+                "tags": {"copied": "yes"}}}}),
+        "root",
+    );
+    let s = wait(&srv, &id);
+    assert_eq!(s["status"], "Complete", "{s}");
+    for h in copies_of(&c, &keys, "dst", "kms/").await {
+        assert_eq!(
+            h.server_side_encryption(),
+            Some(&ServerSideEncryption::AwsKms)
+        );
+        assert_eq!(h.ssekms_key_id(), Some("arn:cybs3:kms:us-east-1::key/team"));
+        assert_eq!(h.bucket_key_enabled(), Some(true));
+        assert_eq!(h.content_type(), Some("text/plain"));
+        assert_eq!(h.metadata().unwrap()["team"], "blue");
+    }
+    for k in &keys {
+        let t = c
+            .get_object_tagging()
+            .bucket("dst")
+            .key(format!("kms/{k}"))
+            .send()
+            .await
+            .unwrap();
+        let tags: Vec<_> = t.tag_set().iter().map(|t| (t.key(), t.value())).collect();
+        assert_eq!(tags, [("copied", "yes")], "{k}");
+    }
+    // The source is as it was: a copy's encryption is its own.
+    let h = c
+        .head_object()
+        .bucket("src")
+        .key(&keys[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.server_side_encryption(), None);
+
+    // A creator whose policy keeps it off the key `secret`: each task is AccessDenied.
+    add_policy(
+        &srv,
+        "no-secret-key",
+        &serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": ["arn:aws:s3:::*"]},
+            {"Effect": "Deny", "Action": "s3:PutObject", "Resource": ["arn:aws:s3:::*"],
+             "Condition": {"StringLike": {"s3:x-amz-server-side-encryption-aws-kms-key-id": ["secret", "*:key/secret"]}}}]}),
+    );
+    add_user(&srv, "keyless", &["--policy", "no-secret-key"]);
+    for (name, key, want) in [
+        ("denied", "secret", ("403", "AccessDenied")),
+        // The same user with a key it may use, which does not exist: KMS's error.
+        ("missing", "nope", ("400", "KMS.NotFoundException")),
+    ] {
+        let id = create(
+            &srv,
+            name,
+            serde_json::json!({"manifest": generated,
+                "operation": {"copy": {"bucket": "dst", "prefix": format!("{name}/"),
+                    "sse": "aws:kms", "sse_kms_key_id": key}}}),
+            "keyless",
+        );
+        let s = wait(&srv, &id);
+        assert_eq!(s["status"], "Failed", "{s}");
+        let r = report(&srv, &id);
+        assert_eq!(r.len(), keys.len());
+        for (k, lines) in &r {
+            assert_eq!(lines[0].1, "failed", "{k}");
+            assert_eq!((lines[0].2.as_str(), lines[0].3.as_str()), want, "{k}");
+        }
+    }
+    for prefix in ["denied/", "missing/"] {
+        let listed = c
+            .list_objects_v2()
+            .bucket("dst")
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.key_count(), Some(0), "{prefix}");
+    }
+    // And with the key it may use, the same user's copies are made.
+    let id = create(
+        &srv,
+        "allowed",
+        serde_json::json!({"manifest": generated,
+            "operation": {"copy": {"bucket": "dst", "prefix": "allowed/",
+                "sse": "aws:kms", "sse_kms_key_id": "team"}}}),
+        "keyless",
+    );
+    assert_eq!(wait(&srv, &id)["status"], "Complete");
+    for h in copies_of(&c, &keys, "dst", "allowed/").await {
+        assert_eq!(h.ssekms_key_id(), Some("arn:cybs3:kms:us-east-1::key/team"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_job_makes_archived_objects_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::new(tmp.path(), 1, None);
+    srv.start();
+    let vault = srv.home.join("vault0").display().to_string();
+    admin(&srv, &["admin", "pool", "add", "vault", "--drives", &vault]);
+    admin(
+        &srv,
+        &["admin", "tier", "add", "GLACIER", "--pool", "vault"],
+    );
+    let c = srv.client();
+    bucket(&c, "arch").await;
+    let keys: Vec<String> = (0..10).map(|i| format!("a/{i:02}")).collect();
+    // Large enough to leave the index for the archive pool's shard files.
+    let big = |k: &str| body(k).repeat(2000);
+    for k in &keys {
+        c.put_object()
+            .bucket("arch")
+            .key(k)
+            .storage_class(StorageClass::Glacier)
+            .body(ByteStream::from(big(k)))
+            .send()
+            .await
+            .unwrap();
+        let (st, code) = fails(c.get_object().bucket("arch").key(k).send().await);
+        assert_eq!((st, code.as_str()), (403, "InvalidObjectState"), "{k}");
+    }
+    let id = create(
+        &srv,
+        "restore",
+        serde_json::json!({"manifest": {"generate": {"bucket": "arch", "prefix": "a/",
+                "storage_class": "GLACIER"}},
+            "operation": {"restore": {"days": 2}}}),
+        "root",
+    );
+    let s = wait(&srv, &id);
+    assert_eq!(s["status"], "Complete", "{s}");
+    assert_eq!(s["counts"]["succeeded"], keys.len() as u64, "{s}");
+    for k in &keys {
+        let h = c.head_object().bucket("arch").key(k).send().await.unwrap();
+        assert_eq!(h.storage_class(), Some(&StorageClass::Glacier), "{k}");
+        let restore = h.restore().unwrap_or_default();
+        assert!(
+            restore.starts_with("ongoing-request=\"false\", expiry-date=\""),
+            "{k}: {restore}"
+        );
+        assert_eq!(get(&c, "arch", k).await, big(k), "{k}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicate_job_sends_objects_from_before_the_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = Server::new(&tmp.path().join("a"), 1, None);
+    a.start();
+    let mut b = Server::new(&tmp.path().join("b"), 1, None);
+    b.start();
+    let (ca, cb) = (a.client(), b.client());
+    bucket(&ca, "rsrc").await;
+    set_versioning(&ca, "rsrc", BucketVersioningStatus::Enabled).await;
+    bucket(&cb, "rdst").await;
+    set_versioning(&cb, "rdst", BucketVersioningStatus::Enabled).await;
+    let keys: Vec<String> = (0..15).map(|i| format!("r/{i:02} y")).collect();
+    put_many(&ca, "rsrc", &keys).await;
+    // Replication configured after the objects exist: they stay where they are.
+    admin(
+        &a,
+        &[
+            "admin",
+            "remote",
+            "add",
+            "b",
+            "--endpoint",
+            &b.endpoint(),
+            "--access-key",
+            &b.access_key,
+            "--secret-key",
+            &b.secret_key,
+        ],
+    );
+    let rule = ReplicationRule::builder()
+        .id("all")
+        .priority(1)
+        .status(ReplicationRuleStatus::Enabled)
+        .filter(ReplicationRuleFilter::builder().prefix("").build())
+        .delete_marker_replication(
+            DeleteMarkerReplication::builder()
+                .status(DeleteMarkerReplicationStatus::Disabled)
+                .build(),
+        )
+        .destination(
+            Destination::builder()
+                .bucket("arn:cybs3:s3:::b/rdst")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    ca.put_bucket_replication()
+        .bucket("rsrc")
+        .replication_configuration(
+            ReplicationConfiguration::builder()
+                .role("arn:aws:iam::000000000000:role/replication")
+                .rules(rule)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(keys_in(&cb, "rdst").await.is_empty());
+
+    let id = create(
+        &a,
+        "replicate",
+        serde_json::json!({"manifest": {"generate": {"bucket": "rsrc", "prefix": "r/"}},
+            "operation": {"replicate": {}}}),
+        "root",
+    );
+    let s = wait(&a, &id);
+    assert_eq!(s["status"], "Complete", "{s}");
+    let r = report(&a, &id);
+    assert_eq!(r.len(), keys.len());
+    // Every object arrives, with its bytes and its version id.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while keys_in(&cb, "rdst").await.len() < keys.len() {
+        assert!(Instant::now() < deadline, "the replicas never all arrived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(keys_in(&cb, "rdst").await, keys);
+    for k in &keys {
+        assert_eq!(get(&cb, "rdst", k).await, body(k), "{k}");
+        let src = ca.head_object().bucket("rsrc").key(k).send().await.unwrap();
+        let dst = cb.head_object().bucket("rdst").key(k).send().await.unwrap();
+        assert_eq!(src.version_id(), dst.version_id(), "{k}");
+        assert_eq!(dst.replication_status(), Some(&ReplicationStatus::Replica));
+    }
+    // A second job finds nothing left to send.
+    let id = create(
+        &a,
+        "replicate-again",
+        serde_json::json!({"manifest": {"generate": {"bucket": "rsrc", "prefix": "r/"}},
+            "operation": {"replicate": {}}}),
+        "root",
+    );
+    assert_eq!(wait(&a, &id)["status"], "Complete");
+}
+
+/// Every current key of `bucket`, sorted.
+async fn keys_in(c: &Client, bucket: &str) -> Vec<String> {
+    let out = c.list_objects_v2().bucket(bucket).send().await.unwrap();
+    let mut keys: Vec<String> = out
+        .contents()
+        .iter()
+        .map(|o| o.key().unwrap().to_string())
+        .collect();
+    keys.sort();
+    keys
 }

@@ -204,12 +204,7 @@ fn generator(g: &Node) -> Result<Generate, String> {
 fn operation(op: &Node) -> Result<Operation, String> {
     let text = |path: &[&str]| op.text_at(path);
     Ok(match op.name.as_str() {
-        "S3PutObjectCopy" => Operation::Copy(CopyOp {
-            bucket: arn_path(&text(&["TargetResource"]).ok_or("TargetResource is required")?)
-                .to_string(),
-            prefix: text(&["TargetKeyPrefix"]).unwrap_or_default(),
-            storage_class: text(&["StorageClass"]),
-        }),
+        "S3PutObjectCopy" => Operation::Copy(copy(op)?),
         "S3PutObjectTagging" => {
             let mut tags = BTreeMap::new();
             for t in op.child("TagSet").map_or(&[][..], |s| &s.children[..]) {
@@ -248,6 +243,61 @@ fn operation(op: &Node) -> Result<Operation, String> {
             Operation::Webhook(WebhookOp { target })
         }
         other => return Err(format!("the operation {other} is not supported")),
+    })
+}
+
+/// `key`/`value` pairs: a map (`<entry><key>…</key><value>…</value></entry>`, as boto3
+/// writes `UserMetadata`) or a tag set (`<member><Key>…</Key><Value>…</Value></member>`).
+fn pairs(n: &Node, key: &str, value: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for e in &n.children {
+        let (Some(k), Some(v)) = (e.text_at(&[key]), e.text_at(&[value])) else {
+            return Err(format!("each of {} has a {key} and a {value}", n.name));
+        };
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// S3PutObjectCopy: the target, and the encryption, metadata and tags of the copies.
+fn copy(op: &Node) -> Result<CopyOp, String> {
+    let text = |path: &[&str]| op.text_at(path);
+    let meta = op.child("NewObjectMetadata");
+    // S3 Control names SSE-KMS `KMS`; a key id alone asks for it too, as in AWS.
+    let key_id = text(&["SSEAwsKmsKeyId"]).filter(|k| !k.is_empty());
+    let sse = match meta.and_then(|m| m.text_at(&["SSEAlgorithm"])).as_deref() {
+        Some("AES256") => Some("AES256".to_string()),
+        Some("KMS" | "aws:kms") => Some("aws:kms".to_string()),
+        Some(other) => return Err(format!("SSEAlgorithm {other:?} is AES256 or KMS")),
+        None => key_id.as_ref().map(|_| "aws:kms".to_string()),
+    };
+    let bucket_key_enabled = match text(&["BucketKeyEnabled"]).as_deref() {
+        Some("true") => Some(true),
+        Some("false") | None => None,
+        Some(other) => return Err(format!("BucketKeyEnabled {other:?} is true or false")),
+    };
+    // Bucket keys are KMS's: with AES256 the flag says nothing, as in S3.
+    let bucket_key_enabled = bucket_key_enabled.filter(|_| sse.as_deref() == Some("aws:kms"));
+    let replace = text(&["MetadataDirective"]).as_deref() == Some("REPLACE");
+    let metadata = match meta.and_then(|m| m.child("UserMetadata")) {
+        Some(m) => Some(pairs(m, "key", "value")?),
+        None => replace.then(BTreeMap::new),
+    };
+    let tags = match op.child("NewObjectTagging") {
+        Some(t) => Some(pairs(t, "Key", "Value")?),
+        None => None,
+    };
+    Ok(CopyOp {
+        bucket: arn_path(&text(&["TargetResource"]).ok_or("TargetResource is required")?)
+            .to_string(),
+        prefix: text(&["TargetKeyPrefix"]).unwrap_or_default(),
+        storage_class: text(&["StorageClass"]),
+        sse,
+        sse_kms_key_id: key_id,
+        bucket_key_enabled,
+        metadata,
+        content_type: meta.and_then(|m| m.text_at(&["ContentType"])),
+        tags,
     })
 }
 
@@ -369,6 +419,46 @@ mod tests {
             Operation::ReplaceTags(t) => assert_eq!(t.tags["k"], "a & b"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_copy_takes_encryption_metadata_and_tags() {
+        let req = Node::parse(
+            r#"<CreateJobRequest><Operation><S3PutObjectCopy>
+  <TargetResource>arn:aws:s3:::dst</TargetResource><TargetKeyPrefix>c/</TargetKeyPrefix>
+  <MetadataDirective>REPLACE</MetadataDirective>
+  <NewObjectMetadata><ContentType>text/csv</ContentType><SSEAlgorithm>KMS</SSEAlgorithm>
+    <UserMetadata><entry><key>team</key><value>blue</value></entry></UserMetadata></NewObjectMetadata>
+  <NewObjectTagging><member><Key>t</Key><Value>1</Value></member></NewObjectTagging>
+  <SSEAwsKmsKeyId>arn:cybs3:kms:us-east-1::key/team</SSEAwsKmsKeyId><BucketKeyEnabled>true</BucketKeyEnabled>
+</S3PutObjectCopy></Operation><Manifest><Spec><Format>S3BatchOperations_CSV_20180820</Format></Spec><Location><ObjectArn>arn:aws:s3:::m/k</ObjectArn></Location></Manifest></CreateJobRequest>"#,
+        )
+        .unwrap();
+        let Operation::Copy(c) = spec_of(&req).unwrap().operation else {
+            panic!("not a copy")
+        };
+        assert_eq!((c.bucket.as_str(), c.prefix.as_str()), ("dst", "c/"));
+        assert_eq!(c.sse.as_deref(), Some("aws:kms"));
+        assert_eq!(
+            c.sse_kms_key_id.as_deref(),
+            Some("arn:cybs3:kms:us-east-1::key/team")
+        );
+        assert_eq!(c.bucket_key_enabled, Some(true));
+        assert_eq!(c.metadata.unwrap()["team"], "blue");
+        assert_eq!(c.content_type.as_deref(), Some("text/csv"));
+        assert_eq!(c.tags.unwrap()["t"], "1");
+        // AES256 alone; and an unknown algorithm is refused.
+        let plain = |alg: &str| {
+            Node::parse(&format!(
+                "<CreateJobRequest><Operation><S3PutObjectCopy><TargetResource>arn:aws:s3:::dst</TargetResource><NewObjectMetadata><SSEAlgorithm>{alg}</SSEAlgorithm></NewObjectMetadata></S3PutObjectCopy></Operation><Manifest><Spec><Format>S3BatchOperations_CSV_20180820</Format></Spec><Location><ObjectArn>arn:aws:s3:::m/k</ObjectArn></Location></Manifest></CreateJobRequest>"
+            ))
+            .unwrap()
+        };
+        let Operation::Copy(c) = spec_of(&plain("AES256")).unwrap().operation else {
+            panic!("not a copy")
+        };
+        assert_eq!((c.sse.as_deref(), c.metadata), (Some("AES256"), None));
+        assert!(spec_of(&plain("DSSE")).unwrap_err().contains("DSSE"));
     }
 
     #[test]

@@ -101,6 +101,53 @@ pub struct CopyOp {
     pub prefix: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
+    /// How each copy is encrypted (`AES256` or `aws:kms`), as CopyObject's
+    /// `x-amz-server-side-encryption` asks; without it, the destination bucket's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse: Option<String>,
+    /// The KMS key of `aws:kms` (a name, or an ARN ending in `:key/NAME`); without it,
+    /// the server's default key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse_kms_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_key_enabled: Option<bool>,
+    /// User metadata replacing the source's (CopyObject's `REPLACE` directive, so
+    /// Content-Type and the other headers are the job's too); without it, the source's
+    /// are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// The copies' Content-Type, which also replaces the source's metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Tags replacing the source's; without them, the source's are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+impl CopyOp {
+    fn validate(&self) -> Result<(), String> {
+        if self.bucket.is_empty() {
+            return Err("copy needs a bucket".into());
+        }
+        let kms = match self.sse.as_deref() {
+            None => false,
+            Some("AES256") => false,
+            Some("aws:kms") => true,
+            Some(other) => return Err(format!("copy sse is AES256 or aws:kms, not {other:?}")),
+        };
+        if !kms && (self.sse_kms_key_id.is_some() || self.bucket_key_enabled.is_some()) {
+            return Err("copy sse_kms_key_id and bucket_key_enabled need sse \"aws:kms\"".into());
+        }
+        if self.tags.as_ref().is_some_and(|t| t.len() > 10) {
+            return Err("an object has at most 10 tags".into());
+        }
+        Ok(())
+    }
+
+    /// Whether the copies' metadata is the job's rather than the source's.
+    pub(crate) fn replaces_metadata(&self) -> bool {
+        self.metadata.is_some() || self.content_type.is_some()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -192,7 +239,7 @@ impl JobSpec {
             }
         }
         match &self.operation {
-            Operation::Copy(c) if c.bucket.is_empty() => Err("copy needs a bucket".into()),
+            Operation::Copy(c) => c.validate(),
             Operation::ReplaceTags(t) if t.tags.len() > 10 => {
                 Err("an object has at most 10 tags".into())
             }
@@ -358,6 +405,9 @@ mod tests {
         .unwrap();
         assert!(matches!(g.source().unwrap(), Source::Generate(x) if x.tag["k"] == "v"));
         for op in [
+            r#"{"copy": {"bucket": "d", "sse": "aws:kms", "sse_kms_key_id": "team", "bucket_key_enabled": true,
+                "metadata": {"a": "b"}, "content_type": "text/plain", "tags": {"t": "1"}}}"#,
+            r#"{"copy": {"bucket": "d", "sse": "AES256"}}"#,
             r#"{"replace_tags": {"tags": {"a": "b"}}}"#,
             r#"{"delete": {}}"#,
             r#"{"retention": {"mode": "GOVERNANCE", "until": "2030-01-01T00:00:00Z"}}"#,
@@ -417,6 +467,18 @@ mod tests {
             (
                 r#"{"manifest": {"bucket": "m", "key": "k"}, "operation": {"delete": {}}, "concurrency": 0}"#,
                 "concurrency",
+            ),
+            (
+                r#"{"manifest": {"bucket": "m", "key": "k"}, "operation": {"copy": {"bucket": "d", "sse": "aws:kms:dsse"}}}"#,
+                "AES256 or aws:kms",
+            ),
+            (
+                r#"{"manifest": {"bucket": "m", "key": "k"}, "operation": {"copy": {"bucket": "d", "sse": "AES256", "sse_kms_key_id": "k"}}}"#,
+                "need sse \"aws:kms\"",
+            ),
+            (
+                r#"{"manifest": {"bucket": "m", "key": "k"}, "operation": {"copy": {"bucket": "d", "bucket_key_enabled": true}}}"#,
+                "need sse \"aws:kms\"",
             ),
         ];
         for (s, want) in bad {

@@ -3,7 +3,7 @@
 //! encryption defaults and anomaly freezes apply as they do there), and its outcome as
 //! the report shows it.
 
-use super::job::{parse_time, Job, Operation};
+use super::job::{parse_time, CopyOp, Job, Operation};
 use super::manifest::Task;
 use crate::acl::AclRequest;
 use crate::ctx::{blocking, now_ns, Cybs3};
@@ -11,11 +11,14 @@ use crate::identity::auth::{Caller, Identities};
 use crate::notify::{Deliverer, Message};
 use crate::{acl, archive, copy, delete, tagging};
 use engine::{LockMode, Retention};
+use hyper::header::{HeaderMap, HeaderValue};
 use s3s::dto::{
-    CopyObjectInput, CopySource, DeleteObjectInput, DeleteObjectTaggingInput,
-    PutObjectTaggingInput, RestoreObjectInput, RestoreRequest, StorageClass, Tag, Tagging,
+    CopyObjectInput, CopySource, DeleteObjectInput, DeleteObjectTaggingInput, MetadataDirective,
+    PutObjectTaggingInput, RestoreObjectInput, RestoreRequest, ServerSideEncryption, StorageClass,
+    Tag, Tagging, TaggingDirective,
 };
 use s3s::{s3_error, S3Error, S3Result};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What became of a task, as a report line shows it.
@@ -55,6 +58,48 @@ impl Outcome {
     }
 }
 
+/// A copy's tags as an `x-amz-tagging` header (URL query syntax).
+fn tagging_header(tags: &BTreeMap<String, String>) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(tags)
+        .finish()
+}
+
+/// The headers of the CopyObject request a copy task stands for: what policy conditions
+/// on CopyObject test (`s3:x-amz-server-side-encryption`, `…-aws-kms-key-id`,
+/// `s3:x-amz-copy-source`, `s3:x-amz-metadata-directive`, `s3:RequestObjectTag/…`).
+fn copy_headers(c: &CopyOp, t: &Task) -> S3Result<HeaderMap> {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let mut source = format!(
+        "{}/{}",
+        t.bucket,
+        utf8_percent_encode(&t.key, NON_ALPHANUMERIC)
+    );
+    if let Some(v) = &t.version_id {
+        source.push_str(&format!("?versionId={v}"));
+    }
+    let mut pairs = vec![("x-amz-copy-source", source)];
+    if let Some(sse) = &c.sse {
+        pairs.push(("x-amz-server-side-encryption", sse.clone()));
+    }
+    if let Some(key) = &c.sse_kms_key_id {
+        pairs.push(("x-amz-server-side-encryption-aws-kms-key-id", key.clone()));
+    }
+    if c.replaces_metadata() {
+        pairs.push(("x-amz-metadata-directive", "REPLACE".to_string()));
+    }
+    if let Some(tags) = &c.tags {
+        pairs.push(("x-amz-tagging", tagging_header(tags)));
+    }
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| s3_error!(InvalidArgument, "{name} {value:?} is no header value"))?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
 /// What tasks run with: the service the S3 requests go through, the rights of users,
 /// and the senders of notification targets (for `webhook`).
 #[derive(Clone)]
@@ -89,6 +134,20 @@ impl Exec {
         key: &str,
         version: Option<&str>,
     ) -> S3Result<()> {
+        let no_headers = HeaderMap::new();
+        self.may_with(caller, op, (bucket, key, version), no_headers)
+            .await
+    }
+
+    /// [`Exec::may`] of a request with `headers` (a copy's encryption, metadata
+    /// directive, tags and source), which policy conditions may test.
+    async fn may_with(
+        &self,
+        caller: Option<&Caller>,
+        op: &str,
+        (bucket, key, version): (&str, &str, Option<&str>),
+        headers: HeaderMap,
+    ) -> S3Result<()> {
         let Some(caller) = caller.cloned() else {
             return Err(s3_error!(
                 AccessDenied,
@@ -103,7 +162,8 @@ impl Exec {
             version.map(str::to_string),
         );
         let allowed = crate::ctx::spawn(move || {
-            ids.allows(&caller, &op, &bucket, Some(&key), version.as_deref())
+            let target = (bucket.as_str(), Some(key.as_str()), version.as_deref());
+            ids.allows(&caller, &op, target, &headers)
         })
         .await??;
         match allowed {
@@ -125,7 +185,8 @@ impl Exec {
             Operation::Copy(c) => {
                 let dest = format!("{}{k}", c.prefix);
                 self.may(caller, "GetObject", b, k, v).await?;
-                self.may(caller, "CopyObject", &c.bucket, &dest, None)
+                let headers = copy_headers(c, t)?;
+                self.may_with(caller, "CopyObject", (&c.bucket, &dest, None), headers)
                     .await?;
                 if again && self.copied(t, &c.bucket, &dest, job.created_ns).await? {
                     return Ok(Outcome::done("copied before a restart"));
@@ -142,6 +203,24 @@ impl Exec {
                     version_id: v.map(Into::into),
                 });
                 input.set_storage_class(c.storage_class.clone().map(StorageClass::from));
+                // Encryption goes through CopyObject's own path (`sse::writer`): the key
+                // must exist and be enabled, else the task fails with KMS's error.
+                input.set_server_side_encryption(c.sse.clone().map(ServerSideEncryption::from));
+                input.set_ssekms_key_id(c.sse_kms_key_id.clone());
+                input.set_bucket_key_enabled(c.bucket_key_enabled);
+                if c.replaces_metadata() {
+                    input.set_metadata_directive(Some(MetadataDirective::from_static(
+                        MetadataDirective::REPLACE,
+                    )));
+                    input.set_metadata(c.metadata.clone().map(|m| m.into_iter().collect()));
+                    input.set_content_type(c.content_type.clone());
+                }
+                if let Some(tags) = &c.tags {
+                    input.set_tagging_directive(Some(TaggingDirective::from_static(
+                        TaggingDirective::REPLACE,
+                    )));
+                    input.set_tagging(Some(tagging_header(tags)));
+                }
                 let input = input
                     .build()
                     .map_err(|e| s3_error!(InvalidRequest, "{e}"))?;

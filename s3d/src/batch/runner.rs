@@ -131,7 +131,8 @@ async fn preflight(exec: &Exec, job: &Job) -> Result<(), String> {
             asks.push(("PutObject", r.bucket.clone(), Some(key)));
         }
         for (op, bucket, key) in asks {
-            if !ids.allows(&caller, op, &bucket, key.as_deref(), None)? {
+            let target = (bucket.as_str(), key.as_deref(), None);
+            if !ids.allows(&caller, op, target, &hyper::HeaderMap::new())? {
                 let what = match key {
                     Some(k) => format!("{bucket}/{k}"),
                     None => bucket,

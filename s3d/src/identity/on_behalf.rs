@@ -3,7 +3,7 @@
 //! (identity policies, bucket policy, ACLs).
 
 use crate::identity::auth::{store_failed, Ask, Caller, Identities};
-use crate::identity::policy::Context;
+use crate::identity::decide::request_keys;
 use s3s::S3Result;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -23,15 +23,16 @@ impl Identities {
     }
 
     /// Whether `caller` may make request `op` (an S3 operation name) on `bucket`/`key`
-    /// (and `version`). The server makes the request, so `aws:SourceIp` is loopback and
-    /// `aws:SecureTransport` false; the decision is logged like a request's.
+    /// (and `version`) with `headers` (their condition keys, such as the encryption a
+    /// copy asks for, are set as the creator's own request would set them). The server
+    /// makes the request, so `aws:SourceIp` is loopback and `aws:SecureTransport` false;
+    /// the decision is logged like a request's.
     pub(crate) fn allows(
         &self,
         caller: &Caller,
         op: &str,
-        bucket: &str,
-        key: Option<&str>,
-        version: Option<&str>,
+        (bucket, key, version): (&str, Option<&str>, Option<&str>),
+        headers: &hyper::HeaderMap,
     ) -> S3Result<bool> {
         let ask = Ask {
             op: op.to_string(),
@@ -42,7 +43,7 @@ impl Identities {
                 .unwrap_or_default(),
             source: IpAddr::V4(Ipv4Addr::LOCALHOST),
             secure: false,
-            keys: Context::default(),
+            keys: request_keys(op, headers),
             trail: None,
         };
         Ok(self.may(caller, &ask)?.allowed)
