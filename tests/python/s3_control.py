@@ -5,7 +5,8 @@ Usage: s3_control.py ENDPOINT ACCESS_KEY SECRET_KEY SLOW_TARGET KMS_KEY
 CreateJob (a CSV manifest, S3PutObjectTagging, a report), DescribeJob until it
 completes, the tags and the report checked, ListJobs; an S3PutObjectCopy job whose
 copies are encrypted with the server's KMS key KMS_KEY, with new metadata and tags
-(HeadObject shows them, the bytes are the source's); then a LambdaInvoke job on
+(HeadObject shows them, the bytes are the source's); a job over a generated manifest
+with CreatedBefore and CreatedAfter; then a LambdaInvoke job on
 SLOW_TARGET (a notification target that never answers, so the job stays active) whose
 priority is changed (UpdateJobPriority) and which is cancelled (UpdateJobStatus).
 Prints one line per check; exits non-zero on the first failure.
@@ -148,6 +149,30 @@ for k in keys:
     tags = s3.get_object_tagging(Bucket="copies", Key=f"enc/{k}")["TagSet"]
     assert tags == [{"Key": "copied", "Value": "yes"}], (k, tags)
 print("S3PutObjectCopy with SSE-KMS, metadata and tags on", len(keys), "objects")
+
+# A generated manifest with S3 Control's CreatedBefore: objects written later are not in it.
+before = time.time()
+time.sleep(1.1)
+s3.put_object(Bucket="ctl", Key="late", Body=b"late")
+dated = ctl.create_job(
+    AccountId=ACCOUNT,
+    Operation={"S3PutObjectTagging": {"TagSet": [{"Key": "dated", "Value": "yes"}]}},
+    Report={"Enabled": False},
+    ManifestGenerator={
+        "S3JobManifestGenerator": {
+            "SourceBucket": "arn:aws:s3:::ctl",
+            "EnableManifestOutput": False,
+            "Filter": {"CreatedBefore": before, "CreatedAfter": before - 3600},
+        }
+    },
+    Priority=10,
+    RoleArn=ROLE,
+)["JobId"]
+job = wait(dated)
+assert job["Status"] == "Complete", job
+assert job["ProgressSummary"]["TotalNumberOfTasks"] == len(keys), job
+assert s3.get_object_tagging(Bucket="ctl", Key="late")["TagSet"] == []
+print("ManifestGenerator CreatedBefore/CreatedAfter:", len(keys), "objects")
 
 # A job that stays active (its target never answers): priority, then cancel.
 slow = ctl.create_job(

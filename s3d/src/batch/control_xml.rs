@@ -165,6 +165,8 @@ fn generator(g: &Node) -> Result<Generate, String> {
         bucket,
         prefix: String::new(),
         older_than_days: None,
+        created_after: None,
+        created_before: None,
         tag: BTreeMap::new(),
         storage_class: None,
         min_size: None,
@@ -189,6 +191,8 @@ fn generator(g: &Node) -> Result<Generate, String> {
                     _ => return Err("KeyNameConstraint: one MatchAnyPrefix is supported".into()),
                 }
             }
+            "CreatedAfter" => out.created_after = Some(text.to_string()),
+            "CreatedBefore" => out.created_before = Some(text.to_string()),
             "ObjectSizeGreaterThanBytes" => out.min_size = Some(bytes()?.saturating_add(1)),
             "ObjectSizeLessThanBytes" => out.max_size = Some(bytes()?.saturating_sub(1)),
             "MatchAnyStorageClass" => match f.children.as_slice() {
@@ -469,9 +473,11 @@ mod tests {
         .unwrap();
         assert!(spec_of(&req).unwrap_err().contains("S3PutObjectAcl"));
         let req = Node::parse(
-            "<CreateJobRequest><Operation><S3DeleteObjectTagging/></Operation><ManifestGenerator><S3JobManifestGenerator><SourceBucket>arn:aws:s3:::b</SourceBucket><Filter><CreatedAfter>2020-01-01T00:00:00Z</CreatedAfter></Filter></S3JobManifestGenerator></ManifestGenerator></CreateJobRequest>",
+            "<CreateJobRequest><Operation><S3DeleteObjectTagging/></Operation><ManifestGenerator><S3JobManifestGenerator><SourceBucket>arn:aws:s3:::b</SourceBucket><Filter><EligibleForReplication>true</EligibleForReplication></Filter></S3JobManifestGenerator></ManifestGenerator></CreateJobRequest>",
         )
         .unwrap();
-        assert!(spec_of(&req).unwrap_err().contains("CreatedAfter"));
+        assert!(spec_of(&req)
+            .unwrap_err()
+            .contains("EligibleForReplication"));
     }
 }

@@ -64,6 +64,12 @@ pub struct Generate {
     pub prefix: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub older_than_days: Option<u64>,
+    /// Only objects written after this time (RFC 3339; S3 Control's `CreatedAfter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_after: Option<String>,
+    /// Only objects written before this time (RFC 3339; S3 Control's `CreatedBefore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_before: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tag: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,6 +271,9 @@ impl JobSpec {
                 if g.bucket.is_empty() {
                     return Err("manifest.generate needs a bucket".into());
                 }
+                for t in [&g.created_after, &g.created_before].into_iter().flatten() {
+                    parse_time(t)?;
+                }
                 Ok(Source::Generate(g))
             }
             (Some(_), _, _) => Err(
@@ -400,6 +409,7 @@ mod tests {
         ));
         let g = parse(
             r#"{"manifest": {"generate": {"bucket": "b", "prefix": "x/", "older_than_days": 3,
+                "created_after": "2020-01-01T00:00:00Z", "created_before": "2030-01-01T00:00:00.5Z",
                 "tag": {"k": "v"}, "storage_class": "GLACIER"}}, "operation": {"delete_tags": {}}}"#,
         )
         .unwrap();
@@ -458,6 +468,10 @@ mod tests {
             ),
             (
                 r#"{"manifest": {"bucket": "m", "key": "k"}, "operation": {"retention": {"mode": "GOVERNANCE", "until": "soon"}}}"#,
+                "RFC 3339",
+            ),
+            (
+                r#"{"manifest": {"generate": {"bucket": "b", "created_before": "yesterday"}}, "operation": {"delete": {}}}"#,
                 "RFC 3339",
             ),
             (

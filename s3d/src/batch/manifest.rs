@@ -7,7 +7,7 @@
 //! in a key is `%2B`). A generated manifest is the objects that existed when the job
 //! was made (written no later), so the job's own copies into the bucket are not in it.
 
-use super::job::{Generate, ManifestFormat, Source};
+use super::job::{parse_time, Generate, ManifestFormat, Source};
 use engine::{ListQuery, Store};
 use percent_encoding::percent_decode_str;
 use std::collections::VecDeque;
@@ -283,6 +283,13 @@ fn passes(g: &Generate, clock: Clock, v: &engine::ObjectVersion) -> bool {
         if v.mtime_ns > clock.now_ns.saturating_sub(age) {
             return false;
         }
+    }
+    // Checked when the job was made, so a time that does not parse is not here.
+    let at = |t: &Option<String>| t.as_deref().and_then(|t| parse_time(t).ok());
+    if at(&g.created_after).is_some_and(|after| v.mtime_ns <= after)
+        || at(&g.created_before).is_some_and(|before| v.mtime_ns >= before)
+    {
+        return false;
     }
     if g.min_size.is_some_and(|m| v.size < m) || g.max_size.is_some_and(|m| v.size > m) {
         return false;
