@@ -39,6 +39,7 @@ mod links;
 mod names;
 mod prefetch;
 mod read;
+mod readahead;
 mod readcache;
 mod rename;
 mod sealed;

@@ -158,6 +158,10 @@ pub fn serve(fs: VaultFs, mountpoint: &Path) -> anyhow::Result<()> {
                 break;
             }
         })?;
+    let at = mountpoint.to_path_buf();
+    std::thread::Builder::new()
+        .name("cybs3-readahead".into())
+        .spawn(move || crate::readahead::widen(&at))?;
     session.run()?;
     Ok(())
 }

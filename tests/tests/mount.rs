@@ -5,7 +5,7 @@
 use cybs3_tests::mount::{cat, errno, get, names, plain_vault, put, rt, s3, wait_for, Mounted};
 use cybs3_tests::{content, cybs3, LocalVault};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -264,7 +264,7 @@ fn read_only_mounts_refuse_changes() {
 fn umount_flushes_and_unmounts() {
     let v = LocalVault::new();
     let m = Mounted::new(&v, "local", &[]);
-    let dev = |p: &Path| std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(p).unwrap());
+    let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
     assert_ne!(dev(&m.dir), dev(m.dir.parent().unwrap()));
     std::fs::write(m.p("kept.txt"), b"kept").unwrap();
     v.ok(&["umount", m.dir.to_str().unwrap()]);
@@ -280,7 +280,6 @@ fn umount_flushes_and_unmounts() {
 /// `stat` of every regular file under `root`: relative path → (mode bits, mtime seconds,
 /// size). Symbolic links are left out (the mount's readdir calls them files until looked up).
 fn tree_stat(root: &Path) -> std::collections::BTreeMap<String, (u32, i64, u64)> {
-    use std::os::unix::fs::MetadataExt;
     cybs3_tests::files_under(root)
         .into_iter()
         .filter(|p| !std::fs::symlink_metadata(p).unwrap().is_symlink())
@@ -741,6 +740,17 @@ fn sequential_reads_stream_through_seeks_and_shared_files() {
             &format!("{vault}:s/stream.bin"),
         ]);
         let m = Mounted::new(&v, vault, &[]);
+        // The kernel is asked to read ahead 1 MiB per request, not FUSE's 128 KiB
+        // (`fs/src/readahead.rs`; these tests run as root, who may set it).
+        let dev = std::fs::metadata(&m.dir).unwrap().dev();
+        let knob = format!(
+            "/sys/class/bdi/{}:{}/read_ahead_kb",
+            libc::major(dev),
+            libc::minor(dev)
+        );
+        wait_for("the mount's 1 MiB read-ahead window", || {
+            std::fs::read_to_string(&knob).is_ok_and(|kb| kb.trim() == "1024")
+        });
         let path = m.p("s/stream.bin");
         let mut f = std::fs::File::open(&path).unwrap();
         let check = |f: &mut std::fs::File, at: usize, len: usize, step: usize| {

@@ -19,6 +19,20 @@ pub(crate) enum Record {
     Doc(Value),
 }
 
+impl Record {
+    /// The slot as a CSV record, made one (empty) if it held something else: a CSV
+    /// source reads each row into the last one's buffers.
+    pub(crate) fn csv(&mut self) -> &mut csv::StringRecord {
+        if !matches!(self, Record::Csv(_)) {
+            *self = Record::Csv(csv::StringRecord::new());
+        }
+        match self {
+            Record::Csv(record) => record,
+            Record::Doc(_) => unreachable!("made a CSV record above"),
+        }
+    }
+}
+
 /// What an expression is evaluated against: the record, and for an aggregate query's
 /// items, the aggregates' results.
 pub(crate) struct Env<'a> {

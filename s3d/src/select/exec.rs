@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::ahead::Ahead;
 use super::error::{Error, Result};
 use super::eval::{eval, navigate, truth, Acc, Env, Record};
 use super::input::{
-    decompress, Counted, CsvRecords, Format, Header, Input, JsonRecords, ScanWindow,
+    decompress, Counted, CsvRecords, Each, Format, Header, Input, JsonRecords, ReadRecord,
+    ScanWindow,
 };
 use super::output::Output;
 use super::parquet::{ParquetRecords, Source};
@@ -47,7 +49,7 @@ pub(crate) enum Event {
     End,
 }
 
-type Records = Box<dyn Iterator<Item = Result<Record>> + Send>;
+type Records = Box<dyn ReadRecord>;
 
 pub(crate) struct Prepared {
     query: Query,
@@ -75,7 +77,7 @@ pub(crate) fn prepare(
             let source = Source::new(object, Arc::clone(&scanned));
             // Parquet's pages are processed as they are scanned.
             (
-                Box::new(ParquetRecords::open(source)?),
+                Box::new(Each(ParquetRecords::open(source)?)),
                 Vec::new(),
                 Arc::clone(&scanned),
             )
@@ -116,9 +118,13 @@ pub(crate) fn prepare(
                         Header::Ignore | Header::None => Vec::new(),
                     };
                     bind(&mut query, (c.header == Header::Use).then_some(&names))?;
-                    (Box::new(records), names, processed)
+                    (Box::new(Ahead::start(records)?), names, processed)
                 }
-                _ => (Box::new(JsonRecords::new(bytes)), Vec::new(), processed),
+                _ => (
+                    Box::new(Each(JsonRecords::new(bytes))),
+                    Vec::new(),
+                    processed,
+                ),
             }
         }
     };
@@ -224,19 +230,24 @@ fn stream(mut p: Prepared, send: &mut dyn FnMut(Result<Event>) -> bool) -> Resul
     let mut seen = 0u64;
     let limit = p.query.limit.unwrap_or(u64::MAX);
     let mut done = limit == 0;
+    // The record read last: a CSV row is read into its buffers (`ReadRecord`).
+    let mut slot = Record::Doc(Value::Null);
     while !done {
-        let Some(record) = p.records.next() else {
+        if !p.records.read_into(&mut slot)? {
             break;
-        };
-        let record = record?;
-        seen += 1;
-        match record {
-            Record::Csv(_) => docs.push(record),
-            Record::Doc(v) => from_path(v, &p.query.from, &mut docs),
         }
-        for record in docs.drain(..) {
+        seen += 1;
+        let rows: &[Record] = match &mut slot {
+            Record::Csv(_) => std::slice::from_ref(&slot),
+            Record::Doc(v) => {
+                docs.clear();
+                from_path(std::mem::replace(v, Value::Null), &p.query.from, &mut docs);
+                &docs
+            }
+        };
+        for record in rows {
             let env = Env {
-                record: &record,
+                record,
                 aggregates: &[],
             };
             if let Some(f) = &p.query.filter {
@@ -297,7 +308,7 @@ fn stream(mut p: Prepared, send: &mut dyn FnMut(Result<Event>) -> bool) -> Resul
 
 fn write_row(
     p: &Prepared,
-    record: Record,
+    record: &Record,
     positional: &mut Vec<String>,
     out: &mut String,
 ) -> Result<()> {
@@ -317,12 +328,12 @@ fn write_row(
                 p.output
                     .write(fields.iter().map(|(k, v)| (k.as_str(), v)), out);
             }
-            Record::Doc(v) => p.output.write(std::iter::once(("_1", &v)), out),
+            Record::Doc(v) => p.output.write(std::iter::once(("_1", v)), out),
         }
         return Ok(());
     };
     let env = Env {
-        record: &record,
+        record,
         aggregates: &[],
     };
     let values = items

@@ -11,6 +11,7 @@
 //! Here: the request's checks (the same reads and keys as GetObject: s3:GetObject, SSE
 //! decrypted by the engine, SSE-C with the customer's key) and s3s's event types.
 
+mod ahead;
 mod error;
 mod eval;
 mod exec;
