@@ -12,6 +12,9 @@
 #   tests/coverage.sh T1 T2 …      partial: every crate's own tests (all but the end-to-end
 #                                  crate cybs3-tests), then only the end-to-end test targets
 #                                  T1 T2 … of tests/tests/ (e.g. `s3_api s3_negative`)
+#   COVERAGE_CRATES="cybs3-engine cybs3-vault" tests/coverage.sh T1 …
+#                                  partial, with only these packages' own tests
+#                                  (COVERAGE_CRATES= : none, the end-to-end targets alone)
 #
 # The end-to-end tests drive $CYBS3_BIN, set here to the instrumented release build; every
 # process of it writes its counters to $LLVM_PROFILE_FILE (%p, %m: one file per process
@@ -73,9 +76,16 @@ export CYBS3_BIN=$CARGO_TARGET_DIR/release/cybs3
 
 status=0
 if (($#)); then
-  phase "every crate's own tests (all but the end-to-end crate)"
-  cargo test --workspace --exclude cybs3-tests --release --quiet --no-fail-fast \
-    -- --test-threads 2 || status=1
+  if [[ -z ${COVERAGE_CRATES+set} ]]; then
+    phase "every crate's own tests (all but the end-to-end crate)"
+    cargo test --workspace --exclude cybs3-tests --release --quiet --no-fail-fast \
+      -- --test-threads 2 || status=1
+  elif [[ -n $COVERAGE_CRATES ]]; then
+    packages=()
+    for p in $COVERAGE_CRATES; do packages+=(-p "$p"); done
+    phase "own tests of $COVERAGE_CRATES"
+    cargo test "${packages[@]}" --release --quiet --no-fail-fast -- --test-threads 2 || status=1
+  fi
   targets=()
   for t in "$@"; do targets+=(--test "$t"); done
   phase "end-to-end tests: $*"
