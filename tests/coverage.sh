@@ -81,10 +81,10 @@ if (($#)); then
     cargo test --workspace --exclude cybs3-tests --release --quiet --no-fail-fast \
       -- --test-threads 2 || status=1
   elif [[ -n $COVERAGE_CRATES ]]; then
-    packages=()
-    for p in $COVERAGE_CRATES; do packages+=(-p "$p"); done
+    crate_args=()
+    for p in $COVERAGE_CRATES; do crate_args+=(-p "$p"); done
     phase "own tests of $COVERAGE_CRATES"
-    cargo test "${packages[@]}" --release --quiet --no-fail-fast -- --test-threads 2 || status=1
+    cargo test "${crate_args[@]}" --release --quiet --no-fail-fast -- --test-threads 2 || status=1
   fi
   targets=()
   for t in "$@"; do targets+=(--test "$t"); done
