@@ -253,7 +253,31 @@ fn sdk_config(
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Under tests/coverage.sh the binary is instrumented and writes its coverage
+        // profile (LLVM_PROFILE_FILE) only when it exits on its own: a server SIGKILLed here
+        // would lose everything it ran. So a dropped server gets SIGTERM, its graceful
+        // shutdown, first; SIGKILL stays for one that has not exited within 10 s.
+        if std::env::var_os("LLVM_PROFILE_FILE").is_some() {
+            self.terminate(Duration::from_secs(10));
+        }
         self.kill();
+    }
+}
+
+impl Server {
+    /// SIGTERM, then wait up to `grace` for the server to exit (reaped if it did).
+    fn terminate(&mut self, grace: Duration) {
+        let Some(c) = self.child.as_mut() else { return };
+        // SAFETY: a plain signal to our own child, not reaped yet, so its pid is still ours.
+        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                self.child = None;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
