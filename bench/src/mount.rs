@@ -454,24 +454,32 @@ impl<'a> Bench<'a> {
         ));
         let read_row = rows.len() - 1;
 
-        say(&format!("{kind}: mount 4 KiB random reads"));
+        // Learning must not slow random reads: the same reads through a mount with
+        // `--prefetch off`, each kind of mount twice, in the order learn, off, off, learn,
+        // so that neither is always the first after a remount.
+        say(&format!(
+            "{kind}: mount 4 KiB random reads, prefetch learn and off"
+        ));
         mnt.unmount()?;
-        let mnt = self.mount(scratch, kind)?;
-        let big = mnt.dir.join("big");
-        self.cold()?;
-        let random = self.random_reads(&big)?;
+        let (mut random, mut random_off) = (Timing::default(), Timing::default());
+        for learn in [true, false, false, true] {
+            let m = match learn {
+                true => self.mount(scratch, kind)?,
+                false => self.mount_with(scratch, kind, &["--prefetch", "off"])?,
+            };
+            self.cold()?;
+            let t = self.random_reads(&m.dir.join("big"))?;
+            m.unmount()?;
+            match learn {
+                true => random.add(t),
+                false => random_off.add(t),
+            }
+        }
         rows.push(named(
             timed_row(&format!("mount 4 KiB random read, cold, {kind}"), &random),
             None,
         ));
         let random_row = rows.len() - 1;
-        // The same without the learned prefetch: learning must not slow random reads.
-        say(&format!("{kind}: mount 4 KiB random reads, prefetch off"));
-        mnt.unmount()?;
-        let off = self.mount_with(scratch, kind, &["--prefetch", "off"])?;
-        self.cold()?;
-        let random_off = self.random_reads(&off.dir.join("big"))?;
-        off.unmount()?;
         rows.push(named(
             timed_row(
                 &format!("mount 4 KiB random read, cold, {kind}, prefetch off"),

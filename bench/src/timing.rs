@@ -6,12 +6,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a run of operations took: the wall time and each operation's own time.
+#[derive(Default)]
 pub(crate) struct Timing {
     pub(crate) elapsed: Duration,
     pub(crate) latencies: Vec<Duration>,
 }
 
 impl Timing {
+    /// Another run of the same operations counted in with this one.
+    pub(crate) fn add(&mut self, other: Timing) {
+        self.elapsed += other.elapsed;
+        self.latencies.extend(other.latencies);
+    }
+
     pub(crate) fn rate(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
