@@ -121,20 +121,8 @@ impl ReadRecord for Ahead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::select::input::{CsvIn, Header};
+    use crate::select::input::CsvIn;
     use std::io::Cursor;
-
-    fn csv_in() -> CsvIn {
-        CsvIn {
-            header: Header::None,
-            delimiter: b',',
-            record: b'\n',
-            quote: b'"',
-            escape: b'"',
-            comment: None,
-            quoted_records: false,
-        }
-    }
 
     /// Rows `0..n` as `i,row i`, then `tail`.
     fn rows(n: usize, tail: &[u8]) -> Ahead {
@@ -143,7 +131,11 @@ mod tests {
             text.extend_from_slice(format!("{i},row {i}\n").as_bytes());
         }
         text.extend_from_slice(tail);
-        Ahead::start(CsvRecords::new(Box::new(Cursor::new(text)), &csv_in())).unwrap()
+        Ahead::start(CsvRecords::new(
+            Box::new(Cursor::new(text)),
+            &CsvIn::default(),
+        ))
+        .unwrap()
     }
 
     fn first_field(slot: &Record) -> String {

@@ -368,12 +368,7 @@ mod tests {
         Input {
             format: Format::Csv(crate::select::input::CsvIn {
                 header,
-                delimiter: b',',
-                record: b'\n',
-                quote: b'"',
-                escape: b'"',
-                comment: None,
-                quoted_records: false,
+                ..Default::default()
             }),
             compression: Compression::None,
         }

@@ -46,6 +46,22 @@ pub(crate) struct CsvIn {
     pub quoted_records: bool,
 }
 
+/// AWS's CSV settings when a request names none: no header, `,`, `\n`, `"` quoting.
+#[cfg(test)]
+impl Default for CsvIn {
+    fn default() -> CsvIn {
+        CsvIn {
+            header: Header::None,
+            delimiter: b',',
+            record: b'\n',
+            quote: b'"',
+            escape: b'"',
+            comment: None,
+            quoted_records: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Compression {
     None,
@@ -490,15 +506,7 @@ mod tests {
     #[test]
     fn scan_range_bounds_and_where_they_are_refused() {
         let csv = Input {
-            format: Format::Csv(CsvIn {
-                header: Header::None,
-                delimiter: b',',
-                record: b'\n',
-                quote: b'"',
-                escape: b'"',
-                comment: None,
-                quoted_records: false,
-            }),
+            format: Format::Csv(CsvIn::default()),
             compression: Compression::None,
         };
         assert_eq!(
